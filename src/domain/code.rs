@@ -1,0 +1,152 @@
+//! One-time codes: how they are made, accepted from a user, and kept (only as
+//! a keyed digest, compared in constant time).
+
+use std::fmt;
+
+use rand::{Rng, TryRngCore, rngs::OsRng};
+use subtle::ConstantTimeEq;
+use thiserror::Error;
+
+/// A code of decimal digits. `Debug` and `Display` redact it, so it cannot
+/// reach a log by accident; [`OtpCode::expose`] is the one way to read it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct OtpCode(String);
+
+/// Why a user-supplied code was refused before it was checked.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum CodeError {
+    /// Nothing was given.
+    #[error("is required")]
+    Missing,
+    /// Wrong number of characters.
+    #[error("must be exactly {expected} digits")]
+    WrongLength {
+        /// The configured code length.
+        expected: u8,
+    },
+    /// Something other than ASCII digits.
+    #[error("must contain only the digits 0-9")]
+    NotDigits,
+}
+
+impl OtpCode {
+    /// A new code of `length` digits, uniform over all `10^length` values,
+    /// drawn from the operating system's CSPRNG. `rand`'s range sampling
+    /// rejects out-of-range draws instead of reducing modulo, so no code is
+    /// likelier than another.
+    pub fn generate(length: u8) -> Self {
+        let upper = 10u64.pow(u32::from(length));
+        // OsRng failing means the OS has no entropy source: nothing safe to do but stop.
+        let value = OsRng.unwrap_err().random_range(0..upper);
+        Self(format!("{value:0width$}", width = usize::from(length)))
+    }
+
+    /// Accepts a code typed by a user: exactly `length` ASCII digits.
+    pub fn parse(raw: &str, length: u8) -> Result<Self, CodeError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(CodeError::Missing);
+        }
+        if !trimmed.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(CodeError::NotDigits);
+        }
+        if trimmed.len() != usize::from(length) {
+            return Err(CodeError::WrongLength { expected: length });
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    /// The digits. Only the SMS message and the digest may use this.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for OtpCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OtpCode(<redacted>)")
+    }
+}
+
+/// The keyed hash of a code: what stores keep and compare. Equality is
+/// constant-time.
+#[derive(Clone, Copy)]
+pub struct CodeDigest([u8; 32]);
+
+impl CodeDigest {
+    /// Wraps raw digest bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// Raw digest bytes, for stores that keep them.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl PartialEq for CodeDigest {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for CodeDigest {}
+
+impl fmt::Debug for CodeDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CodeDigest(<redacted>)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_codes_have_the_configured_length_and_only_digits() {
+        for length in 4..=10u8 {
+            for _ in 0..50 {
+                let code = OtpCode::generate(length);
+                assert_eq!(code.expose().len(), usize::from(length));
+                assert!(code.expose().bytes().all(|b| b.is_ascii_digit()));
+            }
+        }
+    }
+
+    #[test]
+    fn generated_codes_cover_every_leading_digit() {
+        // Leading zeros must survive formatting, and no digit may be favoured.
+        let mut seen = [0u32; 10];
+        for _ in 0..5000 {
+            let first = OtpCode::generate(4).expose().as_bytes()[0] - b'0';
+            seen[usize::from(first)] += 1;
+        }
+        for (digit, count) in seen.iter().enumerate() {
+            // Expected 500 each; 350 is more than 6 standard deviations below.
+            assert!(*count > 350, "digit {digit} appeared {count} times");
+        }
+    }
+
+    #[test]
+    fn user_codes_must_be_exact_digits() {
+        assert_eq!(OtpCode::parse("", 6), Err(CodeError::Missing));
+        assert_eq!(OtpCode::parse("12345", 6), Err(CodeError::WrongLength { expected: 6 }));
+        assert_eq!(OtpCode::parse("1234567", 6), Err(CodeError::WrongLength { expected: 6 }));
+        assert_eq!(OtpCode::parse("12a456", 6), Err(CodeError::NotDigits));
+        assert_eq!(OtpCode::parse("١٢٣٤٥٦", 6), Err(CodeError::NotDigits));
+        assert_eq!(OtpCode::parse(" 012345 ", 6).expect("valid").expose(), "012345");
+    }
+
+    #[test]
+    fn debug_never_shows_the_code() {
+        let code = OtpCode::parse("123456", 6).expect("valid");
+        assert!(!format!("{code:?}").contains("123456"));
+    }
+
+    #[test]
+    fn digests_compare_by_value() {
+        assert_eq!(CodeDigest::from_bytes([7; 32]), CodeDigest::from_bytes([7; 32]));
+        assert_ne!(CodeDigest::from_bytes([7; 32]), CodeDigest::from_bytes([8; 32]));
+    }
+}

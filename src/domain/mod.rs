@@ -1,0 +1,9 @@
+//! Domain types that are valid by construction: parse at the edge, then trust.
+
+mod code;
+mod phone;
+mod secret;
+
+pub use code::{CodeDigest, CodeError, OtpCode};
+pub use phone::{PhoneError, PhoneNumber};
+pub use secret::{HmacSecret, SubjectKey};

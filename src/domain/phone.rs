@@ -1,0 +1,153 @@
+//! Phone numbers in E.164 form, parsed once where a request enters.
+
+use std::fmt;
+
+use thiserror::Error;
+
+/// A phone number normalised to E.164 (`+<country><national>`).
+///
+/// Different spellings of one number (`+91 12345 67890`, `+91-1234-567890`)
+/// parse to equal values. `Display` and `Debug` show it masked
+/// (`+91******7890`) so that logging a `PhoneNumber` never leaks it; use
+/// [`PhoneNumber::e164`] where the full number is really needed (the SMS
+/// gateway, the keyed hash).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct PhoneNumber {
+    e164: String,
+    country_code: u16,
+    region: Option<String>,
+}
+
+/// Why a phone number was refused.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum PhoneError {
+    /// Nothing was given.
+    #[error("is required")]
+    Missing,
+    /// No leading `+country` prefix, so the country cannot be known.
+    #[error("must start with + and a country code, e.g. +14155550123")]
+    MissingCountryCode,
+    /// Not a phone number in any country's numbering plan.
+    #[error("is not a phone number in international format, e.g. +14155550123")]
+    Unparseable,
+}
+
+/// Longest accepted raw input: well above any formatted number, short enough
+/// that nobody can make the parser chew on megabytes.
+const MAX_INPUT_CHARS: usize = 64;
+
+impl PhoneNumber {
+    /// Parses an international number; spaces, dashes, dots and parentheses are ignored.
+    pub fn parse(raw: &str) -> Result<Self, PhoneError> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err(PhoneError::Missing);
+        }
+        if trimmed.chars().count() > MAX_INPUT_CHARS {
+            return Err(PhoneError::Unparseable);
+        }
+        if !trimmed.starts_with('+') {
+            return Err(PhoneError::MissingCountryCode);
+        }
+        // The parser tolerates letters (vanity numbers) and extensions; an OTP
+        // target is a plain subscriber number, so refuse anything else up front.
+        if !trimmed
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '+' | ' ' | '-' | '.' | '(' | ')'))
+        {
+            return Err(PhoneError::Unparseable);
+        }
+        let parsed = phonenumber::parse(None, trimmed).map_err(|_| PhoneError::Unparseable)?;
+        let e164 = parsed
+            .format()
+            .mode(phonenumber::Mode::E164)
+            .to_string();
+        let national_digits = e164.len() - 1 - parsed.code().value().to_string().len();
+        if !(4..=14).contains(&national_digits) {
+            return Err(PhoneError::Unparseable);
+        }
+        Ok(Self {
+            country_code: parsed.code().value(),
+            region: parsed.country().id().map(|id| id.as_ref().to_owned()),
+            e164,
+        })
+    }
+
+    /// The full number in E.164 form. Never log this.
+    pub fn e164(&self) -> &str {
+        &self.e164
+    }
+
+    /// ISO 3166-1 alpha-2 region of the number, where the numbering plan tells it.
+    pub fn region(&self) -> Option<&str> {
+        self.region.as_deref()
+    }
+
+    /// The number with all but the country code and last four digits hidden.
+    pub fn masked(&self) -> String {
+        let prefix_len = 1 + self.country_code.to_string().len();
+        let visible_tail = 4;
+        let hidden = self.e164.len().saturating_sub(prefix_len + visible_tail);
+        format!(
+            "{}{}{}",
+            &self.e164[..prefix_len],
+            "*".repeat(hidden),
+            &self.e164[prefix_len + hidden..]
+        )
+    }
+}
+
+impl fmt::Display for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+impl fmt::Debug for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PhoneNumber({})", self.masked())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spellings_of_one_number_are_equal() {
+        let a = PhoneNumber::parse("+91 12345 67890").expect("spaced");
+        let b = PhoneNumber::parse("+911234567890").expect("compact");
+        let c = PhoneNumber::parse("+91-1234-567890").expect("dashed");
+        let d = PhoneNumber::parse(" +91 (12345) 67890 ").expect("brackets");
+        assert_eq!(a.e164(), "+911234567890");
+        assert_eq!(a, b);
+        assert_eq!(b, c);
+        assert_eq!(c, d);
+    }
+
+    #[test]
+    fn display_and_debug_mask_the_number() {
+        let phone = PhoneNumber::parse("+911234567890").expect("valid");
+        assert_eq!(phone.to_string(), "+91******7890");
+        assert_eq!(format!("{phone:?}"), "PhoneNumber(+91******7890)");
+        let us = PhoneNumber::parse("+1 415 555 0123").expect("valid");
+        assert_eq!(us.to_string(), "+1******0123");
+    }
+
+    #[test]
+    fn region_comes_from_the_numbering_plan() {
+        assert_eq!(PhoneNumber::parse("+14155550123").expect("us").region(), Some("US"));
+        assert_eq!(PhoneNumber::parse("+44 20 7946 0958").expect("gb").region(), Some("GB"));
+    }
+
+    #[test]
+    fn bad_numbers_are_refused_with_a_reason() {
+        assert_eq!(PhoneNumber::parse(""), Err(PhoneError::Missing));
+        assert_eq!(PhoneNumber::parse("   "), Err(PhoneError::Missing));
+        assert_eq!(PhoneNumber::parse("4155550123"), Err(PhoneError::MissingCountryCode));
+        for bad in ["+", "+1", "+abc", "+1 415 CALL NOW", "+0 123456", "+99912", "++1415", "+1 415 555 0123 ext. 5"] {
+            assert!(PhoneNumber::parse(bad).is_err(), "{bad} should be refused");
+        }
+        assert_eq!(PhoneNumber::parse(&format!("+1{}", "5".repeat(100))), Err(PhoneError::Unparseable));
+    }
+}

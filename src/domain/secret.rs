@@ -1,0 +1,113 @@
+//! The service's HMAC key and what it derives: the only way anything about a
+//! phone or a code reaches a store.
+
+use std::fmt;
+
+use hmac::{Hmac, Mac};
+use rand::{RngCore, TryRngCore, rngs::OsRng};
+use sha2::Sha256;
+
+use super::{CodeDigest, OtpCode, PhoneNumber};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Key for every hash the service stores. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HmacSecret(Vec<u8>);
+
+/// Opaque store key for a phone number: a keyed hash, so a store never holds
+/// the number itself, and hex so it is safe inside a Redis key.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct SubjectKey(String);
+
+// Domain-separation labels so a subject key can never equal a code digest.
+const SUBJECT_LABEL: &[u8] = b"otp.v1/subject\0";
+const CODE_LABEL: &[u8] = b"otp.v1/code\0";
+
+impl HmacSecret {
+    /// Wraps operator-supplied key material.
+    pub fn new(bytes: &[u8]) -> Self {
+        Self(bytes.to_vec())
+    }
+
+    /// A fresh 256-bit key from the operating system's CSPRNG.
+    pub fn generate() -> Self {
+        let mut bytes = vec![0u8; 32];
+        OsRng.unwrap_err().fill_bytes(&mut bytes);
+        Self(bytes)
+    }
+
+    fn mac(&self, label: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+        // HMAC accepts keys of any length, so this cannot fail.
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(label);
+        for part in parts {
+            mac.update(part);
+            mac.update(b"\0");
+        }
+        mac.finalize().into_bytes().into()
+    }
+
+    /// `HMAC-SHA256(secret, label ‖ phone ‖ code)`: what is kept instead of the code.
+    pub fn code_digest(&self, phone: &PhoneNumber, code: &OtpCode) -> CodeDigest {
+        CodeDigest::from_bytes(self.mac(
+            CODE_LABEL,
+            &[phone.e164().as_bytes(), code.expose().as_bytes()],
+        ))
+    }
+
+    /// The store key for a phone number.
+    pub fn subject_key(&self, phone: &PhoneNumber) -> SubjectKey {
+        SubjectKey(hex::encode(
+            &self.mac(SUBJECT_LABEL, &[phone.e164().as_bytes()])[..16],
+        ))
+    }
+}
+
+impl fmt::Debug for HmacSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HmacSecret(<redacted>)")
+    }
+}
+
+impl SubjectKey {
+    /// Hex text of the key (32 characters), safe in any store's key space.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phone(raw: &str) -> PhoneNumber {
+        PhoneNumber::parse(raw).expect("valid phone")
+    }
+
+    #[test]
+    fn digest_depends_on_secret_phone_and_code() {
+        let secret = HmacSecret::new(b"k1");
+        let code = OtpCode::parse("123456", 6).expect("valid");
+        let other_code = OtpCode::parse("123457", 6).expect("valid");
+        let a = secret.code_digest(&phone("+14155550123"), &code);
+        assert_eq!(a, secret.code_digest(&phone("+1 415 555 0123"), &code));
+        assert_ne!(a, secret.code_digest(&phone("+14155550124"), &code));
+        assert_ne!(a, secret.code_digest(&phone("+14155550123"), &other_code));
+        assert_ne!(a, HmacSecret::new(b"k2").code_digest(&phone("+14155550123"), &code));
+    }
+
+    #[test]
+    fn subject_key_hides_the_number() {
+        let key = HmacSecret::new(b"k").subject_key(&phone("+14155550123"));
+        assert_eq!(key.as_str().len(), 32);
+        assert!(!key.as_str().contains("4155550123"));
+        assert!(key.as_str().chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn debug_redacts_the_secret() {
+        assert_eq!(format!("{:?}", HmacSecret::new(b"topsecret")), "HmacSecret(<redacted>)");
+    }
+}

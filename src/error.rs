@@ -1,0 +1,100 @@
+//! The one error type of the OTP flow and its single mapping to gRPC status.
+
+use std::time::Duration;
+
+use thiserror::Error;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::{
+    domain::{CodeError, PhoneError},
+    sms::GatewayError,
+    store::StoreError,
+};
+
+/// Everything that can stop an OTP request, in domain words.
+#[derive(Debug, Error)]
+pub enum Error {
+    /// `phone_number` is not a usable international number.
+    #[error("phone_number {0}")]
+    InvalidPhone(PhoneError),
+    /// `code` is not of the configured shape; no guess was spent.
+    #[error("code {0}")]
+    InvalidCode(CodeError),
+    /// The number spent its wrong-guess budget; no code is sent until the lock ends.
+    #[error("too many wrong codes for this number; retry after {retry_after:?}")]
+    Locked {
+        /// Time until the lock ends.
+        retry_after: Duration,
+    },
+    /// The store could not be reached or did not answer in time.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The SMS gateway did not take the message.
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+}
+
+/// Domain for `google.rpc.ErrorInfo`.
+pub const ERROR_DOMAIN: &str = "otp.v1";
+
+impl From<Error> for Status {
+    /// The only place gRPC codes and `google.rpc` details are chosen. Internal
+    /// detail (store errors, gateway replies) is logged here and never sent.
+    fn from(err: Error) -> Self {
+        match err {
+            Error::InvalidPhone(why) => bad_request("phone_number", why.to_string()),
+            Error::InvalidCode(why) => bad_request("code", why.to_string()),
+            Error::Locked { retry_after } => {
+                let mut details = ErrorDetails::with_retry_info(Some(round_up_to_second(retry_after)));
+                details.add_quota_failure_violation(
+                    "phone_number",
+                    "wrong-code limit reached; the number is locked until its last code expires",
+                );
+                details.set_error_info("VERIFY_ATTEMPTS_EXHAUSTED", ERROR_DOMAIN, []);
+                Status::with_error_details(
+                    Code::ResourceExhausted,
+                    "too many wrong codes for this phone number; try again later",
+                    details,
+                )
+            }
+            Error::Store(store) => {
+                tracing::error!(error = %store, "store failed");
+                match store {
+                    StoreError::Unavailable(_) => {
+                        Status::unavailable("OTP store is unavailable; retry shortly")
+                    }
+                    StoreError::Protocol(_) => Status::internal("internal error"),
+                }
+            }
+            Error::Gateway(gateway) => match gateway {
+                GatewayError::Unavailable(detail) => {
+                    tracing::warn!(error = %detail, "SMS gateway unavailable");
+                    Status::unavailable("SMS gateway is unavailable; no code was sent")
+                }
+                GatewayError::Unauthorized(detail) => {
+                    tracing::error!(error = %detail, "SMS gateway refused our credentials; check TEXTBEE_API_KEY");
+                    Status::internal("SMS gateway is misconfigured; no code was sent")
+                }
+                GatewayError::Rejected(detail) => {
+                    tracing::error!(error = %detail, "SMS gateway rejected the message");
+                    Status::internal("SMS gateway rejected the message; no code was sent")
+                }
+            },
+        }
+    }
+}
+
+fn bad_request(field: &str, description: String) -> Status {
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!("{field} {description}"),
+        ErrorDetails::with_bad_request_violation(field, description),
+    )
+}
+
+/// Clients act on whole seconds; rounding down would invite a retry that is
+/// refused again.
+fn round_up_to_second(delay: Duration) -> Duration {
+    Duration::from_secs(delay.as_secs() + u64::from(delay.subsec_nanos() > 0))
+}

@@ -1,0 +1,20 @@
+//! otp-service: a gRPC service that sends SMS one-time passwords and verifies them.
+//!
+//! Request flow: `service` (parse, reject bad input) → `otp` (policy) →
+//! `store` / `sms` → back up to `service`, which maps results and errors to gRPC.
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod otp;
+pub mod proto;
+pub mod server;
+pub mod service;
+pub mod sms;
+pub mod store;
+pub mod telemetry;
+
+pub use config::Config;
+pub use server::Application;

@@ -1,0 +1,167 @@
+//! Builds the gRPC server from settings: the OTP service, health, reflection,
+//! graceful shutdown. Tests start it on port 0 exactly as `main` does.
+
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::server::HealthReporter;
+
+use crate::{
+    config::{Config, SecretSource, SmsConfig},
+    otp::OtpFlow,
+    proto::{FILE_DESCRIPTOR_SET, otp_service_server::OtpServiceServer},
+    service::OtpGrpcService,
+    sms::{ConsoleGateway, MessageTemplate, SmsGateway},
+    store::{MemoryStore, OtpStore},
+};
+
+/// Name under which `grpc.health.v1` reports the OTP service.
+pub const OTP_SERVICE_NAME: &str = "otp.v1.OtpService";
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, Error)]
+pub enum StartupError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// The message template is not usable.
+    #[error("OTP_MESSAGE_TEMPLATE: {0}")]
+    Template(#[from] crate::sms::TemplateError),
+    /// Reflection descriptors could not be loaded (a build defect).
+    #[error("cannot build reflection service: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The transport failed while serving.
+    #[error("server failed: {0}")]
+    Serve(#[from] tonic::transport::Error),
+}
+
+/// A bound, ready-to-run OTP server.
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    flow: Arc<OtpFlow>,
+    health: HealthReporter,
+}
+
+impl Application {
+    /// Builds the server with the gateway the configuration selects.
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let gateway: Arc<dyn SmsGateway> = match &config.sms {
+            SmsConfig::Console => {
+                tracing::warn!(
+                    "SMS gateway is `console`: codes are printed to stdout, not sent. \
+                     For development only; set OTP_SMS_GATEWAY for production"
+                );
+                Arc::new(ConsoleGateway)
+            }
+        };
+        Self::build_with_gateway(config, gateway).await
+    }
+
+    /// Builds the server around a given SMS gateway (tests pass one that records).
+    pub async fn build_with_gateway(
+        config: Config,
+        gateway: Arc<dyn SmsGateway>,
+    ) -> Result<Self, StartupError> {
+        if config.hmac_secret_source == SecretSource::GeneratedForThisProcess {
+            tracing::warn!(
+                "OTP_HMAC_SECRET is not set: using a random secret for this process only; \
+                 pending codes are lost on restart"
+            );
+        }
+        let store: Arc<dyn OtpStore> = Arc::new(MemoryStore::new());
+        let template = MessageTemplate::new(MessageTemplate::DEFAULT, "OTP", None)?;
+        let flow = Arc::new(OtpFlow::new(
+            config.policy,
+            config.hmac_secret.clone(),
+            template,
+            store,
+            gateway,
+        ));
+
+        let listener = TcpListener::bind(config.listen_addr)
+            .await
+            .map_err(|source| StartupError::Bind {
+                addr: config.listen_addr,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: config.listen_addr,
+            source,
+        })?;
+        let (health, _) = tonic_health::server::health_reporter();
+        Ok(Self {
+            listener,
+            local_addr,
+            flow,
+            health,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The OTP flow this server runs (shared with the gRPC service).
+    pub fn flow(&self) -> Arc<OtpFlow> {
+        Arc::clone(&self.flow)
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting connections,
+    /// lets in-flight calls finish, and returns.
+    pub async fn run_until<F>(self, shutdown: F) -> Result<(), StartupError>
+    where
+        F: Future<Output = ()> + Send,
+    {
+        let health = self.health;
+        let health_service = tonic_health::pb::health_server::HealthServer::new(
+            tonic_health::server::HealthService::from_health_reporter(health.clone()),
+        );
+        health.set_service_status("", tonic_health::ServingStatus::Serving).await;
+        health
+            .set_service_status(OTP_SERVICE_NAME, tonic_health::ServingStatus::Serving)
+            .await;
+
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        tracing::info!(addr = %self.local_addr, "otp-service listening");
+        let draining_health = health.clone();
+        let shutdown = async move {
+            shutdown.await;
+            tracing::info!("shutdown requested: draining in-flight calls");
+            draining_health
+                .set_service_status("", tonic_health::ServingStatus::NotServing)
+                .await;
+            draining_health
+                .set_service_status(OTP_SERVICE_NAME, tonic_health::ServingStatus::NotServing)
+                .await;
+        };
+        tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(OtpServiceServer::new(OtpGrpcService::new(self.flow)))
+            .serve_with_incoming_shutdown(
+                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                shutdown,
+            )
+            .await?;
+        tracing::info!("otp-service stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,37 @@
+//! Sending the code to the user's phone.
+
+mod console;
+mod template;
+
+use async_trait::async_trait;
+use thiserror::Error;
+
+pub use console::ConsoleGateway;
+pub use template::{MessageTemplate, TemplateError};
+
+use crate::domain::PhoneNumber;
+
+/// Why a message was not sent. Text is for logs, never for callers.
+#[derive(Debug, Error)]
+pub enum GatewayError {
+    /// Unreachable, timed out, or failing on its side (5xx, 429) after retries:
+    /// the caller may try again later.
+    #[error("SMS gateway unavailable: {0}")]
+    Unavailable(String),
+    /// The gateway refused our credentials: an operator must fix the configuration.
+    #[error("SMS gateway rejected our credentials: {0}")]
+    Unauthorized(String),
+    /// The gateway refused this message for another reason.
+    #[error("SMS gateway rejected the message: {0}")]
+    Rejected(String),
+}
+
+/// Something that delivers a text message to a phone.
+///
+/// Implementations must not log the message text (it holds the code) or any
+/// credential, and must show phone numbers only masked.
+#[async_trait]
+pub trait SmsGateway: Send + Sync + 'static {
+    /// Delivers `text` to `to`. Returns once the gateway has accepted it.
+    async fn send(&self, to: &PhoneNumber, text: &str) -> Result<(), GatewayError>;
+}
