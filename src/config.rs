@@ -183,7 +183,13 @@ impl Env {
         parse(raw).map_err(|why| ConfigError::new(var, format!("{why} (got `{raw}`)")))
     }
 
-    fn int_in_range<T>(&self, var: &'static str, default: T, min: T, max: T) -> Result<T, ConfigError>
+    fn int_in_range<T>(
+        &self,
+        var: &'static str,
+        default: T,
+        min: T,
+        max: T,
+    ) -> Result<T, ConfigError>
     where
         T: std::str::FromStr + PartialOrd + Copy + fmt::Display,
     {
@@ -212,7 +218,10 @@ mod tests {
         assert_eq!(config.policy.ttl, Duration::from_secs(120));
         assert_eq!(config.policy.grace, Duration::from_secs(10));
         assert_eq!(config.policy.max_attempts, 5);
-        assert_eq!(config.hmac_secret_source, SecretSource::GeneratedForThisProcess);
+        assert_eq!(
+            config.hmac_secret_source,
+            SecretSource::GeneratedForThisProcess
+        );
         assert_eq!(config.log_format, LogFormat::Text);
     }
 

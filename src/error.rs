@@ -46,7 +46,8 @@ impl From<Error> for Status {
             Error::InvalidPhone(why) => bad_request("phone_number", why.to_string()),
             Error::InvalidCode(why) => bad_request("code", why.to_string()),
             Error::Locked { retry_after } => {
-                let mut details = ErrorDetails::with_retry_info(Some(round_up_to_second(retry_after)));
+                let mut details =
+                    ErrorDetails::with_retry_info(Some(round_up_to_second(retry_after)));
                 details.add_quota_failure_violation(
                     "phone_number",
                     "wrong-code limit reached; the number is locked until its last code expires",

@@ -89,7 +89,12 @@ impl OtpFlow {
         let subject = self.secret.subject_key(phone);
         let attempts_remaining = match self
             .store
-            .put_code(&subject, &digest, self.policy.code_lifetime(), self.policy.max_attempts)
+            .put_code(
+                &subject,
+                &digest,
+                self.policy.code_lifetime(),
+                self.policy.max_attempts,
+            )
             .await?
         {
             PutOutcome::Stored { attempts_remaining } => attempts_remaining,

@@ -125,7 +125,9 @@ impl Application {
         let health_service = tonic_health::pb::health_server::HealthServer::new(
             tonic_health::server::HealthService::from_health_reporter(health.clone()),
         );
-        health.set_service_status("", tonic_health::ServingStatus::Serving).await;
+        health
+            .set_service_status("", tonic_health::ServingStatus::Serving)
+            .await;
         health
             .set_service_status(OTP_SERVICE_NAME, tonic_health::ServingStatus::Serving)
             .await;

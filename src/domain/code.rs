@@ -131,11 +131,20 @@ mod tests {
     #[test]
     fn user_codes_must_be_exact_digits() {
         assert_eq!(OtpCode::parse("", 6), Err(CodeError::Missing));
-        assert_eq!(OtpCode::parse("12345", 6), Err(CodeError::WrongLength { expected: 6 }));
-        assert_eq!(OtpCode::parse("1234567", 6), Err(CodeError::WrongLength { expected: 6 }));
+        assert_eq!(
+            OtpCode::parse("12345", 6),
+            Err(CodeError::WrongLength { expected: 6 })
+        );
+        assert_eq!(
+            OtpCode::parse("1234567", 6),
+            Err(CodeError::WrongLength { expected: 6 })
+        );
         assert_eq!(OtpCode::parse("12a456", 6), Err(CodeError::NotDigits));
         assert_eq!(OtpCode::parse("١٢٣٤٥٦", 6), Err(CodeError::NotDigits));
-        assert_eq!(OtpCode::parse(" 012345 ", 6).expect("valid").expose(), "012345");
+        assert_eq!(
+            OtpCode::parse(" 012345 ", 6).expect("valid").expose(),
+            "012345"
+        );
     }
 
     #[test]
@@ -146,7 +155,13 @@ mod tests {
 
     #[test]
     fn digests_compare_by_value() {
-        assert_eq!(CodeDigest::from_bytes([7; 32]), CodeDigest::from_bytes([7; 32]));
-        assert_ne!(CodeDigest::from_bytes([7; 32]), CodeDigest::from_bytes([8; 32]));
+        assert_eq!(
+            CodeDigest::from_bytes([7; 32]),
+            CodeDigest::from_bytes([7; 32])
+        );
+        assert_ne!(
+            CodeDigest::from_bytes([7; 32]),
+            CodeDigest::from_bytes([8; 32])
+        );
     }
 }

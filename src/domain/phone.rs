@@ -58,10 +58,7 @@ impl PhoneNumber {
             return Err(PhoneError::Unparseable);
         }
         let parsed = phonenumber::parse(None, trimmed).map_err(|_| PhoneError::Unparseable)?;
-        let e164 = parsed
-            .format()
-            .mode(phonenumber::Mode::E164)
-            .to_string();
+        let e164 = parsed.format().mode(phonenumber::Mode::E164).to_string();
         let national_digits = e164.len() - 1 - parsed.code().value().to_string().len();
         if !(4..=14).contains(&national_digits) {
             return Err(PhoneError::Unparseable);
@@ -136,18 +133,39 @@ mod tests {
 
     #[test]
     fn region_comes_from_the_numbering_plan() {
-        assert_eq!(PhoneNumber::parse("+14155550123").expect("us").region(), Some("US"));
-        assert_eq!(PhoneNumber::parse("+44 20 7946 0958").expect("gb").region(), Some("GB"));
+        assert_eq!(
+            PhoneNumber::parse("+14155550123").expect("us").region(),
+            Some("US")
+        );
+        assert_eq!(
+            PhoneNumber::parse("+44 20 7946 0958").expect("gb").region(),
+            Some("GB")
+        );
     }
 
     #[test]
     fn bad_numbers_are_refused_with_a_reason() {
         assert_eq!(PhoneNumber::parse(""), Err(PhoneError::Missing));
         assert_eq!(PhoneNumber::parse("   "), Err(PhoneError::Missing));
-        assert_eq!(PhoneNumber::parse("4155550123"), Err(PhoneError::MissingCountryCode));
-        for bad in ["+", "+1", "+abc", "+1 415 CALL NOW", "+0 123456", "+99912", "++1415", "+1 415 555 0123 ext. 5"] {
+        assert_eq!(
+            PhoneNumber::parse("4155550123"),
+            Err(PhoneError::MissingCountryCode)
+        );
+        for bad in [
+            "+",
+            "+1",
+            "+abc",
+            "+1 415 CALL NOW",
+            "+0 123456",
+            "+99912",
+            "++1415",
+            "+1 415 555 0123 ext. 5",
+        ] {
             assert!(PhoneNumber::parse(bad).is_err(), "{bad} should be refused");
         }
-        assert_eq!(PhoneNumber::parse(&format!("+1{}", "5".repeat(100))), Err(PhoneError::Unparseable));
+        assert_eq!(
+            PhoneNumber::parse(&format!("+1{}", "5".repeat(100))),
+            Err(PhoneError::Unparseable)
+        );
     }
 }

@@ -95,7 +95,10 @@ mod tests {
         assert_eq!(a, secret.code_digest(&phone("+1 415 555 0123"), &code));
         assert_ne!(a, secret.code_digest(&phone("+14155550124"), &code));
         assert_ne!(a, secret.code_digest(&phone("+14155550123"), &other_code));
-        assert_ne!(a, HmacSecret::new(b"k2").code_digest(&phone("+14155550123"), &code));
+        assert_ne!(
+            a,
+            HmacSecret::new(b"k2").code_digest(&phone("+14155550123"), &code)
+        );
     }
 
     #[test]
@@ -108,6 +111,9 @@ mod tests {
 
     #[test]
     fn debug_redacts_the_secret() {
-        assert_eq!(format!("{:?}", HmacSecret::new(b"topsecret")), "HmacSecret(<redacted>)");
+        assert_eq!(
+            format!("{:?}", HmacSecret::new(b"topsecret")),
+            "HmacSecret(<redacted>)"
+        );
     }
 }

@@ -115,13 +115,18 @@ mod tests {
 
     #[test]
     fn seconds_and_rounded_up_minutes() {
-        let template = MessageTemplate::new("{code} {minutes}m {seconds}s", "x", None).expect("valid");
-        assert_eq!(template.render(&code(), Duration::from_secs(90)), "042917 2m 90s");
+        let template =
+            MessageTemplate::new("{code} {minutes}m {seconds}s", "x", None).expect("valid");
+        assert_eq!(
+            template.render(&code(), Duration::from_secs(90)),
+            "042917 2m 90s"
+        );
     }
 
     #[test]
     fn webotp_line_is_appended() {
-        let template = MessageTemplate::new("Code {code}", "x", Some("example.com")).expect("valid");
+        let template =
+            MessageTemplate::new("Code {code}", "x", Some("example.com")).expect("valid");
         assert_eq!(
             template.render(&code(), Duration::from_secs(60)),
             "Code 042917\n\n@example.com #042917"
@@ -134,13 +139,22 @@ mod tests {
             MessageTemplate::new("{code} {user}", "x", None),
             Err(TemplateError::UnknownPlaceholder("user".into()))
         );
-        assert_eq!(MessageTemplate::new("{code", "x", None), Err(TemplateError::Unclosed));
-        assert_eq!(MessageTemplate::new("hello", "x", None), Err(TemplateError::MissingCode));
+        assert_eq!(
+            MessageTemplate::new("{code", "x", None),
+            Err(TemplateError::Unclosed)
+        );
+        assert_eq!(
+            MessageTemplate::new("hello", "x", None),
+            Err(TemplateError::MissingCode)
+        );
     }
 
     #[test]
     fn values_containing_braces_are_not_expanded_again() {
         let template = MessageTemplate::new("{app}: {code}", "{code}", None).expect("valid");
-        assert_eq!(template.render(&code(), Duration::from_secs(60)), "{code}: 042917");
+        assert_eq!(
+            template.render(&code(), Duration::from_secs(60)),
+            "{code}: 042917"
+        );
     }
 }

@@ -58,12 +58,21 @@ impl MemoryStore {
     fn lock(&self) -> MutexGuard<'_, Entries> {
         // A panic while holding the lock cannot leave an entry half-written
         // (every mutation is a single field store), so poisoning is ignored.
-        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The live entry for `subject`, dropping it first if it has expired.
-    fn live<'a>(entries: &'a mut Entries, subject: &SubjectKey, now: Instant) -> Option<&'a mut Entry> {
-        if entries.get(subject).is_some_and(|entry| entry.expires_at <= now) {
+    fn live<'a>(
+        entries: &'a mut Entries,
+        subject: &SubjectKey,
+        now: Instant,
+    ) -> Option<&'a mut Entry> {
+        if entries
+            .get(subject)
+            .is_some_and(|entry| entry.expires_at <= now)
+        {
             entries.remove(subject);
         }
         entries.get_mut(subject)
@@ -104,9 +113,11 @@ impl OtpStore for MemoryStore {
         let mut entries = self.lock();
         let expires_at = now + lifetime;
         match Self::live(&mut entries, subject, now) {
-            Some(entry) if entry.locked || entry.attempts_used >= max_attempts => Ok(PutOutcome::Locked {
-                retry_after: entry.expires_at - now,
-            }),
+            Some(entry) if entry.locked || entry.attempts_used >= max_attempts => {
+                Ok(PutOutcome::Locked {
+                    retry_after: entry.expires_at - now,
+                })
+            }
             Some(entry) => {
                 entry.digest = Some(*digest);
                 entry.expires_at = entry.expires_at.max(expires_at);
@@ -169,7 +180,11 @@ impl OtpStore for MemoryStore {
             .map(|entry| entry.expires_at - now))
     }
 
-    async fn discard_code(&self, subject: &SubjectKey, digest: &CodeDigest) -> Result<(), StoreError> {
+    async fn discard_code(
+        &self,
+        subject: &SubjectKey,
+        digest: &CodeDigest,
+    ) -> Result<(), StoreError> {
         let now = Instant::now();
         let mut entries = self.lock();
         if let Some(entry) = Self::live(&mut entries, subject, now)

@@ -90,7 +90,11 @@ pub trait OtpStore: Send + Sync + 'static {
     /// Removes the pending code only if it is still `digest`, so a code
     /// stored by a newer send is never removed by an older one's rollback.
     /// The wrong-guess count is kept.
-    async fn discard_code(&self, subject: &SubjectKey, digest: &CodeDigest) -> Result<(), StoreError>;
+    async fn discard_code(
+        &self,
+        subject: &SubjectKey,
+        digest: &CodeDigest,
+    ) -> Result<(), StoreError>;
 
     /// Checks that the store can serve requests right now.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -1,0 +1,234 @@
+//! The one test harness: starts the real server in-process on 127.0.0.1:0
+//! with a recording SMS gateway, and hands out real tonic clients.
+
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+pub mod recording_gateway;
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
+};
+
+use otp_service::{
+    Application, Config,
+    proto::{
+        SendOtpRequest, SendOtpResponse, TimeLeftRequest, TimeLeftResponse, VerifyOtpRequest,
+        VerifyOtpResponse, otp_service_client::OtpServiceClient,
+    },
+};
+use tokio::{sync::oneshot, task::JoinHandle};
+use tonic::{Code, Status, transport::Channel};
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+use tonic_types::StatusExt;
+
+pub use recording_gateway::RecordingGateway;
+
+/// Secret every test server shares (replicas must share one).
+pub const TEST_SECRET: &str = "test-secret-test-secret-test-secret!";
+
+/// Which store implementation a test server runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// The embedded in-memory store.
+    Memory,
+}
+
+/// Runs each named `async fn name(store: StoreKind)` once per store, as its
+/// own test: the behaviour suite is written once and proven on every store.
+#[macro_export]
+macro_rules! for_each_store {
+    ($($test:ident),* $(,)?) => {
+        mod memory_store {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test($crate::common::StoreKind::Memory).await
+                }
+            )*
+        }
+    };
+}
+
+/// A running server and what a test needs to talk to it.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: OtpServiceClient<Channel>,
+    pub sms: RecordingGateway,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+}
+
+/// Starts a server on `store` with default settings plus `vars` (env names,
+/// exactly as an operator would set them).
+pub async fn spawn_app(store: StoreKind, vars: &[(&str, &str)]) -> TestApp {
+    spawn_app_with_gateway(store, vars, RecordingGateway::default()).await
+}
+
+/// Like [`spawn_app`], with a gateway the test controls.
+pub async fn spawn_app_with_gateway(
+    store: StoreKind,
+    vars: &[(&str, &str)],
+    sms: RecordingGateway,
+) -> TestApp {
+    let StoreKind::Memory = store;
+    let mut settings: Vec<(String, String)> = vec![
+        ("OTP_LISTEN_ADDR".into(), "127.0.0.1:0".into()),
+        ("OTP_HMAC_SECRET".into(), TEST_SECRET.into()),
+    ];
+    settings.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let config = Config::from_vars(settings).expect("test configuration is valid");
+    let app = Application::build_with_gateway(config, Arc::new(sms.clone()))
+        .await
+        .expect("server builds");
+    let addr = app.local_addr();
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        app.run_until(async {
+            let _ = stop.await;
+        })
+        .await
+        .expect("server runs");
+    });
+    let client = OtpServiceClient::new(connect(addr).await);
+    TestApp {
+        addr,
+        client,
+        sms,
+        shutdown: Some(shutdown),
+        server: Some(server),
+    }
+}
+
+/// A channel to `addr`, retried until the server accepts (deadline 5 s).
+pub async fn connect(addr: SocketAddr) -> Channel {
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .expect("valid URI")
+        .connect_timeout(Duration::from_secs(1));
+    wait_for("server accepts connections", Duration::from_secs(5), || {
+        let endpoint = endpoint.clone();
+        async move { endpoint.connect().await.ok() }
+    })
+    .await
+}
+
+/// Polls `probe` every 20 ms until it yields `Some`, or panics after `deadline`.
+pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let give_up = tokio::time::Instant::now() + deadline;
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < give_up,
+            "timed out after {deadline:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+static NEXT_PHONE: AtomicU32 = AtomicU32::new(0);
+
+/// A phone number no other test in this process uses (US 415 area code).
+pub fn unique_phone() -> String {
+    let n = NEXT_PHONE.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id() % 1000;
+    format!("+1415{:03}{:04}", pid, n % 10_000)
+}
+
+impl TestApp {
+    pub fn client(&self) -> OtpServiceClient<Channel> {
+        self.client.clone()
+    }
+
+    pub async fn send(&self, phone: &str) -> Result<SendOtpResponse, Status> {
+        self.client()
+            .send_otp(SendOtpRequest {
+                phone_number: phone.into(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Sends a code and returns the digits the gateway was asked to text.
+    pub async fn send_and_read_code(&self, phone: &str) -> String {
+        self.send(phone).await.expect("SendOtp succeeds");
+        self.sms.last_code_for(phone).expect("an SMS was recorded")
+    }
+
+    pub async fn verify(&self, phone: &str, code: &str) -> Result<VerifyOtpResponse, Status> {
+        self.client()
+            .verify_otp(VerifyOtpRequest {
+                phone_number: phone.into(),
+                code: code.into(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn time_left(&self, phone: &str) -> Result<TimeLeftResponse, Status> {
+        self.client()
+            .time_left(TimeLeftRequest {
+                phone_number: phone.into(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// `grpc.health.v1.Health/Check` for `service`, as a status name.
+    pub async fn health(&self, service: &str) -> String {
+        let mut health = HealthClient::new(connect(self.addr).await);
+        let response = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .expect("health check answers")
+            .into_inner();
+        response.status().as_str_name().to_owned()
+    }
+
+    /// Asks the server to stop and waits until it has.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(server) = self.server.take() {
+            tokio::time::timeout(Duration::from_secs(10), server)
+                .await
+                .expect("server stops within 10 s")
+                .expect("server task did not panic");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+    }
+}
+
+/// Asserts `status` is INVALID_ARGUMENT with a BadRequest violation on `field`.
+pub fn assert_bad_request(status: &Status, field: &str) {
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let details = status.get_error_details();
+    let bad_request = details.bad_request().expect("BadRequest detail present");
+    assert!(
+        bad_request
+            .field_violations
+            .iter()
+            .any(|violation| violation.field == field && !violation.description.is_empty()),
+        "no violation for {field}: {bad_request:?}"
+    );
+}

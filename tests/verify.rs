@@ -1,0 +1,258 @@
+//! VerifyOtp: a right code works exactly once; wrong guesses are capped.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{StoreKind, TestApp, assert_bad_request, spawn_app, unique_phone, wait_for};
+use futures::future::join_all;
+use otp_service::proto::VerifyOtpResult;
+
+/// A six-digit code guaranteed to differ from `code`.
+fn wrong_code(code: &str) -> String {
+    let last = code.as_bytes()[code.len() - 1] - b'0';
+    format!("{}{}", &code[..code.len() - 1], (last + 1) % 10)
+}
+
+async fn results_of_concurrent_verifies(
+    app: &TestApp,
+    phone: &str,
+    codes: Vec<String>,
+) -> Vec<VerifyOtpResult> {
+    let calls = codes.into_iter().map(|code| {
+        let mut client = app.client();
+        let phone = phone.to_owned();
+        tokio::spawn(async move {
+            client
+                .verify_otp(otp_service::proto::VerifyOtpRequest {
+                    phone_number: phone,
+                    code,
+                })
+                .await
+                .expect("VerifyOtp answers")
+                .into_inner()
+                .result()
+        })
+    });
+    join_all(calls)
+        .await
+        .into_iter()
+        .map(|r| r.expect("task ran"))
+        .collect()
+}
+
+fn count(results: &[VerifyOtpResult], wanted: VerifyOtpResult) -> usize {
+    results.iter().filter(|r| **r == wanted).count()
+}
+
+async fn right_code_is_accepted_exactly_once(store: StoreKind) {
+    let app = spawn_app(store, &[]).await;
+    let phone = unique_phone();
+    let code = app.send_and_read_code(&phone).await;
+    let first = app.verify(&phone, &code).await.expect("answers");
+    assert!(first.valid);
+    assert_eq!(first.result(), VerifyOtpResult::Approved);
+    let again = app.verify(&phone, &code).await.expect("answers");
+    assert!(!again.valid);
+    assert_eq!(again.result(), VerifyOtpResult::Expired);
+    assert!(!app.time_left(&phone).await.expect("answers").pending);
+}
+
+async fn right_code_is_accepted_exactly_once_under_concurrency(store: StoreKind) {
+    let app = spawn_app(store, &[]).await;
+    let phone = unique_phone();
+    let code = app.send_and_read_code(&phone).await;
+    let results = results_of_concurrent_verifies(&app, &phone, vec![code; 100]).await;
+    assert_eq!(count(&results, VerifyOtpResult::Approved), 1, "{results:?}");
+    assert_eq!(count(&results, VerifyOtpResult::Expired), 99, "{results:?}");
+}
+
+async fn concurrent_wrong_guesses_are_capped_then_locked(store: StoreKind) {
+    let app = spawn_app(store, &[]).await;
+    let phone = unique_phone();
+    let code = app.send_and_read_code(&phone).await;
+    let results = results_of_concurrent_verifies(&app, &phone, vec![wrong_code(&code); 100]).await;
+    assert_eq!(
+        count(&results, VerifyOtpResult::Incorrect),
+        5,
+        "{results:?}"
+    );
+    assert_eq!(count(&results, VerifyOtpResult::Locked), 95, "{results:?}");
+    let right = app.verify(&phone, &code).await.expect("answers");
+    assert!(!right.valid, "the right code no longer works once locked");
+    assert_eq!(right.result(), VerifyOtpResult::Locked);
+    assert!(!app.time_left(&phone).await.expect("answers").pending);
+}
+
+async fn wrong_guesses_count_down_attempts(store: StoreKind) {
+    let app = spawn_app(store, &[("OTP_MAX_ATTEMPTS", "3")]).await;
+    let phone = unique_phone();
+    let code = app.send_and_read_code(&phone).await;
+    let wrong = wrong_code(&code);
+    for expected_left in [2, 1, 0] {
+        let response = app.verify(&phone, &wrong).await.expect("answers");
+        assert_eq!(response.result(), VerifyOtpResult::Incorrect);
+        assert_eq!(response.attempts_remaining, expected_left);
+    }
+    let locked = app.verify(&phone, &code).await.expect("answers");
+    assert_eq!(locked.result(), VerifyOtpResult::Locked);
+    assert_eq!(locked.attempts_remaining, 0);
+}
+
+async fn resend_keeps_the_spent_guess_budget(store: StoreKind) {
+    let app = spawn_app(store, &[]).await;
+    let phone = unique_phone();
+    let code = app.send_and_read_code(&phone).await;
+    for _ in 0..4 {
+        app.verify(&phone, &wrong_code(&code))
+            .await
+            .expect("answers");
+    }
+    let resent = app
+        .send(&phone)
+        .await
+        .expect("resend allowed while guesses remain");
+    assert_eq!(
+        resent.attempts_remaining, 1,
+        "the spent budget survives the resend"
+    );
+    let new_code = app.sms.last_code_for(&phone).expect("recorded");
+    let last = app
+        .verify(&phone, &wrong_code(&new_code))
+        .await
+        .expect("answers");
+    assert_eq!(last.result(), VerifyOtpResult::Incorrect);
+    assert_eq!(last.attempts_remaining, 0);
+    let after = app.verify(&phone, &new_code).await.expect("answers");
+    assert_eq!(after.result(), VerifyOtpResult::Locked);
+}
+
+async fn locked_number_gets_no_new_code_until_the_lock_ends(store: StoreKind) {
+    let app = spawn_app(store, &[("OTP_MAX_ATTEMPTS", "1")]).await;
+    let phone = unique_phone();
+    let code = app.send_and_read_code(&phone).await;
+    app.verify(&phone, &wrong_code(&code))
+        .await
+        .expect("answers");
+    let texts_before = app.sms.count();
+    let status = app.send(&phone).await.expect_err("locked");
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    let details = tonic_types::StatusExt::get_error_details(&status);
+    let delay = details
+        .retry_info()
+        .and_then(|r| r.retry_delay)
+        .expect("RetryInfo");
+    assert!(
+        delay <= Duration::from_secs(130) && delay >= Duration::from_secs(128),
+        "{delay:?}"
+    );
+    assert!(details.quota_failure().is_some());
+    assert_eq!(app.sms.count(), texts_before, "no SMS for a locked number");
+}
+
+async fn malformed_code_is_refused_without_spending_a_guess(store: StoreKind) {
+    let app = spawn_app(store, &[]).await;
+    let phone = unique_phone();
+    let code = app.send_and_read_code(&phone).await;
+    for bad in [
+        "",
+        "12345",
+        "1234567",
+        "12a456",
+        "12 456",
+        "１２３４５６",
+        "-12345",
+    ] {
+        let status = app.verify(&phone, bad).await.expect_err(bad);
+        assert_bad_request(&status, "code");
+    }
+    let status = app.verify("0044", &code).await.expect_err("bad phone");
+    assert_bad_request(&status, "phone_number");
+    let wrong = app
+        .verify(&phone, &wrong_code(&code))
+        .await
+        .expect("answers");
+    assert_eq!(
+        wrong.attempts_remaining, 4,
+        "only the well-formed wrong code counted"
+    );
+    let right = app.verify(&phone, &code).await.expect("answers");
+    assert_eq!(right.result(), VerifyOtpResult::Approved);
+}
+
+async fn verify_without_a_code_is_expired(store: StoreKind) {
+    let app = spawn_app(store, &[]).await;
+    let response = app
+        .verify(&unique_phone(), "123456")
+        .await
+        .expect("answers");
+    assert!(!response.valid);
+    assert_eq!(response.result(), VerifyOtpResult::Expired);
+}
+
+async fn code_expires_after_ttl_plus_grace(store: StoreKind) {
+    let app = spawn_app(
+        store,
+        &[("OTP_TTL_SECONDS", "1"), ("OTP_GRACE_SECONDS", "1")],
+    )
+    .await;
+    let phone = unique_phone();
+    let code = app.send_and_read_code(&phone).await;
+    let left = app.time_left(&phone).await.expect("answers");
+    assert!(left.pending);
+    assert_eq!(left.seconds_left, 1);
+    wait_for("code no longer pending", Duration::from_secs(5), || async {
+        (!app.time_left(&phone).await.expect("answers").pending).then_some(())
+    })
+    .await;
+    let late = app.verify(&phone, &code).await.expect("answers");
+    assert_eq!(late.result(), VerifyOtpResult::Expired);
+}
+
+async fn code_is_still_accepted_during_grace(store: StoreKind) {
+    let app = spawn_app(
+        store,
+        &[("OTP_TTL_SECONDS", "1"), ("OTP_GRACE_SECONDS", "30")],
+    )
+    .await;
+    let phone = unique_phone();
+    let code = app.send_and_read_code(&phone).await;
+    wait_for(
+        "advertised validity over",
+        Duration::from_secs(5),
+        || async {
+            let left = app.time_left(&phone).await.expect("answers");
+            (left.pending && left.seconds_left == 0).then_some(())
+        },
+    )
+    .await;
+    let verified = app.verify(&phone, &code).await.expect("answers");
+    assert_eq!(
+        verified.result(),
+        VerifyOtpResult::Approved,
+        "grace covers network delay"
+    );
+}
+
+async fn time_left_without_a_code_is_zero(store: StoreKind) {
+    let app = spawn_app(store, &[]).await;
+    let left = app.time_left(&unique_phone()).await.expect("answers");
+    assert!(!left.pending);
+    assert_eq!(left.seconds_left, 0);
+    let status = app.time_left("12").await.expect_err("bad phone");
+    assert_bad_request(&status, "phone_number");
+}
+
+for_each_store!(
+    right_code_is_accepted_exactly_once,
+    right_code_is_accepted_exactly_once_under_concurrency,
+    concurrent_wrong_guesses_are_capped_then_locked,
+    wrong_guesses_count_down_attempts,
+    resend_keeps_the_spent_guess_budget,
+    locked_number_gets_no_new_code_until_the_lock_ends,
+    malformed_code_is_refused_without_spending_a_guess,
+    verify_without_a_code_is_expired,
+    code_expires_after_ttl_plus_grace,
+    code_is_still_accepted_during_grace,
+    time_left_without_a_code_is_zero,
+);
