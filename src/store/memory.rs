@@ -199,3 +199,57 @@ impl OtpStore for MemoryStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subject(n: u32) -> SubjectKey {
+        crate::domain::HmacSecret::new(b"k").subject_key(
+            &crate::domain::PhoneNumber::parse(&format!("+1415555{n:04}")).expect("valid"),
+        )
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expired_entries_are_swept_so_memory_stays_bounded() {
+        let store = MemoryStore::new();
+        let digest = CodeDigest::from_bytes([1; 32]);
+        for n in 0..1000 {
+            store
+                .put_code(&subject(n), &digest, Duration::from_secs(2), 5)
+                .await
+                .expect("stored");
+        }
+        assert_eq!(store.len(), 1000);
+        // Virtual time: the runtime jumps ahead, running the sweeper on its way.
+        tokio::time::sleep(SWEEP_INTERVAL * 2).await;
+        assert!(
+            store.is_empty(),
+            "{} entries left after expiry",
+            store.len()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn live_entries_survive_the_sweep() {
+        let store = MemoryStore::new();
+        let digest = CodeDigest::from_bytes([1; 32]);
+        store
+            .put_code(&subject(1), &digest, Duration::from_secs(60), 5)
+            .await
+            .expect("stored");
+        store
+            .put_code(&subject(2), &digest, Duration::from_secs(1), 5)
+            .await
+            .expect("stored");
+        tokio::time::sleep(SWEEP_INTERVAL * 2).await;
+        assert_eq!(store.len(), 1);
+        assert!(
+            store
+                .pending_lifetime(&subject(1))
+                .await
+                .expect("answers")
+                .is_some()
+        );
+    }
+}

@@ -4,7 +4,7 @@
 
 use std::sync::{
     Arc, Mutex,
-    atomic::{AtomicBool, Ordering},
+    atomic::{AtomicBool, AtomicUsize, Ordering},
 };
 
 use async_trait::async_trait;
@@ -25,6 +25,8 @@ pub struct SentSms {
 struct State {
     sent: Mutex<Vec<SentSms>>,
     failing: AtomicBool,
+    /// Sends that entered the gateway and have not returned yet.
+    in_flight: AtomicUsize,
     /// When set, each send waits for one permit (tests release them).
     gate: Mutex<Option<Arc<Semaphore>>>,
 }
@@ -44,6 +46,11 @@ impl RecordingGateway {
         let gate = Arc::new(Semaphore::new(0));
         *self.0.gate.lock().expect("gate lock") = Some(Arc::clone(&gate));
         gate
+    }
+
+    /// Sends currently inside the gateway (e.g. held by [`RecordingGateway::hold_sends`]).
+    pub fn in_flight(&self) -> usize {
+        self.0.in_flight.load(Ordering::SeqCst)
     }
 
     pub fn sent(&self) -> Vec<SentSms> {
@@ -73,6 +80,15 @@ pub fn extract_code(text: &str) -> Option<String> {
 #[async_trait]
 impl SmsGateway for RecordingGateway {
     async fn send(&self, to: &PhoneNumber, text: &str) -> Result<(), GatewayError> {
+        self.0.in_flight.fetch_add(1, Ordering::SeqCst);
+        let result = self.record(to, text).await;
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+}
+
+impl RecordingGateway {
+    async fn record(&self, to: &PhoneNumber, text: &str) -> Result<(), GatewayError> {
         let gate = self.0.gate.lock().expect("gate lock").clone();
         if let Some(gate) = gate {
             gate.acquire()

@@ -1,0 +1,168 @@
+//! Runs the real `otp-service` binary as a child process, the way operators
+//! and CI run it, and captures what it prints.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::{Arc, Mutex},
+    thread,
+    time::Duration,
+};
+
+/// A running service binary. Killed on drop if still running.
+pub struct ServiceProcess {
+    child: Child,
+    pub addr: SocketAddr,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+fn collect_lines(source: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&lines);
+    thread::spawn(move || {
+        for line in BufReader::new(source).lines().map_while(Result::ok) {
+            sink.lock().expect("lines lock").push(line);
+        }
+    });
+    lines
+}
+
+/// Runs the binary to completion with `vars` and returns its exit status and stderr.
+pub fn run_to_exit(vars: &[(&str, &str)]) -> (ExitStatus, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_otp-service"))
+        .env_clear()
+        .envs(vars.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("binary runs");
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+impl ServiceProcess {
+    /// Starts the binary on an OS-chosen loopback port with `vars` set (and
+    /// nothing else from this environment) and waits until it listens.
+    pub fn start(vars: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_otp-service"))
+            .env_clear()
+            .env("OTP_LISTEN_ADDR", "127.0.0.1:0")
+            .env("RUST_LOG", "info")
+            .envs(vars.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("binary starts");
+        let stdout = collect_lines(child.stdout.take().expect("piped stdout"));
+        let stderr = collect_lines(child.stderr.take().expect("piped stderr"));
+        let mut process = Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            stdout,
+            stderr,
+        };
+        process.addr = process.wait_for_stderr("listening", Duration::from_secs(10), |line| {
+            // The listening line carries `addr=<ip:port>`, in text or JSON logs.
+            let start = line.find("127.0.0.1:")?;
+            let rest = &line[start..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
+                .unwrap_or(rest.len());
+            rest[..end].parse().ok()
+        });
+        process
+    }
+
+    /// Lines printed on standard output so far.
+    pub fn stdout(&self) -> Vec<String> {
+        self.stdout.lock().expect("lines lock").clone()
+    }
+
+    /// Lines printed on standard error (the log) so far.
+    pub fn stderr(&self) -> Vec<String> {
+        self.stderr.lock().expect("lines lock").clone()
+    }
+
+    /// Waits until a stdout line yields `Some` from `find`, or panics after `deadline`.
+    pub fn wait_for_stdout<T>(
+        &self,
+        what: &str,
+        deadline: Duration,
+        find: impl Fn(&str) -> Option<T>,
+    ) -> T {
+        wait_for_line(&self.stdout, what, deadline, find)
+    }
+
+    /// Waits until a stderr (log) line yields `Some` from `find`, or panics after `deadline`.
+    pub fn wait_for_stderr<T>(
+        &self,
+        what: &str,
+        deadline: Duration,
+        find: impl Fn(&str) -> Option<T>,
+    ) -> T {
+        let line_has = |line: &str| {
+            if line.contains(what) {
+                find(line)
+            } else {
+                None
+            }
+        };
+        wait_for_line(&self.stderr, what, deadline, line_has)
+    }
+
+    /// Sends SIGTERM and waits (deadline 10 s) for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -TERM failed");
+        let give_up = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait works") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < give_up,
+                "process did not exit within 10 s of SIGTERM"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+fn wait_for_line<T>(
+    lines: &Mutex<Vec<String>>,
+    what: &str,
+    deadline: Duration,
+    find: impl Fn(&str) -> Option<T>,
+) -> T {
+    let give_up = std::time::Instant::now() + deadline;
+    loop {
+        if let Some(found) = lines
+            .lock()
+            .expect("lines lock")
+            .iter()
+            .find_map(|line| find(line))
+        {
+            return found;
+        }
+        assert!(
+            std::time::Instant::now() < give_up,
+            "timed out after {deadline:?} waiting for output: {what}; got {:?}",
+            lines.lock().expect("lines lock")
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
