@@ -5,7 +5,10 @@ use std::{collections::HashMap, fmt, net::SocketAddr, time::Duration};
 
 use thiserror::Error;
 
-use crate::domain::HmacSecret;
+use crate::{
+    abuse::{CountryPolicy, SendLimits, TestNumbers},
+    domain::HmacSecret,
+};
 
 /// Fully validated service settings.
 #[derive(Debug, Clone)]
@@ -22,6 +25,12 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Which SMS gateway sends the codes.
     pub sms: SmsConfig,
+    /// How many codes may be sent, per number, caller and service.
+    pub limits: SendLimits,
+    /// Which countries may be texted.
+    pub countries: CountryPolicy,
+    /// Numbers with a fixed code and no SMS (`OTP_TEST_NUMBERS`).
+    pub test_numbers: TestNumbers,
 }
 
 /// The OTP rules the flow enforces.
@@ -150,6 +159,37 @@ impl Config {
             _ => Err("must be `console`".to_owned()),
         })?;
 
+        let window = env.int_in_range("OTP_SEND_WINDOW_SECONDS", 600, 1, 86_400)?;
+        let global: u32 = env.int_in_range("OTP_GLOBAL_SEND_LIMIT", 0, 0, 100_000)?;
+        let limits = SendLimits {
+            resend_cooldown: Duration::from_secs(env.int_in_range(
+                "OTP_RESEND_COOLDOWN_SECONDS",
+                30,
+                0,
+                3_600,
+            )?),
+            phone_limit: env.int_in_range("OTP_SEND_LIMIT", 5, 1, 1_000)?,
+            window: Duration::from_secs(window),
+            phone_daily_limit: env.int_in_range("OTP_DAILY_SEND_LIMIT", 10, 1, 10_000)?,
+            client_limit: env.int_in_range("OTP_CLIENT_SEND_LIMIT", 20, 1, 100_000)?,
+            global_per_minute: (global > 0).then_some(global),
+        };
+        let allowed = env.get("OTP_ALLOWED_COUNTRIES").unwrap_or_default();
+        let denied = env.get("OTP_DENIED_COUNTRIES").unwrap_or_default();
+        let countries = CountryPolicy::parse(allowed, denied).map_err(|err| {
+            let var = if CountryPolicy::parse(allowed, "").is_err() {
+                "OTP_ALLOWED_COUNTRIES"
+            } else {
+                "OTP_DENIED_COUNTRIES"
+            };
+            ConfigError::new(var, err.to_string())
+        })?;
+        let test_numbers = TestNumbers::parse(
+            env.get("OTP_TEST_NUMBERS").unwrap_or_default(),
+            policy.code_length,
+        )
+        .map_err(|err| ConfigError::new("OTP_TEST_NUMBERS", err.to_string()))?;
+
         Ok(Self {
             listen_addr,
             policy,
@@ -157,6 +197,9 @@ impl Config {
             hmac_secret_source,
             log_format,
             sms,
+            limits,
+            countries,
+            test_numbers,
         })
     }
 }
@@ -261,6 +304,38 @@ mod tests {
         let config = config(&[("OTP_HMAC_SECRET", secret)]).expect("valid");
         assert_eq!(config.hmac_secret_source, SecretSource::Environment);
         assert_eq!(config.hmac_secret, HmacSecret::new(secret.as_bytes()));
+    }
+
+    #[test]
+    fn send_limits_have_safe_defaults() {
+        let limits = config(&[]).expect("valid").limits;
+        assert_eq!(limits.resend_cooldown, Duration::from_secs(30));
+        assert_eq!(limits.phone_limit, 5);
+        assert_eq!(limits.window, Duration::from_secs(600));
+        assert_eq!(limits.phone_daily_limit, 10);
+        assert_eq!(limits.client_limit, 20);
+        assert_eq!(limits.global_per_minute, None);
+        let on = config(&[("OTP_GLOBAL_SEND_LIMIT", "500")])
+            .expect("valid")
+            .limits;
+        assert_eq!(on.global_per_minute, Some(500));
+    }
+
+    #[test]
+    fn abuse_settings_are_validated() {
+        let cases = [
+            ("OTP_ALLOWED_COUNTRIES", "US,USA", "ISO 3166-1"),
+            ("OTP_DENIED_COUNTRIES", "9", "ISO 3166-1"),
+            ("OTP_TEST_NUMBERS", "+15005550006=12", "exactly 6 digits"),
+            ("OTP_TEST_NUMBERS", "15005550006", "form"),
+            ("OTP_SEND_LIMIT", "0", "from 1 to 1000"),
+            ("OTP_RESEND_COOLDOWN_SECONDS", "3601", "from 0 to 3600"),
+        ];
+        for (var, value, expected) in cases {
+            let err = config(&[(var, value)]).expect_err(var);
+            assert_eq!(err.var, var, "{err}");
+            assert!(err.to_string().contains(expected), "{err}");
+        }
     }
 
     #[test]

@@ -7,9 +7,9 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::{
-    domain::{CodeError, PhoneError},
+    domain::{CodeError, PhoneError, RequestKeyError},
     sms::GatewayError,
-    store::StoreError,
+    store::{StoreError, Violation},
 };
 
 /// Everything that can stop an OTP request, in domain words.
@@ -21,6 +21,30 @@ pub enum Error {
     /// `code` is not of the configured shape; no guess was spent.
     #[error("code {0}")]
     InvalidCode(CodeError),
+    /// `client_key` is not acceptable.
+    #[error("client_key {0}")]
+    InvalidClientKey(RequestKeyError),
+    /// `idempotency_key` is not acceptable.
+    #[error("idempotency_key {0}")]
+    InvalidIdempotencyKey(RequestKeyError),
+    /// The idempotency key was first used for another phone number.
+    #[error("idempotency_key was already used for a different phone_number")]
+    IdempotencyKeyReused,
+    /// The first call with this idempotency key is still sending.
+    #[error("a call with this idempotency_key is still in progress")]
+    IdempotencyKeyBusy,
+    /// The number's country is not allowed by the country policy.
+    #[error("sending to region {region} is not allowed")]
+    CountryNotAllowed {
+        /// ISO region of the number, or `unknown`.
+        region: String,
+    },
+    /// A send limit is full.
+    #[error("send limit reached")]
+    RateLimited {
+        /// Every limit that refused, with its delay.
+        violations: Vec<Violation>,
+    },
     /// The number spent its wrong-guess budget; no code is sent until the lock ends.
     #[error("too many wrong codes for this number; retry after {retry_after:?}")]
     Locked {
@@ -45,6 +69,61 @@ impl From<Error> for Status {
         match err {
             Error::InvalidPhone(why) => bad_request("phone_number", why.to_string()),
             Error::InvalidCode(why) => bad_request("code", why.to_string()),
+            Error::InvalidClientKey(why) => bad_request("client_key", why.to_string()),
+            Error::InvalidIdempotencyKey(why) => bad_request("idempotency_key", why.to_string()),
+            Error::IdempotencyKeyReused => bad_request(
+                "idempotency_key",
+                "was already used for a different phone_number".to_owned(),
+            ),
+            Error::IdempotencyKeyBusy => Status::unavailable(
+                "a call with this idempotency_key is still in progress; retry shortly",
+            ),
+            Error::CountryNotAllowed { region } => {
+                let details = ErrorDetails::with_error_info(
+                    "COUNTRY_NOT_ALLOWED",
+                    ERROR_DOMAIN,
+                    [("region".to_owned(), region.clone())],
+                );
+                Status::with_error_details(
+                    Code::PermissionDenied,
+                    format!("sending codes to region {region} is not allowed"),
+                    details,
+                )
+            }
+            Error::RateLimited { violations } => {
+                let retry_after = violations
+                    .iter()
+                    .map(|violation| violation.retry_after)
+                    .max()
+                    .unwrap_or_default();
+                let mut details =
+                    ErrorDetails::with_retry_info(Some(round_up_to_second(retry_after)));
+                for violation in &violations {
+                    details.add_quota_failure_violation(
+                        violation.kind.subject(),
+                        format!(
+                            "{}: {}",
+                            violation.kind.as_str(),
+                            violation.kind.description()
+                        ),
+                    );
+                }
+                if let Some(first) = violations.first() {
+                    details.set_error_info(
+                        "SEND_LIMIT_REACHED",
+                        ERROR_DOMAIN,
+                        [("limit".to_owned(), first.kind.as_str().to_owned())],
+                    );
+                }
+                Status::with_error_details(
+                    Code::ResourceExhausted,
+                    format!(
+                        "send limit reached; retry in {} s",
+                        round_up_to_second(retry_after).as_secs()
+                    ),
+                    details,
+                )
+            }
             Error::Locked { retry_after } => {
                 let mut details =
                     ErrorDetails::with_retry_info(Some(round_up_to_second(retry_after)));

@@ -5,6 +5,7 @@
 
 #![warn(missing_docs)]
 
+pub mod abuse;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -1,18 +1,31 @@
-//! The OTP flow: what sending, verifying and asking for time left mean, in
-//! one place. Knows the store and the gateway; knows nothing of gRPC.
+//! The OTP flow: what sending, verifying, asking for time left and cancelling
+//! mean, in one place. Knows the store and the gateway; knows nothing of gRPC.
 
 use std::{sync::Arc, time::Duration};
 
+use tokio::time::Instant;
+
 use crate::{
+    abuse::{CountryPolicy, RateRule, SendLimits, TestNumbers},
     config::OtpPolicy,
-    domain::{HmacSecret, OtpCode, PhoneNumber},
+    domain::{ClientKey, HmacSecret, IdempotencyKey, OtpCode, PhoneNumber, SubjectKey},
     error::Error,
     sms::{MessageTemplate, SmsGateway},
-    store::{OtpStore, PutOutcome, VerifyOutcome},
+    store::{
+        IdempotencyClaim, OtpStore, PutOutcome, RecordedSend, SendDecision, SendLog, VerifyOutcome,
+    },
 };
 
+/// How long a claimed idempotency key stays "in progress" if its holder dies
+/// mid-send; after that a retry may send again.
+const IDEMPOTENCY_IN_PROGRESS_TTL: Duration = Duration::from_secs(30);
+/// How long a duplicate call waits for the first call with its key to finish.
+const IDEMPOTENCY_WAIT: Duration = Duration::from_secs(15);
+/// Poll interval while waiting for that first call.
+const IDEMPOTENCY_POLL: Duration = Duration::from_millis(20);
+
 /// A code was sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SentCode {
     /// Advertised validity (grace not included).
     pub expires_in: Duration,
@@ -20,6 +33,19 @@ pub struct SentCode {
     pub code_length: u8,
     /// Wrong guesses still allowed for the number.
     pub attempts_remaining: u32,
+    /// Time until the number may be sent another code.
+    pub resend_after: Duration,
+}
+
+/// A SendOtp, parsed.
+#[derive(Debug, Clone, Copy)]
+pub struct SendRequest<'a> {
+    /// Where the code goes.
+    pub phone: &'a PhoneNumber,
+    /// Who asked (limits are counted per client key).
+    pub client_key: Option<&'a ClientKey>,
+    /// Makes retries return the first response.
+    pub idempotency_key: Option<&'a IdempotencyKey>,
 }
 
 /// The result of checking a code.
@@ -47,19 +73,49 @@ pub struct TimeLeft {
     pub seconds_left: u32,
 }
 
+/// Abuse rules the flow applies before anything is sent.
+#[derive(Debug, Clone)]
+pub struct AbuseRules {
+    /// Send limits per number, caller and service.
+    pub limits: SendLimits,
+    /// Countries that may be texted.
+    pub countries: CountryPolicy,
+    /// Numbers with a fixed code and no SMS.
+    pub test_numbers: TestNumbers,
+}
+
 /// Sends and checks codes by the configured policy.
 pub struct OtpFlow {
     policy: OtpPolicy,
+    abuse: AbuseRules,
     secret: HmacSecret,
     template: MessageTemplate,
     store: Arc<dyn OtpStore>,
     gateway: Arc<dyn SmsGateway>,
 }
 
+/// Sends counted so far by one SendOtp, taken back if it does not send.
+struct CountedSends<'a> {
+    store: &'a dyn OtpStore,
+    counted: Vec<(SendLog, String)>,
+}
+
+impl CountedSends<'_> {
+    async fn refund(self) {
+        for (log, token) in &self.counted {
+            if let Err(err) = self.store.refund_send(log, token).await {
+                // Over-counting errs on the safe side: the limit just bites sooner.
+                tracing::warn!(error = %err, "could not take back a counted send");
+            }
+        }
+    }
+}
+
 impl OtpFlow {
     /// Wires a flow from its parts.
     pub fn new(
         policy: OtpPolicy,
+        abuse: AbuseRules,
         secret: HmacSecret,
         template: MessageTemplate,
         store: Arc<dyn OtpStore>,
@@ -67,6 +123,7 @@ impl OtpFlow {
     ) -> Self {
         Self {
             policy,
+            abuse,
             secret,
             template,
             store,
@@ -79,42 +136,164 @@ impl OtpFlow {
         &self.policy
     }
 
-    /// Makes a fresh code, stores its digest (replacing any pending code but
-    /// keeping the spent guess budget), then texts it. If the text cannot be
-    /// sent the digest is removed again, so no code the user never received
-    /// can be guessed.
-    pub async fn send(&self, phone: &PhoneNumber) -> Result<SentCode, Error> {
-        let code = OtpCode::generate(self.policy.code_length);
-        let digest = self.secret.code_digest(phone, &code);
+    /// Sends a code, unless a rule refuses: the country policy, then (for a
+    /// repeated `idempotency_key`) the first call's response, then the send
+    /// limits, then the wrong-guess lock. See [`OtpFlow::send_new_code`].
+    pub async fn send(&self, request: SendRequest<'_>) -> Result<SentCode, Error> {
+        let phone = request.phone;
+        if !self.abuse.countries.allows(phone) {
+            return Err(Error::CountryNotAllowed {
+                region: phone.region().unwrap_or("unknown").to_owned(),
+            });
+        }
         let subject = self.secret.subject_key(phone);
+        let Some(key) = request.idempotency_key else {
+            return self
+                .send_new_code(phone, &subject, request.client_key)
+                .await;
+        };
+
+        let key = self.secret.idempotency_subject(key);
+        let give_up = Instant::now() + IDEMPOTENCY_WAIT;
+        loop {
+            match self
+                .store
+                .claim_idempotency(&key, &subject, IDEMPOTENCY_IN_PROGRESS_TTL)
+                .await?
+            {
+                IdempotencyClaim::Claimed => break,
+                IdempotencyClaim::Completed(first) => {
+                    tracing::info!("idempotent retry: returning the first response");
+                    return Ok(first.into());
+                }
+                IdempotencyClaim::OtherSubject => return Err(Error::IdempotencyKeyReused),
+                IdempotencyClaim::InProgress if Instant::now() < give_up => {
+                    tokio::time::sleep(IDEMPOTENCY_POLL).await;
+                }
+                IdempotencyClaim::InProgress => return Err(Error::IdempotencyKeyBusy),
+            }
+        }
+
+        let result = self
+            .send_new_code(phone, &subject, request.client_key)
+            .await;
+        let settled = match &result {
+            Ok(sent) => {
+                self.store
+                    .complete_idempotency(
+                        &key,
+                        &subject,
+                        &RecordedSend::from(*sent),
+                        self.policy.code_lifetime(),
+                    )
+                    .await
+            }
+            Err(_) => self.store.release_idempotency(&key).await,
+        };
+        if let Err(err) = settled {
+            // The send itself is decided; a retry with this key may send once
+            // more after the in-progress claim lapses, which is logged.
+            tracing::error!(error = %err, "could not settle the idempotency key");
+        }
+        result
+    }
+
+    /// Counts the send against every limit (refusing if one is full), stores
+    /// the new code's digest (replacing any pending code, keeping the spent
+    /// guess budget), then texts it. If the text cannot be sent the digest is
+    /// removed again and the send is not counted, so no code the user never
+    /// received can be guessed and a retry is not held back.
+    async fn send_new_code(
+        &self,
+        phone: &PhoneNumber,
+        subject: &SubjectKey,
+        client_key: Option<&ClientKey>,
+    ) -> Result<SentCode, Error> {
+        let mut counted = CountedSends {
+            store: self.store.as_ref(),
+            counted: Vec::new(),
+        };
+        let mut resend_after = Duration::ZERO;
+        {
+            let limits = &self.abuse.limits;
+            let mut logs: Vec<(SendLog, Vec<RateRule>)> =
+                vec![(SendLog::Phone(subject.clone()), limits.phone_rules())];
+            if let Some(client) = client_key {
+                logs.push((
+                    SendLog::Client(self.secret.client_subject(client)),
+                    limits.client_rules(),
+                ));
+            }
+            logs.push((SendLog::Global, limits.global_rules()));
+            for (log, rules) in logs.into_iter().filter(|(_, rules)| !rules.is_empty()) {
+                match self.store.record_send(&log, &rules).await {
+                    Ok(SendDecision::Admitted {
+                        token,
+                        next_allowed_in,
+                    }) => {
+                        if matches!(log, SendLog::Phone(_)) {
+                            resend_after = next_allowed_in;
+                        }
+                        counted.counted.push((log, token));
+                    }
+                    Ok(SendDecision::Refused { violations }) => {
+                        counted.refund().await;
+                        return Err(Error::RateLimited { violations });
+                    }
+                    Err(err) => {
+                        counted.refund().await;
+                        return Err(err.into());
+                    }
+                }
+            }
+        }
+
+        let test_code = self.abuse.test_numbers.code_for(phone);
+        let code = test_code
+            .cloned()
+            .unwrap_or_else(|| OtpCode::generate(self.policy.code_length));
+        let digest = self.secret.code_digest(phone, &code);
         let attempts_remaining = match self
             .store
             .put_code(
-                &subject,
+                subject,
                 &digest,
                 self.policy.code_lifetime(),
                 self.policy.max_attempts,
             )
-            .await?
+            .await
         {
-            PutOutcome::Stored { attempts_remaining } => attempts_remaining,
-            PutOutcome::Locked { retry_after } => return Err(Error::Locked { retry_after }),
+            Ok(PutOutcome::Stored { attempts_remaining }) => attempts_remaining,
+            Ok(PutOutcome::Locked { retry_after }) => {
+                counted.refund().await;
+                return Err(Error::Locked { retry_after });
+            }
+            Err(err) => {
+                counted.refund().await;
+                return Err(err.into());
+            }
         };
 
-        let text = self.template.render(&code, self.policy.ttl);
-        if let Err(gateway_error) = self.gateway.send(phone, &text).await {
-            if let Err(store_error) = self.store.discard_code(&subject, &digest).await {
-                // The code stays stored but was never delivered; it expires by
-                // itself and nobody knows it, so this is logged, not fatal.
-                tracing::error!(error = %store_error, "could not discard an undelivered code");
+        if test_code.is_some() {
+            tracing::info!("test number: fixed code stored, no SMS sent");
+        } else {
+            let text = self.template.render(&code, self.policy.ttl);
+            if let Err(gateway_error) = self.gateway.send(phone, &text).await {
+                if let Err(store_error) = self.store.discard_code(subject, &digest).await {
+                    // The code stays stored but was never delivered; it expires
+                    // by itself and nobody knows it, so this is logged, not fatal.
+                    tracing::error!(error = %store_error, "could not discard an undelivered code");
+                }
+                counted.refund().await;
+                return Err(gateway_error.into());
             }
-            return Err(gateway_error.into());
+            tracing::info!("code sent");
         }
-        tracing::info!("code sent");
         Ok(SentCode {
             expires_in: self.policy.ttl,
             code_length: self.policy.code_length,
             attempts_remaining,
+            resend_after,
         })
     }
 
@@ -155,9 +334,41 @@ impl OtpFlow {
             },
         })
     }
+
+    /// Invalidates the pending code for `phone`; the spent guesses and the
+    /// send limits stay as they are. Returns whether a code was pending.
+    pub async fn cancel(&self, phone: &PhoneNumber) -> Result<bool, Error> {
+        let subject = self.secret.subject_key(phone);
+        let cancelled = self.store.cancel_code(&subject).await?;
+        tracing::info!(cancelled, "pending code cancelled");
+        Ok(cancelled)
+    }
 }
 
-fn ceil_seconds(duration: Duration) -> u32 {
+/// Whole seconds, rounded up, saturating.
+pub fn ceil_seconds(duration: Duration) -> u32 {
     let seconds = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
     u32::try_from(seconds).unwrap_or(u32::MAX)
+}
+
+impl From<SentCode> for RecordedSend {
+    fn from(sent: SentCode) -> Self {
+        Self {
+            expires_in_secs: ceil_seconds(sent.expires_in),
+            code_length: u32::from(sent.code_length),
+            attempts_remaining: sent.attempts_remaining,
+            resend_after_secs: ceil_seconds(sent.resend_after),
+        }
+    }
+}
+
+impl From<RecordedSend> for SentCode {
+    fn from(recorded: RecordedSend) -> Self {
+        Self {
+            expires_in: Duration::from_secs(u64::from(recorded.expires_in_secs)),
+            code_length: u8::try_from(recorded.code_length).unwrap_or(u8::MAX),
+            attempts_remaining: recorded.attempts_remaining,
+            resend_after: Duration::from_secs(u64::from(recorded.resend_after_secs)),
+        }
+    }
 }

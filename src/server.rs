@@ -10,7 +10,7 @@ use tonic_health::server::HealthReporter;
 
 use crate::{
     config::{Config, SecretSource, SmsConfig},
-    otp::OtpFlow,
+    otp::{AbuseRules, OtpFlow},
     proto::{FILE_DESCRIPTOR_SET, otp_service_server::OtpServiceServer},
     service::OtpGrpcService,
     sms::{ConsoleGateway, MessageTemplate, SmsGateway},
@@ -76,10 +76,22 @@ impl Application {
                  pending codes are lost on restart"
             );
         }
+        if !config.test_numbers.is_empty() {
+            tracing::warn!(
+                count = config.test_numbers.len(),
+                "OTP_TEST_NUMBERS is set: these numbers get fixed codes and no SMS"
+            );
+        }
         let store: Arc<dyn OtpStore> = Arc::new(MemoryStore::new());
         let template = MessageTemplate::new(MessageTemplate::DEFAULT, "OTP", None)?;
+        let abuse = AbuseRules {
+            limits: config.limits,
+            countries: config.countries.clone(),
+            test_numbers: config.test_numbers.clone(),
+        };
         let flow = Arc::new(OtpFlow::new(
             config.policy,
+            abuse,
             config.hmac_secret.clone(),
             template,
             store,

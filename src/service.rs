@@ -7,12 +7,13 @@ use tonic::{Request, Response, Status};
 use tracing::{Span, field};
 
 use crate::{
-    domain::PhoneNumber,
+    domain::{ClientKey, IdempotencyKey, PhoneNumber},
     error::Error,
-    otp::{OtpFlow, Verification},
+    otp::{OtpFlow, SendRequest, Verification, ceil_seconds},
     proto::{
-        SendOtpRequest, SendOtpResponse, TimeLeftRequest, TimeLeftResponse, VerifyOtpRequest,
-        VerifyOtpResponse, VerifyOtpResult, otp_service_server::OtpService,
+        CancelOtpRequest, CancelOtpResponse, SendOtpRequest, SendOtpResponse, TimeLeftRequest,
+        TimeLeftResponse, VerifyOtpRequest, VerifyOtpResponse, VerifyOtpResult,
+        otp_service_server::OtpService,
     },
 };
 
@@ -45,12 +46,23 @@ impl OtpService for OtpGrpcService {
     ) -> Result<Response<SendOtpResponse>, Status> {
         let request = request.into_inner();
         let phone = parse_phone(&request.phone_number)?;
-        let sent = self.flow.send(&phone).await?;
+        let client_key = ClientKey::parse(&request.client_key).map_err(Error::InvalidClientKey)?;
+        let idempotency_key = IdempotencyKey::parse(&request.idempotency_key)
+            .map_err(Error::InvalidIdempotencyKey)?;
+        let sent = self
+            .flow
+            .send(SendRequest {
+                phone: &phone,
+                client_key: client_key.as_ref(),
+                idempotency_key: idempotency_key.as_ref(),
+            })
+            .await?;
         Ok(Response::new(SendOtpResponse {
-            expires_in_seconds: u32::try_from(sent.expires_in.as_secs()).unwrap_or(u32::MAX),
+            expires_in_seconds: ceil_seconds(sent.expires_in),
             code_length: u32::from(sent.code_length),
             attempts_remaining: sent.attempts_remaining,
             masked_phone_number: phone.masked(),
+            resend_after_seconds: ceil_seconds(sent.resend_after),
         }))
     }
 
@@ -90,5 +102,16 @@ impl OtpService for OtpGrpcService {
             pending: time_left.pending,
             seconds_left: time_left.seconds_left,
         }))
+    }
+
+    #[tracing::instrument(name = "CancelOtp", skip_all, fields(phone = field::Empty))]
+    async fn cancel_otp(
+        &self,
+        request: Request<CancelOtpRequest>,
+    ) -> Result<Response<CancelOtpResponse>, Status> {
+        let request = request.into_inner();
+        let phone = parse_phone(&request.phone_number)?;
+        let cancelled = self.flow.cancel(&phone).await?;
+        Ok(Response::new(CancelOtpResponse { cancelled }))
     }
 }

@@ -54,7 +54,7 @@ async fn configured_code_length_and_ttl_are_used(store: StoreKind) {
 }
 
 async fn resend_replaces_the_pending_code(store: StoreKind) {
-    let app = spawn_app(store, &[]).await;
+    let app = spawn_app(store, &[("OTP_RESEND_COOLDOWN_SECONDS", "0")]).await;
     let phone = unique_phone();
     let first = app.send_and_read_code(&phone).await;
     let mut second = app.send_and_read_code(&phone).await;
@@ -87,7 +87,7 @@ async fn spellings_of_one_number_share_one_code(store: StoreKind) {
 }
 
 async fn gateway_failure_is_unavailable_and_leaves_no_pending_code(store: StoreKind) {
-    let app = spawn_app(store, &[]).await;
+    let app = spawn_app(store, &[("OTP_RESEND_COOLDOWN_SECONDS", "0")]).await;
     let phone = unique_phone();
     app.sms.fail_sends(true);
     let status = app.send(&phone).await.expect_err("gateway down");
@@ -112,7 +112,7 @@ async fn gateway_failure_is_unavailable_and_leaves_no_pending_code(store: StoreK
 }
 
 async fn failed_resend_keeps_nothing_pending(store: StoreKind) {
-    let app = spawn_app(store, &[]).await;
+    let app = spawn_app(store, &[("OTP_RESEND_COOLDOWN_SECONDS", "0")]).await;
     let phone = unique_phone();
     let delivered = app.send_and_read_code(&phone).await;
     app.sms.fail_sends(true);

@@ -59,6 +59,7 @@ async fn shutdown_finishes_in_flight_calls_then_stops() {
             client
                 .send_otp(otp_service::proto::SendOtpRequest {
                     phone_number: phone,
+                    ..Default::default()
                 })
                 .await
         })

@@ -100,7 +100,7 @@ async fn wrong_guesses_count_down_attempts(store: StoreKind) {
 }
 
 async fn resend_keeps_the_spent_guess_budget(store: StoreKind) {
-    let app = spawn_app(store, &[]).await;
+    let app = spawn_app(store, &[("OTP_RESEND_COOLDOWN_SECONDS", "0")]).await;
     let phone = unique_phone();
     let code = app.send_and_read_code(&phone).await;
     for _ in 0..4 {
@@ -128,7 +128,14 @@ async fn resend_keeps_the_spent_guess_budget(store: StoreKind) {
 }
 
 async fn locked_number_gets_no_new_code_until_the_lock_ends(store: StoreKind) {
-    let app = spawn_app(store, &[("OTP_MAX_ATTEMPTS", "1")]).await;
+    let app = spawn_app(
+        store,
+        &[
+            ("OTP_MAX_ATTEMPTS", "1"),
+            ("OTP_RESEND_COOLDOWN_SECONDS", "0"),
+        ],
+    )
+    .await;
     let phone = unique_phone();
     let code = app.send_and_read_code(&phone).await;
     app.verify(&phone, &wrong_code(&code))

@@ -2,8 +2,10 @@
 
 mod code;
 mod phone;
+mod request_key;
 mod secret;
 
 pub use code::{CodeDigest, CodeError, OtpCode};
 pub use phone::{PhoneError, PhoneNumber};
+pub use request_key::{ClientKey, IdempotencyKey, RequestKeyError};
 pub use secret::{HmacSecret, SubjectKey};

@@ -7,7 +7,7 @@ use hmac::{Hmac, Mac};
 use rand::{RngCore, TryRngCore, rngs::OsRng};
 use sha2::Sha256;
 
-use super::{CodeDigest, OtpCode, PhoneNumber};
+use super::{ClientKey, CodeDigest, IdempotencyKey, OtpCode, PhoneNumber};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -23,6 +23,8 @@ pub struct SubjectKey(String);
 // Domain-separation labels so a subject key can never equal a code digest.
 const SUBJECT_LABEL: &[u8] = b"otp.v1/subject\0";
 const CODE_LABEL: &[u8] = b"otp.v1/code\0";
+const CLIENT_LABEL: &[u8] = b"otp.v1/client\0";
+const IDEMPOTENCY_LABEL: &[u8] = b"otp.v1/idempotency\0";
 
 impl HmacSecret {
     /// Wraps operator-supplied key material.
@@ -59,9 +61,22 @@ impl HmacSecret {
 
     /// The store key for a phone number.
     pub fn subject_key(&self, phone: &PhoneNumber) -> SubjectKey {
-        SubjectKey(hex::encode(
-            &self.mac(SUBJECT_LABEL, &[phone.e164().as_bytes()])[..16],
-        ))
+        self.key(SUBJECT_LABEL, phone.e164())
+    }
+
+    /// The store key for a caller's `client_key`.
+    pub fn client_subject(&self, client: &ClientKey) -> SubjectKey {
+        self.key(CLIENT_LABEL, client.expose())
+    }
+
+    /// The store key for an `idempotency_key`.
+    pub fn idempotency_subject(&self, key: &IdempotencyKey) -> SubjectKey {
+        self.key(IDEMPOTENCY_LABEL, key.expose())
+    }
+
+    fn key(&self, label: &[u8], value: &str) -> SubjectKey {
+        // 128 bits: collisions are out of reach, and keys stay short.
+        SubjectKey(hex::encode(&self.mac(label, &[value.as_bytes()])[..16]))
     }
 }
 

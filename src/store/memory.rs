@@ -3,15 +3,25 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex, MutexGuard, Weak},
+    sync::{
+        Arc, Mutex, MutexGuard, Weak,
+        atomic::{AtomicU64, Ordering},
+    },
     time::Duration,
 };
 
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use super::{OtpStore, PutOutcome, StoreError, VerifyOutcome};
-use crate::domain::{CodeDigest, SubjectKey};
+use super::{
+    IdempotencyClaim, OtpStore, PutOutcome, RecordedSend, SendDecision, SendLog, StoreError,
+    VerifyOutcome,
+    sliding_log::{self, SendTimes},
+};
+use crate::{
+    abuse::RateRule,
+    domain::{CodeDigest, SubjectKey},
+};
 
 /// How often expired entries are swept, bounding memory under churn to about
 /// one sweep interval's worth of dead entries beyond the live ones.
@@ -29,25 +39,85 @@ struct Entry {
 
 type Entries = HashMap<SubjectKey, Entry>;
 
+#[derive(Debug, Default)]
+struct SendLogEntry {
+    times: SendTimes,
+    /// Longest rule period seen for this log: after that, it holds nothing useful.
+    keep_for_ms: u64,
+}
+
+#[derive(Debug)]
+struct IdempotencyEntry {
+    subject: SubjectKey,
+    response: Option<RecordedSend>,
+    expires_at: Instant,
+}
+
+#[derive(Debug)]
+struct Shared {
+    codes: Mutex<Entries>,
+    sends: Mutex<HashMap<SendLog, SendLogEntry>>,
+    idempotency: Mutex<HashMap<SubjectKey, IdempotencyEntry>>,
+    /// Origin of the millisecond clock the send logs use.
+    epoch: Instant,
+    next_token: AtomicU64,
+}
+
+/// Locks a map, ignoring poisoning: a panic while holding the lock cannot
+/// leave an entry half-written (every mutation is a plain field store), so
+/// the data is still consistent.
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Shared {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn sweep(&self) {
+        let now = Instant::now();
+        locked(&self.codes).retain(|_, entry| entry.expires_at > now);
+        locked(&self.idempotency).retain(|_, entry| entry.expires_at > now);
+        let now_ms = self.now_ms();
+        locked(&self.sends).retain(|_, log| {
+            log.times
+                .back()
+                .is_some_and(|(at, _)| at.saturating_add(log.keep_for_ms) > now_ms)
+        });
+    }
+}
+
 /// In-memory [`OtpStore`]. Atomicity comes from doing each operation under
 /// one mutex acquisition, with no `.await` while it is held.
 #[derive(Debug, Clone)]
 pub struct MemoryStore {
-    entries: Arc<Mutex<Entries>>,
+    shared: Arc<Shared>,
 }
 
 impl MemoryStore {
     /// A new empty store. Must be called inside a Tokio runtime: it spawns the
     /// sweeper, which stops once the last clone of the store is dropped.
     pub fn new() -> Self {
-        let entries = Arc::new(Mutex::new(Entries::new()));
-        tokio::spawn(sweep_expired(Arc::downgrade(&entries)));
-        Self { entries }
+        let shared = Arc::new(Shared {
+            codes: Mutex::default(),
+            sends: Mutex::default(),
+            idempotency: Mutex::default(),
+            epoch: Instant::now(),
+            next_token: AtomicU64::new(1),
+        });
+        tokio::spawn(sweep_expired(Arc::downgrade(&shared)));
+        Self { shared }
     }
 
-    /// Number of entries held, expired or not (for tests of memory bounds).
+    /// Number of entries held, expired or not, across codes, send logs and
+    /// idempotency keys (for tests of memory bounds).
     pub fn len(&self) -> usize {
-        self.lock().len()
+        locked(&self.shared.codes).len()
+            + locked(&self.shared.sends).len()
+            + locked(&self.shared.idempotency).len()
     }
 
     /// True when no entry is held.
@@ -56,11 +126,7 @@ impl MemoryStore {
     }
 
     fn lock(&self) -> MutexGuard<'_, Entries> {
-        // A panic while holding the lock cannot leave an entry half-written
-        // (every mutation is a single field store), so poisoning is ignored.
-        self.entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        locked(&self.shared.codes)
     }
 
     /// The live entry for `subject`, dropping it first if it has expired.
@@ -85,18 +151,14 @@ impl Default for MemoryStore {
     }
 }
 
-async fn sweep_expired(entries: Weak<Mutex<Entries>>) {
+async fn sweep_expired(shared: Weak<Shared>) {
     let mut ticks = tokio::time::interval(SWEEP_INTERVAL);
     loop {
         ticks.tick().await;
-        let Some(entries) = entries.upgrade() else {
+        let Some(shared) = shared.upgrade() else {
             return;
         };
-        let now = Instant::now();
-        entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .retain(|_, entry| entry.expires_at > now);
+        shared.sweep();
     }
 }
 
@@ -192,6 +254,93 @@ impl OtpStore for MemoryStore {
         {
             entry.digest = None;
         }
+        Ok(())
+    }
+
+    async fn cancel_code(&self, subject: &SubjectKey) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut entries = self.lock();
+        Ok(Self::live(&mut entries, subject, now)
+            .and_then(|entry| entry.digest.take())
+            .is_some())
+    }
+
+    async fn record_send(
+        &self,
+        log: &SendLog,
+        rules: &[RateRule],
+    ) -> Result<SendDecision, StoreError> {
+        let now_ms = self.shared.now_ms();
+        let token = self.shared.next_token.fetch_add(1, Ordering::Relaxed);
+        let longest = rules
+            .iter()
+            .map(|rule| u64::try_from(rule.period.as_millis()).unwrap_or(u64::MAX))
+            .max()
+            .unwrap_or(0);
+        let mut sends = locked(&self.shared.sends);
+        let entry = sends.entry(log.clone()).or_default();
+        entry.keep_for_ms = entry.keep_for_ms.max(longest);
+        Ok(sliding_log::record(&mut entry.times, rules, now_ms, token))
+    }
+
+    async fn refund_send(&self, log: &SendLog, token: &str) -> Result<(), StoreError> {
+        let Ok(token) = token.parse::<u64>() else {
+            return Ok(());
+        };
+        if let Some(entry) = locked(&self.shared.sends).get_mut(log) {
+            entry.times.retain(|(_, t)| *t != token);
+        }
+        Ok(())
+    }
+
+    async fn claim_idempotency(
+        &self,
+        key: &SubjectKey,
+        subject: &SubjectKey,
+        in_progress_ttl: Duration,
+    ) -> Result<IdempotencyClaim, StoreError> {
+        let now = Instant::now();
+        let mut keys = locked(&self.shared.idempotency);
+        if let Some(entry) = keys.get(key).filter(|entry| entry.expires_at > now) {
+            return Ok(if entry.subject != *subject {
+                IdempotencyClaim::OtherSubject
+            } else {
+                entry
+                    .response
+                    .map_or(IdempotencyClaim::InProgress, IdempotencyClaim::Completed)
+            });
+        }
+        keys.insert(
+            key.clone(),
+            IdempotencyEntry {
+                subject: subject.clone(),
+                response: None,
+                expires_at: now + in_progress_ttl,
+            },
+        );
+        Ok(IdempotencyClaim::Claimed)
+    }
+
+    async fn complete_idempotency(
+        &self,
+        key: &SubjectKey,
+        subject: &SubjectKey,
+        response: &RecordedSend,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        locked(&self.shared.idempotency).insert(
+            key.clone(),
+            IdempotencyEntry {
+                subject: subject.clone(),
+                response: Some(*response),
+                expires_at: Instant::now() + ttl,
+            },
+        );
+        Ok(())
+    }
+
+    async fn release_idempotency(&self, key: &SubjectKey) -> Result<(), StoreError> {
+        locked(&self.shared.idempotency).remove(key);
         Ok(())
     }
 

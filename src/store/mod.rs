@@ -3,6 +3,7 @@
 //! the same phone behave exactly as if they had taken turns.
 
 mod memory;
+mod sliding_log;
 
 use std::time::Duration;
 
@@ -11,7 +12,10 @@ use thiserror::Error;
 
 pub use memory::MemoryStore;
 
-use crate::domain::{CodeDigest, SubjectKey};
+use crate::{
+    abuse::{LimitKind, RateRule},
+    domain::{CodeDigest, SubjectKey},
+};
 
 /// What [`OtpStore::put_code`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +46,69 @@ pub enum VerifyOutcome {
     Expired,
     /// The guess budget was already spent; nothing was compared.
     Locked,
+}
+
+/// Which sends a set of limits counts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SendLog {
+    /// Sends to one phone number.
+    Phone(SubjectKey),
+    /// Sends requested by one `client_key` (keyed hash of it).
+    Client(SubjectKey),
+    /// Every send of the service.
+    Global,
+}
+
+/// One limit that refused a send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Violation {
+    /// The limit, as named by the rule the store was given.
+    pub kind: LimitKind,
+    /// Time until this limit would admit a send.
+    pub retry_after: Duration,
+}
+
+/// What [`OtpStore::record_send`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendDecision {
+    /// The send was counted.
+    Admitted {
+        /// Identifies this send, to take it back with [`OtpStore::refund_send`].
+        token: String,
+        /// Time until the same log would admit another send.
+        next_allowed_in: Duration,
+    },
+    /// Some rule is full; nothing was counted.
+    Refused {
+        /// Every rule that refused, with its own delay.
+        violations: Vec<Violation>,
+    },
+}
+
+/// The response of a completed send, kept for idempotent retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordedSend {
+    /// `expires_in_seconds` of the first response.
+    pub expires_in_secs: u32,
+    /// `code_length` of the first response.
+    pub code_length: u32,
+    /// `attempts_remaining` of the first response.
+    pub attempts_remaining: u32,
+    /// `resend_after_seconds` of the first response.
+    pub resend_after_secs: u32,
+}
+
+/// What [`OtpStore::claim_idempotency`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdempotencyClaim {
+    /// The key was free and now belongs to this call: go ahead and send.
+    Claimed,
+    /// Another call with this key is sending right now.
+    InProgress,
+    /// A call with this key already sent; this is its response.
+    Completed(RecordedSend),
+    /// The key was used for a different phone number.
+    OtherSubject,
 }
 
 /// A store could not answer. Its text is for logs, never for callers.
@@ -95,6 +162,43 @@ pub trait OtpStore: Send + Sync + 'static {
         subject: &SubjectKey,
         digest: &CodeDigest,
     ) -> Result<(), StoreError>;
+
+    /// Removes the pending code whatever it is (CancelOtp), keeping the spent
+    /// guesses and any lock. Returns whether a code was pending.
+    async fn cancel_code(&self, subject: &SubjectKey) -> Result<bool, StoreError>;
+
+    /// Counts one send in `log` if every rule admits it (sliding windows, see
+    /// `sliding_log.rs`); otherwise counts nothing. Atomic per log.
+    async fn record_send(
+        &self,
+        log: &SendLog,
+        rules: &[RateRule],
+    ) -> Result<SendDecision, StoreError>;
+
+    /// Takes back a send counted by [`OtpStore::record_send`] (the send did
+    /// not happen after all). Unknown tokens are ignored.
+    async fn refund_send(&self, log: &SendLog, token: &str) -> Result<(), StoreError>;
+
+    /// Claims idempotency `key` for `subject` for `in_progress_ttl`, or reports
+    /// who has it. Atomic: of many concurrent claims exactly one gets `Claimed`.
+    async fn claim_idempotency(
+        &self,
+        key: &SubjectKey,
+        subject: &SubjectKey,
+        in_progress_ttl: Duration,
+    ) -> Result<IdempotencyClaim, StoreError>;
+
+    /// Records the response for a claimed key, kept for `ttl`.
+    async fn complete_idempotency(
+        &self,
+        key: &SubjectKey,
+        subject: &SubjectKey,
+        response: &RecordedSend,
+        ttl: Duration,
+    ) -> Result<(), StoreError>;
+
+    /// Frees a claimed key after a failed send, so a retry can try again.
+    async fn release_idempotency(&self, key: &SubjectKey) -> Result<(), StoreError>;
 
     /// Checks that the store can serve requests right now.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -19,8 +19,8 @@ use std::{
 use otp_service::{
     Application, Config,
     proto::{
-        SendOtpRequest, SendOtpResponse, TimeLeftRequest, TimeLeftResponse, VerifyOtpRequest,
-        VerifyOtpResponse, otp_service_client::OtpServiceClient,
+        CancelOtpRequest, SendOtpRequest, SendOtpResponse, TimeLeftRequest, TimeLeftResponse,
+        VerifyOtpRequest, VerifyOtpResponse, otp_service_client::OtpServiceClient,
     },
 };
 use tokio::{sync::oneshot, task::JoinHandle};
@@ -152,12 +152,27 @@ impl TestApp {
     }
 
     pub async fn send(&self, phone: &str) -> Result<SendOtpResponse, Status> {
+        self.send_request(SendOtpRequest {
+            phone_number: phone.into(),
+            ..Default::default()
+        })
+        .await
+    }
+
+    pub async fn send_request(&self, request: SendOtpRequest) -> Result<SendOtpResponse, Status> {
         self.client()
-            .send_otp(SendOtpRequest {
+            .send_otp(request)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    pub async fn cancel(&self, phone: &str) -> Result<bool, Status> {
+        self.client()
+            .cancel_otp(CancelOtpRequest {
                 phone_number: phone.into(),
             })
             .await
-            .map(tonic::Response::into_inner)
+            .map(|response| response.into_inner().cancelled)
     }
 
     /// Sends a code and returns the digits the gateway was asked to text.

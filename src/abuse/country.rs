@@ -1,0 +1,99 @@
+//! Which countries codes may be sent to.
+
+use std::collections::BTreeSet;
+
+use thiserror::Error;
+
+use crate::domain::PhoneNumber;
+
+/// `OTP_ALLOWED_COUNTRIES` / `OTP_DENIED_COUNTRIES`, as ISO 3166-1 alpha-2 sets.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CountryPolicy {
+    /// When non-empty, only these regions are allowed.
+    allowed: BTreeSet<String>,
+    /// These regions are always refused.
+    denied: BTreeSet<String>,
+}
+
+/// Why a country list was refused at startup.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[error("`{0}` is not an ISO 3166-1 alpha-2 country code (e.g. US, IN, GB)")]
+pub struct CountryPolicyError(pub String);
+
+fn parse_list(raw: &str) -> Result<BTreeSet<String>, CountryPolicyError> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|code| !code.is_empty())
+        .map(|code| {
+            let upper = code.to_ascii_uppercase();
+            if upper.len() == 2 && upper.bytes().all(|b| b.is_ascii_uppercase()) {
+                Ok(upper)
+            } else {
+                Err(CountryPolicyError(code.to_owned()))
+            }
+        })
+        .collect()
+}
+
+impl CountryPolicy {
+    /// Parses comma-separated lists (either may be empty).
+    pub fn parse(allowed: &str, denied: &str) -> Result<Self, CountryPolicyError> {
+        Ok(Self {
+            allowed: parse_list(allowed)?,
+            denied: parse_list(denied)?,
+        })
+    }
+
+    /// Whether `phone` may be texted. A number whose region the numbering
+    /// plan cannot tell is refused whenever an allow-list is set.
+    pub fn allows(&self, phone: &PhoneNumber) -> bool {
+        match phone.region() {
+            Some(region) => {
+                !self.denied.contains(region)
+                    && (self.allowed.is_empty() || self.allowed.contains(region))
+            }
+            None => self.allowed.is_empty(),
+        }
+    }
+
+    /// True when no rule is configured.
+    pub fn is_open(&self) -> bool {
+        self.allowed.is_empty() && self.denied.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phone(raw: &str) -> PhoneNumber {
+        PhoneNumber::parse(raw).expect("valid")
+    }
+
+    #[test]
+    fn empty_policy_allows_everything() {
+        let policy = CountryPolicy::parse("", "").expect("valid");
+        assert!(policy.is_open());
+        assert!(policy.allows(&phone("+14155550123")));
+    }
+
+    #[test]
+    fn allow_list_and_deny_list() {
+        let policy = CountryPolicy::parse("us, in", "").expect("valid");
+        assert!(policy.allows(&phone("+14155550123")));
+        assert!(policy.allows(&phone("+919876543210")));
+        assert!(!policy.allows(&phone("+442079460958")));
+        let deny = CountryPolicy::parse("", "GB").expect("valid");
+        assert!(!deny.allows(&phone("+442079460958")));
+        assert!(deny.allows(&phone("+14155550123")));
+    }
+
+    #[test]
+    fn bad_codes_are_refused() {
+        assert_eq!(
+            CountryPolicy::parse("USA", ""),
+            Err(CountryPolicyError("USA".into()))
+        );
+        assert!(CountryPolicy::parse("", "1X").is_err());
+    }
+}

@@ -1,0 +1,177 @@
+//! Send limits: how many codes a phone, a caller and the whole service may
+//! send per window.
+
+use std::time::Duration;
+
+/// One limit as a store enforces it: at most `limit` sends in any `period`.
+/// A cooldown is `limit: 1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateRule {
+    /// Which configured limit this is (for errors and metrics).
+    pub kind: LimitKind,
+    /// Sends allowed in any sliding `period`.
+    pub limit: u32,
+    /// The sliding window.
+    pub period: Duration,
+}
+
+/// The configured send limits, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    /// `OTP_RESEND_COOLDOWN_SECONDS`: minimum gap between sends to one number.
+    PhoneCooldown,
+    /// `OTP_SEND_LIMIT` per `OTP_SEND_WINDOW_SECONDS` for one number.
+    PhoneWindow,
+    /// `OTP_DAILY_SEND_LIMIT` per 24 h for one number.
+    PhoneDaily,
+    /// `OTP_CLIENT_SEND_LIMIT` per `OTP_SEND_WINDOW_SECONDS` for one `client_key`.
+    ClientWindow,
+    /// `OTP_GLOBAL_SEND_LIMIT` per minute for the whole service.
+    Global,
+}
+
+impl LimitKind {
+    /// Stable name used in `google.rpc.QuotaFailure` and metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PhoneCooldown => "phone_resend_cooldown",
+            Self::PhoneWindow => "phone_send_window",
+            Self::PhoneDaily => "phone_daily",
+            Self::ClientWindow => "client_send_window",
+            Self::Global => "global_send_rate",
+        }
+    }
+
+    /// What the limit protects against, for the caller.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::PhoneCooldown => "a code was sent to this number moments ago",
+            Self::PhoneWindow => "too many codes sent to this number in the current window",
+            Self::PhoneDaily => "too many codes sent to this number today",
+            Self::ClientWindow => "too many codes requested by this client in the current window",
+            Self::Global => "the service-wide send rate limit is reached",
+        }
+    }
+
+    /// The QuotaFailure subject: which request field the limit is counted on.
+    pub fn subject(self) -> &'static str {
+        match self {
+            Self::PhoneCooldown | Self::PhoneWindow | Self::PhoneDaily => "phone_number",
+            Self::ClientWindow => "client_key",
+            Self::Global => "service",
+        }
+    }
+}
+
+/// Every send limit in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendLimits {
+    /// Minimum time between two sends to one number (zero: none).
+    pub resend_cooldown: Duration,
+    /// Sends per number per `window`.
+    pub phone_limit: u32,
+    /// The window for `phone_limit` and `client_limit`.
+    pub window: Duration,
+    /// Sends per number per 24 hours.
+    pub phone_daily_limit: u32,
+    /// Sends per `client_key` per `window`.
+    pub client_limit: u32,
+    /// Sends per minute across all numbers (`None`: off).
+    pub global_per_minute: Option<u32>,
+}
+
+/// The length of a day for the daily limit.
+pub const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+/// The window of the global limit.
+pub const MINUTE: Duration = Duration::from_secs(60);
+
+impl SendLimits {
+    /// Rules counted on one phone number.
+    pub fn phone_rules(&self) -> Vec<RateRule> {
+        let mut rules = Vec::with_capacity(3);
+        if !self.resend_cooldown.is_zero() {
+            rules.push(RateRule {
+                kind: LimitKind::PhoneCooldown,
+                limit: 1,
+                period: self.resend_cooldown,
+            });
+        }
+        rules.push(RateRule {
+            kind: LimitKind::PhoneWindow,
+            limit: self.phone_limit,
+            period: self.window,
+        });
+        rules.push(RateRule {
+            kind: LimitKind::PhoneDaily,
+            limit: self.phone_daily_limit,
+            period: DAY,
+        });
+        rules
+    }
+
+    /// Rules counted on one `client_key`.
+    pub fn client_rules(&self) -> Vec<RateRule> {
+        vec![RateRule {
+            kind: LimitKind::ClientWindow,
+            limit: self.client_limit,
+            period: self.window,
+        }]
+    }
+
+    /// Rules counted on the whole service (empty when off).
+    pub fn global_rules(&self) -> Vec<RateRule> {
+        self.global_per_minute
+            .map(|limit| RateRule {
+                kind: LimitKind::Global,
+                limit,
+                period: MINUTE,
+            })
+            .into_iter()
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> SendLimits {
+        SendLimits {
+            resend_cooldown: Duration::from_secs(30),
+            phone_limit: 5,
+            window: Duration::from_secs(600),
+            phone_daily_limit: 10,
+            client_limit: 20,
+            global_per_minute: None,
+        }
+    }
+
+    #[test]
+    fn phone_rules_include_cooldown_unless_zero() {
+        let kinds: Vec<_> = limits().phone_rules().iter().map(|r| r.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                LimitKind::PhoneCooldown,
+                LimitKind::PhoneWindow,
+                LimitKind::PhoneDaily
+            ]
+        );
+        let no_cooldown = SendLimits {
+            resend_cooldown: Duration::ZERO,
+            ..limits()
+        };
+        assert_eq!(no_cooldown.phone_rules().len(), 2);
+    }
+
+    #[test]
+    fn global_rule_only_when_configured() {
+        assert!(limits().global_rules().is_empty());
+        let on = SendLimits {
+            global_per_minute: Some(100),
+            ..limits()
+        };
+        assert_eq!(on.global_rules()[0].limit, 100);
+        assert_eq!(on.global_rules()[0].period, MINUTE);
+    }
+}

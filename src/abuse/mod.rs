@@ -1,0 +1,10 @@
+//! Abuse protection policy: what limits sends (SMS pumping) and which
+//! numbers may be texted at all. Pure rules; the stores keep the counts.
+
+mod country;
+mod limits;
+mod test_numbers;
+
+pub use country::{CountryPolicy, CountryPolicyError};
+pub use limits::{LimitKind, RateRule, SendLimits};
+pub use test_numbers::{TestNumbers, TestNumbersError};
