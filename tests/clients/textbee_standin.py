@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""A stand-in for the TextBee SMS API, for the polyglot client tests.
+
+It accepts what TextBee accepts (POST .../send-sms with an `x-api-key`
+header and a JSON body {"recipients": [...], "message": "..."}), answers like
+TextBee, and lets a test read what was "sent":
+
+    GET /messages?to=+14155550123   ->  ["Your code is 123456 ...", ...]
+
+Usage: textbee_standin.py --api-key KEY --port-file FILE
+(binds a free loopback port and writes it to FILE once listening).
+"""
+
+import argparse
+import json
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+MESSAGES: dict[str, list[str]] = {}
+LOCK = threading.Lock()
+
+
+def handler_for(api_key: str):
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *_args):  # keep test output quiet
+            pass
+
+        def reply(self, status: int, body) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_POST(self):  # noqa: N802 (http.server naming)
+            if not self.path.endswith("/send-sms"):
+                return self.reply(404, {"error": "not found"})
+            if self.headers.get("x-api-key") != api_key:
+                return self.reply(401, {"error": "Unauthorized"})
+            length = int(self.headers.get("content-length", "0"))
+            try:
+                body = json.loads(self.rfile.read(length))
+                recipients = body["recipients"]
+                message = body["message"]
+            except (ValueError, KeyError, TypeError):
+                return self.reply(400, {"error": "invalid body"})
+            with LOCK:
+                for recipient in recipients:
+                    MESSAGES.setdefault(recipient, []).append(message)
+            return self.reply(
+                201,
+                {
+                    "data": {
+                        "success": True,
+                        "message": "SMS added to queue for processing",
+                        "smsBatchId": uuid.uuid4().hex,
+                        "recipientCount": len(recipients),
+                    }
+                },
+            )
+
+        def do_GET(self):  # noqa: N802
+            url = urlparse(self.path)
+            if url.path != "/messages":
+                return self.reply(404, {"error": "not found"})
+            to = parse_qs(url.query).get("to", [""])[0]
+            with LOCK:
+                return self.reply(200, list(MESSAGES.get(to, [])))
+
+    return Handler
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--api-key", required=True)
+    parser.add_argument("--port-file", required=True)
+    args = parser.parse_args()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(args.api_key))
+    with open(args.port_file, "w", encoding="utf-8") as port_file:
+        port_file.write(str(server.server_address[1]))
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
