@@ -8,6 +8,7 @@
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod health;
 pub mod otp;
 pub mod proto;
 pub mod server;

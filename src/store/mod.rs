@@ -3,6 +3,7 @@
 //! the same phone behave exactly as if they had taken turns.
 
 mod memory;
+mod redis;
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use async_trait::async_trait;
 use thiserror::Error;
 
 pub use memory::MemoryStore;
+pub use redis::{RedisSettings, RedisStore, RedisUrl};
 
 use crate::domain::{CodeDigest, SubjectKey};
 
