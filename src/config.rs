@@ -329,4 +329,40 @@ mod tests {
         assert_eq!(config.policy.code_length, 6);
         assert_eq!(config.log_format, LogFormat::Text);
     }
+
+    #[test]
+    fn redis_url_selects_redis_with_default_tuning() {
+        let secret = "0123456789abcdef0123456789abcdef";
+        let config = config(&[
+            ("REDIS_URL", "redis://app:hunter2@cache:6379/2"),
+            ("OTP_HMAC_SECRET", secret),
+        ])
+        .expect("valid");
+        let StoreConfig::Redis(redis) = config.store else {
+            panic!("REDIS_URL selects Redis: {:?}", config.store);
+        };
+        assert_eq!(redis.url.expose(), "redis://app:hunter2@cache:6379/2");
+        assert_eq!(redis.prefix, DEFAULT_REDIS_PREFIX);
+        assert_eq!(redis.pool_size, 16);
+        assert_eq!(redis.timeout, Duration::from_millis(1000));
+        assert!(!format!("{redis:?}").contains("hunter2"), "{redis:?}");
+    }
+
+    #[test]
+    fn redis_requires_a_shared_secret() {
+        let err = config(&[("REDIS_URL", "redis://cache:6379")]).expect_err("no secret");
+        assert_eq!(err.var, "OTP_HMAC_SECRET");
+        assert!(err.to_string().contains("REDIS_URL"), "{err}");
+    }
+
+    #[test]
+    fn unparseable_redis_url_is_one_line_without_the_password() {
+        let err = config(&[("REDIS_URL", "redis://app:hunter2@cache:port")]).expect_err("bad");
+        assert_eq!(err.var, "REDIS_URL");
+        let line = err.to_string();
+        assert!(line.starts_with("REDIS_URL: "), "{line}");
+        assert!(!line.contains("hunter2"), "{line}");
+        assert!(line.contains("redis://app:***@cache:port"), "{line}");
+        assert!(!line.contains('\n'), "{line}");
+    }
 }

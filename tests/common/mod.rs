@@ -113,6 +113,12 @@ pub async fn spawn_app_on_redis(redis: &RedisServer, vars: &[(&str, &str)]) -> T
     start_app(&with_url, RecordingGateway::default(), None).await
 }
 
+/// A server configured by `vars` alone (plus listen address and secret),
+/// for tests that set `REDIS_URL` themselves.
+pub async fn spawn_app_with_env(vars: &[(&str, &str)]) -> TestApp {
+    start_app(vars, RecordingGateway::default(), None).await
+}
+
 async fn start_app(
     vars: &[(&str, &str)],
     sms: RecordingGateway,
