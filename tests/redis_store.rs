@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{RedisServer, TestApp, spawn_app_on_redis, unique_phone};
+use common::{RedisServer, TestApp, spawn_app_on_redis, spawn_app_with_env, unique_phone};
 use deadpool_redis::redis::{self, AsyncCommands};
 use futures::future::join_all;
 use otp_service::proto::{VerifyOtpRequest, VerifyOtpResult};
@@ -256,4 +256,35 @@ async fn each_operation_is_one_evalsha_and_scripts_load_once_per_server() {
     }
     assert_eq!(calls(&redis, "script|load").await, 6);
     assert_eq!(calls(&redis, "evalsha").await, 33 + 9 + 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_and_database_in_the_url_are_used() {
+    let redis = RedisServer::start_with_user("otp-app", "s3cret-pa55").await;
+    let url = format!("{}/3", redis.url());
+    let app = spawn_app_with_env(&[("REDIS_URL", &url)]).await;
+    let phone = unique_phone();
+    let code = app.send_and_read_code(&phone).await;
+
+    let mut db3 = redis.connection_to_db(3).await;
+    let in_db3: u64 = redis::cmd("DBSIZE")
+        .query_async(&mut db3)
+        .await
+        .expect("DBSIZE");
+    let mut db0 = redis.connection_to_db(0).await;
+    let in_db0: u64 = redis::cmd("DBSIZE")
+        .query_async(&mut db0)
+        .await
+        .expect("DBSIZE");
+    assert_eq!((in_db3, in_db0), (1, 0), "the record lives in database 3");
+    let verified = app.verify(&phone, &code).await.expect("answers");
+    assert_eq!(verified.result(), VerifyOtpResult::Approved);
+
+    // A wrong password is an outage, not a crash and not a fallback.
+    let wrong = url.replace("s3cret-pa55", "wrong");
+    let refused = spawn_app_with_env(&[("REDIS_URL", &wrong)]).await;
+    assert_eq!(refused.health("").await, "NOT_SERVING");
+    let status = refused.send(&unique_phone()).await.expect_err("auth fails");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert_eq!(refused.sms.count(), 0);
 }

@@ -145,11 +145,10 @@ impl RedisStore {
     }
 }
 
+/// Whatever stops us getting a connection (refused, TLS, auth, timeout)
+/// means Redis cannot serve us right now.
 fn pool_error(err: PoolError) -> StoreError {
-    match err {
-        PoolError::Backend(err) => redis_error(err),
-        other => StoreError::Unavailable(format!("no Redis connection: {other}")),
-    }
+    StoreError::Unavailable(format!("no Redis connection: {err}"))
 }
 
 /// A reply this code cannot read, or a script that failed on the server, is a

@@ -19,17 +19,32 @@ fn redis_server_bin() -> String {
 /// A running (or deliberately killed) redis-server child process.
 pub struct RedisServer {
     port: u16,
+    /// ACL user and password when the server requires them.
+    credentials: Option<(String, String)>,
     child: Option<Child>,
 }
 
 impl RedisServer {
     /// Starts a server on a free port and waits until it answers PING.
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// Starts a server that refuses everyone but ACL user `user` with `password`.
+    pub async fn start_with_user(user: &str, password: &str) -> Self {
+        Self::start_with(Some((user.to_owned(), password.to_owned()))).await
+    }
+
+    async fn start_with(credentials: Option<(String, String)>) -> Self {
         // The port is free when asked for but could be taken before
         // redis-server binds it; a few fresh tries make that race harmless.
         for _ in 0..5 {
             let port = free_port();
-            let mut server = Self { port, child: None };
+            let mut server = Self {
+                port,
+                credentials: credentials.clone(),
+                child: None,
+            };
             if server.spawn_and_wait().await {
                 return server;
             }
@@ -37,9 +52,12 @@ impl RedisServer {
         panic!("could not start redis-server on a free port");
     }
 
-    /// `redis://127.0.0.1:<port>`.
+    /// `redis://[user:password@]127.0.0.1:<port>`.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.credentials {
+            Some((user, password)) => format!("redis://{user}:{password}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
     }
 
     /// The port it listens on.
@@ -92,11 +110,33 @@ impl RedisServer {
 
     /// A direct connection, for tests that inspect what the store wrote.
     pub async fn connection(&self) -> MultiplexedConnection {
-        redis::Client::open(self.url())
+        self.connection_to_db(0).await
+    }
+
+    /// A direct connection to logical database `db`.
+    pub async fn connection_to_db(&self, db: u8) -> MultiplexedConnection {
+        redis::Client::open(format!("{}/{db}", self.url()))
             .expect("valid URL")
             .get_multiplexed_async_connection()
             .await
             .expect("redis-server accepts connections")
+    }
+
+    /// Turns the default (password-less) user off and adds the ACL user.
+    fn acl_args(&self) -> Vec<String> {
+        let Some((user, password)) = &self.credentials else {
+            return Vec::new();
+        };
+        ["--user", "default", "off", "--user", user, "on"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain([
+                format!(">{password}"),
+                "~*".into(),
+                "&*".into(),
+                "+@all".into(),
+            ])
+            .collect()
     }
 
     /// Spawns the child and waits for PING; false if it exited (port taken).
@@ -107,6 +147,7 @@ impl RedisServer {
             .args(["--save", ""])
             .args(["--appendonly", "no"])
             .args(["--daemonize", "no"])
+            .args(self.acl_args())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
