@@ -14,6 +14,12 @@ fn wrong_code(code: &str) -> String {
     format!("{}{}", &code[..code.len() - 1], (last + 1) % 10)
 }
 
+/// Settings for the 1000-call races. They test atomicity, not latency: on a
+/// loaded 2-core machine running a debug build, a call can queue for a pool
+/// connection longer than the default 1 s, and the store would then (rightly)
+/// fail closed with UNAVAILABLE, which is not what these tests are about.
+const RACE_VARS: [(&str, &str); 1] = [("OTP_REDIS_TIMEOUT_MS", "20000")];
+
 /// `total` concurrent VerifyOtp calls with `code`, alternating between `a` and `b`.
 async fn verify_concurrently_across(
     a: &TestApp,
@@ -72,8 +78,8 @@ async fn code_sent_through_one_replica_verifies_through_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn right_code_is_approved_exactly_once_across_two_replicas() {
     let redis = RedisServer::start().await;
-    let a = spawn_app_on_redis(&redis, &[]).await;
-    let b = spawn_app_on_redis(&redis, &[]).await;
+    let a = spawn_app_on_redis(&redis, &RACE_VARS).await;
+    let b = spawn_app_on_redis(&redis, &RACE_VARS).await;
     let phone = unique_phone();
     let code = a.send_and_read_code(&phone).await;
 
@@ -85,7 +91,7 @@ async fn right_code_is_approved_exactly_once_across_two_replicas() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_guesses_across_two_replicas_are_capped_at_max_attempts() {
     let redis = RedisServer::start().await;
-    let vars = [("OTP_MAX_ATTEMPTS", "7")];
+    let vars = [("OTP_MAX_ATTEMPTS", "7"), RACE_VARS[0]];
     let a = spawn_app_on_redis(&redis, &vars).await;
     let b = spawn_app_on_redis(&redis, &vars).await;
     let phone = unique_phone();
