@@ -8,6 +8,7 @@ use thiserror::Error;
 use crate::{
     abuse::{CountryPolicy, SendLimits, TestNumbers},
     domain::HmacSecret,
+    store::{RedisSettings, RedisUrl},
 };
 
 /// Fully validated service settings.
@@ -31,6 +32,17 @@ pub struct Config {
     pub countries: CountryPolicy,
     /// Numbers with a fixed code and no SMS (`OTP_TEST_NUMBERS`).
     pub test_numbers: TestNumbers,
+    /// Where pending codes are kept.
+    pub store: StoreConfig,
+}
+
+/// The store selection: Redis when `REDIS_URL` is set, else in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// Process-local; for development and single-replica deployments.
+    Memory,
+    /// Shared by every replica pointing at the same Redis.
+    Redis(RedisSettings),
 }
 
 /// The OTP rules the flow enforces.
@@ -102,6 +114,8 @@ impl ConfigError {
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:50051";
 /// Shortest accepted `OTP_HMAC_SECRET`, in bytes.
 pub const MIN_SECRET_BYTES: usize = 32;
+/// Default `OTP_REDIS_PREFIX`.
+pub const DEFAULT_REDIS_PREFIX: &str = "otp";
 
 impl Config {
     /// Reads the process environment.
@@ -132,6 +146,7 @@ impl Config {
             grace: Duration::from_secs(env.int_in_range("OTP_GRACE_SECONDS", 10, 0, 60)?),
             max_attempts: env.int_in_range("OTP_MAX_ATTEMPTS", 5, 1, 20)?,
         };
+        let store = store_config(&env)?;
         let (hmac_secret, hmac_secret_source) = match env.get("OTP_HMAC_SECRET") {
             Some(raw) if raw.len() >= MIN_SECRET_BYTES => {
                 (HmacSecret::new(raw.as_bytes()), SecretSource::Environment)
@@ -142,6 +157,15 @@ impl Config {
                     format!(
                         "must be at least {MIN_SECRET_BYTES} bytes (e.g. `openssl rand -hex 32`)"
                     ),
+                ));
+            }
+            // Replicas sharing a Redis must derive the same keys and digests,
+            // so a per-process secret would make every cross-replica verify fail.
+            None if matches!(store, StoreConfig::Redis(_)) => {
+                return Err(ConfigError::new(
+                    "OTP_HMAC_SECRET",
+                    "is required when REDIS_URL is set: every replica must share one secret \
+                     (e.g. `openssl rand -hex 32`)",
                 ));
             }
             None => (
@@ -200,8 +224,37 @@ impl Config {
             limits,
             countries,
             test_numbers,
+            store,
         })
     }
+}
+
+/// `REDIS_URL` selects Redis; the `OTP_REDIS_*` tuning variables are checked
+/// even without it, so a typo is reported rather than ignored.
+fn store_config(env: &Env) -> Result<StoreConfig, ConfigError> {
+    let prefix = env.parsed("OTP_REDIS_PREFIX", DEFAULT_REDIS_PREFIX, |raw| {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':');
+        // Braces would change the Redis Cluster hash tag of every key.
+        if (1..=64).contains(&raw.len()) && raw.chars().all(allowed) {
+            Ok(raw.to_owned())
+        } else {
+            Err("must be 1 to 64 characters from A-Z a-z 0-9 _ - . :".to_owned())
+        }
+    })?;
+    let pool_size = env.int_in_range("OTP_REDIS_POOL_SIZE", 16, 1, 1024)?;
+    let timeout =
+        Duration::from_millis(env.int_in_range("OTP_REDIS_TIMEOUT_MS", 1000, 10, 60_000)?);
+    let Some(raw_url) = env.get("REDIS_URL") else {
+        return Ok(StoreConfig::Memory);
+    };
+    // Not `Env::parsed`: its message echoes the value, and this one may hold a password.
+    let url = RedisUrl::parse(raw_url).map_err(|why| ConfigError::new("REDIS_URL", why))?;
+    Ok(StoreConfig::Redis(RedisSettings {
+        url,
+        prefix,
+        pool_size,
+        timeout,
+    }))
 }
 
 /// The variables being read, with empty values treated as unset (as shells and
@@ -266,6 +319,7 @@ mod tests {
             SecretSource::GeneratedForThisProcess
         );
         assert_eq!(config.log_format, LogFormat::Text);
+        assert_eq!(config.store, StoreConfig::Memory);
     }
 
     #[test]
@@ -280,6 +334,10 @@ mod tests {
             ("OTP_LISTEN_ADDR", "localhost", "IP:port"),
             ("OTP_LOG_FORMAT", "xml", "`text` or `json`"),
             ("OTP_SMS_GATEWAY", "pigeon", "must be"),
+            ("OTP_REDIS_PREFIX", "otp{x}", "1 to 64 characters"),
+            ("OTP_REDIS_POOL_SIZE", "0", "from 1 to 1024"),
+            ("OTP_REDIS_TIMEOUT_MS", "5", "from 10 to 60000"),
+            ("REDIS_URL", "localhost:6379", "redis://"),
         ];
         for (var, value, expected) in cases {
             let err = config(&[(var, value)]).expect_err(var);
@@ -343,5 +401,41 @@ mod tests {
         let config = config(&[("OTP_CODE_LENGTH", ""), ("OTP_LOG_FORMAT", " ")]).expect("valid");
         assert_eq!(config.policy.code_length, 6);
         assert_eq!(config.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn redis_url_selects_redis_with_default_tuning() {
+        let secret = "0123456789abcdef0123456789abcdef";
+        let config = config(&[
+            ("REDIS_URL", "redis://app:hunter2@cache:6379/2"),
+            ("OTP_HMAC_SECRET", secret),
+        ])
+        .expect("valid");
+        let StoreConfig::Redis(redis) = config.store else {
+            panic!("REDIS_URL selects Redis: {:?}", config.store);
+        };
+        assert_eq!(redis.url.expose(), "redis://app:hunter2@cache:6379/2");
+        assert_eq!(redis.prefix, DEFAULT_REDIS_PREFIX);
+        assert_eq!(redis.pool_size, 16);
+        assert_eq!(redis.timeout, Duration::from_millis(1000));
+        assert!(!format!("{redis:?}").contains("hunter2"), "{redis:?}");
+    }
+
+    #[test]
+    fn redis_requires_a_shared_secret() {
+        let err = config(&[("REDIS_URL", "redis://cache:6379")]).expect_err("no secret");
+        assert_eq!(err.var, "OTP_HMAC_SECRET");
+        assert!(err.to_string().contains("REDIS_URL"), "{err}");
+    }
+
+    #[test]
+    fn unparseable_redis_url_is_one_line_without_the_password() {
+        let err = config(&[("REDIS_URL", "redis://app:hunter2@cache:port")]).expect_err("bad");
+        assert_eq!(err.var, "REDIS_URL");
+        let line = err.to_string();
+        assert!(line.starts_with("REDIS_URL: "), "{line}");
+        assert!(!line.contains("hunter2"), "{line}");
+        assert!(line.contains("redis://app:***@cache:port"), "{line}");
+        assert!(!line.contains('\n'), "{line}");
     }
 }

@@ -9,12 +9,13 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::server::HealthReporter;
 
 use crate::{
-    config::{Config, SecretSource, SmsConfig},
+    config::{Config, SecretSource, SmsConfig, StoreConfig},
+    health::StoreHealthCheck,
     otp::{AbuseRules, OtpFlow},
     proto::{FILE_DESCRIPTOR_SET, otp_service_server::OtpServiceServer},
     service::OtpGrpcService,
     sms::{ConsoleGateway, MessageTemplate, SmsGateway},
-    store::{MemoryStore, OtpStore},
+    store::{MemoryStore, OtpStore, RedisStore, StoreError},
 };
 
 /// Name under which `grpc.health.v1` reports the OTP service.
@@ -34,6 +35,10 @@ pub enum StartupError {
     /// The message template is not usable.
     #[error("OTP_MESSAGE_TEMPLATE: {0}")]
     Template(#[from] crate::sms::TemplateError),
+    /// The store could not be set up (not: is unreachable, which only makes
+    /// the service NOT_SERVING until it answers).
+    #[error("cannot set up the store: {0}")]
+    Store(#[from] StoreError),
     /// Reflection descriptors could not be loaded (a build defect).
     #[error("cannot build reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -47,6 +52,7 @@ pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
     flow: Arc<OtpFlow>,
+    store: Arc<dyn OtpStore>,
     health: HealthReporter,
 }
 
@@ -82,7 +88,17 @@ impl Application {
                 "OTP_TEST_NUMBERS is set: these numbers get fixed codes and no SMS"
             );
         }
-        let store: Arc<dyn OtpStore> = Arc::new(MemoryStore::new());
+        let store: Arc<dyn OtpStore> = match &config.store {
+            StoreConfig::Memory => {
+                tracing::info!("store: in memory (codes are lost on restart; one replica only)");
+                Arc::new(MemoryStore::new())
+            }
+            StoreConfig::Redis(settings) => {
+                // `url` displays with its password masked.
+                tracing::info!(url = %settings.url, prefix = %settings.prefix, "store: Redis");
+                Arc::new(RedisStore::new(settings)?)
+            }
+        };
         let template = MessageTemplate::new(MessageTemplate::DEFAULT, "OTP", None)?;
         let abuse = AbuseRules {
             limits: config.limits,
@@ -94,7 +110,7 @@ impl Application {
             abuse,
             config.hmac_secret.clone(),
             template,
-            store,
+            Arc::clone(&store),
             gateway,
         ));
 
@@ -113,6 +129,7 @@ impl Application {
             listener,
             local_addr,
             flow,
+            store,
             health,
         })
     }
@@ -128,7 +145,8 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then stops accepting connections,
-    /// lets in-flight calls finish, and returns.
+    /// lets in-flight calls finish, and returns. Health follows the store
+    /// throughout (see [`StoreHealthCheck`]) and is NOT_SERVING while draining.
     pub async fn run_until<F>(self, shutdown: F) -> Result<(), StartupError>
     where
         F: Future<Output = ()> + Send,
@@ -137,12 +155,8 @@ impl Application {
         let health_service = tonic_health::pb::health_server::HealthServer::new(
             tonic_health::server::HealthService::from_health_reporter(health.clone()),
         );
-        health
-            .set_service_status("", tonic_health::ServingStatus::Serving)
-            .await;
-        health
-            .set_service_status(OTP_SERVICE_NAME, tonic_health::ServingStatus::Serving)
-            .await;
+        // The first status comes from a real ping of the store, not a guess.
+        let store_health = StoreHealthCheck::start(self.store, health.clone()).await;
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -158,6 +172,8 @@ impl Application {
         let shutdown = async move {
             shutdown.await;
             tracing::info!("shutdown requested: draining in-flight calls");
+            // Stopped first, so it cannot flip the status back to SERVING.
+            store_health.stop().await;
             draining_health
                 .set_service_status("", tonic_health::ServingStatus::NotServing)
                 .await;

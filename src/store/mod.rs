@@ -3,6 +3,7 @@
 //! the same phone behave exactly as if they had taken turns.
 
 mod memory;
+mod redis;
 mod sliding_log;
 
 use std::time::Duration;
@@ -11,6 +12,7 @@ use async_trait::async_trait;
 use thiserror::Error;
 
 pub use memory::MemoryStore;
+pub use redis::{RedisSettings, RedisStore, RedisUrl};
 
 use crate::{
     abuse::{LimitKind, RateRule},

@@ -1,10 +1,12 @@
 //! The one test harness: starts the real server in-process on 127.0.0.1:0
-//! with a recording SMS gateway, and hands out real tonic clients.
+//! with a recording SMS gateway (and, for Redis, a private redis-server),
+//! and hands out real tonic clients.
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
 pub mod binary;
 pub mod recording_gateway;
+pub mod redis_server;
 
 use std::{
     future::Future,
@@ -29,6 +31,7 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use tonic_types::StatusExt;
 
 pub use recording_gateway::RecordingGateway;
+pub use redis_server::RedisServer;
 
 /// Secret every test server shares (replicas must share one).
 pub const TEST_SECRET: &str = "test-secret-test-secret-test-secret!";
@@ -38,6 +41,8 @@ pub const TEST_SECRET: &str = "test-secret-test-secret-test-secret!";
 pub enum StoreKind {
     /// The embedded in-memory store.
     Memory,
+    /// A private redis-server started for the test.
+    Redis,
 }
 
 /// Runs each named `async fn name(store: StoreKind)` once per store, as its
@@ -53,6 +58,14 @@ macro_rules! for_each_store {
                 }
             )*
         }
+        mod redis_store {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test($crate::common::StoreKind::Redis).await
+                }
+            )*
+        }
     };
 }
 
@@ -61,6 +74,9 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub client: OtpServiceClient<Channel>,
     pub sms: RecordingGateway,
+    /// The private redis-server of a `StoreKind::Redis` app (`None` when the
+    /// test owns the server, see [`spawn_app_on_redis`]).
+    pub redis: Option<RedisServer>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
 }
@@ -77,7 +93,38 @@ pub async fn spawn_app_with_gateway(
     vars: &[(&str, &str)],
     sms: RecordingGateway,
 ) -> TestApp {
-    let StoreKind::Memory = store;
+    match store {
+        StoreKind::Memory => start_app(vars, sms, None).await,
+        StoreKind::Redis => {
+            let redis = RedisServer::start().await;
+            let url = redis.url();
+            let mut with_url = vec![("REDIS_URL", url.as_str())];
+            with_url.extend_from_slice(vars);
+            start_app(&with_url, sms, Some(redis)).await
+        }
+    }
+}
+
+/// A server on a Redis the test owns, so several servers (replicas) can share
+/// it and the test can kill and restart it.
+pub async fn spawn_app_on_redis(redis: &RedisServer, vars: &[(&str, &str)]) -> TestApp {
+    let url = redis.url();
+    let mut with_url = vec![("REDIS_URL", url.as_str())];
+    with_url.extend_from_slice(vars);
+    start_app(&with_url, RecordingGateway::default(), None).await
+}
+
+/// A server configured by `vars` alone (plus listen address and secret),
+/// for tests that set `REDIS_URL` themselves.
+pub async fn spawn_app_with_env(vars: &[(&str, &str)]) -> TestApp {
+    start_app(vars, RecordingGateway::default(), None).await
+}
+
+async fn start_app(
+    vars: &[(&str, &str)],
+    sms: RecordingGateway,
+    redis: Option<RedisServer>,
+) -> TestApp {
     let mut settings: Vec<(String, String)> = vec![
         ("OTP_LISTEN_ADDR".into(), "127.0.0.1:0".into()),
         ("OTP_HMAC_SECRET".into(), TEST_SECRET.into()),
@@ -101,6 +148,7 @@ pub async fn spawn_app_with_gateway(
         addr,
         client,
         sms,
+        redis,
         shutdown: Some(shutdown),
         server: Some(server),
     }

@@ -1,0 +1,215 @@
+//! A private `redis-server` per test: on a free loopback port, no
+//! persistence, killed when dropped. Never the shared Redis on 6379.
+
+use std::{
+    net::TcpListener,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use deadpool_redis::redis::{self, aio::MultiplexedConnection};
+
+use super::wait_for;
+
+/// Path of the server binary; `REDIS_SERVER_BIN` overrides it.
+fn redis_server_bin() -> String {
+    std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".to_owned())
+}
+
+/// A running (or deliberately killed) redis-server child process.
+pub struct RedisServer {
+    port: u16,
+    /// ACL user and password when the server requires them.
+    credentials: Option<(String, String)>,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts a server on a free port and waits until it answers PING.
+    pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// Starts a server that refuses everyone but ACL user `user` with `password`.
+    pub async fn start_with_user(user: &str, password: &str) -> Self {
+        Self::start_with(Some((user.to_owned(), password.to_owned()))).await
+    }
+
+    async fn start_with(credentials: Option<(String, String)>) -> Self {
+        // The port is free when asked for but could be taken before
+        // redis-server binds it; a few fresh tries make that race harmless.
+        for _ in 0..5 {
+            let port = free_port();
+            let mut server = Self {
+                port,
+                credentials: credentials.clone(),
+                child: None,
+            };
+            if server.spawn_and_wait().await {
+                return server;
+            }
+        }
+        panic!("could not start redis-server on a free port");
+    }
+
+    /// `redis://[user:password@]127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        match &self.credentials {
+            Some((user, password)) => format!("redis://{user}:{password}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// SIGKILL: the server vanishes mid-stream, as in a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port (empty: it keeps no data).
+    pub async fn restart(&mut self) {
+        self.kill();
+        // The old socket may linger briefly; retry until it binds.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while !self.spawn_and_wait().await {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "redis-server did not restart on port {}",
+                self.port
+            );
+        }
+    }
+
+    /// SIGSTOP: the process keeps its socket but answers nothing, like a
+    /// host that hangs. [`RedisServer::resume`] undoes it.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT after [`RedisServer::freeze`].
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("redis-server is running");
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} failed");
+    }
+
+    /// A direct connection, for tests that inspect what the store wrote.
+    pub async fn connection(&self) -> MultiplexedConnection {
+        self.connection_to_db(0).await
+    }
+
+    /// A direct connection to logical database `db`.
+    pub async fn connection_to_db(&self, db: u8) -> MultiplexedConnection {
+        redis::Client::open(format!("{}/{db}", self.url()))
+            .expect("valid URL")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("redis-server accepts connections")
+    }
+
+    /// Turns the default (password-less) user off and adds the ACL user.
+    fn acl_args(&self) -> Vec<String> {
+        let Some((user, password)) = &self.credentials else {
+            return Vec::new();
+        };
+        ["--user", "default", "off", "--user", user, "on"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain([
+                format!(">{password}"),
+                "~*".into(),
+                "&*".into(),
+                "+@all".into(),
+            ])
+            .collect()
+    }
+
+    /// Spawns the child and waits for PING; false if it exited (port taken).
+    async fn spawn_and_wait(&mut self) -> bool {
+        let child = Command::new(redis_server_bin())
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", "no"])
+            .args(["--daemonize", "no"])
+            .args(self.acl_args())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed (apt-get install redis-server)");
+        self.child = Some(child);
+        let url = self.url();
+        let up = wait_for("redis-server answers PING", Duration::from_secs(10), || {
+            let url = url.clone();
+            let exited = self
+                .child
+                .as_mut()
+                .map(|child| matches!(child.try_wait(), Ok(Some(_))))
+                .unwrap_or(true);
+            async move {
+                if exited {
+                    return Some(false);
+                }
+                ping(&url).await.then_some(true)
+            }
+        })
+        .await;
+        if !up {
+            self.child = None;
+        }
+        up
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // Resume first: a frozen process cannot act on SIGKILL until it runs.
+            let _ = Command::new("kill")
+                .arg("-CONT")
+                .arg(child.id().to_string())
+                .status();
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn ping(url: &str) -> bool {
+    let Ok(client) = redis::Client::open(url) else {
+        return false;
+    };
+    let attempt = async {
+        let mut connection = client.get_multiplexed_async_connection().await.ok()?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut connection)
+            .await
+            .ok()
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_millis(500), attempt).await,
+        Ok(Some(_))
+    )
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("a free loopback port")
+}

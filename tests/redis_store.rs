@@ -1,0 +1,400 @@
+//! Redis as the shared store: replicas on one Redis behave like one service,
+//! and what lands in Redis reveals neither phones nor codes and always expires.
+
+mod common;
+
+use common::{RedisServer, TestApp, spawn_app_on_redis, spawn_app_with_env, unique_phone};
+use deadpool_redis::redis::{self, AsyncCommands};
+use futures::future::join_all;
+use otp_service::proto::{SendOtpRequest, SendOtpResponse, VerifyOtpRequest, VerifyOtpResult};
+
+/// A code guaranteed to differ from `code` in its last digit.
+fn wrong_code(code: &str) -> String {
+    let last = code.as_bytes()[code.len() - 1] - b'0';
+    format!("{}{}", &code[..code.len() - 1], (last + 1) % 10)
+}
+
+/// Settings for the 1000-call races. They test atomicity, not latency: on a
+/// loaded 2-core machine running a debug build, a call can queue for a pool
+/// connection longer than the default 1 s, and the store would then (rightly)
+/// fail closed with UNAVAILABLE, which is not what these tests are about.
+const RACE_VARS: [(&str, &str); 1] = [("OTP_REDIS_TIMEOUT_MS", "20000")];
+
+/// `total` concurrent VerifyOtp calls with `code`, alternating between `a` and `b`.
+async fn verify_concurrently_across(
+    a: &TestApp,
+    b: &TestApp,
+    phone: &str,
+    code: &str,
+    total: usize,
+) -> Vec<VerifyOtpResult> {
+    let calls = (0..total).map(|i| {
+        let mut client = if i % 2 == 0 { a.client() } else { b.client() };
+        let request = VerifyOtpRequest {
+            phone_number: phone.to_owned(),
+            code: code.to_owned(),
+        };
+        tokio::spawn(async move {
+            client
+                .verify_otp(request)
+                .await
+                .expect("VerifyOtp answers")
+                .into_inner()
+                .result()
+        })
+    });
+    join_all(calls)
+        .await
+        .into_iter()
+        .map(|joined| joined.expect("task ran"))
+        .collect()
+}
+
+fn count(results: &[VerifyOtpResult], wanted: VerifyOtpResult) -> usize {
+    results.iter().filter(|result| **result == wanted).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_sent_through_one_replica_verifies_through_another() {
+    let redis = RedisServer::start().await;
+    let a = spawn_app_on_redis(&redis, &[]).await;
+    let b = spawn_app_on_redis(&redis, &[]).await;
+    let phone = unique_phone();
+
+    a.send(&phone).await.expect("SendOtp through A");
+    let code = a.sms.last_code_for(&phone).expect("A texted the code");
+    let left = b.time_left(&phone).await.expect("TimeLeft through B");
+    assert!(left.pending, "B sees the code A stored");
+    let verified = b.verify(&phone, &code).await.expect("VerifyOtp through B");
+    assert_eq!(verified.result(), VerifyOtpResult::Approved);
+    let again = a.verify(&phone, &code).await.expect("VerifyOtp through A");
+    assert_eq!(
+        again.result(),
+        VerifyOtpResult::Expired,
+        "used up for A as well"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn right_code_is_approved_exactly_once_across_two_replicas() {
+    let redis = RedisServer::start().await;
+    let a = spawn_app_on_redis(&redis, &RACE_VARS).await;
+    let b = spawn_app_on_redis(&redis, &RACE_VARS).await;
+    let phone = unique_phone();
+    let code = a.send_and_read_code(&phone).await;
+
+    let results = verify_concurrently_across(&a, &b, &phone, &code, 1000).await;
+    assert_eq!(count(&results, VerifyOtpResult::Approved), 1);
+    assert_eq!(count(&results, VerifyOtpResult::Expired), 999);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_guesses_across_two_replicas_are_capped_at_max_attempts() {
+    let redis = RedisServer::start().await;
+    let vars = [("OTP_MAX_ATTEMPTS", "7"), RACE_VARS[0]];
+    let a = spawn_app_on_redis(&redis, &vars).await;
+    let b = spawn_app_on_redis(&redis, &vars).await;
+    let phone = unique_phone();
+    let code = a.send_and_read_code(&phone).await;
+
+    let results = verify_concurrently_across(&a, &b, &phone, &wrong_code(&code), 1000).await;
+    assert_eq!(count(&results, VerifyOtpResult::Incorrect), 7);
+    assert_eq!(count(&results, VerifyOtpResult::Locked), 993);
+    let right = b.verify(&phone, &code).await.expect("answers");
+    assert_eq!(
+        right.result(),
+        VerifyOtpResult::Locked,
+        "the lock is shared"
+    );
+}
+
+/// Every key and its value, with its remaining TTL in milliseconds.
+async fn dump(redis: &RedisServer) -> Vec<(String, Vec<Vec<u8>>, i64)> {
+    let mut connection = redis.connection().await;
+    let keys: Vec<String> = {
+        let mut scan = connection.scan::<String>().await.expect("SCAN answers");
+        let mut keys = Vec::new();
+        while let Some(key) = scan.next_item().await {
+            keys.push(key.expect("key is text"));
+        }
+        keys
+    };
+    let mut entries = Vec::new();
+    for key in keys {
+        let kind: String = redis::cmd("TYPE")
+            .arg(&key)
+            .query_async(&mut connection)
+            .await
+            .expect("TYPE");
+        // Code and idempotency records are hashes; send logs (for the send
+        // limits) are sorted sets of random tokens scored by send time.
+        let fields: Vec<Vec<u8>> = match kind.as_str() {
+            "hash" => connection.hgetall(&key).await.expect("HGETALL"),
+            "zset" => redis::cmd("ZRANGE")
+                .arg(&key)
+                .arg(0)
+                .arg(-1)
+                .arg("WITHSCORES")
+                .query_async(&mut connection)
+                .await
+                .expect("ZRANGE"),
+            other => panic!("{key} holds an unexpected {other}"),
+        };
+        let ttl: i64 = connection.pttl(&key).await.expect("PTTL");
+        entries.push((key, fields, ttl));
+    }
+    entries
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_holds_neither_phone_nor_code_and_every_key_expires() {
+    let redis = RedisServer::start().await;
+    let app = spawn_app_on_redis(
+        &redis,
+        &[
+            ("OTP_REDIS_PREFIX", "tenant7:otp"),
+            ("OTP_TTL_SECONDS", "60"),
+            ("OTP_GRACE_SECONDS", "5"),
+            ("OTP_MAX_ATTEMPTS", "2"),
+        ],
+    )
+    .await;
+    let lifetime_ms = 65_000;
+    let phones = [unique_phone(), unique_phone()];
+    let mut codes = Vec::new();
+    for phone in &phones {
+        codes.push(app.send_and_read_code(phone).await);
+    }
+    // One subject with a spent guess, one locked: the states that keep a
+    // count or a lock must expire too.
+    app.verify(&phones[0], &wrong_code(&codes[0]))
+        .await
+        .expect("answers");
+    for _ in 0..2 {
+        app.verify(&phones[1], &wrong_code(&codes[1]))
+            .await
+            .expect("answers");
+    }
+
+    let entries = dump(&redis).await;
+    assert_eq!(
+        entries.len(),
+        4,
+        "per phone: its code record and its send log: {entries:?}"
+    );
+    for (key, fields, ttl) in &entries {
+        assert!(
+            key.starts_with("tenant7:otp:{"),
+            "prefix and hash tag: {key}"
+        );
+        if key.ends_with("}:code") {
+            assert!(
+                *ttl > 0 && *ttl <= lifetime_ms,
+                "{key} TTL {ttl} ms must be within TTL + grace"
+            );
+        } else {
+            // The send limits must remember a day of sends (OTP_DAILY_SEND_LIMIT).
+            assert!(key.ends_with("}:sends"), "unexpected key {key}");
+            assert!(
+                *ttl > 0 && *ttl <= 86_400_000,
+                "{key} TTL {ttl} ms must be within the longest limit window"
+            );
+        }
+        for (phone, code) in phones.iter().zip(&codes) {
+            let digits = phone.trim_start_matches('+');
+            // The national part alone, too: a key must not hold it in any form.
+            let national = &digits[1..];
+            for secret in [digits, national, code.as_str()] {
+                assert!(!key.contains(secret), "{key} contains {secret}");
+                for value in fields {
+                    assert!(
+                        !contains(value, secret.as_bytes()),
+                        "{key} has a value containing {secret}"
+                    );
+                }
+            }
+        }
+    }
+
+    // The right code is consumed with its whole record: only the send logs
+    // (which must outlive codes) and the locked phone's record stay.
+    let approved = app.verify(&phones[0], &codes[0]).await.expect("answers");
+    assert_eq!(approved.result(), VerifyOtpResult::Approved);
+    let remaining = dump(&redis).await;
+    let code_records: Vec<_> = remaining
+        .iter()
+        .filter(|(key, _, _)| key.ends_with("}:code"))
+        .collect();
+    assert_eq!(
+        code_records.len(),
+        1,
+        "only the locked phone's record stays: {remaining:?}"
+    );
+}
+
+/// `calls=` of `command` in `INFO commandstats` (0 when never called).
+async fn calls(redis: &RedisServer, command: &str) -> u64 {
+    let mut connection = redis.connection().await;
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut connection)
+        .await
+        .expect("INFO");
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .and_then(|rest| rest.split(',').next())
+        .map(|n| n.parse().expect("a count"))
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_operation_is_one_evalsha_and_scripts_load_once_per_server() {
+    let redis = RedisServer::start().await;
+    let app = spawn_app_on_redis(&redis, &[]).await;
+    for _ in 0..10 {
+        let phone = unique_phone();
+        let code = app.send_and_read_code(&phone).await;
+        app.time_left(&phone).await.expect("answers");
+        app.verify(&phone, &code).await.expect("answers");
+    }
+    // 40 calls: one EVALSHA per store operation (SendOtp is two: the send
+    // limit, then the code), plus one retry for each script's first use,
+    // which a fresh server answers NOSCRIPT.
+    assert_eq!(calls(&redis, "evalsha").await, 40 + 4);
+    assert_eq!(
+        calls(&redis, "eval").await,
+        0,
+        "never the script text per call"
+    );
+    assert_eq!(
+        calls(&redis, "script|load").await,
+        4,
+        "each used script loaded once (discard_code was not needed)"
+    );
+
+    // A Redis that forgot its scripts (restart, failover, SCRIPT FLUSH)
+    // answers NOSCRIPT; each script is loaded again, once.
+    let mut connection = redis.connection().await;
+    let () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut connection)
+        .await
+        .expect("SCRIPT FLUSH");
+    for _ in 0..3 {
+        let phone = unique_phone();
+        let code = app.send_and_read_code(&phone).await;
+        assert!(app.time_left(&phone).await.expect("answers").pending);
+        let verified = app.verify(&phone, &code).await.expect("answers");
+        assert_eq!(verified.result(), VerifyOtpResult::Approved);
+    }
+    assert_eq!(calls(&redis, "script|load").await, 8);
+    assert_eq!(calls(&redis, "evalsha").await, 44 + 12 + 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_and_database_in_the_url_are_used() {
+    let redis = RedisServer::start_with_user("otp-app", "s3cret-pa55").await;
+    let url = format!("{}/3", redis.url());
+    let app = spawn_app_with_env(&[("REDIS_URL", &url)]).await;
+    let phone = unique_phone();
+    let code = app.send_and_read_code(&phone).await;
+
+    let mut db3 = redis.connection_to_db(3).await;
+    let in_db3: u64 = redis::cmd("DBSIZE")
+        .query_async(&mut db3)
+        .await
+        .expect("DBSIZE");
+    let mut db0 = redis.connection_to_db(0).await;
+    let in_db0: u64 = redis::cmd("DBSIZE")
+        .query_async(&mut db0)
+        .await
+        .expect("DBSIZE");
+    assert_eq!(
+        (in_db3, in_db0),
+        (2, 0),
+        "the code record and the send log live in database 3"
+    );
+    let verified = app.verify(&phone, &code).await.expect("answers");
+    assert_eq!(verified.result(), VerifyOtpResult::Approved);
+
+    // A wrong password is an outage, not a crash and not a fallback.
+    let wrong = url.replace("s3cret-pa55", "wrong");
+    let refused = spawn_app_with_env(&[("REDIS_URL", &wrong)]).await;
+    assert_eq!(refused.health("").await, "NOT_SERVING");
+    let status = refused.send(&unique_phone()).await.expect_err("auth fails");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert_eq!(refused.sms.count(), 0);
+}
+
+/// `total` concurrent SendOtp calls of `request`, alternating between `a` and `b`.
+async fn send_concurrently_across(
+    a: &TestApp,
+    b: &TestApp,
+    request: SendOtpRequest,
+    total: usize,
+) -> Vec<Result<SendOtpResponse, tonic::Status>> {
+    let calls = (0..total).map(|i| {
+        let mut client = if i % 2 == 0 { a.client() } else { b.client() };
+        let request = request.clone();
+        tokio::spawn(async move {
+            client
+                .send_otp(request)
+                .await
+                .map(tonic::Response::into_inner)
+        })
+    });
+    join_all(calls)
+        .await
+        .into_iter()
+        .map(|joined| joined.expect("task ran"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sends_across_two_replicas_text_the_number_once() {
+    let redis = RedisServer::start().await;
+    let a = spawn_app_on_redis(&redis, &RACE_VARS).await;
+    let b = spawn_app_on_redis(&redis, &RACE_VARS).await;
+    let request = SendOtpRequest {
+        phone_number: unique_phone(),
+        ..Default::default()
+    };
+    let results = send_concurrently_across(&a, &b, request, 200).await;
+    let sent = results.iter().filter(|r| r.is_ok()).count();
+    let refused = results
+        .iter()
+        .filter(|r| matches!(r, Err(s) if s.code() == tonic::Code::ResourceExhausted))
+        .count();
+    assert_eq!((sent, refused), (1, 199));
+    assert_eq!(a.sms.count() + b.sms.count(), 1, "exactly one SMS");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_idempotency_key_across_two_replicas_sends_once() {
+    let redis = RedisServer::start().await;
+    let a = spawn_app_on_redis(&redis, &RACE_VARS).await;
+    let b = spawn_app_on_redis(&redis, &RACE_VARS).await;
+    let phone = unique_phone();
+    let request = SendOtpRequest {
+        phone_number: phone.clone(),
+        idempotency_key: format!("checkout-{phone}"),
+        ..Default::default()
+    };
+    let results = send_concurrently_across(&a, &b, request, 50).await;
+    let responses: Vec<SendOtpResponse> = results
+        .into_iter()
+        .map(|r| r.expect("every call succeeds"))
+        .collect();
+    assert!(
+        responses.iter().all(|r| *r == responses[0]),
+        "{responses:?}"
+    );
+    assert_eq!(a.sms.count() + b.sms.count(), 1, "exactly one SMS");
+}
