@@ -1,11 +1,15 @@
 //! Every setting the service reads from its environment: parsed, validated and
 //! defaulted here, once, at startup. Nothing else in the crate reads env vars.
 
+mod sms;
+
 use std::{collections::HashMap, fmt, net::SocketAddr, time::Duration};
 
 use thiserror::Error;
 
-use crate::domain::HmacSecret;
+pub use sms::{DEFAULT_APP_NAME, MAX_APP_NAME_CHARS, SmsConfig, TextBeeConfig};
+
+use crate::{domain::HmacSecret, sms::MessageTemplate};
 
 /// Fully validated service settings.
 #[derive(Debug, Clone)]
@@ -22,6 +26,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Which SMS gateway sends the codes.
     pub sms: SmsConfig,
+    /// The text a code is sent in (`OTP_MESSAGE_TEMPLATE`, `OTP_APP_NAME`, `OTP_WEBOTP_DOMAIN`).
+    pub template: MessageTemplate,
 }
 
 /// The OTP rules the flow enforces.
@@ -60,13 +66,6 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line, for log shippers.
     Json,
-}
-
-/// The SMS gateway selection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SmsConfig {
-    /// Print messages to the log: development only.
-    Console,
 }
 
 /// A setting that could not be accepted. Its message names the variable and
@@ -145,10 +144,8 @@ impl Config {
             "json" => Ok(LogFormat::Json),
             _ => Err("must be `text` or `json`".to_owned()),
         })?;
-        let sms = env.parsed("OTP_SMS_GATEWAY", "console", |raw| match raw {
-            "console" => Ok(SmsConfig::Console),
-            _ => Err("must be `console`".to_owned()),
-        })?;
+        let sms = sms::sms_from_env(&env)?;
+        let template = sms::template_from_env(&env)?;
 
         Ok(Self {
             listen_addr,
@@ -157,6 +154,7 @@ impl Config {
             hmac_secret_source,
             log_format,
             sms,
+            template,
         })
     }
 }

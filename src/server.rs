@@ -13,7 +13,7 @@ use crate::{
     otp::OtpFlow,
     proto::{FILE_DESCRIPTOR_SET, otp_service_server::OtpServiceServer},
     service::OtpGrpcService,
-    sms::{ConsoleGateway, MessageTemplate, SmsGateway},
+    sms::{ConsoleGateway, SmsGateway, TextBeeGateway, TextBeeSetupError},
     store::{MemoryStore, OtpStore},
 };
 
@@ -31,9 +31,9 @@ pub enum StartupError {
         /// The operating system's reason.
         source: std::io::Error,
     },
-    /// The message template is not usable.
-    #[error("OTP_MESSAGE_TEMPLATE: {0}")]
-    Template(#[from] crate::sms::TemplateError),
+    /// The SMS gateway's HTTP client could not be built.
+    #[error(transparent)]
+    SmsGateway(#[from] TextBeeSetupError),
     /// Reflection descriptors could not be loaded (a build defect).
     #[error("cannot build reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -61,6 +61,23 @@ impl Application {
                 );
                 Arc::new(ConsoleGateway)
             }
+            SmsConfig::TextBee(textbee) => {
+                if textbee.url.scheme() == "http" {
+                    tracing::warn!(
+                        host = textbee.url.host_str().unwrap_or_default(),
+                        "SMS_SENDER_API is plain http: the API key and the codes cross the \
+                         network unencrypted; use https unless TextBee runs on a trusted network"
+                    );
+                }
+                tracing::info!(
+                    host = textbee.url.host_str().unwrap_or_default(),
+                    connect_timeout_ms = textbee.connect_timeout.as_millis(),
+                    send_timeout_ms = textbee.send_timeout.as_millis(),
+                    max_retries = textbee.max_retries,
+                    "SMS gateway is TextBee"
+                );
+                Arc::new(TextBeeGateway::new(textbee)?)
+            }
         };
         Self::build_with_gateway(config, gateway).await
     }
@@ -77,11 +94,10 @@ impl Application {
             );
         }
         let store: Arc<dyn OtpStore> = Arc::new(MemoryStore::new());
-        let template = MessageTemplate::new(MessageTemplate::DEFAULT, "OTP", None)?;
         let flow = Arc::new(OtpFlow::new(
             config.policy,
             config.hmac_secret.clone(),
-            template,
+            config.template,
             store,
             gateway,
         ));

@@ -1,9 +1,11 @@
 //! Domain types that are valid by construction: parse at the edge, then trust.
 
+mod api_key;
 mod code;
 mod phone;
 mod secret;
 
+pub use api_key::{ApiKey, ApiKeyError};
 pub use code::{CodeDigest, CodeError, OtpCode};
 pub use phone::{PhoneError, PhoneNumber};
 pub use secret::{HmacSecret, SubjectKey};
