@@ -10,6 +10,7 @@ use tonic_health::server::HealthReporter;
 
 use crate::{
     config::{Config, SecretSource, SmsConfig},
+    domain::PhoneNumber,
     otp::OtpFlow,
     proto::{FILE_DESCRIPTOR_SET, otp_service_server::OtpServiceServer},
     service::OtpGrpcService,
@@ -93,6 +94,10 @@ impl Application {
                  pending codes are lost on restart"
             );
         }
+        // phonenumber loads its numbering-plan database on first use (about
+        // 0.5 s in a debug build). Loading it now, off the async workers,
+        // keeps the first SendOtp within the SMS send budget.
+        let _ = tokio::task::spawn_blocking(|| PhoneNumber::parse("+14155550123")).await;
         let store: Arc<dyn OtpStore> = Arc::new(MemoryStore::new());
         let flow = Arc::new(OtpFlow::new(
             config.policy,

@@ -12,9 +12,9 @@ use tokio::time::Instant;
 
 use super::GatewayError;
 
-/// First backoff before jitter; doubles per retry up to [`MAX_BACKOFF`].
+/// First backoff before jitter; doubles per retry up to a cap.
 const BASE_BACKOFF: Duration = Duration::from_millis(200);
-/// Longest backoff before jitter.
+/// Longest backoff before jitter, whatever the budget.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// A retry with less time than this left cannot get an answer: give up instead.
 const MIN_TRY: Duration = Duration::from_millis(50);
@@ -59,6 +59,10 @@ impl RetryPolicy {
     {
         let deadline = Instant::now() + self.budget;
         let tries = self.max_retries.saturating_add(1);
+        // Waits stay small next to each try's share, so that the tries, not
+        // the waits, use the budget: even when every try hangs until it is
+        // cut off, all of them get their turn.
+        let backoff_cap = (self.budget / tries.saturating_mul(4)).min(MAX_BACKOFF);
         let mut attempt = 1;
         loop {
             // An equal share of what is left, so one hung try cannot use up
@@ -88,7 +92,7 @@ impl RetryPolicy {
                     "{reason} (try {attempt} of {tries})"
                 )));
             }
-            let wait = retry_after.unwrap_or_else(|| backoff(attempt));
+            let wait = retry_after.unwrap_or_else(|| backoff(attempt, backoff_cap));
             let left = deadline.saturating_duration_since(Instant::now());
             if wait + MIN_TRY > left {
                 return Err(GatewayError::Unavailable(format!(
@@ -105,12 +109,13 @@ impl RetryPolicy {
     }
 }
 
-/// Exponential backoff with equal jitter: half the step is fixed, half is
-/// random, so many replicas failing together do not retry in lockstep.
-fn backoff(attempt: u32) -> Duration {
+/// Exponential backoff up to `cap`, with equal jitter: half the step is
+/// fixed, half is random, so many replicas failing together do not retry in
+/// lockstep.
+fn backoff(attempt: u32, cap: Duration) -> Duration {
     let step = BASE_BACKOFF
         .saturating_mul(1 << attempt.saturating_sub(1).min(16))
-        .min(MAX_BACKOFF);
+        .min(cap);
     let half = step / 2;
     half + half.mul_f64(rand::rng().random::<f64>())
 }
@@ -153,12 +158,14 @@ mod tests {
     #[test]
     fn backoff_doubles_with_jitter_and_is_capped() {
         for _ in 0..100 {
-            let first = backoff(1);
+            let first = backoff(1, MAX_BACKOFF);
             assert!((100..=200).contains(&first.as_millis()), "{first:?}");
-            let second = backoff(2);
+            let second = backoff(2, MAX_BACKOFF);
             assert!((200..=400).contains(&second.as_millis()), "{second:?}");
-            let late = backoff(30);
+            let late = backoff(30, MAX_BACKOFF);
             assert!((1000..=2000).contains(&late.as_millis()), "{late:?}");
+            let capped = backoff(3, Duration::from_millis(120));
+            assert!((60..=120).contains(&capped.as_millis()), "{capped:?}");
         }
     }
 
@@ -243,9 +250,15 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn hung_tries_share_the_budget_and_the_whole_send_ends_within_it() {
+        for budget_ms in [300, 1_500, 5_000, 60_000] {
+            hung_tries_all_run_within(budget_ms).await;
+        }
+    }
+
+    async fn hung_tries_all_run_within(budget_ms: u64) {
         let started = Instant::now();
         let calls = Arc::new(AtomicU32::new(0));
-        let result: Result<(), _> = policy(3_000, 2)
+        let result: Result<(), _> = policy(budget_ms, 2)
             .run(|_| {
                 let calls = Arc::clone(&calls);
                 async move {
@@ -258,10 +271,14 @@ mod tests {
             matches!(result, Err(GatewayError::Unavailable(_))),
             "{result:?}"
         );
-        assert_eq!(calls.load(Ordering::SeqCst), 3, "every try got a share");
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            3,
+            "every try got a share of {budget_ms} ms"
+        );
         assert!(
-            started.elapsed() <= Duration::from_millis(3_000),
-            "{:?}",
+            started.elapsed() <= Duration::from_millis(budget_ms),
+            "{:?} for a {budget_ms} ms budget",
             started.elapsed()
         );
     }

@@ -1,8 +1,10 @@
 //! The one test harness: starts the real server in-process on 127.0.0.1:0
-//! with a recording SMS gateway, and hands out real tonic clients.
+//! with a recording SMS gateway (or the gateway its settings select), and
+//! hands out real tonic clients.
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
+pub mod binary;
 pub mod recording_gateway;
 
 use std::{
@@ -21,6 +23,7 @@ use otp_service::{
         SendOtpRequest, SendOtpResponse, TimeLeftRequest, TimeLeftResponse, VerifyOtpRequest,
         VerifyOtpResponse, otp_service_client::OtpServiceClient,
     },
+    sms::SmsGateway,
 };
 use tokio::{sync::oneshot, task::JoinHandle};
 use tonic::{Code, Status, transport::Channel};
@@ -59,6 +62,8 @@ macro_rules! for_each_store {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: OtpServiceClient<Channel>,
+    /// What the server texted; stays empty when the server runs the gateway
+    /// its settings select ([`spawn_app_with_configured_gateway`]).
     pub sms: RecordingGateway,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<()>>,
@@ -76,6 +81,22 @@ pub async fn spawn_app_with_gateway(
     vars: &[(&str, &str)],
     sms: RecordingGateway,
 ) -> TestApp {
+    let gateway: Arc<dyn SmsGateway> = Arc::new(sms.clone());
+    start(store, vars, Some(gateway), sms).await
+}
+
+/// Like [`spawn_app`], but the server sends through the gateway `vars`
+/// select (e.g. TextBee at a local stand-in), exactly as `main` would.
+pub async fn spawn_app_with_configured_gateway(store: StoreKind, vars: &[(&str, &str)]) -> TestApp {
+    start(store, vars, None, RecordingGateway::default()).await
+}
+
+async fn start(
+    store: StoreKind,
+    vars: &[(&str, &str)],
+    gateway: Option<Arc<dyn SmsGateway>>,
+    sms: RecordingGateway,
+) -> TestApp {
     let StoreKind::Memory = store;
     let mut settings: Vec<(String, String)> = vec![
         ("OTP_LISTEN_ADDR".into(), "127.0.0.1:0".into()),
@@ -83,9 +104,11 @@ pub async fn spawn_app_with_gateway(
     ];
     settings.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let config = Config::from_vars(settings).expect("test configuration is valid");
-    let app = Application::build_with_gateway(config, Arc::new(sms.clone()))
-        .await
-        .expect("server builds");
+    let app = match gateway {
+        Some(gateway) => Application::build_with_gateway(config, gateway).await,
+        None => Application::build(config).await,
+    }
+    .expect("server builds");
     let addr = app.local_addr();
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
