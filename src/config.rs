@@ -1,13 +1,15 @@
 //! Every setting the service reads from its environment: parsed, validated and
 //! defaulted here, once, at startup. Nothing else in the crate reads env vars.
 
+mod message;
 mod sms;
 
 use std::{collections::HashMap, fmt, net::SocketAddr, time::Duration};
 
 use thiserror::Error;
 
-pub use sms::{DEFAULT_APP_NAME, MAX_APP_NAME_CHARS, SmsConfig, TextBeeConfig};
+pub use message::{DEFAULT_APP_NAME, MAX_APP_NAME_CHARS};
+pub use sms::{SmsConfig, TextBeeConfig};
 
 use crate::{domain::HmacSecret, sms::MessageTemplate};
 
@@ -145,7 +147,7 @@ impl Config {
             _ => Err("must be `text` or `json`".to_owned()),
         })?;
         let sms = sms::sms_from_env(&env)?;
-        let template = sms::template_from_env(&env)?;
+        let template = message::template_from_env(&env)?;
 
         Ok(Self {
             listen_addr,

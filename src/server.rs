@@ -72,8 +72,10 @@ impl Application {
                 }
                 tracing::info!(
                     host = textbee.url.host_str().unwrap_or_default(),
-                    connect_timeout_ms = textbee.connect_timeout.as_millis(),
-                    send_timeout_ms = textbee.send_timeout.as_millis(),
+                    connect_timeout_ms =
+                        u64::try_from(textbee.connect_timeout.as_millis()).unwrap_or(u64::MAX),
+                    send_timeout_ms =
+                        u64::try_from(textbee.send_timeout.as_millis()).unwrap_or(u64::MAX),
                     max_retries = textbee.max_retries,
                     "SMS gateway is TextBee"
                 );

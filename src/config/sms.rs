@@ -1,12 +1,11 @@
-//! SMS settings: which gateway sends the codes, how hard it tries, and the
-//! text the code is sent in.
+//! SMS gateway settings: which gateway sends the codes and how hard it tries.
 
 use std::time::Duration;
 
 use reqwest::Url;
 
 use super::{ConfigError, Env};
-use crate::{domain::ApiKey, sms::MessageTemplate};
+use crate::domain::ApiKey;
 
 /// The SMS gateway selection (`OTP_SMS_GATEWAY`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,11 +34,6 @@ pub struct TextBeeConfig {
     /// 429 only (`OTP_SMS_MAX_RETRIES`).
     pub max_retries: u32,
 }
-
-/// Default `OTP_APP_NAME`: the `{app}` in the message.
-pub const DEFAULT_APP_NAME: &str = "OTP";
-/// Longest accepted `OTP_APP_NAME`, in characters: an SMS is short.
-pub const MAX_APP_NAME_CHARS: usize = 32;
 
 const SEND_URL_EXAMPLE: &str =
     "https://api.textbee.dev/api/v1/gateway/devices/<DEVICE_ID>/send-sms";
@@ -137,63 +131,12 @@ fn api_key(env: &Env) -> Result<ApiKey, ConfigError> {
         .map_err(|why| ConfigError::new(VAR, format!("{why} for the TextBee gateway")))
 }
 
-/// `OTP_MESSAGE_TEMPLATE` with `OTP_APP_NAME` and `OTP_WEBOTP_DOMAIN`.
-pub(super) fn template_from_env(env: &Env) -> Result<MessageTemplate, ConfigError> {
-    let app_name = env.get("OTP_APP_NAME").unwrap_or(DEFAULT_APP_NAME);
-    if app_name.chars().count() > MAX_APP_NAME_CHARS || app_name.chars().any(char::is_control) {
-        return Err(ConfigError::new(
-            "OTP_APP_NAME",
-            format!("must be at most {MAX_APP_NAME_CHARS} characters on one line"),
-        ));
-    }
-    let webotp_domain = env
-        .get("OTP_WEBOTP_DOMAIN")
-        .map(|raw| {
-            webotp_domain(raw).ok_or_else(|| {
-                ConfigError::new(
-                    "OTP_WEBOTP_DOMAIN",
-                    format!(
-                        "must be a bare host name such as `example.com`, without scheme, \
-                         port or path (got `{raw}`)"
-                    ),
-                )
-            })
-        })
-        .transpose()?;
-    let template = env
-        .get("OTP_MESSAGE_TEMPLATE")
-        .unwrap_or(MessageTemplate::DEFAULT);
-    MessageTemplate::new(template, app_name, webotp_domain.as_deref())
-        .map_err(|why| ConfigError::new("OTP_MESSAGE_TEMPLATE", why.to_string()))
-}
-
-/// A host name as WebOTP expects after `@`: letters, digits and hyphens in
-/// dot-separated labels, lower-cased. IP addresses are refused (the last
-/// label must not be all digits) because browsers bind a code to a domain.
-fn webotp_domain(raw: &str) -> Option<String> {
-    let domain = raw.to_ascii_lowercase();
-    let label_ok = |label: &str| {
-        (1..=63).contains(&label.len())
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-    };
-    let last = domain.rsplit('.').next()?;
-    (domain.len() <= 253
-        && domain.split('.').all(label_ok)
-        && !last.bytes().all(|b| b.is_ascii_digit()))
-    .then_some(domain)
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use super::super::Config;
     use super::*;
-    use crate::domain::OtpCode;
 
     const URL: &str = "https://api.textbee.dev/api/v1/gateway/devices/dev123/send-sms";
     const KEY: &str = "tb_test_key_0123";
@@ -207,6 +150,18 @@ mod tests {
             SmsConfig::TextBee(textbee) => textbee,
             other => panic!("expected TextBee, got {other:?}"),
         }
+    }
+
+    /// Startup stops with one line that names `var`, says `expected`, and
+    /// never echoes the key.
+    fn assert_refused(vars: &[(&str, &str)], var: &str, expected: &str) {
+        let err = config(vars).expect_err(var);
+        assert_eq!(err.var, var, "{vars:?}");
+        let line = err.to_string();
+        assert!(line.starts_with(var), "{line}");
+        assert!(line.contains(expected), "{vars:?}: {line}");
+        assert!(!line.contains('\n'), "one line: {line}");
+        assert!(!line.contains(KEY), "key echoed: {line}");
     }
 
     #[test]
@@ -257,160 +212,75 @@ mod tests {
         assert!(debug.contains("<redacted>"), "{debug}");
     }
 
-    /// Variables set, the variable blamed, text the one-line error must contain.
-    type ErrorCase<'a> = (Vec<(&'a str, &'a str)>, &'a str, &'a str);
-
-    /// Every way the SMS settings can be wrong stops startup with one line
-    /// naming the variable, and none echoes the key.
     #[test]
-    fn every_sms_config_error_names_its_variable() {
+    fn unknown_gateway_is_refused() {
+        assert_refused(
+            &[("OTP_SMS_GATEWAY", "twilio")],
+            "OTP_SMS_GATEWAY",
+            "`console` or `textbee`",
+        );
+    }
+
+    #[test]
+    fn textbee_needs_both_of_its_variables() {
         let textbee = ("OTP_SMS_GATEWAY", "textbee");
-        let url = ("SMS_SENDER_API", URL);
+        assert_refused(
+            &[textbee, ("TEXTBEE_API_KEY", KEY)],
+            "SMS_SENDER_API",
+            "is required",
+        );
+        assert_refused(
+            &[textbee, ("SMS_SENDER_API", URL)],
+            "TEXTBEE_API_KEY",
+            "is required",
+        );
+        // Without an explicit choice, half a TextBee setup is a mistake, not "console".
+        assert_refused(
+            &[("SMS_SENDER_API", URL)],
+            "TEXTBEE_API_KEY",
+            "because SMS_SENDER_API is set",
+        );
+        assert_refused(
+            &[("TEXTBEE_API_KEY", KEY)],
+            "SMS_SENDER_API",
+            "because TEXTBEE_API_KEY is set",
+        );
+    }
+
+    #[test]
+    fn send_url_must_be_a_plain_http_or_https_url() {
         let key = ("TEXTBEE_API_KEY", KEY);
-        let long_name = "x".repeat(33);
-        let cases: Vec<ErrorCase> = vec![
-            (
-                vec![("OTP_SMS_GATEWAY", "twilio")],
-                "OTP_SMS_GATEWAY",
-                "`console` or `textbee`",
-            ),
-            (vec![textbee, key], "SMS_SENDER_API", "is required"),
-            (vec![textbee, url], "TEXTBEE_API_KEY", "is required"),
-            (
-                vec![url],
-                "TEXTBEE_API_KEY",
-                "because SMS_SENDER_API is set",
-            ),
-            (
-                vec![key],
-                "SMS_SENDER_API",
-                "because TEXTBEE_API_KEY is set",
-            ),
-            (
-                vec![("SMS_SENDER_API", "api.textbee.dev/send"), key],
-                "SMS_SENDER_API",
-                "not a valid URL",
-            ),
-            (
-                vec![("SMS_SENDER_API", "ftp://textbee.dev/send"), key],
-                "SMS_SENDER_API",
-                "http or https",
-            ),
-            (
-                vec![("SMS_SENDER_API", "https://user:pw@textbee.dev/send"), key],
-                "SMS_SENDER_API",
-                "credentials",
-            ),
-            (
-                vec![url, ("TEXTBEE_API_KEY", "two words")],
-                "TEXTBEE_API_KEY",
-                "printable ASCII",
-            ),
-            (
-                vec![("OTP_SMS_CONNECT_TIMEOUT_MS", "10")],
-                "OTP_SMS_CONNECT_TIMEOUT_MS",
-                "from 50 to 30000",
-            ),
-            (
-                vec![("OTP_SMS_SEND_TIMEOUT_MS", "5s")],
-                "OTP_SMS_SEND_TIMEOUT_MS",
-                "from 100 to 60000",
-            ),
-            (
-                vec![("OTP_SMS_MAX_RETRIES", "6")],
-                "OTP_SMS_MAX_RETRIES",
-                "from 0 to 5",
-            ),
-            (
-                vec![("OTP_MESSAGE_TEMPLATE", "Code {code} for {user}")],
-                "OTP_MESSAGE_TEMPLATE",
-                "{user}",
-            ),
-            (
-                vec![("OTP_MESSAGE_TEMPLATE", "Your code is {code")],
-                "OTP_MESSAGE_TEMPLATE",
-                "closing",
-            ),
-            (
-                vec![("OTP_MESSAGE_TEMPLATE", "Welcome to {app}")],
-                "OTP_MESSAGE_TEMPLATE",
-                "{code}",
-            ),
-            (
-                vec![("OTP_APP_NAME", long_name.as_str())],
-                "OTP_APP_NAME",
-                "at most 32",
-            ),
-            (
-                vec![("OTP_WEBOTP_DOMAIN", "https://example.com")],
-                "OTP_WEBOTP_DOMAIN",
-                "bare host",
-            ),
-            (
-                vec![("OTP_WEBOTP_DOMAIN", "example.com:443")],
-                "OTP_WEBOTP_DOMAIN",
-                "bare host",
-            ),
-            (
-                vec![("OTP_WEBOTP_DOMAIN", "example.com/login")],
-                "OTP_WEBOTP_DOMAIN",
-                "bare host",
-            ),
-            (
-                vec![("OTP_WEBOTP_DOMAIN", "10.0.0.1")],
-                "OTP_WEBOTP_DOMAIN",
-                "bare host",
-            ),
-            (
-                vec![("OTP_WEBOTP_DOMAIN", "-bad-.com")],
-                "OTP_WEBOTP_DOMAIN",
-                "bare host",
-            ),
-        ];
-        for (vars, var, expected) in cases {
-            let err = config(&vars).expect_err(var);
-            assert_eq!(err.var, var, "{vars:?}");
-            let line = err.to_string();
-            assert!(line.starts_with(var), "{line}");
-            assert!(line.contains(expected), "{vars:?}: {line}");
-            assert!(!line.contains('\n'), "one line: {line}");
-            assert!(!line.contains(KEY), "key echoed: {line}");
+        for (url, expected) in [
+            ("api.textbee.dev/send-sms", "not a valid URL"),
+            ("https://", "not a valid URL"),
+            ("ftp://textbee.dev/send-sms", "http or https"),
+            ("https://user:pw@textbee.dev/send-sms", "credentials"),
+        ] {
+            assert_refused(&[("SMS_SENDER_API", url), key], "SMS_SENDER_API", expected);
         }
     }
 
     #[test]
-    fn template_app_name_and_webotp_domain_come_from_the_environment() {
-        let config = config(&[
-            ("OTP_MESSAGE_TEMPLATE", "{app}: {code} ({seconds}s)"),
-            ("OTP_APP_NAME", "Acme Pay"),
-            ("OTP_WEBOTP_DOMAIN", "Login.Example.com"),
-        ])
-        .expect("valid");
-        let code = OtpCode::parse("123456", 6).expect("valid");
-        assert_eq!(
-            config.template.render(&code, Duration::from_secs(90)),
-            "Acme Pay: 123456 (90s)\n\n@login.example.com #123456"
+    fn key_a_header_cannot_carry_is_refused() {
+        let url = ("SMS_SENDER_API", URL);
+        assert_refused(
+            &[url, ("TEXTBEE_API_KEY", "two words")],
+            "TEXTBEE_API_KEY",
+            "printable ASCII",
         );
     }
 
     #[test]
-    fn default_template_names_the_default_app() {
-        let config = config(&[]).expect("valid");
-        let code = OtpCode::parse("123456", 6).expect("valid");
-        assert_eq!(
-            config.template.render(&code, Duration::from_secs(120)),
-            "Your OTP verification code is 123456. It expires in 2 min. Do not share it."
-        );
-    }
-
-    #[test]
-    fn single_label_hosts_are_valid_webotp_domains() {
-        assert_eq!(webotp_domain("localhost").as_deref(), Some("localhost"));
-        assert_eq!(
-            webotp_domain("a.b-c.example").as_deref(),
-            Some("a.b-c.example")
-        );
-        assert_eq!(webotp_domain("example..com"), None);
-        assert_eq!(webotp_domain("exa mple.com"), None);
+    fn timeouts_and_retries_must_be_in_range() {
+        for (var, value, expected) in [
+            ("OTP_SMS_CONNECT_TIMEOUT_MS", "10", "from 50 to 30000"),
+            ("OTP_SMS_CONNECT_TIMEOUT_MS", "2s", "from 50 to 30000"),
+            ("OTP_SMS_SEND_TIMEOUT_MS", "99", "from 100 to 60000"),
+            ("OTP_SMS_SEND_TIMEOUT_MS", "60001", "from 100 to 60000"),
+            ("OTP_SMS_MAX_RETRIES", "6", "from 0 to 5"),
+            ("OTP_SMS_MAX_RETRIES", "-1", "from 0 to 5"),
+        ] {
+            assert_refused(&[(var, value)], var, expected);
+        }
     }
 }

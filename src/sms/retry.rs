@@ -81,7 +81,7 @@ impl RetryPolicy {
                     let reason = format!("no answer within {} ms", share.as_millis());
                     tracing::warn!(
                         attempt,
-                        timeout_ms = share.as_millis(),
+                        timeout_ms = millis(share),
                         "SMS gateway did not answer in time"
                     );
                     (reason, None)
@@ -102,7 +102,7 @@ impl RetryPolicy {
                     self.budget.as_millis()
                 )));
             }
-            tracing::debug!(attempt, wait_ms = wait.as_millis(), "retrying SMS send");
+            tracing::debug!(attempt, wait_ms = millis(wait), "retrying SMS send");
             tokio::time::sleep(wait).await;
             attempt += 1;
         }
@@ -118,6 +118,12 @@ fn backoff(attempt: u32, cap: Duration) -> Duration {
         .min(cap);
     let half = step / 2;
     half + half.mul_f64(rand::rng().random::<f64>())
+}
+
+/// Whole milliseconds as a plain number for structured logs (tracing shows
+/// `u128` as text).
+pub(super) fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Reads a `Retry-After` value: whole seconds or an HTTP date (a date in the

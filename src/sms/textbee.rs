@@ -17,7 +17,7 @@ use thiserror::Error;
 
 use super::{
     GatewayError, SmsGateway,
-    retry::{RetryPolicy, TryOutcome, parse_retry_after},
+    retry::{RetryPolicy, TryOutcome, millis, parse_retry_after},
 };
 use crate::{config::TextBeeConfig, domain::PhoneNumber};
 
@@ -95,7 +95,7 @@ impl TextBeeGateway {
                 tracing::warn!(
                     phone = %to,
                     attempt,
-                    latency_ms = started.elapsed().as_millis(),
+                    latency_ms = millis(started.elapsed()),
                     error = %reason,
                     "TextBee could not be reached"
                 );
@@ -115,7 +115,7 @@ impl TextBeeGateway {
                 phone = %to,
                 attempt,
                 status = status.as_u16(),
-                latency_ms = started.elapsed().as_millis(),
+                latency_ms = millis(started.elapsed()),
                 sms_batch_id = batch_id.as_deref().unwrap_or("-"),
                 "TextBee accepted the message"
             );
@@ -132,8 +132,8 @@ impl TextBeeGateway {
             phone = %to,
             attempt,
             status = status.as_u16(),
-            latency_ms = started.elapsed().as_millis(),
-            retry_after_ms = retry_after.map(|wait| wait.as_millis()),
+            latency_ms = millis(started.elapsed()),
+            retry_after_ms = retry_after.map(millis),
             gateway_message = %message,
             "TextBee refused the message"
         );
