@@ -135,7 +135,7 @@ impl TextBeeGateway {
             latency_ms = millis(started.elapsed()),
             retry_after_ms = retry_after.map(millis),
             gateway_message = %message,
-            "TextBee refused the message"
+            "TextBee did not accept the message"
         );
         let reason = format!("HTTP {}: {message}", status.as_u16());
         match status {
