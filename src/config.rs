@@ -1,13 +1,20 @@
 //! Every setting the service reads from its environment: parsed, validated and
 //! defaulted here, once, at startup. Nothing else in the crate reads env vars.
 
+mod message;
+mod sms;
+
 use std::{collections::HashMap, fmt, net::SocketAddr, time::Duration};
 
 use thiserror::Error;
 
+pub use message::{DEFAULT_APP_NAME, MAX_APP_NAME_CHARS};
+pub use sms::{SmsConfig, TextBeeConfig};
+
 use crate::{
     abuse::{CountryPolicy, SendLimits, TestNumbers},
     domain::HmacSecret,
+    sms::MessageTemplate,
     store::{RedisSettings, RedisUrl},
 };
 
@@ -34,6 +41,8 @@ pub struct Config {
     pub test_numbers: TestNumbers,
     /// Where pending codes are kept.
     pub store: StoreConfig,
+    /// The text a code is sent in (`OTP_MESSAGE_TEMPLATE`, `OTP_APP_NAME`, `OTP_WEBOTP_DOMAIN`).
+    pub template: MessageTemplate,
 }
 
 /// The store selection: Redis when `REDIS_URL` is set, else in memory.
@@ -81,13 +90,6 @@ pub enum LogFormat {
     Text,
     /// One JSON object per line, for log shippers.
     Json,
-}
-
-/// The SMS gateway selection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SmsConfig {
-    /// Print messages to the log: development only.
-    Console,
 }
 
 /// A setting that could not be accepted. Its message names the variable and
@@ -178,10 +180,8 @@ impl Config {
             "json" => Ok(LogFormat::Json),
             _ => Err("must be `text` or `json`".to_owned()),
         })?;
-        let sms = env.parsed("OTP_SMS_GATEWAY", "console", |raw| match raw {
-            "console" => Ok(SmsConfig::Console),
-            _ => Err("must be `console`".to_owned()),
-        })?;
+        let sms = sms::sms_from_env(&env)?;
+        let template = message::template_from_env(&env)?;
 
         let window = env.int_in_range("OTP_SEND_WINDOW_SECONDS", 600, 1, 86_400)?;
         let global: u32 = env.int_in_range("OTP_GLOBAL_SEND_LIMIT", 0, 0, 100_000)?;
@@ -225,6 +225,7 @@ impl Config {
             countries,
             test_numbers,
             store,
+            template,
         })
     }
 }

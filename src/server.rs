@@ -10,11 +10,12 @@ use tonic_health::server::HealthReporter;
 
 use crate::{
     config::{Config, SecretSource, SmsConfig, StoreConfig},
+    domain::PhoneNumber,
     health::StoreHealthCheck,
     otp::{AbuseRules, OtpFlow},
     proto::{FILE_DESCRIPTOR_SET, otp_service_server::OtpServiceServer},
     service::OtpGrpcService,
-    sms::{ConsoleGateway, MessageTemplate, SmsGateway},
+    sms::{ConsoleGateway, SmsGateway, TextBeeGateway, TextBeeSetupError},
     store::{MemoryStore, OtpStore, RedisStore, StoreError},
 };
 
@@ -32,13 +33,13 @@ pub enum StartupError {
         /// The operating system's reason.
         source: std::io::Error,
     },
-    /// The message template is not usable.
-    #[error("OTP_MESSAGE_TEMPLATE: {0}")]
-    Template(#[from] crate::sms::TemplateError),
     /// The store could not be set up (not: is unreachable, which only makes
     /// the service NOT_SERVING until it answers).
     #[error("cannot set up the store: {0}")]
     Store(#[from] StoreError),
+    /// The SMS gateway's HTTP client could not be built.
+    #[error(transparent)]
+    SmsGateway(#[from] TextBeeSetupError),
     /// Reflection descriptors could not be loaded (a build defect).
     #[error("cannot build reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -67,6 +68,25 @@ impl Application {
                 );
                 Arc::new(ConsoleGateway)
             }
+            SmsConfig::TextBee(textbee) => {
+                if textbee.url.scheme() == "http" {
+                    tracing::warn!(
+                        host = textbee.url.host_str().unwrap_or_default(),
+                        "SMS_SENDER_API is plain http: the API key and the codes cross the \
+                         network unencrypted; use https unless TextBee runs on a trusted network"
+                    );
+                }
+                tracing::info!(
+                    host = textbee.url.host_str().unwrap_or_default(),
+                    connect_timeout_ms =
+                        u64::try_from(textbee.connect_timeout.as_millis()).unwrap_or(u64::MAX),
+                    send_timeout_ms =
+                        u64::try_from(textbee.send_timeout.as_millis()).unwrap_or(u64::MAX),
+                    max_retries = textbee.max_retries,
+                    "SMS gateway is TextBee"
+                );
+                Arc::new(TextBeeGateway::new(textbee)?)
+            }
         };
         Self::build_with_gateway(config, gateway).await
     }
@@ -82,6 +102,10 @@ impl Application {
                  pending codes are lost on restart"
             );
         }
+        // phonenumber loads its numbering-plan database on first use (about
+        // 0.5 s in a debug build). Loading it now, off the async workers,
+        // keeps the first SendOtp within the SMS send budget.
+        let _ = tokio::task::spawn_blocking(|| PhoneNumber::parse("+14155550123")).await;
         if !config.test_numbers.is_empty() {
             tracing::warn!(
                 count = config.test_numbers.len(),
@@ -99,7 +123,6 @@ impl Application {
                 Arc::new(RedisStore::new(settings)?)
             }
         };
-        let template = MessageTemplate::new(MessageTemplate::DEFAULT, "OTP", None)?;
         let abuse = AbuseRules {
             limits: config.limits,
             countries: config.countries.clone(),
@@ -109,7 +132,7 @@ impl Application {
             config.policy,
             abuse,
             config.hmac_secret.clone(),
-            template,
+            config.template,
             Arc::clone(&store),
             gateway,
         ));

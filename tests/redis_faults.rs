@@ -195,8 +195,8 @@ async fn killed_redis_fails_calls_fast_and_recovers_without_a_restart() {
         .wait_for_call("calls succeed", Instant::now(), |call| call.error.is_none())
         .await;
 
-    let killed_at = Instant::now();
     redis.kill();
+    let killed_at = Instant::now();
     let first_unavailable = stream
         .wait_for_call("a call fails", killed_at, |call| {
             call.error == Some(Code::Unavailable)
@@ -245,8 +245,10 @@ async fn frozen_redis_fails_calls_within_the_timeout() {
         .wait_for_call("calls succeed", Instant::now(), |call| call.error.is_none())
         .await;
 
-    let frozen_at = Instant::now();
+    // Taken once SIGSTOP has been sent: a call that started while the signal
+    // was still on its way may legitimately succeed.
     redis.freeze();
+    let frozen_at = Instant::now();
     let not_serving_at = wait_for_health(&app, "NOT_SERVING").await;
     wait_for_calls_since(&stream, frozen_at, 12).await;
     let resumed_at = Instant::now();

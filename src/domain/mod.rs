@@ -1,10 +1,12 @@
 //! Domain types that are valid by construction: parse at the edge, then trust.
 
+mod api_key;
 mod code;
 mod phone;
 mod request_key;
 mod secret;
 
+pub use api_key::{ApiKey, ApiKeyError};
 pub use code::{CodeDigest, CodeError, OtpCode};
 pub use phone::{PhoneError, PhoneNumber};
 pub use request_key::{ClientKey, IdempotencyKey, RequestKeyError};

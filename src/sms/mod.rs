@@ -1,13 +1,16 @@
 //! Sending the code to the user's phone.
 
 mod console;
+mod retry;
 mod template;
+mod textbee;
 
 use async_trait::async_trait;
 use thiserror::Error;
 
 pub use console::ConsoleGateway;
 pub use template::{MessageTemplate, TemplateError};
+pub use textbee::{TextBeeGateway, TextBeeSetupError};
 
 use crate::domain::PhoneNumber;
 

@@ -1,6 +1,6 @@
 //! The one test harness: starts the real server in-process on 127.0.0.1:0
-//! with a recording SMS gateway (and, for Redis, a private redis-server),
-//! and hands out real tonic clients.
+//! with a recording SMS gateway (or the gateway its settings select; for
+//! Redis, a private redis-server too), and hands out real tonic clients.
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
@@ -24,6 +24,7 @@ use otp_service::{
         CancelOtpRequest, SendOtpRequest, SendOtpResponse, TimeLeftRequest, TimeLeftResponse,
         VerifyOtpRequest, VerifyOtpResponse, otp_service_client::OtpServiceClient,
     },
+    sms::SmsGateway,
 };
 use tokio::{sync::oneshot, task::JoinHandle};
 use tonic::{Code, Status, transport::Channel};
@@ -73,6 +74,8 @@ macro_rules! for_each_store {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub client: OtpServiceClient<Channel>,
+    /// What the server texted; stays empty when the server runs the gateway
+    /// its settings select ([`spawn_app_with_configured_gateway`]).
     pub sms: RecordingGateway,
     /// The private redis-server of a `StoreKind::Redis` app (`None` when the
     /// test owns the server, see [`spawn_app_on_redis`]).
@@ -93,16 +96,14 @@ pub async fn spawn_app_with_gateway(
     vars: &[(&str, &str)],
     sms: RecordingGateway,
 ) -> TestApp {
-    match store {
-        StoreKind::Memory => start_app(vars, sms, None).await,
-        StoreKind::Redis => {
-            let redis = RedisServer::start().await;
-            let url = redis.url();
-            let mut with_url = vec![("REDIS_URL", url.as_str())];
-            with_url.extend_from_slice(vars);
-            start_app(&with_url, sms, Some(redis)).await
-        }
-    }
+    let gateway: Arc<dyn SmsGateway> = Arc::new(sms.clone());
+    start(store, vars, Some(gateway), sms).await
+}
+
+/// Like [`spawn_app`], but the server sends through the gateway `vars`
+/// select (e.g. TextBee at a local stand-in), exactly as `main` would.
+pub async fn spawn_app_with_configured_gateway(store: StoreKind, vars: &[(&str, &str)]) -> TestApp {
+    start(store, vars, None, RecordingGateway::default()).await
 }
 
 /// A server on a Redis the test owns, so several servers (replicas) can share
@@ -111,17 +112,37 @@ pub async fn spawn_app_on_redis(redis: &RedisServer, vars: &[(&str, &str)]) -> T
     let url = redis.url();
     let mut with_url = vec![("REDIS_URL", url.as_str())];
     with_url.extend_from_slice(vars);
-    start_app(&with_url, RecordingGateway::default(), None).await
+    spawn_app_with_env(&with_url).await
 }
 
 /// A server configured by `vars` alone (plus listen address and secret),
 /// for tests that set `REDIS_URL` themselves.
 pub async fn spawn_app_with_env(vars: &[(&str, &str)]) -> TestApp {
-    start_app(vars, RecordingGateway::default(), None).await
+    let sms = RecordingGateway::default();
+    start_app(vars, Some(Arc::new(sms.clone())), sms, None).await
+}
+
+async fn start(
+    store: StoreKind,
+    vars: &[(&str, &str)],
+    gateway: Option<Arc<dyn SmsGateway>>,
+    sms: RecordingGateway,
+) -> TestApp {
+    match store {
+        StoreKind::Memory => start_app(vars, gateway, sms, None).await,
+        StoreKind::Redis => {
+            let redis = RedisServer::start().await;
+            let url = redis.url();
+            let mut with_url = vec![("REDIS_URL", url.as_str())];
+            with_url.extend_from_slice(vars);
+            start_app(&with_url, gateway, sms, Some(redis)).await
+        }
+    }
 }
 
 async fn start_app(
     vars: &[(&str, &str)],
+    gateway: Option<Arc<dyn SmsGateway>>,
     sms: RecordingGateway,
     redis: Option<RedisServer>,
 ) -> TestApp {
@@ -131,9 +152,11 @@ async fn start_app(
     ];
     settings.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let config = Config::from_vars(settings).expect("test configuration is valid");
-    let app = Application::build_with_gateway(config, Arc::new(sms.clone()))
-        .await
-        .expect("server builds");
+    let app = match gateway {
+        Some(gateway) => Application::build_with_gateway(config, gateway).await,
+        None => Application::build(config).await,
+    }
+    .expect("server builds");
     let addr = app.local_addr();
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {

@@ -1,0 +1,474 @@
+//! The TextBee gateway against a real HTTP server standing in for TextBee:
+//! the exact request, retries, time budget, error mapping and rollback, all
+//! driven through the real gRPC server.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{
+    StoreKind, TestApp, binary::start_binary, connect, recording_gateway::extract_code,
+    spawn_app_with_configured_gateway, unique_phone,
+};
+use otp_service::proto::{SendOtpRequest, VerifyOtpResult, otp_service_client::OtpServiceClient};
+use serde_json::{Value, json};
+use tonic::Code;
+use wiremock::{
+    Mock, MockServer, Request, ResponseTemplate,
+    matchers::{body_partial_json, method, path},
+};
+
+const SEND_PATH: &str = "/api/v1/gateway/devices/dev-42/send-sms";
+const KEY: &str = "tb_test_key_4f9a2c71";
+const BATCH_ID: &str = "6650f0c2aa19";
+
+/// What TextBee answers when it has queued the message.
+fn accepted() -> ResponseTemplate {
+    ResponseTemplate::new(201).set_body_json(json!({
+        "data": {
+            "success": true,
+            "message": "SMS added to queue for processing",
+            "smsBatchId": BATCH_ID,
+            "recipientCount": 1
+        }
+    }))
+}
+
+fn send_url(server: &MockServer) -> String {
+    format!("{}{SEND_PATH}", server.uri())
+}
+
+/// A server whose gateway is chosen by its settings, pointed at `server`.
+async fn textbee_app(store: StoreKind, server: &MockServer, extra: &[(&str, &str)]) -> TestApp {
+    let url = send_url(server);
+    let mut vars = vec![("SMS_SENDER_API", url.as_str()), ("TEXTBEE_API_KEY", KEY)];
+    vars.extend_from_slice(extra);
+    spawn_app_with_configured_gateway(store, &vars).await
+}
+
+async fn requests(server: &MockServer) -> Vec<Request> {
+    server.received_requests().await.expect("recording is on")
+}
+
+fn message_of(request: &Request) -> String {
+    let body: Value = request.body_json().expect("JSON body");
+    body["message"]
+        .as_str()
+        .expect("message is text")
+        .to_owned()
+}
+
+/// No code is pending, so nothing the user never received can be guessed.
+async fn assert_nothing_pending(app: &TestApp, phone: &str) {
+    let left = app.time_left(phone).await.expect("TimeLeft answers");
+    assert!(!left.pending, "a code is still pending: {left:?}");
+    let guess = app
+        .verify(phone, "000000")
+        .await
+        .expect("VerifyOtp answers");
+    assert_eq!(guess.result(), VerifyOtpResult::Expired);
+}
+
+async fn exact_request_is_sent_and_the_texted_code_verifies(store: StoreKind) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(SEND_PATH))
+        .respond_with(accepted())
+        .mount(&server)
+        .await;
+    let app = textbee_app(
+        store,
+        &server,
+        &[
+            ("OTP_SMS_GATEWAY", "textbee"),
+            (
+                "OTP_MESSAGE_TEMPLATE",
+                "{app}: your code is {code}, valid {minutes} min ({seconds}s)",
+            ),
+            ("OTP_APP_NAME", "Acme"),
+            ("OTP_WEBOTP_DOMAIN", "login.example.com"),
+        ],
+    )
+    .await;
+    let phone = unique_phone();
+
+    app.send(&format!("{} {}", &phone[..5], &phone[5..]))
+        .await
+        .expect("SendOtp succeeds");
+
+    let seen = requests(&server).await;
+    assert_eq!(seen.len(), 1, "exactly one request");
+    let request = &seen[0];
+    assert_eq!(request.method.as_str(), "POST");
+    assert_eq!(request.url.path(), SEND_PATH);
+    assert_eq!(request.headers.get("x-api-key").expect("key header"), KEY);
+    assert_eq!(
+        request.headers.get("content-type").expect("content type"),
+        "application/json"
+    );
+    let body: Value = request.body_json().expect("JSON body");
+    let code = extract_code(&message_of(request)).expect("code in message");
+    assert_eq!(code.len(), 6);
+    assert_eq!(
+        body,
+        json!({
+            "recipients": [phone],
+            "message": format!(
+                "Acme: your code is {code}, valid 2 min (120s)\n\n@login.example.com #{code}"
+            ),
+        }),
+        "recipients in E.164 and the rendered template, nothing else"
+    );
+
+    let verified = app.verify(&phone, &code).await.expect("VerifyOtp answers");
+    assert_eq!(verified.result(), VerifyOtpResult::Approved);
+}
+
+async fn server_error_then_success_is_one_successful_send(store: StoreKind) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("upstream restarting"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(accepted())
+        .mount(&server)
+        .await;
+    let app = textbee_app(store, &server, &[]).await;
+    let phone = unique_phone();
+
+    app.send(&phone)
+        .await
+        .expect("SendOtp succeeds after a retry");
+
+    let seen = requests(&server).await;
+    assert_eq!(seen.len(), 2, "one failed try, one retry");
+    assert_eq!(
+        seen[0].body, seen[1].body,
+        "the retry sends the same message"
+    );
+    let code = extract_code(&message_of(&seen[1])).expect("code in message");
+    let verified = app.verify(&phone, &code).await.expect("VerifyOtp answers");
+    assert_eq!(verified.result(), VerifyOtpResult::Approved);
+}
+
+async fn persistent_server_errors_give_up_after_bounded_retries(store: StoreKind) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(502))
+        .mount(&server)
+        .await;
+    let app = textbee_app(store, &server, &[("OTP_SMS_MAX_RETRIES", "2")]).await;
+    let phone = unique_phone();
+
+    let status = app.send(&phone).await.expect_err("gateway keeps failing");
+
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(
+        requests(&server).await.len(),
+        3,
+        "first try plus two retries"
+    );
+    assert_nothing_pending(&app, &phone).await;
+}
+
+async fn bad_request_is_not_retried_and_its_detail_stays_internal(store: StoreKind) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(400)
+                .set_body_json(json!({"success": false, "error": "Invalid recipients"})),
+        )
+        .mount(&server)
+        .await;
+    let app = textbee_app(store, &server, &[]).await;
+    let phone = unique_phone();
+
+    let status = app.send(&phone).await.expect_err("gateway refuses");
+
+    assert_eq!(status.code(), Code::Internal, "{status:?}");
+    assert!(
+        !status.message().contains("Invalid recipients"),
+        "{status:?}"
+    );
+    assert_eq!(requests(&server).await.len(), 1, "4xx is never retried");
+    assert_nothing_pending(&app, &phone).await;
+}
+
+async fn refused_key_is_internal_and_not_retried(store: StoreKind) {
+    for refusal in [401, 403] {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(
+                ResponseTemplate::new(refusal)
+                    .set_body_json(json!({"statusCode": refusal, "message": "Unauthorized"})),
+            )
+            .mount(&server)
+            .await;
+        let app = textbee_app(store, &server, &[]).await;
+        let phone = unique_phone();
+
+        let status = app.send(&phone).await.expect_err("gateway refuses our key");
+
+        assert_eq!(status.code(), Code::Internal, "{refusal}: {status:?}");
+        assert!(!status.message().contains(KEY));
+        assert_eq!(
+            requests(&server).await.len(),
+            1,
+            "{refusal} is never retried"
+        );
+        assert_nothing_pending(&app, &phone).await;
+    }
+}
+
+async fn never_answering_gateway_is_unavailable_within_the_budget(store: StoreKind) {
+    let budget = Duration::from_millis(1_500);
+    let margin = Duration::from_millis(500);
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(accepted().set_delay(Duration::from_secs(60)))
+        .mount(&server)
+        .await;
+    let app = textbee_app(
+        store,
+        &server,
+        &[
+            ("OTP_SMS_SEND_TIMEOUT_MS", "1500"),
+            ("OTP_SMS_MAX_RETRIES", "2"),
+        ],
+    )
+    .await;
+    let phone = unique_phone();
+
+    let started = Instant::now();
+    let status = app.send(&phone).await.expect_err("gateway never answers");
+    let elapsed = started.elapsed();
+
+    eprintln!("never-answering gateway: SendOtp took {elapsed:?} with a {budget:?} budget");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        elapsed < budget + margin,
+        "took {elapsed:?}, budget {budget:?}"
+    );
+    assert!(
+        elapsed >= budget / 2,
+        "gave up after {elapsed:?}, before the tries could use the budget"
+    );
+    assert_eq!(
+        requests(&server).await.len(),
+        3,
+        "a hung try does not use up the retries' time"
+    );
+    assert_nothing_pending(&app, &phone).await;
+}
+
+async fn unreachable_gateway_is_unavailable(store: StoreKind) {
+    // A port that was free a moment ago: nothing listens there now.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("free port");
+    let url = format!("http://{closed}{SEND_PATH}");
+    let app = spawn_app_with_configured_gateway(
+        store,
+        &[("SMS_SENDER_API", url.as_str()), ("TEXTBEE_API_KEY", KEY)],
+    )
+    .await;
+    let phone = unique_phone();
+
+    let started = Instant::now();
+    let status = app.send(&phone).await.expect_err("nothing listens");
+
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_nothing_pending(&app, &phone).await;
+}
+
+async fn retry_after_from_429_is_honoured(store: StoreKind) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(accepted())
+        .mount(&server)
+        .await;
+    let app = textbee_app(store, &server, &[("OTP_SMS_SEND_TIMEOUT_MS", "5000")]).await;
+    let phone = unique_phone();
+
+    let started = Instant::now();
+    app.send(&phone)
+        .await
+        .expect("SendOtp succeeds after waiting");
+    let elapsed = started.elapsed();
+
+    assert_eq!(requests(&server).await.len(), 2);
+    assert!(
+        elapsed >= Duration::from_secs(1),
+        "retried after {elapsed:?}, before the gateway's Retry-After of 1 s"
+    );
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+}
+
+async fn retry_after_beyond_the_budget_fails_at_once(store: StoreKind) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "30"))
+        .mount(&server)
+        .await;
+    let app = textbee_app(store, &server, &[("OTP_SMS_SEND_TIMEOUT_MS", "2000")]).await;
+    let phone = unique_phone();
+
+    let started = Instant::now();
+    let status = app.send(&phone).await.expect_err("cannot wait 30 s");
+    let elapsed = started.elapsed();
+
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(
+        requests(&server).await.len(),
+        1,
+        "no retry that could not fit"
+    );
+    assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
+    assert_nothing_pending(&app, &phone).await;
+}
+
+for_each_store!(
+    exact_request_is_sent_and_the_texted_code_verifies,
+    server_error_then_success_is_one_successful_send,
+    persistent_server_errors_give_up_after_bounded_retries,
+    bad_request_is_not_retried_and_its_detail_stays_internal,
+    refused_key_is_internal_and_not_retried,
+    never_answering_gateway_is_unavailable_within_the_budget,
+    unreachable_gateway_is_unavailable,
+    retry_after_from_429_is_honoured,
+    retry_after_beyond_the_budget_fails_at_once,
+);
+
+/// The real binary's logs, for one accepted and one refused send: the
+/// masked phone, status and batch id are there; the key, the full numbers
+/// and the code are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_logs_never_carry_the_key_the_code_or_a_full_number() {
+    let accepted_phone = unique_phone();
+    let refused_phone = unique_phone();
+    let server = MockServer::start().await;
+    Mock::given(body_partial_json(json!({"recipients": [accepted_phone]})))
+        .respond_with(accepted())
+        .mount(&server)
+        .await;
+    Mock::given(body_partial_json(json!({"recipients": [refused_phone]})))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"message": "Unauthorized"})))
+        .mount(&server)
+        .await;
+    let url = send_url(&server);
+    let mut binary = start_binary(&[
+        ("OTP_LISTEN_ADDR", "127.0.0.1:0"),
+        ("OTP_LOG_FORMAT", "json"),
+        ("SMS_SENDER_API", url.as_str()),
+        ("TEXTBEE_API_KEY", KEY),
+    ]);
+    let mut client = OtpServiceClient::new(connect(binary.listening_addr()).await);
+
+    let send = |phone: &str| SendOtpRequest {
+        phone_number: phone.into(),
+        ..Default::default()
+    };
+    client
+        .send_otp(send(&accepted_phone))
+        .await
+        .expect("accepted send succeeds");
+    let refused = client
+        .send_otp(send(&refused_phone))
+        .await
+        .expect_err("refused send fails");
+    assert_eq!(refused.code(), Code::Internal);
+    binary.wait_for_line("check TEXTBEE_API_KEY", Duration::from_secs(5));
+    let code = extract_code(&message_of(&requests(&server).await[0])).expect("code");
+    let logs = binary.stop();
+
+    // Timestamps carry microseconds: six digits that could equal the code by chance.
+    let all = logs
+        .iter()
+        .map(|line| match serde_json::from_str::<Value>(line) {
+            Ok(mut json) => {
+                if let Some(fields) = json.as_object_mut() {
+                    fields.remove("timestamp");
+                }
+                json.to_string()
+            }
+            Err(_) => line.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(all.contains("TextBee accepted the message"), "{all}");
+    assert!(all.contains(BATCH_ID), "batch id logged: {all}");
+    assert!(
+        all.contains(&format!("+1******{}", &accepted_phone[8..])),
+        "{all}"
+    );
+    assert!(all.contains("\"status\":401"), "{all}");
+    for secret in [
+        KEY,
+        code.as_str(),
+        &accepted_phone[2..],
+        &refused_phone[2..],
+    ] {
+        assert!(
+            !all.contains(secret),
+            "{secret:?} leaked into the logs:\n{all}"
+        );
+    }
+}
+
+/// Misconfiguration stops the real binary before it listens, with one line
+/// on stderr naming the variable, and a non-zero exit.
+#[test]
+fn binary_refuses_bad_sms_settings_with_one_clear_line() {
+    let cases: [(&[(&str, &str)], &str); 4] = [
+        (
+            &[
+                ("OTP_SMS_GATEWAY", "textbee"),
+                ("SMS_SENDER_API", "https://api.textbee.dev/x"),
+            ],
+            "TEXTBEE_API_KEY",
+        ),
+        (
+            &[("OTP_SMS_GATEWAY", "textbee"), ("TEXTBEE_API_KEY", KEY)],
+            "SMS_SENDER_API",
+        ),
+        (
+            &[
+                ("SMS_SENDER_API", "textbee.dev/send-sms"),
+                ("TEXTBEE_API_KEY", KEY),
+            ],
+            "SMS_SENDER_API",
+        ),
+        (
+            &[("OTP_MESSAGE_TEMPLATE", "Code {code} for {user}")],
+            "OTP_MESSAGE_TEMPLATE",
+        ),
+    ];
+    for (vars, var) in cases {
+        let mut env = vec![("OTP_LISTEN_ADDR", "127.0.0.1:0")];
+        env.extend_from_slice(vars);
+        let mut binary = start_binary(&env);
+        let status = binary.wait_for_exit(Duration::from_secs(10));
+        let lines = binary.stop();
+        assert_eq!(status.code(), Some(2), "{var}: {lines:?}");
+        assert_eq!(lines.len(), 1, "{var}: one line, got {lines:?}");
+        assert!(
+            lines[0].starts_with(&format!("otp-service: invalid configuration: {var}: ")),
+            "{lines:?}"
+        );
+        assert!(!lines[0].contains(KEY), "{lines:?}");
+    }
+}
