@@ -23,6 +23,8 @@ use crate::{
 pub struct Config {
     /// Address the gRPC server binds (`OTP_LISTEN_ADDR`).
     pub listen_addr: SocketAddr,
+    /// Where Prometheus metrics are served (`OTP_METRICS_ADDR`); `None`: off.
+    pub metrics_addr: Option<SocketAddr>,
     /// How codes are made and checked.
     pub policy: OtpPolicy,
     /// Key for every hash the service stores (`OTP_HMAC_SECRET`).
@@ -114,6 +116,8 @@ impl ConfigError {
 
 /// Default gRPC listen address: loopback, because a sidecar serves only its pod.
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:50051";
+/// Default Prometheus address: loopback, scraped through the pod's port mapping.
+pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
 /// Shortest accepted `OTP_HMAC_SECRET`, in bytes.
 pub const MIN_SECRET_BYTES: usize = 32;
 /// Default `OTP_REDIS_PREFIX`.
@@ -138,6 +142,15 @@ impl Config {
             .map(|(k, v)| (k.into(), v.into()))
             .collect());
 
+        // Unlike other variables, an explicitly empty value means "off" here.
+        let metrics_addr = match env.0.get("OTP_METRICS_ADDR").map(|raw| raw.trim()) {
+            Some("" | "off") => None,
+            _ => Some(env.parsed("OTP_METRICS_ADDR", DEFAULT_METRICS_ADDR, |raw| {
+                raw.parse::<SocketAddr>().map_err(|_| {
+                    "must be an IP:port socket address, or empty to turn metrics off".to_owned()
+                })
+            })?),
+        };
         let listen_addr = env.parsed("OTP_LISTEN_ADDR", DEFAULT_LISTEN_ADDR, |raw| {
             raw.parse::<SocketAddr>()
                 .map_err(|_| "must be an IP:port socket address, e.g. 127.0.0.1:50051".to_owned())
@@ -216,6 +229,7 @@ impl Config {
 
         Ok(Self {
             listen_addr,
+            metrics_addr,
             policy,
             hmac_secret,
             hmac_secret_source,
@@ -363,6 +377,26 @@ mod tests {
         let config = config(&[("OTP_HMAC_SECRET", secret)]).expect("valid");
         assert_eq!(config.hmac_secret_source, SecretSource::Environment);
         assert_eq!(config.hmac_secret, HmacSecret::new(secret.as_bytes()));
+    }
+
+    #[test]
+    fn metrics_default_to_loopback_and_empty_turns_them_off() {
+        assert_eq!(
+            config(&[])
+                .expect("valid")
+                .metrics_addr
+                .map(|a| a.to_string())
+                .as_deref(),
+            Some(DEFAULT_METRICS_ADDR)
+        );
+        assert_eq!(
+            config(&[("OTP_METRICS_ADDR", "")])
+                .expect("valid")
+                .metrics_addr,
+            None
+        );
+        let err = config(&[("OTP_METRICS_ADDR", "9464")]).expect_err("no host");
+        assert_eq!(err.var, "OTP_METRICS_ADDR");
     }
 
     #[test]

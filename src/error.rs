@@ -59,6 +59,25 @@ pub enum Error {
     Gateway(#[from] GatewayError),
 }
 
+impl Error {
+    /// A short, stable name of what went wrong, for metric labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::InvalidPhone(_)
+            | Error::InvalidCode(_)
+            | Error::InvalidClientKey(_)
+            | Error::InvalidIdempotencyKey(_)
+            | Error::IdempotencyKeyReused => "invalid_argument",
+            Error::IdempotencyKeyBusy => "idempotency_busy",
+            Error::CountryNotAllowed { .. } => "country_not_allowed",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::Locked { .. } => "locked",
+            Error::Store(_) => "store_error",
+            Error::Gateway(_) => "gateway_error",
+        }
+    }
+}
+
 /// Domain for `google.rpc.ErrorInfo`.
 pub const ERROR_DOMAIN: &str = "otp.v1";
 

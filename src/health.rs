@@ -82,6 +82,7 @@ async fn publish(reporter: &HealthReporter, serving: bool) {
     } else {
         ServingStatus::NotServing
     };
+    crate::metrics::store_up(serving);
     reporter.set_service_status("", status).await;
     reporter.set_service_status(OTP_SERVICE_NAME, status).await;
 }

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use otp_service::{Application, Config, telemetry};
+use otp_service::{Application, Config, metrics, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -14,6 +14,12 @@ async fn main() -> ExitCode {
         }
     };
     telemetry::init(config.log_format);
+    if let Some(addr) = config.metrics_addr
+        && let Err(err) = metrics::install(addr)
+    {
+        eprintln!("otp-service: cannot serve metrics on {addr} (OTP_METRICS_ADDR): {err}");
+        return ExitCode::from(1);
+    }
 
     let app = match Application::build(config).await {
         Ok(app) => app,

@@ -10,7 +10,8 @@ use crate::{
     config::OtpPolicy,
     domain::{ClientKey, HmacSecret, IdempotencyKey, OtpCode, PhoneNumber, SubjectKey},
     error::Error,
-    sms::{MessageTemplate, SmsGateway},
+    metrics::{self, timed_store},
+    sms::{GatewayError, MessageTemplate, SmsGateway},
     store::{
         IdempotencyClaim, OtpStore, PutOutcome, RecordedSend, SendDecision, SendLog, VerifyOutcome,
     },
@@ -156,10 +157,12 @@ impl OtpFlow {
         let key = self.secret.idempotency_subject(key);
         let give_up = Instant::now() + IDEMPOTENCY_WAIT;
         loop {
-            match self
-                .store
-                .claim_idempotency(&key, &subject, IDEMPOTENCY_IN_PROGRESS_TTL)
-                .await?
+            match timed_store(
+                "claim_idempotency",
+                self.store
+                    .claim_idempotency(&key, &subject, IDEMPOTENCY_IN_PROGRESS_TTL),
+            )
+            .await?
             {
                 IdempotencyClaim::Claimed => break,
                 IdempotencyClaim::Completed(first) => {
@@ -226,7 +229,7 @@ impl OtpFlow {
             }
             logs.push((SendLog::Global, limits.global_rules()));
             for (log, rules) in logs.into_iter().filter(|(_, rules)| !rules.is_empty()) {
-                match self.store.record_send(&log, &rules).await {
+                match timed_store("record_send", self.store.record_send(&log, &rules)).await {
                     Ok(SendDecision::Admitted {
                         token,
                         next_allowed_in,
@@ -253,15 +256,16 @@ impl OtpFlow {
             .cloned()
             .unwrap_or_else(|| OtpCode::generate(self.policy.code_length));
         let digest = self.secret.code_digest(phone, &code);
-        let attempts_remaining = match self
-            .store
-            .put_code(
+        let attempts_remaining = match timed_store(
+            "put_code",
+            self.store.put_code(
                 subject,
                 &digest,
                 self.policy.code_lifetime(),
                 self.policy.max_attempts,
-            )
-            .await
+            ),
+        )
+        .await
         {
             Ok(PutOutcome::Stored { attempts_remaining }) => attempts_remaining,
             Ok(PutOutcome::Locked { retry_after }) => {
@@ -278,7 +282,15 @@ impl OtpFlow {
             tracing::info!("test number: fixed code stored, no SMS sent");
         } else {
             let text = self.template.render(&code, self.policy.ttl);
-            if let Err(gateway_error) = self.gateway.send(phone, &text).await {
+            let started = Instant::now();
+            let delivered = self.gateway.send(phone, &text).await;
+            metrics::gateway_latency(started.elapsed());
+            if let Err(gateway_error) = delivered {
+                metrics::gateway_failed(match gateway_error {
+                    GatewayError::Unavailable(_) => "unavailable",
+                    GatewayError::Unauthorized(_) => "unauthorized",
+                    GatewayError::Rejected(_) => "rejected",
+                });
                 if let Err(store_error) = self.store.discard_code(subject, &digest).await {
                     // The code stays stored but was never delivered; it expires
                     // by itself and nobody knows it, so this is logged, not fatal.
@@ -303,10 +315,12 @@ impl OtpFlow {
         let code = OtpCode::parse(raw_code, self.policy.code_length).map_err(Error::InvalidCode)?;
         let digest = self.secret.code_digest(phone, &code);
         let subject = self.secret.subject_key(phone);
-        let outcome = self
-            .store
-            .verify_and_consume(&subject, &digest, self.policy.max_attempts)
-            .await?;
+        let outcome = timed_store(
+            "verify_and_consume",
+            self.store
+                .verify_and_consume(&subject, &digest, self.policy.max_attempts),
+        )
+        .await?;
         Ok(match outcome {
             VerifyOutcome::Approved => Verification::Approved,
             VerifyOutcome::Incorrect { attempts_remaining } => {
@@ -323,23 +337,25 @@ impl OtpFlow {
     /// How long the pending code for `phone` is still advertised as valid.
     pub async fn time_left(&self, phone: &PhoneNumber) -> Result<TimeLeft, Error> {
         let subject = self.secret.subject_key(phone);
-        Ok(match self.store.pending_lifetime(&subject).await? {
-            Some(lifetime) => TimeLeft {
-                pending: true,
-                seconds_left: ceil_seconds(lifetime.saturating_sub(self.policy.grace)),
+        Ok(
+            match timed_store("pending_lifetime", self.store.pending_lifetime(&subject)).await? {
+                Some(lifetime) => TimeLeft {
+                    pending: true,
+                    seconds_left: ceil_seconds(lifetime.saturating_sub(self.policy.grace)),
+                },
+                None => TimeLeft {
+                    pending: false,
+                    seconds_left: 0,
+                },
             },
-            None => TimeLeft {
-                pending: false,
-                seconds_left: 0,
-            },
-        })
+        )
     }
 
     /// Invalidates the pending code for `phone`; the spent guesses and the
     /// send limits stay as they are. Returns whether a code was pending.
     pub async fn cancel(&self, phone: &PhoneNumber) -> Result<bool, Error> {
         let subject = self.secret.subject_key(phone);
-        let cancelled = self.store.cancel_code(&subject).await?;
+        let cancelled = timed_store("cancel_code", self.store.cancel_code(&subject)).await?;
         tracing::info!(cancelled, "pending code cancelled");
         Ok(cancelled)
     }

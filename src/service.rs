@@ -1,15 +1,18 @@
 //! The gRPC face of the flow: turns requests into domain values (refusing bad
-//! input), calls [`OtpFlow`], and turns results into responses.
+//! input), calls [`OtpFlow`], and turns results into responses. Every call
+//! ends in [`finish`], which logs it and counts it.
 
 use std::sync::Arc;
 
-use tonic::{Request, Response, Status};
-use tracing::{Span, field};
+use tokio::time::Instant;
+use tonic::{Code, Request, Response, Status};
+use tracing::{Instrument, Span, field};
 
 use crate::{
     domain::{ClientKey, IdempotencyKey, PhoneNumber},
     error::Error,
-    otp::{OtpFlow, SendRequest, Verification, ceil_seconds},
+    metrics,
+    otp::{OtpFlow, SendRequest, SentCode, Verification, ceil_seconds},
     proto::{
         CancelOtpRequest, CancelOtpResponse, SendOtpRequest, SendOtpResponse, TimeLeftRequest,
         TimeLeftResponse, VerifyOtpRequest, VerifyOtpResponse, VerifyOtpResult,
@@ -37,6 +40,33 @@ fn parse_phone(raw: &str) -> Result<PhoneNumber, Error> {
     Ok(phone)
 }
 
+/// Logs one line per call (method, gRPC code, latency; the span adds the
+/// masked phone), counts it, and maps an error to its status.
+fn finish<T>(
+    method: &'static str,
+    started: Instant,
+    result: Result<T, Error>,
+) -> Result<Response<T>, Status> {
+    let result = result.map_err(|err| {
+        if let Error::RateLimited { violations } = &err {
+            for violation in violations {
+                metrics::send_limit_refused(violation.kind.as_str());
+            }
+        }
+        Status::from(err)
+    });
+    let code = code_name(result.as_ref().map_or_else(Status::code, |_| Code::Ok));
+    let elapsed = started.elapsed();
+    metrics::rpc_finished(method, code, elapsed);
+    tracing::info!(
+        grpc.method = method,
+        grpc.code = code,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        "rpc finished"
+    );
+    result.map(Response::new)
+}
+
 #[tonic::async_trait]
 impl OtpService for OtpGrpcService {
     #[tracing::instrument(name = "SendOtp", skip_all, fields(phone = field::Empty))]
@@ -44,26 +74,46 @@ impl OtpService for OtpGrpcService {
         &self,
         request: Request<SendOtpRequest>,
     ) -> Result<Response<SendOtpResponse>, Status> {
+        let started = Instant::now();
         let request = request.into_inner();
-        let phone = parse_phone(&request.phone_number)?;
-        let client_key = ClientKey::parse(&request.client_key).map_err(Error::InvalidClientKey)?;
-        let idempotency_key = IdempotencyKey::parse(&request.idempotency_key)
-            .map_err(Error::InvalidIdempotencyKey)?;
-        let sent = self
-            .flow
-            .send(SendRequest {
-                phone: &phone,
-                client_key: client_key.as_ref(),
-                idempotency_key: idempotency_key.as_ref(),
-            })
-            .await?;
-        Ok(Response::new(SendOtpResponse {
+        let flow = Arc::clone(&self.flow);
+        // Run the send as its own task: if the caller hangs up mid-send, the
+        // flow still finishes (and rolls back a code whose SMS failed) rather
+        // than being dropped halfway.
+        let sending = tokio::spawn(
+            async move {
+                let phone = parse_phone(&request.phone_number)?;
+                let client_key =
+                    ClientKey::parse(&request.client_key).map_err(Error::InvalidClientKey)?;
+                let idempotency_key = IdempotencyKey::parse(&request.idempotency_key)
+                    .map_err(Error::InvalidIdempotencyKey)?;
+                let sent = flow
+                    .send(SendRequest {
+                        phone: &phone,
+                        client_key: client_key.as_ref(),
+                        idempotency_key: idempotency_key.as_ref(),
+                    })
+                    .await?;
+                Ok::<_, Error>((phone, sent))
+            }
+            .instrument(Span::current()),
+        );
+        let result = match sending.await {
+            Ok(result) => result,
+            Err(join_error) => {
+                tracing::error!(error = %join_error, "send task failed");
+                return Err(Status::internal("internal error"));
+            }
+        };
+        metrics::send_finished(send_result_label(&result));
+        let response = result.map(|(phone, sent): (PhoneNumber, SentCode)| SendOtpResponse {
             expires_in_seconds: ceil_seconds(sent.expires_in),
             code_length: u32::from(sent.code_length),
             attempts_remaining: sent.attempts_remaining,
             masked_phone_number: phone.masked(),
             resend_after_seconds: ceil_seconds(sent.resend_after),
-        }))
+        });
+        finish("SendOtp", started, response)
     }
 
     #[tracing::instrument(name = "VerifyOtp", skip_all, fields(phone = field::Empty))]
@@ -71,23 +121,38 @@ impl OtpService for OtpGrpcService {
         &self,
         request: Request<VerifyOtpRequest>,
     ) -> Result<Response<VerifyOtpResponse>, Status> {
+        let started = Instant::now();
         let request = request.into_inner();
-        let phone = parse_phone(&request.phone_number)?;
-        let verification = self.flow.verify(&phone, &request.code).await?;
-        let (result, attempts_remaining) = match verification {
-            Verification::Approved => (VerifyOtpResult::Approved, 0),
-            Verification::Incorrect { attempts_remaining } => {
-                (VerifyOtpResult::Incorrect, attempts_remaining)
-            }
-            Verification::Expired => (VerifyOtpResult::Expired, 0),
-            Verification::Locked => (VerifyOtpResult::Locked, 0),
+        let verification = match parse_phone(&request.phone_number) {
+            Ok(phone) => self.flow.verify(&phone, &request.code).await,
+            Err(err) => Err(err),
         };
-        tracing::info!(result = result.as_str_name(), "code checked");
-        Ok(Response::new(VerifyOtpResponse {
-            valid: verification == Verification::Approved,
-            result: result.into(),
-            attempts_remaining,
-        }))
+        let response = verification.map(|verification| {
+            let (result, attempts_remaining) = match verification {
+                Verification::Approved => (VerifyOtpResult::Approved, 0),
+                Verification::Incorrect { attempts_remaining } => {
+                    (VerifyOtpResult::Incorrect, attempts_remaining)
+                }
+                Verification::Expired => (VerifyOtpResult::Expired, 0),
+                Verification::Locked => (VerifyOtpResult::Locked, 0),
+            };
+            VerifyOtpResponse {
+                valid: verification == Verification::Approved,
+                result: result.into(),
+                attempts_remaining,
+            }
+        });
+        metrics::verify_finished(match &response {
+            Ok(response) => match response.result() {
+                VerifyOtpResult::Approved => "approved",
+                VerifyOtpResult::Incorrect => "incorrect",
+                VerifyOtpResult::Expired => "expired",
+                VerifyOtpResult::Locked => "locked",
+                VerifyOtpResult::Unspecified => "unspecified",
+            },
+            Err(err) => err.kind(),
+        });
+        finish("VerifyOtp", started, response)
     }
 
     #[tracing::instrument(name = "TimeLeft", skip_all, fields(phone = field::Empty))]
@@ -95,13 +160,17 @@ impl OtpService for OtpGrpcService {
         &self,
         request: Request<TimeLeftRequest>,
     ) -> Result<Response<TimeLeftResponse>, Status> {
+        let started = Instant::now();
         let request = request.into_inner();
-        let phone = parse_phone(&request.phone_number)?;
-        let time_left = self.flow.time_left(&phone).await?;
-        Ok(Response::new(TimeLeftResponse {
+        let time_left = match parse_phone(&request.phone_number) {
+            Ok(phone) => self.flow.time_left(&phone).await,
+            Err(err) => Err(err),
+        };
+        let response = time_left.map(|time_left| TimeLeftResponse {
             pending: time_left.pending,
             seconds_left: time_left.seconds_left,
-        }))
+        });
+        finish("TimeLeft", started, response)
     }
 
     #[tracing::instrument(name = "CancelOtp", skip_all, fields(phone = field::Empty))]
@@ -109,9 +178,46 @@ impl OtpService for OtpGrpcService {
         &self,
         request: Request<CancelOtpRequest>,
     ) -> Result<Response<CancelOtpResponse>, Status> {
+        let started = Instant::now();
         let request = request.into_inner();
-        let phone = parse_phone(&request.phone_number)?;
-        let cancelled = self.flow.cancel(&phone).await?;
-        Ok(Response::new(CancelOtpResponse { cancelled }))
+        let cancelled = match parse_phone(&request.phone_number) {
+            Ok(phone) => self.flow.cancel(&phone).await,
+            Err(err) => Err(err),
+        };
+        finish(
+            "CancelOtp",
+            started,
+            cancelled.map(|cancelled| CancelOtpResponse { cancelled }),
+        )
+    }
+}
+
+fn send_result_label<T>(result: &Result<T, Error>) -> &'static str {
+    match result {
+        Ok(_) => "sent",
+        Err(err) => err.kind(),
+    }
+}
+
+/// The canonical name of a gRPC code, as a metric label.
+fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
     }
 }

@@ -5,7 +5,6 @@
 mod common;
 
 use std::{
-    process::{Command, Stdio},
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -319,33 +318,6 @@ async fn tls_url_to_a_server_without_tls_is_unavailable() {
     assert!(started.elapsed() < Duration::from_secs(2));
 }
 
-/// Runs the real binary with exactly `vars`; returns its exit code and stderr.
-/// Killed after 10 s, so a binary that starts serving fails the test.
-fn run_binary(vars: &[(&str, &str)]) -> (Option<i32>, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_otp-service"))
-        .env_clear()
-        .envs(vars.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("binary starts");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while child.try_wait().expect("wait works").is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("otp-service kept running with {vars:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let output = child.wait_with_output().expect("output");
-    (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn bad_redis_settings_stop_the_binary_with_one_clear_line() {
     let cases = [
@@ -363,7 +335,7 @@ fn bad_redis_settings_stop_the_binary_with_one_clear_line() {
         ),
     ];
     for (vars, var) in cases {
-        let (code, stderr) = run_binary(&vars);
+        let (code, stderr) = common::binary::run_to_exit(&vars);
         assert_eq!(code, Some(2), "{stderr}");
         let lines: Vec<&str> = stderr.lines().collect();
         assert_eq!(lines.len(), 1, "one line: {stderr}");

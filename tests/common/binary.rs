@@ -29,20 +29,6 @@ fn collect_lines(source: impl std::io::Read + Send + 'static) -> Arc<Mutex<Vec<S
     lines
 }
 
-/// Runs the binary to completion with `vars` and returns its exit status and stderr.
-pub fn run_to_exit(vars: &[(&str, &str)]) -> (ExitStatus, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_otp-service"))
-        .env_clear()
-        .envs(vars.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .expect("binary runs");
-    (
-        output.status,
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 impl ServiceProcess {
     /// Starts the binary on an OS-chosen loopback port with `vars` set (and
     /// nothing else from this environment) and waits until it listens.
@@ -51,6 +37,8 @@ impl ServiceProcess {
             .env_clear()
             .env("OTP_LISTEN_ADDR", "127.0.0.1:0")
             .env("RUST_LOG", "info")
+            // Off unless a test asks: tests run in parallel and would share 9464.
+            .env("OTP_METRICS_ADDR", "")
             .envs(vars.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -65,15 +53,16 @@ impl ServiceProcess {
             stdout,
             stderr,
         };
-        process.addr = process.wait_for_stderr("listening", Duration::from_secs(10), |line| {
-            // The listening line carries `addr=<ip:port>`, in text or JSON logs.
-            let start = line.find("127.0.0.1:")?;
-            let rest = &line[start..];
-            let end = rest
-                .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
-                .unwrap_or(rest.len());
-            rest[..end].parse().ok()
-        });
+        process.addr =
+            process.wait_for_stderr("otp-service listening", Duration::from_secs(10), |line| {
+                // The listening line carries `addr=<ip:port>`, in text or JSON logs.
+                let start = line.find("127.0.0.1:")?;
+                let rest = &line[start..];
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
+                    .unwrap_or(rest.len());
+                rest[..end].parse().ok()
+            });
         process
     }
 
@@ -181,6 +170,7 @@ pub struct RunningBinary {
 pub fn start_binary(vars: &[(&str, &str)]) -> RunningBinary {
     let mut child = Command::new(env!("CARGO_BIN_EXE_otp-service"))
         .env_clear()
+        .env("OTP_METRICS_ADDR", "")
         .envs(vars.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -276,4 +266,12 @@ impl Drop for RunningBinary {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs the binary with exactly `vars` until it exits by itself (a binary
+/// still running after 10 s fails the test); returns its exit code and stderr.
+pub fn run_to_exit(vars: &[(&str, &str)]) -> (Option<i32>, String) {
+    let mut binary = start_binary(vars);
+    let status = binary.wait_for_exit(Duration::from_secs(10));
+    (status.code(), binary.stop().join("\n"))
 }

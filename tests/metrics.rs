@@ -1,0 +1,120 @@
+//! Prometheus metrics on the real binary: scraped after known traffic, every
+//! counter moved by exactly the traffic's amount, and no number leaked.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{binary::ServiceProcess, connect};
+use otp_service::proto::{SendOtpRequest, VerifyOtpRequest, otp_service_client::OtpServiceClient};
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// The value of the sample `name{labels}` in a Prometheus text page (0 if absent).
+fn sample(page: &str, name_and_labels: &str) -> f64 {
+    page.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            (series == name_and_labels)
+                .then(|| value.parse().ok())
+                .flatten()
+        })
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_move_by_the_traffic_and_carry_no_phone_numbers() {
+    let metrics_addr = format!("127.0.0.1:{}", free_port());
+    let service = ServiceProcess::start(&[("OTP_METRICS_ADDR", &metrics_addr)]);
+    let mut client = OtpServiceClient::new(connect(service.addr).await);
+    let phone = "+14155550177";
+    let send = |phone: &str| SendOtpRequest {
+        phone_number: phone.into(),
+        ..Default::default()
+    };
+    let verify = |code: &str| VerifyOtpRequest {
+        phone_number: phone.into(),
+        code: code.into(),
+    };
+
+    client.send_otp(send(phone)).await.expect("sent");
+    let code = service.wait_for_stdout("the console SMS", Duration::from_secs(5), |line| {
+        line.strip_prefix("SMS to +14155550177: ")?
+            .split(|c: char| !c.is_ascii_digit())
+            .find(|run| run.len() == 6)
+            .map(str::to_owned)
+    });
+    client.send_otp(send(phone)).await.expect_err("cooldown");
+    client
+        .send_otp(send("not a phone"))
+        .await
+        .expect_err("invalid");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    client.verify_otp(verify(wrong)).await.expect("incorrect");
+    client.verify_otp(verify(&code)).await.expect("approved");
+    client.verify_otp(verify(&code)).await.expect("expired");
+
+    // reqwest is built without a default TLS provider (the service installs ring).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let page = reqwest::get(format!("http://{metrics_addr}/metrics"))
+        .await
+        .expect("scrape answers")
+        .text()
+        .await
+        .expect("text page");
+
+    let expected = [
+        (r#"otp_sends_total{result="sent"}"#, 1.0),
+        (r#"otp_sends_total{result="rate_limited"}"#, 1.0),
+        (r#"otp_sends_total{result="invalid_argument"}"#, 1.0),
+        (
+            r#"otp_send_limit_refusals_total{limit="phone_resend_cooldown"}"#,
+            1.0,
+        ),
+        (r#"otp_verifies_total{result="incorrect"}"#, 1.0),
+        (r#"otp_verifies_total{result="approved"}"#, 1.0),
+        (r#"otp_verifies_total{result="expired"}"#, 1.0),
+        (
+            r#"otp_grpc_requests_total{method="SendOtp",code="OK"}"#,
+            1.0,
+        ),
+        (
+            r#"otp_grpc_requests_total{method="SendOtp",code="RESOURCE_EXHAUSTED"}"#,
+            1.0,
+        ),
+        (
+            r#"otp_grpc_requests_total{method="SendOtp",code="INVALID_ARGUMENT"}"#,
+            1.0,
+        ),
+        (
+            r#"otp_grpc_requests_total{method="VerifyOtp",code="OK"}"#,
+            3.0,
+        ),
+        (
+            r#"otp_store_operation_duration_seconds_count{operation="verify_and_consume"}"#,
+            3.0,
+        ),
+        (
+            r#"otp_store_operation_duration_seconds_count{operation="put_code"}"#,
+            1.0,
+        ),
+        (
+            r#"otp_store_operation_duration_seconds_count{operation="record_send"}"#,
+            2.0,
+        ),
+        ("otp_sms_gateway_duration_seconds_count", 1.0),
+        ("otp_store_up", 1.0),
+    ];
+    for (series, value) in expected {
+        assert_eq!(sample(&page, series), value, "{series} in:\n{page}");
+    }
+    assert!(!page.contains("4155550177"), "no phone number in metrics");
+    assert!(!page.contains(&code), "no code in metrics");
+}
