@@ -118,8 +118,12 @@ impl Application {
                 Arc::new(MemoryStore::new())
             }
             StoreConfig::Redis(settings) => {
-                // `url` displays with its password masked.
-                tracing::info!(url = %settings.url, prefix = %settings.prefix, "store: Redis");
+                // The topology displays with its passwords masked.
+                tracing::info!(
+                    topology = %settings.topology,
+                    prefix = %settings.prefix,
+                    "store: Redis"
+                );
                 Arc::new(RedisStore::new(settings)?)
             }
         };

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use thiserror::Error;
 
 pub use memory::MemoryStore;
-pub use redis::{RedisSettings, RedisStore, RedisUrl};
+pub use redis::{RedisNodes, RedisSettings, RedisStore, RedisTopology, RedisUrl};
 
 use crate::{
     abuse::{LimitKind, RateRule},

@@ -1,22 +1,22 @@
 //! The production store: Redis through a `deadpool-redis` pool, shared by
 //! every replica. Each trait method is one Lua script run with EVALSHA, so it
-//! is atomic on the server and two replicas racing behave like one.
+//! is atomic on the server and two replicas racing behave like one. The same
+//! scripts run on one server, a Redis Cluster or a Sentinel-managed master
+//! (see `connection.rs`): each touches exactly one key, named in KEYS.
 
 mod abuse;
+mod connection;
 mod url;
 
 use std::{fmt, time::Duration};
 
 use async_trait::async_trait;
-use deadpool_redis::{
-    Manager, Pool, PoolError, Runtime,
-    redis::{
-        self, AsyncConnectionConfig, ErrorKind, FromRedisValue, RedisError, Script,
-        ScriptInvocation, ServerErrorKind,
-    },
-};
+use deadpool_redis::redis::{FromRedisValue, Script, ScriptInvocation};
 
-pub use url::RedisUrl;
+pub use connection::RedisTopology;
+pub use url::{RedisNodes, RedisUrl};
+
+use connection::RedisConnections;
 
 use super::{
     IdempotencyClaim, OtpStore, PutOutcome, RecordedSend, SendDecision, SendLog, StoreError,
@@ -30,8 +30,9 @@ use crate::{
 /// How to reach Redis and how long to wait for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisSettings {
-    /// Where Redis is (`REDIS_URL`).
-    pub url: RedisUrl,
+    /// Where Redis is and how it is deployed (`REDIS_URL`,
+    /// `REDIS_CLUSTER_URLS` or `REDIS_SENTINEL_URLS`).
+    pub topology: RedisTopology,
     /// First part of every key (`OTP_REDIS_PREFIX`).
     pub prefix: String,
     /// Most connections one replica opens (`OTP_REDIS_POOL_SIZE`).
@@ -43,7 +44,7 @@ pub struct RedisSettings {
 
 /// The scripts, hashed once when the store is built; each call sends
 /// only the hash (EVALSHA) and loads the script once per server on NOSCRIPT
-/// (a fresh or restarted Redis).
+/// (a fresh or restarted Redis, a cluster master that has not seen it yet).
 struct Scripts {
     put_code: Script,
     verify_and_consume: Script,
@@ -84,7 +85,8 @@ impl Scripts {
 /// Fails closed: every Redis error or timeout is [`StoreError::Unavailable`];
 /// there is no fallback to memory.
 pub struct RedisStore {
-    pool: Pool,
+    connections: RedisConnections,
+    topology: RedisTopology,
     prefix: String,
     timeout: Duration,
     scripts: Scripts,
@@ -93,6 +95,7 @@ pub struct RedisStore {
 impl fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
+            .field("topology", &self.topology)
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
@@ -103,28 +106,13 @@ impl RedisStore {
     /// Builds the pool. No connection is opened here, so the service starts
     /// even while Redis is down; calls fail with `Unavailable` until it is up.
     pub fn new(settings: &RedisSettings) -> Result<Self, StoreError> {
-        if settings.url.is_tls() {
-            // rustls needs one process-wide crypto provider; picking it here
-            // (rather than relying on crate features) keeps TLS working if
-            // another dependency ever enables a second provider. An error
-            // means one is installed already, which is just as good.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-        }
-        let connection = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(settings.timeout))
-            .set_response_timeout(Some(settings.timeout));
-        let manager = Manager::new_with_config(settings.url.expose(), connection)
-            .map_err(|err| StoreError::Unavailable(format!("invalid Redis settings: {err}")))?;
-        let pool = Pool::builder(manager)
-            .max_size(settings.pool_size)
-            .wait_timeout(Some(settings.timeout))
-            .create_timeout(Some(settings.timeout))
-            .recycle_timeout(Some(settings.timeout))
-            .runtime(Runtime::Tokio1)
-            .build()
-            .map_err(|err| StoreError::Unavailable(format!("cannot build Redis pool: {err}")))?;
         Ok(Self {
-            pool,
+            connections: RedisConnections::new(
+                &settings.topology,
+                settings.pool_size,
+                settings.timeout,
+            )?,
+            topology: settings.topology.clone(),
             prefix: settings.prefix.clone(),
             timeout: settings.timeout,
             scripts: Scripts::new(),
@@ -142,14 +130,7 @@ impl RedisStore {
         &self,
         invocation: &ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
-        self.bounded(async {
-            let mut connection = self.pool.get().await.map_err(pool_error)?;
-            invocation
-                .invoke_async(&mut connection)
-                .await
-                .map_err(redis_error)
-        })
-        .await
+        self.bounded(self.connections.invoke(invocation)).await
     }
 
     async fn bounded<T>(
@@ -161,26 +142,6 @@ impl RedisStore {
             .map_err(|_| {
                 StoreError::Unavailable(format!("Redis did not answer within {:?}", self.timeout))
             })?
-    }
-}
-
-/// Whatever stops us getting a connection (refused, TLS, auth, timeout)
-/// means Redis cannot serve us right now.
-fn pool_error(err: PoolError) -> StoreError {
-    StoreError::Unavailable(format!("no Redis connection: {err}"))
-}
-
-/// A reply this code cannot read, or a script that failed on the server, is a
-/// defect (`Protocol`); everything else (I/O, refused, timeouts, loading,
-/// read-only replica, auth) means Redis cannot serve us right now.
-fn redis_error(err: RedisError) -> StoreError {
-    match err.kind() {
-        ErrorKind::Parse
-        | ErrorKind::UnexpectedReturnType
-        | ErrorKind::Server(ServerErrorKind::ResponseError) => {
-            StoreError::Protocol(format!("Redis: {err}"))
-        }
-        _ => StoreError::Unavailable(format!("Redis: {err}")),
     }
 }
 
@@ -346,14 +307,6 @@ impl OtpStore for RedisStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.bounded(async {
-            let mut connection = self.pool.get().await.map_err(pool_error)?;
-            redis::cmd("PING")
-                .query_async::<String>(&mut connection)
-                .await
-                .map_err(redis_error)?;
-            Ok(())
-        })
-        .await
+        self.bounded(self.connections.ping()).await
     }
 }

@@ -1,0 +1,239 @@
+//! The one place that knows how Redis is deployed. The store's scripts, keys,
+//! error mapping and timeouts are the same for every topology; only how a
+//! connection is obtained (and where a command is routed) differs.
+
+use std::{fmt, time::Duration};
+
+use deadpool_redis::{
+    PoolConfig, PoolError, RedisConnectionInfo, Runtime, Timeouts, cluster,
+    redis::{
+        self, AsyncConnectionConfig, ErrorKind, FromRedisValue, RedisError, ScriptInvocation,
+        ServerErrorKind, aio::ConnectionLike,
+    },
+    sentinel::{self, SentinelNodeConnectionInfo, SentinelServerType, TlsMode},
+};
+
+use super::url::{RedisNodes, RedisUrl};
+use crate::store::StoreError;
+
+/// How the Redis that holds the store is deployed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RedisTopology {
+    /// One server, or any endpoint that behaves like one (`REDIS_URL`).
+    Single(RedisUrl),
+    /// A Redis Cluster, discovered from these seed nodes (`REDIS_CLUSTER_URLS`).
+    /// Every key of one subject shares a hash tag, so each script runs on the
+    /// one master that owns the subject's slot.
+    Cluster(RedisNodes),
+    /// The master that these sentinels currently name `master`
+    /// (`REDIS_SENTINEL_URLS`, `REDIS_SENTINEL_MASTER`). The URLs' scheme and
+    /// credentials are used for the master too.
+    Sentinel {
+        /// The sentinels to ask.
+        sentinels: RedisNodes,
+        /// The name the sentinels monitor the master under.
+        master: String,
+    },
+}
+
+impl RedisTopology {
+    fn uses_tls(&self) -> bool {
+        match self {
+            Self::Single(url) => url.is_tls(),
+            Self::Cluster(nodes)
+            | Self::Sentinel {
+                sentinels: nodes, ..
+            } => nodes.first().is_tls(),
+        }
+    }
+}
+
+/// Passwords are masked, so this is safe to log.
+impl fmt::Display for RedisTopology {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Single(url) => write!(f, "single server {url}"),
+            Self::Cluster(nodes) => write!(f, "cluster with seed nodes {nodes}"),
+            Self::Sentinel { sentinels, master } => {
+                write!(f, "master `{master}` of sentinels {sentinels}")
+            }
+        }
+    }
+}
+
+/// A connection pool of the configured topology.
+pub(super) enum RedisConnections {
+    Single(deadpool_redis::Pool),
+    Cluster(cluster::Pool),
+    Sentinel(sentinel::Pool),
+}
+
+impl RedisConnections {
+    /// Builds the pool without connecting, so the service starts (NOT_SERVING)
+    /// while Redis is down. Every wait (for a free connection, to connect, to
+    /// check an idle connection) is bounded by `timeout`.
+    pub(super) fn new(
+        topology: &RedisTopology,
+        pool_size: usize,
+        timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        if topology.uses_tls() {
+            // rustls needs one process-wide crypto provider; picking it here
+            // (rather than relying on crate features) keeps TLS working if
+            // another dependency ever enables a second provider. An error
+            // means one is installed already, which is just as good.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        let mut config = PoolConfig::new(pool_size);
+        config.timeouts = Timeouts {
+            wait: Some(timeout),
+            create: Some(timeout),
+            recycle: Some(timeout),
+        };
+        let invalid =
+            |err: RedisError| StoreError::Unavailable(format!("invalid Redis settings: {err}"));
+        let unbuilt = |err| StoreError::Unavailable(format!("cannot build Redis pool: {err}"));
+        Ok(match topology {
+            RedisTopology::Single(url) => {
+                let connection = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(timeout))
+                    .set_response_timeout(Some(timeout));
+                let manager = deadpool_redis::Manager::new_with_config(url.expose(), connection)
+                    .map_err(invalid)?;
+                Self::Single(
+                    deadpool_redis::Pool::builder(manager)
+                        .config(config)
+                        .runtime(Runtime::Tokio1)
+                        .build()
+                        .map_err(unbuilt)?,
+                )
+            }
+            RedisTopology::Cluster(nodes) => {
+                // Replicas are never read: a replica may lag, and every
+                // script here writes anyway.
+                let seeds = nodes.urls().map(RedisUrl::expose).collect();
+                let manager = cluster::Manager::new(seeds, false).map_err(invalid)?;
+                Self::Cluster(
+                    cluster::Pool::builder(manager)
+                        .config(config)
+                        .runtime(Runtime::Tokio1)
+                        .build()
+                        .map_err(unbuilt)?,
+                )
+            }
+            RedisTopology::Sentinel { sentinels, master } => {
+                let first = sentinels.first();
+                let node = SentinelNodeConnectionInfo {
+                    tls_mode: first.is_tls().then_some(TlsMode::Secure),
+                    redis_connection_info: Some(RedisConnectionInfo {
+                        db: 0,
+                        username: first.username().map(str::to_owned),
+                        password: first.password().map(str::to_owned),
+                        protocol: Default::default(),
+                    }),
+                };
+                let urls = sentinels.urls().map(RedisUrl::expose).collect();
+                let manager = sentinel::Manager::new(
+                    urls,
+                    master.clone(),
+                    Some(node),
+                    SentinelServerType::Master,
+                )
+                .map_err(invalid)?;
+                Self::Sentinel(
+                    sentinel::Pool::builder(manager)
+                        .config(config)
+                        .runtime(Runtime::Tokio1)
+                        .build()
+                        .map_err(unbuilt)?,
+                )
+            }
+        })
+    }
+
+    /// Runs one script on a pooled connection. On a cluster the script goes
+    /// to the master of its key's slot; the driver follows MOVED/ASK and
+    /// refreshes its slot map when a master changes.
+    pub(super) async fn invoke<T: FromRedisValue>(
+        &self,
+        invocation: &ScriptInvocation<'_>,
+    ) -> Result<T, StoreError> {
+        match self {
+            Self::Single(pool) => {
+                let mut connection = pool.get().await.map_err(pool_error)?;
+                let reply = invocation.invoke_async(&mut connection).await;
+                if reply.as_ref().is_err_and(is_read_only) {
+                    // See `is_read_only`: never reuse this connection.
+                    drop(deadpool_redis::Connection::take(connection));
+                }
+                reply.map_err(redis_error)
+            }
+            Self::Cluster(pool) => {
+                let mut connection = pool.get().await.map_err(pool_error)?;
+                invocation
+                    .invoke_async(&mut connection)
+                    .await
+                    .map_err(redis_error)
+            }
+            Self::Sentinel(pool) => {
+                let mut connection = pool.get().await.map_err(pool_error)?;
+                let reply = invocation.invoke_async(&mut connection).await;
+                if reply.as_ref().is_err_and(is_read_only) {
+                    drop(sentinel::Connection::take(connection));
+                }
+                reply.map_err(redis_error)
+            }
+        }
+    }
+
+    /// Checks that Redis can serve writes now: a PING on a pooled
+    /// connection (which is itself checked, and on sentinel set-ups opened at
+    /// the master the sentinels name). On a cluster the PING goes to every
+    /// master the driver knows, so a master that is down (and not yet
+    /// replaced by its replica) makes the cluster count as unavailable: the
+    /// keys of its slots cannot be written.
+    pub(super) async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Self::Single(pool) => ping_on(&mut pool.get().await.map_err(pool_error)?).await,
+            Self::Cluster(pool) => ping_on(&mut pool.get().await.map_err(pool_error)?).await,
+            Self::Sentinel(pool) => ping_on(&mut pool.get().await.map_err(pool_error)?).await,
+        }
+    }
+}
+
+async fn ping_on(connection: &mut impl ConnectionLike) -> Result<(), StoreError> {
+    redis::cmd("PING")
+        .query_async::<String>(connection)
+        .await
+        .map_err(redis_error)?;
+    Ok(())
+}
+
+/// READONLY: the connection reaches a replica, typically a master demoted in
+/// a failover while the connection stayed open (a DNS name that now points
+/// elsewhere, or a sentinel-managed master turned replica). The pool's health
+/// check is a PING, which a replica answers, so without dropping it the
+/// connection would fail every write until it broke by itself.
+fn is_read_only(err: &RedisError) -> bool {
+    err.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly)
+}
+
+/// Whatever stops us getting a connection (refused, TLS, auth, timeout, no
+/// master known to the sentinels) means Redis cannot serve us right now.
+fn pool_error(err: PoolError) -> StoreError {
+    StoreError::Unavailable(format!("no Redis connection: {err}"))
+}
+
+/// A reply this code cannot read, or a script that failed on the server, is a
+/// defect (`Protocol`); everything else (I/O, refused, timeouts, loading,
+/// read-only replica, cluster down, auth) means Redis cannot serve us right now.
+fn redis_error(err: RedisError) -> StoreError {
+    match err.kind() {
+        ErrorKind::Parse
+        | ErrorKind::UnexpectedReturnType
+        | ErrorKind::Server(ServerErrorKind::ResponseError) => {
+            StoreError::Protocol(format!("Redis: {err}"))
+        }
+        _ => StoreError::Unavailable(format!("Redis: {err}")),
+    }
+}
