@@ -5,7 +5,11 @@
 #![allow(dead_code)] // each test file uses a different part of the harness
 
 pub mod binary;
+pub mod failover;
 pub mod recording_gateway;
+pub mod redis_cluster;
+pub mod redis_nodes;
+pub mod redis_sentinel;
 pub mod redis_server;
 
 use std::{
@@ -32,6 +36,8 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use tonic_types::StatusExt;
 
 pub use recording_gateway::RecordingGateway;
+pub use redis_cluster::RedisCluster;
+pub use redis_sentinel::RedisSentinels;
 pub use redis_server::RedisServer;
 
 /// Secret every test server shares (replicas must share one).
@@ -44,6 +50,12 @@ pub enum StoreKind {
     Memory,
     /// A private redis-server started for the test.
     Redis,
+    /// The test binary's shared 3+3 Redis Cluster ([`RedisCluster::shared`]),
+    /// under a key prefix of the server's own.
+    RedisCluster,
+    /// The test binary's shared Sentinel set-up ([`RedisSentinels::shared`]),
+    /// under a key prefix of the server's own.
+    RedisSentinel,
 }
 
 /// Runs each named `async fn name(store: StoreKind)` once per store, as its
@@ -64,6 +76,22 @@ macro_rules! for_each_store {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
                     super::$test($crate::common::StoreKind::Redis).await
+                }
+            )*
+        }
+        mod redis_cluster_store {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test($crate::common::StoreKind::RedisCluster).await
+                }
+            )*
+        }
+        mod redis_sentinel_store {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test($crate::common::StoreKind::RedisSentinel).await
                 }
             )*
         }
@@ -137,7 +165,40 @@ async fn start(
             with_url.extend_from_slice(vars);
             start_app(&with_url, gateway, sms, Some(redis)).await
         }
+        StoreKind::RedisCluster => {
+            let urls = tokio::task::spawn_blocking(|| RedisCluster::shared().urls())
+                .await
+                .expect("cluster starts");
+            let prefix = unique_prefix();
+            let mut with_urls = vec![
+                ("REDIS_CLUSTER_URLS", urls.as_str()),
+                ("OTP_REDIS_PREFIX", prefix.as_str()),
+            ];
+            with_urls.extend_from_slice(vars);
+            start_app(&with_urls, gateway, sms, None).await
+        }
+        StoreKind::RedisSentinel => {
+            let urls = tokio::task::spawn_blocking(|| RedisSentinels::shared().urls())
+                .await
+                .expect("sentinels start");
+            let prefix = unique_prefix();
+            let mut with_urls = vec![
+                ("REDIS_SENTINEL_URLS", urls.as_str()),
+                ("REDIS_SENTINEL_MASTER", redis_sentinel::MASTER_NAME),
+                ("OTP_REDIS_PREFIX", prefix.as_str()),
+            ];
+            with_urls.extend_from_slice(vars);
+            start_app(&with_urls, gateway, sms, None).await
+        }
     }
+}
+
+/// A key prefix no other server in this process uses, so servers sharing
+/// one Redis (fixed test numbers, the global send log) never see each
+/// other's keys.
+pub fn unique_prefix() -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!("otp-test-{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 async fn start_app(

@@ -186,17 +186,37 @@ impl RedisConnections {
         }
     }
 
-    /// Checks that Redis can serve writes now: a PING on a pooled
-    /// connection (which is itself checked, and on sentinel set-ups opened at
-    /// the master the sentinels name). On a cluster the PING goes to every
-    /// master the driver knows, so a master that is down (and not yet
-    /// replaced by its replica) makes the cluster count as unavailable: the
-    /// keys of its slots cannot be written.
+    /// Checks that Redis can serve requests now. One server or a sentinel
+    /// master: a PING on a pooled connection (itself checked by the pool, and
+    /// on sentinel set-ups opened at the master the sentinels name). A
+    /// cluster: `CLUSTER INFO` from any node must say `cluster_state:ok`,
+    /// which is the cluster's own verdict on whether it serves every slot. (A
+    /// PING fanned out to the masters proves less: the driver skips a master
+    /// it has lost its connection to.)
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
         match self {
             Self::Single(pool) => ping_on(&mut pool.get().await.map_err(pool_error)?).await,
-            Self::Cluster(pool) => ping_on(&mut pool.get().await.map_err(pool_error)?).await,
             Self::Sentinel(pool) => ping_on(&mut pool.get().await.map_err(pool_error)?).await,
+            Self::Cluster(pool) => {
+                let mut connection = pool.get().await.map_err(pool_error)?;
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(redis_error)?;
+                let state = info
+                    .lines()
+                    .find_map(|line| line.trim().strip_prefix("cluster_state:"));
+                match state {
+                    Some("ok") => Ok(()),
+                    Some(state) => Err(StoreError::Unavailable(format!(
+                        "Redis Cluster reports cluster_state:{state}"
+                    ))),
+                    None => Err(StoreError::Protocol(
+                        "CLUSTER INFO without cluster_state".into(),
+                    )),
+                }
+            }
         }
     }
 }

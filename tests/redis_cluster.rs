@@ -1,0 +1,188 @@
+//! Redis Cluster as the store: a real 3-master, 3-replica cluster on
+//! loopback. Keys spread over every master while each phone's keys stay in
+//! one slot; scripts reach every master; and a killed master costs only
+//! UNAVAILABLE answers until its replica takes over, with no restart of the
+//! service. (The behaviour suite runs on a cluster too: `for_each_store!`.)
+
+mod common;
+
+use std::{collections::HashSet, time::Duration};
+
+use common::{
+    RedisCluster, TestApp,
+    failover::{ConversationStream, judge_outage, wait_for_health},
+    redis_cluster::NODE_TIMEOUT_MS,
+    spawn_app_with_env, unique_phone, unique_prefix,
+};
+use futures::{StreamExt, stream};
+use otp_service::proto::VerifyOtpResult;
+use tokio::time::Instant;
+
+/// A server on `cluster` under its own key prefix.
+async fn app_on(cluster_urls: &str, prefix: &str) -> TestApp {
+    spawn_app_with_env(&[
+        ("REDIS_CLUSTER_URLS", cluster_urls),
+        ("OTP_REDIS_PREFIX", prefix),
+    ])
+    .await
+}
+
+async fn shared_cluster() -> &'static RedisCluster {
+    tokio::task::spawn_blocking(RedisCluster::shared)
+        .await
+        .expect("cluster starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_of_1000_phones_land_on_all_three_masters_one_slot_per_phone() {
+    let cluster = shared_cluster().await;
+    let prefix = unique_prefix();
+    let app = app_on(&cluster.urls(), &prefix).await;
+    let phones: Vec<String> = (0..1000).map(|_| unique_phone()).collect();
+    let sent: Vec<bool> = stream::iter(&phones)
+        .map(|phone| async { app.send(phone).await.is_ok() })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    assert!(sent.iter().all(|ok| *ok), "every SendOtp succeeds");
+
+    let keys = tokio::task::spawn_blocking(move || cluster.keys_by_master(&format!("{prefix}:*")))
+        .await
+        .expect("keys listed");
+    assert_eq!(keys.len(), 3, "three masters: {:?}", keys.keys());
+    let mut codes_per_master = Vec::new();
+    for (master, keys) in &keys {
+        let tags = |suffix: &str| -> HashSet<String> {
+            keys.iter()
+                .filter_map(|key| key.strip_suffix(suffix))
+                .map(str::to_owned)
+                .collect()
+        };
+        let codes = tags(":code");
+        // A phone's send log lives on the same master as its code: one
+        // hash tag, one slot, so one script can never span two nodes.
+        assert_eq!(codes, tags(":sends"), "master {master}");
+        codes_per_master.push(codes.len());
+    }
+    assert_eq!(codes_per_master.iter().sum::<usize>(), 1000);
+    assert!(
+        codes_per_master.iter().all(|n| *n >= 200),
+        "roughly a third each: {codes_per_master:?}"
+    );
+    println!("MEASURED 1000 phones' code records per master: {codes_per_master:?}");
+
+    for phone in &phones[..30] {
+        let code = app.sms.last_code_for(phone).expect("texted");
+        let verified = app.verify(phone, &code).await.expect("answers");
+        assert_eq!(verified.result(), VerifyOtpResult::Approved);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_are_loaded_again_on_every_master_after_a_script_flush() {
+    let cluster = shared_cluster().await;
+    let app = app_on(&cluster.urls(), &unique_prefix()).await;
+    let before = unique_phone();
+    let code = app.send_and_read_code(&before).await;
+    assert_eq!(
+        app.verify(&before, &code).await.expect("answers").result(),
+        VerifyOtpResult::Approved
+    );
+
+    tokio::task::spawn_blocking(|| cluster.flush_scripts())
+        .await
+        .expect("scripts flushed");
+    // Enough phones that every master meets NOSCRIPT at least once
+    // (30 random slots miss one of three masters with odds ~1e-5).
+    for _ in 0..30 {
+        let phone = unique_phone();
+        let code = app.send_and_read_code(&phone).await;
+        let left = app.time_left(&phone).await.expect("TimeLeft answers");
+        assert!(left.pending);
+        assert_eq!(
+            app.verify(&phone, &code).await.expect("answers").result(),
+            VerifyOtpResult::Approved
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_master_fails_calls_unavailable_until_its_replica_takes_over() {
+    let started = Instant::now();
+    let mut cluster = tokio::task::spawn_blocking(RedisCluster::start)
+        .await
+        .expect("cluster starts");
+    let cluster_ready = started.elapsed();
+    let app = app_on(&cluster.urls(), "otp").await;
+    wait_for_health(&app, "SERVING", Duration::from_secs(5)).await;
+    let stream = ConversationStream::start(&app, 4);
+    stream
+        .wait_for_call(
+            "a code is approved",
+            Instant::now(),
+            Duration::from_secs(10),
+            |call| call.approved,
+        )
+        .await;
+
+    let master = cluster.masters()[0];
+    let replica = cluster.replica_of(master);
+    cluster.kill(master);
+    let killed_at = Instant::now();
+    let not_serving_at = wait_for_health(&app, "NOT_SERVING", Duration::from_secs(10)).await;
+    let (cluster, promoted_at) = tokio::task::spawn_blocking(move || {
+        common::redis_nodes::wait_blocking(
+            "the replica is promoted",
+            Duration::from_secs(30),
+            || cluster.is_master(replica).then_some(()),
+        );
+        let promoted_at = Instant::now();
+        cluster.wait_until_healthy(Duration::from_secs(30));
+        (cluster, promoted_at)
+    })
+    .await
+    .expect("failover completes");
+    let first_approval = stream
+        .wait_for_call(
+            "a code is approved after the failover",
+            promoted_at,
+            Duration::from_secs(15),
+            |call| call.approved,
+        )
+        .await;
+    let serving_at = wait_for_health(&app, "SERVING", Duration::from_secs(10)).await;
+    // Keep going a little: after recovery every call must succeed.
+    let steady_from = Instant::now();
+    stream
+        .wait_for_call("more calls", steady_from, Duration::from_secs(10), |call| {
+            call.ended >= steady_from + Duration::from_secs(1)
+        })
+        .await;
+    let calls = stream.stop().await;
+
+    let outage = judge_outage(&calls, killed_at);
+    let late_failures: Vec<_> = calls
+        .iter()
+        .filter(|call| call.started >= steady_from && call.error.is_some())
+        .collect();
+    assert!(
+        late_failures.is_empty(),
+        "after recovery: {late_failures:?}"
+    );
+    println!(
+        "MEASURED cluster failover (node timeout {NODE_TIMEOUT_MS} ms; cluster of 6 ready in \
+         {cluster_ready:?}): first UNAVAILABLE {:?} after SIGKILL, NOT_SERVING after {:?}, \
+         replica promoted after {:?}, last UNAVAILABLE {:?}, first approval after the failover \
+         {:?}, SERVING {:?}; {} of {} calls after the kill failed, slowest {:?}",
+        outage.first_failure,
+        not_serving_at - killed_at,
+        promoted_at - killed_at,
+        outage.last_failure,
+        first_approval.ended - killed_at,
+        serving_at - killed_at,
+        outage.failures,
+        outage.calls,
+        outage.slowest_call,
+    );
+    drop(cluster);
+}
