@@ -12,6 +12,7 @@ use common::{
     RedisCluster, TestApp,
     failover::{ConversationStream, judge_outage, wait_for_health},
     redis_cluster::NODE_TIMEOUT_MS,
+    redis_nodes::free_port,
     spawn_app_with_env, unique_phone, unique_prefix,
 };
 use futures::{StreamExt, stream};
@@ -185,4 +186,20 @@ async fn killed_master_fails_calls_unavailable_until_its_replica_takes_over() {
         outage.slowest_call,
     );
     drop(cluster);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_starts_while_no_seed_node_answers_and_fails_calls_unavailable() {
+    let nobody = format!("redis://127.0.0.1:{}", free_port());
+    let app = spawn_app_with_env(&[
+        ("REDIS_CLUSTER_URLS", nobody.as_str()),
+        ("OTP_REDIS_TIMEOUT_MS", "500"),
+    ])
+    .await;
+    assert_eq!(app.health("").await, "NOT_SERVING");
+    let started = Instant::now();
+    let status = app.send(&unique_phone()).await.expect_err("no cluster");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(app.sms.count(), 0, "nothing texted that was not stored");
 }

@@ -333,6 +333,44 @@ fn bad_redis_settings_stop_the_binary_with_one_clear_line() {
             vec![("REDIS_URL", "redis://127.0.0.1:6399")],
             "OTP_HMAC_SECRET",
         ),
+        (
+            vec![
+                ("REDIS_URL", "redis://app:hunter2@cache:6379"),
+                ("REDIS_CLUSTER_URLS", "redis://app:hunter2@node:7000"),
+                ("OTP_HMAC_SECRET", TEST_SECRET),
+            ],
+            "REDIS_CLUSTER_URLS",
+        ),
+        (
+            vec![
+                ("REDIS_CLUSTER_URLS", "redis://app:hunter2@node:7000"),
+                ("REDIS_SENTINEL_URLS", "redis://app:hunter2@sentinel:26379"),
+                ("REDIS_SENTINEL_MASTER", "otp"),
+                ("OTP_HMAC_SECRET", TEST_SECRET),
+            ],
+            "REDIS_SENTINEL_URLS",
+        ),
+        (
+            vec![
+                (
+                    "REDIS_CLUSTER_URLS",
+                    "redis://app:hunter2@node:7000,node:7001",
+                ),
+                ("OTP_HMAC_SECRET", TEST_SECRET),
+            ],
+            "REDIS_CLUSTER_URLS",
+        ),
+        (
+            vec![
+                ("REDIS_SENTINEL_URLS", "redis://app:hunter2@sentinel:26379"),
+                ("OTP_HMAC_SECRET", TEST_SECRET),
+            ],
+            "REDIS_SENTINEL_MASTER",
+        ),
+        (
+            vec![("REDIS_CLUSTER_URLS", "redis://127.0.0.1:7000")],
+            "OTP_HMAC_SECRET",
+        ),
     ];
     for (vars, var) in cases {
         let (code, stderr) = common::binary::run_to_exit(&vars);

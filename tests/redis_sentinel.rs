@@ -11,9 +11,9 @@ use std::time::Duration;
 use common::{
     RedisSentinels, TestApp,
     failover::{ConversationStream, judge_outage, wait_for_health},
-    redis_nodes::wait_blocking,
+    redis_nodes::{free_port, wait_blocking},
     redis_sentinel::{DOWN_AFTER_MS, MASTER_NAME},
-    spawn_app_with_env,
+    spawn_app_with_env, unique_phone,
 };
 use tokio::time::Instant;
 
@@ -179,4 +179,21 @@ async fn manual_failover_moves_calls_to_the_new_master_and_never_answers_wrongly
         calls.len()
     );
     drop(set_up);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_starts_while_no_sentinel_answers_and_fails_calls_unavailable() {
+    let nobody = format!("redis://127.0.0.1:{}", free_port());
+    let app = spawn_app_with_env(&[
+        ("REDIS_SENTINEL_URLS", nobody.as_str()),
+        ("REDIS_SENTINEL_MASTER", MASTER_NAME),
+        ("OTP_REDIS_TIMEOUT_MS", "500"),
+    ])
+    .await;
+    assert_eq!(app.health("").await, "NOT_SERVING");
+    let started = Instant::now();
+    let status = app.send(&unique_phone()).await.expect_err("no sentinel");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(app.sms.count(), 0, "nothing texted that was not stored");
 }
