@@ -13,7 +13,7 @@ use common::{
     failover::{ConversationStream, judge_outage, wait_for_health},
     redis_nodes::{free_port, wait_blocking},
     redis_sentinel::{DOWN_AFTER_MS, MASTER_NAME},
-    spawn_app_with_env, unique_phone,
+    spawn_app_with_env, unique_phone, wait_for,
 };
 use tokio::time::Instant;
 
@@ -127,32 +127,53 @@ async fn manual_failover_moves_calls_to_the_new_master_and_never_answers_wrongly
         )
         .await;
 
-    // The old master stays up and becomes a replica: connections still open
-    // to it would answer READONLY to every write unless they are replaced.
+    // The old master stays up, still a master for seconds until the
+    // sentinels demote it, and loses whatever is written to it meanwhile.
+    // The service must stop writing there as soon as the sentinels name the
+    // new master, not when the old one is finally demoted.
     let old_master = set_up.master();
-    let (set_up, switched_at) = tokio::task::spawn_blocking(move || {
+    let (set_up, switched_at, new_master) = tokio::task::spawn_blocking(move || {
         set_up.fail_over();
-        wait_blocking(
+        let new_master = wait_blocking(
             "the sentinels name a new master",
             Duration::from_secs(30),
             || {
                 let master = set_up.master();
-                (master != old_master && set_up.is_master(master) && !set_up.is_master(old_master))
-                    .then_some(())
+                (master != old_master && set_up.is_master(master)).then_some(master)
             },
         );
-        (set_up, Instant::now())
+        (set_up, Instant::now(), new_master)
     })
     .await
     .expect("failover completes");
-    stream
-        .wait_for_call(
-            "a code is approved on the new master",
-            switched_at,
-            Duration::from_secs(15),
-            |call| call.approved,
-        )
-        .await;
+    let set_up = std::sync::Arc::new(set_up);
+    let moved = wait_for(
+        "writes go to the new master only",
+        Duration::from_secs(10),
+        || {
+            let set_up = std::sync::Arc::clone(&set_up);
+            let stream = &stream;
+            async move {
+                let old_before = set_up.evalsha_calls(old_master);
+                let new_before = set_up.evalsha_calls(new_master);
+                let since = Instant::now();
+                stream
+                    .wait_for_call("approvals", since, Duration::from_secs(10), |call| {
+                        call.approved && call.ended >= since + Duration::from_millis(300)
+                    })
+                    .await;
+                let old_after = set_up.evalsha_calls(old_master);
+                let new_after = set_up.evalsha_calls(new_master);
+                (old_after == old_before && new_after > new_before).then(Instant::now)
+            }
+        },
+    )
+    .await;
+    assert!(
+        set_up.is_master(old_master),
+        "the old master was still a master when the service had left it, or this test proves \
+         nothing"
+    );
     let steady_from = Instant::now();
     stream
         .wait_for_call("more calls", steady_from, Duration::from_secs(10), |call| {
@@ -175,10 +196,12 @@ async fn manual_failover_moves_calls_to_the_new_master_and_never_answers_wrongly
     );
     let failed = calls.iter().filter(|call| call.error.is_some()).count();
     println!(
-        "MEASURED sentinel manual failover: {failed} of {} calls failed (UNAVAILABLE)",
+        "MEASURED sentinel manual failover: the service wrote only to the new master {:?} \
+         after the sentinels named it (checked over 300 ms windows); {failed} of {} calls \
+         failed (UNAVAILABLE)",
+        moved - switched_at,
         calls.len()
     );
-    drop(set_up);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

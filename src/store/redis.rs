@@ -6,6 +6,7 @@
 
 mod abuse;
 mod connection;
+mod master_watch;
 mod url;
 
 use std::{fmt, time::Duration};

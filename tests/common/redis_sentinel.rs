@@ -132,6 +132,19 @@ impl RedisSentinels {
         .expect("SENTINEL FAILOVER is accepted");
     }
 
+    /// How many EVALSHA calls the server on `port` has run (`INFO commandstats`).
+    pub fn evalsha_calls(&self, port: u16) -> u64 {
+        let info: String = query(port, redis::cmd("INFO").arg("commandstats")).unwrap_or_default();
+        info_field(&info, "cmdstat_evalsha")
+            .and_then(|stats| {
+                stats
+                    .split(',')
+                    .find_map(|field| field.strip_prefix("calls="))
+                    .and_then(|calls| calls.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
     /// Whether the server on `port` answers `ROLE` with `master`.
     pub fn is_master(&self, port: u16) -> bool {
         query::<Vec<redis::Value>>(port, &redis::cmd("ROLE"))

@@ -13,7 +13,10 @@ use deadpool_redis::{
     sentinel::{self, SentinelNodeConnectionInfo, SentinelServerType, TlsMode},
 };
 
-use super::url::{RedisNodes, RedisUrl};
+use super::{
+    master_watch::MasterWatch,
+    url::{RedisNodes, RedisUrl},
+};
 use crate::store::StoreError;
 
 /// How the Redis that holds the store is deployed.
@@ -65,7 +68,8 @@ impl fmt::Display for RedisTopology {
 pub(super) enum RedisConnections {
     Single(deadpool_redis::Pool),
     Cluster(cluster::Pool),
-    Sentinel(sentinel::Pool),
+    /// The watch retires connections to a master the sentinels no longer name.
+    Sentinel(sentinel::Pool, MasterWatch),
 }
 
 impl RedisConnections {
@@ -140,13 +144,14 @@ impl RedisConnections {
                     SentinelServerType::Master,
                 )
                 .map_err(invalid)?;
-                Self::Sentinel(
-                    sentinel::Pool::builder(manager)
-                        .config(config)
-                        .runtime(Runtime::Tokio1)
-                        .build()
-                        .map_err(unbuilt)?,
-                )
+                let watch = MasterWatch::new(sentinels, master, timeout)?;
+                let pool = sentinel::Pool::builder(manager)
+                    .config(config)
+                    .runtime(Runtime::Tokio1)
+                    .pre_recycle(watch.retire_hook())
+                    .build()
+                    .map_err(unbuilt)?;
+                Self::Sentinel(pool, watch)
             }
         })
     }
@@ -175,7 +180,7 @@ impl RedisConnections {
                     .await
                     .map_err(redis_error)
             }
-            Self::Sentinel(pool) => {
+            Self::Sentinel(pool, _) => {
                 let mut connection = pool.get().await.map_err(pool_error)?;
                 let reply = invocation.invoke_async(&mut connection).await;
                 if reply.as_ref().is_err_and(is_read_only) {
@@ -188,15 +193,25 @@ impl RedisConnections {
 
     /// Checks that Redis can serve requests now. One server or a sentinel
     /// master: a PING on a pooled connection (itself checked by the pool, and
-    /// on sentinel set-ups opened at the master the sentinels name). A
-    /// cluster: `CLUSTER INFO` from any node must say `cluster_state:ok`,
+    /// on sentinel set-ups opened at the master the sentinels name; the
+    /// sentinels are then asked whether they still name the same master, see
+    /// `master_watch.rs`). A cluster: `CLUSTER INFO` from any node must say `cluster_state:ok`,
     /// which is the cluster's own verdict on whether it serves every slot. (A
     /// PING fanned out to the masters proves less: the driver skips a master
     /// it has lost its connection to.)
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
         match self {
             Self::Single(pool) => ping_on(&mut pool.get().await.map_err(pool_error)?).await,
-            Self::Sentinel(pool) => ping_on(&mut pool.get().await.map_err(pool_error)?).await,
+            Self::Sentinel(pool, watch) => {
+                ping_on(&mut pool.get().await.map_err(pool_error)?).await?;
+                // The master answered; whether the sentinels still name it
+                // only decides which connections to keep, so a sentinel that
+                // cannot be asked right now does not make the store unusable.
+                if let Err(err) = watch.check().await {
+                    tracing::debug!(error = %err, "cannot ask the sentinels for the master");
+                }
+                Ok(())
+            }
             Self::Cluster(pool) => {
                 let mut connection = pool.get().await.map_err(pool_error)?;
                 let info: String = redis::cmd("CLUSTER")
