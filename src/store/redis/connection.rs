@@ -69,7 +69,7 @@ pub(super) enum RedisConnections {
     Single(deadpool_redis::Pool),
     Cluster(cluster::Pool),
     /// The watch retires connections to a master the sentinels no longer name.
-    Sentinel(sentinel::Pool, MasterWatch),
+    Sentinel(sentinel::Pool, Box<MasterWatch>),
 }
 
 impl RedisConnections {
@@ -151,7 +151,7 @@ impl RedisConnections {
                     .pre_recycle(watch.retire_hook())
                     .build()
                     .map_err(unbuilt)?;
-                Self::Sentinel(pool, watch)
+                Self::Sentinel(pool, Box::new(watch))
             }
         })
     }
