@@ -311,3 +311,62 @@ impl OtpStore for RedisStore {
         self.bounded(self.connections.ping()).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every script, as shipped.
+    const SCRIPTS: [(&str, &str); 10] = [
+        ("put_code", include_str!("lua/put_code.lua")),
+        (
+            "verify_and_consume",
+            include_str!("lua/verify_and_consume.lua"),
+        ),
+        ("pending_lifetime", include_str!("lua/pending_lifetime.lua")),
+        ("discard_code", include_str!("lua/discard_code.lua")),
+        ("cancel_code", include_str!("lua/cancel_code.lua")),
+        ("record_send", include_str!("lua/record_send.lua")),
+        ("refund_send", include_str!("lua/refund_send.lua")),
+        (
+            "claim_idempotency",
+            include_str!("lua/claim_idempotency.lua"),
+        ),
+        (
+            "complete_idempotency",
+            include_str!("lua/complete_idempotency.lua"),
+        ),
+        (
+            "release_idempotency",
+            include_str!("lua/release_idempotency.lua"),
+        ),
+    ];
+
+    /// Redis Cluster runs a script on the node owning its declared keys and
+    /// refuses keys of other slots; a key built inside Lua would escape that
+    /// check. So every command names exactly `KEYS[1]` (or `key`, its alias).
+    #[test]
+    fn every_script_touches_only_its_one_declared_key() {
+        for (name, source) in SCRIPTS {
+            let code: String = source
+                .lines()
+                .filter(|line| !line.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            assert!(!code.contains("KEYS[2]"), "{name} uses a second key");
+            for call in code.split("redis.call(").skip(1) {
+                let args: Vec<&str> = call.split([',', ')']).map(str::trim).collect();
+                let command = args.first().copied().unwrap_or_default();
+                if command == "'TIME'" {
+                    continue;
+                }
+                let target = args.get(1).copied().unwrap_or_default();
+                assert!(
+                    target == "KEYS[1]" || target == "key",
+                    "{name}: {command} on `{target}`, not the declared key"
+                );
+            }
+            if code.contains("local key") {
+                assert!(code.contains("local key = KEYS[1]"), "{name}");
+            }
+        }
+    }
+}
