@@ -1,6 +1,7 @@
 //! The one test harness: starts the real server in-process on 127.0.0.1:0
 //! with a recording SMS gateway (or the gateway its settings select; for
-//! Redis, a private redis-server too), and hands out real tonic clients.
+//! Redis, a private redis-server too, or the test binary's shared Redis
+//! Cluster or Sentinel set-up), and hands out real tonic clients.
 
 #![allow(dead_code)] // each test file uses a different part of the harness
 
