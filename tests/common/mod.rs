@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test file uses a different part of the harness
 
 pub mod binary;
+pub mod concurrent;
 pub mod recording_gateway;
 pub mod redis_server;
 
