@@ -265,6 +265,11 @@ async fn denied_countries_are_refused(store: StoreKind) {
     let app = spawn_app(store, &[("OTP_DENIED_COUNTRIES", "us,gb")]).await;
     let status = app.send(&unique_phone()).await.expect_err("US denied");
     assert_eq!(status.code(), Code::PermissionDenied);
+    let status = app
+        .send("+882 1234 5678")
+        .await
+        .expect_err("no region: refused once countries are restricted");
+    assert_eq!(status.code(), Code::PermissionDenied);
     app.send("+91 98765 43211").await.expect("IN not denied");
     assert_eq!(app.sms.count(), 1);
 }

@@ -290,7 +290,7 @@ async fn credentials_and_database_in_the_url_are_used() {
     // A wrong password is an outage, not a crash and not a fallback.
     let wrong = url.replace("s3cret-pa55", "wrong");
     let refused = spawn_app_with_env(&[("REDIS_URL", &wrong)]).await;
-    assert_eq!(refused.health("").await, "NOT_SERVING");
+    assert_eq!(refused.health("otp.v1.OtpService").await, "NOT_SERVING");
     let status = refused.send(&unique_phone()).await.expect_err("auth fails");
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
     assert_eq!(refused.sms.count(), 0);

@@ -80,10 +80,13 @@ impl PhoneNumber {
         self.region.as_deref()
     }
 
-    /// The number with all but the country code and last four digits hidden.
+    /// The number with all but the country code and the last digits hidden:
+    /// four of them, but never more than half of the national number, so a
+    /// short number (`+683 4002`) is never shown whole.
     pub fn masked(&self) -> String {
         let prefix_len = 1 + self.country_code.to_string().len();
-        let visible_tail = 4;
+        let national_len = self.e164.len().saturating_sub(prefix_len);
+        let visible_tail = (national_len / 2).min(4);
         let hidden = self.e164.len().saturating_sub(prefix_len + visible_tail);
         format!(
             "{}{}{}",
@@ -129,6 +132,14 @@ mod tests {
         assert_eq!(format!("{phone:?}"), "PhoneNumber(+91******7890)");
         let us = PhoneNumber::parse("+1 415 555 0123").expect("valid");
         assert_eq!(us.to_string(), "+1******0123");
+        let short = PhoneNumber::parse("+683 4002").expect("Niue");
+        assert_eq!(
+            short.to_string(),
+            "+683**02",
+            "half of a short number stays hidden"
+        );
+        let five = PhoneNumber::parse("+290 22345").expect("St Helena");
+        assert_eq!(five.to_string(), "+290***45");
     }
 
     #[test]
