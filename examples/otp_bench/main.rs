@@ -68,20 +68,24 @@ fn main() -> ExitCode {
     }
 }
 
+/// Opens `connections` HTTP/2 connections, retrying for up to 10 s while the
+/// server is still starting.
 async fn connect(target: &str, connections: usize) -> Result<Vec<Channel>, String> {
     let endpoint = Endpoint::from_shared(target.to_owned())
         .map_err(|err| format!("--target {target}: {err}"))?
         .tcp_nodelay(true)
-        .connect_timeout(Duration::from_secs(5));
+        .connect_timeout(Duration::from_secs(1));
+    let give_up = Instant::now() + Duration::from_secs(10);
     let mut channels = Vec::with_capacity(connections);
-    for _ in 0..connections {
+    while channels.len() < connections {
         // Each `connect` opens its own HTTP/2 connection.
-        channels.push(
-            endpoint
-                .connect()
-                .await
-                .map_err(|err| format!("cannot connect to {target}: {err}"))?,
-        );
+        match endpoint.connect().await {
+            Ok(channel) => channels.push(channel),
+            Err(err) if Instant::now() >= give_up => {
+                return Err(format!("cannot connect to {target}: {err}"));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
     }
     Ok(channels)
 }

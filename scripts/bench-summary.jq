@@ -1,0 +1,86 @@
+# Summary of one scripts/bench.sh run: the figures, their ratios to the echo
+# baseline of the same run, and each target met or not. Inputs come from
+# bench.sh (--slurpfile/--argjson); output is JSON with a printable `.table`.
+
+def median: map(select(. != null)) | sort | if length == 0 then null else .[length / 2 | floor] end;
+def round(digits): if . == null then null else (. * pow(10; digits) | round) / pow(10; digits) end;
+def pad(width): tostring | if length < width then . + (" " * (width - length)) else . end;
+def lpad(width): tostring | if length < width then (" " * (width - length)) + . else . end;
+def verdict(ok): if ok == null then "not measured" elif ok then "met" else "NOT MET" end;
+def ratio(a; b): if a == null or b == null or b == 0 then null else a / b | round(2) end;
+def mib: if . == null then null else . / 1024 | round(1) end;
+
+($echo[0]) as $echo_runs
+| ($memory[0]) as $memory_runs
+| ($redis[0]) as $redis_runs
+| ($rhalf[0]) as $redis_half
+| {
+    echo_rps: ($echo_runs | map(.rps) | median | round(0)),
+    memory_rps: ($memory_runs | map(.rps) | median | round(0)),
+    redis_rps: ($redis_runs | map(.rps) | median | round(0)),
+    evalsha_rps: $evalsha,
+    echo_p50_us: ($echo_runs | map(.latency_us.p50) | median | round(0)),
+    echo_p99_us: ($echo_runs | map(.latency_us.p99) | median | round(0)),
+    memory_p50_us: ($memory_runs | map(.latency_us.p50) | median | round(0)),
+    memory_p99_us: ($memory_runs | map(.latency_us.p99) | median | round(0)),
+    redis_p50_us: ($redis_runs | map(.latency_us.p50) | median | round(0)),
+    redis_p99_us: ($redis_runs | map(.latency_us.p99) | median | round(0)),
+    echo_cpu_us_per_call: ($echo_runs | map(.server.cpu_us_per_call) | median | round(1)),
+    memory_cpu_us_per_call: ($memory_runs | map(.server.cpu_us_per_call) | median | round(1)),
+    redis_cpu_us_per_call: ($redis_runs | map(.server.cpu_us_per_call) | median | round(1)),
+    memory_half: {
+      target_rps: $mhalf[0].target_rps, rps: ($mhalf[0].rps | round(0)),
+      p50_us: ($mhalf[0].latency_us.p50 | round(0)), p99_us: ($mhalf[0].latency_us.p99 | round(0)),
+      p99_9_us: ($mhalf[0].latency_us.p99_9 | round(0))
+    },
+    redis_half: (if $redis_half == null then null else {
+      target_rps: $redis_half.target_rps, rps: ($redis_half.rps | round(0)),
+      p50_us: ($redis_half.latency_us.p50 | round(0)), p99_us: ($redis_half.latency_us.p99 | round(0)),
+      p99_9_us: ($redis_half.latency_us.p99_9 | round(0))
+    } end),
+    timeleft_rps: ($timeleft[0].rps | round(0)),
+    send_rps: ($send[0].rps | round(0)),
+    verify_outcomes: ($memory_runs[0].outcomes),
+    idle_rss_mib: ($startup[0].idle_rss_kib | mib),
+    load_rss_mib: ([$memory_runs[], $mhalf[0], $timeleft[0]] | map(.server.peak_rss_kib) | max | mib),
+    start_to_serving_ms: ($startup[0].start_to_serving_ms.median | round(1)),
+    stripped_binary_mib: ($binary / 1048576 | round(2))
+  }
+| .memory_over_echo = ratio(.memory_rps; .echo_rps)
+| .redis_over_echo = ratio(.redis_rps; .echo_rps)
+| .redis_over_evalsha = ratio(.redis_rps; .evalsha_rps)
+| .echo_cpu_over_memory_cpu = ratio(.echo_cpu_us_per_call; .memory_cpu_us_per_call)
+| .timeleft_over_echo = ratio(.timeleft_rps; .echo_rps)
+| .send_over_echo = ratio(.send_rps; .echo_rps)
+| .targets = [
+    {name: "VerifyOtp, memory store >= 0.8 x echo rps", value: .memory_over_echo,
+     verdict: verdict(if .memory_over_echo == null then null else .memory_over_echo >= 0.8 end)},
+    {name: "VerifyOtp, Redis store >= 0.5 x echo rps", value: .redis_over_echo,
+     verdict: verdict(if .redis_over_echo == null then null else .redis_over_echo >= 0.5 end)},
+    {name: "p99 <= 2 ms at half max rps (memory)", value: "\(.memory_half.p99_us) us",
+     verdict: verdict(if .memory_half.p99_us == null then null else .memory_half.p99_us <= 2000 end)},
+    {name: "p99 <= 2 ms at half max rps (Redis)", value: "\(.redis_half.p99_us // "-") us",
+     verdict: verdict(if .redis_half == null then null else .redis_half.p99_us <= 2000 end)},
+    {name: "idle RSS <= 15 MiB", value: "\(.idle_rss_mib) MiB", verdict: verdict(.idle_rss_mib <= 15)},
+    {name: "RSS under load <= 64 MiB", value: "\(.load_rss_mib) MiB", verdict: verdict(.load_rss_mib <= 64)},
+    {name: "start to SERVING <= 100 ms", value: "\(.start_to_serving_ms) ms",
+     verdict: verdict(.start_to_serving_ms <= 100)}
+  ]
+| .table = ([
+    "run                                rps   ratio/echo   p50 us   p99 us   server CPU us/call",
+    ("echo baseline, VerifyOtp      " + (.echo_rps | lpad(9)) + ("1.00" | lpad(13)) + (.echo_p50_us | lpad(9)) + (.echo_p99_us | lpad(9)) + (.echo_cpu_us_per_call | lpad(21))),
+    ("service memory, VerifyOtp     " + (.memory_rps | lpad(9)) + (.memory_over_echo | lpad(13)) + (.memory_p50_us | lpad(9)) + (.memory_p99_us | lpad(9)) + (.memory_cpu_us_per_call | lpad(21))),
+    ("service Redis, VerifyOtp      " + ((.redis_rps // "skipped") | lpad(9)) + ((.redis_over_echo // "-") | lpad(13)) + ((.redis_p50_us // "-") | lpad(9)) + ((.redis_p99_us // "-") | lpad(9)) + ((.redis_cpu_us_per_call // "-") | lpad(21))),
+    ("redis-benchmark EVALSHA       " + ((.evalsha_rps // "-") | lpad(9))),
+    ("service memory, TimeLeft      " + (.timeleft_rps | lpad(9)) + (.timeleft_over_echo | lpad(13))),
+    ("service memory, SendOtp (*)   " + (.send_rps | lpad(9)) + (.send_over_echo | lpad(13))),
+    "  (*) bench_server: the service with a gateway that does no I/O",
+    "",
+    ("open loop at half max, memory: \(.memory_half.rps) of \(.memory_half.target_rps) rps, p50 \(.memory_half.p50_us) us, p99 \(.memory_half.p99_us) us, p99.9 \(.memory_half.p99_9_us) us"),
+    (if .redis_half == null then "open loop at half max, Redis: skipped" else
+      "open loop at half max, Redis: \(.redis_half.rps) of \(.redis_half.target_rps) rps, p50 \(.redis_half.p50_us) us, p99 \(.redis_half.p99_us) us, p99.9 \(.redis_half.p99_9_us) us" end),
+    ("VerifyOtp results (memory, round 1): " + (.verify_outcomes | to_entries | map("\(.key) \(.value)") | join(", "))),
+    ("idle RSS \(.idle_rss_mib) MiB, peak RSS under load \(.load_rss_mib) MiB, start to SERVING \(.start_to_serving_ms) ms, stripped binary \(.stripped_binary_mib) MiB"),
+    "",
+    "target                                          value        verdict"
+  ] + (.targets | map((.name | pad(48)) + (.value | tostring | pad(13)) + .verdict)) | join("\n"))
