@@ -55,7 +55,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match command {
-            Command::Load(options) => load(options).await,
+            Command::Load(options) => load(*options).await,
             Command::Startup(options) => process::startup(options).await,
         }
     });
@@ -166,6 +166,7 @@ async fn load(options: LoadOptions) -> Result<(), String> {
         }
     }
     let workload = Arc::new(workload);
+    tokio::time::sleep(options.pause_after_seed).await;
 
     let start = Instant::now();
     let window = Window {

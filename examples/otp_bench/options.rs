@@ -30,6 +30,7 @@ load OPTIONS:
                         `SMS to <number>: <text>` lines; gives right codes to
                         verify (without it every guess is a random code)
   --server-pid PID      also report that process's CPU use and memory from /proc
+  --pause-after-seed S  wait S seconds after seeding (to zero a profiler's counters)
   --label NAME          name of this run in the report
   --json FILE           also write the report as JSON
 
@@ -42,7 +43,7 @@ startup OPTIONS:
 
 /// What to do.
 pub enum Command {
-    Load(LoadOptions),
+    Load(Box<LoadOptions>),
     Startup(StartupOptions),
 }
 
@@ -59,6 +60,7 @@ pub struct LoadOptions {
     pub phone_offset: u64,
     pub codes_from: Option<PathBuf>,
     pub server_pid: Option<u32>,
+    pub pause_after_seed: Duration,
     pub label: String,
     pub json: Option<PathBuf>,
 }
@@ -73,7 +75,7 @@ pub struct StartupOptions {
 pub fn parse(args: Vec<String>) -> Result<Command, String> {
     let mut args = args.into_iter();
     match args.next().as_deref() {
-        Some("load") => parse_load(args).map(Command::Load),
+        Some("load") => parse_load(args).map(|options| Command::Load(Box::new(options))),
         Some("startup") => parse_startup(args).map(Command::Startup),
         Some(other) => Err(format!("unknown command `{other}`")),
         None => Err("a command is required".to_owned()),
@@ -94,6 +96,7 @@ fn parse_load(mut args: impl Iterator<Item = String>) -> Result<LoadOptions, Str
         phone_offset: 0,
         codes_from: None,
         server_pid: None,
+        pause_after_seed: Duration::ZERO,
         label: String::new(),
         json: None,
     };
@@ -112,6 +115,7 @@ fn parse_load(mut args: impl Iterator<Item = String>) -> Result<LoadOptions, Str
             "--phone-offset" => options.phone_offset = number(&flag, &value()?)?,
             "--codes-from" => options.codes_from = Some(value()?.into()),
             "--server-pid" => options.server_pid = Some(number(&flag, &value()?)?),
+            "--pause-after-seed" => options.pause_after_seed = seconds(&flag, &value()?)?,
             "--label" => options.label = value()?,
             "--json" => options.json = Some(value()?.into()),
             _ => return Err(format!("unknown option `{flag}`")),
