@@ -38,18 +38,24 @@ def mib: if . == null then null else . / 1024 | round(1) end;
       p50_us: ($redis_half.latency_us.p50 | round(0)), p99_us: ($redis_half.latency_us.p99 | round(0)),
       p99_9_us: ($redis_half.latency_us.p99_9 | round(0))
     } end),
-    timeleft_rps: ($timeleft[0].rps | round(0)),
-    send_rps: ($send[0].rps | round(0)),
+    timeleft_rps: ($timeleft[0] | map(.rps) | median | round(0)),
+    send_rps: ($send[0] | map(.rps) | median | round(0)),
+    timeleft_cpu_us_per_call: ($timeleft[0] | map(.server.cpu_us_per_call) | median | round(1)),
+    send_cpu_us_per_call: ($send[0] | map(.server.cpu_us_per_call) | median | round(1)),
+    echo_server_cpu_percent: ($echo_runs | map(.server.cpu_percent) | median | round(0)),
+    echo_client_cpu_percent: ($echo_runs | map(.client_cpu_percent) | median | round(0)),
+    memory_server_cpu_percent: ($memory_runs | map(.server.cpu_percent) | median | round(0)),
     verify_outcomes: ($memory_runs[0].outcomes),
     idle_rss_mib: ($startup[0].idle_rss_kib | mib),
-    load_rss_mib: ([$memory_runs[], $mhalf[0], $timeleft[0]] | map(.server.peak_rss_kib) | max | mib),
+    load_rss_mib: ([$memory_runs[], $mhalf[0], $timeleft[0][], $send[0][]] | map(.server.peak_rss_kib) | max | mib),
     start_to_serving_ms: ($startup[0].start_to_serving_ms.median | round(1)),
     stripped_binary_mib: ($binary / 1048576 | round(2))
   }
 | .memory_over_echo = ratio(.memory_rps; .echo_rps)
 | .redis_over_echo = ratio(.redis_rps; .echo_rps)
 | .redis_over_evalsha = ratio(.redis_rps; .evalsha_rps)
-| .echo_cpu_over_memory_cpu = ratio(.echo_cpu_us_per_call; .memory_cpu_us_per_call)
+| .memory_cpu_ratio = ratio(.echo_cpu_us_per_call; .memory_cpu_us_per_call)
+| .redis_cpu_ratio = ratio(.echo_cpu_us_per_call; .redis_cpu_us_per_call)
 | .timeleft_over_echo = ratio(.timeleft_rps; .echo_rps)
 | .send_over_echo = ratio(.send_rps; .echo_rps)
 | .targets = [
@@ -66,21 +72,31 @@ def mib: if . == null then null else . / 1024 | round(1) end;
     {name: "start to SERVING <= 100 ms", value: "\(.start_to_serving_ms) ms",
      verdict: verdict(.start_to_serving_ms <= 100)}
   ]
+| .notes = ([
+    (if .echo_client_cpu_percent != null and .echo_client_cpu_percent >= 90 then
+      "the load generator used \(.echo_client_cpu_percent)% of its CPU on echo: the echo rps is partly a client limit, so rps ratios flatter the service; the CPU ratio (echo us/call over service us/call) does not depend on the client" else empty end),
+    (if .memory_server_cpu_percent != null and .memory_server_cpu_percent < 85 then
+      "the service got only \(.memory_server_cpu_percent)% of its CPU in closed loop: the machine was busy, absolute rps are low (BENCH_SCHED=rt helps)" else empty end)
+  ])
 | .table = ([
-    "run                                rps   ratio/echo   p50 us   p99 us   server CPU us/call",
-    ("echo baseline, VerifyOtp      " + (.echo_rps | lpad(9)) + ("1.00" | lpad(13)) + (.echo_p50_us | lpad(9)) + (.echo_p99_us | lpad(9)) + (.echo_cpu_us_per_call | lpad(21))),
-    ("service memory, VerifyOtp     " + (.memory_rps | lpad(9)) + (.memory_over_echo | lpad(13)) + (.memory_p50_us | lpad(9)) + (.memory_p99_us | lpad(9)) + (.memory_cpu_us_per_call | lpad(21))),
-    ("service Redis, VerifyOtp      " + ((.redis_rps // "skipped") | lpad(9)) + ((.redis_over_echo // "-") | lpad(13)) + ((.redis_p50_us // "-") | lpad(9)) + ((.redis_p99_us // "-") | lpad(9)) + ((.redis_cpu_us_per_call // "-") | lpad(21))),
-    ("redis-benchmark EVALSHA       " + ((.evalsha_rps // "-") | lpad(9))),
-    ("service memory, TimeLeft      " + (.timeleft_rps | lpad(9)) + (.timeleft_over_echo | lpad(13))),
-    ("service memory, SendOtp (*)   " + (.send_rps | lpad(9)) + (.send_over_echo | lpad(13))),
+    "run                                rps   rps/echo   p50 us   p99 us   server us/call   cpu ratio",
+    ("echo baseline, VerifyOtp      " + (.echo_rps | lpad(9)) + ("1.00" | lpad(11)) + (.echo_p50_us | lpad(9)) + (.echo_p99_us | lpad(9)) + (.echo_cpu_us_per_call | lpad(17)) + ("1.00" | lpad(12))),
+    ("service memory, VerifyOtp     " + (.memory_rps | lpad(9)) + (.memory_over_echo | lpad(11)) + (.memory_p50_us | lpad(9)) + (.memory_p99_us | lpad(9)) + (.memory_cpu_us_per_call | lpad(17)) + (.memory_cpu_ratio | lpad(12))),
+    ("service Redis, VerifyOtp      " + ((.redis_rps // "skipped") | lpad(9)) + ((.redis_over_echo // "-") | lpad(11)) + ((.redis_p50_us // "-") | lpad(9)) + ((.redis_p99_us // "-") | lpad(9)) + ((.redis_cpu_us_per_call // "-") | lpad(17)) + ((.redis_cpu_ratio // "-") | lpad(12))),
+    ("redis-benchmark EVALSHA       " + ((.evalsha_rps // "-" | tostring | split(".")[0]) | lpad(9))),
+    ("service memory, TimeLeft      " + (.timeleft_rps | lpad(9)) + (.timeleft_over_echo | lpad(11)) + ("" | lpad(18)) + (.timeleft_cpu_us_per_call | lpad(17))),
+    ("service memory, SendOtp (*)   " + (.send_rps | lpad(9)) + (.send_over_echo | lpad(11)) + ("" | lpad(18)) + (.send_cpu_us_per_call | lpad(17))),
     "  (*) bench_server: the service with a gateway that does no I/O",
+    "  cpu ratio: echo server CPU per call / this server's CPU per call (client-independent)",
     "",
     ("open loop at half max, memory: \(.memory_half.rps) of \(.memory_half.target_rps) rps, p50 \(.memory_half.p50_us) us, p99 \(.memory_half.p99_us) us, p99.9 \(.memory_half.p99_9_us) us"),
     (if .redis_half == null then "open loop at half max, Redis: skipped" else
       "open loop at half max, Redis: \(.redis_half.rps) of \(.redis_half.target_rps) rps, p50 \(.redis_half.p50_us) us, p99 \(.redis_half.p99_us) us, p99.9 \(.redis_half.p99_9_us) us" end),
     ("VerifyOtp results (memory, round 1): " + (.verify_outcomes | to_entries | map("\(.key) \(.value)") | join(", "))),
+    ("CPU use in closed loop: echo server \(.echo_server_cpu_percent)%, load generator on echo \(.echo_client_cpu_percent)%, service \(.memory_server_cpu_percent)%"),
     ("idle RSS \(.idle_rss_mib) MiB, peak RSS under load \(.load_rss_mib) MiB, start to SERVING \(.start_to_serving_ms) ms, stripped binary \(.stripped_binary_mib) MiB"),
     "",
     "target                                          value        verdict"
-  ] + (.targets | map((.name | pad(48)) + (.value | tostring | pad(13)) + .verdict)) | join("\n"))
+  ] + (.targets | map((.name | pad(48)) + (.value // "-" | tostring | pad(13)) + .verdict))
+    + (if (.notes | length) > 0 then [""] + (.notes | map("note: " + .)) else [] end)
+  | join("\n"))

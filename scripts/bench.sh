@@ -11,14 +11,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ROUNDS=${BENCH_ROUNDS:-3}          # echo/service closed-loop pairs, interleaved
-DURATION=${BENCH_DURATION:-8}      # measured seconds per run
-WARMUP=${BENCH_WARMUP:-2}          # unmeasured seconds before each run
+ROUNDS=${BENCH_ROUNDS:-3}          # rounds of every closed-loop run, interleaved
+DURATION=${BENCH_DURATION:-5}      # measured seconds per run
+WARMUP=${BENCH_WARMUP:-1}          # unmeasured seconds before each run
 CONNECTIONS=${BENCH_CONNECTIONS:-4}
 IN_FLIGHT=${BENCH_IN_FLIGHT:-16}   # per connection
 PHONES=${BENCH_PHONES:-40000}      # numbers seeded per verify run (20 guesses each)
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
 CLIENT_CPU=${BENCH_CLIENT_CPU:-1}
+# How the measured processes compete with whatever else runs on the machine:
+#   nice  (default) nice -10 as root, plain otherwise
+#   rt    SCHED_RR (root): steady numbers on a busy machine, but it takes
+#         both CPUs from everything else for the length of the run
+#   none  ordinary scheduling
+SCHED=${BENCH_SCHED:-nice}
 OUT=${BENCH_OUT:-target/bench}
 # Same script, same key shape as the Redis store uses for VerifyOtp; a
 # stand-in of the same shape is used while the store is not in this build.
@@ -35,9 +41,14 @@ need() {
 }
 need redis-server redis-benchmark redis-cli jq taskset strip
 
-# Other work on the machine steals CPU from the pinned processes; as root,
-# raise this script's priority (children inherit it) to keep that small.
-if [ "$(id -u)" -eq 0 ]; then renice -n "${BENCH_NICE:--10}" $$ >/dev/null; fi
+case "$SCHED" in
+  nice) if [ "$(id -u)" -eq 0 ]; then PRIO=(nice -n -10); else PRIO=(); fi ;;
+  rt) PRIO=(chrt -r 10) ;;
+  none) PRIO=() ;;
+  *) echo "bench.sh: BENCH_SCHED must be nice, rt or none" >&2; exit 2 ;;
+esac
+on_server_cpu() { "${PRIO[@]}" taskset -c "$SERVER_CPU" "$@"; }
+on_client_cpu() { "${PRIO[@]}" taskset -c "$CLIENT_CPU" "$@"; }
 
 rm -rf "$OUT" && mkdir -p "$OUT"
 log() { printf '\n### %s\n' "$*"; }
@@ -65,13 +76,18 @@ free_port() {
 }
 
 SECRET=bench-secret-bench-secret-bench-secret
+# The service exactly as deployed (defaults, RUST_LOG=info), with the guess
+# budget at its maximum so each seeded number takes 19 wrong guesses + 1 right.
+SERVICE_ENV=(OTP_HMAC_SECRET=$SECRET OTP_MAX_ATTEMPTS=20 OTP_TTL_SECONDS=600)
+REDIS_ENV=() # set once the private redis-server is up
+
 # start NAME ENV… -- CMD…: runs a server on the server CPU; sets PID and PORT.
 start() {
   local name=$1; shift
   local envs=()
   while [ "$1" != "--" ]; do envs+=("$1"); shift; done; shift
   PORT=$(free_port)
-  env "${envs[@]}" OTP_LISTEN_ADDR="127.0.0.1:$PORT" taskset -c "$SERVER_CPU" "$@" \
+  env "${envs[@]}" OTP_LISTEN_ADDR="127.0.0.1:$PORT" "${PRIO[@]}" taskset -c "$SERVER_CPU" "$@" \
     >"$OUT/$name.stdout" 2>"$OUT/$name.stderr" &
   PID=$!
   PIDS+=("$PID")
@@ -80,82 +96,72 @@ stop() { kill -INT "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 # load NAME ARGS…: drives the server started last; report in $OUT/NAME.json.
 load() {
   local name=$1; shift
-  taskset -c "$CLIENT_CPU" "$BENCH" load --target "http://127.0.0.1:$PORT" \
+  on_client_cpu "$BENCH" load --target "http://127.0.0.1:$PORT" \
     --connections "$CONNECTIONS" --in-flight "$IN_FLIGHT" \
     --duration "$DURATION" --warmup "$WARMUP" --phones "$PHONES" \
     --server-pid "$PID" --label "$name" --json "$OUT/$name.json" "$@"
 }
-# The service exactly as deployed (defaults, RUST_LOG=info), with the guess
-# budget at its maximum so each seeded number takes 19 wrong guesses + 1 right.
-SERVICE_ENV=(OTP_HMAC_SECRET=$SECRET OTP_MAX_ATTEMPTS=20 OTP_TTL_SECONDS=600)
+# run KIND NAME LOAD-ARGS…: one server of KIND (echo, memory, redis, send),
+# one load run against it, then stop. Verify runs read codes from its stdout.
+run() {
+  local kind=$1 name=$2; shift 2
+  case "$kind" in
+    echo) start "$name" -- "$ECHO" ;;
+    memory) start "$name" "${SERVICE_ENV[@]}" -- "$SERVICE" ;;
+    redis) rcli flushall >/dev/null
+           start "$name" "${SERVICE_ENV[@]}" "${REDIS_ENV[@]}" -- "$SERVICE" ;;
+    send) start "$name" "${SERVICE_ENV[@]}" -- "$BENCH_SERVER" ;;
+  esac
+  local codes=()
+  if [ "$kind" != echo ]; then codes=(--codes-from "$OUT/$name.stdout"); fi
+  load "$name" "$@" "${codes[@]}"
+  stop "$PID"
+}
 
 log "machine"
 {
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //') x $(nproc)"
   echo "kernel: $(uname -r)   rustc: $(rustc --version | cut -d' ' -f2)   commit: $(git rev-parse --short HEAD)"
+  echo "scheduling: $SCHED; servers on CPU $SERVER_CPU, load generator on CPU $CLIENT_CPU"
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$OUT/machine.txt"
 
 log "private redis-server"
 REDIS_PORT=$(free_port)
-taskset -c "$SERVER_CPU" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" \
+on_server_cpu redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" \
   --appendonly no --daemonize no --loglevel warning >"$OUT/redis.log" 2>&1 &
 PIDS+=("$!")
 rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
 for _ in $(seq 100); do rcli ping >/dev/null 2>&1 && break; sleep 0.05; done
 rcli ping >/dev/null
+REDIS_ENV=(REDIS_URL="redis://127.0.0.1:$REDIS_PORT")
 echo "redis-server $(redis-server --version | grep -o 'v=[0-9.]*' | cut -d= -f2) on 127.0.0.1:$REDIS_PORT"
 
 # Does this build's service use REDIS_URL? Seed one number and look in Redis.
-start redis-probe "${SERVICE_ENV[@]}" REDIS_URL="redis://127.0.0.1:$REDIS_PORT" -- "$SERVICE"
+start redis-probe "${SERVICE_ENV[@]}" "${REDIS_ENV[@]}" -- "$SERVICE"
 "$BENCH" load --target "http://127.0.0.1:$PORT" --mix time-left --phones 1 \
   --connections 1 --in-flight 1 --duration 0.1 --warmup 0 >/dev/null 2>&1 || true
 stop "$PID"
 if [ "$(rcli dbsize)" -gt 0 ]; then REDIS_STORE=1; else REDIS_STORE=0; fi
 [ "$REDIS_STORE" = 1 ] || echo "redis store not available in this build (REDIS_URL is ignored): skipping service-on-Redis runs"
 
-log "closed loop: $ROUNDS interleaved rounds of echo, service on memory$([ "$REDIS_STORE" = 1 ] && echo ', service on Redis')"
+log "closed loop, $ROUNDS interleaved rounds"
 for round in $(seq "$ROUNDS"); do
-  start "echo-$round" -- "$ECHO"
-  load "echo-verify-$round" --mix verify
-  stop "$PID"
-
-  start "memory-$round" "${SERVICE_ENV[@]}" -- "$SERVICE"
-  load "memory-verify-$round" --mix verify --codes-from "$OUT/memory-$round.stdout"
-  stop "$PID"
-
-  if [ "$REDIS_STORE" = 1 ]; then
-    rcli flushall >/dev/null
-    start "redis-$round" "${SERVICE_ENV[@]}" REDIS_URL="redis://127.0.0.1:$REDIS_PORT" -- "$SERVICE"
-    load "redis-verify-$round" --mix verify --codes-from "$OUT/redis-$round.stdout"
-    stop "$PID"
-  fi
+  run echo "echo-verify-$round" --mix verify
+  run memory "memory-verify-$round" --mix verify
+  if [ "$REDIS_STORE" = 1 ]; then run redis "redis-verify-$round" --mix verify; fi
+  run memory "memory-timeleft-$round" --mix time-left
+  run send "memory-send-$round" --mix send
 done
 
 median_rps() { jq -s 'map(.rps) | sort | .[length / 2 | floor]' "$@"; }
-ECHO_RPS=$(median_rps "$OUT"/echo-verify-*.json)
-MEMORY_RPS=$(median_rps "$OUT"/memory-verify-*.json)
 half() { jq -n "$1 / 2 | floor"; }
 
 log "open loop at half the measured maximum (latency at load)"
-start memory-half "${SERVICE_ENV[@]}" -- "$SERVICE"
-load memory-verify-half --mix verify --codes-from "$OUT/memory-half.stdout" --rate "$(half "$MEMORY_RPS")"
-stop "$PID"
+run memory memory-verify-half --mix verify --rate "$(half "$(median_rps "$OUT"/memory-verify-[0-9]*.json)")"
 if [ "$REDIS_STORE" = 1 ]; then
-  REDIS_RPS=$(median_rps "$OUT"/redis-verify-*.json)
-  rcli flushall >/dev/null
-  start redis-half "${SERVICE_ENV[@]}" REDIS_URL="redis://127.0.0.1:$REDIS_PORT" -- "$SERVICE"
-  load redis-verify-half --mix verify --codes-from "$OUT/redis-half.stdout" --rate "$(half "$REDIS_RPS")"
-  stop "$PID"
+  run redis redis-verify-half --mix verify --rate "$(half "$(median_rps "$OUT"/redis-verify-[0-9]*.json)")"
 fi
-
-log "other RPCs: TimeLeft, and SendOtp through a gateway that does no I/O"
-start memory-timeleft "${SERVICE_ENV[@]}" -- "$SERVICE"
-load memory-timeleft --mix time-left
-stop "$PID"
-start memory-send "${SERVICE_ENV[@]}" -- "$BENCH_SERVER"
-load memory-send --mix send
-stop "$PID"
 
 log "redis-benchmark: EVALSHA of the verify script (the store's ceiling)"
 if [ -f "$VERIFY_LUA" ]; then
@@ -174,30 +180,32 @@ rcli flushall >/dev/null
 # 100k records, each with a pending digest; every call is a wrong guess.
 rcli eval "for i = 0, 99999 do redis.call('HSET', string.format('bench:%012d', i), 'd', 'stored-digest', 'a', 0) end" 0 >/dev/null
 SHA=$(rcli script load "$SCRIPT")
-taskset -c "$CLIENT_CPU" redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" \
-  -c $((CONNECTIONS * IN_FLIGHT)) -n 400000 -r 100000 --csv \
+on_client_cpu redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" \
+  -c $((CONNECTIONS * IN_FLIGHT)) -n 300000 -r 100000 --csv \
   evalsha "$SHA" 1 'bench:__rand_int__' wrong-digest 100000000 >"$OUT/redis-benchmark.csv"
 EVALSHA_RPS=$(tail -1 "$OUT/redis-benchmark.csv" | cut -d, -f2 | tr -d '"')
 echo "EVALSHA ($SCRIPT_NAME), $((CONNECTIONS * IN_FLIGHT)) connections: $EVALSHA_RPS rps"
 
 log "start to SERVING, idle RSS, binary size"
-taskset -c "$CLIENT_CPU" "$BENCH" startup --trials 10 --json "$OUT/startup.json" -- \
-  env "${SERVICE_ENV[@]}" taskset -c "$SERVER_CPU" "$SERVICE"
+on_client_cpu "$BENCH" startup --trials 10 --json "$OUT/startup.json" -- \
+  env "${SERVICE_ENV[@]}" "${PRIO[@]}" taskset -c "$SERVER_CPU" "$SERVICE"
 strip -o "$OUT/otp-service.stripped" "$SERVICE"
 BINARY_BYTES=$(stat -c %s "$OUT/otp-service.stripped")
 echo "stripped otp-service: $BINARY_BYTES bytes"
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/machine.txt"
 
 log "summary (medians of $ROUNDS rounds; ratios are within this run)"
+all() { jq -s . "$@" 2>/dev/null || echo '[]'; }
 jq -n \
-  --slurpfile echo <(jq -s . "$OUT"/echo-verify-[0-9]*.json) \
-  --slurpfile memory <(jq -s . "$OUT"/memory-verify-[0-9]*.json) \
-  --slurpfile redis <(jq -s . "$OUT"/redis-verify-[0-9]*.json 2>/dev/null || echo '[]') \
+  --slurpfile echo <(all "$OUT"/echo-verify-[0-9]*.json) \
+  --slurpfile memory <(all "$OUT"/memory-verify-[0-9]*.json) \
+  --slurpfile redis <(all "$OUT"/redis-verify-[0-9]*.json) \
+  --slurpfile timeleft <(all "$OUT"/memory-timeleft-[0-9]*.json) \
+  --slurpfile send <(all "$OUT"/memory-send-[0-9]*.json) \
   --slurpfile mhalf "$OUT/memory-verify-half.json" \
   --slurpfile rhalf <(cat "$OUT/redis-verify-half.json" 2>/dev/null || echo null) \
-  --slurpfile timeleft "$OUT/memory-timeleft.json" \
-  --slurpfile send "$OUT/memory-send.json" \
   --slurpfile startup "$OUT/startup.json" \
   --argjson evalsha "${EVALSHA_RPS:-null}" \
   --argjson binary "$BINARY_BYTES" \
-  -f scripts/bench-summary.jq | tee "$OUT/summary.json" | jq -r '.table'
+  -f scripts/bench-summary.jq >"$OUT/summary.json"
+jq -r '.table' "$OUT/summary.json"

@@ -1,6 +1,6 @@
 //! The workers: C connections × K call slots, closed loop (each slot sends its
 //! next call when the last one answers) or open loop (calls start on a fixed
-//! schedule whatever the answers do).
+//! schedule whatever the answers do, on whichever slot is free).
 
 use std::{
     sync::{
@@ -15,6 +15,7 @@ use otp_service::proto::{
     SendOtpRequest, TimeLeftRequest, VerifyOtpRequest, VerifyOtpResult,
     otp_service_client::OtpServiceClient,
 };
+use tokio::sync::mpsc;
 use tonic::{Code, transport::Channel};
 
 use crate::workload::{Call, Workload};
@@ -114,25 +115,51 @@ pub struct Budget {
     pub done: AtomicBool,
 }
 
-/// One call slot. `schedule` is `Some((first_start, interval))` in open loop.
+/// Open loop: start times, handed to whichever slot is free first.
+pub type Schedule = Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Instant>>>;
+
+/// Shortest sleep of the pacer: starts due within one tick are released
+/// together, so waking the runtime costs the generator little CPU.
+const PACER_TICK: Duration = Duration::from_micros(200);
+
+/// Paces an open loop from a plain thread, releasing starts every
+/// [`PACER_TICK`] (Tokio's timer would release them in 1 ms bursts). Stops at
+/// the end of the window, which ends the slots' loops.
+pub fn pace(rate: f64, start: Instant, end: Instant) -> Schedule {
+    let (starts, schedule) = mpsc::unbounded_channel();
+    let period = Duration::from_secs_f64(1.0 / rate);
+    std::thread::spawn(move || {
+        let mut next = start;
+        while next < end {
+            let now = Instant::now();
+            while next <= now && next < end {
+                if starts.send(next).is_err() {
+                    return;
+                }
+                next += period;
+            }
+            std::thread::sleep(next.saturating_duration_since(now).max(PACER_TICK));
+        }
+    });
+    Arc::new(tokio::sync::Mutex::new(schedule))
+}
+
+/// One call slot: closed loop, or open loop when given a `schedule`.
 pub async fn run_slot(
     mut client: OtpServiceClient<Channel>,
     workload: Arc<Workload>,
     window: Window,
     budget: Arc<Budget>,
-    schedule: Option<(Instant, Duration)>,
+    schedule: Option<Schedule>,
 ) -> Tally {
     let mut tally = Tally::new();
-    let mut next_start = schedule.map(|(first, _)| first);
     loop {
         let mut intended = None;
-        if let (Some(start), Some((_, interval))) = (next_start, schedule) {
-            if start >= window.end {
+        if let Some(schedule) = &schedule {
+            let Some(start) = schedule.lock().await.recv().await else {
                 break;
-            }
-            tokio::time::sleep_until(start.into()).await;
+            };
             intended = Some(start);
-            next_start = Some(start + interval);
         }
         if budget.done.load(Ordering::Relaxed) {
             break;

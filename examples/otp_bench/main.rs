@@ -178,26 +178,18 @@ async fn load(options: LoadOptions) -> Result<(), String> {
         measured: AtomicU64::new(0),
         done: AtomicBool::new(false),
     });
-    // Open loop: slot i starts calls every `slots / rate` seconds, offset so
-    // that together they start one call every `1 / rate` seconds.
-    let interval = options
+    let schedule = options
         .rate
-        .map(|rate| Duration::from_secs_f64(slots as f64 / rate));
+        .map(|rate| driver::pace(rate, start, window.end));
     let mut tasks = Vec::with_capacity(slots);
     for slot in 0..slots {
         let client = OtpServiceClient::new(channels[slot % channels.len()].clone());
-        let schedule = interval.map(|interval| {
-            (
-                start + interval.mul_f64(slot as f64 / slots as f64),
-                interval,
-            )
-        });
         tasks.push(tokio::spawn(driver::run_slot(
             client,
             Arc::clone(&workload),
             window,
             Arc::clone(&budget),
-            schedule,
+            schedule.clone(),
         )));
     }
     let usage = tokio::spawn(sample_cpu(window, Arc::clone(&budget), options.server_pid));
