@@ -38,6 +38,8 @@ def mib: if . == null then null else . / 1024 | round(1) end;
       p50_us: ($redis_half.latency_us.p50 | round(0)), p99_us: ($redis_half.latency_us.p99 | round(0)),
       p99_9_us: ($redis_half.latency_us.p99_9 | round(0))
     } end),
+    quiet_rps: ($quiet[0] | map(.rps) | median | round(0)),
+    quiet_cpu_us_per_call: ($quiet[0] | map(.server.cpu_us_per_call) | median | round(1)),
     timeleft_rps: ($timeleft[0] | map(.rps) | median | round(0)),
     send_rps: ($send[0] | map(.rps) | median | round(0)),
     timeleft_cpu_us_per_call: ($timeleft[0] | map(.server.cpu_us_per_call) | median | round(1)),
@@ -56,6 +58,8 @@ def mib: if . == null then null else . / 1024 | round(1) end;
 | .redis_over_evalsha = ratio(.redis_rps; .evalsha_rps)
 | .memory_cpu_ratio = ratio(.echo_cpu_us_per_call; .memory_cpu_us_per_call)
 | .redis_cpu_ratio = ratio(.echo_cpu_us_per_call; .redis_cpu_us_per_call)
+| .quiet_over_echo = ratio(.quiet_rps; .echo_rps)
+| .quiet_cpu_ratio = ratio(.echo_cpu_us_per_call; .quiet_cpu_us_per_call)
 | .timeleft_over_echo = ratio(.timeleft_rps; .echo_rps)
 | .send_over_echo = ratio(.send_rps; .echo_rps)
 | .targets = [
@@ -82,6 +86,7 @@ def mib: if . == null then null else . / 1024 | round(1) end;
     "run                                rps   rps/echo   p50 us   p99 us   server us/call   cpu ratio",
     ("echo baseline, VerifyOtp      " + (.echo_rps | lpad(9)) + ("1.00" | lpad(11)) + (.echo_p50_us | lpad(9)) + (.echo_p99_us | lpad(9)) + (.echo_cpu_us_per_call | lpad(17)) + ("1.00" | lpad(12))),
     ("service memory, VerifyOtp     " + (.memory_rps | lpad(9)) + (.memory_over_echo | lpad(11)) + (.memory_p50_us | lpad(9)) + (.memory_p99_us | lpad(9)) + (.memory_cpu_us_per_call | lpad(17)) + (.memory_cpu_ratio | lpad(12))),
+    ("  same, RUST_LOG=warn         " + (.quiet_rps | lpad(9)) + (.quiet_over_echo | lpad(11)) + ("" | lpad(18)) + (.quiet_cpu_us_per_call | lpad(17)) + (.quiet_cpu_ratio | lpad(12))),
     ("service Redis, VerifyOtp      " + ((.redis_rps // "skipped") | lpad(9)) + ((.redis_over_echo // "-") | lpad(11)) + ((.redis_p50_us // "-") | lpad(9)) + ((.redis_p99_us // "-") | lpad(9)) + ((.redis_cpu_us_per_call // "-") | lpad(17)) + ((.redis_cpu_ratio // "-") | lpad(12))),
     ("redis-benchmark EVALSHA       " + ((.evalsha_rps // "-" | tostring | split(".")[0]) | lpad(9))),
     ("service memory, TimeLeft      " + (.timeleft_rps | lpad(9)) + (.timeleft_over_echo | lpad(11)) + ("" | lpad(18)) + (.timeleft_cpu_us_per_call | lpad(17))),

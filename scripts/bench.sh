@@ -108,6 +108,8 @@ run() {
   case "$kind" in
     echo) start "$name" -- "$ECHO" ;;
     memory) start "$name" "${SERVICE_ENV[@]}" -- "$SERVICE" ;;
+    # Same, without the INFO line the service logs for every call.
+    memory-quiet) start "$name" "${SERVICE_ENV[@]}" RUST_LOG=warn -- "$SERVICE" ;;
     redis) rcli flushall >/dev/null
            start "$name" "${SERVICE_ENV[@]}" "${REDIS_ENV[@]}" -- "$SERVICE" ;;
     send) start "$name" "${SERVICE_ENV[@]}" -- "$BENCH_SERVER" ;;
@@ -150,6 +152,7 @@ for round in $(seq "$ROUNDS"); do
   run echo "echo-verify-$round" --mix verify
   run memory "memory-verify-$round" --mix verify
   if [ "$REDIS_STORE" = 1 ]; then run redis "redis-verify-$round" --mix verify; fi
+  run memory-quiet "quiet-verify-$round" --mix verify
   run memory "memory-timeleft-$round" --mix time-left
   run send "memory-send-$round" --mix send
 done
@@ -200,6 +203,7 @@ jq -n \
   --slurpfile echo <(all "$OUT"/echo-verify-[0-9]*.json) \
   --slurpfile memory <(all "$OUT"/memory-verify-[0-9]*.json) \
   --slurpfile redis <(all "$OUT"/redis-verify-[0-9]*.json) \
+  --slurpfile quiet <(all "$OUT"/quiet-verify-[0-9]*.json) \
   --slurpfile timeleft <(all "$OUT"/memory-timeleft-[0-9]*.json) \
   --slurpfile send <(all "$OUT"/memory-send-[0-9]*.json) \
   --slurpfile mhalf "$OUT/memory-verify-half.json" \
