@@ -31,7 +31,12 @@ def mib: if . == null then null else . / 1024 | round(1) end;
     memory_half: {
       target_rps: $mhalf[0].target_rps, rps: ($mhalf[0].rps | round(0)),
       p50_us: ($mhalf[0].latency_us.p50 | round(0)), p99_us: ($mhalf[0].latency_us.p99 | round(0)),
-      p99_9_us: ($mhalf[0].latency_us.p99_9 | round(0))
+      p99_9_us: ($mhalf[0].latency_us.p99_9 | round(0)), cpu_percent: ($mhalf[0].server.cpu_percent | round(0))
+    },
+    echo_half: {
+      target_rps: $ehalf[0].target_rps, rps: ($ehalf[0].rps | round(0)),
+      p50_us: ($ehalf[0].latency_us.p50 | round(0)), p99_us: ($ehalf[0].latency_us.p99 | round(0)),
+      p99_9_us: ($ehalf[0].latency_us.p99_9 | round(0)), cpu_percent: ($ehalf[0].server.cpu_percent | round(0))
     },
     redis_half: (if $redis_half == null then null else {
       target_rps: $redis_half.target_rps, rps: ($redis_half.rps | round(0)),
@@ -94,7 +99,8 @@ def mib: if . == null then null else . / 1024 | round(1) end;
     "  (*) bench_server: the service with a gateway that does no I/O",
     "  cpu ratio: echo server CPU per call / this server's CPU per call (client-independent)",
     "",
-    ("open loop at half max, memory: \(.memory_half.rps) of \(.memory_half.target_rps) rps, p50 \(.memory_half.p50_us) us, p99 \(.memory_half.p99_us) us, p99.9 \(.memory_half.p99_9_us) us"),
+    ("open loop at half max, memory: \(.memory_half.rps) of \(.memory_half.target_rps) rps, p50 \(.memory_half.p50_us) us, p99 \(.memory_half.p99_us) us, p99.9 \(.memory_half.p99_9_us) us, server CPU \(.memory_half.cpu_percent)%"),
+    ("  echo at the same rate:       \(.echo_half.rps) of \(.echo_half.target_rps) rps, p50 \(.echo_half.p50_us) us, p99 \(.echo_half.p99_us) us, p99.9 \(.echo_half.p99_9_us) us, server CPU \(.echo_half.cpu_percent)%"),
     (if .redis_half == null then "open loop at half max, Redis: skipped" else
       "open loop at half max, Redis: \(.redis_half.rps) of \(.redis_half.target_rps) rps, p50 \(.redis_half.p50_us) us, p99 \(.redis_half.p99_us) us, p99.9 \(.redis_half.p99_9_us) us" end),
     ("VerifyOtp results (memory, round 1): " + (.verify_outcomes | to_entries | map("\(.key) \(.value)") | join(", "))),

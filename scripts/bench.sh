@@ -160,8 +160,10 @@ done
 median_rps() { jq -s 'map(.rps) | sort | .[length / 2 | floor]' "$@"; }
 half() { jq -n "$1 / 2 | floor"; }
 
-log "open loop at half the measured maximum (latency at load)"
-run memory memory-verify-half --mix verify --rate "$(half "$(median_rps "$OUT"/memory-verify-[0-9]*.json)")"
+log "open loop at half the measured maximum (latency at load), echo at the same rate"
+HALF_RATE=$(half "$(median_rps "$OUT"/memory-verify-[0-9]*.json)")
+run memory memory-verify-half --mix verify --rate "$HALF_RATE"
+run echo echo-verify-half --mix verify --rate "$HALF_RATE"
 if [ "$REDIS_STORE" = 1 ]; then
   run redis redis-verify-half --mix verify --rate "$(half "$(median_rps "$OUT"/redis-verify-[0-9]*.json)")"
 fi
@@ -207,6 +209,7 @@ jq -n \
   --slurpfile timeleft <(all "$OUT"/memory-timeleft-[0-9]*.json) \
   --slurpfile send <(all "$OUT"/memory-send-[0-9]*.json) \
   --slurpfile mhalf "$OUT/memory-verify-half.json" \
+  --slurpfile ehalf "$OUT/echo-verify-half.json" \
   --slurpfile rhalf <(cat "$OUT/redis-verify-half.json" 2>/dev/null || echo null) \
   --slurpfile startup "$OUT/startup.json" \
   --argjson evalsha "${EVALSHA_RPS:-null}" \
