@@ -322,6 +322,29 @@ mod tests {
     }
 
     #[test]
+    fn codes_are_read_from_console_gateway_lines() {
+        let path = std::env::temp_dir().join(format!("otp_bench-codes-{}", std::process::id()));
+        let phones = vec![phone_number(0), phone_number(1)];
+        std::fs::write(
+            &path,
+            format!(
+                "SMS to {}: Your OTP verification code is 012345. It expires in 2 min.\n\
+                 SMS to +14150000000: Your OTP verification code is 999999.\n\
+                 SMS to {}: Your OTP verification code is 111111. It expires in 10 min.\n\
+                 SMS to {}: Your OTP verification code is 222222. It expires in 10 min.\n",
+                phones[0], phones[1], phones[1]
+            ),
+        )
+        .unwrap();
+        let codes = read_codes(&path, &phones, 6, Duration::ZERO).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(codes.len(), 2);
+        assert_eq!(codes[&phones[0]], "012345");
+        // A later SendOtp replaces the code; "10" (minutes) is not a code.
+        assert_eq!(codes[&phones[1]], "222222");
+    }
+
+    #[test]
     fn each_number_gets_wrong_guesses_then_its_right_code() {
         let mut workload = Workload::new(Mix::parse("verify").unwrap(), 2048, 0).unwrap();
         let codes = workload
