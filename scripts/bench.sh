@@ -19,6 +19,7 @@ IN_FLIGHT=${BENCH_IN_FLIGHT:-16}   # per connection
 PHONES=${BENCH_PHONES:-40000}      # numbers seeded per verify run (20 guesses each)
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
 CLIENT_CPU=${BENCH_CLIENT_CPU:-1}
+REDIS_CPU=${BENCH_REDIS_CPU:-$SERVER_CPU}  # Redis is part of the system under test
 # How the measured processes compete with whatever else runs on the machine:
 #   nice  (default) nice -10 as root, plain otherwise
 #   rt    SCHED_RR (root): steady numbers on a busy machine, but it takes
@@ -47,7 +48,6 @@ case "$SCHED" in
   none) PRIO=() ;;
   *) echo "bench.sh: BENCH_SCHED must be nice, rt or none" >&2; exit 2 ;;
 esac
-on_server_cpu() { "${PRIO[@]}" taskset -c "$SERVER_CPU" "$@"; }
 on_client_cpu() { "${PRIO[@]}" taskset -c "$CLIENT_CPU" "$@"; }
 
 rm -rf "$OUT" && mkdir -p "$OUT"
@@ -124,13 +124,13 @@ log "machine"
 {
   echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //') x $(nproc)"
   echo "kernel: $(uname -r)   rustc: $(rustc --version | cut -d' ' -f2)   commit: $(git rev-parse --short HEAD)"
-  echo "scheduling: $SCHED; servers on CPU $SERVER_CPU, load generator on CPU $CLIENT_CPU"
+  echo "scheduling: $SCHED; servers on CPU $SERVER_CPU, redis-server on CPU $REDIS_CPU, load generator on CPU $CLIENT_CPU"
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$OUT/machine.txt"
 
 log "private redis-server"
 REDIS_PORT=$(free_port)
-on_server_cpu redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" \
+"${PRIO[@]}" taskset -c "$REDIS_CPU" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" \
   --appendonly no --daemonize no --loglevel warning >"$OUT/redis.log" 2>&1 &
 PIDS+=("$!")
 rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
