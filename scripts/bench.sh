@@ -101,7 +101,7 @@ load() {
     --duration "$DURATION" --warmup "$WARMUP" --phones "$PHONES" \
     --server-pid "$PID" --label "$name" --json "$OUT/$name.json" "$@"
 }
-# run KIND NAME LOAD-ARGS…: one server of KIND (echo, memory, redis, send),
+# run KIND NAME LOAD-ARGS…: one server of KIND (echo, memory, memory-quiet, redis, send),
 # one load run against it, then stop. Verify runs read codes from its stdout.
 run() {
   local kind=$1 name=$2; shift 2
