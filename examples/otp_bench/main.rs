@@ -35,7 +35,15 @@ use crate::{
 };
 
 fn main() -> ExitCode {
-    let command = match options::parse(std::env::args().skip(1).collect()) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if matches!(
+        args.first().map(String::as_str),
+        Some("help" | "--help" | "-h")
+    ) {
+        print!("{}", options::USAGE);
+        return ExitCode::SUCCESS;
+    }
+    let command = match options::parse(args) {
         Ok(command) => command,
         Err(why) => {
             eprintln!("otp_bench: {why}\n\n{}", options::USAGE);
