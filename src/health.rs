@@ -1,6 +1,9 @@
-//! Keeps `grpc.health.v1` in step with the store: SERVING while the store
-//! answers, NOT_SERVING while it does not, so load balancers and probes route
-//! around a replica that would only answer UNAVAILABLE.
+//! Keeps `grpc.health.v1` in step with the store: `otp.v1.OtpService` is
+//! SERVING while the store answers and NOT_SERVING while it does not, so load
+//! balancers and readiness probes route around a replica that would only
+//! answer UNAVAILABLE. The server-wide name `""` says whether the process
+//! itself is up: it stays SERVING through a store outage (until shutdown), so
+//! a liveness probe on it does not restart every replica when Redis blips.
 
 use std::{sync::Arc, time::Duration};
 
@@ -83,6 +86,5 @@ async fn publish(reporter: &HealthReporter, serving: bool) {
         ServingStatus::NotServing
     };
     crate::metrics::store_up(serving);
-    reporter.set_service_status("", status).await;
     reporter.set_service_status(OTP_SERVICE_NAME, status).await;
 }

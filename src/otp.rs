@@ -17,13 +17,12 @@ use crate::{
     },
 };
 
-/// How long a claimed idempotency key stays "in progress" if its holder dies
-/// mid-send; after that a retry may send again.
-const IDEMPOTENCY_IN_PROGRESS_TTL: Duration = Duration::from_secs(30);
-/// How long a duplicate call waits for the first call with its key to finish.
-const IDEMPOTENCY_WAIT: Duration = Duration::from_secs(15);
-/// Poll interval while waiting for that first call.
-const IDEMPOTENCY_POLL: Duration = Duration::from_millis(20);
+/// First poll interval while a duplicate call waits for the first call with
+/// its idempotency key; it doubles up to [`IDEMPOTENCY_POLL_MAX`], so a crowd
+/// of waiting retries costs the store little.
+const IDEMPOTENCY_POLL_FIRST: Duration = Duration::from_millis(20);
+/// Longest poll interval while waiting.
+const IDEMPOTENCY_POLL_MAX: Duration = Duration::from_millis(500);
 
 /// A code was sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +82,12 @@ pub struct AbuseRules {
     pub countries: CountryPolicy,
     /// Numbers with a fixed code and no SMS.
     pub test_numbers: TestNumbers,
+    /// How long an idempotency key stays claimed while its first call sends
+    /// (and how long duplicates wait for it): longer than any send can take
+    /// ([`crate::config::Config::longest_send`]), so a retry never sends a
+    /// second code while the first is in flight, yet a key whose holder died
+    /// mid-send frees itself.
+    pub idempotency_claim_ttl: Duration,
 }
 
 /// Sends and checks codes by the configured policy.
@@ -155,12 +160,13 @@ impl OtpFlow {
         };
 
         let key = self.secret.idempotency_subject(key);
-        let give_up = Instant::now() + IDEMPOTENCY_WAIT;
+        let give_up = Instant::now() + self.abuse.idempotency_claim_ttl;
+        let mut poll = IDEMPOTENCY_POLL_FIRST;
         loop {
             match timed_store(
                 "claim_idempotency",
                 self.store
-                    .claim_idempotency(&key, &subject, IDEMPOTENCY_IN_PROGRESS_TTL),
+                    .claim_idempotency(&key, &subject, self.abuse.idempotency_claim_ttl),
             )
             .await?
             {
@@ -171,7 +177,8 @@ impl OtpFlow {
                 }
                 IdempotencyClaim::OtherSubject => return Err(Error::IdempotencyKeyReused),
                 IdempotencyClaim::InProgress if Instant::now() < give_up => {
-                    tokio::time::sleep(IDEMPOTENCY_POLL).await;
+                    tokio::time::sleep(poll).await;
+                    poll = (poll * 2).min(IDEMPOTENCY_POLL_MAX);
                 }
                 IdempotencyClaim::InProgress => return Err(Error::IdempotencyKeyBusy),
             }
@@ -204,8 +211,9 @@ impl OtpFlow {
     /// Counts the send against every limit (refusing if one is full), stores
     /// the new code's digest (replacing any pending code, keeping the spent
     /// guess budget), then texts it. If the text cannot be sent the digest is
-    /// removed again and the send is not counted, so no code the user never
-    /// received can be guessed and a retry is not held back.
+    /// removed again, so no code the user never received can be guessed; the
+    /// send is taken back from the limits only when it surely never reached
+    /// the gateway, so a retry is not held back by a send that did not happen.
     async fn send_new_code(
         &self,
         phone: &PhoneNumber,
@@ -288,6 +296,7 @@ impl OtpFlow {
             if let Err(gateway_error) = delivered {
                 metrics::gateway_failed(match gateway_error {
                     GatewayError::Unavailable(_) => "unavailable",
+                    GatewayError::Uncertain(_) => "uncertain",
                     GatewayError::Unauthorized(_) => "unauthorized",
                     GatewayError::Rejected(_) => "rejected",
                 });
@@ -296,7 +305,12 @@ impl OtpFlow {
                     // by itself and nobody knows it, so this is logged, not fatal.
                     tracing::error!(error = %store_error, "could not discard an undelivered code");
                 }
-                counted.refund().await;
+                // Only a send that surely never reached the gateway is taken
+                // back; one that may have gone out still counts, or a slow
+                // gateway would let callers text a number without limit.
+                if !matches!(gateway_error, GatewayError::Uncertain(_)) {
+                    counted.refund().await;
+                }
                 return Err(gateway_error.into());
             }
             tracing::info!("code sent");

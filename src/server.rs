@@ -131,6 +131,7 @@ impl Application {
             limits: config.limits,
             countries: config.countries.clone(),
             test_numbers: config.test_numbers.clone(),
+            idempotency_claim_ttl: config.longest_send(),
         };
         let flow = Arc::new(OtpFlow::new(
             config.policy,
@@ -182,16 +183,26 @@ impl Application {
         let health_service = tonic_health::pb::health_server::HealthServer::new(
             tonic_health::server::HealthService::from_health_reporter(health.clone()),
         );
-        // The first status comes from a real ping of the store, not a guess.
+        // The process is up (liveness); whether it can serve OTPs (readiness)
+        // comes from a real ping of the store, not a guess.
+        health
+            .set_service_status("", tonic_health::ServingStatus::Serving)
+            .await;
         let store_health = StoreHealthCheck::start(self.store, health.clone()).await;
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            // google.rpc error details, so reflection clients (grpcurl) can
+            // decode RetryInfo, BadRequest, QuotaFailure and ErrorInfo.
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
             .build_v1()?;
         let reflection_v1alpha = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            // google.rpc error details, so reflection clients (grpcurl) can
+            // decode RetryInfo, BadRequest, QuotaFailure and ErrorInfo.
+            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
         tracing::info!(addr = %self.local_addr, "otp-service listening");

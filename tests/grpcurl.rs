@@ -122,6 +122,12 @@ fn grpcurl_lists_describes_checks_health_and_round_trips_a_code() {
     );
     assert!(!ok, "a bad number must fail: {refused}");
     assert!(refused.contains("InvalidArgument"), "{refused}");
+    // Reflection serves the google.rpc types, so grpcurl decodes the details.
+    assert!(
+        refused.contains("type.googleapis.com/google.rpc.BadRequest"),
+        "{refused}"
+    );
+    assert!(!refused.contains("is not recognized"), "{refused}");
     assert!(refused.contains("phone_number"), "{refused}");
 
     let log = service.stderr().join("\n");

@@ -5,8 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{StoreKind, TestApp, assert_bad_request, spawn_app, unique_phone, wait_for};
-use futures::future::join_all;
+use common::{
+    StoreKind, assert_bad_request, concurrent::send_concurrently, spawn_app, unique_phone, wait_for,
+};
 use otp_service::proto::{SendOtpRequest, SendOtpResponse, VerifyOtpResult};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
@@ -35,26 +36,6 @@ fn request(phone: &str, client_key: &str, idempotency_key: &str) -> SendOtpReque
         client_key: client_key.into(),
         idempotency_key: idempotency_key.into(),
     }
-}
-
-async fn concurrent_sends(
-    app: &TestApp,
-    requests: Vec<SendOtpRequest>,
-) -> Vec<Result<SendOtpResponse, Status>> {
-    let calls = requests.into_iter().map(|request| {
-        let mut client = app.client();
-        tokio::spawn(async move {
-            client
-                .send_otp(request)
-                .await
-                .map(tonic::Response::into_inner)
-        })
-    });
-    join_all(calls)
-        .await
-        .into_iter()
-        .map(|r| r.expect("task ran"))
-        .collect()
 }
 
 async fn resend_cooldown_refuses_with_exact_retry_delay(store: StoreKind) {
@@ -183,7 +164,7 @@ async fn global_cap_stops_all_sends(store: StoreKind) {
 async fn concurrent_sends_to_one_number_text_it_once(store: StoreKind) {
     let app = spawn_app(store, &[]).await;
     let phone = unique_phone();
-    let results = concurrent_sends(&app, vec![request(&phone, "", ""); 200]).await;
+    let results = send_concurrently(&[&app], request(&phone, "", ""), 200).await;
     let sent = results.iter().filter(|r| r.is_ok()).count();
     let refused = results
         .iter()
@@ -197,7 +178,7 @@ async fn idempotent_sends_text_once_and_answer_identically(store: StoreKind) {
     let app = spawn_app(store, &[]).await;
     let phone = unique_phone();
     let key = format!("signup-{phone}");
-    let results = concurrent_sends(&app, vec![request(&phone, "", &key); 50]).await;
+    let results = send_concurrently(&[&app], request(&phone, "", &key), 50).await;
     let responses: Vec<SendOtpResponse> = results
         .into_iter()
         .map(|r| r.expect("every call succeeds"))
@@ -283,6 +264,11 @@ async fn allowed_countries_refuse_other_regions(store: StoreKind) {
 async fn denied_countries_are_refused(store: StoreKind) {
     let app = spawn_app(store, &[("OTP_DENIED_COUNTRIES", "us,gb")]).await;
     let status = app.send(&unique_phone()).await.expect_err("US denied");
+    assert_eq!(status.code(), Code::PermissionDenied);
+    let status = app
+        .send("+882 1234 5678")
+        .await
+        .expect_err("no region: refused once countries are restricted");
     assert_eq!(status.code(), Code::PermissionDenied);
     app.send("+91 98765 43211").await.expect("IN not denied");
     assert_eq!(app.sms.count(), 1);

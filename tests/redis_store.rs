@@ -3,56 +3,19 @@
 
 mod common;
 
-use common::{RedisServer, TestApp, spawn_app_on_redis, spawn_app_with_env, unique_phone};
+use common::{
+    RedisServer,
+    concurrent::{count, send_concurrently, verify_concurrently, wrong_code},
+    spawn_app_on_redis, spawn_app_with_env, unique_phone,
+};
 use deadpool_redis::redis::{self, AsyncCommands};
-use futures::future::join_all;
-use otp_service::proto::{SendOtpRequest, SendOtpResponse, VerifyOtpRequest, VerifyOtpResult};
-
-/// A code guaranteed to differ from `code` in its last digit.
-fn wrong_code(code: &str) -> String {
-    let last = code.as_bytes()[code.len() - 1] - b'0';
-    format!("{}{}", &code[..code.len() - 1], (last + 1) % 10)
-}
+use otp_service::proto::{SendOtpRequest, SendOtpResponse, VerifyOtpResult};
 
 /// Settings for the 1000-call races. They test atomicity, not latency: on a
 /// loaded 2-core machine running a debug build, a call can queue for a pool
 /// connection longer than the default 1 s, and the store would then (rightly)
 /// fail closed with UNAVAILABLE, which is not what these tests are about.
 const RACE_VARS: [(&str, &str); 1] = [("OTP_REDIS_TIMEOUT_MS", "20000")];
-
-/// `total` concurrent VerifyOtp calls with `code`, alternating between `a` and `b`.
-async fn verify_concurrently_across(
-    a: &TestApp,
-    b: &TestApp,
-    phone: &str,
-    code: &str,
-    total: usize,
-) -> Vec<VerifyOtpResult> {
-    let calls = (0..total).map(|i| {
-        let mut client = if i % 2 == 0 { a.client() } else { b.client() };
-        let request = VerifyOtpRequest {
-            phone_number: phone.to_owned(),
-            code: code.to_owned(),
-        };
-        tokio::spawn(async move {
-            client
-                .verify_otp(request)
-                .await
-                .expect("VerifyOtp answers")
-                .into_inner()
-                .result()
-        })
-    });
-    join_all(calls)
-        .await
-        .into_iter()
-        .map(|joined| joined.expect("task ran"))
-        .collect()
-}
-
-fn count(results: &[VerifyOtpResult], wanted: VerifyOtpResult) -> usize {
-    results.iter().filter(|result| **result == wanted).count()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn code_sent_through_one_replica_verifies_through_another() {
@@ -83,7 +46,7 @@ async fn right_code_is_approved_exactly_once_across_two_replicas() {
     let phone = unique_phone();
     let code = a.send_and_read_code(&phone).await;
 
-    let results = verify_concurrently_across(&a, &b, &phone, &code, 1000).await;
+    let results = verify_concurrently(&[&a, &b], &phone, &code, 1000).await;
     assert_eq!(count(&results, VerifyOtpResult::Approved), 1);
     assert_eq!(count(&results, VerifyOtpResult::Expired), 999);
 }
@@ -97,7 +60,7 @@ async fn wrong_guesses_across_two_replicas_are_capped_at_max_attempts() {
     let phone = unique_phone();
     let code = a.send_and_read_code(&phone).await;
 
-    let results = verify_concurrently_across(&a, &b, &phone, &wrong_code(&code), 1000).await;
+    let results = verify_concurrently(&[&a, &b], &phone, &wrong_code(&code), 1000).await;
     assert_eq!(count(&results, VerifyOtpResult::Incorrect), 7);
     assert_eq!(count(&results, VerifyOtpResult::Locked), 993);
     let right = b.verify(&phone, &code).await.expect("answers");
@@ -327,34 +290,10 @@ async fn credentials_and_database_in_the_url_are_used() {
     // A wrong password is an outage, not a crash and not a fallback.
     let wrong = url.replace("s3cret-pa55", "wrong");
     let refused = spawn_app_with_env(&[("REDIS_URL", &wrong)]).await;
-    assert_eq!(refused.health("").await, "NOT_SERVING");
+    assert_eq!(refused.health("otp.v1.OtpService").await, "NOT_SERVING");
     let status = refused.send(&unique_phone()).await.expect_err("auth fails");
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
     assert_eq!(refused.sms.count(), 0);
-}
-
-/// `total` concurrent SendOtp calls of `request`, alternating between `a` and `b`.
-async fn send_concurrently_across(
-    a: &TestApp,
-    b: &TestApp,
-    request: SendOtpRequest,
-    total: usize,
-) -> Vec<Result<SendOtpResponse, tonic::Status>> {
-    let calls = (0..total).map(|i| {
-        let mut client = if i % 2 == 0 { a.client() } else { b.client() };
-        let request = request.clone();
-        tokio::spawn(async move {
-            client
-                .send_otp(request)
-                .await
-                .map(tonic::Response::into_inner)
-        })
-    });
-    join_all(calls)
-        .await
-        .into_iter()
-        .map(|joined| joined.expect("task ran"))
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -366,7 +305,7 @@ async fn concurrent_sends_across_two_replicas_text_the_number_once() {
         phone_number: unique_phone(),
         ..Default::default()
     };
-    let results = send_concurrently_across(&a, &b, request, 200).await;
+    let results = send_concurrently(&[&a, &b], request, 200).await;
     let sent = results.iter().filter(|r| r.is_ok()).count();
     let refused = results
         .iter()
@@ -387,7 +326,7 @@ async fn one_idempotency_key_across_two_replicas_sends_once() {
         idempotency_key: format!("checkout-{phone}"),
         ..Default::default()
     };
-    let results = send_concurrently_across(&a, &b, request, 50).await;
+    let results = send_concurrently(&[&a, &b], request, 50).await;
     let responses: Vec<SendOtpResponse> = results
         .into_iter()
         .map(|r| r.expect("every call succeeds"))

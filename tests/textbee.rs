@@ -174,6 +174,47 @@ async fn persistent_server_errors_give_up_after_bounded_retries(store: StoreKind
     assert_nothing_pending(&app, &phone).await;
 }
 
+async fn a_send_that_may_have_gone_out_still_counts_against_the_limits(store: StoreKind) {
+    let server = MockServer::start().await;
+    // A 500 may come after TextBee queued the message: the SMS may arrive.
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&server)
+        .await;
+    let app = textbee_app(store, &server, &[("OTP_SMS_MAX_RETRIES", "0")]).await;
+    let phone = unique_phone();
+    let status = app.send(&phone).await.expect_err("gateway failed");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_nothing_pending(&app, &phone).await;
+    let again = app
+        .send(&phone)
+        .await
+        .expect_err("the uncertain send counted");
+    assert_eq!(again.code(), Code::ResourceExhausted, "{again:?}");
+    assert_eq!(requests(&server).await.len(), 1, "no second SMS");
+}
+
+async fn a_send_that_surely_failed_is_not_counted(store: StoreKind) {
+    let server = MockServer::start().await;
+    // 503: TextBee did not process it; nothing can arrive.
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(accepted())
+        .mount(&server)
+        .await;
+    let app = textbee_app(store, &server, &[("OTP_SMS_MAX_RETRIES", "0")]).await;
+    let phone = unique_phone();
+    let status = app.send(&phone).await.expect_err("gateway refused");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    app.send(&phone)
+        .await
+        .expect("the retry is not held back by the cooldown");
+}
+
 async fn bad_request_is_not_retried_and_its_detail_stays_internal(store: StoreKind) {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
@@ -342,6 +383,8 @@ async fn retry_after_beyond_the_budget_fails_at_once(store: StoreKind) {
 }
 
 for_each_store!(
+    a_send_that_may_have_gone_out_still_counts_against_the_limits,
+    a_send_that_surely_failed_is_not_counted,
     exact_request_is_sent_and_the_texted_code_verifies,
     server_error_then_success_is_one_successful_send,
     persistent_server_errors_give_up_after_bounded_retries,

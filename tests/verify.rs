@@ -4,46 +4,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{StoreKind, TestApp, assert_bad_request, spawn_app, unique_phone, wait_for};
-use futures::future::join_all;
+use common::{
+    StoreKind, assert_bad_request,
+    concurrent::{count, verify_concurrently, wrong_code},
+    spawn_app, unique_phone, wait_for,
+};
 use otp_service::proto::VerifyOtpResult;
-
-/// A six-digit code guaranteed to differ from `code`.
-fn wrong_code(code: &str) -> String {
-    let last = code.as_bytes()[code.len() - 1] - b'0';
-    format!("{}{}", &code[..code.len() - 1], (last + 1) % 10)
-}
-
-async fn results_of_concurrent_verifies(
-    app: &TestApp,
-    phone: &str,
-    codes: Vec<String>,
-) -> Vec<VerifyOtpResult> {
-    let calls = codes.into_iter().map(|code| {
-        let mut client = app.client();
-        let phone = phone.to_owned();
-        tokio::spawn(async move {
-            client
-                .verify_otp(otp_service::proto::VerifyOtpRequest {
-                    phone_number: phone,
-                    code,
-                })
-                .await
-                .expect("VerifyOtp answers")
-                .into_inner()
-                .result()
-        })
-    });
-    join_all(calls)
-        .await
-        .into_iter()
-        .map(|r| r.expect("task ran"))
-        .collect()
-}
-
-fn count(results: &[VerifyOtpResult], wanted: VerifyOtpResult) -> usize {
-    results.iter().filter(|r| **r == wanted).count()
-}
 
 async fn right_code_is_accepted_exactly_once(store: StoreKind) {
     let app = spawn_app(store, &[]).await;
@@ -62,7 +28,7 @@ async fn right_code_is_accepted_exactly_once_under_concurrency(store: StoreKind)
     let app = spawn_app(store, &[]).await;
     let phone = unique_phone();
     let code = app.send_and_read_code(&phone).await;
-    let results = results_of_concurrent_verifies(&app, &phone, vec![code; 100]).await;
+    let results = verify_concurrently(&[&app], &phone, &code, 100).await;
     assert_eq!(count(&results, VerifyOtpResult::Approved), 1, "{results:?}");
     assert_eq!(count(&results, VerifyOtpResult::Expired), 99, "{results:?}");
 }
@@ -71,7 +37,7 @@ async fn concurrent_wrong_guesses_are_capped_then_locked(store: StoreKind) {
     let app = spawn_app(store, &[]).await;
     let phone = unique_phone();
     let code = app.send_and_read_code(&phone).await;
-    let results = results_of_concurrent_verifies(&app, &phone, vec![wrong_code(&code); 100]).await;
+    let results = verify_concurrently(&[&app], &phone, &wrong_code(&code), 100).await;
     assert_eq!(
         count(&results, VerifyOtpResult::Incorrect),
         5,

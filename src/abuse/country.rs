@@ -45,14 +45,17 @@ impl CountryPolicy {
     }
 
     /// Whether `phone` may be texted. A number whose region the numbering
-    /// plan cannot tell is refused whenever an allow-list is set.
+    /// plan cannot tell (international networks like +882/+883, satellite
+    /// +870, premium +979, or a number outside every plan) is refused whenever
+    /// any country rule is set: those are the classic SMS-pumping targets, and
+    /// an operator who restricts countries did not mean to allow them.
     pub fn allows(&self, phone: &PhoneNumber) -> bool {
         match phone.region() {
             Some(region) => {
                 !self.denied.contains(region)
                     && (self.allowed.is_empty() || self.allowed.contains(region))
             }
-            None => self.allowed.is_empty(),
+            None => self.is_open(),
         }
     }
 
@@ -86,6 +89,27 @@ mod tests {
         let deny = CountryPolicy::parse("", "GB").expect("valid");
         assert!(!deny.allows(&phone("+442079460958")));
         assert!(deny.allows(&phone("+14155550123")));
+    }
+
+    #[test]
+    fn numbers_without_a_region_are_refused_once_any_rule_is_set() {
+        for raw in ["+882 1234 5678", "+870 773 111 632", "+979 1234 5678"] {
+            let number = phone(raw);
+            assert_eq!(number.region(), None, "{raw} has no region");
+            assert!(CountryPolicy::parse("", "").expect("valid").allows(&number));
+            assert!(
+                !CountryPolicy::parse("", "RU")
+                    .expect("valid")
+                    .allows(&number),
+                "{raw}"
+            );
+            assert!(
+                !CountryPolicy::parse("US", "")
+                    .expect("valid")
+                    .allows(&number),
+                "{raw}"
+            );
+        }
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! Phone numbers in E.164 form, parsed once where a request enters.
 
-use std::fmt;
+use std::{
+    fmt,
+    hash::{Hash, Hasher},
+    sync::OnceLock,
+};
 
 use thiserror::Error;
 
@@ -11,11 +15,16 @@ use thiserror::Error;
 /// (`+91******7890`) so that logging a `PhoneNumber` never leaks it; use
 /// [`PhoneNumber::e164`] where the full number is really needed (the SMS
 /// gateway, the keyed hash).
-#[derive(Clone, PartialEq, Eq, Hash)]
+///
+/// Equality and hashing go by the E.164 form, which determines everything else.
+#[derive(Clone)]
 pub struct PhoneNumber {
     e164: String,
     country_code: u16,
-    region: Option<String>,
+    /// Found on first use: it takes a second search of the numbering plan's
+    /// patterns, which the OTP flow itself never needs (it measured as a
+    /// quarter of a VerifyOtp's CPU time).
+    region: OnceLock<Option<String>>,
 }
 
 /// Why a phone number was refused.
@@ -58,15 +67,19 @@ impl PhoneNumber {
             return Err(PhoneError::Unparseable);
         }
         let parsed = phonenumber::parse(None, trimmed).map_err(|_| PhoneError::Unparseable)?;
-        let e164 = parsed.format().mode(phonenumber::Mode::E164).to_string();
-        let national_digits = e164.len() - 1 - parsed.code().value().to_string().len();
+        // What `parsed.format().mode(Mode::E164)` prints (`+`, country code,
+        // national number with any leading zeros), without the formatter's
+        // search for a display pattern that E.164 then ignores.
+        let country_code = parsed.code().value();
+        let e164 = format!("+{country_code}{}", parsed.national());
+        let national_digits = e164.len() - 1 - decimal_digits(country_code);
         if !(4..=14).contains(&national_digits) {
             return Err(PhoneError::Unparseable);
         }
         Ok(Self {
-            country_code: parsed.code().value(),
-            region: parsed.country().id().map(|id| id.as_ref().to_owned()),
             e164,
+            country_code,
+            region: OnceLock::new(),
         })
     }
 
@@ -77,20 +90,47 @@ impl PhoneNumber {
 
     /// ISO 3166-1 alpha-2 region of the number, where the numbering plan tells it.
     pub fn region(&self) -> Option<&str> {
-        self.region.as_deref()
+        self.region
+            .get_or_init(|| {
+                // The E.164 form parses to the same country code and national
+                // number as the input did, hence to the same region.
+                let parsed = phonenumber::parse(None, &self.e164).ok()?;
+                Some(parsed.country().id()?.as_ref().to_owned())
+            })
+            .as_deref()
     }
 
-    /// The number with all but the country code and last four digits hidden.
+    /// The number with all but the country code and the last digits hidden:
+    /// four of them, but never more than half of the national number, so a
+    /// short number (`+683 4002`) is never shown whole.
     pub fn masked(&self) -> String {
-        let prefix_len = 1 + self.country_code.to_string().len();
-        let visible_tail = 4;
+        let prefix_len = 1 + decimal_digits(self.country_code);
+        let national_len = self.e164.len().saturating_sub(prefix_len);
+        let visible_tail = (national_len / 2).min(4);
         let hidden = self.e164.len().saturating_sub(prefix_len + visible_tail);
-        format!(
-            "{}{}{}",
-            &self.e164[..prefix_len],
-            "*".repeat(hidden),
-            &self.e164[prefix_len + hidden..]
-        )
+        let mut masked = String::with_capacity(self.e164.len());
+        masked.push_str(&self.e164[..prefix_len]);
+        masked.extend(std::iter::repeat_n('*', hidden));
+        masked.push_str(&self.e164[prefix_len + hidden..]);
+        masked
+    }
+}
+
+fn decimal_digits(value: u16) -> usize {
+    value.checked_ilog10().map_or(1, |log| log as usize + 1)
+}
+
+impl PartialEq for PhoneNumber {
+    fn eq(&self, other: &Self) -> bool {
+        self.e164 == other.e164
+    }
+}
+
+impl Eq for PhoneNumber {}
+
+impl Hash for PhoneNumber {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.e164.hash(state);
     }
 }
 
@@ -129,6 +169,14 @@ mod tests {
         assert_eq!(format!("{phone:?}"), "PhoneNumber(+91******7890)");
         let us = PhoneNumber::parse("+1 415 555 0123").expect("valid");
         assert_eq!(us.to_string(), "+1******0123");
+        let short = PhoneNumber::parse("+683 4002").expect("Niue");
+        assert_eq!(
+            short.to_string(),
+            "+683**02",
+            "half of a short number stays hidden"
+        );
+        let five = PhoneNumber::parse("+290 22345").expect("St Helena");
+        assert_eq!(five.to_string(), "+290***45");
     }
 
     #[test]
@@ -141,6 +189,33 @@ mod tests {
             PhoneNumber::parse("+44 20 7946 0958").expect("gb").region(),
             Some("GB")
         );
+    }
+
+    #[test]
+    fn e164_is_exactly_what_the_library_formatter_prints() {
+        for raw in [
+            "+14155550123",
+            "+1 (415) 555-0123",
+            "+44 20 7946 0958",
+            "+44 020 7946 0958",
+            "+39 06 6982 0000",
+            "+39 333 123 4567",
+            "+91 12345 67890",
+            "+49 30 901820",
+            "+86 10 1234 5678",
+            "+7 495 123 45 67",
+            "+61 2 9374 4000",
+            "+55 11 91234 5678",
+            "+352 26 12 34",
+            "+880 1712 345678",
+        ] {
+            let library = phonenumber::parse(None, raw)
+                .expect("parses")
+                .format()
+                .mode(phonenumber::Mode::E164)
+                .to_string();
+            assert_eq!(PhoneNumber::parse(raw).expect(raw).e164(), library, "{raw}");
+        }
     }
 
     #[test]

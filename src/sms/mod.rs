@@ -17,10 +17,14 @@ use crate::domain::PhoneNumber;
 /// Why a message was not sent. Text is for logs, never for callers.
 #[derive(Debug, Error)]
 pub enum GatewayError {
-    /// Unreachable, timed out, or failing on its side (5xx, 429) after retries:
-    /// the caller may try again later.
+    /// Unreachable or refusing for now (connect error, 429, 503) after
+    /// retries: nothing was sent, and the caller may try again later.
     #[error("SMS gateway unavailable: {0}")]
     Unavailable(String),
+    /// Like `Unavailable`, but some try may have reached the gateway before
+    /// failing (cut off mid-request, a 500): the SMS may still arrive.
+    #[error("SMS gateway failed, delivery uncertain: {0}")]
+    Uncertain(String),
     /// The gateway refused our credentials: an operator must fix the configuration.
     #[error("SMS gateway rejected our credentials: {0}")]
     Unauthorized(String),

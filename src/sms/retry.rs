@@ -41,6 +41,10 @@ pub enum TryOutcome<T> {
         reason: String,
         /// How long the gateway asked us to wait, if it did.
         retry_after: Option<Duration>,
+        /// The gateway may have taken the message before failing (a 500, a
+        /// dropped connection after the request went out): the send must
+        /// then still count against the limits.
+        maybe_delivered: bool,
     },
 }
 
@@ -51,7 +55,8 @@ impl RetryPolicy {
     /// Guarantees: returns within `budget` of being called (each try is cut
     /// off at its share, each wait is skipped if it would pass the deadline),
     /// and every failure that is not [`TryOutcome::Fatal`] becomes
-    /// [`GatewayError::Unavailable`].
+    /// [`GatewayError::Unavailable`] — or [`GatewayError::Uncertain`] when
+    /// some try may have got through (cut off, or `maybe_delivered`).
     pub async fn run<T, F, Fut>(&self, mut try_once: F) -> Result<T, GatewayError>
     where
         F: FnMut(u32) -> Fut,
@@ -64,6 +69,14 @@ impl RetryPolicy {
         // cut off, all of them get their turn.
         let backoff_cap = (self.budget / tries.saturating_mul(4)).min(MAX_BACKOFF);
         let mut attempt = 1;
+        let mut uncertain = false;
+        let unavailable = |uncertain: bool, reason: String| {
+            if uncertain {
+                GatewayError::Uncertain(reason)
+            } else {
+                GatewayError::Unavailable(reason)
+            }
+        };
         loop {
             // An equal share of what is left, so one hung try cannot use up
             // the time the retries need; tries that failed fast leave more
@@ -76,8 +89,14 @@ impl RetryPolicy {
                 Ok(TryOutcome::Transient {
                     reason,
                     retry_after,
-                }) => (reason, retry_after),
+                    maybe_delivered,
+                }) => {
+                    uncertain |= maybe_delivered;
+                    (reason, retry_after)
+                }
                 Err(_) => {
+                    // Cut off mid-request: the gateway may have queued it.
+                    uncertain = true;
                     let reason = format!("no answer within {} ms", share.as_millis());
                     tracing::warn!(
                         attempt,
@@ -88,19 +107,23 @@ impl RetryPolicy {
                 }
             };
             if attempt == tries {
-                return Err(GatewayError::Unavailable(format!(
-                    "{reason} (try {attempt} of {tries})"
-                )));
+                return Err(unavailable(
+                    uncertain,
+                    format!("{reason} (try {attempt} of {tries})"),
+                ));
             }
             let wait = retry_after.unwrap_or_else(|| backoff(attempt, backoff_cap));
             let left = deadline.saturating_duration_since(Instant::now());
             if wait + MIN_TRY > left {
-                return Err(GatewayError::Unavailable(format!(
-                    "{reason} (try {attempt} of {tries}); not retrying: waiting {} ms would pass \
+                return Err(unavailable(
+                    uncertain,
+                    format!(
+                        "{reason} (try {attempt} of {tries}); not retrying: waiting {} ms would pass \
                      the {} ms send budget",
-                    wait.as_millis(),
-                    self.budget.as_millis()
-                )));
+                        wait.as_millis(),
+                        self.budget.as_millis()
+                    ),
+                ));
             }
             tracing::debug!(attempt, wait_ms = millis(wait), "retrying SMS send");
             tokio::time::sleep(wait).await;
@@ -158,6 +181,7 @@ mod tests {
         TryOutcome::Transient {
             reason: "HTTP 503".into(),
             retry_after,
+            maybe_delivered: false,
         }
     }
 
@@ -274,8 +298,8 @@ mod tests {
             })
             .await;
         assert!(
-            matches!(result, Err(GatewayError::Unavailable(_))),
-            "{result:?}"
+            matches!(result, Err(GatewayError::Uncertain(_))),
+            "a try cut off mid-request may have been delivered: {result:?}"
         );
         assert_eq!(
             calls.load(Ordering::SeqCst),

@@ -90,6 +90,8 @@ impl TextBeeGateway {
         let response = match sent {
             Ok(response) => response,
             Err(err) => {
+                // Only a failed connect proves the request never left.
+                let maybe_delivered = !err.is_connect();
                 // The URL names the device; the host alone is in the startup log.
                 let reason = transport_reason(&err.without_url());
                 tracing::warn!(
@@ -102,6 +104,7 @@ impl TextBeeGateway {
                 return TryOutcome::Transient {
                     reason,
                     retry_after: None,
+                    maybe_delivered,
                 };
             }
         };
@@ -142,13 +145,19 @@ impl TextBeeGateway {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                 TryOutcome::Fatal(GatewayError::Unauthorized(reason))
             }
-            StatusCode::TOO_MANY_REQUESTS => TryOutcome::Transient {
-                reason,
-                retry_after,
-            },
+            // 429 and 503 say "not processed"; any other 5xx may have come
+            // after TextBee queued the message.
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+                TryOutcome::Transient {
+                    reason,
+                    retry_after,
+                    maybe_delivered: false,
+                }
+            }
             status if status.is_server_error() => TryOutcome::Transient {
                 reason,
                 retry_after,
+                maybe_delivered: true,
             },
             _ => TryOutcome::Fatal(GatewayError::Rejected(reason)),
         }
@@ -252,7 +261,9 @@ fn gateway_message(body: &[u8]) -> String {
     if text.is_empty() {
         return "(no message)".into();
     }
-    let mut clean = String::with_capacity(text.len().min(MAX_LOGGED_MESSAGE_CHARS));
+    // Mask the whole text first, then cut: cutting first could split a code
+    // at the limit and leave its first digits unmasked.
+    let mut clean = String::with_capacity(text.len());
     let mut digit_run = String::new();
     let flush = |run: &mut String, out: &mut String| {
         if run.len() >= 4 {
@@ -262,7 +273,7 @@ fn gateway_message(body: &[u8]) -> String {
         }
         run.clear();
     };
-    for c in text.chars().take(MAX_LOGGED_MESSAGE_CHARS) {
+    for c in text.chars() {
         if c.is_ascii_digit() {
             digit_run.push(c);
             continue;
@@ -271,7 +282,8 @@ fn gateway_message(body: &[u8]) -> String {
         clean.push(if c.is_control() { ' ' } else { c });
     }
     flush(&mut digit_run, &mut clean);
-    if text.chars().count() > MAX_LOGGED_MESSAGE_CHARS {
+    if clean.chars().count() > MAX_LOGGED_MESSAGE_CHARS {
+        clean = clean.chars().take(MAX_LOGGED_MESSAGE_CHARS).collect();
         clean.push('…');
     }
     clean
@@ -313,6 +325,14 @@ mod tests {
             message,
             "cannot send 'Your code is ######' to +########### (HTTP 503)"
         );
+    }
+
+    #[test]
+    fn a_code_at_the_cut_is_masked_whole() {
+        let body = format!("{}042917 more", "x".repeat(MAX_LOGGED_MESSAGE_CHARS - 2));
+        let message = gateway_message(body.as_bytes());
+        assert!(message.ends_with("##…"), "{message}");
+        assert!(!message.contains("04"), "{message}");
     }
 
     #[test]

@@ -270,7 +270,6 @@ impl OtpStore for MemoryStore {
         log: &SendLog,
         rules: &[RateRule],
     ) -> Result<SendDecision, StoreError> {
-        let now_ms = self.shared.now_ms();
         let token = self.shared.next_token.fetch_add(1, Ordering::Relaxed);
         let longest = rules
             .iter()
@@ -278,6 +277,8 @@ impl OtpStore for MemoryStore {
             .max()
             .unwrap_or(0);
         let mut sends = locked(&self.shared.sends);
+        // Read the clock under the lock, so each log's times stay in order.
+        let now_ms = self.shared.now_ms();
         let entry = sends.entry(log.clone()).or_default();
         entry.keep_for_ms = entry.keep_for_ms.max(longest);
         Ok(sliding_log::record(&mut entry.times, rules, now_ms, token))
@@ -340,7 +341,11 @@ impl OtpStore for MemoryStore {
     }
 
     async fn release_idempotency(&self, key: &SubjectKey) -> Result<(), StoreError> {
-        locked(&self.shared.idempotency).remove(key);
+        let mut keys = locked(&self.shared.idempotency);
+        // A completed record is kept: its response is what retries must get.
+        if keys.get(key).is_some_and(|entry| entry.response.is_none()) {
+            keys.remove(key);
+        }
         Ok(())
     }
 

@@ -6,6 +6,7 @@
 #![allow(dead_code)] // each test file uses a different part of the harness
 
 pub mod binary;
+pub mod concurrent;
 pub mod failover;
 pub mod recording_gateway;
 pub mod redis_cluster;

@@ -7,7 +7,7 @@ set -euo pipefail
 grpcurl=${GRPCURL:-grpcurl}
 fail() { echo "grpcurl scenario: $*" >&2; exit 1; }
 call() { "$grpcurl" -plaintext -max-time 10 -d "$2" "$OTP_ADDR" "otp.v1.OtpService/$1" 2>&1; }
-expect() { grep -q -- "$2" <<<"$1" || fail "expected '$2' in: $1"; }
+expect() { grep -qE -- "$2" <<<"$1" || fail "expected '$2' in: $1"; }
 
 sent=$(call SendOtp "{\"phone_number\": \"$PHONE\"}") || fail "SendOtp failed: $sent"
 expect "$sent" '"expiresInSeconds": 120'
@@ -33,12 +33,12 @@ expect "$out" 'VERIFY_OTP_RESULT_EXPIRED'
 if out=$(call SendOtp "{\"phone_number\": \"$PHONE\"}"); then fail "second send must be refused: $out"; fi
 expect "$out" 'Code: ResourceExhausted'
 expect "$out" 'google.rpc.RetryInfo'
-delay=$(grep -oE '"retryDelay": "[0-9]+s"' <<<"$out" | grep -oE '[0-9]+') || fail "no retryDelay in: $out"
+delay=$(grep -oE '"retryDelay": ?"[0-9]+s"' <<<"$out" | grep -oE '[0-9]+') || fail "no retryDelay in: $out"
 [ "$delay" -ge 1 ] && [ "$delay" -le 30 ] || fail "retry delay $delay out of range"
 
 if out=$(call SendOtp '{"phone_number": "12345"}'); then fail "invalid phone must be refused: $out"; fi
 expect "$out" 'Code: InvalidArgument'
 expect "$out" 'google.rpc.BadRequest'
-expect "$out" '"field": "phone_number"'
+expect "$out" '"field": ?"phone_number"'
 
 echo "grpcurl ($("$grpcurl" -version 2>&1)): scenario passed; retry after ${delay} s"

@@ -1,0 +1,117 @@
+# Summary of one scripts/bench.sh run: the figures, their ratios to the echo
+# baseline of the same run, and each target met or not. Inputs come from
+# bench.sh (--slurpfile/--argjson); output is JSON with a printable `.table`.
+
+def median: map(select(. != null)) | sort | if length == 0 then null else .[length / 2 | floor] end;
+def round(digits): if . == null then null else (. * pow(10; digits) | round) / pow(10; digits) end;
+def pad(width): tostring | if length < width then . + (" " * (width - length)) else . end;
+def lpad(width): tostring | if length < width then (" " * (width - length)) + . else . end;
+def verdict(ok): if ok == null then "not measured" elif ok then "met" else "NOT MET" end;
+def ratio(a; b): if a == null or b == null or b == 0 then null else a / b | round(2) end;
+def mib: if . == null then null else . / 1024 | round(1) end;
+
+($echo[0]) as $echo_runs
+| ($memory[0]) as $memory_runs
+| ($redis[0]) as $redis_runs
+| ($rhalf[0]) as $redis_half
+| {
+    echo_rps: ($echo_runs | map(.rps) | median | round(0)),
+    memory_rps: ($memory_runs | map(.rps) | median | round(0)),
+    redis_rps: ($redis_runs | map(.rps) | median | round(0)),
+    evalsha_rps: $evalsha,
+    echo_p50_us: ($echo_runs | map(.latency_us.p50) | median | round(0)),
+    echo_p99_us: ($echo_runs | map(.latency_us.p99) | median | round(0)),
+    memory_p50_us: ($memory_runs | map(.latency_us.p50) | median | round(0)),
+    memory_p99_us: ($memory_runs | map(.latency_us.p99) | median | round(0)),
+    redis_p50_us: ($redis_runs | map(.latency_us.p50) | median | round(0)),
+    redis_p99_us: ($redis_runs | map(.latency_us.p99) | median | round(0)),
+    echo_cpu_us_per_call: ($echo_runs | map(.server.cpu_us_per_call) | median | round(1)),
+    memory_cpu_us_per_call: ($memory_runs | map(.server.cpu_us_per_call) | median | round(1)),
+    redis_cpu_us_per_call: ($redis_runs | map(.server.cpu_us_per_call) | median | round(1)),
+    memory_half: {
+      target_rps: $mhalf[0].target_rps, rps: ($mhalf[0].rps | round(0)),
+      p50_us: ($mhalf[0].latency_us.p50 | round(0)), p99_us: ($mhalf[0].latency_us.p99 | round(0)),
+      p99_9_us: ($mhalf[0].latency_us.p99_9 | round(0)), cpu_percent: ($mhalf[0].server.cpu_percent | round(0))
+    },
+    echo_half: {
+      target_rps: $ehalf[0].target_rps, rps: ($ehalf[0].rps | round(0)),
+      p50_us: ($ehalf[0].latency_us.p50 | round(0)), p99_us: ($ehalf[0].latency_us.p99 | round(0)),
+      p99_9_us: ($ehalf[0].latency_us.p99_9 | round(0)), cpu_percent: ($ehalf[0].server.cpu_percent | round(0))
+    },
+    redis_half: (if $redis_half == null then null else {
+      target_rps: $redis_half.target_rps, rps: ($redis_half.rps | round(0)),
+      p50_us: ($redis_half.latency_us.p50 | round(0)), p99_us: ($redis_half.latency_us.p99 | round(0)),
+      p99_9_us: ($redis_half.latency_us.p99_9 | round(0))
+    } end),
+    quiet_rps: ($quiet[0] | map(.rps) | median | round(0)),
+    quiet_cpu_us_per_call: ($quiet[0] | map(.server.cpu_us_per_call) | median | round(1)),
+    timeleft_rps: ($timeleft[0] | map(.rps) | median | round(0)),
+    send_rps: ($send[0] | map(.rps) | median | round(0)),
+    timeleft_cpu_us_per_call: ($timeleft[0] | map(.server.cpu_us_per_call) | median | round(1)),
+    send_cpu_us_per_call: ($send[0] | map(.server.cpu_us_per_call) | median | round(1)),
+    echo_server_cpu_percent: ($echo_runs | map(.server.cpu_percent) | median | round(0)),
+    echo_client_cpu_percent: ($echo_runs | map(.client_cpu_percent) | median | round(0)),
+    memory_server_cpu_percent: ($memory_runs | map(.server.cpu_percent) | median | round(0)),
+    verify_outcomes: ($memory_runs[0].outcomes),
+    idle_rss_mib: ($startup[0].idle_rss_kib | mib),
+    load_rss_mib: ([$memory_runs[], $mhalf[0], $timeleft[0][], $send[0][]] | map(.server.peak_rss_kib) | max | mib),
+    start_to_serving_ms: ($startup[0].start_to_serving_ms.median | round(1)),
+    stripped_binary_mib: ($binary / 1048576 | round(2))
+  }
+| .memory_over_echo = ratio(.memory_rps; .echo_rps)
+| .redis_over_echo = ratio(.redis_rps; .echo_rps)
+| .redis_over_evalsha = ratio(.redis_rps; .evalsha_rps)
+| .memory_cpu_ratio = ratio(.echo_cpu_us_per_call; .memory_cpu_us_per_call)
+| .redis_cpu_ratio = ratio(.echo_cpu_us_per_call; .redis_cpu_us_per_call)
+| .quiet_over_echo = ratio(.quiet_rps; .echo_rps)
+| .quiet_cpu_ratio = ratio(.echo_cpu_us_per_call; .quiet_cpu_us_per_call)
+| .timeleft_over_echo = ratio(.timeleft_rps; .echo_rps)
+| .send_over_echo = ratio(.send_rps; .echo_rps)
+# In closed loop the service, or for echo at least one side, should use its
+# whole CPU; if not, something else on the machine took it.
+| ((.memory_server_cpu_percent // 100) < 85
+   or ((.echo_server_cpu_percent // 100) < 85 and (.echo_client_cpu_percent // 100) < 85)) as $busy
+| .targets = [
+    {name: "VerifyOtp, memory store >= 0.8 x echo rps", value: .memory_over_echo,
+     verdict: (verdict(if .memory_over_echo == null then null else .memory_over_echo >= 0.8 end) + (if $busy then " ?" else "" end))},
+    {name: "VerifyOtp, Redis store >= 0.5 x echo rps", value: .redis_over_echo,
+     verdict: (verdict(if .redis_over_echo == null then null else .redis_over_echo >= 0.5 end) + (if $busy and .redis_over_echo != null then " ?" else "" end))},
+    {name: "p99 <= 2 ms at half max rps (memory)", value: "\(.memory_half.p99_us) us",
+     verdict: verdict(if .memory_half.p99_us == null then null else .memory_half.p99_us <= 2000 end)},
+    {name: "p99 <= 2 ms at half max rps (Redis)", value: "\(.redis_half.p99_us // "-") us",
+     verdict: verdict(if .redis_half == null then null else .redis_half.p99_us <= 2000 end)},
+    {name: "idle RSS <= 15 MiB", value: "\(.idle_rss_mib) MiB", verdict: verdict(.idle_rss_mib <= 15)},
+    {name: "RSS under load <= 64 MiB", value: "\(.load_rss_mib) MiB", verdict: verdict(.load_rss_mib <= 64)},
+    {name: "start to SERVING <= 100 ms", value: "\(.start_to_serving_ms) ms",
+     verdict: verdict(.start_to_serving_ms <= 100)}
+  ]
+| .notes = ([
+    (if .echo_client_cpu_percent != null and .echo_client_cpu_percent >= 90 then
+      "the load generator used \(.echo_client_cpu_percent)% of its CPU on echo: the echo rps is partly a client limit, so rps ratios flatter the service; the CPU ratio (echo us/call over service us/call) does not depend on the client" else empty end),
+    (if $busy then
+      "closed-loop runs did not get their CPUs (service \(.memory_server_cpu_percent)%; echo \(.echo_server_cpu_percent)%, its load generator \(.echo_client_cpu_percent)%): the machine was busy, so the ratios are unreliable (marked ?); BENCH_SCHED=rt helps" else empty end)
+  ])
+| .table = ([
+    "run                                rps   rps/echo   p50 us   p99 us   server us/call   cpu ratio",
+    ("echo baseline, VerifyOtp      " + (.echo_rps | lpad(9)) + ("1.00" | lpad(11)) + (.echo_p50_us | lpad(9)) + (.echo_p99_us | lpad(9)) + (.echo_cpu_us_per_call | lpad(17)) + ("1.00" | lpad(12))),
+    ("service memory, VerifyOtp     " + (.memory_rps | lpad(9)) + (.memory_over_echo | lpad(11)) + (.memory_p50_us | lpad(9)) + (.memory_p99_us | lpad(9)) + (.memory_cpu_us_per_call | lpad(17)) + (.memory_cpu_ratio | lpad(12))),
+    ("  same, RUST_LOG=warn         " + (.quiet_rps | lpad(9)) + (.quiet_over_echo | lpad(11)) + ("" | lpad(18)) + (.quiet_cpu_us_per_call | lpad(17)) + (.quiet_cpu_ratio | lpad(12))),
+    ("service Redis, VerifyOtp      " + ((.redis_rps // "skipped") | lpad(9)) + ((.redis_over_echo // "-") | lpad(11)) + ((.redis_p50_us // "-") | lpad(9)) + ((.redis_p99_us // "-") | lpad(9)) + ((.redis_cpu_us_per_call // "-") | lpad(17)) + ((.redis_cpu_ratio // "-") | lpad(12))),
+    ("redis-benchmark EVALSHA       " + ((.evalsha_rps // "-" | tostring | split(".")[0]) | lpad(9))),
+    ("service memory, TimeLeft      " + (.timeleft_rps | lpad(9)) + (.timeleft_over_echo | lpad(11)) + ("" | lpad(18)) + (.timeleft_cpu_us_per_call | lpad(17))),
+    ("service memory, SendOtp (*)   " + (.send_rps | lpad(9)) + (.send_over_echo | lpad(11)) + ("" | lpad(18)) + (.send_cpu_us_per_call | lpad(17))),
+    "  (*) bench_server: the service with a gateway that does no I/O",
+    "  cpu ratio: echo server CPU per call / this server's CPU per call (client-independent)",
+    "",
+    ("open loop at half max, memory: \(.memory_half.rps) of \(.memory_half.target_rps) rps, p50 \(.memory_half.p50_us) us, p99 \(.memory_half.p99_us) us, p99.9 \(.memory_half.p99_9_us) us, server CPU \(.memory_half.cpu_percent)%"),
+    ("  echo at the same rate:       \(.echo_half.rps) of \(.echo_half.target_rps) rps, p50 \(.echo_half.p50_us) us, p99 \(.echo_half.p99_us) us, p99.9 \(.echo_half.p99_9_us) us, server CPU \(.echo_half.cpu_percent)%"),
+    (if .redis_half == null then "open loop at half max, Redis: skipped" else
+      "open loop at half max, Redis: \(.redis_half.rps) of \(.redis_half.target_rps) rps, p50 \(.redis_half.p50_us) us, p99 \(.redis_half.p99_us) us, p99.9 \(.redis_half.p99_9_us) us" end),
+    ("VerifyOtp results (memory, round 1): " + (.verify_outcomes | to_entries | map("\(.key) \(.value)") | join(", "))),
+    ("CPU use in closed loop: echo server \(.echo_server_cpu_percent)%, load generator on echo \(.echo_client_cpu_percent)%, service \(.memory_server_cpu_percent)%"),
+    ("idle RSS \(.idle_rss_mib) MiB, peak RSS under load \(.load_rss_mib) MiB, start to SERVING \(.start_to_serving_ms) ms, stripped binary \(.stripped_binary_mib) MiB"),
+    "",
+    "target                                          value        verdict"
+  ] + (.targets | map((.name | pad(48)) + (.value // "-" | tostring | pad(13)) + .verdict))
+    + (if (.notes | length) > 0 then [""] + (.notes | map("note: " + .)) else [] end)
+  | join("\n"))

@@ -1,0 +1,224 @@
+#!/usr/bin/env bash
+# Benchmarks otp-service against baselines measured in the same run; see
+# BENCHMARKS.md for the method and how to read the output.
+#
+#   scripts/bench.sh                 full run (about 3 minutes after the build)
+#   BENCH_ROUNDS=1 BENCH_DURATION=4 scripts/bench.sh   quick look
+#
+# Servers (and redis-server) run on CPU $BENCH_SERVER_CPU, the load generator
+# and redis-benchmark on CPU $BENCH_CLIENT_CPU. Everything listens on
+# 127.0.0.1 only, on free ports; the shared Redis on 6379 is never touched.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${BENCH_ROUNDS:-3}          # rounds of every closed-loop run, interleaved
+DURATION=${BENCH_DURATION:-5}      # measured seconds per run
+WARMUP=${BENCH_WARMUP:-1}          # unmeasured seconds before each run
+CONNECTIONS=${BENCH_CONNECTIONS:-4}
+IN_FLIGHT=${BENCH_IN_FLIGHT:-16}   # per connection
+PHONES=${BENCH_PHONES:-40000}      # numbers seeded per verify run (20 guesses each)
+SERVER_CPU=${BENCH_SERVER_CPU:-0}
+CLIENT_CPU=${BENCH_CLIENT_CPU:-1}
+REDIS_CPU=${BENCH_REDIS_CPU:-$SERVER_CPU}  # Redis is part of the system under test
+# How the measured processes compete with whatever else runs on the machine:
+#   nice  (default) nice -10 as root, plain otherwise
+#   rt    SCHED_RR (root): steady numbers on a busy machine, but it takes
+#         both CPUs from everything else for the length of the run
+#   none  ordinary scheduling
+SCHED=${BENCH_SCHED:-nice}
+OUT=${BENCH_OUT:-target/bench}
+# Same script, same key shape as the Redis store uses for VerifyOtp; a
+# stand-in of the same shape is used while the store is not in this build.
+VERIFY_LUA=${BENCH_VERIFY_LUA:-src/store/lua/verify_and_consume.lua}
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+need() {
+  local missing=()
+  for tool in "$@"; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+  [ ${#missing[@]} -eq 0 ] && return
+  echo "bench.sh: installing ${missing[*]}"
+  as_root apt-get update -qq
+  as_root apt-get install -y -qq redis-server redis-tools jq util-linux binutils >/dev/null
+}
+need redis-server redis-benchmark redis-cli jq taskset strip
+
+case "$SCHED" in
+  nice) if [ "$(id -u)" -eq 0 ]; then PRIO=(nice -n -10); else PRIO=(); fi ;;
+  rt) PRIO=(chrt -r 10) ;;
+  none) PRIO=() ;;
+  *) echo "bench.sh: BENCH_SCHED must be nice, rt or none" >&2; exit 2 ;;
+esac
+on_client_cpu() { "${PRIO[@]}" taskset -c "$CLIENT_CPU" "$@"; }
+
+rm -rf "$OUT" && mkdir -p "$OUT"
+log() { printf '\n### %s\n' "$*"; }
+
+log "build (release)"
+# Two invocations on purpose: the examples pull in dev-dependency features
+# (tokio's test-util), which must not leak into the measured service binary.
+cargo build --release --locked --quiet --bin otp-service
+cargo build --release --locked --quiet --example otp_bench --example echo_server --example bench_server
+SERVICE=target/release/otp-service
+BENCH=target/release/examples/otp_bench
+ECHO=target/release/examples/echo_server
+BENCH_SERVER=target/release/examples/bench_server
+
+PIDS=()
+cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+free_port() {
+  local port
+  for port in $(shuf -i 20000-29999 -n 100); do
+    if ! ss -Htan | awk '{print $4}' | grep -q ":$port\$"; then echo "$port"; return; fi
+  done
+  echo "bench.sh: no free port" >&2; return 1
+}
+
+SECRET=bench-secret-bench-secret-bench-secret
+# The service exactly as deployed (defaults, RUST_LOG=info), with the guess
+# budget at its maximum so each seeded number takes 19 wrong guesses + 1 right.
+SERVICE_ENV=(OTP_HMAC_SECRET=$SECRET OTP_MAX_ATTEMPTS=20 OTP_TTL_SECONDS=600)
+REDIS_ENV=() # set once the private redis-server is up
+
+# start NAME ENV… -- CMD…: runs a server on the server CPU; sets PID and PORT.
+start() {
+  local name=$1; shift
+  local envs=()
+  while [ "$1" != "--" ]; do envs+=("$1"); shift; done; shift
+  PORT=$(free_port)
+  env "${envs[@]}" OTP_LISTEN_ADDR="127.0.0.1:$PORT" "${PRIO[@]}" taskset -c "$SERVER_CPU" "$@" \
+    >"$OUT/$name.stdout" 2>"$OUT/$name.stderr" &
+  PID=$!
+  PIDS+=("$PID")
+}
+stop() { kill -INT "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+# load NAME ARGS…: drives the server started last; report in $OUT/NAME.json.
+load() {
+  local name=$1; shift
+  on_client_cpu "$BENCH" load --target "http://127.0.0.1:$PORT" \
+    --connections "$CONNECTIONS" --in-flight "$IN_FLIGHT" \
+    --duration "$DURATION" --warmup "$WARMUP" --phones "$PHONES" \
+    --server-pid "$PID" --label "$name" --json "$OUT/$name.json" "$@"
+}
+# run KIND NAME LOAD-ARGS…: one server of KIND (echo, memory, memory-quiet, redis, send),
+# one load run against it, then stop. Verify runs read codes from its stdout.
+run() {
+  local kind=$1 name=$2; shift 2
+  case "$kind" in
+    echo) start "$name" -- "$ECHO" ;;
+    memory) start "$name" "${SERVICE_ENV[@]}" -- "$SERVICE" ;;
+    # Same, without the INFO line the service logs for every call.
+    memory-quiet) start "$name" "${SERVICE_ENV[@]}" RUST_LOG=warn -- "$SERVICE" ;;
+    redis) rcli flushall >/dev/null
+           start "$name" "${SERVICE_ENV[@]}" "${REDIS_ENV[@]}" -- "$SERVICE" ;;
+    send) start "$name" "${SERVICE_ENV[@]}" -- "$BENCH_SERVER" ;;
+  esac
+  local codes=()
+  if [ "$kind" != echo ]; then codes=(--codes-from "$OUT/$name.stdout"); fi
+  load "$name" "$@" "${codes[@]}"
+  stop "$PID"
+}
+
+log "machine"
+{
+  echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //') x $(nproc)"
+  echo "kernel: $(uname -r)   rustc: $(rustc --version | cut -d' ' -f2)   commit: $(git rev-parse --short HEAD)"
+  echo "scheduling: $SCHED; servers on CPU $SERVER_CPU, redis-server on CPU $REDIS_CPU, load generator on CPU $CLIENT_CPU"
+  echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+} | tee "$OUT/machine.txt"
+
+log "private redis-server"
+REDIS_PORT=$(free_port)
+"${PRIO[@]}" taskset -c "$REDIS_CPU" redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --save "" \
+  --appendonly no --daemonize no --loglevel warning >"$OUT/redis.log" 2>&1 &
+PIDS+=("$!")
+rcli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
+for _ in $(seq 100); do rcli ping >/dev/null 2>&1 && break; sleep 0.05; done
+rcli ping >/dev/null
+REDIS_ENV=(REDIS_URL="redis://127.0.0.1:$REDIS_PORT")
+echo "redis-server $(redis-server --version | grep -o 'v=[0-9.]*' | cut -d= -f2) on 127.0.0.1:$REDIS_PORT"
+
+# Does this build's service use REDIS_URL? Seed one number and look in Redis.
+start redis-probe "${SERVICE_ENV[@]}" "${REDIS_ENV[@]}" -- "$SERVICE"
+"$BENCH" load --target "http://127.0.0.1:$PORT" --mix time-left --phones 1 \
+  --connections 1 --in-flight 1 --duration 0.1 --warmup 0 >/dev/null 2>&1 || true
+stop "$PID"
+if [ "$(rcli dbsize)" -gt 0 ]; then REDIS_STORE=1; else REDIS_STORE=0; fi
+[ "$REDIS_STORE" = 1 ] || echo "redis store not available in this build (REDIS_URL is ignored): skipping service-on-Redis runs"
+
+log "closed loop, $ROUNDS interleaved rounds"
+for round in $(seq "$ROUNDS"); do
+  run echo "echo-verify-$round" --mix verify
+  run memory "memory-verify-$round" --mix verify
+  if [ "$REDIS_STORE" = 1 ]; then run redis "redis-verify-$round" --mix verify; fi
+  run memory-quiet "quiet-verify-$round" --mix verify
+  run memory "memory-timeleft-$round" --mix time-left
+  run send "memory-send-$round" --mix send
+done
+
+median_rps() { jq -s 'map(.rps) | sort | .[length / 2 | floor]' "$@"; }
+half() { jq -n "$1 / 2 | floor"; }
+
+log "open loop at half the measured maximum (latency at load), echo at the same rate"
+HALF_RATE=$(half "$(median_rps "$OUT"/memory-verify-[0-9]*.json)")
+run memory memory-verify-half --mix verify --rate "$HALF_RATE"
+run echo echo-verify-half --mix verify --rate "$HALF_RATE"
+if [ "$REDIS_STORE" = 1 ]; then
+  run redis redis-verify-half --mix verify --rate "$(half "$(median_rps "$OUT"/redis-verify-[0-9]*.json)")"
+fi
+
+log "redis-benchmark: EVALSHA of the verify script (the store's ceiling)"
+if [ -f "$VERIFY_LUA" ]; then
+  SCRIPT=$(cat "$VERIFY_LUA"); SCRIPT_NAME=$VERIFY_LUA
+else
+  # Stand-in with the same reads and writes as a wrong guess in the store.
+  SCRIPT="if redis.call('HEXISTS', KEYS[1], 'l') == 1 then return {'locked', 0} end
+local stored = redis.call('HGET', KEYS[1], 'd')
+if not stored then return {'expired', 0} end
+local diff = 0
+for i = 1, #ARGV[1] do
+  diff = bit.bor(diff, bit.bxor(string.byte(stored, i) or 0, string.byte(ARGV[1], i)))
+end
+if diff == 0 then redis.call('DEL', KEYS[1]) return {'approved', 0} end
+local used = redis.call('HINCRBY', KEYS[1], 'a', 1)
+return {'incorrect', tonumber(ARGV[2]) - used}"
+  SCRIPT_NAME="stand-in (no $VERIFY_LUA in this build)"
+fi
+rcli flushall >/dev/null
+# 100k records, each with a pending 32-byte digest; every call is a wrong
+# 32-byte guess, with a budget too large to ever lock.
+STORED=$(printf 's%.0s' $(seq 32)); GUESS=$(printf 'g%.0s' $(seq 32))
+rcli eval "for i = 0, 99999 do redis.call('HSET', string.format('bench:%012d', i), 'd', ARGV[1], 'a', 0) end" 0 "$STORED" >/dev/null
+SHA=$(rcli script load "$SCRIPT")
+on_client_cpu redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" \
+  -c $((CONNECTIONS * IN_FLIGHT)) -n 300000 -r 100000 --csv \
+  evalsha "$SHA" 1 'bench:__rand_int__' "$GUESS" 100000000 >"$OUT/redis-benchmark.csv"
+EVALSHA_RPS=$(tail -1 "$OUT/redis-benchmark.csv" | cut -d, -f2 | tr -d '"')
+echo "EVALSHA ($SCRIPT_NAME), $((CONNECTIONS * IN_FLIGHT)) connections: $EVALSHA_RPS rps"
+
+log "start to SERVING, idle RSS, binary size"
+on_client_cpu "$BENCH" startup --trials 10 --json "$OUT/startup.json" -- \
+  env "${SERVICE_ENV[@]}" "${PRIO[@]}" taskset -c "$SERVER_CPU" "$SERVICE"
+strip -o "$OUT/otp-service.stripped" "$SERVICE"
+BINARY_BYTES=$(stat -c %s "$OUT/otp-service.stripped")
+echo "stripped otp-service: $BINARY_BYTES bytes"
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/machine.txt"
+
+log "summary (medians of $ROUNDS rounds; ratios are within this run)"
+all() { jq -s . "$@" 2>/dev/null || echo '[]'; }
+jq -n \
+  --slurpfile echo <(all "$OUT"/echo-verify-[0-9]*.json) \
+  --slurpfile memory <(all "$OUT"/memory-verify-[0-9]*.json) \
+  --slurpfile redis <(all "$OUT"/redis-verify-[0-9]*.json) \
+  --slurpfile quiet <(all "$OUT"/quiet-verify-[0-9]*.json) \
+  --slurpfile timeleft <(all "$OUT"/memory-timeleft-[0-9]*.json) \
+  --slurpfile send <(all "$OUT"/memory-send-[0-9]*.json) \
+  --slurpfile mhalf "$OUT/memory-verify-half.json" \
+  --slurpfile ehalf "$OUT/echo-verify-half.json" \
+  --slurpfile rhalf <(cat "$OUT/redis-verify-half.json" 2>/dev/null || echo null) \
+  --slurpfile startup "$OUT/startup.json" \
+  --argjson evalsha "${EVALSHA_RPS:-null}" \
+  --argjson binary "$BINARY_BYTES" \
+  -f scripts/bench-summary.jq >"$OUT/summary.json"
+jq -r '.table' "$OUT/summary.json"
