@@ -213,7 +213,8 @@ async fn service_starts_while_no_sentinel_answers_and_fails_calls_unavailable() 
         ("OTP_REDIS_TIMEOUT_MS", "500"),
     ])
     .await;
-    assert_eq!(app.health("").await, "NOT_SERVING");
+    assert_eq!(app.health("").await, "SERVING", "the process is alive");
+    assert_eq!(app.health("otp.v1.OtpService").await, "NOT_SERVING");
     let started = Instant::now();
     let status = app.send(&unique_phone()).await.expect_err("no sentinel");
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
