@@ -23,6 +23,49 @@ impl RedisSentinels {
     /// sentinels, and waits until every sentinel knows the replica and the
     /// two other sentinels, so that a failover can happen. Blocking.
     pub fn start() -> Self {
+        let set_up = Self::spawn();
+        wait_blocking(
+            "every sentinel knows the replica and the other sentinels",
+            Duration::from_secs(20),
+            || {
+                set_up
+                    .sentinels
+                    .iter()
+                    .all(|&sentinel| {
+                        let fields = sentinel_master_fields(sentinel);
+                        fields.get("num-slaves").map(String::as_str) == Some("1")
+                            && fields.get("num-other-sentinels").map(String::as_str) == Some("2")
+                    })
+                    .then_some(())
+            },
+        );
+        set_up
+    }
+
+    /// One set-up for the whole test binary, started on first use (see
+    /// `RedisCluster::shared` for why sharing is safe). Never failed over, so
+    /// it is ready as soon as every sentinel names the master; the sentinels
+    /// finding each other (which takes seconds) is not waited for.
+    pub fn shared() -> &'static RedisSentinels {
+        static SHARED: OnceLock<RedisSentinels> = OnceLock::new();
+        SHARED.get_or_init(|| {
+            let set_up = Self::spawn();
+            wait_blocking(
+                "every sentinel names the master",
+                Duration::from_secs(10),
+                || {
+                    set_up
+                        .sentinels
+                        .iter()
+                        .all(|&sentinel| sentinel_master_fields(sentinel).contains_key("ip"))
+                        .then_some(())
+                },
+            );
+            set_up
+        })
+    }
+
+    fn spawn() -> Self {
         let mut nodes = NodeSet::new("sentinel");
         let data_node = |port: u16| {
             ["--port", &port.to_string(), "--bind", "127.0.0.1"]
@@ -65,30 +108,7 @@ impl RedisSentinels {
                 })
             })
             .collect();
-        let set_up = Self { nodes, sentinels };
-        wait_blocking(
-            "every sentinel knows the replica and the other sentinels",
-            Duration::from_secs(20),
-            || {
-                set_up
-                    .sentinels
-                    .iter()
-                    .all(|&sentinel| {
-                        let fields = sentinel_master_fields(sentinel);
-                        fields.get("num-slaves").map(String::as_str) == Some("1")
-                            && fields.get("num-other-sentinels").map(String::as_str) == Some("2")
-                    })
-                    .then_some(())
-            },
-        );
-        set_up
-    }
-
-    /// One set-up for the whole test binary, started on first use (see
-    /// `RedisCluster::shared` for why sharing is safe).
-    pub fn shared() -> &'static RedisSentinels {
-        static SHARED: OnceLock<RedisSentinels> = OnceLock::new();
-        SHARED.get_or_init(RedisSentinels::start)
+        Self { nodes, sentinels }
     }
 
     /// `REDIS_SENTINEL_URLS`.
