@@ -195,10 +195,10 @@ impl RedisConnections {
     /// master: a PING on a pooled connection (itself checked by the pool, and
     /// on sentinel set-ups opened at the master the sentinels name; the
     /// sentinels are then asked whether they still name the same master, see
-    /// `master_watch.rs`). A cluster: `CLUSTER INFO` from any node must say `cluster_state:ok`,
-    /// which is the cluster's own verdict on whether it serves every slot. (A
-    /// PING fanned out to the masters proves less: the driver skips a master
-    /// it has lost its connection to.)
+    /// `master_watch.rs`). A cluster: `CLUSTER INFO` from any node must say
+    /// `cluster_state:ok`, the cluster's own verdict on whether it serves
+    /// every slot. (A PING fanned out to the masters proves less: the driver
+    /// skips a master it has lost its connection to.)
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
         match self {
             Self::Single(pool) => ping_on(&mut pool.get().await.map_err(pool_error)?).await,
