@@ -7,12 +7,14 @@ mod url;
 
 use std::{fmt, time::Duration};
 
+use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
+
 use async_trait::async_trait;
 use deadpool_redis::{
-    Manager, Pool, PoolError, Runtime,
+    Manager, PoolError, Runtime,
     redis::{
-        self, AsyncConnectionConfig, ErrorKind, FromRedisValue, RedisError, Script,
-        ScriptInvocation, ServerErrorKind,
+        self, AsyncConnectionConfig, ErrorKind, FromRedisValue, RedisError, RedisResult, Script,
+        ScriptInvocation, ServerErrorKind, aio::MultiplexedConnection,
     },
 };
 
@@ -74,6 +76,72 @@ impl Scripts {
     }
 }
 
+/// A pooled connection handed out again without a PING if it was last
+/// checked out this recently and its last call got a reply.
+const TRUSTED_WHILE_IN_USE: Duration = Duration::from_secs(1);
+
+/// One pooled connection and whether it can still be trusted.
+struct PooledConnection {
+    connection: MultiplexedConnection,
+    /// Set for the length of a call and left set unless Redis answered it
+    /// (an I/O error, a timeout, a cancelled call): such a connection is
+    /// never handed out again.
+    suspect: bool,
+}
+
+impl PooledConnection {
+    /// Records whether Redis answered, and maps the result.
+    fn settle<T>(&mut self, result: RedisResult<T>) -> Result<T, StoreError> {
+        self.suspect = match &result {
+            Ok(_) => false,
+            // Redis replied (with an error, or a reply this code cannot
+            // read): the connection itself is fine.
+            Err(err) => !matches!(
+                err.kind(),
+                ErrorKind::Server(_) | ErrorKind::UnexpectedReturnType
+            ),
+        };
+        result.map_err(redis_error)
+    }
+}
+
+/// deadpool-redis's manager with a cheaper check on checkout. Its own
+/// `recycle` sends UNWATCH + PING before every checkout: a second round trip
+/// for every store call. Here a connection whose last call failed (or was
+/// cancelled) is discarded, so a dead Redis is still noticed at once and the
+/// pool makes a fresh connection; one in steady use is handed out as it is;
+/// one idle for longer than [`TRUSTED_WHILE_IN_USE`] is PINGed as before, so a
+/// Redis restarted while the pool sat idle costs no call on a stale connection.
+struct ConnectionManager(Manager);
+
+impl managed::Manager for ConnectionManager {
+    type Type = PooledConnection;
+    type Error = RedisError;
+
+    async fn create(&self) -> Result<PooledConnection, RedisError> {
+        Ok(PooledConnection {
+            connection: self.0.create().await?,
+            suspect: false,
+        })
+    }
+
+    async fn recycle(
+        &self,
+        pooled: &mut PooledConnection,
+        metrics: &Metrics,
+    ) -> RecycleResult<RedisError> {
+        if pooled.suspect {
+            return Err(RecycleError::message("its last call got no reply"));
+        }
+        if metrics.last_used() < TRUSTED_WHILE_IN_USE {
+            return Ok(());
+        }
+        self.0.recycle(&mut pooled.connection, metrics).await
+    }
+}
+
+type Pool = managed::Pool<ConnectionManager>;
+
 /// [`OtpStore`] on Redis. One hash per subject, at
 /// `<prefix>:{<subject key>}:code`, holding the digest (`d`), the guesses
 /// spent (`a`) and the lock flag (`l`); Redis's TTL on that key is the only
@@ -115,7 +183,7 @@ impl RedisStore {
             .set_response_timeout(Some(settings.timeout));
         let manager = Manager::new_with_config(settings.url.expose(), connection)
             .map_err(|err| StoreError::Unavailable(format!("invalid Redis settings: {err}")))?;
-        let pool = Pool::builder(manager)
+        let pool = Pool::builder(ConnectionManager(manager))
             .max_size(settings.pool_size)
             .wait_timeout(Some(settings.timeout))
             .create_timeout(Some(settings.timeout))
@@ -143,11 +211,10 @@ impl RedisStore {
         invocation: &ScriptInvocation<'_>,
     ) -> Result<T, StoreError> {
         self.bounded(async {
-            let mut connection = self.pool.get().await.map_err(pool_error)?;
-            invocation
-                .invoke_async(&mut connection)
-                .await
-                .map_err(redis_error)
+            let mut pooled = self.pool.get().await.map_err(pool_error)?;
+            pooled.suspect = true;
+            let result = invocation.invoke_async(&mut pooled.connection).await;
+            pooled.settle(result)
         })
         .await
     }
@@ -347,12 +414,12 @@ impl OtpStore for RedisStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.bounded(async {
-            let mut connection = self.pool.get().await.map_err(pool_error)?;
-            redis::cmd("PING")
-                .query_async::<String>(&mut connection)
-                .await
-                .map_err(redis_error)?;
-            Ok(())
+            let mut pooled = self.pool.get().await.map_err(pool_error)?;
+            pooled.suspect = true;
+            let result = redis::cmd("PING")
+                .query_async::<String>(&mut pooled.connection)
+                .await;
+            pooled.settle(result).map(drop)
         })
         .await
     }
