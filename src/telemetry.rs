@@ -8,10 +8,12 @@ use tracing_subscriber::{EnvFilter, fmt};
 
 use crate::config::LogFormat;
 
-/// Lines that may wait for the writer thread. When it is full, logging
-/// callers wait (the buffer is not lossy): the INFO line of each call is the
-/// audit trail, so back-pressure is preferred to dropping lines.
-const BUFFERED_LINES: usize = 64 * 1024;
+/// Lines that may wait for the writer thread (over 0.1 s of lines at full
+/// load). When it is full, logging callers wait (the buffer is not lossy):
+/// the INFO line of each call is the audit trail, so back-pressure is
+/// preferred to dropping lines. The queue's slots are allocated up front
+/// (32 bytes each), so this is also idle memory.
+const BUFFERED_LINES: usize = 4096;
 
 /// Keeps the log writer thread running. Hold it until the process exits:
 /// dropping it writes out every line still buffered.
