@@ -37,7 +37,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(config.log_format);
+    let _log_guard = telemetry::init(config.log_format);
     tracing::warn!("bench_server: SMS gateway DISCARDS every message. For benchmarks only");
     let app = match Application::build_with_gateway(config, Arc::new(DiscardGateway)).await {
         Ok(app) => app,

@@ -49,6 +49,16 @@ def mib: if . == null then null else . / 1024 | round(1) end;
     send_rps: ($send[0] | map(.rps) | median | round(0)),
     timeleft_cpu_us_per_call: ($timeleft[0] | map(.server.cpu_us_per_call) | median | round(1)),
     send_cpu_us_per_call: ($send[0] | map(.server.cpu_us_per_call) | median | round(1)),
+    redis_timeleft_rps: ($rtimeleft[0] | map(.rps) | median | round(0)),
+    redis_send_rps: ($rsend[0] | map(.rps) | median | round(0)),
+    redis_timeleft_cpu_us_per_call: ($rtimeleft[0] | map(.server.cpu_us_per_call) | median | round(1)),
+    redis_send_cpu_us_per_call: ($rsend[0] | map(.server.cpu_us_per_call) | median | round(1)),
+    redis_send_outcomes: ($rsend[0][0].outcomes),
+    # A refused call (e.g. RESOURCE_EXHAUSTED from a send limit) is cheap and
+    # would flatter rps: any error in any run is listed under the table.
+    errors: ([$echo_runs[], $memory_runs[], ($redis_runs // [])[], $quiet[0][], $timeleft[0][], $send[0][],
+              $rtimeleft[0][], $rsend[0][], $mhalf[0], $ehalf[0], ($redis_half // empty)]
+             | map(select((.errors // {}) | length > 0) | "\(.label): \(.errors | to_entries | map("\(.key) \(.value)") | join(", "))")),
     echo_server_cpu_percent: ($echo_runs | map(.server.cpu_percent) | median | round(0)),
     echo_client_cpu_percent: ($echo_runs | map(.client_cpu_percent) | median | round(0)),
     memory_server_cpu_percent: ($memory_runs | map(.server.cpu_percent) | median | round(0)),
@@ -67,6 +77,8 @@ def mib: if . == null then null else . / 1024 | round(1) end;
 | .quiet_cpu_ratio = ratio(.echo_cpu_us_per_call; .quiet_cpu_us_per_call)
 | .timeleft_over_echo = ratio(.timeleft_rps; .echo_rps)
 | .send_over_echo = ratio(.send_rps; .echo_rps)
+| .redis_timeleft_over_echo = ratio(.redis_timeleft_rps; .echo_rps)
+| .redis_send_over_echo = ratio(.redis_send_rps; .echo_rps)
 # In closed loop the service, or for echo at least one side, should use its
 # whole CPU; if not, something else on the machine took it.
 | ((.memory_server_cpu_percent // 100) < 85
@@ -100,6 +112,8 @@ def mib: if . == null then null else . / 1024 | round(1) end;
     ("redis-benchmark EVALSHA       " + ((.evalsha_rps // "-" | tostring | split(".")[0]) | lpad(9))),
     ("service memory, TimeLeft      " + (.timeleft_rps | lpad(9)) + (.timeleft_over_echo | lpad(11)) + ("" | lpad(18)) + (.timeleft_cpu_us_per_call | lpad(17))),
     ("service memory, SendOtp (*)   " + (.send_rps | lpad(9)) + (.send_over_echo | lpad(11)) + ("" | lpad(18)) + (.send_cpu_us_per_call | lpad(17))),
+    ("service Redis, TimeLeft       " + ((.redis_timeleft_rps // "skipped") | lpad(9)) + ((.redis_timeleft_over_echo // "-") | lpad(11)) + ("" | lpad(18)) + ((.redis_timeleft_cpu_us_per_call // "-") | lpad(17))),
+    ("service Redis, SendOtp (*)    " + ((.redis_send_rps // "skipped") | lpad(9)) + ((.redis_send_over_echo // "-") | lpad(11)) + ("" | lpad(18)) + ((.redis_send_cpu_us_per_call // "-") | lpad(17))),
     "  (*) bench_server: the service with a gateway that does no I/O",
     "  cpu ratio: echo server CPU per call / this server's CPU per call (client-independent)",
     "",
@@ -108,6 +122,9 @@ def mib: if . == null then null else . / 1024 | round(1) end;
     (if .redis_half == null then "open loop at half max, Redis: skipped" else
       "open loop at half max, Redis: \(.redis_half.rps) of \(.redis_half.target_rps) rps, p50 \(.redis_half.p50_us) us, p99 \(.redis_half.p99_us) us, p99.9 \(.redis_half.p99_9_us) us" end),
     ("VerifyOtp results (memory, round 1): " + (.verify_outcomes | to_entries | map("\(.key) \(.value)") | join(", "))),
+    (if .redis_send_outcomes == null then empty else
+      "SendOtp results (Redis, round 1): " + (.redis_send_outcomes | to_entries | map("\(.key) \(.value)") | join(", ")) end),
+    (if (.errors | length) == 0 then "errors: none in any run" else "errors: " + (.errors | join("; ")) end),
     ("CPU use in closed loop: echo server \(.echo_server_cpu_percent)%, load generator on echo \(.echo_client_cpu_percent)%, service \(.memory_server_cpu_percent)%"),
     ("idle RSS \(.idle_rss_mib) MiB, peak RSS under load \(.load_rss_mib) MiB, start to SERVING \(.start_to_serving_ms) ms, stripped binary \(.stripped_binary_mib) MiB"),
     "",

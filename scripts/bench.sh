@@ -78,7 +78,16 @@ free_port() {
 SECRET=bench-secret-bench-secret-bench-secret
 # The service exactly as deployed (defaults, RUST_LOG=info), with the guess
 # budget at its maximum so each seeded number takes 19 wrong guesses + 1 right.
-SERVICE_ENV=(OTP_HMAC_SECRET=$SECRET OTP_MAX_ATTEMPTS=20 OTP_TTL_SECONDS=600)
+#
+# Send limits are relaxed, not switched off: every SendOtp still runs the
+# limit check (record_send) against the store, but the benchmark's own
+# traffic (one seeding send per number, then SendOtp runs that send each spare
+# number several times within seconds, all from one caller) is never refused.
+# No client key is sent, so the per-client limit is not exercised; the global
+# cap stays off (its default).
+SERVICE_ENV=(OTP_HMAC_SECRET=$SECRET OTP_MAX_ATTEMPTS=20 OTP_TTL_SECONDS=600
+  OTP_RESEND_COOLDOWN_SECONDS=0 OTP_SEND_LIMIT=1000 OTP_DAILY_SEND_LIMIT=10000
+  OTP_CLIENT_SEND_LIMIT=100000)
 REDIS_ENV=() # set once the private redis-server is up
 
 # start NAME ENV… -- CMD…: runs a server on the server CPU; sets PID and PORT.
@@ -87,7 +96,8 @@ start() {
   local envs=()
   while [ "$1" != "--" ]; do envs+=("$1"); shift; done; shift
   PORT=$(free_port)
-  env "${envs[@]}" OTP_LISTEN_ADDR="127.0.0.1:$PORT" "${PRIO[@]}" taskset -c "$SERVER_CPU" "$@" \
+  # Metrics stay on, as deployed, each process on its own free port.
+  env "${envs[@]}" OTP_LISTEN_ADDR="127.0.0.1:$PORT" OTP_METRICS_ADDR="127.0.0.1:$(free_port)" "${PRIO[@]}" taskset -c "$SERVER_CPU" "$@" \
     >"$OUT/$name.stdout" 2>"$OUT/$name.stderr" &
   PID=$!
   PIDS+=("$PID")
@@ -101,7 +111,8 @@ load() {
     --duration "$DURATION" --warmup "$WARMUP" --phones "$PHONES" \
     --server-pid "$PID" --label "$name" --json "$OUT/$name.json" "$@"
 }
-# run KIND NAME LOAD-ARGS…: one server of KIND (echo, memory, memory-quiet, redis, send),
+# run KIND NAME LOAD-ARGS…: one server of KIND (echo, memory, memory-quiet, redis, send,
+# redis-send),
 # one load run against it, then stop. Verify runs read codes from its stdout.
 run() {
   local kind=$1 name=$2; shift 2
@@ -113,6 +124,8 @@ run() {
     redis) rcli flushall >/dev/null
            start "$name" "${SERVICE_ENV[@]}" "${REDIS_ENV[@]}" -- "$SERVICE" ;;
     send) start "$name" "${SERVICE_ENV[@]}" -- "$BENCH_SERVER" ;;
+    redis-send) rcli flushall >/dev/null
+                start "$name" "${SERVICE_ENV[@]}" "${REDIS_ENV[@]}" -- "$BENCH_SERVER" ;;
   esac
   local codes=()
   if [ "$kind" != echo ]; then codes=(--codes-from "$OUT/$name.stdout"); fi
@@ -155,6 +168,10 @@ for round in $(seq "$ROUNDS"); do
   run memory-quiet "quiet-verify-$round" --mix verify
   run memory "memory-timeleft-$round" --mix time-left
   run send "memory-send-$round" --mix send
+  if [ "$REDIS_STORE" = 1 ]; then
+    run redis "redis-timeleft-$round" --mix time-left
+    run redis-send "redis-send-$round" --mix send
+  fi
 done
 
 median_rps() { jq -s 'map(.rps) | sort | .[length / 2 | floor]' "$@"; }
@@ -199,7 +216,7 @@ echo "EVALSHA ($SCRIPT_NAME), $((CONNECTIONS * IN_FLIGHT)) connections: $EVALSHA
 
 log "start to SERVING, idle RSS, binary size"
 on_client_cpu "$BENCH" startup --trials 10 --json "$OUT/startup.json" -- \
-  env "${SERVICE_ENV[@]}" "${PRIO[@]}" taskset -c "$SERVER_CPU" "$SERVICE"
+  env "${SERVICE_ENV[@]}" OTP_METRICS_ADDR="127.0.0.1:$(free_port)" "${PRIO[@]}" taskset -c "$SERVER_CPU" "$SERVICE"
 strip -o "$OUT/otp-service.stripped" "$SERVICE"
 BINARY_BYTES=$(stat -c %s "$OUT/otp-service.stripped")
 echo "stripped otp-service: $BINARY_BYTES bytes"
@@ -214,6 +231,8 @@ jq -n \
   --slurpfile quiet <(all "$OUT"/quiet-verify-[0-9]*.json) \
   --slurpfile timeleft <(all "$OUT"/memory-timeleft-[0-9]*.json) \
   --slurpfile send <(all "$OUT"/memory-send-[0-9]*.json) \
+  --slurpfile rtimeleft <(all "$OUT"/redis-timeleft-[0-9]*.json) \
+  --slurpfile rsend <(all "$OUT"/redis-send-[0-9]*.json) \
   --slurpfile mhalf "$OUT/memory-verify-half.json" \
   --slurpfile ehalf "$OUT/echo-verify-half.json" \
   --slurpfile rhalf <(cat "$OUT/redis-verify-half.json" 2>/dev/null || echo null) \

@@ -13,7 +13,8 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(config.log_format);
+    // Held to the end of `main`: every return below writes out the buffered log lines.
+    let _log_guard = telemetry::init(config.log_format);
     if let Some(addr) = config.metrics_addr
         && let Err(err) = metrics::install(addr)
     {

@@ -7,6 +7,7 @@
 mod abuse;
 mod connection;
 mod master_watch;
+mod trusted_pool;
 mod url;
 
 use std::{fmt, time::Duration};

@@ -15,6 +15,7 @@ use deadpool_redis::{
 
 use super::{
     master_watch::MasterWatch,
+    trusted_pool::{TrustedManager, TrustedPool},
     url::{RedisNodes, RedisUrl},
 };
 use crate::store::StoreError;
@@ -66,7 +67,7 @@ impl fmt::Display for RedisTopology {
 
 /// A connection pool of the configured topology.
 pub(super) enum RedisConnections {
-    Single(deadpool_redis::Pool),
+    Single(TrustedPool),
     Cluster(cluster::Pool),
     /// The watch retires connections to a master the sentinels no longer name.
     Sentinel(sentinel::Pool, Box<MasterWatch>),
@@ -105,7 +106,7 @@ impl RedisConnections {
                 let manager = deadpool_redis::Manager::new_with_config(url.expose(), connection)
                     .map_err(invalid)?;
                 Self::Single(
-                    deadpool_redis::Pool::builder(manager)
+                    TrustedPool::builder(TrustedManager(manager))
                         .config(config)
                         .runtime(Runtime::Tokio1)
                         .build()
@@ -165,13 +166,12 @@ impl RedisConnections {
     ) -> Result<T, StoreError> {
         match self {
             Self::Single(pool) => {
-                let mut connection = pool.get().await.map_err(pool_error)?;
-                let reply = invocation.invoke_async(&mut connection).await;
-                if reply.as_ref().is_err_and(is_read_only) {
-                    // See `is_read_only`: never reuse this connection.
-                    drop(deadpool_redis::Connection::take(connection));
-                }
-                reply.map_err(redis_error)
+                let mut pooled = pool.get().await.map_err(pool_error)?;
+                pooled.begin();
+                let reply = invocation.invoke_async(&mut pooled.connection).await;
+                // A connection left without a usable reply (or READONLY) is
+                // discarded at its next checkout, see `trusted_pool.rs`.
+                pooled.settle(reply).map_err(redis_error)
             }
             Self::Cluster(pool) => {
                 let mut connection = pool.get().await.map_err(pool_error)?;
@@ -201,7 +201,14 @@ impl RedisConnections {
     /// skips a master it has lost its connection to.)
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
         match self {
-            Self::Single(pool) => ping_on(&mut pool.get().await.map_err(pool_error)?).await,
+            Self::Single(pool) => {
+                let mut pooled = pool.get().await.map_err(pool_error)?;
+                pooled.begin();
+                let reply = redis::cmd("PING")
+                    .query_async::<String>(&mut pooled.connection)
+                    .await;
+                pooled.settle(reply).map(drop).map_err(redis_error)
+            }
             Self::Sentinel(pool, watch) => {
                 ping_on(&mut pool.get().await.map_err(pool_error)?).await?;
                 // The master answered; whether the sentinels still name it
