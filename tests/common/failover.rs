@@ -363,3 +363,58 @@ pub fn judge_outage(calls: &[Call], killed_at: Instant) -> Outage {
         slowest_call,
     }
 }
+
+/// How a failover ended: when calls and health came back, and the judged outage.
+pub struct Recovery {
+    /// When the first code was approved after the promotion.
+    pub first_approval: Instant,
+    /// When readiness reported SERVING again.
+    pub serving_at: Instant,
+    /// Every call made, for further checks.
+    pub calls: Vec<Call>,
+    /// The outage judged from `killed_at` (see [`judge_outage`]).
+    pub outage: Outage,
+}
+
+/// After a promotion: waits for an approval and for SERVING, keeps the
+/// stream going a second more, stops it, and asserts that every call after
+/// recovery succeeded — without the service being restarted.
+pub async fn wait_for_recovery(
+    stream: ConversationStream,
+    app: &TestApp,
+    killed_at: Instant,
+    promoted_at: Instant,
+) -> Recovery {
+    let first_approval = stream
+        .wait_for_call(
+            "a code is approved after the failover",
+            promoted_at,
+            Duration::from_secs(15),
+            |call| call.approved,
+        )
+        .await
+        .ended;
+    let serving_at = wait_for_health(app, "SERVING", Duration::from_secs(10)).await;
+    let steady_from = Instant::now();
+    stream
+        .wait_for_call("more calls", steady_from, Duration::from_secs(10), |call| {
+            call.ended >= steady_from + Duration::from_secs(1)
+        })
+        .await;
+    let calls = stream.stop().await;
+    let outage = judge_outage(&calls, killed_at);
+    let late_failures: Vec<_> = calls
+        .iter()
+        .filter(|call| call.started >= steady_from && call.error.is_some())
+        .collect();
+    assert!(
+        late_failures.is_empty(),
+        "after recovery: {late_failures:?}"
+    );
+    Recovery {
+        first_approval,
+        serving_at,
+        calls,
+        outage,
+    }
+}
