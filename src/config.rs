@@ -293,13 +293,34 @@ impl Env {
     }
 }
 
+/// What every configuration test needs: settings from pairs, and the check
+/// that a refusal is one line naming the variable.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod test_support {
+    use super::{Config, ConfigError};
 
-    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    /// Settings from name/value pairs, as the environment would give them.
+    pub(crate) fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         Config::from_vars(vars.iter().copied())
     }
+
+    /// Asserts that `vars` stop startup with one line that names `var` and
+    /// says `expected`; returns that line for further checks.
+    pub(crate) fn assert_refused(vars: &[(&str, &str)], var: &str, expected: &str) -> String {
+        let err = config(vars).expect_err(var);
+        assert_eq!(err.var, var, "{vars:?}");
+        let line = err.to_string();
+        assert!(line.starts_with(var), "{line}");
+        assert!(line.contains(expected), "{vars:?}: {line}");
+        assert!(!line.contains('\n'), "one line: {line}");
+        line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{assert_refused, config};
+    use super::*;
 
     #[test]
     fn defaults_give_a_loopback_service_with_six_digit_codes() {
@@ -335,12 +356,7 @@ mod tests {
             ("REDIS_URL", "localhost:6379", "redis://"),
         ];
         for (var, value, expected) in cases {
-            let err = config(&[(var, value)]).expect_err(var);
-            assert_eq!(err.var, var);
-            let line = err.to_string();
-            assert!(line.starts_with(var), "{line}");
-            assert!(line.contains(expected), "{line}");
-            assert!(!line.contains('\n'), "one line: {line}");
+            assert_refused(&[(var, value)], var, expected);
         }
     }
 

@@ -62,25 +62,14 @@ fn webotp_domain(raw: &str) -> Option<String> {
 mod tests {
     use std::time::Duration;
 
-    use super::super::Config;
     use super::*;
-    use crate::domain::OtpCode;
-
-    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        Config::from_vars(vars.iter().copied())
-    }
+    use crate::{
+        config::test_support::{assert_refused, config},
+        domain::OtpCode,
+    };
 
     fn code() -> OtpCode {
         OtpCode::parse("123456", 6).expect("valid")
-    }
-
-    fn assert_refused(vars: &[(&str, &str)], var: &str, expected: &str) {
-        let err = config(vars).expect_err(var);
-        assert_eq!(err.var, var, "{vars:?}");
-        let line = err.to_string();
-        assert!(line.starts_with(var), "{line}");
-        assert!(line.contains(expected), "{vars:?}: {line}");
-        assert!(!line.contains('\n'), "one line: {line}");
     }
 
     #[test]

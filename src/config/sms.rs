@@ -135,15 +135,11 @@ fn api_key(env: &Env) -> Result<ApiKey, ConfigError> {
 mod tests {
     use std::time::Duration;
 
-    use super::super::Config;
     use super::*;
+    use crate::config::test_support::{self, config};
 
     const URL: &str = "https://api.textbee.dev/api/v1/gateway/devices/dev123/send-sms";
     const KEY: &str = "tb_test_key_0123";
-
-    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        Config::from_vars(vars.iter().copied())
-    }
 
     fn textbee(vars: &[(&str, &str)]) -> TextBeeConfig {
         match config(vars).expect("valid").sms {
@@ -155,12 +151,7 @@ mod tests {
     /// Startup stops with one line that names `var`, says `expected`, and
     /// never echoes the key.
     fn assert_refused(vars: &[(&str, &str)], var: &str, expected: &str) {
-        let err = config(vars).expect_err(var);
-        assert_eq!(err.var, var, "{vars:?}");
-        let line = err.to_string();
-        assert!(line.starts_with(var), "{line}");
-        assert!(line.contains(expected), "{vars:?}: {line}");
-        assert!(!line.contains('\n'), "one line: {line}");
+        let line = test_support::assert_refused(vars, var, expected);
         assert!(!line.contains(KEY), "key echoed: {line}");
     }
 
