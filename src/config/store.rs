@@ -114,12 +114,8 @@ fn sentinel_master(raw: Option<&str>) -> Result<String, ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::Config;
     use super::*;
-
-    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        Config::from_vars(vars.iter().copied())
-    }
+    use crate::config::test_support::config;
 
     #[test]
     fn redis_url_selects_redis_with_default_tuning() {
