@@ -395,6 +395,20 @@ pub async fn wait_for_recovery(
         .await
         .ended;
     let serving_at = wait_for_health(app, "SERVING", Duration::from_secs(10)).await;
+    let calls = stop_after_a_steady_second(stream, "after recovery").await;
+    let outage = judge_outage(&calls, killed_at);
+    Recovery {
+        first_approval,
+        serving_at,
+        calls,
+        outage,
+    }
+}
+
+/// Keeps the stream going one more second, stops it, and asserts that every
+/// call started in that second succeeded (`when` names the moment in the
+/// failure message). Returns every call made.
+pub async fn stop_after_a_steady_second(stream: ConversationStream, when: &str) -> Vec<Call> {
     let steady_from = Instant::now();
     stream
         .wait_for_call("more calls", steady_from, Duration::from_secs(10), |call| {
@@ -402,19 +416,10 @@ pub async fn wait_for_recovery(
         })
         .await;
     let calls = stream.stop().await;
-    let outage = judge_outage(&calls, killed_at);
     let late_failures: Vec<_> = calls
         .iter()
         .filter(|call| call.started >= steady_from && call.error.is_some())
         .collect();
-    assert!(
-        late_failures.is_empty(),
-        "after recovery: {late_failures:?}"
-    );
-    Recovery {
-        first_approval,
-        serving_at,
-        calls,
-        outage,
-    }
+    assert!(late_failures.is_empty(), "{when}: {late_failures:?}");
+    calls
 }
