@@ -13,8 +13,7 @@ use std::{process::ExitCode, sync::Arc};
 use async_trait::async_trait;
 use otp_service::{
     Application, Config,
-    domain::PhoneNumber,
-    sms::{GatewayError, SmsGateway},
+    sms::{Accepted, GatewayError, OutgoingSms, SmsGateway},
     telemetry,
 };
 
@@ -23,8 +22,8 @@ struct DiscardGateway;
 
 #[async_trait]
 impl SmsGateway for DiscardGateway {
-    async fn send(&self, _to: &PhoneNumber, _text: &str) -> Result<(), GatewayError> {
-        Ok(())
+    async fn send(&self, _sms: &OutgoingSms<'_>) -> Result<Accepted, GatewayError> {
+        Ok(Accepted::default())
     }
 }
 

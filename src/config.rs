@@ -3,20 +3,22 @@
 
 mod message;
 mod sms;
+mod sms_providers;
 mod store;
+mod twilio;
 
 use std::{collections::HashMap, fmt, net::SocketAddr, time::Duration};
 
 use thiserror::Error;
 
 pub use message::{DEFAULT_APP_NAME, MAX_APP_NAME_CHARS};
-pub use sms::{SmsConfig, TextBeeConfig};
 pub use store::{DEFAULT_REDIS_PREFIX, REDIS_SELECTORS, StoreConfig};
 
+pub use crate::sms::{SmsConfig, TextBeeConfig};
 use crate::{
     abuse::{CountryPolicy, SendLimits, TestNumbers},
     domain::HmacSecret,
-    sms::MessageTemplate,
+    sms::MessageTemplates,
 };
 
 /// Fully validated service settings.
@@ -34,7 +36,7 @@ pub struct Config {
     pub hmac_secret_source: SecretSource,
     /// Log output format (`OTP_LOG_FORMAT`).
     pub log_format: LogFormat,
-    /// Which SMS gateway sends the codes.
+    /// Which SMS providers send the codes, per country.
     pub sms: SmsConfig,
     /// How many codes may be sent, per number, caller and service.
     pub limits: SendLimits,
@@ -44,8 +46,10 @@ pub struct Config {
     pub test_numbers: TestNumbers,
     /// Where pending codes are kept.
     pub store: StoreConfig,
-    /// The text a code is sent in (`OTP_MESSAGE_TEMPLATE`, `OTP_APP_NAME`, `OTP_WEBOTP_DOMAIN`).
-    pub template: MessageTemplate,
+    /// The text a code is sent in, per locale (`OTP_MESSAGE_TEMPLATE`,
+    /// `OTP_MESSAGE_TEMPLATES_FILE`, `OTP_APP_NAME`, `OTP_WEBOTP_DOMAIN`,
+    /// `OTP_ANDROID_APP_HASH`).
+    pub messages: MessageTemplates,
 }
 
 /// The OTP rules the flow enforces.
@@ -78,11 +82,9 @@ impl Config {
             StoreConfig::Memory => Duration::ZERO,
             StoreConfig::Redis(settings) => settings.timeout,
         };
-        let sms_budget = match &self.sms {
-            SmsConfig::Console => Duration::from_secs(1),
-            SmsConfig::TextBee(textbee) => textbee.send_timeout,
-        };
-        store_timeout * STORE_CALLS_PER_SEND + sms_budget + Duration::from_secs(5)
+        store_timeout * STORE_CALLS_PER_SEND
+            + self.sms.sending.send_timeout
+            + Duration::from_secs(5)
     }
 }
 
@@ -202,7 +204,7 @@ impl Config {
             _ => Err("must be `text` or `json`".to_owned()),
         })?;
         let sms = sms::sms_from_env(&env)?;
-        let template = message::template_from_env(&env)?;
+        let messages = message::templates_from_env(&env)?;
 
         let window = env.int_in_range("OTP_SEND_WINDOW_SECONDS", 600, 1, 86_400)?;
         let global: u32 = env.int_in_range("OTP_GLOBAL_SEND_LIMIT", 0, 0, 100_000)?;
@@ -247,7 +249,7 @@ impl Config {
             countries,
             test_numbers,
             store,
-            template,
+            messages,
         })
     }
 }

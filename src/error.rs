@@ -7,7 +7,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::{
-    domain::{CodeError, PhoneError, RequestKeyError},
+    domain::{CodeError, LocaleError, PhoneError, RequestKeyError},
     sms::GatewayError,
     store::{StoreError, Violation},
 };
@@ -27,6 +27,9 @@ pub enum Error {
     /// `idempotency_key` is not acceptable.
     #[error("idempotency_key {0}")]
     InvalidIdempotencyKey(RequestKeyError),
+    /// `locale` is not a BCP 47 language tag.
+    #[error("locale {0}")]
+    InvalidLocale(LocaleError),
     /// The idempotency key was first used for another phone number.
     #[error("idempotency_key was already used for a different phone_number")]
     IdempotencyKeyReused,
@@ -67,12 +70,15 @@ impl Error {
             | Error::InvalidCode(_)
             | Error::InvalidClientKey(_)
             | Error::InvalidIdempotencyKey(_)
+            | Error::InvalidLocale(_)
             | Error::IdempotencyKeyReused => "invalid_argument",
             Error::IdempotencyKeyBusy => "idempotency_busy",
             Error::CountryNotAllowed { .. } => "country_not_allowed",
             Error::RateLimited { .. } => "rate_limited",
             Error::Locked { .. } => "locked",
             Error::Store(_) => "store_error",
+            // The number itself cannot take SMS: the caller's input, not an outage.
+            Error::Gateway(GatewayError::Undeliverable(_)) => "undeliverable_phone",
             Error::Gateway(_) => "gateway_error",
         }
     }
@@ -90,6 +96,7 @@ impl From<Error> for Status {
             Error::InvalidCode(why) => bad_request("code", why.to_string()),
             Error::InvalidClientKey(why) => bad_request("client_key", why.to_string()),
             Error::InvalidIdempotencyKey(why) => bad_request("idempotency_key", why.to_string()),
+            Error::InvalidLocale(why) => bad_request("locale", why.to_string()),
             Error::IdempotencyKeyReused => bad_request(
                 "idempotency_key",
                 "was already used for a different phone_number".to_owned(),
@@ -166,26 +173,41 @@ impl From<Error> for Status {
                     StoreError::Protocol(_) => Status::internal("internal error"),
                 }
             }
-            Error::Gateway(gateway) => match gateway {
-                GatewayError::Unavailable(detail) => {
-                    tracing::warn!(error = %detail, "SMS gateway unavailable");
-                    Status::unavailable("SMS gateway is unavailable; no code was sent")
-                }
-                GatewayError::Uncertain(detail) => {
-                    tracing::warn!(error = %detail, "SMS gateway failed; delivery uncertain");
-                    Status::unavailable(
-                        "SMS gateway failed; any code that still arrives will not work, request a new one",
-                    )
-                }
-                GatewayError::Unauthorized(detail) => {
-                    tracing::error!(error = %detail, "SMS gateway refused our credentials; check TEXTBEE_API_KEY");
-                    Status::internal("SMS gateway is misconfigured; no code was sent")
-                }
-                GatewayError::Rejected(detail) => {
-                    tracing::error!(error = %detail, "SMS gateway rejected the message");
-                    Status::internal("SMS gateway rejected the message; no code was sent")
-                }
-            },
+            Error::Gateway(gateway) => gateway_status(gateway),
+        }
+    }
+}
+
+/// The status of an SMS failure. The provider's own words stay in the log.
+fn gateway_status(gateway: GatewayError) -> Status {
+    match gateway {
+        GatewayError::Unavailable(detail) => {
+            tracing::warn!(error = %detail, "SMS gateway unavailable");
+            Status::unavailable("SMS gateway is unavailable; no code was sent")
+        }
+        GatewayError::Uncertain(detail) => {
+            tracing::warn!(error = %detail, "SMS gateway failed; delivery uncertain");
+            Status::unavailable(
+                "SMS gateway failed; any code that still arrives will not work, request a new one",
+            )
+        }
+        GatewayError::Unauthorized(detail) => {
+            // `detail` names the variables to check for its provider.
+            tracing::error!(error = %detail, "SMS gateway refused our credentials");
+            Status::internal("SMS gateway is misconfigured; no code was sent")
+        }
+        GatewayError::Rejected(detail) => {
+            tracing::error!(error = %detail, "SMS gateway rejected the message");
+            Status::internal("SMS gateway rejected the message; no code was sent")
+        }
+        GatewayError::Undeliverable(detail) => {
+            tracing::info!(error = %detail, "SMS provider cannot deliver to this number");
+            bad_request(
+                "phone_number",
+                "cannot receive SMS: the SMS provider refused it as invalid, \
+                         unreachable, not mobile or unsubscribed"
+                    .to_owned(),
+            )
         }
     }
 }

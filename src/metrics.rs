@@ -14,10 +14,17 @@ pub const SENDS: &str = "otp_sends_total";
 pub const VERIFIES: &str = "otp_verifies_total";
 /// Sends refused by a send limit, by `limit`.
 pub const LIMIT_REFUSALS: &str = "otp_send_limit_refusals_total";
-/// SMS gateway failures by `kind`.
+/// SMS sends handed to a provider, by `provider` and `result` (`accepted`
+/// or the failure's kind).
+pub const SMS_SENDS: &str = "otp_sms_provider_sends_total";
+/// SMS provider failures by `provider` and `kind` (the name predates routes).
 pub const GATEWAY_ERRORS: &str = "otp_sms_gateway_errors_total";
-/// SMS gateway send latency (all tries of one send).
+/// SMS provider send latency (all tries at one provider) by `provider`.
 pub const GATEWAY_SECONDS: &str = "otp_sms_gateway_duration_seconds";
+/// Sends that passed a provider by because its circuit was open, by `provider`.
+pub const SMS_SKIPPED: &str = "otp_sms_provider_skipped_total";
+/// Each provider's circuit breaker by `provider`: 0 closed, 1 half-open, 2 open.
+pub const SMS_BREAKER_STATE: &str = "otp_sms_provider_breaker_state";
 /// Store operation latency by `operation`.
 pub const STORE_SECONDS: &str = "otp_store_operation_duration_seconds";
 /// 1 while the store answers health pings, else 0.
@@ -55,11 +62,20 @@ fn describe() {
     metrics::describe_counter!(SENDS, "SendOtp calls by result");
     metrics::describe_counter!(VERIFIES, "VerifyOtp calls by result");
     metrics::describe_counter!(LIMIT_REFUSALS, "Sends refused by a send limit, by limit");
-    metrics::describe_counter!(GATEWAY_ERRORS, "SMS gateway failures by kind");
+    metrics::describe_counter!(SMS_SENDS, "SMS sends handed to a provider, by result");
+    metrics::describe_counter!(GATEWAY_ERRORS, "SMS provider failures by kind");
     metrics::describe_histogram!(
         GATEWAY_SECONDS,
         metrics::Unit::Seconds,
-        "SMS gateway send latency"
+        "SMS provider send latency (all tries at one provider)"
+    );
+    metrics::describe_counter!(
+        SMS_SKIPPED,
+        "Sends that skipped a provider with an open circuit"
+    );
+    metrics::describe_gauge!(
+        SMS_BREAKER_STATE,
+        "SMS provider circuit: 0 closed, 1 half-open, 2 open"
     );
     metrics::describe_histogram!(
         STORE_SECONDS,
@@ -86,14 +102,25 @@ pub fn send_limit_refused(limit: &'static str) {
     counter!(LIMIT_REFUSALS, "limit" => limit).increment(1);
 }
 
-/// Counts an SMS gateway failure of `kind`.
-pub fn gateway_failed(kind: &'static str) {
-    counter!(GATEWAY_ERRORS, "kind" => kind).increment(1);
+/// Counts one send handed to `provider` and how long it took there;
+/// `failure` is the failure's kind, `None` when the provider accepted it.
+pub fn sms_provider_send(provider: &'static str, failure: Option<&'static str>, elapsed: Duration) {
+    counter!(SMS_SENDS, "provider" => provider, "result" => failure.unwrap_or("accepted"))
+        .increment(1);
+    if let Some(kind) = failure {
+        counter!(GATEWAY_ERRORS, "provider" => provider, "kind" => kind).increment(1);
+    }
+    histogram!(GATEWAY_SECONDS, "provider" => provider).record(elapsed.as_secs_f64());
 }
 
-/// Records how long one SMS send took.
-pub fn gateway_latency(elapsed: Duration) {
-    histogram!(GATEWAY_SECONDS).record(elapsed.as_secs_f64());
+/// Counts a send that passed `provider` by because its circuit was open.
+pub fn sms_provider_skipped(provider: &'static str) {
+    counter!(SMS_SKIPPED, "provider" => provider).increment(1);
+}
+
+/// Sets `provider`'s circuit-breaker gauge.
+pub fn sms_breaker_state(provider: &'static str, value: f64) {
+    gauge!(SMS_BREAKER_STATE, "provider" => provider).set(value);
 }
 
 /// Sets the store health gauge.

@@ -8,10 +8,10 @@ use tokio::time::Instant;
 use crate::{
     abuse::{CountryPolicy, RateRule, SendLimits, TestNumbers},
     config::OtpPolicy,
-    domain::{ClientKey, HmacSecret, IdempotencyKey, OtpCode, PhoneNumber, SubjectKey},
+    domain::{ClientKey, HmacSecret, IdempotencyKey, Locale, OtpCode, PhoneNumber, SubjectKey},
     error::Error,
-    metrics::{self, timed_store},
-    sms::{GatewayError, MessageTemplate, SmsGateway},
+    metrics::timed_store,
+    sms::{MessageTemplates, OutgoingSms, SmsGateway},
     store::{
         IdempotencyClaim, OtpStore, PutOutcome, RecordedSend, SendDecision, SendLog, VerifyOutcome,
     },
@@ -46,6 +46,8 @@ pub struct SendRequest<'a> {
     pub client_key: Option<&'a ClientKey>,
     /// Makes retries return the first response.
     pub idempotency_key: Option<&'a IdempotencyKey>,
+    /// The language the SMS should be in, if the caller said.
+    pub locale: Option<&'a Locale>,
 }
 
 /// The result of checking a code.
@@ -95,7 +97,7 @@ pub struct OtpFlow {
     policy: OtpPolicy,
     abuse: AbuseRules,
     secret: HmacSecret,
-    template: MessageTemplate,
+    messages: MessageTemplates,
     store: Arc<dyn OtpStore>,
     gateway: Arc<dyn SmsGateway>,
 }
@@ -123,7 +125,7 @@ impl OtpFlow {
         policy: OtpPolicy,
         abuse: AbuseRules,
         secret: HmacSecret,
-        template: MessageTemplate,
+        messages: MessageTemplates,
         store: Arc<dyn OtpStore>,
         gateway: Arc<dyn SmsGateway>,
     ) -> Self {
@@ -131,7 +133,7 @@ impl OtpFlow {
             policy,
             abuse,
             secret,
-            template,
+            messages,
             store,
             gateway,
         }
@@ -154,9 +156,7 @@ impl OtpFlow {
         }
         let subject = self.secret.subject_key(phone);
         let Some(key) = request.idempotency_key else {
-            return self
-                .send_new_code(phone, &subject, request.client_key)
-                .await;
+            return self.send_new_code(&request, &subject).await;
         };
 
         let key = self.secret.idempotency_subject(key);
@@ -184,9 +184,7 @@ impl OtpFlow {
             }
         }
 
-        let result = self
-            .send_new_code(phone, &subject, request.client_key)
-            .await;
+        let result = self.send_new_code(&request, &subject).await;
         let settled = match &result {
             Ok(sent) => {
                 self.store
@@ -216,10 +214,10 @@ impl OtpFlow {
     /// the gateway, so a retry is not held back by a send that did not happen.
     async fn send_new_code(
         &self,
-        phone: &PhoneNumber,
+        request: &SendRequest<'_>,
         subject: &SubjectKey,
-        client_key: Option<&ClientKey>,
     ) -> Result<SentCode, Error> {
+        let (phone, client_key) = (request.phone, request.client_key);
         let mut counted = CountedSends {
             store: self.store.as_ref(),
             counted: Vec::new(),
@@ -289,17 +287,15 @@ impl OtpFlow {
         if test_code.is_some() {
             tracing::info!("test number: fixed code stored, no SMS sent");
         } else {
-            let text = self.template.render(&code, self.policy.ttl);
-            let started = Instant::now();
-            let delivered = self.gateway.send(phone, &text).await;
-            metrics::gateway_latency(started.elapsed());
-            if let Err(gateway_error) = delivered {
-                metrics::gateway_failed(match gateway_error {
-                    GatewayError::Unavailable(_) => "unavailable",
-                    GatewayError::Uncertain(_) => "uncertain",
-                    GatewayError::Unauthorized(_) => "unauthorized",
-                    GatewayError::Rejected(_) => "rejected",
-                });
+            let rendered = self.messages.render(&code, self.policy.ttl, request.locale);
+            let sms = OutgoingSms::new(
+                phone,
+                &rendered.text,
+                self.policy.code_length,
+                self.policy.ttl,
+                rendered.locale,
+            );
+            if let Err(gateway_error) = self.gateway.send(&sms).await {
                 if let Err(store_error) = self.store.discard_code(subject, &digest).await {
                     // The code stays stored but was never delivered; it expires
                     // by itself and nobody knows it, so this is logged, not fatal.
@@ -308,7 +304,7 @@ impl OtpFlow {
                 // Only a send that surely never reached the gateway is taken
                 // back; one that may have gone out still counts, or a slow
                 // gateway would let callers text a number without limit.
-                if !matches!(gateway_error, GatewayError::Uncertain(_)) {
+                if gateway_error.surely_not_sent() {
                     counted.refund().await;
                 }
                 return Err(gateway_error.into());

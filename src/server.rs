@@ -9,13 +9,13 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::server::HealthReporter;
 
 use crate::{
-    config::{Config, SecretSource, SmsConfig, StoreConfig},
+    config::{Config, SecretSource, StoreConfig},
     domain::PhoneNumber,
     health::StoreHealthCheck,
     otp::{AbuseRules, OtpFlow},
     proto::{FILE_DESCRIPTOR_SET, otp_service_server::OtpServiceServer},
     service::OtpGrpcService,
-    sms::{ConsoleGateway, SmsGateway, TextBeeGateway, TextBeeSetupError},
+    sms::{SmsGateway, SmsRouter, SmsSetupError},
     store::{MemoryStore, OtpStore, RedisStore, StoreError},
 };
 
@@ -37,9 +37,9 @@ pub enum StartupError {
     /// the service NOT_SERVING until it answers).
     #[error("cannot set up the store: {0}")]
     Store(#[from] StoreError),
-    /// The SMS gateway's HTTP client could not be built.
+    /// The SMS providers could not be set up (their HTTP client, a header).
     #[error(transparent)]
-    SmsGateway(#[from] TextBeeSetupError),
+    SmsGateway(#[from] SmsSetupError),
     /// Reflection descriptors could not be loaded (a build defect).
     #[error("cannot build reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -58,36 +58,15 @@ pub struct Application {
 }
 
 impl Application {
-    /// Builds the server with the gateway the configuration selects.
+    /// Builds the server with the SMS routes the configuration selects.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
-        let gateway: Arc<dyn SmsGateway> = match &config.sms {
-            SmsConfig::Console => {
-                tracing::warn!(
-                    "SMS gateway is `console`: codes are printed to stdout, not sent. \
-                     For development only; set OTP_SMS_GATEWAY for production"
-                );
-                Arc::new(ConsoleGateway)
-            }
-            SmsConfig::TextBee(textbee) => {
-                if textbee.url.scheme() == "http" {
-                    tracing::warn!(
-                        host = textbee.url.host_str().unwrap_or_default(),
-                        "SMS_SENDER_API is plain http: the API key and the codes cross the \
-                         network unencrypted; use https unless TextBee runs on a trusted network"
-                    );
-                }
-                tracing::info!(
-                    host = textbee.url.host_str().unwrap_or_default(),
-                    connect_timeout_ms =
-                        u64::try_from(textbee.connect_timeout.as_millis()).unwrap_or(u64::MAX),
-                    send_timeout_ms =
-                        u64::try_from(textbee.send_timeout.as_millis()).unwrap_or(u64::MAX),
-                    max_retries = textbee.max_retries,
-                    "SMS gateway is TextBee"
-                );
-                Arc::new(TextBeeGateway::new(textbee)?)
-            }
-        };
+        if config.sms.is_console_only() {
+            tracing::warn!(
+                "SMS gateway is `console`: codes are printed to stdout, not sent. \
+                 For development only; set OTP_SMS_GATEWAY or OTP_SMS_ROUTES for production"
+            );
+        }
+        let gateway: Arc<dyn SmsGateway> = Arc::new(SmsRouter::build(&config.sms)?);
         Self::build_with_gateway(config, gateway).await
     }
 
@@ -109,6 +88,19 @@ impl Application {
         drop(tokio::task::spawn_blocking(|| {
             PhoneNumber::parse("+14155550123")
         }));
+        for (locale, segments) in config
+            .messages
+            .multi_segment(config.policy.code_length, config.policy.ttl)
+        {
+            tracing::warn!(
+                locale,
+                segments = segments.count,
+                encoding = ?segments.encoding,
+                units = segments.units,
+                "message template takes more than one SMS segment; each is billed \
+                 (160 GSM-7 or 70 UCS-2 characters fit in one)"
+            );
+        }
         if !config.test_numbers.is_empty() {
             tracing::warn!(
                 count = config.test_numbers.len(),
@@ -140,7 +132,7 @@ impl Application {
             config.policy,
             abuse,
             config.hmac_secret.clone(),
-            config.template,
+            config.messages,
             Arc::clone(&store),
             gateway,
         ));

@@ -9,7 +9,7 @@ use tonic::{Code, Request, Response, Status};
 use tracing::{Instrument, Span, field};
 
 use crate::{
-    domain::{ClientKey, IdempotencyKey, PhoneNumber},
+    domain::{ClientKey, IdempotencyKey, Locale, PhoneNumber},
     error::Error,
     metrics,
     otp::{OtpFlow, SendRequest, SentCode, Verification, ceil_seconds},
@@ -87,11 +87,14 @@ impl OtpService for OtpGrpcService {
                     ClientKey::parse(&request.client_key).map_err(Error::InvalidClientKey)?;
                 let idempotency_key = IdempotencyKey::parse(&request.idempotency_key)
                     .map_err(Error::InvalidIdempotencyKey)?;
+                let locale =
+                    Locale::parse_optional(&request.locale).map_err(Error::InvalidLocale)?;
                 let sent = flow
                     .send(SendRequest {
                         phone: &phone,
                         client_key: client_key.as_ref(),
                         idempotency_key: idempotency_key.as_ref(),
+                        locale: locale.as_ref(),
                     })
                     .await?;
                 Ok::<_, Error>((phone, sent))

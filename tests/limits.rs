@@ -35,6 +35,7 @@ fn request(phone: &str, client_key: &str, idempotency_key: &str) -> SendOtpReque
         phone_number: phone.into(),
         client_key: client_key.into(),
         idempotency_key: idempotency_key.into(),
+        ..Default::default()
     }
 }
 

@@ -1,15 +1,17 @@
-//! The SMS text: template, app name and WebOTP domain.
+//! The SMS text: templates (one, or one per locale from a file), app name,
+//! and the autofill lines (WebOTP domain, Android SMS Retriever hash).
 
 use super::{ConfigError, Env};
-use crate::sms::MessageTemplate;
+use crate::sms::{ANDROID_APP_HASH_LEN, MessageTemplate, MessageTemplates};
 
 /// Default `OTP_APP_NAME`: the `{app}` in the message.
 pub const DEFAULT_APP_NAME: &str = "OTP";
 /// Longest accepted `OTP_APP_NAME`, in characters: an SMS is short.
 pub const MAX_APP_NAME_CHARS: usize = 32;
 
-/// `OTP_MESSAGE_TEMPLATE` with `OTP_APP_NAME` and `OTP_WEBOTP_DOMAIN`.
-pub(super) fn template_from_env(env: &Env) -> Result<MessageTemplate, ConfigError> {
+/// `OTP_MESSAGE_TEMPLATE` and `OTP_MESSAGE_TEMPLATES_FILE` with
+/// `OTP_APP_NAME`, `OTP_WEBOTP_DOMAIN` and `OTP_ANDROID_APP_HASH`.
+pub(super) fn templates_from_env(env: &Env) -> Result<MessageTemplates, ConfigError> {
     let app_name = env.get("OTP_APP_NAME").unwrap_or(DEFAULT_APP_NAME);
     if app_name.chars().count() > MAX_APP_NAME_CHARS || app_name.chars().any(char::is_control) {
         return Err(ConfigError::new(
@@ -31,11 +33,56 @@ pub(super) fn template_from_env(env: &Env) -> Result<MessageTemplate, ConfigErro
             })
         })
         .transpose()?;
-    let template = env
-        .get("OTP_MESSAGE_TEMPLATE")
-        .unwrap_or(MessageTemplate::DEFAULT);
-    MessageTemplate::new(template, app_name, webotp_domain.as_deref())
-        .map_err(|why| ConfigError::new("OTP_MESSAGE_TEMPLATE", why.to_string()))
+    let android_app_hash = env
+        .get("OTP_ANDROID_APP_HASH")
+        .map(|raw| {
+            android_app_hash(raw).ok_or_else(|| {
+                ConfigError::new(
+                    "OTP_ANDROID_APP_HASH",
+                    format!(
+                        "must be the {ANDROID_APP_HASH_LEN}-character app hash that Android's                          AppSignatureHelper prints (letters, digits, `+`, `/`)"
+                    ),
+                )
+            })
+        })
+        .transpose()?;
+    let (file_default, locales) = match env.get("OTP_MESSAGE_TEMPLATES_FILE") {
+        Some(path) => templates_file(path)?,
+        None => (None, Vec::new()),
+    };
+    let default = match (file_default, env.get("OTP_MESSAGE_TEMPLATE")) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                "OTP_MESSAGE_TEMPLATE",
+                "is set and OTP_MESSAGE_TEMPLATES_FILE has a `default` entry too; keep one",
+            ));
+        }
+        (Some(default), None) => default,
+        (None, template) => MessageTemplate::new(template.unwrap_or(MessageTemplate::DEFAULT))
+            .map_err(|why| ConfigError::new("OTP_MESSAGE_TEMPLATE", why.to_string()))?,
+    };
+    Ok(MessageTemplates::new(default, app_name)
+        .with_locales(locales)
+        .with_webotp_domain(webotp_domain)
+        .with_android_app_hash(android_app_hash))
+}
+
+/// Reads and checks `OTP_MESSAGE_TEMPLATES_FILE`.
+fn templates_file(path: &str) -> Result<crate::sms::LocaleEntries, ConfigError> {
+    const VAR: &str = "OTP_MESSAGE_TEMPLATES_FILE";
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| ConfigError::new(VAR, format!("cannot read `{path}`: {err}")))?;
+    MessageTemplates::parse_file(&text)
+        .map_err(|why| ConfigError::new(VAR, format!("`{path}` {why}")))
+}
+
+/// An SMS Retriever hash: 11 characters of base64 (letters, digits, `+`, `/`).
+fn android_app_hash(raw: &str) -> Option<String> {
+    (raw.len() == ANDROID_APP_HASH_LEN
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/'))
+    .then(|| raw.to_owned())
 }
 
 /// A host name as WebOTP expects after `@`: letters, digits and hyphens in
@@ -65,11 +112,117 @@ mod tests {
     use super::*;
     use crate::{
         config::test_support::{assert_refused, config},
-        domain::OtpCode,
+        domain::{Locale, OtpCode},
     };
 
     fn code() -> OtpCode {
         OtpCode::parse("123456", 6).expect("valid")
+    }
+
+    /// A templates file with `contents` in a fresh directory (kept until the test ends).
+    struct TemplatesFile(std::path::PathBuf);
+
+    impl TemplatesFile {
+        fn new(contents: &str) -> Self {
+            static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let path =
+                std::env::temp_dir().join(format!("otp-templates-{}-{n}.toml", std::process::id()));
+            std::fs::write(&path, contents).expect("temp file written");
+            Self(path)
+        }
+
+        fn path(&self) -> &str {
+            self.0.to_str().expect("utf-8 temp path")
+        }
+    }
+
+    impl Drop for TemplatesFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    fn render(messages: &MessageTemplates, locale: &str) -> String {
+        let locale = Locale::parse(locale).expect("valid locale");
+        messages
+            .render(&code(), Duration::from_secs(120), Some(&locale))
+            .text
+    }
+
+    #[test]
+    fn templates_file_gives_one_text_per_locale_and_the_hash_line() {
+        let file = TemplatesFile::new("pt = \"Código {code}\"\nes-419 = \"Código: {code}\"\n");
+        let config = config(&[
+            ("OTP_MESSAGE_TEMPLATES_FILE", file.path()),
+            ("OTP_MESSAGE_TEMPLATE", "Code {code}"),
+            ("OTP_ANDROID_APP_HASH", "FA+9qCX9VSu"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            render(&config.messages, "pt-BR"),
+            "Código 123456\n\nFA+9qCX9VSu"
+        );
+        assert_eq!(
+            render(&config.messages, "es-419"),
+            "Código: 123456\n\nFA+9qCX9VSu"
+        );
+        assert_eq!(render(&config.messages, "de"), "Code 123456\n\nFA+9qCX9VSu");
+    }
+
+    #[test]
+    fn the_shipped_example_file_is_valid() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/message-templates.example.toml"
+        );
+        let config = config(&[("OTP_MESSAGE_TEMPLATES_FILE", path)]).expect("valid example");
+        assert!(render(&config.messages, "pt-BR").contains("123456"));
+        assert_ne!(
+            render(&config.messages, "pt-BR"),
+            render(&config.messages, "en")
+        );
+    }
+
+    #[test]
+    fn bad_templates_files_stop_startup() {
+        let missing_code = TemplatesFile::new("fr = \"Votre code\"");
+        assert_refused(
+            &[("OTP_MESSAGE_TEMPLATES_FILE", missing_code.path())],
+            "OTP_MESSAGE_TEMPLATES_FILE",
+            "entry `fr` must contain {code}",
+        );
+        let bad_tag = TemplatesFile::new("\"fr FR\" = \"{code}\"");
+        assert_refused(
+            &[("OTP_MESSAGE_TEMPLATES_FILE", bad_tag.path())],
+            "OTP_MESSAGE_TEMPLATES_FILE",
+            "BCP 47",
+        );
+        assert_refused(
+            &[("OTP_MESSAGE_TEMPLATES_FILE", "/nonexistent/templates.toml")],
+            "OTP_MESSAGE_TEMPLATES_FILE",
+            "cannot read",
+        );
+        let with_default = TemplatesFile::new("default = \"{code}\"");
+        assert_refused(
+            &[
+                ("OTP_MESSAGE_TEMPLATES_FILE", with_default.path()),
+                ("OTP_MESSAGE_TEMPLATE", "{code}"),
+            ],
+            "OTP_MESSAGE_TEMPLATE",
+            "keep one",
+        );
+    }
+
+    #[test]
+    fn android_app_hash_must_be_eleven_base64_characters() {
+        for bad in ["FA+9qCX9VS", "FA+9qCX9VSuX", "FA-9qCX9VSu", "FA 9qCX9VSu"] {
+            assert_refused(
+                &[("OTP_ANDROID_APP_HASH", bad)],
+                "OTP_ANDROID_APP_HASH",
+                "11-character",
+            );
+        }
     }
 
     #[test]
@@ -81,7 +234,10 @@ mod tests {
         ])
         .expect("valid");
         assert_eq!(
-            config.template.render(&code(), Duration::from_secs(90)),
+            config
+                .messages
+                .render(&code(), Duration::from_secs(90), None)
+                .text,
             "Acme Pay: 123456 (90s)\n\n@login.example.com #123456"
         );
     }
@@ -90,7 +246,10 @@ mod tests {
     fn default_template_names_the_default_app_without_a_webotp_line() {
         let config = config(&[]).expect("valid");
         assert_eq!(
-            config.template.render(&code(), Duration::from_secs(120)),
+            config
+                .messages
+                .render(&code(), Duration::from_secs(120), None)
+                .text,
             "Your OTP verification code is 123456. It expires in 2 min. Do not share it."
         );
     }

@@ -1,134 +1,166 @@
-//! SMS gateway settings: which gateway sends the codes and how hard it tries.
+//! SMS settings: which providers send the codes (one gateway, or routes per
+//! country), how long a send may take, and the circuit breakers.
 
 use std::time::Duration;
 
-use reqwest::Url;
+use super::{ConfigError, Env, sms_providers, twilio};
+use crate::sms::{
+    BreakerSettings, ProviderName, ProviderSettings, RouteTable, SendSettings, SmsConfig,
+};
 
-use super::{ConfigError, Env};
-use crate::domain::ApiKey;
-
-/// The SMS gateway selection (`OTP_SMS_GATEWAY`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SmsConfig {
-    /// Print messages to standard output: development only.
-    Console,
-    /// Send through a TextBee server (textbee.dev or self-hosted).
-    TextBee(TextBeeConfig),
-}
-
-/// Everything needed to send through TextBee. `Debug` never shows the key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TextBeeConfig {
-    /// The full send URL (`SMS_SENDER_API`), e.g.
-    /// `https://api.textbee.dev/api/v1/gateway/devices/<DEVICE_ID>/send-sms`;
-    /// http or https, without credentials in it.
-    pub url: Url,
-    /// Sent as `x-api-key` (`TEXTBEE_API_KEY`).
-    pub api_key: ApiKey,
-    /// Longest wait for a TCP/TLS connection (`OTP_SMS_CONNECT_TIMEOUT_MS`).
-    pub connect_timeout: Duration,
-    /// Budget for one whole send: every try and every wait between tries
-    /// (`OTP_SMS_SEND_TIMEOUT_MS`).
-    pub send_timeout: Duration,
-    /// Tries after the first one, on connection errors, timeouts, 5xx and
-    /// 429 only (`OTP_SMS_MAX_RETRIES`).
-    pub max_retries: u32,
-}
-
-const SEND_URL_EXAMPLE: &str =
-    "https://api.textbee.dev/api/v1/gateway/devices/<DEVICE_ID>/send-sms";
-
-/// Reads `OTP_SMS_GATEWAY` and, for TextBee, its variables.
+/// Reads the SMS settings.
 ///
-/// Unset `OTP_SMS_GATEWAY` means TextBee when both `SMS_SENDER_API` and
-/// `TEXTBEE_API_KEY` are set and console when neither is. Exactly one of them
-/// set is refused rather than quietly falling back to console: an operator
-/// who set one meant to send real SMS, and the console gateway would print
-/// the codes to standard output instead.
+/// With `OTP_SMS_ROUTES` every provider it names must be configured, and
+/// the breakers are on. Without it, one gateway sends everything, exactly
+/// as before routes existed: `OTP_SMS_GATEWAY` names it; unset, it is
+/// TextBee when both `SMS_SENDER_API` and `TEXTBEE_API_KEY` are set and
+/// console when neither is. Exactly one of them set is refused rather than
+/// quietly falling back to console: an operator who set one meant to send
+/// real SMS, and the console gateway would print the codes instead.
 pub(super) fn sms_from_env(env: &Env) -> Result<SmsConfig, ConfigError> {
-    // Read even for the console gateway, so a typo fails now, not after a switch.
+    // Read even when unused, so a typo fails now, not after a switch.
+    let sending = send_settings(env)?;
+    let breaker = BreakerSettings {
+        failures: env.int_in_range("OTP_SMS_BREAKER_FAILURES", 5, 1, 100)?,
+        cooldown: Duration::from_secs(env.int_in_range(
+            "OTP_SMS_BREAKER_COOLDOWN_SECONDS",
+            30,
+            1,
+            3_600,
+        )?),
+    };
+    let mut providers = ProviderSettings {
+        textbee: None,
+        twilio: twilio::twilio_from_env(env)?,
+        vonage: sms_providers::vonage(env)?,
+        webhook: sms_providers::webhook(env)?,
+    };
+    let Some(raw_routes) = env.get("OTP_SMS_ROUTES") else {
+        let gateway = single_gateway(env, &mut providers)?;
+        return Ok(SmsConfig {
+            routes: RouteTable::single(gateway),
+            providers,
+            sending,
+            breaker: BreakerSettings::OFF,
+        });
+    };
+    if env.get("OTP_SMS_GATEWAY").is_some() {
+        return Err(ConfigError::new(
+            "OTP_SMS_GATEWAY",
+            "cannot be set together with OTP_SMS_ROUTES; name the providers in the routes \
+             (e.g. `*=twilio`)",
+        ));
+    }
+    let routes = RouteTable::parse(raw_routes)
+        .map_err(|why| ConfigError::new("OTP_SMS_ROUTES", why.to_string()))?;
+    for name in routes.providers() {
+        configured(env, name, &mut providers, "OTP_SMS_ROUTES")?;
+    }
+    Ok(SmsConfig {
+        routes,
+        providers,
+        sending,
+        breaker,
+    })
+}
+
+/// `OTP_SMS_CONNECT_TIMEOUT_MS`, `OTP_SMS_SEND_TIMEOUT_MS`, `OTP_SMS_MAX_RETRIES`.
+fn send_settings(env: &Env) -> Result<SendSettings, ConfigError> {
     let connect_timeout =
         Duration::from_millis(env.int_in_range("OTP_SMS_CONNECT_TIMEOUT_MS", 2_000, 50, 30_000)?);
     let send_timeout =
         Duration::from_millis(env.int_in_range("OTP_SMS_SEND_TIMEOUT_MS", 5_000, 100, 60_000)?);
-    let max_retries = env.int_in_range("OTP_SMS_MAX_RETRIES", 2, 0, 5)?;
-    let textbee = || -> Result<SmsConfig, ConfigError> {
-        Ok(SmsConfig::TextBee(TextBeeConfig {
-            url: send_url(env)?,
-            api_key: api_key(env)?,
-            connect_timeout,
-            send_timeout,
-            max_retries,
-        }))
+    if send_timeout < connect_timeout {
+        return Err(ConfigError::new(
+            "OTP_SMS_SEND_TIMEOUT_MS",
+            format!(
+                "must be at least OTP_SMS_CONNECT_TIMEOUT_MS ({} ms), so that the first try \
+                 can always connect (got {} ms)",
+                connect_timeout.as_millis(),
+                send_timeout.as_millis()
+            ),
+        ));
+    }
+    Ok(SendSettings {
+        connect_timeout,
+        send_timeout,
+        max_retries: env.int_in_range("OTP_SMS_MAX_RETRIES", 2, 0, 5)?,
+    })
+}
+
+/// The one gateway without routes (`OTP_SMS_GATEWAY`, or chosen by which
+/// variables are set).
+fn single_gateway(
+    env: &Env,
+    providers: &mut ProviderSettings,
+) -> Result<ProviderName, ConfigError> {
+    const VAR: &str = "OTP_SMS_GATEWAY";
+    let Some(raw) = env.get(VAR) else {
+        return auto_gateway(env, providers);
     };
-    match env.get("OTP_SMS_GATEWAY") {
-        Some("console") => Ok(SmsConfig::Console),
-        Some("textbee") => textbee(),
-        Some(other) => Err(ConfigError::new(
+    let name = raw.parse::<ProviderName>().map_err(|()| {
+        ConfigError::new(
+            VAR,
+            format!("must be `console`, `textbee`, `twilio`, `vonage` or `webhook` (got `{raw}`)"),
+        )
+    })?;
+    configured(env, name, providers, VAR)?;
+    Ok(name)
+}
+
+/// Without `OTP_SMS_GATEWAY`: TextBee when its variables are set, console
+/// when no provider's are; another provider's variables alone are refused
+/// (they would be ignored and the codes printed instead).
+fn auto_gateway(env: &Env, providers: &mut ProviderSettings) -> Result<ProviderName, ConfigError> {
+    if let Some(textbee) = sms_providers::textbee_if_set(env)? {
+        providers.textbee = Some(textbee);
+        return Ok(ProviderName::TextBee);
+    }
+    let other = [
+        (providers.twilio.is_some(), "twilio"),
+        (providers.vonage.is_some(), "vonage"),
+        (providers.webhook.is_some(), "webhook"),
+    ]
+    .into_iter()
+    .find_map(|(set, name)| set.then_some(name));
+    match other {
+        Some(name) => Err(ConfigError::new(
             "OTP_SMS_GATEWAY",
-            format!("must be `console` or `textbee` (got `{other}`)"),
+            format!(
+                "is required: the {name} variables are set but nothing selects them; set \
+                 OTP_SMS_GATEWAY={name} or OTP_SMS_ROUTES"
+            ),
         )),
-        None => match (env.get("SMS_SENDER_API"), env.get("TEXTBEE_API_KEY")) {
-            (None, None) => Ok(SmsConfig::Console),
-            (Some(_), Some(_)) => textbee(),
-            (Some(_), None) => Err(ConfigError::new(
-                "TEXTBEE_API_KEY",
-                "is required because SMS_SENDER_API is set; set both to send with TextBee, \
-                 or OTP_SMS_GATEWAY=console for development",
-            )),
-            (None, Some(_)) => Err(ConfigError::new(
-                "SMS_SENDER_API",
-                "is required because TEXTBEE_API_KEY is set; set both to send with TextBee, \
-                 or OTP_SMS_GATEWAY=console for development",
-            )),
-        },
+        None => Ok(ProviderName::Console),
     }
 }
 
-/// `SMS_SENDER_API`. The value is never echoed: a mistyped URL may carry a
-/// key someone pasted into it.
-fn send_url(env: &Env) -> Result<Url, ConfigError> {
-    const VAR: &str = "SMS_SENDER_API";
-    let raw = env.get(VAR).ok_or_else(|| {
-        ConfigError::new(
-            VAR,
-            format!(
-                "is required for the TextBee gateway: the full send URL, e.g. {SEND_URL_EXAMPLE}"
-            ),
-        )
-    })?;
-    let url = Url::parse(raw).map_err(|why| {
-        ConfigError::new(
-            VAR,
-            format!("is not a valid URL ({why}); expected e.g. {SEND_URL_EXAMPLE}"),
-        )
-    })?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(ConfigError::new(
-            VAR,
-            format!(
-                "must be an http or https URL (got scheme `{}`)",
-                url.scheme()
-            ),
-        ));
+/// Checks that `name`, selected by `via`, has its settings (reading
+/// TextBee's now: only a selected TextBee needs them); the error names the
+/// missing variable.
+fn configured(
+    env: &Env,
+    name: ProviderName,
+    providers: &mut ProviderSettings,
+    via: &'static str,
+) -> Result<(), ConfigError> {
+    let missing =
+        |var: &str| ConfigError::new(via, format!("names `{name}`, but {var} is not set"));
+    match name {
+        ProviderName::Console => Ok(()),
+        ProviderName::TextBee => {
+            if providers.textbee.is_none() {
+                providers.textbee = Some(sms_providers::textbee_required(env)?);
+            }
+            Ok(())
+        }
+        ProviderName::Twilio if providers.twilio.is_none() => {
+            Err(missing("OTP_TWILIO_ACCOUNT_SID"))
+        }
+        ProviderName::Vonage if providers.vonage.is_none() => Err(missing("OTP_VONAGE_API_KEY")),
+        ProviderName::Webhook if providers.webhook.is_none() => Err(missing("OTP_SMS_WEBHOOK_URL")),
+        ProviderName::Twilio | ProviderName::Vonage | ProviderName::Webhook => Ok(()),
     }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(ConfigError::new(VAR, "must name a host"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(ConfigError::new(
-            VAR,
-            "must not contain credentials; put the key in TEXTBEE_API_KEY",
-        ));
-    }
-    Ok(url)
-}
-
-fn api_key(env: &Env) -> Result<ApiKey, ConfigError> {
-    const VAR: &str = "TEXTBEE_API_KEY";
-    let raw = env.get(VAR).unwrap_or("");
-    ApiKey::parse(raw)
-        .map_err(|why| ConfigError::new(VAR, format!("{why} for the TextBee gateway")))
 }
 
 #[cfg(test)]
@@ -140,39 +172,68 @@ mod tests {
 
     const URL: &str = "https://api.textbee.dev/api/v1/gateway/devices/dev123/send-sms";
     const KEY: &str = "tb_test_key_0123";
+    const TWILIO: [(&str, &str); 3] = [
+        (
+            "OTP_TWILIO_ACCOUNT_SID",
+            "AC0123456789abcdef0123456789abcdef",
+        ),
+        ("OTP_TWILIO_AUTH_TOKEN", "twilio_token_secret_0123"),
+        ("OTP_TWILIO_FROM", "+14155550100"),
+    ];
+    const VONAGE: [(&str, &str); 3] = [
+        ("OTP_VONAGE_API_KEY", "abcd1234"),
+        ("OTP_VONAGE_API_SECRET", "vonage_secret_0123"),
+        ("OTP_VONAGE_FROM", "Acme"),
+    ];
 
-    fn textbee(vars: &[(&str, &str)]) -> TextBeeConfig {
-        match config(vars).expect("valid").sms {
-            SmsConfig::TextBee(textbee) => textbee,
-            other => panic!("expected TextBee, got {other:?}"),
-        }
+    fn sms(vars: &[(&str, &str)]) -> SmsConfig {
+        config(vars).expect("valid").sms
+    }
+
+    fn with<'a>(
+        base: &[(&'a str, &'a str)],
+        more: &[(&'a str, &'a str)],
+    ) -> Vec<(&'a str, &'a str)> {
+        base.iter().chain(more).copied().collect()
     }
 
     /// Startup stops with one line that names `var`, says `expected`, and
-    /// never echoes the key.
+    /// never echoes a credential.
     fn assert_refused(vars: &[(&str, &str)], var: &str, expected: &str) {
         let line = test_support::assert_refused(vars, var, expected);
-        assert!(!line.contains(KEY), "key echoed: {line}");
+        for secret in [KEY, TWILIO[1].1, VONAGE[1].1] {
+            assert!(!line.contains(secret), "secret echoed: {line}");
+        }
     }
 
     #[test]
-    fn console_is_the_default_without_textbee_variables() {
-        assert_eq!(config(&[]).expect("valid").sms, SmsConfig::Console);
+    fn console_is_the_default_without_provider_variables() {
+        let sms = sms(&[]);
+        assert_eq!(sms.routes, RouteTable::single(ProviderName::Console));
+        assert!(sms.is_console_only());
+        assert_eq!(sms.breaker, BreakerSettings::OFF);
     }
 
     #[test]
     fn both_textbee_variables_select_textbee_with_default_timeouts() {
-        let textbee = textbee(&[("SMS_SENDER_API", URL), ("TEXTBEE_API_KEY", KEY)]);
+        let sms = sms(&[("SMS_SENDER_API", URL), ("TEXTBEE_API_KEY", KEY)]);
+        assert_eq!(sms.routes, RouteTable::single(ProviderName::TextBee));
+        let textbee = sms.providers.textbee.expect("textbee settings");
         assert_eq!(textbee.url.as_str(), URL);
         assert_eq!(textbee.api_key.expose(), KEY);
-        assert_eq!(textbee.connect_timeout, Duration::from_secs(2));
-        assert_eq!(textbee.send_timeout, Duration::from_secs(5));
-        assert_eq!(textbee.max_retries, 2);
+        assert_eq!(sms.sending.connect_timeout, Duration::from_secs(2));
+        assert_eq!(sms.sending.send_timeout, Duration::from_secs(5));
+        assert_eq!(sms.sending.max_retries, 2);
+        assert_eq!(
+            sms.breaker,
+            BreakerSettings::OFF,
+            "one gateway: as before routes"
+        );
     }
 
     #[test]
     fn explicit_choice_wins_and_settings_are_read() {
-        let textbee = textbee(&[
+        let sms = sms(&[
             ("OTP_SMS_GATEWAY", "textbee"),
             (
                 "SMS_SENDER_API",
@@ -183,38 +244,61 @@ mod tests {
             ("OTP_SMS_SEND_TIMEOUT_MS", "1500"),
             ("OTP_SMS_MAX_RETRIES", "0"),
         ]);
-        assert_eq!(textbee.connect_timeout, Duration::from_millis(250));
-        assert_eq!(textbee.send_timeout, Duration::from_millis(1500));
-        assert_eq!(textbee.max_retries, 0);
+        assert_eq!(sms.sending.connect_timeout, Duration::from_millis(250));
+        assert_eq!(sms.sending.send_timeout, Duration::from_millis(1500));
+        assert_eq!(sms.sending.max_retries, 0);
         let console = config(&[
             ("OTP_SMS_GATEWAY", "console"),
             ("SMS_SENDER_API", URL),
             ("TEXTBEE_API_KEY", KEY),
         ])
         .expect("valid");
-        assert_eq!(console.sms, SmsConfig::Console);
+        assert!(console.sms.is_console_only());
+        let twilio = config(&with(&TWILIO, &[("OTP_SMS_GATEWAY", "twilio")])).expect("valid");
+        assert_eq!(twilio.sms.routes, RouteTable::single(ProviderName::Twilio));
     }
 
     #[test]
-    fn debug_output_never_shows_the_key() {
-        let config = config(&[("SMS_SENDER_API", URL), ("TEXTBEE_API_KEY", KEY)]).expect("valid");
-        let debug = format!("{config:?}");
-        assert!(!debug.contains(KEY), "{debug}");
+    fn debug_output_never_shows_a_credential() {
+        let vars = with(
+            &with(&TWILIO, &VONAGE),
+            &[
+                ("SMS_SENDER_API", URL),
+                ("TEXTBEE_API_KEY", KEY),
+                ("OTP_SMS_ROUTES", "US=twilio; *=textbee,vonage"),
+            ],
+        );
+        let debug = format!("{:?}", config(&vars).expect("valid"));
+        for secret in [KEY, TWILIO[1].1, VONAGE[1].1] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
         assert!(debug.contains("<redacted>"), "{debug}");
     }
 
     #[test]
     fn unknown_gateway_is_refused() {
         assert_refused(
+            &[("OTP_SMS_GATEWAY", "pigeon")],
+            "OTP_SMS_GATEWAY",
+            "`console`, `textbee`, `twilio`",
+        );
+    }
+
+    #[test]
+    fn a_selected_provider_needs_its_variables() {
+        assert_refused(
             &[("OTP_SMS_GATEWAY", "twilio")],
             "OTP_SMS_GATEWAY",
-            "`console` or `textbee`",
+            "names `twilio`, but OTP_TWILIO_ACCOUNT_SID is not set",
         );
+        // Another provider's variables alone would be ignored: refused.
+        assert_refused(&TWILIO, "OTP_SMS_GATEWAY", "OTP_SMS_GATEWAY=twilio");
     }
 
     #[test]
     fn textbee_needs_both_of_its_variables() {
         let textbee = ("OTP_SMS_GATEWAY", "textbee");
+        assert_refused(&[textbee], "SMS_SENDER_API", "is required");
         assert_refused(
             &[textbee, ("TEXTBEE_API_KEY", KEY)],
             "SMS_SENDER_API",
@@ -249,20 +333,15 @@ mod tests {
         ] {
             assert_refused(&[("SMS_SENDER_API", url), key], "SMS_SENDER_API", expected);
         }
-    }
-
-    #[test]
-    fn key_a_header_cannot_carry_is_refused() {
-        let url = ("SMS_SENDER_API", URL);
         assert_refused(
-            &[url, ("TEXTBEE_API_KEY", "two words")],
+            &[("SMS_SENDER_API", URL), ("TEXTBEE_API_KEY", "two words")],
             "TEXTBEE_API_KEY",
             "printable ASCII",
         );
     }
 
     #[test]
-    fn timeouts_and_retries_must_be_in_range() {
+    fn timeouts_retries_and_breaker_must_be_in_range() {
         for (var, value, expected) in [
             ("OTP_SMS_CONNECT_TIMEOUT_MS", "10", "from 50 to 30000"),
             ("OTP_SMS_CONNECT_TIMEOUT_MS", "2s", "from 50 to 30000"),
@@ -270,8 +349,73 @@ mod tests {
             ("OTP_SMS_SEND_TIMEOUT_MS", "60001", "from 100 to 60000"),
             ("OTP_SMS_MAX_RETRIES", "6", "from 0 to 5"),
             ("OTP_SMS_MAX_RETRIES", "-1", "from 0 to 5"),
+            ("OTP_SMS_BREAKER_FAILURES", "0", "from 1 to 100"),
+            ("OTP_SMS_BREAKER_COOLDOWN_SECONDS", "0", "from 1 to 3600"),
         ] {
             assert_refused(&[(var, value)], var, expected);
         }
+    }
+
+    #[test]
+    fn the_send_budget_covers_at_least_one_connect() {
+        assert_refused(
+            &[("OTP_SMS_SEND_TIMEOUT_MS", "1500")],
+            "OTP_SMS_SEND_TIMEOUT_MS",
+            "at least OTP_SMS_CONNECT_TIMEOUT_MS (2000 ms)",
+        );
+        assert!(config(&[("OTP_SMS_SEND_TIMEOUT_MS", "2000")]).is_ok());
+    }
+
+    #[test]
+    fn routes_name_configured_providers_and_turn_the_breakers_on() {
+        let vars = with(
+            &with(&TWILIO, &VONAGE),
+            &[
+                ("SMS_SENDER_API", URL),
+                ("TEXTBEE_API_KEY", KEY),
+                (
+                    "OTP_SMS_ROUTES",
+                    "IN=textbee; US,CA=twilio; *=twilio,vonage",
+                ),
+                ("OTP_SMS_BREAKER_FAILURES", "3"),
+                ("OTP_SMS_BREAKER_COOLDOWN_SECONDS", "60"),
+            ],
+        );
+        let sms = sms(&vars);
+        assert_eq!(sms.routes.route_for(Some("IN")), [ProviderName::TextBee]);
+        assert_eq!(
+            sms.routes.route_for(Some("GB")),
+            [ProviderName::Twilio, ProviderName::Vonage]
+        );
+        assert!(sms.providers.textbee.is_some() && sms.providers.vonage.is_some());
+        assert_eq!(
+            sms.breaker,
+            BreakerSettings {
+                failures: 3,
+                cooldown: Duration::from_secs(60)
+            }
+        );
+    }
+
+    #[test]
+    fn bad_routes_are_refused_in_one_line() {
+        let routes = |raw| with(&TWILIO, &[("OTP_SMS_ROUTES", raw)]);
+        assert_refused(&routes("US=twilio"), "OTP_SMS_ROUTES", "default route");
+        assert_refused(
+            &routes("*=twilio,pigeon"),
+            "OTP_SMS_ROUTES",
+            "unknown provider `pigeon`",
+        );
+        assert_refused(
+            &routes("US=twilio; *=vonage"),
+            "OTP_SMS_ROUTES",
+            "names `vonage`, but OTP_VONAGE_API_KEY is not set",
+        );
+        assert_refused(&routes("*=textbee"), "SMS_SENDER_API", "is required");
+        assert_refused(
+            &with(&routes("*=twilio"), &[("OTP_SMS_GATEWAY", "twilio")]),
+            "OTP_SMS_GATEWAY",
+            "cannot be set together with OTP_SMS_ROUTES",
+        );
     }
 }

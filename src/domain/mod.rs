@@ -2,12 +2,14 @@
 
 mod api_key;
 mod code;
+mod locale;
 mod phone;
 mod request_key;
 mod secret;
 
 pub use api_key::{ApiKey, ApiKeyError};
 pub use code::{CodeDigest, CodeError, OtpCode};
+pub use locale::{Locale, LocaleError, MAX_LOCALE_CHARS};
 pub use phone::{PhoneError, PhoneNumber};
 pub use request_key::{ClientKey, IdempotencyKey, RequestKeyError};
 pub use secret::{HmacSecret, SubjectKey};

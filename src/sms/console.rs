@@ -3,9 +3,9 @@
 use std::io::Write;
 
 use async_trait::async_trait;
+use tokio::time::Instant;
 
-use super::{GatewayError, SmsGateway};
-use crate::domain::PhoneNumber;
+use super::{GatewayError, OutgoingSms, provider::SmsProvider};
 
 /// Prints each message as one line on standard output, never through the
 /// log (logs go to standard error and must never carry a code):
@@ -17,13 +17,22 @@ use crate::domain::PhoneNumber;
 pub struct ConsoleGateway;
 
 #[async_trait]
-impl SmsGateway for ConsoleGateway {
-    async fn send(&self, to: &PhoneNumber, text: &str) -> Result<(), GatewayError> {
-        let line = format!("SMS to {}: {}\n", to.e164(), text.replace('\n', " | "));
+impl SmsProvider for ConsoleGateway {
+    async fn send(
+        &self,
+        sms: &OutgoingSms<'_>,
+        _deadline: Instant,
+    ) -> Result<Option<String>, GatewayError> {
+        let line = format!(
+            "SMS to {}: {}\n",
+            sms.to.e164(),
+            sms.text.replace('\n', " | ")
+        );
         let mut stdout = std::io::stdout().lock();
         stdout
             .write_all(line.as_bytes())
             .and_then(|()| stdout.flush())
+            .map(|()| None)
             .map_err(|err| GatewayError::Unavailable(format!("cannot write to stdout: {err}")))
     }
 }

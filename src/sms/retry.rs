@@ -1,6 +1,11 @@
-//! How one send is retried: a deadline for the whole send, an equal share of
-//! what is left for each try, jittered exponential backoff between tries,
-//! and the gateway's `Retry-After` when it gives one.
+//! How one provider retries a send: only after a try that surely did not
+//! reach it, within the send's deadline, with jittered exponential backoff
+//! or the provider's `Retry-After`.
+//!
+//! Each try may use all the time left until the deadline, so the first try
+//! gets the whole budget: a slow provider means one SMS and a slow call. A
+//! try that is cut off or fails after its request may have been taken is
+//! never repeated ([`GatewayError::Uncertain`]).
 
 use std::{
     future::Future,
@@ -10,120 +15,121 @@ use std::{
 use rand::Rng;
 use tokio::time::Instant;
 
-use super::GatewayError;
+use super::{GatewayError, http::millis};
 
 /// First backoff before jitter; doubles per retry up to a cap.
 const BASE_BACKOFF: Duration = Duration::from_millis(200);
 /// Longest backoff before jitter, whatever the budget.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
-/// A retry with less time than this left cannot get an answer: give up instead.
-const MIN_TRY: Duration = Duration::from_millis(50);
+/// A try with less time than this left cannot get an answer: give up instead.
+pub(super) const MIN_TRY: Duration = Duration::from_millis(100);
 
-/// The retry rules for one gateway.
+/// How long a send may take and how hard each provider tries, shared by
+/// every provider (`OTP_SMS_CONNECT_TIMEOUT_MS`, `OTP_SMS_SEND_TIMEOUT_MS`,
+/// `OTP_SMS_MAX_RETRIES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendSettings {
+    /// Longest wait for a TCP/TLS connection (DNS included).
+    pub connect_timeout: Duration,
+    /// Budget for one whole send: every try, every wait and every provider
+    /// of a route. Never shorter than `connect_timeout`.
+    pub send_timeout: Duration,
+    /// Tries after the first one per provider, only after a try that surely
+    /// did not reach it (no connection, 429, 503, throttled).
+    pub max_retries: u32,
+}
+
+/// The retry rules of one provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// The whole send, every try and every wait, ends within this.
-    pub budget: Duration,
     /// Tries after the first.
     pub max_retries: u32,
+    /// A retry after a failed connect starts only if a whole connect
+    /// timeout still fits before the deadline, so that the retry's connect
+    /// can fail cleanly (surely not sent) rather than be cut off midway.
+    pub connect_timeout: Duration,
+}
+
+impl From<SendSettings> for RetryPolicy {
+    fn from(settings: SendSettings) -> Self {
+        Self {
+            max_retries: settings.max_retries,
+            connect_timeout: settings.connect_timeout,
+        }
+    }
 }
 
 /// What one try came to.
 #[derive(Debug)]
 pub enum TryOutcome<T> {
-    /// The gateway took the message.
+    /// The provider took the message.
     Done(T),
-    /// Failed in a way a retry cannot fix (our key, a bad request).
-    Fatal(GatewayError),
-    /// Failed in a way that may pass (no connection, 5xx, 429).
-    Transient {
+    /// The message surely did not reach the provider, and a retry may pass.
+    NotSent {
         /// For the log and the final error; never the message text.
         reason: String,
-        /// How long the gateway asked us to wait, if it did.
+        /// How long the provider asked us to wait, if it did.
         retry_after: Option<Duration>,
-        /// The gateway may have taken the message before failing (a 500, a
-        /// dropped connection after the request went out): the send must
-        /// then still count against the limits.
-        maybe_delivered: bool,
+        /// No connection could be made (the next try must connect afresh).
+        connect_failed: bool,
     },
+    /// Ends the send as it is: a refusal a retry cannot fix, or a failure
+    /// after the message may have been taken ([`GatewayError::Uncertain`]).
+    Failed(GatewayError),
 }
 
 impl RetryPolicy {
     /// Runs `try_once(attempt)` (attempt counts from 1) until it is done,
-    /// fails for good, the tries run out, or the budget would be exceeded.
+    /// fails for good, the tries run out, or a retry would not fit before
+    /// `deadline`.
     ///
-    /// Guarantees: returns within `budget` of being called (each try is cut
-    /// off at its share, each wait is skipped if it would pass the deadline),
-    /// and every failure that is not [`TryOutcome::Fatal`] becomes
-    /// [`GatewayError::Unavailable`] — or [`GatewayError::Uncertain`] when
-    /// some try may have got through (cut off, or `maybe_delivered`).
-    pub async fn run<T, F, Fut>(&self, mut try_once: F) -> Result<T, GatewayError>
+    /// Guarantees, provided each try returns by `deadline` (the shared
+    /// `post` does): returns by `deadline`; repeats a try only after
+    /// [`TryOutcome::NotSent`], so at most one try can have reached the
+    /// provider; the tries running out ends in [`GatewayError::Unavailable`].
+    pub async fn run<T, F, Fut>(
+        &self,
+        deadline: Instant,
+        mut try_once: F,
+    ) -> Result<T, GatewayError>
     where
         F: FnMut(u32) -> Fut,
         Fut: Future<Output = TryOutcome<T>>,
     {
-        let deadline = Instant::now() + self.budget;
         let tries = self.max_retries.saturating_add(1);
-        // Waits stay small next to each try's share, so that the tries, not
-        // the waits, use the budget: even when every try hangs until it is
-        // cut off, all of them get their turn.
-        let backoff_cap = (self.budget / tries.saturating_mul(4)).min(MAX_BACKOFF);
+        // Waits stay small next to the budget, so that tries, not waits, use it.
+        let budget = deadline.saturating_duration_since(Instant::now());
+        let backoff_cap = (budget / tries.saturating_mul(4)).min(MAX_BACKOFF);
         let mut attempt = 1;
-        let mut uncertain = false;
-        let unavailable = |uncertain: bool, reason: String| {
-            if uncertain {
-                GatewayError::Uncertain(reason)
-            } else {
-                GatewayError::Unavailable(reason)
-            }
-        };
         loop {
-            // An equal share of what is left, so one hung try cannot use up
-            // the time the retries need; tries that failed fast leave more
-            // for the later ones.
-            let tries_left = tries - attempt + 1;
-            let share = deadline.saturating_duration_since(Instant::now()) / tries_left;
-            let (reason, retry_after) = match tokio::time::timeout(share, try_once(attempt)).await {
-                Ok(TryOutcome::Done(value)) => return Ok(value),
-                Ok(TryOutcome::Fatal(error)) => return Err(error),
-                Ok(TryOutcome::Transient {
+            let (reason, retry_after, connect_failed) = match try_once(attempt).await {
+                TryOutcome::Done(value) => return Ok(value),
+                TryOutcome::Failed(error) => return Err(error),
+                TryOutcome::NotSent {
                     reason,
                     retry_after,
-                    maybe_delivered,
-                }) => {
-                    uncertain |= maybe_delivered;
-                    (reason, retry_after)
-                }
-                Err(_) => {
-                    // Cut off mid-request: the gateway may have queued it.
-                    uncertain = true;
-                    let reason = format!("no answer within {} ms", share.as_millis());
-                    tracing::warn!(
-                        attempt,
-                        timeout_ms = millis(share),
-                        "SMS gateway did not answer in time"
-                    );
-                    (reason, None)
-                }
+                    connect_failed,
+                } => (reason, retry_after, connect_failed),
             };
             if attempt == tries {
-                return Err(unavailable(
-                    uncertain,
-                    format!("{reason} (try {attempt} of {tries})"),
-                ));
+                return Err(GatewayError::Unavailable(format!(
+                    "{reason} (try {attempt} of {tries})"
+                )));
             }
             let wait = retry_after.unwrap_or_else(|| backoff(attempt, backoff_cap));
+            let needed = if connect_failed {
+                self.connect_timeout
+            } else {
+                MIN_TRY
+            };
             let left = deadline.saturating_duration_since(Instant::now());
-            if wait + MIN_TRY > left {
-                return Err(unavailable(
-                    uncertain,
-                    format!(
-                        "{reason} (try {attempt} of {tries}); not retrying: waiting {} ms would pass \
-                     the {} ms send budget",
-                        wait.as_millis(),
-                        self.budget.as_millis()
-                    ),
-                ));
+            if wait + needed > left {
+                return Err(GatewayError::Unavailable(format!(
+                    "{reason} (try {attempt} of {tries}); not retrying: waiting {} ms and \
+                     trying again would pass the send deadline ({} ms left)",
+                    wait.as_millis(),
+                    left.as_millis()
+                )));
             }
             tracing::debug!(attempt, wait_ms = millis(wait), "retrying SMS send");
             tokio::time::sleep(wait).await;
@@ -141,12 +147,6 @@ fn backoff(attempt: u32, cap: Duration) -> Duration {
         .min(cap);
     let half = step / 2;
     half + half.mul_f64(rand::rng().random::<f64>())
-}
-
-/// Whole milliseconds as a plain number for structured logs (tracing shows
-/// `u128` as text).
-pub(super) fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Reads a `Retry-After` value: whole seconds or an HTTP date (a date in the
@@ -170,19 +170,42 @@ mod tests {
 
     use super::*;
 
-    fn policy(budget_ms: u64, max_retries: u32) -> RetryPolicy {
+    const CONNECT: Duration = Duration::from_secs(2);
+
+    fn policy(max_retries: u32) -> RetryPolicy {
         RetryPolicy {
-            budget: Duration::from_millis(budget_ms),
             max_retries,
+            connect_timeout: CONNECT,
         }
     }
 
-    fn transient<T>(retry_after: Option<Duration>) -> TryOutcome<T> {
-        TryOutcome::Transient {
+    fn in_ms(ms: u64) -> Instant {
+        Instant::now() + Duration::from_millis(ms)
+    }
+
+    fn not_sent<T>(retry_after: Option<Duration>) -> TryOutcome<T> {
+        TryOutcome::NotSent {
             reason: "HTTP 503".into(),
             retry_after,
-            maybe_delivered: false,
+            connect_failed: false,
         }
+    }
+
+    /// Counts the tries `outcome` is given to.
+    async fn run_counting<T: Send>(
+        policy: RetryPolicy,
+        deadline: Instant,
+        outcome: impl Fn(u32) -> TryOutcome<T>,
+    ) -> (Result<T, GatewayError>, u32) {
+        let calls = Arc::new(AtomicU32::new(0));
+        let result = policy
+            .run(deadline, |attempt| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                let outcome = outcome(attempt);
+                async move { outcome }
+            })
+            .await;
+        (result, calls.load(Ordering::SeqCst))
     }
 
     #[test]
@@ -221,105 +244,54 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn transient_failures_are_retried_until_success() {
-        let calls = Arc::new(AtomicU32::new(0));
-        let result = policy(5_000, 2)
-            .run(|attempt| {
-                let calls = Arc::clone(&calls);
-                async move {
-                    calls.fetch_add(1, Ordering::SeqCst);
-                    if attempt < 3 {
-                        transient(None)
-                    } else {
-                        TryOutcome::Done(attempt)
-                    }
-                }
-            })
-            .await;
+    async fn surely_unsent_tries_are_retried_until_success() {
+        let (result, calls) = run_counting(policy(2), in_ms(5_000), |attempt| {
+            if attempt < 3 {
+                not_sent(None)
+            } else {
+                TryOutcome::Done(attempt)
+            }
+        })
+        .await;
         assert_eq!(result.expect("third try succeeds"), 3);
-        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert_eq!(calls, 3);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn fatal_failures_are_not_retried() {
-        let calls = Arc::new(AtomicU32::new(0));
-        let result: Result<(), _> = policy(5_000, 2)
-            .run(|_| {
-                let calls = Arc::clone(&calls);
-                async move {
-                    calls.fetch_add(1, Ordering::SeqCst);
-                    TryOutcome::Fatal(GatewayError::Rejected("HTTP 400".into()))
-                }
+    async fn a_failure_that_may_have_been_delivered_is_never_retried() {
+        for error in [
+            GatewayError::Uncertain("HTTP 500".into()),
+            GatewayError::Rejected("HTTP 400".into()),
+        ] {
+            let kind = error.kind();
+            let error = std::sync::Mutex::new(Some(error));
+            let (result, calls) = run_counting(policy(2), in_ms(5_000), |_| {
+                TryOutcome::<()>::Failed(error.lock().expect("lock").take().expect("once"))
             })
             .await;
-        assert!(
-            matches!(result, Err(GatewayError::Rejected(_))),
-            "{result:?}"
-        );
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
+            assert_eq!(result.expect_err("failed").kind(), kind);
+            assert_eq!(calls, 1, "{kind}");
+        }
     }
 
     #[tokio::test(start_paused = true)]
-    async fn tries_are_bounded() {
-        let calls = Arc::new(AtomicU32::new(0));
-        let result: Result<(), _> = policy(60_000, 2)
-            .run(|_| {
-                let calls = Arc::clone(&calls);
-                async move {
-                    calls.fetch_add(1, Ordering::SeqCst);
-                    transient(None)
-                }
-            })
-            .await;
+    async fn tries_are_bounded_and_end_unavailable() {
+        let (result, calls) =
+            run_counting(policy(2), in_ms(60_000), |_| not_sent::<()>(None)).await;
         let Err(GatewayError::Unavailable(reason)) = result else {
             panic!("expected Unavailable, got {result:?}");
         };
         assert!(reason.contains("try 3 of 3"), "{reason}");
-        assert_eq!(calls.load(Ordering::SeqCst), 3);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn hung_tries_share_the_budget_and_the_whole_send_ends_within_it() {
-        for budget_ms in [300, 1_500, 5_000, 60_000] {
-            hung_tries_all_run_within(budget_ms).await;
-        }
-    }
-
-    async fn hung_tries_all_run_within(budget_ms: u64) {
-        let started = Instant::now();
-        let calls = Arc::new(AtomicU32::new(0));
-        let result: Result<(), _> = policy(budget_ms, 2)
-            .run(|_| {
-                let calls = Arc::clone(&calls);
-                async move {
-                    calls.fetch_add(1, Ordering::SeqCst);
-                    std::future::pending::<TryOutcome<()>>().await
-                }
-            })
-            .await;
-        assert!(
-            matches!(result, Err(GatewayError::Uncertain(_))),
-            "a try cut off mid-request may have been delivered: {result:?}"
-        );
-        assert_eq!(
-            calls.load(Ordering::SeqCst),
-            3,
-            "every try got a share of {budget_ms} ms"
-        );
-        assert!(
-            started.elapsed() <= Duration::from_millis(budget_ms),
-            "{:?} for a {budget_ms} ms budget",
-            started.elapsed()
-        );
+        assert_eq!(calls, 3);
     }
 
     #[tokio::test(start_paused = true)]
     async fn retry_after_is_waited_for_when_it_fits_the_budget() {
         let started = Instant::now();
-        let result = policy(5_000, 2)
-            .run(|attempt| async move {
+        let result = policy(2)
+            .run(in_ms(5_000), |attempt| async move {
                 if attempt == 1 {
-                    transient(Some(Duration::from_secs(2)))
+                    not_sent(Some(Duration::from_secs(2)))
                 } else {
                     TryOutcome::Done(Instant::now())
                 }
@@ -332,21 +304,31 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn retry_after_beyond_the_budget_gives_up_at_once() {
         let started = Instant::now();
-        let calls = Arc::new(AtomicU32::new(0));
-        let result: Result<(), _> = policy(5_000, 2)
-            .run(|_| {
-                let calls = Arc::clone(&calls);
-                async move {
-                    calls.fetch_add(1, Ordering::SeqCst);
-                    transient(Some(Duration::from_secs(30)))
-                }
-            })
-            .await;
+        let (result, calls) = run_counting(policy(2), in_ms(5_000), |_| {
+            not_sent::<()>(Some(Duration::from_secs(30)))
+        })
+        .await;
         let Err(GatewayError::Unavailable(reason)) = result else {
             panic!("expected Unavailable, got {result:?}");
         };
         assert!(reason.contains("would pass"), "{reason}");
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(calls, 1);
         assert_eq!(started.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_connect_is_retried_only_when_a_whole_connect_fits() {
+        let connect_failed = || TryOutcome::<()>::NotSent {
+            reason: "cannot connect".into(),
+            retry_after: None,
+            connect_failed: true,
+        };
+        // 1.5 s left cannot hold another 2 s connect: stop, surely unsent.
+        let (result, calls) = run_counting(policy(2), in_ms(1_500), |_| connect_failed()).await;
+        assert!(matches!(result, Err(GatewayError::Unavailable(_))));
+        assert_eq!(calls, 1);
+        // With room for it, the connect is tried again.
+        let (_, calls) = run_counting(policy(1), in_ms(5_000), |_| connect_failed()).await;
+        assert_eq!(calls, 2);
     }
 }

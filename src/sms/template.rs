@@ -1,4 +1,4 @@
-//! The SMS text around the code.
+//! One SMS template: its placeholders checked once, rendered per code.
 
 use std::time::Duration;
 
@@ -9,13 +9,12 @@ use crate::domain::OtpCode;
 /// Placeholders a template may use.
 const PLACEHOLDERS: [&str; 4] = ["code", "minutes", "seconds", "app"];
 
-/// A validated message template (`OTP_MESSAGE_TEMPLATE`), with the app name
-/// and optional WebOTP domain it is rendered with.
+/// A validated message template (`OTP_MESSAGE_TEMPLATE`, or one locale's
+/// entry of `OTP_MESSAGE_TEMPLATES_FILE`). The lines appended after it
+/// (WebOTP, Android SMS Retriever) are [`super::MessageTemplates`]' job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageTemplate {
     template: String,
-    app_name: String,
-    webotp_domain: Option<String>,
 }
 
 /// Why a template was refused at startup.
@@ -37,12 +36,8 @@ impl MessageTemplate {
     pub const DEFAULT: &'static str =
         "Your {app} verification code is {code}. It expires in {minutes} min. Do not share it.";
 
-    /// Checks `template` and binds the app name and WebOTP domain.
-    pub fn new(
-        template: &str,
-        app_name: &str,
-        webotp_domain: Option<&str>,
-    ) -> Result<Self, TemplateError> {
+    /// Checks that every placeholder is known and `{code}` is there.
+    pub fn new(template: &str) -> Result<Self, TemplateError> {
         let mut rest = template;
         let mut has_code = false;
         while let Some(open) = rest.find('{') {
@@ -60,14 +55,11 @@ impl MessageTemplate {
         }
         Ok(Self {
             template: template.to_owned(),
-            app_name: app_name.to_owned(),
-            webotp_domain: webotp_domain.map(str::to_owned),
         })
     }
 
-    /// The message for `code`, valid for `ttl`. With a WebOTP domain, the
-    /// last line is `@<domain> #<code>` so browsers and phones can autofill.
-    pub fn render(&self, code: &OtpCode, ttl: Duration) -> String {
+    /// The message for `code`, valid for `ttl`, from app `app_name`.
+    pub fn render(&self, code: &OtpCode, ttl: Duration, app_name: &str) -> String {
         let seconds = ttl.as_secs();
         let minutes = seconds.div_ceil(60);
         // One pass over the template, so a value that itself looks like a
@@ -83,15 +75,12 @@ impl MessageTemplate {
                 "code" => text.push_str(code.expose()),
                 "minutes" => text.push_str(&minutes.to_string()),
                 "seconds" => text.push_str(&seconds.to_string()),
-                "app" => text.push_str(&self.app_name),
+                "app" => text.push_str(app_name),
                 _ => {}
             }
             rest = after.get(close + 1..).unwrap_or("");
         }
         text.push_str(rest);
-        if let Some(domain) = &self.webotp_domain {
-            text.push_str(&format!("\n\n@{domain} #{}", code.expose()));
-        }
         text
     }
 }
@@ -106,54 +95,40 @@ mod tests {
 
     #[test]
     fn default_template_renders_every_placeholder() {
-        let template = MessageTemplate::new(MessageTemplate::DEFAULT, "Acme", None).expect("valid");
+        let template = MessageTemplate::new(MessageTemplate::DEFAULT).expect("valid");
         assert_eq!(
-            template.render(&code(), Duration::from_secs(120)),
+            template.render(&code(), Duration::from_secs(120), "Acme"),
             "Your Acme verification code is 042917. It expires in 2 min. Do not share it."
         );
     }
 
     #[test]
     fn seconds_and_rounded_up_minutes() {
-        let template =
-            MessageTemplate::new("{code} {minutes}m {seconds}s", "x", None).expect("valid");
+        let template = MessageTemplate::new("{code} {minutes}m {seconds}s").expect("valid");
         assert_eq!(
-            template.render(&code(), Duration::from_secs(90)),
+            template.render(&code(), Duration::from_secs(90), "x"),
             "042917 2m 90s"
-        );
-    }
-
-    #[test]
-    fn webotp_line_is_appended() {
-        let template =
-            MessageTemplate::new("Code {code}", "x", Some("example.com")).expect("valid");
-        assert_eq!(
-            template.render(&code(), Duration::from_secs(60)),
-            "Code 042917\n\n@example.com #042917"
         );
     }
 
     #[test]
     fn bad_templates_are_refused() {
         assert_eq!(
-            MessageTemplate::new("{code} {user}", "x", None),
+            MessageTemplate::new("{code} {user}"),
             Err(TemplateError::UnknownPlaceholder("user".into()))
         );
+        assert_eq!(MessageTemplate::new("{code"), Err(TemplateError::Unclosed));
         assert_eq!(
-            MessageTemplate::new("{code", "x", None),
-            Err(TemplateError::Unclosed)
-        );
-        assert_eq!(
-            MessageTemplate::new("hello", "x", None),
+            MessageTemplate::new("hello"),
             Err(TemplateError::MissingCode)
         );
     }
 
     #[test]
     fn values_containing_braces_are_not_expanded_again() {
-        let template = MessageTemplate::new("{app}: {code}", "{code}", None).expect("valid");
+        let template = MessageTemplate::new("{app}: {code}").expect("valid");
         assert_eq!(
-            template.render(&code(), Duration::from_secs(60)),
+            template.render(&code(), Duration::from_secs(60), "{code}"),
             "{code}: 042917"
         );
     }

@@ -1,43 +1,37 @@
-//! TextBee (textbee.dev or self-hosted) over reqwest: the exact request
-//! TextBee expects, its answers sorted into "retry" or "stop", and only
-//! harmless facts in the log.
-
-use std::{
-    fmt::Write as _,
-    time::{Duration, Instant, SystemTime},
-};
+//! TextBee (textbee.dev or self-hosted): the exact request TextBee expects,
+//! its answers sorted into "surely not sent", "taken" or "maybe taken",
+//! and only harmless facts in the log.
 
 use async_trait::async_trait;
-use reqwest::{
-    Client, Response, StatusCode, Url,
-    header::{HeaderValue, RETRY_AFTER},
-};
+use reqwest::{Client, StatusCode, Url, header::HeaderValue};
 use serde_json::{Value, json};
-use thiserror::Error;
+use tokio::time::Instant;
 
 use super::{
-    GatewayError, SmsGateway,
-    retry::{RetryPolicy, TryOutcome, millis, parse_retry_after},
+    GatewayError, OutgoingSms, SmsSetupError,
+    http::{Answer, Posted, loggable, millis, post},
+    provider::SmsProvider,
+    retry::{RetryPolicy, TryOutcome},
 };
-use crate::{config::TextBeeConfig, domain::PhoneNumber};
+use crate::domain::ApiKey;
 
-/// Most of an answer's body that is read: enough for any JSON TextBee
-/// sends, little enough that a broken proxy cannot fill memory.
-const MAX_BODY_BYTES: usize = 16 * 1024;
-/// Longest gateway message put in a log line.
-const MAX_LOGGED_MESSAGE_CHARS: usize = 200;
-/// After a 2xx the message is accepted; its body only names the batch, so
-/// it is not worth a retry (and a duplicate SMS) if it is slow to arrive.
-const SUCCESS_BODY_WAIT: Duration = Duration::from_secs(1);
+/// Everything needed to send through TextBee. `Debug` never shows the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextBeeConfig {
+    /// The full send URL (`SMS_SENDER_API`), e.g.
+    /// `https://api.textbee.dev/api/v1/gateway/devices/<DEVICE_ID>/send-sms`;
+    /// http or https, without credentials in it.
+    pub url: Url,
+    /// Sent as `x-api-key` (`TEXTBEE_API_KEY`).
+    pub api_key: ApiKey,
+}
 
 /// Sends through TextBee's `POST …/gateway/devices/<id>/send-sms`:
 /// header `x-api-key`, body `{"recipients": ["+<E.164>"], "message": "<text>"}`.
 ///
-/// One [`reqwest::Client`] serves every send, so connections are reused.
-/// Retries follow [`RetryPolicy`]: only connection errors, timeouts, 5xx and
-/// 429, and the whole send ends within the configured budget. Logs carry the
-/// masked phone, try number, HTTP status, latency and TextBee's batch id;
-/// never the key, the message text or the code.
+/// Retries only after a try that surely did not reach TextBee (no
+/// connection, 429, 503). Logs carry the masked phone, try number, HTTP
+/// status, latency and TextBee's batch id; never the key or the text.
 pub struct TextBeeGateway {
     client: Client,
     url: Url,
@@ -45,180 +39,114 @@ pub struct TextBeeGateway {
     retry: RetryPolicy,
 }
 
-/// The HTTP client could not be built (e.g. no TLS roots could be loaded).
-#[derive(Debug, Error)]
-#[error("cannot set up the TextBee HTTP client: {0}")]
-pub struct TextBeeSetupError(String);
-
 impl TextBeeGateway {
-    /// Builds the gateway and its shared HTTP client from validated settings.
-    pub fn new(config: &TextBeeConfig) -> Result<Self, TextBeeSetupError> {
-        install_crypto_provider();
-        let client = Client::builder()
-            .connect_timeout(config.connect_timeout)
-            // A redirect would turn the POST into a GET or carry the key to
-            // another host; TextBee never redirects its API, so stop and say so.
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("otp-service/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|err| TextBeeSetupError(error_chain(&err)))?;
+    /// The gateway over the shared `client`.
+    pub fn new(
+        config: &TextBeeConfig,
+        client: Client,
+        retry: RetryPolicy,
+    ) -> Result<Self, SmsSetupError> {
         let mut api_key = HeaderValue::from_str(config.api_key.expose())
-            .map_err(|_| TextBeeSetupError("TEXTBEE_API_KEY is not a valid header value".into()))?;
+            .map_err(|_| SmsSetupError("TEXTBEE_API_KEY is not a valid header value".into()))?;
         // Keeps the key out of `Debug` output of the request and out of HTTP/2 header tables.
         api_key.set_sensitive(true);
         Ok(Self {
             client,
             url: config.url.clone(),
             api_key,
-            retry: RetryPolicy {
-                budget: config.send_timeout,
-                max_retries: config.max_retries,
-            },
+            retry,
         })
     }
 
     /// One POST, its answer classified.
-    async fn try_once(&self, to: &PhoneNumber, body: &Value, attempt: u32) -> TryOutcome<()> {
+    async fn try_once(
+        &self,
+        sms: &OutgoingSms<'_>,
+        body: &Value,
+        attempt: u32,
+        deadline: Instant,
+    ) -> TryOutcome<Option<String>> {
         let started = Instant::now();
-        let sent = self
+        let request = self
             .client
             .post(self.url.clone())
             .header("x-api-key", self.api_key.clone())
-            .json(body)
-            .send()
-            .await;
-        let response = match sent {
-            Ok(response) => response,
-            Err(err) => {
-                // Only a failed connect proves the request never left.
-                let maybe_delivered = !err.is_connect();
-                // The URL names the device; the host alone is in the startup log.
-                let reason = transport_reason(&err.without_url());
-                tracing::warn!(
-                    phone = %to,
-                    attempt,
-                    latency_ms = millis(started.elapsed()),
-                    error = %reason,
-                    "TextBee could not be reached"
-                );
-                return TryOutcome::Transient {
+            .json(body);
+        let answer = match post(request, deadline).await {
+            Posted::Answered(answer) => answer,
+            Posted::NotSent(reason) => {
+                tracing::warn!(phone = %sms.to, attempt, error = %reason, "TextBee could not be reached");
+                return TryOutcome::NotSent {
                     reason,
                     retry_after: None,
-                    maybe_delivered,
+                    connect_failed: true,
                 };
             }
+            Posted::Lost(reason) => {
+                tracing::warn!(phone = %sms.to, attempt, error = %reason, "TextBee request lost; it may have been taken");
+                return TryOutcome::Failed(GatewayError::Uncertain(reason));
+            }
         };
-        let status = response.status();
+        let latency_ms = millis(started.elapsed());
+        let status = answer.status;
         if status.is_success() {
-            let body = tokio::time::timeout(SUCCESS_BODY_WAIT, read_capped(response))
-                .await
-                .unwrap_or_default();
-            let batch_id = batch_id(&body);
+            let batch_id = answer.body.as_deref().and_then(batch_id);
             tracing::info!(
-                phone = %to,
+                phone = %sms.to,
                 attempt,
                 status = status.as_u16(),
-                latency_ms = millis(started.elapsed()),
+                latency_ms,
                 sms_batch_id = batch_id.as_deref().unwrap_or("-"),
                 "TextBee accepted the message"
             );
-            return TryOutcome::Done(());
+            return TryOutcome::Done(batch_id);
         }
-
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| parse_retry_after(value, SystemTime::now()));
-        let message = gateway_message(&read_capped(response).await);
+        let message = gateway_message(answer.body.as_deref().unwrap_or_default());
         tracing::warn!(
-            phone = %to,
+            phone = %sms.to,
             attempt,
             status = status.as_u16(),
-            latency_ms = millis(started.elapsed()),
-            retry_after_ms = retry_after.map(millis),
+            latency_ms,
+            retry_after_ms = answer.retry_after.map(millis),
             gateway_message = %message,
             "TextBee did not accept the message"
         );
-        let reason = format!("HTTP {}: {message}", status.as_u16());
-        match status {
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                TryOutcome::Fatal(GatewayError::Unauthorized(reason))
-            }
-            // 429 and 503 say "not processed"; any other 5xx may have come
-            // after TextBee queued the message.
-            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
-                TryOutcome::Transient {
-                    reason,
-                    retry_after,
-                    maybe_delivered: false,
-                }
-            }
-            status if status.is_server_error() => TryOutcome::Transient {
-                reason,
-                retry_after,
-                maybe_delivered: true,
-            },
-            _ => TryOutcome::Fatal(GatewayError::Rejected(reason)),
-        }
+        classify_refusal(&answer, format!("HTTP {}: {message}", status.as_u16()))
+    }
+}
+
+/// What a non-2xx answer means.
+fn classify_refusal<T>(answer: &Answer, reason: String) -> TryOutcome<T> {
+    match answer.status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => TryOutcome::Failed(
+            GatewayError::Unauthorized(format!("{reason}; check TEXTBEE_API_KEY")),
+        ),
+        // 429 and 503 say "not processed"; any other 5xx may have come
+        // after TextBee queued the message.
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => TryOutcome::NotSent {
+            reason,
+            retry_after: answer.retry_after,
+            connect_failed: false,
+        },
+        status if status.is_server_error() => TryOutcome::Failed(GatewayError::Uncertain(reason)),
+        _ => TryOutcome::Failed(GatewayError::Rejected(reason)),
     }
 }
 
 #[async_trait]
-impl SmsGateway for TextBeeGateway {
-    async fn send(&self, to: &PhoneNumber, text: &str) -> Result<(), GatewayError> {
-        let body = json!({ "recipients": [to.e164()], "message": text });
+impl SmsProvider for TextBeeGateway {
+    async fn send(
+        &self,
+        sms: &OutgoingSms<'_>,
+        deadline: Instant,
+    ) -> Result<Option<String>, GatewayError> {
+        let body = json!({ "recipients": [sms.to.e164()], "message": sms.text });
         self.retry
-            .run(|attempt| self.try_once(to, &body, attempt))
+            .run(deadline, |attempt| {
+                self.try_once(sms, &body, attempt, deadline)
+            })
             .await
     }
-}
-
-/// reqwest is built without its default aws-lc provider (that needs a C
-/// toolchain and CMake to build); this installs ring once per process. A
-/// provider some other part of the process installed first is kept.
-fn install_crypto_provider() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// What went wrong below HTTP.
-fn transport_reason(err: &reqwest::Error) -> String {
-    let kind = if err.is_timeout() {
-        "timed out"
-    } else if err.is_connect() {
-        "cannot connect"
-    } else {
-        "request failed"
-    };
-    format!("{kind}: {}", error_chain(err))
-}
-
-/// An error and its causes on one line: reqwest's own text ("error sending
-/// request") says little; the cause ("Connection refused") says what to fix.
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = String::new();
-    let mut next = Some(err);
-    while let Some(err) = next {
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        let _ = write!(line, "{err}");
-        next = err.source();
-    }
-    line
-}
-
-/// Reads at most [`MAX_BODY_BYTES`] of the body; a broken body reads as what arrived.
-async fn read_capped(mut response: Response) -> Vec<u8> {
-    let mut body = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        let room = MAX_BODY_BYTES - body.len();
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() == MAX_BODY_BYTES {
-            break;
-        }
-    }
-    body
 }
 
 /// TextBee answers a send with `{"data": {"smsBatchId": "…", …}}`; other
@@ -235,10 +163,8 @@ fn batch_id(body: &[u8]) -> Option<String> {
     }
 }
 
-/// The gateway's own explanation, fit for a log line: TextBee's `error`
-/// (or NestJS's `message`), else the raw text; one line, shortened, and with
-/// every run of 4+ digits hidden in case the gateway echoed the number or
-/// the message (and so the code) back.
+/// TextBee's own explanation (its `error`, or NestJS's `message`), else
+/// the raw text, made safe for a log line.
 fn gateway_message(body: &[u8]) -> String {
     let text = match serde_json::from_slice::<Value>(body) {
         Ok(value) => ["/error", "/message", "/data/error", "/data/message"]
@@ -257,41 +183,15 @@ fn gateway_message(body: &[u8]) -> String {
             .unwrap_or_else(|| value.to_string()),
         Err(_) => String::from_utf8_lossy(body).into_owned(),
     };
-    let text = text.trim();
-    if text.is_empty() {
-        return "(no message)".into();
-    }
-    // Mask the whole text first, then cut: cutting first could split a code
-    // at the limit and leave its first digits unmasked.
-    let mut clean = String::with_capacity(text.len());
-    let mut digit_run = String::new();
-    let flush = |run: &mut String, out: &mut String| {
-        if run.len() >= 4 {
-            out.push_str(&"#".repeat(run.len()));
-        } else {
-            out.push_str(run);
-        }
-        run.clear();
-    };
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            digit_run.push(c);
-            continue;
-        }
-        flush(&mut digit_run, &mut clean);
-        clean.push(if c.is_control() { ' ' } else { c });
-    }
-    flush(&mut digit_run, &mut clean);
-    if clean.chars().count() > MAX_LOGGED_MESSAGE_CHARS {
-        clean = clean.chars().take(MAX_LOGGED_MESSAGE_CHARS).collect();
-        clean.push('…');
-    }
-    clean
+    loggable(&text)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::domain::PhoneNumber;
 
     #[test]
     fn batch_id_is_read_from_textbees_answer() {
@@ -314,46 +214,42 @@ mod tests {
         );
         assert_eq!(gateway_message(b"Bad Gateway\r\n"), "Bad Gateway");
         assert_eq!(gateway_message(b""), "(no message)");
-    }
-
-    #[test]
-    fn gateway_message_hides_echoed_numbers_and_codes() {
-        let message = gateway_message(
-            br#"{"error":"cannot send 'Your code is 042917' to +14155550123 (HTTP 503)"}"#,
-        );
         assert_eq!(
-            message,
-            "cannot send 'Your code is ######' to +########### (HTTP 503)"
+            gateway_message(br#"{"error":"cannot send 'Your code is 042917' to +14155550123"}"#),
+            "cannot send 'Your code is ######' to +###########"
         );
     }
 
-    #[test]
-    fn a_code_at_the_cut_is_masked_whole() {
-        let body = format!("{}042917 more", "x".repeat(MAX_LOGGED_MESSAGE_CHARS - 2));
-        let message = gateway_message(body.as_bytes());
-        assert!(message.ends_with("##…"), "{message}");
-        assert!(!message.contains("04"), "{message}");
-    }
+    /// A refused connection surely sent nothing, so it is retried: the
+    /// final reason counts every try, and the send ends well within budget.
+    #[tokio::test]
+    async fn a_refused_connection_is_retried_within_the_budget() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("free port");
+        let config = TextBeeConfig {
+            url: Url::parse(&format!("http://{closed}/send-sms")).expect("url"),
+            api_key: ApiKey::parse("key").expect("key"),
+        };
+        let connect_timeout = Duration::from_millis(500);
+        let client = super::super::http_client(connect_timeout).expect("client");
+        let retry = RetryPolicy {
+            max_retries: 2,
+            connect_timeout,
+        };
+        let gateway = TextBeeGateway::new(&config, client, retry).expect("gateway");
+        let phone = PhoneNumber::parse("+14155550123").expect("phone");
+        let sms = OutgoingSms::new(&phone, "code 123456", 6, Duration::from_secs(60), None);
+        let budget = Duration::from_secs(5);
+        let started = Instant::now();
 
-    #[test]
-    fn gateway_message_is_one_short_line() {
-        let long = format!("line one\nline two {}", "x".repeat(500));
-        let message = gateway_message(long.as_bytes());
-        assert!(!message.contains('\n'), "{message}");
-        assert_eq!(message.chars().count(), MAX_LOGGED_MESSAGE_CHARS + 1);
-        assert!(message.ends_with('…'));
-    }
+        let result = SmsProvider::send(&gateway, &sms, started + budget).await;
 
-    #[test]
-    fn error_chain_shows_every_cause_on_one_line() {
-        #[derive(Debug, Error)]
-        #[error("error sending request")]
-        struct Outer(#[source] std::io::Error);
-        let refused =
-            std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
-        assert_eq!(
-            error_chain(&Outer(refused)),
-            "error sending request: Connection refused"
-        );
+        let Err(GatewayError::Unavailable(reason)) = result else {
+            panic!("expected Unavailable, got {result:?}");
+        };
+        assert!(reason.contains("try 3 of 3"), "{reason}");
+        assert!(reason.contains("cannot connect"), "{reason}");
+        assert!(started.elapsed() < budget, "{:?}", started.elapsed());
     }
 }

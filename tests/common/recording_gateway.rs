@@ -10,7 +10,7 @@ use std::sync::{
 use async_trait::async_trait;
 use otp_service::{
     domain::PhoneNumber,
-    sms::{GatewayError, SmsGateway},
+    sms::{Accepted, GatewayError, OutgoingSms, SmsGateway},
 };
 use tokio::sync::Semaphore;
 
@@ -19,6 +19,8 @@ use tokio::sync::Semaphore;
 pub struct SentSms {
     pub to_e164: String,
     pub text: String,
+    /// The template locale the text was rendered from (`None`: default).
+    pub locale: Option<String>,
 }
 
 #[derive(Default)]
@@ -79,16 +81,16 @@ pub fn extract_code(text: &str) -> Option<String> {
 
 #[async_trait]
 impl SmsGateway for RecordingGateway {
-    async fn send(&self, to: &PhoneNumber, text: &str) -> Result<(), GatewayError> {
+    async fn send(&self, sms: &OutgoingSms<'_>) -> Result<Accepted, GatewayError> {
         self.0.in_flight.fetch_add(1, Ordering::SeqCst);
-        let result = self.record(to, text).await;
+        let result = self.record(sms).await;
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
-        result
+        result.map(|()| Accepted::default())
     }
 }
 
 impl RecordingGateway {
-    async fn record(&self, to: &PhoneNumber, text: &str) -> Result<(), GatewayError> {
+    async fn record(&self, sms: &OutgoingSms<'_>) -> Result<(), GatewayError> {
         let gate = self.0.gate.lock().expect("gate lock").clone();
         if let Some(gate) = gate {
             gate.acquire()
@@ -100,8 +102,9 @@ impl RecordingGateway {
             return Err(GatewayError::Unavailable("test gateway is down".into()));
         }
         self.0.sent.lock().expect("sent lock").push(SentSms {
-            to_e164: to.e164().to_owned(),
-            text: text.to_owned(),
+            to_e164: sms.to.e164().to_owned(),
+            text: sms.text.to_owned(),
+            locale: sms.locale.map(str::to_owned),
         });
         Ok(())
     }

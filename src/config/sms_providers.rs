@@ -1,0 +1,256 @@
+//! Each SMS provider's variables: TextBee, Vonage and the signed webhook
+//! (Twilio's, having more, are in `twilio.rs`). A provider whose first variable is unset is not configured; one
+//! set halfway is refused. Credentials are never echoed.
+
+use reqwest::Url;
+
+use super::{ConfigError, Env};
+use crate::{
+    domain::ApiKey,
+    sms::{MIN_WEBHOOK_SECRET_BYTES, TextBeeConfig, VONAGE_BASE_URL, VonageConfig, WebhookConfig},
+};
+
+const SEND_URL_EXAMPLE: &str =
+    "https://api.textbee.dev/api/v1/gateway/devices/<DEVICE_ID>/send-sms";
+
+/// TextBee when both its variables are set, `None` when neither is, and
+/// an error naming the missing one when only one is.
+pub(super) fn textbee_if_set(env: &Env) -> Result<Option<TextBeeConfig>, ConfigError> {
+    if refuse_half_textbee(env)? {
+        textbee(env).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// TextBee's settings, required (it was selected).
+pub(super) fn textbee_required(env: &Env) -> Result<TextBeeConfig, ConfigError> {
+    refuse_half_textbee(env)?;
+    textbee(env)
+}
+
+/// Whether both TextBee variables are set; an error naming the missing one
+/// when only one is.
+fn refuse_half_textbee(env: &Env) -> Result<bool, ConfigError> {
+    let half = |missing: &'static str, set: &str| {
+        ConfigError::new(
+            missing,
+            format!(
+                "is required because {set} is set; set both to send with TextBee, \
+                 or OTP_SMS_GATEWAY=console for development"
+            ),
+        )
+    };
+    match (env.get("SMS_SENDER_API"), env.get("TEXTBEE_API_KEY")) {
+        (None, None) => Ok(false),
+        (Some(_), Some(_)) => Ok(true),
+        (Some(_), None) => Err(half("TEXTBEE_API_KEY", "SMS_SENDER_API")),
+        (None, Some(_)) => Err(half("SMS_SENDER_API", "TEXTBEE_API_KEY")),
+    }
+}
+
+fn textbee(env: &Env) -> Result<TextBeeConfig, ConfigError> {
+    let url = http_url(
+        env,
+        "SMS_SENDER_API",
+        None,
+        &format!("the full send URL, e.g. {SEND_URL_EXAMPLE}"),
+        "put the key in TEXTBEE_API_KEY",
+    )?;
+    Ok(TextBeeConfig {
+        url,
+        api_key: key(env, "TEXTBEE_API_KEY", "for the TextBee gateway")?,
+    })
+}
+
+/// Vonage, when `OTP_VONAGE_API_KEY` is set.
+pub(super) fn vonage(env: &Env) -> Result<Option<VonageConfig>, ConfigError> {
+    if env.get("OTP_VONAGE_API_KEY").is_none() {
+        return Ok(None);
+    }
+    let from = env.get("OTP_VONAGE_FROM").ok_or_else(|| {
+        ConfigError::new(
+            "OTP_VONAGE_FROM",
+            "is required with OTP_VONAGE_API_KEY: a Vonage number or sender id",
+        )
+    })?;
+    Ok(Some(VonageConfig {
+        base_url: base_url(env, "OTP_VONAGE_BASE_URL", VONAGE_BASE_URL)?,
+        api_key: key(env, "OTP_VONAGE_API_KEY", "for Vonage")?,
+        api_secret: key(env, "OTP_VONAGE_API_SECRET", "with OTP_VONAGE_API_KEY")?,
+        // Vonage takes numbers without the `+`.
+        from: sender_id(from, "OTP_VONAGE_FROM")?
+            .trim_start_matches('+')
+            .to_owned(),
+    }))
+}
+
+/// The signed webhook, when `OTP_SMS_WEBHOOK_URL` is set.
+pub(super) fn webhook(env: &Env) -> Result<Option<WebhookConfig>, ConfigError> {
+    if env.get("OTP_SMS_WEBHOOK_URL").is_none() {
+        return Ok(None);
+    }
+    let url = http_url(
+        env,
+        "OTP_SMS_WEBHOOK_URL",
+        None,
+        "the receiver's URL, e.g. https://sms.internal.example/send",
+        "the requests are signed with OTP_SMS_WEBHOOK_SECRET instead",
+    )?;
+    const SECRET: &str = "OTP_SMS_WEBHOOK_SECRET";
+    let secret = key(env, SECRET, "with OTP_SMS_WEBHOOK_URL")?;
+    if secret.expose().len() < MIN_WEBHOOK_SECRET_BYTES {
+        return Err(ConfigError::new(
+            SECRET,
+            format!(
+                "must be at least {MIN_WEBHOOK_SECRET_BYTES} bytes (e.g. `openssl rand -hex 32`)"
+            ),
+        ));
+    }
+    Ok(Some(WebhookConfig { url, secret }))
+}
+
+/// A credential: printable ASCII, never echoed.
+pub(super) fn key(env: &Env, var: &'static str, context: &str) -> Result<ApiKey, ConfigError> {
+    ApiKey::parse(env.get(var).unwrap_or(""))
+        .map_err(|why| ConfigError::new(var, format!("{why} {context}")))
+}
+
+/// A sender: an international number (`+` and 8–15 digits), a short code
+/// (3–8 digits) or an alphanumeric sender id (1–11 letters, digits or
+/// spaces, at least one letter).
+pub(super) fn sender_id(raw: &str, var: &'static str) -> Result<String, ConfigError> {
+    let digits = |s: &str, range: std::ops::RangeInclusive<usize>| {
+        range.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+    };
+    let number = raw
+        .strip_prefix('+')
+        .is_some_and(|rest| digits(rest, 8..=15));
+    let short_code = digits(raw, 3..=8);
+    let alphanumeric = (1..=11).contains(&raw.len())
+        && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b' ')
+        && raw.bytes().any(|b| b.is_ascii_alphabetic());
+    if number || short_code || alphanumeric {
+        Ok(raw.to_owned())
+    } else {
+        Err(ConfigError::new(
+            var,
+            format!(
+                "must be a number like +14155550100, a short code, or a sender id of 1-11 \
+                 letters and digits (got `{raw}`)"
+            ),
+        ))
+    }
+}
+
+/// An API origin, default `default`; always ends in `/` so paths join under it.
+pub(super) fn base_url(env: &Env, var: &'static str, default: &str) -> Result<Url, ConfigError> {
+    let mut url = http_url(
+        env,
+        var,
+        Some(default),
+        "an http(s) URL",
+        "use the credential variables",
+    )?;
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+/// An http(s) URL with a host and without credentials. The value is never
+/// echoed: a mistyped URL may carry a key someone pasted into it.
+fn http_url(
+    env: &Env,
+    var: &'static str,
+    default: Option<&str>,
+    expected: &str,
+    credentials_hint: &str,
+) -> Result<Url, ConfigError> {
+    let raw = env
+        .get(var)
+        .or(default)
+        .ok_or_else(|| ConfigError::new(var, format!("is required: {expected}")))?;
+    let url = Url::parse(raw).map_err(|why| {
+        ConfigError::new(
+            var,
+            format!("is not a valid URL ({why}); expected {expected}"),
+        )
+    })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ConfigError::new(
+            var,
+            format!(
+                "must be an http or https URL (got scheme `{}`)",
+                url.scheme()
+            ),
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(ConfigError::new(var, "must name a host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(ConfigError::new(
+            var,
+            format!("must not contain credentials; {credentials_hint}"),
+        ));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::test_support::{assert_refused, config};
+
+    #[test]
+    fn vonage_and_webhook_settings_are_checked() {
+        let vonage = |more: &[(&'static str, &'static str)]| {
+            let mut vars = vec![
+                ("OTP_SMS_GATEWAY", "vonage"),
+                ("OTP_VONAGE_API_KEY", "abcd1234"),
+            ];
+            vars.extend_from_slice(more);
+            vars
+        };
+        assert_refused(
+            &vonage(&[("OTP_VONAGE_FROM", "Acme")]),
+            "OTP_VONAGE_API_SECRET",
+            "is required",
+        );
+        assert_refused(
+            &vonage(&[("OTP_VONAGE_API_SECRET", "s")]),
+            "OTP_VONAGE_FROM",
+            "is required",
+        );
+        let ok = config(&vonage(&[
+            ("OTP_VONAGE_API_SECRET", "s"),
+            ("OTP_VONAGE_FROM", "+447700900000"),
+        ]))
+        .expect("valid");
+        assert_eq!(
+            ok.sms.providers.vonage.expect("vonage").from,
+            "447700900000"
+        );
+
+        let webhook = |secret: &'static str| {
+            vec![
+                ("OTP_SMS_GATEWAY", "webhook"),
+                ("OTP_SMS_WEBHOOK_URL", "https://sms.internal.example/send"),
+                ("OTP_SMS_WEBHOOK_SECRET", secret),
+            ]
+        };
+        let line = assert_refused(
+            &webhook("short"),
+            "OTP_SMS_WEBHOOK_SECRET",
+            "at least 32 bytes",
+        );
+        assert!(!line.contains("short"), "{line}");
+        assert!(config(&webhook("0123456789abcdef0123456789abcdef")).is_ok());
+        assert_refused(
+            &[("OTP_SMS_WEBHOOK_URL", "https://u:p@x.example/")],
+            "OTP_SMS_WEBHOOK_URL",
+            "credentials",
+        );
+    }
+}

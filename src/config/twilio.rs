@@ -1,0 +1,205 @@
+//! Twilio's variables: the account, one way to authenticate (auth token or
+//! API key) and one sender (a number or sender id, or a Messaging Service).
+
+use super::{
+    ConfigError, Env,
+    sms_providers::{base_url, key, sender_id},
+};
+use crate::sms::{TWILIO_BASE_URL, TwilioAuth, TwilioConfig, TwilioSender};
+
+/// Twilio, when `OTP_TWILIO_ACCOUNT_SID` is set: an auth token or an API
+/// key (not both), and a sender number or a Messaging Service (not both).
+pub(super) fn twilio_from_env(env: &Env) -> Result<Option<TwilioConfig>, ConfigError> {
+    let Some(account_sid) = env.get("OTP_TWILIO_ACCOUNT_SID") else {
+        return Ok(None);
+    };
+    let account_sid = twilio_sid(account_sid, "AC", "OTP_TWILIO_ACCOUNT_SID")?;
+    let auth = match (
+        env.get("OTP_TWILIO_AUTH_TOKEN"),
+        env.get("OTP_TWILIO_API_KEY_SID"),
+    ) {
+        (Some(_), None) => TwilioAuth::AuthToken(key(env, "OTP_TWILIO_AUTH_TOKEN", "for Twilio")?),
+        (None, Some(sid)) => TwilioAuth::ApiKey {
+            sid: twilio_sid(sid, "SK", "OTP_TWILIO_API_KEY_SID")?,
+            secret: key(
+                env,
+                "OTP_TWILIO_API_KEY_SECRET",
+                "with OTP_TWILIO_API_KEY_SID",
+            )?,
+        },
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                "OTP_TWILIO_AUTH_TOKEN",
+                "and OTP_TWILIO_API_KEY_SID are both set; use one way to authenticate",
+            ));
+        }
+        (None, None) => {
+            return Err(ConfigError::new(
+                "OTP_TWILIO_AUTH_TOKEN",
+                "is required with OTP_TWILIO_ACCOUNT_SID (or OTP_TWILIO_API_KEY_SID and \
+                 OTP_TWILIO_API_KEY_SECRET)",
+            ));
+        }
+    };
+    let sender = match (
+        env.get("OTP_TWILIO_FROM"),
+        env.get("OTP_TWILIO_MESSAGING_SERVICE_SID"),
+    ) {
+        (Some(from), None) => TwilioSender::From(sender_id(from, "OTP_TWILIO_FROM")?),
+        (None, Some(sid)) => TwilioSender::MessagingService(twilio_sid(
+            sid,
+            "MG",
+            "OTP_TWILIO_MESSAGING_SERVICE_SID",
+        )?),
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                "OTP_TWILIO_FROM",
+                "and OTP_TWILIO_MESSAGING_SERVICE_SID are both set; Twilio takes one sender",
+            ));
+        }
+        (None, None) => {
+            return Err(ConfigError::new(
+                "OTP_TWILIO_FROM",
+                "is required with OTP_TWILIO_ACCOUNT_SID: a Twilio number (+14155550100) or \
+                 sender id, or set OTP_TWILIO_MESSAGING_SERVICE_SID instead",
+            ));
+        }
+    };
+    Ok(Some(TwilioConfig {
+        base_url: base_url(env, "OTP_TWILIO_BASE_URL", TWILIO_BASE_URL)?,
+        account_sid,
+        auth,
+        sender,
+    }))
+}
+
+/// A Twilio id: its two-letter prefix and 32 hex digits.
+fn twilio_sid(raw: &str, prefix: &str, var: &'static str) -> Result<String, ConfigError> {
+    let hex = raw.strip_prefix(prefix).unwrap_or("");
+    if hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(raw.to_owned())
+    } else {
+        Err(ConfigError::new(
+            var,
+            format!("must be `{prefix}` followed by 32 hex digits, as Twilio's console shows it"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::test_support::{assert_refused, config};
+
+    const SID: &str = "AC0123456789abcdef0123456789abcdef";
+    const TOKEN: &str = "twilio_token_secret_0123";
+
+    fn twilio(vars: &[(&str, &str)]) -> TwilioConfig {
+        let mut all = vec![("OTP_SMS_GATEWAY", "twilio")];
+        all.extend_from_slice(vars);
+        config(&all)
+            .expect("valid")
+            .sms
+            .providers
+            .twilio
+            .expect("twilio")
+    }
+
+    #[test]
+    fn twilio_takes_a_token_or_an_api_key_and_a_number_or_a_messaging_service() {
+        let by_token = twilio(&[
+            ("OTP_TWILIO_ACCOUNT_SID", SID),
+            ("OTP_TWILIO_AUTH_TOKEN", TOKEN),
+            ("OTP_TWILIO_FROM", "+14155550100"),
+        ]);
+        assert_eq!(by_token.base_url.as_str(), "https://api.twilio.com/");
+        assert_eq!(by_token.sender, TwilioSender::From("+14155550100".into()));
+        assert!(matches!(by_token.auth, TwilioAuth::AuthToken(_)));
+        let by_key = twilio(&[
+            ("OTP_TWILIO_ACCOUNT_SID", SID),
+            (
+                "OTP_TWILIO_API_KEY_SID",
+                "SK0123456789abcdef0123456789abcdef",
+            ),
+            ("OTP_TWILIO_API_KEY_SECRET", "key_secret"),
+            (
+                "OTP_TWILIO_MESSAGING_SERVICE_SID",
+                "MG0123456789abcdef0123456789abcdef",
+            ),
+            ("OTP_TWILIO_BASE_URL", "http://127.0.0.1:9/twilio"),
+        ]);
+        assert_eq!(by_key.base_url.as_str(), "http://127.0.0.1:9/twilio/");
+        assert!(matches!(by_key.auth, TwilioAuth::ApiKey { ref sid, .. } if sid.starts_with("SK")));
+        assert!(matches!(by_key.sender, TwilioSender::MessagingService(_)));
+    }
+
+    #[test]
+    fn twilio_settings_are_checked() {
+        let sid = ("OTP_TWILIO_ACCOUNT_SID", SID);
+        let token = ("OTP_TWILIO_AUTH_TOKEN", TOKEN);
+        let from = ("OTP_TWILIO_FROM", "Acme");
+        let gateway = ("OTP_SMS_GATEWAY", "twilio");
+        for (vars, var, expected) in [
+            (
+                vec![("OTP_TWILIO_ACCOUNT_SID", "AC123"), token, from],
+                "OTP_TWILIO_ACCOUNT_SID",
+                "32 hex digits",
+            ),
+            (vec![sid, from], "OTP_TWILIO_AUTH_TOKEN", "is required"),
+            (
+                vec![
+                    sid,
+                    token,
+                    from,
+                    (
+                        "OTP_TWILIO_API_KEY_SID",
+                        "SK0123456789abcdef0123456789abcdef",
+                    ),
+                ],
+                "OTP_TWILIO_AUTH_TOKEN",
+                "both set",
+            ),
+            (
+                vec![
+                    sid,
+                    (
+                        "OTP_TWILIO_API_KEY_SID",
+                        "SK0123456789abcdef0123456789abcdef",
+                    ),
+                    from,
+                ],
+                "OTP_TWILIO_API_KEY_SECRET",
+                "is required",
+            ),
+            (vec![sid, token], "OTP_TWILIO_FROM", "is required"),
+            (
+                vec![sid, token, ("OTP_TWILIO_FROM", "not a sender!")],
+                "OTP_TWILIO_FROM",
+                "sender id",
+            ),
+            (
+                vec![
+                    sid,
+                    token,
+                    from,
+                    (
+                        "OTP_TWILIO_MESSAGING_SERVICE_SID",
+                        "MG0123456789abcdef0123456789abcdef",
+                    ),
+                ],
+                "OTP_TWILIO_FROM",
+                "one sender",
+            ),
+            (
+                vec![sid, token, from, ("OTP_TWILIO_BASE_URL", "ftp://x")],
+                "OTP_TWILIO_BASE_URL",
+                "http or https",
+            ),
+        ] {
+            let mut all = vec![gateway];
+            all.extend(vars);
+            let line = assert_refused(&all, var, expected);
+            assert!(!line.contains(TOKEN), "{line}");
+        }
+    }
+}

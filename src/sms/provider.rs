@@ -1,0 +1,166 @@
+//! One SMS provider as routes see it: its wire format behind
+//! [`SmsProvider`], its name, its circuit breaker, and the metrics and log
+//! line of every send handed to it.
+
+use std::{fmt, str::FromStr, sync::Arc};
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use super::{
+    GatewayError, OutgoingSms,
+    breaker::{BreakerSettings, CircuitBreaker},
+    http::millis,
+};
+use crate::metrics;
+
+/// One provider's wire format (TextBee, Twilio, Vonage, the signed webhook,
+/// the console).
+///
+/// Contract: returns by `deadline`; repeats a request only after one that
+/// surely did not reach the provider ([`super::retry::RetryPolicy`]); never
+/// logs the text, a credential or a full number.
+#[async_trait]
+pub trait SmsProvider: Send + Sync + 'static {
+    /// Sends `sms`; on success, the provider's message id if it gave one.
+    async fn send(
+        &self,
+        sms: &OutgoingSms<'_>,
+        deadline: Instant,
+    ) -> Result<Option<String>, GatewayError>;
+}
+
+/// The providers a route can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ProviderName {
+    /// Prints to standard output (development only).
+    Console,
+    /// TextBee (`SMS_SENDER_API`, `TEXTBEE_API_KEY`).
+    TextBee,
+    /// Twilio Programmable Messaging (`OTP_TWILIO_*`).
+    Twilio,
+    /// Vonage SMS API (`OTP_VONAGE_*`).
+    Vonage,
+    /// The operator's own endpoint, signed (`OTP_SMS_WEBHOOK_*`).
+    Webhook,
+}
+
+impl ProviderName {
+    /// Every provider, in the order the docs list them.
+    pub const ALL: [ProviderName; 5] = [
+        ProviderName::Console,
+        ProviderName::TextBee,
+        ProviderName::Twilio,
+        ProviderName::Vonage,
+        ProviderName::Webhook,
+    ];
+
+    /// The name used in `OTP_SMS_ROUTES`, logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderName::Console => "console",
+            ProviderName::TextBee => "textbee",
+            ProviderName::Twilio => "twilio",
+            ProviderName::Vonage => "vonage",
+            ProviderName::Webhook => "webhook",
+        }
+    }
+}
+
+impl fmt::Display for ProviderName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ProviderName {
+    type Err = ();
+
+    fn from_str(raw: &str) -> Result<Self, ()> {
+        Self::ALL
+            .into_iter()
+            .find(|name| name.as_str() == raw)
+            .ok_or(())
+    }
+}
+
+/// A provider with its breaker: what a route tries in turn.
+pub struct Provider {
+    name: ProviderName,
+    wire: Arc<dyn SmsProvider>,
+    breaker: CircuitBreaker,
+}
+
+/// How a provider's turn in a route went.
+pub(super) enum Turn {
+    /// Its circuit is open: it was not asked.
+    Skipped,
+    /// It was asked; this is its answer.
+    Answered(Result<Option<String>, GatewayError>),
+}
+
+impl Provider {
+    /// `wire` under `name`, with a breaker of `breaker` settings.
+    pub fn new(name: ProviderName, wire: Arc<dyn SmsProvider>, breaker: BreakerSettings) -> Self {
+        Self {
+            name,
+            wire,
+            breaker: CircuitBreaker::new(name.as_str(), breaker),
+        }
+    }
+
+    /// The provider's name.
+    pub fn name(&self) -> ProviderName {
+        self.name
+    }
+
+    /// Its circuit breaker.
+    pub fn breaker(&self) -> &CircuitBreaker {
+        &self.breaker
+    }
+
+    /// Sends through this provider unless its circuit is open; records the
+    /// outcome in the breaker, the metrics and one log line.
+    pub(super) async fn take_turn(&self, sms: &OutgoingSms<'_>, deadline: Instant) -> Turn {
+        let provider = self.name.as_str();
+        let Some(permit) = self.breaker.try_acquire() else {
+            metrics::sms_provider_skipped(provider);
+            tracing::warn!(provider, "circuit open: provider skipped");
+            return Turn::Skipped;
+        };
+        let started = Instant::now();
+        let result = self.wire.send(sms, deadline).await;
+        let elapsed = started.elapsed();
+        match &result {
+            Ok(message_id) => {
+                permit.succeeded();
+                metrics::sms_provider_send(provider, None, elapsed);
+                tracing::info!(
+                    provider,
+                    message_id = message_id.as_deref().unwrap_or("-"),
+                    request_id = %sms.request_id,
+                    latency_ms = millis(elapsed),
+                    "SMS accepted"
+                );
+            }
+            Err(error) => {
+                // "Cannot deliver to this number" is a proper answer from a
+                // working provider, not a sign of trouble.
+                if matches!(error, GatewayError::Undeliverable(_)) {
+                    permit.succeeded();
+                } else {
+                    permit.failed();
+                }
+                metrics::sms_provider_send(provider, Some(error.kind()), elapsed);
+                tracing::warn!(
+                    provider,
+                    request_id = %sms.request_id,
+                    latency_ms = millis(elapsed),
+                    error = %error,
+                    "SMS not accepted"
+                );
+            }
+        }
+        Turn::Answered(result)
+    }
+}
