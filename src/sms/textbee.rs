@@ -19,7 +19,7 @@ use super::{
     GatewayError, SmsGateway,
     retry::{RetryPolicy, TryOutcome, millis, parse_retry_after},
 };
-use crate::{config::TextBeeConfig, domain::PhoneNumber};
+use crate::domain::{ApiKey, PhoneNumber};
 
 /// Most of an answer's body that is read: enough for any JSON TextBee
 /// sends, little enough that a broken proxy cannot fill memory.
@@ -29,6 +29,25 @@ const MAX_LOGGED_MESSAGE_CHARS: usize = 200;
 /// After a 2xx the message is accepted; its body only names the batch, so
 /// it is not worth a retry (and a duplicate SMS) if it is slow to arrive.
 const SUCCESS_BODY_WAIT: Duration = Duration::from_secs(1);
+
+/// Everything needed to send through TextBee. `Debug` never shows the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextBeeConfig {
+    /// The full send URL (`SMS_SENDER_API`), e.g.
+    /// `https://api.textbee.dev/api/v1/gateway/devices/<DEVICE_ID>/send-sms`;
+    /// http or https, without credentials in it.
+    pub url: Url,
+    /// Sent as `x-api-key` (`TEXTBEE_API_KEY`).
+    pub api_key: ApiKey,
+    /// Longest wait for a TCP/TLS connection (`OTP_SMS_CONNECT_TIMEOUT_MS`).
+    pub connect_timeout: Duration,
+    /// Budget for one whole send: every try and every wait between tries
+    /// (`OTP_SMS_SEND_TIMEOUT_MS`).
+    pub send_timeout: Duration,
+    /// Tries after the first one, on connection errors, timeouts, 5xx and
+    /// 429 only (`OTP_SMS_MAX_RETRIES`).
+    pub max_retries: u32,
+}
 
 /// Sends through TextBee's `POST …/gateway/devices/<id>/send-sms`:
 /// header `x-api-key`, body `{"recipients": ["+<E.164>"], "message": "<text>"}`.
