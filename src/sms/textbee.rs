@@ -7,9 +7,13 @@ use reqwest::{Client, StatusCode, Url, header::HeaderValue};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+mod answer;
+
+use answer::{batch_id, gateway_message};
+
 use super::{
     GatewayError, OutgoingSms, SmsSetupError,
-    http::{Answer, Posted, loggable, millis, post},
+    http::{Answer, Posted, millis, post},
     provider::SmsProvider,
     retry::{RetryPolicy, TryOutcome},
 };
@@ -149,76 +153,12 @@ impl SmsProvider for TextBeeGateway {
     }
 }
 
-/// TextBee answers a send with `{"data": {"smsBatchId": "…", …}}`; other
-/// shapes (older or self-hosted servers) are accepted without an id.
-fn batch_id(body: &[u8]) -> Option<String> {
-    let value: Value = serde_json::from_slice(body).ok()?;
-    let id = value
-        .pointer("/data/smsBatchId")
-        .or_else(|| value.get("smsBatchId"))?;
-    match id {
-        Value::String(id) => Some(id.clone()),
-        Value::Number(id) => Some(id.to_string()),
-        _ => None,
-    }
-}
-
-/// TextBee's own explanation (its `error`, or NestJS's `message`), else
-/// the raw text, made safe for a log line.
-fn gateway_message(body: &[u8]) -> String {
-    let text = match serde_json::from_slice::<Value>(body) {
-        Ok(value) => ["/error", "/message", "/data/error", "/data/message"]
-            .iter()
-            .find_map(|pointer| match value.pointer(pointer)? {
-                Value::String(text) => Some(text.clone()),
-                Value::Array(items) => Some(
-                    items
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                ),
-                _ => None,
-            })
-            .unwrap_or_else(|| value.to_string()),
-        Err(_) => String::from_utf8_lossy(body).into_owned(),
-    };
-    loggable(&text)
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use super::*;
     use crate::domain::PhoneNumber;
-
-    #[test]
-    fn batch_id_is_read_from_textbees_answer() {
-        let body = br#"{"data":{"success":true,"message":"SMS added to queue for processing","smsBatchId":"6650f0c2","recipientCount":1}}"#;
-        assert_eq!(batch_id(body).as_deref(), Some("6650f0c2"));
-        assert_eq!(batch_id(br#"{"data":{"success":true}}"#), None);
-        assert_eq!(batch_id(b"OK"), None);
-        assert_eq!(batch_id(b""), None);
-    }
-
-    #[test]
-    fn gateway_message_prefers_textbees_error_field() {
-        assert_eq!(
-            gateway_message(br#"{"success":false,"error":"Invalid recipients"}"#),
-            "Invalid recipients"
-        );
-        assert_eq!(
-            gateway_message(br#"{"statusCode":400,"message":["message should not be empty","x"]}"#),
-            "message should not be empty; x"
-        );
-        assert_eq!(gateway_message(b"Bad Gateway\r\n"), "Bad Gateway");
-        assert_eq!(gateway_message(b""), "(no message)");
-        assert_eq!(
-            gateway_message(br#"{"error":"cannot send 'Your code is 042917' to +14155550123"}"#),
-            "cannot send 'Your code is ######' to +###########"
-        );
-    }
 
     /// A refused connection surely sent nothing, so it is retried: the
     /// final reason counts every try, and the send ends well within budget.

@@ -3,7 +3,7 @@
 
 use super::{
     ConfigError, Env,
-    sms_providers::{base_url, key, sender_id},
+    provider_vars::{base_url, key, sender_id},
 };
 use crate::sms::{TWILIO_BASE_URL, TwilioAuth, TwilioConfig, TwilioSender};
 

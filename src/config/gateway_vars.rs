@@ -1,9 +1,10 @@
-//! SMS settings: which providers send the codes (one gateway, or routes per
-//! country), how long a send may take, and the circuit breakers.
+//! The SMS gateway variables: which providers send the codes (one gateway,
+//! or routes per country), how long a send may take, and the circuit
+//! breakers, read into [`SmsConfig`] (defined beside the providers in `sms`).
 
 use std::time::Duration;
 
-use super::{ConfigError, Env, sms_providers, twilio};
+use super::{ConfigError, Env, provider_vars, twilio_vars};
 use crate::sms::{
     BreakerSettings, ProviderName, ProviderSettings, RouteTable, SendSettings, SmsConfig,
 };
@@ -31,9 +32,9 @@ pub(super) fn sms_from_env(env: &Env) -> Result<SmsConfig, ConfigError> {
     };
     let mut providers = ProviderSettings {
         textbee: None,
-        twilio: twilio::twilio_from_env(env)?,
-        vonage: sms_providers::vonage(env)?,
-        webhook: sms_providers::webhook(env)?,
+        twilio: twilio_vars::twilio_from_env(env)?,
+        vonage: provider_vars::vonage(env)?,
+        webhook: provider_vars::webhook(env)?,
     };
     let Some(raw_routes) = env.get("OTP_SMS_ROUTES") else {
         let gateway = single_gateway(env, &mut providers)?;
@@ -112,7 +113,7 @@ fn single_gateway(
 /// when no provider's are; another provider's variables alone are refused
 /// (they would be ignored and the codes printed instead).
 fn auto_gateway(env: &Env, providers: &mut ProviderSettings) -> Result<ProviderName, ConfigError> {
-    if let Some(textbee) = sms_providers::textbee_if_set(env)? {
+    if let Some(textbee) = provider_vars::textbee_if_set(env)? {
         providers.textbee = Some(textbee);
         return Ok(ProviderName::TextBee);
     }
@@ -150,7 +151,7 @@ fn configured(
         ProviderName::Console => Ok(()),
         ProviderName::TextBee => {
             if providers.textbee.is_none() {
-                providers.textbee = Some(sms_providers::textbee_required(env)?);
+                providers.textbee = Some(provider_vars::textbee_required(env)?);
             }
             Ok(())
         }
