@@ -13,6 +13,7 @@ pub mod redis_cluster;
 pub mod redis_nodes;
 pub mod redis_sentinel;
 pub mod redis_server;
+pub mod sms_standins;
 
 use std::{
     future::Future,

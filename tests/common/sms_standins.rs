@@ -1,0 +1,101 @@
+//! What the SMS provider tests share: a request's form fields, a port
+//! nothing listens on, and the provider settings that point a server at a
+//! wiremock stand-in. The stand-ins stand in for Twilio, Vonage, TextBee or
+//! a webhook receiver only; everything on our side is the real code.
+
+use std::collections::BTreeMap;
+
+use otp_service::proto::VerifyOtpResult;
+use wiremock::{MockServer, Request};
+
+use super::TestApp;
+
+/// The Twilio account of every test (the stand-in checks it in the path).
+pub const TWILIO_SID: &str = "AC0123456789abcdef0123456789abcdef";
+pub const TWILIO_TOKEN: &str = "twilio_token_4f9a2c71";
+pub const TWILIO_FROM: &str = "+14155550100";
+pub const TWILIO_PATH: &str =
+    "/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Messages.json";
+pub const VONAGE_KEY: &str = "a1b2c3d4";
+pub const VONAGE_SECRET: &str = "vonage_secret_77e1";
+pub const VONAGE_FROM: &str = "AcmeOTP";
+pub const TEXTBEE_PATH: &str = "/api/v1/gateway/devices/dev-42/send-sms";
+pub const TEXTBEE_KEY: &str = "tb_test_key_4f9a2c71";
+pub const WEBHOOK_SECRET: &str = "whsec_0123456789abcdef0123456789abcdef";
+
+/// The variables of a Twilio account whose API is `server`.
+pub fn twilio_vars(server: &MockServer) -> Vec<(String, String)> {
+    vec![
+        ("OTP_TWILIO_ACCOUNT_SID".into(), TWILIO_SID.into()),
+        ("OTP_TWILIO_AUTH_TOKEN".into(), TWILIO_TOKEN.into()),
+        ("OTP_TWILIO_FROM".into(), TWILIO_FROM.into()),
+        ("OTP_TWILIO_BASE_URL".into(), server.uri()),
+    ]
+}
+
+/// The variables of a Vonage account whose API is `server`.
+pub fn vonage_vars(server: &MockServer) -> Vec<(String, String)> {
+    vec![
+        ("OTP_VONAGE_API_KEY".into(), VONAGE_KEY.into()),
+        ("OTP_VONAGE_API_SECRET".into(), VONAGE_SECRET.into()),
+        ("OTP_VONAGE_FROM".into(), VONAGE_FROM.into()),
+        ("OTP_VONAGE_BASE_URL".into(), server.uri()),
+    ]
+}
+
+/// The variables of a TextBee device served by `base` (a stand-in's URI).
+pub fn textbee_vars(base: &str) -> Vec<(String, String)> {
+    vec![
+        ("SMS_SENDER_API".into(), format!("{base}{TEXTBEE_PATH}")),
+        ("TEXTBEE_API_KEY".into(), TEXTBEE_KEY.into()),
+    ]
+}
+
+/// The variables of a webhook receiver at `url`.
+pub fn webhook_vars(url: &str) -> Vec<(String, String)> {
+    vec![
+        ("OTP_SMS_WEBHOOK_URL".into(), url.into()),
+        ("OTP_SMS_WEBHOOK_SECRET".into(), WEBHOOK_SECRET.into()),
+    ]
+}
+
+/// Borrowed pairs, as the harness takes them.
+pub fn pairs(vars: &[(String, String)]) -> Vec<(&str, &str)> {
+    vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+/// A URL on a loopback port that was free a moment ago: nothing listens.
+pub fn closed_port_url() -> String {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("free port");
+    format!("http://{closed}")
+}
+
+pub async fn requests(server: &MockServer) -> Vec<Request> {
+    server.received_requests().await.expect("recording is on")
+}
+
+/// A form-encoded body's fields (each name once).
+pub fn form_fields(request: &Request) -> BTreeMap<String, String> {
+    let body = std::str::from_utf8(&request.body).expect("utf-8 form");
+    reqwest::Url::parse(&format!("http://form/?{body}"))
+        .expect("form parses")
+        .query_pairs()
+        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+        .collect()
+}
+
+/// The first run of four or more digits in a text.
+pub fn code_in(text: &str) -> String {
+    text.split(|c: char| !c.is_ascii_digit())
+        .find(|run| run.len() >= 4)
+        .expect("a code in the text")
+        .to_owned()
+}
+
+/// Verifies `code` for `phone` and asserts it is accepted.
+pub async fn assert_code_works(app: &TestApp, phone: &str, code: &str) {
+    let verified = app.verify(phone, code).await.expect("VerifyOtp answers");
+    assert_eq!(verified.result(), VerifyOtpResult::Approved, "{code}");
+}
