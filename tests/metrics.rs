@@ -109,12 +109,23 @@ async fn counters_move_by_the_traffic_and_carry_no_phone_numbers() {
             r#"otp_store_operation_duration_seconds_count{operation="record_send"}"#,
             2.0,
         ),
-        ("otp_sms_gateway_duration_seconds_count", 1.0),
+        (
+            r#"otp_sms_gateway_duration_seconds_count{provider="console"}"#,
+            1.0,
+        ),
+        (
+            r#"otp_sms_provider_sends_total{provider="console",result="accepted"}"#,
+            1.0,
+        ),
         ("otp_store_up", 1.0),
     ];
     for (series, value) in expected {
         assert_eq!(sample(&page, series), value, "{series} in:\n{page}");
     }
+    assert!(
+        page.contains("otp_sms_provider_breaker_state{provider=\"console\"} 0"),
+        "each provider's breaker is a gauge from the start:\n{page}"
+    );
     assert!(!page.contains("4155550177"), "no phone number in metrics");
     assert!(!page.contains(&code), "no code in metrics");
 }

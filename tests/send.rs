@@ -3,7 +3,7 @@
 mod common;
 
 use common::{StoreKind, assert_bad_request, spawn_app, unique_phone};
-use otp_service::proto::VerifyOtpResult;
+use otp_service::proto::{SendOtpRequest, VerifyOtpResult};
 use tonic::Code;
 
 async fn sent_code_round_trips_to_approved(store: StoreKind) {
@@ -155,3 +155,62 @@ for_each_store!(
     failed_resend_keeps_nothing_pending,
     bad_phone_numbers_are_invalid_argument_naming_the_field,
 );
+
+/// Messages in the caller's language, from the shipped example templates:
+/// the most specific entry wins, then the language, then the default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sms_is_in_the_requested_language_with_fallback() {
+    let templates = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/message-templates.example.toml"
+    );
+    let app = spawn_app(
+        StoreKind::Memory,
+        &[
+            ("OTP_MESSAGE_TEMPLATES_FILE", templates),
+            ("OTP_APP_NAME", "Acme"),
+        ],
+    )
+    .await;
+    for (locale, template, starts) in [
+        ("pt-BR", Some("pt-BR"), "Seu código Acme é "),
+        ("pt_br", Some("pt-BR"), "Seu código Acme é "),
+        ("pt-PT", Some("pt"), "O seu código Acme é "),
+        ("fr-CA", Some("fr"), "Votre code Acme est "),
+        ("zh-Hans-CN", Some("zh-Hans"), "您的Acme验证码是"),
+        ("sv", None, "Your Acme code is "),
+        ("", None, "Your Acme code is "),
+    ] {
+        let phone = unique_phone();
+        app.send_request(SendOtpRequest {
+            phone_number: phone.clone(),
+            locale: locale.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("sent");
+        let sms = app.sms.sent().pop().expect("an SMS");
+        assert_eq!(sms.locale.as_deref(), template, "{locale}");
+        assert!(sms.text.starts_with(starts), "{locale}: {}", sms.text);
+        let code = app.sms.last_code_for(&phone).expect("code");
+        let verified = app.verify(&phone, &code).await.expect("VerifyOtp answers");
+        assert_eq!(verified.result(), VerifyOtpResult::Approved, "{locale}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_locale_is_invalid_argument_and_sends_nothing() {
+    let app = spawn_app(StoreKind::Memory, &[]).await;
+    for locale in ["e", "en US", "pt-BR!", "12", "und"] {
+        let status = app
+            .send_request(SendOtpRequest {
+                phone_number: unique_phone(),
+                locale: locale.into(),
+                ..Default::default()
+            })
+            .await
+            .expect_err(locale);
+        assert_bad_request(&status, "locale");
+    }
+    assert_eq!(app.sms.count(), 0);
+}

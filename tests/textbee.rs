@@ -4,7 +4,10 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use common::{
     StoreKind, TestApp, binary::start_binary, connect, recording_gateway::extract_code,
@@ -560,4 +563,90 @@ fn binary_refuses_bad_sms_settings_with_one_clear_line() {
         );
         assert!(!lines[0].contains(KEY), "{lines:?}");
     }
+}
+
+/// A TextBee stand-in that answers 201 at once but holds the body back for
+/// `body_delay`; it keeps the JSON of every request it read.
+async fn slow_body_standin(body_delay: Duration) -> (String, Arc<Mutex<Vec<Value>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}{SEND_PATH}", listener.local_addr().expect("addr"));
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = Arc::clone(&seen);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let record = Arc::clone(&record);
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Read the head, then as much body as Content-Length says.
+                let body = loop {
+                    let n = socket.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).to_string();
+                    let Some(end) = text.find("\r\n\r\n") else {
+                        continue;
+                    };
+                    let length = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if request.len() >= end + 4 + length {
+                        break request[end + 4..end + 4 + length].to_vec();
+                    }
+                };
+                if let Ok(json) = serde_json::from_slice(&body) {
+                    record.lock().expect("lock").push(json);
+                }
+                let answer = br#"{"data":{"smsBatchId":"slow-body-1"}}"#;
+                let head = format!(
+                    "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                    answer.len()
+                );
+                let _ = socket.write_all(head.as_bytes()).await;
+                let _ = socket.flush().await;
+                // The stand-in's own behaviour: a body that trickles in late.
+                tokio::time::sleep(body_delay).await;
+                let _ = socket.write_all(answer).await;
+            });
+        }
+    });
+    (url, seen)
+}
+
+/// Issue 12: a 2xx is a delivery as soon as its status line arrives; a body
+/// that is slow to follow is waited for briefly (for the batch id) and
+/// never turns the send into a failure or a second SMS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_body_after_2xx_is_still_one_successful_send() {
+    let (url, seen) = slow_body_standin(Duration::from_secs(30)).await;
+    let app = spawn_app_with_configured_gateway(
+        StoreKind::Memory,
+        &[("SMS_SENDER_API", url.as_str()), ("TEXTBEE_API_KEY", KEY)],
+    )
+    .await;
+    let phone = unique_phone();
+
+    let started = Instant::now();
+    app.send(&phone).await.expect("accepted on the status line");
+    let elapsed = started.elapsed();
+
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "body wait is bounded: {elapsed:?}"
+    );
+    let requests = seen.lock().expect("lock").clone();
+    assert_eq!(requests.len(), 1, "exactly one SMS");
+    let code = extract_code(requests[0]["message"].as_str().expect("message")).expect("code");
+    let verified = app.verify(&phone, &code).await.expect("VerifyOtp answers");
+    assert_eq!(verified.result(), VerifyOtpResult::Approved);
 }
