@@ -41,6 +41,18 @@ fi
 echo "== buf lint / format (proto/)"
 (cd proto && "$buf" lint && "$buf" format --diff --exit-code)
 
+# The API may only grow: every change is checked against the last released
+# proto, a commit that every clone of main has (the proto before `locale` was
+# added). Move it forward only to a commit that released a proto.
+proto_baseline=55dadd2d73a71b6a2edec5a1cddec2ba6a831b8d
+echo "== buf breaking (proto/ against $proto_baseline)"
+git_dir=$(git rev-parse --git-common-dir) # a worktree's .git is a file
+if ! git cat-file -e "$proto_baseline^{commit}" 2>/dev/null; then
+  echo "test.sh: commit $proto_baseline is not in this clone (shallow?); fetch more history" >&2
+  exit 1
+fi
+"$buf" breaking proto --against "$git_dir#ref=$proto_baseline,subdir=proto"
+
 echo "== cargo test"
 cargo test --locked "$@"
 
