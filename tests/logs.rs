@@ -70,3 +70,48 @@ async fn json_log_lines_carry_method_code_latency_and_masked_phone() {
             .unwrap_or_else(|_| panic!("not JSON: {line}"));
     }
 }
+
+/// Each extra SMS segment is billed: the startup log names every template
+/// that needs more than one (here the Hindi one, UCS-2 and long).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_warns_about_templates_longer_than_one_sms() {
+    let dir = std::env::temp_dir().join(format!("otp-logs-templates-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("templates.toml");
+    std::fs::write(
+        &file,
+        "en = \"Code {code}\"\nhi = \"आपका सत्यापन कोड {code} है। यह {minutes} मिनट में समाप्त हो जाएगा। इसे किसी के साथ साझा न करें।\"\n",
+    )
+    .expect("templates written");
+    let service = ServiceProcess::start(&[
+        ("OTP_LOG_FORMAT", "json"),
+        (
+            "OTP_MESSAGE_TEMPLATES_FILE",
+            file.to_str().expect("utf-8 path"),
+        ),
+    ]);
+
+    let warning = service.wait_for_stderr(
+        "more than one SMS segment",
+        Duration::from_secs(5),
+        |line| serde_json::from_str::<serde_json::Value>(line).ok(),
+    );
+
+    assert_eq!(
+        warning.pointer("/fields/locale").and_then(|v| v.as_str()),
+        Some("hi")
+    );
+    assert_eq!(
+        warning
+            .pointer("/fields/segments")
+            .and_then(serde_json::Value::as_u64),
+        Some(2)
+    );
+    let all = service.stderr().join("\n");
+    assert_eq!(
+        all.matches("more than one SMS segment").count(),
+        1,
+        "only `hi`: {all}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

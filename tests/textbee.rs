@@ -525,7 +525,7 @@ async fn binary_logs_never_carry_the_key_the_code_or_a_full_number() {
 /// on stderr naming the variable, and a non-zero exit.
 #[test]
 fn binary_refuses_bad_sms_settings_with_one_clear_line() {
-    let cases: [(&[(&str, &str)], &str); 4] = [
+    let cases: [(&[(&str, &str)], &str); 6] = [
         (
             &[
                 ("OTP_SMS_GATEWAY", "textbee"),
@@ -547,6 +547,11 @@ fn binary_refuses_bad_sms_settings_with_one_clear_line() {
         (
             &[("OTP_MESSAGE_TEMPLATE", "Code {code} for {user}")],
             "OTP_MESSAGE_TEMPLATE",
+        ),
+        (&[("OTP_SMS_ROUTES", "US=textbee")], "OTP_SMS_ROUTES"),
+        (
+            &[("OTP_SMS_ROUTES", "IN=textbee; *=twilio")],
+            "SMS_SENDER_API",
         ),
     ];
     for (vars, var) in cases {
