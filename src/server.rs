@@ -145,14 +145,9 @@ impl Application {
 }
 
 /// The router over the providers `OTP_SMS_ROUTES` (or the one gateway of
-/// `OTP_SMS_GATEWAY`) selects; it announces each provider in the log.
+/// `OTP_SMS_GATEWAY`) selects; it announces each provider in the log (and
+/// warns loudly about the console).
 fn open_gateway(sms: &SmsConfig) -> Result<Arc<dyn SmsGateway>, StartupError> {
-    if sms.is_console_only() {
-        tracing::warn!(
-            "SMS gateway is `console`: codes are printed to stdout, not sent. \
-             For development only; set OTP_SMS_GATEWAY or OTP_SMS_ROUTES for production"
-        );
-    }
     Ok(Arc::new(SmsRouter::build(sms)?))
 }
 

@@ -67,8 +67,9 @@ impl SmsRouter {
             let wire: Arc<dyn SmsProvider> = match name {
                 ProviderName::Console => {
                     tracing::warn!(
-                        "SMS provider `console`: codes are printed to stdout, not sent. \
-                         For development only"
+                        "SMS gateway is `console`: codes are printed to stdout, not sent. \
+                         For development only; set OTP_SMS_GATEWAY or OTP_SMS_ROUTES for \
+                         production"
                     );
                     Arc::new(ConsoleGateway)
                 }

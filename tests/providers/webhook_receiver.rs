@@ -75,7 +75,20 @@ impl PythonReceiver {
             .find_map(|line| line.strip_prefix(prefix).map(str::to_owned))
     }
 
-    /// The messages it verified and "sent".
+    /// Waits until it has printed `count` messages, and returns them all.
+    async fn sent_at_least(&self, count: usize) -> Vec<Value> {
+        wait_for(
+            "the receiver prints the SMS",
+            Duration::from_secs(5),
+            || {
+                let sent = self.sent();
+                async move { (sent.len() >= count).then_some(sent) }
+            },
+        )
+        .await
+    }
+
+    /// The messages it verified and "sent" so far.
     fn sent(&self) -> Vec<Value> {
         let lines = self.stdout.lock().expect("lines");
         lines
@@ -125,7 +138,7 @@ async fn python_receiver_verifies_our_signature_and_refuses_forgeries() {
 
     app.send(&phone).await.expect("the receiver took it");
 
-    let sent = receiver.sent();
+    let sent = receiver.sent_at_least(1).await;
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0]["destination"], phone);
     let text = sent[0]["text"].as_str().expect("text");
@@ -164,5 +177,22 @@ async fn python_receiver_verifies_our_signature_and_refuses_forgeries() {
         200,
         "a retry with the same request id is taken again"
     );
-    assert_eq!(receiver.sent().len(), 2, "but sent only once");
+    // A new message after the retry: once it is printed, anything the
+    // retry printed would have been too (one pipe, in order).
+    let marker = String::from_utf8(body.clone())
+        .expect("utf-8")
+        .replace("f00dfeed", "0ddba115");
+    let marker = marker.as_bytes();
+    assert_eq!(
+        receiver.post(marker, &sign(secret, now(), marker)).await,
+        200
+    );
+    let sent = receiver.sent_at_least(3).await;
+    let ids: Vec<&str> = sent
+        .iter()
+        .filter_map(|sms| sms["request_id"].as_str())
+        .collect();
+    assert_eq!(ids.len(), 3, "the retry was not sent again: {ids:?}");
+    assert_eq!(ids[1], "f00dfeedf00dfeedf00dfeedf00dfeed");
+    assert_eq!(ids[2], "0ddba1150ddba1150ddba1150ddba115");
 }
