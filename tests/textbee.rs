@@ -645,8 +645,11 @@ async fn a_slow_body_after_2xx_is_still_one_successful_send() {
     app.send(&phone).await.expect("accepted on the status line");
     let elapsed = started.elapsed();
 
+    // The body is held for 30 s; the send ends after a bounded wait for it,
+    // within the 5 s budget (1 s of margin for a loaded machine).
+    eprintln!("slow body after 2xx: SendOtp took {elapsed:?}");
     assert!(
-        elapsed < Duration::from_secs(3),
+        elapsed < Duration::from_secs(6),
         "body wait is bounded: {elapsed:?}"
     );
     let requests = seen.lock().expect("lock").clone();

@@ -13,64 +13,77 @@ pub(super) fn twilio_from_env(env: &Env) -> Result<Option<TwilioConfig>, ConfigE
     let Some(account_sid) = env.get("OTP_TWILIO_ACCOUNT_SID") else {
         return Ok(None);
     };
-    let account_sid = twilio_sid(account_sid, "AC", "OTP_TWILIO_ACCOUNT_SID")?;
-    let auth = match (
-        env.get("OTP_TWILIO_AUTH_TOKEN"),
-        env.get("OTP_TWILIO_API_KEY_SID"),
-    ) {
-        (Some(_), None) => TwilioAuth::AuthToken(key(env, "OTP_TWILIO_AUTH_TOKEN", "for Twilio")?),
-        (None, Some(sid)) => TwilioAuth::ApiKey {
-            sid: twilio_sid(sid, "SK", "OTP_TWILIO_API_KEY_SID")?,
-            secret: key(
-                env,
-                "OTP_TWILIO_API_KEY_SECRET",
-                "with OTP_TWILIO_API_KEY_SID",
-            )?,
-        },
-        (Some(_), Some(_)) => {
-            return Err(ConfigError::new(
-                "OTP_TWILIO_AUTH_TOKEN",
-                "and OTP_TWILIO_API_KEY_SID are both set; use one way to authenticate",
-            ));
-        }
-        (None, None) => {
-            return Err(ConfigError::new(
-                "OTP_TWILIO_AUTH_TOKEN",
-                "is required with OTP_TWILIO_ACCOUNT_SID (or OTP_TWILIO_API_KEY_SID and \
-                 OTP_TWILIO_API_KEY_SECRET)",
-            ));
-        }
-    };
-    let sender = match (
-        env.get("OTP_TWILIO_FROM"),
-        env.get("OTP_TWILIO_MESSAGING_SERVICE_SID"),
-    ) {
-        (Some(from), None) => TwilioSender::From(sender_id(from, "OTP_TWILIO_FROM")?),
-        (None, Some(sid)) => TwilioSender::MessagingService(twilio_sid(
-            sid,
-            "MG",
-            "OTP_TWILIO_MESSAGING_SERVICE_SID",
-        )?),
-        (Some(_), Some(_)) => {
-            return Err(ConfigError::new(
-                "OTP_TWILIO_FROM",
-                "and OTP_TWILIO_MESSAGING_SERVICE_SID are both set; Twilio takes one sender",
-            ));
-        }
-        (None, None) => {
-            return Err(ConfigError::new(
-                "OTP_TWILIO_FROM",
-                "is required with OTP_TWILIO_ACCOUNT_SID: a Twilio number (+14155550100) or \
-                 sender id, or set OTP_TWILIO_MESSAGING_SERVICE_SID instead",
-            ));
-        }
-    };
     Ok(Some(TwilioConfig {
         base_url: base_url(env, "OTP_TWILIO_BASE_URL", TWILIO_BASE_URL)?,
-        account_sid,
-        auth,
-        sender,
+        account_sid: twilio_sid(account_sid, "AC", "OTP_TWILIO_ACCOUNT_SID")?,
+        auth: twilio_auth(env)?,
+        sender: twilio_sender(env)?,
     }))
+}
+
+/// `OTP_TWILIO_AUTH_TOKEN`, or `OTP_TWILIO_API_KEY_SID` with its secret.
+fn twilio_auth(env: &Env) -> Result<TwilioAuth, ConfigError> {
+    Ok(
+        match (
+            env.get("OTP_TWILIO_AUTH_TOKEN"),
+            env.get("OTP_TWILIO_API_KEY_SID"),
+        ) {
+            (Some(_), None) => {
+                TwilioAuth::AuthToken(key(env, "OTP_TWILIO_AUTH_TOKEN", "for Twilio")?)
+            }
+            (None, Some(sid)) => TwilioAuth::ApiKey {
+                sid: twilio_sid(sid, "SK", "OTP_TWILIO_API_KEY_SID")?,
+                secret: key(
+                    env,
+                    "OTP_TWILIO_API_KEY_SECRET",
+                    "with OTP_TWILIO_API_KEY_SID",
+                )?,
+            },
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    "OTP_TWILIO_AUTH_TOKEN",
+                    "and OTP_TWILIO_API_KEY_SID are both set; use one way to authenticate",
+                ));
+            }
+            (None, None) => {
+                return Err(ConfigError::new(
+                    "OTP_TWILIO_AUTH_TOKEN",
+                    "is required with OTP_TWILIO_ACCOUNT_SID (or OTP_TWILIO_API_KEY_SID and \
+                 OTP_TWILIO_API_KEY_SECRET)",
+                ));
+            }
+        },
+    )
+}
+
+/// `OTP_TWILIO_FROM`, or `OTP_TWILIO_MESSAGING_SERVICE_SID`.
+fn twilio_sender(env: &Env) -> Result<TwilioSender, ConfigError> {
+    Ok(
+        match (
+            env.get("OTP_TWILIO_FROM"),
+            env.get("OTP_TWILIO_MESSAGING_SERVICE_SID"),
+        ) {
+            (Some(from), None) => TwilioSender::From(sender_id(from, "OTP_TWILIO_FROM")?),
+            (None, Some(sid)) => TwilioSender::MessagingService(twilio_sid(
+                sid,
+                "MG",
+                "OTP_TWILIO_MESSAGING_SERVICE_SID",
+            )?),
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    "OTP_TWILIO_FROM",
+                    "and OTP_TWILIO_MESSAGING_SERVICE_SID are both set; Twilio takes one sender",
+                ));
+            }
+            (None, None) => {
+                return Err(ConfigError::new(
+                    "OTP_TWILIO_FROM",
+                    "is required with OTP_TWILIO_ACCOUNT_SID: a Twilio number (+14155550100) or \
+                 sender id, or set OTP_TWILIO_MESSAGING_SERVICE_SID instead",
+                ));
+            }
+        },
+    )
 }
 
 /// A Twilio id: its two-letter prefix and 32 hex digits.
