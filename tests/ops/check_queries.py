@@ -158,9 +158,13 @@ def dashboard_checks(path: str):
     return checks
 
 
-def rule_checks(prometheus: str):
+def loaded_rules(prometheus: str):
     groups = get_json(f"{prometheus}/api/v1/rules")["data"]["groups"]
-    rules = [rule for group in groups for rule in group["rules"]]
+    return [rule for group in groups for rule in group["rules"]]
+
+
+def rule_checks(prometheus: str):
+    rules = loaded_rules(prometheus)
     recorded = {rule["name"]: rule["query"] for rule in rules if rule["type"] == "recording"}
     checks = []
     for rule in rules:
@@ -217,6 +221,25 @@ def exported(metrics_page: str) -> set:
     return names
 
 
+def classify(args, checks, recorded, pending_allowed):
+    """Runs every check once: (pending, failed) lists; the rest passed."""
+    results = [(label, check, run_check(args.prometheus, check)) for label, check in checks]
+    if all(why is None for _, _, why in results):
+        return [], []
+    page = urllib.request.urlopen(args.metrics, timeout=10).read().decode()
+    present = exported(page)
+    pending, failed = [], []
+    for label, check, why in results:
+        if why is None:
+            continue
+        missing = (metrics_read(check[-1], recorded) & pending_allowed) - present
+        if why == "no data" and missing:
+            pending.append((label, sorted(missing)))
+        else:
+            failed.append((label, check[-1], why))
+    return pending, failed
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--prometheus", required=True)
@@ -230,34 +253,18 @@ def main() -> int:
     rules, recorded, checks = rule_checks(args.prometheus)
     checks += dashboard_checks(args.dashboard)
     deadline = time.monotonic() + args.deadline
-    failures = {}
     while True:
-        failures = {}
-        for label, check in checks:
-            why = run_check(args.prometheus, check)
-            if why:
-                failures[label] = (check, why)
-        # A parse error will not heal by waiting.
-        if not failures or time.monotonic() > deadline or any(
-            "bad_data" in why for _, why in failures.values()
-        ):
+        pending, failed = classify(args, checks, recorded, pending_allowed)
+        # A parse error does not heal by waiting; a missing series may, once
+        # Prometheus has scraped again or evaluated the recording rules.
+        if not failed or time.monotonic() > deadline or any("bad_data" in why for _, _, why in failed):
             break
         time.sleep(0.5)
-
-    page = urllib.request.urlopen(args.metrics, timeout=10).read().decode()
-    present = exported(page)
-    pending, failed = [], []
-    for label, (check, why) in failures.items():
-        missing = (metrics_read(check[-1], recorded) & pending_allowed) - present
-        if why == "no data" and missing:
-            pending.append((label, sorted(missing)))
-        else:
-            failed.append((label, check[-1], why))
-    for rule in rules:
+    passed = len(checks) - len(pending) - len(failed)
+    # Prometheus's own last evaluation of each rule must have succeeded too.
+    for rule in loaded_rules(args.prometheus):
         if rule.get("health") == "err":
             failed.append((f"rule {rule['name']}", rule["query"], rule.get("lastError")))
-
-    passed = len(checks) - len(failures)
     for label, missing in pending:
         print(f"PENDING metric {', '.join(missing)} (not exported by this build yet): {label}")
     for label, expr, why in failed:
