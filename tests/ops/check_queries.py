@@ -10,7 +10,8 @@ returns data.
   reads exists with the labels it matches on.
 - Grafana variables are substituted ($job -> .+, $__rate_interval -> 1m);
   a variable left over is an error. label_values() variable queries must
-  find values too.
+  find values too. Panels must import as they are: unique ids, each on the
+  $datasource variable rather than a data source of one Grafana.
 - A metric named in --pending may be missing from the service's /metrics
   page (another change adds it): an empty result that reads such a metric is
   reported as PENDING, not failed, but only while /metrics lacks it.
@@ -141,8 +142,25 @@ def substitute(expr: str) -> str:
     return re.sub(r"\$\{(\w+)\}|\$(\w+)", value, expr)
 
 
+def dashboard_shape_errors(dashboard) -> list:
+    """What would stop a plain import: duplicate ids, a hard-wired data source."""
+    errors, ids = [], set()
+    for panel in dashboard["panels"]:
+        if panel["id"] in ids:
+            errors.append(f"panel '{panel['title']}': duplicate id {panel['id']}")
+        ids.add(panel["id"])
+        if panel["type"] != "row" and panel.get("datasource", {}).get("uid") != "${datasource}":
+            errors.append(f"panel '{panel['title']}': data source is not the $datasource variable")
+    if not dashboard.get("uid") or not dashboard.get("title"):
+        errors.append("dashboard has no uid or title")
+    return errors
+
+
 def dashboard_checks(path: str):
     dashboard = json.load(open(path, encoding="utf-8"))
+    errors = dashboard_shape_errors(dashboard)
+    if errors:
+        raise ValueError("; ".join(errors))
     checks = []
     for variable in dashboard.get("templating", {}).get("list", []):
         if variable.get("type") == "query":
