@@ -36,7 +36,7 @@ async fn shared_cluster() -> &'static RedisCluster {
 async fn keys_of_1000_phones_land_on_all_three_masters_one_slot_per_phone() {
     let cluster = shared_cluster().await;
     let prefix = unique_prefix();
-    let app = app_on(&cluster, &prefix).await;
+    let app = app_on(cluster, &prefix).await;
     let phones: Vec<String> = (0..1000).map(|_| unique_phone()).collect();
     let sent: Vec<bool> = stream::iter(&phones)
         .map(|phone| async { app.send(phone).await.is_ok() })
@@ -80,7 +80,7 @@ async fn keys_of_1000_phones_land_on_all_three_masters_one_slot_per_phone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scripts_are_loaded_again_on_every_master_after_a_script_flush() {
     let cluster = shared_cluster().await;
-    let app = app_on(&cluster, &unique_prefix()).await;
+    let app = app_on(cluster, &unique_prefix()).await;
     let before = unique_phone();
     let code = app.send_and_read_code(&before).await;
     assert_eq!(
