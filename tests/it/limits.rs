@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use crate::common::{
-    StoreKind, TestApp, assert_bad_request, concurrent::send_concurrently, unique_phone, wait_for,
+    StoreKind, TestApp, assert_bad_request,
+    concurrent::{RACE_SETTINGS, send_concurrently},
+    unique_phone, wait_for,
 };
 use otp_service::proto::{SendOtpRequest, SendOtpResponse, VerifyOtpResult};
 use tonic::{Code, Status};
@@ -168,7 +170,11 @@ async fn global_cap_stops_all_sends(store: StoreKind) {
 }
 
 async fn concurrent_sends_to_one_number_text_it_once(store: StoreKind) {
-    let app = TestApp::builder().store(store).spawn().await;
+    let app = TestApp::builder()
+        .store(store)
+        .env(&RACE_SETTINGS)
+        .spawn()
+        .await;
     let phone = unique_phone();
     let results = send_concurrently(&[&app], request(&phone, "", ""), 200).await;
     let sent = results.iter().filter(|r| r.is_ok()).count();
@@ -181,7 +187,11 @@ async fn concurrent_sends_to_one_number_text_it_once(store: StoreKind) {
 }
 
 async fn idempotent_sends_text_once_and_answer_identically(store: StoreKind) {
-    let app = TestApp::builder().store(store).spawn().await;
+    let app = TestApp::builder()
+        .store(store)
+        .env(&RACE_SETTINGS)
+        .spawn()
+        .await;
     let phone = unique_phone();
     let key = format!("signup-{phone}");
     let results = send_concurrently(&[&app], request(&phone, "", &key), 50).await;

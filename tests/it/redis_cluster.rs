@@ -8,6 +8,7 @@ use std::{collections::HashSet, time::Duration};
 
 use crate::common::{
     RedisCluster, TestApp,
+    concurrent::RACE_SETTINGS,
     failover::{ConversationStream, Recovery, wait_for_health, wait_for_recovery},
     redis_cluster::NODE_TIMEOUT_MS,
     redis_nodes::free_port,
@@ -36,7 +37,12 @@ async fn shared_cluster() -> &'static RedisCluster {
 async fn keys_of_1000_phones_land_on_all_three_masters_one_slot_per_phone() {
     let cluster = shared_cluster().await;
     let prefix = unique_prefix();
-    let app = app_on(cluster, &prefix).await;
+    let app = TestApp::builder()
+        .redis_cluster(cluster)
+        .env(&[("OTP_REDIS_PREFIX", &prefix)])
+        .env(&RACE_SETTINGS)
+        .spawn()
+        .await;
     let phones: Vec<String> = (0..1000).map(|_| unique_phone()).collect();
     let sent: Vec<bool> = stream::iter(&phones)
         .map(|phone| async { app.send(phone).await.is_ok() })

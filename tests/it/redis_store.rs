@@ -3,17 +3,11 @@
 
 use crate::common::{
     RedisServer, TestApp,
-    concurrent::{count, send_concurrently, verify_concurrently, wrong_code},
+    concurrent::{RACE_SETTINGS, count, send_concurrently, verify_concurrently, wrong_code},
     unique_phone,
 };
 use deadpool_redis::redis::{self, AsyncCommands};
 use otp_service::proto::{SendOtpRequest, SendOtpResponse, VerifyOtpResult};
-
-/// Settings for the 1000-call races. They test atomicity, not latency: on a
-/// loaded 2-core machine running a debug build, a call can queue for a pool
-/// connection longer than the default 1 s, and the store would then (rightly)
-/// fail closed with UNAVAILABLE, which is not what these tests are about.
-const RACE_VARS: [(&str, &str); 1] = [("OTP_REDIS_TIMEOUT_MS", "20000")];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn code_sent_through_one_replica_verifies_through_another() {
@@ -41,12 +35,12 @@ async fn right_code_is_approved_exactly_once_across_two_replicas() {
     let redis = RedisServer::start().await;
     let a = TestApp::builder()
         .redis(&redis)
-        .env(&RACE_VARS)
+        .env(&RACE_SETTINGS)
         .spawn()
         .await;
     let b = TestApp::builder()
         .redis(&redis)
-        .env(&RACE_VARS)
+        .env(&RACE_SETTINGS)
         .spawn()
         .await;
     let phone = unique_phone();
@@ -60,7 +54,7 @@ async fn right_code_is_approved_exactly_once_across_two_replicas() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_guesses_across_two_replicas_are_capped_at_max_attempts() {
     let redis = RedisServer::start().await;
-    let vars = [("OTP_MAX_ATTEMPTS", "7"), RACE_VARS[0]];
+    let vars = [("OTP_MAX_ATTEMPTS", "7"), RACE_SETTINGS[0]];
     let a = TestApp::builder().redis(&redis).env(&vars).spawn().await;
     let b = TestApp::builder().redis(&redis).env(&vars).spawn().await;
     let phone = unique_phone();
@@ -310,12 +304,12 @@ async fn concurrent_sends_across_two_replicas_text_the_number_once() {
     let redis = RedisServer::start().await;
     let a = TestApp::builder()
         .redis(&redis)
-        .env(&RACE_VARS)
+        .env(&RACE_SETTINGS)
         .spawn()
         .await;
     let b = TestApp::builder()
         .redis(&redis)
-        .env(&RACE_VARS)
+        .env(&RACE_SETTINGS)
         .spawn()
         .await;
     let request = SendOtpRequest {
@@ -337,12 +331,12 @@ async fn one_idempotency_key_across_two_replicas_sends_once() {
     let redis = RedisServer::start().await;
     let a = TestApp::builder()
         .redis(&redis)
-        .env(&RACE_VARS)
+        .env(&RACE_SETTINGS)
         .spawn()
         .await;
     let b = TestApp::builder()
         .redis(&redis)
-        .env(&RACE_VARS)
+        .env(&RACE_SETTINGS)
         .spawn()
         .await;
     let phone = unique_phone();

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::common::{
     StoreKind, TestApp, assert_bad_request,
-    concurrent::{count, verify_concurrently, wrong_code},
+    concurrent::{RACE_SETTINGS, count, verify_concurrently, wrong_code},
     unique_phone, wait_for,
 };
 use otp_service::proto::VerifyOtpResult;
@@ -23,7 +23,11 @@ async fn right_code_is_accepted_exactly_once(store: StoreKind) {
 }
 
 async fn right_code_is_accepted_exactly_once_under_concurrency(store: StoreKind) {
-    let app = TestApp::builder().store(store).spawn().await;
+    let app = TestApp::builder()
+        .store(store)
+        .env(&RACE_SETTINGS)
+        .spawn()
+        .await;
     let phone = unique_phone();
     let code = app.send_and_read_code(&phone).await;
     let results = verify_concurrently(&[&app], &phone, &code, 100).await;
@@ -32,7 +36,11 @@ async fn right_code_is_accepted_exactly_once_under_concurrency(store: StoreKind)
 }
 
 async fn concurrent_wrong_guesses_are_capped_then_locked(store: StoreKind) {
-    let app = TestApp::builder().store(store).spawn().await;
+    let app = TestApp::builder()
+        .store(store)
+        .env(&RACE_SETTINGS)
+        .spawn()
+        .await;
     let phone = unique_phone();
     let code = app.send_and_read_code(&phone).await;
     let results = verify_concurrently(&[&app], &phone, &wrong_code(&code), 100).await;
