@@ -4,11 +4,7 @@
 
 use std::{ops::Deref, sync::Arc};
 
-use otp_service::{
-    Config,
-    config::StoreConfig,
-    store::{MemoryStore, OtpStore, RedisStore},
-};
+use otp_service::{Config, server::open_store, store::OtpStore};
 
 use super::{
     RedisCluster, RedisSentinels, RedisServer, TEST_SECRET, redis_sentinel::MASTER_NAME,
@@ -112,12 +108,7 @@ pub struct TestStore {
 impl TestStore {
     pub async fn open(kind: StoreKind) -> Self {
         let set_up = StoreSetUp::start(kind).await;
-        let store: Arc<dyn OtpStore> = match test_config(&set_up.vars).store {
-            StoreConfig::Memory => Arc::new(MemoryStore::new()),
-            StoreConfig::Redis(settings) => {
-                Arc::new(RedisStore::new(&settings).expect("Redis store builds"))
-            }
-        };
+        let store = open_store(&test_config(&set_up.vars).store).expect("the store opens");
         Self {
             store,
             _redis: set_up.redis,
