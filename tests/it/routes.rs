@@ -4,17 +4,15 @@
 //! maybe-delivered failure ends the send, and an open circuit is skipped
 //! until a probe closes it again.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{
-    StoreKind, TestApp,
+use crate::common::{
+    TestApp,
     sms_standins::{
         TEXTBEE_PATH, TWILIO_PATH, closed_port_url, pairs, requests, textbee_vars, twilio_vars,
         vonage_vars,
     },
-    spawn_app_with_configured_gateway, unique_phone, wait_for,
+    unique_phone, wait_for,
 };
 use serde_json::json;
 use tonic::Code;
@@ -77,7 +75,7 @@ impl Providers {
         vars.extend(textbee_vars(&self.textbee.uri()));
         vars.push(("OTP_SMS_ROUTES".into(), routes.into()));
         vars.extend(more.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        spawn_app_with_configured_gateway(StoreKind::Memory, &pairs(&vars)).await
+        spawn(&vars).await
     }
 
     /// Requests each stand-in received: (twilio, vonage, textbee).
@@ -88,6 +86,15 @@ impl Providers {
             requests(&self.textbee).await.len(),
         )
     }
+}
+
+/// A server on the in-memory store sending through the providers `vars` configure.
+async fn spawn(vars: &[(String, String)]) -> TestApp {
+    TestApp::builder()
+        .env(&pairs(vars))
+        .configured_gateway()
+        .spawn()
+        .await
 }
 
 fn twilio_queued() -> ResponseTemplate {
@@ -137,9 +144,14 @@ async fn a_sure_failure_hands_the_sms_to_the_next_provider() {
         "one refused try, one SMS"
     );
     let text =
-        common::sms_standins::form_fields(&requests(&providers.vonage).await[0])["text"].clone();
-    common::sms_standins::assert_code_works(&app, &phone, &common::sms_standins::code_in(&text))
-        .await;
+        crate::common::sms_standins::form_fields(&requests(&providers.vonage).await[0])["text"]
+            .clone();
+    crate::common::sms_standins::assert_code_works(
+        &app,
+        &phone,
+        &crate::common::sms_standins::code_in(&text),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -152,7 +164,7 @@ async fn a_provider_that_cannot_be_reached_is_passed_over() {
     let mut vars = textbee_vars(&closed_port_url());
     vars.extend(vonage_vars(&vonage));
     vars.push(("OTP_SMS_ROUTES".into(), "*=textbee,vonage".into()));
-    let app = spawn_app_with_configured_gateway(StoreKind::Memory, &pairs(&vars)).await;
+    let app = spawn(&vars).await;
 
     app.send(&unique_phone()).await.expect("Vonage texts it");
 
@@ -188,7 +200,7 @@ async fn an_undeliverable_number_is_not_handed_on() {
 
     let status = app.send(&unique_phone()).await.expect_err("not a mobile");
 
-    common::assert_bad_request(&status, "phone_number");
+    crate::common::assert_bad_request(&status, "phone_number");
     assert_eq!(providers.counts().await, (1, 0, 0));
 }
 

@@ -2,9 +2,6 @@
 //! request, and every documented class of answer mapped to the right gRPC
 //! status, retry and limit accounting, through the real gRPC server.
 
-#[path = "../common/mod.rs"]
-mod common;
-
 mod twilio;
 mod vonage;
 mod webhook;
@@ -12,12 +9,16 @@ mod webhook_receiver;
 
 use std::time::{Duration, Instant};
 
-use common::{StoreKind, TestApp, sms_standins::pairs, spawn_app_with_configured_gateway};
+use crate::common::{TestApp, sms_standins::pairs};
 use tonic::{Code, Status};
 
 /// A server on the in-memory store sending through the gateway `vars` select.
 async fn app_with(vars: &[(String, String)]) -> TestApp {
-    spawn_app_with_configured_gateway(StoreKind::Memory, &pairs(vars)).await
+    TestApp::builder()
+        .env(&pairs(vars))
+        .configured_gateway()
+        .spawn()
+        .await
 }
 
 /// One case of a provider's answer table: what the stand-in answers, what
@@ -53,7 +54,7 @@ where
         "within the 5 s budget: {elapsed:?}"
     );
     if code == Code::InvalidArgument {
-        common::assert_bad_request(result.as_ref().expect_err("refused"), "phone_number");
+        crate::common::assert_bad_request(result.as_ref().expect_err("refused"), "phone_number");
     }
     if code != Code::Ok {
         let again = app.send(phone).await.map(|_| ());
