@@ -188,12 +188,13 @@ impl RedisConnections {
     ) -> Result<T, StoreError> {
         match self {
             Self::Single(pool) => {
-                let mut pooled = pool.get().await.map_err(pool_error)?;
-                pooled.begin();
-                let reply = invocation.invoke_async(&mut pooled.connection).await;
-                // A connection left without a usable reply (or READONLY) is
-                // discarded at its next checkout, see `trusted_pool.rs`.
-                pooled.settle(reply).map_err(redis_error)
+                // Lent, not held: the pooled connection goes back at once and
+                // concurrent calls pipeline over its socket. One left without a
+                // usable reply (or READONLY) is discarded at its next checkout,
+                // see `trusted_pool.rs`.
+                let mut lent = pool.get().await.map_err(pool_error)?.lend();
+                let reply = invocation.invoke_async(&mut lent.connection).await;
+                lent.settle(reply).map_err(redis_error)
             }
             Self::Cluster(pool) => {
                 let mut connection = pool.get().await.map_err(pool_error)?;
@@ -224,12 +225,11 @@ impl RedisConnections {
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
         match self {
             Self::Single(pool) => {
-                let mut pooled = pool.get().await.map_err(pool_error)?;
-                pooled.begin();
+                let mut lent = pool.get().await.map_err(pool_error)?.lend();
                 let reply = redis::cmd("PING")
-                    .query_async::<String>(&mut pooled.connection)
+                    .query_async::<String>(&mut lent.connection)
                     .await;
-                pooled.settle(reply).map(drop).map_err(redis_error)
+                lent.settle(reply).map(drop).map_err(redis_error)
             }
             Self::Sentinel(pool, watch) => {
                 ping_on(&mut pool.get().await.map_err(pool_error)?).await?;

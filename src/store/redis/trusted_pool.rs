@@ -1,13 +1,29 @@
 //! The pool for one Redis server: deadpool-redis's connections with a cheaper
-//! check on checkout. deadpool-redis's own `recycle` sends UNWATCH + PING
-//! before every checkout — a second round trip for every store call. Here a
-//! connection whose last call got no reply (I/O error, timeout, cancelled) or
-//! a READONLY reply is discarded, so a dead or demoted Redis is still noticed
-//! at once and the pool makes a fresh connection; one in steady use is handed
-//! out as it is; one idle for longer than [`TRUSTED_WHILE_IN_USE`] is PINGed
-//! as before, so a Redis restarted while the pool sat idle costs no call.
+//! check on checkout, lent out rather than held for the length of a call.
+//!
+//! deadpool-redis's own `recycle` sends UNWATCH + PING before every checkout,
+//! a second round trip for every store call. Here a connection on which a
+//! call got no reply (I/O error, timeout, cancelled) or a READONLY reply is
+//! discarded at its next checkout, so a dead or demoted Redis is still
+//! noticed at once and the pool makes a fresh connection; one in steady use
+//! is handed out as it is; one idle for longer than [`TRUSTED_WHILE_IN_USE`]
+//! is PINGed as before, so a Redis restarted while the pool sat idle costs no
+//! call.
+//!
+//! A call does not keep its connection checked out: it takes a clone of the
+//! multiplexed connection (the same socket, see [`PooledConnection::lend`])
+//! and returns the pooled one at once. Concurrent calls thus share one socket
+//! and their commands are pipelined (one write and one read for many calls,
+//! on our side and on Redis's) instead of each holding a connection of its
+//! own for a whole round trip.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
 use deadpool_redis::{
@@ -16,39 +32,66 @@ use deadpool_redis::{
 };
 
 /// A pooled connection is handed out again without a PING if it was last
-/// checked out this recently and its last call got a reply.
+/// checked out this recently and no call on it went without a usable reply.
 const TRUSTED_WHILE_IN_USE: Duration = Duration::from_secs(1);
 
 /// One pooled connection and whether it can still be trusted.
 pub(super) struct PooledConnection {
-    pub(super) connection: MultiplexedConnection,
-    /// Set for the length of a call and left set unless Redis answered it
-    /// usably: such a connection is never handed out again.
-    suspect: bool,
+    connection: MultiplexedConnection,
+    /// Set for good once a call on this connection got no usable reply: it
+    /// is then never handed out again.
+    suspect: Arc<AtomicBool>,
 }
 
 impl PooledConnection {
-    /// Marks the connection suspect until [`PooledConnection::settle`] clears
-    /// it, so a call that is cancelled midway leaves it marked.
-    pub(super) fn begin(&mut self) {
-        self.suspect = true;
+    /// The connection for one call: a clone sharing this connection's socket,
+    /// so the pooled connection can go straight back to the pool.
+    pub(super) fn lend(&self) -> LentConnection {
+        LentConnection {
+            connection: self.connection.clone(),
+            suspect: Arc::clone(&self.suspect),
+            settled: false,
+        }
     }
+}
 
+/// One call's use of a pooled connection. Dropped before
+/// [`LentConnection::settle`] (the call was cancelled midway), it marks the
+/// connection suspect: a reply may still be on its way on that socket.
+pub(super) struct LentConnection {
+    pub(super) connection: MultiplexedConnection,
+    suspect: Arc<AtomicBool>,
+    settled: bool,
+}
+
+impl LentConnection {
     /// Records whether Redis answered usably, and passes the result on.
-    pub(super) fn settle<T>(&mut self, result: RedisResult<T>) -> RedisResult<T> {
-        self.suspect = match &result {
-            Ok(_) => false,
-            // READONLY: the connection reaches a replica (a demoted master);
-            // it would fail every write, so it must go.
-            Err(err) if err.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly) => true,
-            // Redis replied (with an error, or a reply this code cannot
-            // read): the connection itself is fine.
-            Err(err) => !matches!(
-                err.kind(),
-                ErrorKind::Server(_) | ErrorKind::UnexpectedReturnType
-            ),
-        };
+    pub(super) fn settle<T>(mut self, result: RedisResult<T>) -> RedisResult<T> {
+        self.settled = true;
+        if result.as_ref().is_err_and(leaves_connection_unusable) {
+            self.suspect.store(true, Ordering::Relaxed);
+        }
         result
+    }
+}
+
+impl Drop for LentConnection {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.suspect.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+fn leaves_connection_unusable(err: &RedisError) -> bool {
+    match err.kind() {
+        // READONLY: the connection reaches a replica (a demoted master); it
+        // would fail every write, so it must go.
+        ErrorKind::Server(ServerErrorKind::ReadOnly) => true,
+        // Redis replied (with an error, or a reply this code cannot read):
+        // the connection itself is fine.
+        ErrorKind::Server(_) | ErrorKind::UnexpectedReturnType => false,
+        _ => true,
     }
 }
 
@@ -62,7 +105,7 @@ impl managed::Manager for TrustedManager {
     async fn create(&self) -> Result<PooledConnection, RedisError> {
         Ok(PooledConnection {
             connection: self.0.create().await?,
-            suspect: false,
+            suspect: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -71,8 +114,8 @@ impl managed::Manager for TrustedManager {
         pooled: &mut PooledConnection,
         metrics: &Metrics,
     ) -> RecycleResult<RedisError> {
-        if pooled.suspect {
-            return Err(RecycleError::message("its last call got no usable reply"));
+        if pooled.suspect.load(Ordering::Relaxed) {
+            return Err(RecycleError::message("a call on it got no usable reply"));
         }
         if metrics.last_used() < TRUSTED_WHILE_IN_USE {
             return Ok(());
