@@ -4,9 +4,10 @@
 
 use std::sync::OnceLock;
 
-/// More label sets than any metric here has (the widest is gRPC method ×
-/// code); a metric that somehow sees more still records correctly, through
-/// the registry, just without the shortcut.
+/// More label sets than a metric here meets in practice (the widest, gRPC
+/// method × code, sees a handful of codes per method); label sets beyond
+/// these are still recorded correctly, through the registry, just without the
+/// shortcut.
 const SLOTS: usize = 48;
 
 /// One metric's handles by label values `K`, each registered the first time
