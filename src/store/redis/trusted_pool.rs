@@ -1,5 +1,6 @@
-//! The pool for one Redis server: deadpool-redis's connections with a cheaper
-//! check on checkout, lent out rather than held for the length of a call.
+//! The pools for one Redis server and for a Redis Cluster: deadpool-redis's
+//! connections (and managers) with a cheaper check on checkout, lent out
+//! rather than held for the length of a call.
 //!
 //! deadpool-redis's own `recycle` sends UNWATCH + PING before every checkout,
 //! a second round trip for every store call. Here a connection on which a
@@ -11,7 +12,8 @@
 //! call.
 //!
 //! A call does not keep its connection checked out: it takes a clone of the
-//! multiplexed connection (the same socket, see [`PooledConnection::lend`])
+//! multiplexed (or cluster) connection (the same sockets, see
+//! [`PooledConnection::lend`])
 //! and returns the pooled one at once. Concurrent calls thus share one socket
 //! and their commands are pipelined (one write and one read for many calls,
 //! on our side and on Redis's) instead of each holding a connection of its
@@ -26,27 +28,24 @@ use std::{
 };
 
 use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
-use deadpool_redis::{
-    Manager,
-    redis::{ErrorKind, RedisError, RedisResult, ServerErrorKind, aio::MultiplexedConnection},
-};
+use deadpool_redis::redis::{ErrorKind, RedisError, RedisResult, ServerErrorKind};
 
 /// A pooled connection is handed out again without a PING if it was last
 /// checked out this recently and no call on it went without a usable reply.
 const TRUSTED_WHILE_IN_USE: Duration = Duration::from_secs(1);
 
 /// One pooled connection and whether it can still be trusted.
-pub(super) struct PooledConnection {
-    connection: MultiplexedConnection,
+pub(super) struct PooledConnection<C> {
+    connection: C,
     /// Set for good once a call on this connection got no usable reply: it
     /// is then never handed out again.
     suspect: Arc<AtomicBool>,
 }
 
-impl PooledConnection {
+impl<C: Clone> PooledConnection<C> {
     /// The connection for one call: a clone sharing this connection's socket,
     /// so the pooled connection can go straight back to the pool.
-    pub(super) fn lend(&self) -> LentConnection {
+    pub(super) fn lend(&self) -> LentConnection<C> {
         LentConnection {
             connection: self.connection.clone(),
             suspect: Arc::clone(&self.suspect),
@@ -58,13 +57,13 @@ impl PooledConnection {
 /// One call's use of a pooled connection. Dropped before
 /// [`LentConnection::settle`] (the call was cancelled midway), it marks the
 /// connection suspect: a reply may still be on its way on that socket.
-pub(super) struct LentConnection {
-    pub(super) connection: MultiplexedConnection,
+pub(super) struct LentConnection<C> {
+    pub(super) connection: C,
     suspect: Arc<AtomicBool>,
     settled: bool,
 }
 
-impl LentConnection {
+impl<C> LentConnection<C> {
     /// Records whether Redis answered usably, and passes the result on.
     pub(super) fn settle<T>(mut self, result: RedisResult<T>) -> RedisResult<T> {
         self.settled = true;
@@ -75,7 +74,7 @@ impl LentConnection {
     }
 }
 
-impl Drop for LentConnection {
+impl<C> Drop for LentConnection<C> {
     fn drop(&mut self) {
         if !self.settled {
             self.suspect.store(true, Ordering::Relaxed);
@@ -95,14 +94,19 @@ fn leaves_connection_unusable(err: &RedisError) -> bool {
     }
 }
 
-/// deadpool-redis's manager, with the checkout check described above.
-pub(super) struct TrustedManager(pub(super) Manager);
+/// A deadpool-redis manager (one server's or a cluster's), with the checkout
+/// check described above; its own check (a PING) runs only on idle connections.
+pub(super) struct TrustedManager<M>(pub(super) M);
 
-impl managed::Manager for TrustedManager {
-    type Type = PooledConnection;
+impl<M> managed::Manager for TrustedManager<M>
+where
+    M: managed::Manager<Error = RedisError>,
+    M::Type: Clone,
+{
+    type Type = PooledConnection<M::Type>;
     type Error = RedisError;
 
-    async fn create(&self) -> Result<PooledConnection, RedisError> {
+    async fn create(&self) -> Result<PooledConnection<M::Type>, RedisError> {
         Ok(PooledConnection {
             connection: self.0.create().await?,
             suspect: Arc::new(AtomicBool::new(false)),
@@ -111,7 +115,7 @@ impl managed::Manager for TrustedManager {
 
     async fn recycle(
         &self,
-        pooled: &mut PooledConnection,
+        pooled: &mut PooledConnection<M::Type>,
         metrics: &Metrics,
     ) -> RecycleResult<RedisError> {
         if pooled.suspect.load(Ordering::Relaxed) {
@@ -124,5 +128,5 @@ impl managed::Manager for TrustedManager {
     }
 }
 
-/// The pool of one server's connections.
-pub(super) type TrustedPool = managed::Pool<TrustedManager>;
+/// A pool of connections made by the deadpool-redis manager `M`.
+pub(super) type TrustedPool<M> = managed::Pool<TrustedManager<M>>;
