@@ -128,6 +128,10 @@ impl ConfigError {
 pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:50051";
 /// Default Prometheus address: loopback, scraped through the pod's port mapping.
 pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
+/// Default `OTP_GLOBAL_SEND_LIMIT`, sends per minute across the service: one
+/// SMS a second on average, far above a sidecar's sign-in traffic, yet it
+/// bounds what a bypass of every other rule can cost (see the README).
+pub const DEFAULT_GLOBAL_SEND_LIMIT: u32 = 60;
 /// Shortest accepted `OTP_HMAC_SECRET`, in bytes.
 pub const MIN_SECRET_BYTES: usize = 32;
 impl Config {
@@ -205,7 +209,8 @@ impl Config {
         let template = message::template_from_env(&env)?;
 
         let window = env.int_in_range("OTP_SEND_WINDOW_SECONDS", 600, 1, 86_400)?;
-        let global: u32 = env.int_in_range("OTP_GLOBAL_SEND_LIMIT", 0, 0, 100_000)?;
+        let global: u32 =
+            env.int_in_range("OTP_GLOBAL_SEND_LIMIT", DEFAULT_GLOBAL_SEND_LIMIT, 0, 100_000)?;
         let limits = SendLimits {
             resend_cooldown: Duration::from_secs(env.int_in_range(
                 "OTP_RESEND_COOLDOWN_SECONDS",
@@ -217,6 +222,7 @@ impl Config {
             window: Duration::from_secs(window),
             phone_daily_limit: env.int_in_range("OTP_DAILY_SEND_LIMIT", 10, 1, 10_000)?,
             client_limit: env.int_in_range("OTP_CLIENT_SEND_LIMIT", 20, 1, 100_000)?,
+            anonymous_limit: env.int_in_range("OTP_ANONYMOUS_SEND_LIMIT", 50, 1, 100_000)?,
             global_per_minute: (global > 0).then_some(global),
         };
         let allowed = env.get("OTP_ALLOWED_COUNTRIES").unwrap_or_default();
@@ -403,11 +409,16 @@ mod tests {
         assert_eq!(limits.window, Duration::from_secs(600));
         assert_eq!(limits.phone_daily_limit, 10);
         assert_eq!(limits.client_limit, 20);
-        assert_eq!(limits.global_per_minute, None);
-        let on = config(&[("OTP_GLOBAL_SEND_LIMIT", "500")])
+        assert_eq!(limits.anonymous_limit, 50);
+        assert_eq!(limits.global_per_minute, Some(60));
+        let raised = config(&[("OTP_GLOBAL_SEND_LIMIT", "500")])
             .expect("valid")
             .limits;
-        assert_eq!(on.global_per_minute, Some(500));
+        assert_eq!(raised.global_per_minute, Some(500));
+        let off = config(&[("OTP_GLOBAL_SEND_LIMIT", "0")])
+            .expect("valid")
+            .limits;
+        assert_eq!(off.global_per_minute, None);
     }
 
     #[test]
@@ -418,6 +429,7 @@ mod tests {
             ("OTP_TEST_NUMBERS", "+15005550006=12", "exactly 6 digits"),
             ("OTP_TEST_NUMBERS", "15005550006", "form"),
             ("OTP_SEND_LIMIT", "0", "from 1 to 1000"),
+            ("OTP_ANONYMOUS_SEND_LIMIT", "0", "from 1 to 100000"),
             ("OTP_RESEND_COOLDOWN_SECONDS", "3601", "from 0 to 3600"),
         ];
         for (var, value, expected) in cases {

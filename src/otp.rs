@@ -229,12 +229,13 @@ impl OtpFlow {
             let limits = &self.abuse.limits;
             let mut logs: Vec<(SendLog, Vec<RateRule>)> =
                 vec![(SendLog::Phone(subject.clone()), limits.phone_rules())];
-            if let Some(client) = client_key {
-                logs.push((
+            logs.push(match client_key {
+                Some(client) => (
                     SendLog::Client(self.secret.client_subject(client)),
                     limits.client_rules(),
-                ));
-            }
+                ),
+                None => (SendLog::Anonymous, limits.anonymous_rules()),
+            });
             logs.push((SendLog::Global, limits.global_rules()));
             for (log, rules) in logs.into_iter().filter(|(_, rules)| !rules.is_empty()) {
                 match timed_store("record_send", self.store.record_send(&log, &rules)).await {

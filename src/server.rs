@@ -48,6 +48,24 @@ pub enum StartupError {
     Serve(#[from] tonic::transport::Error),
 }
 
+/// States every cap in one structured line, so an operator reading the
+/// startup log knows what bounds spend and guessing without reading the
+/// environment; warns when the service-wide spend breaker is off.
+fn log_caps_in_force(config: &Config) {
+    tracing::info!(
+        send_limits = %config.limits,
+        max_attempts = config.policy.max_attempts,
+        code_length = config.policy.code_length,
+        "caps in force"
+    );
+    if config.limits.global_per_minute.is_none() {
+        tracing::warn!(
+            "OTP_GLOBAL_SEND_LIMIT=0: no service-wide send cap; nothing bounds total SMS spend \
+             if every other rule is bypassed"
+        );
+    }
+}
+
 /// A bound, ready-to-run OTP server.
 pub struct Application {
     listener: TcpListener,
@@ -109,6 +127,7 @@ impl Application {
         drop(tokio::task::spawn_blocking(|| {
             PhoneNumber::parse("+14155550123")
         }));
+        log_caps_in_force(&config);
         if !config.test_numbers.is_empty() {
             tracing::warn!(
                 count = config.test_numbers.len(),

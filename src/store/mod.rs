@@ -57,6 +57,8 @@ pub enum SendLog {
     Phone(SubjectKey),
     /// Sends requested by one `client_key` (keyed hash of it).
     Client(SubjectKey),
+    /// Sends requested without a `client_key`, all together.
+    Anonymous,
     /// Every send of the service.
     Global,
 }
