@@ -1,6 +1,7 @@
 //! Every setting the service reads from its environment: parsed, validated and
 //! defaulted here, once, at startup. Nothing else in the crate reads env vars.
 
+mod cross_checks;
 mod message;
 mod sms;
 mod store;
@@ -9,6 +10,7 @@ use std::{collections::HashMap, fmt, net::SocketAddr, time::Duration};
 
 use thiserror::Error;
 
+pub use cross_checks::MAX_DAILY_GUESS_ODDS;
 pub use message::{DEFAULT_APP_NAME, MAX_APP_NAME_CHARS};
 pub use sms::{SmsConfig, TextBeeConfig};
 pub use store::{DEFAULT_REDIS_PREFIX, REDIS_SELECTORS, StoreConfig};
@@ -240,6 +242,8 @@ impl Config {
             policy.code_length,
         )
         .map_err(|err| ConfigError::new("OTP_TEST_NUMBERS", err.to_string()))?;
+
+        cross_checks::refuse_unsafe_combinations(&env, &policy, &limits, &store, &sms)?;
 
         Ok(Self {
             listen_addr,

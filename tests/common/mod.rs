@@ -213,6 +213,11 @@ async fn start_app(
         ("OTP_LISTEN_ADDR".into(), "127.0.0.1:0".into()),
         ("OTP_HMAC_SECRET".into(), TEST_SECRET.into()),
     ];
+    if gateway.is_some() {
+        // The configured gateway is replaced by the test's, so name one: with
+        // Redis the service refuses to pick the console gateway by default.
+        settings.push(("OTP_SMS_GATEWAY".into(), "console".into()));
+    }
     settings.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let config = Config::from_vars(settings).expect("test configuration is valid");
     let app = match gateway {
