@@ -3,6 +3,7 @@
 
 mod cross_checks;
 mod message;
+mod pumping_vars;
 mod sms;
 mod store;
 
@@ -16,7 +17,7 @@ pub use sms::{SmsConfig, TextBeeConfig};
 pub use store::{DEFAULT_REDIS_PREFIX, REDIS_SELECTORS, StoreConfig};
 
 use crate::{
-    abuse::{CountryPolicy, SendLimits, TestNumbers},
+    abuse::{CountryPolicy, PumpingGuardSettings, SendLimits, TestNumbers},
     domain::HmacSecret,
     sms::MessageTemplate,
 };
@@ -44,6 +45,8 @@ pub struct Config {
     pub countries: CountryPolicy,
     /// Numbers with a fixed code and no SMS (`OTP_TEST_NUMBERS`).
     pub test_numbers: TestNumbers,
+    /// The SMS-pumping guard per destination prefix (`OTP_PUMPING_*`).
+    pub pumping_guard: PumpingGuardSettings,
     /// Where pending codes are kept.
     pub store: StoreConfig,
     /// The text a code is sent in (`OTP_MESSAGE_TEMPLATE`, `OTP_APP_NAME`, `OTP_WEBOTP_DOMAIN`).
@@ -211,8 +214,12 @@ impl Config {
         let template = message::template_from_env(&env)?;
 
         let window = env.int_in_range("OTP_SEND_WINDOW_SECONDS", 600, 1, 86_400)?;
-        let global: u32 =
-            env.int_in_range("OTP_GLOBAL_SEND_LIMIT", DEFAULT_GLOBAL_SEND_LIMIT, 0, 100_000)?;
+        let global: u32 = env.int_in_range(
+            "OTP_GLOBAL_SEND_LIMIT",
+            DEFAULT_GLOBAL_SEND_LIMIT,
+            0,
+            100_000,
+        )?;
         let limits = SendLimits {
             resend_cooldown: Duration::from_secs(env.int_in_range(
                 "OTP_RESEND_COOLDOWN_SECONDS",
@@ -243,6 +250,7 @@ impl Config {
         )
         .map_err(|err| ConfigError::new("OTP_TEST_NUMBERS", err.to_string()))?;
 
+        let pumping_guard = pumping_vars::pumping_guard_from_env(&env, &policy)?;
         cross_checks::refuse_unsafe_combinations(&env, &policy, &limits, &store, &sms)?;
 
         Ok(Self {
@@ -256,6 +264,7 @@ impl Config {
             limits,
             countries,
             test_numbers,
+            pumping_guard,
             store,
             template,
         })

@@ -6,11 +6,12 @@ use std::{sync::Arc, time::Duration};
 use tokio::time::Instant;
 
 use crate::{
-    abuse::{CountryPolicy, RateRule, SendLimits, TestNumbers},
+    abuse::{CountryPolicy, PumpingGuardSettings, RateRule, SendLimits, TestNumbers},
     config::OtpPolicy,
     domain::{ClientKey, HmacSecret, IdempotencyKey, OtpCode, PhoneNumber, SubjectKey},
     error::Error,
     metrics::{self, timed_store},
+    pumping_guard::{CountedPrefixSend, PumpingGuard},
     sms::{GatewayError, MessageTemplate, SmsGateway},
     store::{
         IdempotencyClaim, OtpStore, PutOutcome, RecordedSend, SendDecision, SendLog, VerifyOutcome,
@@ -82,6 +83,8 @@ pub struct AbuseRules {
     pub countries: CountryPolicy,
     /// Numbers with a fixed code and no SMS.
     pub test_numbers: TestNumbers,
+    /// The SMS-pumping guard per destination prefix.
+    pub pumping_guard: PumpingGuardSettings,
     /// How long an idempotency key stays claimed while its first call sends
     /// (and how long duplicates wait for it): longer than any send can take
     /// ([`crate::config::Config::longest_send`]), so a retry never sends a
@@ -98,21 +101,32 @@ pub struct OtpFlow {
     template: MessageTemplate,
     store: Arc<dyn OtpStore>,
     gateway: Arc<dyn SmsGateway>,
+    guard: PumpingGuard,
 }
 
 /// Sends counted so far by one SendOtp, taken back if it does not send.
 struct CountedSends<'a> {
     store: &'a dyn OtpStore,
     counted: Vec<(SendLog, String)>,
+    guard: &'a PumpingGuard,
+    prefix_send: Option<CountedPrefixSend>,
 }
 
 impl CountedSends<'_> {
-    async fn refund(self) {
+    async fn refund(mut self) {
+        self.refund_prefix_send().await;
         for (log, token) in &self.counted {
             if let Err(err) = self.store.refund_send(log, token).await {
                 // Over-counting errs on the safe side: the limit just bites sooner.
                 tracing::warn!(error = %err, "could not take back a counted send");
             }
+        }
+    }
+
+    /// Takes back only the pumping guard's count of the send.
+    async fn refund_prefix_send(&mut self) {
+        if let Some(prefix_send) = self.prefix_send.take() {
+            self.guard.refund(prefix_send).await;
         }
     }
 }
@@ -127,6 +141,11 @@ impl OtpFlow {
         store: Arc<dyn OtpStore>,
         gateway: Arc<dyn SmsGateway>,
     ) -> Self {
+        let guard = PumpingGuard::new(
+            abuse.pumping_guard,
+            policy.code_lifetime(),
+            Arc::clone(&store),
+        );
         Self {
             policy,
             abuse,
@@ -134,6 +153,7 @@ impl OtpFlow {
             template,
             store,
             gateway,
+            guard,
         }
     }
 
@@ -223,6 +243,8 @@ impl OtpFlow {
         let mut counted = CountedSends {
             store: self.store.as_ref(),
             counted: Vec::new(),
+            guard: &self.guard,
+            prefix_send: None,
         };
         let mut resend_after = Duration::ZERO;
         {
@@ -261,6 +283,16 @@ impl OtpFlow {
         }
 
         let test_code = self.abuse.test_numbers.code_for(phone);
+        // Test numbers are never texted, so the pumping guard has nothing to judge.
+        if test_code.is_none() {
+            match self.guard.admit(phone).await {
+                Ok(prefix_send) => counted.prefix_send = prefix_send,
+                Err(err) => {
+                    counted.refund().await;
+                    return Err(err);
+                }
+            }
+        }
         let code = test_code
             .cloned()
             .unwrap_or_else(|| OtpCode::generate(self.policy.code_length));
@@ -307,9 +339,13 @@ impl OtpFlow {
                     tracing::error!(error = %store_error, "could not discard an undelivered code");
                 }
                 // Only a send that surely never reached the gateway is taken
-                // back; one that may have gone out still counts, or a slow
-                // gateway would let callers text a number without limit.
-                if !matches!(gateway_error, GatewayError::Uncertain(_)) {
+                // back from the limits; one that may have gone out still
+                // counts, or a slow gateway would let callers text a number
+                // without limit. The pumping guard's count goes either way:
+                // the code is discarded, so nobody could approve it.
+                if matches!(gateway_error, GatewayError::Uncertain(_)) {
+                    counted.refund_prefix_send().await;
+                } else {
                     counted.refund().await;
                 }
                 return Err(gateway_error.into());
@@ -337,7 +373,12 @@ impl OtpFlow {
         )
         .await?;
         Ok(match outcome {
-            VerifyOutcome::Approved => Verification::Approved,
+            VerifyOutcome::Approved => {
+                if self.abuse.test_numbers.code_for(phone).is_none() {
+                    self.guard.count_approval(phone);
+                }
+                Verification::Approved
+            }
             VerifyOutcome::Incorrect { attempts_remaining } => {
                 if attempts_remaining == 0 {
                     tracing::warn!("wrong-code limit reached; number locked");

@@ -56,6 +56,7 @@ fn log_caps_in_force(config: &Config) {
         send_limits = %config.limits,
         max_attempts = config.policy.max_attempts,
         code_length = config.policy.code_length,
+        pumping_guard = %config.pumping_guard,
         "caps in force"
     );
     if config.limits.global_per_minute.is_none() {
@@ -153,6 +154,7 @@ impl Application {
             limits: config.limits,
             countries: config.countries.clone(),
             test_numbers: config.test_numbers.clone(),
+            pumping_guard: config.pumping_guard,
             idempotency_claim_ttl: config.longest_send(),
         };
         let flow = Arc::new(OtpFlow::new(

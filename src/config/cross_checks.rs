@@ -47,10 +47,7 @@ fn console_must_be_chosen_with_redis(
 /// `OTP_DAILY_SEND_LIMIT × OTP_MAX_ATTEMPTS / 10^OTP_CODE_LENGTH` is the
 /// chance that an attacker guessing as fast as the limits allow finds one
 /// number's code within a day; it must not exceed 1 / [`MAX_DAILY_GUESS_ODDS`].
-fn guessing_must_stay_unlikely(
-    policy: &OtpPolicy,
-    limits: &SendLimits,
-) -> Result<(), ConfigError> {
+fn guessing_must_stay_unlikely(policy: &OtpPolicy, limits: &SendLimits) -> Result<(), ConfigError> {
     let guesses = u128::from(limits.phone_daily_limit) * u128::from(policy.max_attempts);
     let codes = 10u128.pow(u32::from(policy.code_length));
     if guesses * MAX_DAILY_GUESS_ODDS <= codes {
@@ -81,12 +78,18 @@ mod tests {
     #[test]
     fn console_with_redis_must_be_chosen_by_name() {
         let line = assert_refused(&[REDIS, SECRET], "OTP_SMS_GATEWAY", "Redis store");
-        assert!(line.contains("`console`") && line.contains("`textbee`"), "{line}");
+        assert!(
+            line.contains("`console`") && line.contains("`textbee`"),
+            "{line}"
+        );
         config(&[REDIS, SECRET, ("OTP_SMS_GATEWAY", "console")]).expect("chosen by name");
         config(&[
             REDIS,
             SECRET,
-            ("SMS_SENDER_API", "https://api.textbee.dev/api/v1/gateway/devices/d/send-sms"),
+            (
+                "SMS_SENDER_API",
+                "https://api.textbee.dev/api/v1/gateway/devices/d/send-sms",
+            ),
             ("TEXTBEE_API_KEY", "key"),
         ])
         .expect("TextBee chosen by its variables");
@@ -116,7 +119,12 @@ mod tests {
             "OTP_DAILY_SEND_LIMIT",
             "10000 × 20 / 10^4",
         );
-        for named in ["OTP_MAX_ATTEMPTS", "OTP_CODE_LENGTH", "1/10000", "certainty"] {
+        for named in [
+            "OTP_MAX_ATTEMPTS",
+            "OTP_CODE_LENGTH",
+            "1/10000",
+            "certainty",
+        ] {
             assert!(line.contains(named), "{named}: {line}");
         }
         let line = assert_refused(
@@ -130,7 +138,8 @@ mod tests {
     #[test]
     fn the_bound_itself_and_the_defaults_pass() {
         // 10 × 10 / 10^6 = exactly 1/10 000.
-        config(&[("OTP_MAX_ATTEMPTS", "10"), ("OTP_DAILY_SEND_LIMIT", "10")]).expect("at the bound");
+        config(&[("OTP_MAX_ATTEMPTS", "10"), ("OTP_DAILY_SEND_LIMIT", "10")])
+            .expect("at the bound");
         config(&[]).expect("defaults: 10 × 5 / 10^6");
         config(&[
             ("OTP_CODE_LENGTH", "10"),

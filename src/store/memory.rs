@@ -14,12 +14,13 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use super::{
-    IdempotencyClaim, OtpStore, PutOutcome, RecordedSend, SendDecision, SendLog, StoreError,
-    VerifyOutcome,
+    IdempotencyClaim, OtpStore, PrefixDecision, PutOutcome, RecordedSend, SendDecision, SendLog,
+    StoreError, VerifyOutcome,
+    prefix_window::PrefixWindow,
     sliding_log::{self, SendTimes},
 };
 use crate::{
-    abuse::RateRule,
+    abuse::{DestinationPrefix, PrefixRule, RateRule},
     domain::{CodeDigest, SubjectKey},
 };
 
@@ -58,6 +59,8 @@ struct Shared {
     codes: Mutex<Entries>,
     sends: Mutex<HashMap<SendLog, SendLogEntry>>,
     idempotency: Mutex<HashMap<SubjectKey, IdempotencyEntry>>,
+    /// The pumping guard's counts per destination prefix.
+    prefixes: Mutex<HashMap<DestinationPrefix, PrefixWindow>>,
     /// Origin of the millisecond clock the send logs use.
     epoch: Instant,
     next_token: AtomicU64,
@@ -87,6 +90,7 @@ impl Shared {
                 .back()
                 .is_some_and(|(at, _)| at.saturating_add(log.keep_for_ms) > now_ms)
         });
+        locked(&self.prefixes).retain(|_, window| !window.is_idle(now_ms));
     }
 }
 
@@ -105,6 +109,7 @@ impl MemoryStore {
             codes: Mutex::default(),
             sends: Mutex::default(),
             idempotency: Mutex::default(),
+            prefixes: Mutex::default(),
             epoch: Instant::now(),
             next_token: AtomicU64::new(1),
         });
@@ -112,12 +117,13 @@ impl MemoryStore {
         Self { shared }
     }
 
-    /// Number of entries held, expired or not, across codes, send logs and
-    /// idempotency keys (for tests of memory bounds).
+    /// Number of entries held, expired or not, across codes, send logs,
+    /// idempotency keys and prefix counts (for tests of memory bounds).
     pub fn len(&self) -> usize {
         locked(&self.shared.codes).len()
             + locked(&self.shared.sends).len()
             + locked(&self.shared.idempotency).len()
+            + locked(&self.shared.prefixes).len()
     }
 
     /// True when no entry is held.
@@ -292,6 +298,70 @@ impl OtpStore for MemoryStore {
             entry.times.retain(|(_, t)| *t != token);
         }
         Ok(())
+    }
+
+    /// Twin of `lua/count_prefix_send.lua`, through [`PrefixWindow::count_send`].
+    async fn count_prefix_send(
+        &self,
+        prefix: &DestinationPrefix,
+        rule: &PrefixRule,
+    ) -> Result<PrefixDecision, StoreError> {
+        let token = self.shared.next_token.fetch_add(1, Ordering::Relaxed);
+        let mut prefixes = locked(&self.shared.prefixes);
+        let now_ms = self.shared.now_ms();
+        Ok(prefixes
+            .entry(prefix.clone())
+            .or_default()
+            .count_send(rule, now_ms, token))
+    }
+
+    /// Twin of `lua/refund_send.lua` on the prefix's send log.
+    async fn refund_prefix_send(
+        &self,
+        prefix: &DestinationPrefix,
+        token: &str,
+    ) -> Result<(), StoreError> {
+        if let (Ok(token), Some(window)) = (
+            token.parse::<u64>(),
+            locked(&self.shared.prefixes).get_mut(prefix),
+        ) {
+            window.refund(token);
+        }
+        Ok(())
+    }
+
+    /// Twin of `lua/count_prefix_approval.lua`.
+    async fn count_prefix_approval(
+        &self,
+        prefix: &DestinationPrefix,
+        window: Duration,
+    ) -> Result<(), StoreError> {
+        let mut prefixes = locked(&self.shared.prefixes);
+        let now_ms = self.shared.now_ms();
+        prefixes
+            .entry(prefix.clone())
+            .or_default()
+            .count_approval(window, now_ms);
+        Ok(())
+    }
+
+    /// Twin of `lua/suspended_prefixes.lua`; here every prefix is in one
+    /// map, so the suspension itself is the record.
+    async fn note_suspended_prefix(
+        &self,
+        _prefix: &DestinationPrefix,
+        _lift_in: Duration,
+    ) -> Result<u64, StoreError> {
+        self.count_suspended_prefixes().await
+    }
+
+    async fn count_suspended_prefixes(&self) -> Result<u64, StoreError> {
+        let prefixes = locked(&self.shared.prefixes);
+        let now_ms = self.shared.now_ms();
+        Ok(prefixes
+            .values()
+            .filter(|window| window.is_suspended(now_ms))
+            .count() as u64)
     }
 
     async fn claim_idempotency(

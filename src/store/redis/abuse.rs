@@ -105,7 +105,7 @@ impl RedisStore {
 }
 
 /// `{status, n1, n2, ...}` from a script.
-fn split_reply(reply: &[Value]) -> Result<(String, Vec<u64>), StoreError> {
+pub(super) fn split_reply(reply: &[Value]) -> Result<(String, Vec<u64>), StoreError> {
     let mut items = reply.iter();
     let status = match items.next() {
         Some(Value::BulkString(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
