@@ -10,8 +10,6 @@ use std::{
     time::Duration,
 };
 
-use tracing::Instrument;
-
 use crate::{
     abuse::{DestinationPrefix, GuardMode, PrefixRule, PumpingGuardSettings},
     domain::PhoneNumber,
@@ -78,8 +76,7 @@ impl PumpingGuard {
             }
             PrefixDecision::Suspended { lift_in, verdict } => {
                 if let Some(verdict) = verdict {
-                    self.report_suspension(phone, &prefix, lift_in, verdict)
-                        .await;
+                    self.report_suspension(phone, &prefix, lift_in, verdict);
                 }
                 lift_in
             }
@@ -103,7 +100,8 @@ impl PumpingGuard {
         if let Err(err) = refunded {
             // Over-counting errs towards a suspension, which real users'
             // approvals outweigh; the call itself is not failed for it.
-            tracing::warn!(error = %err, prefix = %counted.prefix, "could not take back a send counted by the pumping guard");
+            // No prefix here: this line is in the call's span (masked number).
+            tracing::warn!(error = %err, "could not take back a send counted by the pumping guard");
             metrics::pumping_guard_failed("refund_prefix_send");
         }
     }
@@ -118,54 +116,54 @@ impl PumpingGuard {
         let prefix = self.settings.prefix_of(phone);
         let window = self.settings.window;
         let store = Arc::clone(&self.store);
-        tokio::spawn(
-            async move {
-                if let Err(err) = store.count_prefix_approval(&prefix, window).await {
-                    tracing::warn!(error = %err, prefix = %prefix, "could not count an approval for the pumping guard");
-                    metrics::pumping_guard_failed("count_prefix_approval");
-                }
+        // Not in the call's span: its masked number beside the prefix would
+        // show most of the number.
+        tokio::spawn(async move {
+            if let Err(err) = store.count_prefix_approval(&prefix, window).await {
+                tracing::warn!(error = %err, prefix = %prefix, "could not count an approval for the pumping guard");
+                metrics::pumping_guard_failed("count_prefix_approval");
             }
-            .in_current_span(),
-        );
+        });
     }
 
-    /// Logs and counts a suspension this replica decided, and records it in
-    /// the service-wide list behind the gauge.
-    async fn report_suspension(
+    /// Counts a suspension this replica decided, then logs it and records
+    /// it in the service-wide list behind the gauge on a task of its own:
+    /// off the call's path, and outside the call's span, whose masked number
+    /// beside the prefix would show most of the number.
+    fn report_suspension(
         &self,
         phone: &PhoneNumber,
         prefix: &DestinationPrefix,
         lift_in: Duration,
         verdict: PrefixVerdict,
     ) {
-        let country = phone.region().unwrap_or("unknown");
-        metrics::pumping_suspension(country);
-        // Outside the call's span: the line is about the prefix, and the
-        // span's masked number beside the prefix would show most of it.
-        tracing::warn!(
-            parent: None,
-            prefix = %prefix,
-            country,
-            judged_sends = verdict.judged,
-            approved = verdict.approved,
-            lift_in_secs = lift_in.as_secs(),
-            mode = self.settings.mode.as_str(),
-            "{}",
-            match self.settings.mode {
-                GuardMode::Enforce =>
-                    "destination prefix suspended: too few codes sent there were verified \
-                     (suspected SMS pumping)",
-                _ => "destination prefix would be suspended (monitor mode: sends continue): \
-                      too few codes sent there were verified (suspected SMS pumping)",
+        let country = phone.region().unwrap_or("unknown").to_owned();
+        metrics::pumping_suspension(&country);
+        let (store, prefix, mode) = (Arc::clone(&self.store), prefix.clone(), self.settings.mode);
+        tokio::spawn(async move {
+            let what = match mode {
+                GuardMode::Enforce => "destination prefix suspended",
+                GuardMode::Monitor | GuardMode::Off => {
+                    "destination prefix would be suspended (monitor mode: sends continue)"
+                }
+            };
+            tracing::warn!(
+                prefix = %prefix,
+                country,
+                judged_sends = verdict.judged,
+                approved = verdict.approved,
+                lift_in_secs = lift_in.as_secs(),
+                mode = mode.as_str(),
+                "{what}: too few codes sent there were verified (suspected SMS pumping)"
+            );
+            match store.note_suspended_prefix(&prefix, lift_in).await {
+                Ok(suspended) => metrics::pumping_suspended_prefixes(suspended),
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not list a suspended prefix");
+                    metrics::pumping_guard_failed("note_suspended_prefix");
+                }
             }
-        );
-        match self.store.note_suspended_prefix(prefix, lift_in).await {
-            Ok(suspended) => metrics::pumping_suspended_prefixes(suspended),
-            Err(err) => {
-                tracing::warn!(error = %err, "could not list a suspended prefix");
-                metrics::pumping_guard_failed("note_suspended_prefix");
-            }
-        }
+        });
     }
 }
 
