@@ -13,7 +13,6 @@ pub mod health;
 pub mod metrics;
 pub mod otp;
 pub mod proto;
-pub mod pumping_guard;
 pub mod server;
 pub mod service;
 pub mod sms;

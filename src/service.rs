@@ -9,10 +9,10 @@ use tonic::{Code, Request, Response, Status};
 use tracing::{Instrument, Span, field};
 
 use crate::{
-    domain::{ClientKey, IdempotencyKey, PhoneNumber},
+    domain::{ClientKey, IdempotencyKey, PhoneNumber, ceil_seconds},
     error::Error,
     metrics,
-    otp::{OtpFlow, SendRequest, SentCode, Verification, ceil_seconds},
+    otp::{OtpFlow, SendRequest, SentCode, Verification},
     proto::{
         CancelOtpRequest, CancelOtpResponse, SendOtpRequest, SendOtpResponse, TimeLeftRequest,
         TimeLeftResponse, VerifyOtpRequest, VerifyOtpResponse, VerifyOtpResult,

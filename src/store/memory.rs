@@ -1,10 +1,11 @@
 //! The embedded store: a process-local map behind a mutex. For `cargo run`,
 //! tests and single-replica deployments; codes vanish on restart.
 
+mod state;
+
 use std::{
-    collections::HashMap,
     sync::{
-        Arc, Mutex, MutexGuard, Weak,
+        Arc, Mutex, MutexGuard,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -15,84 +16,14 @@ use tokio::time::Instant;
 
 use super::{
     IdempotencyClaim, OtpStore, PrefixDecision, PutOutcome, RecordedSend, SendDecision, SendLog,
-    StoreError, VerifyOutcome,
-    prefix_window::PrefixWindow,
-    sliding_log::{self, SendTimes},
+    StoreError, VerifyOutcome, sliding_log,
 };
 use crate::{
     abuse::{DestinationPrefix, PrefixRule, RateRule},
     domain::{CodeDigest, SubjectKey},
 };
 
-/// How often expired entries are swept, bounding memory under churn to about
-/// one sweep interval's worth of dead entries beyond the live ones.
-const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
-
-#[derive(Debug)]
-struct Entry {
-    /// `None` once the code was destroyed (lock, rollback) but the spent
-    /// guess count must live on until `expires_at`.
-    digest: Option<CodeDigest>,
-    attempts_used: u32,
-    locked: bool,
-    expires_at: Instant,
-}
-
-type Entries = HashMap<SubjectKey, Entry>;
-
-#[derive(Debug, Default)]
-struct SendLogEntry {
-    times: SendTimes,
-    /// Longest rule period seen for this log: after that, it holds nothing useful.
-    keep_for_ms: u64,
-}
-
-#[derive(Debug)]
-struct IdempotencyEntry {
-    subject: SubjectKey,
-    response: Option<RecordedSend>,
-    expires_at: Instant,
-}
-
-#[derive(Debug)]
-struct Shared {
-    codes: Mutex<Entries>,
-    sends: Mutex<HashMap<SendLog, SendLogEntry>>,
-    idempotency: Mutex<HashMap<SubjectKey, IdempotencyEntry>>,
-    /// The pumping guard's counts per destination prefix.
-    prefixes: Mutex<HashMap<DestinationPrefix, PrefixWindow>>,
-    /// Origin of the millisecond clock the send logs use.
-    epoch: Instant,
-    next_token: AtomicU64,
-}
-
-/// Locks a map, ignoring poisoning: a panic while holding the lock cannot
-/// leave an entry half-written (every mutation is a plain field store), so
-/// the data is still consistent.
-fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-impl Shared {
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    fn sweep(&self) {
-        let now = Instant::now();
-        locked(&self.codes).retain(|_, entry| entry.expires_at > now);
-        locked(&self.idempotency).retain(|_, entry| entry.expires_at > now);
-        let now_ms = self.now_ms();
-        locked(&self.sends).retain(|_, log| {
-            log.times
-                .back()
-                .is_some_and(|(at, _)| at.saturating_add(log.keep_for_ms) > now_ms)
-        });
-        locked(&self.prefixes).retain(|_, window| !window.is_idle(now_ms));
-    }
-}
+use state::{Entries, Entry, IdempotencyEntry, Shared, locked, sweep_expired};
 
 /// In-memory [`OtpStore`]. Atomicity comes from doing each operation under
 /// one mutex acquisition, with no `.await` while it is held.
@@ -157,19 +88,10 @@ impl Default for MemoryStore {
     }
 }
 
-async fn sweep_expired(shared: Weak<Shared>) {
-    let mut ticks = tokio::time::interval(SWEEP_INTERVAL);
-    loop {
-        ticks.tick().await;
-        let Some(shared) = shared.upgrade() else {
-            return;
-        };
-        shared.sweep();
-    }
-}
-
 #[async_trait]
 impl OtpStore for MemoryStore {
+    /// Twin of `lua/put_code.lua`: a locked or spent subject refuses; a live
+    /// record keeps its spent guesses and a TTL that never shrinks.
     async fn put_code(
         &self,
         subject: &SubjectKey,
@@ -210,6 +132,8 @@ impl OtpStore for MemoryStore {
         }
     }
 
+    /// Twin of `lua/verify_and_consume.lua`: a match deletes the record; a
+    /// miss spends a guess, and the last one destroys the code and locks.
     async fn verify_and_consume(
         &self,
         subject: &SubjectKey,
@@ -240,6 +164,7 @@ impl OtpStore for MemoryStore {
         Ok(VerifyOutcome::Incorrect { attempts_remaining })
     }
 
+    /// Twin of `lua/pending_lifetime.lua`: nothing while locked or without a code.
     async fn pending_lifetime(&self, subject: &SubjectKey) -> Result<Option<Duration>, StoreError> {
         let now = Instant::now();
         let mut entries = self.lock();
@@ -248,6 +173,8 @@ impl OtpStore for MemoryStore {
             .map(|entry| entry.expires_at - now))
     }
 
+    /// Twin of `lua/discard_code.lua`: only if the digest is still `digest`;
+    /// the spent guesses stay.
     async fn discard_code(
         &self,
         subject: &SubjectKey,
@@ -263,6 +190,7 @@ impl OtpStore for MemoryStore {
         Ok(())
     }
 
+    /// Twin of `lua/cancel_code.lua`: the spent guesses and any lock stay.
     async fn cancel_code(&self, subject: &SubjectKey) -> Result<bool, StoreError> {
         let now = Instant::now();
         let mut entries = self.lock();
@@ -271,6 +199,8 @@ impl OtpStore for MemoryStore {
             .is_some())
     }
 
+    /// Twin of `lua/record_send.lua`: both are the sliding log of
+    /// `sliding_log.rs`, counted only if every rule admits the send.
     async fn record_send(
         &self,
         log: &SendLog,
@@ -290,6 +220,7 @@ impl OtpStore for MemoryStore {
         Ok(sliding_log::record(&mut entry.times, rules, now_ms, token))
     }
 
+    /// Twin of `lua/refund_send.lua`: an unknown token is ignored.
     async fn refund_send(&self, log: &SendLog, token: &str) -> Result<(), StoreError> {
         let Ok(token) = token.parse::<u64>() else {
             return Ok(());
@@ -300,7 +231,8 @@ impl OtpStore for MemoryStore {
         Ok(())
     }
 
-    /// Twin of `lua/count_prefix_send.lua`, through [`PrefixWindow::count_send`].
+    /// Twin of `lua/count_prefix_send.lua`, through `PrefixWindow::count_send`
+    /// (`prefix_window.rs`).
     async fn count_prefix_send(
         &self,
         prefix: &DestinationPrefix,
@@ -308,23 +240,20 @@ impl OtpStore for MemoryStore {
     ) -> Result<PrefixDecision, StoreError> {
         let token = self.shared.next_token.fetch_add(1, Ordering::Relaxed);
         let mut prefixes = locked(&self.shared.prefixes);
+        // Read the clock under the lock, so each prefix's times stay in order.
         let now_ms = self.shared.now_ms();
-        Ok(prefixes
-            .entry(prefix.clone())
-            .or_default()
-            .count_send(rule, now_ms, token))
+        let window = prefixes.entry(prefix.clone()).or_default();
+        Ok(window.count_send(rule, now_ms, token))
     }
 
-    /// Twin of `lua/refund_send.lua` on the prefix's send log.
+    /// Twin of `lua/refund_send.lua` on the prefix's sends.
     async fn refund_prefix_send(
         &self,
         prefix: &DestinationPrefix,
         token: &str,
     ) -> Result<(), StoreError> {
-        if let (Ok(token), Some(window)) = (
-            token.parse::<u64>(),
-            locked(&self.shared.prefixes).get_mut(prefix),
-        ) {
+        let mut prefixes = locked(&self.shared.prefixes);
+        if let (Ok(token), Some(window)) = (token.parse::<u64>(), prefixes.get_mut(prefix)) {
             window.refund(token);
         }
         Ok(())
@@ -338,32 +267,24 @@ impl OtpStore for MemoryStore {
     ) -> Result<(), StoreError> {
         let mut prefixes = locked(&self.shared.prefixes);
         let now_ms = self.shared.now_ms();
-        prefixes
-            .entry(prefix.clone())
-            .or_default()
-            .count_approval(window, now_ms);
+        let counts = prefixes.entry(prefix.clone()).or_default();
+        counts.count_approval(window, now_ms);
         Ok(())
     }
 
-    /// Twin of `lua/suspended_prefixes.lua`; here every prefix is in one
-    /// map, so the suspension itself is the record.
-    async fn note_suspended_prefix(
+    /// Twin of `lua/suspended_prefixes.lua`; here every prefix is in one map,
+    /// so the suspension itself is the record and `newly` adds nothing.
+    async fn suspended_prefixes(
         &self,
-        _prefix: &DestinationPrefix,
-        _lift_in: Duration,
+        _newly: Option<(&DestinationPrefix, Duration)>,
     ) -> Result<u64, StoreError> {
-        self.count_suspended_prefixes().await
-    }
-
-    async fn count_suspended_prefixes(&self) -> Result<u64, StoreError> {
         let prefixes = locked(&self.shared.prefixes);
         let now_ms = self.shared.now_ms();
-        Ok(prefixes
-            .values()
-            .filter(|window| window.is_suspended(now_ms))
-            .count() as u64)
+        let suspended = prefixes.values().filter(|w| w.is_suspended(now_ms)).count();
+        Ok(suspended as u64)
     }
 
+    /// Twin of `lua/claim_idempotency.lua`.
     async fn claim_idempotency(
         &self,
         key: &SubjectKey,
@@ -392,6 +313,7 @@ impl OtpStore for MemoryStore {
         Ok(IdempotencyClaim::Claimed)
     }
 
+    /// Twin of `lua/complete_idempotency.lua`.
     async fn complete_idempotency(
         &self,
         key: &SubjectKey,
@@ -410,6 +332,7 @@ impl OtpStore for MemoryStore {
         Ok(())
     }
 
+    /// Twin of `lua/release_idempotency.lua`: a completed record is kept.
     async fn release_idempotency(&self, key: &SubjectKey) -> Result<(), StoreError> {
         let mut keys = locked(&self.shared.idempotency);
         // A completed record is kept: its response is what retries must get.
@@ -427,6 +350,7 @@ impl OtpStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::memory::state::SWEEP_INTERVAL;
 
     fn subject(n: u32) -> SubjectKey {
         crate::domain::HmacSecret::new(b"k").subject_key(

@@ -1,25 +1,31 @@
 //! The production store: Redis through a `deadpool-redis` pool, shared by
-//! every replica. Each trait method is one Lua script run with EVALSHA, so it
-//! is atomic on the server and two replicas racing behave like one. The same
-//! scripts run on one server, a Redis Cluster or a Sentinel-managed master
-//! (see `connection.rs`): each touches exactly one key, named in KEYS.
+//! every replica. Each trait method is one Lua script run with EVALSHA (the
+//! table in `scripts.rs`; each script's Rust twin is the `MemoryStore` method
+//! of the same name), so it is atomic on the server and two replicas racing
+//! behave like one. The same scripts run on one server, a Redis Cluster or a
+//! Sentinel-managed master (see `connection.rs`): each touches only keys it
+//! is given in KEYS, all in one hash slot (one key, except the pumping
+//! guard's decision, whose three keys share the prefix's hash tag).
 
-mod abuse;
 mod connection;
+mod idempotency;
 mod master_watch;
 mod pumping;
+mod scripts;
+mod send_log;
 mod trusted_pool;
 mod url;
 
 use std::{fmt, time::Duration};
 
 use async_trait::async_trait;
-use deadpool_redis::redis::{FromRedisValue, Script, ScriptInvocation};
+use deadpool_redis::redis::{FromRedisValue, ScriptInvocation};
 
 pub use connection::RedisTopology;
 pub use url::{RedisNodes, RedisUrl};
 
 use connection::RedisConnections;
+use scripts::Scripts;
 
 use super::{
     IdempotencyClaim, OtpStore, PrefixDecision, PutOutcome, RecordedSend, SendDecision, SendLog,
@@ -43,45 +49,6 @@ pub struct RedisSettings {
     /// Bound on one store call end to end: waiting for a pooled connection,
     /// connecting, and running the script (`OTP_REDIS_TIMEOUT_MS`).
     pub timeout: Duration,
-}
-
-/// The scripts, hashed once when the store is built; each call sends
-/// only the hash (EVALSHA) and loads the script once per server on NOSCRIPT
-/// (a fresh or restarted Redis, a cluster master that has not seen it yet).
-struct Scripts {
-    put_code: Script,
-    verify_and_consume: Script,
-    pending_lifetime: Script,
-    discard_code: Script,
-    cancel_code: Script,
-    record_send: Script,
-    refund_send: Script,
-    claim_idempotency: Script,
-    complete_idempotency: Script,
-    release_idempotency: Script,
-    count_prefix_send: Script,
-    count_prefix_approval: Script,
-    suspended_prefixes: Script,
-}
-
-impl Scripts {
-    fn new() -> Self {
-        Self {
-            put_code: Script::new(include_str!("lua/put_code.lua")),
-            verify_and_consume: Script::new(include_str!("lua/verify_and_consume.lua")),
-            pending_lifetime: Script::new(include_str!("lua/pending_lifetime.lua")),
-            discard_code: Script::new(include_str!("lua/discard_code.lua")),
-            cancel_code: Script::new(include_str!("lua/cancel_code.lua")),
-            record_send: Script::new(include_str!("lua/record_send.lua")),
-            refund_send: Script::new(include_str!("lua/refund_send.lua")),
-            claim_idempotency: Script::new(include_str!("lua/claim_idempotency.lua")),
-            complete_idempotency: Script::new(include_str!("lua/complete_idempotency.lua")),
-            release_idempotency: Script::new(include_str!("lua/release_idempotency.lua")),
-            count_prefix_send: Script::new(include_str!("lua/count_prefix_send.lua")),
-            count_prefix_approval: Script::new(include_str!("lua/count_prefix_approval.lua")),
-            suspended_prefixes: Script::new(include_str!("lua/suspended_prefixes.lua")),
-        }
-    }
 }
 
 /// [`OtpStore`] on Redis. One hash per subject, at
@@ -286,11 +253,7 @@ impl OtpStore for RedisStore {
         prefix: &DestinationPrefix,
         token: &str,
     ) -> Result<(), StoreError> {
-        let [sends, _, _] = self.prefix_keys(prefix);
-        let _removed: i64 = self
-            .run(self.scripts.refund_send.key(sends).arg(token))
-            .await?;
-        Ok(())
+        self.refund_prefix_send_script(prefix, token).await
     }
 
     async fn count_prefix_approval(
@@ -301,17 +264,11 @@ impl OtpStore for RedisStore {
         self.count_prefix_approval_script(prefix, window).await
     }
 
-    async fn note_suspended_prefix(
+    async fn suspended_prefixes(
         &self,
-        prefix: &DestinationPrefix,
-        lift_in: Duration,
+        newly: Option<(&DestinationPrefix, Duration)>,
     ) -> Result<u64, StoreError> {
-        self.suspended_prefixes_script(Some((prefix, lift_in)))
-            .await
-    }
-
-    async fn count_suspended_prefixes(&self) -> Result<u64, StoreError> {
-        self.suspended_prefixes_script(None).await
+        self.suspended_prefixes_script(newly).await
     }
 
     async fn claim_idempotency(
@@ -337,7 +294,7 @@ impl OtpStore for RedisStore {
                     .complete_idempotency
                     .key(self.idempotency_key(key))
                     .arg(subject.as_str())
-                    .arg(abuse::encode_response(response))
+                    .arg(idempotency::encode_response(response))
                     .arg(millis(ttl)),
             )
             .await?;
@@ -358,93 +315,5 @@ impl OtpStore for RedisStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.bounded(self.connections.ping()).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    /// Every script, as shipped.
-    const SCRIPTS: [(&str, &str); 13] = [
-        ("put_code", include_str!("lua/put_code.lua")),
-        (
-            "verify_and_consume",
-            include_str!("lua/verify_and_consume.lua"),
-        ),
-        ("pending_lifetime", include_str!("lua/pending_lifetime.lua")),
-        ("discard_code", include_str!("lua/discard_code.lua")),
-        ("cancel_code", include_str!("lua/cancel_code.lua")),
-        ("record_send", include_str!("lua/record_send.lua")),
-        ("refund_send", include_str!("lua/refund_send.lua")),
-        (
-            "claim_idempotency",
-            include_str!("lua/claim_idempotency.lua"),
-        ),
-        (
-            "complete_idempotency",
-            include_str!("lua/complete_idempotency.lua"),
-        ),
-        (
-            "release_idempotency",
-            include_str!("lua/release_idempotency.lua"),
-        ),
-        (
-            "count_prefix_send",
-            include_str!("lua/count_prefix_send.lua"),
-        ),
-        (
-            "count_prefix_approval",
-            include_str!("lua/count_prefix_approval.lua"),
-        ),
-        (
-            "suspended_prefixes",
-            include_str!("lua/suspended_prefixes.lua"),
-        ),
-    ];
-
-    /// The names a script gives its declared keys: `local key = KEYS[1]` or
-    /// `local a, b = KEYS[1], KEYS[2]`.
-    fn key_aliases(code: &str) -> Vec<String> {
-        code.lines()
-            .filter_map(|line| line.trim().strip_prefix("local "))
-            .filter_map(|binding| binding.split_once('='))
-            .filter(|(_, value)| {
-                value
-                    .split(',')
-                    .all(|part| part.trim().starts_with("KEYS["))
-            })
-            .flat_map(|(names, _)| names.split(',').map(|name| name.trim().to_owned()))
-            .collect()
-    }
-
-    /// Redis Cluster runs a script on the node owning its declared keys and
-    /// refuses keys of other slots; a key built inside Lua would escape that
-    /// check. So every command names a declared key (`KEYS[n]` or a local
-    /// name for it); that the declared keys share a slot is tested where
-    /// they are built (`pumping.rs` for the one script with several).
-    #[test]
-    fn every_script_touches_only_its_declared_keys() {
-        for (name, source) in SCRIPTS {
-            let code: String = source
-                .lines()
-                .filter(|line| !line.trim_start().starts_with("--"))
-                .collect::<Vec<_>>()
-                .join("\n");
-            let aliases = key_aliases(&code);
-            for call in code.split("redis.call(").skip(1) {
-                let args: Vec<&str> = call.split([',', ')']).map(str::trim).collect();
-                let command = args.first().copied().unwrap_or_default();
-                if command == "'TIME'" {
-                    continue;
-                }
-                let target = args.get(1).copied().unwrap_or_default();
-                assert!(
-                    target.starts_with("KEYS[") || aliases.iter().any(|alias| alias == target),
-                    "{name}: {command} on `{target}`, not a declared key"
-                );
-            }
-            if name != "count_prefix_send" {
-                assert!(!code.contains("KEYS[2]"), "{name} uses a second key");
-            }
-        }
     }
 }

@@ -1,6 +1,7 @@
 -- count_prefix_approval: count one approved code for a destination prefix
--- (the pumping guard's evidence that real users are behind it). The same
--- rule as src/store/prefix_window.rs (PrefixWindow::count_approval).
+-- (the pumping guard's evidence that real users are behind it).
+-- Rust twin: MemoryStore::count_prefix_approval in src/store/memory.rs, through
+-- PrefixWindow::count_approval in src/store/prefix_window.rs (same rule).
 -- KEYS[1]  the prefix's approvals (sorted set: member = random id, score = time in ms)
 -- ARGV[1]  a random id for this approval
 -- ARGV[2]  window_ms: approvals older than this are forgotten

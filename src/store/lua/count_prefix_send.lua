@@ -1,6 +1,8 @@
 -- count_prefix_send: the pumping guard's one decision for a send to a
--- destination prefix. The same rule as src/store/prefix_window.rs
--- (PrefixWindow::count_send): refuse while the prefix is suspended; suspend
+-- destination prefix.
+-- Rust twin: MemoryStore::count_prefix_send in src/store/memory.rs, through
+-- PrefixWindow::count_send in src/store/prefix_window.rs (same rule; keep them
+-- in step). Refuse while the prefix is suspended; suspend
 -- it, forgetting its counts so it starts afresh when the suspension lifts,
 -- when at least min_sends sends are old enough to judge (their codes can no
 -- longer be approved) and the approvals are below min_approved_percent of

@@ -1,8 +1,9 @@
 -- suspended_prefixes: the service-wide list of suspended destination
 -- prefixes, behind the otp_pumping_suspended_prefixes gauge. Each prefix's
 -- own keys live in its own slot, so the list is a key of its own, written
--- after the decision. In memory the suspensions themselves are counted
--- (MemoryStore::count_suspended_prefixes).
+-- after the decision.
+-- Rust twin: MemoryStore::suspended_prefixes in src/store/memory.rs, which
+-- counts the suspensions themselves (every prefix is in one map there).
 -- KEYS[1]  sorted set: member = prefix, score = when its suspension lifts (ms)
 -- ARGV[1], ARGV[2]  (optional) a prefix just suspended, and its lift_in_ms
 -- Returns how many prefixes are suspended now.

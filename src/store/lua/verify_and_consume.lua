@@ -1,5 +1,6 @@
 -- verify_and_consume: compare ARGV[1] with the pending digest; approve once,
 -- or spend one guess and lock the subject when the budget is gone.
+-- Rust twin: MemoryStore::verify_and_consume in src/store/memory.rs (same rule; keep both in step).
 -- KEYS[1]  the subject's record (a hash: d = digest, a = attempts used, l = locked)
 -- ARGV[1]  candidate digest (raw bytes)
 -- ARGV[2]  max attempts

@@ -7,7 +7,7 @@ use std::time::Duration;
 use deadpool_redis::redis::Value;
 use rand::{Rng, TryRngCore, rngs::OsRng};
 
-use super::{RedisStore, abuse::split_reply, millis};
+use super::{RedisStore, millis, send_log::split_reply};
 use crate::{
     abuse::{DestinationPrefix, PrefixRule},
     store::{PrefixDecision, PrefixVerdict, StoreError},
@@ -79,6 +79,19 @@ impl RedisStore {
         }
     }
 
+    /// `refund_send.lua` on the prefix's sends.
+    pub(super) async fn refund_prefix_send_script(
+        &self,
+        prefix: &DestinationPrefix,
+        token: &str,
+    ) -> Result<(), StoreError> {
+        let [sends, _, _] = self.prefix_keys(prefix);
+        let _removed: i64 = self
+            .run(self.scripts.refund_send.key(sends).arg(token))
+            .await?;
+        Ok(())
+    }
+
     pub(super) async fn count_prefix_approval_script(
         &self,
         prefix: &DestinationPrefix,
@@ -97,7 +110,7 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Runs `suspended_prefixes.lua`, adding `newly` suspended first if given.
+    /// Runs `suspended_prefixes.lua`, listing `newly` first if given.
     pub(super) async fn suspended_prefixes_script(
         &self,
         newly: Option<(&DestinationPrefix, Duration)>,

@@ -5,9 +5,11 @@ mod code;
 mod phone;
 mod request_key;
 mod secret;
+mod whole_seconds;
 
 pub use api_key::{ApiKey, ApiKeyError};
 pub use code::{CodeDigest, CodeError, OtpCode};
 pub use phone::{PhoneError, PhoneNumber};
 pub use request_key::{ClientKey, IdempotencyKey, RequestKeyError};
 pub use secret::{HmacSecret, SubjectKey};
+pub use whole_seconds::ceil_seconds;

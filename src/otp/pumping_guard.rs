@@ -156,11 +156,11 @@ impl PumpingGuard {
                 mode = mode.as_str(),
                 "{what}: too few codes sent there were verified (suspected SMS pumping)"
             );
-            match store.note_suspended_prefix(&prefix, lift_in).await {
+            match store.suspended_prefixes(Some((&prefix, lift_in))).await {
                 Ok(suspended) => metrics::pumping_suspended_prefixes(suspended),
                 Err(err) => {
                     tracing::warn!(error = %err, "could not list a suspended prefix");
-                    metrics::pumping_guard_failed("note_suspended_prefix");
+                    metrics::pumping_guard_failed("suspended_prefixes");
                 }
             }
         });
@@ -177,7 +177,7 @@ async fn refresh_suspended_gauge(store: Weak<dyn OtpStore>) {
         let Some(store) = store.upgrade() else {
             return;
         };
-        if let Ok(suspended) = store.count_suspended_prefixes().await {
+        if let Ok(suspended) = store.suspended_prefixes(None).await {
             metrics::pumping_suspended_prefixes(suspended);
         }
     }

@@ -20,6 +20,16 @@ use crate::{
     domain::{CodeDigest, SubjectKey},
 };
 
+/// The store selection: Redis when one of `REDIS_URL`, `REDIS_CLUSTER_URLS`
+/// or `REDIS_SENTINEL_URLS` is set, else in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// Process-local; for development and single-replica deployments.
+    Memory,
+    /// Shared by every replica pointing at the same Redis.
+    Redis(RedisSettings),
+}
+
 /// What [`OtpStore::put_code`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutOutcome {
@@ -237,16 +247,12 @@ pub trait OtpStore: Send + Sync + 'static {
         window: Duration,
     ) -> Result<(), StoreError>;
 
-    /// Records that `prefix` is suspended for `lift_in` in the service-wide
-    /// list of suspended prefixes; returns how many are suspended now.
-    async fn note_suspended_prefix(
+    /// How many prefixes are suspended now, service-wide, after listing
+    /// `newly` (a prefix just suspended, and when it lifts) if given.
+    async fn suspended_prefixes(
         &self,
-        prefix: &DestinationPrefix,
-        lift_in: Duration,
+        newly: Option<(&DestinationPrefix, Duration)>,
     ) -> Result<u64, StoreError>;
-
-    /// How many prefixes are suspended now, service-wide.
-    async fn count_suspended_prefixes(&self) -> Result<u64, StoreError>;
 
     /// Claims idempotency `key` for `subject` for `in_progress_ttl`, or reports
     /// who has it. Atomic: of many concurrent claims exactly one gets `Claimed`.

@@ -1,0 +1,220 @@
+//! Sending a new code, step by step: count the send against every limit,
+//! let the pumping guard judge its destination, store the code's digest,
+//! deliver the text. Each step undoes what the
+//! earlier ones did when a later one fails, as far as is safe.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{
+    OtpFlow, SentCode,
+    pumping_guard::{CountedPrefixSend, PumpingGuard},
+};
+use crate::{
+    abuse::RateRule,
+    domain::{ClientKey, CodeDigest, OtpCode, PhoneNumber, SubjectKey},
+    error::Error,
+    metrics::{self, timed_store},
+    sms::GatewayError,
+    store::{OtpStore, PutOutcome, SendDecision, SendLog},
+};
+
+/// Sends counted so far by one SendOtp, taken back if it does not send.
+struct CountedSends<'a> {
+    store: &'a dyn OtpStore,
+    counted: Vec<(SendLog, String)>,
+    /// Time until the phone's own log admits another send.
+    resend_after: Duration,
+    guard: &'a PumpingGuard,
+    /// The send as the pumping guard counted it for its destination prefix.
+    prefix_send: Option<CountedPrefixSend>,
+}
+
+impl CountedSends<'_> {
+    async fn refund(mut self) {
+        self.refund_prefix_send().await;
+        for (log, token) in &self.counted {
+            if let Err(err) = self.store.refund_send(log, token).await {
+                // Over-counting errs on the safe side: the limit just bites sooner.
+                tracing::warn!(error = %err, "could not take back a counted send");
+            }
+        }
+    }
+
+    /// Takes back only the pumping guard's count of the send.
+    async fn refund_prefix_send(&mut self) {
+        if let Some(prefix_send) = self.prefix_send.take() {
+            self.guard.refund(prefix_send).await;
+        }
+    }
+}
+
+impl OtpFlow {
+    /// Counts the send against every limit (refusing if one is full), stores
+    /// the new code's digest (replacing any pending code, keeping the spent
+    /// guess budget), then texts it. If the text cannot be sent the digest is
+    /// removed again, so no code the user never received can be guessed; the
+    /// send is taken back from the limits only when it surely never reached
+    /// the gateway, so a retry is not held back by a send that did not happen.
+    pub(super) async fn send_new_code(
+        &self,
+        phone: &PhoneNumber,
+        subject: &SubjectKey,
+        client_key: Option<&ClientKey>,
+    ) -> Result<SentCode, Error> {
+        let mut counted = self.count_send(subject, client_key).await?;
+        let test_code = self.abuse.test_numbers.code_for(phone);
+        // Test numbers are never texted, so the pumping guard has nothing to judge.
+        if test_code.is_none() {
+            match self.guard.admit(phone).await {
+                Ok(prefix_send) => counted.prefix_send = prefix_send,
+                Err(err) => {
+                    counted.refund().await;
+                    return Err(err);
+                }
+            }
+        }
+        let code = test_code
+            .cloned()
+            .unwrap_or_else(|| OtpCode::generate(self.policy.code_length));
+        let digest = self.secret.code_digest(phone, &code);
+        let attempts_remaining = match self.store_code(subject, &digest).await {
+            Ok(attempts_remaining) => attempts_remaining,
+            Err(err) => {
+                counted.refund().await;
+                return Err(err);
+            }
+        };
+        let resend_after = counted.resend_after;
+        if test_code.is_some() {
+            tracing::info!("test number: fixed code stored, no SMS sent");
+        } else if let Err(gateway_error) = self.deliver(phone, &code).await {
+            self.discard_undelivered(subject, &digest).await;
+            // Only a send that surely never reached the gateway is taken
+            // back from the limits; one that may have gone out still counts,
+            // or a slow gateway would let callers text a number without
+            // limit. The pumping guard's count goes either way: the code is
+            // discarded, so nobody could approve it.
+            if matches!(gateway_error, GatewayError::Uncertain(_)) {
+                counted.refund_prefix_send().await;
+            } else {
+                counted.refund().await;
+            }
+            return Err(gateway_error.into());
+        }
+        Ok(SentCode {
+            expires_in: self.policy.ttl,
+            code_length: self.policy.code_length,
+            attempts_remaining,
+            resend_after,
+        })
+    }
+
+    /// Counts one send in the phone's, the caller's and the service's log,
+    /// each one atomic script ([`OtpStore::record_send`]). If any log refuses
+    /// (or the store fails), the sends already counted are taken back.
+    async fn count_send(
+        &self,
+        subject: &SubjectKey,
+        client_key: Option<&ClientKey>,
+    ) -> Result<CountedSends<'_>, Error> {
+        let mut counted = CountedSends {
+            store: self.store.as_ref(),
+            counted: Vec::new(),
+            resend_after: Duration::ZERO,
+            guard: &self.guard,
+            prefix_send: None,
+        };
+        for (log, rules) in self.send_logs(subject, client_key) {
+            match timed_store("record_send", self.store.record_send(&log, &rules)).await {
+                Ok(SendDecision::Admitted {
+                    token,
+                    next_allowed_in,
+                }) => {
+                    if matches!(log, SendLog::Phone(_)) {
+                        counted.resend_after = next_allowed_in;
+                    }
+                    counted.counted.push((log, token));
+                }
+                Ok(SendDecision::Refused { violations }) => {
+                    counted.refund().await;
+                    return Err(Error::RateLimited { violations });
+                }
+                Err(err) => {
+                    counted.refund().await;
+                    return Err(err.into());
+                }
+            }
+        }
+        Ok(counted)
+    }
+
+    /// The logs one send is counted in, with their rules; a log without
+    /// rules (a limit turned off) is skipped. A send without a `client_key`
+    /// counts in the one bucket every such send shares.
+    fn send_logs(
+        &self,
+        subject: &SubjectKey,
+        client_key: Option<&ClientKey>,
+    ) -> Vec<(SendLog, Vec<RateRule>)> {
+        let limits = &self.abuse.limits;
+        let mut logs = vec![(SendLog::Phone(subject.clone()), limits.phone_rules())];
+        logs.push(match client_key {
+            Some(client) => (
+                SendLog::Client(self.secret.client_subject(client)),
+                limits.client_rules(),
+            ),
+            None => (SendLog::Anonymous, limits.anonymous_rules()),
+        });
+        logs.push((SendLog::Global, limits.global_rules()));
+        logs.retain(|(_, rules)| !rules.is_empty());
+        logs
+    }
+
+    /// Makes `digest` the pending code; returns the wrong guesses still
+    /// allowed, or [`Error::Locked`] while the number is locked.
+    async fn store_code(&self, subject: &SubjectKey, digest: &CodeDigest) -> Result<u32, Error> {
+        let stored = timed_store(
+            "put_code",
+            self.store.put_code(
+                subject,
+                digest,
+                self.policy.code_lifetime(),
+                self.policy.max_attempts,
+            ),
+        )
+        .await?;
+        match stored {
+            PutOutcome::Stored { attempts_remaining } => Ok(attempts_remaining),
+            PutOutcome::Locked { retry_after } => Err(Error::Locked { retry_after }),
+        }
+    }
+
+    /// Texts the code; counts the gateway's latency and any failure by kind.
+    async fn deliver(&self, phone: &PhoneNumber, code: &OtpCode) -> Result<(), GatewayError> {
+        let text = self.template.render(code, self.policy.ttl);
+        let started = Instant::now();
+        let delivered = self.gateway.send(phone, &text).await;
+        metrics::gateway_latency(started.elapsed());
+        match &delivered {
+            Ok(()) => tracing::info!("code sent"),
+            Err(gateway_error) => metrics::gateway_failed(match gateway_error {
+                GatewayError::Unavailable(_) => "unavailable",
+                GatewayError::Uncertain(_) => "uncertain",
+                GatewayError::Unauthorized(_) => "unauthorized",
+                GatewayError::Rejected(_) => "rejected",
+            }),
+        }
+        delivered
+    }
+
+    /// Removes a code that was never delivered, unless a newer send replaced it.
+    async fn discard_undelivered(&self, subject: &SubjectKey, digest: &CodeDigest) {
+        if let Err(store_error) = self.store.discard_code(subject, digest).await {
+            // The code stays stored but was never delivered; it expires
+            // by itself and nobody knows it, so this is logged, not fatal.
+            tracing::error!(error = %store_error, "could not discard an undelivered code");
+        }
+    }
+}
