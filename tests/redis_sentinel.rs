@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    RedisSentinels, TestApp,
+    RedisSentinels, SHARED_CAPS_LIFTED, TestApp,
     failover::{
         ConversationStream, Recovery, stop_after_a_steady_second, wait_for_health,
         wait_for_recovery,
@@ -20,13 +20,15 @@ use common::{
 };
 use tokio::time::Instant;
 
+/// A server on `set_up`, texting as many numbers as a test needs.
 async fn app_on(set_up: &RedisSentinels) -> TestApp {
     let urls = set_up.urls();
-    spawn_app_with_env(&[
+    let mut vars = vec![
         ("REDIS_SENTINEL_URLS", urls.as_str()),
         ("REDIS_SENTINEL_MASTER", MASTER_NAME),
-    ])
-    .await
+    ];
+    vars.extend(SHARED_CAPS_LIFTED);
+    spawn_app_with_env(&vars).await
 }
 
 /// Starts a set-up of the test's own (it is about to lose its master).
