@@ -230,7 +230,7 @@ fn preload_numbering_plan() {
 
 /// The store `StoreConfig` selects, announced in the log. Opens no
 /// connection: a Redis that is down only makes the service NOT_SERVING.
-fn open_store(store: &StoreConfig) -> Result<Arc<dyn OtpStore>, StartupError> {
+pub fn open_store(store: &StoreConfig) -> Result<Arc<dyn OtpStore>, StartupError> {
     Ok(match store {
         StoreConfig::Memory => {
             tracing::info!("store: in memory (codes are lost on restart; one replica only)");

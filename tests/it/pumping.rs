@@ -2,13 +2,14 @@
 //! is suspended on every replica, with the exact time it lifts; a prefix whose
 //! users verify keeps working; `monitor` only counts. On every store.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{
-    RedisServer, StoreKind, TEST_SECRET, TestApp, binary::ServiceProcess, connect, spawn_app,
-    spawn_app_on_redis, unique_prefix,
+use crate::{
+    common::{
+        RedisServer, StoreKind, TEST_SECRET, TestApp, binary::ServiceProcess, connect,
+        unique_prefix,
+    },
+    metrics::{free_metrics_addr, sample, scrape},
 };
 use deadpool_redis::redis;
 use otp_service::proto::{
@@ -49,16 +50,17 @@ impl Replicas {
     async fn start(store: StoreKind, extra: &[(&str, &str)]) -> Self {
         let mut vars = GUARD_VARS.to_vec();
         vars.extend_from_slice(extra);
+        let replica = || TestApp::builder().env(&vars);
         match store {
             StoreKind::Memory => Self {
-                apps: vec![spawn_app(store, &vars).await],
+                apps: vec![replica().spawn().await],
                 _redis: None,
             },
             StoreKind::Redis => {
                 let redis = RedisServer::start().await;
                 let apps = vec![
-                    spawn_app_on_redis(&redis, &vars).await,
-                    spawn_app_on_redis(&redis, &vars).await,
+                    replica().redis(&redis).spawn().await,
+                    replica().redis(&redis).spawn().await,
                 ];
                 Self {
                     apps,
@@ -66,9 +68,13 @@ impl Replicas {
                 }
             }
             StoreKind::RedisCluster | StoreKind::RedisSentinel => {
+                // One key prefix for both, so they share the set-up's data.
                 let prefix = unique_prefix();
-                vars.push(("OTP_REDIS_PREFIX", &prefix));
-                let apps = vec![spawn_app(store, &vars).await, spawn_app(store, &vars).await];
+                let shared = [("OTP_REDIS_PREFIX", prefix.as_str())];
+                let apps = vec![
+                    replica().store(store).env(&shared).spawn().await,
+                    replica().store(store).env(&shared).spawn().await,
+                ];
                 Self { apps, _redis: None }
             }
         }
@@ -242,38 +248,6 @@ for_each_store!(
     failed_deliveries_are_not_read_as_pumping,
 );
 
-/// The value of the sample `name{labels}` in a Prometheus text page (0 if absent).
-fn sample(page: &str, name_and_labels: &str) -> f64 {
-    page.lines()
-        .filter(|line| !line.starts_with('#'))
-        .find_map(|line| {
-            let (series, value) = line.rsplit_once(' ')?;
-            (series == name_and_labels)
-                .then(|| value.parse().ok())
-                .flatten()
-        })
-        .unwrap_or(0.0)
-}
-
-async fn scrape(addr: &str) -> String {
-    // reqwest is built without a default TLS provider (the service installs ring).
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .expect("scrape answers")
-        .text()
-        .await
-        .expect("text page")
-}
-
-fn free_metrics_addr() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port();
-    format!("127.0.0.1:{port}")
-}
-
 /// The guard's approval write is best effort: when the store refuses it
 /// (here an ACL user barred from the guard's keys), VerifyOtp still
 /// approves, and the failure is logged and counted.
@@ -293,7 +267,11 @@ async fn verification_succeeds_when_the_guard_cannot_count_the_approval() {
         .query_async::<()>(&mut admin)
         .await
         .expect("ACL user created");
-    let sender = spawn_app_on_redis(&redis, &[("OTP_PUMPING_GUARD", "off")]).await;
+    let sender = TestApp::builder()
+        .redis(&redis)
+        .env(&[("OTP_PUMPING_GUARD", "off")])
+        .spawn()
+        .await;
     let url = format!("redis://no-guard:no-guard-pw@127.0.0.1:{}", redis.port());
     let metrics_addr = free_metrics_addr();
     let verifier = ServiceProcess::start(&[
