@@ -43,6 +43,7 @@ async fn keys_of_1000_phones_land_on_all_three_masters_one_slot_per_phone() {
         .redis_cluster(cluster)
         .env(&[("OTP_REDIS_PREFIX", &prefix)])
         .env(&RACE_SETTINGS)
+        .env(&SHARED_CAPS_LIFTED)
         .spawn()
         .await;
     let phones: Vec<String> = (0..1000).map(|_| unique_phone()).collect();
