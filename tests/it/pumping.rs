@@ -130,6 +130,7 @@ async fn unverified_prefix_is_suspended_on_every_replica(store: StoreKind) {
         admitted >= MIN_SENDS,
         "suspended after {admitted} sends, below the minimum volume"
     );
+    println!("MEASURED {store:?}: suspended after {admitted} unverified sends");
     assert_eq!(
         assert_suspended(&refusal, PUMPED_PREFIX),
         Duration::from_secs(600),
@@ -187,6 +188,7 @@ async fn suspension_lifts_on_time(store: StoreKind) {
         (Duration::from_millis(2_500)..Duration::from_secs(6)).contains(&lifted_after),
         "a 3 s suspension lifted after {lifted_after:?}"
     );
+    println!("MEASURED {store:?}: a 3 s suspension lifted after {lifted_after:?}");
     // The counts started afresh: the next sends are admitted, not re-judged.
     for n in 0..3 {
         replicas
