@@ -1,12 +1,27 @@
 //! Prometheus metrics: what is counted, under which names, and the HTTP
 //! exporter. Labels are closed sets (results, limits, operations); a phone
 //! number, a code or a client key never becomes a label.
+//!
+//! Recording is on the request path of every call, so it goes through
+//! handles (`handles.rs`): each label set is registered with the recorder
+//! once, the first time it occurs, and afterwards a call costs an atomic add
+//! (or a histogram push) instead of a label set built and looked up in the
+//! registry. Without [`install`] nothing is recorded at all.
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+mod handles;
 
-use metrics::{counter, gauge, histogram};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
+
+use metrics::{Counter, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{BuildError, PrometheusBuilder};
 use tokio::time::Instant;
+
+use handles::Handles;
 
 /// SendOtp calls by `result`.
 pub const SENDS: &str = "otp_sends_total";
@@ -29,6 +44,14 @@ pub const SMS_BREAKER_STATE: &str = "otp_sms_provider_breaker_state";
 pub const STORE_SECONDS: &str = "otp_store_operation_duration_seconds";
 /// 1 while the store answers health pings, else 0.
 pub const STORE_UP: &str = "otp_store_up";
+/// Destination prefixes suspended by the pumping guard (or, in monitor
+/// mode, that would have been), by `country` (ISO region or `unknown`).
+pub const PUMPING_SUSPENSIONS: &str = "otp_pumping_suspensions_total";
+/// Destination prefixes suspended now, service-wide (every replica reports
+/// the same count, read from the store).
+pub const PUMPING_SUSPENDED_PREFIXES: &str = "otp_pumping_suspended_prefixes";
+/// Pumping-guard store writes that failed without failing the call, by `operation`.
+pub const PUMPING_GUARD_ERRORS: &str = "otp_pumping_guard_errors_total";
 /// gRPC calls by `method` and `code`.
 pub const GRPC_REQUESTS: &str = "otp_grpc_requests_total";
 /// gRPC call latency by `method`.
@@ -39,6 +62,22 @@ const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Set once the recorder is installed. Until then (and in processes that
+/// never install one, such as tests) recording is skipped, which is what the
+/// `metrics` facade's no-op recorder would do, and no handle is registered
+/// with a recorder that is not there yet.
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+static SENDS_BY_RESULT: Handles<Counter, &str> = Handles::new();
+static VERIFIES_BY_RESULT: Handles<Counter, &str> = Handles::new();
+static REFUSALS_BY_LIMIT: Handles<Counter, &str> = Handles::new();
+static SMS_SENDS_BY_PROVIDER_AND_RESULT: Handles<Counter, (&str, &str)> = Handles::new();
+static GATEWAY_ERRORS_BY_PROVIDER_AND_KIND: Handles<Counter, (&str, &str)> = Handles::new();
+static GATEWAY_LATENCY_BY_PROVIDER: Handles<Histogram, &str> = Handles::new();
+static STORE_LATENCY_BY_OPERATION: Handles<Histogram, &str> = Handles::new();
+static REQUESTS_BY_METHOD_AND_CODE: Handles<Counter, (&str, &str)> = Handles::new();
+static LATENCY_BY_METHOD: Handles<Histogram, &str> = Handles::new();
+
 /// Installs the process-wide recorder and serves `/metrics` on `addr`.
 /// Must run inside the Tokio runtime. Fails if `addr` cannot be bound or a
 /// recorder is already installed.
@@ -48,6 +87,7 @@ pub fn install(addr: SocketAddr) -> Result<(), BuildError> {
         .set_buckets(&LATENCY_BUCKETS)?
         .build()?;
     metrics::set_global_recorder(recorder)?;
+    INSTALLED.store(true, Ordering::Release);
     tokio::spawn(async move {
         if let Err(err) = exporter.await {
             tracing::error!("metrics exporter stopped: {err:?}");
@@ -83,61 +123,143 @@ fn describe() {
         "Store operation latency"
     );
     metrics::describe_gauge!(STORE_UP, "1 while the store answers health pings");
+    metrics::describe_counter!(
+        PUMPING_SUSPENSIONS,
+        "Destination prefixes suspended by the pumping guard, by country"
+    );
+    metrics::describe_gauge!(
+        PUMPING_SUSPENDED_PREFIXES,
+        "Destination prefixes suspended now, service-wide"
+    );
+    metrics::describe_counter!(
+        PUMPING_GUARD_ERRORS,
+        "Pumping-guard store writes that failed without failing the call, by operation"
+    );
     metrics::describe_counter!(GRPC_REQUESTS, "gRPC calls by method and status code");
     metrics::describe_histogram!(GRPC_SECONDS, metrics::Unit::Seconds, "gRPC call latency");
 }
 
+fn installed() -> bool {
+    INSTALLED.load(Ordering::Acquire)
+}
+
 /// Counts a SendOtp outcome.
 pub fn send_finished(result: &'static str) {
-    counter!(SENDS, "result" => result).increment(1);
+    if installed() {
+        SENDS_BY_RESULT
+            .get(result, |result| counter!(SENDS, "result" => result))
+            .increment(1);
+    }
 }
 
 /// Counts a VerifyOtp outcome.
 pub fn verify_finished(result: &'static str) {
-    counter!(VERIFIES, "result" => result).increment(1);
+    if installed() {
+        VERIFIES_BY_RESULT
+            .get(result, |result| counter!(VERIFIES, "result" => result))
+            .increment(1);
+    }
 }
 
 /// Counts a send refused by `limit`.
 pub fn send_limit_refused(limit: &'static str) {
-    counter!(LIMIT_REFUSALS, "limit" => limit).increment(1);
+    if installed() {
+        REFUSALS_BY_LIMIT
+            .get(limit, |limit| counter!(LIMIT_REFUSALS, "limit" => limit))
+            .increment(1);
+    }
 }
 
 /// Counts one send handed to `provider` and how long it took there;
 /// `failure` is the failure's kind, `None` when the provider accepted it.
 pub fn sms_provider_send(provider: &'static str, failure: Option<&'static str>, elapsed: Duration) {
-    counter!(SMS_SENDS, "provider" => provider, "result" => failure.unwrap_or("accepted"))
+    if !installed() {
+        return;
+    }
+    let result = failure.unwrap_or("accepted");
+    SMS_SENDS_BY_PROVIDER_AND_RESULT
+        .get(
+            (provider, result),
+            |(provider, result)| counter!(SMS_SENDS, "provider" => provider, "result" => result),
+        )
         .increment(1);
     if let Some(kind) = failure {
-        counter!(GATEWAY_ERRORS, "provider" => provider, "kind" => kind).increment(1);
+        GATEWAY_ERRORS_BY_PROVIDER_AND_KIND
+            .get(
+                (provider, kind),
+                |(provider, kind)| counter!(GATEWAY_ERRORS, "provider" => provider, "kind" => kind),
+            )
+            .increment(1);
     }
-    histogram!(GATEWAY_SECONDS, "provider" => provider).record(elapsed.as_secs_f64());
+    GATEWAY_LATENCY_BY_PROVIDER
+        .get(
+            provider,
+            |provider| histogram!(GATEWAY_SECONDS, "provider" => provider),
+        )
+        .record(elapsed.as_secs_f64());
 }
 
-/// Counts a send that passed `provider` by because its circuit was open.
+/// Counts a send that passed `provider` by because its circuit was open
+/// (rare: only while a provider is down).
 pub fn sms_provider_skipped(provider: &'static str) {
     counter!(SMS_SKIPPED, "provider" => provider).increment(1);
 }
 
-/// Sets `provider`'s circuit-breaker gauge.
+/// Sets `provider`'s circuit-breaker gauge (on state changes only).
 pub fn sms_breaker_state(provider: &'static str, value: f64) {
     gauge!(SMS_BREAKER_STATE, "provider" => provider).set(value);
 }
 
-/// Sets the store health gauge.
+/// Sets the store health gauge (every few seconds, not per call).
 pub fn store_up(up: bool) {
     gauge!(STORE_UP).set(if up { 1.0 } else { 0.0 });
 }
 
+/// Counts a prefix suspension in `country` (an ISO region, a closed set).
+pub fn pumping_suspension(country: &str) {
+    counter!(PUMPING_SUSPENSIONS, "country" => country.to_owned()).increment(1);
+}
+
+/// Sets how many destination prefixes are suspended now.
+pub fn pumping_suspended_prefixes(count: u64) {
+    gauge!(PUMPING_SUSPENDED_PREFIXES).set(count as f64);
+}
+
+/// Counts a pumping-guard store write that failed without failing the call.
+pub fn pumping_guard_failed(operation: &'static str) {
+    counter!(PUMPING_GUARD_ERRORS, "operation" => operation).increment(1);
+}
+
 /// Counts a finished gRPC call and its latency.
 pub fn rpc_finished(method: &'static str, code: &'static str, elapsed: Duration) {
-    counter!(GRPC_REQUESTS, "method" => method, "code" => code).increment(1);
-    histogram!(GRPC_SECONDS, "method" => method).record(elapsed.as_secs_f64());
+    if installed() {
+        REQUESTS_BY_METHOD_AND_CODE
+            .get(
+                (method, code),
+                |(method, code)| counter!(GRPC_REQUESTS, "method" => method, "code" => code),
+            )
+            .increment(1);
+        LATENCY_BY_METHOD
+            .get(
+                method,
+                |method| histogram!(GRPC_SECONDS, "method" => method),
+            )
+            .record(elapsed.as_secs_f64());
+    }
 }
 
 /// Awaits a store operation and records its latency under `operation`.
 pub async fn timed_store<T>(operation: &'static str, work: impl Future<Output = T>) -> T {
+    if !installed() {
+        return work.await;
+    }
     let started = Instant::now();
     let result = work.await;
-    histogram!(STORE_SECONDS, "operation" => operation).record(started.elapsed().as_secs_f64());
+    STORE_LATENCY_BY_OPERATION
+        .get(
+            operation,
+            |operation| histogram!(STORE_SECONDS, "operation" => operation),
+        )
+        .record(started.elapsed().as_secs_f64());
     result
 }

@@ -16,6 +16,7 @@ mod limits;
 mod logs;
 mod metrics;
 mod providers;
+mod pumping;
 mod redis_cluster;
 mod redis_faults;
 mod redis_sentinel;
