@@ -8,15 +8,18 @@
 mod abuse_vars;
 mod code_vars;
 mod env;
+mod events_vars;
 mod gateway_vars;
 mod listen_vars;
 mod message_vars;
+mod otel_vars;
 mod redis_vars;
 
 use std::{net::SocketAddr, time::Duration};
 
 pub use code_vars::MIN_SECRET_BYTES;
 pub use env::ConfigError;
+pub use events_vars::DEFAULT_EVENTS_MAXLEN;
 pub use listen_vars::{DEFAULT_LISTEN_ADDR, DEFAULT_METRICS_ADDR};
 pub use message_vars::{DEFAULT_APP_NAME, MAX_APP_NAME_CHARS};
 pub use redis_vars::{DEFAULT_REDIS_PREFIX, REDIS_SELECTORS};
@@ -26,10 +29,11 @@ use env::Env;
 use crate::{
     abuse::{CountryPolicy, SendLimits, TestNumbers},
     domain::HmacSecret,
+    events::EventsConfig,
     otp::OtpPolicy,
     sms::{MessageTemplate, SmsConfig},
     store::StoreConfig,
-    telemetry::LogFormat,
+    telemetry::{LogFormat, TraceExport},
 };
 
 /// Fully validated service settings.
@@ -59,6 +63,10 @@ pub struct Config {
     pub store: StoreConfig,
     /// The text a code is sent in (`OTP_MESSAGE_TEMPLATE`, `OTP_APP_NAME`, `OTP_WEBOTP_DOMAIN`).
     pub template: MessageTemplate,
+    /// Whether spans are exported over OTLP (the standard `OTEL_*` variables).
+    pub traces: TraceExport,
+    /// Where audit events go (`OTP_EVENTS_STREAM`); `None`: off.
+    pub events: Option<EventsConfig>,
 }
 
 /// Where the HMAC secret came from.
@@ -97,6 +105,8 @@ impl Config {
         let limits = abuse_vars::send_limits(&env)?;
         let countries = abuse_vars::country_policy(&env)?;
         let test_numbers = abuse_vars::test_numbers(&env, policy.code_length)?;
+        let traces = otel_vars::trace_export(&env)?;
+        let events = events_vars::events_config(&env, &store)?;
         Ok(Self {
             listen_addr,
             metrics_addr,
@@ -110,6 +120,8 @@ impl Config {
             test_numbers,
             store,
             template,
+            traces,
+            events,
         })
     }
 

@@ -7,6 +7,9 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{BuildError, PrometheusBuilder};
 use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::telemetry;
 
 /// SendOtp calls by `result`.
 pub const SENDS: &str = "otp_sends_total";
@@ -26,6 +29,9 @@ pub const STORE_UP: &str = "otp_store_up";
 pub const GRPC_REQUESTS: &str = "otp_grpc_requests_total";
 /// gRPC call latency by `method`.
 pub const GRPC_SECONDS: &str = "otp_grpc_request_duration_seconds";
+
+/// Audit events not written to the stream, by `reason`.
+pub const EVENTS_DROPPED: &str = "otp_events_dropped_total";
 
 /// Latency buckets from 0.5 ms (an in-memory call) to 10 s (a slow gateway).
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -69,6 +75,7 @@ fn describe() {
     metrics::describe_gauge!(STORE_UP, "1 while the store answers health pings");
     metrics::describe_counter!(GRPC_REQUESTS, "gRPC calls by method and status code");
     metrics::describe_histogram!(GRPC_SECONDS, metrics::Unit::Seconds, "gRPC call latency");
+    metrics::describe_counter!(EVENTS_DROPPED, "Audit events not written, by reason");
 }
 
 /// Counts a SendOtp outcome.
@@ -107,10 +114,26 @@ pub fn rpc_finished(method: &'static str, code: &'static str, elapsed: Duration)
     histogram!(GRPC_SECONDS, "method" => method).record(elapsed.as_secs_f64());
 }
 
-/// Awaits a store operation and records its latency under `operation`.
+/// Awaits a store operation and records its latency under `operation`;
+/// while traces are exported the operation is also a child span.
 pub async fn timed_store<T>(operation: &'static str, work: impl Future<Output = T>) -> T {
     let started = Instant::now();
-    let result = work.await;
+    let result = if telemetry::exporting() {
+        work.instrument(telemetry::store_span(operation)).await
+    } else {
+        work.await
+    };
     histogram!(STORE_SECONDS, "operation" => operation).record(started.elapsed().as_secs_f64());
     result
+}
+
+/// Counts audit events dropped for `reason` (a closed set: `queue_full`,
+/// `stream_unwritable`, `writer_stopped`).
+pub fn event_dropped(reason: &'static str) {
+    events_dropped(reason, 1);
+}
+
+/// Counts `count` audit events dropped for `reason`.
+pub fn events_dropped(reason: &'static str, count: u64) {
+    counter!(EVENTS_DROPPED, "reason" => reason).increment(count);
 }

@@ -6,6 +6,7 @@
 //! `send.rs` holds the steps of one send, `idempotency.rs` the retry-safe
 //! wrapper around it.
 
+mod audit;
 mod idempotency;
 mod outcome;
 mod policy;
@@ -19,6 +20,7 @@ pub use policy::{AbuseRules, OtpPolicy};
 use crate::{
     domain::{HmacSecret, OtpCode, PhoneNumber, ceil_seconds},
     error::Error,
+    events::EventSink,
     metrics::timed_store,
     sms::{MessageTemplate, SmsGateway},
     store::{OtpStore, VerifyOutcome},
@@ -32,6 +34,8 @@ pub struct OtpFlow {
     template: MessageTemplate,
     store: Arc<dyn OtpStore>,
     gateway: Arc<dyn SmsGateway>,
+    /// Where decisions are recorded (`audit.rs`); disabled unless configured.
+    events: EventSink,
 }
 
 impl OtpFlow {
@@ -51,7 +55,14 @@ impl OtpFlow {
             template,
             store,
             gateway,
+            events: EventSink::disabled(),
         }
+    }
+
+    /// Records every decision as an audit event in `events`.
+    pub fn with_events(mut self, events: EventSink) -> Self {
+        self.events = events;
+        self
     }
 
     /// The policy in force.
@@ -63,6 +74,14 @@ impl OtpFlow {
     /// repeated `idempotency_key`) the first call's response, then the send
     /// limits, then the wrong-guess lock. See `send.rs` for the steps.
     pub async fn send(&self, request: SendRequest<'_>) -> Result<SentCode, Error> {
+        let result = self.send_unless_refused(request).await;
+        if let Err(error) = &result {
+            self.audit_refusal(request.phone, request.client_key, error);
+        }
+        result
+    }
+
+    async fn send_unless_refused(&self, request: SendRequest<'_>) -> Result<SentCode, Error> {
         let phone = request.phone;
         if !self.abuse.countries.allows(phone) {
             return Err(Error::CountryNotAllowed {
@@ -98,7 +117,7 @@ impl OtpFlow {
                 .verify_and_consume(&subject, &digest, self.policy.max_attempts),
         )
         .await?;
-        Ok(match outcome {
+        let verification = match outcome {
             VerifyOutcome::Approved => Verification::Approved,
             VerifyOutcome::Incorrect { attempts_remaining } => {
                 if attempts_remaining == 0 {
@@ -108,7 +127,9 @@ impl OtpFlow {
             }
             VerifyOutcome::Expired => Verification::Expired,
             VerifyOutcome::Locked => Verification::Locked,
-        })
+        };
+        self.audit_verification(phone, verification);
+        Ok(verification)
     }
 
     /// How long the pending code for `phone` is still advertised as valid.
@@ -134,6 +155,9 @@ impl OtpFlow {
         let subject = self.secret.subject_key(phone);
         let cancelled = timed_store("cancel_code", self.store.cancel_code(&subject)).await?;
         tracing::info!(cancelled, "pending code cancelled");
+        if cancelled {
+            self.audit_cancelled(phone);
+        }
         Ok(cancelled)
     }
 }

@@ -1,7 +1,7 @@
 //! Builds the gRPC server from settings: the OTP service, health, reflection,
 //! graceful shutdown. Tests start it on port 0 exactly as `main` does.
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -11,6 +11,7 @@ use tonic_health::server::HealthReporter;
 use crate::{
     config::{Config, SecretSource},
     domain::PhoneNumber,
+    events::{EventSink, EventWriter, EventsConfig},
     health::StoreHealthCheck,
     otp::{AbuseRules, OtpFlow},
     proto::{
@@ -50,6 +51,9 @@ pub enum StartupError {
     Serve(#[from] tonic::transport::Error),
 }
 
+/// How long shutdown waits for queued audit events to be written.
+const EVENTS_FLUSH_WAIT: Duration = Duration::from_secs(2);
+
 /// A bound, ready-to-run OTP server.
 pub struct Application {
     listener: TcpListener,
@@ -57,6 +61,8 @@ pub struct Application {
     flow: Arc<OtpFlow>,
     store: Arc<dyn OtpStore>,
     health: HealthReporter,
+    /// Writes audit events off the request path (`OTP_EVENTS_STREAM`).
+    events: Option<EventWriter>,
 }
 
 impl Application {
@@ -73,7 +79,8 @@ impl Application {
     ) -> Result<Self, StartupError> {
         warn_about_development_settings(&config);
         preload_numbering_plan();
-        let store = open_store(&config.store)?;
+        let (store, events) = open_store(&config.store, config.events.as_ref())?;
+        let (sink, events) = events.unzip();
         let abuse = AbuseRules {
             limits: config.limits,
             countries: config.countries.clone(),
@@ -87,7 +94,8 @@ impl Application {
             config.template,
             Arc::clone(&store),
             gateway,
-        ));
+        )
+        .with_events(sink.unwrap_or_else(EventSink::disabled)));
         let (listener, local_addr) = bind(config.listen_addr).await?;
         let (health, _) = tonic_health::server::health_reporter();
         Ok(Self {
@@ -96,6 +104,7 @@ impl Application {
             flow,
             store,
             health,
+            events,
         })
     }
 
@@ -141,6 +150,9 @@ impl Application {
                 shutdown,
             )
             .await?;
+        if let Some(events) = self.events {
+            events.finish(EVENTS_FLUSH_WAIT).await;
+        }
         tracing::info!("otp-service stopped");
         Ok(())
     }
@@ -207,13 +219,17 @@ fn preload_numbering_plan() {
     }));
 }
 
-/// The store `StoreConfig` selects, announced in the log. Opens no
+/// The store `StoreConfig` selects, announced in the log, and the audit
+/// event writer when `events` is set (it shares the Redis pool). Opens no
 /// connection: a Redis that is down only makes the service NOT_SERVING.
-fn open_store(store: &StoreConfig) -> Result<Arc<dyn OtpStore>, StartupError> {
+fn open_store(
+    store: &StoreConfig,
+    events: Option<&EventsConfig>,
+) -> Result<(Arc<dyn OtpStore>, Option<(EventSink, EventWriter)>), StartupError> {
     Ok(match store {
         StoreConfig::Memory => {
             tracing::info!("store: in memory (codes are lost on restart; one replica only)");
-            Arc::new(MemoryStore::new())
+            (Arc::new(MemoryStore::new()), None)
         }
         StoreConfig::Redis(settings) => {
             // The topology displays with its passwords masked.
@@ -222,7 +238,12 @@ fn open_store(store: &StoreConfig) -> Result<Arc<dyn OtpStore>, StartupError> {
                 prefix = %settings.prefix,
                 "store: Redis"
             );
-            Arc::new(RedisStore::new(settings)?)
+            let redis = RedisStore::new(settings)?;
+            // Config refuses events without Redis, so none are lost here.
+            let events = events.map(|events| {
+                EventWriter::start(events, redis.stream_appender(&events.stream, events.maxlen))
+            });
+            (Arc::new(redis), events)
         }
     })
 }

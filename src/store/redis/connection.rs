@@ -213,6 +213,31 @@ impl RedisConnections {
         }
     }
 
+    /// Runs `pipeline` on a pooled connection (on a cluster, at the master of
+    /// its keys' slot: every command of it must name keys of one slot).
+    pub(super) async fn query_pipeline(&self, pipeline: &redis::Pipeline) -> Result<(), StoreError> {
+        match self {
+            Self::Single(pool) => {
+                let mut pooled = pool.get().await.map_err(pool_error)?;
+                pooled.begin();
+                let reply = pipeline.exec_async(&mut pooled.connection).await;
+                pooled.settle(reply).map_err(redis_error)
+            }
+            Self::Cluster(pool) => {
+                let mut connection = pool.get().await.map_err(pool_error)?;
+                pipeline.exec_async(&mut connection).await.map_err(redis_error)
+            }
+            Self::Sentinel(pool, _) => {
+                let mut connection = pool.get().await.map_err(pool_error)?;
+                let reply = pipeline.exec_async(&mut connection).await;
+                if reply.as_ref().is_err_and(is_read_only) {
+                    drop(sentinel::Connection::take(connection));
+                }
+                reply.map_err(redis_error)
+            }
+        }
+    }
+
     /// Checks that Redis can serve requests now. One server or a sentinel
     /// master: a PING on a pooled connection (itself checked by the pool, and
     /// on sentinel set-ups opened at the master the sentinels name; the
