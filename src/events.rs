@@ -132,7 +132,10 @@ impl AuditEvent {
             ("provider", self.provider.map(str::to_owned)),
             ("limit", self.limit.clone()),
             ("reason", self.reason.map(str::to_owned)),
-            ("attempts_remaining", self.attempts_remaining.map(|n| n.to_string())),
+            (
+                "attempts_remaining",
+                self.attempts_remaining.map(|n| n.to_string()),
+            ),
         ];
         fields.extend(
             optional
@@ -146,7 +149,9 @@ impl AuditEvent {
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
 }
 
 #[cfg(test)]
@@ -160,14 +165,27 @@ mod tests {
         let mut event = AuditEvent::about(EventKind::Incorrect, &phone, &secret);
         event.attempts_remaining = Some(4);
         let fields = event.fields("replica-1");
-        let get = |name| fields.iter().find(|(key, _)| *key == name).map(|(_, v)| v.as_str());
+        let get = |name| {
+            fields
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, v)| v.as_str())
+        };
         assert_eq!(get("event"), Some("incorrect"));
         assert_eq!(get("country"), Some("US"));
         assert_eq!(get("masked_phone"), Some("+1******0123"));
         assert_eq!(get("attempts_remaining"), Some("4"));
         assert_eq!(get("provider"), None);
         let digest = get("phone_digest").expect("digest");
-        assert_ne!(digest, secret.subject_key(&phone).as_str(), "not the store key");
-        assert!(fields.iter().all(|(_, value)| !value.contains("4155550123")));
+        assert_ne!(
+            digest,
+            secret.subject_key(&phone).as_str(),
+            "not the store key"
+        );
+        assert!(
+            fields
+                .iter()
+                .all(|(_, value)| !value.contains("4155550123"))
+        );
     }
 }

@@ -80,22 +80,26 @@ impl Application {
         warn_about_development_settings(&config);
         preload_numbering_plan();
         let (store, events) = open_store(&config.store, config.events.as_ref())?;
-        let (sink, events) = events.unzip();
+        let sink = events
+            .as_ref()
+            .map_or_else(EventSink::disabled, EventWriter::sink);
         let abuse = AbuseRules {
             limits: config.limits,
             countries: config.countries.clone(),
             test_numbers: config.test_numbers.clone(),
             idempotency_claim_ttl: config.longest_send(),
         };
-        let flow = Arc::new(OtpFlow::new(
-            config.policy,
-            abuse,
-            config.hmac_secret.clone(),
-            config.template,
-            Arc::clone(&store),
-            gateway,
-        )
-        .with_events(sink.unwrap_or_else(EventSink::disabled)));
+        let flow = Arc::new(
+            OtpFlow::new(
+                config.policy,
+                abuse,
+                config.hmac_secret.clone(),
+                config.template,
+                Arc::clone(&store),
+                gateway,
+            )
+            .with_events(sink),
+        );
         let (listener, local_addr) = bind(config.listen_addr).await?;
         let (health, _) = tonic_health::server::health_reporter();
         Ok(Self {
@@ -225,7 +229,7 @@ fn preload_numbering_plan() {
 fn open_store(
     store: &StoreConfig,
     events: Option<&EventsConfig>,
-) -> Result<(Arc<dyn OtpStore>, Option<(EventSink, EventWriter)>), StartupError> {
+) -> Result<(Arc<dyn OtpStore>, Option<EventWriter>), StartupError> {
     Ok(match store {
         StoreConfig::Memory => {
             tracing::info!("store: in memory (codes are lost on restart; one replica only)");

@@ -16,12 +16,12 @@ use crate::{
     error::Error,
     metrics,
     otp::{OtpFlow, SendRequest, SentCode, Verification},
-    telemetry,
     proto::{
         CancelOtpRequest, CancelOtpResponse, SendOtpRequest, SendOtpResponse, TimeLeftRequest,
         TimeLeftResponse, VerifyOtpRequest, VerifyOtpResponse, VerifyOtpResult,
         otp_service_server::OtpService,
     },
+    telemetry,
 };
 
 /// `otp.v1.OtpService` over an [`OtpFlow`]. Each call runs in a span carrying

@@ -22,8 +22,7 @@ use tracing_subscriber::{
 
 pub use opentelemetry_otlp::ExporterBuildError;
 pub use traces::{
-    AttributeValue, TraceExport, annotate, exporting, note, sms_send_span, sms_try_span,
-    store_span,
+    AttributeValue, TraceExport, annotate, exporting, note, sms_send_span, sms_try_span, store_span,
 };
 
 use trace_ids::{LineShape, WithTraceIds};

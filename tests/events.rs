@@ -30,7 +30,9 @@ async fn read_stream(connection: &mut redis::aio::MultiplexedConnection) -> Opti
         .ok()?;
     let entries = reply.into_iter().map(|(_id, fields)| {
         let pairs = fields.chunks_exact(2);
-        pairs.map(|pair| (pair[0].clone(), pair[1].clone())).collect()
+        pairs
+            .map(|pair| (pair[0].clone(), pair[1].clone()))
+            .collect()
     });
     Some(entries.collect())
 }
@@ -56,7 +58,10 @@ async fn entries(redis_url: &str, count: usize) -> Vec<Entry> {
 async fn every_decision_is_appended_in_order_without_the_number_or_the_code() {
     let app = spawn_app(
         StoreKind::Redis,
-        &[("OTP_EVENTS_STREAM", STREAM), ("OTP_REPLICA_ID", "replica-a")],
+        &[
+            ("OTP_EVENTS_STREAM", STREAM),
+            ("OTP_REPLICA_ID", "replica-a"),
+        ],
     )
     .await;
     let phone = "+14155550191";
@@ -83,7 +88,10 @@ async fn every_decision_is_appended_in_order_without_the_number_or_the_code() {
     let redis = app.redis.as_ref().expect("private redis");
     let events = entries(&redis.url(), 5).await;
     let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str()).collect();
-    assert_eq!(kinds, ["sent", "incorrect", "approved", "expired", "refused"]);
+    assert_eq!(
+        kinds,
+        ["sent", "incorrect", "approved", "expired", "refused"]
+    );
     let digest = &events[0]["phone_digest"];
     assert_eq!(digest.len(), 32, "a keyed digest");
     for event in &events {
@@ -91,7 +99,11 @@ async fn every_decision_is_appended_in_order_without_the_number_or_the_code() {
         assert_eq!(event["country"], "US");
         assert_eq!(event["masked_phone"], "+1******0191");
         assert_eq!(event["replica"], "replica-a");
-        assert!(event["time"].parse::<u64>().is_ok_and(|ms| ms > 1_700_000_000_000));
+        assert!(
+            event["time"]
+                .parse::<u64>()
+                .is_ok_and(|ms| ms > 1_700_000_000_000)
+        );
         for value in event.values() {
             assert!(!value.contains("4155550191"), "number in {event:?}");
             assert!(!value.contains(&code), "code in {event:?}");
@@ -102,7 +114,11 @@ async fn every_decision_is_appended_in_order_without_the_number_or_the_code() {
     assert_eq!(events[4]["limit"], "phone_resend_cooldown");
     assert_eq!(events[0].get("caller"), events[4].get("caller"));
     assert_eq!(events[0].get("caller").map(String::len), Some(32));
-    assert_eq!(events[2].get("caller"), None, "VerifyOtp names no client key");
+    assert_eq!(
+        events[2].get("caller"),
+        None,
+        "VerifyOtp names no client key"
+    );
 }
 
 /// A loopback port that was free a moment ago.
@@ -173,6 +189,8 @@ async fn an_unwritable_stream_fails_no_call_and_is_counted_and_logged() {
     });
     assert!(logged.contains("WRONGTYPE"), "{logged}");
     let lines = service.stderr();
-    let drop_lines = lines.iter().filter(|line| line.contains("audit events dropped"));
+    let drop_lines = lines
+        .iter()
+        .filter(|line| line.contains("audit events dropped"));
     assert_eq!(drop_lines.count(), 1, "logged once per interval: {lines:?}");
 }

@@ -151,7 +151,11 @@ async fn spans_continue_the_callers_trace_and_hold_no_number_or_code() {
 
     for span in &traced {
         for text in exported_text(span) {
-            assert!(!text.contains(PHONE_DIGITS), "number in {}: {text}", span.name);
+            assert!(
+                !text.contains(PHONE_DIGITS),
+                "number in {}: {text}",
+                span.name
+            );
             assert!(!text.contains(&code), "code in {}: {text}", span.name);
         }
     }
@@ -160,7 +164,10 @@ async fn spans_continue_the_callers_trace_and_hold_no_number_or_code() {
         .iter()
         .filter_map(|resource| attribute(resource, "service.name"))
         .collect();
-    assert!(service_names.iter().all(|name| name == "otp-under-test"), "{service_names:?}");
+    assert!(
+        service_names.iter().all(|name| name == "otp-under-test"),
+        "{service_names:?}"
+    );
 
     let send_span_id = hex_id(&send.span_id);
     let line = service.wait_for_stderr("rpc finished", Duration::from_secs(5), |line| {
@@ -178,13 +185,29 @@ fn assert_send_tree(spans: &[Span]) -> &Span {
         .iter()
         .find(|span| span.name == "SendOtp")
         .expect("a SendOtp span");
-    assert_eq!(hex_id(&send.parent_span_id), CALLER_SPAN, "continues the caller");
+    assert_eq!(
+        hex_id(&send.parent_span_id),
+        CALLER_SPAN,
+        "continues the caller"
+    );
     assert_eq!(send.kind, SpanKind::Server as i32);
     assert_eq!(send.trace_state, "caller=1");
-    assert_eq!(attribute(&send.attributes, "rpc.method").as_deref(), Some("SendOtp"));
-    assert_eq!(attribute(&send.attributes, "rpc.system").as_deref(), Some("grpc"));
-    assert_eq!(attribute(&send.attributes, "rpc.grpc.status_code").as_deref(), Some("OK"));
-    assert_eq!(attribute(&send.attributes, "phone").as_deref(), Some("+1******0177"));
+    assert_eq!(
+        attribute(&send.attributes, "rpc.method").as_deref(),
+        Some("SendOtp")
+    );
+    assert_eq!(
+        attribute(&send.attributes, "rpc.system").as_deref(),
+        Some("grpc")
+    );
+    assert_eq!(
+        attribute(&send.attributes, "rpc.grpc.status_code").as_deref(),
+        Some("OK")
+    );
+    assert_eq!(
+        attribute(&send.attributes, "phone").as_deref(),
+        Some("+1******0177")
+    );
 
     let steps = children(spans, send);
     for store_call in ["record_send", "put_code"] {
@@ -196,8 +219,14 @@ fn assert_send_tree(spans: &[Span]) -> &Span {
         );
     }
     let sms = named(&steps, "sms send");
-    assert_eq!(attribute(&sms.attributes, "otp.sms.provider").as_deref(), Some("textbee"));
-    assert_eq!(attribute(&sms.attributes, "otp.sms.result").as_deref(), Some("sent"));
+    assert_eq!(
+        attribute(&sms.attributes, "otp.sms.provider").as_deref(),
+        Some("textbee")
+    );
+    assert_eq!(
+        attribute(&sms.attributes, "otp.sms.result").as_deref(),
+        Some("sent")
+    );
     let mut tries = children(spans, sms);
     tries.sort_by_key(|span| span.start_time_unix_nano);
     let outcomes: Vec<_> = tries
@@ -221,8 +250,16 @@ fn assert_send_tree(spans: &[Span]) -> &Span {
 
 /// Both guesses are server spans of the caller's trace with their store call.
 fn assert_verify_spans(spans: &[Span]) {
-    let verifies: Vec<&Span> = spans.iter().filter(|span| span.name == "VerifyOtp").collect();
-    assert_eq!(verifies.len(), 2, "{:?}", names(&spans.iter().collect::<Vec<_>>()));
+    let verifies: Vec<&Span> = spans
+        .iter()
+        .filter(|span| span.name == "VerifyOtp")
+        .collect();
+    assert_eq!(
+        verifies.len(),
+        2,
+        "{:?}",
+        names(&spans.iter().collect::<Vec<_>>())
+    );
     for verify in verifies {
         assert_eq!(hex_id(&verify.parent_span_id), CALLER_SPAN);
         named(&children(spans, verify), "verify_and_consume");

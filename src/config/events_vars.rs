@@ -27,7 +27,12 @@ pub(super) fn events_config(
             "must be a Redis key of at most 200 characters without spaces",
         ));
     }
-    let maxlen = env.int_in_range("OTP_EVENTS_MAXLEN", DEFAULT_EVENTS_MAXLEN, 1_000, 100_000_000)?;
+    let maxlen = env.int_in_range(
+        "OTP_EVENTS_MAXLEN",
+        DEFAULT_EVENTS_MAXLEN,
+        1_000,
+        100_000_000,
+    )?;
     let replica = match env.get("OTP_REPLICA_ID") {
         Some(id) if id.len() <= 128 => id.to_owned(),
         Some(_) => {
@@ -72,7 +77,11 @@ mod tests {
     #[test]
     fn events_are_off_by_default_and_need_redis() {
         assert_eq!(config(&REDIS).expect("valid").events, None);
-        assert_refused(&[("OTP_EVENTS_STREAM", "otp:events")], "OTP_EVENTS_STREAM", "Redis");
+        assert_refused(
+            &[("OTP_EVENTS_STREAM", "otp:events")],
+            "OTP_EVENTS_STREAM",
+            "Redis",
+        );
     }
 
     #[test]
@@ -90,13 +99,19 @@ mod tests {
         vars.retain(|(var, _)| *var != "OTP_REPLICA_ID" && *var != "OTP_EVENTS_MAXLEN");
         vars.push(("HOSTNAME", "pod-1"));
         let events = config(&vars).expect("valid").events.expect("on");
-        assert_eq!((events.replica.as_str(), events.maxlen), ("pod-1", DEFAULT_EVENTS_MAXLEN));
+        assert_eq!(
+            (events.replica.as_str(), events.maxlen),
+            ("pod-1", DEFAULT_EVENTS_MAXLEN)
+        );
     }
 
     #[test]
     fn bad_events_settings_name_the_variable() {
         let mut vars = REDIS.to_vec();
-        vars.extend([("OTP_EVENTS_STREAM", "otp:events"), ("OTP_EVENTS_MAXLEN", "10")]);
+        vars.extend([
+            ("OTP_EVENTS_STREAM", "otp:events"),
+            ("OTP_EVENTS_MAXLEN", "10"),
+        ]);
         assert_refused(&vars, "OTP_EVENTS_MAXLEN", "from 1000");
         let mut vars = REDIS.to_vec();
         vars.push(("OTP_EVENTS_STREAM", "otp events"));

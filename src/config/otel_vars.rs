@@ -50,7 +50,9 @@ pub(super) fn trace_export(env: &Env) -> Result<TraceExport, ConfigError> {
     {
         return Err(ConfigError::new(
             var,
-            format!("must be a collector URL such as http://otel-collector:4317 (got `{endpoint}`)"),
+            format!(
+                "must be a collector URL such as http://otel-collector:4317 (got `{endpoint}`)"
+            ),
         ));
     }
     Ok(TraceExport::Otlp {
@@ -116,7 +118,10 @@ mod tests {
                 endpoint: "http://collector:4317".into()
             }
         );
-        for off in [("OTEL_SDK_DISABLED", "true"), ("OTEL_TRACES_EXPORTER", "none")] {
+        for off in [
+            ("OTEL_SDK_DISABLED", "true"),
+            ("OTEL_TRACES_EXPORTER", "none"),
+        ] {
             let vars = [("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"), off];
             assert_eq!(config(&vars).expect("valid").traces, TraceExport::Off);
         }
@@ -139,7 +144,11 @@ mod tests {
     #[test]
     fn bad_otel_settings_name_the_variable() {
         let cases = [
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317", "collector URL"),
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "collector:4317",
+                "collector URL",
+            ),
             ("OTEL_TRACES_SAMPLER", "sometimes", "parentbased_always_on"),
             ("OTEL_TRACES_SAMPLER_ARG", "2", "ratio from 0 to 1"),
             ("OTEL_TRACES_EXPORTER", "jaeger", "`otlp` or `none`"),

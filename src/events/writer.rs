@@ -26,14 +26,17 @@ const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// The running writer. [`EventWriter::finish`] stops it after it has
 /// written what is queued.
 pub struct EventWriter {
+    /// Handed to the flow; kept here too so the queue outlives any one user.
+    sink: EventSink,
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
 }
 
 impl EventWriter {
     /// Starts the writer on the current Tokio runtime; events given to the
-    /// returned sink are appended to `config.stream` through `appender`.
-    pub fn start(config: &EventsConfig, appender: RedisStreamAppender) -> (EventSink, Self) {
+    /// writer's [`EventWriter::sink`] are appended to `config.stream` through
+    /// `appender`.
+    pub fn start(config: &EventsConfig, appender: RedisStreamAppender) -> Self {
         let (sink, queue, overflowed) = EventSink::channel(QUEUE_CAPACITY);
         let (stop, stopped) = oneshot::channel();
         let writer = Writer {
@@ -49,7 +52,12 @@ impl EventWriter {
             replica = %config.replica,
             "audit events: appended to a Redis stream (at most once)"
         );
-        (sink, Self { stop, task })
+        Self { sink, stop, task }
+    }
+
+    /// Where the flow hands its events.
+    pub fn sink(&self) -> EventSink {
+        self.sink.clone()
     }
 
     /// Takes no more events and waits (at most `wait`) for the ones still

@@ -94,7 +94,9 @@ impl OtpFlow {
             Verification::Expired => (EventKind::Expired, None),
             Verification::Locked => (EventKind::Locked, None),
         };
-        self.audit(kind, phone, |event| event.attempts_remaining = attempts_remaining);
+        self.audit(kind, phone, |event| {
+            event.attempts_remaining = attempts_remaining
+        });
     }
 
     /// CancelOtp removed a pending code.

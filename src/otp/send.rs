@@ -170,12 +170,20 @@ impl OtpFlow {
         let text = self.template.render(code, self.policy.ttl);
         let started = Instant::now();
         let span = telemetry::sms_send_span(self.gateway.provider());
-        let delivered = self.gateway.send(phone, &text).instrument(span.clone()).await;
+        let delivered = self
+            .gateway
+            .send(phone, &text)
+            .instrument(span.clone())
+            .await;
         metrics::gateway_latency(started.elapsed());
-        telemetry::annotate(&span, "otp.sms.result", match &delivered {
-            Ok(()) => "sent",
-            Err(gateway_error) => gateway_error_kind(gateway_error),
-        });
+        telemetry::annotate(
+            &span,
+            "otp.sms.result",
+            match &delivered {
+                Ok(()) => "sent",
+                Err(gateway_error) => gateway_error_kind(gateway_error),
+            },
+        );
         match &delivered {
             Ok(()) => tracing::info!("code sent"),
             Err(gateway_error) => metrics::gateway_failed(gateway_error_kind(gateway_error)),

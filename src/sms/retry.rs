@@ -82,11 +82,15 @@ impl RetryPolicy {
             let outcome = cut_off_at(share, attempt, try_once(attempt))
                 .instrument(span.clone())
                 .await;
-            telemetry::annotate(&span, "otp.sms.try_result", match &outcome {
-                TryOutcome::Done(_) => "accepted",
-                TryOutcome::Fatal(_) => "refused",
-                TryOutcome::Transient { .. } => "transient_failure",
-            });
+            telemetry::annotate(
+                &span,
+                "otp.sms.try_result",
+                match &outcome {
+                    TryOutcome::Done(_) => "accepted",
+                    TryOutcome::Fatal(_) => "refused",
+                    TryOutcome::Transient { .. } => "transient_failure",
+                },
+            );
             let (reason, retry_after) = match outcome {
                 TryOutcome::Done(value) => return Ok(value),
                 TryOutcome::Fatal(error) => return Err(error),

@@ -143,7 +143,9 @@ impl From<&'static str> for AttributeValue {
 
 impl From<String> for AttributeValue {
     fn from(value: String) -> Self {
-        Self(opentelemetry::Value::String(Cow::<'static, str>::Owned(value).into()))
+        Self(opentelemetry::Value::String(
+            Cow::<'static, str>::Owned(value).into(),
+        ))
     }
 }
 

@@ -215,7 +215,10 @@ impl RedisConnections {
 
     /// Runs `pipeline` on a pooled connection (on a cluster, at the master of
     /// its keys' slot: every command of it must name keys of one slot).
-    pub(super) async fn query_pipeline(&self, pipeline: &redis::Pipeline) -> Result<(), StoreError> {
+    pub(super) async fn query_pipeline(
+        &self,
+        pipeline: &redis::Pipeline,
+    ) -> Result<(), StoreError> {
         match self {
             Self::Single(pool) => {
                 let mut pooled = pool.get().await.map_err(pool_error)?;
@@ -225,7 +228,10 @@ impl RedisConnections {
             }
             Self::Cluster(pool) => {
                 let mut connection = pool.get().await.map_err(pool_error)?;
-                pipeline.exec_async(&mut connection).await.map_err(redis_error)
+                pipeline
+                    .exec_async(&mut connection)
+                    .await
+                    .map_err(redis_error)
             }
             Self::Sentinel(pool, _) => {
                 let mut connection = pool.get().await.map_err(pool_error)?;
