@@ -55,14 +55,21 @@ fn finish<T>(
         if let Error::RateLimited { violations } = &err {
             for violation in violations {
                 metrics::send_limit_refused(violation.kind.as_str());
+                telemetry::note(
+                    &Span::current(),
+                    "send limit refused",
+                    &[("otp.limit", violation.kind.as_str())],
+                );
             }
         }
         Status::from(err)
     });
-    let code = code_name(result.as_ref().map_or_else(Status::code, |_| Code::Ok));
+    let status_code = result.as_ref().map_or_else(Status::code, |_| Code::Ok);
+    let code = code_name(status_code);
     let elapsed = started.elapsed();
     metrics::rpc_finished(method, code, elapsed);
-    telemetry::annotate(&Span::current(), "rpc.grpc.status_code", code);
+    // The semantic conventions' attribute is the numeric code.
+    telemetry::annotate(&Span::current(), "rpc.grpc.status_code", status_code as u32);
     tracing::info!(
         grpc.method = method,
         grpc.code = code,
@@ -159,7 +166,9 @@ impl OtpGrpcService {
                 return Err(Status::internal("internal error"));
             }
         };
-        metrics::send_finished(send_result_label(&result));
+        let outcome = send_result_label(&result);
+        metrics::send_finished(outcome);
+        telemetry::annotate(&Span::current(), "otp.result", outcome);
         let response = result.map(|(phone, sent): (PhoneNumber, SentCode)| SendOtpResponse {
             expires_in_seconds: ceil_seconds(sent.expires_in),
             code_length: u32::from(sent.code_length),
@@ -195,7 +204,7 @@ impl OtpGrpcService {
                 attempts_remaining,
             }
         });
-        metrics::verify_finished(match &response {
+        let outcome = match &response {
             Ok(response) => match response.result() {
                 VerifyOtpResult::Approved => "approved",
                 VerifyOtpResult::Incorrect => "incorrect",
@@ -204,7 +213,9 @@ impl OtpGrpcService {
                 VerifyOtpResult::Unspecified => "unspecified",
             },
             Err(err) => err.kind(),
-        });
+        };
+        metrics::verify_finished(outcome);
+        telemetry::annotate(&Span::current(), "otp.result", outcome);
         finish("VerifyOtp", started, response)
     }
 

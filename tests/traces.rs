@@ -260,8 +260,12 @@ fn assert_verify_spans(spans: &[Span]) {
         "{:?}",
         names(&spans.iter().collect::<Vec<_>>())
     );
+    let mut results = Vec::new();
     for verify in verifies {
         assert_eq!(hex_id(&verify.parent_span_id), CALLER_SPAN);
         named(&children(spans, verify), "verify_and_consume");
+        results.extend(attribute(&verify.attributes, "otp.result"));
     }
+    results.sort();
+    assert_eq!(results, ["approved", "incorrect"]);
 }
