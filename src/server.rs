@@ -79,7 +79,7 @@ impl Application {
     ) -> Result<Self, StartupError> {
         warn_about_development_settings(&config);
         preload_numbering_plan();
-        let (store, events) = open_store(&config.store, config.events.as_ref())?;
+        let (store, events) = open_store_with_events(&config.store, config.events.as_ref())?;
         let sink = events
             .as_ref()
             .map_or_else(EventSink::disabled, EventWriter::sink);
@@ -223,10 +223,15 @@ fn preload_numbering_plan() {
     }));
 }
 
-/// The store `StoreConfig` selects, announced in the log, and the audit
-/// event writer when `events` is set (it shares the Redis pool). Opens no
+/// The store `StoreConfig` selects, announced in the log. Opens no
 /// connection: a Redis that is down only makes the service NOT_SERVING.
-fn open_store(
+pub fn open_store(store: &StoreConfig) -> Result<Arc<dyn OtpStore>, StartupError> {
+    open_store_with_events(store, None).map(|(store, _)| store)
+}
+
+/// [`open_store`], and the audit event writer when `events` is set (it
+/// shares the Redis pool).
+fn open_store_with_events(
     store: &StoreConfig,
     events: Option<&EventsConfig>,
 ) -> Result<(Arc<dyn OtpStore>, Option<EventWriter>), StartupError> {

@@ -3,11 +3,9 @@
 //! over OTLP to a collector stand-in, log lines carry the trace and span
 //! ids — and no exported attribute or event holds the number or the code.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{
+use crate::common::{
     binary::ServiceProcess,
     connect,
     otlp_collector::{OtlpCollector, attribute, exported_text},

@@ -2,12 +2,11 @@
 //! digest, country and masked form of the number (never the number or the
 //! code); a stream that cannot be written never fails a call and is counted.
 
-mod common;
-
 use std::{collections::HashMap, time::Duration};
 
-use common::{
-    RedisServer, StoreKind, TEST_SECRET, binary::ServiceProcess, connect, spawn_app, wait_for,
+use crate::common::{
+    RedisServer, TEST_SECRET, TestApp, binary::ServiceProcess, connect, redis_nodes::free_port,
+    wait_for,
 };
 use deadpool_redis::redis::{self, AsyncCommands};
 use otp_service::proto::{
@@ -56,14 +55,15 @@ async fn entries(redis_url: &str, count: usize) -> Vec<Entry> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_decision_is_appended_in_order_without_the_number_or_the_code() {
-    let app = spawn_app(
-        StoreKind::Redis,
-        &[
+    let redis = RedisServer::start().await;
+    let app = TestApp::builder()
+        .redis(&redis)
+        .env(&[
             ("OTP_EVENTS_STREAM", STREAM),
             ("OTP_REPLICA_ID", "replica-a"),
-        ],
-    )
-    .await;
+        ])
+        .spawn()
+        .await;
     let phone = "+14155550191";
     let send = SendOtpRequest {
         phone_number: phone.into(),
@@ -85,7 +85,6 @@ async fn every_decision_is_appended_in_order_without_the_number_or_the_code() {
     let refused = app.send_request(send).await.expect_err("cooldown");
     assert_eq!(refused.code(), Code::ResourceExhausted);
 
-    let redis = app.redis.as_ref().expect("private redis");
     let events = entries(&redis.url(), 5).await;
     let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str()).collect();
     assert_eq!(
@@ -119,14 +118,6 @@ async fn every_decision_is_appended_in_order_without_the_number_or_the_code() {
         None,
         "VerifyOtp names no client key"
     );
-}
-
-/// A loopback port that was free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
