@@ -200,7 +200,11 @@ fn assert_send_tree(spans: &[Span]) -> &Span {
     );
     assert_eq!(
         attribute(&send.attributes, "rpc.grpc.status_code").as_deref(),
-        Some("OK")
+        Some("0")
+    );
+    assert_eq!(
+        attribute(&send.attributes, "otp.result").as_deref(),
+        Some("sent")
     );
     assert_eq!(
         attribute(&send.attributes, "phone").as_deref(),
