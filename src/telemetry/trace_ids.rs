@@ -91,3 +91,100 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_sdk::trace::SdkTracerProvider;
+    use tracing::Dispatch;
+    use tracing_subscriber::{fmt::MakeWriter, layer::SubscriberExt};
+
+    use super::*;
+
+    /// Log output kept in memory.
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lines lock").extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Lines {
+        type Writer = Lines;
+
+        fn make_writer(&'a self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    /// Logs one line outside any span and one inside a traced span.
+    fn log_two_lines(shape: LineShape) -> Vec<String> {
+        let lines = Lines::default();
+        let ids = Arc::new(OnceLock::new());
+        let tracer = SdkTracerProvider::builder().build().tracer("test");
+        let layer = tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(lines.clone());
+        let otel = tracing_opentelemetry::layer().with_tracer(tracer);
+        let subscriber = tracing_subscriber::registry().with(otel);
+        let dispatch = match shape {
+            LineShape::Text => Dispatch::new(subscriber.with(layer.event_format(
+                WithTraceIds::new(tracing_subscriber::fmt::format(), shape, Arc::clone(&ids)),
+            ))),
+            LineShape::Json => {
+                Dispatch::new(subscriber.with(layer.json().event_format(WithTraceIds::new(
+                    tracing_subscriber::fmt::format().json(),
+                    shape,
+                    Arc::clone(&ids),
+                ))))
+            }
+        };
+        let _ = ids.set(dispatch.downgrade());
+        tracing::dispatcher::with_default(&dispatch, || {
+            tracing::info!("outside");
+            tracing::info_span!("SendOtp").in_scope(|| tracing::info!("inside"));
+        });
+        let text = String::from_utf8(lines.0.lock().expect("lines lock").clone()).expect("utf-8");
+        text.lines().map(str::to_owned).collect()
+    }
+
+    fn hex_of_len(text: &str, len: usize) -> bool {
+        text.len() == len && text.chars().all(|c| c.is_ascii_hexdigit())
+    }
+
+    #[test]
+    fn text_lines_in_a_trace_end_with_its_ids() {
+        let lines = log_two_lines(LineShape::Text);
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(!lines[0].contains("trace_id="), "{}", lines[0]);
+        let (rest, span_id) = lines[1].rsplit_once(" span_id=").expect("span id");
+        let (_, trace_id) = rest.rsplit_once(" trace_id=").expect("trace id");
+        assert!(
+            hex_of_len(trace_id, 32) && hex_of_len(span_id, 16),
+            "{}",
+            lines[1]
+        );
+        assert!(rest.contains("inside"), "{}", lines[1]);
+    }
+
+    #[test]
+    fn json_lines_in_a_trace_lead_with_its_ids() {
+        let lines = log_two_lines(LineShape::Json);
+        let outside: serde_json::Value = serde_json::from_str(&lines[0]).expect("JSON");
+        assert!(outside.get("trace_id").is_none(), "{outside}");
+        let inside: serde_json::Value = serde_json::from_str(&lines[1]).expect("JSON");
+        let id = |key: &str| inside[key].as_str().unwrap_or_default().to_owned();
+        assert!(hex_of_len(&id("trace_id"), 32), "{inside}");
+        assert!(hex_of_len(&id("span_id"), 16), "{inside}");
+        assert_eq!(inside["fields"]["message"], "inside");
+    }
+}
