@@ -73,20 +73,18 @@ impl EventKind {
     }
 }
 
-/// One decision, as written to the stream. Built only when events are on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One decision, as queued. Built only when events are on. It holds the
+/// number itself so that the costly parts (its keyed digest, its country,
+/// which needs a numbering-plan lookup) are derived by the writer, off the
+/// request path; only [`AuditEvent::fields`] says what leaves the process.
+#[derive(Debug, Clone)]
 pub struct AuditEvent {
     /// What was decided.
     pub kind: EventKind,
     /// When, in milliseconds since the Unix epoch.
     pub time_ms: u64,
-    /// Keyed digest of the number (not the store key: a reader of the
-    /// stream learns nothing that addresses the stored code).
-    pub phone_digest: String,
-    /// ISO 3166-1 region of the number, if it has one.
-    pub country: Option<String>,
-    /// The number as logs show it (`+1******0123`).
-    pub masked_phone: String,
+    /// The number (`Debug` and `Display` mask it); never written out.
+    phone: PhoneNumber,
     /// Keyed digest of the caller's `client_key`, when it gave one.
     pub caller: Option<String>,
     /// The SMS provider (sent, send failed).
@@ -102,13 +100,11 @@ pub struct AuditEvent {
 impl AuditEvent {
     /// An event of `kind` about `phone`, stamped now; add detail with the
     /// struct's fields.
-    pub fn about(kind: EventKind, phone: &PhoneNumber, secret: &HmacSecret) -> Self {
+    pub fn about(kind: EventKind, phone: &PhoneNumber) -> Self {
         Self {
             kind,
             time_ms: now_ms(),
-            phone_digest: secret.event_subject(phone).as_str().to_owned(),
-            country: phone.region().map(str::to_owned),
-            masked_phone: phone.masked(),
+            phone: phone.clone(),
             caller: None,
             provider: None,
             limit: None,
@@ -118,14 +114,23 @@ impl AuditEvent {
     }
 
     /// The stream entry's field/value pairs; absent details are left out.
-    pub fn fields(&self, replica: &str) -> Vec<(&'static str, String)> {
+    /// The number appears only as `phone_digest` (a keyed digest under
+    /// `secret`, not the store's key, so a reader of the stream learns
+    /// nothing that addresses the stored code), `country` and `masked_phone`.
+    pub fn fields(&self, replica: &str, secret: &HmacSecret) -> Vec<(&'static str, String)> {
         let mut fields = vec![
             ("time", self.time_ms.to_string()),
             ("event", self.kind.as_str().to_owned()),
             ("replica", replica.to_owned()),
-            ("phone_digest", self.phone_digest.clone()),
-            ("country", self.country.clone().unwrap_or_default()),
-            ("masked_phone", self.masked_phone.clone()),
+            (
+                "phone_digest",
+                secret.event_subject(&self.phone).as_str().to_owned(),
+            ),
+            (
+                "country",
+                self.phone.region().unwrap_or_default().to_owned(),
+            ),
+            ("masked_phone", self.phone.masked()),
         ];
         let optional = [
             ("caller", self.caller.clone()),
@@ -162,9 +167,10 @@ mod tests {
     fn fields_hold_digest_country_and_mask_but_never_the_number() {
         let phone = PhoneNumber::parse("+14155550123").expect("valid");
         let secret = HmacSecret::new(b"k");
-        let mut event = AuditEvent::about(EventKind::Incorrect, &phone, &secret);
+        let mut event = AuditEvent::about(EventKind::Incorrect, &phone);
         event.attempts_remaining = Some(4);
-        let fields = event.fields("replica-1");
+        assert!(!format!("{event:?}").contains("4155550123"), "Debug masks");
+        let fields = event.fields("replica-1", &secret);
         let get = |name| {
             fields
                 .iter()

@@ -10,7 +10,7 @@ use tonic_health::server::HealthReporter;
 
 use crate::{
     config::{Config, SecretSource},
-    domain::PhoneNumber,
+    domain::{HmacSecret, PhoneNumber},
     events::{EventSink, EventWriter, EventsConfig},
     health::StoreHealthCheck,
     otp::{AbuseRules, OtpFlow},
@@ -79,7 +79,11 @@ impl Application {
     ) -> Result<Self, StartupError> {
         warn_about_development_settings(&config);
         preload_numbering_plan();
-        let (store, events) = open_store_with_events(&config.store, config.events.as_ref())?;
+        let events_config = config
+            .events
+            .as_ref()
+            .map(|events| (events, config.hmac_secret.clone()));
+        let (store, events) = open_store_with_events(&config.store, events_config)?;
         let sink = events
             .as_ref()
             .map_or_else(EventSink::disabled, EventWriter::sink);
@@ -233,7 +237,7 @@ pub fn open_store(store: &StoreConfig) -> Result<Arc<dyn OtpStore>, StartupError
 /// shares the Redis pool).
 fn open_store_with_events(
     store: &StoreConfig,
-    events: Option<&EventsConfig>,
+    events: Option<(&EventsConfig, HmacSecret)>,
 ) -> Result<(Arc<dyn OtpStore>, Option<EventWriter>), StartupError> {
     Ok(match store {
         StoreConfig::Memory => {
@@ -249,8 +253,9 @@ fn open_store_with_events(
             );
             let redis = RedisStore::new(settings)?;
             // Config refuses events without Redis, so none are lost here.
-            let events = events.map(|events| {
-                EventWriter::start(events, redis.stream_appender(&events.stream, events.maxlen))
+            let events = events.map(|(events, secret)| {
+                let appender = redis.stream_appender(&events.stream, events.maxlen);
+                EventWriter::start(events, appender, secret)
             });
             (Arc::new(redis), events)
         }

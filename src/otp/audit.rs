@@ -18,7 +18,7 @@ impl OtpFlow {
     /// rest; costs nothing when events are off.
     fn audit(&self, kind: EventKind, phone: &PhoneNumber, detail: impl FnOnce(&mut AuditEvent)) {
         self.events.emit(|| {
-            let mut event = AuditEvent::about(kind, phone, &self.secret);
+            let mut event = AuditEvent::about(kind, phone);
             detail(&mut event);
             event
         });
