@@ -51,8 +51,8 @@ pub enum EventKind {
     Cancelled,
     /// A send refused by a rule (`limit` names it).
     Refused,
-    /// A send refused because the destination is suspended by the pumping
-    /// guard. Emitted once that guard exists (see `OtpFlow::send`).
+    /// A send refused because the pumping guard suspended the number's
+    /// destination prefix.
     DestinationSuspended,
 }
 

@@ -4,15 +4,19 @@
 //! builds its policy).
 //!
 //! `send.rs` holds the steps of one send, `idempotency.rs` the retry-safe
-//! wrapper around it.
+//! wrapper around it, `pumping_guard.rs` the destination-prefix guard's part
+//! in sending and verifying.
 
 mod audit;
 mod idempotency;
 mod outcome;
 mod policy;
+mod pumping_guard;
 mod send;
 
 use std::sync::Arc;
+
+use pumping_guard::PumpingGuard;
 
 pub use outcome::{SendRequest, SentCode, TimeLeft, Verification};
 pub use policy::{AbuseRules, OtpPolicy};
@@ -36,6 +40,7 @@ pub struct OtpFlow {
     gateway: Arc<dyn SmsGateway>,
     /// Where decisions are recorded (`audit.rs`); disabled unless configured.
     events: EventSink,
+    guard: PumpingGuard,
 }
 
 impl OtpFlow {
@@ -48,6 +53,11 @@ impl OtpFlow {
         store: Arc<dyn OtpStore>,
         gateway: Arc<dyn SmsGateway>,
     ) -> Self {
+        let guard = PumpingGuard::new(
+            abuse.pumping_guard,
+            policy.code_lifetime(),
+            Arc::clone(&store),
+        );
         Self {
             policy,
             abuse,
@@ -56,6 +66,7 @@ impl OtpFlow {
             store,
             gateway,
             events: EventSink::disabled(),
+            guard,
         }
     }
 
@@ -118,7 +129,12 @@ impl OtpFlow {
         )
         .await?;
         let verification = match outcome {
-            VerifyOutcome::Approved => Verification::Approved,
+            VerifyOutcome::Approved => {
+                if self.abuse.test_numbers.code_for(phone).is_none() {
+                    self.guard.count_approval(phone);
+                }
+                Verification::Approved
+            }
             VerifyOutcome::Incorrect { attempts_remaining } => {
                 if attempts_remaining == 0 {
                     tracing::warn!("wrong-code limit reached; number locked");

@@ -66,8 +66,15 @@ impl OtpFlow {
         client_key: Option<&ClientKey>,
         error: &Error,
     ) {
-        // The pumping guard's refusal becomes EventKind::DestinationSuspended
-        // here once its error variant exists.
+        if let Error::DestinationSuspended { .. } = error {
+            // Not the suspended prefix: with the masked form's last digits
+            // it would leave only a few digits of the number unknown.
+            self.audit(EventKind::DestinationSuspended, phone, |event| {
+                event.caller = self.caller(client_key);
+                event.limit = Some("pumping_guard".to_owned());
+            });
+            return;
+        }
         let limit = match error {
             Error::CountryNotAllowed { .. } => "country".to_owned(),
             Error::Locked { .. } => "wrong_guess_lock".to_owned(),

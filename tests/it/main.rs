@@ -16,6 +16,7 @@ mod grpcurl;
 mod limits;
 mod logs;
 mod metrics;
+mod pumping;
 mod redis_cluster;
 mod redis_faults;
 mod redis_sentinel;
