@@ -14,9 +14,9 @@ use otp_service::proto::{
 };
 use tonic::Code;
 
-const STREAM: &str = "otp:events";
+pub(crate) const STREAM: &str = "otp:events";
 
-type Entry = HashMap<String, String>;
+pub(crate) type Entry = HashMap<String, String>;
 
 /// Every entry of `STREAM`, oldest first, as text.
 async fn read_stream(connection: &mut redis::aio::MultiplexedConnection) -> Option<Vec<Entry>> {
@@ -37,7 +37,7 @@ async fn read_stream(connection: &mut redis::aio::MultiplexedConnection) -> Opti
 }
 
 /// The entries of `STREAM` once there are at least `count`.
-async fn entries(redis_url: &str, count: usize) -> Vec<Entry> {
+pub(crate) async fn entries(redis_url: &str, count: usize) -> Vec<Entry> {
     let client = redis::Client::open(redis_url).expect("redis URL");
     let connection = client
         .get_multiplexed_async_connection()
