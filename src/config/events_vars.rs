@@ -69,9 +69,10 @@ mod tests {
     use super::super::test_support::{assert_refused, config};
     use super::*;
 
-    const REDIS: [(&str, &str); 2] = [
+    const REDIS: [(&str, &str); 3] = [
         ("REDIS_URL", "redis://cache:6379"),
         ("OTP_HMAC_SECRET", "0123456789abcdef0123456789abcdef"),
+        ("OTP_SMS_GATEWAY", "console"),
     ];
 
     #[test]

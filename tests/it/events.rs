@@ -139,6 +139,7 @@ async fn an_unwritable_stream_fails_no_call_and_is_counted_and_logged() {
             ServiceProcess::start(&[
                 ("REDIS_URL", url.as_str()),
                 ("OTP_HMAC_SECRET", TEST_SECRET),
+                ("OTP_SMS_GATEWAY", "console"),
                 ("OTP_EVENTS_STREAM", STREAM),
                 ("OTP_METRICS_ADDR", metrics_addr.as_str()),
             ])
