@@ -154,4 +154,10 @@ pub struct Accepted {
 pub trait SmsGateway: Send + Sync + 'static {
     /// Delivers `sms`. Returns once a provider has accepted it.
     async fn send(&self, sms: &OutgoingSms<'_>) -> Result<Accepted, GatewayError>;
+
+    /// The provider's name for audit events about a failed send (a sent one
+    /// names the provider that took it, [`Accepted::provider`]).
+    fn provider(&self) -> &'static str {
+        "custom"
+    }
 }

@@ -60,8 +60,8 @@ impl OtpFlow {
         request: &SendRequest<'_>,
         subject: &SubjectKey,
     ) -> Result<SentCode, Error> {
-        let phone = request.phone;
-        let mut counted = self.count_send(subject, request.client_key).await?;
+        let (phone, client_key) = (request.phone, request.client_key);
+        let mut counted = self.count_send(subject, client_key).await?;
         let test_code = self.abuse.test_numbers.code_for(phone);
         // Test numbers are never texted, so the pumping guard has nothing to judge.
         if test_code.is_none() {
@@ -87,19 +87,18 @@ impl OtpFlow {
         let resend_after = counted.resend_after;
         if test_code.is_some() {
             tracing::info!("test number: fixed code stored, no SMS sent");
-        } else if let Err(gateway_error) = self.deliver(request, &code).await {
-            self.discard_undelivered(subject, &digest).await;
-            // Only a send that surely never reached the gateway is taken
-            // back from the limits; one that may have gone out still counts,
-            // or a slow gateway would let callers text a number without
-            // limit. The pumping guard's count goes either way: the code is
-            // discarded, so nobody could approve it.
-            if gateway_error.surely_not_sent() {
-                counted.refund().await;
-            } else {
-                counted.refund_prefix_send().await;
+            self.audit_sent(phone, client_key, None);
+        } else {
+            match self.deliver(request, &code).await {
+                Ok(provider) => self.audit_sent(phone, client_key, Some(provider)),
+                Err(gateway_error) => {
+                    let provider = self.gateway.provider();
+                    self.audit_send_failed(phone, client_key, provider, &gateway_error);
+                    self.undo_undelivered(subject, &digest, counted, &gateway_error)
+                        .await;
+                    return Err(gateway_error.into());
+                }
             }
-            return Err(gateway_error.into());
         }
         Ok(SentCode {
             expires_in: self.policy.ttl,
@@ -189,9 +188,14 @@ impl OtpFlow {
         }
     }
 
-    /// Texts the code in the caller's language. The router counts each
-    /// provider's latency and failures and logs its message id.
-    async fn deliver(&self, request: &SendRequest<'_>, code: &OtpCode) -> Result<(), GatewayError> {
+    /// Texts the code in the caller's language; returns the provider that
+    /// took it. The router counts each provider's latency and failures,
+    /// traces each provider asked, and logs its message id.
+    async fn deliver(
+        &self,
+        request: &SendRequest<'_>,
+        code: &OtpCode,
+    ) -> Result<&'static str, GatewayError> {
         let rendered = self.messages.render(code, self.policy.ttl, request.locale);
         let sms = OutgoingSms::new(
             request.phone,
@@ -201,13 +205,37 @@ impl OtpFlow {
             rendered.locale,
         );
         let accepted = self.gateway.send(&sms).await?;
+        // A gateway that is not a named provider (a test's) names itself.
+        let provider = Some(accepted.provider)
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| self.gateway.provider());
         tracing::info!(
-            provider = accepted.provider,
+            provider,
             message_id = accepted.message_id.as_deref().unwrap_or("-"),
             locale = rendered.locale.unwrap_or("default"),
             "code sent"
         );
-        Ok(())
+        Ok(provider)
+    }
+
+    /// Undoes a send whose SMS failed: the code is discarded; the send is
+    /// taken back from the limits only when it surely never reached a
+    /// provider: one that may have gone out still counts, or a slow provider
+    /// would let callers text a number without limit. The pumping guard's
+    /// count goes either way: the code is discarded, so nobody could approve it.
+    async fn undo_undelivered(
+        &self,
+        subject: &SubjectKey,
+        digest: &CodeDigest,
+        mut counted: CountedSends<'_>,
+        error: &GatewayError,
+    ) {
+        self.discard_undelivered(subject, digest).await;
+        if error.surely_not_sent() {
+            counted.refund().await;
+        } else {
+            counted.refund_prefix_send().await;
+        }
     }
 
     /// Removes a code that was never delivered, unless a newer send replaced it.

@@ -6,13 +6,14 @@ use std::{fmt, str::FromStr, sync::Arc};
 
 use async_trait::async_trait;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::{
     GatewayError, OutgoingSms,
     breaker::{BreakerSettings, CircuitBreaker},
     http::millis,
 };
-use crate::metrics;
+use crate::{metrics, telemetry};
 
 /// One provider's wire format (TextBee, Twilio, Vonage, the signed webhook,
 /// the console).
@@ -129,8 +130,13 @@ impl Provider {
             return Turn::Skipped;
         };
         let started = Instant::now();
-        let result = self.wire.send(sms, deadline).await;
+        // While traces are exported, each provider asked is a child span of
+        // the call, its tries children of that.
+        let span = telemetry::sms_send_span(provider);
+        let result = self.wire.send(sms, deadline).instrument(span.clone()).await;
         let elapsed = started.elapsed();
+        let outcome = result.as_ref().map_or_else(GatewayError::kind, |_| "sent");
+        telemetry::annotate(&span, "otp.sms.result", outcome);
         match &result {
             Ok(message_id) => {
                 permit.succeeded();

@@ -14,8 +14,10 @@ use std::{
 
 use rand::Rng;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::{GatewayError, http::millis};
+use crate::telemetry;
 
 /// First backoff before jitter; doubles per retry up to a cap.
 const BASE_BACKOFF: Duration = Duration::from_millis(200);
@@ -102,7 +104,11 @@ impl RetryPolicy {
         let backoff_cap = (budget / tries.saturating_mul(4)).min(MAX_BACKOFF);
         let mut attempt = 1;
         loop {
-            let (reason, retry_after, connect_failed) = match try_once(attempt).await {
+            // While traces are exported each try is a child span of its provider's.
+            let span = telemetry::sms_try_span(attempt);
+            let outcome = try_once(attempt).instrument(span.clone()).await;
+            telemetry::annotate(&span, "otp.sms.try_result", try_result(&outcome));
+            let (reason, retry_after, connect_failed) = match outcome {
                 TryOutcome::Done(value) => return Ok(value),
                 TryOutcome::Failed(error) => return Err(error),
                 TryOutcome::NotSent {
@@ -135,6 +141,16 @@ impl RetryPolicy {
             tokio::time::sleep(wait).await;
             attempt += 1;
         }
+    }
+}
+
+/// A try's outcome as its span attribute.
+fn try_result<T>(outcome: &TryOutcome<T>) -> &'static str {
+    match outcome {
+        TryOutcome::Done(_) => "accepted",
+        TryOutcome::NotSent { .. } => "transient_failure",
+        TryOutcome::Failed(GatewayError::Uncertain(_)) => "uncertain",
+        TryOutcome::Failed(_) => "refused",
     }
 }
 

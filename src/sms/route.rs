@@ -242,6 +242,21 @@ impl SmsGateway for SmsRouter {
             )
         }))
     }
+
+    /// The one provider when every country goes to it alone, else `routes`
+    /// (the log and metrics name each provider a failed send was tried at).
+    fn provider(&self) -> &'static str {
+        match self
+            .routes
+            .providers()
+            .into_iter()
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            [only] if self.routes == RouteTable::single(*only) => only.as_str(),
+            _ => "routes",
+        }
+    }
 }
 
 #[cfg(test)]

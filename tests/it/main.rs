@@ -11,6 +11,7 @@
 #[macro_use]
 mod common;
 
+mod events;
 mod grpcurl;
 mod limits;
 mod logs;
@@ -26,4 +27,5 @@ mod send;
 mod server;
 mod store_contract;
 mod textbee;
+mod traces;
 mod verify;
