@@ -97,8 +97,10 @@ async fn killed_redis_fails_calls_fast_and_recovers_without_a_restart() {
     judge_outage(&calls, killed_at);
 
     let (slowest, during) = slowest_call_during_outage(&calls, killed_at, restart_at);
+    // A killed Redis refuses connections: no call may wait longer than the
+    // default 1 s store timeout, plus margin for a loaded machine.
     assert!(
-        slowest < Duration::from_secs(2),
+        slowest < Duration::from_millis(2_500),
         "slowest call took {slowest:?}"
     );
     println!(
@@ -147,8 +149,10 @@ async fn frozen_redis_fails_calls_within_the_timeout() {
     judge_outage(&calls, frozen_at);
 
     let (slowest, during) = slowest_call_during_outage(&calls, frozen_at, resumed_at);
+    // Bounded by the configured 1 s timeout (one store operation's worth,
+    // not two), with margin for a loaded machine.
     assert!(
-        slowest < Duration::from_secs(2),
+        slowest < Duration::from_millis(2_500),
         "slowest call took {slowest:?}"
     );
     assert!(
@@ -204,7 +208,10 @@ async fn tls_url_to_a_server_without_tls_is_unavailable() {
     let started = Instant::now();
     let status = app.time_left(&unique_phone()).await.expect_err("no TLS");
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-    assert!(started.elapsed() < Duration::from_secs(2));
+    // Fast means bounded by the store timeout (500 ms), not by the caller's
+    // deadline; 2.5 s of margin is for a loaded 2-core machine.
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "UNAVAILABLE after {took:?}");
 }
 
 #[test]
