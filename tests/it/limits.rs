@@ -24,6 +24,16 @@ fn assert_refused_by(status: &Status, limit: &str, subject: &str) -> Duration {
             .any(|v| v.subject == subject && v.description.starts_with(limit)),
         "no {limit} violation on {subject}: {quota:?}"
     );
+    let info = details.error_info().expect("ErrorInfo detail");
+    assert_eq!(
+        (info.reason.as_str(), info.domain.as_str()),
+        ("SEND_LIMIT_REACHED", "otp.v1")
+    );
+    assert_eq!(
+        info.metadata.get("limit").map(String::as_str),
+        Some(limit),
+        "{info:?}"
+    );
     details
         .retry_info()
         .and_then(|info| info.retry_delay)

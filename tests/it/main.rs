@@ -12,6 +12,7 @@
 mod common;
 
 mod grpcurl;
+mod idempotency;
 mod limits;
 mod logs;
 mod metrics;
@@ -19,6 +20,7 @@ mod redis_cluster;
 mod redis_faults;
 mod redis_sentinel;
 mod redis_store;
+mod rollback;
 mod send;
 mod server;
 mod store_contract;

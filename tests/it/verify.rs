@@ -137,6 +137,8 @@ async fn locked_number_gets_no_new_code_until_the_lock_ends(store: StoreKind) {
         "at most TTL + grace: {delay:?}"
     );
     assert!(details.quota_failure().is_some());
+    let info = details.error_info().expect("ErrorInfo");
+    assert_eq!(info.reason, "VERIFY_ATTEMPTS_EXHAUSTED");
     assert_eq!(app.sms.count(), 1, "no SMS for a locked number");
     // The lock ends: a send is admitted again, and its new code works.
     wait_for("the lock ends", Duration::from_secs(10), || async {
