@@ -20,6 +20,7 @@ mod redis_cluster;
 mod redis_faults;
 mod redis_sentinel;
 mod redis_store;
+mod refunds;
 mod rollback;
 mod send;
 mod server;
