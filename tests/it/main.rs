@@ -11,6 +11,7 @@
 #[macro_use]
 mod common;
 
+mod cap_refunds;
 mod grpcurl;
 mod idempotency;
 mod limits;
