@@ -100,11 +100,20 @@ impl ServiceProcess {
 
     /// Sends SIGTERM and waits (deadline 10 s) for the exit status.
     pub fn terminate(&mut self) -> ExitStatus {
+        self.signal("TERM")
+    }
+
+    /// Sends SIGINT (Ctrl-C) and waits (deadline 10 s) for the exit status.
+    pub fn interrupt(&mut self) -> ExitStatus {
+        self.signal("INT")
+    }
+
+    fn signal(&mut self, name: &str) -> ExitStatus {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{name}"), &self.child.id().to_string()])
             .status()
             .expect("kill runs");
-        assert!(status.success(), "kill -TERM failed");
+        assert!(status.success(), "kill -{name} failed");
         let give_up = std::time::Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(status) = self.child.try_wait().expect("wait works") {
@@ -112,7 +121,7 @@ impl ServiceProcess {
             }
             assert!(
                 std::time::Instant::now() < give_up,
-                "process did not exit within 10 s of SIGTERM"
+                "process did not exit within 10 s of SIG{name}"
             );
             thread::sleep(Duration::from_millis(20));
         }
