@@ -169,6 +169,55 @@ async fn frozen_redis_fails_calls_within_the_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_for_a_pooled_connection_is_bounded_by_the_timeout() {
+    // One connection, 500 ms timeout, a frozen Redis: the first call holds
+    // the connection until its reply times out; the other 15 queue for it.
+    // Bounded waits end each of them at about 500 ms; unbounded ones would
+    // end one after another, the last after 16 x 500 ms.
+    let redis = RedisServer::start().await;
+    let app = TestApp::builder()
+        .redis(&redis)
+        .env(&[
+            ("OTP_REDIS_POOL_SIZE", "1"),
+            ("OTP_REDIS_TIMEOUT_MS", "500"),
+        ])
+        .spawn()
+        .await;
+    wait_for_health(&app, "SERVING").await;
+    assert!(
+        !app.time_left(&unique_phone())
+            .await
+            .expect("answers")
+            .pending
+    );
+    redis.freeze();
+    let started = Instant::now();
+    let calls = (0..16).map(|_| {
+        let app = &app;
+        async move {
+            let call_started = Instant::now();
+            let answer = app.time_left(&unique_phone()).await;
+            (answer.map(|_| ()), call_started.elapsed())
+        }
+    });
+    let answers = futures::future::join_all(calls).await;
+    let all_done = started.elapsed();
+    redis.resume();
+    for (answer, took) in &answers {
+        let status = answer.as_ref().expect_err("Redis is frozen");
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+        assert!(*took < Duration::from_millis(2_500), "a call took {took:?}");
+    }
+    assert!(
+        all_done < Duration::from_millis(3_000),
+        "16 calls on one frozen connection took {all_done:?}: the pool wait is not bounded"
+    );
+    println!(
+        "MEASURED pool wait: 16 calls on 1 frozen connection all UNAVAILABLE after {all_done:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_starts_while_redis_is_down_and_serves_once_it_is_up() {
     let mut redis = RedisServer::start().await;
     redis.kill();
