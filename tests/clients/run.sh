@@ -9,23 +9,9 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-bin=${OTP_SERVICE_BIN:-$root/target/release/otp-service}
-
-if [ -z "${OTP_SERVICE_BIN:-}" ]; then
-  (cd "$root" && cargo build --release --locked --quiet --bin otp-service)
-else
-  # A binary handed in is not rebuilt: say so, and refuse one older than the
-  # sources, whose pass would say nothing about this tree.
-  newer=$(find "$root/src" "$root/proto" "$root/build.rs" "$root/Cargo.toml" "$root/Cargo.lock" \
-    -newer "$bin" -type f -print -quit 2>/dev/null || true)
-  if [ ! -x "$bin" ]; then
-    echo "clients: OTP_SERVICE_BIN=$bin is not an executable" >&2; exit 1
-  elif [ -n "$newer" ] && [ "${OTP_SERVICE_BIN_STALE_OK:-}" != 1 ]; then
-    echo "clients: OTP_SERVICE_BIN=$bin is older than $newer: rebuild it, unset OTP_SERVICE_BIN, or set OTP_SERVICE_BIN_STALE_OK=1" >&2
-    exit 1
-  fi
-  echo "clients: using OTP_SERVICE_BIN=$bin as given (not rebuilt${newer:+; STALE: older than $newer})"
-fi
+# shellcheck source=../service_bin.sh
+. "$root/tests/service_bin.sh"
+resolve_service_bin "$root" clients
 
 work=$(mktemp -d)
 pids=()
