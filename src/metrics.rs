@@ -22,6 +22,14 @@ pub const GATEWAY_SECONDS: &str = "otp_sms_gateway_duration_seconds";
 pub const STORE_SECONDS: &str = "otp_store_operation_duration_seconds";
 /// 1 while the store answers health pings, else 0.
 pub const STORE_UP: &str = "otp_store_up";
+/// Destination prefixes suspended by the pumping guard (or, in monitor
+/// mode, that would have been), by `country` (ISO region or `unknown`).
+pub const PUMPING_SUSPENSIONS: &str = "otp_pumping_suspensions_total";
+/// Destination prefixes suspended now, service-wide (every replica reports
+/// the same count, read from the store).
+pub const PUMPING_SUSPENDED_PREFIXES: &str = "otp_pumping_suspended_prefixes";
+/// Pumping-guard store writes that failed without failing the call, by `operation`.
+pub const PUMPING_GUARD_ERRORS: &str = "otp_pumping_guard_errors_total";
 /// gRPC calls by `method` and `code`.
 pub const GRPC_REQUESTS: &str = "otp_grpc_requests_total";
 /// gRPC call latency by `method`.
@@ -67,6 +75,18 @@ fn describe() {
         "Store operation latency"
     );
     metrics::describe_gauge!(STORE_UP, "1 while the store answers health pings");
+    metrics::describe_counter!(
+        PUMPING_SUSPENSIONS,
+        "Destination prefixes suspended by the pumping guard, by country"
+    );
+    metrics::describe_gauge!(
+        PUMPING_SUSPENDED_PREFIXES,
+        "Destination prefixes suspended now, service-wide"
+    );
+    metrics::describe_counter!(
+        PUMPING_GUARD_ERRORS,
+        "Pumping-guard store writes that failed without failing the call, by operation"
+    );
     metrics::describe_counter!(GRPC_REQUESTS, "gRPC calls by method and status code");
     metrics::describe_histogram!(GRPC_SECONDS, metrics::Unit::Seconds, "gRPC call latency");
 }
@@ -99,6 +119,21 @@ pub fn gateway_latency(elapsed: Duration) {
 /// Sets the store health gauge.
 pub fn store_up(up: bool) {
     gauge!(STORE_UP).set(if up { 1.0 } else { 0.0 });
+}
+
+/// Counts a prefix suspension in `country` (an ISO region, a closed set).
+pub fn pumping_suspension(country: &str) {
+    counter!(PUMPING_SUSPENSIONS, "country" => country.to_owned()).increment(1);
+}
+
+/// Sets how many destination prefixes are suspended now.
+pub fn pumping_suspended_prefixes(count: u64) {
+    gauge!(PUMPING_SUSPENDED_PREFIXES).set(count as f64);
+}
+
+/// Counts a pumping-guard store write that failed without failing the call.
+pub fn pumping_guard_failed(operation: &'static str) {
+    counter!(PUMPING_GUARD_ERRORS, "operation" => operation).increment(1);
 }
 
 /// Counts a finished gRPC call and its latency.

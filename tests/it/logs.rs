@@ -105,6 +105,7 @@ async fn run_time_logs_hold_no_request_key_or_redis_password_and_sigint_stops_cl
         ("OTP_HMAC_SECRET", TEST_SECRET),
         ("REDIS_URL", &url),
         ("RUST_LOG", "debug"),
+        ("OTP_SMS_GATEWAY", "console"),
     ]);
     let mut client = OtpServiceClient::new(connect(service.addr).await);
     assert_eq!(keyed_send(&mut client, "+14155550167").await, Code::Ok);
@@ -143,6 +144,7 @@ async fn a_refused_redis_password_is_not_logged() {
         ("OTP_HMAC_SECRET", TEST_SECRET),
         ("REDIS_URL", &url),
         ("RUST_LOG", "debug"),
+        ("OTP_SMS_GATEWAY", "console"),
     ]);
     let mut client = OtpServiceClient::new(connect(service.addr).await);
     assert_eq!(

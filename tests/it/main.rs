@@ -17,6 +17,7 @@ mod idempotency;
 mod limits;
 mod logs;
 mod metrics;
+mod pumping;
 mod redis_cluster;
 mod redis_faults;
 mod redis_sentinel;

@@ -9,8 +9,9 @@ use std::{
 use tokio::time::Instant;
 
 use crate::{
+    abuse::DestinationPrefix,
     domain::{CodeDigest, SubjectKey},
-    store::{RecordedSend, SendLog, sliding_log::SendTimes},
+    store::{RecordedSend, SendLog, prefix_window::PrefixWindow, sliding_log::SendTimes},
 };
 
 /// How often expired entries are swept, bounding memory under churn to about
@@ -48,6 +49,8 @@ pub(super) struct Shared {
     pub(super) codes: Mutex<Entries>,
     pub(super) sends: Mutex<HashMap<SendLog, SendLogEntry>>,
     pub(super) idempotency: Mutex<HashMap<SubjectKey, IdempotencyEntry>>,
+    /// The pumping guard's counts per destination prefix.
+    pub(super) prefixes: Mutex<HashMap<DestinationPrefix, PrefixWindow>>,
     /// Origin of the millisecond clock the send logs use.
     pub(super) epoch: Instant,
     pub(super) next_token: AtomicU64,
@@ -77,6 +80,7 @@ impl Shared {
                 .back()
                 .is_some_and(|(at, _)| at.saturating_add(log.keep_for_ms) > now_ms)
         });
+        locked(&self.prefixes).retain(|_, window| !window.is_idle(now_ms));
     }
 }
 

@@ -18,7 +18,7 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use super::{
     RecordingGateway, RedisCluster, RedisSentinels, RedisServer, StoreKind, connect,
     redis_sentinel::MASTER_NAME,
-    store_set_up::{StoreSetUp, test_config},
+    store_set_up::{StoreSetUp, console_named, test_config},
 };
 
 /// A running server and what a test needs to talk to it.
@@ -134,6 +134,9 @@ impl TestAppBuilder {
             }
             StoreSource::Owned(vars) => (vars, None),
         };
+        if matches!(self.gateway, Gateway::Recording(_)) {
+            vars.push(console_named());
+        }
         vars.extend(self.env);
         let config = test_config(&vars);
         let (app, sms) = match self.gateway {

@@ -86,6 +86,12 @@ impl StoreSetUp {
     }
 }
 
+/// Names the console gateway for a server whose gateway the harness replaces
+/// (or that has none): with Redis the service takes console only by name.
+pub(super) fn console_named() -> (String, String) {
+    ("OTP_SMS_GATEWAY".to_owned(), "console".to_owned())
+}
+
 /// The configuration a test server runs with: port 0, the shared test
 /// secret, then `vars` (later values win).
 pub(super) fn test_config(vars: &[(String, String)]) -> Config {
@@ -114,6 +120,7 @@ impl TestStore {
     /// store's (e.g. `RACE_SETTINGS`).
     pub async fn open_with(kind: StoreKind, env: &[(&str, &str)]) -> Self {
         let mut set_up = StoreSetUp::start(kind).await;
+        set_up.vars.push(console_named());
         set_up
             .vars
             .extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
