@@ -1,12 +1,27 @@
 //! Prometheus metrics: what is counted, under which names, and the HTTP
 //! exporter. Labels are closed sets (results, limits, operations); a phone
 //! number, a code or a client key never becomes a label.
+//!
+//! Recording is on the request path of every call, so it goes through
+//! handles (`handles.rs`): each label set is registered with the recorder
+//! once, the first time it occurs, and afterwards a call costs an atomic add
+//! (or a histogram push) instead of a label set built and looked up in the
+//! registry. Without [`install`] nothing is recorded at all.
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+mod handles;
 
-use metrics::{counter, gauge, histogram};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
+
+use metrics::{Counter, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{BuildError, PrometheusBuilder};
 use tokio::time::Instant;
+
+use handles::Handles;
 
 /// SendOtp calls by `result`.
 pub const SENDS: &str = "otp_sends_total";
@@ -40,6 +55,21 @@ const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Set once the recorder is installed. Until then (and in processes that
+/// never install one, such as tests) recording is skipped, which is what the
+/// `metrics` facade's no-op recorder would do, and no handle is registered
+/// with a recorder that is not there yet.
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+static SENDS_BY_RESULT: Handles<Counter, &str> = Handles::new();
+static VERIFIES_BY_RESULT: Handles<Counter, &str> = Handles::new();
+static REFUSALS_BY_LIMIT: Handles<Counter, &str> = Handles::new();
+static GATEWAY_ERRORS_BY_KIND: Handles<Counter, &str> = Handles::new();
+static GATEWAY_LATENCY: Handles<Histogram, ()> = Handles::new();
+static STORE_LATENCY_BY_OPERATION: Handles<Histogram, &str> = Handles::new();
+static REQUESTS_BY_METHOD_AND_CODE: Handles<Counter, (&str, &str)> = Handles::new();
+static LATENCY_BY_METHOD: Handles<Histogram, &str> = Handles::new();
+
 /// Installs the process-wide recorder and serves `/metrics` on `addr`.
 /// Must run inside the Tokio runtime. Fails if `addr` cannot be bound or a
 /// recorder is already installed.
@@ -49,6 +79,7 @@ pub fn install(addr: SocketAddr) -> Result<(), BuildError> {
         .set_buckets(&LATENCY_BUCKETS)?
         .build()?;
     metrics::set_global_recorder(recorder)?;
+    INSTALLED.store(true, Ordering::Release);
     tokio::spawn(async move {
         if let Err(err) = exporter.await {
             tracing::error!("metrics exporter stopped: {err:?}");
@@ -91,32 +122,56 @@ fn describe() {
     metrics::describe_histogram!(GRPC_SECONDS, metrics::Unit::Seconds, "gRPC call latency");
 }
 
+fn installed() -> bool {
+    INSTALLED.load(Ordering::Acquire)
+}
+
 /// Counts a SendOtp outcome.
 pub fn send_finished(result: &'static str) {
-    counter!(SENDS, "result" => result).increment(1);
+    if installed() {
+        SENDS_BY_RESULT
+            .get(result, |result| counter!(SENDS, "result" => result))
+            .increment(1);
+    }
 }
 
 /// Counts a VerifyOtp outcome.
 pub fn verify_finished(result: &'static str) {
-    counter!(VERIFIES, "result" => result).increment(1);
+    if installed() {
+        VERIFIES_BY_RESULT
+            .get(result, |result| counter!(VERIFIES, "result" => result))
+            .increment(1);
+    }
 }
 
 /// Counts a send refused by `limit`.
 pub fn send_limit_refused(limit: &'static str) {
-    counter!(LIMIT_REFUSALS, "limit" => limit).increment(1);
+    if installed() {
+        REFUSALS_BY_LIMIT
+            .get(limit, |limit| counter!(LIMIT_REFUSALS, "limit" => limit))
+            .increment(1);
+    }
 }
 
 /// Counts an SMS gateway failure of `kind`.
 pub fn gateway_failed(kind: &'static str) {
-    counter!(GATEWAY_ERRORS, "kind" => kind).increment(1);
+    if installed() {
+        GATEWAY_ERRORS_BY_KIND
+            .get(kind, |kind| counter!(GATEWAY_ERRORS, "kind" => kind))
+            .increment(1);
+    }
 }
 
 /// Records how long one SMS send took.
 pub fn gateway_latency(elapsed: Duration) {
-    histogram!(GATEWAY_SECONDS).record(elapsed.as_secs_f64());
+    if installed() {
+        GATEWAY_LATENCY
+            .get((), |()| histogram!(GATEWAY_SECONDS))
+            .record(elapsed.as_secs_f64());
+    }
 }
 
-/// Sets the store health gauge.
+/// Sets the store health gauge (every few seconds, not per call).
 pub fn store_up(up: bool) {
     gauge!(STORE_UP).set(if up { 1.0 } else { 0.0 });
 }
@@ -138,14 +193,34 @@ pub fn pumping_guard_failed(operation: &'static str) {
 
 /// Counts a finished gRPC call and its latency.
 pub fn rpc_finished(method: &'static str, code: &'static str, elapsed: Duration) {
-    counter!(GRPC_REQUESTS, "method" => method, "code" => code).increment(1);
-    histogram!(GRPC_SECONDS, "method" => method).record(elapsed.as_secs_f64());
+    if installed() {
+        REQUESTS_BY_METHOD_AND_CODE
+            .get(
+                (method, code),
+                |(method, code)| counter!(GRPC_REQUESTS, "method" => method, "code" => code),
+            )
+            .increment(1);
+        LATENCY_BY_METHOD
+            .get(
+                method,
+                |method| histogram!(GRPC_SECONDS, "method" => method),
+            )
+            .record(elapsed.as_secs_f64());
+    }
 }
 
 /// Awaits a store operation and records its latency under `operation`.
 pub async fn timed_store<T>(operation: &'static str, work: impl Future<Output = T>) -> T {
+    if !installed() {
+        return work.await;
+    }
     let started = Instant::now();
     let result = work.await;
-    histogram!(STORE_SECONDS, "operation" => operation).record(started.elapsed().as_secs_f64());
+    STORE_LATENCY_BY_OPERATION
+        .get(
+            operation,
+            |operation| histogram!(STORE_SECONDS, "operation" => operation),
+        )
+        .record(started.elapsed().as_secs_f64());
     result
 }
