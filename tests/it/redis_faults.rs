@@ -186,11 +186,15 @@ async fn frozen_redis_fails_calls_within_the_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiting_for_a_pooled_connection_is_bounded_by_the_timeout() {
-    // One connection, 500 ms timeout, a frozen Redis: the first call holds
-    // the connection until its reply times out; the other 15 queue for it.
-    // Bounded waits end each of them at about 500 ms; unbounded ones would
-    // end one after another, the last after 16 x 500 ms.
+    // One pool slot, 500 ms timeout, Redis frozen before the service ever
+    // connected: the slot is taken by a connection attempt that cannot
+    // finish, and 16 calls queue for it. Bounded waits end each of them at
+    // about 500 ms; unbounded ones would end one after another (a call can
+    // take the slot only once the attempt before it timed out), the last
+    // after 16 x 500 ms. (Connections are lent per call once made, so only
+    // a fresh pool makes the calls wait for the slot.)
     let redis = RedisServer::start().await;
+    redis.freeze();
     let app = TestApp::builder()
         .redis(&redis)
         .env(&[
@@ -199,14 +203,6 @@ async fn waiting_for_a_pooled_connection_is_bounded_by_the_timeout() {
         ])
         .spawn()
         .await;
-    wait_for_health(&app, "SERVING").await;
-    assert!(
-        !app.time_left(&unique_phone())
-            .await
-            .expect("answers")
-            .pending
-    );
-    redis.freeze();
     let started = Instant::now();
     let calls = (0..16).map(|_| {
         let app = &app;
