@@ -9,6 +9,7 @@ pub mod abuse;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod health;
 pub mod metrics;
 pub mod otp;

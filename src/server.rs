@@ -1,7 +1,7 @@
 //! Builds the gRPC server from settings: the OTP service, health, reflection,
 //! graceful shutdown. Tests start it on port 0 exactly as `main` does.
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -10,7 +10,8 @@ use tonic_health::server::HealthReporter;
 
 use crate::{
     config::{Config, SecretSource},
-    domain::PhoneNumber,
+    domain::{HmacSecret, PhoneNumber},
+    events::{EventSink, EventWriter, EventsConfig},
     health::StoreHealthCheck,
     otp::{AbuseRules, OtpFlow},
     proto::{
@@ -50,6 +51,9 @@ pub enum StartupError {
     Serve(#[from] tonic::transport::Error),
 }
 
+/// How long shutdown waits for queued audit events to be written.
+const EVENTS_FLUSH_WAIT: Duration = Duration::from_secs(2);
+
 /// A bound, ready-to-run OTP server.
 pub struct Application {
     listener: TcpListener,
@@ -57,6 +61,8 @@ pub struct Application {
     flow: Arc<OtpFlow>,
     store: Arc<dyn OtpStore>,
     health: HealthReporter,
+    /// Writes audit events off the request path (`OTP_EVENTS_STREAM`).
+    events: Option<EventWriter>,
 }
 
 impl Application {
@@ -74,7 +80,14 @@ impl Application {
         log_caps_in_force(&config);
         warn_about_development_settings(&config);
         preload_numbering_plan();
-        let store = open_store(&config.store)?;
+        let events_config = config
+            .events
+            .as_ref()
+            .map(|events| (events, config.hmac_secret.clone()));
+        let (store, events) = open_store_with_events(&config.store, events_config)?;
+        let sink = events
+            .as_ref()
+            .map_or_else(EventSink::disabled, EventWriter::sink);
         let abuse = AbuseRules {
             limits: config.limits,
             countries: config.countries.clone(),
@@ -82,14 +95,17 @@ impl Application {
             pumping_guard: config.pumping_guard,
             idempotency_claim_ttl: config.longest_send(),
         };
-        let flow = Arc::new(OtpFlow::new(
-            config.policy,
-            abuse,
-            config.hmac_secret.clone(),
-            config.template,
-            Arc::clone(&store),
-            gateway,
-        ));
+        let flow = Arc::new(
+            OtpFlow::new(
+                config.policy,
+                abuse,
+                config.hmac_secret.clone(),
+                config.template,
+                Arc::clone(&store),
+                gateway,
+            )
+            .with_events(sink),
+        );
         let (listener, local_addr) = bind(config.listen_addr).await?;
         let (health, _) = tonic_health::server::health_reporter();
         Ok(Self {
@@ -98,6 +114,7 @@ impl Application {
             flow,
             store,
             health,
+            events,
         })
     }
 
@@ -143,6 +160,9 @@ impl Application {
                 shutdown,
             )
             .await?;
+        if let Some(events) = self.events {
+            events.finish(EVENTS_FLUSH_WAIT).await;
+        }
         tracing::info!("otp-service stopped");
         Ok(())
     }
@@ -231,10 +251,19 @@ fn preload_numbering_plan() {
 /// The store `StoreConfig` selects, announced in the log. Opens no
 /// connection: a Redis that is down only makes the service NOT_SERVING.
 pub fn open_store(store: &StoreConfig) -> Result<Arc<dyn OtpStore>, StartupError> {
+    open_store_with_events(store, None).map(|(store, _)| store)
+}
+
+/// [`open_store`], and the audit event writer when `events` is set (it
+/// shares the Redis pool).
+fn open_store_with_events(
+    store: &StoreConfig,
+    events: Option<(&EventsConfig, HmacSecret)>,
+) -> Result<(Arc<dyn OtpStore>, Option<EventWriter>), StartupError> {
     Ok(match store {
         StoreConfig::Memory => {
             tracing::info!("store: in memory (codes are lost on restart; one replica only)");
-            Arc::new(MemoryStore::new())
+            (Arc::new(MemoryStore::new()), None)
         }
         StoreConfig::Redis(settings) => {
             // The topology displays with its passwords masked.
@@ -243,7 +272,13 @@ pub fn open_store(store: &StoreConfig) -> Result<Arc<dyn OtpStore>, StartupError
                 prefix = %settings.prefix,
                 "store: Redis"
             );
-            Arc::new(RedisStore::new(settings)?)
+            let redis = RedisStore::new(settings)?;
+            // Config refuses events without Redis, so none are lost here.
+            let events = events.map(|(events, secret)| {
+                let appender = redis.stream_appender(&events.stream, events.maxlen);
+                EventWriter::start(events, appender, secret)
+            });
+            (Arc::new(redis), events)
         }
     })
 }

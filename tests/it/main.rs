@@ -12,6 +12,7 @@
 mod common;
 
 mod cap_refunds;
+mod events;
 mod grpcurl;
 mod idempotency;
 mod limits;
@@ -28,4 +29,5 @@ mod send;
 mod server;
 mod store_contract;
 mod textbee;
+mod traces;
 mod verify;
