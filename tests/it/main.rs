@@ -11,8 +11,10 @@
 #[macro_use]
 mod common;
 
+mod cap_refunds;
 mod events;
 mod grpcurl;
+mod idempotency;
 mod limits;
 mod logs;
 mod metrics;
@@ -22,6 +24,8 @@ mod redis_cluster;
 mod redis_faults;
 mod redis_sentinel;
 mod redis_store;
+mod refunds;
+mod rollback;
 mod routes;
 mod send;
 mod server;

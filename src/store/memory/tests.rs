@@ -1,0 +1,104 @@
+//! The memory store's own checks: the sweeper forgets what expired (codes,
+//! send logs, idempotency entries) and keeps what lives.
+
+use super::*;
+use crate::store::memory::state::SWEEP_INTERVAL;
+
+fn subject(n: u32) -> SubjectKey {
+    crate::domain::HmacSecret::new(b"k")
+        .subject_key(&crate::domain::PhoneNumber::parse(&format!("+1415555{n:04}")).expect("valid"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn expired_entries_are_swept_so_memory_stays_bounded() {
+    let store = MemoryStore::new();
+    let digest = CodeDigest::from_bytes([1; 32]);
+    for n in 0..1000 {
+        store
+            .put_code(&subject(n), &digest, Duration::from_secs(2), 5)
+            .await
+            .expect("stored");
+    }
+    assert_eq!(store.len(), 1000);
+    // Virtual time: the runtime jumps ahead, running the sweeper on its way.
+    tokio::time::sleep(SWEEP_INTERVAL * 2).await;
+    assert!(
+        store.is_empty(),
+        "{} entries left after expiry",
+        store.len()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn live_entries_survive_the_sweep() {
+    let store = MemoryStore::new();
+    let digest = CodeDigest::from_bytes([1; 32]);
+    store
+        .put_code(&subject(1), &digest, Duration::from_secs(60), 5)
+        .await
+        .expect("stored");
+    store
+        .put_code(&subject(2), &digest, Duration::from_secs(1), 5)
+        .await
+        .expect("stored");
+    tokio::time::sleep(SWEEP_INTERVAL * 2).await;
+    assert_eq!(store.len(), 1);
+    assert!(
+        store
+            .pending_lifetime(&subject(1))
+            .await
+            .expect("answers")
+            .is_some()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn send_logs_and_idempotency_entries_are_swept_after_their_lifetime() {
+    use crate::abuse::{LimitKind, RateRule};
+    let store = MemoryStore::new();
+    let minute = [RateRule {
+        kind: LimitKind::PhoneWindow,
+        limit: 5,
+        period: Duration::from_secs(60),
+    }];
+    let hour = [RateRule {
+        kind: LimitKind::ClientWindow,
+        limit: 5,
+        period: Duration::from_secs(3600),
+    }];
+    let response = RecordedSend {
+        expires_in_secs: 120,
+        code_length: 6,
+        attempts_remaining: 5,
+        resend_after_secs: 30,
+    };
+    for n in 0..100 {
+        let log = SendLog::Phone(subject(n));
+        store.record_send(&log, &minute).await.expect("counted");
+        let key = subject(10_000 + n);
+        store
+            .claim_idempotency(&key, &subject(n), Duration::from_secs(10))
+            .await
+            .expect("claimed");
+        if n % 2 == 0 {
+            store
+                .complete_idempotency(&key, &subject(n), &response, Duration::from_secs(30))
+                .await
+                .expect("completed");
+        }
+    }
+    // One log whose rule remembers an hour must outlive the minute logs.
+    store
+        .record_send(&SendLog::Client(subject(9_999)), &hour)
+        .await
+        .expect("counted");
+    assert_eq!(store.len(), 201);
+    tokio::time::sleep(Duration::from_secs(60) + SWEEP_INTERVAL * 2).await;
+    assert_eq!(
+        store.len(),
+        1,
+        "expired send logs and idempotency entries are forgotten; the hour log stays"
+    );
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert!(store.is_empty(), "{} entries left", store.len());
+}
