@@ -194,7 +194,10 @@ async fn gateway_errors_every_method_and_a_store_outage_are_counted() {
     })
     .await;
     let expected = [
-        (r#"otp_sms_gateway_errors_total{kind="unavailable"}"#, 1.0),
+        (
+            r#"otp_sms_gateway_errors_total{provider="textbee",kind="unavailable"}"#,
+            1.0,
+        ),
         (r#"otp_sends_total{result="gateway_error"}"#, 1.0),
         (
             r#"otp_grpc_requests_total{method="SendOtp",code="UNAVAILABLE"}"#,

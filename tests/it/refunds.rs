@@ -121,6 +121,8 @@ async fn refund_matrix(store: StoreKind) {
                 ("SMS_SENDER_API", url.as_str()),
                 ("TEXTBEE_API_KEY", "tb_test_key"),
                 ("OTP_SMS_MAX_RETRIES", "0"),
+                // The send budget must cover at least one connect.
+                ("OTP_SMS_CONNECT_TIMEOUT_MS", "500"),
                 ("OTP_SMS_SEND_TIMEOUT_MS", "1000"),
             ])
             .configured_gateway()
