@@ -13,7 +13,8 @@ use crate::{
     metrics::{self, timed_store},
     sms::{GatewayError, MessageTemplate, SmsGateway},
     store::{
-        IdempotencyClaim, OtpStore, PutOutcome, RecordedSend, SendDecision, SendLog, VerifyOutcome,
+        ClaimOwner, IdempotencyClaim, OtpStore, PutOutcome, RecordedSend, SendDecision, SendLog,
+        VerifyOutcome,
     },
 };
 
@@ -100,6 +101,14 @@ pub struct OtpFlow {
     gateway: Arc<dyn SmsGateway>,
 }
 
+/// Outcome of claiming an idempotency key.
+enum Claim {
+    /// This call holds the key and sends.
+    Owned(ClaimOwner),
+    /// An earlier call with the key already sent; this is its response.
+    Answered(SentCode),
+}
+
 /// Sends counted so far by one SendOtp, taken back if it does not send.
 struct CountedSends<'a> {
     store: &'a dyn OtpStore,
@@ -160,20 +169,38 @@ impl OtpFlow {
         };
 
         let key = self.secret.idempotency_subject(key);
+        let owner = match self.claim_idempotency_key(&key, &subject).await? {
+            Claim::Owned(owner) => owner,
+            Claim::Answered(first) => return Ok(first),
+        };
+        let result = self
+            .send_new_code(phone, &subject, request.client_key)
+            .await;
+        self.settle_idempotency_key(&key, &owner, &result).await;
+        result
+    }
+
+    /// Claims the idempotency key for this call, or waits (bounded by the
+    /// claim's lifetime) for the call that holds it and returns its response.
+    async fn claim_idempotency_key(
+        &self,
+        key: &SubjectKey,
+        subject: &SubjectKey,
+    ) -> Result<Claim, Error> {
         let give_up = Instant::now() + self.abuse.idempotency_claim_ttl;
         let mut poll = IDEMPOTENCY_POLL_FIRST;
         loop {
             match timed_store(
                 "claim_idempotency",
                 self.store
-                    .claim_idempotency(&key, &subject, self.abuse.idempotency_claim_ttl),
+                    .claim_idempotency(key, subject, self.abuse.idempotency_claim_ttl),
             )
             .await?
             {
-                IdempotencyClaim::Claimed => break,
+                IdempotencyClaim::Claimed { owner } => return Ok(Claim::Owned(owner)),
                 IdempotencyClaim::Completed(first) => {
                     tracing::info!("idempotent retry: returning the first response");
-                    return Ok(first.into());
+                    return Ok(Claim::Answered(first.into()));
                 }
                 IdempotencyClaim::OtherSubject => return Err(Error::IdempotencyKeyReused),
                 IdempotencyClaim::InProgress if Instant::now() < give_up => {
@@ -183,29 +210,40 @@ impl OtpFlow {
                 IdempotencyClaim::InProgress => return Err(Error::IdempotencyKeyBusy),
             }
         }
+    }
 
-        let result = self
-            .send_new_code(phone, &subject, request.client_key)
-            .await;
-        let settled = match &result {
+    /// Records the response of a successful send for retries, or frees the
+    /// key after a failed one — only while this call still owns the claim.
+    async fn settle_idempotency_key(
+        &self,
+        key: &SubjectKey,
+        owner: &ClaimOwner,
+        result: &Result<SentCode, Error>,
+    ) {
+        let settled = match result {
             Ok(sent) => {
                 self.store
                     .complete_idempotency(
-                        &key,
-                        &subject,
+                        key,
+                        owner,
                         &RecordedSend::from(*sent),
                         self.policy.code_lifetime(),
                     )
                     .await
             }
-            Err(_) => self.store.release_idempotency(&key).await,
+            Err(_) => self.store.release_idempotency(key, owner).await,
         };
-        if let Err(err) = settled {
+        match settled {
+            Ok(true) => {}
+            // Our claim lapsed mid-send and another call may hold the key now:
+            // its claim is left alone (the owner token is what protects it).
+            Ok(false) => tracing::warn!(
+                "idempotency claim expired before the send finished; the key was left to its new holder"
+            ),
             // The send itself is decided; a retry with this key may send once
             // more after the in-progress claim lapses, which is logged.
-            tracing::error!(error = %err, "could not settle the idempotency key");
+            Err(err) => tracing::error!(error = %err, "could not settle the idempotency key"),
         }
-        result
     }
 
     /// Counts the send against every limit (refusing if one is full), stores

@@ -14,8 +14,8 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use super::{
-    IdempotencyClaim, OtpStore, PutOutcome, RecordedSend, SendDecision, SendLog, StoreError,
-    VerifyOutcome,
+    ClaimOwner, IdempotencyClaim, OtpStore, PutOutcome, RecordedSend, SendDecision, SendLog,
+    StoreError, VerifyOutcome,
     sliding_log::{self, SendTimes},
 };
 use crate::{
@@ -49,6 +49,8 @@ struct SendLogEntry {
 #[derive(Debug)]
 struct IdempotencyEntry {
     subject: SubjectKey,
+    /// The claiming call's token: only it may complete or release the claim.
+    owner: u64,
     response: Option<RecordedSend>,
     expires_at: Instant,
 }
@@ -149,6 +151,11 @@ impl Default for MemoryStore {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// A live, not yet completed claim held by `owner`.
+fn owned_claim(entry: &IdempotencyEntry, owner: &ClaimOwner, now: Instant) -> bool {
+    entry.expires_at > now && entry.response.is_none() && entry.owner.to_string() == owner.0
 }
 
 async fn sweep_expired(shared: Weak<Shared>) {
@@ -294,6 +301,7 @@ impl OtpStore for MemoryStore {
         Ok(())
     }
 
+    /// Twin: `lua/claim_idempotency.lua`.
     async fn claim_idempotency(
         &self,
         key: &SubjectKey,
@@ -301,6 +309,7 @@ impl OtpStore for MemoryStore {
         in_progress_ttl: Duration,
     ) -> Result<IdempotencyClaim, StoreError> {
         let now = Instant::now();
+        let owner = self.shared.next_token.fetch_add(1, Ordering::Relaxed);
         let mut keys = locked(&self.shared.idempotency);
         if let Some(entry) = keys.get(key).filter(|entry| entry.expires_at > now) {
             return Ok(if entry.subject != *subject {
@@ -315,38 +324,53 @@ impl OtpStore for MemoryStore {
             key.clone(),
             IdempotencyEntry {
                 subject: subject.clone(),
+                owner,
                 response: None,
                 expires_at: now + in_progress_ttl,
             },
         );
-        Ok(IdempotencyClaim::Claimed)
+        Ok(IdempotencyClaim::Claimed {
+            owner: ClaimOwner(owner.to_string()),
+        })
     }
 
+    /// Twin: `lua/complete_idempotency.lua`.
     async fn complete_idempotency(
         &self,
         key: &SubjectKey,
-        subject: &SubjectKey,
+        owner: &ClaimOwner,
         response: &RecordedSend,
         ttl: Duration,
-    ) -> Result<(), StoreError> {
-        locked(&self.shared.idempotency).insert(
-            key.clone(),
-            IdempotencyEntry {
-                subject: subject.clone(),
-                response: Some(*response),
-                expires_at: Instant::now() + ttl,
-            },
-        );
-        Ok(())
+    ) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut keys = locked(&self.shared.idempotency);
+        match keys.get_mut(key) {
+            Some(entry) if owned_claim(entry, owner, now) => {
+                entry.response = Some(*response);
+                entry.expires_at = now + ttl;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
-    async fn release_idempotency(&self, key: &SubjectKey) -> Result<(), StoreError> {
+    /// Twin: `lua/release_idempotency.lua`.
+    async fn release_idempotency(
+        &self,
+        key: &SubjectKey,
+        owner: &ClaimOwner,
+    ) -> Result<bool, StoreError> {
+        let now = Instant::now();
         let mut keys = locked(&self.shared.idempotency);
         // A completed record is kept: its response is what retries must get.
-        if keys.get(key).is_some_and(|entry| entry.response.is_none()) {
+        if keys
+            .get(key)
+            .is_some_and(|entry| owned_claim(entry, owner, now))
+        {
             keys.remove(key);
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

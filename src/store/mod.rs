@@ -100,11 +100,20 @@ pub struct RecordedSend {
     pub resend_after_secs: u32,
 }
 
+/// A random token naming the one call that holds an idempotency claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimOwner(pub String);
+
 /// What [`OtpStore::claim_idempotency`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdempotencyClaim {
     /// The key was free and now belongs to this call: go ahead and send.
-    Claimed,
+    Claimed {
+        /// Proves this call owns the claim: only its holder may complete or
+        /// release it, so a call whose claim expired (and was claimed again
+        /// by a retry) cannot settle the retry's claim.
+        owner: ClaimOwner,
+    },
     /// Another call with this key is sending right now.
     InProgress,
     /// A call with this key already sent; this is its response.
@@ -190,17 +199,25 @@ pub trait OtpStore: Send + Sync + 'static {
         in_progress_ttl: Duration,
     ) -> Result<IdempotencyClaim, StoreError>;
 
-    /// Records the response for a claimed key, kept for `ttl`.
+    /// Records the response for a key `owner` still holds, kept for `ttl`.
+    /// Returns false (and changes nothing) when the claim is no longer
+    /// `owner`'s: it expired and another call claimed or completed the key.
     async fn complete_idempotency(
         &self,
         key: &SubjectKey,
-        subject: &SubjectKey,
+        owner: &ClaimOwner,
         response: &RecordedSend,
         ttl: Duration,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
 
-    /// Frees a claimed key after a failed send, so a retry can try again.
-    async fn release_idempotency(&self, key: &SubjectKey) -> Result<(), StoreError>;
+    /// Frees a key `owner` still holds after a failed send, so a retry can
+    /// try again. Returns false (and changes nothing) when the claim is no
+    /// longer `owner`'s or was already completed.
+    async fn release_idempotency(
+        &self,
+        key: &SubjectKey,
+        owner: &ClaimOwner,
+    ) -> Result<bool, StoreError>;
 
     /// Checks that the store can serve requests right now.
     async fn ping(&self) -> Result<(), StoreError>;

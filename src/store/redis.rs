@@ -21,8 +21,8 @@ pub use url::{RedisNodes, RedisUrl};
 use connection::RedisConnections;
 
 use super::{
-    IdempotencyClaim, OtpStore, PutOutcome, RecordedSend, SendDecision, SendLog, StoreError,
-    VerifyOutcome,
+    ClaimOwner, IdempotencyClaim, OtpStore, PutOutcome, RecordedSend, SendDecision, SendLog,
+    StoreError, VerifyOutcome,
 };
 use crate::{
     abuse::RateRule,
@@ -279,33 +279,37 @@ impl OtpStore for RedisStore {
     async fn complete_idempotency(
         &self,
         key: &SubjectKey,
-        subject: &SubjectKey,
+        owner: &ClaimOwner,
         response: &RecordedSend,
         ttl: Duration,
-    ) -> Result<(), StoreError> {
-        let _: i64 = self
+    ) -> Result<bool, StoreError> {
+        let completed: i64 = self
             .run(
                 self.scripts
                     .complete_idempotency
                     .key(self.idempotency_key(key))
-                    .arg(subject.as_str())
+                    .arg(&owner.0)
                     .arg(abuse::encode_response(response))
                     .arg(millis(ttl)),
             )
             .await?;
-        Ok(())
+        Ok(completed == 1)
     }
 
-    async fn release_idempotency(&self, key: &SubjectKey) -> Result<(), StoreError> {
-        let _: i64 = self
+    async fn release_idempotency(
+        &self,
+        key: &SubjectKey,
+        owner: &ClaimOwner,
+    ) -> Result<bool, StoreError> {
+        let released: i64 = self
             .run(
-                &self
-                    .scripts
+                self.scripts
                     .release_idempotency
-                    .key(self.idempotency_key(key)),
+                    .key(self.idempotency_key(key))
+                    .arg(&owner.0),
             )
             .await?;
-        Ok(())
+        Ok(released == 1)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

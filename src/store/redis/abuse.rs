@@ -10,7 +10,9 @@ use super::{RedisStore, millis};
 use crate::{
     abuse::RateRule,
     domain::SubjectKey,
-    store::{IdempotencyClaim, RecordedSend, SendDecision, SendLog, StoreError, Violation},
+    store::{
+        ClaimOwner, IdempotencyClaim, RecordedSend, SendDecision, SendLog, StoreError, Violation,
+    },
 };
 
 impl RedisStore {
@@ -37,7 +39,7 @@ impl RedisStore {
         rules: &[RateRule],
     ) -> Result<SendDecision, StoreError> {
         // Random, so two replicas never pick the same sorted-set member.
-        let token = format!("{:016x}", OsRng.unwrap_err().random::<u64>());
+        let token = random_token();
         let mut invocation = self.scripts.record_send.key(self.send_log_key(log));
         invocation.arg(&token);
         for rule in rules {
@@ -79,17 +81,21 @@ impl RedisStore {
         subject: &SubjectKey,
         in_progress_ttl: Duration,
     ) -> Result<IdempotencyClaim, StoreError> {
+        let owner = random_token();
         let reply: Vec<String> = self
             .run(
                 self.scripts
                     .claim_idempotency
                     .key(self.idempotency_key(key))
                     .arg(subject.as_str())
-                    .arg(millis(in_progress_ttl)),
+                    .arg(millis(in_progress_ttl))
+                    .arg(&owner),
             )
             .await?;
         match reply.as_slice() {
-            [status] if status == "claimed" => Ok(IdempotencyClaim::Claimed),
+            [status] if status == "claimed" => Ok(IdempotencyClaim::Claimed {
+                owner: ClaimOwner(owner),
+            }),
             [status] if status == "in_progress" => Ok(IdempotencyClaim::InProgress),
             [status] if status == "other_subject" => Ok(IdempotencyClaim::OtherSubject),
             [status, response] if status == "completed" => {
@@ -100,6 +106,11 @@ impl RedisStore {
             ))),
         }
     }
+}
+
+/// 64 random bits in hex: unique across replicas without coordination.
+fn random_token() -> String {
+    format!("{:016x}", OsRng.unwrap_err().random::<u64>())
 }
 
 /// `{status, n1, n2, ...}` from a script.
