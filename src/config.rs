@@ -1,6 +1,7 @@
 //! Every setting the service reads from its environment: parsed, validated and
 //! defaulted here, once, at startup. Nothing else in the crate reads env vars.
 
+mod listeners;
 mod message;
 mod sms;
 mod store;
@@ -24,6 +25,9 @@ use crate::{
 pub struct Config {
     /// Address the gRPC server binds (`OTP_LISTEN_ADDR`).
     pub listen_addr: SocketAddr,
+    /// A second listener serving only `grpc.health.v1` (`OTP_HEALTH_ADDR`), so
+    /// probes reach health on the pod IP while the API stays on loopback.
+    pub health_addr: Option<SocketAddr>,
     /// Where Prometheus metrics are served (`OTP_METRICS_ADDR`); `None`: off.
     pub metrics_addr: Option<SocketAddr>,
     /// How codes are made and checked.
@@ -162,6 +166,7 @@ impl Config {
             raw.parse::<SocketAddr>()
                 .map_err(|_| "must be an IP:port socket address, e.g. 127.0.0.1:50051".to_owned())
         })?;
+        let health_addr = listeners::health_addr(&env)?;
         let policy = OtpPolicy {
             code_length: env.int_in_range("OTP_CODE_LENGTH", 6, 4, 10)?,
             ttl: Duration::from_secs(env.int_in_range("OTP_TTL_SECONDS", 120, 1, 600)?),
@@ -237,6 +242,7 @@ impl Config {
 
         Ok(Self {
             listen_addr,
+            health_addr,
             metrics_addr,
             policy,
             hmac_secret,

@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod health;
+pub mod health_listener;
 pub mod metrics;
 pub mod otp;
 pub mod proto;

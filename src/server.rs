@@ -12,6 +12,7 @@ use crate::{
     config::{Config, SecretSource, SmsConfig, StoreConfig},
     domain::PhoneNumber,
     health::StoreHealthCheck,
+    health_listener::HealthListener,
     otp::{AbuseRules, OtpFlow},
     proto::{FILE_DESCRIPTOR_SET, otp_service_server::OtpServiceServer},
     service::OtpGrpcService,
@@ -52,6 +53,8 @@ pub enum StartupError {
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
+    /// The health-only listener (`OTP_HEALTH_ADDR`) and its bound address.
+    health_listener: Option<(TcpListener, SocketAddr)>,
     flow: Arc<OtpFlow>,
     store: Arc<dyn OtpStore>,
     health: HealthReporter,
@@ -145,20 +148,16 @@ impl Application {
             gateway,
         ));
 
-        let listener = TcpListener::bind(config.listen_addr)
-            .await
-            .map_err(|source| StartupError::Bind {
-                addr: config.listen_addr,
-                source,
-            })?;
-        let local_addr = listener.local_addr().map_err(|source| StartupError::Bind {
-            addr: config.listen_addr,
-            source,
-        })?;
+        let (listener, local_addr) = bind(config.listen_addr).await?;
+        let health_listener = match config.health_addr {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
         let (health, _) = tonic_health::server::health_reporter();
         Ok(Self {
             listener,
             local_addr,
+            health_listener,
             flow,
             store,
             health,
@@ -168,6 +167,11 @@ impl Application {
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the health-only listener, when `OTP_HEALTH_ADDR` is set.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health_listener.as_ref().map(|(_, addr)| *addr)
     }
 
     /// The OTP flow this server runs (shared with the gRPC service).
@@ -208,6 +212,10 @@ impl Application {
             .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
+        let health_only = self.health_listener.map(|(listener, addr)| {
+            tracing::info!(addr = %addr, "health listening (grpc.health.v1 only)");
+            HealthListener::serve(listener, health.clone())
+        });
         tracing::info!(addr = %self.local_addr, "otp-service listening");
         let draining_health = health.clone();
         let shutdown = async move {
@@ -232,7 +240,19 @@ impl Application {
                 shutdown,
             )
             .await?;
+        // Health answers (NOT_SERVING) until the API has drained, then stops.
+        if let Some(health_only) = health_only {
+            health_only.stop().await;
+        }
         tracing::info!("otp-service stopped");
         Ok(())
     }
+}
+
+/// Binds `addr` and reads back the address actually bound (port 0).
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartupError> {
+    let bind_error = |source| StartupError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let local_addr = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, local_addr))
 }

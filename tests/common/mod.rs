@@ -103,6 +103,8 @@ macro_rules! for_each_store {
 /// A running server and what a test needs to talk to it.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The health-only listener, when the test set `OTP_HEALTH_ADDR`.
+    pub health_addr: Option<SocketAddr>,
     pub client: OtpServiceClient<Channel>,
     /// What the server texted; stays empty when the server runs the gateway
     /// its settings select ([`spawn_app_with_configured_gateway`]).
@@ -221,6 +223,7 @@ async fn start_app(
     }
     .expect("server builds");
     let addr = app.local_addr();
+    let health_addr = app.health_addr();
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
         app.run_until(async {
@@ -232,6 +235,7 @@ async fn start_app(
     let client = OtpServiceClient::new(connect(addr).await);
     TestApp {
         addr,
+        health_addr,
         client,
         sms,
         redis,
@@ -338,7 +342,14 @@ impl TestApp {
 
     /// `grpc.health.v1.Health/Check` for `service`, as a status name.
     pub async fn health(&self, service: &str) -> String {
-        let mut health = HealthClient::new(connect(self.addr).await);
+        health_at(self.addr, service).await
+    }
+}
+
+/// `grpc.health.v1.Health/Check` for `service` at `addr`, as a status name.
+pub async fn health_at(addr: SocketAddr, service: &str) -> String {
+    {
+        let mut health = HealthClient::new(connect(addr).await);
         let response = health
             .check(HealthCheckRequest {
                 service: service.into(),
@@ -348,7 +359,9 @@ impl TestApp {
             .into_inner();
         response.status().as_str_name().to_owned()
     }
+}
 
+impl TestApp {
     /// Asks the server to stop and waits until it has.
     pub async fn stop(mut self) {
         if let Some(shutdown) = self.shutdown.take() {
