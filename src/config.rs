@@ -16,6 +16,7 @@ pub use store::{DEFAULT_REDIS_PREFIX, REDIS_SELECTORS, StoreConfig};
 
 use crate::{
     abuse::{CountryPolicy, SendLimits, TestNumbers},
+    auth::TlsSettings,
     domain::HmacSecret,
     sms::MessageTemplate,
 };
@@ -28,6 +29,9 @@ pub struct Config {
     /// A second listener serving only `grpc.health.v1` (`OTP_HEALTH_ADDR`), so
     /// probes reach health on the pod IP while the API stays on loopback.
     pub health_addr: Option<SocketAddr>,
+    /// TLS on the gRPC listener (`OTP_TLS_CERT_FILE`, `OTP_TLS_KEY_FILE`,
+    /// `OTP_TLS_CLIENT_CA_FILE`); `None`: plaintext (the loopback sidecar).
+    pub tls: Option<TlsSettings>,
     /// Where Prometheus metrics are served (`OTP_METRICS_ADDR`); `None`: off.
     pub metrics_addr: Option<SocketAddr>,
     /// How codes are made and checked.
@@ -167,6 +171,7 @@ impl Config {
                 .map_err(|_| "must be an IP:port socket address, e.g. 127.0.0.1:50051".to_owned())
         })?;
         let health_addr = listeners::health_addr(&env)?;
+        let tls = listeners::tls(&env)?;
         let policy = OtpPolicy {
             code_length: env.int_in_range("OTP_CODE_LENGTH", 6, 4, 10)?,
             ttl: Duration::from_secs(env.int_in_range("OTP_TTL_SECONDS", 120, 1, 600)?),
@@ -243,6 +248,7 @@ impl Config {
         Ok(Self {
             listen_addr,
             health_addr,
+            tls,
             metrics_addr,
             policy,
             hmac_secret,

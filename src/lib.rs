@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod abuse;
+pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod error;

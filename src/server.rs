@@ -9,6 +9,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::server::HealthReporter;
 
 use crate::{
+    auth::{self, TlsIncoming},
     config::{Config, SecretSource, SmsConfig, StoreConfig},
     domain::PhoneNumber,
     health::StoreHealthCheck,
@@ -44,6 +45,9 @@ pub enum StartupError {
     /// Reflection descriptors could not be loaded (a build defect).
     #[error("cannot build reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The TLS certificate, key or client CA could not be loaded.
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
     /// The transport failed while serving.
     #[error("server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
@@ -55,6 +59,8 @@ pub struct Application {
     local_addr: SocketAddr,
     /// The health-only listener (`OTP_HEALTH_ADDR`) and its bound address.
     health_listener: Option<(TcpListener, SocketAddr)>,
+    /// TLS on the gRPC listener; `None`: plaintext.
+    tls: Option<Arc<rustls::ServerConfig>>,
     flow: Arc<OtpFlow>,
     store: Arc<dyn OtpStore>,
     health: HealthReporter,
@@ -148,6 +154,17 @@ impl Application {
             gateway,
         ));
 
+        let tls = match &config.tls {
+            Some(settings) => {
+                let tls = auth::server_config(settings).map_err(StartupError::Tls)?;
+                tracing::info!(
+                    mutual = settings.client_ca_file.is_some(),
+                    "TLS on the gRPC listener (certificate reloaded when its file changes)"
+                );
+                Some(tls)
+            }
+            None => None,
+        };
         let (listener, local_addr) = bind(config.listen_addr).await?;
         let health_listener = match config.health_addr {
             Some(addr) => Some(bind(addr).await?),
@@ -158,6 +175,7 @@ impl Application {
             listener,
             local_addr,
             health_listener,
+            tls,
             flow,
             store,
             health,
@@ -230,16 +248,26 @@ impl Application {
                 .set_service_status(OTP_SERVICE_NAME, tonic_health::ServingStatus::NotServing)
                 .await;
         };
-        tonic::transport::Server::builder()
+        let router = tonic::transport::Server::builder()
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(OtpServiceServer::new(OtpGrpcService::new(self.flow)))
-            .serve_with_incoming_shutdown(
-                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
-                shutdown,
-            )
-            .await?;
+            .add_service(OtpServiceServer::new(OtpGrpcService::new(self.flow)));
+        match self.tls {
+            Some(tls) => {
+                router
+                    .serve_with_incoming_shutdown(TlsIncoming::new(self.listener, tls), shutdown)
+                    .await?
+            }
+            None => {
+                router
+                    .serve_with_incoming_shutdown(
+                        TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                        shutdown,
+                    )
+                    .await?
+            }
+        }
         // Health answers (NOT_SERVING) until the API has drained, then stops.
         if let Some(health_only) = health_only {
             health_only.stop().await;

@@ -1,9 +1,51 @@
-//! Where the service listens besides the gRPC API: the health-only listener
-//! (`OTP_HEALTH_ADDR`).
+//! How the service listens: the health-only listener (`OTP_HEALTH_ADDR`) and
+//! TLS / mTLS on the gRPC listener (`OTP_TLS_*`).
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, path::PathBuf};
 
 use super::{ConfigError, Env};
+use crate::auth::TlsSettings;
+
+/// `OTP_TLS_CERT_FILE` and `OTP_TLS_KEY_FILE` (both or neither) turn TLS on;
+/// `OTP_TLS_CLIENT_CA_FILE` then makes a client certificate mandatory. Each
+/// file must be readable now; its content is checked when the server starts.
+pub(super) fn tls(env: &Env) -> Result<Option<TlsSettings>, ConfigError> {
+    let cert = readable_file(env, "OTP_TLS_CERT_FILE")?;
+    let key = readable_file(env, "OTP_TLS_KEY_FILE")?;
+    let client_ca = readable_file(env, "OTP_TLS_CLIENT_CA_FILE")?;
+    match (cert, key) {
+        (Some(cert_file), Some(key_file)) => Ok(Some(TlsSettings {
+            cert_file,
+            key_file,
+            client_ca_file: client_ca,
+        })),
+        (None, None) if client_ca.is_some() => Err(ConfigError::new(
+            "OTP_TLS_CLIENT_CA_FILE",
+            "needs TLS: set OTP_TLS_CERT_FILE and OTP_TLS_KEY_FILE too",
+        )),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ConfigError::new(
+            "OTP_TLS_KEY_FILE",
+            "is required with OTP_TLS_CERT_FILE",
+        )),
+        (None, Some(_)) => Err(ConfigError::new(
+            "OTP_TLS_CERT_FILE",
+            "is required with OTP_TLS_KEY_FILE",
+        )),
+    }
+}
+
+/// The path in `var`, if set, after checking that it names a readable file.
+pub(super) fn readable_file(env: &Env, var: &'static str) -> Result<Option<PathBuf>, ConfigError> {
+    let Some(raw) = env.get(var) else {
+        return Ok(None);
+    };
+    match std::fs::File::open(raw).and_then(|file| file.metadata()) {
+        Ok(meta) if meta.is_file() => Ok(Some(PathBuf::from(raw))),
+        Ok(_) => Err(ConfigError::new(var, format!("`{raw}` is not a file"))),
+        Err(err) => Err(ConfigError::new(var, format!("cannot read `{raw}`: {err}"))),
+    }
+}
 
 /// `OTP_HEALTH_ADDR`: unset or empty, no separate health listener (health is
 /// still served on the gRPC listener).

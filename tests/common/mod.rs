@@ -13,6 +13,7 @@ pub mod redis_cluster;
 pub mod redis_nodes;
 pub mod redis_sentinel;
 pub mod redis_server;
+pub mod tls;
 
 use std::{
     future::Future,
@@ -232,7 +233,18 @@ async fn start_app(
         .await
         .expect("server runs");
     });
-    let client = OtpServiceClient::new(connect(addr).await);
+    // A TLS server needs a TLS client (tests/common/tls.rs); this one stays
+    // unconnected so building it never waits on a handshake.
+    let tls = vars.iter().any(|(k, _)| *k == "OTP_TLS_CERT_FILE");
+    let client = if tls {
+        OtpServiceClient::new(
+            tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                .expect("valid URI")
+                .connect_lazy(),
+        )
+    } else {
+        OtpServiceClient::new(connect(addr).await)
+    };
     TestApp {
         addr,
         health_addr,

@@ -1,0 +1,8 @@
+//! The trust boundary: TLS and mTLS on the gRPC listener, and who the caller
+//! is (client certificate SAN or bearer token). Knows rustls and the callers
+//! file; knows nothing of the OTP flow.
+
+mod tls_cert;
+mod tls_listener;
+
+pub use tls_listener::{PeerCertificate, TlsConnection, TlsIncoming, TlsSettings, server_config};
