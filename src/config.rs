@@ -16,7 +16,7 @@ pub use store::{DEFAULT_REDIS_PREFIX, REDIS_SELECTORS, StoreConfig};
 
 use crate::{
     abuse::{CountryPolicy, SendLimits, TestNumbers},
-    auth::TlsSettings,
+    auth::{CallerList, TlsSettings},
     domain::HmacSecret,
     sms::MessageTemplate,
 };
@@ -32,6 +32,9 @@ pub struct Config {
     /// TLS on the gRPC listener (`OTP_TLS_CERT_FILE`, `OTP_TLS_KEY_FILE`,
     /// `OTP_TLS_CLIENT_CA_FILE`); `None`: plaintext (the loopback sidecar).
     pub tls: Option<TlsSettings>,
+    /// Who may call (`OTP_CALLERS_FILE`): names with token digests or
+    /// certificate SANs. `None`: no bearer tokens (mTLS alone, or anonymous).
+    pub callers: Option<CallerList>,
     /// Where Prometheus metrics are served (`OTP_METRICS_ADDR`); `None`: off.
     pub metrics_addr: Option<SocketAddr>,
     /// How codes are made and checked.
@@ -172,6 +175,7 @@ impl Config {
         })?;
         let health_addr = listeners::health_addr(&env)?;
         let tls = listeners::tls(&env)?;
+        let callers = listeners::callers(&env)?;
         let policy = OtpPolicy {
             code_length: env.int_in_range("OTP_CODE_LENGTH", 6, 4, 10)?,
             ttl: Duration::from_secs(env.int_in_range("OTP_TTL_SECONDS", 120, 1, 600)?),
@@ -228,6 +232,7 @@ impl Config {
             phone_daily_limit: env.int_in_range("OTP_DAILY_SEND_LIMIT", 10, 1, 10_000)?,
             client_limit: env.int_in_range("OTP_CLIENT_SEND_LIMIT", 20, 1, 100_000)?,
             global_per_minute: (global > 0).then_some(global),
+            caller_limit: env.int_in_range("OTP_CALLER_SEND_LIMIT", 1_000, 1, 1_000_000)?,
         };
         let allowed = env.get("OTP_ALLOWED_COUNTRIES").unwrap_or_default();
         let denied = env.get("OTP_DENIED_COUNTRIES").unwrap_or_default();
@@ -249,6 +254,7 @@ impl Config {
             listen_addr,
             health_addr,
             tls,
+            callers,
             metrics_addr,
             policy,
             hmac_secret,

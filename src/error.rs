@@ -51,6 +51,13 @@ pub enum Error {
         /// Time until the lock ends.
         retry_after: Duration,
     },
+    /// Caller authentication is configured and the call carries no
+    /// credentials (or an `authorization` header that is not a bearer token).
+    #[error("no caller credentials")]
+    Unauthenticated,
+    /// The call's credentials name no known caller.
+    #[error("unknown caller")]
+    UnknownCaller,
     /// The store could not be reached or did not answer in time.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -72,6 +79,8 @@ impl Error {
             Error::CountryNotAllowed { .. } => "country_not_allowed",
             Error::RateLimited { .. } => "rate_limited",
             Error::Locked { .. } => "locked",
+            Error::Unauthenticated => "unauthenticated",
+            Error::UnknownCaller => "unknown_caller",
             Error::Store(_) => "store_error",
             Error::Gateway(_) => "gateway_error",
         }
@@ -157,6 +166,16 @@ impl From<Error> for Status {
                     details,
                 )
             }
+            Error::Unauthenticated => Status::with_error_details(
+                Code::Unauthenticated,
+                "caller credentials required: a client certificate or `authorization: Bearer <token>`",
+                ErrorDetails::with_error_info("CALLER_CREDENTIALS_MISSING", ERROR_DOMAIN, []),
+            ),
+            Error::UnknownCaller => Status::with_error_details(
+                Code::PermissionDenied,
+                "these credentials name no known caller",
+                ErrorDetails::with_error_info("CALLER_UNKNOWN", ERROR_DOMAIN, []),
+            ),
             Error::Store(store) => {
                 tracing::error!(error = %store, "store failed");
                 match store {

@@ -102,8 +102,9 @@ pub fn store_up(up: bool) {
 }
 
 /// Counts a finished gRPC call and its latency.
-pub fn rpc_finished(method: &'static str, code: &'static str, elapsed: Duration) {
-    counter!(GRPC_REQUESTS, "method" => method, "code" => code).increment(1);
+pub fn rpc_finished(method: &'static str, code: &'static str, caller: &str, elapsed: Duration) {
+    counter!(GRPC_REQUESTS, "method" => method, "code" => code, "caller" => caller.to_owned())
+        .increment(1);
     histogram!(GRPC_SECONDS, "method" => method).record(elapsed.as_secs_f64());
 }
 

@@ -7,6 +7,7 @@ use tokio::time::Instant;
 
 use crate::{
     abuse::{CountryPolicy, RateRule, SendLimits, TestNumbers},
+    auth::Caller,
     config::OtpPolicy,
     domain::{ClientKey, HmacSecret, IdempotencyKey, OtpCode, PhoneNumber, SubjectKey},
     error::Error,
@@ -47,6 +48,8 @@ pub struct SendRequest<'a> {
     pub client_key: Option<&'a ClientKey>,
     /// Makes retries return the first response.
     pub idempotency_key: Option<&'a IdempotencyKey>,
+    /// The authenticated caller (limits are counted per caller too).
+    pub caller: Option<&'a Caller>,
 }
 
 /// The result of checking a code.
@@ -163,9 +166,7 @@ impl OtpFlow {
         }
         let subject = self.secret.subject_key(phone);
         let Some(key) = request.idempotency_key else {
-            return self
-                .send_new_code(phone, &subject, request.client_key)
-                .await;
+            return self.send_new_code(phone, &subject, &request).await;
         };
 
         let key = self.secret.idempotency_subject(key);
@@ -173,9 +174,7 @@ impl OtpFlow {
             Claim::Owned(owner) => owner,
             Claim::Answered(first) => return Ok(first),
         };
-        let result = self
-            .send_new_code(phone, &subject, request.client_key)
-            .await;
+        let result = self.send_new_code(phone, &subject, &request).await;
         self.settle_idempotency_key(&key, &owner, &result).await;
         result
     }
@@ -256,7 +255,7 @@ impl OtpFlow {
         &self,
         phone: &PhoneNumber,
         subject: &SubjectKey,
-        client_key: Option<&ClientKey>,
+        request: &SendRequest<'_>,
     ) -> Result<SentCode, Error> {
         let mut counted = CountedSends {
             store: self.store.as_ref(),
@@ -267,10 +266,16 @@ impl OtpFlow {
             let limits = &self.abuse.limits;
             let mut logs: Vec<(SendLog, Vec<RateRule>)> =
                 vec![(SendLog::Phone(subject.clone()), limits.phone_rules())];
-            if let Some(client) = client_key {
+            if let Some(client) = request.client_key {
                 logs.push((
                     SendLog::Client(self.secret.client_subject(client)),
                     limits.client_rules(),
+                ));
+            }
+            if let Some(caller) = request.caller {
+                logs.push((
+                    SendLog::Caller(caller.name().to_owned()),
+                    limits.caller_rules(),
                 ));
             }
             logs.push((SendLog::Global, limits.global_rules()));

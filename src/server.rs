@@ -9,7 +9,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::server::HealthReporter;
 
 use crate::{
-    auth::{self, TlsIncoming},
+    auth::{self, Authenticator, TlsIncoming},
     config::{Config, SecretSource, SmsConfig, StoreConfig},
     domain::PhoneNumber,
     health::StoreHealthCheck,
@@ -59,6 +59,8 @@ pub struct Application {
     local_addr: SocketAddr,
     /// The health-only listener (`OTP_HEALTH_ADDR`) and its bound address.
     health_listener: Option<(TcpListener, SocketAddr)>,
+    /// Who may call the OTP API.
+    auth: Authenticator,
     /// TLS on the gRPC listener; `None`: plaintext.
     tls: Option<Arc<rustls::ServerConfig>>,
     flow: Arc<OtpFlow>,
@@ -165,6 +167,17 @@ impl Application {
             }
             None => None,
         };
+        let mutual_tls = config
+            .tls
+            .as_ref()
+            .is_some_and(|tls| tls.client_ca_file.is_some());
+        let auth = Authenticator::new(config.callers.clone(), mutual_tls);
+        if !auth.required() && !config.listen_addr.ip().is_loopback() {
+            tracing::warn!(
+                "no caller authentication (OTP_CALLERS_FILE, OTP_TLS_CLIENT_CA_FILE): anyone who \
+                 can reach the gRPC listener can send codes; keep it on loopback"
+            );
+        }
         let (listener, local_addr) = bind(config.listen_addr).await?;
         let health_listener = match config.health_addr {
             Some(addr) => Some(bind(addr).await?),
@@ -176,6 +189,7 @@ impl Application {
             local_addr,
             health_listener,
             tls,
+            auth,
             flow,
             store,
             health,
@@ -252,7 +266,9 @@ impl Application {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(OtpServiceServer::new(OtpGrpcService::new(self.flow)));
+            .add_service(OtpServiceServer::new(OtpGrpcService::new(
+                self.flow, self.auth,
+            )));
         match self.tls {
             Some(tls) => {
                 router

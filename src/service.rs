@@ -9,6 +9,7 @@ use tonic::{Code, Request, Response, Status};
 use tracing::{Instrument, Span, field};
 
 use crate::{
+    auth::{AuthError, Authenticator, Caller, PeerCertificate},
     domain::{ClientKey, IdempotencyKey, PhoneNumber},
     error::Error,
     metrics,
@@ -25,12 +26,35 @@ use crate::{
 /// attributable without exposing the number.
 pub struct OtpGrpcService {
     flow: Arc<OtpFlow>,
+    auth: Authenticator,
 }
 
 impl OtpGrpcService {
-    /// Serves `flow`.
-    pub fn new(flow: Arc<OtpFlow>) -> Self {
-        Self { flow }
+    /// Serves `flow` to the callers `auth` accepts.
+    pub fn new(flow: Arc<OtpFlow>, auth: Authenticator) -> Self {
+        Self { flow, auth }
+    }
+
+    /// The caller of `request` (client certificate, then bearer token), put
+    /// on the call's span; `Ok(None)` when no caller authentication is set up.
+    fn identify<T>(&self, request: &Request<T>) -> Result<Option<Caller>, Error> {
+        let caller = self
+            .auth
+            .identify(
+                request.extensions().get::<PeerCertificate>(),
+                request
+                    .metadata()
+                    .get("authorization")
+                    .map(|value| value.as_bytes()),
+            )
+            .map_err(|err| match err {
+                AuthError::Unauthenticated => Error::Unauthenticated,
+                AuthError::UnknownCaller => Error::UnknownCaller,
+            })?;
+        if let Some(caller) = &caller {
+            Span::current().record("caller", field::display(caller));
+        }
+        Ok(caller)
     }
 }
 
@@ -45,6 +69,7 @@ fn parse_phone(raw: &str) -> Result<PhoneNumber, Error> {
 fn finish<T>(
     method: &'static str,
     started: Instant,
+    caller: Option<&Caller>,
     result: Result<T, Error>,
 ) -> Result<Response<T>, Status> {
     let result = result.map_err(|err| {
@@ -57,7 +82,8 @@ fn finish<T>(
     });
     let code = code_name(result.as_ref().map_or_else(Status::code, |_| Code::Ok));
     let elapsed = started.elapsed();
-    metrics::rpc_finished(method, code, elapsed);
+    let caller_label = caller.map_or("anonymous", Caller::metric_label);
+    metrics::rpc_finished(method, code, caller_label, elapsed);
     tracing::info!(
         grpc.method = method,
         grpc.code = code,
@@ -69,14 +95,19 @@ fn finish<T>(
 
 #[tonic::async_trait]
 impl OtpService for OtpGrpcService {
-    #[tracing::instrument(name = "SendOtp", skip_all, fields(phone = field::Empty))]
+    #[tracing::instrument(name = "SendOtp", skip_all, fields(phone = field::Empty, caller = field::Empty))]
     async fn send_otp(
         &self,
         request: Request<SendOtpRequest>,
     ) -> Result<Response<SendOtpResponse>, Status> {
         let started = Instant::now();
+        let caller = match self.identify(&request) {
+            Ok(caller) => caller,
+            Err(err) => return finish("SendOtp", started, None, Err(err)),
+        };
         let request = request.into_inner();
         let flow = Arc::clone(&self.flow);
+        let task_caller = caller.clone();
         // Run the send as its own task: if the caller hangs up mid-send, the
         // flow still finishes (and rolls back a code whose SMS failed) rather
         // than being dropped halfway.
@@ -92,6 +123,7 @@ impl OtpService for OtpGrpcService {
                         phone: &phone,
                         client_key: client_key.as_ref(),
                         idempotency_key: idempotency_key.as_ref(),
+                        caller: task_caller.as_ref(),
                     })
                     .await?;
                 Ok::<_, Error>((phone, sent))
@@ -113,15 +145,19 @@ impl OtpService for OtpGrpcService {
             masked_phone_number: phone.masked(),
             resend_after_seconds: ceil_seconds(sent.resend_after),
         });
-        finish("SendOtp", started, response)
+        finish("SendOtp", started, caller.as_ref(), response)
     }
 
-    #[tracing::instrument(name = "VerifyOtp", skip_all, fields(phone = field::Empty))]
+    #[tracing::instrument(name = "VerifyOtp", skip_all, fields(phone = field::Empty, caller = field::Empty))]
     async fn verify_otp(
         &self,
         request: Request<VerifyOtpRequest>,
     ) -> Result<Response<VerifyOtpResponse>, Status> {
         let started = Instant::now();
+        let caller = match self.identify(&request) {
+            Ok(caller) => caller,
+            Err(err) => return finish("VerifyOtp", started, None, Err(err)),
+        };
         let request = request.into_inner();
         let verification = match parse_phone(&request.phone_number) {
             Ok(phone) => self.flow.verify(&phone, &request.code).await,
@@ -152,15 +188,19 @@ impl OtpService for OtpGrpcService {
             },
             Err(err) => err.kind(),
         });
-        finish("VerifyOtp", started, response)
+        finish("VerifyOtp", started, caller.as_ref(), response)
     }
 
-    #[tracing::instrument(name = "TimeLeft", skip_all, fields(phone = field::Empty))]
+    #[tracing::instrument(name = "TimeLeft", skip_all, fields(phone = field::Empty, caller = field::Empty))]
     async fn time_left(
         &self,
         request: Request<TimeLeftRequest>,
     ) -> Result<Response<TimeLeftResponse>, Status> {
         let started = Instant::now();
+        let caller = match self.identify(&request) {
+            Ok(caller) => caller,
+            Err(err) => return finish("TimeLeft", started, None, Err(err)),
+        };
         let request = request.into_inner();
         let time_left = match parse_phone(&request.phone_number) {
             Ok(phone) => self.flow.time_left(&phone).await,
@@ -170,15 +210,19 @@ impl OtpService for OtpGrpcService {
             pending: time_left.pending,
             seconds_left: time_left.seconds_left,
         });
-        finish("TimeLeft", started, response)
+        finish("TimeLeft", started, caller.as_ref(), response)
     }
 
-    #[tracing::instrument(name = "CancelOtp", skip_all, fields(phone = field::Empty))]
+    #[tracing::instrument(name = "CancelOtp", skip_all, fields(phone = field::Empty, caller = field::Empty))]
     async fn cancel_otp(
         &self,
         request: Request<CancelOtpRequest>,
     ) -> Result<Response<CancelOtpResponse>, Status> {
         let started = Instant::now();
+        let caller = match self.identify(&request) {
+            Ok(caller) => caller,
+            Err(err) => return finish("CancelOtp", started, None, Err(err)),
+        };
         let request = request.into_inner();
         let cancelled = match parse_phone(&request.phone_number) {
             Ok(phone) => self.flow.cancel(&phone).await,
@@ -187,6 +231,7 @@ impl OtpService for OtpGrpcService {
         finish(
             "CancelOtp",
             started,
+            caller.as_ref(),
             cancelled.map(|cancelled| CancelOtpResponse { cancelled }),
         )
     }

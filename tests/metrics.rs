@@ -82,19 +82,19 @@ async fn counters_move_by_the_traffic_and_carry_no_phone_numbers() {
         (r#"otp_verifies_total{result="approved"}"#, 1.0),
         (r#"otp_verifies_total{result="expired"}"#, 1.0),
         (
-            r#"otp_grpc_requests_total{method="SendOtp",code="OK"}"#,
+            r#"otp_grpc_requests_total{method="SendOtp",code="OK",caller="anonymous"}"#,
             1.0,
         ),
         (
-            r#"otp_grpc_requests_total{method="SendOtp",code="RESOURCE_EXHAUSTED"}"#,
+            r#"otp_grpc_requests_total{method="SendOtp",code="RESOURCE_EXHAUSTED",caller="anonymous"}"#,
             1.0,
         ),
         (
-            r#"otp_grpc_requests_total{method="SendOtp",code="INVALID_ARGUMENT"}"#,
+            r#"otp_grpc_requests_total{method="SendOtp",code="INVALID_ARGUMENT",caller="anonymous"}"#,
             1.0,
         ),
         (
-            r#"otp_grpc_requests_total{method="VerifyOtp",code="OK"}"#,
+            r#"otp_grpc_requests_total{method="VerifyOtp",code="OK",caller="anonymous"}"#,
             3.0,
         ),
         (

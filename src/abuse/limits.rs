@@ -28,6 +28,9 @@ pub enum LimitKind {
     ClientWindow,
     /// `OTP_GLOBAL_SEND_LIMIT` per minute for the whole service.
     Global,
+    /// `OTP_CALLER_SEND_LIMIT` per `OTP_SEND_WINDOW_SECONDS` for one
+    /// authenticated caller (a service with a token or a client certificate).
+    CallerWindow,
 }
 
 impl LimitKind {
@@ -39,6 +42,7 @@ impl LimitKind {
             Self::PhoneDaily => "phone_daily",
             Self::ClientWindow => "client_send_window",
             Self::Global => "global_send_rate",
+            Self::CallerWindow => "caller_send_window",
         }
     }
 
@@ -50,6 +54,7 @@ impl LimitKind {
             Self::PhoneDaily => "too many codes sent to this number today",
             Self::ClientWindow => "too many codes requested by this client in the current window",
             Self::Global => "the service-wide send rate limit is reached",
+            Self::CallerWindow => "too many codes requested by this caller in the current window",
         }
     }
 
@@ -59,6 +64,7 @@ impl LimitKind {
             Self::PhoneCooldown | Self::PhoneWindow | Self::PhoneDaily => "phone_number",
             Self::ClientWindow => "client_key",
             Self::Global => "service",
+            Self::CallerWindow => "caller",
         }
     }
 }
@@ -78,6 +84,8 @@ pub struct SendLimits {
     pub client_limit: u32,
     /// Sends per minute across all numbers (`None`: off).
     pub global_per_minute: Option<u32>,
+    /// Sends per authenticated caller per `window`.
+    pub caller_limit: u32,
 }
 
 /// The length of a day for the daily limit.
@@ -118,6 +126,15 @@ impl SendLimits {
         }]
     }
 
+    /// Rules counted on one authenticated caller.
+    pub fn caller_rules(&self) -> Vec<RateRule> {
+        vec![RateRule {
+            kind: LimitKind::CallerWindow,
+            limit: self.caller_limit,
+            period: self.window,
+        }]
+    }
+
     /// Rules counted on the whole service (empty when off).
     pub fn global_rules(&self) -> Vec<RateRule> {
         self.global_per_minute
@@ -143,6 +160,7 @@ mod tests {
             phone_daily_limit: 10,
             client_limit: 20,
             global_per_minute: None,
+            caller_limit: 1000,
         }
     }
 

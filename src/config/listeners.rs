@@ -4,7 +4,20 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use super::{ConfigError, Env};
-use crate::auth::TlsSettings;
+use crate::auth::{CallerList, TlsSettings};
+
+/// `OTP_CALLERS_FILE`: read and parsed once at startup (a change needs a
+/// restart, as a rolling deploy does anyway).
+pub(super) fn callers(env: &Env) -> Result<Option<CallerList>, ConfigError> {
+    let Some(path) = readable_file(env, "OTP_CALLERS_FILE")? else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|err| ConfigError::new("OTP_CALLERS_FILE", format!("cannot read it: {err}")))?;
+    CallerList::parse(&text)
+        .map(Some)
+        .map_err(|why| ConfigError::new("OTP_CALLERS_FILE", why))
+}
 
 /// `OTP_TLS_CERT_FILE` and `OTP_TLS_KEY_FILE` (both or neither) turn TLS on;
 /// `OTP_TLS_CLIENT_CA_FILE` then makes a client certificate mandatory. Each

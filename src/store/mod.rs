@@ -57,6 +57,8 @@ pub enum SendLog {
     Phone(SubjectKey),
     /// Sends requested by one `client_key` (keyed hash of it).
     Client(SubjectKey),
+    /// Sends requested by one authenticated caller (its name: not secret).
+    Caller(String),
     /// Every send of the service.
     Global,
 }

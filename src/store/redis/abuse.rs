@@ -24,6 +24,13 @@ impl RedisStore {
             SendLog::Client(client) => {
                 format!("{}:{{{}}}:client-sends", self.prefix, client.as_str())
             }
+            // Caller names are [A-Za-z0-9._-] (or a SAN truncated, never braces
+            // that matter: the tag ends at the first `}`, so one is hashed out).
+            SendLog::Caller(name) => format!(
+                "{}:{{caller:{}}}:caller-sends",
+                self.prefix,
+                name.replace(['{', '}'], "_")
+            ),
             SendLog::Global => format!("{}:{{global}}:sends", self.prefix),
         }
     }
