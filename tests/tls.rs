@@ -229,3 +229,77 @@ async fn grpcurl_over_mtls_sends_and_is_refused_without_a_certificate() {
     })
     .await;
 }
+
+/// The Python venv of tests/clients (created on first use), as run.sh uses it.
+fn python() -> String {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let output = Command::new(format!("{root}/tests/clients/python/venv.sh"))
+        .output()
+        .expect("tests/clients/python/venv.sh runs");
+    assert!(
+        output.status.success(),
+        "venv.sh failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_grpcio_over_mtls_is_served_and_refused_with_the_right_codes() {
+    use sha2::{Digest, Sha256};
+
+    let (server_ca, client_ca) = (TestCa::new("server CA"), TestCa::new("client CA"));
+    let dir = CertDir::new();
+    let token = "python-token-77a1";
+    let callers = dir.write(
+        "callers",
+        &format!(
+            "python san:python.callers.internal\nchecker sha256:{}\n",
+            hex::encode(Sha256::digest(token.as_bytes()))
+        ),
+    );
+    let (server_cert, server_key) = dir.write_pair("server", &server_ca.issue_server());
+    let clients_ca = dir.write("clients-ca.pem", &client_ca.pem());
+    let app = spawn_app(
+        StoreKind::Memory,
+        &[
+            ("OTP_TLS_CERT_FILE", &server_cert),
+            ("OTP_TLS_KEY_FILE", &server_key),
+            ("OTP_TLS_CLIENT_CA_FILE", &clients_ca),
+            ("OTP_CALLERS_FILE", &callers),
+        ],
+    )
+    .await;
+    let (cert, key) = dir.write_pair("python", &client_ca.issue_client("python.callers.internal"));
+    let vars = [
+        ("OTP_ADDR", format!("localhost:{}", app.addr.port())),
+        ("CA_FILE", dir.write("server-ca.pem", &server_ca.pem())),
+        (
+            "OTHER_CA_FILE",
+            dir.write("other-ca.pem", &TestCa::new("other").pem()),
+        ),
+        ("CERT_FILE", cert),
+        ("KEY_FILE", key),
+        ("TOKEN", token.to_owned()),
+        ("PHONE", unique_phone()),
+        ("GEN_DIR", dir.dir().join("stubs").display().to_string()),
+    ];
+    let output = tokio::task::spawn_blocking(move || {
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/clients/python/tls_scenario.py"
+        );
+        Command::new(python()).arg(script).envs(vars).output()
+    })
+    .await
+    .expect("joined")
+    .expect("python runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains("wrong CA refused"), "{text}");
+    assert_eq!(app.sms.count(), 1, "only the certificate caller's send");
+}

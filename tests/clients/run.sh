@@ -34,12 +34,7 @@ wait_until() { # description, deadline seconds, command...
 }
 
 # Python venv and Node modules: created once, reused while their pins hold.
-venv=$here/python/.venv
-if [ ! -x "$venv/bin/python" ] || ! cmp -s "$here/python/requirements.txt" "$venv/requirements.txt"; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/python/requirements.txt"
-  cp "$here/python/requirements.txt" "$venv/requirements.txt"
-fi
+python=$("$here/python/venv.sh")
 if [ ! -d "$here/node/node_modules" ] || ! cmp -s "$here/node/package-lock.json" "$here/node/node_modules/.package-lock.json.ci"; then
   (cd "$here/node" && npm ci --no-audit --no-fund --loglevel=error)
   cp "$here/node/package-lock.json" "$here/node/node_modules/.package-lock.json.ci"
@@ -77,7 +72,7 @@ run() { # name, phone, command...
   local name=$1; export PHONE=$2; shift 2
   if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "clients: $name scenario FAILED" >&2; fi
 }
-run python +14155550181 env GEN_DIR="$work/python-stubs" "$venv/bin/python" "$here/python/scenario.py"
+run python +14155550181 env GEN_DIR="$work/python-stubs" "$python" "$here/python/scenario.py"
 run node +14155550182 node "$here/node/scenario.js"
 run grpcurl +14155550183 bash "$here/grpcurl/scenario.sh"
 
