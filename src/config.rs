@@ -3,6 +3,7 @@
 
 mod listeners;
 mod message;
+mod secrets;
 mod sms;
 mod store;
 
@@ -41,6 +42,10 @@ pub struct Config {
     pub policy: OtpPolicy,
     /// Key for every hash the service stores (`OTP_HMAC_SECRET`).
     pub hmac_secret: HmacSecret,
+    /// Secrets `hmac_secret` replaced (`OTP_HMAC_PREVIOUS_SECRETS`, newest
+    /// first): codes digested with them still verify, and the last names
+    /// store records, so a rotation keeps codes, guesses, locks and limits.
+    pub hmac_previous_secrets: Vec<HmacSecret>,
     /// Whether `hmac_secret` came from the environment or was generated for this process.
     pub hmac_secret_source: SecretSource,
     /// Log output format (`OTP_LOG_FORMAT`).
@@ -210,6 +215,7 @@ impl Config {
                 SecretSource::GeneratedForThisProcess,
             ),
         };
+        let hmac_previous_secrets = secrets::previous_secrets(&env, env.get("OTP_HMAC_SECRET"))?;
         let log_format = env.parsed("OTP_LOG_FORMAT", "text", |raw| match raw {
             "text" => Ok(LogFormat::Text),
             "json" => Ok(LogFormat::Json),
@@ -259,6 +265,7 @@ impl Config {
             policy,
             hmac_secret,
             hmac_secret_source,
+            hmac_previous_secrets,
             log_format,
             sms,
             limits,

@@ -9,7 +9,7 @@ use crate::{
     abuse::{CountryPolicy, RateRule, SendLimits, TestNumbers},
     auth::Caller,
     config::OtpPolicy,
-    domain::{ClientKey, HmacSecret, IdempotencyKey, OtpCode, PhoneNumber, SubjectKey},
+    domain::{ClientKey, HmacKeys, IdempotencyKey, OtpCode, PhoneNumber, SubjectKey},
     error::Error,
     metrics::{self, timed_store},
     sms::{GatewayError, MessageTemplate, SmsGateway},
@@ -98,7 +98,7 @@ pub struct AbuseRules {
 pub struct OtpFlow {
     policy: OtpPolicy,
     abuse: AbuseRules,
-    secret: HmacSecret,
+    secret: HmacKeys,
     template: MessageTemplate,
     store: Arc<dyn OtpStore>,
     gateway: Arc<dyn SmsGateway>,
@@ -134,7 +134,7 @@ impl OtpFlow {
     pub fn new(
         policy: OtpPolicy,
         abuse: AbuseRules,
-        secret: HmacSecret,
+        secret: HmacKeys,
         template: MessageTemplate,
         store: Arc<dyn OtpStore>,
         gateway: Arc<dyn SmsGateway>,
@@ -370,12 +370,13 @@ impl OtpFlow {
     /// store is asked, so it costs no guess.
     pub async fn verify(&self, phone: &PhoneNumber, raw_code: &str) -> Result<Verification, Error> {
         let code = OtpCode::parse(raw_code, self.policy.code_length).map_err(Error::InvalidCode)?;
-        let digest = self.secret.code_digest(phone, &code);
+        // A code sent before a key rotation was digested with a previous secret.
+        let candidates = self.secret.candidate_digests(phone, &code);
         let subject = self.secret.subject_key(phone);
         let outcome = timed_store(
             "verify_and_consume",
             self.store
-                .verify_and_consume(&subject, &digest, self.policy.max_attempts),
+                .verify_and_consume(&subject, &candidates, self.policy.max_attempts),
         )
         .await?;
         Ok(match outcome {

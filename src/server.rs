@@ -11,7 +11,7 @@ use tonic_health::server::HealthReporter;
 use crate::{
     auth::{self, Authenticator, TlsIncoming},
     config::{Config, SecretSource, SmsConfig, StoreConfig},
-    domain::PhoneNumber,
+    domain::{HmacKeys, PhoneNumber},
     health::StoreHealthCheck,
     health_listener::HealthListener,
     otp::{AbuseRules, OtpFlow},
@@ -120,6 +120,13 @@ impl Application {
         drop(tokio::task::spawn_blocking(|| {
             PhoneNumber::parse("+14155550123")
         }));
+        if !config.hmac_previous_secrets.is_empty() {
+            tracing::info!(
+                previous = config.hmac_previous_secrets.len(),
+                "HMAC key rotation: codes digested with the previous secrets still verify; \
+                 store records keep the names the last of them gives"
+            );
+        }
         if !config.test_numbers.is_empty() {
             tracing::warn!(
                 count = config.test_numbers.len(),
@@ -150,7 +157,10 @@ impl Application {
         let flow = Arc::new(OtpFlow::new(
             config.policy,
             abuse,
-            config.hmac_secret.clone(),
+            HmacKeys::new(
+                config.hmac_secret.clone(),
+                config.hmac_previous_secrets.clone(),
+            ),
             config.template,
             Arc::clone(&store),
             gateway,

@@ -2,12 +2,14 @@
 
 mod api_key;
 mod code;
+mod key_ring;
 mod phone;
 mod request_key;
 mod secret;
 
 pub use api_key::{ApiKey, ApiKeyError};
 pub use code::{CodeDigest, CodeError, OtpCode};
+pub use key_ring::HmacKeys;
 pub use phone::{PhoneError, PhoneNumber};
 pub use request_key::{ClientKey, IdempotencyKey, RequestKeyError};
 pub use secret::{HmacSecret, SubjectKey};

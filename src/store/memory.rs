@@ -214,7 +214,7 @@ impl OtpStore for MemoryStore {
     async fn verify_and_consume(
         &self,
         subject: &SubjectKey,
-        candidate: &CodeDigest,
+        candidates: &[CodeDigest],
         max_attempts: u32,
     ) -> Result<VerifyOutcome, StoreError> {
         let now = Instant::now();
@@ -228,7 +228,12 @@ impl OtpStore for MemoryStore {
         let Some(stored) = entry.digest else {
             return Ok(VerifyOutcome::Expired);
         };
-        if stored == *candidate {
+        // Every candidate is compared (constant time each), so the time taken
+        // does not say which secret matched. Twin: verify_and_consume.lua.
+        let matched = candidates
+            .iter()
+            .fold(false, |matched, candidate| matched | (stored == *candidate));
+        if matched {
             entries.remove(subject);
             return Ok(VerifyOutcome::Approved);
         }

@@ -152,14 +152,15 @@ pub trait OtpStore: Send + Sync + 'static {
         max_attempts: u32,
     ) -> Result<PutOutcome, StoreError>;
 
-    /// Compares `candidate` to the pending code (constant time). A match
+    /// Compares each of `candidates` (the code's digest under each HMAC
+    /// secret of the key ring) to the pending code (constant time). A match
     /// deletes the code, so it is approved exactly once; a miss spends one of
     /// `max_attempts` guesses and, on the last, destroys the code and locks
     /// the subject for the rest of the code's lifetime.
     async fn verify_and_consume(
         &self,
         subject: &SubjectKey,
-        candidate: &CodeDigest,
+        candidates: &[CodeDigest],
         max_attempts: u32,
     ) -> Result<VerifyOutcome, StoreError>;
 

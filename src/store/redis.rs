@@ -190,18 +190,18 @@ impl OtpStore for RedisStore {
     async fn verify_and_consume(
         &self,
         subject: &SubjectKey,
-        candidate: &CodeDigest,
+        candidates: &[CodeDigest],
         max_attempts: u32,
     ) -> Result<VerifyOutcome, StoreError> {
-        let (status, value): (String, i64) = self
-            .run(
-                self.scripts
-                    .verify_and_consume
-                    .key(self.record_key(subject))
-                    .arg(&candidate.as_bytes()[..])
-                    .arg(max_attempts),
-            )
-            .await?;
+        let mut invocation = self
+            .scripts
+            .verify_and_consume
+            .key(self.record_key(subject));
+        invocation.arg(max_attempts);
+        for candidate in candidates {
+            invocation.arg(&candidate.as_bytes()[..]);
+        }
+        let (status, value): (String, i64) = self.run(&invocation).await?;
         match status.as_str() {
             "approved" => Ok(VerifyOutcome::Approved),
             "incorrect" => Ok(VerifyOutcome::Incorrect {
