@@ -1,25 +1,38 @@
 //! Every setting the service reads from its environment: parsed, validated and
 //! defaulted here, once, at startup. Nothing else in the crate reads env vars.
+//!
+//! The settings types live beside what they configure (`OtpPolicy` in `otp`,
+//! `SmsConfig` in `sms`, `StoreConfig` in `store`, ...); this module only reads
+//! the variables, one `*_vars` file per group, and assembles [`Config`].
 
-mod listeners;
-mod message;
-mod secrets;
-mod sms;
-mod store;
+mod abuse_vars;
+mod code_vars;
+mod env;
+mod gateway_vars;
+mod listen_vars;
+mod message_vars;
+mod redis_vars;
+mod secret_vars;
+mod trust_vars;
 
-use std::{collections::HashMap, fmt, net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
-use thiserror::Error;
+pub use code_vars::MIN_SECRET_BYTES;
+pub use env::ConfigError;
+pub use listen_vars::{DEFAULT_LISTEN_ADDR, DEFAULT_METRICS_ADDR};
+pub use message_vars::{DEFAULT_APP_NAME, MAX_APP_NAME_CHARS};
+pub use redis_vars::{DEFAULT_REDIS_PREFIX, REDIS_SELECTORS};
 
-pub use message::{DEFAULT_APP_NAME, MAX_APP_NAME_CHARS};
-pub use sms::{SmsConfig, TextBeeConfig};
-pub use store::{DEFAULT_REDIS_PREFIX, REDIS_SELECTORS, StoreConfig};
+use env::Env;
 
 use crate::{
     abuse::{CountryPolicy, SendLimits, TestNumbers},
     auth::{CallerList, TlsSettings},
     domain::HmacSecret,
-    sms::MessageTemplate,
+    otp::OtpPolicy,
+    sms::{MessageTemplate, SmsConfig},
+    store::StoreConfig,
+    telemetry::LogFormat,
 };
 
 /// Fully validated service settings.
@@ -64,44 +77,6 @@ pub struct Config {
     pub template: MessageTemplate,
 }
 
-/// The OTP rules the flow enforces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OtpPolicy {
-    /// Digits per code (`OTP_CODE_LENGTH`, 4–10).
-    pub code_length: u8,
-    /// Advertised validity of a code (`OTP_TTL_SECONDS`, 1–600).
-    pub ttl: Duration,
-    /// Extra time a code is still accepted after `ttl`, for network delay (`OTP_GRACE_SECONDS`, 0–60).
-    pub grace: Duration,
-    /// Wrong guesses allowed per pending code's lifetime (`OTP_MAX_ATTEMPTS`, 1–20).
-    pub max_attempts: u32,
-}
-
-impl OtpPolicy {
-    /// How long a stored code lives: validity plus grace.
-    pub fn code_lifetime(&self) -> Duration {
-        self.ttl + self.grace
-    }
-}
-
-impl Config {
-    /// The longest one SendOtp can take: every store call at its timeout plus
-    /// the whole SMS budget, with a margin. An idempotency claim must outlive
-    /// it, or a retry could send a second code while the first is in flight.
-    pub fn longest_send(&self) -> Duration {
-        const STORE_CALLS_PER_SEND: u32 = 8;
-        let store_timeout = match &self.store {
-            StoreConfig::Memory => Duration::ZERO,
-            StoreConfig::Redis(settings) => settings.timeout,
-        };
-        let sms_budget = match &self.sms {
-            SmsConfig::Console => Duration::from_secs(1),
-            SmsConfig::TextBee(textbee) => textbee.send_timeout,
-        };
-        store_timeout * STORE_CALLS_PER_SEND + sms_budget + Duration::from_secs(5)
-    }
-}
-
 /// Where the HMAC secret came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SecretSource {
@@ -111,41 +86,6 @@ pub enum SecretSource {
     GeneratedForThisProcess,
 }
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line, for log shippers.
-    Json,
-}
-
-/// A setting that could not be accepted. Its message names the variable and
-/// what is allowed, and never echoes a secret's value.
-#[derive(Debug, Error, PartialEq, Eq)]
-#[error("{var}: {problem}")]
-pub struct ConfigError {
-    /// The environment variable at fault.
-    pub var: &'static str,
-    /// What is wrong and what would be accepted.
-    pub problem: String,
-}
-
-impl ConfigError {
-    fn new(var: &'static str, problem: impl Into<String>) -> Self {
-        Self {
-            var,
-            problem: problem.into(),
-        }
-    }
-}
-
-/// Default gRPC listen address: loopback, because a sidecar serves only its pod.
-pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:50051";
-/// Default Prometheus address: loopback, scraped through the pod's port mapping.
-pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
-/// Shortest accepted `OTP_HMAC_SECRET`, in bytes.
-pub const MIN_SECRET_BYTES: usize = 32;
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -154,108 +94,30 @@ impl Config {
 
     /// Reads settings from name/value pairs, exactly as if they were the
     /// environment (tests use this to configure a server like an operator would).
+    /// The first refused variable, in the order read here, is the one reported.
     pub fn from_vars<I, K, V>(vars: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = (K, V)>,
         K: Into<String>,
         V: Into<String>,
     {
-        let env = Env(vars
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect());
-
-        // Unlike other variables, an explicitly empty value means "off" here.
-        let metrics_addr = match env.0.get("OTP_METRICS_ADDR").map(|raw| raw.trim()) {
-            Some("" | "off") => None,
-            _ => Some(env.parsed("OTP_METRICS_ADDR", DEFAULT_METRICS_ADDR, |raw| {
-                raw.parse::<SocketAddr>().map_err(|_| {
-                    "must be an IP:port socket address, or empty to turn metrics off".to_owned()
-                })
-            })?),
-        };
-        let listen_addr = env.parsed("OTP_LISTEN_ADDR", DEFAULT_LISTEN_ADDR, |raw| {
-            raw.parse::<SocketAddr>()
-                .map_err(|_| "must be an IP:port socket address, e.g. 127.0.0.1:50051".to_owned())
-        })?;
-        let health_addr = listeners::health_addr(&env)?;
-        let tls = listeners::tls(&env)?;
-        let callers = listeners::callers(&env)?;
-        let policy = OtpPolicy {
-            code_length: env.int_in_range("OTP_CODE_LENGTH", 6, 4, 10)?,
-            ttl: Duration::from_secs(env.int_in_range("OTP_TTL_SECONDS", 120, 1, 600)?),
-            grace: Duration::from_secs(env.int_in_range("OTP_GRACE_SECONDS", 10, 0, 60)?),
-            max_attempts: env.int_in_range("OTP_MAX_ATTEMPTS", 5, 1, 20)?,
-        };
-        let store = store::store_config(&env)?;
-        let (hmac_secret, hmac_secret_source) = match env.get("OTP_HMAC_SECRET") {
-            Some(raw) if raw.len() >= MIN_SECRET_BYTES => {
-                (HmacSecret::new(raw.as_bytes()), SecretSource::Environment)
-            }
-            Some(_) => {
-                return Err(ConfigError::new(
-                    "OTP_HMAC_SECRET",
-                    format!(
-                        "must be at least {MIN_SECRET_BYTES} bytes (e.g. `openssl rand -hex 32`)"
-                    ),
-                ));
-            }
-            // Replicas sharing a Redis must derive the same keys and digests,
-            // so a per-process secret would make every cross-replica verify fail.
-            None if matches!(store, StoreConfig::Redis(_)) => {
-                return Err(ConfigError::new(
-                    "OTP_HMAC_SECRET",
-                    "is required with a Redis store (REDIS_URL, REDIS_CLUSTER_URLS or \
-                     REDIS_SENTINEL_URLS): every replica must share one secret \
-                     (e.g. `openssl rand -hex 32`)",
-                ));
-            }
-            None => (
-                HmacSecret::generate(),
-                SecretSource::GeneratedForThisProcess,
-            ),
-        };
-        let hmac_previous_secrets = secrets::previous_secrets(&env, env.get("OTP_HMAC_SECRET"))?;
-        let log_format = env.parsed("OTP_LOG_FORMAT", "text", |raw| match raw {
-            "text" => Ok(LogFormat::Text),
-            "json" => Ok(LogFormat::Json),
-            _ => Err("must be `text` or `json`".to_owned()),
-        })?;
-        let sms = sms::sms_from_env(&env)?;
-        let template = message::template_from_env(&env)?;
-
-        let window = env.int_in_range("OTP_SEND_WINDOW_SECONDS", 600, 1, 86_400)?;
-        let global: u32 = env.int_in_range("OTP_GLOBAL_SEND_LIMIT", 0, 0, 100_000)?;
-        let limits = SendLimits {
-            resend_cooldown: Duration::from_secs(env.int_in_range(
-                "OTP_RESEND_COOLDOWN_SECONDS",
-                30,
-                0,
-                3_600,
-            )?),
-            phone_limit: env.int_in_range("OTP_SEND_LIMIT", 5, 1, 1_000)?,
-            window: Duration::from_secs(window),
-            phone_daily_limit: env.int_in_range("OTP_DAILY_SEND_LIMIT", 10, 1, 10_000)?,
-            client_limit: env.int_in_range("OTP_CLIENT_SEND_LIMIT", 20, 1, 100_000)?,
-            global_per_minute: (global > 0).then_some(global),
-            caller_limit: env.int_in_range("OTP_CALLER_SEND_LIMIT", 1_000, 1, 1_000_000)?,
-        };
-        let allowed = env.get("OTP_ALLOWED_COUNTRIES").unwrap_or_default();
-        let denied = env.get("OTP_DENIED_COUNTRIES").unwrap_or_default();
-        let countries = CountryPolicy::parse(allowed, denied).map_err(|err| {
-            let var = if CountryPolicy::parse(allowed, "").is_err() {
-                "OTP_ALLOWED_COUNTRIES"
-            } else {
-                "OTP_DENIED_COUNTRIES"
-            };
-            ConfigError::new(var, err.to_string())
-        })?;
-        let test_numbers = TestNumbers::parse(
-            env.get("OTP_TEST_NUMBERS").unwrap_or_default(),
-            policy.code_length,
-        )
-        .map_err(|err| ConfigError::new("OTP_TEST_NUMBERS", err.to_string()))?;
-
+        let env = Env::new(vars);
+        let metrics_addr = listen_vars::metrics_addr(&env)?;
+        let listen_addr = listen_vars::listen_addr(&env)?;
+        let policy = code_vars::otp_policy(&env)?;
+        let health_addr = trust_vars::health_addr(&env)?;
+        let tls = trust_vars::tls(&env)?;
+        let callers = trust_vars::callers(&env)?;
+        let store = redis_vars::store_config(&env)?;
+        let (hmac_secret, hmac_secret_source) = code_vars::hmac_secret(&env, &store)?;
+        let hmac_previous_secrets =
+            secret_vars::previous_secrets(&env, env.get("OTP_HMAC_SECRET"))?;
+        let log_format = listen_vars::log_format(&env)?;
+        let sms = gateway_vars::sms_from_env(&env)?;
+        let template = message_vars::template_from_env(&env)?;
+        let limits = abuse_vars::send_limits(&env)?;
+        let countries = abuse_vars::country_policy(&env)?;
+        let test_numbers = abuse_vars::test_numbers(&env, policy.code_length)?;
         Ok(Self {
             listen_addr,
             health_addr,
@@ -275,46 +137,21 @@ impl Config {
             template,
         })
     }
-}
 
-/// The variables being read, with empty values treated as unset (as shells and
-/// container runtimes commonly pass `VAR=` for "not configured").
-struct Env(HashMap<String, String>);
-
-impl Env {
-    fn get(&self, var: &str) -> Option<&str> {
-        self.0
-            .get(var)
-            .map(|v| v.trim())
-            .filter(|value| !value.is_empty())
-    }
-
-    fn parsed<T>(
-        &self,
-        var: &'static str,
-        default: &str,
-        parse: impl FnOnce(&str) -> Result<T, String>,
-    ) -> Result<T, ConfigError> {
-        let raw = self.get(var).unwrap_or(default);
-        parse(raw).map_err(|why| ConfigError::new(var, format!("{why} (got `{raw}`)")))
-    }
-
-    fn int_in_range<T>(
-        &self,
-        var: &'static str,
-        default: T,
-        min: T,
-        max: T,
-    ) -> Result<T, ConfigError>
-    where
-        T: std::str::FromStr + PartialOrd + Copy + fmt::Display,
-    {
-        self.parsed(var, &default.to_string(), |raw| {
-            raw.parse::<T>()
-                .ok()
-                .filter(|value| (min..=max).contains(value))
-                .ok_or_else(|| format!("must be a whole number from {min} to {max}"))
-        })
+    /// The longest one SendOtp can take: every store call at its timeout plus
+    /// the whole SMS budget, with a margin. An idempotency claim must outlive
+    /// it, or a retry could send a second code while the first is in flight.
+    pub fn longest_send(&self) -> Duration {
+        const STORE_CALLS_PER_SEND: u32 = 8;
+        let store_timeout = match &self.store {
+            StoreConfig::Memory => Duration::ZERO,
+            StoreConfig::Redis(settings) => settings.timeout,
+        };
+        let sms_budget = match &self.sms {
+            SmsConfig::Console => Duration::from_secs(1),
+            SmsConfig::TextBee(textbee) => textbee.send_timeout,
+        };
+        store_timeout * STORE_CALLS_PER_SEND + sms_budget + Duration::from_secs(5)
     }
 }
 

@@ -7,7 +7,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::{
-    domain::{CodeError, PhoneError, RequestKeyError},
+    domain::{CodeError, PhoneError, RequestKeyError, ceil_seconds},
     sms::GatewayError,
     store::{StoreError, Violation},
 };
@@ -106,66 +106,9 @@ impl From<Error> for Status {
             Error::IdempotencyKeyBusy => Status::unavailable(
                 "a call with this idempotency_key is still in progress; retry shortly",
             ),
-            Error::CountryNotAllowed { region } => {
-                let details = ErrorDetails::with_error_info(
-                    "COUNTRY_NOT_ALLOWED",
-                    ERROR_DOMAIN,
-                    [("region".to_owned(), region.clone())],
-                );
-                Status::with_error_details(
-                    Code::PermissionDenied,
-                    format!("sending codes to region {region} is not allowed"),
-                    details,
-                )
-            }
-            Error::RateLimited { violations } => {
-                let retry_after = violations
-                    .iter()
-                    .map(|violation| violation.retry_after)
-                    .max()
-                    .unwrap_or_default();
-                let mut details =
-                    ErrorDetails::with_retry_info(Some(round_up_to_second(retry_after)));
-                for violation in &violations {
-                    details.add_quota_failure_violation(
-                        violation.kind.subject(),
-                        format!(
-                            "{}: {}",
-                            violation.kind.as_str(),
-                            violation.kind.description()
-                        ),
-                    );
-                }
-                if let Some(first) = violations.first() {
-                    details.set_error_info(
-                        "SEND_LIMIT_REACHED",
-                        ERROR_DOMAIN,
-                        [("limit".to_owned(), first.kind.as_str().to_owned())],
-                    );
-                }
-                Status::with_error_details(
-                    Code::ResourceExhausted,
-                    format!(
-                        "send limit reached; retry in {} s",
-                        round_up_to_second(retry_after).as_secs()
-                    ),
-                    details,
-                )
-            }
-            Error::Locked { retry_after } => {
-                let mut details =
-                    ErrorDetails::with_retry_info(Some(round_up_to_second(retry_after)));
-                details.add_quota_failure_violation(
-                    "phone_number",
-                    "wrong-code limit reached; the number is locked until its last code expires",
-                );
-                details.set_error_info("VERIFY_ATTEMPTS_EXHAUSTED", ERROR_DOMAIN, []);
-                Status::with_error_details(
-                    Code::ResourceExhausted,
-                    "too many wrong codes for this phone number; try again later",
-                    details,
-                )
-            }
+            Error::CountryNotAllowed { region } => country_not_allowed(&region),
+            Error::RateLimited { violations } => send_limit_reached(&violations),
+            Error::Locked { retry_after } => number_locked(retry_after),
             Error::Unauthenticated => Status::with_error_details(
                 Code::Unauthenticated,
                 "caller credentials required: a client certificate or `authorization: Bearer <token>`",
@@ -176,39 +119,13 @@ impl From<Error> for Status {
                 "these credentials name no known caller",
                 ErrorDetails::with_error_info("CALLER_UNKNOWN", ERROR_DOMAIN, []),
             ),
-            Error::Store(store) => {
-                tracing::error!(error = %store, "store failed");
-                match store {
-                    StoreError::Unavailable(_) => {
-                        Status::unavailable("OTP store is unavailable; retry shortly")
-                    }
-                    StoreError::Protocol(_) => Status::internal("internal error"),
-                }
-            }
-            Error::Gateway(gateway) => match gateway {
-                GatewayError::Unavailable(detail) => {
-                    tracing::warn!(error = %detail, "SMS gateway unavailable");
-                    Status::unavailable("SMS gateway is unavailable; no code was sent")
-                }
-                GatewayError::Uncertain(detail) => {
-                    tracing::warn!(error = %detail, "SMS gateway failed; delivery uncertain");
-                    Status::unavailable(
-                        "SMS gateway failed; any code that still arrives will not work, request a new one",
-                    )
-                }
-                GatewayError::Unauthorized(detail) => {
-                    tracing::error!(error = %detail, "SMS gateway refused our credentials; check TEXTBEE_API_KEY");
-                    Status::internal("SMS gateway is misconfigured; no code was sent")
-                }
-                GatewayError::Rejected(detail) => {
-                    tracing::error!(error = %detail, "SMS gateway rejected the message");
-                    Status::internal("SMS gateway rejected the message; no code was sent")
-                }
-            },
+            Error::Store(store) => store_failed(&store),
+            Error::Gateway(gateway) => gateway_failed(&gateway),
         }
     }
 }
 
+/// INVALID_ARGUMENT with a `BadRequest` naming the field.
 fn bad_request(field: &str, description: String) -> Status {
     Status::with_error_details(
         Code::InvalidArgument,
@@ -217,8 +134,107 @@ fn bad_request(field: &str, description: String) -> Status {
     )
 }
 
-/// Clients act on whole seconds; rounding down would invite a retry that is
-/// refused again.
-fn round_up_to_second(delay: Duration) -> Duration {
-    Duration::from_secs(delay.as_secs() + u64::from(delay.subsec_nanos() > 0))
+/// PERMISSION_DENIED with an `ErrorInfo` naming the region.
+fn country_not_allowed(region: &str) -> Status {
+    let details = ErrorDetails::with_error_info(
+        "COUNTRY_NOT_ALLOWED",
+        ERROR_DOMAIN,
+        [("region".to_owned(), region.to_owned())],
+    );
+    Status::with_error_details(
+        Code::PermissionDenied,
+        format!("sending codes to region {region} is not allowed"),
+        details,
+    )
+}
+
+/// RESOURCE_EXHAUSTED with `RetryInfo` (the longest wait), one
+/// `QuotaFailure` violation per full limit, and an `ErrorInfo` naming the first.
+fn send_limit_reached(violations: &[Violation]) -> Status {
+    let retry_after = violations
+        .iter()
+        .map(|violation| violation.retry_after)
+        .max()
+        .unwrap_or_default();
+    let retry_after = whole_seconds(retry_after);
+    let mut details = ErrorDetails::with_retry_info(Some(retry_after));
+    for violation in violations {
+        details.add_quota_failure_violation(
+            violation.kind.subject(),
+            format!(
+                "{}: {}",
+                violation.kind.as_str(),
+                violation.kind.description()
+            ),
+        );
+    }
+    if let Some(first) = violations.first() {
+        details.set_error_info(
+            "SEND_LIMIT_REACHED",
+            ERROR_DOMAIN,
+            [("limit".to_owned(), first.kind.as_str().to_owned())],
+        );
+    }
+    Status::with_error_details(
+        Code::ResourceExhausted,
+        format!("send limit reached; retry in {} s", retry_after.as_secs()),
+        details,
+    )
+}
+
+/// RESOURCE_EXHAUSTED with `RetryInfo` until the wrong-guess lock ends.
+fn number_locked(retry_after: Duration) -> Status {
+    let mut details = ErrorDetails::with_retry_info(Some(whole_seconds(retry_after)));
+    details.add_quota_failure_violation(
+        "phone_number",
+        "wrong-code limit reached; the number is locked until its last code expires",
+    );
+    details.set_error_info("VERIFY_ATTEMPTS_EXHAUSTED", ERROR_DOMAIN, []);
+    Status::with_error_details(
+        Code::ResourceExhausted,
+        "too many wrong codes for this phone number; try again later",
+        details,
+    )
+}
+
+/// UNAVAILABLE when the store is down (fail closed), INTERNAL when it answered
+/// nonsense; the cause goes to the log only.
+fn store_failed(store: &StoreError) -> Status {
+    tracing::error!(error = %store, "store failed");
+    match store {
+        StoreError::Unavailable(_) => {
+            Status::unavailable("OTP store is unavailable; retry shortly")
+        }
+        StoreError::Protocol(_) => Status::internal("internal error"),
+    }
+}
+
+/// UNAVAILABLE when a retry may help, INTERNAL when an operator must act; the
+/// gateway's own words go to the log only.
+fn gateway_failed(gateway: &GatewayError) -> Status {
+    match gateway {
+        GatewayError::Unavailable(detail) => {
+            tracing::warn!(error = %detail, "SMS gateway unavailable");
+            Status::unavailable("SMS gateway is unavailable; no code was sent")
+        }
+        GatewayError::Uncertain(detail) => {
+            tracing::warn!(error = %detail, "SMS gateway failed; delivery uncertain");
+            Status::unavailable(
+                "SMS gateway failed; any code that still arrives will not work, request a new one",
+            )
+        }
+        GatewayError::Unauthorized(detail) => {
+            tracing::error!(error = %detail, "SMS gateway refused our credentials; check TEXTBEE_API_KEY");
+            Status::internal("SMS gateway is misconfigured; no code was sent")
+        }
+        GatewayError::Rejected(detail) => {
+            tracing::error!(error = %detail, "SMS gateway rejected the message");
+            Status::internal("SMS gateway rejected the message; no code was sent")
+        }
+    }
+}
+
+/// A delay as `RetryInfo` carries it: whole seconds, rounded up.
+fn whole_seconds(delay: Duration) -> Duration {
+    Duration::from_secs(u64::from(ceil_seconds(delay)))
 }

@@ -10,7 +10,7 @@ use std::{sync::Arc, time::Duration};
 use tokio::task::JoinHandle;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
-use crate::{server::OTP_SERVICE_NAME, store::OtpStore};
+use crate::{proto::otp_service_server::SERVICE_NAME, store::OtpStore};
 
 /// How often the store is pinged. Short enough that a probe sees an outage
 /// (or the recovery) within about a second; each ping is one cheap round trip.
@@ -86,5 +86,5 @@ async fn publish(reporter: &HealthReporter, serving: bool) {
         ServingStatus::NotServing
     };
     crate::metrics::store_up(serving);
-    reporter.set_service_status(OTP_SERVICE_NAME, status).await;
+    reporter.set_service_status(SERVICE_NAME, status).await;
 }

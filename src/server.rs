@@ -10,19 +10,21 @@ use tonic_health::server::HealthReporter;
 
 use crate::{
     auth::{self, Authenticator, TlsIncoming},
-    config::{Config, SecretSource, SmsConfig, StoreConfig},
+    config::{Config, SecretSource},
     domain::{HmacKeys, PhoneNumber},
     health::StoreHealthCheck,
     health_listener::HealthListener,
     otp::{AbuseRules, OtpFlow},
-    proto::{FILE_DESCRIPTOR_SET, otp_service_server::OtpServiceServer},
+    proto::{
+        FILE_DESCRIPTOR_SET,
+        otp_service_server::{OtpServiceServer, SERVICE_NAME},
+    },
     service::OtpGrpcService,
-    sms::{ConsoleGateway, SmsGateway, TextBeeGateway, TextBeeSetupError},
-    store::{MemoryStore, OtpStore, RedisStore, StoreError},
+    sms::{
+        ConsoleGateway, SmsConfig, SmsGateway, TextBeeConfig, TextBeeGateway, TextBeeSetupError,
+    },
+    store::{MemoryStore, OtpStore, RedisStore, StoreConfig, StoreError},
 };
-
-/// Name under which `grpc.health.v1` reports the OTP service.
-pub const OTP_SERVICE_NAME: &str = "otp.v1.OtpService";
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, Error)]
@@ -71,34 +73,7 @@ pub struct Application {
 impl Application {
     /// Builds the server with the gateway the configuration selects.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
-        let gateway: Arc<dyn SmsGateway> = match &config.sms {
-            SmsConfig::Console => {
-                tracing::warn!(
-                    "SMS gateway is `console`: codes are printed to stdout, not sent. \
-                     For development only; set OTP_SMS_GATEWAY for production"
-                );
-                Arc::new(ConsoleGateway)
-            }
-            SmsConfig::TextBee(textbee) => {
-                if textbee.url.scheme() == "http" {
-                    tracing::warn!(
-                        host = textbee.url.host_str().unwrap_or_default(),
-                        "SMS_SENDER_API is plain http: the API key and the codes cross the \
-                         network unencrypted; use https unless TextBee runs on a trusted network"
-                    );
-                }
-                tracing::info!(
-                    host = textbee.url.host_str().unwrap_or_default(),
-                    connect_timeout_ms =
-                        u64::try_from(textbee.connect_timeout.as_millis()).unwrap_or(u64::MAX),
-                    send_timeout_ms =
-                        u64::try_from(textbee.send_timeout.as_millis()).unwrap_or(u64::MAX),
-                    max_retries = textbee.max_retries,
-                    "SMS gateway is TextBee"
-                );
-                Arc::new(TextBeeGateway::new(textbee)?)
-            }
-        };
+        let gateway = open_gateway(&config.sms)?;
         Self::build_with_gateway(config, gateway).await
     }
 
@@ -107,47 +82,10 @@ impl Application {
         config: Config,
         gateway: Arc<dyn SmsGateway>,
     ) -> Result<Self, StartupError> {
-        if config.hmac_secret_source == SecretSource::GeneratedForThisProcess {
-            tracing::warn!(
-                "OTP_HMAC_SECRET is not set: using a random secret for this process only; \
-                 pending codes are lost on restart"
-            );
-        }
-        // phonenumber loads its numbering-plan database on first use (~0.1 s
-        // in release, ~0.5 s in debug). Load it in the background, off the
-        // async workers, so start-up (and health SERVING) does not wait for
-        // it and the first request rarely does.
-        drop(tokio::task::spawn_blocking(|| {
-            PhoneNumber::parse("+14155550123")
-        }));
-        if !config.hmac_previous_secrets.is_empty() {
-            tracing::info!(
-                previous = config.hmac_previous_secrets.len(),
-                "HMAC key rotation: codes digested with the previous secrets still verify; \
-                 store records keep the names the last of them gives"
-            );
-        }
-        if !config.test_numbers.is_empty() {
-            tracing::warn!(
-                count = config.test_numbers.len(),
-                "OTP_TEST_NUMBERS is set: these numbers get fixed codes and no SMS"
-            );
-        }
-        let store: Arc<dyn OtpStore> = match &config.store {
-            StoreConfig::Memory => {
-                tracing::info!("store: in memory (codes are lost on restart; one replica only)");
-                Arc::new(MemoryStore::new())
-            }
-            StoreConfig::Redis(settings) => {
-                // The topology displays with its passwords masked.
-                tracing::info!(
-                    topology = %settings.topology,
-                    prefix = %settings.prefix,
-                    "store: Redis"
-                );
-                Arc::new(RedisStore::new(settings)?)
-            }
-        };
+        warn_about_development_settings(&config);
+        preload_numbering_plan();
+        let store = open_store(&config.store)?;
+        let (tls, auth) = trust_boundary(&config)?;
         let abuse = AbuseRules {
             limits: config.limits,
             countries: config.countries.clone(),
@@ -165,29 +103,6 @@ impl Application {
             Arc::clone(&store),
             gateway,
         ));
-
-        let tls = match &config.tls {
-            Some(settings) => {
-                let tls = auth::server_config(settings).map_err(StartupError::Tls)?;
-                tracing::info!(
-                    mutual = settings.client_ca_file.is_some(),
-                    "TLS on the gRPC listener (certificate reloaded when its file changes)"
-                );
-                Some(tls)
-            }
-            None => None,
-        };
-        let mutual_tls = config
-            .tls
-            .as_ref()
-            .is_some_and(|tls| tls.client_ca_file.is_some());
-        let auth = Authenticator::new(config.callers.clone(), mutual_tls);
-        if !auth.required() && !config.listen_addr.ip().is_loopback() {
-            tracing::warn!(
-                "no caller authentication (OTP_CALLERS_FILE, OTP_TLS_CLIENT_CA_FILE): anyone who \
-                 can reach the gRPC listener can send codes; keep it on loopback"
-            );
-        }
         let (listener, local_addr) = bind(config.listen_addr).await?;
         let health_listener = match config.health_addr {
             Some(addr) => Some(bind(addr).await?),
@@ -238,40 +153,15 @@ impl Application {
             .set_service_status("", tonic_health::ServingStatus::Serving)
             .await;
         let store_health = StoreHealthCheck::start(self.store, health.clone()).await;
-
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            // google.rpc error details, so reflection clients (grpcurl) can
-            // decode RetryInfo, BadRequest, QuotaFailure and ErrorInfo.
-            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            // google.rpc error details, so reflection clients (grpcurl) can
-            // decode RetryInfo, BadRequest, QuotaFailure and ErrorInfo.
-            .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()?;
+        let reflection_v1 = reflection().build_v1()?;
+        let reflection_v1alpha = reflection().build_v1alpha()?;
 
         let health_only = self.health_listener.map(|(listener, addr)| {
             tracing::info!(addr = %addr, "health listening (grpc.health.v1 only)");
             HealthListener::serve(listener, health.clone())
         });
         tracing::info!(addr = %self.local_addr, "otp-service listening");
-        let draining_health = health.clone();
-        let shutdown = async move {
-            shutdown.await;
-            tracing::info!("shutdown requested: draining in-flight calls");
-            // Stopped first, so it cannot flip the status back to SERVING.
-            store_health.stop().await;
-            draining_health
-                .set_service_status("", tonic_health::ServingStatus::NotServing)
-                .await;
-            draining_health
-                .set_service_status(OTP_SERVICE_NAME, tonic_health::ServingStatus::NotServing)
-                .await;
-        };
+        let shutdown = drain_on(shutdown, store_health, health);
         let router = tonic::transport::Server::builder()
             .add_service(health_service)
             .add_service(reflection_v1)
@@ -303,10 +193,156 @@ impl Application {
     }
 }
 
-/// Binds `addr` and reads back the address actually bound (port 0).
+/// The gateway `OTP_SMS_GATEWAY` selects, announced in the log.
+fn open_gateway(sms: &SmsConfig) -> Result<Arc<dyn SmsGateway>, StartupError> {
+    Ok(match sms {
+        SmsConfig::Console => {
+            tracing::warn!(
+                "SMS gateway is `console`: codes are printed to stdout, not sent. \
+                 For development only; set OTP_SMS_GATEWAY for production"
+            );
+            Arc::new(ConsoleGateway)
+        }
+        SmsConfig::TextBee(textbee) => {
+            announce_textbee(textbee);
+            Arc::new(TextBeeGateway::new(textbee)?)
+        }
+    })
+}
+
+/// Logs where TextBee is and how hard a send tries; warns on plain http.
+fn announce_textbee(textbee: &TextBeeConfig) {
+    if textbee.url.scheme() == "http" {
+        tracing::warn!(
+            host = textbee.url.host_str().unwrap_or_default(),
+            "SMS_SENDER_API is plain http: the API key and the codes cross the \
+             network unencrypted; use https unless TextBee runs on a trusted network"
+        );
+    }
+    tracing::info!(
+        host = textbee.url.host_str().unwrap_or_default(),
+        connect_timeout_ms = u64::try_from(textbee.connect_timeout.as_millis()).unwrap_or(u64::MAX),
+        send_timeout_ms = u64::try_from(textbee.send_timeout.as_millis()).unwrap_or(u64::MAX),
+        max_retries = textbee.max_retries,
+        "SMS gateway is TextBee"
+    );
+}
+
+/// TLS on the gRPC listener and who may call, from `OTP_TLS_*` and
+/// `OTP_CALLERS_FILE`, announced in the log.
+fn trust_boundary(
+    config: &Config,
+) -> Result<(Option<Arc<rustls::ServerConfig>>, Authenticator), StartupError> {
+    let tls = match &config.tls {
+        Some(settings) => {
+            let tls = auth::server_config(settings).map_err(StartupError::Tls)?;
+            tracing::info!(
+                mutual = settings.client_ca_file.is_some(),
+                "TLS on the gRPC listener (certificate reloaded when its file changes)"
+            );
+            Some(tls)
+        }
+        None => None,
+    };
+    let mutual_tls = config
+        .tls
+        .as_ref()
+        .is_some_and(|tls| tls.client_ca_file.is_some());
+    let auth = Authenticator::new(config.callers.clone(), mutual_tls);
+    if !auth.required() && !config.listen_addr.ip().is_loopback() {
+        tracing::warn!(
+            "no caller authentication (OTP_CALLERS_FILE, OTP_TLS_CLIENT_CA_FILE): anyone who \
+             can reach the gRPC listener can send codes; keep it on loopback"
+        );
+    }
+    Ok((tls, auth))
+}
+
+/// Warns about settings that are fine for development but not for production.
+fn warn_about_development_settings(config: &Config) {
+    if config.hmac_secret_source == SecretSource::GeneratedForThisProcess {
+        tracing::warn!(
+            "OTP_HMAC_SECRET is not set: using a random secret for this process only; \
+             pending codes are lost on restart"
+        );
+    }
+    if !config.hmac_previous_secrets.is_empty() {
+        tracing::info!(
+            previous = config.hmac_previous_secrets.len(),
+            "HMAC key rotation: codes digested with the previous secrets still verify; \
+             store records keep the names the last of them gives"
+        );
+    }
+    if !config.test_numbers.is_empty() {
+        tracing::warn!(
+            count = config.test_numbers.len(),
+            "OTP_TEST_NUMBERS is set: these numbers get fixed codes and no SMS"
+        );
+    }
+}
+
+/// phonenumber loads its numbering-plan database on first use (~0.1 s in
+/// release, ~0.5 s in debug). Load it in the background, off the async
+/// workers, so start-up (and health SERVING) does not wait for it and the
+/// first request rarely does.
+fn preload_numbering_plan() {
+    drop(tokio::task::spawn_blocking(|| {
+        PhoneNumber::parse("+14155550123")
+    }));
+}
+
+/// The store `StoreConfig` selects, announced in the log. Opens no
+/// connection: a Redis that is down only makes the service NOT_SERVING.
+fn open_store(store: &StoreConfig) -> Result<Arc<dyn OtpStore>, StartupError> {
+    Ok(match store {
+        StoreConfig::Memory => {
+            tracing::info!("store: in memory (codes are lost on restart; one replica only)");
+            Arc::new(MemoryStore::new())
+        }
+        StoreConfig::Redis(settings) => {
+            // The topology displays with its passwords masked.
+            tracing::info!(
+                topology = %settings.topology,
+                prefix = %settings.prefix,
+                "store: Redis"
+            );
+            Arc::new(RedisStore::new(settings)?)
+        }
+    })
+}
+
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartupError> {
     let bind_error = |source| StartupError::Bind { addr, source };
     let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
     let local_addr = listener.local_addr().map_err(bind_error)?;
     Ok((listener, local_addr))
+}
+
+/// The reflection services' descriptors, listed once for v1 and v1alpha.
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        // google.rpc error details, so reflection clients (grpcurl) can
+        // decode RetryInfo, BadRequest, QuotaFailure and ErrorInfo.
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+}
+
+/// Waits for `shutdown`, then reports NOT_SERVING for the process and the
+/// OTP service, so load balancers stop routing here while calls drain.
+async fn drain_on(
+    shutdown: impl Future<Output = ()>,
+    store_health: StoreHealthCheck,
+    health: HealthReporter,
+) {
+    shutdown.await;
+    tracing::info!("shutdown requested: draining in-flight calls");
+    // Stopped first, so it cannot flip the status back to SERVING.
+    store_health.stop().await;
+    health
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
+    health
+        .set_service_status(SERVICE_NAME, tonic_health::ServingStatus::NotServing)
+        .await;
 }

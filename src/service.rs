@@ -10,10 +10,10 @@ use tracing::{Instrument, Span, field};
 
 use crate::{
     auth::{AuthError, Authenticator, Caller, PeerCertificate},
-    domain::{ClientKey, IdempotencyKey, PhoneNumber},
+    domain::{ClientKey, IdempotencyKey, PhoneNumber, ceil_seconds},
     error::Error,
     metrics,
-    otp::{OtpFlow, SendRequest, SentCode, Verification, ceil_seconds},
+    otp::{OtpFlow, SendRequest, SentCode, Verification},
     proto::{
         CancelOtpRequest, CancelOtpResponse, SendOtpRequest, SendOtpResponse, TimeLeftRequest,
         TimeLeftResponse, VerifyOtpRequest, VerifyOtpResponse, VerifyOtpResult,

@@ -70,47 +70,27 @@ impl RetryPolicy {
         let backoff_cap = (self.budget / tries.saturating_mul(4)).min(MAX_BACKOFF);
         let mut attempt = 1;
         let mut uncertain = false;
-        let unavailable = |uncertain: bool, reason: String| {
-            if uncertain {
-                GatewayError::Uncertain(reason)
-            } else {
-                GatewayError::Unavailable(reason)
-            }
-        };
         loop {
             // An equal share of what is left, so one hung try cannot use up
             // the time the retries need; tries that failed fast leave more
             // for the later ones.
             let tries_left = tries - attempt + 1;
             let share = deadline.saturating_duration_since(Instant::now()) / tries_left;
-            let (reason, retry_after) = match tokio::time::timeout(share, try_once(attempt)).await {
-                Ok(TryOutcome::Done(value)) => return Ok(value),
-                Ok(TryOutcome::Fatal(error)) => return Err(error),
-                Ok(TryOutcome::Transient {
+            let (reason, retry_after) = match cut_off_at(share, attempt, try_once(attempt)).await {
+                TryOutcome::Done(value) => return Ok(value),
+                TryOutcome::Fatal(error) => return Err(error),
+                TryOutcome::Transient {
                     reason,
                     retry_after,
                     maybe_delivered,
-                }) => {
+                } => {
                     uncertain |= maybe_delivered;
                     (reason, retry_after)
                 }
-                Err(_) => {
-                    // Cut off mid-request: the gateway may have queued it.
-                    uncertain = true;
-                    let reason = format!("no answer within {} ms", share.as_millis());
-                    tracing::warn!(
-                        attempt,
-                        timeout_ms = millis(share),
-                        "SMS gateway did not answer in time"
-                    );
-                    (reason, None)
-                }
             };
+            let reason = format!("{reason} (try {attempt} of {tries})");
             if attempt == tries {
-                return Err(unavailable(
-                    uncertain,
-                    format!("{reason} (try {attempt} of {tries})"),
-                ));
+                return Err(unavailable(uncertain, reason));
             }
             let wait = retry_after.unwrap_or_else(|| backoff(attempt, backoff_cap));
             let left = deadline.saturating_duration_since(Instant::now());
@@ -118,8 +98,7 @@ impl RetryPolicy {
                 return Err(unavailable(
                     uncertain,
                     format!(
-                        "{reason} (try {attempt} of {tries}); not retrying: waiting {} ms would pass \
-                     the {} ms send budget",
+                        "{reason}; not retrying: waiting {} ms would pass the {} ms send budget",
                         wait.as_millis(),
                         self.budget.as_millis()
                     ),
@@ -129,6 +108,38 @@ impl RetryPolicy {
             tokio::time::sleep(wait).await;
             attempt += 1;
         }
+    }
+}
+
+/// One try, cut off after `share`. A try cut off mid-request may have been
+/// queued by the gateway, so it counts as maybe delivered.
+async fn cut_off_at<T>(
+    share: Duration,
+    attempt: u32,
+    try_once: impl Future<Output = TryOutcome<T>>,
+) -> TryOutcome<T> {
+    tokio::time::timeout(share, try_once)
+        .await
+        .unwrap_or_else(|_| {
+            tracing::warn!(
+                attempt,
+                timeout_ms = millis(share),
+                "SMS gateway did not answer in time"
+            );
+            TryOutcome::Transient {
+                reason: format!("no answer within {} ms", share.as_millis()),
+                retry_after: None,
+                maybe_delivered: true,
+            }
+        })
+}
+
+/// A failure that is not [`TryOutcome::Fatal`], as the caller sees it.
+fn unavailable(uncertain: bool, reason: String) -> GatewayError {
+    if uncertain {
+        GatewayError::Uncertain(reason)
+    } else {
+        GatewayError::Unavailable(reason)
     }
 }
 

@@ -15,20 +15,38 @@ use reqwest::{
 use serde_json::{Value, json};
 use thiserror::Error;
 
+mod answer;
+
+use answer::{batch_id, gateway_message, read_capped};
+
 use super::{
     GatewayError, SmsGateway,
     retry::{RetryPolicy, TryOutcome, millis, parse_retry_after},
 };
-use crate::{config::TextBeeConfig, domain::PhoneNumber};
+use crate::domain::{ApiKey, PhoneNumber};
 
-/// Most of an answer's body that is read: enough for any JSON TextBee
-/// sends, little enough that a broken proxy cannot fill memory.
-const MAX_BODY_BYTES: usize = 16 * 1024;
-/// Longest gateway message put in a log line.
-const MAX_LOGGED_MESSAGE_CHARS: usize = 200;
 /// After a 2xx the message is accepted; its body only names the batch, so
 /// it is not worth a retry (and a duplicate SMS) if it is slow to arrive.
 const SUCCESS_BODY_WAIT: Duration = Duration::from_secs(1);
+
+/// Everything needed to send through TextBee. `Debug` never shows the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextBeeConfig {
+    /// The full send URL (`SMS_SENDER_API`), e.g.
+    /// `https://api.textbee.dev/api/v1/gateway/devices/<DEVICE_ID>/send-sms`;
+    /// http or https, without credentials in it.
+    pub url: Url,
+    /// Sent as `x-api-key` (`TEXTBEE_API_KEY`).
+    pub api_key: ApiKey,
+    /// Longest wait for a TCP/TLS connection (`OTP_SMS_CONNECT_TIMEOUT_MS`).
+    pub connect_timeout: Duration,
+    /// Budget for one whole send: every try and every wait between tries
+    /// (`OTP_SMS_SEND_TIMEOUT_MS`).
+    pub send_timeout: Duration,
+    /// Tries after the first one, on connection errors, timeouts, 5xx and
+    /// 429 only (`OTP_SMS_MAX_RETRIES`).
+    pub max_retries: u32,
+}
 
 /// Sends through TextBee's `POST …/gateway/devices/<id>/send-sms`:
 /// header `x-api-key`, body `{"recipients": ["+<E.164>"], "message": "<text>"}`.
@@ -87,44 +105,68 @@ impl TextBeeGateway {
             .json(body)
             .send()
             .await;
-        let response = match sent {
-            Ok(response) => response,
-            Err(err) => {
-                // Only a failed connect proves the request never left.
-                let maybe_delivered = !err.is_connect();
-                // The URL names the device; the host alone is in the startup log.
-                let reason = transport_reason(&err.without_url());
-                tracing::warn!(
-                    phone = %to,
-                    attempt,
-                    latency_ms = millis(started.elapsed()),
-                    error = %reason,
-                    "TextBee could not be reached"
-                );
-                return TryOutcome::Transient {
-                    reason,
-                    retry_after: None,
-                    maybe_delivered,
-                };
-            }
+        let tried = Try {
+            to,
+            attempt,
+            started,
         };
-        let status = response.status();
-        if status.is_success() {
-            let body = tokio::time::timeout(SUCCESS_BODY_WAIT, read_capped(response))
-                .await
-                .unwrap_or_default();
-            let batch_id = batch_id(&body);
-            tracing::info!(
-                phone = %to,
-                attempt,
-                status = status.as_u16(),
-                latency_ms = millis(started.elapsed()),
-                sms_batch_id = batch_id.as_deref().unwrap_or("-"),
-                "TextBee accepted the message"
-            );
-            return TryOutcome::Done(());
+        match sent {
+            Err(err) => tried.not_reached(err),
+            Ok(response) if response.status().is_success() => tried.accepted(response).await,
+            Ok(response) => tried.not_accepted(response).await,
         }
+    }
+}
 
+/// One try, for its log lines: the masked phone, the try number, the latency.
+struct Try<'a> {
+    to: &'a PhoneNumber,
+    attempt: u32,
+    started: Instant,
+}
+
+impl Try<'_> {
+    /// No HTTP answer: worth a retry.
+    fn not_reached(&self, err: reqwest::Error) -> TryOutcome<()> {
+        // Only a failed connect proves the request never left.
+        let maybe_delivered = !err.is_connect();
+        // The URL names the device; the host alone is in the startup log.
+        let reason = transport_reason(&err.without_url());
+        tracing::warn!(
+            phone = %self.to,
+            attempt = self.attempt,
+            latency_ms = millis(self.started.elapsed()),
+            error = %reason,
+            "TextBee could not be reached"
+        );
+        TryOutcome::Transient {
+            reason,
+            retry_after: None,
+            maybe_delivered,
+        }
+    }
+
+    /// A 2xx: the message is queued; the batch id (if it comes soon) is logged.
+    async fn accepted(&self, response: Response) -> TryOutcome<()> {
+        let status = response.status();
+        let body = tokio::time::timeout(SUCCESS_BODY_WAIT, read_capped(response))
+            .await
+            .unwrap_or_default();
+        let batch_id = batch_id(&body);
+        tracing::info!(
+            phone = %self.to,
+            attempt = self.attempt,
+            status = status.as_u16(),
+            latency_ms = millis(self.started.elapsed()),
+            sms_batch_id = batch_id.as_deref().unwrap_or("-"),
+            "TextBee accepted the message"
+        );
+        TryOutcome::Done(())
+    }
+
+    /// Any other status: logged with TextBee's (masked) explanation, then sorted.
+    async fn not_accepted(&self, response: Response) -> TryOutcome<()> {
+        let status = response.status();
         let retry_after = response
             .headers()
             .get(RETRY_AFTER)
@@ -132,35 +174,38 @@ impl TextBeeGateway {
             .and_then(|value| parse_retry_after(value, SystemTime::now()));
         let message = gateway_message(&read_capped(response).await);
         tracing::warn!(
-            phone = %to,
-            attempt,
+            phone = %self.to,
+            attempt = self.attempt,
             status = status.as_u16(),
-            latency_ms = millis(started.elapsed()),
+            latency_ms = millis(self.started.elapsed()),
             retry_after_ms = retry_after.map(millis),
             gateway_message = %message,
             "TextBee did not accept the message"
         );
         let reason = format!("HTTP {}: {message}", status.as_u16());
-        match status {
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                TryOutcome::Fatal(GatewayError::Unauthorized(reason))
-            }
-            // 429 and 503 say "not processed"; any other 5xx may have come
-            // after TextBee queued the message.
-            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
-                TryOutcome::Transient {
-                    reason,
-                    retry_after,
-                    maybe_delivered: false,
-                }
-            }
-            status if status.is_server_error() => TryOutcome::Transient {
-                reason,
-                retry_after,
-                maybe_delivered: true,
-            },
-            _ => TryOutcome::Fatal(GatewayError::Rejected(reason)),
+        classify(status, reason, retry_after)
+    }
+}
+
+/// Sorts a refusal into "stop" (our key, a bad request) or "retry".
+fn classify(status: StatusCode, reason: String, retry_after: Option<Duration>) -> TryOutcome<()> {
+    match status {
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+            TryOutcome::Fatal(GatewayError::Unauthorized(reason))
         }
+        // 429 and 503 say "not processed"; any other 5xx may have come
+        // after TextBee queued the message.
+        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => TryOutcome::Transient {
+            reason,
+            retry_after,
+            maybe_delivered: false,
+        },
+        status if status.is_server_error() => TryOutcome::Transient {
+            reason,
+            retry_after,
+            maybe_delivered: true,
+        },
+        _ => TryOutcome::Fatal(GatewayError::Rejected(reason)),
     }
 }
 
@@ -208,141 +253,9 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     line
 }
 
-/// Reads at most [`MAX_BODY_BYTES`] of the body; a broken body reads as what arrived.
-async fn read_capped(mut response: Response) -> Vec<u8> {
-    let mut body = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        let room = MAX_BODY_BYTES - body.len();
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() == MAX_BODY_BYTES {
-            break;
-        }
-    }
-    body
-}
-
-/// TextBee answers a send with `{"data": {"smsBatchId": "…", …}}`; other
-/// shapes (older or self-hosted servers) are accepted without an id.
-fn batch_id(body: &[u8]) -> Option<String> {
-    let value: Value = serde_json::from_slice(body).ok()?;
-    let id = value
-        .pointer("/data/smsBatchId")
-        .or_else(|| value.get("smsBatchId"))?;
-    match id {
-        Value::String(id) => Some(id.clone()),
-        Value::Number(id) => Some(id.to_string()),
-        _ => None,
-    }
-}
-
-/// The gateway's own explanation, fit for a log line: TextBee's `error`
-/// (or NestJS's `message`), else the raw text; one line, shortened, and with
-/// every run of 4+ digits hidden in case the gateway echoed the number or
-/// the message (and so the code) back.
-fn gateway_message(body: &[u8]) -> String {
-    let text = match serde_json::from_slice::<Value>(body) {
-        Ok(value) => ["/error", "/message", "/data/error", "/data/message"]
-            .iter()
-            .find_map(|pointer| match value.pointer(pointer)? {
-                Value::String(text) => Some(text.clone()),
-                Value::Array(items) => Some(
-                    items
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                ),
-                _ => None,
-            })
-            .unwrap_or_else(|| value.to_string()),
-        Err(_) => String::from_utf8_lossy(body).into_owned(),
-    };
-    let text = text.trim();
-    if text.is_empty() {
-        return "(no message)".into();
-    }
-    // Mask the whole text first, then cut: cutting first could split a code
-    // at the limit and leave its first digits unmasked.
-    let mut clean = String::with_capacity(text.len());
-    let mut digit_run = String::new();
-    let flush = |run: &mut String, out: &mut String| {
-        if run.len() >= 4 {
-            out.push_str(&"#".repeat(run.len()));
-        } else {
-            out.push_str(run);
-        }
-        run.clear();
-    };
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            digit_run.push(c);
-            continue;
-        }
-        flush(&mut digit_run, &mut clean);
-        clean.push(if c.is_control() { ' ' } else { c });
-    }
-    flush(&mut digit_run, &mut clean);
-    if clean.chars().count() > MAX_LOGGED_MESSAGE_CHARS {
-        clean = clean.chars().take(MAX_LOGGED_MESSAGE_CHARS).collect();
-        clean.push('…');
-    }
-    clean
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn batch_id_is_read_from_textbees_answer() {
-        let body = br#"{"data":{"success":true,"message":"SMS added to queue for processing","smsBatchId":"6650f0c2","recipientCount":1}}"#;
-        assert_eq!(batch_id(body).as_deref(), Some("6650f0c2"));
-        assert_eq!(batch_id(br#"{"data":{"success":true}}"#), None);
-        assert_eq!(batch_id(b"OK"), None);
-        assert_eq!(batch_id(b""), None);
-    }
-
-    #[test]
-    fn gateway_message_prefers_textbees_error_field() {
-        assert_eq!(
-            gateway_message(br#"{"success":false,"error":"Invalid recipients"}"#),
-            "Invalid recipients"
-        );
-        assert_eq!(
-            gateway_message(br#"{"statusCode":400,"message":["message should not be empty","x"]}"#),
-            "message should not be empty; x"
-        );
-        assert_eq!(gateway_message(b"Bad Gateway\r\n"), "Bad Gateway");
-        assert_eq!(gateway_message(b""), "(no message)");
-    }
-
-    #[test]
-    fn gateway_message_hides_echoed_numbers_and_codes() {
-        let message = gateway_message(
-            br#"{"error":"cannot send 'Your code is 042917' to +14155550123 (HTTP 503)"}"#,
-        );
-        assert_eq!(
-            message,
-            "cannot send 'Your code is ######' to +########### (HTTP 503)"
-        );
-    }
-
-    #[test]
-    fn a_code_at_the_cut_is_masked_whole() {
-        let body = format!("{}042917 more", "x".repeat(MAX_LOGGED_MESSAGE_CHARS - 2));
-        let message = gateway_message(body.as_bytes());
-        assert!(message.ends_with("##…"), "{message}");
-        assert!(!message.contains("04"), "{message}");
-    }
-
-    #[test]
-    fn gateway_message_is_one_short_line() {
-        let long = format!("line one\nline two {}", "x".repeat(500));
-        let message = gateway_message(long.as_bytes());
-        assert!(!message.contains('\n'), "{message}");
-        assert_eq!(message.chars().count(), MAX_LOGGED_MESSAGE_CHARS + 1);
-        assert!(message.ends_with('…'));
-    }
 
     #[test]
     fn error_chain_shows_every_cause_on_one_line() {

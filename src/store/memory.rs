@@ -1,10 +1,11 @@
 //! The embedded store: a process-local map behind a mutex. For `cargo run`,
 //! tests and single-replica deployments; codes vanish on restart.
 
+mod state;
+
 use std::{
-    collections::HashMap,
     sync::{
-        Arc, Mutex, MutexGuard, Weak,
+        Arc, Mutex, MutexGuard,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -15,82 +16,14 @@ use tokio::time::Instant;
 
 use super::{
     ClaimOwner, IdempotencyClaim, OtpStore, PutOutcome, RecordedSend, SendDecision, SendLog,
-    StoreError, VerifyOutcome,
-    sliding_log::{self, SendTimes},
+    StoreError, VerifyOutcome, sliding_log,
 };
 use crate::{
     abuse::RateRule,
     domain::{CodeDigest, SubjectKey},
 };
 
-/// How often expired entries are swept, bounding memory under churn to about
-/// one sweep interval's worth of dead entries beyond the live ones.
-const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
-
-#[derive(Debug)]
-struct Entry {
-    /// `None` once the code was destroyed (lock, rollback) but the spent
-    /// guess count must live on until `expires_at`.
-    digest: Option<CodeDigest>,
-    attempts_used: u32,
-    locked: bool,
-    expires_at: Instant,
-}
-
-type Entries = HashMap<SubjectKey, Entry>;
-
-#[derive(Debug, Default)]
-struct SendLogEntry {
-    times: SendTimes,
-    /// Longest rule period seen for this log: after that, it holds nothing useful.
-    keep_for_ms: u64,
-}
-
-#[derive(Debug)]
-struct IdempotencyEntry {
-    subject: SubjectKey,
-    /// The claiming call's token: only it may complete or release the claim.
-    owner: u64,
-    response: Option<RecordedSend>,
-    expires_at: Instant,
-}
-
-#[derive(Debug)]
-struct Shared {
-    codes: Mutex<Entries>,
-    sends: Mutex<HashMap<SendLog, SendLogEntry>>,
-    idempotency: Mutex<HashMap<SubjectKey, IdempotencyEntry>>,
-    /// Origin of the millisecond clock the send logs use.
-    epoch: Instant,
-    next_token: AtomicU64,
-}
-
-/// Locks a map, ignoring poisoning: a panic while holding the lock cannot
-/// leave an entry half-written (every mutation is a plain field store), so
-/// the data is still consistent.
-fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-impl Shared {
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-
-    fn sweep(&self) {
-        let now = Instant::now();
-        locked(&self.codes).retain(|_, entry| entry.expires_at > now);
-        locked(&self.idempotency).retain(|_, entry| entry.expires_at > now);
-        let now_ms = self.now_ms();
-        locked(&self.sends).retain(|_, log| {
-            log.times
-                .back()
-                .is_some_and(|(at, _)| at.saturating_add(log.keep_for_ms) > now_ms)
-        });
-    }
-}
+use state::{Entries, Entry, IdempotencyEntry, Shared, locked, sweep_expired};
 
 /// In-memory [`OtpStore`]. Atomicity comes from doing each operation under
 /// one mutex acquisition, with no `.await` while it is held.
@@ -158,19 +91,10 @@ fn owned_claim(entry: &IdempotencyEntry, owner: &ClaimOwner, now: Instant) -> bo
     entry.expires_at > now && entry.response.is_none() && entry.owner.to_string() == owner.0
 }
 
-async fn sweep_expired(shared: Weak<Shared>) {
-    let mut ticks = tokio::time::interval(SWEEP_INTERVAL);
-    loop {
-        ticks.tick().await;
-        let Some(shared) = shared.upgrade() else {
-            return;
-        };
-        shared.sweep();
-    }
-}
-
 #[async_trait]
 impl OtpStore for MemoryStore {
+    /// Twin of `lua/put_code.lua`: a locked or spent subject refuses; a live
+    /// record keeps its spent guesses and a TTL that never shrinks.
     async fn put_code(
         &self,
         subject: &SubjectKey,
@@ -211,6 +135,8 @@ impl OtpStore for MemoryStore {
         }
     }
 
+    /// Twin of `lua/verify_and_consume.lua`: a match deletes the record; a
+    /// miss spends a guess, and the last one destroys the code and locks.
     async fn verify_and_consume(
         &self,
         subject: &SubjectKey,
@@ -246,6 +172,7 @@ impl OtpStore for MemoryStore {
         Ok(VerifyOutcome::Incorrect { attempts_remaining })
     }
 
+    /// Twin of `lua/pending_lifetime.lua`: nothing while locked or without a code.
     async fn pending_lifetime(&self, subject: &SubjectKey) -> Result<Option<Duration>, StoreError> {
         let now = Instant::now();
         let mut entries = self.lock();
@@ -254,6 +181,8 @@ impl OtpStore for MemoryStore {
             .map(|entry| entry.expires_at - now))
     }
 
+    /// Twin of `lua/discard_code.lua`: only if the digest is still `digest`;
+    /// the spent guesses stay.
     async fn discard_code(
         &self,
         subject: &SubjectKey,
@@ -269,6 +198,7 @@ impl OtpStore for MemoryStore {
         Ok(())
     }
 
+    /// Twin of `lua/cancel_code.lua`: the spent guesses and any lock stay.
     async fn cancel_code(&self, subject: &SubjectKey) -> Result<bool, StoreError> {
         let now = Instant::now();
         let mut entries = self.lock();
@@ -277,6 +207,8 @@ impl OtpStore for MemoryStore {
             .is_some())
     }
 
+    /// Twin of `lua/record_send.lua`: both are the sliding log of
+    /// `sliding_log.rs`, counted only if every rule admits the send.
     async fn record_send(
         &self,
         log: &SendLog,
@@ -296,6 +228,7 @@ impl OtpStore for MemoryStore {
         Ok(sliding_log::record(&mut entry.times, rules, now_ms, token))
     }
 
+    /// Twin of `lua/refund_send.lua`: an unknown token is ignored.
     async fn refund_send(&self, log: &SendLog, token: &str) -> Result<(), StoreError> {
         let Ok(token) = token.parse::<u64>() else {
             return Ok(());
@@ -306,7 +239,7 @@ impl OtpStore for MemoryStore {
         Ok(())
     }
 
-    /// Twin: `lua/claim_idempotency.lua`.
+    /// Twin of `lua/claim_idempotency.lua`.
     async fn claim_idempotency(
         &self,
         key: &SubjectKey,
@@ -339,7 +272,7 @@ impl OtpStore for MemoryStore {
         })
     }
 
-    /// Twin: `lua/complete_idempotency.lua`.
+    /// Twin of `lua/complete_idempotency.lua`: only the owner completes.
     async fn complete_idempotency(
         &self,
         key: &SubjectKey,
@@ -386,6 +319,7 @@ impl OtpStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::memory::state::SWEEP_INTERVAL;
 
     fn subject(n: u32) -> SubjectKey {
         crate::domain::HmacSecret::new(b"k").subject_key(

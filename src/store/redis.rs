@@ -1,24 +1,29 @@
 //! The production store: Redis through a `deadpool-redis` pool, shared by
-//! every replica. Each trait method is one Lua script run with EVALSHA, so it
-//! is atomic on the server and two replicas racing behave like one. The same
-//! scripts run on one server, a Redis Cluster or a Sentinel-managed master
-//! (see `connection.rs`): each touches exactly one key, named in KEYS.
+//! every replica. Each trait method is one Lua script run with EVALSHA (the
+//! table in `scripts.rs`; each script's Rust twin is the `MemoryStore` method
+//! of the same name), so it is atomic on the server and two replicas racing
+//! behave like one. The same scripts run on one server, a Redis Cluster or a
+//! Sentinel-managed master (see `connection.rs`): each touches exactly one
+//! key, named in KEYS.
 
-mod abuse;
 mod connection;
+mod idempotency;
 mod master_watch;
+mod scripts;
+mod send_log;
 mod trusted_pool;
 mod url;
 
 use std::{fmt, time::Duration};
 
 use async_trait::async_trait;
-use deadpool_redis::redis::{FromRedisValue, Script, ScriptInvocation};
+use deadpool_redis::redis::{FromRedisValue, ScriptInvocation};
 
 pub use connection::RedisTopology;
 pub use url::{RedisNodes, RedisUrl};
 
 use connection::RedisConnections;
+use scripts::Scripts;
 
 use super::{
     ClaimOwner, IdempotencyClaim, OtpStore, PutOutcome, RecordedSend, SendDecision, SendLog,
@@ -42,39 +47,6 @@ pub struct RedisSettings {
     /// Bound on one store call end to end: waiting for a pooled connection,
     /// connecting, and running the script (`OTP_REDIS_TIMEOUT_MS`).
     pub timeout: Duration,
-}
-
-/// The scripts, hashed once when the store is built; each call sends
-/// only the hash (EVALSHA) and loads the script once per server on NOSCRIPT
-/// (a fresh or restarted Redis, a cluster master that has not seen it yet).
-struct Scripts {
-    put_code: Script,
-    verify_and_consume: Script,
-    pending_lifetime: Script,
-    discard_code: Script,
-    cancel_code: Script,
-    record_send: Script,
-    refund_send: Script,
-    claim_idempotency: Script,
-    complete_idempotency: Script,
-    release_idempotency: Script,
-}
-
-impl Scripts {
-    fn new() -> Self {
-        Self {
-            put_code: Script::new(include_str!("lua/put_code.lua")),
-            verify_and_consume: Script::new(include_str!("lua/verify_and_consume.lua")),
-            pending_lifetime: Script::new(include_str!("lua/pending_lifetime.lua")),
-            discard_code: Script::new(include_str!("lua/discard_code.lua")),
-            cancel_code: Script::new(include_str!("lua/cancel_code.lua")),
-            record_send: Script::new(include_str!("lua/record_send.lua")),
-            refund_send: Script::new(include_str!("lua/refund_send.lua")),
-            claim_idempotency: Script::new(include_str!("lua/claim_idempotency.lua")),
-            complete_idempotency: Script::new(include_str!("lua/complete_idempotency.lua")),
-            release_idempotency: Script::new(include_str!("lua/release_idempotency.lua")),
-        }
-    }
 }
 
 /// [`OtpStore`] on Redis. One hash per subject, at
@@ -289,7 +261,7 @@ impl OtpStore for RedisStore {
                     .complete_idempotency
                     .key(self.idempotency_key(key))
                     .arg(&owner.0)
-                    .arg(abuse::encode_response(response))
+                    .arg(idempotency::encode_response(response))
                     .arg(millis(ttl)),
             )
             .await?;
@@ -314,64 +286,5 @@ impl OtpStore for RedisStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.bounded(self.connections.ping()).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    /// Every script, as shipped.
-    const SCRIPTS: [(&str, &str); 10] = [
-        ("put_code", include_str!("lua/put_code.lua")),
-        (
-            "verify_and_consume",
-            include_str!("lua/verify_and_consume.lua"),
-        ),
-        ("pending_lifetime", include_str!("lua/pending_lifetime.lua")),
-        ("discard_code", include_str!("lua/discard_code.lua")),
-        ("cancel_code", include_str!("lua/cancel_code.lua")),
-        ("record_send", include_str!("lua/record_send.lua")),
-        ("refund_send", include_str!("lua/refund_send.lua")),
-        (
-            "claim_idempotency",
-            include_str!("lua/claim_idempotency.lua"),
-        ),
-        (
-            "complete_idempotency",
-            include_str!("lua/complete_idempotency.lua"),
-        ),
-        (
-            "release_idempotency",
-            include_str!("lua/release_idempotency.lua"),
-        ),
-    ];
-
-    /// Redis Cluster runs a script on the node owning its declared keys and
-    /// refuses keys of other slots; a key built inside Lua would escape that
-    /// check. So every command names exactly `KEYS[1]` (or `key`, its alias).
-    #[test]
-    fn every_script_touches_only_its_one_declared_key() {
-        for (name, source) in SCRIPTS {
-            let code: String = source
-                .lines()
-                .filter(|line| !line.trim_start().starts_with("--"))
-                .collect::<Vec<_>>()
-                .join("\n");
-            assert!(!code.contains("KEYS[2]"), "{name} uses a second key");
-            for call in code.split("redis.call(").skip(1) {
-                let args: Vec<&str> = call.split([',', ')']).map(str::trim).collect();
-                let command = args.first().copied().unwrap_or_default();
-                if command == "'TIME'" {
-                    continue;
-                }
-                let target = args.get(1).copied().unwrap_or_default();
-                assert!(
-                    target == "KEYS[1]" || target == "key",
-                    "{name}: {command} on `{target}`, not the declared key"
-                );
-            }
-            if code.contains("local key") {
-                assert!(code.contains("local key = KEYS[1]"), "{name}");
-            }
-        }
     }
 }

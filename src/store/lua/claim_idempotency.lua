@@ -1,6 +1,7 @@
 -- claim_idempotency: of many concurrent calls with one idempotency key,
 -- exactly one gets 'claimed'; the others learn whether it is still sending
--- or what it answered. Twin: MemoryStore::claim_idempotency.
+-- or what it answered.
+-- Rust twin: MemoryStore::claim_idempotency in src/store/memory.rs (same rule; keep both in step).
 -- KEYS[1]  the key's record (a hash: s = subject, o = owner token of the
 --          claiming call, r = recorded response)
 -- ARGV[1]  subject (keyed hash of the phone number)

@@ -1,4 +1,5 @@
 -- put_code: make ARGV[1] the pending digest, keeping the wrong guesses spent.
+-- Rust twin: MemoryStore::put_code in src/store/memory.rs (same rule; keep both in step).
 -- KEYS[1]  the subject's record (a hash: d = digest, a = attempts used, l = locked)
 -- ARGV[1]  digest (raw bytes)
 -- ARGV[2]  code lifetime in milliseconds (TTL + grace)

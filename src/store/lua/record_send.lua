@@ -3,6 +3,8 @@
 -- admitted only if, for every rule, fewer than `limit` sends fall in the last
 -- `period` ms. Each send is a sorted-set member scored by its time, which is
 -- what makes the reported retry delay exact.
+-- Rust twin: MemoryStore::record_send in src/store/memory.rs, which runs
+-- sliding_log::record (same rule; keep both in step).
 -- KEYS[1]  the send log (a sorted set: member = token, score = send time in ms)
 -- ARGV[1]  token for this send (random; used to refund it)
 -- ARGV[2k], ARGV[2k+1]  limit and period (ms) of rule k (k = 1, 2, ...)

@@ -1,6 +1,7 @@
 -- verify_and_consume: compare the candidates with the pending digest; approve
 -- once, or spend one guess (however many candidates) and lock the subject when
--- the budget is gone. Twin: MemoryStore::verify_and_consume.
+-- the budget is gone.
+-- Rust twin: MemoryStore::verify_and_consume in src/store/memory.rs (same rule; keep both in step).
 -- KEYS[1]  the subject's record (a hash: d = digest, a = attempts used, l = locked)
 -- ARGV[1]  max attempts
 -- ARGV[2..] candidate digests (raw bytes): the code's digest under each HMAC

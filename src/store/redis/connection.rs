@@ -65,6 +65,79 @@ impl fmt::Display for RedisTopology {
     }
 }
 
+fn invalid(err: RedisError) -> StoreError {
+    StoreError::Unavailable(format!("invalid Redis settings: {err}"))
+}
+
+fn unbuilt(err: impl fmt::Display) -> StoreError {
+    StoreError::Unavailable(format!("cannot build Redis pool: {err}"))
+}
+
+/// One server: every connection to the one URL.
+fn single_pool(
+    url: &RedisUrl,
+    config: PoolConfig,
+    timeout: Duration,
+) -> Result<TrustedPool, StoreError> {
+    let connection = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout));
+    let manager =
+        deadpool_redis::Manager::new_with_config(url.expose(), connection).map_err(invalid)?;
+    TrustedPool::builder(TrustedManager(manager))
+        .config(config)
+        .runtime(Runtime::Tokio1)
+        .build()
+        .map_err(unbuilt)
+}
+
+/// A cluster, discovered from its seed nodes.
+fn cluster_pool(nodes: &RedisNodes, config: PoolConfig) -> Result<cluster::Pool, StoreError> {
+    // Replicas are never read: a replica may lag, and every script here
+    // writes anyway.
+    let seeds = nodes.urls().map(RedisUrl::expose).collect();
+    let manager = cluster::Manager::new(seeds, false).map_err(invalid)?;
+    cluster::Pool::builder(manager)
+        .config(config)
+        .runtime(Runtime::Tokio1)
+        .build()
+        .map_err(unbuilt)
+}
+
+/// The master the sentinels name, reached with the sentinels' scheme and
+/// credentials; `watch` retires connections to a former master.
+fn sentinel_pool(
+    sentinels: &RedisNodes,
+    master: &str,
+    config: PoolConfig,
+    watch: &MasterWatch,
+) -> Result<sentinel::Pool, StoreError> {
+    let first = sentinels.first();
+    let node = SentinelNodeConnectionInfo {
+        tls_mode: first.is_tls().then_some(TlsMode::Secure),
+        redis_connection_info: Some(RedisConnectionInfo {
+            db: 0,
+            username: first.username().map(str::to_owned),
+            password: first.password().map(str::to_owned),
+            protocol: Default::default(),
+        }),
+    };
+    let urls = sentinels.urls().map(RedisUrl::expose).collect();
+    let manager = sentinel::Manager::new(
+        urls,
+        master.to_owned(),
+        Some(node),
+        SentinelServerType::Master,
+    )
+    .map_err(invalid)?;
+    sentinel::Pool::builder(manager)
+        .config(config)
+        .runtime(Runtime::Tokio1)
+        .pre_recycle(watch.retire_hook())
+        .build()
+        .map_err(unbuilt)
+}
+
 /// A connection pool of the configured topology.
 pub(super) enum RedisConnections {
     Single(TrustedPool),
@@ -95,63 +168,12 @@ impl RedisConnections {
             create: Some(timeout),
             recycle: Some(timeout),
         };
-        let invalid =
-            |err: RedisError| StoreError::Unavailable(format!("invalid Redis settings: {err}"));
-        let unbuilt = |err| StoreError::Unavailable(format!("cannot build Redis pool: {err}"));
         Ok(match topology {
-            RedisTopology::Single(url) => {
-                let connection = AsyncConnectionConfig::new()
-                    .set_connection_timeout(Some(timeout))
-                    .set_response_timeout(Some(timeout));
-                let manager = deadpool_redis::Manager::new_with_config(url.expose(), connection)
-                    .map_err(invalid)?;
-                Self::Single(
-                    TrustedPool::builder(TrustedManager(manager))
-                        .config(config)
-                        .runtime(Runtime::Tokio1)
-                        .build()
-                        .map_err(unbuilt)?,
-                )
-            }
-            RedisTopology::Cluster(nodes) => {
-                // Replicas are never read: a replica may lag, and every
-                // script here writes anyway.
-                let seeds = nodes.urls().map(RedisUrl::expose).collect();
-                let manager = cluster::Manager::new(seeds, false).map_err(invalid)?;
-                Self::Cluster(
-                    cluster::Pool::builder(manager)
-                        .config(config)
-                        .runtime(Runtime::Tokio1)
-                        .build()
-                        .map_err(unbuilt)?,
-                )
-            }
+            RedisTopology::Single(url) => Self::Single(single_pool(url, config, timeout)?),
+            RedisTopology::Cluster(nodes) => Self::Cluster(cluster_pool(nodes, config)?),
             RedisTopology::Sentinel { sentinels, master } => {
-                let first = sentinels.first();
-                let node = SentinelNodeConnectionInfo {
-                    tls_mode: first.is_tls().then_some(TlsMode::Secure),
-                    redis_connection_info: Some(RedisConnectionInfo {
-                        db: 0,
-                        username: first.username().map(str::to_owned),
-                        password: first.password().map(str::to_owned),
-                        protocol: Default::default(),
-                    }),
-                };
-                let urls = sentinels.urls().map(RedisUrl::expose).collect();
-                let manager = sentinel::Manager::new(
-                    urls,
-                    master.clone(),
-                    Some(node),
-                    SentinelServerType::Master,
-                )
-                .map_err(invalid)?;
                 let watch = MasterWatch::new(sentinels, master, timeout)?;
-                let pool = sentinel::Pool::builder(manager)
-                    .config(config)
-                    .runtime(Runtime::Tokio1)
-                    .pre_recycle(watch.retire_hook())
-                    .build()
-                    .map_err(unbuilt)?;
+                let pool = sentinel_pool(sentinels, master, config, &watch)?;
                 Self::Sentinel(pool, Box::new(watch))
             }
         })

@@ -1,39 +1,15 @@
-//! SMS gateway settings: which gateway sends the codes and how hard it tries.
+//! The SMS gateway variables: which gateway sends the codes and how hard it
+//! tries, read into [`SmsConfig`] (defined beside the gateways in `sms`).
 
 use std::time::Duration;
 
 use reqwest::Url;
 
 use super::{ConfigError, Env};
-use crate::domain::ApiKey;
-
-/// The SMS gateway selection (`OTP_SMS_GATEWAY`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SmsConfig {
-    /// Print messages to standard output: development only.
-    Console,
-    /// Send through a TextBee server (textbee.dev or self-hosted).
-    TextBee(TextBeeConfig),
-}
-
-/// Everything needed to send through TextBee. `Debug` never shows the key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TextBeeConfig {
-    /// The full send URL (`SMS_SENDER_API`), e.g.
-    /// `https://api.textbee.dev/api/v1/gateway/devices/<DEVICE_ID>/send-sms`;
-    /// http or https, without credentials in it.
-    pub url: Url,
-    /// Sent as `x-api-key` (`TEXTBEE_API_KEY`).
-    pub api_key: ApiKey,
-    /// Longest wait for a TCP/TLS connection (`OTP_SMS_CONNECT_TIMEOUT_MS`).
-    pub connect_timeout: Duration,
-    /// Budget for one whole send: every try and every wait between tries
-    /// (`OTP_SMS_SEND_TIMEOUT_MS`).
-    pub send_timeout: Duration,
-    /// Tries after the first one, on connection errors, timeouts, 5xx and
-    /// 429 only (`OTP_SMS_MAX_RETRIES`).
-    pub max_retries: u32,
-}
+use crate::{
+    domain::ApiKey,
+    sms::{SmsConfig, TextBeeConfig},
+};
 
 const SEND_URL_EXAMPLE: &str =
     "https://api.textbee.dev/api/v1/gateway/devices/<DEVICE_ID>/send-sms";

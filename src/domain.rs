@@ -6,6 +6,7 @@ mod key_ring;
 mod phone;
 mod request_key;
 mod secret;
+mod whole_seconds;
 
 pub use api_key::{ApiKey, ApiKeyError};
 pub use code::{CodeDigest, CodeError, OtpCode};
@@ -13,3 +14,4 @@ pub use key_ring::HmacKeys;
 pub use phone::{PhoneError, PhoneNumber};
 pub use request_key::{ClientKey, IdempotencyKey, RequestKeyError};
 pub use secret::{HmacSecret, SubjectKey};
+pub use whole_seconds::ceil_seconds;

@@ -1,20 +1,11 @@
-//! Store settings: memory, or Redis as one server, a Redis Cluster or a
-//! Sentinel-managed master, and the `OTP_REDIS_*` tuning shared by all three.
+//! The store variables: memory, or Redis as one server, a Redis Cluster or a
+//! Sentinel-managed master, and the `OTP_REDIS_*` tuning shared by all three,
+//! read into [`StoreConfig`] (defined beside the stores in `store`).
 
 use std::time::Duration;
 
 use super::{ConfigError, Env};
-use crate::store::{RedisNodes, RedisSettings, RedisTopology, RedisUrl};
-
-/// The store selection: Redis when one of `REDIS_URL`, `REDIS_CLUSTER_URLS`
-/// or `REDIS_SENTINEL_URLS` is set, else in memory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreConfig {
-    /// Process-local; for development and single-replica deployments.
-    Memory,
-    /// Shared by every replica pointing at the same Redis.
-    Redis(RedisSettings),
-}
+use crate::store::{RedisNodes, RedisSettings, RedisTopology, RedisUrl, StoreConfig};
 
 /// The variables that select Redis; at most one may be set.
 pub const REDIS_SELECTORS: [&str; 3] = ["REDIS_URL", "REDIS_CLUSTER_URLS", "REDIS_SENTINEL_URLS"];

@@ -10,9 +10,18 @@ use thiserror::Error;
 
 pub use console::ConsoleGateway;
 pub use template::{MessageTemplate, TemplateError};
-pub use textbee::{TextBeeGateway, TextBeeSetupError};
+pub use textbee::{TextBeeConfig, TextBeeGateway, TextBeeSetupError};
 
 use crate::domain::PhoneNumber;
+
+/// The SMS gateway selection (`OTP_SMS_GATEWAY`), as `config` reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SmsConfig {
+    /// Print messages to standard output: development only.
+    Console,
+    /// Send through a TextBee server (textbee.dev or self-hosted).
+    TextBee(TextBeeConfig),
+}
 
 /// Why a message was not sent. Text is for logs, never for callers.
 #[derive(Debug, Error)]

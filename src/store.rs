@@ -19,6 +19,16 @@ use crate::{
     domain::{CodeDigest, SubjectKey},
 };
 
+/// The store selection: Redis when one of `REDIS_URL`, `REDIS_CLUSTER_URLS`
+/// or `REDIS_SENTINEL_URLS` is set, else in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// Process-local; for development and single-replica deployments.
+    Memory,
+    /// Shared by every replica pointing at the same Redis.
+    Redis(RedisSettings),
+}
+
 /// What [`OtpStore::put_code`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutOutcome {

@@ -1,5 +1,5 @@
-//! How the service listens: the health-only listener (`OTP_HEALTH_ADDR`) and
-//! TLS / mTLS on the gRPC listener (`OTP_TLS_*`).
+//! The trust boundary: the health-only listener (`OTP_HEALTH_ADDR`), TLS /
+//! mTLS on the gRPC listener (`OTP_TLS_*`) and who may call (`OTP_CALLERS_FILE`).
 
 use std::{net::SocketAddr, path::PathBuf};
 

@@ -1,5 +1,5 @@
-//! Redis side of the abuse-protection operations: send logs and idempotency
-//! records. Each is one Lua script on keys that hash-tag their own subject.
+//! Send logs on Redis: one sorted set per log, counted and refunded by
+//! `record_send.lua` and `refund_send.lua`.
 
 use std::time::Duration;
 
@@ -9,10 +9,7 @@ use rand::{Rng, TryRngCore, rngs::OsRng};
 use super::{RedisStore, millis};
 use crate::{
     abuse::RateRule,
-    domain::SubjectKey,
-    store::{
-        ClaimOwner, IdempotencyClaim, RecordedSend, SendDecision, SendLog, StoreError, Violation,
-    },
+    store::{SendDecision, SendLog, StoreError, Violation},
 };
 
 impl RedisStore {
@@ -24,8 +21,8 @@ impl RedisStore {
             SendLog::Client(client) => {
                 format!("{}:{{{}}}:client-sends", self.prefix, client.as_str())
             }
-            // Caller names are [A-Za-z0-9._-] (or a SAN truncated, never braces
-            // that matter: the tag ends at the first `}`, so one is hashed out).
+            // Listed caller names are [A-Za-z0-9._-]; an unlisted caller's SAN
+            // (a URI) could hold braces, which would change the hash tag.
             SendLog::Caller(name) => format!(
                 "{}:{{caller:{}}}:caller-sends",
                 self.prefix,
@@ -33,11 +30,6 @@ impl RedisStore {
             ),
             SendLog::Global => format!("{}:{{global}}:sends", self.prefix),
         }
-    }
-
-    /// The record of one idempotency key.
-    pub(super) fn idempotency_key(&self, key: &SubjectKey) -> String {
-        format!("{}:{{{}}}:idempotency", self.prefix, key.as_str())
     }
 
     pub(super) async fn record_send_script(
@@ -81,42 +73,10 @@ impl RedisStore {
             ))),
         }
     }
-
-    pub(super) async fn claim_idempotency_script(
-        &self,
-        key: &SubjectKey,
-        subject: &SubjectKey,
-        in_progress_ttl: Duration,
-    ) -> Result<IdempotencyClaim, StoreError> {
-        let owner = random_token();
-        let reply: Vec<String> = self
-            .run(
-                self.scripts
-                    .claim_idempotency
-                    .key(self.idempotency_key(key))
-                    .arg(subject.as_str())
-                    .arg(millis(in_progress_ttl))
-                    .arg(&owner),
-            )
-            .await?;
-        match reply.as_slice() {
-            [status] if status == "claimed" => Ok(IdempotencyClaim::Claimed {
-                owner: ClaimOwner(owner),
-            }),
-            [status] if status == "in_progress" => Ok(IdempotencyClaim::InProgress),
-            [status] if status == "other_subject" => Ok(IdempotencyClaim::OtherSubject),
-            [status, response] if status == "completed" => {
-                Ok(IdempotencyClaim::Completed(decode_response(response)?))
-            }
-            other => Err(StoreError::Protocol(format!(
-                "claim_idempotency replied {other:?}"
-            ))),
-        }
-    }
 }
 
 /// 64 random bits in hex: unique across replicas without coordination.
-fn random_token() -> String {
+pub(super) fn random_token() -> String {
     format!("{:016x}", OsRng.unwrap_err().random::<u64>())
 }
 
@@ -145,53 +105,4 @@ fn number_at(numbers: &[u64], index: usize) -> Result<u64, StoreError> {
         .get(index)
         .copied()
         .ok_or_else(|| StoreError::Protocol(format!("reply lacks item {index}")))
-}
-
-/// `expires:length:attempts:resend` — small, and readable in `redis-cli`.
-pub(super) fn encode_response(response: &RecordedSend) -> String {
-    format!(
-        "{}:{}:{}:{}",
-        response.expires_in_secs,
-        response.code_length,
-        response.attempts_remaining,
-        response.resend_after_secs
-    )
-}
-
-fn decode_response(raw: &str) -> Result<RecordedSend, StoreError> {
-    let fields: Vec<u32> = raw
-        .split(':')
-        .map(str::parse)
-        .collect::<Result<_, _>>()
-        .map_err(|_| StoreError::Protocol(format!("bad recorded response `{raw}`")))?;
-    match fields.as_slice() {
-        [expires, length, attempts, resend] => Ok(RecordedSend {
-            expires_in_secs: *expires,
-            code_length: *length,
-            attempts_remaining: *attempts,
-            resend_after_secs: *resend,
-        }),
-        _ => Err(StoreError::Protocol(format!(
-            "bad recorded response `{raw}`"
-        ))),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn recorded_responses_round_trip() {
-        let response = RecordedSend {
-            expires_in_secs: 120,
-            code_length: 6,
-            attempts_remaining: 5,
-            resend_after_secs: 30,
-        };
-        assert_eq!(encode_response(&response), "120:6:5:30");
-        assert_eq!(decode_response("120:6:5:30").expect("valid"), response);
-        assert!(decode_response("120:6").is_err());
-        assert!(decode_response("a:b:c:d").is_err());
-    }
 }

@@ -1,0 +1,48 @@
+//! What limits sends and who may be texted: the `OTP_*SEND*` limits,
+//! `OTP_ALLOWED_COUNTRIES`, `OTP_DENIED_COUNTRIES`, `OTP_TEST_NUMBERS`.
+
+use std::time::Duration;
+
+use super::{ConfigError, Env};
+use crate::abuse::{CountryPolicy, SendLimits, TestNumbers};
+
+/// The send limits per number, caller and service.
+pub(super) fn send_limits(env: &Env) -> Result<SendLimits, ConfigError> {
+    let window = env.int_in_range("OTP_SEND_WINDOW_SECONDS", 600, 1, 86_400)?;
+    let global: u32 = env.int_in_range("OTP_GLOBAL_SEND_LIMIT", 0, 0, 100_000)?;
+    Ok(SendLimits {
+        resend_cooldown: Duration::from_secs(env.int_in_range(
+            "OTP_RESEND_COOLDOWN_SECONDS",
+            30,
+            0,
+            3_600,
+        )?),
+        phone_limit: env.int_in_range("OTP_SEND_LIMIT", 5, 1, 1_000)?,
+        window: Duration::from_secs(window),
+        phone_daily_limit: env.int_in_range("OTP_DAILY_SEND_LIMIT", 10, 1, 10_000)?,
+        client_limit: env.int_in_range("OTP_CLIENT_SEND_LIMIT", 20, 1, 100_000)?,
+        global_per_minute: (global > 0).then_some(global),
+        caller_limit: env.int_in_range("OTP_CALLER_SEND_LIMIT", 1_000, 1, 1_000_000)?,
+    })
+}
+
+/// `OTP_ALLOWED_COUNTRIES` and `OTP_DENIED_COUNTRIES`; a refusal names the
+/// list at fault.
+pub(super) fn country_policy(env: &Env) -> Result<CountryPolicy, ConfigError> {
+    let allowed = env.get("OTP_ALLOWED_COUNTRIES").unwrap_or_default();
+    let denied = env.get("OTP_DENIED_COUNTRIES").unwrap_or_default();
+    CountryPolicy::parse(allowed, denied).map_err(|err| {
+        let var = if CountryPolicy::parse(allowed, "").is_err() {
+            "OTP_ALLOWED_COUNTRIES"
+        } else {
+            "OTP_DENIED_COUNTRIES"
+        };
+        ConfigError::new(var, err.to_string())
+    })
+}
+
+/// `OTP_TEST_NUMBERS`, whose fixed codes must have `code_length` digits.
+pub(super) fn test_numbers(env: &Env, code_length: u8) -> Result<TestNumbers, ConfigError> {
+    TestNumbers::parse(env.get("OTP_TEST_NUMBERS").unwrap_or_default(), code_length)
+        .map_err(|err| ConfigError::new("OTP_TEST_NUMBERS", err.to_string()))
+}

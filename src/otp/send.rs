@@ -1,0 +1,193 @@
+//! Sending a new code, step by step: count the send against every limit,
+//! store the code's digest, deliver the text. Each step undoes what the
+//! earlier ones did when a later one fails, as far as is safe.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::{OtpFlow, SendRequest, SentCode};
+use crate::{
+    abuse::RateRule,
+    domain::{CodeDigest, OtpCode, PhoneNumber, SubjectKey},
+    error::Error,
+    metrics::{self, timed_store},
+    sms::GatewayError,
+    store::{OtpStore, PutOutcome, SendDecision, SendLog},
+};
+
+/// Sends counted so far by one SendOtp, taken back if it does not send.
+struct CountedSends<'a> {
+    store: &'a dyn OtpStore,
+    counted: Vec<(SendLog, String)>,
+    /// Time until the phone's own log admits another send.
+    resend_after: Duration,
+}
+
+impl CountedSends<'_> {
+    async fn refund(self) {
+        for (log, token) in &self.counted {
+            if let Err(err) = self.store.refund_send(log, token).await {
+                // Over-counting errs on the safe side: the limit just bites sooner.
+                tracing::warn!(error = %err, "could not take back a counted send");
+            }
+        }
+    }
+}
+
+impl OtpFlow {
+    /// Counts the send against every limit (refusing if one is full), stores
+    /// the new code's digest (replacing any pending code, keeping the spent
+    /// guess budget), then texts it. If the text cannot be sent the digest is
+    /// removed again, so no code the user never received can be guessed; the
+    /// send is taken back from the limits only when it surely never reached
+    /// the gateway, so a retry is not held back by a send that did not happen.
+    pub(super) async fn send_new_code(
+        &self,
+        phone: &PhoneNumber,
+        subject: &SubjectKey,
+        request: &SendRequest<'_>,
+    ) -> Result<SentCode, Error> {
+        let counted = self.count_send(subject, request).await?;
+        let test_code = self.abuse.test_numbers.code_for(phone);
+        let code = test_code
+            .cloned()
+            .unwrap_or_else(|| OtpCode::generate(self.policy.code_length));
+        let digest = self.secret.code_digest(phone, &code);
+        let attempts_remaining = match self.store_code(subject, &digest).await {
+            Ok(attempts_remaining) => attempts_remaining,
+            Err(err) => {
+                counted.refund().await;
+                return Err(err);
+            }
+        };
+        let resend_after = counted.resend_after;
+        if test_code.is_some() {
+            tracing::info!("test number: fixed code stored, no SMS sent");
+        } else if let Err(gateway_error) = self.deliver(phone, &code).await {
+            self.discard_undelivered(subject, &digest).await;
+            // Only a send that surely never reached the gateway is taken
+            // back; one that may have gone out still counts, or a slow
+            // gateway would let callers text a number without limit.
+            if !matches!(gateway_error, GatewayError::Uncertain(_)) {
+                counted.refund().await;
+            }
+            return Err(gateway_error.into());
+        }
+        Ok(SentCode {
+            expires_in: self.policy.ttl,
+            code_length: self.policy.code_length,
+            attempts_remaining,
+            resend_after,
+        })
+    }
+
+    /// Counts one send in the phone's, the caller's and the service's log,
+    /// each one atomic script ([`OtpStore::record_send`]). If any log refuses
+    /// (or the store fails), the sends already counted are taken back.
+    async fn count_send(
+        &self,
+        subject: &SubjectKey,
+        request: &SendRequest<'_>,
+    ) -> Result<CountedSends<'_>, Error> {
+        let mut counted = CountedSends {
+            store: self.store.as_ref(),
+            counted: Vec::new(),
+            resend_after: Duration::ZERO,
+        };
+        for (log, rules) in self.send_logs(subject, request) {
+            match timed_store("record_send", self.store.record_send(&log, &rules)).await {
+                Ok(SendDecision::Admitted {
+                    token,
+                    next_allowed_in,
+                }) => {
+                    if matches!(log, SendLog::Phone(_)) {
+                        counted.resend_after = next_allowed_in;
+                    }
+                    counted.counted.push((log, token));
+                }
+                Ok(SendDecision::Refused { violations }) => {
+                    counted.refund().await;
+                    return Err(Error::RateLimited { violations });
+                }
+                Err(err) => {
+                    counted.refund().await;
+                    return Err(err.into());
+                }
+            }
+        }
+        Ok(counted)
+    }
+
+    /// The logs one send is counted in, with their rules; a log without
+    /// rules (a limit turned off) is skipped.
+    fn send_logs(
+        &self,
+        subject: &SubjectKey,
+        request: &SendRequest<'_>,
+    ) -> Vec<(SendLog, Vec<RateRule>)> {
+        let limits = &self.abuse.limits;
+        let mut logs = vec![(SendLog::Phone(subject.clone()), limits.phone_rules())];
+        if let Some(client) = request.client_key {
+            logs.push((
+                SendLog::Client(self.secret.client_subject(client)),
+                limits.client_rules(),
+            ));
+        }
+        if let Some(caller) = request.caller {
+            logs.push((
+                SendLog::Caller(caller.name().to_owned()),
+                limits.caller_rules(),
+            ));
+        }
+        logs.push((SendLog::Global, limits.global_rules()));
+        logs.retain(|(_, rules)| !rules.is_empty());
+        logs
+    }
+
+    /// Makes `digest` the pending code; returns the wrong guesses still
+    /// allowed, or [`Error::Locked`] while the number is locked.
+    async fn store_code(&self, subject: &SubjectKey, digest: &CodeDigest) -> Result<u32, Error> {
+        let stored = timed_store(
+            "put_code",
+            self.store.put_code(
+                subject,
+                digest,
+                self.policy.code_lifetime(),
+                self.policy.max_attempts,
+            ),
+        )
+        .await?;
+        match stored {
+            PutOutcome::Stored { attempts_remaining } => Ok(attempts_remaining),
+            PutOutcome::Locked { retry_after } => Err(Error::Locked { retry_after }),
+        }
+    }
+
+    /// Texts the code; counts the gateway's latency and any failure by kind.
+    async fn deliver(&self, phone: &PhoneNumber, code: &OtpCode) -> Result<(), GatewayError> {
+        let text = self.template.render(code, self.policy.ttl);
+        let started = Instant::now();
+        let delivered = self.gateway.send(phone, &text).await;
+        metrics::gateway_latency(started.elapsed());
+        match &delivered {
+            Ok(()) => tracing::info!("code sent"),
+            Err(gateway_error) => metrics::gateway_failed(match gateway_error {
+                GatewayError::Unavailable(_) => "unavailable",
+                GatewayError::Uncertain(_) => "uncertain",
+                GatewayError::Unauthorized(_) => "unauthorized",
+                GatewayError::Rejected(_) => "rejected",
+            }),
+        }
+        delivered
+    }
+
+    /// Removes a code that was never delivered, unless a newer send replaced it.
+    async fn discard_undelivered(&self, subject: &SubjectKey, digest: &CodeDigest) {
+        if let Err(store_error) = self.store.discard_code(subject, digest).await {
+            // The code stays stored but was never delivered; it expires
+            // by itself and nobody knows it, so this is logged, not fatal.
+            tracing::error!(error = %store_error, "could not discard an undelivered code");
+        }
+    }
+}

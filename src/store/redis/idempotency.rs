@@ -1,0 +1,100 @@
+//! Idempotency records on Redis: one hash per key, claimed, completed and
+//! released by `claim_idempotency.lua`, `complete_idempotency.lua` and
+//! `release_idempotency.lua`.
+
+use std::time::Duration;
+
+use super::{RedisStore, millis, send_log::random_token};
+use crate::{
+    domain::SubjectKey,
+    store::{ClaimOwner, IdempotencyClaim, RecordedSend, StoreError},
+};
+
+impl RedisStore {
+    /// The record of one idempotency key.
+    pub(super) fn idempotency_key(&self, key: &SubjectKey) -> String {
+        format!("{}:{{{}}}:idempotency", self.prefix, key.as_str())
+    }
+
+    pub(super) async fn claim_idempotency_script(
+        &self,
+        key: &SubjectKey,
+        subject: &SubjectKey,
+        in_progress_ttl: Duration,
+    ) -> Result<IdempotencyClaim, StoreError> {
+        // Known only to this call: completing or releasing the claim needs it.
+        let owner = random_token();
+        let reply: Vec<String> = self
+            .run(
+                self.scripts
+                    .claim_idempotency
+                    .key(self.idempotency_key(key))
+                    .arg(subject.as_str())
+                    .arg(millis(in_progress_ttl))
+                    .arg(&owner),
+            )
+            .await?;
+        match reply.as_slice() {
+            [status] if status == "claimed" => Ok(IdempotencyClaim::Claimed {
+                owner: ClaimOwner(owner),
+            }),
+            [status] if status == "in_progress" => Ok(IdempotencyClaim::InProgress),
+            [status] if status == "other_subject" => Ok(IdempotencyClaim::OtherSubject),
+            [status, response] if status == "completed" => {
+                Ok(IdempotencyClaim::Completed(decode_response(response)?))
+            }
+            other => Err(StoreError::Protocol(format!(
+                "claim_idempotency replied {other:?}"
+            ))),
+        }
+    }
+}
+
+/// `expires:length:attempts:resend` — small, and readable in `redis-cli`.
+pub(super) fn encode_response(response: &RecordedSend) -> String {
+    format!(
+        "{}:{}:{}:{}",
+        response.expires_in_secs,
+        response.code_length,
+        response.attempts_remaining,
+        response.resend_after_secs
+    )
+}
+
+fn decode_response(raw: &str) -> Result<RecordedSend, StoreError> {
+    let fields: Vec<u32> = raw
+        .split(':')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .map_err(|_| StoreError::Protocol(format!("bad recorded response `{raw}`")))?;
+    match fields.as_slice() {
+        [expires, length, attempts, resend] => Ok(RecordedSend {
+            expires_in_secs: *expires,
+            code_length: *length,
+            attempts_remaining: *attempts,
+            resend_after_secs: *resend,
+        }),
+        _ => Err(StoreError::Protocol(format!(
+            "bad recorded response `{raw}`"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recorded_responses_round_trip() {
+        let response = RecordedSend {
+            expires_in_secs: 120,
+            code_length: 6,
+            attempts_remaining: 5,
+            resend_after_secs: 30,
+        };
+        assert_eq!(encode_response(&response), "120:6:5:30");
+        assert_eq!(decode_response("120:6:5:30").expect("valid"), response);
+        assert!(decode_response("120:6").is_err());
+        assert!(decode_response("a:b:c:d").is_err());
+    }
+}
