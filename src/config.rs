@@ -59,6 +59,10 @@ pub struct Config {
     /// first): codes digested with them still verify, and the last names
     /// store records, so a rotation keeps codes, guesses, locks and limits.
     pub hmac_previous_secrets: Vec<HmacSecret>,
+    /// Run on a Redis whose `maxmemory-policy` may evict live keys
+    /// (`OTP_REDIS_ALLOW_EVICTION`); by default such a Redis stops startup
+    /// and makes the service NOT_SERVING.
+    pub redis_allow_eviction: bool,
     /// Whether `hmac_secret` came from the environment or was generated for this process.
     pub hmac_secret_source: SecretSource,
     /// Log output format (`OTP_LOG_FORMAT`).
@@ -109,6 +113,7 @@ impl Config {
         let tls = trust_vars::tls(&env)?;
         let callers = trust_vars::callers(&env)?;
         let store = redis_vars::store_config(&env)?;
+        let redis_allow_eviction = redis_vars::allow_eviction(&env)?;
         let (hmac_secret, hmac_secret_source) = code_vars::hmac_secret(&env, &store)?;
         let hmac_previous_secrets =
             secret_vars::previous_secrets(&env, env.get("OTP_HMAC_SECRET"))?;
@@ -128,6 +133,7 @@ impl Config {
             hmac_secret,
             hmac_secret_source,
             hmac_previous_secrets,
+            redis_allow_eviction,
             log_format,
             sms,
             limits,

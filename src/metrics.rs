@@ -22,6 +22,9 @@ pub const GATEWAY_SECONDS: &str = "otp_sms_gateway_duration_seconds";
 pub const STORE_SECONDS: &str = "otp_store_operation_duration_seconds";
 /// 1 while the store answers health pings, else 0.
 pub const STORE_UP: &str = "otp_store_up";
+/// 1 while Redis's `maxmemory-policy` may evict live keys (locks, guess
+/// counters), else 0.
+pub const REDIS_EVICTING: &str = "otp_redis_evicting_policy";
 /// gRPC calls by `method` and `code`.
 pub const GRPC_REQUESTS: &str = "otp_grpc_requests_total";
 /// gRPC call latency by `method`.
@@ -67,6 +70,10 @@ fn describe() {
         "Store operation latency"
     );
     metrics::describe_gauge!(STORE_UP, "1 while the store answers health pings");
+    metrics::describe_gauge!(
+        REDIS_EVICTING,
+        "1 while Redis's maxmemory-policy may evict live keys (locks, guess counters)"
+    );
     metrics::describe_counter!(GRPC_REQUESTS, "gRPC calls by method and status code");
     metrics::describe_histogram!(GRPC_SECONDS, metrics::Unit::Seconds, "gRPC call latency");
 }
@@ -99,6 +106,11 @@ pub fn gateway_latency(elapsed: Duration) {
 /// Sets the store health gauge.
 pub fn store_up(up: bool) {
     gauge!(STORE_UP).set(if up { 1.0 } else { 0.0 });
+}
+
+/// Sets the evicting-policy gauge.
+pub fn redis_evicting(evicting: bool) {
+    gauge!(REDIS_EVICTING).set(if evicting { 1.0 } else { 0.0 });
 }
 
 /// Counts a finished gRPC call and its latency.

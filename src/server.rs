@@ -12,6 +12,7 @@ use crate::{
     auth::{self, Authenticator, TlsIncoming},
     config::{Config, SecretSource},
     domain::{HmacKeys, PhoneNumber},
+    eviction_guard::EvictionGuard,
     health::StoreHealthCheck,
     health_listener::HealthListener,
     otp::{AbuseRules, OtpFlow},
@@ -47,6 +48,9 @@ pub enum StartupError {
     /// Reflection descriptors could not be loaded (a build defect).
     #[error("cannot build reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// Redis may evict live keys and the operator has not accepted that.
+    #[error("refusing to start: {0}")]
+    EvictingStore(String),
     /// The TLS certificate, key or client CA could not be loaded.
     #[error("cannot set up TLS: {0}")]
     Tls(String),
@@ -67,6 +71,8 @@ pub struct Application {
     tls: Option<Arc<rustls::ServerConfig>>,
     flow: Arc<OtpFlow>,
     store: Arc<dyn OtpStore>,
+    /// Whether the store's eviction policy lets it serve.
+    eviction: Arc<EvictionGuard>,
     health: HealthReporter,
 }
 
@@ -85,6 +91,11 @@ impl Application {
         warn_about_development_settings(&config);
         preload_numbering_plan();
         let store = open_store(&config.store)?;
+        let eviction = Arc::new(EvictionGuard::new(config.redis_allow_eviction));
+        eviction
+            .check_at_startup(store.as_ref())
+            .await
+            .map_err(StartupError::EvictingStore)?;
         let (tls, auth) = trust_boundary(&config)?;
         let abuse = AbuseRules {
             limits: config.limits,
@@ -117,6 +128,7 @@ impl Application {
             auth,
             flow,
             store,
+            eviction,
             health,
         })
     }
@@ -152,7 +164,7 @@ impl Application {
         health
             .set_service_status("", tonic_health::ServingStatus::Serving)
             .await;
-        let store_health = StoreHealthCheck::start(self.store, health.clone()).await;
+        let store_health = StoreHealthCheck::start(self.store, health.clone(), self.eviction).await;
         let reflection_v1 = reflection().build_v1()?;
         let reflection_v1alpha = reflection().build_v1alpha()?;
 

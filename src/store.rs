@@ -234,4 +234,27 @@ pub trait OtpStore: Send + Sync + 'static {
 
     /// Checks that the store can serve requests right now.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Whether the store may drop live keys under memory pressure. Every key
+    /// has a TTL, so an evicting Redis (`volatile-*` or `allkeys-*`) may
+    /// remove a lock or a guess counter early, resetting brute-force
+    /// protection. A store that never evicts answers `NotApplicable`.
+    async fn eviction_policy(&self) -> Result<EvictionPolicy, StoreError> {
+        Ok(EvictionPolicy::NotApplicable)
+    }
+}
+
+/// What [`OtpStore::eviction_policy`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EvictionPolicy {
+    /// The store never evicts (the in-memory store).
+    NotApplicable,
+    /// Redis's `maxmemory-policy` is `noeviction`: writes fail rather than
+    /// keys vanish.
+    NoEviction,
+    /// Redis may evict live keys under this `maxmemory-policy`.
+    Evicting(String),
+    /// Redis would not say (`CONFIG GET` refused or renamed, as on many
+    /// managed offerings).
+    Unknown,
 }

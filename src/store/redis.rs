@@ -26,8 +26,8 @@ use connection::RedisConnections;
 use scripts::Scripts;
 
 use super::{
-    ClaimOwner, IdempotencyClaim, OtpStore, PutOutcome, RecordedSend, SendDecision, SendLog,
-    StoreError, VerifyOutcome,
+    ClaimOwner, EvictionPolicy, IdempotencyClaim, OtpStore, PutOutcome, RecordedSend, SendDecision,
+    SendLog, StoreError, VerifyOutcome,
 };
 use crate::{
     abuse::RateRule,
@@ -286,5 +286,16 @@ impl OtpStore for RedisStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.bounded(self.connections.ping()).await
+    }
+
+    async fn eviction_policy(&self) -> Result<EvictionPolicy, StoreError> {
+        let policy = self
+            .bounded(self.connections.config_get("maxmemory-policy"))
+            .await?;
+        Ok(match policy {
+            Some(policy) if policy == "noeviction" => EvictionPolicy::NoEviction,
+            Some(policy) => EvictionPolicy::Evicting(policy),
+            None => EvictionPolicy::Unknown,
+        })
     }
 }
