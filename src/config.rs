@@ -63,6 +63,9 @@ pub struct Config {
     /// (`OTP_REDIS_ALLOW_EVICTION`); by default such a Redis stops startup
     /// and makes the service NOT_SERVING.
     pub redis_allow_eviction: bool,
+    /// Most entries per in-memory table (`OTP_MEMORY_MAX_ENTRIES`); beyond
+    /// it, SendOtp is refused with RESOURCE_EXHAUSTED.
+    pub memory_max_entries: usize,
     /// Whether `hmac_secret` came from the environment or was generated for this process.
     pub hmac_secret_source: SecretSource,
     /// Log output format (`OTP_LOG_FORMAT`).
@@ -114,6 +117,7 @@ impl Config {
         let callers = trust_vars::callers(&env)?;
         let store = redis_vars::store_config(&env)?;
         let redis_allow_eviction = redis_vars::allow_eviction(&env)?;
+        let memory_max_entries = trust_vars::memory_max_entries(&env)?;
         let (hmac_secret, hmac_secret_source) = code_vars::hmac_secret(&env, &store)?;
         let hmac_previous_secrets =
             secret_vars::previous_secrets(&env, env.get("OTP_HMAC_SECRET"))?;
@@ -134,6 +138,7 @@ impl Config {
             hmac_secret_source,
             hmac_previous_secrets,
             redis_allow_eviction,
+            memory_max_entries,
             log_format,
             sms,
             limits,

@@ -81,6 +81,7 @@ impl Error {
             Error::Locked { .. } => "locked",
             Error::Unauthenticated => "unauthenticated",
             Error::UnknownCaller => "unknown_caller",
+            Error::Store(StoreError::Full) => "store_full",
             Error::Store(_) => "store_error",
             Error::Gateway(_) => "gateway_error",
         }
@@ -197,16 +198,36 @@ fn number_locked(retry_after: Duration) -> Status {
     )
 }
 
+/// What a full store advises: about one sweep of the memory store.
+const STORE_FULL_RETRY: Duration = Duration::from_secs(5);
+
 /// UNAVAILABLE when the store is down (fail closed), INTERNAL when it answered
-/// nonsense; the cause goes to the log only.
+/// nonsense; the cause goes to the log only. A full in-memory store is
+/// RESOURCE_EXHAUSTED with a RetryInfo: a capacity limit reached (as by a
+/// flood of sends to fresh numbers), which gRPC clients do not retry blindly
+/// the way many retry UNAVAILABLE, so a flood is not amplified.
 fn store_failed(store: &StoreError) -> Status {
+    if matches!(store, StoreError::Full) {
+        return store_full();
+    }
     tracing::error!(error = %store, "store failed");
     match store {
         StoreError::Unavailable(_) => {
             Status::unavailable("OTP store is unavailable; retry shortly")
         }
-        StoreError::Protocol(_) => Status::internal("internal error"),
+        StoreError::Protocol(_) | StoreError::Full => Status::internal("internal error"),
     }
+}
+
+fn store_full() -> Status {
+    tracing::error!("in-memory store full (OTP_MEMORY_MAX_ENTRIES): refusing new sends");
+    let mut details = ErrorDetails::with_retry_info(Some(STORE_FULL_RETRY));
+    details.set_error_info("STORE_FULL", ERROR_DOMAIN, []);
+    Status::with_error_details(
+        Code::ResourceExhausted,
+        "the service is at capacity; retry later",
+        details,
+    )
 }
 
 /// UNAVAILABLE when a retry may help, INTERNAL when an operator must act; the

@@ -90,7 +90,7 @@ impl Application {
     ) -> Result<Self, StartupError> {
         warn_about_development_settings(&config);
         preload_numbering_plan();
-        let store = open_store(&config.store)?;
+        let store = open_store(&config.store, config.memory_max_entries)?;
         let eviction = Arc::new(EvictionGuard::new(config.redis_allow_eviction));
         eviction
             .check_at_startup(store.as_ref())
@@ -305,11 +305,14 @@ fn preload_numbering_plan() {
 
 /// The store `StoreConfig` selects, announced in the log. Opens no
 /// connection: a Redis that is down only makes the service NOT_SERVING.
-fn open_store(store: &StoreConfig) -> Result<Arc<dyn OtpStore>, StartupError> {
+fn open_store(
+    store: &StoreConfig,
+    memory_max_entries: usize,
+) -> Result<Arc<dyn OtpStore>, StartupError> {
     Ok(match store {
         StoreConfig::Memory => {
             tracing::info!("store: in memory (codes are lost on restart; one replica only)");
-            Arc::new(MemoryStore::new())
+            Arc::new(MemoryStore::with_max_entries(memory_max_entries))
         }
         StoreConfig::Redis(settings) => {
             // The topology displays with its passwords masked.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use thiserror::Error;
 
-pub use memory::MemoryStore;
+pub use memory::{DEFAULT_MAX_ENTRIES, MemoryStore, SweepReport};
 pub use redis::{RedisNodes, RedisSettings, RedisStore, RedisTopology, RedisUrl};
 
 use crate::{
@@ -140,6 +140,10 @@ pub enum StoreError {
     /// The store is unreachable or did not answer in time.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The store is at its size limit (`OTP_MEMORY_MAX_ENTRIES`) and takes
+    /// nothing new until expired entries are swept.
+    #[error("store is full")]
+    Full,
     /// The store answered something this code does not understand.
     #[error("store returned an unexpected reply: {0}")]
     Protocol(String),

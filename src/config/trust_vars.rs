@@ -1,10 +1,26 @@
 //! The trust boundary: the health-only listener (`OTP_HEALTH_ADDR`), TLS /
-//! mTLS on the gRPC listener (`OTP_TLS_*`) and who may call (`OTP_CALLERS_FILE`).
+//! mTLS on the gRPC listener (`OTP_TLS_*`), who may call (`OTP_CALLERS_FILE`),
+//! and the in-memory store's size bound (`OTP_MEMORY_MAX_ENTRIES`).
 
 use std::{net::SocketAddr, path::PathBuf};
 
 use super::{ConfigError, Env};
-use crate::auth::{CallerList, TlsSettings};
+use crate::{
+    auth::{CallerList, TlsSettings},
+    store::DEFAULT_MAX_ENTRIES,
+};
+
+/// `OTP_MEMORY_MAX_ENTRIES`: most entries per in-memory table (codes, send
+/// logs, idempotency keys), so a flood of sends to fresh numbers is refused
+/// instead of exhausting the process's memory.
+pub(super) fn memory_max_entries(env: &Env) -> Result<usize, ConfigError> {
+    env.int_in_range(
+        "OTP_MEMORY_MAX_ENTRIES",
+        DEFAULT_MAX_ENTRIES,
+        100,
+        100_000_000,
+    )
+}
 
 /// `OTP_CALLERS_FILE`: read and parsed once at startup (a change needs a
 /// restart, as a rolling deploy does anyway).

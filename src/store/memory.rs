@@ -1,11 +1,13 @@
 //! The embedded store: a process-local map behind a mutex. For `cargo run`,
 //! tests and single-replica deployments; codes vanish on restart.
 
+mod sharded;
 mod state;
 
 use std::{
+    fmt,
     sync::{
-        Arc, Mutex, MutexGuard,
+        Arc,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -23,23 +25,44 @@ use crate::{
     domain::{CodeDigest, SubjectKey},
 };
 
-use state::{Entries, Entry, IdempotencyEntry, Shared, locked, sweep_expired};
+use sharded::Sharded;
+use state::{Entries, Entry, IdempotencyEntry, Shared, sweep_expired};
+
+pub use state::SweepReport;
+
+/// Default `OTP_MEMORY_MAX_ENTRIES`: about 300 MiB at most, far beyond what
+/// one replica's legitimate traffic keeps alive for a code's lifetime.
+pub const DEFAULT_MAX_ENTRIES: usize = 1_000_000;
 
 /// In-memory [`OtpStore`]. Atomicity comes from doing each operation under
-/// one mutex acquisition, with no `.await` while it is held.
-#[derive(Debug, Clone)]
+/// one mutex acquisition (its key's shard), with no `.await` while it is held.
+/// Each table (codes, send logs, idempotency keys) holds at most about
+/// `max_entries`; beyond that, new entries are refused with
+/// [`StoreError::Full`] rather than memory growing without end.
+#[derive(Clone)]
 pub struct MemoryStore {
     shared: Arc<Shared>,
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore").finish_non_exhaustive()
+    }
 }
 
 impl MemoryStore {
     /// A new empty store. Must be called inside a Tokio runtime: it spawns the
     /// sweeper, which stops once the last clone of the store is dropped.
     pub fn new() -> Self {
+        Self::with_max_entries(DEFAULT_MAX_ENTRIES)
+    }
+
+    /// Like [`MemoryStore::new`], each table holding about `max_entries` at most.
+    pub fn with_max_entries(max_entries: usize) -> Self {
         let shared = Arc::new(Shared {
-            codes: Mutex::default(),
-            sends: Mutex::default(),
-            idempotency: Mutex::default(),
+            codes: Sharded::new(max_entries),
+            sends: Sharded::new(max_entries),
+            idempotency: Sharded::new(max_entries),
             epoch: Instant::now(),
             next_token: AtomicU64::new(1),
         });
@@ -50,18 +73,18 @@ impl MemoryStore {
     /// Number of entries held, expired or not, across codes, send logs and
     /// idempotency keys (for tests of memory bounds).
     pub fn len(&self) -> usize {
-        locked(&self.shared.codes).len()
-            + locked(&self.shared.sends).len()
-            + locked(&self.shared.idempotency).len()
+        self.shared.codes.len() + self.shared.sends.len() + self.shared.idempotency.len()
+    }
+
+    /// Sweeps expired entries now, as the background sweeper does every few
+    /// seconds (for measuring how long it holds a lock).
+    pub async fn sweep_now(&self) -> SweepReport {
+        self.shared.sweep().await
     }
 
     /// True when no entry is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Entries> {
-        locked(&self.shared.codes)
     }
 
     /// The live entry for `subject`, dropping it first if it has expired.
@@ -103,7 +126,7 @@ impl OtpStore for MemoryStore {
         max_attempts: u32,
     ) -> Result<PutOutcome, StoreError> {
         let now = Instant::now();
-        let mut entries = self.lock();
+        let mut entries = self.shared.codes.lock(subject);
         let expires_at = now + lifetime;
         match Self::live(&mut entries, subject, now) {
             Some(entry) if entry.locked || entry.attempts_used >= max_attempts => {
@@ -119,6 +142,9 @@ impl OtpStore for MemoryStore {
                 })
             }
             None => {
+                if !self.shared.codes.has_room(&entries, subject) {
+                    return Err(StoreError::Full);
+                }
                 entries.insert(
                     subject.clone(),
                     Entry {
@@ -144,7 +170,7 @@ impl OtpStore for MemoryStore {
         max_attempts: u32,
     ) -> Result<VerifyOutcome, StoreError> {
         let now = Instant::now();
-        let mut entries = self.lock();
+        let mut entries = self.shared.codes.lock(subject);
         let Some(entry) = Self::live(&mut entries, subject, now) else {
             return Ok(VerifyOutcome::Expired);
         };
@@ -175,7 +201,7 @@ impl OtpStore for MemoryStore {
     /// Twin of `lua/pending_lifetime.lua`: nothing while locked or without a code.
     async fn pending_lifetime(&self, subject: &SubjectKey) -> Result<Option<Duration>, StoreError> {
         let now = Instant::now();
-        let mut entries = self.lock();
+        let mut entries = self.shared.codes.lock(subject);
         Ok(Self::live(&mut entries, subject, now)
             .filter(|entry| entry.digest.is_some() && !entry.locked)
             .map(|entry| entry.expires_at - now))
@@ -189,7 +215,7 @@ impl OtpStore for MemoryStore {
         digest: &CodeDigest,
     ) -> Result<(), StoreError> {
         let now = Instant::now();
-        let mut entries = self.lock();
+        let mut entries = self.shared.codes.lock(subject);
         if let Some(entry) = Self::live(&mut entries, subject, now)
             && entry.digest.as_ref() == Some(digest)
         {
@@ -201,7 +227,7 @@ impl OtpStore for MemoryStore {
     /// Twin of `lua/cancel_code.lua`: the spent guesses and any lock stay.
     async fn cancel_code(&self, subject: &SubjectKey) -> Result<bool, StoreError> {
         let now = Instant::now();
-        let mut entries = self.lock();
+        let mut entries = self.shared.codes.lock(subject);
         Ok(Self::live(&mut entries, subject, now)
             .and_then(|entry| entry.digest.take())
             .is_some())
@@ -220,7 +246,10 @@ impl OtpStore for MemoryStore {
             .map(|rule| u64::try_from(rule.period.as_millis()).unwrap_or(u64::MAX))
             .max()
             .unwrap_or(0);
-        let mut sends = locked(&self.shared.sends);
+        let mut sends = self.shared.sends.lock(log);
+        if !self.shared.sends.has_room(&sends, log) {
+            return Err(StoreError::Full);
+        }
         // Read the clock under the lock, so each log's times stay in order.
         let now_ms = self.shared.now_ms();
         let entry = sends.entry(log.clone()).or_default();
@@ -233,7 +262,7 @@ impl OtpStore for MemoryStore {
         let Ok(token) = token.parse::<u64>() else {
             return Ok(());
         };
-        if let Some(entry) = locked(&self.shared.sends).get_mut(log) {
+        if let Some(entry) = self.shared.sends.lock(log).get_mut(log) {
             entry.times.retain(|(_, t)| *t != token);
         }
         Ok(())
@@ -248,7 +277,7 @@ impl OtpStore for MemoryStore {
     ) -> Result<IdempotencyClaim, StoreError> {
         let now = Instant::now();
         let owner = self.shared.next_token.fetch_add(1, Ordering::Relaxed);
-        let mut keys = locked(&self.shared.idempotency);
+        let mut keys = self.shared.idempotency.lock(key);
         if let Some(entry) = keys.get(key).filter(|entry| entry.expires_at > now) {
             return Ok(if entry.subject != *subject {
                 IdempotencyClaim::OtherSubject
@@ -257,6 +286,9 @@ impl OtpStore for MemoryStore {
                     .response
                     .map_or(IdempotencyClaim::InProgress, IdempotencyClaim::Completed)
             });
+        }
+        if !self.shared.idempotency.has_room(&keys, key) {
+            return Err(StoreError::Full);
         }
         keys.insert(
             key.clone(),
@@ -281,7 +313,7 @@ impl OtpStore for MemoryStore {
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         let now = Instant::now();
-        let mut keys = locked(&self.shared.idempotency);
+        let mut keys = self.shared.idempotency.lock(key);
         match keys.get_mut(key) {
             Some(entry) if owned_claim(entry, owner, now) => {
                 entry.response = Some(*response);
@@ -299,7 +331,7 @@ impl OtpStore for MemoryStore {
         owner: &ClaimOwner,
     ) -> Result<bool, StoreError> {
         let now = Instant::now();
-        let mut keys = locked(&self.shared.idempotency);
+        let mut keys = self.shared.idempotency.lock(key);
         // A completed record is kept: its response is what retries must get.
         if keys
             .get(key)
@@ -368,5 +400,33 @@ mod tests {
                 .expect("answers")
                 .is_some()
         );
+    }
+
+    #[tokio::test]
+    async fn a_full_table_refuses_new_entries_but_serves_existing_ones() {
+        let store = MemoryStore::with_max_entries(100);
+        let digest = CodeDigest::from_bytes([1; 32]);
+        let lifetime = Duration::from_secs(60);
+        for n in 0..100 {
+            store
+                .put_code(&subject(n), &digest, lifetime, 5)
+                .await
+                .expect("below the cap");
+        }
+        let refused = store.put_code(&subject(100), &digest, lifetime, 5).await;
+        assert!(matches!(refused, Err(StoreError::Full)), "{refused:?}");
+        store
+            .put_code(&subject(7), &digest, lifetime, 5)
+            .await
+            .expect("an existing subject still takes a new code");
+        let verified = store
+            .verify_and_consume(&subject(7), &[digest], 5)
+            .await
+            .expect("answers");
+        assert_eq!(verified, VerifyOutcome::Approved);
+        store
+            .put_code(&subject(100), &digest, lifetime, 5)
+            .await
+            .expect("room again once an entry is gone");
     }
 }

@@ -1,13 +1,13 @@
 //! What the memory store holds, and the sweeper that forgets what expired.
 
 use std::{
-    collections::HashMap,
-    sync::{Mutex, MutexGuard, Weak, atomic::AtomicU64},
+    sync::{Weak, atomic::AtomicU64},
     time::Duration,
 };
 
 use tokio::time::Instant;
 
+use super::sharded::Sharded;
 use crate::{
     domain::{CodeDigest, SubjectKey},
     store::{RecordedSend, SendLog, sliding_log::SendTimes},
@@ -27,7 +27,7 @@ pub(super) struct Entry {
     pub(super) expires_at: Instant,
 }
 
-pub(super) type Entries = HashMap<SubjectKey, Entry>;
+pub(super) type Entries = std::collections::HashMap<SubjectKey, Entry>;
 
 #[derive(Debug, Default)]
 pub(super) struct SendLogEntry {
@@ -45,23 +45,23 @@ pub(super) struct IdempotencyEntry {
     pub(super) expires_at: Instant,
 }
 
-#[derive(Debug)]
 pub(super) struct Shared {
-    pub(super) codes: Mutex<Entries>,
-    pub(super) sends: Mutex<HashMap<SendLog, SendLogEntry>>,
-    pub(super) idempotency: Mutex<HashMap<SubjectKey, IdempotencyEntry>>,
+    pub(super) codes: Sharded<SubjectKey, Entry>,
+    pub(super) sends: Sharded<SendLog, SendLogEntry>,
+    pub(super) idempotency: Sharded<SubjectKey, IdempotencyEntry>,
     /// Origin of the millisecond clock the send logs use.
     pub(super) epoch: Instant,
     pub(super) next_token: AtomicU64,
 }
 
-/// Locks a map, ignoring poisoning: a panic while holding the lock cannot
-/// leave an entry half-written (every mutation is a plain field store), so
-/// the data is still consistent.
-pub(super) fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+/// What one sweep did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Expired entries forgotten.
+    pub removed: usize,
+    /// Longest time any one lock was held (what a concurrent call could
+    /// have waited for the sweeper).
+    pub longest_hold: Duration,
 }
 
 impl Shared {
@@ -69,16 +69,27 @@ impl Shared {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn sweep(&self) {
+    /// Forgets expired entries, one shard at a time (see `sharded.rs`).
+    pub(super) async fn sweep(&self) -> SweepReport {
         let now = Instant::now();
-        locked(&self.codes).retain(|_, entry| entry.expires_at > now);
-        locked(&self.idempotency).retain(|_, entry| entry.expires_at > now);
+        let codes = self.codes.retain(|entry| entry.expires_at > now).await;
+        let keys = self
+            .idempotency
+            .retain(|entry| entry.expires_at > now)
+            .await;
         let now_ms = self.now_ms();
-        locked(&self.sends).retain(|_, log| {
-            log.times
-                .back()
-                .is_some_and(|(at, _)| at.saturating_add(log.keep_for_ms) > now_ms)
-        });
+        let logs = self
+            .sends
+            .retain(|log| {
+                log.times
+                    .back()
+                    .is_some_and(|(at, _)| at.saturating_add(log.keep_for_ms) > now_ms)
+            })
+            .await;
+        SweepReport {
+            removed: codes.0 + keys.0 + logs.0,
+            longest_hold: codes.1.max(keys.1).max(logs.1),
+        }
     }
 }
 
@@ -89,6 +100,6 @@ pub(super) async fn sweep_expired(shared: Weak<Shared>) {
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        shared.sweep();
+        shared.sweep().await;
     }
 }
