@@ -54,7 +54,7 @@ impl StoreHealthCheck {
             loop {
                 ticks.tick().await;
                 checks = checks.wrapping_add(1);
-                if checks % POLICY_CHECK_EVERY == 0 {
+                if checks.is_multiple_of(POLICY_CHECK_EVERY) {
                     policy_ok = eviction.permits_serving(store.as_ref()).await;
                 }
                 let now_serving = check(store.as_ref()).await && policy_ok;
