@@ -305,7 +305,7 @@ fn preload_numbering_plan() {
 
 /// The store `StoreConfig` selects, announced in the log. Opens no
 /// connection: a Redis that is down only makes the service NOT_SERVING.
-fn open_store(
+pub fn open_store(
     store: &StoreConfig,
     memory_max_entries: usize,
 ) -> Result<Arc<dyn OtpStore>, StartupError> {

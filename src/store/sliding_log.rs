@@ -30,7 +30,9 @@ fn wait_for_room(times: &SendTimes, rule: &RateRule, now_ms: u64, extra: bool) -
     let limit = usize::try_from(rule.limit).unwrap_or(usize::MAX);
     let count = in_window.len();
     (count >= limit).then(|| {
-        let leaving = in_window[count - limit];
+        // With `limit` 0 no send can leave to make room: like record_send.lua,
+        // count the whole period from now rather than index past the end.
+        let leaving = in_window.get(count - limit).copied().unwrap_or(now_ms);
         Duration::from_millis(leaving.saturating_add(period).saturating_sub(now_ms))
     })
 }
@@ -145,6 +147,17 @@ mod tests {
         let kinds: Vec<_> = violations.iter().map(|v| v.kind).collect();
         assert_eq!(kinds, [LimitKind::PhoneCooldown, LimitKind::PhoneWindow]);
         assert_eq!(times.len(), 1);
+    }
+
+    #[test]
+    fn zero_limit_refuses_for_the_whole_period_without_panicking() {
+        let rules = [rule(LimitKind::Global, 0, 60)];
+        let mut times = SendTimes::new();
+        let SendDecision::Refused { violations } = record(&mut times, &rules, 5_000, 1) else {
+            panic!("refused");
+        };
+        assert_eq!(violations[0].retry_after, Duration::from_secs(60));
+        assert!(times.is_empty());
     }
 
     #[test]

@@ -4,14 +4,12 @@
 //! operator opts out. A Redis that forbids CONFIG GET is warned about and
 //! trusted.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{
-    RedisServer,
+use crate::common::{
+    RedisServer, TestApp,
     binary::{ServiceProcess, run_to_exit},
-    spawn_app_on_redis, wait_for,
+    wait_for,
 };
 use deadpool_redis::redis;
 
@@ -90,7 +88,7 @@ async fn set_policy(redis: &RedisServer, policy: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_policy_turned_evicting_at_runtime_drops_readiness_until_fixed() {
     let redis = RedisServer::start().await;
-    let app = spawn_app_on_redis(&redis, &[]).await;
+    let app = TestApp::builder().redis(&redis).env(&[]).spawn().await;
     assert_eq!(app.health("otp.v1.OtpService").await, "SERVING");
 
     set_policy(&redis, "allkeys-random").await;
@@ -136,6 +134,6 @@ async fn a_redis_that_forbids_config_get_is_warned_about_not_refused() {
         "{:?}",
         service.stderr()
     );
-    let app = spawn_app_on_redis(&redis, &[]).await;
+    let app = TestApp::builder().redis(&redis).env(&[]).spawn().await;
     assert_eq!(app.health("otp.v1.OtpService").await, "SERVING");
 }

@@ -78,9 +78,12 @@ impl RedisCluster {
         cluster
     }
 
-    /// One cluster for the whole test binary, started on first use. Tests
-    /// share it safely: each server gets its own key prefix and each test its
-    /// own phone numbers. Processes end with the test binary (see `NodeSet`).
+    /// One cluster for the whole test process (the behaviour suite and the
+    /// store contract on `StoreKind::RedisCluster`), started on first use.
+    /// Tests share it safely: each server or store gets its own key prefix
+    /// and each test its own phone numbers. Never failed over: a test that
+    /// kills a node starts a cluster of its own ([`RedisCluster::start`]).
+    /// Processes end with the test process (see `NodeSet`).
     pub fn shared() -> &'static RedisCluster {
         static SHARED: OnceLock<RedisCluster> = OnceLock::new();
         SHARED.get_or_init(RedisCluster::start)

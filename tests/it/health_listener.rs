@@ -2,11 +2,9 @@
 //! only, so kubelet probes reach health on the pod IP while the API stays on
 //! loopback (or behind mTLS).
 
-mod common;
-
 use std::time::Duration;
 
-use common::{RedisServer, StoreKind, health_at, spawn_app, spawn_app_on_redis, wait_for};
+use crate::common::{RedisServer, TestApp, health_at, wait_for};
 use otp_service::proto::{SendOtpRequest, otp_service_client::OtpServiceClient};
 use tonic::Code;
 
@@ -14,16 +12,19 @@ const HEALTH_ON_ITS_OWN_PORT: [(&str, &str); 1] = [("OTP_HEALTH_ADDR", "127.0.0.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_port_answers_health_and_nothing_else() {
-    let app = spawn_app(StoreKind::Memory, &HEALTH_ON_ITS_OWN_PORT).await;
+    let app = TestApp::builder()
+        .env(&HEALTH_ON_ITS_OWN_PORT)
+        .spawn()
+        .await;
     let health_addr = app.health_addr.expect("health listener bound");
     assert_ne!(health_addr, app.addr);
     assert_eq!(health_at(health_addr, "").await, "SERVING");
     assert_eq!(health_at(health_addr, "otp.v1.OtpService").await, "SERVING");
 
-    let mut otp = OtpServiceClient::new(common::connect(health_addr).await);
+    let mut otp = OtpServiceClient::new(crate::common::connect(health_addr).await);
     let refused = otp
         .send_otp(SendOtpRequest {
-            phone_number: common::unique_phone(),
+            phone_number: crate::common::unique_phone(),
             ..Default::default()
         })
         .await
@@ -35,7 +36,11 @@ async fn health_port_answers_health_and_nothing_else() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_port_follows_the_store() {
     let mut redis = RedisServer::start().await;
-    let app = spawn_app_on_redis(&redis, &HEALTH_ON_ITS_OWN_PORT).await;
+    let app = TestApp::builder()
+        .redis(&redis)
+        .env(&HEALTH_ON_ITS_OWN_PORT)
+        .spawn()
+        .await;
     let health_addr = app.health_addr.expect("health listener bound");
     assert_eq!(health_at(health_addr, "otp.v1.OtpService").await, "SERVING");
     redis.kill();
@@ -48,6 +53,6 @@ async fn health_port_follows_the_store() {
 
 #[tokio::test]
 async fn health_port_is_off_by_default() {
-    let app = spawn_app(StoreKind::Memory, &[]).await;
+    let app = TestApp::builder().env(&[]).spawn().await;
     assert_eq!(app.health_addr, None);
 }

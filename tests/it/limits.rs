@@ -1,12 +1,12 @@
 //! Abuse protection: send limits, country policy, idempotent sends,
 //! CancelOtp and test numbers — on every store.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{
-    StoreKind, assert_bad_request, concurrent::send_concurrently, spawn_app, unique_phone, wait_for,
+use crate::common::{
+    StoreKind, TestApp, assert_bad_request,
+    concurrent::{RACE_SETTINGS, send_concurrently},
+    unique_phone, wait_for,
 };
 use otp_service::proto::{SendOtpRequest, SendOtpResponse, VerifyOtpResult};
 use tonic::{Code, Status};
@@ -39,7 +39,7 @@ fn request(phone: &str, client_key: &str, idempotency_key: &str) -> SendOtpReque
 }
 
 async fn resend_cooldown_refuses_with_exact_retry_delay(store: StoreKind) {
-    let app = spawn_app(store, &[]).await;
+    let app = TestApp::builder().store(store).spawn().await;
     let phone = unique_phone();
     let sent = app.send(&phone).await.expect("first send");
     assert_eq!(sent.resend_after_seconds, 30);
@@ -54,14 +54,14 @@ async fn resend_cooldown_refuses_with_exact_retry_delay(store: StoreKind) {
 }
 
 async fn window_cap_refuses_the_send_that_crosses_it(store: StoreKind) {
-    let app = spawn_app(
-        store,
-        &[
+    let app = TestApp::builder()
+        .store(store)
+        .env(&[
             ("OTP_RESEND_COOLDOWN_SECONDS", "0"),
             ("OTP_SEND_LIMIT", "3"),
-        ],
-    )
-    .await;
+        ])
+        .spawn()
+        .await;
     let phone = unique_phone();
     let mut last = None;
     for _ in 0..3 {
@@ -79,15 +79,15 @@ async fn window_cap_refuses_the_send_that_crosses_it(store: StoreKind) {
 }
 
 async fn window_slides_and_admits_again(store: StoreKind) {
-    let app = spawn_app(
-        store,
-        &[
+    let app = TestApp::builder()
+        .store(store)
+        .env(&[
             ("OTP_RESEND_COOLDOWN_SECONDS", "0"),
             ("OTP_SEND_LIMIT", "1"),
             ("OTP_SEND_WINDOW_SECONDS", "1"),
-        ],
-    )
-    .await;
+        ])
+        .spawn()
+        .await;
     let phone = unique_phone();
     app.send(&phone).await.expect("first");
     let status = app.send(&phone).await.expect_err("window full");
@@ -105,15 +105,15 @@ async fn window_slides_and_admits_again(store: StoreKind) {
 }
 
 async fn daily_cap_refuses_for_the_rest_of_the_day(store: StoreKind) {
-    let app = spawn_app(
-        store,
-        &[
+    let app = TestApp::builder()
+        .store(store)
+        .env(&[
             ("OTP_RESEND_COOLDOWN_SECONDS", "0"),
             ("OTP_SEND_LIMIT", "100"),
             ("OTP_DAILY_SEND_LIMIT", "2"),
-        ],
-    )
-    .await;
+        ])
+        .spawn()
+        .await;
     let phone = unique_phone();
     app.send(&phone).await.expect("first");
     app.send(&phone).await.expect("second");
@@ -123,7 +123,11 @@ async fn daily_cap_refuses_for_the_rest_of_the_day(store: StoreKind) {
 }
 
 async fn client_cap_counts_sends_across_numbers(store: StoreKind) {
-    let app = spawn_app(store, &[("OTP_CLIENT_SEND_LIMIT", "2")]).await;
+    let app = TestApp::builder()
+        .store(store)
+        .env(&[("OTP_CLIENT_SEND_LIMIT", "2")])
+        .spawn()
+        .await;
     let client = format!("203.0.113.{}", std::process::id() % 250);
     for _ in 0..2 {
         app.send_request(request(&unique_phone(), &client, ""))
@@ -146,7 +150,11 @@ async fn client_cap_counts_sends_across_numbers(store: StoreKind) {
 }
 
 async fn global_cap_stops_all_sends(store: StoreKind) {
-    let app = spawn_app(store, &[("OTP_GLOBAL_SEND_LIMIT", "3")]).await;
+    let app = TestApp::builder()
+        .store(store)
+        .env(&[("OTP_GLOBAL_SEND_LIMIT", "3")])
+        .spawn()
+        .await;
     for _ in 0..3 {
         app.send(&unique_phone())
             .await
@@ -162,7 +170,11 @@ async fn global_cap_stops_all_sends(store: StoreKind) {
 }
 
 async fn concurrent_sends_to_one_number_text_it_once(store: StoreKind) {
-    let app = spawn_app(store, &[]).await;
+    let app = TestApp::builder()
+        .store(store)
+        .env(&RACE_SETTINGS)
+        .spawn()
+        .await;
     let phone = unique_phone();
     let results = send_concurrently(&[&app], request(&phone, "", ""), 200).await;
     let sent = results.iter().filter(|r| r.is_ok()).count();
@@ -175,7 +187,11 @@ async fn concurrent_sends_to_one_number_text_it_once(store: StoreKind) {
 }
 
 async fn idempotent_sends_text_once_and_answer_identically(store: StoreKind) {
-    let app = spawn_app(store, &[]).await;
+    let app = TestApp::builder()
+        .store(store)
+        .env(&RACE_SETTINGS)
+        .spawn()
+        .await;
     let phone = unique_phone();
     let key = format!("signup-{phone}");
     let results = send_concurrently(&[&app], request(&phone, "", &key), 50).await;
@@ -198,7 +214,7 @@ async fn idempotent_sends_text_once_and_answer_identically(store: StoreKind) {
 }
 
 async fn idempotency_key_for_another_number_is_invalid(store: StoreKind) {
-    let app = spawn_app(store, &[]).await;
+    let app = TestApp::builder().store(store).spawn().await;
     let key = format!("k-{}", unique_phone());
     app.send_request(request(&unique_phone(), "", &key))
         .await
@@ -212,7 +228,7 @@ async fn idempotency_key_for_another_number_is_invalid(store: StoreKind) {
 }
 
 async fn failed_idempotent_send_can_be_retried(store: StoreKind) {
-    let app = spawn_app(store, &[]).await;
+    let app = TestApp::builder().store(store).spawn().await;
     let phone = unique_phone();
     let key = format!("retry-{phone}");
     app.sms.fail_sends(true);
@@ -235,7 +251,7 @@ async fn failed_idempotent_send_can_be_retried(store: StoreKind) {
 }
 
 async fn bad_request_keys_are_invalid_argument(store: StoreKind) {
-    let app = spawn_app(store, &[]).await;
+    let app = TestApp::builder().store(store).spawn().await;
     let status = app
         .send_request(request(&unique_phone(), "", "has spaces"))
         .await
@@ -250,7 +266,11 @@ async fn bad_request_keys_are_invalid_argument(store: StoreKind) {
 }
 
 async fn allowed_countries_refuse_other_regions(store: StoreKind) {
-    let app = spawn_app(store, &[("OTP_ALLOWED_COUNTRIES", "IN")]).await;
+    let app = TestApp::builder()
+        .store(store)
+        .env(&[("OTP_ALLOWED_COUNTRIES", "IN")])
+        .spawn()
+        .await;
     let status = app.send(&unique_phone()).await.expect_err("US not allowed");
     assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
     let details = status.get_error_details();
@@ -262,7 +282,11 @@ async fn allowed_countries_refuse_other_regions(store: StoreKind) {
 }
 
 async fn denied_countries_are_refused(store: StoreKind) {
-    let app = spawn_app(store, &[("OTP_DENIED_COUNTRIES", "us,gb")]).await;
+    let app = TestApp::builder()
+        .store(store)
+        .env(&[("OTP_DENIED_COUNTRIES", "us,gb")])
+        .spawn()
+        .await;
     let status = app.send(&unique_phone()).await.expect_err("US denied");
     assert_eq!(status.code(), Code::PermissionDenied);
     let status = app
@@ -275,7 +299,7 @@ async fn denied_countries_are_refused(store: StoreKind) {
 }
 
 async fn cancelled_code_no_longer_verifies_and_keeps_budget_and_limits(store: StoreKind) {
-    let app = spawn_app(store, &[]).await;
+    let app = TestApp::builder().store(store).spawn().await;
     let phone = unique_phone();
     let code = app.send_and_read_code(&phone).await;
     let wrong = if code == "000000" { "111111" } else { "000000" };
@@ -296,7 +320,11 @@ async fn cancelled_code_no_longer_verifies_and_keeps_budget_and_limits(store: St
 }
 
 async fn cancel_keeps_the_spent_guess_budget(store: StoreKind) {
-    let app = spawn_app(store, &[("OTP_RESEND_COOLDOWN_SECONDS", "0")]).await;
+    let app = TestApp::builder()
+        .store(store)
+        .env(&[("OTP_RESEND_COOLDOWN_SECONDS", "0")])
+        .spawn()
+        .await;
     let phone = unique_phone();
     let code = app.send_and_read_code(&phone).await;
     let wrong = if code == "000000" { "111111" } else { "000000" };
@@ -310,7 +338,11 @@ async fn cancel_keeps_the_spent_guess_budget(store: StoreKind) {
 }
 
 async fn test_numbers_get_their_fixed_code_and_no_sms(store: StoreKind) {
-    let app = spawn_app(store, &[("OTP_TEST_NUMBERS", "+1 500 555 0006=123456")]).await;
+    let app = TestApp::builder()
+        .store(store)
+        .env(&[("OTP_TEST_NUMBERS", "+1 500 555 0006=123456")])
+        .spawn()
+        .await;
     let sent = app.send("+15005550006").await.expect("sent");
     assert_eq!(sent.expires_in_seconds, 120);
     assert_eq!(app.sms.count(), 0, "no SMS for a test number");

@@ -1,18 +1,16 @@
 //! VerifyOtp: a right code works exactly once; wrong guesses are capped.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{
-    StoreKind, assert_bad_request,
-    concurrent::{count, verify_concurrently, wrong_code},
-    spawn_app, unique_phone, wait_for,
+use crate::common::{
+    StoreKind, TestApp, assert_bad_request,
+    concurrent::{RACE_SETTINGS, count, verify_concurrently, wrong_code},
+    unique_phone, wait_for,
 };
 use otp_service::proto::VerifyOtpResult;
 
 async fn right_code_is_accepted_exactly_once(store: StoreKind) {
-    let app = spawn_app(store, &[]).await;
+    let app = TestApp::builder().store(store).spawn().await;
     let phone = unique_phone();
     let code = app.send_and_read_code(&phone).await;
     let first = app.verify(&phone, &code).await.expect("answers");
@@ -25,7 +23,11 @@ async fn right_code_is_accepted_exactly_once(store: StoreKind) {
 }
 
 async fn right_code_is_accepted_exactly_once_under_concurrency(store: StoreKind) {
-    let app = spawn_app(store, &[]).await;
+    let app = TestApp::builder()
+        .store(store)
+        .env(&RACE_SETTINGS)
+        .spawn()
+        .await;
     let phone = unique_phone();
     let code = app.send_and_read_code(&phone).await;
     let results = verify_concurrently(&[&app], &phone, &code, 100).await;
@@ -34,7 +36,11 @@ async fn right_code_is_accepted_exactly_once_under_concurrency(store: StoreKind)
 }
 
 async fn concurrent_wrong_guesses_are_capped_then_locked(store: StoreKind) {
-    let app = spawn_app(store, &[]).await;
+    let app = TestApp::builder()
+        .store(store)
+        .env(&RACE_SETTINGS)
+        .spawn()
+        .await;
     let phone = unique_phone();
     let code = app.send_and_read_code(&phone).await;
     let results = verify_concurrently(&[&app], &phone, &wrong_code(&code), 100).await;
@@ -51,7 +57,11 @@ async fn concurrent_wrong_guesses_are_capped_then_locked(store: StoreKind) {
 }
 
 async fn wrong_guesses_count_down_attempts(store: StoreKind) {
-    let app = spawn_app(store, &[("OTP_MAX_ATTEMPTS", "3")]).await;
+    let app = TestApp::builder()
+        .store(store)
+        .env(&[("OTP_MAX_ATTEMPTS", "3")])
+        .spawn()
+        .await;
     let phone = unique_phone();
     let code = app.send_and_read_code(&phone).await;
     let wrong = wrong_code(&code);
@@ -66,7 +76,11 @@ async fn wrong_guesses_count_down_attempts(store: StoreKind) {
 }
 
 async fn resend_keeps_the_spent_guess_budget(store: StoreKind) {
-    let app = spawn_app(store, &[("OTP_RESEND_COOLDOWN_SECONDS", "0")]).await;
+    let app = TestApp::builder()
+        .store(store)
+        .env(&[("OTP_RESEND_COOLDOWN_SECONDS", "0")])
+        .spawn()
+        .await;
     let phone = unique_phone();
     let code = app.send_and_read_code(&phone).await;
     for _ in 0..4 {
@@ -94,14 +108,14 @@ async fn resend_keeps_the_spent_guess_budget(store: StoreKind) {
 }
 
 async fn locked_number_gets_no_new_code_until_the_lock_ends(store: StoreKind) {
-    let app = spawn_app(
-        store,
-        &[
+    let app = TestApp::builder()
+        .store(store)
+        .env(&[
             ("OTP_MAX_ATTEMPTS", "1"),
             ("OTP_RESEND_COOLDOWN_SECONDS", "0"),
-        ],
-    )
-    .await;
+        ])
+        .spawn()
+        .await;
     let phone = unique_phone();
     let code = app.send_and_read_code(&phone).await;
     app.verify(&phone, &wrong_code(&code))
@@ -124,7 +138,7 @@ async fn locked_number_gets_no_new_code_until_the_lock_ends(store: StoreKind) {
 }
 
 async fn malformed_code_is_refused_without_spending_a_guess(store: StoreKind) {
-    let app = spawn_app(store, &[]).await;
+    let app = TestApp::builder().store(store).spawn().await;
     let phone = unique_phone();
     let code = app.send_and_read_code(&phone).await;
     for bad in [
@@ -154,7 +168,7 @@ async fn malformed_code_is_refused_without_spending_a_guess(store: StoreKind) {
 }
 
 async fn verify_without_a_code_is_expired(store: StoreKind) {
-    let app = spawn_app(store, &[]).await;
+    let app = TestApp::builder().store(store).spawn().await;
     let response = app
         .verify(&unique_phone(), "123456")
         .await
@@ -164,11 +178,11 @@ async fn verify_without_a_code_is_expired(store: StoreKind) {
 }
 
 async fn code_expires_after_ttl_plus_grace(store: StoreKind) {
-    let app = spawn_app(
-        store,
-        &[("OTP_TTL_SECONDS", "1"), ("OTP_GRACE_SECONDS", "1")],
-    )
-    .await;
+    let app = TestApp::builder()
+        .store(store)
+        .env(&[("OTP_TTL_SECONDS", "1"), ("OTP_GRACE_SECONDS", "1")])
+        .spawn()
+        .await;
     let phone = unique_phone();
     let code = app.send_and_read_code(&phone).await;
     let left = app.time_left(&phone).await.expect("answers");
@@ -183,11 +197,11 @@ async fn code_expires_after_ttl_plus_grace(store: StoreKind) {
 }
 
 async fn code_is_still_accepted_during_grace(store: StoreKind) {
-    let app = spawn_app(
-        store,
-        &[("OTP_TTL_SECONDS", "1"), ("OTP_GRACE_SECONDS", "30")],
-    )
-    .await;
+    let app = TestApp::builder()
+        .store(store)
+        .env(&[("OTP_TTL_SECONDS", "1"), ("OTP_GRACE_SECONDS", "30")])
+        .spawn()
+        .await;
     let phone = unique_phone();
     let code = app.send_and_read_code(&phone).await;
     wait_for(
@@ -208,7 +222,7 @@ async fn code_is_still_accepted_during_grace(store: StoreKind) {
 }
 
 async fn time_left_without_a_code_is_zero(store: StoreKind) {
-    let app = spawn_app(store, &[]).await;
+    let app = TestApp::builder().store(store).spawn().await;
     let left = app.time_left(&unique_phone()).await.expect("answers");
     assert!(!left.pending);
     assert_eq!(left.seconds_left, 0);

@@ -2,12 +2,10 @@
 //! real tonic and grpcurl clients; refused handshakes; a rotated certificate
 //! served on the next connection without a restart.
 
-mod common;
-
 use std::{net::SocketAddr, process::Command, time::Duration};
 
-use common::{
-    StoreKind, TestApp, spawn_app,
+use crate::common::{
+    TestApp,
     tls::{CertDir, Issued, TestCa, tls_channel},
     unique_phone, wait_for,
 };
@@ -31,7 +29,7 @@ async fn tls_app(dir: &CertDir, server: &Issued, client_ca: Option<&TestCa>) -> 
         ));
     }
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    spawn_app(StoreKind::Memory, &vars).await
+    TestApp::builder().env(&vars).spawn().await
 }
 
 /// One SendOtp through a fresh TLS connection; a refused handshake is an
@@ -260,16 +258,15 @@ async fn python_grpcio_over_mtls_is_served_and_refused_with_the_right_codes() {
     );
     let (server_cert, server_key) = dir.write_pair("server", &server_ca.issue_server());
     let clients_ca = dir.write("clients-ca.pem", &client_ca.pem());
-    let app = spawn_app(
-        StoreKind::Memory,
-        &[
+    let app = TestApp::builder()
+        .env(&[
             ("OTP_TLS_CERT_FILE", &server_cert),
             ("OTP_TLS_KEY_FILE", &server_key),
             ("OTP_TLS_CLIENT_CA_FILE", &clients_ca),
             ("OTP_CALLERS_FILE", &callers),
-        ],
-    )
-    .await;
+        ])
+        .spawn()
+        .await;
     let (cert, key) = dir.write_pair("python", &client_ca.issue_client("python.callers.internal"));
     let vars = [
         ("OTP_ADDR", format!("localhost:{}", app.addr.port())),

@@ -1,11 +1,9 @@
 //! JSON logs on the real binary: one line per call with the method, gRPC
 //! code, latency and masked phone — and never the number or the code.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{binary::ServiceProcess, connect};
+use crate::common::{binary::ServiceProcess, connect};
 use otp_service::proto::{SendOtpRequest, otp_service_client::OtpServiceClient};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -2,13 +2,11 @@
 //! the exact request, retries, time budget, error mapping and rollback, all
 //! driven through the real gRPC server.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{
+use crate::common::{
     StoreKind, TestApp, binary::start_binary, connect, recording_gateway::extract_code,
-    spawn_app_with_configured_gateway, unique_phone,
+    unique_phone,
 };
 use otp_service::proto::{SendOtpRequest, VerifyOtpResult, otp_service_client::OtpServiceClient};
 use serde_json::{Value, json};
@@ -43,7 +41,12 @@ async fn textbee_app(store: StoreKind, server: &MockServer, extra: &[(&str, &str
     let url = send_url(server);
     let mut vars = vec![("SMS_SENDER_API", url.as_str()), ("TEXTBEE_API_KEY", KEY)];
     vars.extend_from_slice(extra);
-    spawn_app_with_configured_gateway(store, &vars).await
+    TestApp::builder()
+        .store(store)
+        .env(&vars)
+        .configured_gateway()
+        .spawn()
+        .await
 }
 
 async fn requests(server: &MockServer) -> Vec<Request> {
@@ -311,11 +314,12 @@ async fn unreachable_gateway_is_unavailable(store: StoreKind) {
         .and_then(|listener| listener.local_addr())
         .expect("free port");
     let url = format!("http://{closed}{SEND_PATH}");
-    let app = spawn_app_with_configured_gateway(
-        store,
-        &[("SMS_SENDER_API", url.as_str()), ("TEXTBEE_API_KEY", KEY)],
-    )
-    .await;
+    let app = TestApp::builder()
+        .store(store)
+        .env(&[("SMS_SENDER_API", url.as_str()), ("TEXTBEE_API_KEY", KEY)])
+        .configured_gateway()
+        .spawn()
+        .await;
     let phone = unique_phone();
 
     let started = Instant::now();

@@ -2,8 +2,6 @@
 //! NOT_SERVING), and comes back by itself when Redis does. Startup refuses a
 //! bad REDIS_URL with one line.
 
-mod common;
-
 use std::{
     sync::{
         Arc, Mutex,
@@ -12,10 +10,7 @@ use std::{
     time::Duration,
 };
 
-use common::{
-    RedisServer, TEST_SECRET, TestApp, spawn_app_on_redis, spawn_app_with_env, unique_phone,
-    wait_for,
-};
+use crate::common::{RedisServer, TEST_SECRET, TestApp, unique_phone, wait_for};
 use tokio::{task::JoinHandle, time::Instant};
 use tonic::Code;
 
@@ -190,7 +185,7 @@ async fn wait_for_calls_since(stream: &CallStream, since: Instant, n: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_redis_fails_calls_fast_and_recovers_without_a_restart() {
     let mut redis = RedisServer::start().await;
-    let app = spawn_app_on_redis(&redis, &[]).await;
+    let app = TestApp::builder().redis(&redis).spawn().await;
     wait_for_health(&app, "SERVING").await;
     let stream = CallStream::start(&app, 4);
     stream
@@ -240,7 +235,11 @@ async fn frozen_redis_fails_calls_within_the_timeout() {
     let redis = RedisServer::start().await;
     // A hung Redis accepts connections and never answers: only the timeout
     // can end those calls.
-    let app = spawn_app_on_redis(&redis, &[("OTP_REDIS_TIMEOUT_MS", "1000")]).await;
+    let app = TestApp::builder()
+        .redis(&redis)
+        .env(&[("OTP_REDIS_TIMEOUT_MS", "1000")])
+        .spawn()
+        .await;
     wait_for_health(&app, "SERVING").await;
     let stream = CallStream::start(&app, 4);
     stream
@@ -285,7 +284,7 @@ async fn frozen_redis_fails_calls_within_the_timeout() {
 async fn service_starts_while_redis_is_down_and_serves_once_it_is_up() {
     let mut redis = RedisServer::start().await;
     redis.kill();
-    let app = spawn_app_on_redis(&redis, &[]).await;
+    let app = TestApp::builder().redis(&redis).spawn().await;
     assert_eq!(app.health("").await, "SERVING", "the process is alive");
     assert_eq!(app.health("otp.v1.OtpService").await, "NOT_SERVING");
     let phone = unique_phone();
@@ -313,7 +312,10 @@ async fn tls_url_to_a_server_without_tls_is_unavailable() {
     // failed handshake fails closed instead of crashing or falling back.
     let redis = RedisServer::start().await;
     let url = format!("rediss://127.0.0.1:{}", redis.port());
-    let app = spawn_app_with_env(&[("REDIS_URL", &url), ("OTP_REDIS_TIMEOUT_MS", "500")]).await;
+    let app = TestApp::builder()
+        .env(&[("REDIS_URL", &url), ("OTP_REDIS_TIMEOUT_MS", "500")])
+        .spawn()
+        .await;
     assert_eq!(app.health("otp.v1.OtpService").await, "NOT_SERVING");
     let started = Instant::now();
     let status = app.time_left(&unique_phone()).await.expect_err("no TLS");
@@ -376,7 +378,7 @@ fn bad_redis_settings_stop_the_binary_with_one_clear_line() {
         ),
     ];
     for (vars, var) in cases {
-        let (code, stderr) = common::binary::run_to_exit(&vars);
+        let (code, stderr) = crate::common::binary::run_to_exit(&vars);
         assert_eq!(code, Some(2), "{stderr}");
         let lines: Vec<&str> = stderr.lines().collect();
         assert_eq!(lines.len(), 1, "one line: {stderr}");

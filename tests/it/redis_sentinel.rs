@@ -4,11 +4,9 @@
 //! restart of the service. (The behaviour suite runs on a sentinel set-up
 //! too: `for_each_store!`.)
 
-mod common;
-
 use std::time::Duration;
 
-use common::{
+use crate::common::{
     RedisSentinels, TestApp,
     failover::{
         ConversationStream, Recovery, stop_after_a_steady_second, wait_for_health,
@@ -16,17 +14,12 @@ use common::{
     },
     redis_nodes::{free_port, wait_blocking},
     redis_sentinel::{DOWN_AFTER_MS, MASTER_NAME},
-    spawn_app_with_env, unique_phone, wait_for,
+    unique_phone, wait_for,
 };
 use tokio::time::Instant;
 
 async fn app_on(set_up: &RedisSentinels) -> TestApp {
-    let urls = set_up.urls();
-    spawn_app_with_env(&[
-        ("REDIS_SENTINEL_URLS", urls.as_str()),
-        ("REDIS_SENTINEL_MASTER", MASTER_NAME),
-    ])
-    .await
+    TestApp::builder().sentinels(set_up).spawn().await
 }
 
 /// Starts a set-up of the test's own (it is about to lose its master).
@@ -176,12 +169,14 @@ async fn manual_failover_moves_calls_to_the_new_master_and_never_answers_wrongly
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_starts_while_no_sentinel_answers_and_fails_calls_unavailable() {
     let nobody = format!("redis://127.0.0.1:{}", free_port());
-    let app = spawn_app_with_env(&[
-        ("REDIS_SENTINEL_URLS", nobody.as_str()),
-        ("REDIS_SENTINEL_MASTER", MASTER_NAME),
-        ("OTP_REDIS_TIMEOUT_MS", "500"),
-    ])
-    .await;
+    let app = TestApp::builder()
+        .env(&[
+            ("REDIS_SENTINEL_URLS", nobody.as_str()),
+            ("REDIS_SENTINEL_MASTER", MASTER_NAME),
+            ("OTP_REDIS_TIMEOUT_MS", "500"),
+        ])
+        .spawn()
+        .await;
     assert_eq!(app.health("").await, "SERVING", "the process is alive");
     assert_eq!(app.health("otp.v1.OtpService").await, "NOT_SERVING");
     let started = Instant::now();

@@ -4,28 +4,27 @@
 //! UNAVAILABLE answers until its replica takes over, with no restart of the
 //! service. (The behaviour suite runs on a cluster too: `for_each_store!`.)
 
-mod common;
-
 use std::{collections::HashSet, time::Duration};
 
-use common::{
+use crate::common::{
     RedisCluster, TestApp,
+    concurrent::RACE_SETTINGS,
     failover::{ConversationStream, Recovery, wait_for_health, wait_for_recovery},
     redis_cluster::NODE_TIMEOUT_MS,
     redis_nodes::free_port,
-    spawn_app_with_env, unique_phone, unique_prefix,
+    unique_phone, unique_prefix,
 };
 use futures::{StreamExt, stream};
 use otp_service::proto::VerifyOtpResult;
 use tokio::time::Instant;
 
-/// A server on `cluster` under its own key prefix.
-async fn app_on(cluster_urls: &str, prefix: &str) -> TestApp {
-    spawn_app_with_env(&[
-        ("REDIS_CLUSTER_URLS", cluster_urls),
-        ("OTP_REDIS_PREFIX", prefix),
-    ])
-    .await
+/// A server on `cluster` under key prefix `prefix`.
+async fn app_on(cluster: &RedisCluster, prefix: &str) -> TestApp {
+    TestApp::builder()
+        .redis_cluster(cluster)
+        .env(&[("OTP_REDIS_PREFIX", prefix)])
+        .spawn()
+        .await
 }
 
 async fn shared_cluster() -> &'static RedisCluster {
@@ -38,7 +37,12 @@ async fn shared_cluster() -> &'static RedisCluster {
 async fn keys_of_1000_phones_land_on_all_three_masters_one_slot_per_phone() {
     let cluster = shared_cluster().await;
     let prefix = unique_prefix();
-    let app = app_on(&cluster.urls(), &prefix).await;
+    let app = TestApp::builder()
+        .redis_cluster(cluster)
+        .env(&[("OTP_REDIS_PREFIX", &prefix)])
+        .env(&RACE_SETTINGS)
+        .spawn()
+        .await;
     let phones: Vec<String> = (0..1000).map(|_| unique_phone()).collect();
     let sent: Vec<bool> = stream::iter(&phones)
         .map(|phone| async { app.send(phone).await.is_ok() })
@@ -82,7 +86,7 @@ async fn keys_of_1000_phones_land_on_all_three_masters_one_slot_per_phone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scripts_are_loaded_again_on_every_master_after_a_script_flush() {
     let cluster = shared_cluster().await;
-    let app = app_on(&cluster.urls(), &unique_prefix()).await;
+    let app = app_on(cluster, &unique_prefix()).await;
     let before = unique_phone();
     let code = app.send_and_read_code(&before).await;
     assert_eq!(
@@ -114,7 +118,7 @@ async fn killed_master_fails_calls_unavailable_until_its_replica_takes_over() {
         .await
         .expect("cluster starts");
     let cluster_ready = started.elapsed();
-    let app = app_on(&cluster.urls(), "otp").await;
+    let app = app_on(&cluster, "otp").await;
     wait_for_health(&app, "SERVING", Duration::from_secs(5)).await;
     let stream = ConversationStream::start(&app, 4);
     stream
@@ -132,7 +136,7 @@ async fn killed_master_fails_calls_unavailable_until_its_replica_takes_over() {
     let killed_at = Instant::now();
     let not_serving_at = wait_for_health(&app, "NOT_SERVING", Duration::from_secs(10)).await;
     let (cluster, promoted_at) = tokio::task::spawn_blocking(move || {
-        common::redis_nodes::wait_blocking(
+        crate::common::redis_nodes::wait_blocking(
             "the replica is promoted",
             Duration::from_secs(30),
             || cluster.is_master(replica).then_some(()),
@@ -170,11 +174,13 @@ async fn killed_master_fails_calls_unavailable_until_its_replica_takes_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_starts_while_no_seed_node_answers_and_fails_calls_unavailable() {
     let nobody = format!("redis://127.0.0.1:{}", free_port());
-    let app = spawn_app_with_env(&[
-        ("REDIS_CLUSTER_URLS", nobody.as_str()),
-        ("OTP_REDIS_TIMEOUT_MS", "500"),
-    ])
-    .await;
+    let app = TestApp::builder()
+        .env(&[
+            ("REDIS_CLUSTER_URLS", nobody.as_str()),
+            ("OTP_REDIS_TIMEOUT_MS", "500"),
+        ])
+        .spawn()
+        .await;
     assert_eq!(app.health("").await, "SERVING", "the process is alive");
     assert_eq!(app.health("otp.v1.OtpService").await, "NOT_SERVING");
     let started = Instant::now();

@@ -1,27 +1,19 @@
 //! Redis as the shared store: replicas on one Redis behave like one service,
 //! and what lands in Redis reveals neither phones nor codes and always expires.
 
-mod common;
-
-use common::{
-    RedisServer,
-    concurrent::{count, send_concurrently, verify_concurrently, wrong_code},
-    spawn_app_on_redis, spawn_app_with_env, unique_phone,
+use crate::common::{
+    RedisServer, TestApp,
+    concurrent::{RACE_SETTINGS, count, send_concurrently, verify_concurrently, wrong_code},
+    unique_phone,
 };
 use deadpool_redis::redis::{self, AsyncCommands};
 use otp_service::proto::{SendOtpRequest, SendOtpResponse, VerifyOtpResult};
 
-/// Settings for the 1000-call races. They test atomicity, not latency: on a
-/// loaded 2-core machine running a debug build, a call can queue for a pool
-/// connection longer than the default 1 s, and the store would then (rightly)
-/// fail closed with UNAVAILABLE, which is not what these tests are about.
-const RACE_VARS: [(&str, &str); 1] = [("OTP_REDIS_TIMEOUT_MS", "20000")];
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn code_sent_through_one_replica_verifies_through_another() {
     let redis = RedisServer::start().await;
-    let a = spawn_app_on_redis(&redis, &[]).await;
-    let b = spawn_app_on_redis(&redis, &[]).await;
+    let a = TestApp::builder().redis(&redis).spawn().await;
+    let b = TestApp::builder().redis(&redis).spawn().await;
     let phone = unique_phone();
 
     a.send(&phone).await.expect("SendOtp through A");
@@ -41,8 +33,16 @@ async fn code_sent_through_one_replica_verifies_through_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn right_code_is_approved_exactly_once_across_two_replicas() {
     let redis = RedisServer::start().await;
-    let a = spawn_app_on_redis(&redis, &RACE_VARS).await;
-    let b = spawn_app_on_redis(&redis, &RACE_VARS).await;
+    let a = TestApp::builder()
+        .redis(&redis)
+        .env(&RACE_SETTINGS)
+        .spawn()
+        .await;
+    let b = TestApp::builder()
+        .redis(&redis)
+        .env(&RACE_SETTINGS)
+        .spawn()
+        .await;
     let phone = unique_phone();
     let code = a.send_and_read_code(&phone).await;
 
@@ -54,9 +54,9 @@ async fn right_code_is_approved_exactly_once_across_two_replicas() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_guesses_across_two_replicas_are_capped_at_max_attempts() {
     let redis = RedisServer::start().await;
-    let vars = [("OTP_MAX_ATTEMPTS", "7"), RACE_VARS[0]];
-    let a = spawn_app_on_redis(&redis, &vars).await;
-    let b = spawn_app_on_redis(&redis, &vars).await;
+    let vars = [("OTP_MAX_ATTEMPTS", "7"), RACE_SETTINGS[0]];
+    let a = TestApp::builder().redis(&redis).env(&vars).spawn().await;
+    let b = TestApp::builder().redis(&redis).env(&vars).spawn().await;
     let phone = unique_phone();
     let code = a.send_and_read_code(&phone).await;
 
@@ -118,16 +118,16 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_holds_neither_phone_nor_code_and_every_key_expires() {
     let redis = RedisServer::start().await;
-    let app = spawn_app_on_redis(
-        &redis,
-        &[
+    let app = TestApp::builder()
+        .redis(&redis)
+        .env(&[
             ("OTP_REDIS_PREFIX", "tenant7:otp"),
             ("OTP_TTL_SECONDS", "60"),
             ("OTP_GRACE_SECONDS", "5"),
             ("OTP_MAX_ATTEMPTS", "2"),
-        ],
-    )
-    .await;
+        ])
+        .spawn()
+        .await;
     let lifetime_ms = 65_000;
     let phones = [unique_phone(), unique_phone()];
     let mut codes = Vec::new();
@@ -220,7 +220,7 @@ async fn calls(redis: &RedisServer, command: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_operation_is_one_evalsha_and_scripts_load_once_per_server() {
     let redis = RedisServer::start().await;
-    let app = spawn_app_on_redis(&redis, &[]).await;
+    let app = TestApp::builder().redis(&redis).spawn().await;
     for _ in 0..10 {
         let phone = unique_phone();
         let code = app.send_and_read_code(&phone).await;
@@ -265,7 +265,7 @@ async fn each_operation_is_one_evalsha_and_scripts_load_once_per_server() {
 async fn credentials_and_database_in_the_url_are_used() {
     let redis = RedisServer::start_with_user("otp-app", "s3cret-pa55").await;
     let url = format!("{}/3", redis.url());
-    let app = spawn_app_with_env(&[("REDIS_URL", &url)]).await;
+    let app = TestApp::builder().env(&[("REDIS_URL", &url)]).spawn().await;
     let phone = unique_phone();
     let code = app.send_and_read_code(&phone).await;
 
@@ -289,7 +289,10 @@ async fn credentials_and_database_in_the_url_are_used() {
 
     // A wrong password is an outage, not a crash and not a fallback.
     let wrong = url.replace("s3cret-pa55", "wrong");
-    let refused = spawn_app_with_env(&[("REDIS_URL", &wrong)]).await;
+    let refused = TestApp::builder()
+        .env(&[("REDIS_URL", &wrong)])
+        .spawn()
+        .await;
     assert_eq!(refused.health("otp.v1.OtpService").await, "NOT_SERVING");
     let status = refused.send(&unique_phone()).await.expect_err("auth fails");
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
@@ -299,8 +302,16 @@ async fn credentials_and_database_in_the_url_are_used() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_sends_across_two_replicas_text_the_number_once() {
     let redis = RedisServer::start().await;
-    let a = spawn_app_on_redis(&redis, &RACE_VARS).await;
-    let b = spawn_app_on_redis(&redis, &RACE_VARS).await;
+    let a = TestApp::builder()
+        .redis(&redis)
+        .env(&RACE_SETTINGS)
+        .spawn()
+        .await;
+    let b = TestApp::builder()
+        .redis(&redis)
+        .env(&RACE_SETTINGS)
+        .spawn()
+        .await;
     let request = SendOtpRequest {
         phone_number: unique_phone(),
         ..Default::default()
@@ -318,8 +329,16 @@ async fn concurrent_sends_across_two_replicas_text_the_number_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_idempotency_key_across_two_replicas_sends_once() {
     let redis = RedisServer::start().await;
-    let a = spawn_app_on_redis(&redis, &RACE_VARS).await;
-    let b = spawn_app_on_redis(&redis, &RACE_VARS).await;
+    let a = TestApp::builder()
+        .redis(&redis)
+        .env(&RACE_SETTINGS)
+        .spawn()
+        .await;
+    let b = TestApp::builder()
+        .redis(&redis)
+        .env(&RACE_SETTINGS)
+        .spawn()
+        .await;
     let phone = unique_phone();
     let request = SendOtpRequest {
         phone_number: phone.clone(),

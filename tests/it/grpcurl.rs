@@ -1,11 +1,9 @@
 //! The real binary, driven by the real `grpcurl` (1.8.6, via server
 //! reflection, no proto file): what a person poking the service would do.
 
-mod common;
-
 use std::{process::Command, time::Duration};
 
-use common::binary::ServiceProcess;
+use crate::common::binary::ServiceProcess;
 
 fn grpcurl(addr: &str, args: &[&str]) -> (bool, String) {
     let program = std::env::var("GRPCURL").unwrap_or_else(|_| "grpcurl".into());

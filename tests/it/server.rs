@@ -1,12 +1,8 @@
 //! The server around the service: health, reflection, graceful shutdown.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{
-    RecordingGateway, StoreKind, connect, spawn_app, spawn_app_with_gateway, unique_phone, wait_for,
-};
+use crate::common::{RecordingGateway, StoreKind, TestApp, connect, unique_phone, wait_for};
 use tokio_stream::StreamExt;
 use tonic_reflection::pb::v1::{
     ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
@@ -15,14 +11,14 @@ use tonic_reflection::pb::v1::{
 
 #[tokio::test]
 async fn health_reports_the_otp_service_and_the_server_as_serving() {
-    let app = spawn_app(StoreKind::Memory, &[]).await;
+    let app = TestApp::builder().store(StoreKind::Memory).spawn().await;
     assert_eq!(app.health("otp.v1.OtpService").await, "SERVING");
     assert_eq!(app.health("").await, "SERVING");
 }
 
 #[tokio::test]
 async fn reflection_v1_lists_every_service() {
-    let app = spawn_app(StoreKind::Memory, &[]).await;
+    let app = TestApp::builder().store(StoreKind::Memory).spawn().await;
     let mut reflection = ServerReflectionClient::new(connect(app.addr).await);
     let request = ServerReflectionRequest {
         host: String::new(),
@@ -49,7 +45,11 @@ async fn reflection_v1_lists_every_service() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_finishes_in_flight_calls_then_stops() {
     let sms = RecordingGateway::default();
-    let app = spawn_app_with_gateway(StoreKind::Memory, &[], sms.clone()).await;
+    let app = TestApp::builder()
+        .store(StoreKind::Memory)
+        .gateway(sms.clone())
+        .spawn()
+        .await;
     let gate = sms.hold_sends();
     let phone = unique_phone();
     let in_flight = {

@@ -2,16 +2,17 @@
 //! its cap (RESOURCE_EXHAUSTED, STORE_FULL, a RetryInfo) instead of growing
 //! without end, while numbers it already holds keep working.
 
-mod common;
-
-use common::{StoreKind, spawn_app, unique_phone};
+use crate::common::{TestApp, unique_phone};
 use otp_service::proto::VerifyOtpResult;
 use tonic::Code;
 use tonic_types::StatusExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sends_to_new_numbers_stop_at_the_cap_and_held_numbers_still_verify() {
-    let app = spawn_app(StoreKind::Memory, &[("OTP_MEMORY_MAX_ENTRIES", "100")]).await;
+    let app = TestApp::builder()
+        .env(&[("OTP_MEMORY_MAX_ENTRIES", "100")])
+        .spawn()
+        .await;
     let first = unique_phone();
     let code = app.send_and_read_code(&first).await;
     for _ in 1..100 {

@@ -66,11 +66,6 @@ impl ServiceProcess {
         process
     }
 
-    /// Lines printed on standard output so far.
-    pub fn stdout(&self) -> Vec<String> {
-        self.stdout.lock().expect("lines lock").clone()
-    }
-
     /// Lines printed on standard error (the log) so far.
     pub fn stderr(&self) -> Vec<String> {
         self.stderr.lock().expect("lines lock").clone()

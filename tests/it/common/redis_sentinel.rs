@@ -42,8 +42,9 @@ impl RedisSentinels {
         set_up
     }
 
-    /// One set-up for the whole test binary, started on first use (see
-    /// `RedisCluster::shared` for why sharing is safe). Never failed over, so
+    /// One set-up for the whole test process, started on first use (see
+    /// `RedisCluster::shared` for why sharing is safe). Never failed over
+    /// (failover tests start their own with [`RedisSentinels::start`]), so
     /// it is ready as soon as every sentinel names the master; the sentinels
     /// finding each other (which takes seconds) is not waited for.
     pub fn shared() -> &'static RedisSentinels {

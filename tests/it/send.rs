@@ -1,13 +1,11 @@
 //! SendOtp: a code is made, stored as a digest, texted, and replaced by a resend.
 
-mod common;
-
-use common::{StoreKind, assert_bad_request, spawn_app, unique_phone};
+use crate::common::{StoreKind, TestApp, assert_bad_request, unique_phone};
 use otp_service::proto::VerifyOtpResult;
 use tonic::Code;
 
 async fn sent_code_round_trips_to_approved(store: StoreKind) {
-    let app = spawn_app(store, &[]).await;
+    let app = TestApp::builder().store(store).spawn().await;
     let phone = unique_phone();
 
     let sent = app.send(&phone).await.expect("SendOtp succeeds");
@@ -33,11 +31,11 @@ async fn sent_code_round_trips_to_approved(store: StoreKind) {
 }
 
 async fn configured_code_length_and_ttl_are_used(store: StoreKind) {
-    let app = spawn_app(
-        store,
-        &[("OTP_CODE_LENGTH", "8"), ("OTP_TTL_SECONDS", "300")],
-    )
-    .await;
+    let app = TestApp::builder()
+        .store(store)
+        .env(&[("OTP_CODE_LENGTH", "8"), ("OTP_TTL_SECONDS", "300")])
+        .spawn()
+        .await;
     let phone = unique_phone();
     let sent = app.send(&phone).await.expect("SendOtp succeeds");
     assert_eq!(sent.code_length, 8);
@@ -54,7 +52,11 @@ async fn configured_code_length_and_ttl_are_used(store: StoreKind) {
 }
 
 async fn resend_replaces_the_pending_code(store: StoreKind) {
-    let app = spawn_app(store, &[("OTP_RESEND_COOLDOWN_SECONDS", "0")]).await;
+    let app = TestApp::builder()
+        .store(store)
+        .env(&[("OTP_RESEND_COOLDOWN_SECONDS", "0")])
+        .spawn()
+        .await;
     let phone = unique_phone();
     let first = app.send_and_read_code(&phone).await;
     let mut second = app.send_and_read_code(&phone).await;
@@ -73,7 +75,7 @@ async fn resend_replaces_the_pending_code(store: StoreKind) {
 }
 
 async fn spellings_of_one_number_share_one_code(store: StoreKind) {
-    let app = spawn_app(store, &[]).await;
+    let app = TestApp::builder().store(store).spawn().await;
     app.send("+91 12345 67890").await.expect("sent");
     let code = app
         .sms
@@ -87,7 +89,11 @@ async fn spellings_of_one_number_share_one_code(store: StoreKind) {
 }
 
 async fn gateway_failure_is_unavailable_and_leaves_no_pending_code(store: StoreKind) {
-    let app = spawn_app(store, &[("OTP_RESEND_COOLDOWN_SECONDS", "0")]).await;
+    let app = TestApp::builder()
+        .store(store)
+        .env(&[("OTP_RESEND_COOLDOWN_SECONDS", "0")])
+        .spawn()
+        .await;
     let phone = unique_phone();
     app.sms.fail_sends(true);
     let status = app.send(&phone).await.expect_err("gateway down");
@@ -112,7 +118,11 @@ async fn gateway_failure_is_unavailable_and_leaves_no_pending_code(store: StoreK
 }
 
 async fn failed_resend_keeps_nothing_pending(store: StoreKind) {
-    let app = spawn_app(store, &[("OTP_RESEND_COOLDOWN_SECONDS", "0")]).await;
+    let app = TestApp::builder()
+        .store(store)
+        .env(&[("OTP_RESEND_COOLDOWN_SECONDS", "0")])
+        .spawn()
+        .await;
     let phone = unique_phone();
     let delivered = app.send_and_read_code(&phone).await;
     app.sms.fail_sends(true);
@@ -125,7 +135,7 @@ async fn failed_resend_keeps_nothing_pending(store: StoreKind) {
 }
 
 async fn bad_phone_numbers_are_invalid_argument_naming_the_field(store: StoreKind) {
-    let app = spawn_app(store, &[]).await;
+    let app = TestApp::builder().store(store).spawn().await;
     for bad in [
         "",
         "4155550123",

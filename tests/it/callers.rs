@@ -3,14 +3,12 @@
 //! way of failing, the caller on the log line and as a metrics label, and a
 //! send limit per caller shared by replicas.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{
-    RedisServer, StoreKind, TestApp,
+use crate::common::{
+    RedisServer, TestApp,
     binary::ServiceProcess,
-    connect, spawn_app, spawn_app_on_redis,
+    connect,
     tls::{CertDir, TestCa, tls_channel},
     unique_phone,
 };
@@ -79,7 +77,10 @@ fn assert_refused(result: Result<SendOtpResponse, Status>, code: Code, reason: &
 async fn tokens_are_checked_and_each_failure_has_its_code() {
     let dir = CertDir::new();
     let file = callers_file(&dir);
-    let app = spawn_app(StoreKind::Memory, &[("OTP_CALLERS_FILE", &file)]).await;
+    let app = TestApp::builder()
+        .env(&[("OTP_CALLERS_FILE", &file)])
+        .spawn()
+        .await;
     let channel = connect(app.addr).await;
     let phone = unique_phone();
 
@@ -128,16 +129,15 @@ async fn certificate_callers_must_be_listed_by_san() {
     let (cert, key) = dir.write_pair("server", &server_ca.issue_server());
     let ca = dir.write("clients.pem", &client_ca.pem());
     let file = callers_file(&dir);
-    let app = spawn_app(
-        StoreKind::Memory,
-        &[
+    let app = TestApp::builder()
+        .env(&[
             ("OTP_TLS_CERT_FILE", &cert),
             ("OTP_TLS_KEY_FILE", &key),
             ("OTP_TLS_CLIENT_CA_FILE", &ca),
             ("OTP_CALLERS_FILE", &file),
-        ],
-    )
-    .await;
+        ])
+        .spawn()
+        .await;
     let listed = client_ca.issue_client("reports.callers.internal");
     let unlisted = client_ca.issue_client("intruder.callers.internal");
     let phone = unique_phone();
@@ -178,8 +178,8 @@ async fn each_caller_has_its_own_send_limit_across_replicas() {
         ("OTP_CALLERS_FILE", file.as_str()),
         ("OTP_CALLER_SEND_LIMIT", "3"),
     ];
-    let a = spawn_app_on_redis(&redis, &vars).await;
-    let b = spawn_app_on_redis(&redis, &vars).await;
+    let a = TestApp::builder().redis(&redis).env(&vars).spawn().await;
+    let b = TestApp::builder().redis(&redis).env(&vars).spawn().await;
 
     for app in [&a, &b, &a] {
         send_through(app, CHECKOUT_TOKEN)

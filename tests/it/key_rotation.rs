@@ -4,9 +4,7 @@
 //! send limits and idempotency records carry over; the two-step rotation
 //! verifies in both directions.
 
-mod common;
-
-use common::{RedisServer, TestApp, spawn_app_on_redis, unique_phone};
+use crate::common::{RedisServer, TestApp, unique_phone};
 use otp_service::proto::{SendOtpRequest, VerifyOtpResult};
 use tonic::Code;
 
@@ -20,8 +18,8 @@ async fn rolling_deploy(redis: &RedisServer, extra: &[(&str, &str)]) -> (TestApp
     let mut new_vars = vec![("OTP_HMAC_SECRET", NEW), ("OTP_HMAC_PREVIOUS_SECRETS", OLD)];
     new_vars.extend_from_slice(extra);
     (
-        spawn_app_on_redis(redis, &old_vars).await,
-        spawn_app_on_redis(redis, &new_vars).await,
+        TestApp::builder().redis(redis).env(&old_vars).spawn().await,
+        TestApp::builder().redis(redis).env(&new_vars).spawn().await,
     )
 }
 
@@ -104,19 +102,19 @@ async fn send_limits_and_idempotency_carry_over() {
 async fn two_step_rotation_verifies_in_both_directions() {
     // Step one: every replica learns the new secret before any signs with it.
     let redis = RedisServer::start().await;
-    let learning = spawn_app_on_redis(
-        &redis,
-        &[
+    let learning = TestApp::builder()
+        .redis(&redis)
+        .env(&[
             ("OTP_HMAC_SECRET", OLD),
             ("OTP_HMAC_PREVIOUS_SECRETS", &format!("{NEW},{OLD}")),
-        ],
-    )
-    .await;
-    let signing = spawn_app_on_redis(
-        &redis,
-        &[("OTP_HMAC_SECRET", NEW), ("OTP_HMAC_PREVIOUS_SECRETS", OLD)],
-    )
-    .await;
+        ])
+        .spawn()
+        .await;
+    let signing = TestApp::builder()
+        .redis(&redis)
+        .env(&[("OTP_HMAC_SECRET", NEW), ("OTP_HMAC_PREVIOUS_SECRETS", OLD)])
+        .spawn()
+        .await;
     let phone = unique_phone();
     let code = signing.send_and_read_code(&phone).await;
     let verified = learning.verify(&phone, &code).await.expect("VerifyOtp");

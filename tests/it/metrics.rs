@@ -1,11 +1,9 @@
 //! Prometheus metrics on the real binary: scraped after known traffic, every
 //! counter moved by exactly the traffic's amount, and no number leaked.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{binary::ServiceProcess, connect};
+use crate::common::{binary::ServiceProcess, connect};
 use otp_service::proto::{SendOtpRequest, VerifyOtpRequest, otp_service_client::OtpServiceClient};
 
 /// A loopback port that was free a moment ago.

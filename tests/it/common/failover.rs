@@ -370,8 +370,6 @@ pub struct Recovery {
     pub first_approval: Instant,
     /// When readiness reported SERVING again.
     pub serving_at: Instant,
-    /// Every call made, for further checks.
-    pub calls: Vec<Call>,
     /// The outage judged from `killed_at` (see [`judge_outage`]).
     pub outage: Outage,
 }
@@ -400,7 +398,6 @@ pub async fn wait_for_recovery(
     Recovery {
         first_approval,
         serving_at,
-        calls,
         outage,
     }
 }

@@ -1,0 +1,33 @@
+//! The store contract: the edge cases of every [`OtpStore`] operation,
+//! called directly (no gRPC, no flow) on every store. `MemoryStore` and the
+//! Lua scripts of `RedisStore` implement each rule twice; this suite is what
+//! keeps the twins saying the same thing.
+//!
+//! [`OtpStore`]: otp_service::store::OtpStore
+
+mod codes;
+mod idempotency;
+mod races;
+mod send_log;
+
+use std::time::Duration;
+
+use otp_service::domain::{CodeDigest, HmacSecret, PhoneNumber, SubjectKey};
+
+use crate::common::unique_phone;
+
+/// The guess budget most cases use.
+const MAX_ATTEMPTS: u32 = 5;
+/// The code lifetime most cases use: long enough never to end mid-test.
+const LIFETIME: Duration = Duration::from_secs(60);
+
+/// A subject (or any other store key) no other test uses.
+fn new_subject() -> SubjectKey {
+    let phone = PhoneNumber::parse(&unique_phone()).expect("a valid number");
+    HmacSecret::new(b"store-contract").subject_key(&phone)
+}
+
+/// A code digest, one per `n`.
+fn digest(n: u8) -> CodeDigest {
+    CodeDigest::from_bytes([n; 32])
+}

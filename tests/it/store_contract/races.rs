@@ -1,0 +1,83 @@
+//! Races: many calls at once on one key, each on its own task. One approval,
+//! one claim, and exactly as many counted sends as the rule allows, whatever
+//! the store.
+
+use std::sync::Arc;
+
+use futures::future::join_all;
+use otp_service::store::{IdempotencyClaim, OtpStore, SendDecision, SendLog, VerifyOutcome};
+
+use super::{LIFETIME, MAX_ATTEMPTS, codes::put, digest, new_subject, send_log::window};
+use crate::common::{StoreKind, TestStore};
+
+/// `calls` copies of `call` at once, each on its own task.
+async fn concurrently<T, F, Fut>(store: &TestStore, calls: usize, call: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(Arc<dyn OtpStore>) -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+{
+    let tasks = (0..calls).map(|_| tokio::spawn(call(store.shared())));
+    join_all(tasks)
+        .await
+        .into_iter()
+        .map(|joined| joined.expect("task ran"))
+        .collect()
+}
+
+async fn concurrent_verifies_of_the_right_code_approve_it_once(kind: StoreKind) {
+    let store = TestStore::open(kind).await;
+    let subject = new_subject();
+    put(&store, &subject, 1, MAX_ATTEMPTS).await;
+    let verdicts = concurrently(&store, 50, |store| {
+        let subject = subject.clone();
+        async move {
+            store
+                .verify_and_consume(&subject, &[digest(1)], MAX_ATTEMPTS)
+                .await
+        }
+    })
+    .await;
+    let approved = verdicts
+        .iter()
+        .filter(|v| matches!(v, Ok(VerifyOutcome::Approved)))
+        .count();
+    assert_eq!(approved, 1, "{verdicts:?}");
+}
+
+async fn concurrent_claims_of_one_key_claim_it_once(kind: StoreKind) {
+    let store = TestStore::open(kind).await;
+    let (key, phone) = (new_subject(), new_subject());
+    let claims = concurrently(&store, 50, |store| {
+        let (key, phone) = (key.clone(), phone.clone());
+        async move { store.claim_idempotency(&key, &phone, LIFETIME).await }
+    })
+    .await;
+    let claimed = claims
+        .iter()
+        .filter(|c| matches!(c, Ok(IdempotencyClaim::Claimed { .. })))
+        .count();
+    assert_eq!(claimed, 1, "{claims:?}");
+}
+
+async fn concurrent_sends_count_exactly_the_limit(kind: StoreKind) {
+    let store = TestStore::open(kind).await;
+    let log = SendLog::Phone(new_subject());
+    let rules = window(3, LIFETIME);
+    let sends = concurrently(&store, 50, |store| {
+        let log = log.clone();
+        async move { store.record_send(&log, &rules).await }
+    })
+    .await;
+    let counted = sends
+        .iter()
+        .filter(|s| matches!(s, Ok(SendDecision::Admitted { .. })))
+        .count();
+    assert_eq!(counted, 3, "{sends:?}");
+}
+
+for_each_store!(
+    concurrent_verifies_of_the_right_code_approve_it_once,
+    concurrent_claims_of_one_key_claim_it_once,
+    concurrent_sends_count_exactly_the_limit,
+);
