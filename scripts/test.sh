@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite, first installing (once, idempotently) the real
 # tools the tests drive: redis-server, grpcurl, buf, hadolint; the Python and
-# Node client dependencies are installed by tests/clients/run.sh.
+# Node client dependencies are installed by tests/clients/run.sh, Debian's
+# prometheus package (promtool) by tests/ops/check.sh.
 # Extra arguments go to `cargo test` (e.g. a test name filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,6 +55,10 @@ cargo test --locked "$@"
 
 echo "== polyglot clients (release binary on Redis)"
 tests/clients/run.sh
+
+echo "== operations kit (promtool; rules and dashboard queries on a real Prometheus)"
+# The release binary the clients step just built.
+OTP_SERVICE_BIN="${OTP_SERVICE_BIN:-$PWD/target/release/otp-service}" tests/ops/check.sh
 
 echo "== Dockerfile"
 tests/dockerfile/check.sh

@@ -7,8 +7,11 @@ TextBee, and lets a test read what was "sent":
 
     GET /messages?to=+14155550123   ->  ["Your code is 123456 ...", ...]
 
-Usage: textbee_standin.py --api-key KEY --port-file FILE
+Usage: textbee_standin.py --api-key KEY --port-file FILE [--fail-recipient PHONE=STATUS ...]
 (binds a free loopback port and writes it to FILE once listening).
+`--fail-recipient +14155550199=503` makes every send to that number fail with
+that HTTP status (nothing is recorded), so a test can exercise gateway
+failures on chosen numbers while the others are delivered.
 """
 
 import argparse
@@ -22,7 +25,7 @@ MESSAGES: dict[str, list[str]] = {}
 LOCK = threading.Lock()
 
 
-def handler_for(api_key: str):
+def handler_for(api_key: str, failing: dict[str, int]):
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *_args):  # keep test output quiet
             pass
@@ -47,6 +50,9 @@ def handler_for(api_key: str):
                 message = body["message"]
             except (ValueError, KeyError, TypeError):
                 return self.reply(400, {"error": "invalid body"})
+            failed = [failing[r] for r in recipients if r in failing]
+            if failed:
+                return self.reply(failed[0], {"error": "stand-in failure"})
             with LOCK:
                 for recipient in recipients:
                     MESSAGES.setdefault(recipient, []).append(message)
@@ -77,8 +83,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--api-key", required=True)
     parser.add_argument("--port-file", required=True)
+    parser.add_argument(
+        "--fail-recipient",
+        action="append",
+        default=[],
+        metavar="PHONE=STATUS",
+        help="answer sends to PHONE with HTTP STATUS (repeatable)",
+    )
     args = parser.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(args.api_key))
+    failing = {}
+    for rule in args.fail_recipient:
+        phone, _, status = rule.partition("=")
+        failing[phone] = int(status)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(args.api_key, failing))
     with open(args.port_file, "w", encoding="utf-8") as port_file:
         port_file.write(str(server.server_address[1]))
     server.serve_forever()

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# One round of scripted traffic for the operations check, with grpcurl:
+# a send, a wrong and a right guess, a reuse, a refused resend (cooldown),
+# TimeLeft, a send then CancelOtp, a send the stand-in gateway fails, and an
+# invalid number. 10 RPCs per round.
+# Environment: OTP_ADDR, TEXTBEE_STANDIN, ROUND (a digit: numbers differ per
+# round), FAILING_PHONE (a number the stand-in fails), GRPCURL (optional).
+set -euo pipefail
+grpcurl=${GRPCURL:-grpcurl}
+fail() { echo "ops traffic: $*" >&2; exit 1; }
+call() { "$grpcurl" -plaintext -max-time 10 -d "$2" "$OTP_ADDR" "otp.v1.OtpService/$1" 2>&1; }
+refused() { if out=$(call "$@"); then fail "$1 $2 must be refused: $out"; fi; }
+
+phone="+141555502${ROUND}0"
+other="+141555502${ROUND}1"
+
+out=$(call SendOtp "{\"phone_number\": \"$phone\"}") || fail "SendOtp: $out"
+code=$(curl -fsS --get --data-urlencode "to=$phone" "$TEXTBEE_STANDIN/messages" | grep -oE '\b[0-9]{6}\b' | tail -n 1)
+[ -n "$code" ] || fail "no code delivered to $phone"
+wrong=000000; [ "$code" = 000000 ] && wrong=111111
+
+out=$(call VerifyOtp "{\"phone_number\": \"$phone\", \"code\": \"$wrong\"}") || fail "$out"
+grep -q INCORRECT <<<"$out" || fail "wrong guess not INCORRECT: $out"
+out=$(call VerifyOtp "{\"phone_number\": \"$phone\", \"code\": \"$code\"}") || fail "$out"
+grep -q APPROVED <<<"$out" || fail "right guess not APPROVED: $out"
+out=$(call VerifyOtp "{\"phone_number\": \"$phone\", \"code\": \"$code\"}") || fail "$out"
+grep -q EXPIRED <<<"$out" || fail "reuse not EXPIRED: $out"
+refused SendOtp "{\"phone_number\": \"$phone\"}"
+grep -q ResourceExhausted <<<"$out" || fail "resend not refused by the cooldown: $out"
+
+out=$(call TimeLeft "{\"phone_number\": \"$phone\"}") || fail "TimeLeft: $out"
+out=$(call SendOtp "{\"phone_number\": \"$other\"}") || fail "SendOtp: $out"
+out=$(call CancelOtp "{\"phone_number\": \"$other\"}") || fail "CancelOtp: $out"
+
+refused SendOtp "{\"phone_number\": \"$FAILING_PHONE\"}"
+grep -q Unavailable <<<"$out" || fail "failed SMS send not UNAVAILABLE: $out"
+refused SendOtp '{"phone_number": "12345"}'
+grep -q InvalidArgument <<<"$out" || fail "invalid number not INVALID_ARGUMENT: $out"
