@@ -59,6 +59,12 @@ impl MemoryStore {
 
     /// Like [`MemoryStore::new`], each table holding about `max_entries` at most.
     pub fn with_max_entries(max_entries: usize) -> Self {
+        Self::with_sweep_interval(max_entries, state::SWEEP_INTERVAL)
+    }
+
+    /// Like [`MemoryStore::with_max_entries`], sweeping every `sweep_every`
+    /// (a benchmark sweeps by hand with [`MemoryStore::sweep_now`]).
+    pub fn with_sweep_interval(max_entries: usize, sweep_every: Duration) -> Self {
         let shared = Arc::new(Shared {
             codes: Sharded::new(max_entries),
             sends: Sharded::new(max_entries),
@@ -66,7 +72,7 @@ impl MemoryStore {
             epoch: Instant::now(),
             next_token: AtomicU64::new(1),
         });
-        tokio::spawn(sweep_expired(Arc::downgrade(&shared)));
+        tokio::spawn(sweep_expired(Arc::downgrade(&shared), sweep_every));
         Self { shared }
     }
 

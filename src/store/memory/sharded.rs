@@ -1,7 +1,7 @@
 //! A hash map split into shards, each behind its own mutex: a call locks only
 //! its key's shard, and the sweeper walks the shards one at a time, so no
 //! lock is ever held for more than one shard's worth of work (with a million
-//! entries, a sixty-fourth of them), and callers get in between shards. The
+//! entries, about 4 000 of them), and callers get in between shards. The
 //! cap is per shard; keys are HMACs and spread evenly, so the whole map fills
 //! to within a few percent of its cap before the first refusal.
 
@@ -12,11 +12,12 @@ use std::{
     time::Duration,
 };
 
-use tokio::time::Instant;
+// Wall-clock time: what a waiting caller feels, even under a paused test clock.
+use std::time::Instant;
 
 /// Most shards per map: enough that one shard's sweep is short at a million
 /// entries, few enough that counting is cheap.
-const MAX_SHARDS: usize = 64;
+const MAX_SHARDS: usize = 256;
 /// Fewest entries a shard is sized for: a small map is one shard (or a few),
 /// so its cap is exact rather than spread thin across many shards.
 const MIN_SHARD_CAP: usize = 1024;

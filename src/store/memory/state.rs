@@ -93,8 +93,8 @@ impl Shared {
     }
 }
 
-pub(super) async fn sweep_expired(shared: Weak<Shared>) {
-    let mut ticks = tokio::time::interval(SWEEP_INTERVAL);
+pub(super) async fn sweep_expired(shared: Weak<Shared>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
     loop {
         ticks.tick().await;
         let Some(shared) = shared.upgrade() else {
