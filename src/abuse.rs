@@ -3,8 +3,10 @@
 
 mod country;
 mod limits;
+mod pumping;
 mod test_numbers;
 
 pub use country::{CountryPolicy, CountryPolicyError};
 pub use limits::{LimitKind, RateRule, SendLimits};
+pub use pumping::{DestinationPrefix, GuardMode, PrefixRule, PumpingGuardSettings};
 pub use test_numbers::{TestNumbers, TestNumbersError};

@@ -7,17 +7,21 @@
 
 mod abuse_vars;
 mod code_vars;
+mod cross_checks;
 mod env;
 mod gateway_vars;
 mod listen_vars;
 mod message_vars;
+mod pumping_vars;
 mod redis_vars;
 mod secret_vars;
 mod trust_vars;
 
 use std::{net::SocketAddr, time::Duration};
 
+pub use abuse_vars::DEFAULT_GLOBAL_SEND_LIMIT;
 pub use code_vars::MIN_SECRET_BYTES;
+pub use cross_checks::MAX_DAILY_GUESS_ODDS;
 pub use env::ConfigError;
 pub use listen_vars::{DEFAULT_LISTEN_ADDR, DEFAULT_METRICS_ADDR};
 pub use message_vars::{DEFAULT_APP_NAME, MAX_APP_NAME_CHARS};
@@ -26,7 +30,7 @@ pub use redis_vars::{DEFAULT_REDIS_PREFIX, REDIS_SELECTORS};
 use env::Env;
 
 use crate::{
-    abuse::{CountryPolicy, SendLimits, TestNumbers},
+    abuse::{CountryPolicy, PumpingGuardSettings, SendLimits, TestNumbers},
     auth::{CallerList, TlsSettings},
     domain::HmacSecret,
     otp::OtpPolicy,
@@ -78,6 +82,8 @@ pub struct Config {
     pub countries: CountryPolicy,
     /// Numbers with a fixed code and no SMS (`OTP_TEST_NUMBERS`).
     pub test_numbers: TestNumbers,
+    /// The SMS-pumping guard per destination prefix (`OTP_PUMPING_*`).
+    pub pumping_guard: PumpingGuardSettings,
     /// Where pending codes are kept.
     pub store: StoreConfig,
     /// The text a code is sent in (`OTP_MESSAGE_TEMPLATE`, `OTP_APP_NAME`, `OTP_WEBOTP_DOMAIN`).
@@ -127,6 +133,8 @@ impl Config {
         let limits = abuse_vars::send_limits(&env)?;
         let countries = abuse_vars::country_policy(&env)?;
         let test_numbers = abuse_vars::test_numbers(&env, policy.code_length)?;
+        let pumping_guard = pumping_vars::pumping_guard_from_env(&env, &policy)?;
+        cross_checks::refuse_unsafe_combinations(&env, &policy, &limits, &store, &sms)?;
         Ok(Self {
             listen_addr,
             health_addr,
@@ -144,6 +152,7 @@ impl Config {
             limits,
             countries,
             test_numbers,
+            pumping_guard,
             store,
             template,
         })
@@ -276,11 +285,16 @@ mod tests {
         assert_eq!(limits.window, Duration::from_secs(600));
         assert_eq!(limits.phone_daily_limit, 10);
         assert_eq!(limits.client_limit, 20);
-        assert_eq!(limits.global_per_minute, None);
-        let on = config(&[("OTP_GLOBAL_SEND_LIMIT", "500")])
+        assert_eq!(limits.anonymous_limit, 50);
+        assert_eq!(limits.global_per_minute, Some(DEFAULT_GLOBAL_SEND_LIMIT));
+        let raised = config(&[("OTP_GLOBAL_SEND_LIMIT", "500")])
             .expect("valid")
             .limits;
-        assert_eq!(on.global_per_minute, Some(500));
+        assert_eq!(raised.global_per_minute, Some(500));
+        let off = config(&[("OTP_GLOBAL_SEND_LIMIT", "0")])
+            .expect("valid")
+            .limits;
+        assert_eq!(off.global_per_minute, None);
     }
 
     #[test]
@@ -291,6 +305,7 @@ mod tests {
             ("OTP_TEST_NUMBERS", "+15005550006=12", "exactly 6 digits"),
             ("OTP_TEST_NUMBERS", "15005550006", "form"),
             ("OTP_SEND_LIMIT", "0", "from 1 to 1000"),
+            ("OTP_ANONYMOUS_SEND_LIMIT", "0", "from 1 to 100000"),
             ("OTP_RESEND_COOLDOWN_SECONDS", "3601", "from 0 to 3600"),
         ];
         for (var, value, expected) in cases {

@@ -7,6 +7,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::{
+    abuse::DestinationPrefix,
     domain::{CodeError, PhoneError, RequestKeyError, ceil_seconds},
     sms::GatewayError,
     store::{StoreError, Violation},
@@ -45,6 +46,15 @@ pub enum Error {
         /// Every limit that refused, with its delay.
         violations: Vec<Violation>,
     },
+    /// The pumping guard suspended sends to the number's destination prefix:
+    /// too few of the codes recently sent there were ever verified.
+    #[error("sends to numbers starting {prefix} are suspended")]
+    DestinationSuspended {
+        /// The suspended prefix.
+        prefix: DestinationPrefix,
+        /// Time until the suspension lifts.
+        retry_after: Duration,
+    },
     /// The number spent its wrong-guess budget; no code is sent until the lock ends.
     #[error("too many wrong codes for this number; retry after {retry_after:?}")]
     Locked {
@@ -78,6 +88,7 @@ impl Error {
             Error::IdempotencyKeyBusy => "idempotency_busy",
             Error::CountryNotAllowed { .. } => "country_not_allowed",
             Error::RateLimited { .. } => "rate_limited",
+            Error::DestinationSuspended { .. } => "destination_suspended",
             Error::Locked { .. } => "locked",
             Error::Unauthenticated => "unauthenticated",
             Error::UnknownCaller => "unknown_caller",
@@ -109,6 +120,10 @@ impl From<Error> for Status {
             ),
             Error::CountryNotAllowed { region } => country_not_allowed(&region),
             Error::RateLimited { violations } => send_limit_reached(&violations),
+            Error::DestinationSuspended {
+                prefix,
+                retry_after,
+            } => destination_suspended(&prefix, retry_after),
             Error::Locked { retry_after } => number_locked(retry_after),
             Error::Unauthenticated => Status::with_error_details(
                 Code::Unauthenticated,
@@ -179,6 +194,33 @@ fn send_limit_reached(violations: &[Violation]) -> Status {
     Status::with_error_details(
         Code::ResourceExhausted,
         format!("send limit reached; retry in {} s", retry_after.as_secs()),
+        details,
+    )
+}
+
+/// RESOURCE_EXHAUSTED with `RetryInfo` for the exact time the suspension
+/// lifts and an `ErrorInfo` naming the prefix, so the caller can tell its
+/// users why and until when.
+fn destination_suspended(prefix: &DestinationPrefix, retry_after: Duration) -> Status {
+    let retry_after = whole_seconds(retry_after);
+    let mut details = ErrorDetails::with_retry_info(Some(retry_after));
+    details.add_quota_failure_violation(
+        "phone_number",
+        format!(
+            "destination_suspended: too few codes sent to numbers starting {prefix} were verified"
+        ),
+    );
+    details.set_error_info(
+        "DESTINATION_SUSPENDED",
+        ERROR_DOMAIN,
+        [("prefix".to_owned(), prefix.to_string())],
+    );
+    Status::with_error_details(
+        Code::ResourceExhausted,
+        format!(
+            "sends to numbers starting {prefix} are suspended (suspected SMS pumping); retry in {} s",
+            retry_after.as_secs()
+        ),
         details,
     )
 }

@@ -1,12 +1,27 @@
 //! Prometheus metrics: what is counted, under which names, and the HTTP
 //! exporter. Labels are closed sets (results, limits, operations); a phone
 //! number, a code or a client key never becomes a label.
+//!
+//! Recording is on the request path of every call, so it goes through
+//! handles (`handles.rs`): each label set is registered with the recorder
+//! once, the first time it occurs, and afterwards a call costs an atomic add
+//! (or a histogram push) instead of a label set built and looked up in the
+//! registry. Without [`install`] nothing is recorded at all.
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+mod handles;
 
-use metrics::{counter, gauge, histogram};
+use std::{
+    future::Future,
+    net::SocketAddr,
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
+
+use metrics::{Counter, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{BuildError, PrometheusBuilder};
 use tokio::time::Instant;
+
+use handles::Handles;
 
 /// SendOtp calls by `result`.
 pub const SENDS: &str = "otp_sends_total";
@@ -25,6 +40,14 @@ pub const STORE_UP: &str = "otp_store_up";
 /// 1 while Redis's `maxmemory-policy` may evict live keys (locks, guess
 /// counters), else 0.
 pub const REDIS_EVICTING: &str = "otp_redis_evicting_policy";
+/// Destination prefixes suspended by the pumping guard (or, in monitor
+/// mode, that would have been), by `country` (ISO region or `unknown`).
+pub const PUMPING_SUSPENSIONS: &str = "otp_pumping_suspensions_total";
+/// Destination prefixes suspended now, service-wide (every replica reports
+/// the same count, read from the store).
+pub const PUMPING_SUSPENDED_PREFIXES: &str = "otp_pumping_suspended_prefixes";
+/// Pumping-guard store writes that failed without failing the call, by `operation`.
+pub const PUMPING_GUARD_ERRORS: &str = "otp_pumping_guard_errors_total";
 /// gRPC calls by `method` and `code`.
 pub const GRPC_REQUESTS: &str = "otp_grpc_requests_total";
 /// gRPC call latency by `method`.
@@ -35,6 +58,21 @@ const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Set once the recorder is installed. Until then (and in processes that
+/// never install one, such as tests) recording is skipped, which is what the
+/// `metrics` facade's no-op recorder would do, and no handle is registered
+/// with a recorder that is not there yet.
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+static SENDS_BY_RESULT: Handles<Counter, &str> = Handles::new();
+static VERIFIES_BY_RESULT: Handles<Counter, &str> = Handles::new();
+static REFUSALS_BY_LIMIT: Handles<Counter, &str> = Handles::new();
+static GATEWAY_ERRORS_BY_KIND: Handles<Counter, &str> = Handles::new();
+static GATEWAY_LATENCY: Handles<Histogram, ()> = Handles::new();
+static STORE_LATENCY_BY_OPERATION: Handles<Histogram, &str> = Handles::new();
+static REQUESTS_BY_METHOD_AND_CODE: Handles<Counter, (&str, &str)> = Handles::new();
+static LATENCY_BY_METHOD: Handles<Histogram, &str> = Handles::new();
+
 /// Installs the process-wide recorder and serves `/metrics` on `addr`.
 /// Must run inside the Tokio runtime. Fails if `addr` cannot be bound or a
 /// recorder is already installed.
@@ -44,6 +82,7 @@ pub fn install(addr: SocketAddr) -> Result<(), BuildError> {
         .set_buckets(&LATENCY_BUCKETS)?
         .build()?;
     metrics::set_global_recorder(recorder)?;
+    INSTALLED.store(true, Ordering::Release);
     tokio::spawn(async move {
         if let Err(err) = exporter.await {
             tracing::error!("metrics exporter stopped: {err:?}");
@@ -74,36 +113,72 @@ fn describe() {
         REDIS_EVICTING,
         "1 while Redis's maxmemory-policy may evict live keys (locks, guess counters)"
     );
+    metrics::describe_counter!(
+        PUMPING_SUSPENSIONS,
+        "Destination prefixes suspended by the pumping guard, by country"
+    );
+    metrics::describe_gauge!(
+        PUMPING_SUSPENDED_PREFIXES,
+        "Destination prefixes suspended now, service-wide"
+    );
+    metrics::describe_counter!(
+        PUMPING_GUARD_ERRORS,
+        "Pumping-guard store writes that failed without failing the call, by operation"
+    );
     metrics::describe_counter!(GRPC_REQUESTS, "gRPC calls by method and status code");
     metrics::describe_histogram!(GRPC_SECONDS, metrics::Unit::Seconds, "gRPC call latency");
 }
 
+fn installed() -> bool {
+    INSTALLED.load(Ordering::Acquire)
+}
+
 /// Counts a SendOtp outcome.
 pub fn send_finished(result: &'static str) {
-    counter!(SENDS, "result" => result).increment(1);
+    if installed() {
+        SENDS_BY_RESULT
+            .get(result, |result| counter!(SENDS, "result" => result))
+            .increment(1);
+    }
 }
 
 /// Counts a VerifyOtp outcome.
 pub fn verify_finished(result: &'static str) {
-    counter!(VERIFIES, "result" => result).increment(1);
+    if installed() {
+        VERIFIES_BY_RESULT
+            .get(result, |result| counter!(VERIFIES, "result" => result))
+            .increment(1);
+    }
 }
 
 /// Counts a send refused by `limit`.
 pub fn send_limit_refused(limit: &'static str) {
-    counter!(LIMIT_REFUSALS, "limit" => limit).increment(1);
+    if installed() {
+        REFUSALS_BY_LIMIT
+            .get(limit, |limit| counter!(LIMIT_REFUSALS, "limit" => limit))
+            .increment(1);
+    }
 }
 
 /// Counts an SMS gateway failure of `kind`.
 pub fn gateway_failed(kind: &'static str) {
-    counter!(GATEWAY_ERRORS, "kind" => kind).increment(1);
+    if installed() {
+        GATEWAY_ERRORS_BY_KIND
+            .get(kind, |kind| counter!(GATEWAY_ERRORS, "kind" => kind))
+            .increment(1);
+    }
 }
 
 /// Records how long one SMS send took.
 pub fn gateway_latency(elapsed: Duration) {
-    histogram!(GATEWAY_SECONDS).record(elapsed.as_secs_f64());
+    if installed() {
+        GATEWAY_LATENCY
+            .get((), |()| histogram!(GATEWAY_SECONDS))
+            .record(elapsed.as_secs_f64());
+    }
 }
 
-/// Sets the store health gauge.
+/// Sets the store health gauge (every few seconds, not per call).
 pub fn store_up(up: bool) {
     gauge!(STORE_UP).set(if up { 1.0 } else { 0.0 });
 }
@@ -113,17 +188,70 @@ pub fn redis_evicting(evicting: bool) {
     gauge!(REDIS_EVICTING).set(if evicting { 1.0 } else { 0.0 });
 }
 
-/// Counts a finished gRPC call and its latency.
-pub fn rpc_finished(method: &'static str, code: &'static str, caller: &str, elapsed: Duration) {
-    counter!(GRPC_REQUESTS, "method" => method, "code" => code, "caller" => caller.to_owned())
-        .increment(1);
-    histogram!(GRPC_SECONDS, "method" => method).record(elapsed.as_secs_f64());
+/// Counts a prefix suspension in `country` (an ISO region, a closed set).
+pub fn pumping_suspension(country: &str) {
+    counter!(PUMPING_SUSPENSIONS, "country" => country.to_owned()).increment(1);
+}
+
+/// Sets how many destination prefixes are suspended now.
+pub fn pumping_suspended_prefixes(count: u64) {
+    gauge!(PUMPING_SUSPENDED_PREFIXES).set(count as f64);
+}
+
+/// Counts a pumping-guard store write that failed without failing the call.
+pub fn pumping_guard_failed(operation: &'static str) {
+    counter!(PUMPING_GUARD_ERRORS, "operation" => operation).increment(1);
+}
+
+/// The `caller` label of calls without caller authentication.
+pub const ANONYMOUS_CALLER: &str = "anonymous";
+
+/// Counts a finished gRPC call and its latency. `caller`: the caller's
+/// metric label (a name from the callers file, a bounded set), `None` for
+/// anonymous calls.
+pub fn rpc_finished(
+    method: &'static str,
+    code: &'static str,
+    caller: Option<&str>,
+    elapsed: Duration,
+) {
+    if installed() {
+        match caller {
+            None => REQUESTS_BY_METHOD_AND_CODE
+                .get((method, code), |(method, code)| {
+                    counter!(GRPC_REQUESTS, "method" => method, "code" => code, "caller" => ANONYMOUS_CALLER)
+                })
+                .increment(1),
+            // Caller names are not `&'static`: through the registry.
+            Some(caller) => counter!(
+                GRPC_REQUESTS,
+                "method" => method,
+                "code" => code,
+                "caller" => caller.to_owned()
+            )
+            .increment(1),
+        }
+        LATENCY_BY_METHOD
+            .get(
+                method,
+                |method| histogram!(GRPC_SECONDS, "method" => method),
+            )
+            .record(elapsed.as_secs_f64());
+    }
 }
 
 /// Awaits a store operation and records its latency under `operation`.
 pub async fn timed_store<T>(operation: &'static str, work: impl Future<Output = T>) -> T {
+    if !installed() {
+        return work.await;
+    }
     let started = Instant::now();
     let result = work.await;
-    histogram!(STORE_SECONDS, "operation" => operation).record(started.elapsed().as_secs_f64());
+    STORE_LATENCY_BY_OPERATION
+        .get(
+            operation,
+            |operation| histogram!(STORE_SECONDS, "operation" => operation),
+        )
+        .record(started.elapsed().as_secs_f64());
     result
 }

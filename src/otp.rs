@@ -4,16 +4,20 @@
 //! builds its policy).
 //!
 //! `send.rs` holds the steps of one send, `idempotency.rs` the retry-safe
-//! wrapper around it.
+//! wrapper around it, `pumping_guard.rs` the destination-prefix guard's part
+//! in sending and verifying.
 
 mod idempotency;
 mod outcome;
 mod policy;
+mod pumping_guard;
 mod send;
 
 use std::sync::Arc;
 
 use idempotency::Claim;
+use pumping_guard::PumpingGuard;
+
 pub use outcome::{SendRequest, SentCode, TimeLeft, Verification};
 pub use policy::{AbuseRules, OtpPolicy};
 
@@ -33,6 +37,7 @@ pub struct OtpFlow {
     template: MessageTemplate,
     store: Arc<dyn OtpStore>,
     gateway: Arc<dyn SmsGateway>,
+    guard: PumpingGuard,
 }
 
 impl OtpFlow {
@@ -45,6 +50,11 @@ impl OtpFlow {
         store: Arc<dyn OtpStore>,
         gateway: Arc<dyn SmsGateway>,
     ) -> Self {
+        let guard = PumpingGuard::new(
+            abuse.pumping_guard,
+            policy.code_lifetime(),
+            Arc::clone(&store),
+        );
         Self {
             policy,
             abuse,
@@ -52,6 +62,7 @@ impl OtpFlow {
             template,
             store,
             gateway,
+            guard,
         }
     }
 
@@ -98,7 +109,12 @@ impl OtpFlow {
         )
         .await?;
         Ok(match outcome {
-            VerifyOutcome::Approved => Verification::Approved,
+            VerifyOutcome::Approved => {
+                if self.abuse.test_numbers.code_for(phone).is_none() {
+                    self.guard.count_approval(phone);
+                }
+                Verification::Approved
+            }
             VerifyOutcome::Incorrect { attempts_remaining } => {
                 if attempts_remaining == 0 {
                     tracing::warn!("wrong-code limit reached; number locked");

@@ -88,6 +88,7 @@ impl Application {
         config: Config,
         gateway: Arc<dyn SmsGateway>,
     ) -> Result<Self, StartupError> {
+        log_caps_in_force(&config);
         warn_about_development_settings(&config);
         preload_numbering_plan();
         let store = open_store(&config.store, config.memory_max_entries)?;
@@ -101,6 +102,7 @@ impl Application {
             limits: config.limits,
             countries: config.countries.clone(),
             test_numbers: config.test_numbers.clone(),
+            pumping_guard: config.pumping_guard,
             idempotency_claim_ttl: config.longest_send(),
         };
         let flow = Arc::new(OtpFlow::new(
@@ -268,6 +270,25 @@ fn trust_boundary(
         );
     }
     Ok((tls, auth))
+}
+
+/// States every cap in one structured line, so an operator reading the
+/// startup log knows what bounds spend and guessing without reading the
+/// environment; warns when the service-wide spend breaker is off.
+fn log_caps_in_force(config: &Config) {
+    tracing::info!(
+        send_limits = %config.limits,
+        max_attempts = config.policy.max_attempts,
+        code_length = config.policy.code_length,
+        pumping_guard = %config.pumping_guard,
+        "caps in force"
+    );
+    if config.limits.global_per_minute.is_none() {
+        tracing::warn!(
+            "OTP_GLOBAL_SEND_LIMIT=0: no service-wide send cap; nothing bounds total SMS spend \
+             if every other rule is bypassed"
+        );
+    }
 }
 
 /// Warns about settings that are fine for development but not for production.

@@ -82,8 +82,7 @@ fn finish<T>(
     });
     let code = code_name(result.as_ref().map_or_else(Status::code, |_| Code::Ok));
     let elapsed = started.elapsed();
-    let caller_label = caller.map_or("anonymous", Caller::metric_label);
-    metrics::rpc_finished(method, code, caller_label, elapsed);
+    metrics::rpc_finished(method, code, caller.map(Caller::metric_label), elapsed);
     tracing::info!(
         grpc.method = method,
         grpc.code = code,

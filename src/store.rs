@@ -3,6 +3,7 @@
 //! the same phone behave exactly as if they had taken turns.
 
 mod memory;
+mod prefix_window;
 mod redis;
 mod sliding_log;
 
@@ -15,7 +16,7 @@ pub use memory::{DEFAULT_MAX_ENTRIES, MemoryStore, SweepReport};
 pub use redis::{RedisNodes, RedisSettings, RedisStore, RedisTopology, RedisUrl};
 
 use crate::{
-    abuse::{LimitKind, RateRule},
+    abuse::{DestinationPrefix, LimitKind, PrefixRule, RateRule},
     domain::{CodeDigest, SubjectKey},
 };
 
@@ -69,6 +70,8 @@ pub enum SendLog {
     Client(SubjectKey),
     /// Sends requested by one authenticated caller (its name: not secret).
     Caller(String),
+    /// Sends requested without a `client_key`, all together.
+    Anonymous,
     /// Every send of the service.
     Global,
 }
@@ -97,6 +100,32 @@ pub enum SendDecision {
         /// Every rule that refused, with its own delay.
         violations: Vec<Violation>,
     },
+}
+
+/// What [`OtpStore::count_prefix_send`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrefixDecision {
+    /// The send was counted for its prefix.
+    Counted {
+        /// Identifies this send, to take it back with [`OtpStore::refund_prefix_send`].
+        token: String,
+    },
+    /// The prefix is suspended; nothing was counted.
+    Suspended {
+        /// Time until the suspension lifts.
+        lift_in: Duration,
+        /// Set when this very call suspended the prefix: what it judged by.
+        verdict: Option<PrefixVerdict>,
+    },
+}
+
+/// The counts a prefix was suspended on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrefixVerdict {
+    /// Sends in the window old enough to have been approved.
+    pub judged: u64,
+    /// Approvals in the window.
+    pub approved: u64,
 }
 
 /// The response of a completed send, kept for idempotent retries.
@@ -206,6 +235,40 @@ pub trait OtpStore: Send + Sync + 'static {
     /// Takes back a send counted by [`OtpStore::record_send`] (the send did
     /// not happen after all). Unknown tokens are ignored.
     async fn refund_send(&self, log: &SendLog, token: &str) -> Result<(), StoreError>;
+
+    /// The pumping guard's one decision per send to `prefix`: refuses while
+    /// the prefix is suspended; suspends it (forgetting its counts, so it
+    /// starts afresh when the suspension lifts) when `rule` judges its sends
+    /// and approvals pumped; otherwise counts the send. Atomic per prefix,
+    /// across every process sharing the store (see `prefix_window.rs`).
+    async fn count_prefix_send(
+        &self,
+        prefix: &DestinationPrefix,
+        rule: &PrefixRule,
+    ) -> Result<PrefixDecision, StoreError>;
+
+    /// Takes back a send counted by [`OtpStore::count_prefix_send`] whose
+    /// code was never delivered (nobody could have approved it). Unknown
+    /// tokens are ignored.
+    async fn refund_prefix_send(
+        &self,
+        prefix: &DestinationPrefix,
+        token: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Counts one approved code for `prefix`, remembered for `window`.
+    async fn count_prefix_approval(
+        &self,
+        prefix: &DestinationPrefix,
+        window: Duration,
+    ) -> Result<(), StoreError>;
+
+    /// How many prefixes are suspended now, service-wide, after listing
+    /// `newly` (a prefix just suspended, and when it lifts) if given.
+    async fn suspended_prefixes(
+        &self,
+        newly: Option<(&DestinationPrefix, Duration)>,
+    ) -> Result<u64, StoreError>;
 
     /// Claims idempotency `key` for `subject` for `in_progress_ttl`, or reports
     /// who has it. Atomic: of many concurrent claims exactly one gets `Claimed`.

@@ -1,7 +1,7 @@
 //! Send limits: how many codes a phone, a caller and the whole service may
 //! send per window.
 
-use std::time::Duration;
+use std::{fmt, time::Duration};
 
 /// One limit as a store enforces it: at most `limit` sends in any `period`.
 /// A cooldown is `limit: 1`.
@@ -26,6 +26,9 @@ pub enum LimitKind {
     PhoneDaily,
     /// `OTP_CLIENT_SEND_LIMIT` per `OTP_SEND_WINDOW_SECONDS` for one `client_key`.
     ClientWindow,
+    /// `OTP_ANONYMOUS_SEND_LIMIT` per `OTP_SEND_WINDOW_SECONDS`, shared by
+    /// every send without a `client_key`.
+    AnonymousWindow,
     /// `OTP_GLOBAL_SEND_LIMIT` per minute for the whole service.
     Global,
     /// `OTP_CALLER_SEND_LIMIT` per `OTP_SEND_WINDOW_SECONDS` for one
@@ -41,6 +44,7 @@ impl LimitKind {
             Self::PhoneWindow => "phone_send_window",
             Self::PhoneDaily => "phone_daily",
             Self::ClientWindow => "client_send_window",
+            Self::AnonymousWindow => "anonymous_send_window",
             Self::Global => "global_send_rate",
             Self::CallerWindow => "caller_send_window",
         }
@@ -53,6 +57,10 @@ impl LimitKind {
             Self::PhoneWindow => "too many codes sent to this number in the current window",
             Self::PhoneDaily => "too many codes sent to this number today",
             Self::ClientWindow => "too many codes requested by this client in the current window",
+            Self::AnonymousWindow => {
+                "too many codes requested without a client_key in the current window; \
+                 pass client_key so each end user is counted on their own"
+            }
             Self::Global => "the service-wide send rate limit is reached",
             Self::CallerWindow => "too many codes requested by this caller in the current window",
         }
@@ -62,7 +70,7 @@ impl LimitKind {
     pub fn subject(self) -> &'static str {
         match self {
             Self::PhoneCooldown | Self::PhoneWindow | Self::PhoneDaily => "phone_number",
-            Self::ClientWindow => "client_key",
+            Self::ClientWindow | Self::AnonymousWindow => "client_key",
             Self::Global => "service",
             Self::CallerWindow => "caller",
         }
@@ -82,6 +90,10 @@ pub struct SendLimits {
     pub phone_daily_limit: u32,
     /// Sends per `client_key` per `window`.
     pub client_limit: u32,
+    /// Sends per `window` by all callers that give no `client_key`, together:
+    /// without it, a caller that never names its end user would be capped
+    /// only per number, and could text number after number without end.
+    pub anonymous_limit: u32,
     /// Sends per minute across all numbers (`None`: off).
     pub global_per_minute: Option<u32>,
     /// Sends per authenticated caller per `window`.
@@ -135,6 +147,15 @@ impl SendLimits {
         }]
     }
 
+    /// Rules counted on the one bucket of sends without a `client_key`.
+    pub fn anonymous_rules(&self) -> Vec<RateRule> {
+        vec![RateRule {
+            kind: LimitKind::AnonymousWindow,
+            limit: self.anonymous_limit,
+            period: self.window,
+        }]
+    }
+
     /// Rules counted on the whole service (empty when off).
     pub fn global_rules(&self) -> Vec<RateRule> {
         self.global_per_minute
@@ -145,6 +166,28 @@ impl SendLimits {
             })
             .into_iter()
             .collect()
+    }
+}
+
+/// Every cap on one line, for the startup log:
+/// `resend_cooldown=30s phone=5/600s phone_daily=10/24h client=20/600s …`.
+impl fmt::Display for SendLimits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let window = self.window.as_secs();
+        write!(
+            f,
+            "resend_cooldown={}s phone={}/{window}s phone_daily={}/24h client={}/{window}s \
+             anonymous={}/{window}s global=",
+            self.resend_cooldown.as_secs(),
+            self.phone_limit,
+            self.phone_daily_limit,
+            self.client_limit,
+            self.anonymous_limit,
+        )?;
+        match self.global_per_minute {
+            Some(limit) => write!(f, "{limit}/min"),
+            None => f.write_str("off"),
+        }
     }
 }
 
@@ -159,9 +202,25 @@ mod tests {
             window: Duration::from_secs(600),
             phone_daily_limit: 10,
             client_limit: 20,
+            anonymous_limit: 50,
             global_per_minute: None,
             caller_limit: 1000,
         }
+    }
+
+    #[test]
+    fn every_cap_is_named_on_one_line() {
+        let line = SendLimits {
+            global_per_minute: Some(60),
+            ..limits()
+        }
+        .to_string();
+        assert_eq!(
+            line,
+            "resend_cooldown=30s phone=5/600s phone_daily=10/24h client=20/600s \
+             anonymous=50/600s global=60/min"
+        );
+        assert!(limits().to_string().ends_with("global=off"));
     }
 
     #[test]

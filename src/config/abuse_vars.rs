@@ -6,10 +6,20 @@ use std::time::Duration;
 use super::{ConfigError, Env};
 use crate::abuse::{CountryPolicy, SendLimits, TestNumbers};
 
-/// The send limits per number, caller and service.
+/// Default `OTP_GLOBAL_SEND_LIMIT`, sends per minute across the service: one
+/// SMS a second on average, far above a sidecar's sign-in traffic, yet it
+/// bounds what a bypass of every other rule can cost (see the README).
+pub const DEFAULT_GLOBAL_SEND_LIMIT: u32 = 60;
+
+/// The send limits per number, caller, anonymous callers and service.
 pub(super) fn send_limits(env: &Env) -> Result<SendLimits, ConfigError> {
     let window = env.int_in_range("OTP_SEND_WINDOW_SECONDS", 600, 1, 86_400)?;
-    let global: u32 = env.int_in_range("OTP_GLOBAL_SEND_LIMIT", 0, 0, 100_000)?;
+    let global: u32 = env.int_in_range(
+        "OTP_GLOBAL_SEND_LIMIT",
+        DEFAULT_GLOBAL_SEND_LIMIT,
+        0,
+        100_000,
+    )?;
     Ok(SendLimits {
         resend_cooldown: Duration::from_secs(env.int_in_range(
             "OTP_RESEND_COOLDOWN_SECONDS",
@@ -21,6 +31,7 @@ pub(super) fn send_limits(env: &Env) -> Result<SendLimits, ConfigError> {
         window: Duration::from_secs(window),
         phone_daily_limit: env.int_in_range("OTP_DAILY_SEND_LIMIT", 10, 1, 10_000)?,
         client_limit: env.int_in_range("OTP_CLIENT_SEND_LIMIT", 20, 1, 100_000)?,
+        anonymous_limit: env.int_in_range("OTP_ANONYMOUS_SEND_LIMIT", 50, 1, 100_000)?,
         global_per_minute: (global > 0).then_some(global),
         caller_limit: env.int_in_range("OTP_CALLER_SEND_LIMIT", 1_000, 1, 1_000_000)?,
     })

@@ -124,6 +124,7 @@ mod tests {
         let config = config(&[
             ("REDIS_URL", "redis://app:hunter2@cache:6379/2"),
             ("OTP_HMAC_SECRET", secret),
+            CONSOLE,
         ])
         .expect("valid");
         let StoreConfig::Redis(redis) = config.store else {
@@ -151,10 +152,12 @@ mod tests {
     }
 
     const SECRET: (&str, &str) = ("OTP_HMAC_SECRET", "0123456789abcdef0123456789abcdef");
+    /// With Redis the gateway must be chosen by name (see `cross_checks.rs`).
+    const CONSOLE: (&str, &str) = ("OTP_SMS_GATEWAY", "console");
 
     fn topology(vars: &[(&str, &str)]) -> Result<RedisTopology, ConfigError> {
         let mut vars = vars.to_vec();
-        vars.push(SECRET);
+        vars.extend([SECRET, CONSOLE]);
         match config(&vars)?.store {
             StoreConfig::Redis(redis) => Ok(redis.topology),
             StoreConfig::Memory => panic!("{vars:?} selects Redis"),

@@ -3,7 +3,11 @@
 
 use std::fmt;
 
-use rand::{Rng, TryRngCore, rngs::OsRng};
+use rand::{
+    Rng, TryRngCore,
+    distr::{Distribution, Uniform},
+    rngs::OsRng,
+};
 use subtle::ConstantTimeEq;
 use thiserror::Error;
 
@@ -31,13 +35,23 @@ pub enum CodeError {
 
 impl OtpCode {
     /// A new code of `length` digits, uniform over all `10^length` values,
-    /// drawn from the operating system's CSPRNG. `rand`'s range sampling
-    /// rejects out-of-range draws instead of reducing modulo, so no code is
-    /// likelier than another.
+    /// drawn from the operating system's CSPRNG.
     pub fn generate(length: u8) -> Self {
-        let upper = 10u64.pow(u32::from(length));
         // OsRng failing means the OS has no entropy source: nothing safe to do but stop.
-        let value = OsRng.unwrap_err().random_range(0..upper);
+        Self::generate_with(&mut OsRng.unwrap_err(), length)
+    }
+
+    /// [`OtpCode::generate`] from a given random source. `Uniform::sample`
+    /// is Lemire's method: a 64-bit draw whose low product word falls in the
+    /// `2^64 mod 10^length` values that would favour some codes is rejected
+    /// and drawn again, never reduced modulo, so every code is exactly as
+    /// likely. (The crate's `unbiased` feature is on as well, so rand's
+    /// single-shot `random_range` would be exact too; `Uniform::sample` does
+    /// not depend on it.)
+    fn generate_with<R: Rng + ?Sized>(rng: &mut R, length: u8) -> Self {
+        let upper = 10u64.pow(u32::from(length));
+        let codes = Uniform::new(0, upper).expect("10^length is a non-empty range");
+        let value = codes.sample(rng);
         Self(format!("{value:0width$}", width = usize::from(length)))
     }
 
@@ -126,6 +140,32 @@ mod tests {
             // Expected 500 each; 350 is more than 6 standard deviations below.
             assert!(*count > 350, "digit {digit} appeared {count} times");
         }
+    }
+
+    /// Replays fixed 64-bit draws.
+    struct Draws(Vec<u64>);
+
+    impl rand::RngCore for Draws {
+        fn next_u32(&mut self) -> u32 {
+            self.next_u64() as u32
+        }
+        fn next_u64(&mut self) -> u64 {
+            self.0.remove(0)
+        }
+        fn fill_bytes(&mut self, dest: &mut [u8]) {
+            rand::rand_core::impls::fill_bytes_via_next(self, dest);
+        }
+    }
+
+    #[test]
+    fn a_draw_that_would_bias_the_code_is_rejected_and_redrawn() {
+        // 0 × 10^6 leaves a low word of 0, inside the 2^64 mod 10^6 values
+        // that would make low codes likelier; a biased sampler returns 000000.
+        // u64::MAX maps to the highest code with a low word far above them.
+        let mut draws = Draws(vec![0, u64::MAX]);
+        let code = OtpCode::generate_with(&mut draws, 6);
+        assert_eq!(code.expose(), "999999", "the first draw was thrown away");
+        assert!(draws.0.is_empty(), "exactly two draws were taken");
     }
 
     #[test]

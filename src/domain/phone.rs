@@ -100,6 +100,17 @@ impl PhoneNumber {
             .as_deref()
     }
 
+    /// `+`, the country calling code and the first `national_digits` digits
+    /// of the national number: the number range it belongs to (`+1415` for
+    /// +1 415 555 0123 with 3). Never more than half of the national number,
+    /// so a prefix on its own does not point at one subscriber.
+    pub fn leading_digits(&self, national_digits: usize) -> &str {
+        let prefix_len = 1 + decimal_digits(self.country_code);
+        let national_len = self.e164.len().saturating_sub(prefix_len);
+        let shown = national_digits.min(national_len / 2);
+        &self.e164[..prefix_len + shown]
+    }
+
     /// The number with all but the country code and the last digits hidden:
     /// four of them, but never more than half of the national number, so a
     /// short number (`+683 4002`) is never shown whole.
@@ -177,6 +188,23 @@ mod tests {
         );
         let five = PhoneNumber::parse("+290 22345").expect("St Helena");
         assert_eq!(five.to_string(), "+290***45");
+    }
+
+    #[test]
+    fn leading_digits_name_the_range_and_never_most_of_the_number() {
+        let us = PhoneNumber::parse("+1 415 555 0123").expect("valid");
+        assert_eq!(us.leading_digits(3), "+1415");
+        assert_eq!(us.leading_digits(4), "+14155");
+        assert_eq!(us.leading_digits(0), "+1");
+        assert_eq!(
+            us.leading_digits(9),
+            "+141555",
+            "half of 10 national digits"
+        );
+        let uk = PhoneNumber::parse("+44 7700 900123").expect("valid");
+        assert_eq!(uk.leading_digits(4), "+447700");
+        let niue = PhoneNumber::parse("+683 4002").expect("Niue");
+        assert_eq!(niue.leading_digits(4), "+68340");
     }
 
     #[test]

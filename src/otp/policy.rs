@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::abuse::{CountryPolicy, SendLimits, TestNumbers};
+use crate::abuse::{CountryPolicy, PumpingGuardSettings, SendLimits, TestNumbers};
 
 /// The OTP rules the flow enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +33,8 @@ pub struct AbuseRules {
     pub countries: CountryPolicy,
     /// Numbers with a fixed code and no SMS.
     pub test_numbers: TestNumbers,
+    /// The SMS-pumping guard per destination prefix.
+    pub pumping_guard: PumpingGuardSettings,
     /// How long an idempotency key stays claimed while its first call sends
     /// (and how long duplicates wait for it): longer than any send can take
     /// (the server passes `Config::longest_send`), so a retry never sends a

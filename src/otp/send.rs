@@ -1,12 +1,16 @@
 //! Sending a new code, step by step: count the send against every limit,
-//! store the code's digest, deliver the text. Each step undoes what the
+//! let the pumping guard judge its destination, store the code's digest,
+//! deliver the text. Each step undoes what the
 //! earlier ones did when a later one fails, as far as is safe.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{OtpFlow, SendRequest, SentCode};
+use super::{
+    OtpFlow, SendRequest, SentCode,
+    pumping_guard::{CountedPrefixSend, PumpingGuard},
+};
 use crate::{
     abuse::RateRule,
     domain::{CodeDigest, OtpCode, PhoneNumber, SubjectKey},
@@ -22,15 +26,26 @@ struct CountedSends<'a> {
     counted: Vec<(SendLog, String)>,
     /// Time until the phone's own log admits another send.
     resend_after: Duration,
+    guard: &'a PumpingGuard,
+    /// The send as the pumping guard counted it for its destination prefix.
+    prefix_send: Option<CountedPrefixSend>,
 }
 
 impl CountedSends<'_> {
-    async fn refund(self) {
+    async fn refund(mut self) {
+        self.refund_prefix_send().await;
         for (log, token) in &self.counted {
             if let Err(err) = self.store.refund_send(log, token).await {
                 // Over-counting errs on the safe side: the limit just bites sooner.
                 tracing::warn!(error = %err, "could not take back a counted send");
             }
+        }
+    }
+
+    /// Takes back only the pumping guard's count of the send.
+    async fn refund_prefix_send(&mut self) {
+        if let Some(prefix_send) = self.prefix_send.take() {
+            self.guard.refund(prefix_send).await;
         }
     }
 }
@@ -48,8 +63,18 @@ impl OtpFlow {
         subject: &SubjectKey,
         request: &SendRequest<'_>,
     ) -> Result<SentCode, Error> {
-        let counted = self.count_send(subject, request).await?;
+        let mut counted = self.count_send(subject, request).await?;
         let test_code = self.abuse.test_numbers.code_for(phone);
+        // Test numbers are never texted, so the pumping guard has nothing to judge.
+        if test_code.is_none() {
+            match self.guard.admit(phone).await {
+                Ok(prefix_send) => counted.prefix_send = prefix_send,
+                Err(err) => {
+                    counted.refund().await;
+                    return Err(err);
+                }
+            }
+        }
         let code = test_code
             .cloned()
             .unwrap_or_else(|| OtpCode::generate(self.policy.code_length));
@@ -67,9 +92,13 @@ impl OtpFlow {
         } else if let Err(gateway_error) = self.deliver(phone, &code).await {
             self.discard_undelivered(subject, &digest).await;
             // Only a send that surely never reached the gateway is taken
-            // back; one that may have gone out still counts, or a slow
-            // gateway would let callers text a number without limit.
-            if !matches!(gateway_error, GatewayError::Uncertain(_)) {
+            // back from the limits; one that may have gone out still counts,
+            // or a slow gateway would let callers text a number without
+            // limit. The pumping guard's count goes either way: the code is
+            // discarded, so nobody could approve it.
+            if matches!(gateway_error, GatewayError::Uncertain(_)) {
+                counted.refund_prefix_send().await;
+            } else {
                 counted.refund().await;
             }
             return Err(gateway_error.into());
@@ -94,6 +123,8 @@ impl OtpFlow {
             store: self.store.as_ref(),
             counted: Vec::new(),
             resend_after: Duration::ZERO,
+            guard: &self.guard,
+            prefix_send: None,
         };
         for (log, rules) in self.send_logs(subject, request) {
             match timed_store("record_send", self.store.record_send(&log, &rules)).await {
@@ -120,7 +151,8 @@ impl OtpFlow {
     }
 
     /// The logs one send is counted in, with their rules; a log without
-    /// rules (a limit turned off) is skipped.
+    /// rules (a limit turned off) is skipped. A send without a `client_key`
+    /// counts in the one bucket every such send shares.
     fn send_logs(
         &self,
         subject: &SubjectKey,
@@ -128,12 +160,13 @@ impl OtpFlow {
     ) -> Vec<(SendLog, Vec<RateRule>)> {
         let limits = &self.abuse.limits;
         let mut logs = vec![(SendLog::Phone(subject.clone()), limits.phone_rules())];
-        if let Some(client) = request.client_key {
-            logs.push((
+        logs.push(match request.client_key {
+            Some(client) => (
                 SendLog::Client(self.secret.client_subject(client)),
                 limits.client_rules(),
-            ));
-        }
+            ),
+            None => (SendLog::Anonymous, limits.anonymous_rules()),
+        });
         if let Some(caller) = request.caller {
             logs.push((
                 SendLog::Caller(caller.name().to_owned()),

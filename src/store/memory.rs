@@ -7,7 +7,7 @@ mod state;
 use std::{
     fmt,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -17,16 +17,16 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use super::{
-    ClaimOwner, IdempotencyClaim, OtpStore, PutOutcome, RecordedSend, SendDecision, SendLog,
-    StoreError, VerifyOutcome, sliding_log,
+    ClaimOwner, IdempotencyClaim, OtpStore, PrefixDecision, PutOutcome, RecordedSend, SendDecision,
+    SendLog, StoreError, VerifyOutcome, sliding_log,
 };
 use crate::{
-    abuse::RateRule,
+    abuse::{DestinationPrefix, PrefixRule, RateRule},
     domain::{CodeDigest, SubjectKey},
 };
 
 use sharded::Sharded;
-use state::{Entries, Entry, IdempotencyEntry, Shared, sweep_expired};
+use state::{Entries, Entry, IdempotencyEntry, Shared, locked, sweep_expired};
 
 pub use state::SweepReport;
 
@@ -69,6 +69,7 @@ impl MemoryStore {
             codes: Sharded::new(max_entries),
             sends: Sharded::new(max_entries),
             idempotency: Sharded::new(max_entries),
+            prefixes: Mutex::default(),
             epoch: Instant::now(),
             next_token: AtomicU64::new(1),
         });
@@ -76,10 +77,13 @@ impl MemoryStore {
         Self { shared }
     }
 
-    /// Number of entries held, expired or not, across codes, send logs and
-    /// idempotency keys (for tests of memory bounds).
+    /// Number of entries held, expired or not, across codes, send logs,
+    /// idempotency keys and prefix counts (for tests of memory bounds).
     pub fn len(&self) -> usize {
-        self.shared.codes.len() + self.shared.sends.len() + self.shared.idempotency.len()
+        self.shared.codes.len()
+            + self.shared.sends.len()
+            + self.shared.idempotency.len()
+            + locked(&self.shared.prefixes).len()
     }
 
     /// Sweeps expired entries now, as the background sweeper does every few
@@ -272,6 +276,59 @@ impl OtpStore for MemoryStore {
             entry.times.retain(|(_, t)| *t != token);
         }
         Ok(())
+    }
+
+    /// Twin of `lua/count_prefix_send.lua`, through `PrefixWindow::count_send`
+    /// (`prefix_window.rs`).
+    async fn count_prefix_send(
+        &self,
+        prefix: &DestinationPrefix,
+        rule: &PrefixRule,
+    ) -> Result<PrefixDecision, StoreError> {
+        let token = self.shared.next_token.fetch_add(1, Ordering::Relaxed);
+        let mut prefixes = locked(&self.shared.prefixes);
+        // Read the clock under the lock, so each prefix's times stay in order.
+        let now_ms = self.shared.now_ms();
+        let window = prefixes.entry(prefix.clone()).or_default();
+        Ok(window.count_send(rule, now_ms, token))
+    }
+
+    /// Twin of `lua/refund_send.lua` on the prefix's sends.
+    async fn refund_prefix_send(
+        &self,
+        prefix: &DestinationPrefix,
+        token: &str,
+    ) -> Result<(), StoreError> {
+        let mut prefixes = locked(&self.shared.prefixes);
+        if let (Ok(token), Some(window)) = (token.parse::<u64>(), prefixes.get_mut(prefix)) {
+            window.refund(token);
+        }
+        Ok(())
+    }
+
+    /// Twin of `lua/count_prefix_approval.lua`.
+    async fn count_prefix_approval(
+        &self,
+        prefix: &DestinationPrefix,
+        window: Duration,
+    ) -> Result<(), StoreError> {
+        let mut prefixes = locked(&self.shared.prefixes);
+        let now_ms = self.shared.now_ms();
+        let counts = prefixes.entry(prefix.clone()).or_default();
+        counts.count_approval(window, now_ms);
+        Ok(())
+    }
+
+    /// Twin of `lua/suspended_prefixes.lua`; here every prefix is in one map,
+    /// so the suspension itself is the record and `newly` adds nothing.
+    async fn suspended_prefixes(
+        &self,
+        _newly: Option<(&DestinationPrefix, Duration)>,
+    ) -> Result<u64, StoreError> {
+        let prefixes = locked(&self.shared.prefixes);
+        let now_ms = self.shared.now_ms();
+        let suspended = prefixes.values().filter(|w| w.is_suspended(now_ms)).count();
+        Ok(suspended as u64)
     }
 
     /// Twin of `lua/claim_idempotency.lua`.

@@ -3,12 +3,14 @@
 //! table in `scripts.rs`; each script's Rust twin is the `MemoryStore` method
 //! of the same name), so it is atomic on the server and two replicas racing
 //! behave like one. The same scripts run on one server, a Redis Cluster or a
-//! Sentinel-managed master (see `connection.rs`): each touches exactly one
-//! key, named in KEYS.
+//! Sentinel-managed master (see `connection.rs`): each touches only keys it
+//! is given in KEYS, all in one hash slot (one key, except the pumping
+//! guard's decision, whose three keys share the prefix's hash tag).
 
 mod connection;
 mod idempotency;
 mod master_watch;
+mod pumping;
 mod scripts;
 mod send_log;
 mod trusted_pool;
@@ -26,11 +28,11 @@ use connection::RedisConnections;
 use scripts::Scripts;
 
 use super::{
-    ClaimOwner, EvictionPolicy, IdempotencyClaim, OtpStore, PutOutcome, RecordedSend, SendDecision,
-    SendLog, StoreError, VerifyOutcome,
+    ClaimOwner, EvictionPolicy, IdempotencyClaim, OtpStore, PrefixDecision, PutOutcome,
+    RecordedSend, SendDecision, SendLog, StoreError, VerifyOutcome,
 };
 use crate::{
-    abuse::RateRule,
+    abuse::{DestinationPrefix, PrefixRule, RateRule},
     domain::{CodeDigest, SubjectKey},
 };
 
@@ -236,6 +238,37 @@ impl OtpStore for RedisStore {
             )
             .await?;
         Ok(())
+    }
+
+    async fn count_prefix_send(
+        &self,
+        prefix: &DestinationPrefix,
+        rule: &PrefixRule,
+    ) -> Result<PrefixDecision, StoreError> {
+        self.count_prefix_send_script(prefix, rule).await
+    }
+
+    async fn refund_prefix_send(
+        &self,
+        prefix: &DestinationPrefix,
+        token: &str,
+    ) -> Result<(), StoreError> {
+        self.refund_prefix_send_script(prefix, token).await
+    }
+
+    async fn count_prefix_approval(
+        &self,
+        prefix: &DestinationPrefix,
+        window: Duration,
+    ) -> Result<(), StoreError> {
+        self.count_prefix_approval_script(prefix, window).await
+    }
+
+    async fn suspended_prefixes(
+        &self,
+        newly: Option<(&DestinationPrefix, Duration)>,
+    ) -> Result<u64, StoreError> {
+        self.suspended_prefixes_script(newly).await
     }
 
     async fn claim_idempotency(

@@ -149,6 +149,33 @@ async fn client_cap_counts_sends_across_numbers(store: StoreKind) {
     assert_eq!(app.sms.count(), 4);
 }
 
+async fn sends_without_client_key_share_one_bucket(store: StoreKind) {
+    let app = TestApp::builder()
+        .store(store)
+        .env(&[("OTP_ANONYMOUS_SEND_LIMIT", "3")])
+        .spawn()
+        .await;
+    for _ in 0..3 {
+        app.send(&unique_phone())
+            .await
+            .expect("within the shared bucket");
+    }
+    let status = app
+        .send(&unique_phone())
+        .await
+        .expect_err("a fourth number without client_key");
+    let delay = assert_refused_by(&status, "anonymous_send_window", "client_key");
+    assert_eq!(delay, Duration::from_secs(600));
+    let info = status.get_error_details();
+    let info = info.error_info().expect("ErrorInfo");
+    assert_eq!(info.reason, "SEND_LIMIT_REACHED");
+    assert_eq!(info.metadata["limit"], "anonymous_send_window");
+    app.send_request(request(&unique_phone(), "198.51.100.7", ""))
+        .await
+        .expect("a caller that names its end user has its own bucket");
+    assert_eq!(app.sms.count(), 4);
+}
+
 async fn global_cap_stops_all_sends(store: StoreKind) {
     let app = TestApp::builder()
         .store(store)
@@ -363,6 +390,7 @@ for_each_store!(
     window_slides_and_admits_again,
     daily_cap_refuses_for_the_rest_of_the_day,
     client_cap_counts_sends_across_numbers,
+    sends_without_client_key_share_one_bucket,
     global_cap_stops_all_sends,
     concurrent_sends_to_one_number_text_it_once,
     idempotent_sends_text_once_and_answer_identically,

@@ -21,6 +21,7 @@ mod limits;
 mod logs;
 mod memory_bound;
 mod metrics;
+mod pumping;
 mod redis_cluster;
 mod redis_faults;
 mod redis_sentinel;

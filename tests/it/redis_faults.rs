@@ -376,6 +376,15 @@ fn bad_redis_settings_stop_the_binary_with_one_clear_line() {
             vec![("REDIS_CLUSTER_URLS", "redis://127.0.0.1:7000")],
             "OTP_HMAC_SECRET",
         ),
+        // A TextBee secret that failed to mount must not turn into codes on
+        // stdout: with Redis, the console gateway is only taken by name.
+        (
+            vec![
+                ("REDIS_URL", "redis://app:hunter2@cache:6379"),
+                ("OTP_HMAC_SECRET", TEST_SECRET),
+            ],
+            "OTP_SMS_GATEWAY",
+        ),
     ];
     for (vars, var) in cases {
         let (code, stderr) = crate::common::binary::run_to_exit(&vars);

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use crate::common::{
-    RedisSentinels, TestApp,
+    RedisSentinels, SHARED_CAPS_LIFTED, TestApp,
     failover::{
         ConversationStream, Recovery, stop_after_a_steady_second, wait_for_health,
         wait_for_recovery,
@@ -18,8 +18,13 @@ use crate::common::{
 };
 use tokio::time::Instant;
 
+/// A server on `set_up`, texting as many numbers as a test needs.
 async fn app_on(set_up: &RedisSentinels) -> TestApp {
-    TestApp::builder().sentinels(set_up).spawn().await
+    TestApp::builder()
+        .sentinels(set_up)
+        .env(&SHARED_CAPS_LIFTED)
+        .spawn()
+        .await
 }
 
 /// Starts a set-up of the test's own (it is about to lose its master).

@@ -148,8 +148,10 @@ async fn redis_holds_neither_phone_nor_code_and_every_key_expires() {
     let entries = dump(&redis).await;
     assert_eq!(
         entries.len(),
-        4,
-        "per phone: its code record and its send log: {entries:?}"
+        7,
+        "per phone: its code record and its send log; shared: the logs of sends \
+         without client_key and of the service, and the destination prefix's \
+         sends (the pumping guard): {entries:?}"
     );
     for (key, fields, ttl) in &entries {
         assert!(
@@ -220,17 +222,24 @@ async fn calls(redis: &RedisServer, command: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_operation_is_one_evalsha_and_scripts_load_once_per_server() {
     let redis = RedisServer::start().await;
-    let app = TestApp::builder().redis(&redis).spawn().await;
+    // The pumping guard is off: its approvals and its gauge run in the
+    // background, so their calls would land at no fixed moment.
+    let app = TestApp::builder()
+        .redis(&redis)
+        .env(&[("OTP_PUMPING_GUARD", "off")])
+        .spawn()
+        .await;
     for _ in 0..10 {
         let phone = unique_phone();
         let code = app.send_and_read_code(&phone).await;
         app.time_left(&phone).await.expect("answers");
         app.verify(&phone, &code).await.expect("answers");
     }
-    // 40 calls: one EVALSHA per store operation (SendOtp is two: the send
-    // limit, then the code), plus one retry for each script's first use,
-    // which a fresh server answers NOSCRIPT.
-    assert_eq!(calls(&redis, "evalsha").await, 40 + 4);
+    // 60 calls: one EVALSHA per store operation (SendOtp is four: the
+    // phone's send log, the log of sends without client_key, the service's
+    // log, then the code), plus one retry for each script's first use, which
+    // a fresh server answers NOSCRIPT.
+    assert_eq!(calls(&redis, "evalsha").await, 60 + 4);
     assert_eq!(
         calls(&redis, "eval").await,
         0,
@@ -258,7 +267,7 @@ async fn each_operation_is_one_evalsha_and_scripts_load_once_per_server() {
         assert_eq!(verified.result(), VerifyOtpResult::Approved);
     }
     assert_eq!(calls(&redis, "script|load").await, 8);
-    assert_eq!(calls(&redis, "evalsha").await, 44 + 12 + 4);
+    assert_eq!(calls(&redis, "evalsha").await, 64 + 18 + 4);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -281,8 +290,9 @@ async fn credentials_and_database_in_the_url_are_used() {
         .expect("DBSIZE");
     assert_eq!(
         (in_db3, in_db0),
-        (2, 0),
-        "the code record and the send log live in database 3"
+        (5, 0),
+        "the code record, the phone's, the anonymous and the global send logs \
+         and the destination prefix's sends live in database 3"
     );
     let verified = app.verify(&phone, &code).await.expect("answers");
     assert_eq!(verified.result(), VerifyOtpResult::Approved);

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::common::{
-    StoreKind, TestApp, assert_bad_request,
+    StoreKind, TestApp, assert_bad_request, binary,
     concurrent::{RACE_SETTINGS, count, verify_concurrently, wrong_code},
     unique_phone, wait_for,
 };
@@ -243,3 +243,27 @@ for_each_store!(
     code_is_still_accepted_during_grace,
     time_left_without_a_code_is_zero,
 );
+
+/// Settings under which one number's code could be guessed within a day with
+/// odds above 1 in 10 000 stop the binary with one line naming every
+/// variable of the product and the bound.
+#[test]
+fn settings_that_make_guessing_likely_stop_the_binary_with_one_line() {
+    let (code, stderr) = binary::run_to_exit(&[
+        ("OTP_CODE_LENGTH", "4"),
+        ("OTP_MAX_ATTEMPTS", "20"),
+        ("OTP_DAILY_SEND_LIMIT", "10000"),
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {stderr}");
+    for named in [
+        "OTP_DAILY_SEND_LIMIT",
+        "OTP_MAX_ATTEMPTS",
+        "OTP_CODE_LENGTH",
+        "10000 × 20 / 10^4",
+        "1/10000",
+    ] {
+        assert!(lines[0].contains(named), "{named}: {stderr}");
+    }
+}

@@ -1,7 +1,8 @@
 //! What the memory store holds, and the sweeper that forgets what expired.
 
 use std::{
-    sync::{Weak, atomic::AtomicU64},
+    collections::HashMap,
+    sync::{Mutex, MutexGuard, Weak, atomic::AtomicU64},
     time::Duration,
 };
 
@@ -9,8 +10,9 @@ use tokio::time::Instant;
 
 use super::sharded::Sharded;
 use crate::{
+    abuse::DestinationPrefix,
     domain::{CodeDigest, SubjectKey},
-    store::{RecordedSend, SendLog, sliding_log::SendTimes},
+    store::{RecordedSend, SendLog, prefix_window::PrefixWindow, sliding_log::SendTimes},
 };
 
 /// How often expired entries are swept, bounding memory under churn to about
@@ -49,9 +51,21 @@ pub(super) struct Shared {
     pub(super) codes: Sharded<SubjectKey, Entry>,
     pub(super) sends: Sharded<SendLog, SendLogEntry>,
     pub(super) idempotency: Sharded<SubjectKey, IdempotencyEntry>,
+    /// The pumping guard's counts per destination prefix (a few thousand at
+    /// most: one per prefix, not per number).
+    pub(super) prefixes: Mutex<HashMap<DestinationPrefix, PrefixWindow>>,
     /// Origin of the millisecond clock the send logs use.
     pub(super) epoch: Instant,
     pub(super) next_token: AtomicU64,
+}
+
+/// Locks a map, ignoring poisoning: a panic while holding the lock cannot
+/// leave an entry half-written (every mutation is a plain field store), so
+/// the data is still consistent.
+pub(super) fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// What one sweep did.
@@ -86,6 +100,7 @@ impl Shared {
                     .is_some_and(|(at, _)| at.saturating_add(log.keep_for_ms) > now_ms)
             })
             .await;
+        locked(&self.prefixes).retain(|_, window| !window.is_idle(now_ms));
         SweepReport {
             removed: codes.0 + keys.0 + logs.0,
             longest_hold: codes.1.max(keys.1).max(logs.1),

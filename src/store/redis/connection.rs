@@ -78,7 +78,7 @@ fn single_pool(
     url: &RedisUrl,
     config: PoolConfig,
     timeout: Duration,
-) -> Result<TrustedPool, StoreError> {
+) -> Result<TrustedPool<deadpool_redis::Manager>, StoreError> {
     let connection = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(timeout))
         .set_response_timeout(Some(timeout));
@@ -92,12 +92,15 @@ fn single_pool(
 }
 
 /// A cluster, discovered from its seed nodes.
-fn cluster_pool(nodes: &RedisNodes, config: PoolConfig) -> Result<cluster::Pool, StoreError> {
+fn cluster_pool(
+    nodes: &RedisNodes,
+    config: PoolConfig,
+) -> Result<TrustedPool<cluster::Manager>, StoreError> {
     // Replicas are never read: a replica may lag, and every script here
     // writes anyway.
     let seeds = nodes.urls().map(RedisUrl::expose).collect();
     let manager = cluster::Manager::new(seeds, false).map_err(invalid)?;
-    cluster::Pool::builder(manager)
+    TrustedPool::builder(TrustedManager(manager))
         .config(config)
         .runtime(Runtime::Tokio1)
         .build()
@@ -140,8 +143,8 @@ fn sentinel_pool(
 
 /// A connection pool of the configured topology.
 pub(super) enum RedisConnections {
-    Single(TrustedPool),
-    Cluster(cluster::Pool),
+    Single(TrustedPool<deadpool_redis::Manager>),
+    Cluster(TrustedPool<cluster::Manager>),
     /// The watch retires connections to a master the sentinels no longer name.
     Sentinel(sentinel::Pool, Box<MasterWatch>),
 }
@@ -188,19 +191,20 @@ impl RedisConnections {
     ) -> Result<T, StoreError> {
         match self {
             Self::Single(pool) => {
-                let mut pooled = pool.get().await.map_err(pool_error)?;
-                pooled.begin();
-                let reply = invocation.invoke_async(&mut pooled.connection).await;
-                // A connection left without a usable reply (or READONLY) is
-                // discarded at its next checkout, see `trusted_pool.rs`.
-                pooled.settle(reply).map_err(redis_error)
+                // Lent, not held: the pooled connection goes back at once and
+                // concurrent calls pipeline over its socket. One left without a
+                // usable reply (or READONLY) is discarded at its next checkout,
+                // see `trusted_pool.rs`.
+                let mut lent = pool.get().await.map_err(pool_error)?.lend();
+                let reply = invocation.invoke_async(&mut lent.connection).await;
+                lent.settle(reply).map_err(redis_error)
             }
             Self::Cluster(pool) => {
-                let mut connection = pool.get().await.map_err(pool_error)?;
-                invocation
-                    .invoke_async(&mut connection)
-                    .await
-                    .map_err(redis_error)
+                // Lent like one server's (see above); the cluster connection
+                // routes by slot and follows MOVED/ASK by itself.
+                let mut lent = pool.get().await.map_err(pool_error)?.lend();
+                let reply = invocation.invoke_async(&mut lent.connection).await;
+                lent.settle(reply).map_err(redis_error)
             }
             Self::Sentinel(pool, _) => {
                 let mut connection = pool.get().await.map_err(pool_error)?;
@@ -221,14 +225,14 @@ impl RedisConnections {
         let command = redis::cmd("CONFIG").arg("GET").arg(name).clone();
         let reply: Result<Vec<String>, RedisError> = match self {
             Self::Single(pool) => {
-                let mut pooled = pool.get().await.map_err(pool_error)?;
-                pooled.begin();
-                let reply = command.query_async(&mut pooled.connection).await;
-                pooled.settle(reply)
+                let mut lent = pool.get().await.map_err(pool_error)?.lend();
+                let reply = command.query_async(&mut lent.connection).await;
+                lent.settle(reply)
             }
             Self::Cluster(pool) => {
-                let mut connection = pool.get().await.map_err(pool_error)?;
-                command.query_async(&mut connection).await
+                let mut lent = pool.get().await.map_err(pool_error)?.lend();
+                let reply = command.query_async(&mut lent.connection).await;
+                lent.settle(reply)
             }
             Self::Sentinel(pool, _) => {
                 let mut connection = pool.get().await.map_err(pool_error)?;
@@ -262,12 +266,11 @@ impl RedisConnections {
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
         match self {
             Self::Single(pool) => {
-                let mut pooled = pool.get().await.map_err(pool_error)?;
-                pooled.begin();
+                let mut lent = pool.get().await.map_err(pool_error)?.lend();
                 let reply = redis::cmd("PING")
-                    .query_async::<String>(&mut pooled.connection)
+                    .query_async::<String>(&mut lent.connection)
                     .await;
-                pooled.settle(reply).map(drop).map_err(redis_error)
+                lent.settle(reply).map(drop).map_err(redis_error)
             }
             Self::Sentinel(pool, watch) => {
                 ping_on(&mut pool.get().await.map_err(pool_error)?).await?;
@@ -280,12 +283,12 @@ impl RedisConnections {
                 Ok(())
             }
             Self::Cluster(pool) => {
-                let mut connection = pool.get().await.map_err(pool_error)?;
-                let info: String = redis::cmd("CLUSTER")
+                let mut lent = pool.get().await.map_err(pool_error)?.lend();
+                let reply = redis::cmd("CLUSTER")
                     .arg("INFO")
-                    .query_async(&mut connection)
-                    .await
-                    .map_err(redis_error)?;
+                    .query_async::<String>(&mut lent.connection)
+                    .await;
+                let info = lent.settle(reply).map_err(redis_error)?;
                 let state = info
                     .lines()
                     .find_map(|line| line.trim().strip_prefix("cluster_state:"));

@@ -14,7 +14,8 @@ use crate::{
 
 impl RedisStore {
     /// The sorted set of one send log. A phone's log shares the phone's hash
-    /// tag (one slot with its code record); the global log is one hot key.
+    /// tag (one slot with its code record); the anonymous and global logs
+    /// are one hot key each.
     pub(super) fn send_log_key(&self, log: &SendLog) -> String {
         match log {
             SendLog::Phone(subject) => format!("{}:{{{}}}:sends", self.prefix, subject.as_str()),
@@ -28,6 +29,7 @@ impl RedisStore {
                 self.prefix,
                 name.replace(['{', '}'], "_")
             ),
+            SendLog::Anonymous => format!("{}:{{anonymous}}:sends", self.prefix),
             SendLog::Global => format!("{}:{{global}}:sends", self.prefix),
         }
     }
@@ -81,7 +83,7 @@ pub(super) fn random_token() -> String {
 }
 
 /// `{status, n1, n2, ...}` from a script.
-fn split_reply(reply: &[Value]) -> Result<(String, Vec<u64>), StoreError> {
+pub(super) fn split_reply(reply: &[Value]) -> Result<(String, Vec<u64>), StoreError> {
     let mut items = reply.iter();
     let status = match items.next() {
         Some(Value::BulkString(bytes)) => String::from_utf8_lossy(bytes).into_owned(),

@@ -17,7 +17,7 @@ use tonic::{Status, transport::Channel};
 use super::{
     RecordingGateway, RedisCluster, RedisSentinels, RedisServer, StoreKind, connect, health_at,
     redis_sentinel::MASTER_NAME,
-    store_set_up::{StoreSetUp, test_config},
+    store_set_up::{StoreSetUp, console_named, test_config},
 };
 
 /// A running server and what a test needs to talk to it.
@@ -135,6 +135,9 @@ impl TestAppBuilder {
             }
             StoreSource::Owned(vars) => (vars, None),
         };
+        if matches!(self.gateway, Gateway::Recording(_)) {
+            vars.push(console_named());
+        }
         vars.extend(self.env);
         let config = test_config(&vars);
         let tls = config.tls.is_some();

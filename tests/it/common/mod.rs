@@ -35,6 +35,14 @@ pub use redis_sentinel::RedisSentinels;
 pub use redis_server::RedisServer;
 pub use store_set_up::{StoreKind, TestStore};
 
+/// Lifts the caps every send shares (the bucket of sends without a
+/// `client_key`, the service-wide rate), for tests about something else that
+/// text many numbers.
+pub const SHARED_CAPS_LIFTED: [(&str, &str); 2] = [
+    ("OTP_ANONYMOUS_SEND_LIMIT", "100000"),
+    ("OTP_GLOBAL_SEND_LIMIT", "0"),
+];
+
 /// Secret every test server shares (replicas must share one).
 pub const TEST_SECRET: &str = "test-secret-test-secret-test-secret!";
 

@@ -86,6 +86,12 @@ impl StoreSetUp {
     }
 }
 
+/// Names the console gateway for a server whose gateway the harness replaces
+/// (or that has none): with Redis the service takes console only by name.
+pub(super) fn console_named() -> (String, String) {
+    ("OTP_SMS_GATEWAY".to_owned(), "console".to_owned())
+}
+
 /// The configuration a test server runs with: port 0, the shared test
 /// secret, then `vars` (later values win).
 pub(super) fn test_config(vars: &[(String, String)]) -> Config {
@@ -107,7 +113,8 @@ pub struct TestStore {
 
 impl TestStore {
     pub async fn open(kind: StoreKind) -> Self {
-        let set_up = StoreSetUp::start(kind).await;
+        let mut set_up = StoreSetUp::start(kind).await;
+        set_up.vars.push(console_named());
         let config = test_config(&set_up.vars);
         let store = open_store(&config.store, config.memory_max_entries).expect("the store opens");
         Self {

@@ -7,6 +7,7 @@
 
 mod codes;
 mod idempotency;
+mod prefix_window;
 mod races;
 mod send_log;
 

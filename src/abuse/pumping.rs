@@ -1,0 +1,194 @@
+//! The SMS-pumping guard's policy: per destination prefix (country calling
+//! code plus the next few digits), how many codes were sent and how many
+//! approved in a sliding window; a prefix with enough sends to judge and too
+//! few approvals is suspended for a while. Pure rules: the stores keep the
+//! counts (`store/prefix_window.rs` and its Lua twin `store/lua/count_prefix_send.lua`).
+//!
+//! Pumping (toll fraud) texts number ranges an attacker earns from; nobody
+//! there ever types a code in. Real users do, so a prefix whose users verify
+//! normally is never suspended.
+
+use std::{fmt, time::Duration};
+
+use crate::domain::PhoneNumber;
+
+/// `OTP_PUMPING_GUARD`: what the guard does when a prefix looks pumped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuardMode {
+    /// Nothing is counted.
+    Off,
+    /// Counted, logged and measured, but sends are never refused: for
+    /// learning what `Enforce` would do on real traffic.
+    Monitor,
+    /// A suspended prefix's sends are refused until the suspension lifts.
+    Enforce,
+}
+
+impl GuardMode {
+    /// The variable's value for this mode.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Monitor => "monitor",
+            Self::Enforce => "enforce",
+        }
+    }
+}
+
+/// The guard's settings (`OTP_PUMPING_*`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PumpingGuardSettings {
+    /// Off, monitor or enforce (`OTP_PUMPING_GUARD`).
+    pub mode: GuardMode,
+    /// National digits after the country calling code that make a prefix
+    /// (`OTP_PUMPING_PREFIX_DIGITS`).
+    pub prefix_digits: u8,
+    /// How far back sends and approvals are counted (`OTP_PUMPING_WINDOW_SECONDS`).
+    pub window: Duration,
+    /// Sends old enough to judge that a prefix needs before it can be
+    /// suspended (`OTP_PUMPING_MIN_SENDS`).
+    pub min_sends: u32,
+    /// A prefix whose approvals are below this share of its judged sends is
+    /// suspended (`OTP_PUMPING_MIN_APPROVED_PERCENT`).
+    pub min_approved_percent: u32,
+    /// How long a suspension lasts (`OTP_PUMPING_SUSPENSION_SECONDS`).
+    pub suspension: Duration,
+}
+
+impl PumpingGuardSettings {
+    /// The rule a store applies per prefix. A send is judged only once its
+    /// code can no longer be approved (`code_lifetime`), so a burst of real
+    /// users whose codes are still on their way is never read as pumping.
+    pub fn rule(&self, code_lifetime: Duration) -> PrefixRule {
+        PrefixRule {
+            window: self.window,
+            judge_after: code_lifetime,
+            min_sends: self.min_sends,
+            min_approved_percent: self.min_approved_percent,
+            suspension: self.suspension,
+        }
+    }
+
+    /// The prefix `phone` is counted under.
+    pub fn prefix_of(&self, phone: &PhoneNumber) -> DestinationPrefix {
+        DestinationPrefix(
+            phone
+                .leading_digits(usize::from(self.prefix_digits))
+                .to_owned(),
+        )
+    }
+}
+
+/// The guard on one line, for the startup log:
+/// `enforce prefix=+cc+4 window=3600s min_sends=20 min_approved=20% suspension=3600s`.
+impl fmt::Display for PumpingGuardSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.mode == GuardMode::Off {
+            return f.write_str("off");
+        }
+        write!(
+            f,
+            "{} prefix=+cc+{} window={}s min_sends={} min_approved={}% suspension={}s",
+            self.mode.as_str(),
+            self.prefix_digits,
+            self.window.as_secs(),
+            self.min_sends,
+            self.min_approved_percent,
+            self.suspension.as_secs()
+        )
+    }
+}
+
+/// What a store decides by, per prefix (as [`super::RateRule`] is per log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrefixRule {
+    /// Sends and approvals older than this are forgotten.
+    pub window: Duration,
+    /// A send counts towards the judgement once it is this old (the code's
+    /// lifetime: it can no longer be approved after that).
+    pub judge_after: Duration,
+    /// Judged sends needed before a verdict.
+    pub min_sends: u32,
+    /// Approvals below this share of judged sends suspend the prefix.
+    pub min_approved_percent: u32,
+    /// How long a suspension lasts.
+    pub suspension: Duration,
+}
+
+impl PrefixRule {
+    /// Whether `approved` approvals against `judged` sends call for a suspension.
+    pub fn suspends(&self, judged: u64, approved: u64) -> bool {
+        judged >= u64::from(self.min_sends)
+            && approved * 100 < u64::from(self.min_approved_percent) * judged
+    }
+}
+
+/// A destination number range, e.g. `+447700`: the country calling code and
+/// the first national digits. Safe to log and to return to callers: it is
+/// never more than half of a national number.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DestinationPrefix(String);
+
+impl DestinationPrefix {
+    /// The prefix as written (`+` and digits).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DestinationPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> PumpingGuardSettings {
+        PumpingGuardSettings {
+            mode: GuardMode::Enforce,
+            prefix_digits: 4,
+            window: Duration::from_secs(3600),
+            min_sends: 20,
+            min_approved_percent: 20,
+            suspension: Duration::from_secs(3600),
+        }
+    }
+
+    #[test]
+    fn prefix_is_the_calling_code_and_the_configured_digits() {
+        let phone = PhoneNumber::parse("+44 7700 900123").expect("valid");
+        assert_eq!(settings().prefix_of(&phone).as_str(), "+447700");
+        let two = PumpingGuardSettings {
+            prefix_digits: 2,
+            ..settings()
+        };
+        assert_eq!(two.prefix_of(&phone).to_string(), "+4477");
+    }
+
+    #[test]
+    fn a_verdict_needs_the_minimum_volume_and_a_low_share() {
+        let rule = settings().rule(Duration::from_secs(130));
+        assert_eq!(rule.judge_after, Duration::from_secs(130));
+        assert!(!rule.suspends(19, 0), "too few sends to judge");
+        assert!(rule.suspends(20, 0));
+        assert!(rule.suspends(20, 3), "15 % approved");
+        assert!(!rule.suspends(20, 4), "exactly 20 % is not below it");
+        assert!(!rule.suspends(1000, 700), "a prefix of real users");
+    }
+
+    #[test]
+    fn startup_line_names_every_setting() {
+        assert_eq!(
+            settings().to_string(),
+            "enforce prefix=+cc+4 window=3600s min_sends=20 min_approved=20% suspension=3600s"
+        );
+        let off = PumpingGuardSettings {
+            mode: GuardMode::Off,
+            ..settings()
+        };
+        assert_eq!(off.to_string(), "off");
+    }
+}

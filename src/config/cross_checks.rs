@@ -1,0 +1,156 @@
+//! Settings that are each valid alone but unsafe together: refused at
+//! startup, after every variable has been read on its own (so a malformed
+//! value is named first), in one line naming the variables at fault.
+
+use super::{ConfigError, Env, OtpPolicy, SmsConfig, StoreConfig};
+use crate::abuse::SendLimits;
+
+/// Largest accepted chance that one number's code is guessed in a day:
+/// 1 in 10 000. NIST SP 800-63B allows 100 failed guesses against a 6-digit
+/// code (10^-4); the service grants `OTP_MAX_ATTEMPTS` guesses per code and
+/// `OTP_DAILY_SEND_LIMIT` codes a day, so that product is what is bounded.
+pub const MAX_DAILY_GUESS_ODDS: u128 = 10_000;
+
+/// Runs every cross-variable check.
+pub(super) fn refuse_unsafe_combinations(
+    env: &Env,
+    policy: &OtpPolicy,
+    limits: &SendLimits,
+    store: &StoreConfig,
+    sms: &SmsConfig,
+) -> Result<(), ConfigError> {
+    console_must_be_chosen_with_redis(env, store, sms)?;
+    guessing_must_stay_unlikely(policy, limits)
+}
+
+/// With Redis the service is a deployment, not `cargo run`: a console gateway
+/// there usually means a TextBee secret that failed to mount, and it would
+/// print every code and full number to stdout, which container runtimes ship
+/// to log stores. So it must be asked for by name.
+fn console_must_be_chosen_with_redis(
+    env: &Env,
+    store: &StoreConfig,
+    sms: &SmsConfig,
+) -> Result<(), ConfigError> {
+    let chosen_by_name = env.get("OTP_SMS_GATEWAY") == Some("console");
+    if matches!(store, StoreConfig::Redis(_)) && *sms == SmsConfig::Console && !chosen_by_name {
+        return Err(ConfigError::new(
+            "OTP_SMS_GATEWAY",
+            "must be set when a Redis store is configured (REDIS_URL, REDIS_CLUSTER_URLS or \
+             REDIS_SENTINEL_URLS): `textbee` with SMS_SENDER_API and TEXTBEE_API_KEY to send \
+             SMS, or `console` to print codes and full numbers to stdout on purpose",
+        ));
+    }
+    Ok(())
+}
+
+/// `OTP_DAILY_SEND_LIMIT × OTP_MAX_ATTEMPTS / 10^OTP_CODE_LENGTH` is the
+/// chance that an attacker guessing as fast as the limits allow finds one
+/// number's code within a day; it must not exceed 1 / [`MAX_DAILY_GUESS_ODDS`].
+fn guessing_must_stay_unlikely(policy: &OtpPolicy, limits: &SendLimits) -> Result<(), ConfigError> {
+    let guesses = u128::from(limits.phone_daily_limit) * u128::from(policy.max_attempts);
+    let codes = 10u128.pow(u32::from(policy.code_length));
+    if guesses * MAX_DAILY_GUESS_ODDS <= codes {
+        return Ok(());
+    }
+    let odds = match codes / guesses {
+        0 | 1 => "certainty".to_owned(),
+        one_in => format!("1 in {one_in}"),
+    };
+    Err(ConfigError::new(
+        "OTP_DAILY_SEND_LIMIT",
+        format!(
+            "× OTP_MAX_ATTEMPTS / 10^OTP_CODE_LENGTH = {} × {} / 10^{} lets one number's code be \
+             guessed within a day with {odds}; it must be at most 1/{MAX_DAILY_GUESS_ODDS}: lower \
+             OTP_DAILY_SEND_LIMIT or OTP_MAX_ATTEMPTS, or raise OTP_CODE_LENGTH",
+            limits.phone_daily_limit, policy.max_attempts, policy.code_length
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{assert_refused, config};
+
+    const REDIS: (&str, &str) = ("REDIS_URL", "redis://cache:6379");
+    const SECRET: (&str, &str) = ("OTP_HMAC_SECRET", "0123456789abcdef0123456789abcdef");
+
+    #[test]
+    fn console_with_redis_must_be_chosen_by_name() {
+        let line = assert_refused(&[REDIS, SECRET], "OTP_SMS_GATEWAY", "Redis store");
+        assert!(
+            line.contains("`console`") && line.contains("`textbee`"),
+            "{line}"
+        );
+        config(&[REDIS, SECRET, ("OTP_SMS_GATEWAY", "console")]).expect("chosen by name");
+        config(&[
+            REDIS,
+            SECRET,
+            (
+                "SMS_SENDER_API",
+                "https://api.textbee.dev/api/v1/gateway/devices/d/send-sms",
+            ),
+            ("TEXTBEE_API_KEY", "key"),
+        ])
+        .expect("TextBee chosen by its variables");
+        config(&[]).expect("in memory, console stays the default");
+    }
+
+    #[test]
+    fn every_redis_mode_needs_the_gateway_chosen() {
+        let cluster = [("REDIS_CLUSTER_URLS", "redis://h:7000"), SECRET];
+        assert_refused(&cluster, "OTP_SMS_GATEWAY", "REDIS_CLUSTER_URLS");
+        let sentinel = [
+            ("REDIS_SENTINEL_URLS", "redis://s:26379"),
+            ("REDIS_SENTINEL_MASTER", "m"),
+            SECRET,
+        ];
+        assert_refused(&sentinel, "OTP_SMS_GATEWAY", "REDIS_SENTINEL_URLS");
+    }
+
+    #[test]
+    fn settings_that_make_guessing_likely_are_refused_naming_the_bound() {
+        let line = assert_refused(
+            &[
+                ("OTP_CODE_LENGTH", "4"),
+                ("OTP_MAX_ATTEMPTS", "20"),
+                ("OTP_DAILY_SEND_LIMIT", "10000"),
+            ],
+            "OTP_DAILY_SEND_LIMIT",
+            "10000 × 20 / 10^4",
+        );
+        for named in [
+            "OTP_MAX_ATTEMPTS",
+            "OTP_CODE_LENGTH",
+            "1/10000",
+            "certainty",
+        ] {
+            assert!(line.contains(named), "{named}: {line}");
+        }
+        let line = assert_refused(
+            &[("OTP_MAX_ATTEMPTS", "20"), ("OTP_DAILY_SEND_LIMIT", "10")],
+            "OTP_DAILY_SEND_LIMIT",
+            "1 in 5000",
+        );
+        assert!(line.contains("10 × 20 / 10^6"), "{line}");
+    }
+
+    #[test]
+    fn the_bound_itself_and_the_defaults_pass() {
+        // 10 × 10 / 10^6 = exactly 1/10 000.
+        config(&[("OTP_MAX_ATTEMPTS", "10"), ("OTP_DAILY_SEND_LIMIT", "10")])
+            .expect("at the bound");
+        config(&[]).expect("defaults: 10 × 5 / 10^6");
+        config(&[
+            ("OTP_CODE_LENGTH", "10"),
+            ("OTP_MAX_ATTEMPTS", "20"),
+            ("OTP_DAILY_SEND_LIMIT", "10000"),
+        ])
+        .expect("long codes allow generous limits");
+        assert_refused(
+            &[("OTP_MAX_ATTEMPTS", "10"), ("OTP_DAILY_SEND_LIMIT", "11")],
+            "OTP_DAILY_SEND_LIMIT",
+            "1/10000",
+        );
+    }
+}

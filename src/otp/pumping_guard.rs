@@ -1,0 +1,184 @@
+//! The SMS-pumping guard at work in the flow: asks the store for each send's
+//! verdict on its destination prefix (one atomic script per decision),
+//! refuses a suspended prefix (`enforce`) or only reports it (`monitor`),
+//! takes back sends whose code was never delivered, counts approvals without
+//! ever slowing or failing a verification, and keeps the suspended-prefix
+//! gauge current. The rules themselves are in `abuse/pumping.rs`.
+
+use std::{
+    sync::{Arc, Weak},
+    time::Duration,
+};
+
+use crate::{
+    abuse::{DestinationPrefix, GuardMode, PrefixRule, PumpingGuardSettings},
+    domain::PhoneNumber,
+    error::Error,
+    metrics::{self, timed_store},
+    store::{OtpStore, PrefixDecision, PrefixVerdict},
+};
+
+/// How often each replica re-reads how many prefixes are suspended, so the
+/// gauge also falls when suspensions lift (a Prometheus scrape interval).
+const GAUGE_REFRESH: Duration = Duration::from_secs(15);
+
+/// The guard, shared by every call of one [`crate::otp::OtpFlow`].
+pub struct PumpingGuard {
+    settings: PumpingGuardSettings,
+    rule: PrefixRule,
+    store: Arc<dyn OtpStore>,
+}
+
+/// A send counted for its destination prefix; taken back with
+/// [`PumpingGuard::refund`] if its code is never delivered.
+#[derive(Debug)]
+pub struct CountedPrefixSend {
+    prefix: DestinationPrefix,
+    token: String,
+}
+
+impl PumpingGuard {
+    /// A guard judging sends once their code (living `code_lifetime`) can no
+    /// longer be approved. Unless off, it keeps the suspended-prefix gauge
+    /// current until the store is dropped; must run inside a Tokio runtime.
+    pub fn new(
+        settings: PumpingGuardSettings,
+        code_lifetime: Duration,
+        store: Arc<dyn OtpStore>,
+    ) -> Self {
+        if settings.mode != GuardMode::Off {
+            tokio::spawn(refresh_suspended_gauge(Arc::downgrade(&store)));
+        }
+        Self {
+            rule: settings.rule(code_lifetime),
+            settings,
+            store,
+        }
+    }
+
+    /// Counts a send to `phone` for its prefix, or refuses it with
+    /// [`Error::DestinationSuspended`] while the prefix is suspended (only in
+    /// `enforce`; `monitor` lets it through uncounted). `None`: nothing was
+    /// counted. A store failure fails the send, as every other rule does.
+    pub async fn admit(&self, phone: &PhoneNumber) -> Result<Option<CountedPrefixSend>, Error> {
+        if self.settings.mode == GuardMode::Off {
+            return Ok(None);
+        }
+        let prefix = self.settings.prefix_of(phone);
+        let decision = timed_store(
+            "count_prefix_send",
+            self.store.count_prefix_send(&prefix, &self.rule),
+        )
+        .await?;
+        let lift_in = match decision {
+            PrefixDecision::Counted { token } => {
+                return Ok(Some(CountedPrefixSend { prefix, token }));
+            }
+            PrefixDecision::Suspended { lift_in, verdict } => {
+                if let Some(verdict) = verdict {
+                    self.report_suspension(phone, &prefix, lift_in, verdict);
+                }
+                lift_in
+            }
+        };
+        match self.settings.mode {
+            GuardMode::Enforce => Err(Error::DestinationSuspended {
+                prefix,
+                retry_after: lift_in,
+            }),
+            GuardMode::Monitor | GuardMode::Off => Ok(None),
+        }
+    }
+
+    /// Takes back a counted send whose code was never delivered: nobody could
+    /// have approved it, and counting it would read a failing gateway as pumping.
+    pub async fn refund(&self, counted: CountedPrefixSend) {
+        let refunded = self
+            .store
+            .refund_prefix_send(&counted.prefix, &counted.token)
+            .await;
+        if let Err(err) = refunded {
+            // Over-counting errs towards a suspension, which real users'
+            // approvals outweigh; the call itself is not failed for it.
+            // No prefix here: this line is in the call's span (masked number).
+            tracing::warn!(error = %err, "could not take back a send counted by the pumping guard");
+            metrics::pumping_guard_failed("refund_prefix_send");
+        }
+    }
+
+    /// Counts an approved code for `phone`'s prefix in the background: a
+    /// verification is never slowed or failed by the guard. A failed write is
+    /// logged and counted (`otp_pumping_guard_errors_total`).
+    pub fn count_approval(&self, phone: &PhoneNumber) {
+        if self.settings.mode == GuardMode::Off {
+            return;
+        }
+        let prefix = self.settings.prefix_of(phone);
+        let window = self.settings.window;
+        let store = Arc::clone(&self.store);
+        // Not in the call's span: its masked number beside the prefix would
+        // show most of the number.
+        tokio::spawn(async move {
+            if let Err(err) = store.count_prefix_approval(&prefix, window).await {
+                tracing::warn!(error = %err, prefix = %prefix, "could not count an approval for the pumping guard");
+                metrics::pumping_guard_failed("count_prefix_approval");
+            }
+        });
+    }
+
+    /// Counts a suspension this replica decided, then logs it and records
+    /// it in the service-wide list behind the gauge on a task of its own:
+    /// off the call's path, and outside the call's span, whose masked number
+    /// beside the prefix would show most of the number.
+    fn report_suspension(
+        &self,
+        phone: &PhoneNumber,
+        prefix: &DestinationPrefix,
+        lift_in: Duration,
+        verdict: PrefixVerdict,
+    ) {
+        let country = phone.region().unwrap_or("unknown").to_owned();
+        metrics::pumping_suspension(&country);
+        let (store, prefix, mode) = (Arc::clone(&self.store), prefix.clone(), self.settings.mode);
+        tokio::spawn(async move {
+            let what = match mode {
+                GuardMode::Enforce => "destination prefix suspended",
+                GuardMode::Monitor | GuardMode::Off => {
+                    "destination prefix would be suspended (monitor mode: sends continue)"
+                }
+            };
+            tracing::warn!(
+                prefix = %prefix,
+                country,
+                judged_sends = verdict.judged,
+                approved = verdict.approved,
+                lift_in_secs = lift_in.as_secs(),
+                mode = mode.as_str(),
+                "{what}: too few codes sent there were verified (suspected SMS pumping)"
+            );
+            match store.suspended_prefixes(Some((&prefix, lift_in))).await {
+                Ok(suspended) => metrics::pumping_suspended_prefixes(suspended),
+                Err(err) => {
+                    tracing::warn!(error = %err, "could not list a suspended prefix");
+                    metrics::pumping_guard_failed("suspended_prefixes");
+                }
+            }
+        });
+    }
+}
+
+/// Re-reads the service-wide count of suspended prefixes every
+/// [`GAUGE_REFRESH`], until the store is dropped. A failed read is skipped:
+/// store outages are reported by the health check.
+async fn refresh_suspended_gauge(store: Weak<dyn OtpStore>) {
+    let mut ticks = tokio::time::interval(GAUGE_REFRESH);
+    loop {
+        ticks.tick().await;
+        let Some(store) = store.upgrade() else {
+            return;
+        };
+        if let Ok(suspended) = store.suspended_prefixes(None).await {
+            metrics::pumping_suspended_prefixes(suspended);
+        }
+    }
+}

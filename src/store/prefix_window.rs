@@ -1,0 +1,195 @@
+//! The pumping guard's per-prefix counts, as the in-memory store keeps them:
+//! send times and approval times in a sliding window, and a suspension.
+//! Twin of `src/store/lua/count_prefix_send.lua` (the decision) and
+//! `count_prefix_approval.lua` (an approval); a change to one is a change to
+//! the other, and the behaviour suite runs both.
+
+use std::{collections::VecDeque, time::Duration};
+
+use super::{PrefixDecision, PrefixVerdict};
+use crate::abuse::PrefixRule;
+
+/// One prefix's counts. Times are milliseconds on the store's clock.
+#[derive(Debug, Default)]
+pub struct PrefixWindow {
+    /// Counted sends, oldest first, with their tokens.
+    sends: VecDeque<(u64, u64)>,
+    /// Approval times, oldest first.
+    approvals: VecDeque<u64>,
+    /// When the current suspension lifts, if any.
+    suspended_until: Option<u64>,
+    /// The longest window this prefix was counted with: after that, and
+    /// once any suspension has lifted, the entry holds nothing useful.
+    keep_for_ms: u64,
+}
+
+fn ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl PrefixWindow {
+    /// The decision for one send at `now_ms` (see [`super::OtpStore::count_prefix_send`]).
+    pub fn count_send(&mut self, rule: &PrefixRule, now_ms: u64, token: u64) -> PrefixDecision {
+        if let Some(until) = self.suspended_until.filter(|until| *until > now_ms) {
+            return PrefixDecision::Suspended {
+                lift_in: Duration::from_millis(until - now_ms),
+                verdict: None,
+            };
+        }
+        self.suspended_until = None;
+        self.keep_for_ms = self.keep_for_ms.max(ms(rule.window));
+        self.forget_older_than(rule.window, now_ms);
+        let judged = now_ms
+            .checked_sub(ms(rule.judge_after))
+            .map_or(0, |judged_before| {
+                self.sends
+                    .iter()
+                    .filter(|(at, _)| *at <= judged_before)
+                    .count()
+            });
+        let verdict = PrefixVerdict {
+            judged: judged as u64,
+            approved: self.approvals.len() as u64,
+        };
+        if rule.suspends(verdict.judged, verdict.approved) {
+            self.sends.clear();
+            self.approvals.clear();
+            self.suspended_until = Some(now_ms.saturating_add(ms(rule.suspension)));
+            return PrefixDecision::Suspended {
+                lift_in: rule.suspension,
+                verdict: Some(verdict),
+            };
+        }
+        self.sends.push_back((now_ms, token));
+        PrefixDecision::Counted {
+            token: token.to_string(),
+        }
+    }
+
+    /// Takes back the send counted with `token`, if it is still here.
+    pub fn refund(&mut self, token: u64) {
+        self.sends.retain(|(_, counted)| *counted != token);
+    }
+
+    /// Counts an approval at `now_ms`, kept for `window`.
+    pub fn count_approval(&mut self, window: Duration, now_ms: u64) {
+        self.keep_for_ms = self.keep_for_ms.max(ms(window));
+        self.forget_older_than(window, now_ms);
+        self.approvals.push_back(now_ms);
+    }
+
+    /// Whether the prefix is suspended at `now_ms`.
+    pub fn is_suspended(&self, now_ms: u64) -> bool {
+        self.suspended_until.is_some_and(|until| until > now_ms)
+    }
+
+    /// Whether the entry can be dropped: nothing in its window, no suspension.
+    pub fn is_idle(&self, now_ms: u64) -> bool {
+        let last = self
+            .sends
+            .back()
+            .map(|(at, _)| *at)
+            .max(self.approvals.back().copied());
+        !self.is_suspended(now_ms)
+            && last.is_none_or(|at| at.saturating_add(self.keep_for_ms) <= now_ms)
+    }
+
+    /// Drops sends and approvals at or before `now_ms - window` (the Lua
+    /// twin's `ZREMRANGEBYSCORE -inf now-window`, which on a clock younger
+    /// than the window removes nothing).
+    fn forget_older_than(&mut self, window: Duration, now_ms: u64) {
+        let Some(cutoff) = now_ms.checked_sub(ms(window)) else {
+            return;
+        };
+        while self.sends.front().is_some_and(|(at, _)| *at <= cutoff) {
+            self.sends.pop_front();
+        }
+        while self.approvals.front().is_some_and(|at| *at <= cutoff) {
+            self.approvals.pop_front();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: u64 = 1_000;
+
+    fn rule() -> PrefixRule {
+        PrefixRule {
+            window: Duration::from_secs(3600),
+            judge_after: Duration::from_secs(130),
+            min_sends: 3,
+            min_approved_percent: 20,
+            suspension: Duration::from_secs(600),
+        }
+    }
+
+    fn counted(decision: &PrefixDecision) -> bool {
+        matches!(decision, PrefixDecision::Counted { .. })
+    }
+
+    #[test]
+    fn unapproved_sends_suspend_once_old_enough_to_judge() {
+        let mut window = PrefixWindow::default();
+        for token in 0..3 {
+            assert!(counted(&window.count_send(&rule(), token * SECOND, token)));
+        }
+        // Their codes are still valid: not judged yet, so more are counted.
+        assert!(counted(&window.count_send(&rule(), 100 * SECOND, 3)));
+        let at = 140 * SECOND;
+        let decision = window.count_send(&rule(), at, 4);
+        assert_eq!(
+            decision,
+            PrefixDecision::Suspended {
+                lift_in: Duration::from_secs(600),
+                verdict: Some(PrefixVerdict {
+                    judged: 3,
+                    approved: 0
+                }),
+            }
+        );
+        assert_eq!(
+            window.count_send(&rule(), at + 100 * SECOND, 5),
+            PrefixDecision::Suspended {
+                lift_in: Duration::from_secs(500),
+                verdict: None
+            },
+            "exact time to lift, and only the first refusal carries the verdict"
+        );
+        assert!(
+            counted(&window.count_send(&rule(), at + 600 * SECOND, 6)),
+            "lifts on time, with the counts started afresh"
+        );
+    }
+
+    #[test]
+    fn approvals_keep_a_prefix_open() {
+        let mut window = PrefixWindow::default();
+        for token in 0..10 {
+            assert!(counted(&window.count_send(&rule(), token * SECOND, token)));
+        }
+        window.count_approval(rule().window, 50 * SECOND);
+        window.count_approval(rule().window, 60 * SECOND);
+        assert!(
+            counted(&window.count_send(&rule(), 200 * SECOND, 10)),
+            "2 of 10 approved is not below 20 %"
+        );
+        window.refund(10);
+        assert_eq!(window.sends.len(), 10, "the refunded send is gone");
+    }
+
+    #[test]
+    fn old_counts_leave_the_window_and_idle_entries_can_go() {
+        let mut window = PrefixWindow::default();
+        for token in 0..3 {
+            window.count_send(&rule(), token * SECOND, token);
+        }
+        let later = 3 * SECOND + 3600 * SECOND;
+        assert!(counted(&window.count_send(&rule(), later, 9)));
+        assert_eq!(window.sends.len(), 1, "the first three left the window");
+        assert!(!window.is_idle(later));
+        assert!(window.is_idle(later + 3600 * SECOND));
+    }
+}

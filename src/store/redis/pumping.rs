@@ -1,0 +1,165 @@
+//! Redis side of the pumping guard: each destination prefix's sends,
+//! approvals and suspension under one hash tag (one Cluster slot, one
+//! script per decision), and the service-wide list of suspended prefixes.
+
+use std::time::Duration;
+
+use deadpool_redis::redis::Value;
+use rand::{Rng, TryRngCore, rngs::OsRng};
+
+use super::{RedisStore, millis, send_log::split_reply};
+use crate::{
+    abuse::{DestinationPrefix, PrefixRule},
+    store::{PrefixDecision, PrefixVerdict, StoreError},
+};
+
+/// A random sorted-set member, so two replicas never pick the same one.
+pub(super) fn random_token() -> String {
+    format!("{:016x}", OsRng.unwrap_err().random::<u64>())
+}
+
+/// The keys of one prefix under `key_prefix`: its sends, its approvals and
+/// its suspension. The destination prefix (`+` and digits, never a whole
+/// number) is their hash tag.
+fn prefix_keys(key_prefix: &str, prefix: &DestinationPrefix) -> [String; 3] {
+    let tagged = format!("{key_prefix}:{{pumping:{}}}", prefix.as_str());
+    [
+        format!("{tagged}:sends"),
+        format!("{tagged}:approvals"),
+        format!("{tagged}:suspended"),
+    ]
+}
+
+impl RedisStore {
+    /// See [`prefix_keys`].
+    pub(super) fn prefix_keys(&self, prefix: &DestinationPrefix) -> [String; 3] {
+        prefix_keys(&self.prefix, prefix)
+    }
+
+    /// The service-wide sorted set of suspended prefixes.
+    pub(super) fn suspended_prefixes_key(&self) -> String {
+        format!("{}:{{pumping}}:suspended-prefixes", self.prefix)
+    }
+
+    pub(super) async fn count_prefix_send_script(
+        &self,
+        prefix: &DestinationPrefix,
+        rule: &PrefixRule,
+    ) -> Result<PrefixDecision, StoreError> {
+        let token = random_token();
+        let mut invocation = self.scripts.count_prefix_send.prepare_invoke();
+        for key in self.prefix_keys(prefix) {
+            invocation.key(key);
+        }
+        invocation
+            .arg(&token)
+            .arg(millis(rule.window))
+            .arg(millis(rule.judge_after))
+            .arg(rule.min_sends)
+            .arg(rule.min_approved_percent)
+            .arg(millis(rule.suspension));
+        let reply: Vec<Value> = self.run(&invocation).await?;
+        let (status, numbers) = split_reply(&reply)?;
+        match (status.as_str(), numbers.as_slice()) {
+            ("counted", []) => Ok(PrefixDecision::Counted { token }),
+            ("suspended", [lift_in]) => Ok(PrefixDecision::Suspended {
+                lift_in: Duration::from_millis(*lift_in),
+                verdict: None,
+            }),
+            ("suspended", [lift_in, judged, approved]) => Ok(PrefixDecision::Suspended {
+                lift_in: Duration::from_millis(*lift_in),
+                verdict: Some(PrefixVerdict {
+                    judged: *judged,
+                    approved: *approved,
+                }),
+            }),
+            (other, numbers) => Err(StoreError::Protocol(format!(
+                "count_prefix_send replied `{other}` {numbers:?}"
+            ))),
+        }
+    }
+
+    /// `refund_send.lua` on the prefix's sends.
+    pub(super) async fn refund_prefix_send_script(
+        &self,
+        prefix: &DestinationPrefix,
+        token: &str,
+    ) -> Result<(), StoreError> {
+        let [sends, _, _] = self.prefix_keys(prefix);
+        let _removed: i64 = self
+            .run(self.scripts.refund_send.key(sends).arg(token))
+            .await?;
+        Ok(())
+    }
+
+    pub(super) async fn count_prefix_approval_script(
+        &self,
+        prefix: &DestinationPrefix,
+        window: Duration,
+    ) -> Result<(), StoreError> {
+        let [_, approvals, _] = self.prefix_keys(prefix);
+        let _: i64 = self
+            .run(
+                self.scripts
+                    .count_prefix_approval
+                    .key(approvals)
+                    .arg(random_token())
+                    .arg(millis(window)),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Runs `suspended_prefixes.lua`, listing `newly` first if given.
+    pub(super) async fn suspended_prefixes_script(
+        &self,
+        newly: Option<(&DestinationPrefix, Duration)>,
+    ) -> Result<u64, StoreError> {
+        let mut invocation = self
+            .scripts
+            .suspended_prefixes
+            .key(self.suspended_prefixes_key());
+        if let Some((prefix, lift_in)) = newly {
+            invocation.arg(prefix.as_str()).arg(millis(lift_in));
+        }
+        self.run(&invocation).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        abuse::{GuardMode, PumpingGuardSettings},
+        domain::PhoneNumber,
+    };
+
+    /// Redis Cluster runs a script only if all its keys are in one slot; the
+    /// hash tag (the text in the first braces) decides the slot.
+    fn hash_tag(key: &str) -> &str {
+        let open = key.find('{').expect("a hash tag");
+        let close = key[open..].find('}').expect("a closed hash tag");
+        &key[open + 1..open + close]
+    }
+
+    fn prefix(raw: &str) -> DestinationPrefix {
+        let settings = PumpingGuardSettings {
+            mode: GuardMode::Enforce,
+            prefix_digits: 4,
+            window: Duration::from_secs(3600),
+            min_sends: 20,
+            min_approved_percent: 20,
+            suspension: Duration::from_secs(3600),
+        };
+        settings.prefix_of(&PhoneNumber::parse(raw).expect("valid"))
+    }
+
+    #[test]
+    fn a_prefix_keys_share_one_hash_tag_and_other_prefixes_another() {
+        let keys = prefix_keys("otp", &prefix("+44 7700 900123"));
+        assert_eq!(keys[0], "otp:{pumping:+447700}:sends");
+        assert!(keys.iter().all(|key| hash_tag(key) == "pumping:+447700"));
+        let other = prefix_keys("otp", &prefix("+44 7701 900123"));
+        assert_ne!(hash_tag(&keys[0]), hash_tag(&other[0]));
+    }
+}
