@@ -25,6 +25,7 @@ async fn an_evicting_redis_stops_startup_with_a_line_naming_the_way_out() {
             ("OTP_METRICS_ADDR", ""),
             ("REDIS_URL", &url),
             ("OTP_HMAC_SECRET", SECRET),
+            ("OTP_SMS_GATEWAY", "console"),
         ])
     })
     .await
@@ -50,6 +51,7 @@ async fn the_opt_out_starts_but_the_metric_and_the_log_still_say_so() {
         ("REDIS_URL", &redis.url()),
         ("OTP_HMAC_SECRET", SECRET),
         ("OTP_REDIS_ALLOW_EVICTION", "true"),
+        ("OTP_SMS_GATEWAY", "console"),
         ("OTP_METRICS_ADDR", &metrics_addr),
     ]);
     // Logged before the listening line, which start() waited for.
@@ -123,8 +125,11 @@ async fn a_redis_that_forbids_config_get_is_warned_about_not_refused() {
         .await
         .expect("ACL SETUSER");
 
-    let service =
-        ServiceProcess::start(&[("REDIS_URL", &redis.url()), ("OTP_HMAC_SECRET", SECRET)]);
+    let service = ServiceProcess::start(&[
+        ("REDIS_URL", &redis.url()),
+        ("OTP_HMAC_SECRET", SECRET),
+        ("OTP_SMS_GATEWAY", "console"),
+    ]);
     // Logged before the listening line, which start() waited for.
     assert!(
         service
