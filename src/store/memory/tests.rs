@@ -1,0 +1,79 @@
+//! Memory-only behaviour: the sweeper and the size cap.
+use super::*;
+use crate::store::memory::state::SWEEP_INTERVAL;
+
+fn subject(n: u32) -> SubjectKey {
+    crate::domain::HmacSecret::new(b"k")
+        .subject_key(&crate::domain::PhoneNumber::parse(&format!("+1415555{n:04}")).expect("valid"))
+}
+
+#[tokio::test(start_paused = true)]
+async fn expired_entries_are_swept_so_memory_stays_bounded() {
+    let store = MemoryStore::new();
+    let digest = CodeDigest::from_bytes([1; 32]);
+    for n in 0..1000 {
+        store
+            .put_code(&subject(n), &digest, Duration::from_secs(2), 5)
+            .await
+            .expect("stored");
+    }
+    assert_eq!(store.len(), 1000);
+    // Virtual time: the runtime jumps ahead, running the sweeper on its way.
+    tokio::time::sleep(SWEEP_INTERVAL * 2).await;
+    assert!(
+        store.is_empty(),
+        "{} entries left after expiry",
+        store.len()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn live_entries_survive_the_sweep() {
+    let store = MemoryStore::new();
+    let digest = CodeDigest::from_bytes([1; 32]);
+    store
+        .put_code(&subject(1), &digest, Duration::from_secs(60), 5)
+        .await
+        .expect("stored");
+    store
+        .put_code(&subject(2), &digest, Duration::from_secs(1), 5)
+        .await
+        .expect("stored");
+    tokio::time::sleep(SWEEP_INTERVAL * 2).await;
+    assert_eq!(store.len(), 1);
+    assert!(
+        store
+            .pending_lifetime(&subject(1))
+            .await
+            .expect("answers")
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn a_full_table_refuses_new_entries_but_serves_existing_ones() {
+    let store = MemoryStore::with_max_entries(100);
+    let digest = CodeDigest::from_bytes([1; 32]);
+    let lifetime = Duration::from_secs(60);
+    for n in 0..100 {
+        store
+            .put_code(&subject(n), &digest, lifetime, 5)
+            .await
+            .expect("below the cap");
+    }
+    let refused = store.put_code(&subject(100), &digest, lifetime, 5).await;
+    assert!(matches!(refused, Err(StoreError::Full)), "{refused:?}");
+    store
+        .put_code(&subject(7), &digest, lifetime, 5)
+        .await
+        .expect("an existing subject still takes a new code");
+    let verified = store
+        .verify_and_consume(&subject(7), &[digest], 5)
+        .await
+        .expect("answers");
+    assert_eq!(verified, VerifyOutcome::Approved);
+    store
+        .put_code(&subject(100), &digest, lifetime, 5)
+        .await
+        .expect("room again once an entry is gone");
+}
