@@ -37,7 +37,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let _log_guard = telemetry::init(config.log_format);
+    let _log_guard = match telemetry::init(config.log_format, &config.traces) {
+        Ok(guard) => guard,
+        Err(err) => {
+            eprintln!("bench_server: cannot set up the OTLP trace exporter: {err}");
+            return ExitCode::from(1);
+        }
+    };
     tracing::warn!("bench_server: SMS gateway DISCARDS every message. For benchmarks only");
     let app = match Application::build_with_gateway(config, Arc::new(DiscardGateway)).await {
         Ok(app) => app,

@@ -9,9 +9,11 @@ mod abuse_vars;
 mod code_vars;
 mod cross_checks;
 mod env;
+mod events_vars;
 mod gateway_vars;
 mod listen_vars;
 mod message_vars;
+mod otel_vars;
 mod pumping_vars;
 mod redis_vars;
 mod secret_vars;
@@ -23,6 +25,7 @@ pub use abuse_vars::DEFAULT_GLOBAL_SEND_LIMIT;
 pub use code_vars::MIN_SECRET_BYTES;
 pub use cross_checks::MAX_DAILY_GUESS_ODDS;
 pub use env::ConfigError;
+pub use events_vars::DEFAULT_EVENTS_MAXLEN;
 pub use listen_vars::{DEFAULT_LISTEN_ADDR, DEFAULT_METRICS_ADDR};
 pub use message_vars::{DEFAULT_APP_NAME, MAX_APP_NAME_CHARS};
 pub use redis_vars::{DEFAULT_REDIS_PREFIX, REDIS_SELECTORS};
@@ -33,10 +36,11 @@ use crate::{
     abuse::{CountryPolicy, PumpingGuardSettings, SendLimits, TestNumbers},
     auth::{CallerList, TlsSettings},
     domain::HmacSecret,
+    events::EventsConfig,
     otp::OtpPolicy,
     sms::{MessageTemplate, SmsConfig},
     store::StoreConfig,
-    telemetry::LogFormat,
+    telemetry::{LogFormat, TraceExport},
 };
 
 /// Fully validated service settings.
@@ -88,6 +92,10 @@ pub struct Config {
     pub store: StoreConfig,
     /// The text a code is sent in (`OTP_MESSAGE_TEMPLATE`, `OTP_APP_NAME`, `OTP_WEBOTP_DOMAIN`).
     pub template: MessageTemplate,
+    /// Whether spans are exported over OTLP (the standard `OTEL_*` variables).
+    pub traces: TraceExport,
+    /// Where audit events go (`OTP_EVENTS_STREAM`); `None`: off.
+    pub events: Option<EventsConfig>,
 }
 
 /// Where the HMAC secret came from.
@@ -133,6 +141,8 @@ impl Config {
         let limits = abuse_vars::send_limits(&env)?;
         let countries = abuse_vars::country_policy(&env)?;
         let test_numbers = abuse_vars::test_numbers(&env, policy.code_length)?;
+        let traces = otel_vars::trace_export(&env)?;
+        let events = events_vars::events_config(&env, &store)?;
         let pumping_guard = pumping_vars::pumping_guard_from_env(&env, &policy)?;
         cross_checks::refuse_unsafe_combinations(&env, &policy, &limits, &store, &sms)?;
         Ok(Self {
@@ -155,6 +165,8 @@ impl Config {
             pumping_guard,
             store,
             template,
+            traces,
+            events,
         })
     }
 

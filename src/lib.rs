@@ -10,6 +10,7 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod eviction_guard;
 pub mod health;
 pub mod health_listener;

@@ -13,8 +13,15 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // Held to the end of `main`: every return below writes out the buffered log lines.
-    let _log_guard = telemetry::init(config.log_format);
+    // Held to the end of `main`: every return below exports the buffered
+    // spans and writes out the buffered log lines.
+    let _log_guard = match telemetry::init(config.log_format, &config.traces) {
+        Ok(guard) => guard,
+        Err(err) => {
+            eprintln!("otp-service: cannot set up the OTLP trace exporter: {err}");
+            return ExitCode::from(1);
+        }
+    };
     if let Some(addr) = config.metrics_addr
         && let Err(err) = metrics::install(addr)
     {

@@ -20,6 +20,9 @@ use std::{
 use metrics::{Counter, Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{BuildError, PrometheusBuilder};
 use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::telemetry;
 
 use handles::Handles;
 
@@ -52,6 +55,9 @@ pub const PUMPING_GUARD_ERRORS: &str = "otp_pumping_guard_errors_total";
 pub const GRPC_REQUESTS: &str = "otp_grpc_requests_total";
 /// gRPC call latency by `method`.
 pub const GRPC_SECONDS: &str = "otp_grpc_request_duration_seconds";
+
+/// Audit events not written to the stream, by `reason`.
+pub const EVENTS_DROPPED: &str = "otp_events_dropped_total";
 
 /// Latency buckets from 0.5 ms (an in-memory call) to 10 s (a slow gateway).
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -127,6 +133,7 @@ fn describe() {
     );
     metrics::describe_counter!(GRPC_REQUESTS, "gRPC calls by method and status code");
     metrics::describe_histogram!(GRPC_SECONDS, metrics::Unit::Seconds, "gRPC call latency");
+    metrics::describe_counter!(EVENTS_DROPPED, "Audit events not written, by reason");
 }
 
 fn installed() -> bool {
@@ -240,8 +247,18 @@ pub fn rpc_finished(
     }
 }
 
-/// Awaits a store operation and records its latency under `operation`.
+/// Awaits a store operation and records its latency under `operation`;
+/// while traces are exported the operation is also a child span.
 pub async fn timed_store<T>(operation: &'static str, work: impl Future<Output = T>) -> T {
+    if telemetry::exporting() {
+        let span = telemetry::store_span(operation);
+        return store_latency(operation, work.instrument(span)).await;
+    }
+    store_latency(operation, work).await
+}
+
+/// Awaits `work`, recording its latency under `operation` (when installed).
+async fn store_latency<T>(operation: &'static str, work: impl Future<Output = T>) -> T {
     if !installed() {
         return work.await;
     }
@@ -254,4 +271,15 @@ pub async fn timed_store<T>(operation: &'static str, work: impl Future<Output = 
         )
         .record(started.elapsed().as_secs_f64());
     result
+}
+
+/// Counts audit events dropped for `reason` (a closed set: `queue_full`,
+/// `stream_unwritable`, `writer_stopped`).
+pub fn event_dropped(reason: &'static str) {
+    events_dropped(reason, 1);
+}
+
+/// Counts `count` audit events dropped for `reason`.
+pub fn events_dropped(reason: &'static str, count: u64) {
+    counter!(EVENTS_DROPPED, "reason" => reason).increment(count);
 }

@@ -7,6 +7,7 @@
 //! wrapper around it, `pumping_guard.rs` the destination-prefix guard's part
 //! in sending and verifying.
 
+mod audit;
 mod idempotency;
 mod outcome;
 mod policy;
@@ -24,6 +25,7 @@ pub use policy::{AbuseRules, OtpPolicy};
 use crate::{
     domain::{HmacKeys, OtpCode, PhoneNumber, ceil_seconds},
     error::Error,
+    events::EventSink,
     metrics::timed_store,
     sms::{MessageTemplate, SmsGateway},
     store::{OtpStore, VerifyOutcome},
@@ -37,6 +39,8 @@ pub struct OtpFlow {
     template: MessageTemplate,
     store: Arc<dyn OtpStore>,
     gateway: Arc<dyn SmsGateway>,
+    /// Where decisions are recorded (`audit.rs`); disabled unless configured.
+    events: EventSink,
     guard: PumpingGuard,
 }
 
@@ -62,8 +66,15 @@ impl OtpFlow {
             template,
             store,
             gateway,
+            events: EventSink::disabled(),
             guard,
         }
+    }
+
+    /// Records every decision as an audit event in `events`.
+    pub fn with_events(mut self, events: EventSink) -> Self {
+        self.events = events;
+        self
     }
 
     /// The policy in force.
@@ -75,6 +86,14 @@ impl OtpFlow {
     /// repeated `idempotency_key`) the first call's response, then the send
     /// limits, then the wrong-guess lock. See `send.rs` for the steps.
     pub async fn send(&self, request: SendRequest<'_>) -> Result<SentCode, Error> {
+        let result = self.send_unless_refused(request).await;
+        if let Err(error) = &result {
+            self.audit_refusal(request.phone, request.client_key, error);
+        }
+        result
+    }
+
+    async fn send_unless_refused(&self, request: SendRequest<'_>) -> Result<SentCode, Error> {
         let phone = request.phone;
         if !self.abuse.countries.allows(phone) {
             return Err(Error::CountryNotAllowed {
@@ -108,7 +127,7 @@ impl OtpFlow {
                 .verify_and_consume(&subject, &candidates, self.policy.max_attempts),
         )
         .await?;
-        Ok(match outcome {
+        let verification = match outcome {
             VerifyOutcome::Approved => {
                 if self.abuse.test_numbers.code_for(phone).is_none() {
                     self.guard.count_approval(phone);
@@ -123,7 +142,9 @@ impl OtpFlow {
             }
             VerifyOutcome::Expired => Verification::Expired,
             VerifyOutcome::Locked => Verification::Locked,
-        })
+        };
+        self.audit_verification(phone, verification);
+        Ok(verification)
     }
 
     /// How long the pending code for `phone` is still advertised as valid.
@@ -149,6 +170,9 @@ impl OtpFlow {
         let subject = self.secret.subject_key(phone);
         let cancelled = timed_store("cancel_code", self.store.cancel_code(&subject)).await?;
         tracing::info!(cancelled, "pending code cancelled");
+        if cancelled {
+            self.audit_cancelled(phone);
+        }
         Ok(cancelled)
     }
 }

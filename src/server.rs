@@ -1,7 +1,7 @@
 //! Builds the gRPC server from settings: the OTP service, health, reflection,
 //! graceful shutdown. Tests start it on port 0 exactly as `main` does.
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use thiserror::Error;
 use tokio::net::TcpListener;
@@ -11,7 +11,8 @@ use tonic_health::server::HealthReporter;
 use crate::{
     auth::{self, Authenticator, TlsIncoming},
     config::{Config, SecretSource},
-    domain::{HmacKeys, PhoneNumber},
+    domain::{HmacKeys, HmacSecret, PhoneNumber},
+    events::{EventSink, EventWriter, EventsConfig},
     eviction_guard::EvictionGuard,
     health::StoreHealthCheck,
     health_listener::HealthListener,
@@ -59,6 +60,9 @@ pub enum StartupError {
     Serve(#[from] tonic::transport::Error),
 }
 
+/// How long shutdown waits for queued audit events to be written.
+const EVENTS_FLUSH_WAIT: Duration = Duration::from_secs(2);
+
 /// A bound, ready-to-run OTP server.
 pub struct Application {
     listener: TcpListener,
@@ -74,6 +78,8 @@ pub struct Application {
     /// Whether the store's eviction policy lets it serve.
     eviction: Arc<EvictionGuard>,
     health: HealthReporter,
+    /// Writes audit events off the request path (`OTP_EVENTS_STREAM`).
+    events: Option<EventWriter>,
 }
 
 impl Application {
@@ -91,7 +97,18 @@ impl Application {
         log_caps_in_force(&config);
         warn_about_development_settings(&config);
         preload_numbering_plan();
-        let store = open_store(&config.store, config.memory_max_entries)?;
+        // Events digest the number with the current (signing) secret,
+        // `OTP_HMAC_SECRET`: the stream is not the store, so its digests need
+        // not stay put across a rotation the way record names do.
+        let events_config = config
+            .events
+            .as_ref()
+            .map(|events| (events, config.hmac_secret.clone()));
+        let (store, events) =
+            open_store_with_events(&config.store, config.memory_max_entries, events_config)?;
+        let sink = events
+            .as_ref()
+            .map_or_else(EventSink::disabled, EventWriter::sink);
         let eviction = Arc::new(EvictionGuard::new(config.redis_allow_eviction));
         eviction
             .check_at_startup(store.as_ref())
@@ -105,17 +122,20 @@ impl Application {
             pumping_guard: config.pumping_guard,
             idempotency_claim_ttl: config.longest_send(),
         };
-        let flow = Arc::new(OtpFlow::new(
-            config.policy,
-            abuse,
-            HmacKeys::new(
-                config.hmac_secret.clone(),
-                config.hmac_previous_secrets.clone(),
-            ),
-            config.template,
-            Arc::clone(&store),
-            gateway,
-        ));
+        let flow = Arc::new(
+            OtpFlow::new(
+                config.policy,
+                abuse,
+                HmacKeys::new(
+                    config.hmac_secret.clone(),
+                    config.hmac_previous_secrets.clone(),
+                ),
+                config.template,
+                Arc::clone(&store),
+                gateway,
+            )
+            .with_events(sink),
+        );
         let (listener, local_addr) = bind(config.listen_addr).await?;
         let health_listener = match config.health_addr {
             Some(addr) => Some(bind(addr).await?),
@@ -132,6 +152,7 @@ impl Application {
             store,
             eviction,
             health,
+            events,
         })
     }
 
@@ -201,6 +222,9 @@ impl Application {
         // Health answers (NOT_SERVING) until the API has drained, then stops.
         if let Some(health_only) = health_only {
             health_only.stop().await;
+        }
+        if let Some(events) = self.events {
+            events.finish(EVENTS_FLUSH_WAIT).await;
         }
         tracing::info!("otp-service stopped");
         Ok(())
@@ -330,10 +354,23 @@ pub fn open_store(
     store: &StoreConfig,
     memory_max_entries: usize,
 ) -> Result<Arc<dyn OtpStore>, StartupError> {
+    open_store_with_events(store, memory_max_entries, None).map(|(store, _)| store)
+}
+
+/// [`open_store`], and the audit event writer when `events` is set (it
+/// shares the Redis pool).
+fn open_store_with_events(
+    store: &StoreConfig,
+    memory_max_entries: usize,
+    events: Option<(&EventsConfig, HmacSecret)>,
+) -> Result<(Arc<dyn OtpStore>, Option<EventWriter>), StartupError> {
     Ok(match store {
         StoreConfig::Memory => {
             tracing::info!("store: in memory (codes are lost on restart; one replica only)");
-            Arc::new(MemoryStore::with_max_entries(memory_max_entries))
+            (
+                Arc::new(MemoryStore::with_max_entries(memory_max_entries)),
+                None,
+            )
         }
         StoreConfig::Redis(settings) => {
             // The topology displays with its passwords masked.
@@ -342,7 +379,13 @@ pub fn open_store(
                 prefix = %settings.prefix,
                 "store: Redis"
             );
-            Arc::new(RedisStore::new(settings)?)
+            let redis = RedisStore::new(settings)?;
+            // Config refuses events without Redis, so none are lost here.
+            let events = events.map(|(events, secret)| {
+                let appender = redis.stream_appender(&events.stream, events.maxlen);
+                EventWriter::start(events, appender, secret)
+            });
+            (Arc::new(redis), events)
         }
     })
 }

@@ -1,6 +1,9 @@
 //! The gRPC face of the flow: turns requests into domain values (refusing bad
 //! input), calls [`OtpFlow`], and turns results into responses. Every call
-//! ends in [`finish`], which logs it and counts it.
+//! ends in [`finish`], which logs it and counts it. While traces are
+//! exported each call's span continues the caller's trace (`trace_context.rs`).
+
+mod trace_context;
 
 use std::sync::Arc;
 
@@ -19,6 +22,7 @@ use crate::{
         TimeLeftResponse, VerifyOtpRequest, VerifyOtpResponse, VerifyOtpResult,
         otp_service_server::OtpService,
     },
+    telemetry,
 };
 
 /// `otp.v1.OtpService` over an [`OtpFlow`]. Each call runs in a span carrying
@@ -76,13 +80,21 @@ fn finish<T>(
         if let Error::RateLimited { violations } = &err {
             for violation in violations {
                 metrics::send_limit_refused(violation.kind.as_str());
+                telemetry::note(
+                    &Span::current(),
+                    "send limit refused",
+                    &[("otp.limit", violation.kind.as_str())],
+                );
             }
         }
         Status::from(err)
     });
-    let code = code_name(result.as_ref().map_or_else(Status::code, |_| Code::Ok));
+    let status_code = result.as_ref().map_or_else(Status::code, |_| Code::Ok);
+    let code = code_name(status_code);
     let elapsed = started.elapsed();
     metrics::rpc_finished(method, code, caller.map(Caller::metric_label), elapsed);
+    // The semantic conventions' attribute is the numeric code.
+    telemetry::annotate(&Span::current(), "rpc.grpc.status_code", status_code as u32);
     tracing::info!(
         grpc.method = method,
         grpc.code = code,
@@ -92,10 +104,64 @@ fn finish<T>(
     result.map(Response::new)
 }
 
+/// The span of one call, named after the method and carrying the masked
+/// phone once parsed and the authenticated caller (`identify`). While traces are exported it is also the server span
+/// of the caller's trace; otherwise it is the same plain span as ever.
+macro_rules! rpc_span {
+    ($method:literal, $request:expr) => {
+        if telemetry::exporting() {
+            let span = tracing::info_span!(
+                $method,
+                phone = field::Empty,
+                caller = field::Empty,
+                otel.kind = "server"
+            );
+            trace_context::continue_caller(&span, $method, $request.metadata());
+            span
+        } else {
+            tracing::info_span!($method, phone = field::Empty, caller = field::Empty)
+        }
+    };
+}
+
 #[tonic::async_trait]
 impl OtpService for OtpGrpcService {
-    #[tracing::instrument(name = "SendOtp", skip_all, fields(phone = field::Empty, caller = field::Empty))]
     async fn send_otp(
+        &self,
+        request: Request<SendOtpRequest>,
+    ) -> Result<Response<SendOtpResponse>, Status> {
+        let span = rpc_span!("SendOtp", request);
+        self.serve_send(request).instrument(span).await
+    }
+
+    async fn verify_otp(
+        &self,
+        request: Request<VerifyOtpRequest>,
+    ) -> Result<Response<VerifyOtpResponse>, Status> {
+        let span = rpc_span!("VerifyOtp", request);
+        self.serve_verify(request).instrument(span).await
+    }
+
+    async fn time_left(
+        &self,
+        request: Request<TimeLeftRequest>,
+    ) -> Result<Response<TimeLeftResponse>, Status> {
+        let span = rpc_span!("TimeLeft", request);
+        self.serve_time_left(request).instrument(span).await
+    }
+
+    async fn cancel_otp(
+        &self,
+        request: Request<CancelOtpRequest>,
+    ) -> Result<Response<CancelOtpResponse>, Status> {
+        let span = rpc_span!("CancelOtp", request);
+        self.serve_cancel(request).instrument(span).await
+    }
+}
+
+/// The calls, each run inside its [`rpc_span!`].
+impl OtpGrpcService {
+    async fn serve_send(
         &self,
         request: Request<SendOtpRequest>,
     ) -> Result<Response<SendOtpResponse>, Status> {
@@ -136,7 +202,9 @@ impl OtpService for OtpGrpcService {
                 return Err(Status::internal("internal error"));
             }
         };
-        metrics::send_finished(send_result_label(&result));
+        let outcome = send_result_label(&result);
+        metrics::send_finished(outcome);
+        telemetry::annotate(&Span::current(), "otp.result", outcome);
         let response = result.map(|(phone, sent): (PhoneNumber, SentCode)| SendOtpResponse {
             expires_in_seconds: ceil_seconds(sent.expires_in),
             code_length: u32::from(sent.code_length),
@@ -147,8 +215,7 @@ impl OtpService for OtpGrpcService {
         finish("SendOtp", started, caller.as_ref(), response)
     }
 
-    #[tracing::instrument(name = "VerifyOtp", skip_all, fields(phone = field::Empty, caller = field::Empty))]
-    async fn verify_otp(
+    async fn serve_verify(
         &self,
         request: Request<VerifyOtpRequest>,
     ) -> Result<Response<VerifyOtpResponse>, Status> {
@@ -177,7 +244,7 @@ impl OtpService for OtpGrpcService {
                 attempts_remaining,
             }
         });
-        metrics::verify_finished(match &response {
+        let outcome = match &response {
             Ok(response) => match response.result() {
                 VerifyOtpResult::Approved => "approved",
                 VerifyOtpResult::Incorrect => "incorrect",
@@ -186,12 +253,13 @@ impl OtpService for OtpGrpcService {
                 VerifyOtpResult::Unspecified => "unspecified",
             },
             Err(err) => err.kind(),
-        });
+        };
+        metrics::verify_finished(outcome);
+        telemetry::annotate(&Span::current(), "otp.result", outcome);
         finish("VerifyOtp", started, caller.as_ref(), response)
     }
 
-    #[tracing::instrument(name = "TimeLeft", skip_all, fields(phone = field::Empty, caller = field::Empty))]
-    async fn time_left(
+    async fn serve_time_left(
         &self,
         request: Request<TimeLeftRequest>,
     ) -> Result<Response<TimeLeftResponse>, Status> {
@@ -212,8 +280,7 @@ impl OtpService for OtpGrpcService {
         finish("TimeLeft", started, caller.as_ref(), response)
     }
 
-    #[tracing::instrument(name = "CancelOtp", skip_all, fields(phone = field::Empty, caller = field::Empty))]
-    async fn cancel_otp(
+    async fn serve_cancel(
         &self,
         request: Request<CancelOtpRequest>,
     ) -> Result<Response<CancelOtpResponse>, Status> {

@@ -50,4 +50,9 @@ pub enum GatewayError {
 pub trait SmsGateway: Send + Sync + 'static {
     /// Delivers `text` to `to`. Returns once the gateway has accepted it.
     async fn send(&self, to: &PhoneNumber, text: &str) -> Result<(), GatewayError>;
+
+    /// The provider's name, for audit events and span attributes.
+    fn provider(&self) -> &'static str {
+        "custom"
+    }
 }

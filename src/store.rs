@@ -13,7 +13,9 @@ use async_trait::async_trait;
 use thiserror::Error;
 
 pub use memory::{DEFAULT_MAX_ENTRIES, MemoryStore, SweepReport};
-pub use redis::{RedisNodes, RedisSettings, RedisStore, RedisTopology, RedisUrl};
+pub use redis::{
+    RedisNodes, RedisSettings, RedisStore, RedisStreamAppender, RedisTopology, RedisUrl,
+};
 
 use crate::{
     abuse::{DestinationPrefix, LimitKind, PrefixRule, RateRule},

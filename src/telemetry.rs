@@ -1,10 +1,31 @@
-//! Log output. Logs go to standard error; they never carry a code, a secret
-//! or a full phone number (domain types redact themselves).
+//! Log output and traces. Logs go to standard error; they never carry a code,
+//! a secret or a full phone number (domain types redact themselves). Traces
+//! are exported over OTLP only when the `OTEL_*` variables ask for it
+//! (`traces.rs`); log lines then carry the trace and span ids
+//! (`trace_ids.rs`).
 
-use std::io::{self, BufWriter, IsTerminal};
+mod trace_ids;
+mod traces;
 
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
-use tracing_subscriber::{EnvFilter, fmt};
+use std::{
+    io::{self, BufWriter, IsTerminal},
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::{Subscriber, dispatcher::WeakDispatch};
+use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::{
+    EnvFilter, Layer, fmt, layer::SubscriberExt, registry::LookupSpan, util::SubscriberInitExt,
+};
+
+pub use opentelemetry_otlp::ExporterBuildError;
+pub use traces::{
+    AttributeValue, TraceExport, annotate, exporting, note, sms_send_span, sms_try_span, store_span,
+};
+
+use trace_ids::{LineShape, WithTraceIds};
 
 /// Log output format (`OTP_LOG_FORMAT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,39 +43,101 @@ pub enum LogFormat {
 /// (32 bytes each), so this is also idle memory.
 const BUFFERED_LINES: usize = 4096;
 
-/// Keeps the log writer thread running. Hold it until the process exits:
-/// dropping it writes out every line still buffered.
+/// How long shutting down waits for the last spans to reach the collector.
+const SPAN_FLUSH_WAIT: Duration = Duration::from_secs(3);
+
+/// Keeps the log writer thread and the span exporter running. Hold it until
+/// the process exits: dropping it exports the spans still buffered, then
+/// writes out every log line still buffered.
 #[must_use = "dropping the guard stops the log writer; hold it until exit"]
 pub struct LogGuard {
+    traces: Option<SdkTracerProvider>,
     _writer: WorkerGuard,
 }
 
-/// Installs the global subscriber. `RUST_LOG` overrides the default `info` level.
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = &self.traces {
+            traces::shut_down(provider, SPAN_FLUSH_WAIT);
+        }
+    }
+}
+
+/// Installs the global subscriber: logs, and spans exported as `traces`
+/// says. `RUST_LOG` overrides the default `info` level. Must run inside the
+/// Tokio runtime when traces are exported.
 ///
 /// Lines are formatted on the calling thread and written to standard error by
 /// one writer thread, which writes whatever has queued in one `write` and
 /// flushes as soon as the queue is empty, so a line reaches stderr promptly
 /// and the request path never waits for the terminal or pipe. Colour codes
 /// are used only when stderr is a terminal.
-pub fn init(format: LogFormat) -> LogGuard {
+pub fn init(format: LogFormat, traces: &TraceExport) -> Result<LogGuard, ExporterBuildError> {
     let (writer, guard) = NonBlockingBuilder::default()
         .buffered_lines_limit(BUFFERED_LINES)
         .lossy(false)
         .thread_name("otp-log")
         .finish(BufWriter::new(io::stderr()));
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = fmt()
-        .with_env_filter(filter)
+    let provider = match traces {
+        TraceExport::Off => None,
+        TraceExport::Otlp { endpoint } => Some(traces::provider(endpoint)?),
+    };
+    let dispatch = Arc::new(OnceLock::new());
+    let otel = provider.as_ref().map(|provider| {
+        tracing_opentelemetry::layer()
+            .with_tracer(traces::tracer(provider))
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+    });
+    let ids = provider.is_some().then(|| Arc::clone(&dispatch));
+    // A second init (e.g. in tests) keeps the first subscriber; that is fine.
+    if tracing_subscriber::registry()
+        .with(filter)
+        .with(otel)
+        .with(log_layer(format, writer, ids))
+        .try_init()
+        .is_ok()
+    {
+        tracing::dispatcher::get_default(|current| dispatch.set(current.downgrade()).ok());
+    }
+    Ok(LogGuard {
+        traces: provider,
+        _writer: guard,
+    })
+}
+
+/// The log line formatter: text or JSON, with the trace ids when `ids` is
+/// given (traces exported).
+fn log_layer<S>(
+    format: LogFormat,
+    writer: NonBlocking,
+    ids: Option<Arc<OnceLock<WeakDispatch>>>,
+) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let layer = fmt::layer()
         .with_ansi(io::stderr().is_terminal())
         .with_writer(writer);
-    // A second init (e.g. in tests) keeps the first subscriber; that is fine.
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .try_init(),
-    };
-    LogGuard { _writer: guard }
+    match (format, ids) {
+        (LogFormat::Text, None) => layer.boxed(),
+        (LogFormat::Text, Some(ids)) => layer
+            .event_format(WithTraceIds::new(fmt::format(), LineShape::Text, ids))
+            .boxed(),
+        (LogFormat::Json, ids) => {
+            let json = fmt::format()
+                .json()
+                .with_current_span(true)
+                .with_span_list(false);
+            let layer = layer.json();
+            match ids {
+                None => layer.event_format(json).boxed(),
+                Some(ids) => layer
+                    .event_format(WithTraceIds::new(json, LineShape::Json, ids))
+                    .boxed(),
+            }
+        }
+    }
 }

@@ -25,6 +25,7 @@ const SUBJECT_LABEL: &[u8] = b"otp.v1/subject\0";
 const CODE_LABEL: &[u8] = b"otp.v1/code\0";
 const CLIENT_LABEL: &[u8] = b"otp.v1/client\0";
 const IDEMPOTENCY_LABEL: &[u8] = b"otp.v1/idempotency\0";
+const EVENT_SUBJECT_LABEL: &[u8] = b"otp.v1/event-subject\0";
 
 impl HmacSecret {
     /// Wraps operator-supplied key material.
@@ -72,6 +73,13 @@ impl HmacSecret {
     /// The store key for an `idempotency_key`.
     pub fn idempotency_subject(&self, key: &IdempotencyKey) -> SubjectKey {
         self.key(IDEMPOTENCY_LABEL, key.expose())
+    }
+
+    /// The digest audit events carry for a phone number: stable per number
+    /// (consumers correlate on it) but not the store key, so reading the
+    /// event stream does not tell which Redis key holds the number's code.
+    pub fn event_subject(&self, phone: &PhoneNumber) -> SubjectKey {
+        self.key(EVENT_SUBJECT_LABEL, phone.e164())
     }
 
     fn key(&self, label: &[u8], value: &str) -> SubjectKey {

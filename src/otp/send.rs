@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::{
     OtpFlow, SendRequest, SentCode,
@@ -18,6 +19,7 @@ use crate::{
     metrics::{self, timed_store},
     sms::GatewayError,
     store::{OtpStore, PutOutcome, SendDecision, SendLog},
+    telemetry,
 };
 
 /// Sends counted so far by one SendOtp, taken back if it does not send.
@@ -89,7 +91,14 @@ impl OtpFlow {
         let resend_after = counted.resend_after;
         if test_code.is_some() {
             tracing::info!("test number: fixed code stored, no SMS sent");
+            self.audit_sent(phone, request.client_key, None);
         } else if let Err(gateway_error) = self.deliver(phone, &code).await {
+            self.audit_send_failed(
+                phone,
+                request.client_key,
+                self.gateway.provider(),
+                &gateway_error,
+            );
             self.discard_undelivered(subject, &digest).await;
             // Only a send that surely never reached the gateway is taken
             // back from the limits; one that may have gone out still counts,
@@ -102,6 +111,8 @@ impl OtpFlow {
                 counted.refund().await;
             }
             return Err(gateway_error.into());
+        } else {
+            self.audit_sent(phone, request.client_key, Some(self.gateway.provider()));
         }
         Ok(SentCode {
             expires_in: self.policy.ttl,
@@ -198,19 +209,28 @@ impl OtpFlow {
     }
 
     /// Texts the code; counts the gateway's latency and any failure by kind.
+    /// While traces are exported the send (all its tries) is a child span.
     async fn deliver(&self, phone: &PhoneNumber, code: &OtpCode) -> Result<(), GatewayError> {
         let text = self.template.render(code, self.policy.ttl);
         let started = Instant::now();
-        let delivered = self.gateway.send(phone, &text).await;
+        let span = telemetry::sms_send_span(self.gateway.provider());
+        let delivered = self
+            .gateway
+            .send(phone, &text)
+            .instrument(span.clone())
+            .await;
         metrics::gateway_latency(started.elapsed());
+        telemetry::annotate(
+            &span,
+            "otp.sms.result",
+            match &delivered {
+                Ok(()) => "sent",
+                Err(gateway_error) => gateway_error_kind(gateway_error),
+            },
+        );
         match &delivered {
             Ok(()) => tracing::info!("code sent"),
-            Err(gateway_error) => metrics::gateway_failed(match gateway_error {
-                GatewayError::Unavailable(_) => "unavailable",
-                GatewayError::Uncertain(_) => "uncertain",
-                GatewayError::Unauthorized(_) => "unauthorized",
-                GatewayError::Rejected(_) => "rejected",
-            }),
+            Err(gateway_error) => metrics::gateway_failed(gateway_error_kind(gateway_error)),
         }
         delivered
     }
@@ -222,5 +242,15 @@ impl OtpFlow {
             // by itself and nobody knows it, so this is logged, not fatal.
             tracing::error!(error = %store_error, "could not discard an undelivered code");
         }
+    }
+}
+
+/// The metric label and span attribute of a gateway failure.
+pub(super) fn gateway_error_kind(error: &GatewayError) -> &'static str {
+    match error {
+        GatewayError::Unavailable(_) => "unavailable",
+        GatewayError::Uncertain(_) => "uncertain",
+        GatewayError::Unauthorized(_) => "unauthorized",
+        GatewayError::Rejected(_) => "rejected",
     }
 }

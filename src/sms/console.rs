@@ -18,6 +18,10 @@ pub struct ConsoleGateway;
 
 #[async_trait]
 impl SmsGateway for ConsoleGateway {
+    fn provider(&self) -> &'static str {
+        "console"
+    }
+
     async fn send(&self, to: &PhoneNumber, text: &str) -> Result<(), GatewayError> {
         let line = format!("SMS to {}: {}\n", to.e164(), text.replace('\n', " | "));
         let mut stdout = std::io::stdout().lock();

@@ -9,8 +9,10 @@ use std::{
 
 use rand::Rng;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::GatewayError;
+use crate::telemetry;
 
 /// First backoff before jitter; doubles per retry up to a cap.
 const BASE_BACKOFF: Duration = Duration::from_millis(200);
@@ -76,7 +78,20 @@ impl RetryPolicy {
             // for the later ones.
             let tries_left = tries - attempt + 1;
             let share = deadline.saturating_duration_since(Instant::now()) / tries_left;
-            let (reason, retry_after) = match cut_off_at(share, attempt, try_once(attempt)).await {
+            let span = telemetry::sms_try_span(attempt);
+            let outcome = cut_off_at(share, attempt, try_once(attempt))
+                .instrument(span.clone())
+                .await;
+            telemetry::annotate(
+                &span,
+                "otp.sms.try_result",
+                match &outcome {
+                    TryOutcome::Done(_) => "accepted",
+                    TryOutcome::Fatal(_) => "refused",
+                    TryOutcome::Transient { .. } => "transient_failure",
+                },
+            );
+            let (reason, retry_after) = match outcome {
                 TryOutcome::Done(value) => return Ok(value),
                 TryOutcome::Fatal(error) => return Err(error),
                 TryOutcome::Transient {

@@ -211,6 +211,10 @@ fn classify(status: StatusCode, reason: String, retry_after: Option<Duration>) -
 
 #[async_trait]
 impl SmsGateway for TextBeeGateway {
+    fn provider(&self) -> &'static str {
+        "textbee"
+    }
+
     async fn send(&self, to: &PhoneNumber, text: &str) -> Result<(), GatewayError> {
         let body = json!({ "recipients": [to.e164()], "message": text });
         self.retry

@@ -13,15 +13,17 @@ mod master_watch;
 mod pumping;
 mod scripts;
 mod send_log;
+mod stream;
 mod trusted_pool;
 mod url;
 
-use std::{fmt, time::Duration};
+use std::{fmt, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use deadpool_redis::redis::{FromRedisValue, ScriptInvocation};
 
 pub use connection::RedisTopology;
+pub use stream::RedisStreamAppender;
 pub use url::{RedisNodes, RedisUrl};
 
 use connection::RedisConnections;
@@ -61,7 +63,8 @@ pub struct RedisSettings {
 /// Fails closed: every Redis error or timeout is [`StoreError::Unavailable`];
 /// there is no fallback to memory.
 pub struct RedisStore {
-    connections: RedisConnections,
+    /// Shared with the stream appenders made by [`RedisStore::stream_appender`].
+    connections: Arc<RedisConnections>,
     topology: RedisTopology,
     prefix: String,
     timeout: Duration,
@@ -83,16 +86,22 @@ impl RedisStore {
     /// even while Redis is down; calls fail with `Unavailable` until it is up.
     pub fn new(settings: &RedisSettings) -> Result<Self, StoreError> {
         Ok(Self {
-            connections: RedisConnections::new(
+            connections: Arc::new(RedisConnections::new(
                 &settings.topology,
                 settings.pool_size,
                 settings.timeout,
-            )?,
+            )?),
             topology: settings.topology.clone(),
             prefix: settings.prefix.clone(),
             timeout: settings.timeout,
             scripts: Scripts::new(),
         })
+    }
+
+    /// Appends to the stream at `key` (trimmed to about `maxlen` entries)
+    /// through this store's pool and with its timeout.
+    pub fn stream_appender(&self, key: &str, maxlen: u64) -> RedisStreamAppender {
+        RedisStreamAppender::new(Arc::clone(&self.connections), key, maxlen, self.timeout)
     }
 
     /// The one key of `subject`'s record.

@@ -2,7 +2,8 @@
 # Polyglot conformance: one scenario (send, wrong guess, right guess, reuse,
 # rate-limited send with RetryInfo, invalid phone with BadRequest) run by
 # Python (grpcio), Node (@grpc/grpc-js) and grpcurl against the real release
-# binary on a private Redis, with a stand-in TextBee gateway.
+# binary on a private Redis, with a stand-in TextBee gateway; then a Python
+# audit-event consumer (redis-py, XREADGROUP) reads what its own scenario did.
 #
 # Installs what it needs (idempotently): a Python venv from
 # python/requirements.txt, node/node_modules from the lockfile.
@@ -58,6 +59,8 @@ env -i PATH="$PATH" \
   OTP_LOG_FORMAT=json \
   OTP_HMAC_SECRET="polyglot-test-secret-polyglot-test-secret" \
   REDIS_URL="redis://127.0.0.1:$redis_port" \
+  OTP_EVENTS_STREAM=otp:events \
+  OTP_REPLICA_ID=clients-test \
   SMS_SENDER_API="$textbee/api/v1/gateway/devices/standin-device/send-sms" \
   TEXTBEE_API_KEY="$api_key" \
   "$bin" >"$work/service.out" 2>"$work/service.log" &
@@ -75,6 +78,9 @@ run() { # name, phone, command...
 run python +14155550181 env GEN_DIR="$work/python-stubs" "$python" "$here/python/scenario.py"
 run node +14155550182 node "$here/node/scenario.js"
 run grpcurl +14155550183 bash "$here/grpcurl/scenario.sh"
+run python-events +14155550184 env GEN_DIR="$work/python-stubs" \
+  REDIS_URL="redis://127.0.0.1:$redis_port" OTP_EVENTS_STREAM=otp:events \
+  "$venv/bin/python" "$here/python/events_consumer.py"
 
 if [ "$failed" -ne 0 ]; then
   echo "--- service log ---" >&2; tail -n 50 "$work/service.log" >&2

@@ -12,6 +12,7 @@
 mod common;
 
 mod callers;
+mod events;
 mod eviction;
 mod grpcurl;
 mod health_listener;
@@ -31,4 +32,5 @@ mod server;
 mod store_contract;
 mod textbee;
 mod tls;
+mod traces;
 mod verify;

@@ -373,3 +373,28 @@ async fn monitor_mode_counts_logs_and_lists_the_prefix() {
     );
     assert!(!line.contains("+1628200"), "{line}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_destination_is_an_audit_event() {
+    let events = [("OTP_EVENTS_STREAM", crate::events::STREAM)];
+    let replicas = Replicas::start(StoreKind::Redis, &events).await;
+    let (refusal, _, admitted) = replicas.pump_until_refused().await;
+    assert_suspended(&refusal, PUMPED_PREFIX);
+    let redis = replicas._redis.as_ref().expect("private redis");
+    // Per round one event each for the verified number's send and approval
+    // and the pumped send: `admitted` sent, then the refused one.
+    let written = crate::events::entries(&redis.url(), 3 * (admitted + 1)).await;
+    let last = written
+        .iter()
+        .rev()
+        .find(|event| event["event"] == "destination_suspended")
+        .expect("a destination_suspended event");
+    assert_eq!(last["limit"], "pumping_guard");
+    let refused =
+        otp_service::domain::PhoneNumber::parse(&number("628", admitted)).expect("valid number");
+    assert_eq!(last["masked_phone"], refused.masked());
+    assert!(
+        last.values().all(|value| !value.contains(PUMPED_PREFIX)),
+        "{last:?}"
+    );
+}

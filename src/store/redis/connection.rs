@@ -255,6 +255,35 @@ impl RedisConnections {
         }
     }
 
+    /// Runs `pipeline` on a pooled connection (on a cluster, at the master of
+    /// its keys' slot: every command of it must name keys of one slot).
+    pub(super) async fn query_pipeline(
+        &self,
+        pipeline: &redis::Pipeline,
+    ) -> Result<(), StoreError> {
+        match self {
+            // Lent, like `invoke`'s.
+            Self::Single(pool) => {
+                let mut lent = pool.get().await.map_err(pool_error)?.lend();
+                let reply = pipeline.exec_async(&mut lent.connection).await;
+                lent.settle(reply).map_err(redis_error)
+            }
+            Self::Cluster(pool) => {
+                let mut lent = pool.get().await.map_err(pool_error)?.lend();
+                let reply = pipeline.exec_async(&mut lent.connection).await;
+                lent.settle(reply).map_err(redis_error)
+            }
+            Self::Sentinel(pool, _) => {
+                let mut connection = pool.get().await.map_err(pool_error)?;
+                let reply = pipeline.exec_async(&mut connection).await;
+                if reply.as_ref().is_err_and(is_read_only) {
+                    drop(sentinel::Connection::take(connection));
+                }
+                reply.map_err(redis_error)
+            }
+        }
+    }
+
     /// Checks that Redis can serve requests now. One server or a sentinel
     /// master: a PING on a pooled connection (itself checked by the pool, and
     /// on sentinel set-ups opened at the master the sentinels name; the

@@ -9,6 +9,7 @@ pub mod app;
 pub mod binary;
 pub mod concurrent;
 pub mod failover;
+pub mod otlp_collector;
 pub mod recording_gateway;
 pub mod redis_cluster;
 pub mod redis_nodes;

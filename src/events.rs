@@ -1,0 +1,197 @@
+//! Audit events: every decision about a number (sent, refused, approved, …)
+//! appended to a Redis Stream that any language reads with `XREADGROUP`.
+//!
+//! Best effort by design: an event is queued without waiting (`sink.rs`) and
+//! written by one background task (`writer.rs`); a full queue or a stream
+//! that cannot be written drops the event, counts it
+//! (`otp_events_dropped_total`) and logs once per interval. A call is never
+//! slowed or failed by its event. Delivery is therefore at most once.
+//!
+//! An event never holds the code or the full number: only a keyed digest of
+//! the number (consumers correlate on it), its country and its masked form.
+
+mod sink;
+mod writer;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use sink::EventSink;
+pub use writer::EventWriter;
+
+use crate::domain::{HmacSecret, PhoneNumber};
+
+/// Where events go and how many the stream keeps (`OTP_EVENTS_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventsConfig {
+    /// The stream's key (`OTP_EVENTS_STREAM`), as given (no prefix added).
+    pub stream: String,
+    /// `XADD … MAXLEN ~ maxlen`: roughly how many events the stream keeps
+    /// (`OTP_EVENTS_MAXLEN`).
+    pub maxlen: u64,
+    /// Which replica wrote an event (`OTP_REPLICA_ID`, else the host name).
+    pub replica: String,
+}
+
+/// What was decided. The `event` field carries [`EventKind::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// A code was handed to an SMS provider (or stored for a test number).
+    Sent,
+    /// The provider did not take the message; no code is pending.
+    SendFailed,
+    /// The right code: the number is verified and the code used up.
+    Approved,
+    /// A wrong code; one guess spent.
+    Incorrect,
+    /// A guess refused because the wrong-guess budget is spent.
+    Locked,
+    /// A guess with no code pending (never sent, expired, used, cancelled).
+    Expired,
+    /// CancelOtp removed a pending code.
+    Cancelled,
+    /// A send refused by a rule (`limit` names it).
+    Refused,
+    /// A send refused because the pumping guard suspended the number's
+    /// destination prefix.
+    DestinationSuspended,
+}
+
+impl EventKind {
+    /// The stable name consumers match on.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::SendFailed => "send_failed",
+            Self::Approved => "approved",
+            Self::Incorrect => "incorrect",
+            Self::Locked => "locked",
+            Self::Expired => "expired",
+            Self::Cancelled => "cancelled",
+            Self::Refused => "refused",
+            Self::DestinationSuspended => "destination_suspended",
+        }
+    }
+}
+
+/// One decision, as queued. Built only when events are on. It holds the
+/// number itself so that the costly parts (its keyed digest, its country,
+/// which needs a numbering-plan lookup) are derived by the writer, off the
+/// request path; only [`AuditEvent::fields`] says what leaves the process.
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    /// What was decided.
+    pub kind: EventKind,
+    /// When, in milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// The number (`Debug` and `Display` mask it); never written out.
+    phone: PhoneNumber,
+    /// Keyed digest of the caller's `client_key`, when it gave one.
+    pub caller: Option<String>,
+    /// The SMS provider (sent, send failed).
+    pub provider: Option<&'static str>,
+    /// The rule that refused (refused), comma-separated when several did.
+    pub limit: Option<String>,
+    /// Why a send failed (the gateway error kind).
+    pub reason: Option<&'static str>,
+    /// Wrong guesses still allowed (incorrect).
+    pub attempts_remaining: Option<u32>,
+}
+
+impl AuditEvent {
+    /// An event of `kind` about `phone`, stamped now; add detail with the
+    /// struct's fields.
+    pub fn about(kind: EventKind, phone: &PhoneNumber) -> Self {
+        Self {
+            kind,
+            time_ms: now_ms(),
+            phone: phone.clone(),
+            caller: None,
+            provider: None,
+            limit: None,
+            reason: None,
+            attempts_remaining: None,
+        }
+    }
+
+    /// The stream entry's field/value pairs; absent details are left out.
+    /// The number appears only as `phone_digest` (a keyed digest under
+    /// `secret`, not the store's key, so a reader of the stream learns
+    /// nothing that addresses the stored code), `country` and `masked_phone`.
+    pub fn fields(&self, replica: &str, secret: &HmacSecret) -> Vec<(&'static str, String)> {
+        let mut fields = vec![
+            ("time", self.time_ms.to_string()),
+            ("event", self.kind.as_str().to_owned()),
+            ("replica", replica.to_owned()),
+            (
+                "phone_digest",
+                secret.event_subject(&self.phone).as_str().to_owned(),
+            ),
+            (
+                "country",
+                self.phone.region().unwrap_or_default().to_owned(),
+            ),
+            ("masked_phone", self.phone.masked()),
+        ];
+        let optional = [
+            ("caller", self.caller.clone()),
+            ("provider", self.provider.map(str::to_owned)),
+            ("limit", self.limit.clone()),
+            ("reason", self.reason.map(str::to_owned)),
+            (
+                "attempts_remaining",
+                self.attempts_remaining.map(|n| n.to_string()),
+            ),
+        ];
+        fields.extend(
+            optional
+                .into_iter()
+                .filter_map(|(name, value)| Some((name, value?))),
+        );
+        fields
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_hold_digest_country_and_mask_but_never_the_number() {
+        let phone = PhoneNumber::parse("+14155550123").expect("valid");
+        let secret = HmacSecret::new(b"k");
+        let mut event = AuditEvent::about(EventKind::Incorrect, &phone);
+        event.attempts_remaining = Some(4);
+        assert!(!format!("{event:?}").contains("4155550123"), "Debug masks");
+        let fields = event.fields("replica-1", &secret);
+        let get = |name| {
+            fields
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("event"), Some("incorrect"));
+        assert_eq!(get("country"), Some("US"));
+        assert_eq!(get("masked_phone"), Some("+1******0123"));
+        assert_eq!(get("attempts_remaining"), Some("4"));
+        assert_eq!(get("provider"), None);
+        let digest = get("phone_digest").expect("digest");
+        assert_ne!(
+            digest,
+            secret.subject_key(&phone).as_str(),
+            "not the store key"
+        );
+        assert!(
+            fields
+                .iter()
+                .all(|(_, value)| !value.contains("4155550123"))
+        );
+    }
+}

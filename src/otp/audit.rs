@@ -1,0 +1,113 @@
+//! Which decisions of the flow become audit events, and with what detail.
+//! Events are built only when a stream is configured (see `events`), and
+//! never hold the code or the full number.
+
+use super::{OtpFlow, Verification};
+use crate::{
+    domain::{ClientKey, PhoneNumber},
+    error::Error,
+    events::{AuditEvent, EventKind},
+    sms::GatewayError,
+};
+
+/// The provider named on a send to a test number (no SMS leaves).
+const TEST_NUMBER_PROVIDER: &str = "test_number";
+
+impl OtpFlow {
+    /// Queues an event of `kind` about `phone`, after `detail` fills in the
+    /// rest; costs nothing when events are off.
+    fn audit(&self, kind: EventKind, phone: &PhoneNumber, detail: impl FnOnce(&mut AuditEvent)) {
+        self.events.emit(|| {
+            let mut event = AuditEvent::about(kind, phone);
+            detail(&mut event);
+            event
+        });
+    }
+
+    /// The caller's digest, as events name it.
+    fn caller(&self, client_key: Option<&ClientKey>) -> Option<String> {
+        client_key.map(|client| self.secret.client_subject(client).as_str().to_owned())
+    }
+
+    /// A code went out through `provider` (or was stored for a test number).
+    pub(super) fn audit_sent(
+        &self,
+        phone: &PhoneNumber,
+        client_key: Option<&ClientKey>,
+        provider: Option<&'static str>,
+    ) {
+        self.audit(EventKind::Sent, phone, |event| {
+            event.caller = self.caller(client_key);
+            event.provider = Some(provider.unwrap_or(TEST_NUMBER_PROVIDER));
+        });
+    }
+
+    /// The provider did not take the message.
+    pub(super) fn audit_send_failed(
+        &self,
+        phone: &PhoneNumber,
+        client_key: Option<&ClientKey>,
+        provider: &'static str,
+        error: &GatewayError,
+    ) {
+        self.audit(EventKind::SendFailed, phone, |event| {
+            event.caller = self.caller(client_key);
+            event.provider = Some(provider);
+            event.reason = Some(super::send::gateway_error_kind(error));
+        });
+    }
+
+    /// A send a rule refused: the country policy, a send limit, the
+    /// wrong-guess lock. Other errors (store, gateway, bad input) are not
+    /// decisions about the number and make no event.
+    pub(super) fn audit_refusal(
+        &self,
+        phone: &PhoneNumber,
+        client_key: Option<&ClientKey>,
+        error: &Error,
+    ) {
+        if let Error::DestinationSuspended { .. } = error {
+            // Not the suspended prefix: with the masked form's last digits
+            // it would leave only a few digits of the number unknown.
+            self.audit(EventKind::DestinationSuspended, phone, |event| {
+                event.caller = self.caller(client_key);
+                event.limit = Some("pumping_guard".to_owned());
+            });
+            return;
+        }
+        let limit = match error {
+            Error::CountryNotAllowed { .. } => "country".to_owned(),
+            Error::Locked { .. } => "wrong_guess_lock".to_owned(),
+            Error::RateLimited { violations } => violations
+                .iter()
+                .map(|violation| violation.kind.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            _ => return,
+        };
+        self.audit(EventKind::Refused, phone, |event| {
+            event.caller = self.caller(client_key);
+            event.limit = Some(limit);
+        });
+    }
+
+    /// What a guess came to.
+    pub(super) fn audit_verification(&self, phone: &PhoneNumber, verification: Verification) {
+        let (kind, attempts_remaining) = match verification {
+            Verification::Approved => (EventKind::Approved, None),
+            Verification::Incorrect { attempts_remaining } => {
+                (EventKind::Incorrect, Some(attempts_remaining))
+            }
+            Verification::Expired => (EventKind::Expired, None),
+            Verification::Locked => (EventKind::Locked, None),
+        };
+        self.audit(kind, phone, |event| {
+            event.attempts_remaining = attempts_remaining
+        });
+    }
+
+    /// CancelOtp removed a pending code.
+    pub(super) fn audit_cancelled(&self, phone: &PhoneNumber) {
+        self.audit(EventKind::Cancelled, phone, |_| {});
+    }
+}

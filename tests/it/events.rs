@@ -1,0 +1,188 @@
+//! Audit events in a Redis Stream: every decision appended in order with a
+//! digest, country and masked form of the number (never the number or the
+//! code); a stream that cannot be written never fails a call and is counted.
+
+use std::{collections::HashMap, time::Duration};
+
+use crate::common::{
+    RedisServer, TEST_SECRET, TestApp, binary::ServiceProcess, connect, redis_nodes::free_port,
+    wait_for,
+};
+use deadpool_redis::redis::{self, AsyncCommands};
+use otp_service::proto::{
+    SendOtpRequest, VerifyOtpRequest, VerifyOtpResult, otp_service_client::OtpServiceClient,
+};
+use tonic::Code;
+
+pub(crate) const STREAM: &str = "otp:events";
+
+pub(crate) type Entry = HashMap<String, String>;
+
+/// Every entry of `STREAM`, oldest first, as text.
+async fn read_stream(connection: &mut redis::aio::MultiplexedConnection) -> Option<Vec<Entry>> {
+    let reply: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg(STREAM)
+        .arg("-")
+        .arg("+")
+        .query_async(connection)
+        .await
+        .ok()?;
+    let entries = reply.into_iter().map(|(_id, fields)| {
+        let pairs = fields.chunks_exact(2);
+        pairs
+            .map(|pair| (pair[0].clone(), pair[1].clone()))
+            .collect()
+    });
+    Some(entries.collect())
+}
+
+/// The entries of `STREAM` once there are at least `count`.
+pub(crate) async fn entries(redis_url: &str, count: usize) -> Vec<Entry> {
+    let client = redis::Client::open(redis_url).expect("redis URL");
+    let connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    wait_for("the audit events", Duration::from_secs(5), || {
+        let mut connection = connection.clone();
+        async move {
+            let entries = read_stream(&mut connection).await?;
+            (entries.len() >= count).then_some(entries)
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_decision_is_appended_in_order_without_the_number_or_the_code() {
+    let redis = RedisServer::start().await;
+    let app = TestApp::builder()
+        .redis(&redis)
+        .env(&[
+            ("OTP_EVENTS_STREAM", STREAM),
+            ("OTP_REPLICA_ID", "replica-a"),
+        ])
+        .spawn()
+        .await;
+    let phone = "+14155550191";
+    let send = SendOtpRequest {
+        phone_number: phone.into(),
+        client_key: "checkout-web".into(),
+        ..Default::default()
+    };
+    app.send_request(send.clone()).await.expect("sent");
+    let code = app.sms.last_code_for(phone).expect("texted");
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let guesses = [
+        (wrong, VerifyOtpResult::Incorrect),
+        (code.as_str(), VerifyOtpResult::Approved),
+        (code.as_str(), VerifyOtpResult::Expired),
+    ];
+    for (guess, expected) in guesses {
+        let answer = app.verify(phone, guess).await.expect("answered");
+        assert_eq!(answer.result(), expected);
+    }
+    let refused = app.send_request(send).await.expect_err("cooldown");
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+
+    let events = entries(&redis.url(), 5).await;
+    let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        ["sent", "incorrect", "approved", "expired", "refused"]
+    );
+    let digest = &events[0]["phone_digest"];
+    assert_eq!(digest.len(), 32, "a keyed digest");
+    for event in &events {
+        assert_eq!(&event["phone_digest"], digest, "one number: {event:?}");
+        assert_eq!(event["country"], "US");
+        assert_eq!(event["masked_phone"], "+1******0191");
+        assert_eq!(event["replica"], "replica-a");
+        assert!(
+            event["time"]
+                .parse::<u64>()
+                .is_ok_and(|ms| ms > 1_700_000_000_000)
+        );
+        for value in event.values() {
+            assert!(!value.contains("4155550191"), "number in {event:?}");
+            assert!(!value.contains(&code), "code in {event:?}");
+        }
+    }
+    assert_eq!(events[0]["provider"], "custom", "the test gateway");
+    assert_eq!(events[1]["attempts_remaining"], "4");
+    assert_eq!(events[4]["limit"], "phone_resend_cooldown");
+    assert_eq!(events[0].get("caller"), events[4].get("caller"));
+    assert_eq!(events[0].get("caller").map(String::len), Some(32));
+    assert_eq!(
+        events[2].get("caller"),
+        None,
+        "VerifyOtp names no client key"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_stream_fails_no_call_and_is_counted_and_logged() {
+    let redis = RedisServer::start().await;
+    let url = redis.url();
+    // A plain string where the stream should be: every XADD fails (WRONGTYPE).
+    let client = redis::Client::open(url.as_str()).expect("redis URL");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    let () = connection.set(STREAM, "not a stream").await.expect("SET");
+
+    let metrics_addr = format!("127.0.0.1:{}", free_port());
+    let service = {
+        let (url, metrics_addr) = (url.clone(), metrics_addr.clone());
+        tokio::task::spawn_blocking(move || {
+            ServiceProcess::start(&[
+                ("REDIS_URL", url.as_str()),
+                ("OTP_HMAC_SECRET", TEST_SECRET),
+                ("OTP_SMS_GATEWAY", "console"),
+                ("OTP_EVENTS_STREAM", STREAM),
+                ("OTP_METRICS_ADDR", metrics_addr.as_str()),
+            ])
+        })
+        .await
+        .expect("binary starts")
+    };
+    let mut client = OtpServiceClient::new(connect(service.addr).await);
+    for phone in ["+14155550192", "+14155550193", "+14155550194"] {
+        let send = SendOtpRequest {
+            phone_number: phone.into(),
+            ..Default::default()
+        };
+        client.send_otp(send).await.expect("the call succeeds");
+        let verify = VerifyOtpRequest {
+            phone_number: phone.into(),
+            code: "000000".into(),
+        };
+        client.verify_otp(verify).await.expect("the call succeeds");
+    }
+
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dropped = wait_for("the dropped events counted", Duration::from_secs(5), || {
+        let url = format!("http://{metrics_addr}/metrics");
+        async move {
+            let page = reqwest::get(url).await.ok()?.text().await.ok()?;
+            let dropped = page.lines().find_map(|line| {
+                line.strip_prefix("otp_events_dropped_total{reason=\"stream_unwritable\"} ")?
+                    .parse::<f64>()
+                    .ok()
+            })?;
+            (dropped >= 6.0).then_some(dropped)
+        }
+    })
+    .await;
+    assert_eq!(dropped, 6.0, "three sends and three guesses");
+    let logged = service.wait_for_stderr("audit events dropped", Duration::from_secs(5), |line| {
+        Some(line.to_owned())
+    });
+    assert!(logged.contains("WRONGTYPE"), "{logged}");
+    let lines = service.stderr();
+    let drop_lines = lines
+        .iter()
+        .filter(|line| line.contains("audit events dropped"));
+    assert_eq!(drop_lines.count(), 1, "logged once per interval: {lines:?}");
+}
