@@ -80,7 +80,7 @@ run node +14155550182 node "$here/node/scenario.js"
 run grpcurl +14155550183 bash "$here/grpcurl/scenario.sh"
 run python-events +14155550184 env GEN_DIR="$work/python-stubs" \
   REDIS_URL="redis://127.0.0.1:$redis_port" OTP_EVENTS_STREAM=otp:events \
-  "$venv/bin/python" "$here/python/events_consumer.py"
+  "$python" "$here/python/events_consumer.py"
 
 if [ "$failed" -ne 0 ]; then
   echo "--- service log ---" >&2; tail -n 50 "$work/service.log" >&2
