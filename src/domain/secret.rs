@@ -125,11 +125,28 @@ mod tests {
     }
 
     #[test]
-    fn subject_key_hides_the_number() {
-        let key = HmacSecret::new(b"k").subject_key(&phone("+14155550123"));
+    fn subject_keys_are_keyed_by_the_secret() {
+        // A plain hash of the number would be the same under any secret (and
+        // reversible by enumerating numbers); a keyed one changes with it.
+        let number = phone("+14155550123");
+        let (k1, k2) = (HmacSecret::new(b"k1"), HmacSecret::new(b"k2"));
+        let key = k1.subject_key(&number);
         assert_eq!(key.as_str().len(), 32);
-        assert!(!key.as_str().contains("4155550123"));
         assert!(key.as_str().chars().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(key, k1.subject_key(&phone("+1 415 555 0123")));
+        assert_ne!(key, k2.subject_key(&number));
+        assert_ne!(key, k1.subject_key(&phone("+14155550124")));
+        let client = ClientKey::parse("203.0.113.7")
+            .expect("valid client key")
+            .expect("not empty");
+        assert_ne!(k1.client_subject(&client), k2.client_subject(&client));
+        let idempotency = IdempotencyKey::parse("signup-1")
+            .expect("valid key")
+            .expect("not empty");
+        assert_ne!(
+            k1.idempotency_subject(&idempotency),
+            k2.idempotency_subject(&idempotency)
+        );
     }
 
     #[test]

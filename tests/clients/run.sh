@@ -10,11 +10,9 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-bin=${OTP_SERVICE_BIN:-$root/target/release/otp-service}
-
-if [ -z "${OTP_SERVICE_BIN:-}" ]; then
-  (cd "$root" && cargo build --release --locked --quiet --bin otp-service)
-fi
+# shellcheck source=../service_bin.sh
+. "$root/tests/service_bin.sh"
+resolve_service_bin "$root" clients
 
 work=$(mktemp -d)
 pids=()

@@ -44,9 +44,16 @@ port=${listen##*:}
 
 log=$(mktemp)
 run_as=()
+ran_as="uid $(id -u), NOT the image's user ${user%%:*}"
 if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
   # As the image's numeric user, with no supplementary groups: proves it needs no root.
   run_as=(setpriv --reuid="${user%%:*}" --regid="${user##*:}" --clear-groups)
+  ran_as="the image's user, uid ${user%%:*}"
+elif [ "${DOCKERFILE_CHECK_REQUIRE_USER:-}" = 1 ]; then
+  echo "dockerfile: cannot run as uid ${user%%:*} (needs root and setpriv), and DOCKERFILE_CHECK_REQUIRE_USER=1" >&2
+  exit 1
+else
+  echo "dockerfile: WARNING: not root or no setpriv: running as uid $(id -u), not as the image's user" >&2
 fi
 env -i PATH=/usr/bin:/bin "${env_vars[@]}" "${run_as[@]}" "$bin" 2>"$log" >/dev/null &
 pid=$!
@@ -69,4 +76,4 @@ kill -TERM "$pid"
 status=0
 wait "$pid" || status=$?
 [ "$status" -eq 0 ] || { echo "dockerfile: exit status $status after SIGTERM" >&2; cat "$log" >&2; exit 1; }
-echo "dockerfile: hadolint clean; '$build' binary served on :$port as uid ${user%%:*} and stopped cleanly"
+echo "dockerfile: hadolint clean; '$build' binary served on :$port as $ran_as, and stopped cleanly"

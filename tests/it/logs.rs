@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use crate::common::{binary::ServiceProcess, connect};
+use crate::common::{RedisServer, TEST_SECRET, binary::ServiceProcess, connect};
 use otp_service::proto::{SendOtpRequest, otp_service_client::OtpServiceClient};
+use tonic::Code;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_log_lines_carry_method_code_latency_and_masked_phone() {
@@ -62,9 +63,96 @@ async fn json_log_lines_carry_method_code_latency_and_masked_phone() {
         !log.contains("4155550166"),
         "the log never has the full number"
     );
-    assert!(!log.contains(&code), "the log never has the code");
+    assert!(
+        !crate::common::holds_code(&log, &code),
+        "the log never has the code"
+    );
     for line in service.stderr() {
         serde_json::from_str::<serde_json::Value>(&line)
             .unwrap_or_else(|_| panic!("not JSON: {line}"));
     }
+}
+
+const REDIS_PASSWORD: &str = "pa55-w0rd-in-the-url";
+const CLIENT_KEY: &str = "client-key-7c1f0b";
+const IDEMPOTENCY_KEY: &str = "idem-key-4d2e9a";
+
+/// Sends with both request keys; the answer's gRPC code.
+async fn keyed_send(client: &mut OtpServiceClient<tonic::transport::Channel>, phone: &str) -> Code {
+    let request = SendOtpRequest {
+        phone_number: phone.into(),
+        client_key: CLIENT_KEY.into(),
+        idempotency_key: IDEMPOTENCY_KEY.into(),
+    };
+    match client.send_otp(request).await {
+        Ok(_) => Code::Ok,
+        Err(status) => status.code(),
+    }
+}
+
+fn assert_holds_no_secret(log: &str) {
+    for secret in [REDIS_PASSWORD, CLIENT_KEY, IDEMPOTENCY_KEY] {
+        assert!(!log.contains(secret), "the log holds {secret}:\n{log}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_time_logs_hold_no_request_key_or_redis_password_and_sigint_stops_cleanly() {
+    let mut redis = RedisServer::start_with_user("otp-app", REDIS_PASSWORD).await;
+    let url = redis.url();
+    let mut service = ServiceProcess::start(&[
+        ("OTP_LOG_FORMAT", "json"),
+        ("OTP_HMAC_SECRET", TEST_SECRET),
+        ("REDIS_URL", &url),
+        ("RUST_LOG", "debug"),
+        ("OTP_SMS_GATEWAY", "console"),
+    ]);
+    let mut client = OtpServiceClient::new(connect(service.addr).await);
+    assert_eq!(keyed_send(&mut client, "+14155550167").await, Code::Ok);
+    assert_eq!(
+        keyed_send(&mut client, "+14155550167").await,
+        Code::Ok,
+        "an idempotent retry"
+    );
+    // Redis going away makes the store log its errors at run time.
+    redis.kill();
+    assert_eq!(
+        keyed_send(&mut client, "+14155550168").await,
+        Code::Unavailable
+    );
+    service.wait_for_stderr("rpc finished", Duration::from_secs(5), |line| {
+        line.contains("UNAVAILABLE").then_some(())
+    });
+
+    let status = service.interrupt();
+    assert!(status.success(), "SIGINT is a clean exit: {status:?}");
+    let log = service.stderr().join("\n");
+    assert!(log.contains("shutdown requested"), "{log}");
+    assert!(log.contains("otp-service stopped"), "{log}");
+    assert_holds_no_secret(&log);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_redis_password_is_not_logged() {
+    let redis = RedisServer::start_with_user("otp-app", "the-right-one").await;
+    let url = format!(
+        "redis://otp-app:{REDIS_PASSWORD}@127.0.0.1:{}",
+        redis.port()
+    );
+    let service = ServiceProcess::start(&[
+        ("OTP_LOG_FORMAT", "json"),
+        ("OTP_HMAC_SECRET", TEST_SECRET),
+        ("REDIS_URL", &url),
+        ("RUST_LOG", "debug"),
+        ("OTP_SMS_GATEWAY", "console"),
+    ]);
+    let mut client = OtpServiceClient::new(connect(service.addr).await);
+    assert_eq!(
+        keyed_send(&mut client, "+14155550169").await,
+        Code::Unavailable
+    );
+    service.wait_for_stderr("rpc finished", Duration::from_secs(5), |line| {
+        line.contains("UNAVAILABLE").then_some(())
+    });
+    assert_holds_no_secret(&service.stderr().join("\n"));
 }

@@ -12,10 +12,12 @@
 mod common;
 
 mod callers;
+mod cap_refunds;
 mod events;
 mod eviction;
 mod grpcurl;
 mod health_listener;
+mod idempotency;
 mod idempotency_owner;
 mod key_rotation;
 mod limits;
@@ -27,6 +29,8 @@ mod redis_cluster;
 mod redis_faults;
 mod redis_sentinel;
 mod redis_store;
+mod refunds;
+mod rollback;
 mod send;
 mod server;
 mod store_contract;

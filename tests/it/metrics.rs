@@ -3,8 +3,12 @@
 
 use std::time::Duration;
 
-use crate::common::{binary::ServiceProcess, connect};
-use otp_service::proto::{SendOtpRequest, VerifyOtpRequest, otp_service_client::OtpServiceClient};
+use crate::common::{RedisServer, binary::ServiceProcess, connect, wait_for};
+use otp_service::proto::{
+    CancelOtpRequest, SendOtpRequest, TimeLeftRequest, VerifyOtpRequest,
+    otp_service_client::OtpServiceClient,
+};
+use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
 
 /// A loopback address for a binary's `/metrics` that was free a moment ago.
 pub(crate) fn free_metrics_addr() -> String {
@@ -67,8 +71,8 @@ async fn counters_move_by_the_traffic_and_carry_no_phone_numbers() {
         .send_otp(send("not a phone"))
         .await
         .expect_err("invalid");
-    let wrong = if code == "000000" { "111111" } else { "000000" };
-    client.verify_otp(verify(wrong)).await.expect("incorrect");
+    let wrong = crate::common::concurrent::wrong_code(&code);
+    client.verify_otp(verify(&wrong)).await.expect("incorrect");
     client.verify_otp(verify(&code)).await.expect("approved");
     client.verify_otp(verify(&code)).await.expect("expired");
 
@@ -127,5 +131,87 @@ async fn counters_move_by_the_traffic_and_carry_no_phone_numbers() {
         assert_eq!(sample(&page, series), value, "{series} in:\n{page}");
     }
     assert!(!page.contains("4155550177"), "no phone number in metrics");
-    assert!(!page.contains(&code), "no code in metrics");
+    assert!(
+        !crate::common::holds_code(&page, &code),
+        "no code in metrics"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_errors_every_method_and_a_store_outage_are_counted() {
+    let metrics_addr = free_metrics_addr();
+    let mut redis = RedisServer::start().await;
+    let gateway = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&gateway)
+        .await;
+    let sms_url = format!("{}/api/v1/gateway/devices/d/send-sms", gateway.uri());
+    let service = ServiceProcess::start(&[
+        ("OTP_METRICS_ADDR", &metrics_addr),
+        ("OTP_HMAC_SECRET", crate::common::TEST_SECRET),
+        ("REDIS_URL", &redis.url()),
+        ("SMS_SENDER_API", &sms_url),
+        ("TEXTBEE_API_KEY", "tb_test_key"),
+        ("OTP_SMS_MAX_RETRIES", "0"),
+    ]);
+    let mut client = OtpServiceClient::new(connect(service.addr).await);
+    let phone = "+14155550178";
+    client
+        .send_otp(SendOtpRequest {
+            phone_number: phone.into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("the gateway is down");
+    client
+        .time_left(TimeLeftRequest {
+            phone_number: phone.into(),
+        })
+        .await
+        .expect("TimeLeft answers");
+    client
+        .cancel_otp(CancelOtpRequest {
+            phone_number: phone.into(),
+        })
+        .await
+        .expect("CancelOtp answers");
+
+    let page = wait_for("the store is up", Duration::from_secs(10), || async {
+        let page = scrape(&metrics_addr).await;
+        (sample(&page, "otp_store_up") == 1.0).then_some(page)
+    })
+    .await;
+    let expected = [
+        (r#"otp_sms_gateway_errors_total{kind="unavailable"}"#, 1.0),
+        (r#"otp_sends_total{result="gateway_error"}"#, 1.0),
+        (
+            r#"otp_grpc_requests_total{method="SendOtp",code="UNAVAILABLE",caller="anonymous"}"#,
+            1.0,
+        ),
+        (
+            r#"otp_grpc_requests_total{method="TimeLeft",code="OK",caller="anonymous"}"#,
+            1.0,
+        ),
+        (
+            r#"otp_grpc_requests_total{method="CancelOtp",code="OK",caller="anonymous"}"#,
+            1.0,
+        ),
+    ];
+    for (series, value) in expected {
+        assert_eq!(sample(&page, series), value, "{series} in:\n{page}");
+    }
+
+    redis.kill();
+    wait_for(
+        "otp_store_up drops to 0",
+        Duration::from_secs(10),
+        || async {
+            let page = scrape(&metrics_addr).await;
+            page.lines()
+                .any(|line| line == "otp_store_up 0")
+                .then_some(())
+        },
+    )
+    .await;
 }

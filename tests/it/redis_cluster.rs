@@ -198,6 +198,9 @@ async fn service_starts_while_no_seed_node_answers_and_fails_calls_unavailable()
     let started = Instant::now();
     let status = app.send(&unique_phone()).await.expect_err("no cluster");
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
-    assert!(started.elapsed() < Duration::from_secs(2));
+    // Fast means bounded by the store timeout (500 ms), not by the caller's
+    // deadline; 2.5 s of margin is for a loaded 2-core machine.
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "UNAVAILABLE after {took:?}");
     assert_eq!(app.sms.count(), 0, "nothing texted that was not stored");
 }

@@ -135,16 +135,17 @@ async fn manual_failover_moves_calls_to_the_new_master_and_never_answers_wrongly
             let set_up = std::sync::Arc::clone(&set_up);
             let stream = &stream;
             async move {
-                let old_before = set_up.evalsha_calls(old_master);
-                let new_before = set_up.evalsha_calls(new_master);
+                // INFO unread (None) is "not yet", never a match of 0 == 0.
+                let old_before = set_up.evalsha_calls(old_master)?;
+                let new_before = set_up.evalsha_calls(new_master)?;
                 let since = Instant::now();
                 stream
                     .wait_for_call("approvals", since, Duration::from_secs(10), |call| {
                         call.approved && call.ended >= since + Duration::from_millis(300)
                     })
                     .await;
-                let old_after = set_up.evalsha_calls(old_master);
-                let new_after = set_up.evalsha_calls(new_master);
+                let old_after = set_up.evalsha_calls(old_master)?;
+                let new_after = set_up.evalsha_calls(new_master)?;
                 (old_after == old_before && new_after > new_before).then(Instant::now)
             }
         },
@@ -187,6 +188,9 @@ async fn service_starts_while_no_sentinel_answers_and_fails_calls_unavailable() 
     let started = Instant::now();
     let status = app.send(&unique_phone()).await.expect_err("no sentinel");
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
-    assert!(started.elapsed() < Duration::from_secs(2));
+    // Fast means bounded by the store timeout (500 ms), not by the caller's
+    // deadline; 2.5 s of margin is for a loaded 2-core machine.
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "UNAVAILABLE after {took:?}");
     assert_eq!(app.sms.count(), 0, "nothing texted that was not stored");
 }

@@ -115,6 +115,14 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
         .any(|window| window == needle)
 }
 
+/// Whether `value` holds `code` as a token of its own: a 6-digit run inside
+/// a hex subject key ("…ab523634cd…") is chance, not a stored code.
+fn holds_code(value: &[u8], code: &str) -> bool {
+    value
+        .split(|byte| !byte.is_ascii_alphanumeric())
+        .any(|token| token == code.as_bytes())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_holds_neither_phone_nor_code_and_every_key_expires() {
     let redis = RedisServer::start().await;
@@ -125,14 +133,27 @@ async fn redis_holds_neither_phone_nor_code_and_every_key_expires() {
             ("OTP_TTL_SECONDS", "60"),
             ("OTP_GRACE_SECONDS", "5"),
             ("OTP_MAX_ATTEMPTS", "2"),
+            ("OTP_CLIENT_SEND_LIMIT", "10"),
+            ("OTP_GLOBAL_SEND_LIMIT", "1000"),
         ])
         .spawn()
         .await;
     let lifetime_ms = 65_000;
     let phones = [unique_phone(), unique_phone()];
+    // Every key kind: codes, phone / client / global send logs, idempotency
+    // entries. The request keys must not appear in Redis either.
+    let client_key = "203.0.113.77";
+    let idempotency_keys = ["signup-alpha-7f3e", "signup-beta-9c1d"];
     let mut codes = Vec::new();
-    for phone in &phones {
-        codes.push(app.send_and_read_code(phone).await);
+    for (phone, idempotency_key) in phones.iter().zip(idempotency_keys) {
+        app.send_request(SendOtpRequest {
+            phone_number: phone.clone(),
+            client_key: client_key.into(),
+            idempotency_key: idempotency_key.into(),
+        })
+        .await
+        .expect("SendOtp succeeds");
+        codes.push(app.sms.last_code_for(phone).expect("an SMS was recorded"));
     }
     // One subject with a spent guess, one locked: the states that keep a
     // count or a lock must expire too.
@@ -146,36 +167,57 @@ async fn redis_holds_neither_phone_nor_code_and_every_key_expires() {
     }
 
     let entries = dump(&redis).await;
+    let kinds = |suffix: &str| {
+        entries
+            .iter()
+            .filter(|(key, _, _)| key.ends_with(suffix))
+            .count()
+    };
     assert_eq!(
-        entries.len(),
-        7,
-        "per phone: its code record and its send log; shared: the logs of sends \
-         without client_key and of the service, and the destination prefix's \
-         sends (the pumping guard): {entries:?}"
+        [
+            kinds("}:code"),
+            kinds("}:idempotency"),
+            kinds("}:client-sends"),
+            kinds("}:sends"),
+        ],
+        [2, 2, 1, 4],
+        "per phone a code, an idempotency entry and a send log; one client \
+         log; the service's log and the destination prefix's sends (the \
+         pumping guard): {entries:?}"
     );
+    assert_eq!(entries.len(), 9, "nothing else: {entries:?}");
     for (key, fields, ttl) in &entries {
         assert!(
             key.starts_with("tenant7:otp:{"),
             "prefix and hash tag: {key}"
         );
-        if key.ends_with("}:code") {
+        if key.ends_with("}:code") || key.ends_with("}:idempotency") {
             assert!(
                 *ttl > 0 && *ttl <= lifetime_ms,
                 "{key} TTL {ttl} ms must be within TTL + grace"
             );
         } else {
             // The send limits must remember a day of sends (OTP_DAILY_SEND_LIMIT).
-            assert!(key.ends_with("}:sends"), "unexpected key {key}");
+            assert!(key.ends_with("sends"), "unexpected key {key}");
             assert!(
                 *ttl > 0 && *ttl <= 86_400_000,
                 "{key} TTL {ttl} ms must be within the longest limit window"
             );
         }
+        for request_key in idempotency_keys.iter().chain([&client_key]) {
+            assert!(!key.contains(request_key), "{key} contains {request_key}");
+            for value in fields {
+                assert!(
+                    !contains(value, request_key.as_bytes()),
+                    "{key} has a value containing {request_key}"
+                );
+            }
+        }
         for (phone, code) in phones.iter().zip(&codes) {
             let digits = phone.trim_start_matches('+');
             // The national part alone, too: a key must not hold it in any form.
             let national = &digits[1..];
-            for secret in [digits, national, code.as_str()] {
+            for secret in [digits, national] {
                 assert!(!key.contains(secret), "{key} contains {secret}");
                 for value in fields {
                     assert!(
@@ -183,6 +225,14 @@ async fn redis_holds_neither_phone_nor_code_and_every_key_expires() {
                         "{key} has a value containing {secret}"
                     );
                 }
+            }
+            assert!(!holds_code(key.as_bytes(), code), "{key} holds {code}");
+            for value in fields {
+                assert!(
+                    !holds_code(value, code),
+                    "{key} has a value holding {code}: {:?}",
+                    String::from_utf8_lossy(value)
+                );
             }
         }
     }

@@ -4,6 +4,9 @@ use std::time::Duration;
 
 use crate::common::{RecordingGateway, StoreKind, TestApp, connect, unique_phone, wait_for};
 use tokio_stream::StreamExt;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
 use tonic_reflection::pb::v1::{
     ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
     server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
@@ -71,8 +74,32 @@ async fn shutdown_finishes_in_flight_calls_then_stops() {
     )
     .await;
 
+    // Readiness watched over a connection opened before the shutdown: the
+    // update must reach load balancers while calls drain.
+    let mut health = HealthClient::new(connect(app.addr).await);
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: "otp.v1.OtpService".into(),
+        })
+        .await
+        .expect("Health/Watch answers")
+        .into_inner();
+    let first = watch
+        .message()
+        .await
+        .expect("watch works")
+        .expect("a status");
+    assert_eq!(first.status(), ServingStatus::Serving);
+
     let addr = app.addr;
     let stopping = tokio::spawn(app.stop());
+    let draining = tokio::time::timeout(Duration::from_secs(5), watch.message())
+        .await
+        .expect("a status update within 5 s of the shutdown")
+        .expect("watch works")
+        .expect("a status");
+    assert_eq!(draining.status(), ServingStatus::NotServing);
+    drop(watch);
     // New connections are refused once shutdown has begun...
     wait_for("listener closed", Duration::from_secs(5), || async {
         tokio::net::TcpStream::connect(addr)

@@ -1,6 +1,6 @@
 //! VerifyOtp: a right code works exactly once; wrong guesses are capped.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::common::{
     StoreKind, TestApp, assert_bad_request, binary,
@@ -108,6 +108,56 @@ async fn resend_keeps_the_spent_guess_budget(store: StoreKind) {
 }
 
 async fn locked_number_gets_no_new_code_until_the_lock_ends(store: StoreKind) {
+    // The lock lasts as long as the locked record: TTL + grace (1 + 1 s here).
+    let app = TestApp::builder()
+        .store(store)
+        .env(&[
+            ("OTP_MAX_ATTEMPTS", "1"),
+            ("OTP_RESEND_COOLDOWN_SECONDS", "0"),
+            ("OTP_TTL_SECONDS", "1"),
+            ("OTP_GRACE_SECONDS", "1"),
+        ])
+        .spawn()
+        .await;
+    let phone = unique_phone();
+    let sent_at = Instant::now();
+    let code = app.send_and_read_code(&phone).await;
+    app.verify(&phone, &wrong_code(&code))
+        .await
+        .expect("answers");
+    let status = app.send(&phone).await.expect_err("locked");
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    let details = tonic_types::StatusExt::get_error_details(&status);
+    let delay = details
+        .retry_info()
+        .and_then(|r| r.retry_delay)
+        .expect("RetryInfo");
+    assert!(
+        delay <= Duration::from_secs(2),
+        "at most TTL + grace: {delay:?}"
+    );
+    assert!(details.quota_failure().is_some());
+    let info = details.error_info().expect("ErrorInfo");
+    assert_eq!(info.reason, "VERIFY_ATTEMPTS_EXHAUSTED");
+    assert_eq!(app.sms.count(), 1, "no SMS for a locked number");
+    // The lock ends: a send is admitted again, and its new code works.
+    wait_for("the lock ends", Duration::from_secs(10), || async {
+        app.send(&phone).await.ok()
+    })
+    .await;
+    // The locked record lives 2 s from the send; 1.5 s allows for rounding.
+    assert!(
+        sent_at.elapsed() >= Duration::from_millis(1_500),
+        "the lock ended {:?} after the send",
+        sent_at.elapsed()
+    );
+    assert_eq!(app.sms.count(), 2, "a new code once the lock ended");
+    let new_code = app.sms.last_code_for(&phone).expect("recorded");
+    let verified = app.verify(&phone, &new_code).await.expect("answers");
+    assert_eq!(verified.result(), VerifyOtpResult::Approved);
+}
+
+async fn a_locked_number_tells_the_caller_how_long_the_lock_lasts(store: StoreKind) {
     let app = TestApp::builder()
         .store(store)
         .env(&[
@@ -121,20 +171,17 @@ async fn locked_number_gets_no_new_code_until_the_lock_ends(store: StoreKind) {
     app.verify(&phone, &wrong_code(&code))
         .await
         .expect("answers");
-    let texts_before = app.sms.count();
     let status = app.send(&phone).await.expect_err("locked");
     assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
-    let details = tonic_types::StatusExt::get_error_details(&status);
-    let delay = details
+    let delay = tonic_types::StatusExt::get_error_details(&status)
         .retry_info()
         .and_then(|r| r.retry_delay)
         .expect("RetryInfo");
+    // TTL 120 s + grace 10 s, less what a loaded machine spent since the send.
     assert!(
-        delay <= Duration::from_secs(130) && delay >= Duration::from_secs(128),
+        delay <= Duration::from_secs(130) && delay >= Duration::from_secs(120),
         "{delay:?}"
     );
-    assert!(details.quota_failure().is_some());
-    assert_eq!(app.sms.count(), texts_before, "no SMS for a locked number");
 }
 
 async fn malformed_code_is_refused_without_spending_a_guess(store: StoreKind) {
@@ -180,18 +227,46 @@ async fn verify_without_a_code_is_expired(store: StoreKind) {
 async fn code_expires_after_ttl_plus_grace(store: StoreKind) {
     let app = TestApp::builder()
         .store(store)
-        .env(&[("OTP_TTL_SECONDS", "1"), ("OTP_GRACE_SECONDS", "1")])
+        .env(&[("OTP_TTL_SECONDS", "1"), ("OTP_GRACE_SECONDS", "3")])
         .spawn()
         .await;
     let phone = unique_phone();
+    let sent_at = Instant::now();
     let code = app.send_and_read_code(&phone).await;
     let left = app.time_left(&phone).await.expect("answers");
     assert!(left.pending);
-    assert_eq!(left.seconds_left, 1);
-    wait_for("code no longer pending", Duration::from_secs(5), || async {
+    assert!(left.seconds_left <= 1, "{left:?}");
+    // Past the advertised TTL, inside the grace period: the code is still
+    // held (a wrong guess is judged Incorrect, not Expired).
+    wait_for(
+        "the advertised TTL is over",
+        Duration::from_secs(5),
+        || async {
+            let left = app.time_left(&phone).await.expect("answers");
+            (left.pending && left.seconds_left == 0).then_some(())
+        },
+    )
+    .await;
+    let during_grace = app
+        .verify(&phone, &wrong_code(&code))
+        .await
+        .expect("answers");
+    assert_eq!(
+        during_grace.result(),
+        VerifyOtpResult::Incorrect,
+        "the code is still held during grace ({:?} after the send)",
+        sent_at.elapsed()
+    );
+    wait_for("the grace period ends", Duration::from_secs(10), || async {
         (!app.time_left(&phone).await.expect("answers").pending).then_some(())
     })
     .await;
+    // TTL + grace is 4 s; 3 s leaves a second for whole-second rounding.
+    assert!(
+        sent_at.elapsed() >= Duration::from_secs(3),
+        "gone after {:?}, before TTL + grace",
+        sent_at.elapsed()
+    );
     let late = app.verify(&phone, &code).await.expect("answers");
     assert_eq!(late.result(), VerifyOtpResult::Expired);
 }
@@ -237,6 +312,7 @@ for_each_store!(
     wrong_guesses_count_down_attempts,
     resend_keeps_the_spent_guess_budget,
     locked_number_gets_no_new_code_until_the_lock_ends,
+    a_locked_number_tells_the_caller_how_long_the_lock_lasts,
     malformed_code_is_refused_without_spending_a_guess,
     verify_without_a_code_is_expired,
     code_expires_after_ttl_plus_grace,

@@ -13,7 +13,6 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-bin=${OTP_SERVICE_BIN:-$root/target/release/otp-service}
 grpcurl=${GRPCURL:-grpcurl}
 PENDING_METRICS=otp_pumping_suspensions_total,otp_pumping_suspended_prefixes
 started=$EPOCHREALTIME
@@ -28,9 +27,9 @@ if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
   }
 fi
-if [ -z "${OTP_SERVICE_BIN:-}" ]; then
-  (cd "$root" && cargo build --release --locked --quiet --bin otp-service)
-fi
+# shellcheck source=../service_bin.sh
+. "$root/tests/service_bin.sh"
+resolve_service_bin "$root" ops
 
 echo "ops: $(promtool --version 2>&1 | head -n 1)"
 promtool check rules "$root/deploy/prometheus/rules.yml"

@@ -1,4 +1,6 @@
-//! Memory-only behaviour: the sweeper and the size cap.
+//! The memory store's own checks: the sweeper forgets what expired (codes,
+//! send logs, idempotency entries) and keeps what lives; the size cap.
+
 use super::*;
 use crate::store::memory::state::SWEEP_INTERVAL;
 
@@ -76,4 +78,59 @@ async fn a_full_table_refuses_new_entries_but_serves_existing_ones() {
         .put_code(&subject(100), &digest, lifetime, 5)
         .await
         .expect("room again once an entry is gone");
+}
+
+#[tokio::test(start_paused = true)]
+async fn send_logs_and_idempotency_entries_are_swept_after_their_lifetime() {
+    use crate::abuse::{LimitKind, RateRule};
+    let store = MemoryStore::new();
+    let minute = [RateRule {
+        kind: LimitKind::PhoneWindow,
+        limit: 5,
+        period: Duration::from_secs(60),
+    }];
+    let hour = [RateRule {
+        kind: LimitKind::ClientWindow,
+        limit: 5,
+        period: Duration::from_secs(3600),
+    }];
+    let response = RecordedSend {
+        expires_in_secs: 120,
+        code_length: 6,
+        attempts_remaining: 5,
+        resend_after_secs: 30,
+    };
+    for n in 0..100 {
+        let log = SendLog::Phone(subject(n));
+        store.record_send(&log, &minute).await.expect("counted");
+        let key = subject(10_000 + n);
+        let claim = store
+            .claim_idempotency(&key, &subject(n), Duration::from_secs(10))
+            .await
+            .expect("claimed");
+        let IdempotencyClaim::Claimed { owner } = claim else {
+            panic!("a fresh key is claimed: {claim:?}");
+        };
+        if n % 2 == 0 {
+            let completed = store
+                .complete_idempotency(&key, &owner, &response, Duration::from_secs(30))
+                .await
+                .expect("completed");
+            assert!(completed, "the owner completes its own claim");
+        }
+    }
+    // One log whose rule remembers an hour must outlive the minute logs.
+    store
+        .record_send(&SendLog::Client(subject(9_999)), &hour)
+        .await
+        .expect("counted");
+    assert_eq!(store.len(), 201);
+    tokio::time::sleep(Duration::from_secs(60) + SWEEP_INTERVAL * 2).await;
+    assert_eq!(
+        store.len(),
+        1,
+        "expired send logs and idempotency entries are forgotten; the hour log stays"
+    );
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert!(store.is_empty(), "{} entries left", store.len());
 }

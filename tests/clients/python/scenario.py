@@ -40,19 +40,25 @@ def generate_stubs() -> None:
     sys.path.insert(0, str(GEN_DIR))
 
 
+def check(condition, what) -> None:
+    """An explicit check: `assert` is stripped under PYTHONOPTIMIZE, this is not."""
+    if not condition:
+        raise SystemExit(f"python scenario FAILED: {what}")
+
+
 def last_code(phone: str) -> str:
     url = os.environ["TEXTBEE_STANDIN"] + "/messages?" + urllib.parse.urlencode({"to": phone})
     with urllib.request.urlopen(url, timeout=5) as response:
         messages = json.load(response)
-    assert messages, f"no SMS recorded for {phone}"
+    check(messages, f"no SMS recorded for {phone}")
     match = re.search(r"\b(\d{6})\b", messages[-1])
-    assert match, f"no code in {messages[-1]!r}"
+    check(match, f"no code in {messages[-1]!r}")
     return match.group(1)
 
 
 def details_of(error: grpc.RpcError, detail_type):
     status = rpc_status.from_call(error)
-    assert status is not None, "the error carries google.rpc.Status details"
+    check(status is not None, "the error carries google.rpc.Status details")
     for any_detail in status.details:
         if any_detail.Is(detail_type.DESCRIPTOR):
             detail = detail_type()
@@ -70,36 +76,36 @@ def main() -> None:
     otp = otp_pb2_grpc.OtpServiceStub(channel)
 
     sent = otp.SendOtp(otp_pb2.SendOtpRequest(phone_number=phone), timeout=10)
-    assert sent.expires_in_seconds == 120, sent
-    assert sent.resend_after_seconds == 30, sent
+    check(sent.expires_in_seconds == 120, sent)
+    check(sent.resend_after_seconds == 30, sent)
     code = last_code(phone)
 
     wrong = "000000" if code != "000000" else "111111"
     result = otp.VerifyOtp(otp_pb2.VerifyOtpRequest(phone_number=phone, code=wrong), timeout=10)
-    assert result.result == otp_pb2.VERIFY_OTP_RESULT_INCORRECT, result
-    assert result.attempts_remaining == 4, result
+    check(result.result == otp_pb2.VERIFY_OTP_RESULT_INCORRECT, result)
+    check(result.attempts_remaining == 4, result)
 
     result = otp.VerifyOtp(otp_pb2.VerifyOtpRequest(phone_number=phone, code=code), timeout=10)
-    assert result.valid and result.result == otp_pb2.VERIFY_OTP_RESULT_APPROVED, result
+    check(result.valid and result.result == otp_pb2.VERIFY_OTP_RESULT_APPROVED, result)
 
     result = otp.VerifyOtp(otp_pb2.VerifyOtpRequest(phone_number=phone, code=code), timeout=10)
-    assert result.result == otp_pb2.VERIFY_OTP_RESULT_EXPIRED, result
+    check(result.result == otp_pb2.VERIFY_OTP_RESULT_EXPIRED, result)
 
     try:
         otp.SendOtp(otp_pb2.SendOtpRequest(phone_number=phone), timeout=10)
         raise AssertionError("a second send inside the cooldown must be refused")
     except grpc.RpcError as error:
-        assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error
+        check(error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, error)
         retry = details_of(error, error_details_pb2.RetryInfo)
-        assert 1 <= retry.retry_delay.seconds <= 30, retry
+        check(1 <= retry.retry_delay.seconds <= 30, retry)
 
     try:
         otp.SendOtp(otp_pb2.SendOtpRequest(phone_number="12345"), timeout=10)
         raise AssertionError("an invalid phone must be refused")
     except grpc.RpcError as error:
-        assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error
+        check(error.code() == grpc.StatusCode.INVALID_ARGUMENT, error)
         bad_request = details_of(error, error_details_pb2.BadRequest)
-        assert bad_request.field_violations[0].field == "phone_number", bad_request
+        check(bad_request.field_violations[0].field == "phone_number", bad_request)
 
     print(f"python (grpcio {grpc.__version__}): scenario passed; retry after {retry.retry_delay.seconds} s")
 

@@ -11,13 +11,13 @@ use std::{
 };
 
 use otp_service::proto::{
-    SendOtpRequest, TimeLeftRequest, VerifyOtpRequest, VerifyOtpResult,
+    CancelOtpRequest, SendOtpRequest, TimeLeftRequest, VerifyOtpRequest, VerifyOtpResult,
     otp_service_client::OtpServiceClient,
 };
 use tokio::{task::JoinHandle, time::Instant};
 use tonic::{Code, transport::Channel};
 
-use super::{RecordingGateway, TestApp, wait_for};
+use super::{RecordingGateway, TestApp, concurrent::wrong_code, wait_for};
 
 /// Longest a call may take before it counts as hung.
 pub const CALL_DEADLINE: Duration = Duration::from_secs(5);
@@ -37,9 +37,10 @@ pub struct Call {
     pub approved: bool,
 }
 
-/// Workers that each repeat, on a fresh phone every time: SendOtp, TimeLeft,
-/// VerifyOtp with a wrong code, VerifyOtp with the texted code, and (after an
-/// approval) the same code again. A conversation whose call fails moves on to
+/// Workers that each repeat, on a fresh phone every time: SendOtp (with an
+/// idempotency key), TimeLeft, VerifyOtp with a wrong code, VerifyOtp with
+/// the texted code, (after an approval) the same code again, and CancelOtp —
+/// so every store script runs, and every answer is judged. A conversation whose call fails moves on to
 /// a new phone. Bounded: each worker stops by itself after 60 s.
 pub struct ConversationStream {
     calls: Arc<Mutex<Vec<Call>>>,
@@ -130,11 +131,14 @@ impl Worker {
                 async move {
                     client
                         .send_otp(SendOtpRequest {
+                            // The key makes every send claim and complete an
+                            // idempotency entry too.
+                            idempotency_key: format!("conversation-{}", &phone[1..]),
                             phone_number: phone,
                             ..Default::default()
                         })
                         .await
-                        .map(|_| ())
+                        .map(|_| None)
                 }
             })
             .await;
@@ -152,7 +156,12 @@ impl Worker {
                             phone_number: phone,
                         })
                         .await
-                        .map(|_| ())
+                        .map(|response| {
+                            let left = response.into_inner();
+                            // Pending, unless the code was lost in a failover.
+                            (left.pending && left.seconds_left > 120)
+                                .then(|| format!("TimeLeft beyond the TTL: {left:?}"))
+                        })
                 }
             })
             .await;
@@ -182,9 +191,28 @@ impl Worker {
         if !matches!(verdict, Some(Verdict::Continue)) {
             return;
         }
-        self.verify(&phone, &code, |result| match result {
-            VerifyOtpResult::Expired => Ok(Verdict::Abandon),
-            other => Err(format!("a used code answered {other:?}")),
+        let verdict = self
+            .verify(&phone, &code, |result| match result {
+                VerifyOtpResult::Expired => Ok(Verdict::Continue),
+                other => Err(format!("a used code answered {other:?}")),
+            })
+            .await;
+        if !matches!(verdict, Some(Verdict::Continue)) {
+            return;
+        }
+        // Nothing is left to cancel once the code is used.
+        self.call(|mut client| async move {
+            client
+                .cancel_otp(CancelOtpRequest {
+                    phone_number: phone,
+                })
+                .await
+                .map(|response| {
+                    response
+                        .into_inner()
+                        .cancelled
+                        .then(|| "CancelOtp cancelled a used code".to_owned())
+                })
         })
         .await;
     }
@@ -231,16 +259,17 @@ impl Worker {
         verdict
     }
 
-    /// Runs one non-verify call; `Some(())` if it succeeded.
+    /// Runs one non-verify call, whose answer `make` judges (`Some(why)`:
+    /// a wrong answer); `Some(())` if it succeeded.
     async fn call<F, Fut>(&self, make: F) -> Option<()>
     where
         F: FnOnce(OtpServiceClient<Channel>) -> Fut,
-        Fut: Future<Output = Result<(), tonic::Status>>,
+        Fut: Future<Output = Result<Option<String>, tonic::Status>>,
     {
         let started = Instant::now();
         let answer = tokio::time::timeout(CALL_DEADLINE, make(self.app_client.clone())).await;
         let (error, wrong) = match answer {
-            Ok(Ok(())) => (None, None),
+            Ok(Ok(wrong)) => (None, wrong),
             Ok(Err(status)) => (Some(status.code()), unexpected_error(status.code())),
             Err(_) => (
                 Some(Code::DeadlineExceeded),
@@ -277,12 +306,6 @@ impl Worker {
 /// During an outage a call may fail, but only as UNAVAILABLE (retry later).
 fn unexpected_error(code: Code) -> Option<String> {
     (code != Code::Unavailable).then(|| format!("failed with {code:?}, not UNAVAILABLE"))
-}
-
-/// A code guaranteed to differ from `code` in its last digit.
-fn wrong_code(code: &str) -> String {
-    let last = code.as_bytes()[code.len() - 1] - b'0';
-    format!("{}{}", &code[..code.len() - 1], (last + 1) % 10)
 }
 
 /// A number used by no other conversation in this process (650 area code,

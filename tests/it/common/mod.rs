@@ -164,3 +164,10 @@ pub fn assert_bad_request(status: &Status, field: &str) {
         "no violation for {field}: {bad_request:?}"
     );
 }
+
+/// Whether `text` holds `code` as a whole run of digits: a code inside a
+/// longer number (a microsecond timestamp, a float) is not the code.
+pub fn holds_code(text: &str, code: &str) -> bool {
+    text.split(|c: char| !c.is_ascii_digit())
+        .any(|run| run == code)
+}

@@ -153,17 +153,20 @@ impl RedisSentinels {
         .expect("SENTINEL FAILOVER is accepted");
     }
 
-    /// How many EVALSHA calls the server on `port` has run (`INFO commandstats`).
-    pub fn evalsha_calls(&self, port: u16) -> u64 {
-        let info: String = query(port, redis::cmd("INFO").arg("commandstats")).unwrap_or_default();
-        info_field(&info, "cmdstat_evalsha")
+    /// How many EVALSHA calls the server on `port` has run (`INFO
+    /// commandstats`); `None` if INFO could not be read — never a silent 0.
+    pub fn evalsha_calls(&self, port: u16) -> Option<u64> {
+        let info: String = query(port, redis::cmd("INFO").arg("commandstats"))?;
+        let calls = info_field(&info, "cmdstat_evalsha")
             .and_then(|stats| {
                 stats
                     .split(',')
                     .find_map(|field| field.strip_prefix("calls="))
                     .and_then(|calls| calls.parse().ok())
             })
-            .unwrap_or(0)
+            // No cmdstat_evalsha line: this server has run no EVALSHA yet.
+            .unwrap_or(0);
+        Some(calls)
     }
 
     /// Whether the server on `port` answers `ROLE` with `master`.

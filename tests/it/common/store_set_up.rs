@@ -113,8 +113,17 @@ pub struct TestStore {
 
 impl TestStore {
     pub async fn open(kind: StoreKind) -> Self {
+        Self::open_with(kind, &[]).await
+    }
+
+    /// Like [`TestStore::open`], with settings of the test's own after the
+    /// store's (e.g. `RACE_SETTINGS`).
+    pub async fn open_with(kind: StoreKind, env: &[(&str, &str)]) -> Self {
         let mut set_up = StoreSetUp::start(kind).await;
         set_up.vars.push(console_named());
+        set_up
+            .vars
+            .extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = test_config(&set_up.vars);
         let store = open_store(&config.store, config.memory_max_entries).expect("the store opens");
         Self {

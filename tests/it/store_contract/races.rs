@@ -1,6 +1,7 @@
 //! Races: many calls at once on one key, each on its own task. One approval,
 //! one claim, and exactly as many counted sends as the rule allows, whatever
-//! the store.
+//! the store. On RACE_SETTINGS (20 s store timeout): they test atomicity,
+//! not latency on a loaded machine.
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use futures::future::join_all;
 use otp_service::store::{IdempotencyClaim, OtpStore, SendDecision, SendLog, VerifyOutcome};
 
 use super::{LIFETIME, MAX_ATTEMPTS, codes::put, digest, new_subject, send_log::window};
-use crate::common::{StoreKind, TestStore};
+use crate::common::{StoreKind, TestStore, concurrent::RACE_SETTINGS};
 
 /// `calls` copies of `call` at once, each on its own task.
 async fn concurrently<T, F, Fut>(store: &TestStore, calls: usize, call: F) -> Vec<T>
@@ -26,7 +27,7 @@ where
 }
 
 async fn concurrent_verifies_of_the_right_code_approve_it_once(kind: StoreKind) {
-    let store = TestStore::open(kind).await;
+    let store = TestStore::open_with(kind, &RACE_SETTINGS).await;
     let subject = new_subject();
     put(&store, &subject, 1, MAX_ATTEMPTS).await;
     let verdicts = concurrently(&store, 50, |store| {
@@ -46,7 +47,7 @@ async fn concurrent_verifies_of_the_right_code_approve_it_once(kind: StoreKind) 
 }
 
 async fn concurrent_claims_of_one_key_claim_it_once(kind: StoreKind) {
-    let store = TestStore::open(kind).await;
+    let store = TestStore::open_with(kind, &RACE_SETTINGS).await;
     let (key, phone) = (new_subject(), new_subject());
     let claims = concurrently(&store, 50, |store| {
         let (key, phone) = (key.clone(), phone.clone());
@@ -61,7 +62,7 @@ async fn concurrent_claims_of_one_key_claim_it_once(kind: StoreKind) {
 }
 
 async fn concurrent_sends_count_exactly_the_limit(kind: StoreKind) {
-    let store = TestStore::open(kind).await;
+    let store = TestStore::open_with(kind, &RACE_SETTINGS).await;
     let log = SendLog::Phone(new_subject());
     let rules = window(3, LIFETIME);
     let sends = concurrently(&store, 50, |store| {
