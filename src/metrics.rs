@@ -47,6 +47,9 @@ pub const SMS_BREAKER_STATE: &str = "otp_sms_provider_breaker_state";
 pub const STORE_SECONDS: &str = "otp_store_operation_duration_seconds";
 /// 1 while the store answers health pings, else 0.
 pub const STORE_UP: &str = "otp_store_up";
+/// 1 while Redis's `maxmemory-policy` may evict live keys (locks, guess
+/// counters), else 0.
+pub const REDIS_EVICTING: &str = "otp_redis_evicting_policy";
 /// Destination prefixes suspended by the pumping guard (or, in monitor
 /// mode, that would have been), by `country` (ISO region or `unknown`).
 pub const PUMPING_SUSPENSIONS: &str = "otp_pumping_suspensions_total";
@@ -129,6 +132,10 @@ fn describe() {
         "Store operation latency"
     );
     metrics::describe_gauge!(STORE_UP, "1 while the store answers health pings");
+    metrics::describe_gauge!(
+        REDIS_EVICTING,
+        "1 while Redis's maxmemory-policy may evict live keys (locks, guess counters)"
+    );
     metrics::describe_counter!(
         PUMPING_SUSPENSIONS,
         "Destination prefixes suspended by the pumping guard, by country"
@@ -222,6 +229,11 @@ pub fn store_up(up: bool) {
     gauge!(STORE_UP).set(if up { 1.0 } else { 0.0 });
 }
 
+/// Sets the evicting-policy gauge.
+pub fn redis_evicting(evicting: bool) {
+    gauge!(REDIS_EVICTING).set(if evicting { 1.0 } else { 0.0 });
+}
+
 /// Counts a prefix suspension in `country` (an ISO region, a closed set).
 pub fn pumping_suspension(country: &str) {
     counter!(PUMPING_SUSPENSIONS, "country" => country.to_owned()).increment(1);
@@ -237,15 +249,34 @@ pub fn pumping_guard_failed(operation: &'static str) {
     counter!(PUMPING_GUARD_ERRORS, "operation" => operation).increment(1);
 }
 
-/// Counts a finished gRPC call and its latency.
-pub fn rpc_finished(method: &'static str, code: &'static str, elapsed: Duration) {
+/// The `caller` label of calls without caller authentication.
+pub const ANONYMOUS_CALLER: &str = "anonymous";
+
+/// Counts a finished gRPC call and its latency. `caller`: the caller's
+/// metric label (a name from the callers file, a bounded set), `None` for
+/// anonymous calls.
+pub fn rpc_finished(
+    method: &'static str,
+    code: &'static str,
+    caller: Option<&str>,
+    elapsed: Duration,
+) {
     if installed() {
-        REQUESTS_BY_METHOD_AND_CODE
-            .get(
-                (method, code),
-                |(method, code)| counter!(GRPC_REQUESTS, "method" => method, "code" => code),
+        match caller {
+            None => REQUESTS_BY_METHOD_AND_CODE
+                .get((method, code), |(method, code)| {
+                    counter!(GRPC_REQUESTS, "method" => method, "code" => code, "caller" => ANONYMOUS_CALLER)
+                })
+                .increment(1),
+            // Caller names are not `&'static`: through the registry.
+            Some(caller) => counter!(
+                GRPC_REQUESTS,
+                "method" => method,
+                "code" => code,
+                "caller" => caller.to_owned()
             )
-            .increment(1);
+            .increment(1),
+        }
         LATENCY_BY_METHOD
             .get(
                 method,

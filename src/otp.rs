@@ -16,13 +16,14 @@ mod send;
 
 use std::sync::Arc;
 
+use idempotency::Claim;
 use pumping_guard::PumpingGuard;
 
 pub use outcome::{SendRequest, SentCode, TimeLeft, Verification};
 pub use policy::{AbuseRules, OtpPolicy};
 
 use crate::{
-    domain::{HmacSecret, OtpCode, PhoneNumber, ceil_seconds},
+    domain::{HmacKeys, OtpCode, PhoneNumber, ceil_seconds},
     error::Error,
     events::EventSink,
     metrics::timed_store,
@@ -34,7 +35,7 @@ use crate::{
 pub struct OtpFlow {
     policy: OtpPolicy,
     abuse: AbuseRules,
-    secret: HmacSecret,
+    secret: HmacKeys,
     messages: MessageTemplates,
     store: Arc<dyn OtpStore>,
     gateway: Arc<dyn SmsGateway>,
@@ -48,7 +49,7 @@ impl OtpFlow {
     pub fn new(
         policy: OtpPolicy,
         abuse: AbuseRules,
-        secret: HmacSecret,
+        secret: HmacKeys,
         messages: MessageTemplates,
         store: Arc<dyn OtpStore>,
         gateway: Arc<dyn SmsGateway>,
@@ -101,14 +102,15 @@ impl OtpFlow {
         }
         let subject = self.secret.subject_key(phone);
         let Some(key) = request.idempotency_key else {
-            return self.send_new_code(&request, &subject).await;
+            return self.send_new_code(phone, &subject, &request).await;
         };
         let key = self.secret.idempotency_subject(key);
-        if let Some(first) = self.claim_idempotency(&key, &subject).await? {
-            return Ok(first);
-        }
-        let result = self.send_new_code(&request, &subject).await;
-        self.settle_idempotency(&key, &subject, &result).await;
+        let owner = match self.claim_idempotency(&key, &subject).await? {
+            Claim::Owned(owner) => owner,
+            Claim::Answered(first) => return Ok(first),
+        };
+        let result = self.send_new_code(phone, &subject, &request).await;
+        self.settle_idempotency(&key, &owner, &result).await;
         result
     }
 
@@ -116,12 +118,13 @@ impl OtpFlow {
     /// store is asked, so it costs no guess.
     pub async fn verify(&self, phone: &PhoneNumber, raw_code: &str) -> Result<Verification, Error> {
         let code = OtpCode::parse(raw_code, self.policy.code_length).map_err(Error::InvalidCode)?;
-        let digest = self.secret.code_digest(phone, &code);
+        // A code sent before a key rotation was digested with a previous secret.
+        let candidates = self.secret.candidate_digests(phone, &code);
         let subject = self.secret.subject_key(phone);
         let outcome = timed_store(
             "verify_and_consume",
             self.store
-                .verify_and_consume(&subject, &digest, self.policy.max_attempts),
+                .verify_and_consume(&subject, &candidates, self.policy.max_attempts),
         )
         .await?;
         let verification = match outcome {

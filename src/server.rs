@@ -9,10 +9,13 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::server::HealthReporter;
 
 use crate::{
+    auth::{self, Authenticator, TlsIncoming},
     config::{Config, SecretSource},
-    domain::{HmacSecret, PhoneNumber},
+    domain::{HmacKeys, HmacSecret, PhoneNumber},
     events::{EventSink, EventWriter, EventsConfig},
+    eviction_guard::EvictionGuard,
     health::StoreHealthCheck,
+    health_listener::HealthListener,
     otp::{AbuseRules, OtpFlow},
     proto::{
         FILE_DESCRIPTOR_SET,
@@ -44,6 +47,12 @@ pub enum StartupError {
     /// Reflection descriptors could not be loaded (a build defect).
     #[error("cannot build reflection service: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// Redis may evict live keys and the operator has not accepted that.
+    #[error("refusing to start: {0}")]
+    EvictingStore(String),
+    /// The TLS certificate, key or client CA could not be loaded.
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
     /// The transport failed while serving.
     #[error("server failed: {0}")]
     Serve(#[from] tonic::transport::Error),
@@ -56,8 +65,16 @@ const EVENTS_FLUSH_WAIT: Duration = Duration::from_secs(2);
 pub struct Application {
     listener: TcpListener,
     local_addr: SocketAddr,
+    /// The health-only listener (`OTP_HEALTH_ADDR`) and its bound address.
+    health_listener: Option<(TcpListener, SocketAddr)>,
+    /// Who may call the OTP API.
+    auth: Authenticator,
+    /// TLS on the gRPC listener; `None`: plaintext.
+    tls: Option<Arc<rustls::ServerConfig>>,
     flow: Arc<OtpFlow>,
     store: Arc<dyn OtpStore>,
+    /// Whether the store's eviction policy lets it serve.
+    eviction: Arc<EvictionGuard>,
     health: HealthReporter,
     /// Writes audit events off the request path (`OTP_EVENTS_STREAM`).
     events: Option<EventWriter>,
@@ -78,14 +95,24 @@ impl Application {
         log_caps_in_force(&config);
         warn_about_development_settings(&config);
         preload_numbering_plan();
+        // Events digest the number with the current (signing) secret,
+        // `OTP_HMAC_SECRET`: the stream is not the store, so its digests need
+        // not stay put across a rotation the way record names do.
         let events_config = config
             .events
             .as_ref()
             .map(|events| (events, config.hmac_secret.clone()));
-        let (store, events) = open_store_with_events(&config.store, events_config)?;
+        let (store, events) =
+            open_store_with_events(&config.store, config.memory_max_entries, events_config)?;
         let sink = events
             .as_ref()
             .map_or_else(EventSink::disabled, EventWriter::sink);
+        let eviction = Arc::new(EvictionGuard::new(config.redis_allow_eviction));
+        eviction
+            .check_at_startup(store.as_ref())
+            .await
+            .map_err(StartupError::EvictingStore)?;
+        let (tls, auth) = trust_boundary(&config)?;
         let abuse = AbuseRules {
             limits: config.limits,
             countries: config.countries.clone(),
@@ -97,7 +124,10 @@ impl Application {
             OtpFlow::new(
                 config.policy,
                 abuse,
-                config.hmac_secret.clone(),
+                HmacKeys::new(
+                    config.hmac_secret.clone(),
+                    config.hmac_previous_secrets.clone(),
+                ),
                 config.messages,
                 Arc::clone(&store),
                 gateway,
@@ -105,12 +135,20 @@ impl Application {
             .with_events(sink),
         );
         let (listener, local_addr) = bind(config.listen_addr).await?;
+        let health_listener = match config.health_addr {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
         let (health, _) = tonic_health::server::health_reporter();
         Ok(Self {
             listener,
             local_addr,
+            health_listener,
+            tls,
+            auth,
             flow,
             store,
+            eviction,
             health,
             events,
         })
@@ -119,6 +157,11 @@ impl Application {
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address of the health-only listener, when `OTP_HEALTH_ADDR` is set.
+    pub fn health_addr(&self) -> Option<SocketAddr> {
+        self.health_listener.as_ref().map(|(_, addr)| *addr)
     }
 
     /// The OTP flow this server runs (shared with the gRPC service).
@@ -142,22 +185,42 @@ impl Application {
         health
             .set_service_status("", tonic_health::ServingStatus::Serving)
             .await;
-        let store_health = StoreHealthCheck::start(self.store, health.clone()).await;
+        let store_health = StoreHealthCheck::start(self.store, health.clone(), self.eviction).await;
         let reflection_v1 = reflection().build_v1()?;
         let reflection_v1alpha = reflection().build_v1alpha()?;
 
+        let health_only = self.health_listener.map(|(listener, addr)| {
+            tracing::info!(addr = %addr, "health listening (grpc.health.v1 only)");
+            HealthListener::serve(listener, health.clone())
+        });
         tracing::info!(addr = %self.local_addr, "otp-service listening");
         let shutdown = drain_on(shutdown, store_health, health);
-        tonic::transport::Server::builder()
+        let router = tonic::transport::Server::builder()
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(OtpServiceServer::new(OtpGrpcService::new(self.flow)))
-            .serve_with_incoming_shutdown(
-                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
-                shutdown,
-            )
-            .await?;
+            .add_service(OtpServiceServer::new(OtpGrpcService::new(
+                self.flow, self.auth,
+            )));
+        match self.tls {
+            Some(tls) => {
+                router
+                    .serve_with_incoming_shutdown(TlsIncoming::new(self.listener, tls), shutdown)
+                    .await?
+            }
+            None => {
+                router
+                    .serve_with_incoming_shutdown(
+                        TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                        shutdown,
+                    )
+                    .await?
+            }
+        }
+        // Health answers (NOT_SERVING) until the API has drained, then stops.
+        if let Some(health_only) = health_only {
+            health_only.stop().await;
+        }
         if let Some(events) = self.events {
             events.finish(EVENTS_FLUSH_WAIT).await;
         }
@@ -171,6 +234,36 @@ impl Application {
 /// warns loudly about the console).
 fn open_gateway(sms: &SmsConfig) -> Result<Arc<dyn SmsGateway>, StartupError> {
     Ok(Arc::new(SmsRouter::build(sms)?))
+}
+
+/// TLS on the gRPC listener and who may call, from `OTP_TLS_*` and
+/// `OTP_CALLERS_FILE`, announced in the log.
+fn trust_boundary(
+    config: &Config,
+) -> Result<(Option<Arc<rustls::ServerConfig>>, Authenticator), StartupError> {
+    let tls = match &config.tls {
+        Some(settings) => {
+            let tls = auth::server_config(settings).map_err(StartupError::Tls)?;
+            tracing::info!(
+                mutual = settings.client_ca_file.is_some(),
+                "TLS on the gRPC listener (certificate reloaded when its file changes)"
+            );
+            Some(tls)
+        }
+        None => None,
+    };
+    let mutual_tls = config
+        .tls
+        .as_ref()
+        .is_some_and(|tls| tls.client_ca_file.is_some());
+    let auth = Authenticator::new(config.callers.clone(), mutual_tls);
+    if !auth.required() && !config.listen_addr.ip().is_loopback() {
+        tracing::warn!(
+            "no caller authentication (OTP_CALLERS_FILE, OTP_TLS_CLIENT_CA_FILE): anyone who \
+             can reach the gRPC listener can send codes; keep it on loopback"
+        );
+    }
+    Ok((tls, auth))
 }
 
 /// States every cap in one structured line, so an operator reading the
@@ -198,6 +291,13 @@ fn warn_about_development_settings(config: &Config) {
         tracing::warn!(
             "OTP_HMAC_SECRET is not set: using a random secret for this process only; \
              pending codes are lost on restart"
+        );
+    }
+    if !config.hmac_previous_secrets.is_empty() {
+        tracing::info!(
+            previous = config.hmac_previous_secrets.len(),
+            "HMAC key rotation: codes digested with the previous secrets still verify; \
+             store records keep the names the last of them gives"
         );
     }
     if !config.test_numbers.is_empty() {
@@ -238,20 +338,27 @@ fn preload_numbering_plan() {
 
 /// The store `StoreConfig` selects, announced in the log. Opens no
 /// connection: a Redis that is down only makes the service NOT_SERVING.
-pub fn open_store(store: &StoreConfig) -> Result<Arc<dyn OtpStore>, StartupError> {
-    open_store_with_events(store, None).map(|(store, _)| store)
+pub fn open_store(
+    store: &StoreConfig,
+    memory_max_entries: usize,
+) -> Result<Arc<dyn OtpStore>, StartupError> {
+    open_store_with_events(store, memory_max_entries, None).map(|(store, _)| store)
 }
 
 /// [`open_store`], and the audit event writer when `events` is set (it
 /// shares the Redis pool).
 fn open_store_with_events(
     store: &StoreConfig,
+    memory_max_entries: usize,
     events: Option<(&EventsConfig, HmacSecret)>,
 ) -> Result<(Arc<dyn OtpStore>, Option<EventWriter>), StartupError> {
     Ok(match store {
         StoreConfig::Memory => {
             tracing::info!("store: in memory (codes are lost on restart; one replica only)");
-            (Arc::new(MemoryStore::new()), None)
+            (
+                Arc::new(MemoryStore::with_max_entries(memory_max_entries)),
+                None,
+            )
         }
         StoreConfig::Redis(settings) => {
             // The topology displays with its passwords masked.

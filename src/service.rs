@@ -12,6 +12,7 @@ use tonic::{Code, Request, Response, Status};
 use tracing::{Instrument, Span, field};
 
 use crate::{
+    auth::{AuthError, Authenticator, Caller, PeerCertificate},
     domain::{ClientKey, IdempotencyKey, Locale, PhoneNumber, ceil_seconds},
     error::Error,
     metrics,
@@ -29,12 +30,35 @@ use crate::{
 /// attributable without exposing the number.
 pub struct OtpGrpcService {
     flow: Arc<OtpFlow>,
+    auth: Authenticator,
 }
 
 impl OtpGrpcService {
-    /// Serves `flow`.
-    pub fn new(flow: Arc<OtpFlow>) -> Self {
-        Self { flow }
+    /// Serves `flow` to the callers `auth` accepts.
+    pub fn new(flow: Arc<OtpFlow>, auth: Authenticator) -> Self {
+        Self { flow, auth }
+    }
+
+    /// The caller of `request` (client certificate, then bearer token), put
+    /// on the call's span; `Ok(None)` when no caller authentication is set up.
+    fn identify<T>(&self, request: &Request<T>) -> Result<Option<Caller>, Error> {
+        let caller = self
+            .auth
+            .identify(
+                request.extensions().get::<PeerCertificate>(),
+                request
+                    .metadata()
+                    .get("authorization")
+                    .map(|value| value.as_bytes()),
+            )
+            .map_err(|err| match err {
+                AuthError::Unauthenticated => Error::Unauthenticated,
+                AuthError::UnknownCaller => Error::UnknownCaller,
+            })?;
+        if let Some(caller) = &caller {
+            Span::current().record("caller", field::display(caller));
+        }
+        Ok(caller)
     }
 }
 
@@ -49,6 +73,7 @@ fn parse_phone(raw: &str) -> Result<PhoneNumber, Error> {
 fn finish<T>(
     method: &'static str,
     started: Instant,
+    caller: Option<&Caller>,
     result: Result<T, Error>,
 ) -> Result<Response<T>, Status> {
     let result = result.map_err(|err| {
@@ -67,7 +92,7 @@ fn finish<T>(
     let status_code = result.as_ref().map_or_else(Status::code, |_| Code::Ok);
     let code = code_name(status_code);
     let elapsed = started.elapsed();
-    metrics::rpc_finished(method, code, elapsed);
+    metrics::rpc_finished(method, code, caller.map(Caller::metric_label), elapsed);
     // The semantic conventions' attribute is the numeric code.
     telemetry::annotate(&Span::current(), "rpc.grpc.status_code", status_code as u32);
     tracing::info!(
@@ -80,16 +105,21 @@ fn finish<T>(
 }
 
 /// The span of one call, named after the method and carrying the masked
-/// phone once parsed. While traces are exported it is also the server span
+/// phone once parsed and the authenticated caller (`identify`). While traces are exported it is also the server span
 /// of the caller's trace; otherwise it is the same plain span as ever.
 macro_rules! rpc_span {
     ($method:literal, $request:expr) => {
         if telemetry::exporting() {
-            let span = tracing::info_span!($method, phone = field::Empty, otel.kind = "server");
+            let span = tracing::info_span!(
+                $method,
+                phone = field::Empty,
+                caller = field::Empty,
+                otel.kind = "server"
+            );
             trace_context::continue_caller(&span, $method, $request.metadata());
             span
         } else {
-            tracing::info_span!($method, phone = field::Empty)
+            tracing::info_span!($method, phone = field::Empty, caller = field::Empty)
         }
     };
 }
@@ -136,8 +166,13 @@ impl OtpGrpcService {
         request: Request<SendOtpRequest>,
     ) -> Result<Response<SendOtpResponse>, Status> {
         let started = Instant::now();
+        let caller = match self.identify(&request) {
+            Ok(caller) => caller,
+            Err(err) => return finish("SendOtp", started, None, Err(err)),
+        };
         let request = request.into_inner();
         let flow = Arc::clone(&self.flow);
+        let task_caller = caller.clone();
         // Run the send as its own task: if the caller hangs up mid-send, the
         // flow still finishes (and rolls back a code whose SMS failed) rather
         // than being dropped halfway.
@@ -155,6 +190,7 @@ impl OtpGrpcService {
                         phone: &phone,
                         client_key: client_key.as_ref(),
                         idempotency_key: idempotency_key.as_ref(),
+                        caller: task_caller.as_ref(),
                         locale: locale.as_ref(),
                     })
                     .await?;
@@ -179,7 +215,7 @@ impl OtpGrpcService {
             masked_phone_number: phone.masked(),
             resend_after_seconds: ceil_seconds(sent.resend_after),
         });
-        finish("SendOtp", started, response)
+        finish("SendOtp", started, caller.as_ref(), response)
     }
 
     async fn serve_verify(
@@ -187,6 +223,10 @@ impl OtpGrpcService {
         request: Request<VerifyOtpRequest>,
     ) -> Result<Response<VerifyOtpResponse>, Status> {
         let started = Instant::now();
+        let caller = match self.identify(&request) {
+            Ok(caller) => caller,
+            Err(err) => return finish("VerifyOtp", started, None, Err(err)),
+        };
         let request = request.into_inner();
         let verification = match parse_phone(&request.phone_number) {
             Ok(phone) => self.flow.verify(&phone, &request.code).await,
@@ -219,7 +259,7 @@ impl OtpGrpcService {
         };
         metrics::verify_finished(outcome);
         telemetry::annotate(&Span::current(), "otp.result", outcome);
-        finish("VerifyOtp", started, response)
+        finish("VerifyOtp", started, caller.as_ref(), response)
     }
 
     async fn serve_time_left(
@@ -227,6 +267,10 @@ impl OtpGrpcService {
         request: Request<TimeLeftRequest>,
     ) -> Result<Response<TimeLeftResponse>, Status> {
         let started = Instant::now();
+        let caller = match self.identify(&request) {
+            Ok(caller) => caller,
+            Err(err) => return finish("TimeLeft", started, None, Err(err)),
+        };
         let request = request.into_inner();
         let time_left = match parse_phone(&request.phone_number) {
             Ok(phone) => self.flow.time_left(&phone).await,
@@ -236,7 +280,7 @@ impl OtpGrpcService {
             pending: time_left.pending,
             seconds_left: time_left.seconds_left,
         });
-        finish("TimeLeft", started, response)
+        finish("TimeLeft", started, caller.as_ref(), response)
     }
 
     async fn serve_cancel(
@@ -244,6 +288,10 @@ impl OtpGrpcService {
         request: Request<CancelOtpRequest>,
     ) -> Result<Response<CancelOtpResponse>, Status> {
         let started = Instant::now();
+        let caller = match self.identify(&request) {
+            Ok(caller) => caller,
+            Err(err) => return finish("CancelOtp", started, None, Err(err)),
+        };
         let request = request.into_inner();
         let cancelled = match parse_phone(&request.phone_number) {
             Ok(phone) => self.flow.cancel(&phone).await,
@@ -252,6 +300,7 @@ impl OtpGrpcService {
         finish(
             "CancelOtp",
             started,
+            caller.as_ref(),
             cancelled.map(|cancelled| CancelOtpResponse { cancelled }),
         )
     }

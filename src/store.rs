@@ -12,7 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use thiserror::Error;
 
-pub use memory::MemoryStore;
+pub use memory::{DEFAULT_MAX_ENTRIES, MemoryStore, SweepReport};
 pub use redis::{
     RedisNodes, RedisSettings, RedisStore, RedisStreamAppender, RedisTopology, RedisUrl,
 };
@@ -70,6 +70,8 @@ pub enum SendLog {
     Phone(SubjectKey),
     /// Sends requested by one `client_key` (keyed hash of it).
     Client(SubjectKey),
+    /// Sends requested by one authenticated caller (its name: not secret).
+    Caller(String),
     /// Sends requested without a `client_key`, all together.
     Anonymous,
     /// Every send of the service.
@@ -141,11 +143,20 @@ pub struct RecordedSend {
     pub resend_after_secs: u32,
 }
 
+/// A random token naming the one call that holds an idempotency claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimOwner(pub String);
+
 /// What [`OtpStore::claim_idempotency`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdempotencyClaim {
     /// The key was free and now belongs to this call: go ahead and send.
-    Claimed,
+    Claimed {
+        /// Proves this call owns the claim: only its holder may complete or
+        /// release it, so a call whose claim expired (and was claimed again
+        /// by a retry) cannot settle the retry's claim.
+        owner: ClaimOwner,
+    },
     /// Another call with this key is sending right now.
     InProgress,
     /// A call with this key already sent; this is its response.
@@ -160,6 +171,10 @@ pub enum StoreError {
     /// The store is unreachable or did not answer in time.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The store is at its size limit (`OTP_MEMORY_MAX_ENTRIES`) and takes
+    /// nothing new until expired entries are swept.
+    #[error("store is full")]
+    Full,
     /// The store answered something this code does not understand.
     #[error("store returned an unexpected reply: {0}")]
     Protocol(String),
@@ -182,14 +197,15 @@ pub trait OtpStore: Send + Sync + 'static {
         max_attempts: u32,
     ) -> Result<PutOutcome, StoreError>;
 
-    /// Compares `candidate` to the pending code (constant time). A match
+    /// Compares each of `candidates` (the code's digest under each HMAC
+    /// secret of the key ring) to the pending code (constant time). A match
     /// deletes the code, so it is approved exactly once; a miss spends one of
     /// `max_attempts` guesses and, on the last, destroys the code and locks
     /// the subject for the rest of the code's lifetime.
     async fn verify_and_consume(
         &self,
         subject: &SubjectKey,
-        candidate: &CodeDigest,
+        candidates: &[CodeDigest],
         max_attempts: u32,
     ) -> Result<VerifyOutcome, StoreError>;
 
@@ -265,18 +281,49 @@ pub trait OtpStore: Send + Sync + 'static {
         in_progress_ttl: Duration,
     ) -> Result<IdempotencyClaim, StoreError>;
 
-    /// Records the response for a claimed key, kept for `ttl`.
+    /// Records the response for a key `owner` still holds, kept for `ttl`.
+    /// Returns false (and changes nothing) when the claim is no longer
+    /// `owner`'s: it expired and another call claimed or completed the key.
     async fn complete_idempotency(
         &self,
         key: &SubjectKey,
-        subject: &SubjectKey,
+        owner: &ClaimOwner,
         response: &RecordedSend,
         ttl: Duration,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
 
-    /// Frees a claimed key after a failed send, so a retry can try again.
-    async fn release_idempotency(&self, key: &SubjectKey) -> Result<(), StoreError>;
+    /// Frees a key `owner` still holds after a failed send, so a retry can
+    /// try again. Returns false (and changes nothing) when the claim is no
+    /// longer `owner`'s or was already completed.
+    async fn release_idempotency(
+        &self,
+        key: &SubjectKey,
+        owner: &ClaimOwner,
+    ) -> Result<bool, StoreError>;
 
     /// Checks that the store can serve requests right now.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Whether the store may drop live keys under memory pressure. Every key
+    /// has a TTL, so an evicting Redis (`volatile-*` or `allkeys-*`) may
+    /// remove a lock or a guess counter early, resetting brute-force
+    /// protection. A store that never evicts answers `NotApplicable`.
+    async fn eviction_policy(&self) -> Result<EvictionPolicy, StoreError> {
+        Ok(EvictionPolicy::NotApplicable)
+    }
+}
+
+/// What [`OtpStore::eviction_policy`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EvictionPolicy {
+    /// The store never evicts (the in-memory store).
+    NotApplicable,
+    /// Redis's `maxmemory-policy` is `noeviction`: writes fail rather than
+    /// keys vanish.
+    NoEviction,
+    /// Redis may evict live keys under this `maxmemory-policy`.
+    Evicting(String),
+    /// Redis would not say (`CONFIG GET` refused or renamed, as on many
+    /// managed offerings).
+    Unknown,
 }

@@ -31,6 +31,9 @@ pub enum LimitKind {
     AnonymousWindow,
     /// `OTP_GLOBAL_SEND_LIMIT` per minute for the whole service.
     Global,
+    /// `OTP_CALLER_SEND_LIMIT` per `OTP_SEND_WINDOW_SECONDS` for one
+    /// authenticated caller (a service with a token or a client certificate).
+    CallerWindow,
 }
 
 impl LimitKind {
@@ -43,6 +46,7 @@ impl LimitKind {
             Self::ClientWindow => "client_send_window",
             Self::AnonymousWindow => "anonymous_send_window",
             Self::Global => "global_send_rate",
+            Self::CallerWindow => "caller_send_window",
         }
     }
 
@@ -58,6 +62,7 @@ impl LimitKind {
                  pass client_key so each end user is counted on their own"
             }
             Self::Global => "the service-wide send rate limit is reached",
+            Self::CallerWindow => "too many codes requested by this caller in the current window",
         }
     }
 
@@ -67,6 +72,7 @@ impl LimitKind {
             Self::PhoneCooldown | Self::PhoneWindow | Self::PhoneDaily => "phone_number",
             Self::ClientWindow | Self::AnonymousWindow => "client_key",
             Self::Global => "service",
+            Self::CallerWindow => "caller",
         }
     }
 }
@@ -90,6 +96,8 @@ pub struct SendLimits {
     pub anonymous_limit: u32,
     /// Sends per minute across all numbers (`None`: off).
     pub global_per_minute: Option<u32>,
+    /// Sends per authenticated caller per `window`.
+    pub caller_limit: u32,
 }
 
 /// The length of a day for the daily limit.
@@ -126,6 +134,15 @@ impl SendLimits {
         vec![RateRule {
             kind: LimitKind::ClientWindow,
             limit: self.client_limit,
+            period: self.window,
+        }]
+    }
+
+    /// Rules counted on one authenticated caller.
+    pub fn caller_rules(&self) -> Vec<RateRule> {
+        vec![RateRule {
+            kind: LimitKind::CallerWindow,
+            limit: self.caller_limit,
             period: self.window,
         }]
     }
@@ -187,6 +204,7 @@ mod tests {
             client_limit: 20,
             anonymous_limit: 50,
             global_per_minute: None,
+            caller_limit: 1000,
         }
     }
 

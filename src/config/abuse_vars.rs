@@ -33,6 +33,7 @@ pub(super) fn send_limits(env: &Env) -> Result<SendLimits, ConfigError> {
         client_limit: env.int_in_range("OTP_CLIENT_SEND_LIMIT", 20, 1, 100_000)?,
         anonymous_limit: env.int_in_range("OTP_ANONYMOUS_SEND_LIMIT", 50, 1, 100_000)?,
         global_per_minute: (global > 0).then_some(global),
+        caller_limit: env.int_in_range("OTP_CALLER_SEND_LIMIT", 1_000, 1, 1_000_000)?,
     })
 }
 

@@ -103,6 +103,16 @@ fn sentinel_master(raw: Option<&str>) -> Result<String, ConfigError> {
     Ok(master.to_owned())
 }
 
+/// `OTP_REDIS_ALLOW_EVICTION` (`true`/`false`, default false): accept a Redis
+/// whose `maxmemory-policy` may evict live keys (see `eviction_guard.rs`).
+pub(super) fn allow_eviction(env: &Env) -> Result<bool, ConfigError> {
+    env.parsed("OTP_REDIS_ALLOW_EVICTION", "false", |raw| match raw {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err("must be `true` or `false`".to_owned()),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

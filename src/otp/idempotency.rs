@@ -10,8 +10,17 @@ use crate::{
     domain::SubjectKey,
     error::Error,
     metrics::timed_store,
-    store::{IdempotencyClaim, RecordedSend},
+    store::{ClaimOwner, IdempotencyClaim, RecordedSend},
 };
+
+/// What claiming an idempotency key gave this call.
+pub(super) enum Claim {
+    /// This call holds the key and must send; only this owner token can
+    /// settle the claim.
+    Owned(ClaimOwner),
+    /// An earlier call with the key already sent; this is its response.
+    Answered(SentCode),
+}
 
 /// First poll interval while a duplicate call waits for the first call with
 /// its idempotency key; it doubles up to [`IDEMPOTENCY_POLL_MAX`], so a crowd
@@ -21,15 +30,14 @@ const IDEMPOTENCY_POLL_FIRST: Duration = Duration::from_millis(20);
 const IDEMPOTENCY_POLL_MAX: Duration = Duration::from_millis(500);
 
 impl OtpFlow {
-    /// Claims `key` for `subject` (one atomic store call per try). `None`:
-    /// this call holds the key and must send. `Some`: an earlier call with
-    /// the key already sent, and this is its response. While the first call
-    /// is still sending, polls with backoff until the claim's lifetime ends.
+    /// Claims `key` for `subject` (one atomic store call per try). While the
+    /// first call is still sending, polls with backoff until the claim's
+    /// lifetime ends.
     pub(super) async fn claim_idempotency(
         &self,
         key: &SubjectKey,
         subject: &SubjectKey,
-    ) -> Result<Option<SentCode>, Error> {
+    ) -> Result<Claim, Error> {
         let give_up = Instant::now() + self.abuse.idempotency_claim_ttl;
         let mut poll = IDEMPOTENCY_POLL_FIRST;
         loop {
@@ -40,10 +48,10 @@ impl OtpFlow {
             )
             .await?
             {
-                IdempotencyClaim::Claimed => return Ok(None),
+                IdempotencyClaim::Claimed { owner } => return Ok(Claim::Owned(owner)),
                 IdempotencyClaim::Completed(first) => {
                     tracing::info!("idempotent retry: returning the first response");
-                    return Ok(Some(first.into()));
+                    return Ok(Claim::Answered(first.into()));
                 }
                 IdempotencyClaim::OtherSubject => return Err(Error::IdempotencyKeyReused),
                 IdempotencyClaim::InProgress if Instant::now() < give_up => {
@@ -56,11 +64,12 @@ impl OtpFlow {
     }
 
     /// Records a successful send's response for retries, or frees the key
-    /// after a failed one so a retry may try again.
+    /// after a failed one so a retry may try again — only while `owner`
+    /// still holds the claim.
     pub(super) async fn settle_idempotency(
         &self,
         key: &SubjectKey,
-        subject: &SubjectKey,
+        owner: &ClaimOwner,
         result: &Result<SentCode, Error>,
     ) {
         let settled = match result {
@@ -68,18 +77,24 @@ impl OtpFlow {
                 self.store
                     .complete_idempotency(
                         key,
-                        subject,
+                        owner,
                         &RecordedSend::from(*sent),
                         self.policy.code_lifetime(),
                     )
                     .await
             }
-            Err(_) => self.store.release_idempotency(key).await,
+            Err(_) => self.store.release_idempotency(key, owner).await,
         };
-        if let Err(err) = settled {
+        match settled {
+            Ok(true) => {}
+            // Our claim lapsed mid-send and another call may hold the key now:
+            // its claim is left alone (the owner token is what protects it).
+            Ok(false) => tracing::warn!(
+                "idempotency claim expired before the send finished; the key was left to its new holder"
+            ),
             // The send itself is decided; a retry with this key may send once
             // more after the in-progress claim lapses, which is logged.
-            tracing::error!(error = %err, "could not settle the idempotency key");
+            Err(err) => tracing::error!(error = %err, "could not settle the idempotency key"),
         }
     }
 }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::{
+    auth::Caller,
     domain::{ClientKey, IdempotencyKey, Locale, PhoneNumber, ceil_seconds},
     store::RecordedSend,
 };
@@ -29,6 +30,8 @@ pub struct SendRequest<'a> {
     pub client_key: Option<&'a ClientKey>,
     /// Makes retries return the first response.
     pub idempotency_key: Option<&'a IdempotencyKey>,
+    /// The authenticated caller (limits are counted per caller too).
+    pub caller: Option<&'a Caller>,
     /// The language the SMS should be in, if the caller said.
     pub locale: Option<&'a Locale>,
 }

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{
     abuse::RateRule,
-    domain::{ClientKey, CodeDigest, OtpCode, SubjectKey},
+    domain::{CodeDigest, OtpCode, PhoneNumber, SubjectKey},
     error::Error,
     metrics::timed_store,
     sms::{GatewayError, OutgoingSms},
@@ -57,11 +57,11 @@ impl OtpFlow {
     /// the gateway, so a retry is not held back by a send that did not happen.
     pub(super) async fn send_new_code(
         &self,
-        request: &SendRequest<'_>,
+        phone: &PhoneNumber,
         subject: &SubjectKey,
+        request: &SendRequest<'_>,
     ) -> Result<SentCode, Error> {
-        let (phone, client_key) = (request.phone, request.client_key);
-        let mut counted = self.count_send(subject, client_key).await?;
+        let mut counted = self.count_send(subject, request).await?;
         let test_code = self.abuse.test_numbers.code_for(phone);
         // Test numbers are never texted, so the pumping guard has nothing to judge.
         if test_code.is_none() {
@@ -87,13 +87,13 @@ impl OtpFlow {
         let resend_after = counted.resend_after;
         if test_code.is_some() {
             tracing::info!("test number: fixed code stored, no SMS sent");
-            self.audit_sent(phone, client_key, None);
+            self.audit_sent(phone, request.client_key, None);
         } else {
             match self.deliver(request, &code).await {
-                Ok(provider) => self.audit_sent(phone, client_key, Some(provider)),
+                Ok(provider) => self.audit_sent(phone, request.client_key, Some(provider)),
                 Err(gateway_error) => {
                     let provider = self.gateway.provider();
-                    self.audit_send_failed(phone, client_key, provider, &gateway_error);
+                    self.audit_send_failed(phone, request.client_key, provider, &gateway_error);
                     self.undo_undelivered(subject, &digest, counted, &gateway_error)
                         .await;
                     return Err(gateway_error.into());
@@ -114,7 +114,7 @@ impl OtpFlow {
     async fn count_send(
         &self,
         subject: &SubjectKey,
-        client_key: Option<&ClientKey>,
+        request: &SendRequest<'_>,
     ) -> Result<CountedSends<'_>, Error> {
         let mut counted = CountedSends {
             store: self.store.as_ref(),
@@ -123,7 +123,7 @@ impl OtpFlow {
             guard: &self.guard,
             prefix_send: None,
         };
-        for (log, rules) in self.send_logs(subject, client_key) {
+        for (log, rules) in self.send_logs(subject, request) {
             match timed_store("record_send", self.store.record_send(&log, &rules)).await {
                 Ok(SendDecision::Admitted {
                     token,
@@ -153,17 +153,23 @@ impl OtpFlow {
     fn send_logs(
         &self,
         subject: &SubjectKey,
-        client_key: Option<&ClientKey>,
+        request: &SendRequest<'_>,
     ) -> Vec<(SendLog, Vec<RateRule>)> {
         let limits = &self.abuse.limits;
         let mut logs = vec![(SendLog::Phone(subject.clone()), limits.phone_rules())];
-        logs.push(match client_key {
+        logs.push(match request.client_key {
             Some(client) => (
                 SendLog::Client(self.secret.client_subject(client)),
                 limits.client_rules(),
             ),
             None => (SendLog::Anonymous, limits.anonymous_rules()),
         });
+        if let Some(caller) = request.caller {
+            logs.push((
+                SendLog::Caller(caller.name().to_owned()),
+                limits.caller_rules(),
+            ));
+        }
         logs.push((SendLog::Global, limits.global_rules()));
         logs.retain(|(_, rules)| !rules.is_empty());
         logs

@@ -1,11 +1,13 @@
 //! The embedded store: a process-local map behind a mutex. For `cargo run`,
 //! tests and single-replica deployments; codes vanish on restart.
 
+mod sharded;
 mod state;
 
 use std::{
+    fmt,
     sync::{
-        Arc, Mutex, MutexGuard,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -15,55 +17,84 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use super::{
-    IdempotencyClaim, OtpStore, PrefixDecision, PutOutcome, RecordedSend, SendDecision, SendLog,
-    StoreError, VerifyOutcome, sliding_log,
+    ClaimOwner, IdempotencyClaim, OtpStore, PrefixDecision, PutOutcome, RecordedSend, SendDecision,
+    SendLog, StoreError, VerifyOutcome, sliding_log,
 };
 use crate::{
     abuse::{DestinationPrefix, PrefixRule, RateRule},
     domain::{CodeDigest, SubjectKey},
 };
 
+use sharded::Sharded;
 use state::{Entries, Entry, IdempotencyEntry, Shared, locked, sweep_expired};
 
+pub use state::SweepReport;
+
+/// Default `OTP_MEMORY_MAX_ENTRIES`: about 300 MiB at most, far beyond what
+/// one replica's legitimate traffic keeps alive for a code's lifetime.
+pub const DEFAULT_MAX_ENTRIES: usize = 1_000_000;
+
 /// In-memory [`OtpStore`]. Atomicity comes from doing each operation under
-/// one mutex acquisition, with no `.await` while it is held.
-#[derive(Debug, Clone)]
+/// one mutex acquisition (its key's shard), with no `.await` while it is held.
+/// Each table (codes, send logs, idempotency keys) holds at most about
+/// `max_entries`; beyond that, new entries are refused with
+/// [`StoreError::Full`] rather than memory growing without end.
+#[derive(Clone)]
 pub struct MemoryStore {
     shared: Arc<Shared>,
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore").finish_non_exhaustive()
+    }
 }
 
 impl MemoryStore {
     /// A new empty store. Must be called inside a Tokio runtime: it spawns the
     /// sweeper, which stops once the last clone of the store is dropped.
     pub fn new() -> Self {
+        Self::with_max_entries(DEFAULT_MAX_ENTRIES)
+    }
+
+    /// Like [`MemoryStore::new`], each table holding about `max_entries` at most.
+    pub fn with_max_entries(max_entries: usize) -> Self {
+        Self::with_sweep_interval(max_entries, state::SWEEP_INTERVAL)
+    }
+
+    /// Like [`MemoryStore::with_max_entries`], sweeping every `sweep_every`
+    /// (a benchmark sweeps by hand with [`MemoryStore::sweep_now`]).
+    pub fn with_sweep_interval(max_entries: usize, sweep_every: Duration) -> Self {
         let shared = Arc::new(Shared {
-            codes: Mutex::default(),
-            sends: Mutex::default(),
-            idempotency: Mutex::default(),
+            codes: Sharded::new(max_entries),
+            sends: Sharded::new(max_entries),
+            idempotency: Sharded::new(max_entries),
             prefixes: Mutex::default(),
             epoch: Instant::now(),
             next_token: AtomicU64::new(1),
         });
-        tokio::spawn(sweep_expired(Arc::downgrade(&shared)));
+        tokio::spawn(sweep_expired(Arc::downgrade(&shared), sweep_every));
         Self { shared }
     }
 
     /// Number of entries held, expired or not, across codes, send logs,
     /// idempotency keys and prefix counts (for tests of memory bounds).
     pub fn len(&self) -> usize {
-        locked(&self.shared.codes).len()
-            + locked(&self.shared.sends).len()
-            + locked(&self.shared.idempotency).len()
+        self.shared.codes.len()
+            + self.shared.sends.len()
+            + self.shared.idempotency.len()
             + locked(&self.shared.prefixes).len()
+    }
+
+    /// Sweeps expired entries now, as the background sweeper does every few
+    /// seconds (for measuring how long it holds a lock).
+    pub async fn sweep_now(&self) -> SweepReport {
+        self.shared.sweep().await
     }
 
     /// True when no entry is held.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Entries> {
-        locked(&self.shared.codes)
     }
 
     /// The live entry for `subject`, dropping it first if it has expired.
@@ -88,6 +119,11 @@ impl Default for MemoryStore {
     }
 }
 
+/// A live, not yet completed claim held by `owner`.
+fn owned_claim(entry: &IdempotencyEntry, owner: &ClaimOwner, now: Instant) -> bool {
+    entry.expires_at > now && entry.response.is_none() && entry.owner.to_string() == owner.0
+}
+
 #[async_trait]
 impl OtpStore for MemoryStore {
     /// Twin of `lua/put_code.lua`: a locked or spent subject refuses; a live
@@ -100,7 +136,7 @@ impl OtpStore for MemoryStore {
         max_attempts: u32,
     ) -> Result<PutOutcome, StoreError> {
         let now = Instant::now();
-        let mut entries = self.lock();
+        let mut entries = self.shared.codes.lock(subject);
         let expires_at = now + lifetime;
         match Self::live(&mut entries, subject, now) {
             Some(entry) if entry.locked || entry.attempts_used >= max_attempts => {
@@ -116,6 +152,9 @@ impl OtpStore for MemoryStore {
                 })
             }
             None => {
+                if !self.shared.codes.has_room(&entries, subject) {
+                    return Err(StoreError::Full);
+                }
                 entries.insert(
                     subject.clone(),
                     Entry {
@@ -137,11 +176,11 @@ impl OtpStore for MemoryStore {
     async fn verify_and_consume(
         &self,
         subject: &SubjectKey,
-        candidate: &CodeDigest,
+        candidates: &[CodeDigest],
         max_attempts: u32,
     ) -> Result<VerifyOutcome, StoreError> {
         let now = Instant::now();
-        let mut entries = self.lock();
+        let mut entries = self.shared.codes.lock(subject);
         let Some(entry) = Self::live(&mut entries, subject, now) else {
             return Ok(VerifyOutcome::Expired);
         };
@@ -151,7 +190,12 @@ impl OtpStore for MemoryStore {
         let Some(stored) = entry.digest else {
             return Ok(VerifyOutcome::Expired);
         };
-        if stored == *candidate {
+        // Every candidate is compared (constant time each), so the time taken
+        // does not say which secret matched. Twin: verify_and_consume.lua.
+        let matched = candidates
+            .iter()
+            .fold(false, |matched, candidate| matched | (stored == *candidate));
+        if matched {
             entries.remove(subject);
             return Ok(VerifyOutcome::Approved);
         }
@@ -167,7 +211,7 @@ impl OtpStore for MemoryStore {
     /// Twin of `lua/pending_lifetime.lua`: nothing while locked or without a code.
     async fn pending_lifetime(&self, subject: &SubjectKey) -> Result<Option<Duration>, StoreError> {
         let now = Instant::now();
-        let mut entries = self.lock();
+        let mut entries = self.shared.codes.lock(subject);
         Ok(Self::live(&mut entries, subject, now)
             .filter(|entry| entry.digest.is_some() && !entry.locked)
             .map(|entry| entry.expires_at - now))
@@ -181,7 +225,7 @@ impl OtpStore for MemoryStore {
         digest: &CodeDigest,
     ) -> Result<(), StoreError> {
         let now = Instant::now();
-        let mut entries = self.lock();
+        let mut entries = self.shared.codes.lock(subject);
         if let Some(entry) = Self::live(&mut entries, subject, now)
             && entry.digest.as_ref() == Some(digest)
         {
@@ -193,7 +237,7 @@ impl OtpStore for MemoryStore {
     /// Twin of `lua/cancel_code.lua`: the spent guesses and any lock stay.
     async fn cancel_code(&self, subject: &SubjectKey) -> Result<bool, StoreError> {
         let now = Instant::now();
-        let mut entries = self.lock();
+        let mut entries = self.shared.codes.lock(subject);
         Ok(Self::live(&mut entries, subject, now)
             .and_then(|entry| entry.digest.take())
             .is_some())
@@ -212,7 +256,10 @@ impl OtpStore for MemoryStore {
             .map(|rule| u64::try_from(rule.period.as_millis()).unwrap_or(u64::MAX))
             .max()
             .unwrap_or(0);
-        let mut sends = locked(&self.shared.sends);
+        let mut sends = self.shared.sends.lock(log);
+        if !self.shared.sends.has_room(&sends, log) {
+            return Err(StoreError::Full);
+        }
         // Read the clock under the lock, so each log's times stay in order.
         let now_ms = self.shared.now_ms();
         let entry = sends.entry(log.clone()).or_default();
@@ -225,7 +272,7 @@ impl OtpStore for MemoryStore {
         let Ok(token) = token.parse::<u64>() else {
             return Ok(());
         };
-        if let Some(entry) = locked(&self.shared.sends).get_mut(log) {
+        if let Some(entry) = self.shared.sends.lock(log).get_mut(log) {
             entry.times.retain(|(_, t)| *t != token);
         }
         Ok(())
@@ -292,7 +339,8 @@ impl OtpStore for MemoryStore {
         in_progress_ttl: Duration,
     ) -> Result<IdempotencyClaim, StoreError> {
         let now = Instant::now();
-        let mut keys = locked(&self.shared.idempotency);
+        let owner = self.shared.next_token.fetch_add(1, Ordering::Relaxed);
+        let mut keys = self.shared.idempotency.lock(key);
         if let Some(entry) = keys.get(key).filter(|entry| entry.expires_at > now) {
             return Ok(if entry.subject != *subject {
                 IdempotencyClaim::OtherSubject
@@ -302,44 +350,60 @@ impl OtpStore for MemoryStore {
                     .map_or(IdempotencyClaim::InProgress, IdempotencyClaim::Completed)
             });
         }
+        if !self.shared.idempotency.has_room(&keys, key) {
+            return Err(StoreError::Full);
+        }
         keys.insert(
             key.clone(),
             IdempotencyEntry {
                 subject: subject.clone(),
+                owner,
                 response: None,
                 expires_at: now + in_progress_ttl,
             },
         );
-        Ok(IdempotencyClaim::Claimed)
+        Ok(IdempotencyClaim::Claimed {
+            owner: ClaimOwner(owner.to_string()),
+        })
     }
 
-    /// Twin of `lua/complete_idempotency.lua`.
+    /// Twin of `lua/complete_idempotency.lua`: only the owner completes.
     async fn complete_idempotency(
         &self,
         key: &SubjectKey,
-        subject: &SubjectKey,
+        owner: &ClaimOwner,
         response: &RecordedSend,
         ttl: Duration,
-    ) -> Result<(), StoreError> {
-        locked(&self.shared.idempotency).insert(
-            key.clone(),
-            IdempotencyEntry {
-                subject: subject.clone(),
-                response: Some(*response),
-                expires_at: Instant::now() + ttl,
-            },
-        );
-        Ok(())
+    ) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut keys = self.shared.idempotency.lock(key);
+        match keys.get_mut(key) {
+            Some(entry) if owned_claim(entry, owner, now) => {
+                entry.response = Some(*response);
+                entry.expires_at = now + ttl;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
-    /// Twin of `lua/release_idempotency.lua`: a completed record is kept.
-    async fn release_idempotency(&self, key: &SubjectKey) -> Result<(), StoreError> {
-        let mut keys = locked(&self.shared.idempotency);
+    /// Twin: `lua/release_idempotency.lua`.
+    async fn release_idempotency(
+        &self,
+        key: &SubjectKey,
+        owner: &ClaimOwner,
+    ) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut keys = self.shared.idempotency.lock(key);
         // A completed record is kept: its response is what retries must get.
-        if keys.get(key).is_some_and(|entry| entry.response.is_none()) {
+        if keys
+            .get(key)
+            .is_some_and(|entry| owned_claim(entry, owner, now))
+        {
             keys.remove(key);
+            return Ok(true);
         }
-        Ok(())
+        Ok(false)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

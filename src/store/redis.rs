@@ -30,8 +30,8 @@ use connection::RedisConnections;
 use scripts::Scripts;
 
 use super::{
-    IdempotencyClaim, OtpStore, PrefixDecision, PutOutcome, RecordedSend, SendDecision, SendLog,
-    StoreError, VerifyOutcome,
+    ClaimOwner, EvictionPolicy, IdempotencyClaim, OtpStore, PrefixDecision, PutOutcome,
+    RecordedSend, SendDecision, SendLog, StoreError, VerifyOutcome,
 };
 use crate::{
     abuse::{DestinationPrefix, PrefixRule, RateRule},
@@ -173,18 +173,18 @@ impl OtpStore for RedisStore {
     async fn verify_and_consume(
         &self,
         subject: &SubjectKey,
-        candidate: &CodeDigest,
+        candidates: &[CodeDigest],
         max_attempts: u32,
     ) -> Result<VerifyOutcome, StoreError> {
-        let (status, value): (String, i64) = self
-            .run(
-                self.scripts
-                    .verify_and_consume
-                    .key(self.record_key(subject))
-                    .arg(&candidate.as_bytes()[..])
-                    .arg(max_attempts),
-            )
-            .await?;
+        let mut invocation = self
+            .scripts
+            .verify_and_consume
+            .key(self.record_key(subject));
+        invocation.arg(max_attempts);
+        for candidate in candidates {
+            invocation.arg(&candidate.as_bytes()[..]);
+        }
+        let (status, value): (String, i64) = self.run(&invocation).await?;
         match status.as_str() {
             "approved" => Ok(VerifyOutcome::Approved),
             "incorrect" => Ok(VerifyOutcome::Incorrect {
@@ -293,36 +293,51 @@ impl OtpStore for RedisStore {
     async fn complete_idempotency(
         &self,
         key: &SubjectKey,
-        subject: &SubjectKey,
+        owner: &ClaimOwner,
         response: &RecordedSend,
         ttl: Duration,
-    ) -> Result<(), StoreError> {
-        let _: i64 = self
+    ) -> Result<bool, StoreError> {
+        let completed: i64 = self
             .run(
                 self.scripts
                     .complete_idempotency
                     .key(self.idempotency_key(key))
-                    .arg(subject.as_str())
+                    .arg(&owner.0)
                     .arg(idempotency::encode_response(response))
                     .arg(millis(ttl)),
             )
             .await?;
-        Ok(())
+        Ok(completed == 1)
     }
 
-    async fn release_idempotency(&self, key: &SubjectKey) -> Result<(), StoreError> {
-        let _: i64 = self
+    async fn release_idempotency(
+        &self,
+        key: &SubjectKey,
+        owner: &ClaimOwner,
+    ) -> Result<bool, StoreError> {
+        let released: i64 = self
             .run(
-                &self
-                    .scripts
+                self.scripts
                     .release_idempotency
-                    .key(self.idempotency_key(key)),
+                    .key(self.idempotency_key(key))
+                    .arg(&owner.0),
             )
             .await?;
-        Ok(())
+        Ok(released == 1)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.bounded(self.connections.ping()).await
+    }
+
+    async fn eviction_policy(&self) -> Result<EvictionPolicy, StoreError> {
+        let policy = self
+            .bounded(self.connections.config_get("maxmemory-policy"))
+            .await?;
+        Ok(match policy {
+            Some(policy) if policy == "noeviction" => EvictionPolicy::NoEviction,
+            Some(policy) => EvictionPolicy::Evicting(policy),
+            None => EvictionPolicy::Unknown,
+        })
     }
 }

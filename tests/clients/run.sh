@@ -33,12 +33,7 @@ wait_until() { # description, deadline seconds, command...
 }
 
 # Python venv and Node modules: created once, reused while their pins hold.
-venv=$here/python/.venv
-if [ ! -x "$venv/bin/python" ] || ! cmp -s "$here/python/requirements.txt" "$venv/requirements.txt"; then
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/python/requirements.txt"
-  cp "$here/python/requirements.txt" "$venv/requirements.txt"
-fi
+python=$("$here/python/venv.sh")
 if [ ! -d "$here/node/node_modules" ] || ! cmp -s "$here/node/package-lock.json" "$here/node/node_modules/.package-lock.json.ci"; then
   (cd "$here/node" && npm ci --no-audit --no-fund --loglevel=error)
   cp "$here/node/package-lock.json" "$here/node/node_modules/.package-lock.json.ci"
@@ -78,12 +73,12 @@ run() { # name, phone, command...
   local name=$1; export PHONE=$2; shift 2
   if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "clients: $name scenario FAILED" >&2; fi
 }
-run python +14155550181 env GEN_DIR="$work/python-stubs" "$venv/bin/python" "$here/python/scenario.py"
+run python +14155550181 env GEN_DIR="$work/python-stubs" "$python" "$here/python/scenario.py"
 run node +14155550182 node "$here/node/scenario.js"
 run grpcurl +14155550183 bash "$here/grpcurl/scenario.sh"
 run python-events +14155550184 env GEN_DIR="$work/python-stubs" \
   REDIS_URL="redis://127.0.0.1:$redis_port" OTP_EVENTS_STREAM=otp:events \
-  "$venv/bin/python" "$here/python/events_consumer.py"
+  "$python" "$here/python/events_consumer.py"
 
 if [ "$failed" -ne 0 ]; then
   echo "--- service log ---" >&2; tail -n 50 "$work/service.log" >&2

@@ -11,12 +11,18 @@
 #[macro_use]
 mod common;
 
+mod callers;
 mod cap_refunds;
 mod events;
+mod eviction;
 mod grpcurl;
+mod health_listener;
 mod idempotency;
+mod idempotency_owner;
+mod key_rotation;
 mod limits;
 mod logs;
+mod memory_bound;
 mod metrics;
 mod providers;
 mod pumping;
@@ -31,5 +37,6 @@ mod send;
 mod server;
 mod store_contract;
 mod textbee;
+mod tls;
 mod traces;
 mod verify;

@@ -90,19 +90,19 @@ async fn counters_move_by_the_traffic_and_carry_no_phone_numbers() {
         (r#"otp_verifies_total{result="approved"}"#, 1.0),
         (r#"otp_verifies_total{result="expired"}"#, 1.0),
         (
-            r#"otp_grpc_requests_total{method="SendOtp",code="OK"}"#,
+            r#"otp_grpc_requests_total{method="SendOtp",code="OK",caller="anonymous"}"#,
             1.0,
         ),
         (
-            r#"otp_grpc_requests_total{method="SendOtp",code="RESOURCE_EXHAUSTED"}"#,
+            r#"otp_grpc_requests_total{method="SendOtp",code="RESOURCE_EXHAUSTED",caller="anonymous"}"#,
             1.0,
         ),
         (
-            r#"otp_grpc_requests_total{method="SendOtp",code="INVALID_ARGUMENT"}"#,
+            r#"otp_grpc_requests_total{method="SendOtp",code="INVALID_ARGUMENT",caller="anonymous"}"#,
             1.0,
         ),
         (
-            r#"otp_grpc_requests_total{method="VerifyOtp",code="OK"}"#,
+            r#"otp_grpc_requests_total{method="VerifyOtp",code="OK",caller="anonymous"}"#,
             3.0,
         ),
         (
@@ -200,15 +200,15 @@ async fn gateway_errors_every_method_and_a_store_outage_are_counted() {
         ),
         (r#"otp_sends_total{result="gateway_error"}"#, 1.0),
         (
-            r#"otp_grpc_requests_total{method="SendOtp",code="UNAVAILABLE"}"#,
+            r#"otp_grpc_requests_total{method="SendOtp",code="UNAVAILABLE",caller="anonymous"}"#,
             1.0,
         ),
         (
-            r#"otp_grpc_requests_total{method="TimeLeft",code="OK"}"#,
+            r#"otp_grpc_requests_total{method="TimeLeft",code="OK",caller="anonymous"}"#,
             1.0,
         ),
         (
-            r#"otp_grpc_requests_total{method="CancelOtp",code="OK"}"#,
+            r#"otp_grpc_requests_total{method="CancelOtp",code="OK",caller="anonymous"}"#,
             1.0,
         ),
     ];

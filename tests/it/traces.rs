@@ -1,7 +1,8 @@
 //! Traces on the real binary: a caller's W3C trace context is continued,
 //! the RPC, its store calls and the SMS send with its retries are exported
 //! over OTLP to a collector stand-in, log lines carry the trace and span
-//! ids — and no exported attribute or event holds the number or the code.
+//! ids, the server span names the authenticated caller — and no exported
+//! attribute or event holds the number or the code.
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use crate::common::{
     connect,
     otlp_collector::{OtlpCollector, attribute, exported_text},
     recording_gateway::extract_code,
+    tls::CertDir,
     wait_for,
 };
 use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind};
@@ -17,6 +19,7 @@ use otp_service::proto::{
     SendOtpRequest, VerifyOtpRequest, VerifyOtpResult, otp_service_client::OtpServiceClient,
 };
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use tonic::transport::Channel;
 use wiremock::{
     Mock, MockServer, ResponseTemplate,
@@ -174,6 +177,51 @@ async fn spans_continue_the_callers_trace_and_hold_no_number_or_code() {
     });
     assert_eq!(line["trace_id"], CALLER_TRACE, "{line}");
     assert_eq!(line["fields"]["grpc.method"], "SendOtp", "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_span_names_the_authenticated_caller() {
+    const TOKEN: &str = "traced-caller-token-3b7e";
+    let (collector, endpoint) = OtlpCollector::start().await;
+    let dir = CertDir::new();
+    let callers = dir.write(
+        "callers",
+        &format!("checkout sha256:{}\n", hex::encode(Sha256::digest(TOKEN))),
+    );
+    let service = tokio::task::spawn_blocking(move || {
+        ServiceProcess::start(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
+            ("OTP_CALLERS_FILE", callers.as_str()),
+        ])
+    })
+    .await
+    .expect("binary starts");
+    let mut request = tonic::Request::new(SendOtpRequest {
+        phone_number: "+14155550178".into(),
+        ..Default::default()
+    });
+    let bearer = format!("Bearer {TOKEN}");
+    request
+        .metadata_mut()
+        .insert("authorization", bearer.parse().expect("ASCII header"));
+    OtpServiceClient::new(connect(service.addr).await)
+        .send_otp(request)
+        .await
+        .expect("sent");
+
+    let send = wait_for("the SendOtp span", Duration::from_secs(15), || {
+        let send = collector
+            .spans()
+            .into_iter()
+            .find(|span| span.name == "SendOtp");
+        async move { send }
+    })
+    .await;
+    assert_eq!(
+        attribute(&send.attributes, "caller").as_deref(),
+        Some("checkout")
+    );
 }
 
 /// SendOtp is a server span under the caller's span, with its store calls

@@ -8,6 +8,7 @@ use std::{
 
 use tokio::time::Instant;
 
+use super::sharded::Sharded;
 use crate::{
     abuse::DestinationPrefix,
     domain::{CodeDigest, SubjectKey},
@@ -28,7 +29,7 @@ pub(super) struct Entry {
     pub(super) expires_at: Instant,
 }
 
-pub(super) type Entries = HashMap<SubjectKey, Entry>;
+pub(super) type Entries = std::collections::HashMap<SubjectKey, Entry>;
 
 #[derive(Debug, Default)]
 pub(super) struct SendLogEntry {
@@ -40,16 +41,18 @@ pub(super) struct SendLogEntry {
 #[derive(Debug)]
 pub(super) struct IdempotencyEntry {
     pub(super) subject: SubjectKey,
+    /// The claiming call's token: only it may complete or release the claim.
+    pub(super) owner: u64,
     pub(super) response: Option<RecordedSend>,
     pub(super) expires_at: Instant,
 }
 
-#[derive(Debug)]
 pub(super) struct Shared {
-    pub(super) codes: Mutex<Entries>,
-    pub(super) sends: Mutex<HashMap<SendLog, SendLogEntry>>,
-    pub(super) idempotency: Mutex<HashMap<SubjectKey, IdempotencyEntry>>,
-    /// The pumping guard's counts per destination prefix.
+    pub(super) codes: Sharded<SubjectKey, Entry>,
+    pub(super) sends: Sharded<SendLog, SendLogEntry>,
+    pub(super) idempotency: Sharded<SubjectKey, IdempotencyEntry>,
+    /// The pumping guard's counts per destination prefix (a few thousand at
+    /// most: one per prefix, not per number).
     pub(super) prefixes: Mutex<HashMap<DestinationPrefix, PrefixWindow>>,
     /// Origin of the millisecond clock the send logs use.
     pub(super) epoch: Instant,
@@ -65,32 +68,53 @@ pub(super) fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// What one sweep did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepReport {
+    /// Expired entries forgotten.
+    pub removed: usize,
+    /// Longest time any one lock was held (what a concurrent call could
+    /// have waited for the sweeper).
+    pub longest_hold: Duration,
+}
+
 impl Shared {
     pub(super) fn now_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    fn sweep(&self) {
+    /// Forgets expired entries, one shard at a time (see `sharded.rs`).
+    pub(super) async fn sweep(&self) -> SweepReport {
         let now = Instant::now();
-        locked(&self.codes).retain(|_, entry| entry.expires_at > now);
-        locked(&self.idempotency).retain(|_, entry| entry.expires_at > now);
+        let codes = self.codes.retain(|entry| entry.expires_at > now).await;
+        let keys = self
+            .idempotency
+            .retain(|entry| entry.expires_at > now)
+            .await;
         let now_ms = self.now_ms();
-        locked(&self.sends).retain(|_, log| {
-            log.times
-                .back()
-                .is_some_and(|(at, _)| at.saturating_add(log.keep_for_ms) > now_ms)
-        });
+        let logs = self
+            .sends
+            .retain(|log| {
+                log.times
+                    .back()
+                    .is_some_and(|(at, _)| at.saturating_add(log.keep_for_ms) > now_ms)
+            })
+            .await;
         locked(&self.prefixes).retain(|_, window| !window.is_idle(now_ms));
+        SweepReport {
+            removed: codes.0 + keys.0 + logs.0,
+            longest_hold: codes.1.max(keys.1).max(logs.1),
+        }
     }
 }
 
-pub(super) async fn sweep_expired(shared: Weak<Shared>) {
-    let mut ticks = tokio::time::interval(SWEEP_INTERVAL);
+pub(super) async fn sweep_expired(shared: Weak<Shared>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
     loop {
         ticks.tick().await;
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        shared.sweep();
+        shared.sweep().await;
     }
 }

@@ -1,5 +1,5 @@
 //! The memory store's own checks: the sweeper forgets what expired (codes,
-//! send logs, idempotency entries) and keeps what lives.
+//! send logs, idempotency entries) and keeps what lives; the size cap.
 
 use super::*;
 use crate::store::memory::state::SWEEP_INTERVAL;
@@ -52,6 +52,34 @@ async fn live_entries_survive_the_sweep() {
     );
 }
 
+#[tokio::test]
+async fn a_full_table_refuses_new_entries_but_serves_existing_ones() {
+    let store = MemoryStore::with_max_entries(100);
+    let digest = CodeDigest::from_bytes([1; 32]);
+    let lifetime = Duration::from_secs(60);
+    for n in 0..100 {
+        store
+            .put_code(&subject(n), &digest, lifetime, 5)
+            .await
+            .expect("below the cap");
+    }
+    let refused = store.put_code(&subject(100), &digest, lifetime, 5).await;
+    assert!(matches!(refused, Err(StoreError::Full)), "{refused:?}");
+    store
+        .put_code(&subject(7), &digest, lifetime, 5)
+        .await
+        .expect("an existing subject still takes a new code");
+    let verified = store
+        .verify_and_consume(&subject(7), &[digest], 5)
+        .await
+        .expect("answers");
+    assert_eq!(verified, VerifyOutcome::Approved);
+    store
+        .put_code(&subject(100), &digest, lifetime, 5)
+        .await
+        .expect("room again once an entry is gone");
+}
+
 #[tokio::test(start_paused = true)]
 async fn send_logs_and_idempotency_entries_are_swept_after_their_lifetime() {
     use crate::abuse::{LimitKind, RateRule};
@@ -76,15 +104,19 @@ async fn send_logs_and_idempotency_entries_are_swept_after_their_lifetime() {
         let log = SendLog::Phone(subject(n));
         store.record_send(&log, &minute).await.expect("counted");
         let key = subject(10_000 + n);
-        store
+        let claim = store
             .claim_idempotency(&key, &subject(n), Duration::from_secs(10))
             .await
             .expect("claimed");
+        let IdempotencyClaim::Claimed { owner } = claim else {
+            panic!("a fresh key is claimed: {claim:?}");
+        };
         if n % 2 == 0 {
-            store
-                .complete_idempotency(&key, &subject(n), &response, Duration::from_secs(30))
+            let completed = store
+                .complete_idempotency(&key, &owner, &response, Duration::from_secs(30))
                 .await
                 .expect("completed");
+            assert!(completed, "the owner completes its own claim");
         }
     }
     // One log whose rule remembers an hour must outlive the minute logs.

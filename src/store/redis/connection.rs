@@ -217,6 +217,44 @@ impl RedisConnections {
         }
     }
 
+    /// `CONFIG GET <name>`: the value, or `None` when Redis refuses the
+    /// command (managed Redis often renames or forbids CONFIG; an ACL user
+    /// may lack `+config`) or answers in a shape this code does not read (a
+    /// cluster's per-node replies). Only an unreachable Redis is an error.
+    pub(super) async fn config_get(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let command = redis::cmd("CONFIG").arg("GET").arg(name).clone();
+        let reply: Result<Vec<String>, RedisError> = match self {
+            Self::Single(pool) => {
+                let mut lent = pool.get().await.map_err(pool_error)?.lend();
+                let reply = command.query_async(&mut lent.connection).await;
+                lent.settle(reply)
+            }
+            Self::Cluster(pool) => {
+                let mut lent = pool.get().await.map_err(pool_error)?.lend();
+                let reply = command.query_async(&mut lent.connection).await;
+                lent.settle(reply)
+            }
+            Self::Sentinel(pool, _) => {
+                let mut connection = pool.get().await.map_err(pool_error)?;
+                command.query_async(&mut connection).await
+            }
+        };
+        match reply {
+            // `[name, value]`; empty when the parameter does not exist.
+            Ok(pair) => Ok(pair.into_iter().nth(1)),
+            Err(err)
+                if matches!(
+                    err.kind(),
+                    ErrorKind::Server(_) | ErrorKind::UnexpectedReturnType | ErrorKind::Parse
+                ) =>
+            {
+                tracing::debug!(error = %err, "CONFIG GET {name} refused");
+                Ok(None)
+            }
+            Err(err) => Err(redis_error(err)),
+        }
+    }
+
     /// Runs `pipeline` on a pooled connection (on a cluster, at the master of
     /// its keys' slot: every command of it must name keys of one slot).
     pub(super) async fn query_pipeline(

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use super::{RedisStore, millis};
+use super::{RedisStore, millis, send_log::random_token};
 use crate::{
     domain::SubjectKey,
-    store::{IdempotencyClaim, RecordedSend, StoreError},
+    store::{ClaimOwner, IdempotencyClaim, RecordedSend, StoreError},
 };
 
 impl RedisStore {
@@ -22,17 +22,22 @@ impl RedisStore {
         subject: &SubjectKey,
         in_progress_ttl: Duration,
     ) -> Result<IdempotencyClaim, StoreError> {
+        // Known only to this call: completing or releasing the claim needs it.
+        let owner = random_token();
         let reply: Vec<String> = self
             .run(
                 self.scripts
                     .claim_idempotency
                     .key(self.idempotency_key(key))
                     .arg(subject.as_str())
-                    .arg(millis(in_progress_ttl)),
+                    .arg(millis(in_progress_ttl))
+                    .arg(&owner),
             )
             .await?;
         match reply.as_slice() {
-            [status] if status == "claimed" => Ok(IdempotencyClaim::Claimed),
+            [status] if status == "claimed" => Ok(IdempotencyClaim::Claimed {
+                owner: ClaimOwner(owner),
+            }),
             [status] if status == "in_progress" => Ok(IdempotencyClaim::InProgress),
             [status] if status == "other_subject" => Ok(IdempotencyClaim::OtherSubject),
             [status, response] if status == "completed" => {

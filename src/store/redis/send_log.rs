@@ -22,6 +22,13 @@ impl RedisStore {
             SendLog::Client(client) => {
                 format!("{}:{{{}}}:client-sends", self.prefix, client.as_str())
             }
+            // Listed caller names are [A-Za-z0-9._-]; an unlisted caller's SAN
+            // (a URI) could hold braces, which would change the hash tag.
+            SendLog::Caller(name) => format!(
+                "{}:{{caller:{}}}:caller-sends",
+                self.prefix,
+                name.replace(['{', '}'], "_")
+            ),
             SendLog::Anonymous => format!("{}:{{anonymous}}:sends", self.prefix),
             SendLog::Global => format!("{}:{{global}}:sends", self.prefix),
         }
@@ -33,7 +40,7 @@ impl RedisStore {
         rules: &[RateRule],
     ) -> Result<SendDecision, StoreError> {
         // Random, so two replicas never pick the same sorted-set member.
-        let token = format!("{:016x}", OsRng.unwrap_err().random::<u64>());
+        let token = random_token();
         let mut invocation = self.scripts.record_send.key(self.send_log_key(log));
         invocation.arg(&token);
         for rule in rules {
@@ -68,6 +75,11 @@ impl RedisStore {
             ))),
         }
     }
+}
+
+/// 64 random bits in hex: unique across replicas without coordination.
+pub(super) fn random_token() -> String {
+    format!("{:016x}", OsRng.unwrap_err().random::<u64>())
 }
 
 /// `{status, n1, n2, ...}` from a script.

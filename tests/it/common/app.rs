@@ -13,10 +13,9 @@ use otp_service::{
 };
 use tokio::{sync::oneshot, task::JoinHandle};
 use tonic::{Status, transport::Channel};
-use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 use super::{
-    RecordingGateway, RedisCluster, RedisSentinels, RedisServer, StoreKind, connect,
+    RecordingGateway, RedisCluster, RedisSentinels, RedisServer, StoreKind, connect, health_at,
     redis_sentinel::MASTER_NAME,
     store_set_up::{StoreSetUp, console_named, test_config},
 };
@@ -24,6 +23,8 @@ use super::{
 /// A running server and what a test needs to talk to it.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The health-only listener, when the test set `OTP_HEALTH_ADDR`.
+    pub health_addr: Option<SocketAddr>,
     pub client: OtpServiceClient<Channel>,
     /// What the server texted; stays empty when the server runs the gateway
     /// its settings select ([`TestAppBuilder::configured_gateway`]).
@@ -139,6 +140,7 @@ impl TestAppBuilder {
         }
         vars.extend(self.env);
         let config = test_config(&vars);
+        let tls = config.tls.is_some();
         let (app, sms) = match self.gateway {
             Gateway::Recording(sms) => {
                 let gateway: Arc<dyn SmsGateway> = Arc::new(sms.clone());
@@ -151,6 +153,7 @@ impl TestAppBuilder {
         };
         let app = app.expect("server builds");
         let addr = app.local_addr();
+        let health_addr = app.health_addr();
         let (shutdown, stop) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             app.run_until(async {
@@ -159,9 +162,21 @@ impl TestAppBuilder {
             .await
             .expect("server runs");
         });
+        // A TLS server needs a TLS client (common/tls.rs); this one stays
+        // unconnected so building it never waits on a handshake.
+        let client = if tls {
+            OtpServiceClient::new(
+                tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                    .expect("valid URI")
+                    .connect_lazy(),
+            )
+        } else {
+            OtpServiceClient::new(connect(addr).await)
+        };
         TestApp {
             addr,
-            client: OtpServiceClient::new(connect(addr).await),
+            health_addr,
+            client,
             sms,
             _redis: redis,
             shutdown: Some(shutdown),
@@ -232,15 +247,7 @@ impl TestApp {
 
     /// `grpc.health.v1.Health/Check` for `service`, as a status name.
     pub async fn health(&self, service: &str) -> String {
-        let mut health = HealthClient::new(connect(self.addr).await);
-        let response = health
-            .check(HealthCheckRequest {
-                service: service.into(),
-            })
-            .await
-            .expect("health check answers")
-            .into_inner();
-        response.status().as_str_name().to_owned()
+        health_at(self.addr, service).await
     }
 
     /// Asks the server to stop and waits until it has.

@@ -17,6 +17,7 @@ pub mod redis_sentinel;
 pub mod redis_server;
 pub mod sms_standins;
 pub mod store_set_up;
+pub mod tls;
 
 use std::{
     future::Future,
@@ -26,6 +27,7 @@ use std::{
 };
 
 use tonic::{Code, Status, transport::Channel};
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use tonic_types::StatusExt;
 
 pub use app::TestApp;
@@ -116,6 +118,19 @@ pub async fn connect(addr: SocketAddr) -> Channel {
         async move { endpoint.connect().await.ok() }
     })
     .await
+}
+
+/// `grpc.health.v1.Health/Check` for `service` at `addr`, as a status name.
+pub async fn health_at(addr: SocketAddr, service: &str) -> String {
+    let mut health = HealthClient::new(connect(addr).await);
+    let response = health
+        .check(HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .expect("health check answers")
+        .into_inner();
+    response.status().as_str_name().to_owned()
 }
 
 /// Polls `probe` every 20 ms until it yields `Some`, or panics after `deadline`.

@@ -21,6 +21,8 @@ pub struct RedisServer {
     port: u16,
     /// ACL user and password when the server requires them.
     credentials: Option<(String, String)>,
+    /// Extra `redis-server` arguments (e.g. `--maxmemory-policy allkeys-lru`).
+    extra_args: Vec<String>,
     child: Option<Child>,
 }
 
@@ -30,12 +32,21 @@ impl RedisServer {
         Self::start_with(None).await
     }
 
+    /// Starts a server with extra configuration arguments.
+    pub async fn start_with_args(args: &[&str]) -> Self {
+        Self::start_inner(None, args.iter().map(|a| (*a).to_owned()).collect()).await
+    }
+
     /// Starts a server that refuses everyone but ACL user `user` with `password`.
     pub async fn start_with_user(user: &str, password: &str) -> Self {
         Self::start_with(Some((user.to_owned(), password.to_owned()))).await
     }
 
     async fn start_with(credentials: Option<(String, String)>) -> Self {
+        Self::start_inner(credentials, Vec::new()).await
+    }
+
+    async fn start_inner(credentials: Option<(String, String)>, extra_args: Vec<String>) -> Self {
         // The port is free when asked for but could be taken before
         // redis-server binds it; a few fresh tries make that race harmless.
         for _ in 0..5 {
@@ -43,6 +54,7 @@ impl RedisServer {
             let mut server = Self {
                 port,
                 credentials: credentials.clone(),
+                extra_args: extra_args.clone(),
                 child: None,
             };
             if server.spawn_and_wait().await {
@@ -148,6 +160,7 @@ impl RedisServer {
             .args(["--appendonly", "no"])
             .args(["--daemonize", "no"])
             .args(self.acl_args())
+            .args(&self.extra_args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -124,7 +124,8 @@ impl TestStore {
         set_up
             .vars
             .extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let store = open_store(&test_config(&set_up.vars).store).expect("the store opens");
+        let config = test_config(&set_up.vars);
+        let store = open_store(&config.store, config.memory_max_entries).expect("the store opens");
         Self {
             store,
             _redis: set_up.redis,

@@ -32,7 +32,7 @@ async fn verify(
     max_attempts: u32,
 ) -> VerifyOutcome {
     store
-        .verify_and_consume(subject, &digest(n), max_attempts)
+        .verify_and_consume(subject, &[digest(n)], max_attempts)
         .await
         .expect("verify_and_consume answers")
 }
@@ -265,7 +265,32 @@ async fn pending_lifetime_is_what_was_put_and_none_when_nothing_is(kind: StoreKi
     store.ping().await.expect("ping answers");
 }
 
+/// Key rotation: the code's digest under every secret of the ring is a
+/// candidate; any one matching approves, and a miss costs one guess however
+/// many candidates were compared.
+async fn any_candidate_digest_approves_and_a_miss_spends_one_guess(kind: StoreKind) {
+    let store = TestStore::open(kind).await;
+    let subject = new_subject();
+    put(&store, &subject, 1, MAX_ATTEMPTS).await;
+    let miss = store
+        .verify_and_consume(&subject, &[digest(8), digest(9)], MAX_ATTEMPTS)
+        .await
+        .expect("answers");
+    assert_eq!(
+        miss,
+        VerifyOutcome::Incorrect {
+            attempts_remaining: MAX_ATTEMPTS - 1
+        }
+    );
+    let hit = store
+        .verify_and_consume(&subject, &[digest(9), digest(1)], MAX_ATTEMPTS)
+        .await
+        .expect("answers");
+    assert_eq!(hit, VerifyOutcome::Approved, "the previous secret's digest");
+}
+
 for_each_store!(
+    any_candidate_digest_approves_and_a_miss_spends_one_guess,
     last_wrong_guess_destroys_the_code_and_locks,
     lock_ends_when_the_locked_code_would_have_expired,
     approval_is_single_use_and_resets_the_guess_budget,

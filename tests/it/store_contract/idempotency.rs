@@ -1,4 +1,5 @@
-//! Idempotency records: claim, complete, release and expiry
+//! Idempotency records: claim, complete, release and expiry, and the owner
+//! token that lets only the claiming call settle its claim
 //! (`claim_idempotency.lua`, `complete_idempotency.lua`,
 //! `release_idempotency.lua` and their `MemoryStore` twins).
 
@@ -6,7 +7,7 @@ use std::time::Duration;
 
 use otp_service::{
     domain::SubjectKey,
-    store::{IdempotencyClaim, RecordedSend},
+    store::{ClaimOwner, IdempotencyClaim, RecordedSend},
 };
 
 use super::new_subject;
@@ -17,6 +18,14 @@ async fn claim(store: &TestStore, key: &SubjectKey, subject: &SubjectKey) -> Ide
         .claim_idempotency(key, subject, Duration::from_secs(60))
         .await
         .expect("claim_idempotency answers")
+}
+
+/// Claims a free `key`; panics if someone else holds it.
+async fn claim_owned(store: &TestStore, key: &SubjectKey, subject: &SubjectKey) -> ClaimOwner {
+    match claim(store, key, subject).await {
+        IdempotencyClaim::Claimed { owner } => owner,
+        other => panic!("a free key is claimed, got {other:?}"),
+    }
 }
 
 fn response(n: u32) -> RecordedSend {
@@ -32,7 +41,7 @@ async fn idempotency_claim_complete_and_release(kind: StoreKind) {
     let store = TestStore::open(kind).await;
     let (key, phone, other_phone) = (new_subject(), new_subject(), new_subject());
     let ttl = Duration::from_secs(60);
-    assert_eq!(claim(&store, &key, &phone).await, IdempotencyClaim::Claimed);
+    let owner = claim_owned(&store, &key, &phone).await;
     assert_eq!(
         claim(&store, &key, &phone).await,
         IdempotencyClaim::InProgress
@@ -41,21 +50,29 @@ async fn idempotency_claim_complete_and_release(kind: StoreKind) {
         claim(&store, &key, &other_phone).await,
         IdempotencyClaim::OtherSubject
     );
-    store.release_idempotency(&key).await.expect("answers");
-    assert_eq!(
-        claim(&store, &key, &phone).await,
-        IdempotencyClaim::Claimed,
-        "a released key can be claimed again"
+    assert!(
+        store
+            .release_idempotency(&key, &owner)
+            .await
+            .expect("answers")
     );
-    store
-        .complete_idempotency(&key, &phone, &response(4), ttl)
-        .await
-        .expect("answers");
+    let owner = claim_owned(&store, &key, &phone).await;
+    assert!(
+        store
+            .complete_idempotency(&key, &owner, &response(4), ttl)
+            .await
+            .expect("answers")
+    );
     assert_eq!(
         claim(&store, &key, &phone).await,
         IdempotencyClaim::Completed(response(4))
     );
-    store.release_idempotency(&key).await.expect("answers");
+    assert!(
+        !store
+            .release_idempotency(&key, &owner)
+            .await
+            .expect("answers")
+    );
     assert_eq!(
         claim(&store, &key, &phone).await,
         IdempotencyClaim::Completed(response(4)),
@@ -65,10 +82,12 @@ async fn idempotency_claim_complete_and_release(kind: StoreKind) {
         claim(&store, &key, &other_phone).await,
         IdempotencyClaim::OtherSubject
     );
-    store
-        .release_idempotency(&new_subject())
-        .await
-        .expect("releasing an unknown key is a no-op");
+    assert!(
+        !store
+            .release_idempotency(&new_subject(), &owner)
+            .await
+            .expect("releasing an unknown key is a no-op")
+    );
 }
 
 async fn unfinished_idempotency_claim_expires(kind: StoreKind) {
@@ -76,18 +95,83 @@ async fn unfinished_idempotency_claim_expires(kind: StoreKind) {
     let (key, phone) = (new_subject(), new_subject());
     let ttl = Duration::from_millis(300);
     let claim = || store.claim_idempotency(&key, &phone, ttl);
-    assert_eq!(claim().await.expect("answers"), IdempotencyClaim::Claimed);
+    assert!(matches!(
+        claim().await.expect("answers"),
+        IdempotencyClaim::Claimed { .. }
+    ));
     assert_eq!(
         claim().await.expect("answers"),
         IdempotencyClaim::InProgress
     );
     wait_for("the claim expires", Duration::from_secs(5), || async {
-        (claim().await.expect("answers") == IdempotencyClaim::Claimed).then_some(())
+        matches!(
+            claim().await.expect("answers"),
+            IdempotencyClaim::Claimed { .. }
+        )
+        .then_some(())
     })
     .await;
+}
+
+/// A call whose claim expired (and was claimed again) can neither complete
+/// nor release the new holder's claim.
+async fn an_expired_owner_cannot_settle_its_successors_claim(kind: StoreKind) {
+    let store = TestStore::open(kind).await;
+    let (key, phone) = (new_subject(), new_subject());
+    let first = match store
+        .claim_idempotency(&key, &phone, Duration::from_millis(50))
+        .await
+        .expect("answers")
+    {
+        IdempotencyClaim::Claimed { owner } => owner,
+        other => panic!("a free key is claimed, got {other:?}"),
+    };
+    let second = wait_for(
+        "the first claim expires",
+        Duration::from_secs(5),
+        || async {
+            match claim(&store, &key, &phone).await {
+                IdempotencyClaim::Claimed { owner } => Some(owner),
+                _ => None,
+            }
+        },
+    )
+    .await;
+    assert_ne!(first, second);
+    let ttl = Duration::from_secs(60);
+    assert!(
+        !store
+            .complete_idempotency(&key, &first, &response(1), ttl)
+            .await
+            .expect("answers"),
+        "the expired holder cannot complete the new claim"
+    );
+    assert!(
+        !store
+            .release_idempotency(&key, &first)
+            .await
+            .expect("answers"),
+        "the expired holder cannot release the new claim"
+    );
+    assert_eq!(
+        claim(&store, &key, &phone).await,
+        IdempotencyClaim::InProgress,
+        "the new claim stands"
+    );
+    assert!(
+        store
+            .complete_idempotency(&key, &second, &response(2), ttl)
+            .await
+            .expect("answers")
+    );
+    assert_eq!(
+        claim(&store, &key, &phone).await,
+        IdempotencyClaim::Completed(response(2))
+    );
 }
 
 for_each_store!(
     idempotency_claim_complete_and_release,
     unfinished_idempotency_claim_expires,
+    an_expired_owner_cannot_settle_its_successors_claim,
 );

@@ -34,7 +34,7 @@ async fn concurrent_verifies_of_the_right_code_approve_it_once(kind: StoreKind) 
         let subject = subject.clone();
         async move {
             store
-                .verify_and_consume(&subject, &digest(1), MAX_ATTEMPTS)
+                .verify_and_consume(&subject, &[digest(1)], MAX_ATTEMPTS)
                 .await
         }
     })
@@ -56,7 +56,7 @@ async fn concurrent_claims_of_one_key_claim_it_once(kind: StoreKind) {
     .await;
     let claimed = claims
         .iter()
-        .filter(|c| matches!(c, Ok(IdempotencyClaim::Claimed)))
+        .filter(|c| matches!(c, Ok(IdempotencyClaim::Claimed { .. })))
         .count();
     assert_eq!(claimed, 1, "{claims:?}");
 }

@@ -1,0 +1,237 @@
+//! TLS (and mTLS) on the gRPC listener, accepted by us rather than by tonic:
+//! tonic's built-in TLS cannot reload a certificate, and we need the client
+//! certificate's names on each request for caller identity.
+
+use std::{
+    io,
+    net::SocketAddr,
+    path::PathBuf,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use rustls::{
+    RootCertStore, ServerConfig, crypto::CryptoProvider, pki_types::CertificateDer,
+    server::WebPkiClientVerifier,
+};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::{TcpListener, TcpStream},
+    sync::mpsc,
+    task::JoinHandle,
+};
+use tokio_rustls::{TlsAcceptor, server::TlsStream};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::server::Connected;
+
+use super::tls_cert::{ReloadingCert, read_certificates};
+
+/// A client gets this long to finish its handshake; a slow or silent one
+/// cannot hold up anybody else (each handshake runs on its own task).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// TLS settings of the gRPC listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    /// PEM certificate chain, leaf first (`OTP_TLS_CERT_FILE`); re-read when it changes.
+    pub cert_file: PathBuf,
+    /// PEM private key (`OTP_TLS_KEY_FILE`); re-read when it changes.
+    pub key_file: PathBuf,
+    /// PEM CA certificates (`OTP_TLS_CLIENT_CA_FILE`): when set, every client
+    /// must present a certificate issued by one of them (mTLS).
+    pub client_ca_file: Option<PathBuf>,
+}
+
+/// The names a verified client certificate carries (DNS and URI SANs), made
+/// available to every request of the connection as a request extension.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerCertificate {
+    /// Subject alternative names: DNS names, then URIs (e.g. SPIFFE IDs).
+    pub names: Arc<[String]>,
+}
+
+/// Builds the rustls configuration (ring provider, h2 only). Errors name the
+/// file at fault and stop startup.
+pub fn server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .map_err(|err| err.to_string())?;
+    let builder = match &settings.client_ca_file {
+        Some(path) => {
+            let verifier = client_verifier(read_certificates(path)?, &provider)?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let cert = ReloadingCert::load(&settings.cert_file, &settings.key_file, provider)?;
+    let mut config = builder.with_cert_resolver(Arc::new(cert));
+    // gRPC is HTTP/2; clients such as grpc-go and grpcio insist on ALPN h2.
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
+}
+
+fn client_verifier(
+    cas: Vec<CertificateDer<'static>>,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, String> {
+    let mut roots = RootCertStore::empty();
+    for ca in cas {
+        roots
+            .add(ca)
+            .map_err(|err| format!("client CA certificate: {err}"))?;
+    }
+    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider))
+        .build()
+        .map_err(|err| format!("client CA certificates: {err}"))
+}
+
+/// One accepted TLS connection, with the client certificate's names.
+pub struct TlsConnection {
+    stream: TlsStream<TcpStream>,
+    peer: PeerCertificate,
+}
+
+impl Connected for TlsConnection {
+    type ConnectInfo = PeerCertificate;
+
+    fn connect_info(&self) -> PeerCertificate {
+        self.peer.clone()
+    }
+}
+
+impl AsyncRead for TlsConnection {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TlsConnection {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}
+
+/// Accepted, handshaken connections, as the stream tonic serves. The accept
+/// loop ends when the stream is dropped (the server stopped).
+pub struct TlsIncoming {
+    connections: ReceiverStream<Result<TlsConnection, io::Error>>,
+    accept_loop: JoinHandle<()>,
+}
+
+impl TlsIncoming {
+    /// Accepts on `listener`, handshaking each connection on its own task.
+    pub fn new(listener: TcpListener, config: Arc<ServerConfig>) -> Self {
+        let (sender, receiver) = mpsc::channel(64);
+        let acceptor = TlsAcceptor::from(config);
+        let accept_loop = tokio::spawn(async move {
+            loop {
+                let (tcp, remote) = match listener.accept().await {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        // Out of file descriptors and the like: back off briefly.
+                        tracing::warn!(error = %err, "cannot accept a connection");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                if sender.is_closed() {
+                    return;
+                }
+                tokio::spawn(handshake(acceptor.clone(), tcp, remote, sender.clone()));
+            }
+        });
+        Self {
+            connections: ReceiverStream::new(receiver),
+            accept_loop,
+        }
+    }
+}
+
+impl Drop for TlsIncoming {
+    fn drop(&mut self) {
+        self.accept_loop.abort();
+    }
+}
+
+impl tokio_stream::Stream for TlsIncoming {
+    type Item = Result<TlsConnection, io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Pin::new(&mut self.connections).poll_next(cx)
+    }
+}
+
+async fn handshake(
+    acceptor: TlsAcceptor,
+    tcp: TcpStream,
+    remote: SocketAddr,
+    accepted: mpsc::Sender<Result<TlsConnection, io::Error>>,
+) {
+    let _ = tcp.set_nodelay(true);
+    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(err)) => {
+            // Wrong CA, no client certificate, plaintext on the TLS port…
+            tracing::info!(peer = %remote, error = %err, "TLS handshake refused");
+            return;
+        }
+        Err(_) => {
+            tracing::info!(peer = %remote, "TLS handshake timed out");
+            return;
+        }
+    };
+    let peer = PeerCertificate {
+        names: stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .map(certificate_names)
+            .unwrap_or_default()
+            .into(),
+    };
+    let _ = accepted.send(Ok(TlsConnection { stream, peer })).await;
+}
+
+/// DNS and URI subject alternative names of a (verified) certificate.
+fn certificate_names(cert: &CertificateDer<'_>) -> Vec<String> {
+    match webpki::EndEntityCert::try_from(cert) {
+        Ok(cert) => cert
+            .valid_dns_names()
+            .chain(cert.valid_uri_names())
+            .map(str::to_owned)
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}

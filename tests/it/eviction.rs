@@ -1,0 +1,144 @@
+//! A Redis whose `maxmemory-policy` may evict live keys (locks, guess
+//! counters) cannot go unnoticed: startup is refused, readiness drops if the
+//! policy changes later, an error is logged and a metric set — unless the
+//! operator opts out. A Redis that forbids CONFIG GET is warned about and
+//! trusted.
+
+use std::time::Duration;
+
+use crate::common::{
+    RedisServer, TestApp,
+    binary::{ServiceProcess, run_to_exit},
+    wait_for,
+};
+use deadpool_redis::redis;
+
+const SECRET: &str = "eviction-test-secret-eviction-test-secret";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_evicting_redis_stops_startup_with_a_line_naming_the_way_out() {
+    let redis = RedisServer::start_with_args(&["--maxmemory-policy", "volatile-lru"]).await;
+    let url = redis.url();
+    let (code, stderr) = tokio::task::spawn_blocking(move || {
+        run_to_exit(&[
+            ("OTP_LISTEN_ADDR", "127.0.0.1:0"),
+            ("OTP_METRICS_ADDR", ""),
+            ("REDIS_URL", &url),
+            ("OTP_HMAC_SECRET", SECRET),
+            ("OTP_SMS_GATEWAY", "console"),
+        ])
+    })
+    .await
+    .expect("joined");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("volatile-lru"), "{stderr}");
+    assert!(stderr.contains("OTP_REDIS_ALLOW_EVICTION"), "{stderr}");
+}
+
+/// A loopback port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_opt_out_starts_but_the_metric_and_the_log_still_say_so() {
+    let redis = RedisServer::start_with_args(&["--maxmemory-policy", "allkeys-lru"]).await;
+    let metrics_addr = format!("127.0.0.1:{}", free_port());
+    let service = ServiceProcess::start(&[
+        ("REDIS_URL", &redis.url()),
+        ("OTP_HMAC_SECRET", SECRET),
+        ("OTP_REDIS_ALLOW_EVICTION", "true"),
+        ("OTP_SMS_GATEWAY", "console"),
+        ("OTP_METRICS_ADDR", &metrics_addr),
+    ]);
+    // Logged before the listening line, which start() waited for.
+    assert!(
+        service
+            .stderr()
+            .iter()
+            .any(|line| line.contains("accepted by OTP_REDIS_ALLOW_EVICTION")),
+        "{:?}",
+        service.stderr()
+    );
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let page = reqwest::get(format!("http://{metrics_addr}/metrics"))
+        .await
+        .expect("scrape answers")
+        .text()
+        .await
+        .expect("text page");
+    assert!(
+        page.lines().any(|l| l == "otp_redis_evicting_policy 1"),
+        "{page}"
+    );
+}
+
+async fn set_policy(redis: &RedisServer, policy: &str) {
+    let mut connection = redis.connection().await;
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg(policy)
+        .query_async(&mut connection)
+        .await
+        .expect("CONFIG SET");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_turned_evicting_at_runtime_drops_readiness_until_fixed() {
+    let redis = RedisServer::start().await;
+    let app = TestApp::builder().redis(&redis).env(&[]).spawn().await;
+    assert_eq!(app.health("otp.v1.OtpService").await, "SERVING");
+
+    set_policy(&redis, "allkeys-random").await;
+    wait_for("readiness drops", Duration::from_secs(20), || async {
+        (app.health("otp.v1.OtpService").await == "NOT_SERVING").then_some(())
+    })
+    .await;
+    assert_eq!(
+        app.health("").await,
+        "SERVING",
+        "the process itself is fine"
+    );
+
+    set_policy(&redis, "noeviction").await;
+    wait_for("readiness returns", Duration::from_secs(20), || async {
+        (app.health("otp.v1.OtpService").await == "SERVING").then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_forbids_config_get_is_warned_about_not_refused() {
+    let redis = RedisServer::start_with_user("otp", "otp-password").await;
+    set_policy(&redis, "allkeys-lru").await;
+    // As on managed Redis: this user may not run CONFIG at all.
+    let mut connection = redis.connection().await;
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("otp")
+        .arg("-config")
+        .query_async(&mut connection)
+        .await
+        .expect("ACL SETUSER");
+
+    let service = ServiceProcess::start(&[
+        ("REDIS_URL", &redis.url()),
+        ("OTP_HMAC_SECRET", SECRET),
+        ("OTP_SMS_GATEWAY", "console"),
+    ]);
+    // Logged before the listening line, which start() waited for.
+    assert!(
+        service
+            .stderr()
+            .iter()
+            .any(|line| line.contains("cannot read Redis maxmemory-policy")),
+        "{:?}",
+        service.stderr()
+    );
+    let app = TestApp::builder().redis(&redis).env(&[]).spawn().await;
+    assert_eq!(app.health("otp.v1.OtpService").await, "SERVING");
+}
