@@ -107,19 +107,9 @@ impl Application {
         let sink = events
             .as_ref()
             .map_or_else(EventSink::disabled, EventWriter::sink);
-        let eviction = Arc::new(EvictionGuard::new(config.redis_allow_eviction));
-        eviction
-            .check_at_startup(store.as_ref())
-            .await
-            .map_err(StartupError::EvictingStore)?;
+        let eviction = eviction_guard_checked(&config, store.as_ref()).await?;
         let (tls, auth) = trust_boundary(&config)?;
-        let abuse = AbuseRules {
-            limits: config.limits,
-            countries: config.countries.clone(),
-            test_numbers: config.test_numbers.clone(),
-            pumping_guard: config.pumping_guard,
-            idempotency_claim_ttl: config.longest_send(),
-        };
+        let abuse = abuse_rules(&config);
         let flow = Arc::new(
             OtpFlow::new(
                 config.policy,
@@ -334,6 +324,31 @@ fn preload_numbering_plan() {
     drop(tokio::task::spawn_blocking(|| {
         PhoneNumber::parse("+14155550123")
     }));
+}
+
+/// The abuse rules the flow applies, from the settings.
+fn abuse_rules(config: &Config) -> AbuseRules {
+    AbuseRules {
+        limits: config.limits,
+        countries: config.countries.clone(),
+        test_numbers: config.test_numbers.clone(),
+        pumping_guard: config.pumping_guard,
+        idempotency_claim_ttl: config.longest_send(),
+    }
+}
+
+/// The eviction guard, after refusing to start on a store whose
+/// `maxmemory-policy` may evict locks and guess counters (unless allowed).
+async fn eviction_guard_checked(
+    config: &Config,
+    store: &dyn OtpStore,
+) -> Result<Arc<EvictionGuard>, StartupError> {
+    let eviction = Arc::new(EvictionGuard::new(config.redis_allow_eviction));
+    eviction
+        .check_at_startup(store)
+        .await
+        .map_err(StartupError::EvictingStore)?;
+    Ok(eviction)
 }
 
 /// The store `StoreConfig` selects, announced in the log. Opens no
