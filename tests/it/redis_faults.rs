@@ -138,9 +138,9 @@ async fn frozen_redis_fails_calls_within_the_timeout() {
     })
     .await;
 
-    // Taken once SIGSTOP has been sent: a call that started while the signal
-    // was still on its way may legitimately succeed.
-    redis.freeze();
+    // Taken once the kernel reports Redis stopped: a call that started
+    // before may legitimately succeed (or be cut mid-way).
+    redis.freeze().await;
     let frozen_at = Instant::now();
     let not_serving_at = wait_for_health(&app, "NOT_SERVING").await;
     wait_for_calls_since(&stream, frozen_at, 12).await;
@@ -194,7 +194,7 @@ async fn waiting_for_a_pooled_connection_is_bounded_by_the_timeout() {
     // after 16 x 500 ms. (Connections are lent per call once made, so only
     // a fresh pool makes the calls wait for the slot.)
     let redis = RedisServer::start().await;
-    redis.freeze();
+    redis.freeze().await;
     let app = TestApp::builder()
         .redis(&redis)
         .env(&[
