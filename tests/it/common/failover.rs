@@ -356,9 +356,10 @@ pub struct Outage {
 /// the outage.
 pub fn judge_outage(calls: &[Call], killed_at: Instant) -> Outage {
     let wrong: Vec<&Call> = calls.iter().filter(|call| call.wrong.is_some()).collect();
+    let rpcs: Vec<&str> = wrong.iter().map(|call| call.rpc).collect();
     assert!(
         wrong.is_empty(),
-        "{} wrong answers, e.g. {:?}",
+        "{} wrong answers (from {rpcs:?}), e.g. {:?}",
         wrong.len(),
         &wrong[..wrong.len().min(5)]
     );
