@@ -190,16 +190,8 @@ fn classify<T>(answer: &Answer, code: Option<u64>, message: &str) -> TryOutcome<
              OTP_TWILIO_AUTH_TOKEN or OTP_TWILIO_API_KEY_SID/SECRET)"
         )));
     }
-    match answer.status {
-        // Twilio documents both as "not processed, try again later".
-        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => TryOutcome::NotSent {
-            reason,
-            retry_after: answer.retry_after,
-            connect_failed: false,
-        },
-        status if status.is_server_error() => TryOutcome::Failed(GatewayError::Uncertain(reason)),
-        _ => TryOutcome::Failed(GatewayError::Rejected(reason)),
-    }
+    // Twilio documents 429 and 503 as "not processed, try again later".
+    answer.refusal(reason)
 }
 
 #[async_trait]

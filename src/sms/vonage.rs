@@ -143,13 +143,7 @@ fn classify_http<T>(answer: &Answer) -> TryOutcome<T> {
                 "{reason}; check OTP_VONAGE_API_KEY and OTP_VONAGE_API_SECRET"
             )))
         }
-        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => TryOutcome::NotSent {
-            reason,
-            retry_after: answer.retry_after,
-            connect_failed: false,
-        },
-        status if status.is_server_error() => TryOutcome::Failed(GatewayError::Uncertain(reason)),
-        _ => TryOutcome::Failed(GatewayError::Rejected(reason)),
+        _ => answer.refusal(reason),
     }
 }
 

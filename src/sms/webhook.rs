@@ -137,13 +137,7 @@ fn classify<T>(answer: &Answer) -> TryOutcome<T> {
             )))
         }
         StatusCode::UNPROCESSABLE_ENTITY => TryOutcome::Failed(GatewayError::Undeliverable(reason)),
-        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => TryOutcome::NotSent {
-            reason,
-            retry_after: answer.retry_after,
-            connect_failed: false,
-        },
-        status if status.is_server_error() => TryOutcome::Failed(GatewayError::Uncertain(reason)),
-        _ => TryOutcome::Failed(GatewayError::Rejected(reason)),
+        _ => answer.refusal(reason),
     }
 }
 
