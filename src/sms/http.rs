@@ -66,6 +66,23 @@ pub(super) enum Posted {
     Lost(String),
 }
 
+impl Posted {
+    /// The answer, or what a post that got none means for the try: a failed
+    /// connect surely sent nothing (a retry may pass); a request lost after
+    /// it went out may have been taken, so it is never repeated.
+    pub(super) fn into_answer<T>(self) -> Result<Answer, TryOutcome<T>> {
+        match self {
+            Posted::Answered(answer) => Ok(answer),
+            Posted::NotSent(reason) => Err(TryOutcome::NotSent {
+                reason,
+                retry_after: None,
+                connect_failed: true,
+            }),
+            Posted::Lost(reason) => Err(TryOutcome::Failed(GatewayError::Uncertain(reason))),
+        }
+    }
+}
+
 /// A provider's answer.
 #[derive(Debug)]
 pub(super) struct Answer {

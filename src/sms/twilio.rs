@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::{
     GatewayError, OutgoingSms, SmsSetupError,
-    http::{Answer, Posted, loggable, post},
+    http::{Answer, loggable, post},
     provider::SmsProvider,
     retry::{RetryPolicy, TryOutcome},
 };
@@ -133,16 +133,9 @@ impl TwilioGateway {
             .post(self.url.clone())
             .basic_auth(&self.user, Some(self.password.expose()))
             .form(&[("To", sms.to.e164()), ("Body", sms.text), sender]);
-        let answer = match post(request, deadline).await {
-            Posted::Answered(answer) => answer,
-            Posted::NotSent(reason) => {
-                return TryOutcome::NotSent {
-                    reason,
-                    retry_after: None,
-                    connect_failed: true,
-                };
-            }
-            Posted::Lost(reason) => return TryOutcome::Failed(GatewayError::Uncertain(reason)),
+        let answer = match post(request, deadline).await.into_answer() {
+            Ok(answer) => answer,
+            Err(no_answer) => return no_answer,
         };
         let json: Option<Value> = answer
             .body

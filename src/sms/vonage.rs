@@ -32,7 +32,7 @@ use tokio::time::Instant;
 
 use super::{
     GatewayError, OutgoingSms, SmsSetupError,
-    http::{Answer, Posted, loggable, post},
+    http::{Answer, loggable, post},
     message::is_gsm7,
     provider::SmsProvider,
     retry::{RetryPolicy, TryOutcome},
@@ -112,16 +112,9 @@ impl VonageGateway {
             form.push(("type", "unicode"));
         }
         let request = self.client.post(self.url.clone()).form(&form);
-        let answer = match post(request, deadline).await {
-            Posted::Answered(answer) => answer,
-            Posted::NotSent(reason) => {
-                return TryOutcome::NotSent {
-                    reason,
-                    retry_after: None,
-                    connect_failed: true,
-                };
-            }
-            Posted::Lost(reason) => return TryOutcome::Failed(GatewayError::Uncertain(reason)),
+        let answer = match post(request, deadline).await.into_answer() {
+            Ok(answer) => answer,
+            Err(no_answer) => return no_answer,
         };
         if !answer.status.is_success() {
             return classify_http(&answer);

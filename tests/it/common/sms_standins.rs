@@ -1,4 +1,5 @@
-//! What the SMS provider tests share: a request's form fields, a port
+//! What the SMS provider tests share: stand-ins that answer every send
+//! alike (or the first send otherwise), a request's form fields, a port
 //! nothing listens on, and the provider settings that point a server at a
 //! wiremock stand-in. The stand-ins stand in for Twilio, Vonage, TextBee or
 //! a webhook receiver only; everything on our side is the real code.
@@ -6,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use otp_service::proto::VerifyOtpResult;
-use wiremock::{MockServer, Request};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate, matchers::method};
 
 use super::TestApp;
 
@@ -70,6 +71,36 @@ pub fn closed_port_url() -> String {
         .and_then(|listener| listener.local_addr())
         .expect("free port");
     format!("http://{closed}")
+}
+
+/// A provider stand-in that answers every send (any POST) with `answer`.
+pub async fn standin_answering(answer: ResponseTemplate) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(answer)
+        .mount(&server)
+        .await;
+    server
+}
+
+/// A provider stand-in that answers the first send with `first` and every
+/// later one with `then`: a failed try, then what its retry gets.
+pub async fn standin_answering_first(
+    first: ResponseTemplate,
+    then: ResponseTemplate,
+) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(first)
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(then)
+        .mount(&server)
+        .await;
+    server
 }
 
 pub async fn requests(server: &MockServer) -> Vec<Request> {
