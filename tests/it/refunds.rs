@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::common::{
-    StoreKind, TestApp,
-    sms_standins::{closed_port_url, standin_answering_first},
+    StoreKind,
+    sms_standins::{closed_port_url, standin_answering_first, textbee_app_at},
     unique_phone,
 };
 use tonic::Code;
@@ -103,22 +103,10 @@ async fn gateway(first_try: FirstTry) -> (String, Option<MockServer>) {
     (format!("{}{SEND_PATH}", server.uri()), Some(server))
 }
 
-/// A server sending through the TextBee at `url`, with `more` settings.
-async fn textbee_app(store: StoreKind, url: &str, more: &[(&str, &str)]) -> TestApp {
-    let mut vars = vec![("SMS_SENDER_API", url), ("TEXTBEE_API_KEY", "tb_test_key")];
-    vars.extend_from_slice(more);
-    TestApp::builder()
-        .store(store)
-        .env(&vars)
-        .configured_gateway()
-        .spawn()
-        .await
-}
-
 async fn refund_matrix(store: StoreKind) {
     for row in MATRIX {
         let (url, server) = gateway(row.first_try).await;
-        let app = textbee_app(
+        let app = textbee_app_at(
             store,
             &url,
             &[
@@ -163,7 +151,7 @@ async fn retry_after_in_seconds_and_as_a_date_is_honoured(store: StoreKind) {
     for form in ["seconds", "HTTP-date"] {
         let server = MockServer::start().await;
         let url = format!("{}{SEND_PATH}", server.uri());
-        let app = textbee_app(store, &url, &[("OTP_SMS_SEND_TIMEOUT_MS", "6000")]).await;
+        let app = textbee_app_at(store, &url, &[("OTP_SMS_SEND_TIMEOUT_MS", "6000")]).await;
         // Mounted once the app is up, so the date is still ahead when sent.
         let value = match form {
             "seconds" => "1".to_owned(),
@@ -207,7 +195,7 @@ async fn an_idempotent_retry_after_a_failed_send_never_texts_twice(store: StoreK
     ] {
         let (url, server) = gateway(first_try).await;
         let server = server.expect("a stand-in gateway");
-        let app = textbee_app(store, &url, &[("OTP_SMS_MAX_RETRIES", "0")]).await;
+        let app = textbee_app_at(store, &url, &[("OTP_SMS_MAX_RETRIES", "0")]).await;
         let phone = unique_phone();
         let request = otp_service::proto::SendOtpRequest {
             phone_number: phone.clone(),

@@ -12,7 +12,9 @@ use crate::common::{
     binary::ServiceProcess,
     connect,
     recording_gateway::extract_code,
-    sms_standins::{closed_port_url, requests, standin_answering, standin_answering_first},
+    sms_standins::{
+        closed_port_url, requests, standin_answering, standin_answering_first, textbee_app_at,
+    },
     unique_phone,
 };
 use otp_service::proto::{SendOtpRequest, VerifyOtpResult, otp_service_client::OtpServiceClient};
@@ -45,15 +47,7 @@ fn send_url(server: &MockServer) -> String {
 
 /// A server whose gateway is chosen by its settings, pointed at `server`.
 async fn textbee_app(store: StoreKind, server: &MockServer, extra: &[(&str, &str)]) -> TestApp {
-    let url = send_url(server);
-    let mut vars = vec![("SMS_SENDER_API", url.as_str()), ("TEXTBEE_API_KEY", KEY)];
-    vars.extend_from_slice(extra);
-    TestApp::builder()
-        .store(store)
-        .env(&vars)
-        .configured_gateway()
-        .spawn()
-        .await
+    textbee_app_at(store, &send_url(server), extra).await
 }
 
 fn message_of(request: &Request) -> String {
@@ -323,12 +317,7 @@ async fn slow_answer_within_the_budget_is_one_sms_and_a_success(store: StoreKind
 
 async fn unreachable_gateway_is_unavailable(store: StoreKind) {
     let url = format!("{}{SEND_PATH}", closed_port_url());
-    let app = TestApp::builder()
-        .store(store)
-        .env(&[("SMS_SENDER_API", url.as_str()), ("TEXTBEE_API_KEY", KEY)])
-        .configured_gateway()
-        .spawn()
-        .await;
+    let app = textbee_app_at(store, &url, &[]).await;
     let phone = unique_phone();
 
     let started = Instant::now();

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use otp_service::proto::VerifyOtpResult;
 use wiremock::{Mock, MockServer, Request, ResponseTemplate, matchers::method};
 
-use super::TestApp;
+use super::{StoreKind, TestApp};
 
 /// The Twilio account of every test (the stand-in checks it in the path).
 pub const TWILIO_SID: &str = "AC0123456789abcdef0123456789abcdef";
@@ -58,6 +58,22 @@ pub fn webhook_vars(url: &str) -> Vec<(String, String)> {
         ("OTP_SMS_WEBHOOK_URL".into(), url.into()),
         ("OTP_SMS_WEBHOOK_SECRET".into(), WEBHOOK_SECRET.into()),
     ]
+}
+
+/// A server on `store` sending through the TextBee device at `send_url`,
+/// with `more` settings.
+pub async fn textbee_app_at(store: StoreKind, send_url: &str, more: &[(&str, &str)]) -> TestApp {
+    let mut vars = vec![
+        ("SMS_SENDER_API", send_url),
+        ("TEXTBEE_API_KEY", TEXTBEE_KEY),
+    ];
+    vars.extend_from_slice(more);
+    TestApp::builder()
+        .store(store)
+        .env(&vars)
+        .configured_gateway()
+        .spawn()
+        .await
 }
 
 /// Borrowed pairs, as the harness takes them.
