@@ -7,6 +7,7 @@
 //! is given in KEYS, all in one hash slot (one key, except the pumping
 //! guard's decision, whose three keys share the prefix's hash tag).
 
+mod cluster_manager;
 mod connection;
 mod idempotency;
 mod master_watch;

@@ -5,7 +5,7 @@
 use std::{fmt, time::Duration};
 
 use deadpool_redis::{
-    PoolConfig, PoolError, RedisConnectionInfo, Runtime, Timeouts, cluster,
+    PoolConfig, PoolError, RedisConnectionInfo, Runtime, Timeouts,
     redis::{
         self, AsyncConnectionConfig, ErrorKind, FromRedisValue, RedisError, ScriptInvocation,
         ServerErrorKind, aio::ConnectionLike,
@@ -14,6 +14,7 @@ use deadpool_redis::{
 };
 
 use super::{
+    cluster_manager::ClusterManager,
     master_watch::MasterWatch,
     trusted_pool::{TrustedManager, TrustedPool},
     url::{RedisNodes, RedisUrl},
@@ -91,15 +92,15 @@ fn single_pool(
         .map_err(unbuilt)
 }
 
-/// A cluster, discovered from its seed nodes.
+/// A cluster, discovered from its seed nodes; node connections and replies
+/// are bounded by `timeout` (see `cluster_manager.rs`).
 fn cluster_pool(
     nodes: &RedisNodes,
     config: PoolConfig,
-) -> Result<TrustedPool<cluster::Manager>, StoreError> {
-    // Replicas are never read: a replica may lag, and every script here
-    // writes anyway.
+    timeout: Duration,
+) -> Result<TrustedPool<ClusterManager>, StoreError> {
     let seeds = nodes.urls().map(RedisUrl::expose).collect();
-    let manager = cluster::Manager::new(seeds, false).map_err(invalid)?;
+    let manager = ClusterManager::new(seeds, timeout).map_err(invalid)?;
     TrustedPool::builder(TrustedManager(manager))
         .config(config)
         .runtime(Runtime::Tokio1)
@@ -144,7 +145,7 @@ fn sentinel_pool(
 /// A connection pool of the configured topology.
 pub(super) enum RedisConnections {
     Single(TrustedPool<deadpool_redis::Manager>),
-    Cluster(TrustedPool<cluster::Manager>),
+    Cluster(TrustedPool<ClusterManager>),
     /// The watch retires connections to a master the sentinels no longer name.
     Sentinel(sentinel::Pool, Box<MasterWatch>),
 }
@@ -173,7 +174,7 @@ impl RedisConnections {
         };
         Ok(match topology {
             RedisTopology::Single(url) => Self::Single(single_pool(url, config, timeout)?),
-            RedisTopology::Cluster(nodes) => Self::Cluster(cluster_pool(nodes, config)?),
+            RedisTopology::Cluster(nodes) => Self::Cluster(cluster_pool(nodes, config, timeout)?),
             RedisTopology::Sentinel { sentinels, master } => {
                 let watch = MasterWatch::new(sentinels, master, timeout)?;
                 let pool = sentinel_pool(sentinels, master, config, &watch)?;
