@@ -189,3 +189,49 @@ async fn service_starts_while_no_seed_node_answers_and_fails_calls_unavailable()
     let nobody = format!("redis://127.0.0.1:{}", free_port());
     assert_starts_and_fails_calls_unavailable(&[("REDIS_CLUSTER_URLS", nobody.as_str())]).await;
 }
+
+/// A seed node that answers only `delay` after each connection: a loopback
+/// proxy to the node on `port` that holds every accepted connection for
+/// `delay` before forwarding it. (The wait is the stand-in's behaviour, not a
+/// guess at how long something takes.)
+async fn slow_seed(port: u16, delay: Duration) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback port");
+    let address = listener.local_addr().expect("its address");
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                if let Ok(mut node) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut node).await;
+                }
+            });
+        }
+    });
+    format!("redis://{address}")
+}
+
+/// The store timeout governs the cluster driver's node connections too: a
+/// seed that takes 3 s to answer is waited for under a 20 s timeout. (The
+/// driver's own default gives up on a node after 1 s; under it every call
+/// here failed UNAVAILABLE, the margin either side is seconds, not ms.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seed_slower_than_the_drivers_default_is_waited_for_within_the_store_timeout() {
+    let cluster = shared_cluster().await;
+    let seed = slow_seed(cluster.masters()[0], Duration::from_secs(3)).await;
+    let prefix = unique_prefix();
+    let app = TestApp::builder()
+        .env(&[
+            ("REDIS_CLUSTER_URLS", seed.as_str()),
+            ("OTP_REDIS_PREFIX", prefix.as_str()),
+        ])
+        .env(&RACE_SETTINGS)
+        .env(&SHARED_CAPS_LIFTED)
+        .spawn()
+        .await;
+    app.send(&unique_phone())
+        .await
+        .expect("sent through a seed slower than 1 s");
+    assert_eq!(app.sms.count(), 1);
+}
