@@ -70,7 +70,7 @@ pub struct Application {
     /// Who may call the OTP API.
     auth: Authenticator,
     /// TLS on the gRPC listener; `None`: plaintext.
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<auth::ServerTls>,
     flow: Arc<OtpFlow>,
     store: Arc<dyn OtpStore>,
     /// Whether the store's eviction policy lets it serve.
@@ -230,13 +230,13 @@ fn open_gateway(sms: &SmsConfig) -> Result<Arc<dyn SmsGateway>, StartupError> {
 /// `OTP_CALLERS_FILE`, announced in the log.
 fn trust_boundary(
     config: &Config,
-) -> Result<(Option<Arc<rustls::ServerConfig>>, Authenticator), StartupError> {
+) -> Result<(Option<auth::ServerTls>, Authenticator), StartupError> {
     let tls = match &config.tls {
         Some(settings) => {
             let tls = auth::server_config(settings).map_err(StartupError::Tls)?;
             tracing::info!(
                 mutual = settings.client_ca_file.is_some(),
-                "TLS on the gRPC listener (certificate reloaded when its file changes)"
+                "TLS on the gRPC listener (certificate and client CA reloaded when their files change)"
             );
             Some(tls)
         }
