@@ -11,7 +11,7 @@ use tonic_health::server::HealthReporter;
 use crate::{
     auth::{self, Authenticator, TlsIncoming},
     config::{Config, SecretSource},
-    domain::{HmacKeys, HmacSecret, PhoneNumber},
+    domain::{HmacKeys, PhoneNumber},
     events::{EventSink, EventWriter, EventsConfig},
     eviction_guard::EvictionGuard,
     health::StoreHealthCheck,
@@ -95,13 +95,13 @@ impl Application {
         log_caps_in_force(&config);
         warn_about_development_settings(&config);
         preload_numbering_plan();
-        // Events digest the number with the current (signing) secret,
-        // `OTP_HMAC_SECRET`: the stream is not the store, so its digests need
-        // not stay put across a rotation the way record names do.
-        let events_config = config
-            .events
-            .as_ref()
-            .map(|events| (events, config.hmac_secret.clone()));
+        // Events digest the number with the secret that names records, so
+        // a number's digest stays put across rotations as its records do.
+        let keys = HmacKeys::new(
+            config.hmac_secret.clone(),
+            config.hmac_previous_secrets.clone(),
+        );
+        let events_config = config.events.as_ref().map(|events| (events, keys.clone()));
         let (store, events) =
             open_store_with_events(&config.store, config.memory_max_entries, events_config)?;
         let sink = events
@@ -114,10 +114,7 @@ impl Application {
             OtpFlow::new(
                 config.policy,
                 abuse,
-                HmacKeys::new(
-                    config.hmac_secret.clone(),
-                    config.hmac_previous_secrets.clone(),
-                ),
+                keys,
                 config.messages,
                 Arc::clone(&store),
                 gateway,
@@ -365,7 +362,7 @@ pub fn open_store(
 fn open_store_with_events(
     store: &StoreConfig,
     memory_max_entries: usize,
-    events: Option<(&EventsConfig, HmacSecret)>,
+    events: Option<(&EventsConfig, HmacKeys)>,
 ) -> Result<(Arc<dyn OtpStore>, Option<EventWriter>), StartupError> {
     Ok(match store {
         StoreConfig::Memory => {
@@ -384,9 +381,9 @@ fn open_store_with_events(
             );
             let redis = RedisStore::new(settings)?;
             // Config refuses events without Redis, so none are lost here.
-            let events = events.map(|(events, secret)| {
+            let events = events.map(|(events, keys)| {
                 let appender = redis.stream_appender(&events.stream, events.maxlen);
-                EventWriter::start(events, appender, secret)
+                EventWriter::start(events, appender, keys)
             });
             (Arc::new(redis), events)
         }
