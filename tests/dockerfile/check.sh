@@ -83,8 +83,23 @@ head -n 1 "$log" | python3 -c 'import json, sys; json.loads(sys.stdin.readline()
   || { echo "dockerfile: logs are not JSON as OTP_LOG_FORMAT says" >&2; exit 1; }
 
 # Health on its own port, for the kubelet: the process and the OTP service.
+# That port has no reflection, so grpcurl is given the (standard) health
+# protocol's Check, as the kubelet knows it.
+proto_dir=$(mktemp -d)
+trap 'kill "$pid" 2>/dev/null || true; rm -rf "$log" "$proto_dir"' EXIT
+cat >"$proto_dir/health.proto" <<'PROTO'
+syntax = "proto3";
+package grpc.health.v1;
+message HealthCheckRequest { string service = 1; }
+message HealthCheckResponse {
+  enum ServingStatus { UNKNOWN = 0; SERVING = 1; NOT_SERVING = 2; SERVICE_UNKNOWN = 3; }
+  ServingStatus status = 1;
+}
+service Health { rpc Check(HealthCheckRequest) returns (HealthCheckResponse); }
+PROTO
 for service in "" otp.v1.OtpService; do
-  "$grpcurl" -plaintext -d "{\"service\":\"$service\"}" "127.0.0.1:$health_port" \
+  "$grpcurl" -plaintext -import-path "$proto_dir" -proto health.proto \
+    -d "{\"service\":\"$service\"}" "127.0.0.1:$health_port" \
     grpc.health.v1.Health/Check | grep -q '"SERVING"' \
     || { echo "dockerfile: health port $health_port does not report '$service' SERVING" >&2; exit 1; }
 done
