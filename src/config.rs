@@ -18,6 +18,7 @@ mod provider_vars;
 mod pumping_vars;
 mod redis_vars;
 mod secret_vars;
+mod textbee_vars;
 mod trust_vars;
 mod twilio_vars;
 

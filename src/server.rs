@@ -1,6 +1,10 @@
 //! Builds the gRPC server from settings: the OTP service, health, reflection,
 //! graceful shutdown. Tests start it on port 0 exactly as `main` does.
 
+mod open;
+mod startup_log;
+mod trust_boundary;
+
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use thiserror::Error;
@@ -9,10 +13,10 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::server::HealthReporter;
 
 use crate::{
-    auth::{self, Authenticator, TlsIncoming},
-    config::{Config, SecretSource},
-    domain::{HmacKeys, HmacSecret, PhoneNumber},
-    events::{EventSink, EventWriter, EventsConfig},
+    auth::{Authenticator, TlsIncoming},
+    config::Config,
+    domain::{HmacKeys, PhoneNumber},
+    events::{EventSink, EventWriter},
     eviction_guard::EvictionGuard,
     health::StoreHealthCheck,
     health_listener::HealthListener,
@@ -22,9 +26,14 @@ use crate::{
         otp_service_server::{OtpServiceServer, SERVICE_NAME},
     },
     service::OtpGrpcService,
-    sms::{SmsConfig, SmsGateway, SmsRouter, SmsSetupError},
-    store::{MemoryStore, OtpStore, RedisStore, StoreConfig, StoreError},
+    sms::{SmsGateway, SmsSetupError},
+    store::{OtpStore, StoreError},
 };
+
+pub use open::open_store;
+use open::{open_gateway, open_store_with_events};
+use startup_log::{log_caps_in_force, warn_about_development_settings};
+use trust_boundary::trust_boundary;
 
 /// Why the server could not start or stopped with an error.
 #[derive(Debug, Error)]
@@ -219,103 +228,6 @@ impl Application {
     }
 }
 
-/// The router over the providers `OTP_SMS_ROUTES` (or the one gateway of
-/// `OTP_SMS_GATEWAY`) selects; it announces each provider in the log (and
-/// warns loudly about the console).
-fn open_gateway(sms: &SmsConfig) -> Result<Arc<dyn SmsGateway>, StartupError> {
-    Ok(Arc::new(SmsRouter::build(sms)?))
-}
-
-/// TLS on the gRPC listener and who may call, from `OTP_TLS_*` and
-/// `OTP_CALLERS_FILE`, announced in the log.
-fn trust_boundary(
-    config: &Config,
-) -> Result<(Option<Arc<rustls::ServerConfig>>, Authenticator), StartupError> {
-    let tls = match &config.tls {
-        Some(settings) => {
-            let tls = auth::server_config(settings).map_err(StartupError::Tls)?;
-            tracing::info!(
-                mutual = settings.client_ca_file.is_some(),
-                "TLS on the gRPC listener (certificate reloaded when its file changes)"
-            );
-            Some(tls)
-        }
-        None => None,
-    };
-    let mutual_tls = config
-        .tls
-        .as_ref()
-        .is_some_and(|tls| tls.client_ca_file.is_some());
-    let auth = Authenticator::new(config.callers.clone(), mutual_tls);
-    if !auth.required() && !config.listen_addr.ip().is_loopback() {
-        tracing::warn!(
-            "no caller authentication (OTP_CALLERS_FILE, OTP_TLS_CLIENT_CA_FILE): anyone who \
-             can reach the gRPC listener can send codes; keep it on loopback"
-        );
-    }
-    Ok((tls, auth))
-}
-
-/// States every cap in one structured line, so an operator reading the
-/// startup log knows what bounds spend and guessing without reading the
-/// environment; warns when the service-wide spend breaker is off.
-fn log_caps_in_force(config: &Config) {
-    tracing::info!(
-        send_limits = %config.limits,
-        max_attempts = config.policy.max_attempts,
-        code_length = config.policy.code_length,
-        pumping_guard = %config.pumping_guard,
-        "caps in force"
-    );
-    if config.limits.global_per_minute.is_none() {
-        tracing::warn!(
-            "OTP_GLOBAL_SEND_LIMIT=0: no service-wide send cap; nothing bounds total SMS spend \
-             if every other rule is bypassed"
-        );
-    }
-}
-
-/// Warns about settings that are fine for development but not for production.
-fn warn_about_development_settings(config: &Config) {
-    if config.hmac_secret_source == SecretSource::GeneratedForThisProcess {
-        tracing::warn!(
-            "OTP_HMAC_SECRET is not set: using a random secret for this process only; \
-             pending codes are lost on restart"
-        );
-    }
-    if !config.hmac_previous_secrets.is_empty() {
-        tracing::info!(
-            previous = config.hmac_previous_secrets.len(),
-            "HMAC key rotation: codes digested with the previous secrets still verify; \
-             store records keep the names the last of them gives"
-        );
-    }
-    if !config.test_numbers.is_empty() {
-        tracing::warn!(
-            count = config.test_numbers.len(),
-            "OTP_TEST_NUMBERS is set: these numbers get fixed codes and no SMS"
-        );
-    }
-    warn_about_long_templates(config);
-}
-
-/// Each extra SMS segment is billed: say which templates need more than one.
-fn warn_about_long_templates(config: &Config) {
-    let long = config
-        .messages
-        .multi_segment(config.policy.code_length, config.policy.ttl);
-    for (locale, segments) in long {
-        tracing::warn!(
-            locale,
-            segments = segments.count,
-            encoding = ?segments.encoding,
-            units = segments.units,
-            "message template takes more than one SMS segment; each is billed \
-             (160 GSM-7 or 70 UCS-2 characters fit in one)"
-        );
-    }
-}
-
 /// phonenumber loads its numbering-plan database on first use (~0.1 s in
 /// release, ~0.5 s in debug). Load it in the background, off the async
 /// workers, so start-up (and health SERVING) does not wait for it and the
@@ -349,48 +261,6 @@ async fn eviction_guard_checked(
         .await
         .map_err(StartupError::EvictingStore)?;
     Ok(eviction)
-}
-
-/// The store `StoreConfig` selects, announced in the log. Opens no
-/// connection: a Redis that is down only makes the service NOT_SERVING.
-pub fn open_store(
-    store: &StoreConfig,
-    memory_max_entries: usize,
-) -> Result<Arc<dyn OtpStore>, StartupError> {
-    open_store_with_events(store, memory_max_entries, None).map(|(store, _)| store)
-}
-
-/// [`open_store`], and the audit event writer when `events` is set (it
-/// shares the Redis pool).
-fn open_store_with_events(
-    store: &StoreConfig,
-    memory_max_entries: usize,
-    events: Option<(&EventsConfig, HmacSecret)>,
-) -> Result<(Arc<dyn OtpStore>, Option<EventWriter>), StartupError> {
-    Ok(match store {
-        StoreConfig::Memory => {
-            tracing::info!("store: in memory (codes are lost on restart; one replica only)");
-            (
-                Arc::new(MemoryStore::with_max_entries(memory_max_entries)),
-                None,
-            )
-        }
-        StoreConfig::Redis(settings) => {
-            // The topology displays with its passwords masked.
-            tracing::info!(
-                topology = %settings.topology,
-                prefix = %settings.prefix,
-                "store: Redis"
-            );
-            let redis = RedisStore::new(settings)?;
-            // Config refuses events without Redis, so none are lost here.
-            let events = events.map(|(events, secret)| {
-                let appender = redis.stream_appender(&events.stream, events.maxlen);
-                EventWriter::start(events, appender, secret)
-            });
-            (Arc::new(redis), events)
-        }
-    })
 }
 
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartupError> {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{ConfigError, Env, provider_vars, twilio_vars};
+use super::{ConfigError, Env, provider_vars, textbee_vars, twilio_vars};
 use crate::sms::{
     BreakerSettings, ProviderName, ProviderSettings, RouteTable, SendSettings, SmsConfig,
 };
@@ -113,7 +113,7 @@ fn single_gateway(
 /// when no provider's are; another provider's variables alone are refused
 /// (they would be ignored and the codes printed instead).
 fn auto_gateway(env: &Env, providers: &mut ProviderSettings) -> Result<ProviderName, ConfigError> {
-    if let Some(textbee) = provider_vars::textbee_if_set(env)? {
+    if let Some(textbee) = textbee_vars::textbee_if_set(env)? {
         providers.textbee = Some(textbee);
         return Ok(ProviderName::TextBee);
     }
@@ -151,7 +151,7 @@ fn configured(
         ProviderName::Console => Ok(()),
         ProviderName::TextBee => {
             if providers.textbee.is_none() {
-                providers.textbee = Some(provider_vars::textbee_required(env)?);
+                providers.textbee = Some(textbee_vars::textbee_required(env)?);
             }
             Ok(())
         }
@@ -294,51 +294,6 @@ mod tests {
         );
         // Another provider's variables alone would be ignored: refused.
         assert_refused(&TWILIO, "OTP_SMS_GATEWAY", "OTP_SMS_GATEWAY=twilio");
-    }
-
-    #[test]
-    fn textbee_needs_both_of_its_variables() {
-        let textbee = ("OTP_SMS_GATEWAY", "textbee");
-        assert_refused(&[textbee], "SMS_SENDER_API", "is required");
-        assert_refused(
-            &[textbee, ("TEXTBEE_API_KEY", KEY)],
-            "SMS_SENDER_API",
-            "is required",
-        );
-        assert_refused(
-            &[textbee, ("SMS_SENDER_API", URL)],
-            "TEXTBEE_API_KEY",
-            "is required",
-        );
-        // Without an explicit choice, half a TextBee setup is a mistake, not "console".
-        assert_refused(
-            &[("SMS_SENDER_API", URL)],
-            "TEXTBEE_API_KEY",
-            "because SMS_SENDER_API is set",
-        );
-        assert_refused(
-            &[("TEXTBEE_API_KEY", KEY)],
-            "SMS_SENDER_API",
-            "because TEXTBEE_API_KEY is set",
-        );
-    }
-
-    #[test]
-    fn send_url_must_be_a_plain_http_or_https_url() {
-        let key = ("TEXTBEE_API_KEY", KEY);
-        for (url, expected) in [
-            ("api.textbee.dev/send-sms", "not a valid URL"),
-            ("https://", "not a valid URL"),
-            ("ftp://textbee.dev/send-sms", "http or https"),
-            ("https://user:pw@textbee.dev/send-sms", "credentials"),
-        ] {
-            assert_refused(&[("SMS_SENDER_API", url), key], "SMS_SENDER_API", expected);
-        }
-        assert_refused(
-            &[("SMS_SENDER_API", URL), ("TEXTBEE_API_KEY", "two words")],
-            "TEXTBEE_API_KEY",
-            "printable ASCII",
-        );
     }
 
     #[test]

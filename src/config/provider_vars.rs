@@ -1,67 +1,15 @@
-//! Each SMS provider's variables: TextBee, Vonage and the signed webhook
-//! (Twilio's, having more, are in `twilio.rs`). A provider whose first variable is unset is not configured; one
-//! set halfway is refused. Credentials are never echoed.
+//! Each SMS provider's variables: Vonage and the signed webhook (TextBee's
+//! are in `textbee_vars.rs`, Twilio's, having more, in `twilio_vars.rs`),
+//! and the checks they share. A provider whose first variable is unset is
+//! not configured; one set halfway is refused. Credentials are never echoed.
 
 use reqwest::Url;
 
 use super::{ConfigError, Env};
 use crate::{
     domain::ApiKey,
-    sms::{MIN_WEBHOOK_SECRET_BYTES, TextBeeConfig, VONAGE_BASE_URL, VonageConfig, WebhookConfig},
+    sms::{MIN_WEBHOOK_SECRET_BYTES, VONAGE_BASE_URL, VonageConfig, WebhookConfig},
 };
-
-const SEND_URL_EXAMPLE: &str =
-    "https://api.textbee.dev/api/v1/gateway/devices/<DEVICE_ID>/send-sms";
-
-/// TextBee when both its variables are set, `None` when neither is, and
-/// an error naming the missing one when only one is.
-pub(super) fn textbee_if_set(env: &Env) -> Result<Option<TextBeeConfig>, ConfigError> {
-    if refuse_half_textbee(env)? {
-        textbee(env).map(Some)
-    } else {
-        Ok(None)
-    }
-}
-
-/// TextBee's settings, required (it was selected).
-pub(super) fn textbee_required(env: &Env) -> Result<TextBeeConfig, ConfigError> {
-    refuse_half_textbee(env)?;
-    textbee(env)
-}
-
-/// Whether both TextBee variables are set; an error naming the missing one
-/// when only one is.
-fn refuse_half_textbee(env: &Env) -> Result<bool, ConfigError> {
-    let half = |missing: &'static str, set: &str| {
-        ConfigError::new(
-            missing,
-            format!(
-                "is required because {set} is set; set both to send with TextBee, \
-                 or OTP_SMS_GATEWAY=console for development"
-            ),
-        )
-    };
-    match (env.get("SMS_SENDER_API"), env.get("TEXTBEE_API_KEY")) {
-        (None, None) => Ok(false),
-        (Some(_), Some(_)) => Ok(true),
-        (Some(_), None) => Err(half("TEXTBEE_API_KEY", "SMS_SENDER_API")),
-        (None, Some(_)) => Err(half("SMS_SENDER_API", "TEXTBEE_API_KEY")),
-    }
-}
-
-fn textbee(env: &Env) -> Result<TextBeeConfig, ConfigError> {
-    let url = http_url(
-        env,
-        "SMS_SENDER_API",
-        None,
-        &format!("the full send URL, e.g. {SEND_URL_EXAMPLE}"),
-        "put the key in TEXTBEE_API_KEY",
-    )?;
-    Ok(TextBeeConfig {
-        url,
-        api_key: key(env, "TEXTBEE_API_KEY", "for the TextBee gateway")?,
-    })
-}
 
 /// Vonage, when `OTP_VONAGE_API_KEY` is set.
 pub(super) fn vonage(env: &Env) -> Result<Option<VonageConfig>, ConfigError> {
@@ -161,7 +109,7 @@ pub(super) fn base_url(env: &Env, var: &'static str, default: &str) -> Result<Ur
 
 /// An http(s) URL with a host and without credentials. The value is never
 /// echoed: a mistyped URL may carry a key someone pasted into it.
-fn http_url(
+pub(super) fn http_url(
     env: &Env,
     var: &'static str,
     default: Option<&str>,

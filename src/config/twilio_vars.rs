@@ -106,6 +106,8 @@ mod tests {
 
     const SID: &str = "AC0123456789abcdef0123456789abcdef";
     const TOKEN: &str = "twilio_token_secret_0123";
+    const KEY_SID: &str = "SK0123456789abcdef0123456789abcdef";
+    const SERVICE_SID: &str = "MG0123456789abcdef0123456789abcdef";
 
     fn twilio(vars: &[(&str, &str)]) -> TwilioConfig {
         let mut all = vec![("OTP_SMS_GATEWAY", "twilio")];
@@ -130,15 +132,9 @@ mod tests {
         assert!(matches!(by_token.auth, TwilioAuth::AuthToken(_)));
         let by_key = twilio(&[
             ("OTP_TWILIO_ACCOUNT_SID", SID),
-            (
-                "OTP_TWILIO_API_KEY_SID",
-                "SK0123456789abcdef0123456789abcdef",
-            ),
+            ("OTP_TWILIO_API_KEY_SID", KEY_SID),
             ("OTP_TWILIO_API_KEY_SECRET", "key_secret"),
-            (
-                "OTP_TWILIO_MESSAGING_SERVICE_SID",
-                "MG0123456789abcdef0123456789abcdef",
-            ),
+            ("OTP_TWILIO_MESSAGING_SERVICE_SID", SERVICE_SID),
             ("OTP_TWILIO_BASE_URL", "http://127.0.0.1:9/twilio"),
         ]);
         assert_eq!(by_key.base_url.as_str(), "http://127.0.0.1:9/twilio/");
@@ -160,27 +156,12 @@ mod tests {
             ),
             (vec![sid, from], "OTP_TWILIO_AUTH_TOKEN", "is required"),
             (
-                vec![
-                    sid,
-                    token,
-                    from,
-                    (
-                        "OTP_TWILIO_API_KEY_SID",
-                        "SK0123456789abcdef0123456789abcdef",
-                    ),
-                ],
+                vec![sid, token, from, ("OTP_TWILIO_API_KEY_SID", KEY_SID)],
                 "OTP_TWILIO_AUTH_TOKEN",
                 "both set",
             ),
             (
-                vec![
-                    sid,
-                    (
-                        "OTP_TWILIO_API_KEY_SID",
-                        "SK0123456789abcdef0123456789abcdef",
-                    ),
-                    from,
-                ],
+                vec![sid, ("OTP_TWILIO_API_KEY_SID", KEY_SID), from],
                 "OTP_TWILIO_API_KEY_SECRET",
                 "is required",
             ),
@@ -195,10 +176,7 @@ mod tests {
                     sid,
                     token,
                     from,
-                    (
-                        "OTP_TWILIO_MESSAGING_SERVICE_SID",
-                        "MG0123456789abcdef0123456789abcdef",
-                    ),
+                    ("OTP_TWILIO_MESSAGING_SERVICE_SID", SERVICE_SID),
                 ],
                 "OTP_TWILIO_FROM",
                 "one sender",

@@ -12,7 +12,10 @@ use reqwest::{Client, RequestBuilder, Response, StatusCode, header::RETRY_AFTER}
 use thiserror::Error;
 use tokio::time::Instant;
 
-use super::retry::parse_retry_after;
+use super::{
+    GatewayError,
+    retry::{TryOutcome, parse_retry_after},
+};
 
 /// Most of an answer's body that is read: enough for any JSON a provider
 /// sends, little enough that a broken proxy cannot fill memory.
@@ -63,6 +66,23 @@ pub(super) enum Posted {
     Lost(String),
 }
 
+impl Posted {
+    /// The answer, or what a post that got none means for the try: a failed
+    /// connect surely sent nothing (a retry may pass); a request lost after
+    /// it went out may have been taken, so it is never repeated.
+    pub(super) fn into_answer<T>(self) -> Result<Answer, TryOutcome<T>> {
+        match self {
+            Posted::Answered(answer) => Ok(answer),
+            Posted::NotSent(reason) => Err(TryOutcome::NotSent {
+                reason,
+                retry_after: None,
+                connect_failed: true,
+            }),
+            Posted::Lost(reason) => Err(TryOutcome::Failed(GatewayError::Uncertain(reason))),
+        }
+    }
+}
+
 /// A provider's answer.
 #[derive(Debug)]
 pub(super) struct Answer {
@@ -73,6 +93,28 @@ pub(super) struct Answer {
     /// At most [`MAX_BODY_BYTES`] of the body; `None` when it did not arrive
     /// within [`BODY_WAIT`] (or the deadline) or broke off.
     pub body: Option<Vec<u8>>,
+}
+
+impl Answer {
+    /// What a non-2xx answer means when the provider's own rules say
+    /// nothing more: 429 and 503 say "not processed", so a retry may pass;
+    /// any other 5xx may have come after the provider took the message
+    /// (never retried); anything else is a refusal a retry cannot fix.
+    pub(super) fn refusal<T>(&self, reason: String) -> TryOutcome<T> {
+        match self.status {
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+                TryOutcome::NotSent {
+                    reason,
+                    retry_after: self.retry_after,
+                    connect_failed: false,
+                }
+            }
+            status if status.is_server_error() => {
+                TryOutcome::Failed(GatewayError::Uncertain(reason))
+            }
+            _ => TryOutcome::Failed(GatewayError::Rejected(reason)),
+        }
+    }
 }
 
 /// Sends `request` and waits for the answer's head until `deadline`, then

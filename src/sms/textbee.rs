@@ -127,13 +127,7 @@ fn classify_refusal<T>(answer: &Answer, reason: String) -> TryOutcome<T> {
         ),
         // 429 and 503 say "not processed"; any other 5xx may have come
         // after TextBee queued the message.
-        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => TryOutcome::NotSent {
-            reason,
-            retry_after: answer.retry_after,
-            connect_failed: false,
-        },
-        status if status.is_server_error() => TryOutcome::Failed(GatewayError::Uncertain(reason)),
-        _ => TryOutcome::Failed(GatewayError::Rejected(reason)),
+        _ => answer.refusal(reason),
     }
 }
 

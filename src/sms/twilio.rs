@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::{
     GatewayError, OutgoingSms, SmsSetupError,
-    http::{Answer, Posted, loggable, post},
+    http::{Answer, loggable, post},
     provider::SmsProvider,
     retry::{RetryPolicy, TryOutcome},
 };
@@ -133,16 +133,9 @@ impl TwilioGateway {
             .post(self.url.clone())
             .basic_auth(&self.user, Some(self.password.expose()))
             .form(&[("To", sms.to.e164()), ("Body", sms.text), sender]);
-        let answer = match post(request, deadline).await {
-            Posted::Answered(answer) => answer,
-            Posted::NotSent(reason) => {
-                return TryOutcome::NotSent {
-                    reason,
-                    retry_after: None,
-                    connect_failed: true,
-                };
-            }
-            Posted::Lost(reason) => return TryOutcome::Failed(GatewayError::Uncertain(reason)),
+        let answer = match post(request, deadline).await.into_answer() {
+            Ok(answer) => answer,
+            Err(no_answer) => return no_answer,
         };
         let json: Option<Value> = answer
             .body
@@ -190,16 +183,8 @@ fn classify<T>(answer: &Answer, code: Option<u64>, message: &str) -> TryOutcome<
              OTP_TWILIO_AUTH_TOKEN or OTP_TWILIO_API_KEY_SID/SECRET)"
         )));
     }
-    match answer.status {
-        // Twilio documents both as "not processed, try again later".
-        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => TryOutcome::NotSent {
-            reason,
-            retry_after: answer.retry_after,
-            connect_failed: false,
-        },
-        status if status.is_server_error() => TryOutcome::Failed(GatewayError::Uncertain(reason)),
-        _ => TryOutcome::Failed(GatewayError::Rejected(reason)),
-    }
+    // Twilio documents 429 and 503 as "not processed, try again later".
+    answer.refusal(reason)
 }
 
 #[async_trait]

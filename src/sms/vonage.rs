@@ -32,7 +32,7 @@ use tokio::time::Instant;
 
 use super::{
     GatewayError, OutgoingSms, SmsSetupError,
-    http::{Answer, Posted, loggable, post},
+    http::{Answer, loggable, post},
     message::is_gsm7,
     provider::SmsProvider,
     retry::{RetryPolicy, TryOutcome},
@@ -112,16 +112,9 @@ impl VonageGateway {
             form.push(("type", "unicode"));
         }
         let request = self.client.post(self.url.clone()).form(&form);
-        let answer = match post(request, deadline).await {
-            Posted::Answered(answer) => answer,
-            Posted::NotSent(reason) => {
-                return TryOutcome::NotSent {
-                    reason,
-                    retry_after: None,
-                    connect_failed: true,
-                };
-            }
-            Posted::Lost(reason) => return TryOutcome::Failed(GatewayError::Uncertain(reason)),
+        let answer = match post(request, deadline).await.into_answer() {
+            Ok(answer) => answer,
+            Err(no_answer) => return no_answer,
         };
         if !answer.status.is_success() {
             return classify_http(&answer);
@@ -143,13 +136,7 @@ fn classify_http<T>(answer: &Answer) -> TryOutcome<T> {
                 "{reason}; check OTP_VONAGE_API_KEY and OTP_VONAGE_API_SECRET"
             )))
         }
-        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => TryOutcome::NotSent {
-            reason,
-            retry_after: answer.retry_after,
-            connect_failed: false,
-        },
-        status if status.is_server_error() => TryOutcome::Failed(GatewayError::Uncertain(reason)),
-        _ => TryOutcome::Failed(GatewayError::Rejected(reason)),
+        _ => answer.refusal(reason),
     }
 }
 

@@ -29,7 +29,7 @@ use tokio::time::Instant;
 
 use super::{
     GatewayError, OutgoingSms,
-    http::{Answer, Posted, loggable, post},
+    http::{Answer, loggable, post},
     provider::SmsProvider,
     retry::{RetryPolicy, TryOutcome},
 };
@@ -98,16 +98,9 @@ impl WebhookGateway {
                 sign(self.secret.expose().as_bytes(), timestamp, body),
             )
             .body(body.to_vec());
-        let answer = match post(request, deadline).await {
-            Posted::Answered(answer) => answer,
-            Posted::NotSent(reason) => {
-                return TryOutcome::NotSent {
-                    reason,
-                    retry_after: None,
-                    connect_failed: true,
-                };
-            }
-            Posted::Lost(reason) => return TryOutcome::Failed(GatewayError::Uncertain(reason)),
+        let answer = match post(request, deadline).await.into_answer() {
+            Ok(answer) => answer,
+            Err(no_answer) => return no_answer,
         };
         if answer.status.is_success() {
             let message_id = answer
@@ -137,13 +130,7 @@ fn classify<T>(answer: &Answer) -> TryOutcome<T> {
             )))
         }
         StatusCode::UNPROCESSABLE_ENTITY => TryOutcome::Failed(GatewayError::Undeliverable(reason)),
-        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => TryOutcome::NotSent {
-            reason,
-            retry_after: answer.retry_after,
-            connect_failed: false,
-        },
-        status if status.is_server_error() => TryOutcome::Failed(GatewayError::Uncertain(reason)),
-        _ => TryOutcome::Failed(GatewayError::Rejected(reason)),
+        _ => answer.refusal(reason),
     }
 }
 

@@ -13,6 +13,7 @@ use crate::common::{
     redis_cluster::NODE_TIMEOUT_MS,
     redis_nodes::free_port,
     unique_phone, unique_prefix,
+    unreachable_store::assert_starts_and_fails_calls_unavailable,
 };
 use futures::{StreamExt, stream};
 use otp_service::proto::VerifyOtpResult;
@@ -186,21 +187,5 @@ async fn killed_master_fails_calls_unavailable_until_its_replica_takes_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_starts_while_no_seed_node_answers_and_fails_calls_unavailable() {
     let nobody = format!("redis://127.0.0.1:{}", free_port());
-    let app = TestApp::builder()
-        .env(&[
-            ("REDIS_CLUSTER_URLS", nobody.as_str()),
-            ("OTP_REDIS_TIMEOUT_MS", "500"),
-        ])
-        .spawn()
-        .await;
-    assert_eq!(app.health("").await, "SERVING", "the process is alive");
-    assert_eq!(app.health("otp.v1.OtpService").await, "NOT_SERVING");
-    let started = Instant::now();
-    let status = app.send(&unique_phone()).await.expect_err("no cluster");
-    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
-    // Fast means bounded by the store timeout (500 ms), not by the caller's
-    // deadline; 2.5 s of margin is for a loaded 2-core machine.
-    let took = started.elapsed();
-    assert!(took < Duration::from_secs(3), "UNAVAILABLE after {took:?}");
-    assert_eq!(app.sms.count(), 0, "nothing texted that was not stored");
+    assert_starts_and_fails_calls_unavailable(&[("REDIS_CLUSTER_URLS", nobody.as_str())]).await;
 }

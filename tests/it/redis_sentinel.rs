@@ -14,7 +14,8 @@ use crate::common::{
     },
     redis_nodes::{free_port, wait_blocking},
     redis_sentinel::{DOWN_AFTER_MS, MASTER_NAME},
-    unique_phone, wait_for,
+    unreachable_store::assert_starts_and_fails_calls_unavailable,
+    wait_for,
 };
 use tokio::time::Instant;
 
@@ -175,22 +176,9 @@ async fn manual_failover_moves_calls_to_the_new_master_and_never_answers_wrongly
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_starts_while_no_sentinel_answers_and_fails_calls_unavailable() {
     let nobody = format!("redis://127.0.0.1:{}", free_port());
-    let app = TestApp::builder()
-        .env(&[
-            ("REDIS_SENTINEL_URLS", nobody.as_str()),
-            ("REDIS_SENTINEL_MASTER", MASTER_NAME),
-            ("OTP_REDIS_TIMEOUT_MS", "500"),
-        ])
-        .spawn()
-        .await;
-    assert_eq!(app.health("").await, "SERVING", "the process is alive");
-    assert_eq!(app.health("otp.v1.OtpService").await, "NOT_SERVING");
-    let started = Instant::now();
-    let status = app.send(&unique_phone()).await.expect_err("no sentinel");
-    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
-    // Fast means bounded by the store timeout (500 ms), not by the caller's
-    // deadline; 2.5 s of margin is for a loaded 2-core machine.
-    let took = started.elapsed();
-    assert!(took < Duration::from_secs(3), "UNAVAILABLE after {took:?}");
-    assert_eq!(app.sms.count(), 0, "nothing texted that was not stored");
+    assert_starts_and_fails_calls_unavailable(&[
+        ("REDIS_SENTINEL_URLS", nobody.as_str()),
+        ("REDIS_SENTINEL_MASTER", MASTER_NAME),
+    ])
+    .await;
 }

@@ -6,7 +6,11 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::common::{StoreKind, TestApp, unique_phone};
+use crate::common::{
+    StoreKind,
+    sms_standins::{closed_port_url, standin_answering_first, textbee_app_at},
+    unique_phone,
+};
 use tonic::Code;
 use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
 
@@ -89,45 +93,30 @@ fn accepted() -> ResponseTemplate {
 /// the server is kept alive by the caller.
 async fn gateway(first_try: FirstTry) -> (String, Option<MockServer>) {
     if let FirstTry::ConnectError = first_try {
-        let closed = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("free port");
-        return (format!("http://{closed}{SEND_PATH}"), None);
+        return (format!("{}{SEND_PATH}", closed_port_url()), None);
     }
-    let server = MockServer::start().await;
     let first = match first_try {
         FirstTry::Status(status) => ResponseTemplate::new(status),
         _ => accepted().set_delay(Duration::from_secs(30)),
     };
-    Mock::given(method("POST"))
-        .respond_with(first)
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(accepted())
-        .mount(&server)
-        .await;
+    let server = standin_answering_first(first, accepted()).await;
     (format!("{}{SEND_PATH}", server.uri()), Some(server))
 }
 
 async fn refund_matrix(store: StoreKind) {
     for row in MATRIX {
         let (url, server) = gateway(row.first_try).await;
-        let app = TestApp::builder()
-            .store(store)
-            .env(&[
-                ("SMS_SENDER_API", url.as_str()),
-                ("TEXTBEE_API_KEY", "tb_test_key"),
+        let app = textbee_app_at(
+            store,
+            &url,
+            &[
                 ("OTP_SMS_MAX_RETRIES", "0"),
                 // The send budget must cover at least one connect.
                 ("OTP_SMS_CONNECT_TIMEOUT_MS", "500"),
                 ("OTP_SMS_SEND_TIMEOUT_MS", "1000"),
-            ])
-            .configured_gateway()
-            .spawn()
-            .await;
+            ],
+        )
+        .await;
         let phone = unique_phone();
         let what = format!("{:?}", row.first_try);
         let failed = app.send(&phone).await.expect_err(&what);
@@ -162,16 +151,7 @@ async fn retry_after_in_seconds_and_as_a_date_is_honoured(store: StoreKind) {
     for form in ["seconds", "HTTP-date"] {
         let server = MockServer::start().await;
         let url = format!("{}{SEND_PATH}", server.uri());
-        let app = TestApp::builder()
-            .store(store)
-            .env(&[
-                ("SMS_SENDER_API", url.as_str()),
-                ("TEXTBEE_API_KEY", "tb_test_key"),
-                ("OTP_SMS_SEND_TIMEOUT_MS", "6000"),
-            ])
-            .configured_gateway()
-            .spawn()
-            .await;
+        let app = textbee_app_at(store, &url, &[("OTP_SMS_SEND_TIMEOUT_MS", "6000")]).await;
         // Mounted once the app is up, so the date is still ahead when sent.
         let value = match form {
             "seconds" => "1".to_owned(),
@@ -215,16 +195,7 @@ async fn an_idempotent_retry_after_a_failed_send_never_texts_twice(store: StoreK
     ] {
         let (url, server) = gateway(first_try).await;
         let server = server.expect("a stand-in gateway");
-        let app = TestApp::builder()
-            .store(store)
-            .env(&[
-                ("SMS_SENDER_API", url.as_str()),
-                ("TEXTBEE_API_KEY", "tb_test_key"),
-                ("OTP_SMS_MAX_RETRIES", "0"),
-            ])
-            .configured_gateway()
-            .spawn()
-            .await;
+        let app = textbee_app_at(store, &url, &[("OTP_SMS_MAX_RETRIES", "0")]).await;
         let phone = unique_phone();
         let request = otp_service::proto::SendOtpRequest {
             phone_number: phone.clone(),

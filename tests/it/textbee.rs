@@ -8,7 +8,13 @@ use std::{
 };
 
 use crate::common::{
-    StoreKind, TestApp, binary::ServiceProcess, connect, recording_gateway::extract_code,
+    StoreKind, TestApp,
+    binary::ServiceProcess,
+    connect,
+    recording_gateway::extract_code,
+    sms_standins::{
+        closed_port_url, requests, standin_answering, standin_answering_first, textbee_app_at,
+    },
     unique_phone,
 };
 use otp_service::proto::{SendOtpRequest, VerifyOtpResult, otp_service_client::OtpServiceClient};
@@ -41,19 +47,7 @@ fn send_url(server: &MockServer) -> String {
 
 /// A server whose gateway is chosen by its settings, pointed at `server`.
 async fn textbee_app(store: StoreKind, server: &MockServer, extra: &[(&str, &str)]) -> TestApp {
-    let url = send_url(server);
-    let mut vars = vec![("SMS_SENDER_API", url.as_str()), ("TEXTBEE_API_KEY", KEY)];
-    vars.extend_from_slice(extra);
-    TestApp::builder()
-        .store(store)
-        .env(&vars)
-        .configured_gateway()
-        .spawn()
-        .await
-}
-
-async fn requests(server: &MockServer) -> Vec<Request> {
-    server.received_requests().await.expect("recording is on")
+    textbee_app_at(store, &send_url(server), extra).await
 }
 
 fn message_of(request: &Request) -> String {
@@ -131,17 +125,11 @@ async fn exact_request_is_sent_and_the_texted_code_verifies(store: StoreKind) {
 }
 
 async fn server_error_then_success_is_one_successful_send(store: StoreKind) {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(503).set_body_string("upstream restarting"))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(accepted())
-        .mount(&server)
-        .await;
+    let server = standin_answering_first(
+        ResponseTemplate::new(503).set_body_string("upstream restarting"),
+        accepted(),
+    )
+    .await;
     let app = textbee_app(store, &server, &[]).await;
     let phone = unique_phone();
 
@@ -161,12 +149,8 @@ async fn server_error_then_success_is_one_successful_send(store: StoreKind) {
 }
 
 async fn persistent_refusals_give_up_after_bounded_retries(store: StoreKind) {
-    let server = MockServer::start().await;
     // 503: not processed, so each retry is safe.
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(503))
-        .mount(&server)
-        .await;
+    let server = standin_answering(ResponseTemplate::new(503)).await;
     let app = textbee_app(store, &server, &[("OTP_SMS_MAX_RETRIES", "2")]).await;
     let phone = unique_phone();
 
@@ -182,13 +166,9 @@ async fn persistent_refusals_give_up_after_bounded_retries(store: StoreKind) {
 }
 
 async fn a_send_that_may_have_gone_out_still_counts_against_the_limits(store: StoreKind) {
-    let server = MockServer::start().await;
     // A 500 may come after TextBee queued the message: the SMS may arrive,
     // so it is neither retried (retries are on) nor taken back.
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(500))
-        .mount(&server)
-        .await;
+    let server = standin_answering(ResponseTemplate::new(500)).await;
     let app = textbee_app(store, &server, &[("OTP_SMS_MAX_RETRIES", "2")]).await;
     let phone = unique_phone();
     let started = Instant::now();
@@ -210,17 +190,8 @@ async fn a_send_that_may_have_gone_out_still_counts_against_the_limits(store: St
 }
 
 async fn a_send_that_surely_failed_is_not_counted(store: StoreKind) {
-    let server = MockServer::start().await;
     // 503: TextBee did not process it; nothing can arrive.
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(503))
-        .up_to_n_times(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(accepted())
-        .mount(&server)
-        .await;
+    let server = standin_answering_first(ResponseTemplate::new(503), accepted()).await;
     let app = textbee_app(store, &server, &[("OTP_SMS_MAX_RETRIES", "0")]).await;
     let phone = unique_phone();
     let status = app.send(&phone).await.expect_err("gateway refused");
@@ -231,14 +202,11 @@ async fn a_send_that_surely_failed_is_not_counted(store: StoreKind) {
 }
 
 async fn bad_request_is_not_retried_and_its_detail_stays_internal(store: StoreKind) {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(400)
-                .set_body_json(json!({"success": false, "error": "Invalid recipients"})),
-        )
-        .mount(&server)
-        .await;
+    let server = standin_answering(
+        ResponseTemplate::new(400)
+            .set_body_json(json!({"success": false, "error": "Invalid recipients"})),
+    )
+    .await;
     let app = textbee_app(store, &server, &[]).await;
     let phone = unique_phone();
 
@@ -255,14 +223,11 @@ async fn bad_request_is_not_retried_and_its_detail_stays_internal(store: StoreKi
 
 async fn refused_key_is_internal_and_not_retried(store: StoreKind) {
     for refusal in [401, 403] {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .respond_with(
-                ResponseTemplate::new(refusal)
-                    .set_body_json(json!({"statusCode": refusal, "message": "Unauthorized"})),
-            )
-            .mount(&server)
-            .await;
+        let server = standin_answering(
+            ResponseTemplate::new(refusal)
+                .set_body_json(json!({"statusCode": refusal, "message": "Unauthorized"})),
+        )
+        .await;
         let app = textbee_app(store, &server, &[]).await;
         let phone = unique_phone();
 
@@ -286,11 +251,7 @@ async fn never_answering_gateway_is_one_request_and_unavailable_within_the_budge
     // Rollback and a loaded machine get 1.5 s; three tries of 1.5 s each
     // without the budget would take 4.5 s, so the bound still tells.
     let margin = Duration::from_millis(1_500);
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(accepted().set_delay(Duration::from_secs(60)))
-        .mount(&server)
-        .await;
+    let server = standin_answering(accepted().set_delay(Duration::from_secs(60))).await;
     let app = textbee_app(
         store,
         &server,
@@ -333,11 +294,7 @@ async fn never_answering_gateway_is_one_request_and_unavailable_within_the_budge
 /// Issue 12: a gateway slower than a third of the budget used to be cut
 /// off and asked again, texting the code twice.
 async fn slow_answer_within_the_budget_is_one_sms_and_a_success(store: StoreKind) {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(accepted().set_delay(Duration::from_millis(1_800)))
-        .mount(&server)
-        .await;
+    let server = standin_answering(accepted().set_delay(Duration::from_millis(1_800))).await;
     let app = textbee_app(store, &server, &[]).await;
     let phone = unique_phone();
 
@@ -359,17 +316,8 @@ async fn slow_answer_within_the_budget_is_one_sms_and_a_success(store: StoreKind
 }
 
 async fn unreachable_gateway_is_unavailable(store: StoreKind) {
-    // A port that was free a moment ago: nothing listens there now.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("free port");
-    let url = format!("http://{closed}{SEND_PATH}");
-    let app = TestApp::builder()
-        .store(store)
-        .env(&[("SMS_SENDER_API", url.as_str()), ("TEXTBEE_API_KEY", KEY)])
-        .configured_gateway()
-        .spawn()
-        .await;
+    let url = format!("{}{SEND_PATH}", closed_port_url());
+    let app = textbee_app_at(store, &url, &[]).await;
     let phone = unique_phone();
 
     let started = Instant::now();
@@ -385,17 +333,11 @@ async fn unreachable_gateway_is_unavailable(store: StoreKind) {
 }
 
 async fn retry_after_from_429_is_honoured(store: StoreKind) {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "1"))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(accepted())
-        .mount(&server)
-        .await;
+    let server = standin_answering_first(
+        ResponseTemplate::new(429).insert_header("retry-after", "1"),
+        accepted(),
+    )
+    .await;
     let app = textbee_app(store, &server, &[("OTP_SMS_SEND_TIMEOUT_MS", "5000")]).await;
     let phone = unique_phone();
 
@@ -414,11 +356,8 @@ async fn retry_after_from_429_is_honoured(store: StoreKind) {
 }
 
 async fn retry_after_beyond_the_budget_fails_at_once(store: StoreKind) {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "30"))
-        .mount(&server)
-        .await;
+    let server =
+        standin_answering(ResponseTemplate::new(429).insert_header("retry-after", "30")).await;
     let app = textbee_app(store, &server, &[("OTP_SMS_SEND_TIMEOUT_MS", "2000")]).await;
     let phone = unique_phone();
 

@@ -18,6 +18,7 @@ pub mod redis_server;
 pub mod sms_standins;
 pub mod store_set_up;
 pub mod tls;
+pub mod unreachable_store;
 
 use std::{
     future::Future,

@@ -1,4 +1,5 @@
-//! What the SMS provider tests share: a request's form fields, a port
+//! What the SMS provider tests share: stand-ins that answer every send
+//! alike (or the first send otherwise), a request's form fields, a port
 //! nothing listens on, and the provider settings that point a server at a
 //! wiremock stand-in. The stand-ins stand in for Twilio, Vonage, TextBee or
 //! a webhook receiver only; everything on our side is the real code.
@@ -6,9 +7,9 @@
 use std::collections::BTreeMap;
 
 use otp_service::proto::VerifyOtpResult;
-use wiremock::{MockServer, Request};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate, matchers::method};
 
-use super::TestApp;
+use super::{StoreKind, TestApp};
 
 /// The Twilio account of every test (the stand-in checks it in the path).
 pub const TWILIO_SID: &str = "AC0123456789abcdef0123456789abcdef";
@@ -59,6 +60,22 @@ pub fn webhook_vars(url: &str) -> Vec<(String, String)> {
     ]
 }
 
+/// A server on `store` sending through the TextBee device at `send_url`,
+/// with `more` settings.
+pub async fn textbee_app_at(store: StoreKind, send_url: &str, more: &[(&str, &str)]) -> TestApp {
+    let mut vars = vec![
+        ("SMS_SENDER_API", send_url),
+        ("TEXTBEE_API_KEY", TEXTBEE_KEY),
+    ];
+    vars.extend_from_slice(more);
+    TestApp::builder()
+        .store(store)
+        .env(&vars)
+        .configured_gateway()
+        .spawn()
+        .await
+}
+
 /// Borrowed pairs, as the harness takes them.
 pub fn pairs(vars: &[(String, String)]) -> Vec<(&str, &str)> {
     vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
@@ -70,6 +87,36 @@ pub fn closed_port_url() -> String {
         .and_then(|listener| listener.local_addr())
         .expect("free port");
     format!("http://{closed}")
+}
+
+/// A provider stand-in that answers every send (any POST) with `answer`.
+pub async fn standin_answering(answer: ResponseTemplate) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(answer)
+        .mount(&server)
+        .await;
+    server
+}
+
+/// A provider stand-in that answers the first send with `first` and every
+/// later one with `then`: a failed try, then what its retry gets.
+pub async fn standin_answering_first(
+    first: ResponseTemplate,
+    then: ResponseTemplate,
+) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(first)
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(then)
+        .mount(&server)
+        .await;
+    server
 }
 
 pub async fn requests(server: &MockServer) -> Vec<Request> {

@@ -11,7 +11,7 @@ use super::{Expected, app_with, assert_send_outcome};
 use crate::common::{
     sms_standins::{
         TWILIO_FROM, TWILIO_PATH, TWILIO_SID, TWILIO_TOKEN, assert_code_works, code_in,
-        form_fields, requests, twilio_vars,
+        form_fields, requests, standin_answering, standin_answering_first, twilio_vars,
     },
     unique_phone,
 };
@@ -201,11 +201,7 @@ async fn each_documented_answer_has_its_outcome() {
         ),
     ];
     for (answer, expected) in cases {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .respond_with(answer)
-            .mount(&server)
-            .await;
+        let server = standin_answering(answer).await;
         let app = app_with(&vars(&server, &[])).await;
         let phone = unique_phone();
         assert_send_outcome(&app, &phone, &expected, || async {
@@ -217,19 +213,11 @@ async fn each_documented_answer_has_its_outcome() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_429_then_success_is_one_sms() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(
-            twilio_error(429, 20429, "Too Many Requests").insert_header("retry-after", "0"),
-        )
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(queued())
-        .mount(&server)
-        .await;
+    let server = standin_answering_first(
+        twilio_error(429, 20429, "Too Many Requests").insert_header("retry-after", "0"),
+        queued(),
+    )
+    .await;
     let app = app_with(&vars(&server, &[])).await;
     let phone = unique_phone();
 

@@ -12,7 +12,7 @@ use super::{Expected, app_with, assert_send_outcome};
 use crate::common::{
     sms_standins::{
         VONAGE_FROM, VONAGE_KEY, VONAGE_SECRET, assert_code_works, code_in, form_fields, requests,
-        vonage_vars,
+        standin_answering, standin_answering_first, vonage_vars,
     },
     unique_phone,
 };
@@ -70,11 +70,7 @@ async fn request_is_the_documented_form_post_with_digits_only_to() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_outside_gsm7_goes_as_unicode() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(verdict("0"))
-        .mount(&server)
-        .await;
+    let server = standin_answering(verdict("0")).await;
     let app = app_with(&vars(
         &server,
         &[("OTP_MESSAGE_TEMPLATE", "Seu código: {code}")],
@@ -113,11 +109,7 @@ async fn each_documented_status_has_its_outcome() {
         ),
     ];
     for (status, expected) in cases {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .respond_with(verdict(status))
-            .mount(&server)
-            .await;
+        let server = standin_answering(verdict(status)).await;
         let app = app_with(&vars(&server, &[])).await;
         assert_send_outcome(&app, &unique_phone(), &expected, || async {
             requests(&server).await.len()
@@ -128,17 +120,7 @@ async fn each_documented_status_has_its_outcome() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttled_then_accepted_is_one_sms_and_http_errors_keep_their_meaning() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(verdict("1"))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(verdict("0"))
-        .mount(&server)
-        .await;
+    let server = standin_answering_first(verdict("1"), verdict("0")).await;
     let app = app_with(&vars(&server, &[])).await;
     let phone = unique_phone();
     app.send(&phone).await.expect("accepted on the retry");
@@ -172,11 +154,7 @@ async fn throttled_then_accepted_is_one_sms_and_http_errors_keep_their_meaning()
             },
         ),
     ] {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(http))
-            .mount(&server)
-            .await;
+        let server = standin_answering(ResponseTemplate::new(http)).await;
         let app = app_with(&vars(&server, &[])).await;
         assert_send_outcome(&app, &unique_phone(), &expected, || async {
             requests(&server).await.len()

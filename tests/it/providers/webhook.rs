@@ -13,7 +13,10 @@ use wiremock::{
 
 use super::{Expected, app_with, assert_send_outcome};
 use crate::common::{
-    sms_standins::{WEBHOOK_SECRET, assert_code_works, code_in, requests, webhook_vars},
+    sms_standins::{
+        WEBHOOK_SECRET, assert_code_works, code_in, requests, standin_answering,
+        standin_answering_first, webhook_vars,
+    },
     unique_phone,
 };
 
@@ -89,17 +92,8 @@ async fn request_is_signed_json_with_every_documented_field() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_after_503_keeps_the_request_id_and_signs_again() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(503))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(200))
-        .mount(&server)
-        .await;
+    let server =
+        standin_answering_first(ResponseTemplate::new(503), ResponseTemplate::new(200)).await;
     let app = app_with(&vars(&server)).await;
 
     app.send(&unique_phone()).await.expect("taken on the retry");
@@ -148,11 +142,7 @@ async fn each_documented_answer_has_its_outcome() {
         ),
     ];
     for (status, expected) in cases {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(status))
-            .mount(&server)
-            .await;
+        let server = standin_answering(ResponseTemplate::new(status)).await;
         let app = app_with(&vars(&server)).await;
         assert_send_outcome(&app, &unique_phone(), &expected, || async {
             requests(&server).await.len()

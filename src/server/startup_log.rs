@@ -1,0 +1,64 @@
+//! What the server says once at startup: the caps in force, and warnings
+//! about settings fit for development only.
+
+use crate::config::{Config, SecretSource};
+
+/// States every cap in one structured line, so an operator reading the
+/// startup log knows what bounds spend and guessing without reading the
+/// environment; warns when the service-wide spend breaker is off.
+pub(super) fn log_caps_in_force(config: &Config) {
+    tracing::info!(
+        send_limits = %config.limits,
+        max_attempts = config.policy.max_attempts,
+        code_length = config.policy.code_length,
+        pumping_guard = %config.pumping_guard,
+        "caps in force"
+    );
+    if config.limits.global_per_minute.is_none() {
+        tracing::warn!(
+            "OTP_GLOBAL_SEND_LIMIT=0: no service-wide send cap; nothing bounds total SMS spend \
+             if every other rule is bypassed"
+        );
+    }
+}
+
+/// Warns about settings that are fine for development but not for production.
+pub(super) fn warn_about_development_settings(config: &Config) {
+    if config.hmac_secret_source == SecretSource::GeneratedForThisProcess {
+        tracing::warn!(
+            "OTP_HMAC_SECRET is not set: using a random secret for this process only; \
+             pending codes are lost on restart"
+        );
+    }
+    if !config.hmac_previous_secrets.is_empty() {
+        tracing::info!(
+            previous = config.hmac_previous_secrets.len(),
+            "HMAC key rotation: codes digested with the previous secrets still verify; \
+             store records keep the names the last of them gives"
+        );
+    }
+    if !config.test_numbers.is_empty() {
+        tracing::warn!(
+            count = config.test_numbers.len(),
+            "OTP_TEST_NUMBERS is set: these numbers get fixed codes and no SMS"
+        );
+    }
+    warn_about_long_templates(config);
+}
+
+/// Each extra SMS segment is billed: say which templates need more than one.
+fn warn_about_long_templates(config: &Config) {
+    let long = config
+        .messages
+        .multi_segment(config.policy.code_length, config.policy.ttl);
+    for (locale, segments) in long {
+        tracing::warn!(
+            locale,
+            segments = segments.count,
+            encoding = ?segments.encoding,
+            units = segments.units,
+            "message template takes more than one SMS segment; each is billed \
+             (160 GSM-7 or 70 UCS-2 characters fit in one)"
+        );
+    }
+}

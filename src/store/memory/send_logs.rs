@@ -1,0 +1,47 @@
+//! The send logs behind the rate limits: the sliding log of `sliding_log.rs`,
+//! one mutex-held block on the log's shard per call.
+
+use std::sync::atomic::Ordering;
+
+use super::state::Shared;
+use crate::{
+    abuse::RateRule,
+    store::{SendDecision, SendLog, StoreError, sliding_log},
+};
+
+impl Shared {
+    /// Twin of `lua/record_send.lua`: both are the sliding log of
+    /// `sliding_log.rs`, counted only if every rule admits the send.
+    pub(super) fn record_send(
+        &self,
+        log: &SendLog,
+        rules: &[RateRule],
+    ) -> Result<SendDecision, StoreError> {
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        let longest = rules
+            .iter()
+            .map(|rule| u64::try_from(rule.period.as_millis()).unwrap_or(u64::MAX))
+            .max()
+            .unwrap_or(0);
+        let mut sends = self.sends.lock(log);
+        if !self.sends.has_room(&sends, log) {
+            return Err(StoreError::Full);
+        }
+        // Read the clock under the lock, so each log's times stay in order.
+        let now_ms = self.now_ms();
+        let entry = sends.entry(log.clone()).or_default();
+        entry.keep_for_ms = entry.keep_for_ms.max(longest);
+        Ok(sliding_log::record(&mut entry.times, rules, now_ms, token))
+    }
+
+    /// Twin of `lua/refund_send.lua`: an unknown token is ignored.
+    pub(super) fn refund_send(&self, log: &SendLog, token: &str) -> Result<(), StoreError> {
+        let Ok(token) = token.parse::<u64>() else {
+            return Ok(());
+        };
+        if let Some(entry) = self.sends.lock(log).get_mut(log) {
+            entry.times.retain(|(_, t)| *t != token);
+        }
+        Ok(())
+    }
+}
