@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use futures_util::future::join_all;
+
 use super::{
     OtpFlow, SendRequest, SentCode,
     pumping_guard::{CountedPrefixSend, PumpingGuard},
@@ -30,14 +32,19 @@ struct CountedSends<'a> {
 }
 
 impl CountedSends<'_> {
+    /// Takes back every count at once: each is its own store call, and on a
+    /// hung store one after another would cost one store timeout each (a
+    /// SendOtp cut mid-way by a frozen Redis answered only after 5 s).
     async fn refund(mut self) {
-        self.refund_prefix_send().await;
-        for (log, token) in &self.counted {
-            if let Err(err) = self.store.refund_send(log, token).await {
+        let store = self.store;
+        let counted = std::mem::take(&mut self.counted);
+        let logs = join_all(counted.iter().map(|(log, token)| async move {
+            if let Err(err) = store.refund_send(log, token).await {
                 // Over-counting errs on the safe side: the limit just bites sooner.
                 tracing::warn!(error = %err, "could not take back a counted send");
             }
-        }
+        }));
+        tokio::join!(self.refund_prefix_send(), logs);
     }
 
     /// Takes back only the pumping guard's count of the send.
@@ -236,12 +243,15 @@ impl OtpFlow {
         mut counted: CountedSends<'_>,
         error: &GatewayError,
     ) {
-        self.discard_undelivered(subject, digest).await;
-        if error.surely_not_sent() {
-            counted.refund().await;
-        } else {
-            counted.refund_prefix_send().await;
-        }
+        // At once, as in `refund`: a hung store costs one timeout, not two.
+        let take_back = async {
+            if error.surely_not_sent() {
+                counted.refund().await;
+            } else {
+                counted.refund_prefix_send().await;
+            }
+        };
+        tokio::join!(self.discard_undelivered(subject, digest), take_back);
     }
 
     /// Removes a code that was never delivered, unless a newer send replaced it.

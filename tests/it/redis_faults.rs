@@ -9,6 +9,7 @@ use crate::common::{
     failover::{Call, ConversationStream, judge_outage, stop_after_a_steady_second},
     unique_phone, wait_for,
 };
+use otp_service::proto::SendOtpRequest;
 use tokio::time::Instant;
 use tonic::Code;
 
@@ -122,6 +123,7 @@ async fn killed_redis_fails_calls_fast_and_recovers_without_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frozen_redis_fails_calls_within_the_timeout() {
+    const TIMEOUT: Duration = Duration::from_millis(1_000);
     let redis = RedisServer::start().await;
     // A hung Redis accepts connections and never answers: only the timeout
     // can end those calls.
@@ -138,9 +140,9 @@ async fn frozen_redis_fails_calls_within_the_timeout() {
     })
     .await;
 
-    // Taken once SIGSTOP has been sent: a call that started while the signal
-    // was still on its way may legitimately succeed.
-    redis.freeze();
+    // Taken once the kernel reports Redis stopped: a call that started
+    // before may legitimately succeed (or be cut mid-way).
+    redis.freeze().await;
     let frozen_at = Instant::now();
     let not_serving_at = wait_for_health(&app, "NOT_SERVING").await;
     wait_for_calls_since(&stream, frozen_at, 12).await;
@@ -156,10 +158,11 @@ async fn frozen_redis_fails_calls_within_the_timeout() {
 
     let (slowest, during) = slowest_call_during_outage(&calls, frozen_at, resumed_at);
     // A call that starts on the frozen Redis fails at its first store call:
-    // the configured 1 s timeout, plus margin for a loaded machine. (A send
-    // caught mid-way by the freeze also waits out each undo step — a
-    // refund per counted log, the claim's release — one timeout each; the
-    // stream's 5 s call deadline bounds those, and `slowest` reports them.)
+    // the configured timeout, plus 1.5 s of margin for a loaded machine. (A
+    // send caught mid-way by the freeze also waits out its undo: one timeout
+    // for the refunds, one for the claim's release, see
+    // `a_send_cut_by_a_frozen_redis_undoes_its_steps_at_once`; the stream's
+    // 5 s call deadline bounds those, and `slowest` reports them.)
     let started_frozen = calls
         .iter()
         .filter(|call| call.started >= frozen_at && call.ended < resumed_at)
@@ -167,11 +170,11 @@ async fn frozen_redis_fails_calls_within_the_timeout() {
         .max()
         .expect("calls started during the freeze");
     assert!(
-        started_frozen < Duration::from_millis(2_500),
+        started_frozen < TIMEOUT + Duration::from_millis(1_500),
         "a call started on the frozen Redis took {started_frozen:?}"
     );
     assert!(
-        started_frozen >= Duration::from_millis(900),
+        started_frozen >= TIMEOUT * 9 / 10,
         "calls waited for the timeout, not less: {started_frozen:?}"
     );
     println!(
@@ -194,7 +197,7 @@ async fn waiting_for_a_pooled_connection_is_bounded_by_the_timeout() {
     // after 16 x 500 ms. (Connections are lent per call once made, so only
     // a fresh pool makes the calls wait for the slot.)
     let redis = RedisServer::start().await;
-    redis.freeze();
+    redis.freeze().await;
     let app = TestApp::builder()
         .redis(&redis)
         .env(&[
@@ -349,4 +352,55 @@ fn bad_redis_settings_stop_the_binary_with_one_clear_line() {
         );
         assert!(!stderr.contains("hunter2"), "password leaked: {stderr}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_cut_by_a_frozen_redis_undoes_its_steps_at_once() {
+    // The text is held at the gateway while Redis freezes; then the gateway
+    // fails (surely not sent). The send must discard its code, take back
+    // every counted send and release its idempotency claim: each a store call
+    // that can only time out. The discard and the refunds run at once (one
+    // timeout), the release after them (one more); one after another they
+    // took one timeout each, five in all.
+    const TIMEOUT: Duration = Duration::from_millis(1_000);
+    let redis = RedisServer::start().await;
+    let app = TestApp::builder()
+        .redis(&redis)
+        .env(&[("OTP_REDIS_TIMEOUT_MS", "1000")])
+        .spawn()
+        .await;
+    let gate = app.sms.hold_sends();
+    let mut client = app.client();
+    let request = SendOtpRequest {
+        phone_number: unique_phone(),
+        idempotency_key: "cut-by-a-freeze".into(),
+        ..Default::default()
+    };
+    let caller = tokio::spawn(async move { client.send_otp(request).await });
+    wait_for(
+        "the text reached the gateway",
+        Duration::from_secs(10),
+        || async { (app.sms.in_flight() == 1).then_some(()) },
+    )
+    .await;
+    redis.freeze().await;
+    app.sms.fail_sends(true);
+    let failed_at = Instant::now();
+    gate.add_permits(1);
+    let answer = caller.await.expect("the caller did not panic");
+    let undone_in = failed_at.elapsed();
+    redis.resume();
+    let status = answer.expect_err("the text was not sent");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        undone_in >= TIMEOUT * 2 * 9 / 10,
+        "the undo waited on the frozen store twice, not less: {undone_in:?}"
+    );
+    // Two timeouts plus 1.5 s of margin for a loaded machine; one after
+    // another the steps need five.
+    assert!(
+        undone_in < TIMEOUT * 2 + Duration::from_millis(1_500),
+        "the undo steps ran one after another: {undone_in:?}"
+    );
+    println!("MEASURED undo on a frozen Redis: UNAVAILABLE {undone_in:?} after the gateway failed");
 }

@@ -152,6 +152,7 @@ impl TestAppBuilder {
             ),
         };
         let app = app.expect("server builds");
+        numbering_plan_loaded().await;
         let addr = app.local_addr();
         let health_addr = app.health_addr();
         let (shutdown, stop) = oneshot::channel::<()>();
@@ -270,4 +271,16 @@ impl Drop for TestApp {
             let _ = shutdown.send(());
         }
     }
+}
+
+/// Waits (once per process; free afterwards) for phonenumber's numbering
+/// plan, which the server loads in the background: until it is loaded, every
+/// request blocks a runtime worker on it. That is about a second of CPU in a
+/// debug build and took over 5 s on a loaded 2-core machine, so a test's
+/// first calls counted as hung; tests time the service, not that.
+async fn numbering_plan_loaded() {
+    tokio::task::spawn_blocking(|| otp_service::domain::PhoneNumber::parse("+14155550123"))
+        .await
+        .expect("the numbering plan loads")
+        .expect("a valid number");
 }

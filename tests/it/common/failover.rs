@@ -25,6 +25,8 @@ pub const CALL_DEADLINE: Duration = Duration::from_secs(5);
 /// One call made by the [`ConversationStream`].
 #[derive(Debug, Clone)]
 pub struct Call {
+    /// The RPC, so a failure message says which call it was.
+    pub rpc: &'static str,
     pub started: Instant,
     pub ended: Instant,
     /// `None`: answered; `Some(code)`: the gRPC error code.
@@ -126,7 +128,7 @@ impl Worker {
     async fn conversation(&self) {
         let phone = fresh_phone();
         let sent = self
-            .call(|mut client| {
+            .call("SendOtp", |mut client| {
                 let phone = phone.clone();
                 async move {
                     client
@@ -148,7 +150,7 @@ impl Worker {
             return;
         };
         let left = self
-            .call(|mut client| {
+            .call("TimeLeft", |mut client| {
                 let phone = phone.clone();
                 async move {
                     client
@@ -201,7 +203,7 @@ impl Worker {
             return;
         }
         // Nothing is left to cancel once the code is used.
-        self.call(|mut client| async move {
+        self.call("CancelOtp", |mut client| async move {
             client
                 .cancel_otp(CancelOtpRequest {
                     phone_number: phone,
@@ -250,6 +252,7 @@ impl Worker {
             ),
         };
         self.record(Call {
+            rpc: "VerifyOtp",
             started,
             ended: Instant::now(),
             error,
@@ -261,7 +264,7 @@ impl Worker {
 
     /// Runs one non-verify call, whose answer `make` judges (`Some(why)`:
     /// a wrong answer); `Some(())` if it succeeded.
-    async fn call<F, Fut>(&self, make: F) -> Option<()>
+    async fn call<F, Fut>(&self, rpc: &'static str, make: F) -> Option<()>
     where
         F: FnOnce(OtpServiceClient<Channel>) -> Fut,
         Fut: Future<Output = Result<Option<String>, tonic::Status>>,
@@ -278,6 +281,7 @@ impl Worker {
         };
         let succeeded = error.is_none();
         self.record(Call {
+            rpc,
             started,
             ended: Instant::now(),
             error,
@@ -290,6 +294,7 @@ impl Worker {
     fn record_wrong(&self, why: &str) {
         let now = Instant::now();
         self.record(Call {
+            rpc: "SendOtp",
             started: now,
             ended: now,
             error: None,
@@ -351,9 +356,10 @@ pub struct Outage {
 /// the outage.
 pub fn judge_outage(calls: &[Call], killed_at: Instant) -> Outage {
     let wrong: Vec<&Call> = calls.iter().filter(|call| call.wrong.is_some()).collect();
+    let rpcs: Vec<&str> = wrong.iter().map(|call| call.rpc).collect();
     assert!(
         wrong.is_empty(),
-        "{} wrong answers, e.g. {:?}",
+        "{} wrong answers (from {rpcs:?}), e.g. {:?}",
         wrong.len(),
         &wrong[..wrong.len().min(5)]
     );

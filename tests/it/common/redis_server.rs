@@ -100,9 +100,18 @@ impl RedisServer {
     }
 
     /// SIGSTOP: the process keeps its socket but answers nothing, like a
-    /// host that hangs. [`RedisServer::resume`] undoes it.
-    pub fn freeze(&self) {
+    /// host that hangs. [`RedisServer::resume`] undoes it. Returns once the
+    /// kernel reports the process stopped (`kill` only queues the signal: on
+    /// a loaded machine Redis may still answer for a moment after it), so a
+    /// call that starts afterwards surely meets a frozen Redis.
+    pub async fn freeze(&self) {
         self.signal("-STOP");
+        let pid = self.pid();
+        wait_for("redis-server stopped", Duration::from_secs(10), || {
+            let stopped = process_state(pid) == Some('T');
+            async move { stopped.then_some(()) }
+        })
+        .await;
     }
 
     /// SIGCONT after [`RedisServer::freeze`].
@@ -110,11 +119,14 @@ impl RedisServer {
         self.signal("-CONT");
     }
 
+    fn pid(&self) -> u32 {
+        self.child.as_ref().expect("redis-server is running").id()
+    }
+
     fn signal(&self, signal: &str) {
-        let child = self.child.as_ref().expect("redis-server is running");
         let status = Command::new("kill")
             .arg(signal)
-            .arg(child.id().to_string())
+            .arg(self.pid().to_string())
             .status()
             .expect("kill runs");
         assert!(status.success(), "kill {signal} failed");
@@ -201,6 +213,13 @@ impl Drop for RedisServer {
             let _ = child.wait();
         }
     }
+}
+
+/// The state letter of `/proc/<pid>/stat` (`T`: stopped by a signal).
+fn process_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // `pid (comm) state ...`; comm may hold spaces or parentheses.
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
 }
 
 async fn ping(url: &str) -> bool {
