@@ -77,5 +77,5 @@ run() {
 
 for round in $(seq "$ROUNDS"); do
   run "off-$round"
-  run "events-$round" OTP_EVENTS_STREAM=otp:events
+  run "events-$round" OTP_EVENTS_STREAM=events
 done

@@ -22,7 +22,7 @@ mod textbee_vars;
 mod trust_vars;
 mod twilio_vars;
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 pub use abuse_vars::DEFAULT_GLOBAL_SEND_LIMIT;
 pub use code_vars::MIN_SECRET_BYTES;
@@ -37,7 +37,7 @@ use env::Env;
 
 use crate::{
     abuse::{CountryPolicy, PumpingGuardSettings, SendLimits, TestNumbers},
-    auth::{CallerList, TlsSettings},
+    auth::{CallersFile, TlsSettings},
     domain::HmacSecret,
     events::EventsConfig,
     otp::OtpPolicy,
@@ -58,8 +58,9 @@ pub struct Config {
     /// `OTP_TLS_CLIENT_CA_FILE`); `None`: plaintext (the loopback sidecar).
     pub tls: Option<TlsSettings>,
     /// Who may call (`OTP_CALLERS_FILE`): names with token digests or
-    /// certificate SANs. `None`: no bearer tokens (mTLS alone, or anonymous).
-    pub callers: Option<CallerList>,
+    /// certificate SANs, re-read when the file changes. `None`: no bearer
+    /// tokens (mTLS alone, or anonymous).
+    pub callers: Option<Arc<CallersFile>>,
     /// Where Prometheus metrics are served (`OTP_METRICS_ADDR`); `None`: off.
     pub metrics_addr: Option<SocketAddr>,
     /// How codes are made and checked.

@@ -18,18 +18,26 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub use sink::EventSink;
 pub use writer::EventWriter;
 
-use crate::domain::{HmacSecret, PhoneNumber};
+use crate::domain::{HmacKeys, PhoneNumber};
 
 /// Where events go and how many the stream keeps (`OTP_EVENTS_*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventsConfig {
-    /// The stream's key (`OTP_EVENTS_STREAM`), as given (no prefix added).
+    /// The stream's Redis key: [`stream_key`] of `OTP_REDIS_PREFIX` and
+    /// `OTP_EVENTS_STREAM`.
     pub stream: String,
     /// `XADD … MAXLEN ~ maxlen`: roughly how many events the stream keeps
     /// (`OTP_EVENTS_MAXLEN`).
     pub maxlen: u64,
     /// Which replica wrote an event (`OTP_REPLICA_ID`, else the host name).
     pub replica: String,
+}
+
+/// The key of the stream named `name` under the store's key `prefix`
+/// (`<prefix>:<name>`), so services sharing a Redis under different
+/// prefixes keep their events apart as they keep their records apart.
+pub fn stream_key(prefix: &str, name: &str) -> String {
+    format!("{prefix}:{name}")
 }
 
 /// What was decided. The `event` field carries [`EventKind::as_str`].
@@ -114,17 +122,18 @@ impl AuditEvent {
     }
 
     /// The stream entry's field/value pairs; absent details are left out.
-    /// The number appears only as `phone_digest` (a keyed digest under
-    /// `secret`, not the store's key, so a reader of the stream learns
-    /// nothing that addresses the stored code), `country` and `masked_phone`.
-    pub fn fields(&self, replica: &str, secret: &HmacSecret) -> Vec<(&'static str, String)> {
+    /// The number appears only as `phone_digest` ([`HmacKeys::event_subject`]:
+    /// stable across key rotations, and not the store's key, so a reader of
+    /// the stream learns nothing that addresses the stored code), `country`
+    /// and `masked_phone`.
+    pub fn fields(&self, replica: &str, keys: &HmacKeys) -> Vec<(&'static str, String)> {
         let mut fields = vec![
             ("time", self.time_ms.to_string()),
             ("event", self.kind.as_str().to_owned()),
             ("replica", replica.to_owned()),
             (
                 "phone_digest",
-                secret.event_subject(&self.phone).as_str().to_owned(),
+                keys.event_subject(&self.phone).as_str().to_owned(),
             ),
             (
                 "country",
@@ -166,11 +175,11 @@ mod tests {
     #[test]
     fn fields_hold_digest_country_and_mask_but_never_the_number() {
         let phone = PhoneNumber::parse("+14155550123").expect("valid");
-        let secret = HmacSecret::new(b"k");
+        let keys = HmacKeys::single(crate::domain::HmacSecret::new(b"k"));
         let mut event = AuditEvent::about(EventKind::Incorrect, &phone);
         event.attempts_remaining = Some(4);
         assert!(!format!("{event:?}").contains("4155550123"), "Debug masks");
-        let fields = event.fields("replica-1", &secret);
+        let fields = event.fields("replica-1", &keys);
         let get = |name| {
             fields
                 .iter()
@@ -185,7 +194,7 @@ mod tests {
         let digest = get("phone_digest").expect("digest");
         assert_ne!(
             digest,
-            secret.subject_key(&phone).as_str(),
+            keys.subject_key(&phone).as_str(),
             "not the store key"
         );
         assert!(

@@ -13,7 +13,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::server::HealthReporter;
 
 use crate::{
-    auth::{Authenticator, TlsIncoming},
+    auth::{self, Authenticator, TlsIncoming},
     config::Config,
     domain::{HmacKeys, PhoneNumber},
     events::{EventSink, EventWriter},
@@ -79,7 +79,7 @@ pub struct Application {
     /// Who may call the OTP API.
     auth: Authenticator,
     /// TLS on the gRPC listener; `None`: plaintext.
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<auth::ServerTls>,
     flow: Arc<OtpFlow>,
     store: Arc<dyn OtpStore>,
     /// Whether the store's eviction policy lets it serve.
@@ -104,13 +104,13 @@ impl Application {
         log_caps_in_force(&config);
         warn_about_development_settings(&config);
         preload_numbering_plan();
-        // Events digest the number with the current (signing) secret,
-        // `OTP_HMAC_SECRET`: the stream is not the store, so its digests need
-        // not stay put across a rotation the way record names do.
-        let events_config = config
-            .events
-            .as_ref()
-            .map(|events| (events, config.hmac_secret.clone()));
+        // Events digest the number with the secret that names records, so
+        // a number's digest stays put across rotations as its records do.
+        let keys = HmacKeys::new(
+            config.hmac_secret.clone(),
+            config.hmac_previous_secrets.clone(),
+        );
+        let events_config = config.events.as_ref().map(|events| (events, keys.clone()));
         let (store, events) =
             open_store_with_events(&config.store, config.memory_max_entries, events_config)?;
         let sink = events
@@ -123,10 +123,7 @@ impl Application {
             OtpFlow::new(
                 config.policy,
                 abuse,
-                HmacKeys::new(
-                    config.hmac_secret.clone(),
-                    config.hmac_previous_secrets.clone(),
-                ),
+                keys,
                 config.messages,
                 Arc::clone(&store),
                 gateway,

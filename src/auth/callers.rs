@@ -1,15 +1,14 @@
-//! Who is calling: a name from the callers file (`OTP_CALLERS_FILE`), proven
-//! by a bearer token (only its SHA-256 digest is on disk) or by a client
-//! certificate SAN, or — with mTLS and no callers file — the certificate's
-//! own first SAN.
+//! Who may call: the callers file (`OTP_CALLERS_FILE`), names proven by a
+//! bearer token (only its SHA-256 digest is on disk) or by a client
+//! certificate SAN, re-read when the file changes; and the [`Caller`] a call
+//! is then made by.
 
-use std::{fmt, sync::Arc};
+use std::{fmt, path::Path, sync::Arc};
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use thiserror::Error;
 
-use super::PeerCertificate;
+use super::{PeerCertificate, watched_file::WatchedFile};
 
 /// Longest caller name: names are log fields and metric labels.
 pub const MAX_CALLER_NAME: usize = 64;
@@ -27,6 +26,23 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// A caller named in the callers file.
+    pub(super) fn listed(name: &Arc<str>) -> Self {
+        Self {
+            name: Arc::clone(name),
+            listed: true,
+        }
+    }
+
+    /// A caller known only by its certificate (mTLS without a callers file);
+    /// the name is cut to [`MAX_CALLER_NAME`] bytes.
+    pub(super) fn unlisted(name: &str) -> Self {
+        Self {
+            name: Arc::from(truncated(name)),
+            listed: false,
+        }
+    }
+
     /// The caller's name (never a token).
     pub fn name(&self) -> &str {
         &self.name
@@ -48,21 +64,26 @@ impl fmt::Display for Caller {
     }
 }
 
-/// Why a call has no acceptable caller identity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
-pub enum AuthError {
-    /// No credentials at all, or an `authorization` header that is not `Bearer <token>`.
-    #[error("no caller credentials")]
-    Unauthenticated,
-    /// Credentials that name nobody in the callers file.
-    #[error("unknown caller")]
-    UnknownCaller,
-}
-
 #[derive(Debug, Clone)]
 enum Credential {
     TokenSha256([u8; 32]),
     CertName(String),
+}
+
+/// The callers file as it is now on disk ([`WatchedFile::current`]): a
+/// replaced file is re-read on the next call; one that cannot be read or
+/// parsed is logged and the last good list kept, never an open door.
+pub type CallersFile = WatchedFile<CallerList>;
+
+impl CallersFile {
+    /// Reads and parses the file; an error here (naming the line) stops startup.
+    pub fn open_callers(path: &Path) -> Result<Self, String> {
+        WatchedFile::open(path, "callers file", |path| {
+            let text =
+                std::fs::read_to_string(path).map_err(|err| format!("cannot read it: {err}"))?;
+            CallerList::parse(&text)
+        })
+    }
 }
 
 /// The callers file, parsed: one `<name> sha256:<hex digest of the token>` or
@@ -91,7 +112,7 @@ impl CallerList {
         Ok(Self { entries })
     }
 
-    fn by_token(&self, token: &str) -> Option<&Arc<str>> {
+    pub(super) fn by_token(&self, token: &str) -> Option<&Arc<str>> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         // Every entry is compared, in constant time, so the time taken says
         // nothing about which digest (or how much of one) matched.
@@ -106,7 +127,7 @@ impl CallerList {
         found
     }
 
-    fn by_certificate(&self, peer: &PeerCertificate) -> Option<&Arc<str>> {
+    pub(super) fn by_certificate(&self, peer: &PeerCertificate) -> Option<&Arc<str>> {
         self.entries
             .iter()
             .find_map(|(name, credential)| match credential {
@@ -147,81 +168,6 @@ fn parse_line(line: &str) -> Result<(Arc<str>, Credential), String> {
     Ok((Arc::from(name), credential))
 }
 
-/// Decides who a call comes from. With neither a callers file nor mTLS,
-/// every call is anonymous (the loopback sidecar); otherwise every call must
-/// name a caller.
-#[derive(Debug, Clone, Default)]
-pub struct Authenticator {
-    callers: Option<CallerList>,
-    mutual_tls: bool,
-}
-
-impl Authenticator {
-    /// `callers`: the parsed callers file; `mutual_tls`: client certificates
-    /// are mandatory (`OTP_TLS_CLIENT_CA_FILE`).
-    pub fn new(callers: Option<CallerList>, mutual_tls: bool) -> Self {
-        Self {
-            callers,
-            mutual_tls,
-        }
-    }
-
-    /// Whether calls must identify their caller.
-    pub fn required(&self) -> bool {
-        self.callers.is_some() || self.mutual_tls
-    }
-
-    /// The caller of a call with this client certificate (if any) and
-    /// `authorization` header value (if any); `Ok(None)` when no caller
-    /// authentication is configured. A bearer token, when sent, decides;
-    /// else the certificate.
-    pub fn identify(
-        &self,
-        peer: Option<&PeerCertificate>,
-        authorization: Option<&[u8]>,
-    ) -> Result<Option<Caller>, AuthError> {
-        if !self.required() {
-            return Ok(None);
-        }
-        let listed = |name: &Arc<str>| Caller {
-            name: Arc::clone(name),
-            listed: true,
-        };
-        if let Some(header) = authorization {
-            let token = bearer_token(header).ok_or(AuthError::Unauthenticated)?;
-            let callers = self.callers.as_ref().ok_or(AuthError::UnknownCaller)?;
-            return callers
-                .by_token(token)
-                .map(listed)
-                .map(Some)
-                .ok_or(AuthError::UnknownCaller);
-        }
-        let Some(peer) = peer.filter(|peer| !peer.names.is_empty()) else {
-            return Err(AuthError::Unauthenticated);
-        };
-        match &self.callers {
-            Some(callers) => callers
-                .by_certificate(peer)
-                .map(listed)
-                .map(Some)
-                .ok_or(AuthError::UnknownCaller),
-            // mTLS alone: our CA vouches for the name.
-            None => Ok(peer.names.first().map(|name| Caller {
-                name: Arc::from(truncated(name)),
-                listed: false,
-            })),
-        }
-    }
-}
-
-/// `Bearer <token>` (scheme case-insensitive, RFC 6750); anything else is `None`.
-fn bearer_token(header: &[u8]) -> Option<&str> {
-    let header = std::str::from_utf8(header).ok()?.trim();
-    let (scheme, token) = header.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
 fn truncated(name: &str) -> &str {
     let mut end = name.len().min(MAX_CALLER_NAME);
     while !name.is_char_boundary(end) {
@@ -233,74 +179,6 @@ fn truncated(name: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn digest(token: &str) -> String {
-        hex::encode(Sha256::digest(token.as_bytes()))
-    }
-
-    fn callers() -> CallerList {
-        CallerList::parse(&format!(
-            "# who may call\ncheckout sha256:{}\nbilling  san:billing.callers.internal # mTLS\n",
-            digest("checkout-token")
-        ))
-        .expect("valid file")
-    }
-
-    fn peer(names: &[&str]) -> PeerCertificate {
-        PeerCertificate {
-            names: names.iter().map(|n| (*n).to_owned()).collect(),
-        }
-    }
-
-    #[test]
-    fn tokens_and_certificates_name_listed_callers() {
-        let auth = Authenticator::new(Some(callers()), false);
-        let by_token = auth
-            .identify(None, Some(b"Bearer checkout-token"))
-            .expect("known token")
-            .expect("a caller");
-        assert_eq!(by_token.name(), "checkout");
-        assert_eq!(by_token.metric_label(), "checkout");
-        let by_cert = auth
-            .identify(Some(&peer(&["billing.callers.internal"])), None)
-            .expect("known SAN")
-            .expect("a caller");
-        assert_eq!(by_cert.name(), "billing");
-    }
-
-    #[test]
-    fn missing_malformed_and_unknown_credentials_are_told_apart() {
-        let auth = Authenticator::new(Some(callers()), false);
-        assert_eq!(auth.identify(None, None), Err(AuthError::Unauthenticated));
-        assert_eq!(
-            auth.identify(None, Some(b"Basic Y2hlY2tvdXQ=")),
-            Err(AuthError::Unauthenticated)
-        );
-        assert_eq!(
-            auth.identify(None, Some(b"Bearer guessed")),
-            Err(AuthError::UnknownCaller)
-        );
-        assert_eq!(
-            auth.identify(Some(&peer(&["stranger.internal"])), None),
-            Err(AuthError::UnknownCaller)
-        );
-    }
-
-    #[test]
-    fn mtls_alone_names_the_caller_by_its_certificate_under_one_label() {
-        let auth = Authenticator::new(None, true);
-        let caller = auth
-            .identify(Some(&peer(&["app.internal", "spiffe://x/app"])), None)
-            .expect("verified certificate")
-            .expect("a caller");
-        assert_eq!(caller.name(), "app.internal");
-        assert_eq!(caller.metric_label(), UNLISTED_CALLER_LABEL);
-    }
-
-    #[test]
-    fn no_configuration_means_anonymous() {
-        assert_eq!(Authenticator::default().identify(None, None), Ok(None));
-    }
 
     #[test]
     fn callers_file_errors_name_the_line() {

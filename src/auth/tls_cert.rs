@@ -4,10 +4,8 @@
 
 use std::{
     fmt,
-    fs::{self, Metadata},
     path::{Path, PathBuf},
     sync::{Arc, Mutex, PoisonError},
-    time::SystemTime,
 };
 
 use rustls::{
@@ -17,35 +15,7 @@ use rustls::{
     sign::CertifiedKey,
 };
 
-/// What identifies one version of a file without reading it: a rotation
-/// writes a new file (new inode, or new mtime and usually size).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileStamp {
-    modified: Option<SystemTime>,
-    len: u64,
-    inode: u64,
-}
-
-impl FileStamp {
-    fn of(path: &Path) -> std::io::Result<Self> {
-        let meta: Metadata = fs::metadata(path)?;
-        Ok(Self {
-            modified: meta.modified().ok(),
-            len: meta.len(),
-            inode: inode(&meta),
-        })
-    }
-}
-
-#[cfg(unix)]
-fn inode(meta: &Metadata) -> u64 {
-    std::os::unix::fs::MetadataExt::ino(meta)
-}
-
-#[cfg(not(unix))]
-fn inode(_: &Metadata) -> u64 {
-    0
-}
+use super::watched_file::FileStamp;
 
 struct Loaded {
     key: Arc<CertifiedKey>,

@@ -12,10 +12,7 @@ use std::{
     time::Duration,
 };
 
-use rustls::{
-    RootCertStore, ServerConfig, crypto::CryptoProvider, pki_types::CertificateDer,
-    server::WebPkiClientVerifier,
-};
+use rustls::pki_types::CertificateDer;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
@@ -26,7 +23,7 @@ use tokio_rustls::{TlsAcceptor, server::TlsStream};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 
-use super::tls_cert::{ReloadingCert, read_certificates};
+use super::ServerTls;
 
 /// A client gets this long to finish its handshake; a slow or silent one
 /// cannot hold up anybody else (each handshake runs on its own task).
@@ -40,7 +37,8 @@ pub struct TlsSettings {
     /// PEM private key (`OTP_TLS_KEY_FILE`); re-read when it changes.
     pub key_file: PathBuf,
     /// PEM CA certificates (`OTP_TLS_CLIENT_CA_FILE`): when set, every client
-    /// must present a certificate issued by one of them (mTLS).
+    /// must present a certificate issued by one of them (mTLS); re-read when
+    /// it changes (next connection).
     pub client_ca_file: Option<PathBuf>,
 }
 
@@ -50,42 +48,6 @@ pub struct TlsSettings {
 pub struct PeerCertificate {
     /// Subject alternative names: DNS names, then URIs (e.g. SPIFFE IDs).
     pub names: Arc<[String]>,
-}
-
-/// Builds the rustls configuration (ring provider, h2 only). Errors name the
-/// file at fault and stop startup.
-pub fn server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()
-        .map_err(|err| err.to_string())?;
-    let builder = match &settings.client_ca_file {
-        Some(path) => {
-            let verifier = client_verifier(read_certificates(path)?, &provider)?;
-            builder.with_client_cert_verifier(verifier)
-        }
-        None => builder.with_no_client_auth(),
-    };
-    let cert = ReloadingCert::load(&settings.cert_file, &settings.key_file, provider)?;
-    let mut config = builder.with_cert_resolver(Arc::new(cert));
-    // gRPC is HTTP/2; clients such as grpc-go and grpcio insist on ALPN h2.
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(Arc::new(config))
-}
-
-fn client_verifier(
-    cas: Vec<CertificateDer<'static>>,
-    provider: &Arc<CryptoProvider>,
-) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, String> {
-    let mut roots = RootCertStore::empty();
-    for ca in cas {
-        roots
-            .add(ca)
-            .map_err(|err| format!("client CA certificate: {err}"))?;
-    }
-    WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(provider))
-        .build()
-        .map_err(|err| format!("client CA certificates: {err}"))
 }
 
 /// One accepted TLS connection, with the client certificate's names.
@@ -150,10 +112,10 @@ pub struct TlsIncoming {
 }
 
 impl TlsIncoming {
-    /// Accepts on `listener`, handshaking each connection on its own task.
-    pub fn new(listener: TcpListener, config: Arc<ServerConfig>) -> Self {
+    /// Accepts on `listener`, handshaking each connection on its own task
+    /// with the configuration `tls` holds at that moment.
+    pub fn new(listener: TcpListener, tls: ServerTls) -> Self {
         let (sender, receiver) = mpsc::channel(64);
-        let acceptor = TlsAcceptor::from(config);
         let accept_loop = tokio::spawn(async move {
             loop {
                 let (tcp, remote) = match listener.accept().await {
@@ -168,7 +130,7 @@ impl TlsIncoming {
                 if sender.is_closed() {
                     return;
                 }
-                tokio::spawn(handshake(acceptor.clone(), tcp, remote, sender.clone()));
+                tokio::spawn(handshake(tls.clone(), tcp, remote, sender.clone()));
             }
         });
         Self {
@@ -193,11 +155,14 @@ impl tokio_stream::Stream for TlsIncoming {
 }
 
 async fn handshake(
-    acceptor: TlsAcceptor,
+    tls: ServerTls,
     tcp: TcpStream,
     remote: SocketAddr,
     accepted: mpsc::Sender<Result<TlsConnection, io::Error>>,
 ) {
+    // Here, not in the accept loop: looking at the CA file (and reloading
+    // it) never holds up accepting the next connection.
+    let acceptor = TlsAcceptor::from(tls.current());
     let _ = tcp.set_nodelay(true);
     let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(stream)) => stream,

@@ -1,7 +1,10 @@
 //! Audit events: `OTP_EVENTS_STREAM`, `OTP_EVENTS_MAXLEN`, `OTP_REPLICA_ID`.
 
 use super::{ConfigError, Env};
-use crate::{events::EventsConfig, store::StoreConfig};
+use crate::{
+    events::{EventsConfig, stream_key},
+    store::StoreConfig,
+};
 
 /// Default `OTP_EVENTS_MAXLEN`: about a day of a busy service's decisions.
 pub const DEFAULT_EVENTS_MAXLEN: u64 = 1_000_000;
@@ -15,12 +18,12 @@ pub(super) fn events_config(
     let Some(stream) = env.get("OTP_EVENTS_STREAM") else {
         return Ok(None);
     };
-    if *store == StoreConfig::Memory {
+    let StoreConfig::Redis(redis) = store else {
         return Err(ConfigError::new(
             "OTP_EVENTS_STREAM",
             "needs a Redis store (REDIS_URL, REDIS_CLUSTER_URLS or REDIS_SENTINEL_URLS)",
         ));
-    }
+    };
     if stream.len() > 200 || stream.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(ConfigError::new(
             "OTP_EVENTS_STREAM",
@@ -44,7 +47,7 @@ pub(super) fn events_config(
         None => host_name(env),
     };
     Ok(Some(EventsConfig {
-        stream: stream.to_owned(),
+        stream: stream_key(&redis.prefix, stream),
         maxlen,
         replica,
     }))
@@ -79,7 +82,7 @@ mod tests {
     fn events_are_off_by_default_and_need_redis() {
         assert_eq!(config(&REDIS).expect("valid").events, None);
         assert_refused(
-            &[("OTP_EVENTS_STREAM", "otp:events")],
+            &[("OTP_EVENTS_STREAM", "events")],
             "OTP_EVENTS_STREAM",
             "Redis",
         );
@@ -89,30 +92,29 @@ mod tests {
     fn events_take_the_stream_maxlen_and_replica() {
         let mut vars = REDIS.to_vec();
         vars.extend([
-            ("OTP_EVENTS_STREAM", "otp:events"),
+            ("OTP_EVENTS_STREAM", "events"),
             ("OTP_EVENTS_MAXLEN", "5000"),
             ("OTP_REPLICA_ID", "otp-7f9c"),
         ]);
         let events = config(&vars).expect("valid").events.expect("on");
-        assert_eq!(events.stream, "otp:events");
+        assert_eq!(events.stream, "otp:events", "under the default prefix");
         assert_eq!(events.maxlen, 5000);
         assert_eq!(events.replica, "otp-7f9c");
         vars.retain(|(var, _)| *var != "OTP_REPLICA_ID" && *var != "OTP_EVENTS_MAXLEN");
         vars.push(("HOSTNAME", "pod-1"));
+        vars.push(("OTP_REDIS_PREFIX", "tenant7"));
         let events = config(&vars).expect("valid").events.expect("on");
         assert_eq!(
             (events.replica.as_str(), events.maxlen),
             ("pod-1", DEFAULT_EVENTS_MAXLEN)
         );
+        assert_eq!(events.stream, "tenant7:events", "under OTP_REDIS_PREFIX");
     }
 
     #[test]
     fn bad_events_settings_name_the_variable() {
         let mut vars = REDIS.to_vec();
-        vars.extend([
-            ("OTP_EVENTS_STREAM", "otp:events"),
-            ("OTP_EVENTS_MAXLEN", "10"),
-        ]);
+        vars.extend([("OTP_EVENTS_STREAM", "events"), ("OTP_EVENTS_MAXLEN", "10")]);
         assert_refused(&vars, "OTP_EVENTS_MAXLEN", "from 1000");
         let mut vars = REDIS.to_vec();
         vars.push(("OTP_EVENTS_STREAM", "otp events"));

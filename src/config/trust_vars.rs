@@ -2,11 +2,11 @@
 //! mTLS on the gRPC listener (`OTP_TLS_*`), who may call (`OTP_CALLERS_FILE`),
 //! and the in-memory store's size bound (`OTP_MEMORY_MAX_ENTRIES`).
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use super::{ConfigError, Env};
 use crate::{
-    auth::{CallerList, TlsSettings},
+    auth::{CallersFile, TlsSettings},
     store::DEFAULT_MAX_ENTRIES,
 };
 
@@ -22,16 +22,14 @@ pub(super) fn memory_max_entries(env: &Env) -> Result<usize, ConfigError> {
     )
 }
 
-/// `OTP_CALLERS_FILE`: read and parsed once at startup (a change needs a
-/// restart, as a rolling deploy does anyway).
-pub(super) fn callers(env: &Env) -> Result<Option<CallerList>, ConfigError> {
+/// `OTP_CALLERS_FILE`: must parse at startup; afterwards it is re-read
+/// whenever it changes (a broken new version keeps the last good one).
+pub(super) fn callers(env: &Env) -> Result<Option<Arc<CallersFile>>, ConfigError> {
     let Some(path) = readable_file(env, "OTP_CALLERS_FILE")? else {
         return Ok(None);
     };
-    let text = std::fs::read_to_string(&path)
-        .map_err(|err| ConfigError::new("OTP_CALLERS_FILE", format!("cannot read it: {err}")))?;
-    CallerList::parse(&text)
-        .map(Some)
+    CallersFile::open_callers(&path)
+        .map(|file| Some(Arc::new(file)))
         .map_err(|why| ConfigError::new("OTP_CALLERS_FILE", why))
 }
 

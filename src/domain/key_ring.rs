@@ -65,6 +65,14 @@ impl HmacKeys {
     pub fn idempotency_subject(&self, key: &IdempotencyKey) -> SubjectKey {
         self.naming().idempotency_subject(key)
     }
+
+    /// The digest audit events carry for a phone number: keyed with the
+    /// same secret as record names, so it stays put across rotations just
+    /// as they do (consumers correlate one number's events over time), but
+    /// under a label of its own, so it is not the store's key.
+    pub fn event_subject(&self, phone: &PhoneNumber) -> SubjectKey {
+        self.naming().event_subject(phone)
+    }
 }
 
 #[cfg(test)]
@@ -97,6 +105,27 @@ mod tests {
             during.code_digest(&phone(), &code),
             before.code_digest(&phone(), &code),
             "new codes are digested with the new secret"
+        );
+    }
+
+    #[test]
+    fn event_digests_survive_a_rotation_and_are_not_store_keys() {
+        let old = HmacSecret::new(b"old-secret");
+        let before = HmacKeys::single(old.clone());
+        let during = HmacKeys::new(HmacSecret::new(b"new-secret"), vec![old.clone()]);
+        let later = HmacKeys::new(
+            HmacSecret::new(b"newer-secret"),
+            vec![HmacSecret::new(b"new-secret"), old],
+        );
+        let digest = before.event_subject(&phone());
+        assert_eq!(during.event_subject(&phone()), digest);
+        assert_eq!(later.event_subject(&phone()), digest);
+        assert_ne!(digest, before.subject_key(&phone()), "not the store key");
+        let retired = HmacKeys::single(HmacSecret::new(b"new-secret"));
+        assert_ne!(
+            retired.event_subject(&phone()),
+            digest,
+            "retiring the naming secret renames events as it renames records"
         );
     }
 }

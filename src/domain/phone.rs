@@ -8,6 +8,8 @@ use std::{
 
 use thiserror::Error;
 
+mod fast_path;
+
 /// A phone number normalised to E.164 (`+<country><national>`).
 ///
 /// Different spellings of one number (`+91 12345 67890`, `+91-1234-567890`)
@@ -66,12 +68,10 @@ impl PhoneNumber {
         {
             return Err(PhoneError::Unparseable);
         }
-        let parsed = phonenumber::parse(None, trimmed).map_err(|_| PhoneError::Unparseable)?;
-        // What `parsed.format().mode(Mode::E164)` prints (`+`, country code,
-        // national number with any leading zeros), without the formatter's
-        // search for a display pattern that E.164 then ignores.
-        let country_code = parsed.code().value();
-        let e164 = format!("+{country_code}{}", parsed.national());
+        let (country_code, e164) = match fast_path::parse_e164(trimmed) {
+            Some(found) => found,
+            None => library_e164(trimmed)?,
+        };
         let national_digits = e164.len() - 1 - decimal_digits(country_code);
         if !(4..=14).contains(&national_digits) {
             return Err(PhoneError::Unparseable);
@@ -92,6 +92,9 @@ impl PhoneNumber {
     pub fn region(&self) -> Option<&str> {
         self.region
             .get_or_init(|| {
+                if let Some(region) = fast_path::sole_region(self.country_code) {
+                    return Some(region.to_owned());
+                }
                 // The E.164 form parses to the same country code and national
                 // number as the input did, hence to the same region.
                 let parsed = phonenumber::parse(None, &self.e164).ok()?;
@@ -125,6 +128,19 @@ impl PhoneNumber {
         masked.push_str(&self.e164[prefix_len + hidden..]);
         masked
     }
+}
+
+/// The calling code and E.164 form by the library's full parse (any spelling).
+fn library_e164(raw: &str) -> Result<(u16, String), PhoneError> {
+    let parsed = phonenumber::parse(None, raw).map_err(|_| PhoneError::Unparseable)?;
+    // What `parsed.format().mode(Mode::E164)` prints (`+`, country code,
+    // national number with any leading zeros), without the formatter's
+    // search for a display pattern that E.164 then ignores.
+    let country_code = parsed.code().value();
+    Ok((
+        country_code,
+        format!("+{country_code}{}", parsed.national()),
+    ))
 }
 
 fn decimal_digits(value: u16) -> usize {

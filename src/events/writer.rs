@@ -16,7 +16,7 @@ use tokio::{
 };
 
 use super::{AuditEvent, EventSink, EventsConfig, sink::QUEUE_CAPACITY};
-use crate::{domain::HmacSecret, metrics, store::RedisStreamAppender};
+use crate::{domain::HmacKeys, metrics, store::RedisStreamAppender};
 
 /// Most events written in one round trip.
 const BATCH: usize = 256;
@@ -39,14 +39,15 @@ pub struct EventWriter {
 impl EventWriter {
     /// Starts the writer on the current Tokio runtime; events given to the
     /// writer's [`EventWriter::sink`] are appended to `config.stream` through
-    /// `appender`, the number in them digested with `secret`.
-    pub fn start(config: &EventsConfig, appender: RedisStreamAppender, secret: HmacSecret) -> Self {
+    /// `appender`, the number in them digested with `keys`
+    /// ([`HmacKeys::event_subject`]).
+    pub fn start(config: &EventsConfig, appender: RedisStreamAppender, keys: HmacKeys) -> Self {
         let (sink, queue, overflowed) = EventSink::channel(QUEUE_CAPACITY);
         let (stop, stopped) = oneshot::channel();
         let writer = Writer {
             appender,
             replica: config.replica.clone(),
-            secret,
+            keys,
             overflowed,
             drops: DropReport::default(),
         };
@@ -79,8 +80,8 @@ impl EventWriter {
 struct Writer {
     appender: RedisStreamAppender,
     replica: String,
-    /// Keys the number's digest in each event.
-    secret: HmacSecret,
+    /// Key the number's digest in each event.
+    keys: HmacKeys,
     /// Events the sinks dropped on a full queue (see [`EventSink::emit`]).
     overflowed: Arc<AtomicU64>,
     drops: DropReport,
@@ -113,7 +114,7 @@ impl Writer {
     async fn write(&mut self, batch: &mut Vec<AuditEvent>) {
         let entries: Vec<_> = batch
             .drain(..)
-            .map(|event| event.fields(&self.replica, &self.secret))
+            .map(|event| event.fields(&self.replica, &self.keys))
             .collect();
         if let Err(err) = self.appender.append(&entries).await {
             let lost = u64::try_from(entries.len()).unwrap_or(u64::MAX);

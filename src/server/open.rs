@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::StartupError;
 use crate::{
-    domain::HmacSecret,
+    domain::HmacKeys,
     events::{EventWriter, EventsConfig},
     sms::{SmsConfig, SmsGateway, SmsRouter},
     store::{MemoryStore, OtpStore, RedisStore, StoreConfig},
@@ -33,7 +33,7 @@ pub fn open_store(
 pub(super) fn open_store_with_events(
     store: &StoreConfig,
     memory_max_entries: usize,
-    events: Option<(&EventsConfig, HmacSecret)>,
+    events: Option<(&EventsConfig, HmacKeys)>,
 ) -> Result<(Arc<dyn OtpStore>, Option<EventWriter>), StartupError> {
     Ok(match store {
         StoreConfig::Memory => {
@@ -52,9 +52,9 @@ pub(super) fn open_store_with_events(
             );
             let redis = RedisStore::new(settings)?;
             // Config refuses events without Redis, so none are lost here.
-            let events = events.map(|(events, secret)| {
+            let events = events.map(|(events, keys)| {
                 let appender = redis.stream_appender(&events.stream, events.maxlen);
-                EventWriter::start(events, appender, secret)
+                EventWriter::start(events, appender, keys)
             });
             (Arc::new(redis), events)
         }

@@ -1,8 +1,6 @@
 //! The trust boundary the server is built with: TLS on the gRPC listener
 //! and who may call (`src/auth/` decides each call; this only assembles it).
 
-use std::sync::Arc;
-
 use super::StartupError;
 use crate::{
     auth::{self, Authenticator},
@@ -13,13 +11,13 @@ use crate::{
 /// `OTP_CALLERS_FILE`, announced in the log.
 pub(super) fn trust_boundary(
     config: &Config,
-) -> Result<(Option<Arc<rustls::ServerConfig>>, Authenticator), StartupError> {
+) -> Result<(Option<auth::ServerTls>, Authenticator), StartupError> {
     let tls = match &config.tls {
         Some(settings) => {
             let tls = auth::server_config(settings).map_err(StartupError::Tls)?;
             tracing::info!(
                 mutual = settings.client_ca_file.is_some(),
-                "TLS on the gRPC listener (certificate reloaded when its file changes)"
+                "TLS on the gRPC listener (certificate and client CA reloaded when their files change)"
             );
             Some(tls)
         }

@@ -19,20 +19,27 @@ fn period_ms(rule: &RateRule) -> u64 {
 /// When the send that must leave `rule`'s window for one more to fit does so,
 /// counted from `now_ms`; `None` when there is room already. `extra` counts a
 /// send about to be added at `now_ms`.
+///
+/// `times` is oldest first (each log's clock is read under its lock from a
+/// monotonic clock), so the sends in the window are a suffix found by binary
+/// search, as `record_send.lua` finds them with `ZCOUNT`: a busy log (a
+/// caller's or the global cap, up to its limit in entries) costs a lookup per
+/// send, not a pass and a copy of the whole log.
 fn wait_for_room(times: &SendTimes, rule: &RateRule, now_ms: u64, extra: bool) -> Option<Duration> {
     let period = period_ms(rule);
-    let in_window: Vec<u64> = times
-        .iter()
-        .map(|(at, _)| *at)
-        .chain(extra.then_some(now_ms))
-        .filter(|at| at.saturating_add(period) > now_ms)
-        .collect();
+    let first_in_window = times.partition_point(|(at, _)| at.saturating_add(period) <= now_ms);
+    let existing = times.len() - first_in_window;
+    let extra_in_window = extra && now_ms.saturating_add(period) > now_ms;
+    let count = existing + usize::from(extra_in_window);
     let limit = usize::try_from(rule.limit).unwrap_or(usize::MAX);
-    let count = in_window.len();
     (count >= limit).then(|| {
-        // With `limit` 0 no send can leave to make room: like record_send.lua,
-        // count the whole period from now rather than index past the end.
-        let leaving = in_window.get(count - limit).copied().unwrap_or(now_ms);
+        // The send at index `count - limit` of the window leaves first to make
+        // room; past the logged ones it is the extra send at `now_ms`. With
+        // `limit` 0 no send can leave: like record_send.lua, count the whole
+        // period from now rather than index past the end.
+        let leaving = times
+            .get(first_in_window + (count - limit))
+            .map_or(now_ms, |(at, _)| *at);
         Duration::from_millis(leaving.saturating_add(period).saturating_sub(now_ms))
     })
 }
@@ -82,6 +89,65 @@ mod tests {
             limit,
             period: Duration::from_secs(secs),
         }
+    }
+
+    /// The window counted the long way (what `wait_for_room` did before it
+    /// searched): every logged send, and the extra one, filtered by time.
+    fn wait_by_scan(
+        times: &SendTimes,
+        rule: &RateRule,
+        now_ms: u64,
+        extra: bool,
+    ) -> Option<Duration> {
+        let period = period_ms(rule);
+        let in_window: Vec<u64> = times
+            .iter()
+            .map(|(at, _)| *at)
+            .chain(extra.then_some(now_ms))
+            .filter(|at| at.saturating_add(period) > now_ms)
+            .collect();
+        let limit = usize::try_from(rule.limit).unwrap_or(usize::MAX);
+        let count = in_window.len();
+        (count >= limit).then(|| {
+            let leaving = in_window.get(count - limit).copied().unwrap_or(now_ms);
+            Duration::from_millis(leaving.saturating_add(period).saturating_sub(now_ms))
+        })
+    }
+
+    #[test]
+    fn the_search_agrees_with_a_full_scan() {
+        let mut seed = 7u64;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            seed >> 33
+        };
+        let mut refusals = 0;
+        for _ in 0..300 {
+            let mut times = SendTimes::new();
+            let mut at = next() % 5_000;
+            for token in 0..next() % 40 {
+                at += next() % 1_000;
+                times.push_back((at, token));
+            }
+            let now_ms = at + next() % 4_000;
+            for limit in [0, 1, 2, 5, 20] {
+                for secs in [0, 1, 3, 10] {
+                    let rule = rule(LimitKind::Global, limit, secs);
+                    for extra in [false, true] {
+                        let searched = wait_for_room(&times, &rule, now_ms, extra);
+                        refusals += usize::from(searched.is_some());
+                        assert_eq!(
+                            searched,
+                            wait_by_scan(&times, &rule, now_ms, extra),
+                            "{times:?} {rule:?} now {now_ms} extra {extra}"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(refusals > 1_000, "the cases must include full windows");
     }
 
     #[test]

@@ -57,7 +57,7 @@ env -i PATH="$PATH" \
   OTP_LOG_FORMAT=json \
   OTP_HMAC_SECRET="polyglot-test-secret-polyglot-test-secret" \
   REDIS_URL="redis://127.0.0.1:$redis_port" \
-  OTP_EVENTS_STREAM=otp:events \
+  OTP_EVENTS_STREAM=events \
   OTP_REPLICA_ID=clients-test \
   SMS_SENDER_API="$textbee/api/v1/gateway/devices/standin-device/send-sms" \
   TEXTBEE_API_KEY="$api_key" \
@@ -77,7 +77,7 @@ run python +14155550181 env GEN_DIR="$work/python-stubs" "$python" "$here/python
 run node +14155550182 node "$here/node/scenario.js"
 run grpcurl +14155550183 bash "$here/grpcurl/scenario.sh"
 run python-events +14155550184 env GEN_DIR="$work/python-stubs" \
-  REDIS_URL="redis://127.0.0.1:$redis_port" OTP_EVENTS_STREAM=otp:events \
+  REDIS_URL="redis://127.0.0.1:$redis_port" OTP_REDIS_PREFIX=otp OTP_EVENTS_STREAM=events \
   "$python" "$here/python/events_consumer.py"
 
 if [ "$failed" -ne 0 ]; then

@@ -19,11 +19,11 @@ use sha2::{Digest, Sha256};
 use tonic::{Code, Request, Status, transport::Channel};
 use tonic_types::StatusExt;
 
-const CHECKOUT_TOKEN: &str = "checkout-token-6f1c2a";
-const BILLING_TOKEN: &str = "billing-token-90d3e7";
+pub(crate) const CHECKOUT_TOKEN: &str = "checkout-token-6f1c2a";
+pub(crate) const BILLING_TOKEN: &str = "billing-token-90d3e7";
 
 /// A callers file: two token callers and one certificate caller.
-fn callers_file(dir: &CertDir) -> String {
+pub(crate) fn callers_file(dir: &CertDir) -> String {
     let digest = |token: &str| hex::encode(Sha256::digest(token.as_bytes()));
     dir.write(
         "callers",
@@ -51,7 +51,7 @@ fn send_request(phone: &str, authorization: Option<&str>) -> Request<SendOtpRequ
     request
 }
 
-async fn send_as(
+pub(crate) async fn send_as(
     channel: Channel,
     phone: &str,
     authorization: Option<&str>,
@@ -62,7 +62,7 @@ async fn send_as(
         .map(tonic::Response::into_inner)
 }
 
-fn assert_refused(result: Result<SendOtpResponse, Status>, code: Code, reason: &str) {
+pub(crate) fn assert_refused(result: Result<SendOtpResponse, Status>, code: Code, reason: &str) {
     let status = result.expect_err("refused");
     assert_eq!(status.code(), code, "{status:?}");
     let info = status.get_error_details().error_info().cloned();

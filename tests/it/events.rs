@@ -1,6 +1,8 @@
 //! Audit events in a Redis Stream: every decision appended in order with a
 //! digest, country and masked form of the number (never the number or the
-//! code); a stream that cannot be written never fails a call and is counted.
+//! code); the stream lives under the store's key prefix; a number's digest
+//! survives a key rotation; a stream that cannot be written never fails a
+//! call and is counted.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -14,14 +16,20 @@ use otp_service::proto::{
 };
 use tonic::Code;
 
-pub(crate) const STREAM: &str = "otp:events";
+/// `OTP_EVENTS_STREAM` in these tests.
+pub(crate) const STREAM: &str = "events";
+/// The stream's key under the default `OTP_REDIS_PREFIX`.
+pub(crate) const STREAM_KEY: &str = "otp:events";
 
 pub(crate) type Entry = HashMap<String, String>;
 
-/// Every entry of `STREAM`, oldest first, as text.
-async fn read_stream(connection: &mut redis::aio::MultiplexedConnection) -> Option<Vec<Entry>> {
+/// Every entry of the stream at `key`, oldest first, as text.
+async fn read_stream(
+    connection: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+) -> Option<Vec<Entry>> {
     let reply: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
-        .arg(STREAM)
+        .arg(key)
         .arg("-")
         .arg("+")
         .query_async(connection)
@@ -36,8 +44,8 @@ async fn read_stream(connection: &mut redis::aio::MultiplexedConnection) -> Opti
     Some(entries.collect())
 }
 
-/// The entries of `STREAM` once there are at least `count`.
-pub(crate) async fn entries(redis_url: &str, count: usize) -> Vec<Entry> {
+/// The entries of the stream at `key` once there are at least `count`.
+pub(crate) async fn entries(redis_url: &str, key: &str, count: usize) -> Vec<Entry> {
     let client = redis::Client::open(redis_url).expect("redis URL");
     let connection = client
         .get_multiplexed_async_connection()
@@ -46,7 +54,7 @@ pub(crate) async fn entries(redis_url: &str, count: usize) -> Vec<Entry> {
     wait_for("the audit events", Duration::from_secs(5), || {
         let mut connection = connection.clone();
         async move {
-            let entries = read_stream(&mut connection).await?;
+            let entries = read_stream(&mut connection, key).await?;
             (entries.len() >= count).then_some(entries)
         }
     })
@@ -85,7 +93,7 @@ async fn every_decision_is_appended_in_order_without_the_number_or_the_code() {
     let refused = app.send_request(send).await.expect_err("cooldown");
     assert_eq!(refused.code(), Code::ResourceExhausted);
 
-    let events = entries(&redis.url(), 5).await;
+    let events = entries(&redis.url(), STREAM_KEY, 5).await;
     let kinds: Vec<&str> = events.iter().map(|e| e["event"].as_str()).collect();
     assert_eq!(
         kinds,
@@ -121,6 +129,95 @@ async fn every_decision_is_appended_in_order_without_the_number_or_the_code() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_under_two_prefixes_on_one_redis_keep_their_events_apart() {
+    let redis = RedisServer::start().await;
+    let tenant = |prefix: &'static str| {
+        TestApp::builder().redis(&redis).env(&[
+            ("OTP_REDIS_PREFIX", prefix),
+            ("OTP_REPLICA_ID", prefix),
+            ("OTP_EVENTS_STREAM", STREAM),
+        ])
+    };
+    let (a, b) = (
+        tenant("tenant-a").spawn().await,
+        tenant("tenant-b").spawn().await,
+    );
+    a.send("+14155550195").await.expect("sent by a");
+    b.send("+14155550196").await.expect("sent by b");
+    b.send("+14155550197").await.expect("sent by b");
+
+    let of_a = entries(&redis.url(), "tenant-a:events", 1).await;
+    let of_b = entries(&redis.url(), "tenant-b:events", 2).await;
+    assert_eq!(of_a.len(), 1, "{of_a:?}");
+    assert_eq!(of_a[0]["replica"], "tenant-a");
+    assert_eq!(of_a[0]["masked_phone"], "+1******0195");
+    assert_eq!(of_b.len(), 2, "{of_b:?}");
+    assert!(of_b.iter().all(|event| event["replica"] == "tenant-b"));
+    let client = redis::Client::open(redis.url()).expect("redis URL");
+    let mut connection = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    let unprefixed: bool = connection.exists(STREAM).await.expect("EXISTS");
+    assert!(!unprefixed, "no stream outside the prefixes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_numbers_digest_is_the_same_before_during_and_after_a_key_rotation() {
+    const OLD: &str = "old-secret-old-secret-old-secret-0001";
+    const NEW: &str = "new-secret-new-secret-new-secret-0002";
+    const NEWER: &str = "newer-secret-newer-secret-newer-0003";
+    // The second rotation: NEW and OLD, newest first.
+    const NEWER_PREVIOUS: &str =
+        "new-secret-new-secret-new-secret-0002,old-secret-old-secret-old-secret-0001";
+    let redis = RedisServer::start().await;
+    let replica = |id: &'static str, secret: &'static str, previous: &'static str| {
+        let mut vars = vec![
+            ("OTP_REPLICA_ID", id),
+            ("OTP_EVENTS_STREAM", STREAM),
+            ("OTP_HMAC_SECRET", secret),
+        ];
+        if !previous.is_empty() {
+            vars.push(("OTP_HMAC_PREVIOUS_SECRETS", previous));
+        }
+        TestApp::builder().redis(&redis).env(&vars).spawn()
+    };
+    let before = replica("before", OLD, "").await;
+    let during = replica("during", NEW, OLD).await;
+    let after = replica("after", NEWER, NEWER_PREVIOUS).await;
+    let phone = "+14155550198";
+
+    let code = before.send_and_read_code(phone).await;
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    during.verify(phone, wrong).await.expect("answered");
+    let approved = after.verify(phone, &code).await.expect("answered");
+    assert_eq!(approved.result(), VerifyOtpResult::Approved);
+
+    let events = entries(&redis.url(), STREAM_KEY, 3).await;
+    // Each replica writes its own events in the background: the stream
+    // orders them per replica, not across replicas.
+    let mut by: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e["replica"].as_str(), e["event"].as_str()))
+        .collect();
+    by.sort_unstable();
+    assert_eq!(
+        by,
+        [
+            ("after", "approved"),
+            ("before", "sent"),
+            ("during", "incorrect")
+        ]
+    );
+    assert!(
+        events
+            .iter()
+            .all(|event| event["phone_digest"] == events[0]["phone_digest"]),
+        "one digest across the rotation: {events:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unwritable_stream_fails_no_call_and_is_counted_and_logged() {
     let redis = RedisServer::start().await;
     let url = redis.url();
@@ -130,7 +227,10 @@ async fn an_unwritable_stream_fails_no_call_and_is_counted_and_logged() {
         .get_multiplexed_async_connection()
         .await
         .expect("connects");
-    let () = connection.set(STREAM, "not a stream").await.expect("SET");
+    let () = connection
+        .set(STREAM_KEY, "not a stream")
+        .await
+        .expect("SET");
 
     let metrics_addr = format!("127.0.0.1:{}", free_port());
     let service = {

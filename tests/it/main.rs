@@ -39,4 +39,5 @@ mod store_contract;
 mod textbee;
 mod tls;
 mod traces;
+mod trust_reload;
 mod verify;

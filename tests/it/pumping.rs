@@ -383,7 +383,8 @@ async fn a_suspended_destination_is_an_audit_event() {
     let redis = replicas._redis.as_ref().expect("private redis");
     // Per round one event each for the verified number's send and approval
     // and the pumped send: `admitted` sent, then the refused one.
-    let written = crate::events::entries(&redis.url(), 3 * (admitted + 1)).await;
+    let written =
+        crate::events::entries(&redis.url(), crate::events::STREAM_KEY, 3 * (admitted + 1)).await;
     let last = written
         .iter()
         .rev()

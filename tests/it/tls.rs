@@ -16,7 +16,7 @@ use otp_service::proto::{
 use tonic::Status;
 
 /// A server with TLS on its gRPC listener; with `client_ca`, mutual TLS.
-async fn tls_app(dir: &CertDir, server: &Issued, client_ca: Option<&TestCa>) -> TestApp {
+pub(crate) async fn tls_app(dir: &CertDir, server: &Issued, client_ca: Option<&TestCa>) -> TestApp {
     let (cert, key) = dir.write_pair("server", server);
     let mut vars = vec![
         ("OTP_TLS_CERT_FILE", cert.clone()),
@@ -34,7 +34,7 @@ async fn tls_app(dir: &CertDir, server: &Issued, client_ca: Option<&TestCa>) -> 
 
 /// One SendOtp through a fresh TLS connection; a refused handshake is an
 /// error string, a refused call its status.
-async fn send_over_tls(
+pub(crate) async fn send_over_tls(
     addr: SocketAddr,
     ca_pem: &str,
     client: Option<&Issued>,

@@ -3,18 +3,18 @@
 # and every rule expression and every Grafana panel query parses and returns
 # data on a REAL Prometheus (Debian's package) scraping the release binary on
 # a private Redis, after scripted traffic with grpcurl against a stand-in SMS
-# gateway that fails one number.
+# gateway that fails one number, and SMS pumping that the guard suspends.
 #
 # Installs Debian's prometheus package if promtool/prometheus are missing.
 # Uses OTP_SERVICE_BIN if set, else builds target/release/otp-service.
-# Series another change is adding (PENDING_METRICS) may be reported as
-# "PENDING metric" while the service does not export them; once it does,
-# their queries must return data like the rest.
+# Series another change is adding (PENDING_METRICS, comma-separated; none
+# now) may be reported as "PENDING metric" while the service does not export
+# them; once it does, their queries must return data like the rest.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 grpcurl=${GRPCURL:-grpcurl}
-PENDING_METRICS=otp_pumping_suspensions_total,otp_pumping_suspended_prefixes
+PENDING_METRICS=
 started=$EPOCHREALTIME
 step() { awk -v what="$1" -v t0="$started" -v t1="$EPOCHREALTIME" 'BEGIN { printf "ops: %-44s (%.1f s)\n", what, t1 - t0 }'; }
 
@@ -71,6 +71,10 @@ env -i PATH="$PATH" \
   OTP_METRICS_ADDR="127.0.0.1:$metrics_port" \
   OTP_HMAC_SECRET="ops-check-secret-ops-check-secret-0123" \
   OTP_SMS_MAX_RETRIES=0 \
+  OTP_TTL_SECONDS=4 \
+  OTP_GRACE_SECONDS=0 \
+  OTP_PUMPING_MIN_SENDS=2 \
+  OTP_PUMPING_WINDOW_SECONDS=60 \
   REDIS_URL="redis://127.0.0.1:$redis_port" \
   SMS_SENDER_API="$textbee/api/v1/gateway/devices/standin-device/send-sms" \
   TEXTBEE_API_KEY=standin-key \

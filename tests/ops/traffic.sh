@@ -2,8 +2,12 @@
 # One round of scripted traffic for the operations check, with grpcurl:
 # a send, a wrong and a right guess, a reuse, a refused resend (cooldown),
 # TimeLeft, a send then CancelOtp, a send the stand-in gateway fails, and an
-# invalid number. 10 RPCs per round.
-# Environment: OTP_ADDR, TEXTBEE_STANDIN, ROUND (a digit: numbers differ per
+# invalid number: 10 RPCs per round. Then SMS pumping the guard must catch:
+# round 1 sends codes nobody verifies to one destination prefix; round 2
+# keeps sending there until the guard suspends the prefix (it judges a send
+# once its code's lifetime is over: OTP_TTL_SECONDS + OTP_GRACE_SECONDS of
+# the service, which check.sh keeps short).
+# Environment: OTP_ADDR, TEXTBEE_STANDIN, ROUND (1 or 2: numbers differ per
 # round), FAILING_PHONE (a number the stand-in fails), GRPCURL (optional).
 set -euo pipefail
 grpcurl=${GRPCURL:-grpcurl}
@@ -36,3 +40,21 @@ refused SendOtp "{\"phone_number\": \"$FAILING_PHONE\"}"
 grep -q Unavailable <<<"$out" || fail "failed SMS send not UNAVAILABLE: $out"
 refused SendOtp '{"phone_number": "12345"}'
 grep -q InvalidArgument <<<"$out" || fail "invalid number not INVALID_ARGUMENT: $out"
+
+# +1 628 2RN NNNN: one destination prefix (+16282, OTP_PUMPING_PREFIX_DIGITS=4)
+# whose codes are never verified.
+pumped() { printf '+16282%s%05d' "$ROUND" "$1"; }
+if [ "$ROUND" = 1 ]; then
+  for n in 1 2; do
+    out=$(call SendOtp "{\"phone_number\": \"$(pumped "$n")\"}") || fail "pumped SendOtp: $out"
+  done
+else
+  # Until the first two are judged: a condition with a deadline, not a sleep.
+  deadline=$(( $(date +%s) + 30 )) n=0
+  while out=$(call SendOtp "{\"phone_number\": \"$(pumped "$n")\"}"); do
+    [ "$(date +%s)" -lt "$deadline" ] || fail "no pumping suspension within 30 s: $out"
+    n=$((n + 1))
+    sleep 0.5
+  done
+  grep -q 'suspended (suspected SMS pumping)' <<<"$out" || fail "pumped send refused, not suspended: $out"
+fi

@@ -8,8 +8,9 @@ consumer would. Checks the three events arrive in order for this number and
 that no field holds the code or the number.
 
 Environment: OTP_ADDR (host:port), TEXTBEE_STANDIN (URL of the stand-in SMS
-gateway), PHONE (a number no other client uses), REDIS_URL, OTP_EVENTS_STREAM,
-GEN_DIR (where to put generated stubs).
+gateway), PHONE (a number no other client uses), REDIS_URL, OTP_REDIS_PREFIX and
+OTP_EVENTS_STREAM as the service has them (the stream's key is
+`<OTP_REDIS_PREFIX>:<OTP_EVENTS_STREAM>`), GEN_DIR (where to put generated stubs).
 """
 
 import os
@@ -47,7 +48,8 @@ def main() -> None:
     import grpc
     from otp.v1 import otp_pb2, otp_pb2_grpc  # generated above
 
-    key = os.environ["OTP_EVENTS_STREAM"]
+    # The service appends under its key prefix, as it names every key.
+    key = f'{os.environ.get("OTP_REDIS_PREFIX", "otp")}:{os.environ["OTP_EVENTS_STREAM"]}'
     phone = os.environ["PHONE"]
     stream = redis.Redis.from_url(os.environ["REDIS_URL"], decode_responses=True)
     # `$`: only events from now on; MKSTREAM in case no event was written yet.

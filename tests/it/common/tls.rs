@@ -10,6 +10,7 @@ use std::{
         Arc,
         atomic::{AtomicU32, Ordering},
     },
+    time::Duration,
 };
 
 use hyper_util::rt::TokioIo;
@@ -18,10 +19,10 @@ use rcgen::{
     KeyPair,
 };
 use rustls::{
-    ClientConfig, RootCertStore,
+    ClientConfig, HandshakeKind, RootCertStore,
     pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject},
 };
-use tokio::net::TcpStream;
+use tokio::{io::AsyncReadExt, net::TcpStream};
 use tonic::transport::{Channel, Endpoint};
 
 /// A certificate and its private key, PEM.
@@ -129,15 +130,9 @@ impl Drop for CertDir {
     }
 }
 
-/// A TLS channel to `addr` (server name `localhost`) trusting only
-/// `ca_pem`, presenting `client` when given. Connects eagerly, so a refused
-/// handshake is an error here (or, with TLS 1.3 client certificates, on the
-/// first call).
-pub async fn tls_channel(
-    addr: SocketAddr,
-    ca_pem: &str,
-    client: Option<&Issued>,
-) -> Result<Channel, tonic::transport::Error> {
+/// A client configuration trusting only `ca_pem`, presenting `client` when
+/// given (h2 ALPN, ring, rustls's default in-memory session resumption).
+pub fn client_config(ca_pem: &str, client: Option<&Issued>) -> Arc<ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
     for ca in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
@@ -159,7 +154,19 @@ pub async fn tls_channel(
         None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = vec![b"h2".to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    Arc::new(config)
+}
+
+/// A TLS channel to `addr` (server name `localhost`) trusting only
+/// `ca_pem`, presenting `client` when given. Connects eagerly, so a refused
+/// handshake is an error here (or, with TLS 1.3 client certificates, on the
+/// first call).
+pub async fn tls_channel(
+    addr: SocketAddr,
+    ca_pem: &str,
+    client: Option<&Issued>,
+) -> Result<Channel, tonic::transport::Error> {
+    let connector = tokio_rustls::TlsConnector::from(client_config(ca_pem, client));
     Endpoint::from_static("http://localhost")
         .connect_with_connector(tower::service_fn(move |_| {
             let connector = connector.clone();
@@ -171,4 +178,29 @@ pub async fn tls_channel(
             }
         }))
         .await
+}
+
+/// One bare TLS connection with `config` (no gRPC): how the handshake went,
+/// and whether the server then spoke (an h2 server sends its SETTINGS first;
+/// a server that refused the client certificate sends an alert instead).
+/// Reading also takes in the session tickets a later connection resumes with.
+pub async fn tls_handshake(
+    addr: SocketAddr,
+    config: Arc<ClientConfig>,
+) -> (Option<HandshakeKind>, io::Result<usize>) {
+    let tcp = TcpStream::connect(addr).await.expect("TCP connect");
+    let name = ServerName::try_from("localhost").expect("server name");
+    let mut tls = match tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+    {
+        Ok(tls) => tls,
+        Err(err) => return (None, Err(err)),
+    };
+    let kind = tls.get_ref().1.handshake_kind();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf))
+        .await
+        .unwrap_or_else(|_| Err(io::Error::other("server said nothing in 5 s")));
+    (kind, read)
 }
