@@ -52,9 +52,7 @@ impl managed::Manager for ClusterManager {
         connection: &mut ClusterConnection,
         _: &Metrics,
     ) -> RecycleResult<RedisError> {
-        redis::cmd("PING")
-            .query_async::<String>(connection)
-            .await?;
+        redis::cmd("PING").query_async::<String>(connection).await?;
         Ok(())
     }
 }
