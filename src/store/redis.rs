@@ -13,6 +13,7 @@ mod idempotency;
 mod master_watch;
 mod pumping;
 mod scripts;
+mod sentinel_manager;
 mod send_log;
 mod stream;
 mod trusted_pool;

@@ -8,15 +8,18 @@ use std::time::Duration;
 
 use crate::common::{
     RedisSentinels, SHARED_CAPS_LIFTED, TestApp,
+    concurrent::RACE_SETTINGS,
     failover::{
         ConversationStream, Recovery, stop_after_a_steady_second, wait_for_health,
         wait_for_recovery,
     },
-    redis_nodes::{free_port, wait_blocking},
+    redis_nodes::{free_port, query, wait_blocking},
     redis_sentinel::{DOWN_AFTER_MS, MASTER_NAME},
+    unique_phone,
     unreachable_store::assert_starts_and_fails_calls_unavailable,
     wait_for,
 };
+use deadpool_redis::redis;
 use tokio::time::Instant;
 
 /// A server on `set_up`, texting as many numbers as a test needs.
@@ -181,4 +184,32 @@ async fn service_starts_while_no_sentinel_answers_and_fails_calls_unavailable() 
         ("REDIS_SENTINEL_MASTER", MASTER_NAME),
     ])
     .await;
+}
+
+/// The store timeout governs the connections to the master too: a master
+/// that holds every write for 3 s (`CLIENT PAUSE ... WRITE`, which lets the
+/// sentinels' PINGs through, so no failover) is waited for under a 20 s
+/// timeout. (deadpool-redis's sentinel manager used redis-rs's default of
+/// 500 ms per reply; under it this call failed UNAVAILABLE. The margin
+/// either side is seconds, not ms.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_slower_than_the_drivers_default_is_waited_for_within_the_store_timeout() {
+    let (set_up, _) = own_set_up().await;
+    let app = TestApp::builder()
+        .sentinels(&set_up)
+        .env(&RACE_SETTINGS)
+        .env(&SHARED_CAPS_LIFTED)
+        .spawn()
+        .await;
+    // A pooled connection to the master exists before the pause.
+    app.send(&unique_phone()).await.expect("sent before the pause");
+    let paused: Option<String> = query(
+        set_up.master(),
+        redis::cmd("CLIENT").arg("PAUSE").arg(3000).arg("WRITE"),
+    );
+    assert_eq!(paused.as_deref(), Some("OK"), "master paused");
+    app.send(&unique_phone())
+        .await
+        .expect("sent through a master slower than 500 ms");
+    assert_eq!(app.sms.count(), 2);
 }

@@ -4,18 +4,20 @@
 
 use std::{fmt, time::Duration};
 
+use deadpool::managed::{Object, Pool};
 use deadpool_redis::{
     PoolConfig, PoolError, RedisConnectionInfo, Runtime, Timeouts,
     redis::{
         self, AsyncConnectionConfig, ErrorKind, FromRedisValue, RedisError, ScriptInvocation,
         ServerErrorKind, aio::ConnectionLike,
     },
-    sentinel::{self, SentinelNodeConnectionInfo, SentinelServerType, TlsMode},
+    sentinel::{SentinelNodeConnectionInfo, TlsMode},
 };
 
 use super::{
     cluster_manager::ClusterManager,
     master_watch::MasterWatch,
+    sentinel_manager::SentinelManager,
     trusted_pool::{TrustedManager, TrustedPool},
     url::{RedisNodes, RedisUrl},
 };
@@ -109,13 +111,15 @@ fn cluster_pool(
 }
 
 /// The master the sentinels name, reached with the sentinels' scheme and
-/// credentials; `watch` retires connections to a former master.
+/// credentials; connecting and replies are bounded by `timeout` (see
+/// `sentinel_manager.rs`); `watch` retires connections to a former master.
 fn sentinel_pool(
     sentinels: &RedisNodes,
     master: &str,
     config: PoolConfig,
+    timeout: Duration,
     watch: &MasterWatch,
-) -> Result<sentinel::Pool, StoreError> {
+) -> Result<Pool<SentinelManager>, StoreError> {
     let first = sentinels.first();
     let node = SentinelNodeConnectionInfo {
         tls_mode: first.is_tls().then_some(TlsMode::Secure),
@@ -127,14 +131,8 @@ fn sentinel_pool(
         }),
     };
     let urls = sentinels.urls().map(RedisUrl::expose).collect();
-    let manager = sentinel::Manager::new(
-        urls,
-        master.to_owned(),
-        Some(node),
-        SentinelServerType::Master,
-    )
-    .map_err(invalid)?;
-    sentinel::Pool::builder(manager)
+    let manager = SentinelManager::new(urls, master, node.into(), timeout).map_err(invalid)?;
+    Pool::builder(manager)
         .config(config)
         .runtime(Runtime::Tokio1)
         .pre_recycle(watch.retire_hook())
@@ -147,7 +145,7 @@ pub(super) enum RedisConnections {
     Single(TrustedPool<deadpool_redis::Manager>),
     Cluster(TrustedPool<ClusterManager>),
     /// The watch retires connections to a master the sentinels no longer name.
-    Sentinel(sentinel::Pool, Box<MasterWatch>),
+    Sentinel(Pool<SentinelManager>, Box<MasterWatch>),
 }
 
 impl RedisConnections {
@@ -177,7 +175,7 @@ impl RedisConnections {
             RedisTopology::Cluster(nodes) => Self::Cluster(cluster_pool(nodes, config, timeout)?),
             RedisTopology::Sentinel { sentinels, master } => {
                 let watch = MasterWatch::new(sentinels, master, timeout)?;
-                let pool = sentinel_pool(sentinels, master, config, &watch)?;
+                let pool = sentinel_pool(sentinels, master, config, timeout, &watch)?;
                 Self::Sentinel(pool, Box::new(watch))
             }
         })
@@ -209,9 +207,9 @@ impl RedisConnections {
             }
             Self::Sentinel(pool, _) => {
                 let mut connection = pool.get().await.map_err(pool_error)?;
-                let reply = invocation.invoke_async(&mut connection).await;
+                let reply = invocation.invoke_async(&mut *connection).await;
                 if reply.as_ref().is_err_and(is_read_only) {
-                    drop(sentinel::Connection::take(connection));
+                    drop(Object::take(connection));
                 }
                 reply.map_err(redis_error)
             }
@@ -237,7 +235,7 @@ impl RedisConnections {
             }
             Self::Sentinel(pool, _) => {
                 let mut connection = pool.get().await.map_err(pool_error)?;
-                command.query_async(&mut connection).await
+                command.query_async(&mut *connection).await
             }
         };
         match reply {
@@ -276,9 +274,9 @@ impl RedisConnections {
             }
             Self::Sentinel(pool, _) => {
                 let mut connection = pool.get().await.map_err(pool_error)?;
-                let reply = pipeline.exec_async(&mut connection).await;
+                let reply = pipeline.exec_async(&mut *connection).await;
                 if reply.as_ref().is_err_and(is_read_only) {
-                    drop(sentinel::Connection::take(connection));
+                    drop(Object::take(connection));
                 }
                 reply.map_err(redis_error)
             }
@@ -303,7 +301,7 @@ impl RedisConnections {
                 lent.settle(reply).map(drop).map_err(redis_error)
             }
             Self::Sentinel(pool, watch) => {
-                ping_on(&mut pool.get().await.map_err(pool_error)?).await?;
+                ping_on(&mut *pool.get().await.map_err(pool_error)?).await?;
                 // The master answered; whether the sentinels still name it
                 // only decides which connections to keep, so a sentinel that
                 // cannot be asked right now does not make the store unusable.
