@@ -113,17 +113,18 @@ impl RedisCluster {
 
     /// The port of the replica of the master on `master`.
     pub fn replica_of(&self, master: u16) -> u16 {
-        let nodes = self.cluster_nodes();
-        let id = nodes
-            .iter()
-            .find(|node| node.port == master)
-            .map(|node| node.id.clone())
-            .expect("master is known");
-        nodes
-            .iter()
-            .find(|node| node.master_id.as_deref() == Some(id.as_str()))
-            .map(|node| node.port)
-            .expect("master has a replica")
+        // Asked of the replicas themselves (INFO replication), not of one
+        // node's CLUSTER NODES: gossip may not yet have told that node which
+        // master a replica follows, although the replica's link is up.
+        wait_blocking("a replica of the master", Duration::from_secs(10), || {
+            self.nodes.running().into_iter().find(|&port| {
+                query::<String>(port, redis::cmd("INFO").arg("replication")).is_some_and(|info| {
+                    info_field(&info, "role").as_deref() == Some("slave")
+                        && info_field(&info, "master_port").as_deref()
+                            == Some(master.to_string().as_str())
+                })
+            })
+        })
     }
 
     /// SIGKILL to the node on `port`.
@@ -201,11 +202,9 @@ impl RedisCluster {
 
 /// One line of `CLUSTER NODES`.
 struct ClusterNode {
-    id: String,
     port: u16,
     is_master: bool,
     failed: bool,
-    master_id: Option<String>,
     owns_slots: bool,
 }
 
@@ -222,15 +221,12 @@ impl ClusterNode {
             .parse()
             .ok()?;
         let flags = fields.get(2)?;
-        let master = fields.get(3)?;
         Some(Self {
-            id: (*fields.first()?).to_owned(),
             port,
             is_master: flags.split(',').any(|flag| flag == "master"),
             failed: flags
                 .split(',')
                 .any(|flag| flag == "fail" || flag == "fail?"),
-            master_id: (*master != "-").then(|| (*master).to_owned()),
             owns_slots: fields.len() > 8,
         })
     }
