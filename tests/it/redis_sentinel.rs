@@ -202,7 +202,9 @@ async fn a_master_slower_than_the_drivers_default_is_waited_for_within_the_store
         .spawn()
         .await;
     // A pooled connection to the master exists before the pause.
-    app.send(&unique_phone()).await.expect("sent before the pause");
+    app.send(&unique_phone())
+        .await
+        .expect("sent before the pause");
     let paused: Option<String> = query(
         set_up.master(),
         redis::cmd("CLIENT").arg("PAUSE").arg(3000).arg("WRITE"),
