@@ -45,12 +45,8 @@ impl SentinelManager {
         node: SentinelNodeConnectionInfo,
         timeout: Duration,
     ) -> RedisResult<Self> {
-        let client = SentinelClient::build(
-            sentinels,
-            master.to_owned(),
-            Some(node),
-            SentinelServerType::Master,
-        )?;
+        let client =
+            SentinelClient::build(sentinels, master, Some(node), SentinelServerType::Master)?;
         Ok(Self {
             client: Mutex::new(client),
             connection: AsyncConnectionConfig::new()
