@@ -201,23 +201,24 @@ else
 local stored = redis.call('HGET', KEYS[1], 'd')
 if not stored then return {'expired', 0} end
 local diff = 0
-for i = 1, #ARGV[1] do
-  diff = bit.bor(diff, bit.bxor(string.byte(stored, i) or 0, string.byte(ARGV[1], i)))
+for i = 1, #ARGV[2] do
+  diff = bit.bor(diff, bit.bxor(string.byte(stored, i) or 0, string.byte(ARGV[2], i)))
 end
 if diff == 0 then redis.call('DEL', KEYS[1]) return {'approved', 0} end
 local used = redis.call('HINCRBY', KEYS[1], 'a', 1)
-return {'incorrect', tonumber(ARGV[2]) - used}"
+return {'incorrect', tonumber(ARGV[1]) - used}"
   SCRIPT_NAME="stand-in (no $VERIFY_LUA in this build)"
 fi
 rcli flushall >/dev/null
 # 100k records, each with a pending 32-byte digest; every call is a wrong
-# 32-byte guess, with a budget too large to ever lock.
+# 32-byte guess, with a budget too large to ever lock. Arguments as the
+# store passes them: ARGV[1] the guess budget, ARGV[2..] candidate digests.
 STORED=$(printf 's%.0s' $(seq 32)); GUESS=$(printf 'g%.0s' $(seq 32))
 rcli eval "for i = 0, 99999 do redis.call('HSET', string.format('bench:%012d', i), 'd', ARGV[1], 'a', 0) end" 0 "$STORED" >/dev/null
 SHA=$(rcli script load "$SCRIPT")
 on_client_cpu redis-benchmark -h 127.0.0.1 -p "$REDIS_PORT" \
   -c $((CONNECTIONS * IN_FLIGHT)) -n 300000 -r 100000 --csv \
-  evalsha "$SHA" 1 'bench:__rand_int__' "$GUESS" 100000000 >"$OUT/redis-benchmark.csv"
+  evalsha "$SHA" 1 'bench:__rand_int__' 100000000 "$GUESS" >"$OUT/redis-benchmark.csv"
 EVALSHA_RPS=$(tail -1 "$OUT/redis-benchmark.csv" | cut -d, -f2 | tr -d '"')
 echo "EVALSHA ($SCRIPT_NAME), $((CONNECTIONS * IN_FLIGHT)) connections: $EVALSHA_RPS rps"
 
