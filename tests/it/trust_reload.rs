@@ -119,8 +119,16 @@ async fn send_as_certificate(
         .map(drop)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_swapped_client_ca_decides_the_next_handshake() {
+/// A TLS server trusting the old client CA, and the new CA it will rotate to.
+struct CaRotation {
+    server_ca: TestCa,
+    old_ca: TestCa,
+    new_ca: TestCa,
+    dir: CertDir,
+    app: TestApp,
+}
+
+async fn ca_rotation() -> CaRotation {
     let (server_ca, old_ca, new_ca) = (
         TestCa::new("server CA"),
         TestCa::new("old client CA"),
@@ -128,6 +136,24 @@ async fn a_swapped_client_ca_decides_the_next_handshake() {
     );
     let dir = CertDir::new();
     let app = tls_app(&dir, &server_ca.issue_server(), Some(&old_ca)).await;
+    CaRotation {
+        server_ca,
+        old_ca,
+        new_ca,
+        dir,
+        app,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swapped_client_ca_decides_the_next_handshake() {
+    let CaRotation {
+        server_ca,
+        old_ca,
+        new_ca,
+        dir,
+        app,
+    } = ca_rotation().await;
     let old_caller = old_ca.issue_client("checkout.callers.internal");
     let new_caller = new_ca.issue_client("checkout.callers.internal");
     let server_pem = server_ca.pem();
@@ -153,13 +179,13 @@ async fn a_swapped_client_ca_decides_the_next_handshake() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_opened_under_a_removed_ca_does_not_resume() {
-    let (server_ca, old_ca, new_ca) = (
-        TestCa::new("server CA"),
-        TestCa::new("old client CA"),
-        TestCa::new("new client CA"),
-    );
-    let dir = CertDir::new();
-    let app = tls_app(&dir, &server_ca.issue_server(), Some(&old_ca)).await;
+    let CaRotation {
+        server_ca,
+        old_ca,
+        new_ca,
+        dir,
+        app,
+    } = ca_rotation().await;
     // One client configuration: it keeps the session tickets it is given.
     let client = client_config(
         &server_ca.pem(),
