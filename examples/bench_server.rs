@@ -17,6 +17,11 @@ use otp_service::{
     telemetry,
 };
 
+/// The service binary's allocator (see `src/main.rs`), so a send-heavy run
+/// measures the service as shipped.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Accepts every message and sends nothing.
 struct DiscardGateway;
 

@@ -4,6 +4,14 @@ use std::process::ExitCode;
 
 use otp_service::{Application, Config, metrics, telemetry};
 
+/// mimalloc rather than glibc's malloc: VerifyOtp on the memory store took
+/// about a fifth less CPU per call with it (BENCHMARKS.md, issue 14). glibc's
+/// allocator was ~10 % of a call's instructions and more of its time, partly
+/// because log lines are allocated on the request thread and freed on the log
+/// writer's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let config = match Config::from_env() {
