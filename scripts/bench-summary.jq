@@ -11,8 +11,13 @@ def verdict(ok): if ok == null then "not measured" elif ok then "met" else "NOT 
 def ratio(a; b): if a == null or b == null or b == 0 then null else a / b | round(2) end;
 def mib: if . == null then null else . / 1024 | round(1) end;
 def at_least(bound): if . == null then null else . >= bound end;
-# The runs whose label starts with `prefix` that had any error.
-def errored(prefix): any($runs[0][]; (.label | startswith(prefix)) and ((.errors // {}) | length > 0));
+# A run failed when any call got an error, or when no call was answered at
+# all (its server did not start, say).
+def failed: (.calls // 0) == 0 or ((.errors // {}) | length > 0);
+def failure: if (.calls // 0) == 0 then "\(.label): no call answered (see \(.label).stderr)"
+  else "\(.label): \(.errors | to_entries | map("\(.key) \(.value)") | join(", "))" end;
+# Whether any run whose label starts with `prefix` failed.
+def errored(prefix): any($runs[0][]; (.label | startswith(prefix)) and failed);
 
 ($echo[0]) as $echo_runs
 | ($memory[0]) as $memory_runs
@@ -66,10 +71,9 @@ def errored(prefix): any($runs[0][]; (.label | startswith(prefix)) and ((.errors
     send_outcomes: ($send[0][0].outcomes),
     redis_send_outcomes: ($rsend[0][0].outcomes),
     # A refused call (e.g. RESOURCE_EXHAUSTED from a send limit) is cheap and
-    # would flatter rps: any error in any run (send runs included) is listed
-    # under the table.
-    errors: ($runs[0]
-             | map(select((.errors // {}) | length > 0) | "\(.label): \(.errors | to_entries | map("\(.key) \(.value)") | join(", "))")),
+    # would flatter rps: any error in any run (send runs included), and any
+    # run with no call answered, is listed under the table.
+    errors: ($runs[0] | map(select(failed) | failure)),
     echo_server_cpu_percent: ($echo_runs | map(.server.cpu_percent) | median | round(0)),
     echo_client_cpu_percent: ($echo_runs | map(.client_cpu_percent) | median | round(0)),
     memory_server_cpu_percent: ($memory_runs | map(.server.cpu_percent) | median | round(0)),
@@ -140,7 +144,7 @@ def errored(prefix): any($runs[0][]; (.label | startswith(prefix)) and ((.errors
     (if $sched != "rt" then
       "issue 14 judges the p99 targets with BENCH_SCHED=rt; this run used \($sched)" else empty end),
     (if (.errors | length) > 0 then
-      "some runs had errors (listed above): a refused call is cheap, so those runs' rps and cpu ratios are not valid" else empty end)
+      "some runs failed (listed above): a refused call is cheap, and a run with no call answered has no figures, so those runs' rps and cpu ratios are not valid" else empty end)
   ])
 | .table = ([
     "run                                           rps   rps/echo   p50 us   p99 us   server us/call   cpu ratio",
@@ -167,7 +171,7 @@ def errored(prefix): any($runs[0][]; (.label | startswith(prefix)) and ((.errors
       "SendOtp results (memory, round 1): " + (.send_outcomes | to_entries | map("\(.key) \(.value)") | join(", ")) end),
     (if .redis_send_outcomes == null then empty else
       "SendOtp results (Redis, round 1): " + (.redis_send_outcomes | to_entries | map("\(.key) \(.value)") | join(", ")) end),
-    (if (.errors | length) == 0 then "errors: none in any run (\($runs[0] | length) runs)" else "ERRORS in \(.errors | length) of \($runs[0] | length) runs: " + (.errors | join("; ")) end),
+    (if (.errors | length) == 0 then "errors: none in any run (\($runs[0] | length) runs, every one answered calls)" else "ERRORS in \(.errors | length) of \($runs[0] | length) runs: " + (.errors | join("; ")) end),
     ("CPU use in closed loop: echo server \(.echo_server_cpu_percent)%, load generator on echo \(.echo_client_cpu_percent)%, service \(.memory_server_cpu_percent)%"),
     ("idle RSS \(.idle_rss_mib) MiB, peak RSS under load \(.load_rss_mib) MiB, start to SERVING \(.start_to_serving_ms) ms, stripped binary \(.stripped_binary_mib) MiB"),
     "",

@@ -108,16 +108,37 @@ SERVICE_ENV=("OTP_HMAC_SECRET=$SECRET" OTP_CODE_LENGTH=10 OTP_MAX_ATTEMPTS=20
 REDIS_ENV=() # set once the private redis-server is up
 
 # start NAME ENV… -- CMD…: runs a server on the server CPU; sets PID and PORT.
+# A port free when picked can be taken before the server binds it (other
+# work on the machine listens too), so a server that exits with "Address
+# already in use" is started again on other ports.
 start() {
   local name=$1; shift
   local envs=()
   while [ "$1" != "--" ]; do envs+=("$1"); shift; done; shift
-  PORT=$(free_port)
-  # Metrics stay on, as deployed, each process on its own free port.
-  env "${envs[@]}" OTP_LISTEN_ADDR="127.0.0.1:$PORT" OTP_METRICS_ADDR="127.0.0.1:$(free_port)" "${PRIO[@]}" taskset -c "$SERVER_CPU" "$@" \
-    >"$OUT/$name.stdout" 2>"$OUT/$name.stderr" &
-  PID=$!
-  PIDS+=("$PID")
+  local attempt
+  for attempt in 1 2 3; do
+    PORT=$(free_port)
+    # Metrics stay on, as deployed, each process on its own free port.
+    env "${envs[@]}" OTP_LISTEN_ADDR="127.0.0.1:$PORT" OTP_METRICS_ADDR="127.0.0.1:$(free_port)" "${PRIO[@]}" taskset -c "$SERVER_CPU" "$@" \
+      >"$OUT/$name.stdout" 2>"$OUT/$name.stderr" &
+    PID=$!
+    PIDS+=("$PID")
+    if listening; then return; fi
+    wait "$PID" 2>/dev/null || true
+    grep -q "Address already in use" "$OUT/$name.stderr" || break
+    echo "bench.sh: $name lost its port to another process (attempt $attempt); starting it again" >&2
+  done
+  echo "bench.sh: $name did not start; see $OUT/$name.stderr" >&2
+  exit 1
+}
+# listening: waits (up to 10 s) for server $PID itself, not whoever took the
+# port, to listen on $PORT; fails only if the process exits first.
+listening() {
+  for _ in $(seq 200); do
+    kill -0 "$PID" 2>/dev/null || return 1
+    if ss -Htlnp "sport = :$PORT" | grep -q "pid=$PID,"; then return 0; fi
+    sleep 0.05
+  done
 }
 stop() { kill -INT "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 # Every load run's report, so the summary lists errors from all of them.
