@@ -201,13 +201,14 @@ async fn take_back<S: OtpStore + ?Sized>(
         }
     }));
     let prefix_send = async {
-        if let (Some(step), Some(token)) = (prefix, counted.prefix_token.as_deref()) {
-            if let Err(err) = store.refund_prefix_send(step.prefix, token).await {
-                // As in `PumpingGuard::refund`: over-counting errs towards a
-                // suspension, which real users' approvals outweigh.
-                tracing::warn!(error = %err, "could not take back a send counted by the pumping guard");
-                metrics::pumping_guard_failed("refund_prefix_send");
-            }
+        let (Some(step), Some(token)) = (prefix, counted.prefix_token.as_deref()) else {
+            return;
+        };
+        if let Err(err) = store.refund_prefix_send(step.prefix, token).await {
+            // As in `PumpingGuard::refund`: over-counting errs towards a
+            // suspension, which real users' approvals outweigh.
+            tracing::warn!(error = %err, "could not take back a send counted by the pumping guard");
+            metrics::pumping_guard_failed("refund_prefix_send");
         }
     };
     tokio::join!(prefix_send, logs);

@@ -112,36 +112,48 @@ fn read_outcome(
             }
         }
         ("stored", [put_reply, prefix_reply, next_allowed]) => {
-            let PutOutcome::Stored { attempts_remaining } = put_code(put_reply)? else {
-                return Err(unexpected("stored", "a lock"));
-            };
-            let (prefix_token, monitored) = prefix_step(plan.prefix, prefix_reply, tokens.prefix)?;
-            let next_allowed = numbers_in(items(next_allowed)?)?;
-            let phone_log = plan
-                .logs
-                .iter()
-                .position(|(log, _)| matches!(log, SendLog::Phone(_)));
-            let next_allowed_in = phone_log
-                .and_then(|index| next_allowed.get(index))
-                .map_or(Duration::ZERO, |ms| Duration::from_millis(*ms));
-            let counted = plan
-                .logs
-                .iter()
-                .map(|(log, _)| log.clone())
-                .zip(tokens.logs)
-                .collect();
-            Ok(SendOutcome::Stored(StoredSend {
-                attempts_remaining,
-                counted,
-                next_allowed_in,
-                prefix_token,
-                monitored,
-            }))
+            stored(plan, tokens, put_reply, prefix_reply, next_allowed)
         }
         (other, _) => Err(StoreError::Protocol(format!(
             "count_send_and_put_code replied `{other}` {parts:?}"
         ))),
     }
+}
+
+/// A `stored` reply: the code's, the prefix step's and each log's next
+/// allowed send.
+fn stored(
+    plan: &SendPlan<'_>,
+    tokens: Tokens,
+    put_reply: &Value,
+    prefix_reply: &Value,
+    next_allowed: &Value,
+) -> Result<SendOutcome, StoreError> {
+    let PutOutcome::Stored { attempts_remaining } = put_code(put_reply)? else {
+        return Err(unexpected("stored", "a lock"));
+    };
+    let (prefix_token, monitored) = prefix_step(plan.prefix, prefix_reply, tokens.prefix)?;
+    let next_allowed = numbers_in(items(next_allowed)?)?;
+    let phone_log = plan
+        .logs
+        .iter()
+        .position(|(log, _)| matches!(log, SendLog::Phone(_)));
+    let next_allowed_in = phone_log
+        .and_then(|index| next_allowed.get(index))
+        .map_or(Duration::ZERO, |ms| Duration::from_millis(*ms));
+    let counted = plan
+        .logs
+        .iter()
+        .map(|(log, _)| log.clone())
+        .zip(tokens.logs)
+        .collect();
+    Ok(SendOutcome::Stored(StoredSend {
+        attempts_remaining,
+        counted,
+        next_allowed_in,
+        prefix_token,
+        monitored,
+    }))
 }
 
 /// The prefix step's reply (empty when no prefix was judged): the token if
