@@ -11,7 +11,7 @@ use super::{
     RedisStore, millis,
     pumping::prefix_decision,
     put_outcome,
-    send_log::{numbers_in, random_token, send_decision, split_reply, status_text},
+    send_log::{numbers_in, random_tokens, send_decision, split_reply, status_text},
 };
 use crate::store::{
     PrefixDecision, PrefixStep, PrefixSuspension, PutOutcome, SendDecision, SendLog, SendOutcome,
@@ -24,8 +24,8 @@ impl RedisStore {
         plan: SendPlan<'_>,
     ) -> Result<SendOutcome, StoreError> {
         // Random, so two replicas never pick the same sorted-set member.
-        let log_tokens: Vec<String> = plan.logs.iter().map(|_| random_token()).collect();
-        let prefix_token = plan.prefix.map(|_| random_token());
+        let mut log_tokens = random_tokens(plan.logs.len() + 1);
+        let prefix_token = log_tokens.pop().filter(|_| plan.prefix.is_some());
         let mut invocation = self.scripts.count_send_and_put_code.prepare_invoke();
         invocation.arg(plan.logs.len());
         for ((log, rules), token) in plan.logs.iter().zip(&log_tokens) {
