@@ -5,6 +5,7 @@
 mod memory;
 mod prefix_window;
 mod redis;
+mod send_plan;
 mod sliding_log;
 
 use std::time::Duration;
@@ -15,6 +16,9 @@ use thiserror::Error;
 pub use memory::{DEFAULT_MAX_ENTRIES, MemoryStore, SweepReport};
 pub use redis::{
     RedisNodes, RedisSettings, RedisStore, RedisStreamAppender, RedisTopology, RedisUrl,
+};
+pub use send_plan::{
+    CodeToStore, PrefixStep, PrefixSuspension, SendOutcome, SendPlan, StoredSend, count_in_steps,
 };
 
 use crate::{
@@ -257,6 +261,18 @@ pub trait OtpStore: Send + Sync + 'static {
         prefix: &DestinationPrefix,
         token: &str,
     ) -> Result<(), StoreError>;
+
+    /// One SendOtp's store work: counts the send in each of `plan`'s logs
+    /// (the first refusal wins and the earlier counts are taken back), then
+    /// lets the pumping guard judge its prefix, then stores the code; a
+    /// suspension that refuses, a lock or a store error takes back every
+    /// count made. Records its own latency in the store-operation histogram.
+    /// The default is [`count_in_steps`], one store call per step; a store
+    /// that overrides it (Redis on one server or behind Sentinel: one script)
+    /// answers exactly as the default would.
+    async fn count_send_and_put_code(&self, plan: SendPlan<'_>) -> Result<SendOutcome, StoreError> {
+        count_in_steps(self, plan).await
+    }
 
     /// Counts one approved code for `prefix`, remembered for `window`.
     async fn count_prefix_approval(

@@ -1,6 +1,7 @@
-//! The SMS-pumping guard at work in the flow: asks the store for each send's
-//! verdict on its destination prefix (one atomic script per decision),
-//! refuses a suspended prefix (`enforce`) or only reports it (`monitor`),
+//! The SMS-pumping guard at work in the flow: the step of each send that
+//! asks the store for a verdict on its destination prefix (one atomic script
+//! per decision, within the send's store call), refuses a suspended prefix
+//! (`enforce`) or only reports it (`monitor`),
 //! takes back sends whose code was never delivered, counts approvals without
 //! ever slowing or failing a verification, and keeps the suspended-prefix
 //! gauge current. The rules themselves are in `abuse/pumping.rs`.
@@ -14,8 +15,8 @@ use crate::{
     abuse::{DestinationPrefix, GuardMode, PrefixRule, PumpingGuardSettings},
     domain::PhoneNumber,
     error::Error,
-    metrics::{self, timed_store},
-    store::{OtpStore, PrefixDecision, PrefixVerdict},
+    metrics,
+    store::{OtpStore, PrefixStep, PrefixSuspension, PrefixVerdict},
 };
 
 /// How often each replica re-reads how many prefixes are suspended, so the
@@ -56,37 +57,57 @@ impl PumpingGuard {
         }
     }
 
-    /// Counts a send to `phone` for its prefix, or refuses it with
-    /// [`Error::DestinationSuspended`] while the prefix is suspended (only in
-    /// `enforce`; `monitor` lets it through uncounted). `None`: nothing was
-    /// counted. A store failure fails the send, as every other rule does.
-    pub async fn admit(&self, phone: &PhoneNumber) -> Result<Option<CountedPrefixSend>, Error> {
-        if self.settings.mode == GuardMode::Off {
-            return Ok(None);
+    /// The prefix a send to `phone` is judged on, `None` while the guard is
+    /// off (nothing is counted).
+    pub fn prefix_to_judge(&self, phone: &PhoneNumber) -> Option<DestinationPrefix> {
+        (self.settings.mode != GuardMode::Off).then(|| self.settings.prefix_of(phone))
+    }
+
+    /// The guard's step of a send (see [`SendPlan`](crate::store::SendPlan)):
+    /// the store counts the send for `prefix`, or finds it suspended, which
+    /// refuses the send only in `enforce` (`monitor` lets it through
+    /// uncounted). A store failure fails the send, as every other rule does.
+    pub fn step<'a>(&'a self, prefix: &'a DestinationPrefix) -> PrefixStep<'a> {
+        PrefixStep {
+            prefix,
+            rule: &self.rule,
+            refuse_suspended: self.settings.mode == GuardMode::Enforce,
         }
-        let prefix = self.settings.prefix_of(phone);
-        let decision = timed_store(
-            "count_prefix_send",
-            self.store.count_prefix_send(&prefix, &self.rule),
-        )
-        .await?;
-        let lift_in = match decision {
-            PrefixDecision::Counted { token } => {
-                return Ok(Some(CountedPrefixSend { prefix, token }));
-            }
-            PrefixDecision::Suspended { lift_in, verdict } => {
-                if let Some(verdict) = verdict {
-                    self.report_suspension(phone, &prefix, lift_in, verdict);
-                }
-                lift_in
-            }
-        };
-        match self.settings.mode {
-            GuardMode::Enforce => Err(Error::DestinationSuspended {
-                prefix,
-                retry_after: lift_in,
-            }),
-            GuardMode::Monitor | GuardMode::Off => Ok(None),
+    }
+
+    /// The send counted for `prefix` with `token`, for [`PumpingGuard::refund`].
+    pub fn counted(prefix: &DestinationPrefix, token: String) -> CountedPrefixSend {
+        CountedPrefixSend {
+            prefix: prefix.clone(),
+            token,
+        }
+    }
+
+    /// The refusal of a send to `phone` whose `prefix` the step found
+    /// suspended (`enforce`), reported first if this call suspended it.
+    pub fn refusal(
+        &self,
+        phone: &PhoneNumber,
+        prefix: &DestinationPrefix,
+        suspension: PrefixSuspension,
+    ) -> Error {
+        self.found_suspended(phone, prefix, suspension);
+        Error::DestinationSuspended {
+            prefix: prefix.clone(),
+            retry_after: suspension.lift_in,
+        }
+    }
+
+    /// Reports a suspension of `prefix` the step found, if this very call
+    /// suspended it (in `monitor` the send goes on).
+    pub fn found_suspended(
+        &self,
+        phone: &PhoneNumber,
+        prefix: &DestinationPrefix,
+        suspension: PrefixSuspension,
+    ) {
+        if let Some(verdict) = suspension.verdict {
+            self.report_suspension(phone, prefix, suspension.lift_in, verdict);
         }
     }
 

@@ -1,7 +1,8 @@
 //! Sending a new code, step by step: count the send against every limit,
-//! let the pumping guard judge its destination, store the code's digest,
-//! deliver the text. Each step undoes what the
-//! earlier ones did when a later one fails, as far as is safe.
+//! let the pumping guard judge its destination, store the code's digest
+//! (these three one store call, `OtpStore::count_send_and_put_code`, which
+//! undoes its own counts when a step refuses), deliver the text, and undo
+//! what is safe to undo when the text cannot be sent.
 
 use std::time::Duration;
 
@@ -12,12 +13,11 @@ use super::{
     pumping_guard::{CountedPrefixSend, PumpingGuard},
 };
 use crate::{
-    abuse::RateRule,
+    abuse::{DestinationPrefix, RateRule},
     domain::{CodeDigest, OtpCode, PhoneNumber, SubjectKey},
     error::Error,
-    metrics::timed_store,
     sms::{GatewayError, OutgoingSms},
-    store::{OtpStore, PutOutcome, SendDecision, SendLog},
+    store::{CodeToStore, OtpStore, PrefixSuspension, SendLog, SendOutcome, SendPlan, StoreError},
 };
 
 /// Sends counted so far by one SendOtp, taken back if it does not send.
@@ -32,9 +32,9 @@ struct CountedSends<'a> {
 }
 
 impl CountedSends<'_> {
-    /// Takes back every count at once: each is its own store call, and on a
-    /// hung store one after another would cost one store timeout each (a
-    /// SendOtp cut mid-way by a frozen Redis answered only after 5 s).
+    /// Takes back every count at once (as `store::count_in_steps` does): each
+    /// is its own store call, and on a hung store one after another would
+    /// cost one store timeout each.
     async fn refund(mut self) {
         let store = self.store;
         let counted = std::mem::take(&mut self.counted);
@@ -68,29 +68,19 @@ impl OtpFlow {
         subject: &SubjectKey,
         request: &SendRequest<'_>,
     ) -> Result<SentCode, Error> {
-        let mut counted = self.count_send(subject, request).await?;
         let test_code = self.abuse.test_numbers.code_for(phone);
-        // Test numbers are never texted, so the pumping guard has nothing to judge.
-        if test_code.is_none() {
-            match self.guard.admit(phone).await {
-                Ok(prefix_send) => counted.prefix_send = prefix_send,
-                Err(err) => {
-                    counted.refund().await;
-                    return Err(err);
-                }
-            }
-        }
         let code = test_code
             .cloned()
             .unwrap_or_else(|| OtpCode::generate(self.policy.code_length));
         let digest = self.secret.code_digest(phone, &code);
-        let attempts_remaining = match self.store_code(subject, &digest).await {
-            Ok(attempts_remaining) => attempts_remaining,
-            Err(err) => {
-                counted.refund().await;
-                return Err(err);
-            }
-        };
+        // Test numbers are never texted, so the pumping guard has nothing to judge.
+        let prefix = test_code
+            .is_none()
+            .then(|| self.guard.prefix_to_judge(phone))
+            .flatten();
+        let (attempts_remaining, counted) = self
+            .count_and_store(phone, subject, request, prefix.as_ref(), &digest)
+            .await?;
         let resend_after = counted.resend_after;
         if test_code.is_some() {
             tracing::info!("test number: fixed code stored, no SMS sent");
@@ -115,43 +105,75 @@ impl OtpFlow {
         })
     }
 
-    /// Counts one send in the phone's, the caller's and the service's log,
-    /// each one atomic script ([`OtpStore::record_send`]). If any log refuses
-    /// (or the store fails), the sends already counted are taken back.
-    async fn count_send(
+    /// Counts the send in the phone's, the caller's and the service's log,
+    /// lets the pumping guard judge `prefix`, and makes `digest` the pending
+    /// code (replacing any pending code, keeping the spent guess budget):
+    /// one [`OtpStore::count_send_and_put_code`], which takes every count
+    /// back itself if a step refuses. Returns the wrong guesses still allowed
+    /// and the counts, to take back if the text cannot be sent.
+    async fn count_and_store(
         &self,
+        phone: &PhoneNumber,
         subject: &SubjectKey,
         request: &SendRequest<'_>,
-    ) -> Result<CountedSends<'_>, Error> {
-        let mut counted = CountedSends {
-            store: self.store.as_ref(),
-            counted: Vec::new(),
-            resend_after: Duration::ZERO,
-            guard: &self.guard,
-            prefix_send: None,
+        prefix: Option<&DestinationPrefix>,
+        digest: &CodeDigest,
+    ) -> Result<(u32, CountedSends<'_>), Error> {
+        let logs = self.send_logs(subject, request);
+        let plan = SendPlan {
+            logs: &logs,
+            prefix: prefix.map(|prefix| self.guard.step(prefix)),
+            code: CodeToStore {
+                subject,
+                digest,
+                lifetime: self.policy.code_lifetime(),
+                max_attempts: self.policy.max_attempts,
+            },
         };
-        for (log, rules) in self.send_logs(subject, request) {
-            match timed_store("record_send", self.store.record_send(&log, &rules)).await {
-                Ok(SendDecision::Admitted {
-                    token,
-                    next_allowed_in,
-                }) => {
-                    if matches!(log, SendLog::Phone(_)) {
-                        counted.resend_after = next_allowed_in;
-                    }
-                    counted.counted.push((log, token));
-                }
-                Ok(SendDecision::Refused { violations }) => {
-                    counted.refund().await;
-                    return Err(Error::RateLimited { violations });
-                }
-                Err(err) => {
-                    counted.refund().await;
-                    return Err(err.into());
-                }
+        let stored = match self.store.count_send_and_put_code(plan).await? {
+            SendOutcome::Stored(stored) => stored,
+            SendOutcome::Refused { violations } => {
+                return Err(Error::RateLimited { violations });
             }
+            SendOutcome::Suspended(suspension) => {
+                return Err(match prefix {
+                    Some(prefix) => self.guard.refusal(phone, prefix, suspension),
+                    None => {
+                        StoreError::Protocol("a suspension without a prefix step".into()).into()
+                    }
+                });
+            }
+            SendOutcome::Locked {
+                retry_after,
+                monitored,
+            } => {
+                self.report_monitored(phone, prefix, monitored);
+                return Err(Error::Locked { retry_after });
+            }
+        };
+        self.report_monitored(phone, prefix, stored.monitored);
+        let counted = CountedSends {
+            store: self.store.as_ref(),
+            counted: stored.counted,
+            resend_after: stored.next_allowed_in,
+            guard: &self.guard,
+            prefix_send: prefix
+                .zip(stored.prefix_token)
+                .map(|(prefix, token)| PumpingGuard::counted(prefix, token)),
+        };
+        Ok((stored.attempts_remaining, counted))
+    }
+
+    /// Reports a suspension `monitor` mode let the send through.
+    fn report_monitored(
+        &self,
+        phone: &PhoneNumber,
+        prefix: Option<&DestinationPrefix>,
+        monitored: Option<PrefixSuspension>,
+    ) {
+        if let (Some(prefix), Some(suspension)) = (prefix, monitored) {
+            self.guard.found_suspended(phone, prefix, suspension);
         }
-        Ok(counted)
     }
 
     /// The logs one send is counted in, with their rules; a log without
@@ -180,25 +202,6 @@ impl OtpFlow {
         logs.push((SendLog::Global, limits.global_rules()));
         logs.retain(|(_, rules)| !rules.is_empty());
         logs
-    }
-
-    /// Makes `digest` the pending code; returns the wrong guesses still
-    /// allowed, or [`Error::Locked`] while the number is locked.
-    async fn store_code(&self, subject: &SubjectKey, digest: &CodeDigest) -> Result<u32, Error> {
-        let stored = timed_store(
-            "put_code",
-            self.store.put_code(
-                subject,
-                digest,
-                self.policy.code_lifetime(),
-                self.policy.max_attempts,
-            ),
-        )
-        .await?;
-        match stored {
-            PutOutcome::Stored { attempts_remaining } => Ok(attempts_remaining),
-            PutOutcome::Locked { retry_after } => Err(Error::Locked { retry_after }),
-        }
     }
 
     /// Texts the code in the caller's language; returns the provider that

@@ -4,8 +4,10 @@
 use crate::common::{
     RedisServer, TestApp,
     concurrent::{RACE_SETTINGS, count, send_concurrently, verify_concurrently, wrong_code},
-    unique_phone,
+    unique_phone, wait_for,
 };
+use std::time::Duration;
+
 use deadpool_redis::redis::{self, AsyncCommands};
 use otp_service::proto::{SendOtpRequest, SendOtpResponse, VerifyOtpResult};
 
@@ -286,11 +288,10 @@ async fn each_operation_is_one_evalsha_and_scripts_load_once_per_server() {
         app.time_left(&phone).await.expect("answers");
         app.verify(&phone, &code).await.expect("answers");
     }
-    // 60 calls: one EVALSHA per store operation (SendOtp is four: the
-    // phone's send log, the log of sends without client_key, the service's
-    // log, then the code), plus one retry for each script's first use, which
-    // a fresh server answers NOSCRIPT.
-    assert_eq!(calls(&redis, "evalsha").await, 60 + 4);
+    // 30 calls: one EVALSHA per call (SendOtp's three send logs and its code
+    // are one script), plus one retry for each script's first use, which a
+    // fresh server answers NOSCRIPT.
+    assert_eq!(calls(&redis, "evalsha").await, 30 + 3);
     assert_eq!(
         calls(&redis, "eval").await,
         0,
@@ -298,7 +299,7 @@ async fn each_operation_is_one_evalsha_and_scripts_load_once_per_server() {
     );
     assert_eq!(
         calls(&redis, "script|load").await,
-        4,
+        3,
         "each used script loaded once (discard_code was not needed)"
     );
 
@@ -317,8 +318,40 @@ async fn each_operation_is_one_evalsha_and_scripts_load_once_per_server() {
         let verified = app.verify(&phone, &code).await.expect("answers");
         assert_eq!(verified.result(), VerifyOtpResult::Approved);
     }
-    assert_eq!(calls(&redis, "script|load").await, 8);
-    assert_eq!(calls(&redis, "evalsha").await, 64 + 18 + 4);
+    assert_eq!(calls(&redis, "script|load").await, 6);
+    assert_eq!(calls(&redis, "evalsha").await, 33 + 9 + 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_judged_by_the_pumping_guard_is_one_evalsha() {
+    let redis = RedisServer::start().await;
+    let app = TestApp::builder()
+        .redis(&redis)
+        .env(&[("OTP_PUMPING_GUARD", "enforce")])
+        .spawn()
+        .await;
+    // The first send loads its script; the guard's gauge, refreshed in the
+    // background from the start, loads its own: two EVALSHA each (NOSCRIPT,
+    // then the retry). After both the gauge keeps still for 15 s.
+    app.send_and_read_code(&unique_phone()).await;
+    wait_for(
+        "the send's and the gauge's first calls",
+        Duration::from_secs(10),
+        || async {
+            let loaded = calls(&redis, "script|load").await;
+            (loaded == 2 && calls(&redis, "evalsha").await == 4).then_some(())
+        },
+    )
+    .await;
+    let before = calls(&redis, "evalsha").await;
+    for _ in 0..5 {
+        app.send_and_read_code(&unique_phone()).await;
+    }
+    assert_eq!(
+        calls(&redis, "evalsha").await - before,
+        5,
+        "the send logs, the prefix's verdict and the code in one script"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

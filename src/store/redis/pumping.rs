@@ -59,24 +59,7 @@ impl RedisStore {
             .arg(rule.min_approved_percent)
             .arg(millis(rule.suspension));
         let reply: Vec<Value> = self.run(&invocation).await?;
-        let (status, numbers) = split_reply(&reply)?;
-        match (status.as_str(), numbers.as_slice()) {
-            ("counted", []) => Ok(PrefixDecision::Counted { token }),
-            ("suspended", [lift_in]) => Ok(PrefixDecision::Suspended {
-                lift_in: Duration::from_millis(*lift_in),
-                verdict: None,
-            }),
-            ("suspended", [lift_in, judged, approved]) => Ok(PrefixDecision::Suspended {
-                lift_in: Duration::from_millis(*lift_in),
-                verdict: Some(PrefixVerdict {
-                    judged: *judged,
-                    approved: *approved,
-                }),
-            }),
-            (other, numbers) => Err(StoreError::Protocol(format!(
-                "count_prefix_send replied `{other}` {numbers:?}"
-            ))),
-        }
+        prefix_decision(&reply, token)
     }
 
     /// `refund_send.lua` on the prefix's sends.
@@ -123,6 +106,31 @@ impl RedisStore {
             invocation.arg(prefix.as_str()).arg(millis(lift_in));
         }
         self.run(&invocation).await
+    }
+}
+
+/// `count_prefix_send.lua`'s reply to a send counted with `token`.
+pub(super) fn prefix_decision(
+    reply: &[Value],
+    token: String,
+) -> Result<PrefixDecision, StoreError> {
+    let (status, numbers) = split_reply(reply)?;
+    match (status.as_str(), numbers.as_slice()) {
+        ("counted", []) => Ok(PrefixDecision::Counted { token }),
+        ("suspended", [lift_in]) => Ok(PrefixDecision::Suspended {
+            lift_in: Duration::from_millis(*lift_in),
+            verdict: None,
+        }),
+        ("suspended", [lift_in, judged, approved]) => Ok(PrefixDecision::Suspended {
+            lift_in: Duration::from_millis(*lift_in),
+            verdict: Some(PrefixVerdict {
+                judged: *judged,
+                approved: *approved,
+            }),
+        }),
+        (other, numbers) => Err(StoreError::Protocol(format!(
+            "count_prefix_send replied `{other}` {numbers:?}"
+        ))),
     }
 }
 

@@ -1,26 +1,37 @@
 //! The one table of Lua scripts (`src/store/lua/<name>.lua`). Each runs as
 //! one atomic EVALSHA and is the Redis twin of the `MemoryStore` method of the
 //! same name (`src/store/memory.rs`): a rule changed in one must change in the
-//! other, and the shared behaviour suite runs on both.
+//! other, and the shared behaviour suite runs on both. A composed script
+//! (`count_send_and_put_code`) runs several of them in one EVALSHA; its twin
+//! is `store::count_in_steps`, which runs the same steps one call each.
 
 use deadpool_redis::redis::Script;
 
 /// Declares the table: the [`Scripts`] struct with one field per script,
-/// and (for tests) every script's name and source.
+/// and (for tests) every script's name and source. A composed script is its
+/// own file (a driver) after the named scripts, each wrapped as
+/// `local function <name>(KEYS, ARGV) <script> end`: its parameters shadow
+/// the globals, so the wrapped script runs unchanged on the keys and
+/// arguments the driver hands it, and no rule is written twice.
 macro_rules! lua_scripts {
-    ($($name:ident),+ $(,)?) => {
+    (
+        $($name:ident),+ ;
+        $($composed:ident = [$($step:ident),+]),+ $(,)?
+    ) => {
         /// The scripts, hashed once when the store is built; each call sends
         /// only the hash (EVALSHA) and loads the script once per server on
         /// NOSCRIPT (a fresh or restarted Redis, a cluster master that has not
         /// seen it yet).
         pub(super) struct Scripts {
             $(pub(super) $name: Script,)+
+            $(pub(super) $composed: Script,)+
         }
 
         impl Scripts {
             pub(super) fn new() -> Self {
                 Self {
-                    $($name: Script::new(include_str!(concat!("../lua/", stringify!($name), ".lua"))),)+
+                    $($name: Script::new(lua_scripts!(@source $name)),)+
+                    $($composed: Script::new(lua_scripts!(@composed $composed [$($step),+])),)+
                 }
             }
         }
@@ -28,8 +39,28 @@ macro_rules! lua_scripts {
         /// Every script's name and source, as shipped.
         #[cfg(test)]
         const SOURCES: &[(&str, &str)] = &[
-            $((stringify!($name), include_str!(concat!("../lua/", stringify!($name), ".lua"))),)+
+            $((stringify!($name), lua_scripts!(@source $name)),)+
+            $((stringify!($composed), lua_scripts!(@composed $composed [$($step),+])),)+
         ];
+
+        /// Each composed script's name and its driver alone.
+        #[cfg(test)]
+        const DRIVERS: &[(&str, &str)] = &[
+            $((stringify!($composed), lua_scripts!(@source $composed)),)+
+        ];
+    };
+    (@source $name:ident) => {
+        include_str!(concat!("../lua/", stringify!($name), ".lua"))
+    };
+    (@composed $composed:ident [$($step:ident),+]) => {
+        concat!(
+            $(
+                "local function ", stringify!($step), "(KEYS, ARGV)\n",
+                include_str!(concat!("../lua/", stringify!($step), ".lua")),
+                "\nend\n",
+            )+
+            include_str!(concat!("../lua/", stringify!($composed), ".lua"))
+        )
     };
 }
 
@@ -46,12 +77,13 @@ lua_scripts! {
     release_idempotency,
     count_prefix_send,
     count_prefix_approval,
-    suspended_prefixes,
+    suspended_prefixes;
+    count_send_and_put_code = [record_send, count_prefix_send, put_code, refund_send],
 }
 
 #[cfg(test)]
 mod tests {
-    use super::SOURCES;
+    use super::{DRIVERS, SOURCES};
 
     /// The names a script gives its declared keys: `local key = KEYS[1]` or
     /// `local a, b = KEYS[1], KEYS[2]`.
@@ -94,9 +126,42 @@ mod tests {
                     "{name}: {command} on `{target}`, not a declared key"
                 );
             }
-            if *name != "count_prefix_send" {
+            if !["count_prefix_send", "count_send_and_put_code"].contains(name) {
                 assert!(!code.contains("KEYS[2]"), "{name} uses a second key");
             }
+        }
+    }
+
+    /// A composed script's driver runs no command itself, and hands each
+    /// step only declared keys: its first argument is a table of `KEYS[..]`.
+    #[test]
+    fn every_driver_hands_its_steps_only_declared_keys() {
+        let steps = [
+            "record_send",
+            "count_prefix_send",
+            "put_code",
+            "refund_send",
+        ];
+        for (name, driver) in DRIVERS {
+            let code: String = driver
+                .lines()
+                .filter(|line| !line.trim_start().starts_with("--"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            assert!(!code.contains("redis.call"), "{name} runs a command itself");
+            let mut calls = 0;
+            for step in steps {
+                for call in code.split(&format!("{step}(")).skip(1) {
+                    calls += 1;
+                    let keys = call.split_once('}').map_or("", |(keys, _)| keys);
+                    let keys = keys.trim().strip_prefix('{').unwrap_or_default();
+                    assert!(
+                        keys.split(',').all(|key| key.trim().starts_with("KEYS[")),
+                        "{name}: {step} is handed `{keys}`, not declared keys"
+                    );
+                }
+            }
+            assert!(calls >= steps.len(), "{name} calls its steps");
         }
     }
 }

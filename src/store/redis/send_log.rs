@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use deadpool_redis::redis::Value;
-use rand::{Rng, TryRngCore, rngs::OsRng};
+use rand::{Rng, RngCore, TryRngCore, rngs::OsRng};
 
 use super::{RedisStore, millis};
 use crate::{
@@ -47,33 +47,42 @@ impl RedisStore {
             invocation.arg(rule.limit).arg(millis(rule.period));
         }
         let reply: Vec<Value> = self.run(&invocation).await?;
-        let (status, numbers) = split_reply(&reply)?;
-        match status.as_str() {
-            "admitted" => Ok(SendDecision::Admitted {
-                token,
-                next_allowed_in: Duration::from_millis(number_at(&numbers, 0)?),
-            }),
-            "refused" => {
-                let violations = numbers
-                    .chunks(2)
-                    .map(|pair| {
-                        let index = usize::try_from(*pair.first().unwrap_or(&u64::MAX))
-                            .unwrap_or(usize::MAX);
-                        let rule = rules.get(index).ok_or_else(|| {
-                            StoreError::Protocol(format!("record_send named rule {index}"))
-                        })?;
-                        Ok(Violation {
-                            kind: rule.kind,
-                            retry_after: Duration::from_millis(number_at(pair, 1)?),
-                        })
+        send_decision(&reply, rules, token)
+    }
+}
+
+/// `record_send.lua`'s reply to a send counted with `token` under `rules`.
+pub(super) fn send_decision(
+    reply: &[Value],
+    rules: &[RateRule],
+    token: String,
+) -> Result<SendDecision, StoreError> {
+    let (status, numbers) = split_reply(reply)?;
+    match status.as_str() {
+        "admitted" => Ok(SendDecision::Admitted {
+            token,
+            next_allowed_in: Duration::from_millis(number_at(&numbers, 0)?),
+        }),
+        "refused" => {
+            let violations = numbers
+                .chunks(2)
+                .map(|pair| {
+                    let index =
+                        usize::try_from(*pair.first().unwrap_or(&u64::MAX)).unwrap_or(usize::MAX);
+                    let rule = rules.get(index).ok_or_else(|| {
+                        StoreError::Protocol(format!("record_send named rule {index}"))
+                    })?;
+                    Ok(Violation {
+                        kind: rule.kind,
+                        retry_after: Duration::from_millis(number_at(pair, 1)?),
                     })
-                    .collect::<Result<Vec<_>, StoreError>>()?;
-                Ok(SendDecision::Refused { violations })
-            }
-            other => Err(StoreError::Protocol(format!(
-                "record_send replied `{other}`"
-            ))),
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            Ok(SendDecision::Refused { violations })
         }
+        other => Err(StoreError::Protocol(format!(
+            "record_send replied `{other}`"
+        ))),
     }
 }
 
@@ -82,15 +91,42 @@ pub(super) fn random_token() -> String {
     format!("{:016x}", OsRng.unwrap_err().random::<u64>())
 }
 
+/// `count` tokens like [`random_token`]'s from one read of the OS's
+/// generator: one system call for a whole SendOtp rather than one each.
+pub(super) fn random_tokens(count: usize) -> Vec<String> {
+    let mut bytes = vec![0_u8; count * 8];
+    OsRng.unwrap_err().fill_bytes(&mut bytes);
+    bytes
+        .chunks_exact(8)
+        .map(|chunk| {
+            let mut word = [0_u8; 8];
+            word.copy_from_slice(chunk);
+            format!("{:016x}", u64::from_le_bytes(word))
+        })
+        .collect()
+}
+
 /// `{status, n1, n2, ...}` from a script.
 pub(super) fn split_reply(reply: &[Value]) -> Result<(String, Vec<u64>), StoreError> {
-    let mut items = reply.iter();
-    let status = match items.next() {
-        Some(Value::BulkString(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
-        Some(Value::SimpleString(text)) => text.clone(),
-        other => return Err(StoreError::Protocol(format!("script status {other:?}"))),
-    };
-    let numbers = items
+    let (status, numbers) = reply
+        .split_first()
+        .ok_or_else(|| StoreError::Protocol("script replied nothing".into()))?;
+    Ok((status_text(status)?, numbers_in(numbers)?))
+}
+
+/// A script's status (its reply's first item).
+pub(super) fn status_text(status: &Value) -> Result<String, StoreError> {
+    match status {
+        Value::BulkString(bytes) => Ok(String::from_utf8_lossy(bytes).into_owned()),
+        Value::SimpleString(text) => Ok(text.clone()),
+        other => Err(StoreError::Protocol(format!("script status {other:?}"))),
+    }
+}
+
+/// Numbers a script replied, none negative.
+pub(super) fn numbers_in(items: &[Value]) -> Result<Vec<u64>, StoreError> {
+    items
+        .iter()
         .map(|item| match item {
             Value::Int(n) => u64::try_from(*n)
                 .map_err(|_| StoreError::Protocol(format!("negative number {n} in reply"))),
@@ -98,11 +134,10 @@ pub(super) fn split_reply(reply: &[Value]) -> Result<(String, Vec<u64>), StoreEr
                 "expected a number, got {other:?}"
             ))),
         })
-        .collect::<Result<_, _>>()?;
-    Ok((status, numbers))
+        .collect()
 }
 
-fn number_at(numbers: &[u64], index: usize) -> Result<u64, StoreError> {
+pub(super) fn number_at(numbers: &[u64], index: usize) -> Result<u64, StoreError> {
     numbers
         .get(index)
         .copied()

@@ -10,6 +10,7 @@ mod idempotency;
 mod prefix_window;
 mod races;
 mod send_log;
+mod send_plan;
 
 use std::time::Duration;
 

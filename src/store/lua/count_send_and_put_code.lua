@@ -1,0 +1,79 @@
+-- count_send_and_put_code: one SendOtp's store work in one atomic call, for
+-- a single Redis server or a Sentinel-managed master (a Redis Cluster spreads
+-- these keys over slots and runs the steps one script each instead).
+-- This is only the driver: src/store/redis/scripts.rs puts before it the
+-- scripts record_send, count_prefix_send, put_code and refund_send, each
+-- wrapped as `local function <name>(KEYS, ARGV) <script> end` (the parameters
+-- shadow the globals), so every rule is written once.
+-- Rust twin: store::count_in_steps in src/store/send_plan.rs (same order and
+-- same refunds; keep them in step): each log in turn, the first refusal wins
+-- and the earlier counts are taken back; then the prefix; then the code; a
+-- refusing suspension or a lock takes back every count.
+-- KEYS[1..n]       the send logs, the phone's first (n = ARGV[1])
+-- KEYS[n+1..n+3]   the prefix's sends, approvals and suspension, if judged
+-- KEYS[#KEYS]      the subject's code record
+-- ARGV[1]  n; then per log: its token, its rule count r, r pairs of limit and
+--          period (ms); then '1' followed by the prefix's token, window_ms,
+--          judge_after_ms, min_sends, min_approved_percent, suspension_ms and
+--          refuse ('1': enforce, '0': monitor), or '0' when no prefix is
+--          judged; then digest, lifetime_ms, max_attempts.
+-- Returns, each reply being the step's own:
+--   {'refused', log_index (0-based), record_send reply}         nothing counted
+--   {'suspended', count_prefix_send reply}                      nothing counted
+--   {'locked', put_code reply, count_prefix_send reply or {}}   nothing counted
+--   {'stored', put_code reply, count_prefix_send reply or {}, {next_allowed_in_ms per log}}
+local log_count = tonumber(ARGV[1])
+local at = 2
+local tokens = {}
+local next_allowed = {}
+
+-- Takes back the sends counted in the first `count` logs.
+local function take_back_logs(count)
+  for i = 1, count do
+    refund_send({ KEYS[i] }, { tokens[i] })
+  end
+end
+
+for i = 1, log_count do
+  local rule_count = tonumber(ARGV[at + 1])
+  local args = { ARGV[at] }
+  for j = 1, rule_count * 2 do
+    args[j + 1] = ARGV[at + 1 + j]
+  end
+  at = at + 2 + rule_count * 2
+  local reply = record_send({ KEYS[i] }, args)
+  if reply[1] == 'refused' then
+    take_back_logs(i - 1)
+    return { 'refused', i - 1, reply }
+  end
+  tokens[i] = args[1]
+  next_allowed[i] = reply[2]
+end
+
+local prefix_reply = {}
+local prefix_token = nil
+if ARGV[at] == '1' then
+  local sends = log_count + 1
+  local args = { ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4], ARGV[at + 5], ARGV[at + 6] }
+  local refuse = ARGV[at + 7] == '1'
+  at = at + 8
+  prefix_reply = count_prefix_send({ KEYS[sends], KEYS[sends + 1], KEYS[sends + 2] }, args)
+  if prefix_reply[1] == 'counted' then
+    prefix_token = args[1]
+  elseif refuse then
+    take_back_logs(log_count)
+    return { 'suspended', prefix_reply }
+  end
+else
+  at = at + 1
+end
+
+local put_reply = put_code({ KEYS[#KEYS] }, { ARGV[at], ARGV[at + 1], ARGV[at + 2] })
+if put_reply[1] == 'locked' then
+  take_back_logs(log_count)
+  if prefix_token then
+    refund_send({ KEYS[log_count + 1] }, { prefix_token })
+  end
+  return { 'locked', put_reply, prefix_reply }
+end
+return { 'stored', put_reply, prefix_reply, next_allowed }

@@ -1,0 +1,208 @@
+//! A SendOtp's store work in one EVALSHA (`count_send_and_put_code.lua`):
+//! on one server or a Sentinel-managed master, where every key of the plan
+//! may be touched by one script. Each step's reply is read by the same
+//! function that reads the step's own script.
+
+use std::time::Duration;
+
+use deadpool_redis::redis::Value;
+
+use super::{
+    RedisStore, millis,
+    pumping::prefix_decision,
+    put_outcome,
+    send_log::{numbers_in, random_tokens, send_decision, split_reply, status_text},
+};
+use crate::store::{
+    PrefixDecision, PrefixStep, PrefixSuspension, PutOutcome, SendDecision, SendLog, SendOutcome,
+    SendPlan, StoreError, StoredSend,
+};
+
+impl RedisStore {
+    pub(super) async fn count_send_and_put_code_script(
+        &self,
+        plan: SendPlan<'_>,
+    ) -> Result<SendOutcome, StoreError> {
+        // Random, so two replicas never pick the same sorted-set member.
+        let mut log_tokens = random_tokens(plan.logs.len() + 1);
+        let prefix_token = log_tokens.pop().filter(|_| plan.prefix.is_some());
+        let mut invocation = self.scripts.count_send_and_put_code.prepare_invoke();
+        invocation.arg(plan.logs.len());
+        for ((log, rules), token) in plan.logs.iter().zip(&log_tokens) {
+            invocation.key(self.send_log_key(log));
+            invocation.arg(token).arg(rules.len());
+            for rule in rules {
+                invocation.arg(rule.limit).arg(millis(rule.period));
+            }
+        }
+        match (plan.prefix, &prefix_token) {
+            (Some(step), Some(token)) => {
+                for key in self.prefix_keys(step.prefix) {
+                    invocation.key(key);
+                }
+                invocation
+                    .arg("1")
+                    .arg(token)
+                    .arg(millis(step.rule.window))
+                    .arg(millis(step.rule.judge_after))
+                    .arg(step.rule.min_sends)
+                    .arg(step.rule.min_approved_percent)
+                    .arg(millis(step.rule.suspension))
+                    .arg(if step.refuse_suspended { "1" } else { "0" });
+            }
+            _ => {
+                invocation.arg("0");
+            }
+        }
+        let code = plan.code;
+        invocation
+            .key(self.record_key(code.subject))
+            .arg(&code.digest.as_bytes()[..])
+            .arg(millis(code.lifetime))
+            .arg(code.max_attempts);
+        let reply: Vec<Value> = self.run(&invocation).await?;
+        let tokens = Tokens {
+            logs: log_tokens,
+            prefix: prefix_token,
+        };
+        read_outcome(&reply, &plan, tokens)
+    }
+}
+
+/// The tokens the script was given.
+struct Tokens {
+    logs: Vec<String>,
+    prefix: Option<String>,
+}
+
+/// The script's reply as the outcome [`crate::store::count_in_steps`] would
+/// have given.
+fn read_outcome(
+    reply: &[Value],
+    plan: &SendPlan<'_>,
+    tokens: Tokens,
+) -> Result<SendOutcome, StoreError> {
+    let (status, parts) = reply
+        .split_first()
+        .ok_or_else(|| StoreError::Protocol("count_send_and_put_code replied nothing".into()))?;
+    match (status_text(status)?.as_str(), parts) {
+        ("refused", [Value::Int(index), step_reply]) => {
+            let rules = usize::try_from(*index)
+                .ok()
+                .and_then(|index| plan.logs.get(index))
+                .map(|(_, rules)| rules.as_slice())
+                .ok_or_else(|| StoreError::Protocol(format!("refused by log {index}")))?;
+            match send_decision(items(step_reply)?, rules, String::new())? {
+                SendDecision::Refused { violations } => Ok(SendOutcome::Refused { violations }),
+                SendDecision::Admitted { .. } => Err(unexpected("refused", "an admission")),
+            }
+        }
+        ("suspended", [prefix_reply]) => match prefix_step(plan.prefix, prefix_reply, None)? {
+            (None, Some(suspension)) => Ok(SendOutcome::Suspended(suspension)),
+            _ => Err(unexpected("suspended", "no suspension")),
+        },
+        ("locked", [put_reply, prefix_reply]) => {
+            let (_, monitored) = prefix_step(plan.prefix, prefix_reply, None)?;
+            match put_code(put_reply)? {
+                PutOutcome::Locked { retry_after } => Ok(SendOutcome::Locked {
+                    retry_after,
+                    monitored,
+                }),
+                PutOutcome::Stored { .. } => Err(unexpected("locked", "a stored code")),
+            }
+        }
+        ("stored", [put_reply, prefix_reply, next_allowed]) => {
+            stored(plan, tokens, put_reply, prefix_reply, next_allowed)
+        }
+        (other, _) => Err(StoreError::Protocol(format!(
+            "count_send_and_put_code replied `{other}` {parts:?}"
+        ))),
+    }
+}
+
+/// A `stored` reply: the code's, the prefix step's and each log's next
+/// allowed send.
+fn stored(
+    plan: &SendPlan<'_>,
+    tokens: Tokens,
+    put_reply: &Value,
+    prefix_reply: &Value,
+    next_allowed: &Value,
+) -> Result<SendOutcome, StoreError> {
+    let PutOutcome::Stored { attempts_remaining } = put_code(put_reply)? else {
+        return Err(unexpected("stored", "a lock"));
+    };
+    let (prefix_token, monitored) = prefix_step(plan.prefix, prefix_reply, tokens.prefix)?;
+    let next_allowed = numbers_in(items(next_allowed)?)?;
+    let phone_log = plan
+        .logs
+        .iter()
+        .position(|(log, _)| matches!(log, SendLog::Phone(_)));
+    let next_allowed_in = phone_log
+        .and_then(|index| next_allowed.get(index))
+        .map_or(Duration::ZERO, |ms| Duration::from_millis(*ms));
+    let counted = plan
+        .logs
+        .iter()
+        .map(|(log, _)| log.clone())
+        .zip(tokens.logs)
+        .collect();
+    Ok(SendOutcome::Stored(StoredSend {
+        attempts_remaining,
+        counted,
+        next_allowed_in,
+        prefix_token,
+        monitored,
+    }))
+}
+
+/// The prefix step's reply (empty when no prefix was judged): the token if
+/// it counted the send, the suspension if it found one.
+fn prefix_step(
+    step: Option<PrefixStep<'_>>,
+    reply: &Value,
+    token: Option<String>,
+) -> Result<(Option<String>, Option<PrefixSuspension>), StoreError> {
+    let reply = items(reply)?;
+    if step.is_none() || reply.is_empty() {
+        return if step.is_none() && reply.is_empty() {
+            Ok((None, None))
+        } else {
+            Err(unexpected(
+                "a prefix step",
+                "a reply that does not match it",
+            ))
+        };
+    }
+    match prefix_decision(reply, token.unwrap_or_default())? {
+        PrefixDecision::Counted { token } => Ok((Some(token), None)),
+        PrefixDecision::Suspended { lift_in, verdict } => {
+            Ok((None, Some(PrefixSuspension { lift_in, verdict })))
+        }
+    }
+}
+
+/// `put_code.lua`'s reply, nested.
+fn put_code(reply: &Value) -> Result<PutOutcome, StoreError> {
+    let (status, numbers) = split_reply(items(reply)?)?;
+    let value = numbers
+        .first()
+        .and_then(|value| i64::try_from(*value).ok())
+        .ok_or_else(|| StoreError::Protocol(format!("put_code replied `{status}` {numbers:?}")))?;
+    put_outcome(&status, value)
+}
+
+fn items(value: &Value) -> Result<&[Value], StoreError> {
+    match value {
+        Value::Array(items) => Ok(items),
+        other => Err(StoreError::Protocol(format!(
+            "expected a nested reply, got {other:?}"
+        ))),
+    }
+}
+
+fn unexpected(status: &str, found: &str) -> StoreError {
+    StoreError::Protocol(format!(
+        "count_send_and_put_code replied `{status}` with {found}"
+    ))
+}

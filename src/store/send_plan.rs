@@ -1,0 +1,215 @@
+//! One SendOtp's store work as a single request: count the send in each
+//! log, let the pumping guard judge its destination prefix, store the code.
+//! [`count_in_steps`] is the one definition of the order and of what is
+//! taken back when a step refuses; a store that can do it all in one atomic
+//! call (Redis on one server or behind Sentinel, `lua/count_send_and_put_code.lua`)
+//! must answer exactly as it would.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+
+use super::{
+    OtpStore, PrefixDecision, PrefixVerdict, PutOutcome, SendDecision, SendLog, StoreError,
+    Violation,
+};
+use crate::{
+    abuse::{DestinationPrefix, PrefixRule, RateRule},
+    domain::{CodeDigest, SubjectKey},
+    metrics::{self, timed_store},
+};
+
+/// What one send asks of the store, in the order it is done.
+#[derive(Debug, Clone, Copy)]
+pub struct SendPlan<'a> {
+    /// The logs the send is counted in, with their rules, phone's first;
+    /// the first that refuses decides, and the earlier counts are taken back.
+    pub logs: &'a [(SendLog, Vec<RateRule>)],
+    /// The pumping guard's decision, judged once every log admitted the
+    /// send; `None` when the guard is off or the number is a test number.
+    pub prefix: Option<PrefixStep<'a>>,
+    /// The code made pending once the send is counted everywhere.
+    pub code: CodeToStore<'a>,
+}
+
+/// The pumping guard's part of a [`SendPlan`].
+#[derive(Debug, Clone, Copy)]
+pub struct PrefixStep<'a> {
+    /// The destination prefix judged.
+    pub prefix: &'a DestinationPrefix,
+    /// The rule it is judged by.
+    pub rule: &'a PrefixRule,
+    /// Whether a suspended prefix refuses the send (`enforce`) or only is
+    /// reported while the send goes on uncounted there (`monitor`).
+    pub refuse_suspended: bool,
+}
+
+/// The arguments of [`OtpStore::put_code`] within a [`SendPlan`].
+#[derive(Debug, Clone, Copy)]
+pub struct CodeToStore<'a> {
+    /// Whose code it is.
+    pub subject: &'a SubjectKey,
+    /// The new code's digest.
+    pub digest: &'a CodeDigest,
+    /// How long the code lives (TTL and grace).
+    pub lifetime: Duration,
+    /// The guess budget.
+    pub max_attempts: u32,
+}
+
+/// A suspended destination prefix, as the pumping guard's step found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrefixSuspension {
+    /// Time until the suspension lifts.
+    pub lift_in: Duration,
+    /// Set when this very call suspended the prefix: what it judged by.
+    pub verdict: Option<PrefixVerdict>,
+}
+
+/// What [`OtpStore::count_send_and_put_code`] did. Unless `Stored`, nothing
+/// stays counted anywhere and no code was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// The first log that refused; no log counts the send.
+    Refused {
+        /// Every rule of that log that refused, with its own delay.
+        violations: Vec<Violation>,
+    },
+    /// The prefix is suspended and the step refuses suspended prefixes.
+    Suspended(PrefixSuspension),
+    /// The subject's guess budget is spent (see [`PutOutcome::Locked`]).
+    Locked {
+        /// Time until a new code may be stored.
+        retry_after: Duration,
+        /// The prefix was found suspended on the way (`monitor` mode).
+        monitored: Option<PrefixSuspension>,
+    },
+    /// Counted everywhere and the code is pending.
+    Stored(StoredSend),
+}
+
+/// A counted send whose code is now pending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSend {
+    /// Wrong guesses still allowed on the new code.
+    pub attempts_remaining: u32,
+    /// Each log of the plan with its token for [`OtpStore::refund_send`].
+    pub counted: Vec<(SendLog, String)>,
+    /// Time until the phone's own log admits another send (zero without one).
+    pub next_allowed_in: Duration,
+    /// The token for [`OtpStore::refund_prefix_send`] when the prefix counted it.
+    pub prefix_token: Option<String>,
+    /// The prefix was found suspended on the way (`monitor` mode): not counted.
+    pub monitored: Option<PrefixSuspension>,
+}
+
+/// Counts so far, taken back if a later step refuses or fails.
+#[derive(Default)]
+struct Counted {
+    logs: Vec<(SendLog, String)>,
+    next_allowed_in: Duration,
+    prefix_token: Option<String>,
+}
+
+/// The plan run as one store call per step, each timed under its own
+/// operation name: the default of [`OtpStore::count_send_and_put_code`], for
+/// stores whose steps cannot share one atomic call (the in-memory store's
+/// locks are per key; a Redis Cluster spreads the keys over slots). A
+/// refusal or a store error takes back every count made so far.
+pub async fn count_in_steps<S: OtpStore + ?Sized>(
+    store: &S,
+    plan: SendPlan<'_>,
+) -> Result<SendOutcome, StoreError> {
+    let mut counted = Counted::default();
+    let outcome = run_steps(store, &plan, &mut counted).await;
+    if !matches!(outcome, Ok(SendOutcome::Stored(_))) {
+        take_back(store, plan.prefix, counted).await;
+    }
+    outcome
+}
+
+/// The steps in order; stops at the first that refuses or fails. Counts
+/// stay in `counted` for the caller to take back, unless the code is stored.
+async fn run_steps<S: OtpStore + ?Sized>(
+    store: &S,
+    plan: &SendPlan<'_>,
+    counted: &mut Counted,
+) -> Result<SendOutcome, StoreError> {
+    for (log, rules) in plan.logs {
+        match timed_store("record_send", store.record_send(log, rules)).await? {
+            SendDecision::Admitted {
+                token,
+                next_allowed_in,
+            } => {
+                if matches!(log, SendLog::Phone(_)) {
+                    counted.next_allowed_in = next_allowed_in;
+                }
+                counted.logs.push((log.clone(), token));
+            }
+            SendDecision::Refused { violations } => {
+                return Ok(SendOutcome::Refused { violations });
+            }
+        }
+    }
+    let mut monitored = None;
+    if let Some(step) = plan.prefix {
+        let decision = timed_store(
+            "count_prefix_send",
+            store.count_prefix_send(step.prefix, step.rule),
+        )
+        .await?;
+        match decision {
+            PrefixDecision::Counted { token } => counted.prefix_token = Some(token),
+            PrefixDecision::Suspended { lift_in, verdict } => {
+                let suspension = PrefixSuspension { lift_in, verdict };
+                if step.refuse_suspended {
+                    return Ok(SendOutcome::Suspended(suspension));
+                }
+                monitored = Some(suspension);
+            }
+        }
+    }
+    let code = plan.code;
+    let put = store.put_code(code.subject, code.digest, code.lifetime, code.max_attempts);
+    Ok(match timed_store("put_code", put).await? {
+        PutOutcome::Stored { attempts_remaining } => SendOutcome::Stored(StoredSend {
+            attempts_remaining,
+            counted: std::mem::take(&mut counted.logs),
+            next_allowed_in: counted.next_allowed_in,
+            prefix_token: counted.prefix_token.take(),
+            monitored,
+        }),
+        PutOutcome::Locked { retry_after } => SendOutcome::Locked {
+            retry_after,
+            monitored,
+        },
+    })
+}
+
+/// Takes back every count at once: each is its own store call, and on a
+/// hung store one after another would cost one store timeout each (a
+/// SendOtp cut mid-way by a frozen Redis answered only after 5 s).
+async fn take_back<S: OtpStore + ?Sized>(
+    store: &S,
+    prefix: Option<PrefixStep<'_>>,
+    counted: Counted,
+) {
+    let logs = join_all(counted.logs.iter().map(|(log, token)| async move {
+        if let Err(err) = store.refund_send(log, token).await {
+            // Over-counting errs on the safe side: the limit just bites sooner.
+            tracing::warn!(error = %err, "could not take back a counted send");
+        }
+    }));
+    let prefix_send = async {
+        let (Some(step), Some(token)) = (prefix, counted.prefix_token.as_deref()) else {
+            return;
+        };
+        if let Err(err) = store.refund_prefix_send(step.prefix, token).await {
+            // As in `PumpingGuard::refund`: over-counting errs towards a
+            // suspension, which real users' approvals outweigh.
+            tracing::warn!(error = %err, "could not take back a send counted by the pumping guard");
+            metrics::pumping_guard_failed("refund_prefix_send");
+        }
+    };
+    tokio::join!(prefix_send, logs);
+}

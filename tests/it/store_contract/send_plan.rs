@@ -1,0 +1,281 @@
+//! A SendOtp's whole store work in one call: the send logs in order, the
+//! pumping guard's step, the code — and what each refusal takes back
+//! (`count_send_and_put_code.lua` on one server or Sentinel, and
+//! `store::count_in_steps` on the in-memory store and a Cluster).
+
+use std::time::Duration;
+
+use otp_service::{
+    abuse::{DestinationPrefix, GuardMode, LimitKind, PrefixRule, PumpingGuardSettings, RateRule},
+    domain::{PhoneNumber, SubjectKey},
+    store::{
+        CodeToStore, PrefixDecision, PrefixStep, PrefixVerdict, PutOutcome, SendDecision, SendLog,
+        SendOutcome, SendPlan, StoredSend, VerifyOutcome,
+    },
+};
+
+use super::{LIFETIME, MAX_ATTEMPTS, digest, new_subject};
+use crate::common::{StoreKind, TestStore};
+
+/// Every send is judged at once; one judged send without an approval
+/// suspends the prefix: a prefix whose count stayed suspends on the next.
+const RULE: PrefixRule = PrefixRule {
+    window: Duration::from_secs(60),
+    judge_after: Duration::ZERO,
+    min_sends: 1,
+    min_approved_percent: 50,
+    suspension: Duration::from_secs(60),
+};
+
+const PERIOD: Duration = Duration::from_secs(600);
+
+/// At most `limit` sends per [`PERIOD`], named `kind`.
+fn rules(kind: LimitKind, limit: u32) -> Vec<RateRule> {
+    vec![RateRule {
+        kind,
+        limit,
+        period: PERIOD,
+    }]
+}
+
+/// A phone's log allowing one send, then the global log's `global` sends.
+fn phone_and_global(subject: &SubjectKey, global: u32) -> Vec<(SendLog, Vec<RateRule>)> {
+    vec![
+        (
+            SendLog::Phone(subject.clone()),
+            rules(LimitKind::PhoneWindow, 1),
+        ),
+        (SendLog::Global, rules(LimitKind::Global, global)),
+    ]
+}
+
+fn prefix(phone: &str) -> DestinationPrefix {
+    let settings = PumpingGuardSettings {
+        mode: GuardMode::Enforce,
+        prefix_digits: 4,
+        window: RULE.window,
+        min_sends: RULE.min_sends,
+        min_approved_percent: RULE.min_approved_percent,
+        suspension: RULE.suspension,
+    };
+    settings.prefix_of(&PhoneNumber::parse(phone).expect("a valid number"))
+}
+
+fn step(prefix: &DestinationPrefix, refuse_suspended: bool) -> PrefixStep<'_> {
+    PrefixStep {
+        prefix,
+        rule: &RULE,
+        refuse_suspended,
+    }
+}
+
+async fn send(
+    store: &TestStore,
+    subject: &SubjectKey,
+    logs: &[(SendLog, Vec<RateRule>)],
+    prefix: Option<PrefixStep<'_>>,
+) -> SendOutcome {
+    let digest = digest(1);
+    let plan = SendPlan {
+        logs,
+        prefix,
+        code: CodeToStore {
+            subject,
+            digest: &digest,
+            lifetime: LIFETIME,
+            max_attempts: MAX_ATTEMPTS,
+        },
+    };
+    store
+        .count_send_and_put_code(plan)
+        .await
+        .expect("count_send_and_put_code answers")
+}
+
+fn stored(outcome: SendOutcome) -> StoredSend {
+    match outcome {
+        SendOutcome::Stored(stored) => stored,
+        other => panic!("expected the code stored, got {other:?}"),
+    }
+}
+
+/// Whether `log` has room for one more send under `rules` (counting it).
+async fn has_room(store: &TestStore, log: &SendLog, rules: &[RateRule]) -> bool {
+    let decision = store.record_send(log, rules).await.expect("record_send");
+    matches!(decision, SendDecision::Admitted { .. })
+}
+
+/// Whether `prefix` has a send counted (under [`RULE`] it then suspends).
+async fn prefix_counted(store: &TestStore, prefix: &DestinationPrefix) -> bool {
+    let decision = store
+        .count_prefix_send(prefix, &RULE)
+        .await
+        .expect("count_prefix_send");
+    matches!(decision, PrefixDecision::Suspended { .. })
+}
+
+async fn stored_send_returns_tokens_the_refunds_accept(kind: StoreKind) {
+    let store = TestStore::open(kind).await;
+    let subject = new_subject();
+    let logs = phone_and_global(&subject, 1);
+    let pumped = prefix("+1 628 200 0001");
+    let sent = stored(send(&store, &subject, &logs, Some(step(&pumped, true))).await);
+    assert_eq!(sent.attempts_remaining, MAX_ATTEMPTS);
+    assert_eq!(sent.next_allowed_in, PERIOD, "the phone's log is full");
+    assert_eq!(sent.monitored, None);
+    let counted: Vec<&SendLog> = sent.counted.iter().map(|(log, _)| log).collect();
+    assert_eq!(counted, vec![&logs[0].0, &logs[1].0], "in the plan's order");
+    assert!(
+        store
+            .pending_lifetime(&subject)
+            .await
+            .expect("answers")
+            .is_some()
+    );
+
+    for (log, token) in &sent.counted {
+        store.refund_send(log, token).await.expect("refund_send");
+    }
+    let prefix_token = sent.prefix_token.expect("the prefix counted the send");
+    store
+        .refund_prefix_send(&pumped, &prefix_token)
+        .await
+        .expect("refund_prefix_send");
+    for (log, rules) in &logs {
+        assert!(has_room(&store, log, rules).await, "{log:?} refunded");
+    }
+    assert!(!prefix_counted(&store, &pumped).await, "prefix refunded");
+}
+
+async fn first_refusing_log_decides_and_the_earlier_counts_are_taken_back(kind: StoreKind) {
+    let store = TestStore::open(kind).await;
+    let subject = new_subject();
+    let logs = vec![
+        (
+            SendLog::Phone(subject.clone()),
+            rules(LimitKind::PhoneWindow, 1),
+        ),
+        (
+            SendLog::Client(new_subject()),
+            rules(LimitKind::ClientWindow, 0),
+        ),
+        (SendLog::Global, rules(LimitKind::Global, 0)),
+    ];
+    let pumped = prefix("+1 628 200 0002");
+    let outcome = send(&store, &subject, &logs, Some(step(&pumped, true))).await;
+    let SendOutcome::Refused { violations } = outcome else {
+        panic!("the client's log is full, got {outcome:?}");
+    };
+    let kinds: Vec<LimitKind> = violations.iter().map(|v| v.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![LimitKind::ClientWindow],
+        "only the first refusal"
+    );
+    assert_eq!(violations[0].retry_after, PERIOD);
+    assert!(
+        has_room(&store, &logs[0].0, &logs[0].1).await,
+        "phone's taken back"
+    );
+    assert!(
+        !prefix_counted(&store, &pumped).await,
+        "prefix never judged"
+    );
+    assert_eq!(
+        store.pending_lifetime(&subject).await.expect("answers"),
+        None
+    );
+
+    // The phone's own log refusing first: nothing after it is counted.
+    let outcome = send(&store, &subject, &phone_and_global(&subject, 1), None).await;
+    assert!(
+        matches!(outcome, SendOutcome::Refused { .. }),
+        "{outcome:?}"
+    );
+    assert!(has_room(&store, &SendLog::Global, &rules(LimitKind::Global, 1)).await);
+}
+
+async fn suspension_refuses_in_enforce_and_is_reported_in_monitor(kind: StoreKind) {
+    let store = TestStore::open(kind).await;
+    let pumped = prefix("+1 628 200 0003");
+    assert!(
+        !prefix_counted(&store, &pumped).await,
+        "one unapproved send"
+    );
+
+    let subject = new_subject();
+    let logs = phone_and_global(&subject, 1);
+    let outcome = send(&store, &subject, &logs, Some(step(&pumped, true))).await;
+    let SendOutcome::Suspended(suspension) = outcome else {
+        panic!("an unapproved judged send suspends, got {outcome:?}");
+    };
+    assert_eq!(suspension.lift_in, RULE.suspension);
+    let verdict = PrefixVerdict {
+        judged: 1,
+        approved: 0,
+    };
+    assert_eq!(suspension.verdict, Some(verdict), "this call suspended it");
+    for (log, rules) in &logs {
+        assert!(has_room(&store, log, rules).await, "{log:?} taken back");
+    }
+    assert_eq!(
+        store.pending_lifetime(&subject).await.expect("answers"),
+        None
+    );
+
+    // The global log has room left: the refund above left one send there.
+    let subject = new_subject();
+    let logs = phone_and_global(&subject, 10);
+    let sent = stored(send(&store, &subject, &logs, Some(step(&pumped, false))).await);
+    let monitored = sent.monitored.expect("monitor reports the suspension");
+    assert!(monitored.lift_in <= RULE.suspension && monitored.lift_in > Duration::ZERO);
+    assert_eq!(monitored.verdict, None, "suspended by an earlier call");
+    assert_eq!(sent.prefix_token, None, "a suspended prefix counts nothing");
+    assert_eq!(sent.counted.len(), 2);
+    assert!(
+        store
+            .pending_lifetime(&subject)
+            .await
+            .expect("answers")
+            .is_some()
+    );
+    assert!(!has_room(&store, &logs[0].0, &logs[0].1).await, "counted");
+}
+
+async fn lock_takes_back_every_count(kind: StoreKind) {
+    let store = TestStore::open(kind).await;
+    let subject = new_subject();
+    let put = store.put_code(&subject, &digest(1), LIFETIME, 1).await;
+    assert!(matches!(put, Ok(PutOutcome::Stored { .. })));
+    let wrong = store.verify_and_consume(&subject, &[digest(2)], 1).await;
+    assert!(matches!(
+        wrong,
+        Ok(VerifyOutcome::Incorrect {
+            attempts_remaining: 0
+        })
+    ));
+
+    let logs = phone_and_global(&subject, 1);
+    let pumped = prefix("+1 628 200 0004");
+    let outcome = send(&store, &subject, &logs, Some(step(&pumped, true))).await;
+    let SendOutcome::Locked {
+        retry_after,
+        monitored,
+    } = outcome
+    else {
+        panic!("a locked subject gets no code, got {outcome:?}");
+    };
+    assert!(retry_after > Duration::ZERO && retry_after <= LIFETIME);
+    assert_eq!(monitored, None);
+    for (log, rules) in &logs {
+        assert!(has_room(&store, log, rules).await, "{log:?} taken back");
+    }
+    assert!(!prefix_counted(&store, &pumped).await, "prefix taken back");
+}
+
+for_each_store!(
+    stored_send_returns_tokens_the_refunds_accept,
+    first_refusing_log_decides_and_the_earlier_counts_are_taken_back,
+    suspension_refuses_in_enforce_and_is_reported_in_monitor,
+    lock_takes_back_every_count,
+);
