@@ -50,6 +50,12 @@ impl CountryPolicy {
     /// any country rule is set: those are the classic SMS-pumping targets, and
     /// an operator who restricts countries did not mean to allow them.
     pub fn allows(&self, phone: &PhoneNumber) -> bool {
+        // Without rules every number is allowed, and the region is not looked
+        // up: for a calling code shared by several regions (+1, +44, +7) that
+        // is a full parse and region search, a fifth of a SendOtp's CPU.
+        if self.is_open() {
+            return true;
+        }
         match phone.region() {
             Some(region) => {
                 !self.denied.contains(region)

@@ -104,8 +104,13 @@ impl RouteTable {
     }
 
     /// The providers for a destination in `region` (`None`: no country).
-    pub fn route_for(&self, region: Option<&str>) -> &[ProviderName] {
-        region
+    /// `region` is asked only when some country has a route of its own: for
+    /// a calling code shared by several regions it costs a full parse.
+    pub fn route_for<'r>(&self, region: impl FnOnce() -> Option<&'r str>) -> &[ProviderName] {
+        if self.by_region.is_empty() {
+            return &self.default;
+        }
+        region()
             .and_then(|region| self.by_region.get(region))
             .unwrap_or(&self.default)
     }
@@ -216,7 +221,7 @@ impl SmsGateway for SmsRouter {
     async fn send(&self, sms: &OutgoingSms<'_>) -> Result<Accepted, GatewayError> {
         let deadline = Instant::now() + self.send_timeout;
         let mut last_error = None;
-        for &name in self.routes.route_for(sms.to.region()) {
+        for &name in self.routes.route_for(|| sms.to.region()) {
             let Some(provider) = self.providers.get(&name) else {
                 continue; // `new` refused routes to missing providers
             };
@@ -269,17 +274,32 @@ mod tests {
     fn routes_are_read_per_country_with_a_default() {
         let table =
             RouteTable::parse("IN=textbee; us, ca = twilio ; *=twilio,vonage;").expect("valid");
-        assert_eq!(table.route_for(Some("IN")), [TextBee]);
-        assert_eq!(table.route_for(Some("US")), [Twilio]);
-        assert_eq!(table.route_for(Some("CA")), [Twilio]);
-        assert_eq!(table.route_for(Some("GB")), [Twilio, Vonage]);
-        assert_eq!(table.route_for(None), [Twilio, Vonage]);
+        assert_eq!(table.route_for(|| Some("IN")), [TextBee]);
+        assert_eq!(table.route_for(|| Some("US")), [Twilio]);
+        assert_eq!(table.route_for(|| Some("CA")), [Twilio]);
+        assert_eq!(table.route_for(|| Some("GB")), [Twilio, Vonage]);
+        assert_eq!(table.route_for(|| None), [Twilio, Vonage]);
         assert_eq!(table.providers(), BTreeSet::from([TextBee, Twilio, Vonage]));
         assert_eq!(
             table.to_string(),
             "CA=twilio; IN=textbee; US=twilio; *=twilio,vonage"
         );
-        assert_eq!(RouteTable::single(Webhook).route_for(Some("IN")), [Webhook]);
+        assert_eq!(
+            RouteTable::single(Webhook).route_for(|| Some("IN")),
+            [Webhook]
+        );
+    }
+
+    #[test]
+    fn a_table_without_country_routes_never_asks_the_region() {
+        let asked = std::cell::Cell::new(false);
+        let table = RouteTable::single(Webhook);
+        let route = table.route_for(|| {
+            asked.set(true);
+            Some("IN")
+        });
+        assert_eq!(route, [Webhook]);
+        assert!(!asked.get(), "the region was looked up for a single route");
     }
 
     #[test]
