@@ -215,3 +215,40 @@ async fn a_master_slower_than_the_drivers_default_is_waited_for_within_the_store
         .expect("sent through a master slower than 500 ms");
     assert_eq!(app.sms.count(), 2);
 }
+
+/// Store calls on a sentinel-managed master lend pooled connections as on one
+/// server: no PING per call (deadpool-redis's sentinel pool checked every
+/// connection with a PING at each checkout, a second round trip per call).
+/// The sentinels PING the master about once a second each, so the allowance
+/// grows with the time the calls took; the calls alone would be 60 PINGs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_on_a_sentinel_master_do_not_ping_it_each_time() {
+    let (set_up, _) = own_set_up().await;
+    let app = app_on(&set_up).await;
+    let master = set_up.master();
+    // The pool's first connection is made (and checked) outside the window.
+    let phone = unique_phone();
+    app.send_and_read_code(&phone).await;
+    let pings_before = set_up.command_calls(master, "ping").expect("INFO");
+    let started = Instant::now();
+    let mut calls = 0;
+    for _ in 0..20 {
+        let phone = unique_phone();
+        let code = app.send_and_read_code(&phone).await;
+        app.time_left(&phone).await.expect("answers");
+        app.verify(&phone, &code).await.expect("answers");
+        calls += 3;
+    }
+    let elapsed = started.elapsed().as_secs();
+    let pings = set_up.command_calls(master, "ping").expect("INFO") - pings_before;
+    // Three sentinels, a PING a second each, plus the health check and slack.
+    let allowance = 4 * (elapsed + 2);
+    assert!(
+        allowance < calls,
+        "{calls} calls took {elapsed} s: too slow to tell PINGs per call from the sentinels'"
+    );
+    assert!(
+        pings <= allowance,
+        "{pings} PINGs on the master during {calls} calls in {elapsed} s (allowance {allowance})"
+    );
+}

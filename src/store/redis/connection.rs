@@ -4,12 +4,11 @@
 
 use std::{fmt, time::Duration};
 
-use deadpool::managed::{Object, Pool};
 use deadpool_redis::{
     PoolConfig, PoolError, RedisConnectionInfo, Runtime, Timeouts,
     redis::{
         self, AsyncConnectionConfig, ErrorKind, FromRedisValue, RedisError, ScriptInvocation,
-        ServerErrorKind, aio::ConnectionLike,
+        ServerErrorKind,
     },
     sentinel::{SentinelNodeConnectionInfo, TlsMode},
 };
@@ -119,7 +118,7 @@ fn sentinel_pool(
     config: PoolConfig,
     timeout: Duration,
     watch: &MasterWatch,
-) -> Result<Pool<SentinelManager>, StoreError> {
+) -> Result<TrustedPool<SentinelManager>, StoreError> {
     let first = sentinels.first();
     let node = SentinelNodeConnectionInfo {
         tls_mode: first.is_tls().then_some(TlsMode::Secure),
@@ -132,7 +131,7 @@ fn sentinel_pool(
     };
     let urls = sentinels.urls().map(RedisUrl::expose).collect();
     let manager = SentinelManager::new(urls, master, node.into(), timeout).map_err(invalid)?;
-    Pool::builder(manager)
+    TrustedPool::builder(TrustedManager(manager))
         .config(config)
         .runtime(Runtime::Tokio1)
         .pre_recycle(watch.retire_hook())
@@ -145,7 +144,7 @@ pub(super) enum RedisConnections {
     Single(TrustedPool<deadpool_redis::Manager>),
     Cluster(TrustedPool<ClusterManager>),
     /// The watch retires connections to a master the sentinels no longer name.
-    Sentinel(Pool<SentinelManager>, Box<MasterWatch>),
+    Sentinel(TrustedPool<SentinelManager>, Box<MasterWatch>),
 }
 
 impl RedisConnections {
@@ -206,12 +205,11 @@ impl RedisConnections {
                 lent.settle(reply).map_err(redis_error)
             }
             Self::Sentinel(pool, _) => {
-                let mut connection = pool.get().await.map_err(pool_error)?;
-                let reply = invocation.invoke_async(&mut *connection).await;
-                if reply.as_ref().is_err_and(is_read_only) {
-                    drop(Object::take(connection));
-                }
-                reply.map_err(redis_error)
+                // Lent like one server's; a READONLY reply (the master was
+                // demoted) discards the connection at its next checkout.
+                let mut lent = pool.get().await.map_err(pool_error)?.lend();
+                let reply = invocation.invoke_async(&mut lent.connection).await;
+                lent.settle(reply).map_err(redis_error)
             }
         }
     }
@@ -234,8 +232,9 @@ impl RedisConnections {
                 lent.settle(reply)
             }
             Self::Sentinel(pool, _) => {
-                let mut connection = pool.get().await.map_err(pool_error)?;
-                command.query_async(&mut *connection).await
+                let mut lent = pool.get().await.map_err(pool_error)?.lend();
+                let reply = command.query_async(&mut lent.connection).await;
+                lent.settle(reply)
             }
         };
         match reply {
@@ -273,12 +272,9 @@ impl RedisConnections {
                 lent.settle(reply).map_err(redis_error)
             }
             Self::Sentinel(pool, _) => {
-                let mut connection = pool.get().await.map_err(pool_error)?;
-                let reply = pipeline.exec_async(&mut *connection).await;
-                if reply.as_ref().is_err_and(is_read_only) {
-                    drop(Object::take(connection));
-                }
-                reply.map_err(redis_error)
+                let mut lent = pool.get().await.map_err(pool_error)?.lend();
+                let reply = pipeline.exec_async(&mut lent.connection).await;
+                lent.settle(reply).map_err(redis_error)
             }
         }
     }
@@ -301,7 +297,11 @@ impl RedisConnections {
                 lent.settle(reply).map(drop).map_err(redis_error)
             }
             Self::Sentinel(pool, watch) => {
-                ping_on(&mut *pool.get().await.map_err(pool_error)?).await?;
+                let mut lent = pool.get().await.map_err(pool_error)?.lend();
+                let reply = redis::cmd("PING")
+                    .query_async::<String>(&mut lent.connection)
+                    .await;
+                lent.settle(reply).map_err(redis_error)?;
                 // The master answered; whether the sentinels still name it
                 // only decides which connections to keep, so a sentinel that
                 // cannot be asked right now does not make the store unusable.
@@ -332,23 +332,6 @@ impl RedisConnections {
             }
         }
     }
-}
-
-async fn ping_on(connection: &mut impl ConnectionLike) -> Result<(), StoreError> {
-    redis::cmd("PING")
-        .query_async::<String>(connection)
-        .await
-        .map_err(redis_error)?;
-    Ok(())
-}
-
-/// READONLY: the connection reaches a replica, typically a master demoted in
-/// a failover while the connection stayed open (a DNS name that now points
-/// elsewhere, or a sentinel-managed master turned replica). The pool's health
-/// check is a PING, which a replica answers, so without dropping it the
-/// connection would fail every write until it broke by itself.
-fn is_read_only(err: &RedisError) -> bool {
-    err.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly)
 }
 
 /// Whatever stops us getting a connection (refused, TLS, auth, timeout, no

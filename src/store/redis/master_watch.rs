@@ -15,10 +15,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use deadpool::managed::{Hook, HookError};
+use deadpool::managed::{Hook, HookError, Manager};
 use deadpool_redis::redis::{self, AsyncConnectionConfig, aio::MultiplexedConnection};
 
-use super::{sentinel_manager::SentinelManager, url::RedisNodes};
+use super::url::RedisNodes;
 use crate::store::StoreError;
 
 /// The master the sentinels name, and when that last changed.
@@ -65,7 +65,7 @@ impl MasterWatch {
 
     /// A pool hook that refuses (and so closes) a pooled connection opened
     /// before the last noticed switch; the pool then opens a new one.
-    pub(super) fn retire_hook(&self) -> Hook<SentinelManager> {
+    pub(super) fn retire_hook<M: Manager>(&self) -> Hook<M> {
         let switched_at = Arc::clone(&self.switched_at);
         Hook::sync_fn(move |_, metrics| {
             let switched_at = *switched_at.lock().unwrap_or_else(PoisonError::into_inner);

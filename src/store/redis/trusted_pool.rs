@@ -1,6 +1,6 @@
-//! The pools for one Redis server and for a Redis Cluster: deadpool-redis's
-//! connections (and managers) with a cheaper check on checkout, lent out
-//! rather than held for the length of a call.
+//! The pools for one Redis server, a Redis Cluster and a Sentinel-managed
+//! master: deadpool-redis's connections (and our managers) with a cheaper
+//! check on checkout, lent out rather than held for the length of a call.
 //!
 //! deadpool-redis's own `recycle` sends UNWATCH + PING before every checkout,
 //! a second round trip for every store call. Here a connection on which a
@@ -94,7 +94,8 @@ fn leaves_connection_unusable(err: &RedisError) -> bool {
     }
 }
 
-/// A deadpool-redis manager (one server's or a cluster's), with the checkout
+/// A deadpool-redis manager (one server's, a cluster's or a sentinel
+/// master's), with the checkout
 /// check described above; its own check (a PING) runs only on idle connections.
 pub(super) struct TrustedManager<M>(pub(super) M);
 

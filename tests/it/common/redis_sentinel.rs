@@ -156,15 +156,21 @@ impl RedisSentinels {
     /// How many EVALSHA calls the server on `port` has run (`INFO
     /// commandstats`); `None` if INFO could not be read — never a silent 0.
     pub fn evalsha_calls(&self, port: u16) -> Option<u64> {
+        self.command_calls(port, "evalsha")
+    }
+
+    /// How many times the server on `port` has run `command` (lower case, as
+    /// `INFO commandstats` names it); `None` if INFO could not be read.
+    pub fn command_calls(&self, port: u16, command: &str) -> Option<u64> {
         let info: String = query(port, redis::cmd("INFO").arg("commandstats"))?;
-        let calls = info_field(&info, "cmdstat_evalsha")
+        let calls = info_field(&info, &format!("cmdstat_{command}"))
             .and_then(|stats| {
                 stats
                     .split(',')
                     .find_map(|field| field.strip_prefix("calls="))
                     .and_then(|calls| calls.parse().ok())
             })
-            // No cmdstat_evalsha line: this server has run no EVALSHA yet.
+            // No such line: this server has not run the command yet.
             .unwrap_or(0);
         Some(calls)
     }
