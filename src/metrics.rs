@@ -71,6 +71,11 @@ const LATENCY_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// How often the exporter folds recorded latencies into the buckets. Until
+/// then every sample waits in a queue (8 bytes each, two or more per call):
+/// at 40 000 calls/s the exporter's default 5 s held ~3 MiB of them.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Set once the recorder is installed. Until then (and in processes that
 /// never install one, such as tests) recording is skipped, which is what the
 /// `metrics` facade's no-op recorder would do, and no handle is registered
@@ -94,6 +99,7 @@ pub fn install(addr: SocketAddr) -> Result<(), BuildError> {
     let (recorder, exporter) = PrometheusBuilder::new()
         .with_http_listener(addr)
         .set_buckets(&LATENCY_BUCKETS)?
+        .upkeep_timeout(UPKEEP_INTERVAL)
         .build()?;
     metrics::set_global_recorder(recorder)?;
     INSTALLED.store(true, Ordering::Release);
