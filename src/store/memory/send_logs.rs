@@ -3,10 +3,13 @@
 
 use std::sync::atomic::Ordering;
 
-use super::state::Shared;
+use super::state::{SendLogEntry, Shared};
 use crate::{
     abuse::RateRule,
-    store::{SendDecision, SendLog, StoreError, sliding_log},
+    store::{
+        SendDecision, SendLog, StoreError,
+        sliding_log::{self, SendTimes},
+    },
 };
 
 impl Shared {
@@ -29,7 +32,13 @@ impl Shared {
         }
         // Read the clock under the lock, so each log's times stay in order.
         let now_ms = self.now_ms();
-        let entry = sends.entry(log.clone()).or_default();
+        // Room for one send: most logs (one phone's, one client's) never
+        // hold more, and a first push would reserve four (64 bytes against
+        // 16; 1.9 MiB with 40 000 phones); busier logs grow by doubling.
+        let entry = sends.entry(log.clone()).or_insert_with(|| SendLogEntry {
+            times: SendTimes::with_capacity(1),
+            keep_for_ms: 0,
+        });
         entry.keep_for_ms = entry.keep_for_ms.max(longest);
         Ok(sliding_log::record(&mut entry.times, rules, now_ms, token))
     }
