@@ -1,0 +1,390 @@
+//! The JSON log line, written directly: the same bytes as tracing-subscriber's
+//! `json()` formatter with `with_current_span(true)` and
+//! `with_span_list(false)`, for every event:
+//!
+//! `{"timestamp":…,"level":…,"fields":{event fields in order},"target":…,
+//! "span":{span fields sorted by name…,"name":…}}`
+//!
+//! tracing-subscriber keeps a span's fields as JSON text and parses that text
+//! back into a map for every line the span encloses; here the text is kept
+//! exactly as it would be (so it is parsed the same way when a field is added
+//! later), and an event copies it into the line as it is: serde_json would
+//! write the parsed map back byte for byte. The one exception is a float,
+//! which serde_json's parser may not read back to the same bits: a span
+//! holding one is marked (its text starts with a space, which JSON ignores)
+//! and takes tracing-subscriber's parse-and-write path.
+
+use std::{
+    collections::BTreeMap,
+    fmt::{self, Write},
+};
+
+use tracing::{Event, Level, Subscriber, field::Field, span::Record};
+use tracing_log::NormalizeEvent;
+use tracing_subscriber::{
+    field::RecordFields,
+    fmt::{
+        FmtContext, FormatEvent, FormatFields, FormattedFields, format::Writer, time::FormatTime,
+    },
+    registry::{LookupSpan, SpanRef},
+};
+
+use super::line_values::{JsonEscaped, write_int, write_json_f64, write_json_str};
+
+/// Marks a span's field text that holds a float (see the module docs).
+const HOLDS_FLOAT: char = ' ';
+
+/// Keeps span fields as `JsonFields` does: one JSON object, members sorted
+/// by name, a name recorded twice keeping its last value.
+#[derive(Debug, Default)]
+pub(super) struct JsonSpanFields;
+
+/// One recorded span field's value.
+enum SpanValue {
+    /// Its JSON text (anything but a finite float).
+    Json(String),
+    /// A finite float, kept as is: its text is written when the span's
+    /// fields are (and read back as tracing-subscriber reads it).
+    Float(f64),
+}
+
+impl SpanValue {
+    fn to_value(&self) -> Result<serde_json::Value, fmt::Error> {
+        match self {
+            Self::Json(text) => serde_json::from_str(text).map_err(|_| fmt::Error),
+            Self::Float(value) => Ok(serde_json::Value::from(*value)),
+        }
+    }
+}
+
+/// `JsonVisitor`'s recording rules: typed values as JSON, anything else as
+/// the string of its `Debug`, `r#` dropped (and `log.*` skipped) only there.
+#[derive(Default)]
+struct SpanVisitor {
+    values: Vec<(&'static str, SpanValue)>,
+}
+
+impl SpanVisitor {
+    fn json(&mut self, field: &Field, write: impl FnOnce(&mut String) -> fmt::Result) {
+        let mut text = String::new();
+        if write(&mut text).is_ok() {
+            self.values.push((field.name(), SpanValue::Json(text)));
+        }
+    }
+
+    /// The fields in map order, the last value of a name winning.
+    fn into_sorted(mut self) -> Vec<(&'static str, SpanValue)> {
+        self.values.sort_by(|a, b| a.0.cmp(b.0));
+        let mut sorted: Vec<(&'static str, SpanValue)> = Vec::with_capacity(self.values.len());
+        for entry in self.values {
+            match sorted.last_mut() {
+                Some(last) if last.0 == entry.0 => *last = entry,
+                _ => sorted.push(entry),
+            }
+        }
+        sorted
+    }
+}
+
+impl tracing::field::Visit for SpanVisitor {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if value.is_finite() {
+            self.values.push((field.name(), SpanValue::Float(value)));
+        } else {
+            self.json(field, |w| w.write_str("null"));
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.json(field, |w| write_int(w, value));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.json(field, |w| write_int(w, value));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.json(field, |w| w.write_str(if value { "true" } else { "false" }));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.json(field, |w| write_json_str(w, value));
+    }
+
+    fn record_bytes(&mut self, field: &Field, value: &[u8]) {
+        self.json(field, |w| {
+            w.write_char('[')?;
+            for (at, byte) in value.iter().enumerate() {
+                if at > 0 {
+                    w.write_char(',')?;
+                }
+                write_int(w, *byte)?;
+            }
+            w.write_char(']')
+        });
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let name = field.name();
+        if name.starts_with("log.") {
+            return;
+        }
+        let name = name.strip_prefix("r#").unwrap_or(name);
+        let mut text = String::new();
+        let written = text
+            .write_char('"')
+            .and_then(|()| write!(JsonEscaped(&mut text), "{value:?}"))
+            .and_then(|()| text.write_char('"'));
+        if written.is_ok() {
+            self.values.push((name, SpanValue::Json(text)));
+        }
+    }
+}
+
+/// Writes sorted fields as one JSON object, marked when it holds a float.
+fn write_object(out: &mut dyn Write, fields: &[(&str, SpanValue)]) -> fmt::Result {
+    if fields.iter().any(|(_, v)| matches!(v, SpanValue::Float(_))) {
+        out.write_char(HOLDS_FLOAT)?;
+    }
+    out.write_char('{')?;
+    for (at, (name, value)) in fields.iter().enumerate() {
+        if at > 0 {
+            out.write_char(',')?;
+        }
+        write_json_str(out, name)?;
+        out.write_char(':')?;
+        match value {
+            SpanValue::Json(text) => out.write_str(text)?,
+            SpanValue::Float(value) => write_json_f64(out, *value)?,
+        }
+    }
+    out.write_char('}')
+}
+
+impl<'w> FormatFields<'w> for JsonSpanFields {
+    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
+        let mut visitor = SpanVisitor::default();
+        fields.record(&mut visitor);
+        write_object(&mut writer, &visitor.into_sorted())
+    }
+
+    fn add_fields(
+        &self,
+        current: &'w mut FormattedFields<Self>,
+        fields: &Record<'_>,
+    ) -> fmt::Result {
+        let mut visitor = SpanVisitor::default();
+        fields.record(&mut visitor);
+        let added = visitor.into_sorted();
+        // A span created with no value yet holds `{}`: nothing to merge.
+        if current.fields.is_empty() || current.fields == "{}" {
+            current.fields.clear();
+            return write_object(&mut current.as_writer(), &added);
+        }
+        // As `JsonFields`: read the object back (a name spelled with an
+        // escape cannot be borrowed, which fails the record there too), add
+        // the new values, write the whole object again.
+        let mut merged: BTreeMap<&str, serde_json::Value> =
+            serde_json::from_str(&current.fields).map_err(|_| fmt::Error)?;
+        for (name, value) in &added {
+            merged.insert(name, value.to_value()?);
+        }
+        let holds_float = merged.values().any(serde_json::Value::is_f64);
+        let mut text = String::with_capacity(current.fields.len() + 32);
+        if holds_float {
+            text.push(HOLDS_FLOAT);
+        }
+        serde_json::to_writer(WriteString(&mut text), &merged).map_err(|_| fmt::Error)?;
+        current.fields = text;
+        Ok(())
+    }
+}
+
+/// Lets serde_json write into a `String` (it only writes UTF-8).
+struct WriteString<'a>(&'a mut String);
+
+impl std::io::Write for WriteString<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let text = std::str::from_utf8(bytes).map_err(std::io::Error::other)?;
+        self.0.push_str(text);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// An event's fields in recording order, as `SerdeMapVisitor` writes them:
+/// typed values as JSON, anything else as the string of its `Debug`.
+struct EventVisitor<'a, 'w> {
+    writer: &'a mut Writer<'w>,
+    first: bool,
+    result: fmt::Result,
+}
+
+impl EventVisitor<'_, '_> {
+    fn entry(&mut self, field: &Field, write: impl FnOnce(&mut dyn Write) -> fmt::Result) {
+        if self.result.is_err() {
+            return;
+        }
+        let separator = if self.first {
+            Ok(())
+        } else {
+            self.writer.write_char(',')
+        };
+        self.first = false;
+        self.result = separator
+            .and_then(|()| write_json_str(self.writer, field.name()))
+            .and_then(|()| self.writer.write_char(':'))
+            .and_then(|()| write(self.writer));
+    }
+}
+
+impl tracing::field::Visit for EventVisitor<'_, '_> {
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.entry(field, |w| w.write_str(if value { "true" } else { "false" }));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.entry(field, |w| write_int(w, value));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.entry(field, |w| write_int(w, value));
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.entry(field, |w| write_json_f64(w, value));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.entry(field, |w| write_json_str(w, value));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.entry(field, |w| {
+            w.write_char('"')?;
+            write!(JsonEscaped(w), "{value:?}")?;
+            w.write_char('"')
+        });
+    }
+}
+
+fn level_json(level: &Level) -> &'static str {
+    match *level {
+        Level::TRACE => "TRACE",
+        Level::DEBUG => "DEBUG",
+        Level::INFO => "INFO",
+        Level::WARN => "WARN",
+        _ => "ERROR",
+    }
+}
+
+/// Writes a span as the line's `span` member's object.
+fn write_span<S>(writer: &mut Writer<'_>, span: &SpanRef<'_, S>) -> fmt::Result
+where
+    S: for<'a> LookupSpan<'a>,
+{
+    writer.write_char('{')?;
+    let extensions = span.extensions();
+    let stored = extensions
+        .get::<FormattedFields<JsonSpanFields>>()
+        .map_or("", |fields| fields.fields.as_str());
+    if stored.starts_with(HOLDS_FLOAT) {
+        write_reparsed(writer, stored)?;
+    } else {
+        let members = stored
+            .strip_prefix('{')
+            .and_then(|rest| rest.strip_suffix('}'))
+            .unwrap_or("");
+        writer.write_str(members)?;
+        if !members.is_empty() {
+            writer.write_char(',')?;
+        }
+    }
+    writer.write_str("\"name\":")?;
+    write_json_str(writer, span.metadata().name())?;
+    writer.write_char('}')
+}
+
+/// tracing-subscriber's way with a span's fields: parse, write each member.
+fn write_reparsed(writer: &mut Writer<'_>, stored: &str) -> fmt::Result {
+    let members = match serde_json::from_str::<serde_json::Value>(stored) {
+        Ok(serde_json::Value::Object(members)) => members,
+        Ok(value) => {
+            let mut map = serde_json::Map::new();
+            map.insert("field".into(), value);
+            map.insert("field_error".into(), "field was no a valid object".into());
+            map
+        }
+        Err(err) => {
+            let mut map = serde_json::Map::new();
+            map.insert("field_error".into(), err.to_string().into());
+            map
+        }
+    };
+    for (name, value) in &members {
+        write_json_str(writer, name)?;
+        writer.write_char(':')?;
+        let text = serde_json::to_string(value).map_err(|_| fmt::Error)?;
+        writer.write_str(&text)?;
+        writer.write_char(',')?;
+    }
+    Ok(())
+}
+
+/// The JSON event formatter (see the module documentation).
+#[derive(Debug, Default)]
+pub(super) struct JsonLine<T> {
+    timer: T,
+}
+
+impl<T> JsonLine<T> {
+    /// Lines stamped by `timer`.
+    pub(super) fn new(timer: T) -> Self {
+        Self { timer }
+    }
+}
+
+impl<S, T> FormatEvent<S, JsonSpanFields> for JsonLine<T>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    T: FormatTime,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, JsonSpanFields>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        // Lines bridged from the `log` crate carry their own target.
+        let normalized = event.normalized_metadata();
+        let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
+        writer.write_str("{\"timestamp\":\"")?;
+        self.timer
+            .format_time(&mut Writer::new(&mut JsonEscaped(&mut writer)))?;
+        writer.write_str("\",\"level\":\"")?;
+        writer.write_str(level_json(meta.level()))?;
+        writer.write_str("\",\"fields\":{")?;
+        let mut fields = EventVisitor {
+            writer: &mut writer,
+            first: true,
+            result: Ok(()),
+        };
+        event.record(&mut fields);
+        fields.result?;
+        writer.write_str("},\"target\":")?;
+        write_json_str(&mut writer, meta.target())?;
+        // As tracing-subscriber: the explicit parent, else the current span.
+        let span = event
+            .parent()
+            .and_then(|id| ctx.span(id))
+            .or_else(|| ctx.lookup_current());
+        if let Some(span) = span {
+            writer.write_str(",\"span\":")?;
+            write_span(&mut writer, &span)?;
+        }
+        writer.write_str("}\n")
+    }
+}
