@@ -29,7 +29,8 @@ use tracing_subscriber::{
 
 pub use opentelemetry_otlp::ExporterBuildError;
 pub use traces::{
-    AttributeValue, TraceExport, annotate, exporting, note, sms_send_span, sms_try_span, store_span,
+    AttributeValue, TraceExport, annotate, annotate_current, exporting, note, sms_send_span,
+    sms_try_span, store_span,
 };
 
 use json_line::{JsonLine, JsonSpanFields};
