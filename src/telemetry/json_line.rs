@@ -74,6 +74,10 @@ impl SpanVisitor {
 
     /// The fields in map order, the last value of a name winning.
     fn into_sorted(mut self) -> Vec<(&'static str, SpanValue)> {
+        // One field (a span's usual record) is already in order.
+        if self.values.len() < 2 {
+            return self.values;
+        }
         self.values.sort_by(|a, b| a.0.cmp(b.0));
         let mut sorted: Vec<(&'static str, SpanValue)> = Vec::with_capacity(self.values.len());
         for entry in self.values {
@@ -211,6 +215,52 @@ impl std::io::Write for WriteString<'_> {
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A timestamp's text, kept on the stack when short (always, for ours).
+struct ShortText {
+    len: usize,
+    bytes: [u8; 48],
+    /// Used instead once the text outgrows `bytes`.
+    long: String,
+}
+
+impl Default for ShortText {
+    fn default() -> Self {
+        Self {
+            len: 0,
+            bytes: [0; 48],
+            long: String::new(),
+        }
+    }
+}
+
+impl ShortText {
+    fn as_str(&self) -> &str {
+        if self.long.is_empty() {
+            // Only whole `&str`s are copied in, so the prefix is UTF-8.
+            std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+        } else {
+            &self.long
+        }
+    }
+}
+
+impl Write for ShortText {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let end = self.len + text.len();
+        if self.long.is_empty() && end <= self.bytes.len() {
+            self.bytes[self.len..end].copy_from_slice(text.as_bytes());
+            self.len = end;
+        } else {
+            if self.long.is_empty() {
+                let short = std::str::from_utf8(&self.bytes[..self.len]).map_err(|_| fmt::Error)?;
+                self.long.push_str(short);
+            }
+            self.long.push_str(text);
+        }
         Ok(())
     }
 }
@@ -361,10 +411,11 @@ where
         // Lines bridged from the `log` crate carry their own target.
         let normalized = event.normalized_metadata();
         let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
-        writer.write_str("{\"timestamp\":\"")?;
-        self.timer
-            .format_time(&mut Writer::new(&mut JsonEscaped(&mut writer)))?;
-        writer.write_str("\",\"level\":\"")?;
+        writer.write_str("{\"timestamp\":")?;
+        let mut timestamp = ShortText::default();
+        self.timer.format_time(&mut Writer::new(&mut timestamp))?;
+        write_json_str(&mut writer, timestamp.as_str())?;
+        writer.write_str(",\"level\":\"")?;
         writer.write_str(level_json(meta.level()))?;
         writer.write_str("\",\"fields\":{")?;
         let mut fields = EventVisitor {

@@ -52,11 +52,23 @@ impl<'a> MakeWriter<'a> for Lines {
 }
 
 /// One instant for every line, from both formatters.
+#[derive(Clone, Copy)]
 struct FixedTime;
 
 impl FormatTime for FixedTime {
     fn format_time(&self, w: &mut Writer<'_>) -> fmt::Result {
         w.write_str("2026-11-26T18:55:59.226650Z")
+    }
+}
+
+/// A clock whose text needs JSON escapes and outgrows a short buffer.
+#[derive(Clone, Copy)]
+struct OddTime;
+
+impl FormatTime for OddTime {
+    fn format_time(&self, w: &mut Writer<'_>) -> fmt::Result {
+        w.write_str("a \"clock\" with\nescapes, ")?;
+        w.write_str("and long enough to outgrow a timestamp's forty-eight bytes")
     }
 }
 
@@ -317,8 +329,7 @@ fn text_lines_are_byte_identical_to_tracing_subscribers() {
     assert_same_lines(&lines_from(reference, &theirs), &lines_from(fast, &ours));
 }
 
-#[test]
-fn json_lines_are_byte_identical_to_tracing_subscribers() {
+fn assert_same_json_lines<T: FormatTime + Copy + Send + Sync + 'static>(timer: T) {
     let (theirs, ours) = (Lines::default(), Lines::default());
     let reference = tracing_subscriber::fmt::layer()
         .with_ansi(false)
@@ -326,16 +337,26 @@ fn json_lines_are_byte_identical_to_tracing_subscribers() {
         .json()
         .with_current_span(true)
         .with_span_list(false)
-        .with_timer(FixedTime);
+        .with_timer(timer);
     let fast = tracing_subscriber::fmt::layer()
         .with_ansi(false)
         .with_writer(ours.clone())
         .fmt_fields(JsonSpanFields)
-        .event_format(JsonLine::new(FixedTime));
+        .event_format(JsonLine::new(timer));
     let theirs = lines_from(reference, &theirs);
     for line in &theirs {
         serde_json::from_str::<serde_json::Value>(line)
             .unwrap_or_else(|_| panic!("not JSON: {line}"));
     }
     assert_same_lines(&theirs, &lines_from(fast, &ours));
+}
+
+#[test]
+fn json_lines_are_byte_identical_to_tracing_subscribers() {
+    assert_same_json_lines(FixedTime);
+}
+
+#[test]
+fn json_timestamps_are_escaped_and_may_be_long() {
+    assert_same_json_lines(OddTime);
 }

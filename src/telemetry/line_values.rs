@@ -107,6 +107,10 @@ pub(super) struct JsonEscaped<'a>(pub(super) &'a mut dyn Write);
 
 impl Write for JsonEscaped<'_> {
     fn write_str(&mut self, text: &str) -> fmt::Result {
+        // Most text needs no escape: one pass that the compiler vectorises.
+        if !text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+            return self.0.write_str(text);
+        }
         let mut start = 0;
         for (at, byte) in text.bytes().enumerate() {
             let escape = match byte {
