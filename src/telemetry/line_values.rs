@@ -107,8 +107,12 @@ pub(super) struct JsonEscaped<'a>(pub(super) &'a mut dyn Write);
 
 impl Write for JsonEscaped<'_> {
     fn write_str(&mut self, text: &str) -> fmt::Result {
-        // Most text needs no escape: one pass that the compiler vectorises.
-        if !text.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        // Most text needs no escape: one pass without an early exit, which
+        // the compiler vectorises.
+        let needs_escape = text.bytes().fold(false, |found, b| {
+            found | (b < 0x20) | (b == b'"') | (b == b'\\')
+        });
+        if !needs_escape {
             return self.0.write_str(text);
         }
         let mut start = 0;
