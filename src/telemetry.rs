@@ -5,6 +5,7 @@
 //! (`trace_ids.rs`).
 
 mod json_line;
+mod json_span_fields;
 mod line_time;
 mod line_values;
 mod text_line;
