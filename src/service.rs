@@ -94,7 +94,7 @@ fn finish<T>(
     let elapsed = started.elapsed();
     metrics::rpc_finished(method, code, caller.map(Caller::metric_label), elapsed);
     // The semantic conventions' attribute is the numeric code.
-    telemetry::annotate(&Span::current(), "rpc.grpc.status_code", status_code as u32);
+    telemetry::annotate_current("rpc.grpc.status_code", status_code as u32);
     tracing::info!(
         grpc.method = method,
         grpc.code = code,
@@ -207,7 +207,7 @@ impl OtpGrpcService {
         };
         let outcome = send_result_label(&result);
         metrics::send_finished(outcome);
-        telemetry::annotate(&Span::current(), "otp.result", outcome);
+        telemetry::annotate_current("otp.result", outcome);
         let response = result.map(|(phone, sent): (PhoneNumber, SentCode)| SendOtpResponse {
             expires_in_seconds: ceil_seconds(sent.expires_in),
             code_length: u32::from(sent.code_length),
@@ -258,7 +258,7 @@ impl OtpGrpcService {
             Err(err) => err.kind(),
         };
         metrics::verify_finished(outcome);
-        telemetry::annotate(&Span::current(), "otp.result", outcome);
+        telemetry::annotate_current("otp.result", outcome);
         finish("VerifyOtp", started, caller.as_ref(), response)
     }
 

@@ -108,6 +108,11 @@ mod tests {
     use tracing_subscriber::{fmt::MakeWriter, layer::SubscriberExt};
 
     use super::*;
+    use crate::telemetry::{
+        json_line::{JsonLine, JsonSpanFields},
+        line_time::UtcMicros,
+        text_line::{TextFields, TextLine},
+    };
 
     /// Log output kept in memory.
     #[derive(Clone, Default)]
@@ -132,8 +137,17 @@ mod tests {
         }
     }
 
+    /// Which event formatter the ids are put on.
+    #[derive(Clone, Copy)]
+    enum Formatter {
+        /// tracing-subscriber's own (a terminal).
+        Theirs,
+        /// `text_line` / `json_line` (the service's normal case).
+        Ours,
+    }
+
     /// Logs one line outside any span and one inside a traced span.
-    fn log_two_lines(shape: LineShape) -> Vec<String> {
+    fn log_two_lines(shape: LineShape, formatter: Formatter) -> Vec<String> {
         let lines = Lines::default();
         let ids = Arc::new(OnceLock::new());
         let tracer = SdkTracerProvider::builder().build().tracer("test");
@@ -142,18 +156,33 @@ mod tests {
             .with_writer(lines.clone());
         let otel = tracing_opentelemetry::layer().with_tracer(tracer);
         let subscriber = tracing_subscriber::registry().with(otel);
-        let dispatch = match shape {
-            LineShape::Text => Dispatch::new(subscriber.with(layer.event_format(
-                WithTraceIds::new(tracing_subscriber::fmt::format(), shape, Arc::clone(&ids)),
-            ))),
-            LineShape::Json => {
-                Dispatch::new(subscriber.with(layer.json().event_format(WithTraceIds::new(
-                    tracing_subscriber::fmt::format().json(),
-                    shape,
-                    Arc::clone(&ids),
-                ))))
-            }
-        };
+        let dispatch =
+            match (shape, formatter) {
+                (LineShape::Text, Formatter::Theirs) => {
+                    Dispatch::new(subscriber.with(layer.event_format(WithTraceIds::new(
+                        tracing_subscriber::fmt::format(),
+                        shape,
+                        Arc::clone(&ids),
+                    ))))
+                }
+                (LineShape::Json, Formatter::Theirs) => {
+                    Dispatch::new(subscriber.with(layer.json().event_format(WithTraceIds::new(
+                        tracing_subscriber::fmt::format().json(),
+                        shape,
+                        Arc::clone(&ids),
+                    ))))
+                }
+                (LineShape::Text, Formatter::Ours) => {
+                    Dispatch::new(subscriber.with(layer.fmt_fields(TextFields).event_format(
+                        WithTraceIds::new(TextLine::new(UtcMicros), shape, Arc::clone(&ids)),
+                    )))
+                }
+                (LineShape::Json, Formatter::Ours) => Dispatch::new(
+                    subscriber.with(layer.fmt_fields(JsonSpanFields).event_format(
+                        WithTraceIds::new(JsonLine::new(UtcMicros), shape, Arc::clone(&ids)),
+                    )),
+                ),
+            };
         let _ = ids.set(dispatch.downgrade());
         tracing::dispatcher::with_default(&dispatch, || {
             tracing::info!("outside");
@@ -169,28 +198,33 @@ mod tests {
 
     #[test]
     fn text_lines_in_a_trace_end_with_its_ids() {
-        let lines = log_two_lines(LineShape::Text);
-        assert_eq!(lines.len(), 2, "{lines:?}");
-        assert!(!lines[0].contains("trace_id="), "{}", lines[0]);
-        let (rest, span_id) = lines[1].rsplit_once(" span_id=").expect("span id");
-        let (_, trace_id) = rest.rsplit_once(" trace_id=").expect("trace id");
-        assert!(
-            hex_of_len(trace_id, 32) && hex_of_len(span_id, 16),
-            "{}",
-            lines[1]
-        );
-        assert!(rest.contains("inside"), "{}", lines[1]);
+        for formatter in [Formatter::Theirs, Formatter::Ours] {
+            let lines = log_two_lines(LineShape::Text, formatter);
+            assert_eq!(lines.len(), 2, "{lines:?}");
+            assert!(!lines[0].contains("trace_id="), "{}", lines[0]);
+            let (rest, span_id) = lines[1].rsplit_once(" span_id=").expect("span id");
+            let (_, trace_id) = rest.rsplit_once(" trace_id=").expect("trace id");
+            assert!(
+                hex_of_len(trace_id, 32) && hex_of_len(span_id, 16),
+                "{}",
+                lines[1]
+            );
+            assert!(rest.contains("inside"), "{}", lines[1]);
+        }
     }
 
     #[test]
     fn json_lines_in_a_trace_lead_with_its_ids() {
-        let lines = log_two_lines(LineShape::Json);
-        let outside: serde_json::Value = serde_json::from_str(&lines[0]).expect("JSON");
-        assert!(outside.get("trace_id").is_none(), "{outside}");
-        let inside: serde_json::Value = serde_json::from_str(&lines[1]).expect("JSON");
-        let id = |key: &str| inside[key].as_str().unwrap_or_default().to_owned();
-        assert!(hex_of_len(&id("trace_id"), 32), "{inside}");
-        assert!(hex_of_len(&id("span_id"), 16), "{inside}");
-        assert_eq!(inside["fields"]["message"], "inside");
+        for formatter in [Formatter::Theirs, Formatter::Ours] {
+            let lines = log_two_lines(LineShape::Json, formatter);
+            let outside: serde_json::Value = serde_json::from_str(&lines[0]).expect("JSON");
+            assert!(outside.get("trace_id").is_none(), "{outside}");
+            let inside: serde_json::Value = serde_json::from_str(&lines[1]).expect("JSON");
+            let id = |key: &str| inside[key].as_str().unwrap_or_default().to_owned();
+            assert!(hex_of_len(&id("trace_id"), 32), "{inside}");
+            assert!(hex_of_len(&id("span_id"), 16), "{inside}");
+            assert_eq!(inside["fields"]["message"], "inside");
+            assert_eq!(inside["span"]["name"], "SendOtp");
+        }
     }
 }

@@ -119,6 +119,15 @@ pub fn annotate(span: &Span, key: &'static str, value: impl Into<AttributeValue>
     }
 }
 
+/// [`annotate`] on the current span, which is looked up only when traces are
+/// exported: on the request path with traces off, a lookup is a subscriber
+/// call for nothing.
+pub fn annotate_current(key: &'static str, value: impl Into<AttributeValue>) {
+    if exporting() {
+        annotate(&Span::current(), key, value);
+    }
+}
+
 /// Records an event (a retry, a refusal) on `span` when traces are exported.
 pub fn note(span: &Span, name: &'static str, attributes: &[(&'static str, &'static str)]) {
     if exporting() {
