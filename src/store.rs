@@ -19,6 +19,7 @@ pub use redis::{
 };
 pub use send_plan::{
     CodeToStore, PrefixStep, PrefixSuspension, SendOutcome, SendPlan, StoredSend, count_in_steps,
+    take_back_prefix_send, take_back_sends,
 };
 
 use crate::{

@@ -16,7 +16,7 @@ use crate::{
     domain::PhoneNumber,
     error::Error,
     metrics,
-    store::{OtpStore, PrefixStep, PrefixSuspension, PrefixVerdict},
+    store::{OtpStore, PrefixStep, PrefixSuspension, PrefixVerdict, take_back_prefix_send},
 };
 
 /// How often each replica re-reads how many prefixes are suspended, so the
@@ -36,6 +36,13 @@ pub struct PumpingGuard {
 pub struct CountedPrefixSend {
     prefix: DestinationPrefix,
     token: String,
+}
+
+impl CountedPrefixSend {
+    /// The prefix and token the store takes the count back by.
+    pub fn refund_key(&self) -> (&DestinationPrefix, &str) {
+        (&self.prefix, &self.token)
+    }
 }
 
 impl PumpingGuard {
@@ -114,17 +121,7 @@ impl PumpingGuard {
     /// Takes back a counted send whose code was never delivered: nobody could
     /// have approved it, and counting it would read a failing gateway as pumping.
     pub async fn refund(&self, counted: CountedPrefixSend) {
-        let refunded = self
-            .store
-            .refund_prefix_send(&counted.prefix, &counted.token)
-            .await;
-        if let Err(err) = refunded {
-            // Over-counting errs towards a suspension, which real users'
-            // approvals outweigh; the call itself is not failed for it.
-            // No prefix here: this line is in the call's span (masked number).
-            tracing::warn!(error = %err, "could not take back a send counted by the pumping guard");
-            metrics::pumping_guard_failed("refund_prefix_send");
-        }
+        take_back_prefix_send(self.store.as_ref(), &counted.prefix, &counted.token).await;
     }
 
     /// Counts an approved code for `phone`'s prefix in the background: a

@@ -6,8 +6,6 @@
 
 use std::time::Duration;
 
-use futures_util::future::join_all;
-
 use super::{
     OtpFlow, SendRequest, SentCode,
     pumping_guard::{CountedPrefixSend, PumpingGuard},
@@ -17,7 +15,10 @@ use crate::{
     domain::{CodeDigest, OtpCode, PhoneNumber, SubjectKey},
     error::Error,
     sms::{GatewayError, OutgoingSms},
-    store::{CodeToStore, OtpStore, PrefixSuspension, SendLog, SendOutcome, SendPlan, StoreError},
+    store::{
+        CodeToStore, OtpStore, PrefixSuspension, SendLog, SendOutcome, SendPlan, StoreError,
+        take_back_sends,
+    },
 };
 
 /// Sends counted so far by one SendOtp, taken back if it does not send.
@@ -32,19 +33,10 @@ struct CountedSends<'a> {
 }
 
 impl CountedSends<'_> {
-    /// Takes back every count at once (as `store::count_in_steps` does): each
-    /// is its own store call, and on a hung store one after another would
-    /// cost one store timeout each.
-    async fn refund(mut self) {
-        let store = self.store;
-        let counted = std::mem::take(&mut self.counted);
-        let logs = join_all(counted.iter().map(|(log, token)| async move {
-            if let Err(err) = store.refund_send(log, token).await {
-                // Over-counting errs on the safe side: the limit just bites sooner.
-                tracing::warn!(error = %err, "could not take back a counted send");
-            }
-        }));
-        tokio::join!(self.refund_prefix_send(), logs);
+    /// Takes back every count at once (see [`take_back_sends`]).
+    async fn refund(self) {
+        let prefix_send = self.prefix_send.as_ref().map(CountedPrefixSend::refund_key);
+        take_back_sends(self.store, &self.counted, prefix_send).await;
     }
 
     /// Takes back only the pumping guard's count of the send.

@@ -123,7 +123,11 @@ pub async fn count_in_steps<S: OtpStore + ?Sized>(
     let mut counted = Counted::default();
     let outcome = run_steps(store, &plan, &mut counted).await;
     if !matches!(outcome, Ok(SendOutcome::Stored(_))) {
-        take_back(store, plan.prefix, counted).await;
+        let prefix_send = plan
+            .prefix
+            .zip(counted.prefix_token.as_deref())
+            .map(|(step, token)| (step.prefix, token));
+        take_back_sends(store, &counted.logs, prefix_send).await;
     }
     outcome
 }
@@ -186,30 +190,42 @@ async fn run_steps<S: OtpStore + ?Sized>(
     })
 }
 
-/// Takes back every count at once: each is its own store call, and on a
-/// hung store one after another would cost one store timeout each (a
-/// SendOtp cut mid-way by a frozen Redis answered only after 5 s).
-async fn take_back<S: OtpStore + ?Sized>(
+/// Takes back the sends counted in `logs` and, if given, the pumping guard's
+/// count of the send, all at once: each is its own store call, and on a hung
+/// store one after another would cost one store timeout each (a SendOtp cut
+/// mid-way by a frozen Redis answered only after 5 s). Failures are logged,
+/// never returned: over-counting errs on the safe side.
+pub async fn take_back_sends<S: OtpStore + ?Sized>(
     store: &S,
-    prefix: Option<PrefixStep<'_>>,
-    counted: Counted,
+    logs: &[(SendLog, String)],
+    prefix_send: Option<(&DestinationPrefix, &str)>,
 ) {
-    let logs = join_all(counted.logs.iter().map(|(log, token)| async move {
+    let logs = join_all(logs.iter().map(|(log, token)| async move {
         if let Err(err) = store.refund_send(log, token).await {
-            // Over-counting errs on the safe side: the limit just bites sooner.
+            // The limit just bites sooner.
             tracing::warn!(error = %err, "could not take back a counted send");
         }
     }));
     let prefix_send = async {
-        let (Some(step), Some(token)) = (prefix, counted.prefix_token.as_deref()) else {
-            return;
-        };
-        if let Err(err) = store.refund_prefix_send(step.prefix, token).await {
-            // As in `PumpingGuard::refund`: over-counting errs towards a
-            // suspension, which real users' approvals outweigh.
-            tracing::warn!(error = %err, "could not take back a send counted by the pumping guard");
-            metrics::pumping_guard_failed("refund_prefix_send");
+        if let Some((prefix, token)) = prefix_send {
+            take_back_prefix_send(store, prefix, token).await;
         }
     };
     tokio::join!(prefix_send, logs);
+}
+
+/// Takes back the pumping guard's count of one send to `prefix`. A failure
+/// is logged and counted, never returned.
+pub async fn take_back_prefix_send<S: OtpStore + ?Sized>(
+    store: &S,
+    prefix: &DestinationPrefix,
+    token: &str,
+) {
+    if let Err(err) = store.refund_prefix_send(prefix, token).await {
+        // Over-counting errs towards a suspension, which real users'
+        // approvals outweigh; the call itself is not failed for it.
+        // No prefix here: this line is in the call's span (masked number).
+        tracing::warn!(error = %err, "could not take back a send counted by the pumping guard");
+        metrics::pumping_guard_failed("refund_prefix_send");
+    }
 }
