@@ -13,6 +13,8 @@ mod trace_ids;
 mod traces;
 
 #[cfg(test)]
+mod captured_lines;
+#[cfg(test)]
 mod line_parity_tests;
 
 use std::{

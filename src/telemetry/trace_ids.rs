@@ -100,42 +100,18 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use opentelemetry::trace::TracerProvider as _;
     use opentelemetry_sdk::trace::SdkTracerProvider;
     use tracing::Dispatch;
-    use tracing_subscriber::{fmt::MakeWriter, layer::SubscriberExt};
+    use tracing_subscriber::layer::SubscriberExt;
 
     use super::*;
     use crate::telemetry::{
+        captured_lines::CapturedLines,
         json_line::{JsonLine, JsonSpanFields},
         line_time::UtcMicros,
         text_line::{TextFields, TextLine},
     };
-
-    /// Log output kept in memory.
-    #[derive(Clone, Default)]
-    struct Lines(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Lines {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("lines lock").extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> MakeWriter<'a> for Lines {
-        type Writer = Lines;
-
-        fn make_writer(&'a self) -> Self::Writer {
-            self.clone()
-        }
-    }
 
     /// Which event formatter the ids are put on.
     #[derive(Clone, Copy)]
@@ -148,7 +124,7 @@ mod tests {
 
     /// Logs one line outside any span and one inside a traced span.
     fn log_two_lines(shape: LineShape, formatter: Formatter) -> Vec<String> {
-        let lines = Lines::default();
+        let lines = CapturedLines::default();
         let ids = Arc::new(OnceLock::new());
         let tracer = SdkTracerProvider::builder().build().tracer("test");
         let layer = tracing_subscriber::fmt::layer()
@@ -188,8 +164,7 @@ mod tests {
             tracing::info!("outside");
             tracing::info_span!("SendOtp").in_scope(|| tracing::info!("inside"));
         });
-        let text = String::from_utf8(lines.0.lock().expect("lines lock").clone()).expect("utf-8");
-        text.lines().map(str::to_owned).collect()
+        lines.text().lines().map(str::to_owned).collect()
     }
 
     fn hex_of_len(text: &str, len: usize) -> bool {
