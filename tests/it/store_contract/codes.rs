@@ -10,7 +10,7 @@ use otp_service::{
     store::{PutOutcome, VerifyOutcome},
 };
 
-use super::{LIFETIME, MAX_ATTEMPTS, digest, new_subject};
+use super::{LIFETIME, MAX_ATTEMPTS, digest, new_subject, pending};
 use crate::common::{StoreKind, TestStore, wait_for};
 
 pub(super) async fn put(
@@ -35,13 +35,6 @@ async fn verify(
         .verify_and_consume(subject, &[digest(n)], max_attempts)
         .await
         .expect("verify_and_consume answers")
-}
-
-async fn pending(store: &TestStore, subject: &SubjectKey) -> Option<Duration> {
-    store
-        .pending_lifetime(subject)
-        .await
-        .expect("pending_lifetime answers")
 }
 
 fn stored(attempts_remaining: u32) -> PutOutcome {

@@ -14,9 +14,12 @@ mod send_plan;
 
 use std::time::Duration;
 
-use otp_service::domain::{CodeDigest, HmacSecret, PhoneNumber, SubjectKey};
+use otp_service::{
+    abuse::{DestinationPrefix, GuardMode, PumpingGuardSettings},
+    domain::{CodeDigest, HmacSecret, PhoneNumber, SubjectKey},
+};
 
-use crate::common::unique_phone;
+use crate::common::{TestStore, unique_phone};
 
 /// The guess budget most cases use.
 const MAX_ATTEMPTS: u32 = 5;
@@ -32,4 +35,26 @@ fn new_subject() -> SubjectKey {
 /// A code digest, one per `n`.
 fn digest(n: u8) -> CodeDigest {
     CodeDigest::from_bytes([n; 32])
+}
+
+/// Lifetime left on `subject`'s pending code, `None` when nothing is pending.
+async fn pending(store: &TestStore, subject: &SubjectKey) -> Option<Duration> {
+    store
+        .pending_lifetime(subject)
+        .await
+        .expect("pending_lifetime answers")
+}
+
+/// The destination prefix of `phone` (4 digits after the calling code), as
+/// the pumping guard takes it; the guard's other settings play no part.
+fn prefix(phone: &str) -> DestinationPrefix {
+    let settings = PumpingGuardSettings {
+        mode: GuardMode::Enforce,
+        prefix_digits: 4,
+        window: Duration::from_secs(60),
+        min_sends: 1,
+        min_approved_percent: 50,
+        suspension: Duration::from_secs(60),
+    };
+    settings.prefix_of(&PhoneNumber::parse(phone).expect("a valid number"))
 }

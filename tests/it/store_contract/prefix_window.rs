@@ -6,12 +6,12 @@
 use std::time::Duration;
 
 use otp_service::{
-    abuse::{DestinationPrefix, GuardMode, PrefixRule, PumpingGuardSettings},
-    domain::PhoneNumber,
+    abuse::{DestinationPrefix, PrefixRule},
     store::{PrefixDecision, PrefixVerdict},
 };
 use tokio::time::Instant;
 
+use super::prefix;
 use crate::common::{StoreKind, TestStore, wait_for};
 
 /// A send is judged 300 ms after it was made; three judged sends make a
@@ -27,19 +27,6 @@ const RULE: PrefixRule = PrefixRule {
 /// Longer than [`RULE`]'s `judge_after`: spaces sends from their verdict
 /// (time passing on the store's clock, not a wait for an effect).
 const JUDGED: Duration = Duration::from_millis(450);
-
-/// The destination prefix of `phone` (4 digits after the calling code).
-fn prefix(phone: &str) -> DestinationPrefix {
-    let settings = PumpingGuardSettings {
-        mode: GuardMode::Enforce,
-        prefix_digits: 4,
-        window: RULE.window,
-        min_sends: RULE.min_sends,
-        min_approved_percent: RULE.min_approved_percent,
-        suspension: RULE.suspension,
-    };
-    settings.prefix_of(&PhoneNumber::parse(phone).expect("a valid number"))
-}
 
 async fn count(store: &TestStore, prefix: &DestinationPrefix) -> PrefixDecision {
     store

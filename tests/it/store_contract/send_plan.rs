@@ -6,15 +6,15 @@
 use std::time::Duration;
 
 use otp_service::{
-    abuse::{DestinationPrefix, GuardMode, LimitKind, PrefixRule, PumpingGuardSettings, RateRule},
-    domain::{PhoneNumber, SubjectKey},
+    abuse::{DestinationPrefix, LimitKind, PrefixRule, RateRule},
+    domain::SubjectKey,
     store::{
         CodeToStore, PrefixDecision, PrefixStep, PrefixVerdict, PutOutcome, SendDecision, SendLog,
         SendOutcome, SendPlan, StoredSend, VerifyOutcome,
     },
 };
 
-use super::{LIFETIME, MAX_ATTEMPTS, digest, new_subject};
+use super::{LIFETIME, MAX_ATTEMPTS, digest, new_subject, pending, prefix};
 use crate::common::{StoreKind, TestStore};
 
 /// Every send is judged at once; one judged send without an approval
@@ -47,18 +47,6 @@ fn phone_and_global(subject: &SubjectKey, global: u32) -> Vec<(SendLog, Vec<Rate
         ),
         (SendLog::Global, rules(LimitKind::Global, global)),
     ]
-}
-
-fn prefix(phone: &str) -> DestinationPrefix {
-    let settings = PumpingGuardSettings {
-        mode: GuardMode::Enforce,
-        prefix_digits: 4,
-        window: RULE.window,
-        min_sends: RULE.min_sends,
-        min_approved_percent: RULE.min_approved_percent,
-        suspension: RULE.suspension,
-    };
-    settings.prefix_of(&PhoneNumber::parse(phone).expect("a valid number"))
 }
 
 fn step(prefix: &DestinationPrefix, refuse_suspended: bool) -> PrefixStep<'_> {
@@ -125,13 +113,7 @@ async fn stored_send_returns_tokens_the_refunds_accept(kind: StoreKind) {
     assert_eq!(sent.monitored, None);
     let counted: Vec<&SendLog> = sent.counted.iter().map(|(log, _)| log).collect();
     assert_eq!(counted, vec![&logs[0].0, &logs[1].0], "in the plan's order");
-    assert!(
-        store
-            .pending_lifetime(&subject)
-            .await
-            .expect("answers")
-            .is_some()
-    );
+    assert!(pending(&store, &subject).await.is_some());
 
     for (log, token) in &sent.counted {
         store.refund_send(log, token).await.expect("refund_send");
@@ -181,10 +163,7 @@ async fn first_refusing_log_decides_and_the_earlier_counts_are_taken_back(kind: 
         !prefix_counted(&store, &pumped).await,
         "prefix never judged"
     );
-    assert_eq!(
-        store.pending_lifetime(&subject).await.expect("answers"),
-        None
-    );
+    assert_eq!(pending(&store, &subject).await, None);
 
     // The phone's own log refusing first: nothing after it is counted.
     let outcome = send(&store, &subject, &phone_and_global(&subject, 1), None).await;
@@ -218,10 +197,7 @@ async fn suspension_refuses_in_enforce_and_is_reported_in_monitor(kind: StoreKin
     for (log, rules) in &logs {
         assert!(has_room(&store, log, rules).await, "{log:?} taken back");
     }
-    assert_eq!(
-        store.pending_lifetime(&subject).await.expect("answers"),
-        None
-    );
+    assert_eq!(pending(&store, &subject).await, None);
 
     // The global log has room left: the refund above left one send there.
     let subject = new_subject();
@@ -232,13 +208,7 @@ async fn suspension_refuses_in_enforce_and_is_reported_in_monitor(kind: StoreKin
     assert_eq!(monitored.verdict, None, "suspended by an earlier call");
     assert_eq!(sent.prefix_token, None, "a suspended prefix counts nothing");
     assert_eq!(sent.counted.len(), 2);
-    assert!(
-        store
-            .pending_lifetime(&subject)
-            .await
-            .expect("answers")
-            .is_some()
-    );
+    assert!(pending(&store, &subject).await.is_some());
     assert!(!has_room(&store, &logs[0].0, &logs[0].1).await, "counted");
 }
 
