@@ -44,7 +44,7 @@ async fn main() -> ExitCode {
     let _log_guard = match telemetry::init(config.log_format, &config.traces) {
         Ok(guard) => guard,
         Err(err) => {
-            eprintln!("bench_server: cannot set up the OTLP trace exporter: {err}");
+            eprintln!("bench_server: {err}");
             return ExitCode::from(1);
         }
     };

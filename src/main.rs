@@ -26,7 +26,7 @@ async fn main() -> ExitCode {
     let _log_guard = match telemetry::init(config.log_format, &config.traces) {
         Ok(guard) => guard,
         Err(err) => {
-            eprintln!("otp-service: cannot set up the OTLP trace exporter: {err}");
+            eprintln!("otp-service: {err}");
             return ExitCode::from(1);
         }
     };

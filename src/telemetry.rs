@@ -4,6 +4,7 @@
 //! (`traces.rs`); log lines then carry the trace and span ids
 //! (`trace_ids.rs`).
 
+mod batched_writer;
 mod json_line;
 mod json_span_fields;
 mod line_time;
@@ -18,14 +19,13 @@ mod captured_lines;
 mod line_parity_tests;
 
 use std::{
-    io::{self, BufWriter, IsTerminal},
+    io::{self, IsTerminal},
     sync::{Arc, OnceLock},
     time::Duration,
 };
 
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::{Subscriber, dispatcher::WeakDispatch};
-use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::{
     EnvFilter, Layer, fmt, layer::SubscriberExt, registry::LookupSpan, util::SubscriberInitExt,
 };
@@ -36,6 +36,7 @@ pub use traces::{
     sms_try_span, store_span,
 };
 
+use batched_writer::{BatchedWriter, WriterGuard};
 use json_line::{JsonLine, JsonSpanFields};
 use line_time::UtcMicros;
 use text_line::{TextFields, TextLine};
@@ -50,12 +51,16 @@ pub enum LogFormat {
     Json,
 }
 
-/// Lines that may wait for the writer thread (over 0.1 s of lines at full
-/// load). When it is full, logging callers wait (the buffer is not lossy):
-/// the INFO line of each call is the audit trail, so back-pressure is
-/// preferred to dropping lines. The queue's slots are allocated up front
-/// (32 bytes each), so this is also idle memory.
-const BUFFERED_LINES: usize = 4096;
+/// Why logging or tracing could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    /// The OTLP span exporter (`OTEL_*` settings).
+    #[error("cannot set up the OTLP trace exporter: {0}")]
+    TraceExporter(#[from] ExporterBuildError),
+    /// The thread that writes log lines could not be started.
+    #[error("cannot start the log writer thread: {0}")]
+    LogWriter(#[from] io::Error),
+}
 
 /// How long shutting down waits for the last spans to reach the collector.
 const SPAN_FLUSH_WAIT: Duration = Duration::from_secs(3);
@@ -66,7 +71,7 @@ const SPAN_FLUSH_WAIT: Duration = Duration::from_secs(3);
 #[must_use = "dropping the guard stops the log writer; hold it until exit"]
 pub struct LogGuard {
     traces: Option<SdkTracerProvider>,
-    _writer: WorkerGuard,
+    _writer: WriterGuard,
 }
 
 impl Drop for LogGuard {
@@ -82,16 +87,12 @@ impl Drop for LogGuard {
 /// Tokio runtime when traces are exported.
 ///
 /// Lines are formatted on the calling thread and written to standard error by
-/// one writer thread, which writes whatever has queued in one `write` and
-/// flushes as soon as the queue is empty, so a line reaches stderr promptly
-/// and the request path never waits for the terminal or pipe. Colour codes
-/// are used only when stderr is a terminal.
-pub fn init(format: LogFormat, traces: &TraceExport) -> Result<LogGuard, ExporterBuildError> {
-    let (writer, guard) = NonBlockingBuilder::default()
-        .buffered_lines_limit(BUFFERED_LINES)
-        .lossy(false)
-        .thread_name("otp-log")
-        .finish(BufWriter::new(io::stderr()));
+/// one writer thread in batches (`batched_writer.rs`): a line reaches stderr
+/// within 10 ms, and the request path never waits for the terminal or pipe
+/// unless a megabyte of lines is already waiting. Colour codes are used only
+/// when stderr is a terminal.
+pub fn init(format: LogFormat, traces: &TraceExport) -> Result<LogGuard, TelemetryError> {
+    let (writer, guard) = BatchedWriter::start(io::stderr(), "otp-log")?;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let provider = match traces {
         TraceExport::Off => None,
@@ -129,7 +130,7 @@ pub fn init(format: LogFormat, traces: &TraceExport) -> Result<LogGuard, Exporte
 /// tracing-subscriber's own, coloured.
 fn log_layer<S>(
     format: LogFormat,
-    writer: NonBlocking,
+    writer: BatchedWriter,
     ids: Option<Arc<OnceLock<WeakDispatch>>>,
 ) -> Box<dyn Layer<S> + Send + Sync>
 where
@@ -170,7 +171,7 @@ where
 /// tracing-subscriber's own formatters, with colours (stderr is a terminal).
 fn coloured_layer<S>(
     format: LogFormat,
-    writer: NonBlocking,
+    writer: BatchedWriter,
     ids: Option<Arc<OnceLock<WeakDispatch>>>,
 ) -> Box<dyn Layer<S> + Send + Sync>
 where
