@@ -131,10 +131,7 @@ impl AuditEvent {
             ("time", self.time_ms.to_string()),
             ("event", self.kind.as_str().to_owned()),
             ("replica", replica.to_owned()),
-            (
-                "phone_digest",
-                keys.event_subject(&self.phone).as_str().to_owned(),
-            ),
+            ("phone_digest", keys.event_subject(&self.phone).to_string()),
             (
                 "country",
                 self.phone.region().unwrap_or_default().to_owned(),
@@ -194,7 +191,7 @@ mod tests {
         let digest = get("phone_digest").expect("digest");
         assert_ne!(
             digest,
-            keys.subject_key(&phone).as_str(),
+            keys.subject_key(&phone).to_string(),
             "not the store key"
         );
         assert!(

@@ -30,9 +30,12 @@ impl PartialEq for HmacSecret {
 impl Eq for HmacSecret {}
 
 /// Opaque store key for a phone number: a keyed hash, so a store never holds
-/// the number itself, and hex so it is safe inside a Redis key.
-#[derive(Clone, PartialEq, Eq, Hash, Debug)]
-pub struct SubjectKey(String);
+/// the number itself. The 16 raw bytes, held inline: the memory store hashes
+/// and compares them with no allocation (a hex `String` was a heap block per
+/// entry and per call); `Display` writes the 32 lowercase hex characters
+/// every Redis key, Lua argument and event field is spelled with.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SubjectKey([u8; 16]);
 
 // Domain-separation labels so a subject key can never equal a code digest.
 const SUBJECT_LABEL: &[u8] = b"otp.v1/subject\0";
@@ -102,7 +105,10 @@ impl HmacSecret {
 
     fn key(&self, label: &[u8], value: &str) -> SubjectKey {
         // 128 bits: collisions are out of reach, and keys stay short.
-        SubjectKey(hex::encode(&self.mac(label, &[value.as_bytes()])[..16]))
+        let mac = self.mac(label, &[value.as_bytes()]);
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&mac[..16]);
+        SubjectKey(key)
     }
 }
 
@@ -113,9 +119,32 @@ impl fmt::Debug for HmacSecret {
 }
 
 impl SubjectKey {
-    /// Hex text of the key (32 characters), safe in any store's key space.
-    pub fn as_str(&self) -> &str {
-        &self.0
+    /// The key as 32 lowercase hex digits (ASCII), safe in any store's key space.
+    fn hex_digits(&self) -> [u8; 32] {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut text = [0u8; 32];
+        for (pair, byte) in text.chunks_exact_mut(2).zip(self.0) {
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0x0f)];
+        }
+        text
+    }
+}
+
+/// The 32 lowercase hex characters every store key and event field is built
+/// from (byte for byte what `hex::encode` gave when the key was a `String`).
+impl fmt::Display for SubjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.hex_digits();
+        // Hex digits are ASCII, so this never fails.
+        f.pad(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
+    }
+}
+
+/// Shows what the derived `Debug` of the hex `String` showed, no more.
+impl fmt::Debug for SubjectKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SubjectKey(\"{self}\")")
     }
 }
 
@@ -134,7 +163,7 @@ mod tests {
     fn keys_and_digests_are_hmac_sha256_of_label_and_parts() {
         let secret = HmacSecret::new(b"k1");
         assert_eq!(
-            secret.subject_key(&phone("+14155550123")).as_str(),
+            secret.subject_key(&phone("+14155550123")).to_string(),
             "70e221686e9237417872c6d74a70d0ad"
         );
         let code = OtpCode::parse("123456", 6).expect("valid");
@@ -172,8 +201,12 @@ mod tests {
         let number = phone("+14155550123");
         let (k1, k2) = (HmacSecret::new(b"k1"), HmacSecret::new(b"k2"));
         let key = k1.subject_key(&number);
-        assert_eq!(key.as_str().len(), 32);
-        assert!(key.as_str().chars().all(|c| c.is_ascii_hexdigit()));
+        let text = key.to_string();
+        assert_eq!(text.len(), 32);
+        assert!(
+            text.chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase())
+        );
         assert_eq!(key, k1.subject_key(&phone("+1 415 555 0123")));
         assert_ne!(key, k2.subject_key(&number));
         assert_ne!(key, k1.subject_key(&phone("+14155550124")));
@@ -188,6 +221,20 @@ mod tests {
             k1.idempotency_subject(&idempotency),
             k2.idempotency_subject(&idempotency)
         );
+    }
+
+    #[test]
+    fn subject_key_text_is_the_hex_of_its_bytes() {
+        let key = HmacSecret::new(b"k1").subject_key(&phone("+14155550123"));
+        assert_eq!(key.to_string(), hex::encode(key.0));
+        // Exactly what the derived `Debug` of the old hex `String` key showed.
+        assert_eq!(
+            format!("{key:?}"),
+            "SubjectKey(\"70e221686e9237417872c6d74a70d0ad\")"
+        );
+        let every_nibble =
+            SubjectKey(*b"\x01\x23\x45\x67\x89\xab\xcd\xef\xfe\xdc\xba\x98\x76\x54\x32\x10");
+        assert_eq!(every_nibble.to_string(), "0123456789abcdeffedcba9876543210");
     }
 
     #[test]

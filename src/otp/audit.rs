@@ -26,7 +26,7 @@ impl OtpFlow {
 
     /// The caller's digest, as events name it.
     fn caller(&self, client_key: Option<&ClientKey>) -> Option<String> {
-        client_key.map(|client| self.secret.client_subject(client).as_str().to_owned())
+        client_key.map(|client| self.secret.client_subject(client).to_string())
     }
 
     /// A code went out through `provider` (or was stored for a test number).

@@ -177,7 +177,7 @@ impl OtpFlow {
         request: &SendRequest<'_>,
     ) -> Vec<(SendLog, Vec<RateRule>)> {
         let limits = &self.abuse.limits;
-        let mut logs = vec![(SendLog::Phone(subject.clone()), limits.phone_rules())];
+        let mut logs = vec![(SendLog::Phone(*subject), limits.phone_rules())];
         logs.push(match request.client_key {
             Some(client) => (
                 SendLog::Client(self.secret.client_subject(client)),

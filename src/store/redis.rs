@@ -114,7 +114,7 @@ impl RedisStore {
 
     /// The one key of `subject`'s record.
     fn record_key(&self, subject: &SubjectKey) -> String {
-        format!("{}:{{{}}}:code", self.prefix, subject.as_str())
+        format!("{}:{{{subject}}}:code", self.prefix)
     }
 
     /// Runs one script invocation on a pooled connection, the whole call

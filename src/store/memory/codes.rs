@@ -42,7 +42,7 @@ impl Shared {
                     return Err(StoreError::Full);
                 }
                 entries.insert(
-                    subject.clone(),
+                    *subject,
                     Entry {
                         digest: Some(*digest),
                         attempts_used: 0,

@@ -35,9 +35,9 @@ impl Shared {
             return Err(StoreError::Full);
         }
         keys.insert(
-            key.clone(),
+            *key,
             IdempotencyEntry {
-                subject: subject.clone(),
+                subject: *subject,
                 owner,
                 response: None,
                 expires_at: now + in_progress_ttl,

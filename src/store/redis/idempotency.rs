@@ -13,7 +13,7 @@ use crate::{
 impl RedisStore {
     /// The record of one idempotency key.
     pub(super) fn idempotency_key(&self, key: &SubjectKey) -> String {
-        format!("{}:{{{}}}:idempotency", self.prefix, key.as_str())
+        format!("{}:{{{key}}}:idempotency", self.prefix)
     }
 
     pub(super) async fn claim_idempotency_script(
@@ -29,7 +29,7 @@ impl RedisStore {
                 self.scripts
                     .claim_idempotency
                     .key(self.idempotency_key(key))
-                    .arg(subject.as_str())
+                    .arg(subject.to_string())
                     .arg(millis(in_progress_ttl))
                     .arg(&owner),
             )

@@ -18,9 +18,9 @@ impl RedisStore {
     /// are one hot key each.
     pub(super) fn send_log_key(&self, log: &SendLog) -> String {
         match log {
-            SendLog::Phone(subject) => format!("{}:{{{}}}:sends", self.prefix, subject.as_str()),
+            SendLog::Phone(subject) => format!("{}:{{{subject}}}:sends", self.prefix),
             SendLog::Client(client) => {
-                format!("{}:{{{}}}:client-sends", self.prefix, client.as_str())
+                format!("{}:{{{client}}}:client-sends", self.prefix)
             }
             // Listed caller names are [A-Za-z0-9._-]; an unlisted caller's SAN
             // (a URI) could hold braces, which would change the hash tag.

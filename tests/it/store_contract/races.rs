@@ -30,13 +30,10 @@ async fn concurrent_verifies_of_the_right_code_approve_it_once(kind: StoreKind) 
     let store = TestStore::open_with(kind, &RACE_SETTINGS).await;
     let subject = new_subject();
     put(&store, &subject, 1, MAX_ATTEMPTS).await;
-    let verdicts = concurrently(&store, 50, |store| {
-        let subject = subject.clone();
-        async move {
-            store
-                .verify_and_consume(&subject, &[digest(1)], MAX_ATTEMPTS)
-                .await
-        }
+    let verdicts = concurrently(&store, 50, |store| async move {
+        store
+            .verify_and_consume(&subject, &[digest(1)], MAX_ATTEMPTS)
+            .await
     })
     .await;
     let approved = verdicts
@@ -49,9 +46,8 @@ async fn concurrent_verifies_of_the_right_code_approve_it_once(kind: StoreKind) 
 async fn concurrent_claims_of_one_key_claim_it_once(kind: StoreKind) {
     let store = TestStore::open_with(kind, &RACE_SETTINGS).await;
     let (key, phone) = (new_subject(), new_subject());
-    let claims = concurrently(&store, 50, |store| {
-        let (key, phone) = (key.clone(), phone.clone());
-        async move { store.claim_idempotency(&key, &phone, LIFETIME).await }
+    let claims = concurrently(&store, 50, |store| async move {
+        store.claim_idempotency(&key, &phone, LIFETIME).await
     })
     .await;
     let claimed = claims

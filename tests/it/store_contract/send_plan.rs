@@ -41,10 +41,7 @@ fn rules(kind: LimitKind, limit: u32) -> Vec<RateRule> {
 /// A phone's log allowing one send, then the global log's `global` sends.
 fn phone_and_global(subject: &SubjectKey, global: u32) -> Vec<(SendLog, Vec<RateRule>)> {
     vec![
-        (
-            SendLog::Phone(subject.clone()),
-            rules(LimitKind::PhoneWindow, 1),
-        ),
+        (SendLog::Phone(*subject), rules(LimitKind::PhoneWindow, 1)),
         (SendLog::Global, rules(LimitKind::Global, global)),
     ]
 }
@@ -133,10 +130,7 @@ async fn first_refusing_log_decides_and_the_earlier_counts_are_taken_back(kind: 
     let store = TestStore::open(kind).await;
     let subject = new_subject();
     let logs = vec![
-        (
-            SendLog::Phone(subject.clone()),
-            rules(LimitKind::PhoneWindow, 1),
-        ),
+        (SendLog::Phone(subject), rules(LimitKind::PhoneWindow, 1)),
         (
             SendLog::Client(new_subject()),
             rules(LimitKind::ClientWindow, 0),
