@@ -8,7 +8,7 @@ mod trust_boundary;
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use thiserror::Error;
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, task::JoinHandle};
 use tonic::transport::server::TcpIncoming;
 use tonic_health::server::HealthReporter;
 
@@ -87,6 +87,10 @@ pub struct Application {
     health: HealthReporter,
     /// Writes audit events off the request path (`OTP_EVENTS_STREAM`).
     events: Option<EventWriter>,
+    /// Start-up work still running in the background (the numbering plan).
+    numbering_plan: JoinHandle<()>,
+    /// Run once the server is up and that work is done ([`Application::after_start_up`]).
+    after_start_up: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl Application {
@@ -103,7 +107,7 @@ impl Application {
     ) -> Result<Self, StartupError> {
         log_caps_in_force(&config);
         warn_about_development_settings(&config);
-        preload_numbering_plan();
+        let numbering_plan = preload_numbering_plan();
         // Events digest the number with the secret that names records, so
         // a number's digest stays put across rotations as its records do.
         let keys = HmacKeys::new(
@@ -147,7 +151,18 @@ impl Application {
             eviction,
             health,
             events,
+            numbering_plan,
+            after_start_up: None,
         })
+    }
+
+    /// Runs `hook` once, on the blocking thread pool, when the server is
+    /// about to serve and the numbering plan (loaded on that pool at
+    /// start-up) is in: the binary hands back the memory that loading freed
+    /// (src/main.rs).
+    pub fn after_start_up(mut self, hook: impl FnOnce() + Send + 'static) -> Self {
+        self.after_start_up = Some(Box::new(hook));
+        self
     }
 
     /// The address actually bound (useful with port 0).
@@ -190,6 +205,13 @@ impl Application {
             HealthListener::serve(listener, health.clone())
         });
         tracing::info!(addr = %self.local_addr, "otp-service listening");
+        if let Some(hook) = self.after_start_up {
+            let numbering_plan = self.numbering_plan;
+            tokio::spawn(async move {
+                let _ = numbering_plan.await;
+                let _ = tokio::task::spawn_blocking(hook).await;
+            });
+        }
         let shutdown = drain_on(shutdown, store_health, health);
         let router = tonic::transport::Server::builder()
             .add_service(health_service)
@@ -229,10 +251,8 @@ impl Application {
 /// release, ~0.5 s in debug). Load it in the background, off the async
 /// workers, so start-up (and health SERVING) does not wait for it and the
 /// first request rarely does.
-fn preload_numbering_plan() {
-    drop(tokio::task::spawn_blocking(|| {
-        PhoneNumber::parse("+14155550123")
-    }));
+fn preload_numbering_plan() -> JoinHandle<()> {
+    tokio::task::spawn_blocking(|| drop(PhoneNumber::parse("+14155550123")))
 }
 
 /// The abuse rules the flow applies, from the settings.
