@@ -104,6 +104,11 @@ impl Write for BatchedWriter {
                 .wait(pending)
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
         }
+        if pending.closing && pending.lines.len() >= MAX_BUFFERED_BYTES {
+            // The writer has stopped (the process is exiting): nothing will
+            // write these out, so do not hold on to them.
+            return Ok(bytes.len());
+        }
         let was_empty = pending.lines.is_empty();
         pending.lines.extend_from_slice(bytes);
         drop(pending);
