@@ -16,7 +16,7 @@
 use std::{str::FromStr, sync::OnceLock};
 
 use phonenumber::{NationalNumber, country, metadata::DATABASE};
-use regex::{Regex, RegexBuilder};
+use regex::bytes::{Regex, RegexBuilder};
 
 /// The library's bounds on a national significant number (its `consts`).
 const MIN_NATIONAL: usize = 2;
@@ -31,7 +31,8 @@ struct StripRules {
     /// Each region's literal national prefix (`0`, `1`, `8`, …).
     prefixes: Vec<String>,
     /// Each region's prefix-for-parsing pattern, anchored at the start and
-    /// joined into one regex; compiled with the library's own flags.
+    /// joined into one regex; compiled with the library's whitespace flag,
+    /// but with ASCII classes (see [`StripRules::build`]).
     for_parsing: Option<Regex>,
 }
 
@@ -96,12 +97,18 @@ impl StripRules {
             .filter_map(|meta| meta.national_prefix_for_parsing())
             .map(|pattern| format!("^(?:{}\n)", pattern.as_str()))
             .collect();
+        // Unicode off: it only ever sees ASCII digits (`parse_e164` checks),
+        // on which `\d`, `\w`, `\b` and `.` match exactly as their Unicode
+        // forms do, and Unicode's `\d` alone made the +1 regex ~0.9 MB of
+        // the idle heap (~30 kB without; BENCHMARKS.md, issue 14). Bytes, so
+        // that a `.` (which could then match half a character) still compiles.
         let for_parsing = if patterns.is_empty() {
             None
         } else {
             Some(
                 RegexBuilder::new(&patterns.join("|"))
                     .ignore_whitespace(true)
+                    .unicode(false)
                     .build()
                     .ok()?,
             )
@@ -122,7 +129,7 @@ impl StripRules {
             || self
                 .for_parsing
                 .as_ref()
-                .is_some_and(|re| re.is_match(national))
+                .is_some_and(|re| re.is_match(national.as_bytes()))
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use phonenumber::{Mode, metadata::DATABASE};
 
-use super::{parse_e164, sole_region};
+use super::{parse_e164, rules_for, sole_region};
 
 fn all_codes() -> BTreeSet<u16> {
     DATABASE.iter().map(|meta| meta.country_code()).collect()
@@ -58,6 +58,15 @@ fn where_the_fast_path_answers_it_answers_as_the_library() {
         answered * 2 > total,
         "fast path answered {answered} of {total}"
     );
+}
+
+#[test]
+fn every_calling_codes_strip_rules_build() {
+    // A pattern that failed to compile would quietly send all of its
+    // code's numbers to the library's slow parse.
+    for code in all_codes() {
+        assert!(rules_for(code).is_some(), "+{code}");
+    }
 }
 
 #[test]
