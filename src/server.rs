@@ -206,11 +206,7 @@ impl Application {
         });
         tracing::info!(addr = %self.local_addr, "otp-service listening");
         if let Some(hook) = self.after_start_up {
-            let numbering_plan = self.numbering_plan;
-            tokio::spawn(async move {
-                let _ = numbering_plan.await;
-                let _ = tokio::task::spawn_blocking(hook).await;
-            });
+            run_once_loaded(self.numbering_plan, hook);
         }
         let shutdown = drain_on(shutdown, store_health, health);
         let router = tonic::transport::Server::builder()
@@ -253,6 +249,15 @@ impl Application {
 /// first request rarely does.
 fn preload_numbering_plan() -> JoinHandle<()> {
     tokio::task::spawn_blocking(|| drop(PhoneNumber::parse("+14155550123")))
+}
+
+/// Runs `hook` on the blocking pool once the numbering plan has loaded,
+/// without holding up the caller.
+fn run_once_loaded(numbering_plan: JoinHandle<()>, hook: Box<dyn FnOnce() + Send>) {
+    tokio::spawn(async move {
+        let _ = numbering_plan.await;
+        let _ = tokio::task::spawn_blocking(hook).await;
+    });
 }
 
 /// The abuse rules the flow applies, from the settings.
