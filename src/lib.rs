@@ -7,6 +7,7 @@
 
 pub mod abuse;
 pub mod auth;
+pub mod code_pages;
 pub mod config;
 pub mod domain;
 pub mod error;
