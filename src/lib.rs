@@ -7,12 +7,12 @@
 
 pub mod abuse;
 pub mod auth;
-pub mod code_pages;
 pub mod config;
 pub mod domain;
 pub mod error;
 pub mod events;
 pub mod eviction_guard;
+pub mod executable_pages;
 pub mod health;
 pub mod health_listener;
 pub mod metrics;

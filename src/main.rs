@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use otp_service::{Application, Config, code_pages, metrics, telemetry};
+use otp_service::{Application, Config, executable_pages, metrics, telemetry};
 
 /// mimalloc rather than glibc's malloc: VerifyOtp on the memory store took
 /// about a fifth less CPU per call with it (BENCHMARKS.md, issue 14). glibc's
@@ -66,17 +66,19 @@ async fn main() -> ExitCode {
 ///   sidecar idle after start-up makes none. `mi_collect` on that thread once
 ///   the plan is loaded hands them back: idle RSS 20.5 -> 19.0 MiB (anonymous
 ///   10.0 -> 8.5 MiB). Under load mimalloc's own purging takes over.
-/// - The pages of our own machine code that start-up mapped
-///   (src/code_pages.rs): idle RSS 15.3 -> 9.0 MiB.
+/// - The resident pages of our own read-only image, which start-up's code
+///   mapped in (src/executable_pages.rs): idle RSS 15.1 -> 8.8 MiB.
 ///
 /// Both measured in BENCHMARKS.md (issue 14).
 fn return_start_up_memory() {
     // SAFETY: `mi_collect` takes no pointers and may be called from any
     // thread at any time; it only frees what mimalloc itself holds unused.
     unsafe { libmimalloc_sys::mi_collect(true) }
-    match code_pages::unmap_start_up_code() {
-        Ok(bytes) => tracing::debug!("unmapped {} KiB of start-up code", bytes / 1024),
-        Err(err) => tracing::warn!("cannot unmap start-up code (madvise): {err}"),
+    match executable_pages::release_read_only() {
+        Ok(kib) => tracing::debug!("released {kib} KiB of the executable's read-only pages"),
+        Err(err) => {
+            tracing::warn!("cannot release the executable's read-only pages (madvise): {err}")
+        }
     }
 }
 
