@@ -9,7 +9,7 @@
 //! back on first use, from the page cache while it still holds them (the
 //! pages stay cached and charged to the container's cgroup until the kernel
 //! reclaims them, which it now may). BENCHMARKS.md (issue 14, fifth round):
-//! idle RSS 15.1 -> 8.8 MiB.
+//! idle RSS 15.1 -> 9.2 MiB.
 
 use std::{io, path::Path};
 

@@ -67,7 +67,7 @@ async fn main() -> ExitCode {
 ///   the plan is loaded hands them back: idle RSS 20.5 -> 19.0 MiB (anonymous
 ///   10.0 -> 8.5 MiB). Under load mimalloc's own purging takes over.
 /// - The resident pages of our own read-only image, which start-up's code
-///   mapped in (src/executable_pages.rs): idle RSS 15.1 -> 8.8 MiB.
+///   mapped in (src/executable_pages.rs): idle RSS 15.1 -> 9.2 MiB.
 ///
 /// Both measured in BENCHMARKS.md (issue 14).
 fn return_start_up_memory() {
