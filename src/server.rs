@@ -159,7 +159,7 @@ impl Application {
     /// Runs `hook` once, on the blocking thread pool, when the server is
     /// about to serve and the numbering plan (loaded on that pool at
     /// start-up) is in: the binary hands back the memory that loading freed
-    /// (src/main.rs).
+    /// and the pages of its own image that start-up mapped in (src/main.rs).
     pub fn after_start_up(mut self, hook: impl FnOnce() + Send + 'static) -> Self {
         self.after_start_up = Some(Box::new(hook));
         self
