@@ -72,15 +72,17 @@ fn releasable<'a>(smaps: &'a str, exe: &Path) -> impl Iterator<Item = Mapping<'a
 }
 
 /// Every mapping in `smaps`, each with its resident and modified sizes.
-/// A mapping whose header does not parse is skipped, never guessed at.
+/// A mapping whose header does not parse is skipped with its fields, never
+/// guessed at.
 fn mappings(smaps: &str) -> impl Iterator<Item = Mapping<'_>> {
     let mut lines = smaps.lines().peekable();
     std::iter::from_fn(move || {
         loop {
             let header = lines.next()?;
             let mut mapping = parse_header(header);
-            // The mapping's fields follow its header until the next header.
-            while let Some(line) = lines.next_if(|line| parse_header(line).is_none()) {
+            // The mapping's fields (`Name: value`) follow its header until
+            // the next header.
+            while let Some(line) = lines.next_if(|line| is_field(line)) {
                 if let Some(mapping) = mapping.as_mut() {
                     if let Some(kib) = field_kib(line, "Rss:") {
                         mapping.resident_kib = kib;
@@ -117,6 +119,14 @@ fn parse_header(line: &str) -> Option<Mapping<'_>> {
         // `Anonymous:` line is missing is never released.
         modified_kib: u64::MAX,
     })
+}
+
+/// Whether `line` is one of a mapping's fields rather than a header: a
+/// field's name ends with a colon, a header starts with an address range.
+fn is_field(line: &str) -> bool {
+    line.split_ascii_whitespace()
+        .next()
+        .is_some_and(|name| name.ends_with(':'))
 }
 
 fn field_kib(line: &str, name: &str) -> Option<u64> {
