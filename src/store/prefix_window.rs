@@ -39,16 +39,8 @@ impl PrefixWindow {
         self.suspended_until = None;
         self.keep_for_ms = self.keep_for_ms.max(ms(rule.window));
         self.forget_older_than(rule.window, now_ms);
-        let judged = now_ms
-            .checked_sub(ms(rule.judge_after))
-            .map_or(0, |judged_before| {
-                self.sends
-                    .iter()
-                    .filter(|(at, _)| *at <= judged_before)
-                    .count()
-            });
         let verdict = PrefixVerdict {
-            judged: judged as u64,
+            judged: self.judged(rule, now_ms),
             approved: self.approvals.len() as u64,
         };
         if rule.suspends(verdict.judged, verdict.approved) {
@@ -66,9 +58,30 @@ impl PrefixWindow {
         }
     }
 
+    /// Sends at `now_ms` old enough to judge (sent at or before `now_ms -
+    /// judge_after`). Sends are oldest first (`count_prefix_send` reads the
+    /// clock under the lock), so they are a prefix found by binary search, as
+    /// the Lua twin's ZCOUNT finds them: a busy prefix's hour of sends costs a
+    /// lookup per send, not a pass over all of them.
+    fn judged(&self, rule: &PrefixRule, now_ms: u64) -> u64 {
+        now_ms
+            .checked_sub(ms(rule.judge_after))
+            .map_or(0, |judged_before| {
+                self.sends.partition_point(|(at, _)| *at <= judged_before) as u64
+            })
+    }
+
     /// Takes back the send counted with `token`, if it is still here.
     pub fn refund(&mut self, token: u64) {
-        self.sends.retain(|(_, counted)| *counted != token);
+        // Tokens are unique, and a refund follows its send closely: look
+        // from the newest end.
+        if let Some(at) = self
+            .sends
+            .iter()
+            .rposition(|(_, counted)| *counted == token)
+        {
+            self.sends.remove(at);
+        }
     }
 
     /// Counts an approval at `now_ms`, kept for `window`.
@@ -128,6 +141,61 @@ mod tests {
 
     fn counted(decision: &PrefixDecision) -> bool {
         matches!(decision, PrefixDecision::Counted { .. })
+    }
+
+    #[test]
+    fn the_search_counts_the_judged_sends_a_full_scan_counts() {
+        let mut seed = 11u64;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            seed >> 33
+        };
+        let mut judged_somewhere = 0;
+        for _ in 0..300 {
+            let mut window = PrefixWindow::default();
+            let mut at = next() % 5_000;
+            for token in 0..next() % 60 {
+                // Several sends in one millisecond, as under load.
+                at += next() % 3 * (next() % 400);
+                window.sends.push_back((at, token));
+            }
+            for _ in 0..next() % 5 {
+                window.refund(next() % 60);
+            }
+            for judge_after in [0, 1, 130, 1_000, 100_000] {
+                let rule = PrefixRule {
+                    judge_after: Duration::from_millis(judge_after),
+                    ..rule()
+                };
+                let now_ms = at + next() % 3_000;
+                let scanned = now_ms.checked_sub(judge_after).map_or(0, |before| {
+                    window.sends.iter().filter(|(at, _)| *at <= before).count() as u64
+                });
+                let judged = window.judged(&rule, now_ms);
+                judged_somewhere += usize::from(judged > 0 && judged < window.sends.len() as u64);
+                assert_eq!(
+                    judged, scanned,
+                    "{:?} now {now_ms} {judge_after}",
+                    window.sends
+                );
+            }
+        }
+        assert!(judged_somewhere > 100, "the cases must split the log");
+    }
+
+    #[test]
+    fn a_refund_takes_back_only_its_own_send() {
+        let mut window = PrefixWindow::default();
+        for token in 0..5 {
+            window.count_send(&rule(), 7 * SECOND, token);
+        }
+        window.refund(2);
+        window.refund(2);
+        window.refund(99);
+        let tokens: Vec<u64> = window.sends.iter().map(|(_, token)| *token).collect();
+        assert_eq!(tokens, [0, 1, 3, 4]);
     }
 
     #[test]

@@ -78,6 +78,15 @@ pub fn record(times: &mut SendTimes, rules: &[RateRule], now_ms: u64, token: u64
     }
 }
 
+/// Takes back the send recorded with `token`, if it is still logged. Tokens
+/// are unique, and a refund follows its send closely (the message was not
+/// accepted): look from the newest end, not through a busy log's every send.
+pub fn refund(times: &mut SendTimes, token: u64) {
+    if let Some(at) = times.iter().rposition(|(_, logged)| *logged == token) {
+        times.remove(at);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +157,20 @@ mod tests {
             }
         }
         assert!(refusals > 1_000, "the cases must include full windows");
+    }
+
+    #[test]
+    fn a_refund_takes_back_only_its_own_send() {
+        let rules = [rule(LimitKind::PhoneWindow, 10, 100)];
+        let mut times = SendTimes::new();
+        for token in 0..5 {
+            record(&mut times, &rules, 1_000, token);
+        }
+        refund(&mut times, 2);
+        refund(&mut times, 2);
+        refund(&mut times, 99);
+        let tokens: Vec<u64> = times.iter().map(|(_, token)| *token).collect();
+        assert_eq!(tokens, [0, 1, 3, 4]);
     }
 
     #[test]

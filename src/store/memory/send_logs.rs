@@ -49,7 +49,7 @@ impl Shared {
             return Ok(());
         };
         if let Some(entry) = self.sends.lock(log).get_mut(log) {
-            entry.times.retain(|(_, t)| *t != token);
+            sliding_log::refund(&mut entry.times, token);
         }
         Ok(())
     }
