@@ -68,6 +68,8 @@ def errored(prefix): any($runs[0][]; (.label | startswith(prefix)) and failed);
     redis_send_rps: ($rsend[0] | map(.rps) | median | round(0)),
     redis_timeleft_cpu_us_per_call: ($rtimeleft[0] | map(.server.cpu_us_per_call) | median | round(1)),
     redis_send_cpu_us_per_call: ($rsend[0] | map(.server.cpu_us_per_call) | median | round(1)),
+    judged_send_rps: ($judged[0] | map(.rps) | median | round(0)),
+    judged_send_cpu_us_per_call: ($judged[0] | map(.server.cpu_us_per_call) | median | round(1)),
     send_outcomes: ($send[0][0].outcomes),
     redis_send_outcomes: ($rsend[0][0].outcomes),
     # A refused call (e.g. RESOURCE_EXHAUSTED from a send limit) is cheap and
@@ -101,6 +103,8 @@ def errored(prefix): any($runs[0][]; (.label | startswith(prefix)) and failed);
 | .redis_send_over_echo = ratio(.redis_send_rps; .echo_rps)
 | .timeleft_cpu_ratio = ratio(.echo_cpu_us_per_call; .timeleft_cpu_us_per_call)
 | .send_cpu_ratio = ratio(.echo_cpu_us_per_call; .send_cpu_us_per_call)
+| .judged_send_over_echo = ratio(.judged_send_rps; .echo_rps)
+| .judged_send_cpu_ratio = ratio(.echo_cpu_us_per_call; .judged_send_cpu_us_per_call)
 | .redis_timeleft_cpu_ratio = ratio(.echo_cpu_us_per_call; .redis_timeleft_cpu_us_per_call)
 | .redis_send_cpu_ratio = ratio(.echo_cpu_us_per_call; .redis_send_cpu_us_per_call)
 # In closed loop the service, or for echo at least one side, should use its
@@ -156,6 +160,7 @@ def errored(prefix): any($runs[0][]; (.label | startswith(prefix)) and failed);
     (("redis-benchmark EVALSHA" | pad(40)) + ((.evalsha_rps // "-" | tostring | split(".")[0]) | lpad(9))),
     (("service memory, TimeLeft" | pad(40)) + (.timeleft_rps | lpad(9)) + (.timeleft_over_echo | lpad(11)) + ("" | lpad(18)) + (.timeleft_cpu_us_per_call | lpad(17)) + (.timeleft_cpu_ratio | lpad(12))),
     (("service memory, SendOtp (*)" | pad(40)) + (.send_rps | lpad(9)) + (.send_over_echo | lpad(11)) + ("" | lpad(18)) + (.send_cpu_us_per_call | lpad(17)) + (.send_cpu_ratio | lpad(12))),
+    (("  same, guard judging every send (*)" | pad(40)) + ((.judged_send_rps // "skipped") | lpad(9)) + ((.judged_send_over_echo // "-") | lpad(11)) + ("" | lpad(18)) + ((.judged_send_cpu_us_per_call // "-") | lpad(17)) + ((.judged_send_cpu_ratio // "-") | lpad(12))),
     (("service Redis, TimeLeft" | pad(40)) + ((.redis_timeleft_rps // "skipped") | lpad(9)) + ((.redis_timeleft_over_echo // "-") | lpad(11)) + ("" | lpad(18)) + ((.redis_timeleft_cpu_us_per_call // "-") | lpad(17)) + ((.redis_timeleft_cpu_ratio // "-") | lpad(12))),
     (("service Redis, SendOtp (*)" | pad(40)) + ((.redis_send_rps // "skipped") | lpad(9)) + ((.redis_send_over_echo // "-") | lpad(11)) + ("" | lpad(18)) + ((.redis_send_cpu_us_per_call // "-") | lpad(17)) + ((.redis_send_cpu_ratio // "-") | lpad(12))),
     "  (*) bench_server: the service with a gateway that does no I/O",

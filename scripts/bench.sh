@@ -153,7 +153,7 @@ load() {
     --server-pid "$PID" --label "$name" --json "$OUT/$name.json" "$@"
 }
 # run KIND NAME LOAD-ARGS…: one server of KIND (echo, memory, memory-quiet,
-# redis, send, redis-send), one load run against it, then stop. Verify runs
+# redis, send, send-judged, redis-send), one load run against it, then stop. Verify runs
 # read codes from its stdout.
 run() {
   local kind=$1 name=$2; shift 2
@@ -165,6 +165,11 @@ run() {
     redis) rcli flushall >/dev/null
            start "$name" "${SERVICE_ENV[@]}" "${REDIS_ENV[@]}" -- "$SERVICE" ;;
     send) start "$name" "${SERVICE_ENV[@]}" -- "$BENCH_SERVER" ;;
+    # Same, with codes that live one second: a code's lifetime is when the
+    # pumping guard starts judging a prefix's sends, so from then on every
+    # send is judged against the prefix's whole window, as in a process
+    # that has run longer than a code lives (in production: after 130 s).
+    send-judged) start "$name" "${SERVICE_ENV[@]}" OTP_TTL_SECONDS=1 OTP_GRACE_SECONDS=0 -- "$BENCH_SERVER" ;;
     redis-send) rcli flushall >/dev/null
                 start "$name" "${SERVICE_ENV[@]}" "${REDIS_ENV[@]}" -- "$BENCH_SERVER" ;;
   esac
@@ -227,6 +232,9 @@ for round in $(seq "$ROUNDS"); do
   fi
 done
 
+log "SendOtp on memory with the pumping guard judging every send (one round)"
+run send-judged memory-send-judged --mix send
+
 median_rps() { jq -s 'map(.rps) | sort | .[length / 2 | floor]' "$@"; }
 half() { jq -n "$1 / 2 | floor"; }
 
@@ -288,6 +296,7 @@ jq -n \
   --slurpfile send <(all "$OUT"/memory-send-[0-9]*.json) \
   --slurpfile rtimeleft <(all "$OUT"/redis-timeleft-[0-9]*.json) \
   --slurpfile rsend <(all "$OUT"/redis-send-[0-9]*.json) \
+  --slurpfile judged <(all "$OUT"/memory-send-judged.json) \
   --slurpfile mhalf "$OUT/memory-verify-half.json" \
   --slurpfile ehalf "$OUT/echo-verify-half.json" \
   --slurpfile rhalf <(cat "$OUT/redis-verify-half.json" 2>/dev/null || echo null) \
