@@ -27,7 +27,7 @@ use crate::{
 };
 
 use sharded::Sharded;
-use state::{Shared, locked, sweep_expired};
+use state::{Shared, sweep_expired};
 
 pub use state::SweepReport;
 
@@ -39,7 +39,9 @@ pub const DEFAULT_MAX_ENTRIES: usize = 1_000_000;
 /// one mutex acquisition (its key's shard), with no `.await` while it is held.
 /// Each table (codes, send logs, idempotency keys) holds at most about
 /// `max_entries`; beyond that, new entries are refused with
-/// [`StoreError::Full`] rather than memory growing without end.
+/// [`StoreError::Full`] rather than memory growing without end. The pumping
+/// guard's per-prefix counts are not capped: one guard window of traffic
+/// bounds them.
 #[derive(Clone)]
 pub struct MemoryStore {
     shared: Arc<Shared>,
@@ -70,7 +72,8 @@ impl MemoryStore {
             codes: Sharded::new(max_entries),
             sends: Sharded::new(max_entries),
             idempotency: Sharded::new(max_entries),
-            prefixes: Mutex::default(),
+            prefixes: Sharded::uncapped(),
+            suspensions: Mutex::default(),
             epoch: Instant::now(),
             next_token: AtomicU64::new(1),
         });
@@ -84,7 +87,7 @@ impl MemoryStore {
         self.shared.codes.len()
             + self.shared.sends.len()
             + self.shared.idempotency.len()
-            + locked(&self.shared.prefixes).len()
+            + self.shared.prefixes.len()
     }
 
     /// Sweeps expired entries now, as the background sweeper does every few

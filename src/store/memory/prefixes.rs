@@ -1,7 +1,7 @@
-//! The pumping guard's counts per destination prefix, all in one map under
-//! one mutex (a few thousand prefixes at most).
+//! The pumping guard's counts per destination prefix, each prefix's under
+//! its shard's lock, and the lift times of the current suspensions.
 
-use std::{sync::atomic::Ordering, time::Duration};
+use std::{cmp::Reverse, sync::atomic::Ordering, time::Duration};
 
 use super::state::{Shared, locked};
 use crate::{
@@ -18,11 +18,25 @@ impl Shared {
         rule: &PrefixRule,
     ) -> Result<PrefixDecision, StoreError> {
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
-        let mut prefixes = locked(&self.prefixes);
+        let mut prefixes = self.prefixes.lock(prefix);
         // Read the clock under the lock, so each prefix's times stay in order.
         let now_ms = self.now_ms();
         let window = prefixes.entry(prefix.clone()).or_default();
-        Ok(window.count_send(rule, now_ms, token))
+        let decision = window.count_send(rule, now_ms, token);
+        if let PrefixDecision::Suspended {
+            lift_in,
+            verdict: Some(_),
+        } = &decision
+        {
+            // Still under the prefix's lock, so a count never sees the
+            // suspension without its lift time. A prefix is never suspended
+            // again while suspended, and a suspension only ends by time:
+            // the lift times still ahead are exactly the suspended prefixes.
+            let lifts_at =
+                now_ms.saturating_add(u64::try_from(lift_in.as_millis()).unwrap_or(u64::MAX));
+            locked(&self.suspensions).push(Reverse(lifts_at));
+        }
+        Ok(decision)
     }
 
     /// Twin of `lua/refund_send.lua` on the prefix's sends.
@@ -31,7 +45,7 @@ impl Shared {
         prefix: &DestinationPrefix,
         token: &str,
     ) -> Result<(), StoreError> {
-        let mut prefixes = locked(&self.prefixes);
+        let mut prefixes = self.prefixes.lock(prefix);
         if let (Ok(token), Some(window)) = (token.parse::<u64>(), prefixes.get_mut(prefix)) {
             window.refund(token);
         }
@@ -44,22 +58,33 @@ impl Shared {
         prefix: &DestinationPrefix,
         window: Duration,
     ) -> Result<(), StoreError> {
-        let mut prefixes = locked(&self.prefixes);
+        let mut prefixes = self.prefixes.lock(prefix);
         let now_ms = self.now_ms();
         let counts = prefixes.entry(prefix.clone()).or_default();
         counts.count_approval(window, now_ms);
         Ok(())
     }
 
-    /// Twin of `lua/suspended_prefixes.lua`; here every prefix is in one map,
-    /// so the suspension itself is the record and `newly` adds nothing.
+    /// Twin of `lua/suspended_prefixes.lua`: the lift times still ahead, as
+    /// its sorted set; `count_prefix_send` records each suspension as it
+    /// decides it, so `newly` adds nothing here.
     pub(super) fn suspended_prefixes(
         &self,
         _newly: Option<(&DestinationPrefix, Duration)>,
     ) -> Result<u64, StoreError> {
-        let prefixes = locked(&self.prefixes);
-        let now_ms = self.now_ms();
-        let suspended = prefixes.values().filter(|w| w.is_suspended(now_ms)).count();
-        Ok(suspended as u64)
+        Ok(self.suspensions_in_force(self.now_ms()) as u64)
+    }
+
+    /// Forgets the suspensions lifted by `now_ms` and counts the rest (the
+    /// sweeper calls it too, so lifted ones never pile up unread).
+    pub(super) fn suspensions_in_force(&self, now_ms: u64) -> usize {
+        let mut suspensions = locked(&self.suspensions);
+        while suspensions
+            .peek()
+            .is_some_and(|Reverse(lifts_at)| *lifts_at <= now_ms)
+        {
+            suspensions.pop();
+        }
+        suspensions.len()
     }
 }

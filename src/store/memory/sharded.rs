@@ -41,6 +41,17 @@ impl<K: Hash + Eq, V> Sharded<K, V> {
         }
     }
 
+    /// An empty map with as many shards as the largest capped one and no
+    /// cap: for a table bounded by something else (the pumping guard's
+    /// prefixes: one window of traffic).
+    pub(super) fn uncapped() -> Self {
+        Self {
+            shards: (0..MAX_SHARDS).map(|_| Mutex::default()).collect(),
+            hasher: RandomState::new(),
+            shard_cap: usize::MAX,
+        }
+    }
+
     /// The shard holding `key`, locked. Poisoning is ignored: a panic while
     /// holding it cannot leave an entry half-written (every mutation is a
     /// plain field store), so the data is still consistent.

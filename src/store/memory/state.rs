@@ -1,7 +1,8 @@
 //! What the memory store holds, and the sweeper that forgets what expired.
 
 use std::{
-    collections::HashMap,
+    cmp::Reverse,
+    collections::BinaryHeap,
     sync::{Mutex, MutexGuard, Weak, atomic::AtomicU64},
     time::Duration,
 };
@@ -51,9 +52,15 @@ pub(super) struct Shared {
     pub(super) codes: Sharded<SubjectKey, Entry>,
     pub(super) sends: Sharded<SendLog, SendLogEntry>,
     pub(super) idempotency: Sharded<SubjectKey, IdempotencyEntry>,
-    /// The pumping guard's counts per destination prefix (a few thousand at
-    /// most: one per prefix, not per number).
-    pub(super) prefixes: Mutex<HashMap<DestinationPrefix, PrefixWindow>>,
+    /// The pumping guard's counts per destination prefix: one per prefix
+    /// with a send or approval in the guard's window, not capped (a window
+    /// of traffic bounds it), sharded so the sweeper never holds one lock
+    /// over all of them.
+    pub(super) prefixes: Sharded<DestinationPrefix, PrefixWindow>,
+    /// When each current suspension lifts (ms on the store's clock): twin
+    /// of `suspended_prefixes.lua`'s sorted set, so counting them is not a
+    /// pass over every prefix.
+    pub(super) suspensions: Mutex<BinaryHeap<Reverse<u64>>>,
     /// Origin of the millisecond clock the send logs use.
     pub(super) epoch: Instant,
     pub(super) next_token: AtomicU64,
@@ -100,10 +107,11 @@ impl Shared {
                     .is_some_and(|(at, _)| at.saturating_add(log.keep_for_ms) > now_ms)
             })
             .await;
-        locked(&self.prefixes).retain(|_, window| !window.is_idle(now_ms));
+        let prefixes = self.prefixes.retain(|window| !window.is_idle(now_ms)).await;
+        self.suspensions_in_force(now_ms);
         SweepReport {
-            removed: codes.0 + keys.0 + logs.0,
-            longest_hold: codes.1.max(keys.1).max(logs.1),
+            removed: codes.0 + keys.0 + logs.0 + prefixes.0,
+            longest_hold: codes.1.max(keys.1).max(logs.1).max(prefixes.1),
         }
     }
 }

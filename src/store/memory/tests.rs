@@ -134,3 +134,61 @@ async fn send_logs_and_idempotency_entries_are_swept_after_their_lifetime() {
     tokio::time::sleep(Duration::from_secs(3600)).await;
     assert!(store.is_empty(), "{} entries left", store.len());
 }
+
+#[tokio::test(start_paused = true)]
+async fn prefix_counts_are_swept_once_their_window_and_suspension_are_over() {
+    use crate::abuse::PrefixRule;
+    let store = MemoryStore::new();
+    let rule = PrefixRule {
+        window: Duration::from_secs(60),
+        judge_after: Duration::ZERO,
+        min_sends: 1,
+        min_approved_percent: 50,
+        suspension: Duration::from_secs(600),
+    };
+    let settings = crate::abuse::PumpingGuardSettings {
+        mode: crate::abuse::GuardMode::Enforce,
+        prefix_digits: 5,
+        window: rule.window,
+        min_sends: rule.min_sends,
+        min_approved_percent: rule.min_approved_percent,
+        suspension: rule.suspension,
+    };
+    // 30 ranges (+1 415 20 … +1 415 49), spread over the shards.
+    let prefixes: Vec<DestinationPrefix> = (20..50)
+        .map(|exchange| {
+            let phone =
+                crate::domain::PhoneNumber::parse(&format!("+1415{exchange}00001")).expect("valid");
+            settings.prefix_of(&phone)
+        })
+        .collect();
+    for prefix in &prefixes {
+        store
+            .count_prefix_send(prefix, &rule)
+            .await
+            .expect("counted");
+    }
+    // One prefix is judged and suspended (its one send is old enough at once).
+    let suspended = &prefixes[0];
+    let decision = store
+        .count_prefix_send(suspended, &rule)
+        .await
+        .expect("answers");
+    assert!(
+        matches!(
+            decision,
+            PrefixDecision::Suspended {
+                verdict: Some(_),
+                ..
+            }
+        ),
+        "{decision:?}"
+    );
+    assert_eq!(store.len(), 30);
+    tokio::time::sleep(rule.window + SWEEP_INTERVAL * 2).await;
+    assert_eq!(store.len(), 1, "only the suspended prefix is kept");
+    assert_eq!(store.suspended_prefixes(None).await.expect("answers"), 1);
+    tokio::time::sleep(rule.suspension).await;
+    assert!(store.is_empty(), "{} entries left", store.len());
+    assert_eq!(store.suspended_prefixes(None).await.expect("answers"), 0);
+}

@@ -178,8 +178,53 @@ async fn a_suspension_lifts_on_time_and_the_prefix_starts_afresh(kind: StoreKind
     );
 }
 
+async fn each_suspended_prefix_is_counted_until_its_own_lift(kind: StoreKind) {
+    let store = TestStore::open(kind).await;
+    let long = prefix("+1 628 200 0001");
+    let short = prefix("+1 650 200 0001");
+    counted(&store, &long, 3).await;
+    counted(&store, &short, 3).await;
+    tokio::time::sleep(JUDGED).await;
+    // The later suspension lifts first: the count must follow each lift
+    // time, not the order they were decided in. Margins of seconds, so a
+    // stalled machine cannot lift one early.
+    for (range, suspension) in [
+        (&long, Duration::from_secs(60)),
+        (&short, Duration::from_secs(2)),
+    ] {
+        let rule = PrefixRule { suspension, ..RULE };
+        let decision = store
+            .count_prefix_send(range, &rule)
+            .await
+            .expect("count_prefix_send answers");
+        let PrefixDecision::Suspended { lift_in, .. } = decision else {
+            panic!("{range} suspended: {decision:?}");
+        };
+        store
+            .suspended_prefixes(Some((range, lift_in)))
+            .await
+            .expect("listed");
+    }
+    assert_eq!(store.suspended_prefixes(None).await.expect("answers"), 2);
+    wait_for(
+        "the short suspension lifts",
+        Duration::from_secs(10),
+        || async { (store.suspended_prefixes(None).await.expect("answers") == 1).then_some(()) },
+    )
+    .await;
+    assert!(
+        matches!(count(&store, &short).await, PrefixDecision::Counted { .. }),
+        "the short one lifted"
+    );
+    assert!(
+        matches!(count(&store, &long).await, PrefixDecision::Suspended { .. }),
+        "the one still counted is the long one"
+    );
+}
+
 for_each_store!(
     unapproved_sends_suspend_once_judged_and_the_refusal_says_until_when,
+    each_suspended_prefix_is_counted_until_its_own_lift,
     approvals_at_the_share_keep_a_prefix_open_and_below_it_do_not,
     a_refunded_send_is_never_judged,
     a_suspension_lifts_on_time_and_the_prefix_starts_afresh,
