@@ -125,6 +125,8 @@ impl PrefixWindow {
 
 #[cfg(test)]
 mod tests {
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+
     use super::*;
 
     const SECOND: u64 = 1_000;
@@ -145,31 +147,26 @@ mod tests {
 
     #[test]
     fn the_search_counts_the_judged_sends_a_full_scan_counts() {
-        let mut seed = 11u64;
-        let mut next = move || {
-            seed = seed
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            seed >> 33
-        };
+        // Seeded: a failure names a log that can be replayed.
+        let mut random = StdRng::seed_from_u64(11);
         let mut judged_somewhere = 0;
         for _ in 0..300 {
             let mut window = PrefixWindow::default();
-            let mut at = next() % 5_000;
-            for token in 0..next() % 60 {
-                // Several sends in one millisecond, as under load.
-                at += next() % 3 * (next() % 400);
+            let mut at = random.random_range(0..5_000);
+            for token in 0..random.random_range(0..60) {
+                // Several sends in one millisecond (a step of 0), as under load.
+                at += random.random_range(0..3) * random.random_range(0..400);
                 window.sends.push_back((at, token));
             }
-            for _ in 0..next() % 5 {
-                window.refund(next() % 60);
+            for _ in 0..random.random_range(0..5) {
+                window.refund(random.random_range(0..60));
             }
             for judge_after in [0, 1, 130, 1_000, 100_000] {
                 let rule = PrefixRule {
                     judge_after: Duration::from_millis(judge_after),
                     ..rule()
                 };
-                let now_ms = at + next() % 3_000;
+                let now_ms = at + random.random_range(0..3_000);
                 let scanned = now_ms.checked_sub(judge_after).map_or(0, |before| {
                     window.sends.iter().filter(|(at, _)| *at <= before).count() as u64
                 });
