@@ -6,14 +6,17 @@
 
 use std::{collections::VecDeque, time::Duration};
 
-use super::{PrefixDecision, PrefixVerdict};
+use super::{
+    PrefixDecision, PrefixVerdict,
+    sliding_log::{self, SendTimes},
+};
 use crate::abuse::PrefixRule;
 
 /// One prefix's counts. Times are milliseconds on the store's clock.
 #[derive(Debug, Default)]
 pub struct PrefixWindow {
     /// Counted sends, oldest first, with their tokens.
-    sends: VecDeque<(u64, u64)>,
+    sends: SendTimes,
     /// Approval times, oldest first.
     approvals: VecDeque<u64>,
     /// When the current suspension lifts, if any.
@@ -73,15 +76,7 @@ impl PrefixWindow {
 
     /// Takes back the send counted with `token`, if it is still here.
     pub fn refund(&mut self, token: u64) {
-        // Tokens are unique, and a refund follows its send closely: look
-        // from the newest end.
-        if let Some(at) = self
-            .sends
-            .iter()
-            .rposition(|(_, counted)| *counted == token)
-        {
-            self.sends.remove(at);
-        }
+        sliding_log::refund(&mut self.sends, token);
     }
 
     /// Counts an approval at `now_ms`, kept for `window`.
@@ -89,6 +84,11 @@ impl PrefixWindow {
         self.keep_for_ms = self.keep_for_ms.max(ms(window));
         self.forget_older_than(window, now_ms);
         self.approvals.push_back(now_ms);
+    }
+
+    /// When the current (or last) suspension lifts, ms on the store's clock.
+    pub fn suspended_until(&self) -> Option<u64> {
+        self.suspended_until
     }
 
     /// Whether the prefix is suspended at `now_ms`.

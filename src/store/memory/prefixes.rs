@@ -23,17 +23,18 @@ impl Shared {
         let now_ms = self.now_ms();
         let window = prefixes.entry(prefix.clone()).or_default();
         let decision = window.count_send(rule, now_ms, token);
-        if let PrefixDecision::Suspended {
-            lift_in,
-            verdict: Some(_),
-        } = &decision
-        {
+        let newly_suspended = matches!(
+            decision,
+            PrefixDecision::Suspended {
+                verdict: Some(_),
+                ..
+            }
+        );
+        if let Some(lifts_at) = window.suspended_until().filter(|_| newly_suspended) {
             // Still under the prefix's lock, so a count never sees the
             // suspension without its lift time. A prefix is never suspended
             // again while suspended, and a suspension only ends by time:
             // the lift times still ahead are exactly the suspended prefixes.
-            let lifts_at =
-                now_ms.saturating_add(u64::try_from(lift_in.as_millis()).unwrap_or(u64::MAX));
             locked(&self.suspensions).push(Reverse(lifts_at));
         }
         Ok(decision)
