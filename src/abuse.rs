@@ -8,5 +8,7 @@ mod test_numbers;
 
 pub use country::{CountryPolicy, CountryPolicyError};
 pub use limits::{LimitKind, RateRule, SendLimits};
-pub use pumping::{DestinationPrefix, GuardMode, PrefixRule, PumpingGuardSettings};
+pub use pumping::{
+    DestinationPrefix, GuardMode, MAX_PREFIX_DIGITS, PrefixError, PrefixRule, PumpingGuardSettings,
+};
 pub use test_numbers::{TestNumbers, TestNumbersError};

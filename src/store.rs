@@ -135,6 +135,27 @@ pub struct PrefixVerdict {
     pub approved: u64,
 }
 
+/// A suspended destination prefix as an operator sees it (the admin API).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuspendedPrefix {
+    /// The suspended range.
+    pub prefix: DestinationPrefix,
+    /// Time until the suspension lifts by itself.
+    pub lift_in: Duration,
+    /// The prefix's counts now (kept while it is suspended): judged sends
+    /// and how many of those were approved, under the guard's rule.
+    pub counts: PrefixVerdict,
+}
+
+/// A prefix the guard leaves alone for a while (the admin API).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrefixExemption {
+    /// The exempt range.
+    pub prefix: DestinationPrefix,
+    /// Time until the exemption ends.
+    pub ends_in: Duration,
+}
+
 /// The response of a completed send, kept for idempotent retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecordedSend {
@@ -288,6 +309,28 @@ pub trait OtpStore: Send + Sync + 'static {
         &self,
         newly: Option<(&DestinationPrefix, Duration)>,
     ) -> Result<u64, StoreError>;
+
+    /// Every prefix suspended now, service-wide, with its counts under
+    /// `rule` and its time to lift.
+    async fn list_suspended_prefixes(
+        &self,
+        rule: &PrefixRule,
+    ) -> Result<Vec<SuspendedPrefix>, StoreError>;
+
+    /// Lifts `prefix`'s suspension at once, for every replica, keeping its
+    /// counts. Returns whether it was suspended.
+    async fn lift_prefix_suspension(&self, prefix: &DestinationPrefix) -> Result<bool, StoreError>;
+
+    /// Exempts `prefix` from the guard for `duration` (lifting any
+    /// suspension), for every replica; a zero `duration` ends an exemption.
+    async fn exempt_prefix(
+        &self,
+        prefix: &DestinationPrefix,
+        duration: Duration,
+    ) -> Result<(), StoreError>;
+
+    /// Every prefix exempt now, service-wide, with the time its exemption ends.
+    async fn list_prefix_exemptions(&self) -> Result<Vec<PrefixExemption>, StoreError>;
 
     /// Claims idempotency `key` for `subject` for `in_progress_ttl`, or reports
     /// who has it. Atomic: of many concurrent claims exactly one gets `Claimed`.

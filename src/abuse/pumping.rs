@@ -129,7 +129,27 @@ impl PrefixRule {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct DestinationPrefix(String);
 
+/// Longest prefix an operator may name: a country calling code (at most 3
+/// digits) and at most 9 more, still short of a whole number.
+pub const MAX_PREFIX_DIGITS: usize = 12;
+
+/// Why text is not a [`DestinationPrefix`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a destination prefix is '+' and 2 to {MAX_PREFIX_DIGITS} digits, e.g. +447700")]
+pub struct PrefixError;
+
 impl DestinationPrefix {
+    /// Parses a prefix an operator wrote: `+` and 2 to [`MAX_PREFIX_DIGITS`]
+    /// digits (spaces ignored), as the guard counts them.
+    pub fn parse(text: &str) -> Result<Self, PrefixError> {
+        let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        let digits = compact.strip_prefix('+').ok_or(PrefixError)?;
+        let valid = (2..=MAX_PREFIX_DIGITS).contains(&digits.len())
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0');
+        valid.then_some(Self(compact)).ok_or(PrefixError)
+    }
+
     /// The prefix as written (`+` and digits).
     pub fn as_str(&self) -> &str {
         &self.0
@@ -166,6 +186,17 @@ mod tests {
             ..settings()
         };
         assert_eq!(two.prefix_of(&phone).to_string(), "+4477");
+    }
+
+    #[test]
+    fn an_operator_names_a_prefix_as_the_guard_counts_it() {
+        assert_eq!(
+            DestinationPrefix::parse("+44 7700").map(|p| p.to_string()),
+            Ok("+447700".into())
+        );
+        for bad in ["447700", "+4", "+0447", "+44a7", "+1234567890123", "", "+"] {
+            assert_eq!(DestinationPrefix::parse(bad), Err(PrefixError), "{bad:?}");
+        }
     }
 
     #[test]

@@ -193,6 +193,29 @@ impl OtpStore for MemoryStore {
         self.shared.suspended_prefixes(newly)
     }
 
+    async fn list_suspended_prefixes(
+        &self,
+        rule: &PrefixRule,
+    ) -> Result<Vec<super::SuspendedPrefix>, StoreError> {
+        self.shared.list_suspended_prefixes(rule)
+    }
+
+    async fn lift_prefix_suspension(&self, prefix: &DestinationPrefix) -> Result<bool, StoreError> {
+        self.shared.lift_prefix_suspension(prefix)
+    }
+
+    async fn exempt_prefix(
+        &self,
+        prefix: &DestinationPrefix,
+        duration: Duration,
+    ) -> Result<(), StoreError> {
+        self.shared.exempt_prefix(prefix, duration)
+    }
+
+    async fn list_prefix_exemptions(&self) -> Result<Vec<super::PrefixExemption>, StoreError> {
+        self.shared.list_prefix_exemptions()
+    }
+
     async fn claim_idempotency(
         &self,
         key: &SubjectKey,

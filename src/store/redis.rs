@@ -311,6 +311,29 @@ impl OtpStore for RedisStore {
         self.suspended_prefixes_script(newly).await
     }
 
+    async fn list_suspended_prefixes(
+        &self,
+        rule: &PrefixRule,
+    ) -> Result<Vec<super::SuspendedPrefix>, StoreError> {
+        self.list_suspended_prefixes(rule).await
+    }
+
+    async fn lift_prefix_suspension(&self, prefix: &DestinationPrefix) -> Result<bool, StoreError> {
+        self.lift_prefix_suspension(prefix).await
+    }
+
+    async fn exempt_prefix(
+        &self,
+        prefix: &DestinationPrefix,
+        duration: Duration,
+    ) -> Result<(), StoreError> {
+        self.exempt_prefix(prefix, duration).await
+    }
+
+    async fn list_prefix_exemptions(&self) -> Result<Vec<super::PrefixExemption>, StoreError> {
+        self.list_prefix_exemptions().await
+    }
+
     async fn claim_idempotency(
         &self,
         key: &SubjectKey,

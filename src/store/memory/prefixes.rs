@@ -89,3 +89,35 @@ impl Shared {
         suspensions.len()
     }
 }
+
+/// The admin API's view of the prefixes (twins of the Lua scripts in
+/// `redis/pumping.rs`'s admin calls).
+impl Shared {
+    pub(super) fn list_suspended_prefixes(
+        &self,
+        _rule: &PrefixRule,
+    ) -> Result<Vec<crate::store::SuspendedPrefix>, StoreError> {
+        Err(StoreError::Protocol("not implemented yet".into()))
+    }
+
+    pub(super) fn lift_prefix_suspension(
+        &self,
+        _prefix: &DestinationPrefix,
+    ) -> Result<bool, StoreError> {
+        Err(StoreError::Protocol("not implemented yet".into()))
+    }
+
+    pub(super) fn exempt_prefix(
+        &self,
+        _prefix: &DestinationPrefix,
+        _duration: Duration,
+    ) -> Result<(), StoreError> {
+        Err(StoreError::Protocol("not implemented yet".into()))
+    }
+
+    pub(super) fn list_prefix_exemptions(
+        &self,
+    ) -> Result<Vec<crate::store::PrefixExemption>, StoreError> {
+        Err(StoreError::Protocol("not implemented yet".into()))
+    }
+}

@@ -171,3 +171,34 @@ mod tests {
         assert_ne!(hash_tag(&keys[0]), hash_tag(&other[0]));
     }
 }
+
+/// The admin API's view of the prefixes.
+impl RedisStore {
+    pub(super) async fn list_suspended_prefixes(
+        &self,
+        _rule: &PrefixRule,
+    ) -> Result<Vec<crate::store::SuspendedPrefix>, StoreError> {
+        Err(StoreError::Protocol("not implemented yet".into()))
+    }
+
+    pub(super) async fn lift_prefix_suspension(
+        &self,
+        _prefix: &DestinationPrefix,
+    ) -> Result<bool, StoreError> {
+        Err(StoreError::Protocol("not implemented yet".into()))
+    }
+
+    pub(super) async fn exempt_prefix(
+        &self,
+        _prefix: &DestinationPrefix,
+        _duration: Duration,
+    ) -> Result<(), StoreError> {
+        Err(StoreError::Protocol("not implemented yet".into()))
+    }
+
+    pub(super) async fn list_prefix_exemptions(
+        &self,
+    ) -> Result<Vec<crate::store::PrefixExemption>, StoreError> {
+        Err(StoreError::Protocol("not implemented yet".into()))
+    }
+}
