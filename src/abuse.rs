@@ -10,5 +10,6 @@ pub use country::{CountryPolicy, CountryPolicyError};
 pub use limits::{LimitKind, RateRule, SendLimits};
 pub use pumping::{
     DestinationPrefix, GuardMode, MAX_PREFIX_DIGITS, PrefixError, PrefixRule, PumpingGuardSettings,
+    SendSource,
 };
 pub use test_numbers::{TestNumbers, TestNumbersError};

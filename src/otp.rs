@@ -130,7 +130,7 @@ impl OtpFlow {
         let verification = match outcome {
             VerifyOutcome::Approved => {
                 if self.abuse.test_numbers.code_for(phone).is_none() {
-                    self.guard.count_approval(phone);
+                    self.guard.count_approval(phone, &subject);
                 }
                 Verification::Approved
             }

@@ -23,7 +23,7 @@ pub use send_plan::{
 };
 
 use crate::{
-    abuse::{DestinationPrefix, LimitKind, PrefixRule, RateRule},
+    abuse::{DestinationPrefix, LimitKind, PrefixRule, RateRule, SendSource},
     domain::{CodeDigest, SubjectKey},
 };
 
@@ -127,12 +127,22 @@ pub enum PrefixDecision {
 }
 
 /// The counts a prefix was suspended on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PrefixVerdict {
     /// Sends in the window old enough to have been approved.
     pub judged: u64,
-    /// Approvals in the window.
+    /// How many of those had their own code approved.
     pub approved: u64,
+}
+
+/// Who a send to a prefix is for and from: the pumping guard trusts numbers
+/// and tells sources apart by these.
+#[derive(Debug, Clone, Copy)]
+pub struct PrefixSender<'a> {
+    /// The number (its keyed digest; the stores keep 8 bytes of it).
+    pub subject: &'a SubjectKey,
+    /// Who asked for the send.
+    pub source: SendSource,
 }
 
 /// A suspended destination prefix as an operator sees it (the admin API).
@@ -264,15 +274,18 @@ pub trait OtpStore: Send + Sync + 'static {
     /// not happen after all). Unknown tokens are ignored.
     async fn refund_send(&self, log: &SendLog, token: &str) -> Result<(), StoreError>;
 
-    /// The pumping guard's one decision per send to `prefix`: refuses while
-    /// the prefix is suspended; suspends it (forgetting its counts, so it
-    /// starts afresh when the suspension lifts) when `rule` judges its sends
-    /// and approvals pumped; otherwise counts the send. Atomic per prefix,
-    /// across every process sharing the store (see `prefix_window.rs`).
+    /// The pumping guard's one decision per send to `prefix` by `sender`:
+    /// lets it through uncounted while the prefix is exempt, or while it is
+    /// suspended and the number is trusted; refuses while it is suspended;
+    /// suspends it (keeping its counts) when `rule` judges its sends pumped
+    /// and the unverified ones came from enough sources (never on a trusted
+    /// number's send); otherwise counts the send. Atomic per prefix, across
+    /// every process sharing the store (see `prefix_window.rs`).
     async fn count_prefix_send(
         &self,
         prefix: &DestinationPrefix,
         rule: &PrefixRule,
+        sender: PrefixSender<'_>,
     ) -> Result<PrefixDecision, StoreError>;
 
     /// Takes back a send counted by [`OtpStore::count_prefix_send`] whose
@@ -296,11 +309,14 @@ pub trait OtpStore: Send + Sync + 'static {
         count_in_steps(self, plan).await
     }
 
-    /// Counts one approved code for `prefix`, remembered for `window`.
+    /// Counts the approval of the code last sent to `subject` under
+    /// `prefix`: that send (if still counted) becomes an approved one, and
+    /// the number is trusted for `rule.trust_for`. Atomic per prefix.
     async fn count_prefix_approval(
         &self,
         prefix: &DestinationPrefix,
-        window: Duration,
+        subject: &SubjectKey,
+        rule: &PrefixRule,
     ) -> Result<(), StoreError>;
 
     /// How many prefixes are suspended now, service-wide, after listing

@@ -28,6 +28,10 @@ pub(super) fn pumping_guard_from_env(
         min_sends: env.int_in_range("OTP_PUMPING_MIN_SENDS", 20, 1, 1_000_000)?,
         min_approved_percent: env.int_in_range("OTP_PUMPING_MIN_APPROVED_PERCENT", 20, 1, 100)?,
         suspension: seconds("OTP_PUMPING_SUSPENSION_SECONDS", 3_600, 1, 604_800)?,
+        min_sources: env.int_in_range("OTP_PUMPING_MIN_SOURCES", 3, 1, 1_000)?,
+        trust_for: env
+            .int_in_range("OTP_PUMPING_TRUST_DAYS", 30, 0, 365)
+            .map(|days: u64| Duration::from_secs(days * 86_400))?,
     };
     // A send is judged once its code has expired; a window no longer than a
     // code's life would forget every send before judging it.
@@ -63,6 +67,8 @@ mod tests {
                 min_sends: 20,
                 min_approved_percent: 20,
                 suspension: Duration::from_secs(3600),
+                min_sources: 3,
+                trust_for: Duration::from_secs(30 * 86_400),
             }
         );
         let monitor = config(&[("OTP_PUMPING_GUARD", "monitor")]).expect("valid");
@@ -77,6 +83,8 @@ mod tests {
             ("OTP_PUMPING_MIN_SENDS", "0", "from 1 to 1000000"),
             ("OTP_PUMPING_MIN_APPROVED_PERCENT", "101", "from 1 to 100"),
             ("OTP_PUMPING_SUSPENSION_SECONDS", "0", "from 1 to 604800"),
+            ("OTP_PUMPING_MIN_SOURCES", "0", "from 1 to 1000"),
+            ("OTP_PUMPING_TRUST_DAYS", "366", "from 0 to 365"),
             (
                 "OTP_PUMPING_WINDOW_SECONDS",
                 "130",

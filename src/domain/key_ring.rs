@@ -61,6 +61,11 @@ impl HmacKeys {
         self.naming().client_subject(client)
     }
 
+    /// A caller's source tag for the pumping guard (stable across rotations).
+    pub fn caller_source(&self, name: &str) -> SubjectKey {
+        self.naming().caller_source(name)
+    }
+
     /// The store key for an `idempotency_key` (stable across rotations).
     pub fn idempotency_subject(&self, key: &IdempotencyKey) -> SubjectKey {
         self.naming().idempotency_subject(key)

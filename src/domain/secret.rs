@@ -43,6 +43,7 @@ const CODE_LABEL: &[u8] = b"otp.v1/code\0";
 const CLIENT_LABEL: &[u8] = b"otp.v1/client\0";
 const IDEMPOTENCY_LABEL: &[u8] = b"otp.v1/idempotency\0";
 const EVENT_SUBJECT_LABEL: &[u8] = b"otp.v1/event-subject\0";
+const CALLER_SOURCE_LABEL: &[u8] = b"otp.v1/caller-source\0";
 
 impl HmacSecret {
     /// Wraps operator-supplied key material.
@@ -91,6 +92,12 @@ impl HmacSecret {
         self.key(CLIENT_LABEL, client.expose())
     }
 
+    /// A keyed digest of an authenticated caller's name, for the pumping
+    /// guard to tell its sends from other sources' (see `SendSource`).
+    pub fn caller_source(&self, name: &str) -> SubjectKey {
+        self.key(CALLER_SOURCE_LABEL, name)
+    }
+
     /// The store key for an `idempotency_key`.
     pub fn idempotency_subject(&self, key: &IdempotencyKey) -> SubjectKey {
         self.key(IDEMPOTENCY_LABEL, key.expose())
@@ -119,6 +126,14 @@ impl fmt::Debug for HmacSecret {
 }
 
 impl SubjectKey {
+    /// Its first 8 bytes: short enough to keep per number inside a prefix's
+    /// counts (the pumping guard), still a keyed digest of the number.
+    pub fn tag(&self) -> [u8; 8] {
+        let mut tag = [0; 8];
+        tag.copy_from_slice(&self.0[..8]);
+        tag
+    }
+
     /// The key as 32 lowercase hex digits (ASCII), safe in any store's key space.
     fn hex_digits(&self) -> [u8; 32] {
         let mut text = [0u8; 32];

@@ -13,10 +13,12 @@ use std::{
 
 use crate::{
     abuse::{DestinationPrefix, GuardMode, PrefixRule, PumpingGuardSettings},
-    domain::PhoneNumber,
+    domain::{PhoneNumber, SubjectKey},
     error::Error,
     metrics,
-    store::{OtpStore, PrefixStep, PrefixSuspension, PrefixVerdict, take_back_prefix_send},
+    store::{
+        OtpStore, PrefixSender, PrefixStep, PrefixSuspension, PrefixVerdict, take_back_prefix_send,
+    },
 };
 
 /// How often each replica re-reads how many prefixes are suspended, so the
@@ -74,11 +76,16 @@ impl PumpingGuard {
     /// the store counts the send for `prefix`, or finds it suspended, which
     /// refuses the send only in `enforce` (`monitor` lets it through
     /// uncounted). A store failure fails the send, as every other rule does.
-    pub fn step<'a>(&'a self, prefix: &'a DestinationPrefix) -> PrefixStep<'a> {
+    pub fn step<'a>(
+        &'a self,
+        prefix: &'a DestinationPrefix,
+        sender: PrefixSender<'a>,
+    ) -> PrefixStep<'a> {
         PrefixStep {
             prefix,
             rule: &self.rule,
             refuse_suspended: self.settings.mode == GuardMode::Enforce,
+            sender,
         }
     }
 
@@ -124,20 +131,21 @@ impl PumpingGuard {
         take_back_prefix_send(self.store.as_ref(), &counted.prefix, &counted.token).await;
     }
 
-    /// Counts an approved code for `phone`'s prefix in the background: a
-    /// verification is never slowed or failed by the guard. A failed write is
-    /// logged and counted (`otp_pumping_guard_errors_total`).
-    pub fn count_approval(&self, phone: &PhoneNumber) {
+    /// Counts the approval of `phone`'s code (its own send becomes an
+    /// approved one, the number trusted) in the background: a verification
+    /// is never slowed or failed by the guard. A failed write is logged and
+    /// counted (`otp_pumping_guard_errors_total`).
+    pub fn count_approval(&self, phone: &PhoneNumber, subject: &SubjectKey) {
         if self.settings.mode == GuardMode::Off {
             return;
         }
         let prefix = self.settings.prefix_of(phone);
-        let window = self.settings.window;
+        let (rule, subject) = (self.rule, *subject);
         let store = Arc::clone(&self.store);
         // Not in the call's span: its masked number beside the prefix would
         // show most of the number.
         tokio::spawn(async move {
-            if let Err(err) = store.count_prefix_approval(&prefix, window).await {
+            if let Err(err) = store.count_prefix_approval(&prefix, &subject, &rule).await {
                 tracing::warn!(error = %err, prefix = %prefix, "could not count an approval for the pumping guard");
                 metrics::pumping_guard_failed("count_prefix_approval");
             }

@@ -11,13 +11,13 @@ use super::{
     pumping_guard::{CountedPrefixSend, PumpingGuard},
 };
 use crate::{
-    abuse::{DestinationPrefix, RateRule},
+    abuse::{DestinationPrefix, RateRule, SendSource},
     domain::{CodeDigest, OtpCode, PhoneNumber, SubjectKey},
     error::Error,
     sms::{GatewayError, OutgoingSms},
     store::{
-        CodeToStore, OtpStore, PrefixSuspension, SendLog, SendOutcome, SendPlan, StoreError,
-        take_back_sends,
+        CodeToStore, OtpStore, PrefixSender, PrefixSuspension, SendLog, SendOutcome, SendPlan,
+        StoreError, take_back_sends,
     },
 };
 
@@ -114,7 +114,10 @@ impl OtpFlow {
         let logs = self.send_logs(subject, request);
         let plan = SendPlan {
             logs: &logs,
-            prefix: prefix.map(|prefix| self.guard.step(prefix)),
+            prefix: prefix.map(|prefix| {
+                let source = self.send_source(request);
+                self.guard.step(prefix, PrefixSender { subject, source })
+            }),
             code: CodeToStore {
                 subject,
                 digest,
@@ -165,6 +168,16 @@ impl OtpFlow {
     ) {
         if let (Some(prefix), Some(suspension)) = (prefix, monitored) {
             self.guard.found_suspended(phone, prefix, suspension);
+        }
+    }
+
+    /// Who asked for the send, as the pumping guard tells sources apart: the
+    /// `client_key`, else the authenticated caller, else the anonymous one.
+    fn send_source(&self, request: &SendRequest<'_>) -> SendSource {
+        match (request.client_key, request.caller) {
+            (Some(client), _) => SendSource(self.secret.client_subject(client).tag()),
+            (None, Some(caller)) => SendSource(self.secret.caller_source(caller.name()).tag()),
+            (None, None) => SendSource::ANONYMOUS,
         }
     }
 

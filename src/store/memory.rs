@@ -74,6 +74,7 @@ impl MemoryStore {
             idempotency: Sharded::new(max_entries),
             prefixes: Sharded::uncapped(),
             suspensions: Mutex::default(),
+            exemptions: Mutex::default(),
             epoch: Instant::now(),
             next_token: AtomicU64::new(1),
         });
@@ -166,8 +167,9 @@ impl OtpStore for MemoryStore {
         &self,
         prefix: &DestinationPrefix,
         rule: &PrefixRule,
+        sender: super::PrefixSender<'_>,
     ) -> Result<PrefixDecision, StoreError> {
-        self.shared.count_prefix_send(prefix, rule)
+        self.shared.count_prefix_send(prefix, rule, sender)
     }
 
     async fn refund_prefix_send(
@@ -181,9 +183,10 @@ impl OtpStore for MemoryStore {
     async fn count_prefix_approval(
         &self,
         prefix: &DestinationPrefix,
-        window: Duration,
+        subject: &SubjectKey,
+        rule: &PrefixRule,
     ) -> Result<(), StoreError> {
-        self.shared.count_prefix_approval(prefix, window)
+        self.shared.count_prefix_approval(prefix, subject, rule)
     }
 
     async fn suspended_prefixes(

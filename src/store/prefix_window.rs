@@ -1,29 +1,65 @@
 //! The pumping guard's per-prefix counts, as the in-memory store keeps them:
-//! send times and approval times in a sliding window, and a suspension.
-//! Twin of `src/store/lua/count_prefix_send.lua` (the decision) and
-//! `count_prefix_approval.lua` (an approval); a change to one is a change to
-//! the other, and the behaviour suite runs both.
+//! the counted sends (unapproved and approved apart), each number's latest
+//! send, the numbers trusted here, a suspension and an exemption.
+//! Twin of `src/store/lua/count_prefix_send.lua` (the decision),
+//! `count_prefix_approval.lua` (an approval) and `lift_prefix.lua` /
+//! `exempt_prefix.lua` (the admin API); a change to one is a change to the
+//! other, and the behaviour suite runs both.
 
-use std::{collections::VecDeque, time::Duration};
-
-use super::{
-    PrefixDecision, PrefixVerdict,
-    sliding_log::{self, SendTimes},
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    ops::Range,
+    time::Duration,
 };
+
+use super::{PrefixDecision, PrefixVerdict};
 use crate::abuse::PrefixRule;
 
 /// One prefix's counts. Times are milliseconds on the store's clock.
 #[derive(Debug, Default)]
 pub struct PrefixWindow {
-    /// Counted sends, oldest first, with their tokens.
-    sends: SendTimes,
-    /// Approval times, oldest first.
-    approvals: VecDeque<u64>,
+    /// Counted sends whose own code has not been approved, oldest first.
+    unapproved: VecDeque<PrefixSend>,
+    /// Send times (not approval times) of the counted sends whose own code
+    /// was approved, oldest first: judged by when they were sent.
+    approved: VecDeque<u64>,
+    /// Each number's latest counted send (subject tag -> token): only that
+    /// send's code can still be approved.
+    latest: HashMap<u64, u64>,
+    /// Numbers that approved a code here (subject tag -> trusted until):
+    /// never refused by the guard.
+    trusted: HashMap<u64, u64>,
+    /// `trusted.len()` after its last pruning, so pruning stays amortised.
+    trusted_pruned_len: usize,
     /// When the current suspension lifts, if any.
     suspended_until: Option<u64>,
-    /// The longest window this prefix was counted with: after that, and
-    /// once any suspension has lifted, the entry holds nothing useful.
+    /// When an operator's exemption ends, if any.
+    exempt_until: Option<u64>,
+    /// Sends at or before this were acted on (a suspension began, or an
+    /// operator lifted one): kept as evidence, never judged again.
+    judged_up_to: Option<u64>,
+    /// The longest window or trust this prefix was counted with: after that,
+    /// and once no suspension or exemption is in force, the entry is idle.
     keep_for_ms: u64,
+}
+
+/// One counted send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PrefixSend {
+    at: u64,
+    token: u64,
+    source: u64,
+    subject: u64,
+}
+
+/// Who a send to a prefix is for and from, as 8-byte tags (see
+/// [`crate::store::PrefixSender`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SenderTags {
+    /// The number's tag (the first 8 bytes of its keyed subject digest).
+    pub subject: u64,
+    /// The [`crate::abuse::SendSource`] as a number.
+    pub source: u64,
 }
 
 fn ms(duration: Duration) -> u64 {
@@ -32,58 +68,153 @@ fn ms(duration: Duration) -> u64 {
 
 impl PrefixWindow {
     /// The decision for one send at `now_ms` (see [`super::OtpStore::count_prefix_send`]).
-    pub fn count_send(&mut self, rule: &PrefixRule, now_ms: u64, token: u64) -> PrefixDecision {
+    pub fn count_send(
+        &mut self,
+        rule: &PrefixRule,
+        now_ms: u64,
+        token: u64,
+        sender: SenderTags,
+    ) -> PrefixDecision {
+        let passed = PrefixDecision::Counted {
+            token: token.to_string(),
+        };
+        if self.exempt_until.is_some_and(|until| until > now_ms) {
+            // The operator said leave it alone: let it through uncounted.
+            return passed;
+        }
+        let trusted = self.is_trusted(sender.subject, now_ms);
         if let Some(until) = self.suspended_until.filter(|until| *until > now_ms) {
+            if trusted {
+                return passed;
+            }
             return PrefixDecision::Suspended {
                 lift_in: Duration::from_millis(until - now_ms),
                 verdict: None,
             };
         }
         self.suspended_until = None;
-        self.keep_for_ms = self.keep_for_ms.max(ms(rule.window));
+        self.keep_for_ms = self
+            .keep_for_ms
+            .max(ms(rule.window))
+            .max(ms(rule.trust_for));
         self.forget_older_than(rule.window, now_ms);
-        let verdict = PrefixVerdict {
-            judged: self.judged(rule, now_ms),
-            approved: self.approvals.len() as u64,
-        };
-        if rule.suspends(verdict.judged, verdict.approved) {
-            self.sends.clear();
-            self.approvals.clear();
-            self.suspended_until = Some(now_ms.saturating_add(ms(rule.suspension)));
-            return PrefixDecision::Suspended {
-                lift_in: rule.suspension,
-                verdict: Some(verdict),
-            };
+        // A trusted number's send is counted but never the one that judges:
+        // it must not be refused by the verdict it would bring.
+        if !trusted {
+            let (verdict, unapproved) = self.verdict_counts(rule, now_ms, self.judged_up_to);
+            if rule.suspends(verdict.judged, verdict.approved)
+                && self.sources_at_least(unapproved, rule.min_sources)
+            {
+                // The counts stay (the evidence an operator lists), but are
+                // never judged again: the next verdict reads later sends.
+                self.suspended_until = Some(now_ms.saturating_add(ms(rule.suspension)));
+                self.judged_up_to = Some(now_ms);
+                return PrefixDecision::Suspended {
+                    lift_in: rule.suspension,
+                    verdict: Some(verdict),
+                };
+            }
         }
-        self.sends.push_back((now_ms, token));
-        PrefixDecision::Counted {
-            token: token.to_string(),
-        }
+        self.unapproved.push_back(PrefixSend {
+            at: now_ms,
+            token,
+            source: sender.source,
+            subject: sender.subject,
+        });
+        self.latest.insert(sender.subject, token);
+        passed
     }
 
-    /// Sends at `now_ms` old enough to judge (sent at or before `now_ms -
-    /// judge_after`). Sends are oldest first (`count_prefix_send` reads the
-    /// clock under the lock), so they are a prefix found by binary search, as
-    /// the Lua twin's ZCOUNT finds them: a busy prefix's hour of sends costs a
-    /// lookup per send, not a pass over all of them.
-    fn judged(&self, rule: &PrefixRule, now_ms: u64) -> u64 {
-        now_ms
-            .checked_sub(ms(rule.judge_after))
-            .map_or(0, |judged_before| {
-                self.sends.partition_point(|(at, _)| *at <= judged_before) as u64
-            })
+    /// The counts a verdict at `now_ms` reads (sends after `after`, old
+    /// enough to judge), and the range of unapproved sends they cover. Sends
+    /// are oldest first (`count_prefix_send` reads the clock under the
+    /// lock), so the range is found by binary search, as the Lua twin's
+    /// ZCOUNT finds it: a busy prefix's hour of sends costs a lookup per send.
+    fn verdict_counts(
+        &self,
+        rule: &PrefixRule,
+        now_ms: u64,
+        after: Option<u64>,
+    ) -> (PrefixVerdict, Range<usize>) {
+        let Some(judged_before) = now_ms.checked_sub(ms(rule.judge_after)) else {
+            return (PrefixVerdict::default(), 0..0);
+        };
+        let after = |at: u64| after.is_some_and(|after| at <= after);
+        let from = self.unapproved.partition_point(|send| after(send.at));
+        let to = self
+            .unapproved
+            .partition_point(|send| send.at <= judged_before);
+        let approved_from = self.approved.partition_point(|at| after(*at));
+        let approved_to = self.approved.partition_point(|at| *at <= judged_before);
+        let approved = approved_to.saturating_sub(approved_from);
+        let unapproved = from.min(to)..to;
+        let verdict = PrefixVerdict {
+            judged: (unapproved.len() + approved) as u64,
+            approved: approved as u64,
+        };
+        (verdict, unapproved)
+    }
+
+    /// Whether the unapproved sends in `judged` came from at least
+    /// `min_sources` sources. Stops as soon as it has seen enough; asked only
+    /// once the counts alone call for a suspension.
+    fn sources_at_least(&self, judged: Range<usize>, min_sources: u32) -> bool {
+        let needed = usize::try_from(min_sources).unwrap_or(usize::MAX);
+        let mut seen = HashSet::new();
+        needed == 0
+            || self
+                .unapproved
+                .range(judged)
+                .any(|send| seen.insert(send.source) && seen.len() >= needed)
+    }
+
+    fn is_trusted(&self, subject: u64, now_ms: u64) -> bool {
+        self.trusted
+            .get(&subject)
+            .is_some_and(|until| *until > now_ms)
     }
 
     /// Takes back the send counted with `token`, if it is still here.
     pub fn refund(&mut self, token: u64) {
-        sliding_log::refund(&mut self.sends, token);
+        let position = self.unapproved.iter().rposition(|send| send.token == token);
+        if let Some(send) = position.and_then(|at| self.unapproved.remove(at)) {
+            self.forget_latest(&send);
+        }
     }
 
-    /// Counts an approval at `now_ms`, kept for `window`.
-    pub fn count_approval(&mut self, window: Duration, now_ms: u64) {
-        self.keep_for_ms = self.keep_for_ms.max(ms(window));
-        self.forget_older_than(window, now_ms);
-        self.approvals.push_back(now_ms);
+    /// Counts an approval of the code last sent to `subject` at `now_ms`:
+    /// that send moves to the approved ones (if it is still counted here),
+    /// and the number is trusted for `rule.trust_for`.
+    pub fn count_approval(&mut self, rule: &PrefixRule, now_ms: u64, subject: u64) {
+        self.keep_for_ms = self
+            .keep_for_ms
+            .max(ms(rule.window))
+            .max(ms(rule.trust_for));
+        self.forget_older_than(rule.window, now_ms);
+        if !rule.trust_for.is_zero() {
+            self.trust(subject, now_ms.saturating_add(ms(rule.trust_for)), now_ms);
+        }
+        let Some(token) = self.latest.remove(&subject) else {
+            return;
+        };
+        let Some(at) = self.unapproved.iter().rposition(|send| send.token == token) else {
+            return;
+        };
+        if let Some(send) = self.unapproved.remove(at) {
+            let place = self.approved.partition_point(|sent| *sent <= send.at);
+            self.approved.insert(place, send.at);
+        }
+    }
+
+    /// Trusts `subject` until `until`, forgetting lapsed trust once the map
+    /// has doubled since it was last pruned (amortised, as the Lua twin's
+    /// ZREMRANGEBYSCORE per approval).
+    fn trust(&mut self, subject: u64, until: u64, now_ms: u64) {
+        self.trusted.insert(subject, until);
+        if self.trusted.len() > 2 * self.trusted_pruned_len + 16 {
+            self.trusted.retain(|_, until| *until > now_ms);
+            self.trusted_pruned_len = self.trusted.len();
+        }
     }
 
     /// When the current (or last) suspension lifts, ms on the store's clock.
@@ -91,170 +222,81 @@ impl PrefixWindow {
         self.suspended_until
     }
 
+    /// When the current exemption ends, if one is in force at `now_ms`.
+    pub fn exempt_until(&self, now_ms: u64) -> Option<u64> {
+        self.exempt_until.filter(|until| *until > now_ms)
+    }
+
     /// Whether the prefix is suspended at `now_ms`.
     pub fn is_suspended(&self, now_ms: u64) -> bool {
         self.suspended_until.is_some_and(|until| until > now_ms)
     }
 
-    /// Whether the entry can be dropped: nothing in its window, no suspension.
-    pub fn is_idle(&self, now_ms: u64) -> bool {
-        let last = self
-            .sends
-            .back()
-            .map(|(at, _)| *at)
-            .max(self.approvals.back().copied());
-        !self.is_suspended(now_ms)
-            && last.is_none_or(|at| at.saturating_add(self.keep_for_ms) <= now_ms)
+    /// Every judged send in the window and how many were approved, the
+    /// evidence of a suspension included (the admin list).
+    pub fn counts(&self, rule: &PrefixRule, now_ms: u64) -> PrefixVerdict {
+        self.verdict_counts(rule, now_ms, None).0
     }
 
-    /// Drops sends and approvals at or before `now_ms - window` (the Lua
-    /// twin's `ZREMRANGEBYSCORE -inf now-window`, which on a clock younger
-    /// than the window removes nothing).
+    /// An operator's lift: the suspension ends, and the sends so far are
+    /// never judged again (kept until they leave the window). Returns
+    /// whether it was suspended at `now_ms`.
+    pub fn lift(&mut self, now_ms: u64) -> bool {
+        let was = self.is_suspended(now_ms);
+        self.suspended_until = None;
+        self.judged_up_to = Some(now_ms);
+        was
+    }
+
+    /// An operator's exemption until `until` (`None` ends one), lifting any
+    /// suspension.
+    pub fn exempt(&mut self, until: Option<u64>, now_ms: u64) {
+        self.lift(now_ms);
+        self.exempt_until = until;
+    }
+
+    /// Whether the entry can be dropped: nothing in its window or trust, no
+    /// suspension, no exemption.
+    pub fn is_idle(&self, now_ms: u64) -> bool {
+        let last = self
+            .unapproved
+            .back()
+            .map(|send| send.at)
+            .max(self.approved.back().copied());
+        let trust_ends = self.trusted.values().max().copied();
+        !self.is_suspended(now_ms)
+            && self.exempt_until(now_ms).is_none()
+            && last.is_none_or(|at| at.saturating_add(self.keep_for_ms) <= now_ms)
+            && trust_ends.is_none_or(|until| until <= now_ms)
+    }
+
+    /// Drops sends at or before `now_ms - window` (the Lua twin's
+    /// `ZREMRANGEBYSCORE -inf now-window`, which on a clock younger than the
+    /// window removes nothing), with their numbers' latest-send entries.
     fn forget_older_than(&mut self, window: Duration, now_ms: u64) {
         let Some(cutoff) = now_ms.checked_sub(ms(window)) else {
             return;
         };
-        while self.sends.front().is_some_and(|(at, _)| *at <= cutoff) {
-            self.sends.pop_front();
+        while let Some(send) = self
+            .unapproved
+            .front()
+            .copied()
+            .filter(|send| send.at <= cutoff)
+        {
+            self.unapproved.pop_front();
+            self.forget_latest(&send);
         }
-        while self.approvals.front().is_some_and(|at| *at <= cutoff) {
-            self.approvals.pop_front();
+        while self.approved.front().is_some_and(|at| *at <= cutoff) {
+            self.approved.pop_front();
+        }
+    }
+
+    fn forget_latest(&mut self, send: &PrefixSend) {
+        if self.latest.get(&send.subject) == Some(&send.token) {
+            self.latest.remove(&send.subject);
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use rand::{Rng, SeedableRng, rngs::StdRng};
-
-    use super::*;
-
-    const SECOND: u64 = 1_000;
-
-    fn rule() -> PrefixRule {
-        PrefixRule {
-            window: Duration::from_secs(3600),
-            judge_after: Duration::from_secs(130),
-            min_sends: 3,
-            min_approved_percent: 20,
-            suspension: Duration::from_secs(600),
-        }
-    }
-
-    fn counted(decision: &PrefixDecision) -> bool {
-        matches!(decision, PrefixDecision::Counted { .. })
-    }
-
-    #[test]
-    fn the_search_counts_the_judged_sends_a_full_scan_counts() {
-        // Seeded: a failure names a log that can be replayed.
-        let mut random = StdRng::seed_from_u64(11);
-        let mut judged_somewhere = 0;
-        for _ in 0..300 {
-            let mut window = PrefixWindow::default();
-            let mut at = random.random_range(0..5_000);
-            for token in 0..random.random_range(0..60) {
-                // Several sends in one millisecond (a step of 0), as under load.
-                at += random.random_range(0..3) * random.random_range(0..400);
-                window.sends.push_back((at, token));
-            }
-            for _ in 0..random.random_range(0..5) {
-                window.refund(random.random_range(0..60));
-            }
-            for judge_after in [0, 1, 130, 1_000, 100_000] {
-                let rule = PrefixRule {
-                    judge_after: Duration::from_millis(judge_after),
-                    ..rule()
-                };
-                let now_ms = at + random.random_range(0..3_000);
-                let scanned = now_ms.checked_sub(judge_after).map_or(0, |before| {
-                    window.sends.iter().filter(|(at, _)| *at <= before).count() as u64
-                });
-                let judged = window.judged(&rule, now_ms);
-                judged_somewhere += usize::from(judged > 0 && judged < window.sends.len() as u64);
-                assert_eq!(
-                    judged, scanned,
-                    "{:?} now {now_ms} {judge_after}",
-                    window.sends
-                );
-            }
-        }
-        assert!(judged_somewhere > 100, "the cases must split the log");
-    }
-
-    #[test]
-    fn a_refund_takes_back_only_its_own_send() {
-        let mut window = PrefixWindow::default();
-        for token in 0..5 {
-            window.count_send(&rule(), 7 * SECOND, token);
-        }
-        window.refund(2);
-        window.refund(2);
-        window.refund(99);
-        let tokens: Vec<u64> = window.sends.iter().map(|(_, token)| *token).collect();
-        assert_eq!(tokens, [0, 1, 3, 4]);
-    }
-
-    #[test]
-    fn unapproved_sends_suspend_once_old_enough_to_judge() {
-        let mut window = PrefixWindow::default();
-        for token in 0..3 {
-            assert!(counted(&window.count_send(&rule(), token * SECOND, token)));
-        }
-        // Their codes are still valid: not judged yet, so more are counted.
-        assert!(counted(&window.count_send(&rule(), 100 * SECOND, 3)));
-        let at = 140 * SECOND;
-        let decision = window.count_send(&rule(), at, 4);
-        assert_eq!(
-            decision,
-            PrefixDecision::Suspended {
-                lift_in: Duration::from_secs(600),
-                verdict: Some(PrefixVerdict {
-                    judged: 3,
-                    approved: 0
-                }),
-            }
-        );
-        assert_eq!(
-            window.count_send(&rule(), at + 100 * SECOND, 5),
-            PrefixDecision::Suspended {
-                lift_in: Duration::from_secs(500),
-                verdict: None
-            },
-            "exact time to lift, and only the first refusal carries the verdict"
-        );
-        assert!(
-            counted(&window.count_send(&rule(), at + 600 * SECOND, 6)),
-            "lifts on time, with the counts started afresh"
-        );
-    }
-
-    #[test]
-    fn approvals_keep_a_prefix_open() {
-        let mut window = PrefixWindow::default();
-        for token in 0..10 {
-            assert!(counted(&window.count_send(&rule(), token * SECOND, token)));
-        }
-        window.count_approval(rule().window, 50 * SECOND);
-        window.count_approval(rule().window, 60 * SECOND);
-        assert!(
-            counted(&window.count_send(&rule(), 200 * SECOND, 10)),
-            "2 of 10 approved is not below 20 %"
-        );
-        window.refund(10);
-        assert_eq!(window.sends.len(), 10, "the refunded send is gone");
-    }
-
-    #[test]
-    fn old_counts_leave_the_window_and_idle_entries_can_go() {
-        let mut window = PrefixWindow::default();
-        for token in 0..3 {
-            window.count_send(&rule(), token * SECOND, token);
-        }
-        let later = 3 * SECOND + 3600 * SECOND;
-        assert!(counted(&window.count_send(&rule(), later, 9)));
-        assert_eq!(window.sends.len(), 1, "the first three left the window");
-        assert!(!window.is_idle(later));
-        assert!(window.is_idle(later + 3600 * SECOND));
-    }
-}
+mod tests;

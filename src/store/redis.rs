@@ -14,6 +14,7 @@ mod cluster_manager;
 mod connection;
 mod idempotency;
 mod master_watch;
+mod prefix_admin;
 mod pumping;
 mod scripts;
 mod send_in_one_call;
@@ -271,8 +272,9 @@ impl OtpStore for RedisStore {
         &self,
         prefix: &DestinationPrefix,
         rule: &PrefixRule,
+        sender: crate::store::PrefixSender<'_>,
     ) -> Result<PrefixDecision, StoreError> {
-        self.count_prefix_send_script(prefix, rule).await
+        self.count_prefix_send_script(prefix, rule, sender).await
     }
 
     async fn refund_prefix_send(
@@ -299,9 +301,11 @@ impl OtpStore for RedisStore {
     async fn count_prefix_approval(
         &self,
         prefix: &DestinationPrefix,
-        window: Duration,
+        subject: &SubjectKey,
+        rule: &PrefixRule,
     ) -> Result<(), StoreError> {
-        self.count_prefix_approval_script(prefix, window).await
+        self.count_prefix_approval_script(prefix, subject, rule)
+            .await
     }
 
     async fn suspended_prefixes(

@@ -10,8 +10,8 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use super::{
-    OtpStore, PrefixDecision, PrefixVerdict, PutOutcome, SendDecision, SendLog, StoreError,
-    Violation,
+    OtpStore, PrefixDecision, PrefixSender, PrefixVerdict, PutOutcome, SendDecision, SendLog,
+    StoreError, Violation,
 };
 use crate::{
     abuse::{DestinationPrefix, PrefixRule, RateRule},
@@ -42,6 +42,8 @@ pub struct PrefixStep<'a> {
     /// Whether a suspended prefix refuses the send (`enforce`) or only is
     /// reported while the send goes on uncounted there (`monitor`).
     pub refuse_suspended: bool,
+    /// The number and who asked for it (trust and sources).
+    pub sender: PrefixSender<'a>,
 }
 
 /// The arguments of [`OtpStore::put_code`] within a [`SendPlan`].
@@ -159,7 +161,7 @@ async fn run_steps<S: OtpStore + ?Sized>(
     if let Some(step) = plan.prefix {
         let decision = timed_store(
             "count_prefix_send",
-            store.count_prefix_send(step.prefix, step.rule),
+            store.count_prefix_send(step.prefix, step.rule, step.sender),
         )
         .await?;
         match decision {

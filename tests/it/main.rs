@@ -26,6 +26,7 @@ mod memory_bound;
 mod metrics;
 mod providers;
 mod pumping;
+mod pumping_sources;
 mod redis_cluster;
 mod redis_faults;
 mod redis_sentinel;

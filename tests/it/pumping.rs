@@ -20,34 +20,37 @@ use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
 /// A code lives 1 s + 1 s grace, so a send is judged 2 s after it was made;
-/// the other caps are lifted so that only the guard refuses.
-const GUARD_VARS: [(&str, &str); 5] = [
+/// the other caps are lifted so that only the guard refuses. These cases
+/// pump from one source (the anonymous one), so one source is enough for a
+/// verdict here; `pumping_sources.rs` runs the default of three.
+pub(crate) const GUARD_VARS: [(&str, &str); 6] = [
     ("OTP_TTL_SECONDS", "1"),
     ("OTP_GRACE_SECONDS", "1"),
     ("OTP_PUMPING_WINDOW_SECONDS", "120"),
     ("OTP_ANONYMOUS_SEND_LIMIT", "100000"),
     ("OTP_GLOBAL_SEND_LIMIT", "0"),
+    ("OTP_PUMPING_MIN_SOURCES", "1"),
 ];
 /// `OTP_PUMPING_MIN_SENDS`'s default: sends judged before a verdict.
 const MIN_SENDS: usize = 20;
 /// Numbers of the pumped range: +1 628 2xx xxxx, prefix `+16282` (4 digits).
-const PUMPED_PREFIX: &str = "+16282";
+pub(crate) const PUMPED_PREFIX: &str = "+16282";
 /// Numbers whose users verify: +1 650 2xx xxxx, prefix `+16502`.
 const VERIFIED_AREA: &str = "650";
 
-fn number(area: &str, n: usize) -> String {
+pub(crate) fn number(area: &str, n: usize) -> String {
     format!("+1{area}2{n:06}")
 }
 
 /// Replicas sharing one store: two on every Redis set-up, one in memory.
-struct Replicas {
-    apps: Vec<TestApp>,
+pub(crate) struct Replicas {
+    pub(crate) apps: Vec<TestApp>,
     /// Owned here so that it outlives both replicas.
     _redis: Option<RedisServer>,
 }
 
 impl Replicas {
-    async fn start(store: StoreKind, extra: &[(&str, &str)]) -> Self {
+    pub(crate) async fn start(store: StoreKind, extra: &[(&str, &str)]) -> Self {
         let mut vars = GUARD_VARS.to_vec();
         vars.extend_from_slice(extra);
         let replica = || TestApp::builder().env(&vars);
@@ -81,7 +84,7 @@ impl Replicas {
     }
 
     /// The replica that serves call `n` (round robin).
-    fn at(&self, n: usize) -> &TestApp {
+    pub(crate) fn at(&self, n: usize) -> &TestApp {
         &self.apps[n % self.apps.len()]
     }
 
@@ -102,14 +105,14 @@ impl Replicas {
     }
 }
 
-async fn send_and_verify(app: &TestApp, phone: &str) {
+pub(crate) async fn send_and_verify(app: &TestApp, phone: &str) {
     let code = app.send_and_read_code(phone).await;
     let verified = app.verify(phone, &code).await.expect("VerifyOtp answers");
     assert_eq!(verified.result(), VerifyOtpResult::Approved, "{phone}");
 }
 
 /// Asserts a DESTINATION_SUSPENDED refusal naming `prefix`; returns its RetryInfo delay.
-fn assert_suspended(status: &Status, prefix: &str) -> Duration {
+pub(crate) fn assert_suspended(status: &Status, prefix: &str) -> Duration {
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     let details = status.get_error_details();
     let info = details.error_info().expect("ErrorInfo");

@@ -1,16 +1,49 @@
--- count_prefix_approval: count one approved code for a destination prefix
--- (the pumping guard's evidence that real users are behind it).
--- Rust twin: MemoryStore::count_prefix_approval in src/store/memory.rs, through
--- PrefixWindow::count_approval in src/store/prefix_window.rs (same rule).
--- KEYS[1]  the prefix's approvals (sorted set: member = random id, score = time in ms)
--- ARGV[1]  a random id for this approval
--- ARGV[2]  window_ms: approvals older than this are forgotten
+-- count_prefix_approval: the approval of the code last sent to one number
+-- under a destination prefix (the pumping guard's evidence that real users
+-- are behind it): that send, if still counted, becomes an approved one, and
+-- the number is trusted (passes a suspension) for trust_ms.
+-- Rust twin: MemoryStore::count_prefix_approval in src/store/memory/prefixes.rs,
+-- through PrefixWindow::count_approval in src/store/prefix_window.rs (same rule).
+-- KEYS[1]  unapproved sends   KEYS[2]  approved sends
+-- KEYS[3]  each number's latest send   KEYS[4]  trusted numbers
+--          (as in count_prefix_send.lua; one hash tag)
+-- ARGV[1]  the number's subject tag
+-- ARGV[2]  window_ms: sends older than this are forgotten
+-- ARGV[3]  trust_ms: how long the number is trusted (0: not at all)
 -- Returns 1.
-local key = KEYS[1]
+local sends, approved, latest, trusted = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local subject = ARGV[1]
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local window = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-redis.call('ZADD', key, now, ARGV[1])
-redis.call('PEXPIRE', key, window)
+local trust_ms = tonumber(ARGV[3])
+
+local gone = redis.call('ZRANGEBYSCORE', sends, '-inf', now - window)
+for _, member in ipairs(gone) do
+  local of = string.match(member, ':([^:]*)$')
+  if of and redis.call('HGET', latest, of) == member then
+    redis.call('HDEL', latest, of)
+  end
+end
+if #gone > 0 then
+  redis.call('ZREMRANGEBYSCORE', sends, '-inf', now - window)
+end
+redis.call('ZREMRANGEBYSCORE', approved, '-inf', now - window)
+
+if trust_ms > 0 then
+  redis.call('ZREMRANGEBYSCORE', trusted, '-inf', now)
+  redis.call('ZADD', trusted, now + trust_ms, subject)
+  redis.call('PEXPIRE', trusted, trust_ms)
+end
+
+local member = redis.call('HGET', latest, subject)
+if member then
+  redis.call('HDEL', latest, subject)
+  local sent = redis.call('ZSCORE', sends, member)
+  if sent then
+    redis.call('ZREM', sends, member)
+    redis.call('ZADD', approved, sent, string.match(member, '^[^:]*'))
+    redis.call('PEXPIRE', approved, window)
+  end
+end
 return 1

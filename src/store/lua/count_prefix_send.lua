@@ -1,46 +1,100 @@
 -- count_prefix_send: the pumping guard's one decision for a send to a
 -- destination prefix.
--- Rust twin: MemoryStore::count_prefix_send in src/store/memory.rs, through
--- PrefixWindow::count_send in src/store/prefix_window.rs (same rule; keep them
--- in step). Refuse while the prefix is suspended; suspend
--- it, forgetting its counts so it starts afresh when the suspension lifts,
--- when at least min_sends sends are old enough to judge (their codes can no
--- longer be approved) and the approvals are below min_approved_percent of
--- them; otherwise count the send.
--- KEYS[1]  the prefix's sends (sorted set: member = token, score = send time in ms)
--- KEYS[2]  the prefix's approvals (sorted set: member = random id, score = time in ms)
--- KEYS[3]  the prefix's suspension (a string that expires when it lifts)
---          All three carry the prefix as hash tag: one Redis Cluster slot.
--- ARGV[1]  token for this send (random; used to refund it)
+-- Rust twin: MemoryStore::count_prefix_send in src/store/memory/prefixes.rs,
+-- through PrefixWindow::count_send in src/store/prefix_window.rs (same rule;
+-- keep them in step). An exempt prefix lets the send through uncounted; a
+-- suspended one refuses it unless the number approved a code here within the
+-- trust period (then it passes uncounted). Otherwise, unless the number is
+-- trusted, suspend the prefix when at least min_sends sends are old enough to
+-- judge (their codes can no longer be approved), fewer than
+-- min_approved_percent of them had their own code approved, and the
+-- unapproved ones came from at least min_sources sources; else count the
+-- send. Only sends after the last suspension (or lift) are judged: the
+-- earlier ones stay as the operator's evidence until they leave the window.
+-- KEYS[1]  unapproved sends (sorted set: member = token:source:subject, score = send ms)
+-- KEYS[2]  approved sends (sorted set: member = token, score = its send ms)
+-- KEYS[3]  the suspension (a string that expires when it lifts)
+-- KEYS[4]  each number's latest send (hash: subject -> member of KEYS[1])
+-- KEYS[5]  trusted numbers (sorted set: member = subject, score = trusted until ms)
+-- KEYS[6]  an operator's exemption (a string that expires when it ends)
+-- KEYS[7]  when the last suspension began or was lifted (ms; sends up to
+--          then are never judged again; expires after a window)
+--          All seven carry the prefix as hash tag: one Redis Cluster slot.
+-- ARGV[1]  this send's member (token:source:subject, 16 hex digits each)
 -- ARGV[2]  window_ms     ARGV[3]  judge_after_ms      ARGV[4]  min_sends
 -- ARGV[5]  min_approved_percent                       ARGV[6]  suspension_ms
--- Returns {'counted'}, {'suspended', lift_in_ms} or, when this call
--- suspended the prefix, {'suspended', lift_in_ms, judged, approved}.
-local sends, approvals, suspension = KEYS[1], KEYS[2], KEYS[3]
+-- ARGV[7]  min_sources   ARGV[8]  the number's subject tag
+-- Returns {'counted'} (also for a send let through uncounted),
+-- {'suspended', lift_in_ms} or, when this call suspended the prefix,
+-- {'suspended', lift_in_ms, judged, approved}.
+local sends, approved, suspension, latest, trusted, exempt, since = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local subject = ARGV[8]
 -- Redis's clock, not the caller's: every replica then agrees on time.
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local window = tonumber(ARGV[2])
 
+if redis.call('EXISTS', exempt) == 1 then
+  return { 'counted' }
+end
+local is_trusted = tonumber(redis.call('ZSCORE', trusted, subject) or 0) > now
 local lift_in = redis.call('PTTL', suspension)
 if lift_in > 0 then
+  if is_trusted then
+    return { 'counted' }
+  end
   return { 'suspended', lift_in }
 end
 
-redis.call('ZREMRANGEBYSCORE', sends, '-inf', now - window)
-redis.call('ZREMRANGEBYSCORE', approvals, '-inf', now - window)
-local judged = redis.call('ZCOUNT', sends, '-inf', now - tonumber(ARGV[3]))
-local approved = redis.call('ZCARD', approvals)
-if judged >= tonumber(ARGV[4]) and approved * 100 < tonumber(ARGV[5]) * judged then
-  local suspension_ms = tonumber(ARGV[6])
-  -- UNLINK, not DEL: a busy prefix's hour of sends is freed by Redis's
-  -- background thread instead of inside this script, which Redis (every
-  -- replica's calls) waits for. The keys are gone at once either way.
-  redis.call('UNLINK', sends, approvals)
-  redis.call('SET', suspension, '1', 'PX', suspension_ms)
-  return { 'suspended', suspension_ms, judged, approved }
+-- Sends that left the window go, with their numbers' latest-send entries.
+local gone = redis.call('ZRANGEBYSCORE', sends, '-inf', now - window)
+for _, member in ipairs(gone) do
+  local of = string.match(member, ':([^:]*)$')
+  if of and redis.call('HGET', latest, of) == member then
+    redis.call('HDEL', latest, of)
+  end
+end
+if #gone > 0 then
+  redis.call('ZREMRANGEBYSCORE', sends, '-inf', now - window)
+end
+redis.call('ZREMRANGEBYSCORE', approved, '-inf', now - window)
+
+-- A trusted number's send is counted but never the one that judges.
+if not is_trusted then
+  local judged_before = now - tonumber(ARGV[3])
+  local judged_up_to = redis.call('GET', since)
+  local after = '-inf'
+  if judged_up_to then
+    after = '(' .. judged_up_to
+  end
+  local unapproved = redis.call('ZCOUNT', sends, after, judged_before)
+  local approvals = redis.call('ZCOUNT', approved, after, judged_before)
+  local judged = unapproved + approvals
+  if judged >= tonumber(ARGV[4]) and approvals * 100 < tonumber(ARGV[5]) * judged then
+    -- Only now, on the way to a verdict, a pass over the unapproved judged
+    -- sends, stopping once enough sources are seen.
+    local needed, seen, sources = tonumber(ARGV[7]), {}, 0
+    for _, member in ipairs(redis.call('ZRANGEBYSCORE', sends, after, judged_before)) do
+      if sources >= needed then
+        break
+      end
+      local source = string.match(member, '^[^:]*:([^:]*)') or member
+      if not seen[source] then
+        seen[source] = true
+        sources = sources + 1
+      end
+    end
+    if sources >= needed then
+      local suspension_ms = tonumber(ARGV[6])
+      redis.call('SET', suspension, '1', 'PX', suspension_ms)
+      redis.call('SET', since, now, 'PX', window)
+      return { 'suspended', suspension_ms, judged, approvals }
+    end
+  end
 end
 
 redis.call('ZADD', sends, now, ARGV[1])
+redis.call('HSET', latest, subject, ARGV[1])
 redis.call('PEXPIRE', sends, window)
+redis.call('PEXPIRE', latest, window)
 return { 'counted' }

@@ -10,13 +10,12 @@
 -- and the earlier counts are taken back; then the prefix; then the code; a
 -- refusing suspension or a lock takes back every count.
 -- KEYS[1..n]       the send logs, the phone's first (n = ARGV[1])
--- KEYS[n+1..n+3]   the prefix's sends, approvals and suspension, if judged
+-- KEYS[n+1..n+7]   the prefix's seven keys (count_prefix_send.lua), if judged
 -- KEYS[#KEYS]      the subject's code record
 -- ARGV[1]  n; then per log: its token, its rule count r, r pairs of limit and
---          period (ms); then '1' followed by the prefix's token, window_ms,
---          judge_after_ms, min_sends, min_approved_percent, suspension_ms and
---          refuse ('1': enforce, '0': monitor), or '0' when no prefix is
---          judged; then digest, lifetime_ms, max_attempts.
+--          period (ms); then '1' followed by count_prefix_send.lua's eight
+--          arguments and refuse ('1': enforce, '0': monitor), or '0' when no
+--          prefix is judged; then digest, lifetime_ms, max_attempts.
 -- Returns, each reply being the step's own:
 --   {'refused', log_index (0-based), record_send reply}         nothing counted
 --   {'suspended', count_prefix_send reply}                      nothing counted
@@ -54,10 +53,16 @@ local prefix_reply = {}
 local prefix_token = nil
 if ARGV[at] == '1' then
   local sends = log_count + 1
-  local args = { ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4], ARGV[at + 5], ARGV[at + 6] }
-  local refuse = ARGV[at + 7] == '1'
-  at = at + 8
-  prefix_reply = count_prefix_send({ KEYS[sends], KEYS[sends + 1], KEYS[sends + 2] }, args)
+  local args = {}
+  for j = 1, 8 do
+    args[j] = ARGV[at + j]
+  end
+  local refuse = ARGV[at + 9] == '1'
+  at = at + 10
+  prefix_reply = count_prefix_send(
+    { KEYS[sends], KEYS[sends + 1], KEYS[sends + 2], KEYS[sends + 3], KEYS[sends + 4], KEYS[sends + 5], KEYS[sends + 6] },
+    args
+  )
   if prefix_reply[1] == 'counted' then
     prefix_token = args[1]
   elseif refuse then

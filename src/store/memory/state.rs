@@ -60,7 +60,10 @@ pub(super) struct Shared {
     /// When each current suspension lifts (ms on the store's clock): twin
     /// of `suspended_prefixes.lua`'s sorted set, so counting them is not a
     /// pass over every prefix.
-    pub(super) suspensions: Mutex<BinaryHeap<Reverse<u64>>>,
+    pub(super) suspensions: Mutex<BinaryHeap<Reverse<(u64, DestinationPrefix)>>>,
+    /// Prefixes an operator exempted, and until when (ms on the store's
+    /// clock): twin of the exempt-prefixes sorted set.
+    pub(super) exemptions: Mutex<std::collections::HashMap<DestinationPrefix, u64>>,
     /// Origin of the millisecond clock the send logs use.
     pub(super) epoch: Instant,
     pub(super) next_token: AtomicU64,

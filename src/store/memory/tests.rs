@@ -145,6 +145,8 @@ async fn prefix_counts_are_swept_once_their_window_and_suspension_are_over() {
         min_sends: 1,
         min_approved_percent: 50,
         suspension: Duration::from_secs(600),
+        min_sources: 1,
+        trust_for: Duration::ZERO,
     };
     let settings = crate::abuse::PumpingGuardSettings {
         mode: crate::abuse::GuardMode::Enforce,
@@ -153,6 +155,8 @@ async fn prefix_counts_are_swept_once_their_window_and_suspension_are_over() {
         min_sends: rule.min_sends,
         min_approved_percent: rule.min_approved_percent,
         suspension: rule.suspension,
+        min_sources: rule.min_sources,
+        trust_for: rule.trust_for,
     };
     // 30 ranges (+1 415 20 … +1 415 49), spread over the shards.
     let prefixes: Vec<DestinationPrefix> = (20..50)
@@ -162,16 +166,22 @@ async fn prefix_counts_are_swept_once_their_window_and_suspension_are_over() {
             settings.prefix_of(&phone)
         })
         .collect();
+    let subject = crate::domain::HmacSecret::new(b"k")
+        .subject_key(&crate::domain::PhoneNumber::parse("+14155550100").expect("valid"));
+    let sender = crate::store::PrefixSender {
+        subject: &subject,
+        source: crate::abuse::SendSource::ANONYMOUS,
+    };
     for prefix in &prefixes {
         store
-            .count_prefix_send(prefix, &rule)
+            .count_prefix_send(prefix, &rule, sender)
             .await
             .expect("counted");
     }
     // One prefix is judged and suspended (its one send is old enough at once).
     let suspended = &prefixes[0];
     let decision = store
-        .count_prefix_send(suspended, &rule)
+        .count_prefix_send(suspended, &rule, sender)
         .await
         .expect("answers");
     assert!(

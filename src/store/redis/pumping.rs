@@ -4,13 +4,14 @@
 
 use std::time::Duration;
 
-use deadpool_redis::redis::Value;
+use deadpool_redis::redis::{ScriptInvocation, Value};
 use rand::{Rng, TryRngCore, rngs::OsRng};
 
 use super::{RedisStore, millis, send_log::split_reply};
 use crate::{
     abuse::{DestinationPrefix, PrefixRule},
-    store::{PrefixDecision, PrefixVerdict, StoreError},
+    domain::SubjectKey,
+    store::{PrefixDecision, PrefixSender, PrefixStep, PrefixVerdict, StoreError},
 };
 
 /// A random sorted-set member, so two replicas never pick the same one.
@@ -18,21 +19,44 @@ pub(super) fn random_token() -> String {
     format!("{:016x}", OsRng.unwrap_err().random::<u64>())
 }
 
-/// The keys of one prefix under `key_prefix`: its sends, its approvals and
-/// its suspension. The destination prefix (`+` and digits, never a whole
-/// number) is their hash tag.
-fn prefix_keys(key_prefix: &str, prefix: &DestinationPrefix) -> [String; 3] {
+/// The keys of one prefix under `key_prefix`, in the order every per-prefix
+/// script declares them: its unapproved sends, its approved sends, its
+/// suspension, each number's latest send, the trusted numbers, the
+/// exemption and when sends were last acted on. The destination prefix (`+` and digits, never a whole number)
+/// is their hash tag. (The approved sends were `:approvals`, one entry per
+/// approval, before approvals were counted per send: that key is no longer
+/// read and expires within a window.)
+fn prefix_keys(key_prefix: &str, prefix: &DestinationPrefix) -> PrefixKeys {
     let tagged = format!("{key_prefix}:{{pumping:{}}}", prefix.as_str());
     [
-        format!("{tagged}:sends"),
-        format!("{tagged}:approvals"),
-        format!("{tagged}:suspended"),
+        "sends",
+        "approved",
+        "suspended",
+        "latest",
+        "trusted",
+        "exempt",
+        "judged-up-to",
     ]
+    .map(|name| format!("{tagged}:{name}"))
+}
+
+/// See [`prefix_keys`].
+pub(super) type PrefixKeys = [String; 7];
+
+/// A send's member in the prefix's sorted set: `token:source:subject`, 16
+/// hex digits each, so a verdict can count sources and a pruned send can
+/// drop its number's latest-send entry. The whole member is the refund token.
+fn send_member(token: &str, sender: PrefixSender<'_>) -> String {
+    format!(
+        "{token}:{}:{}",
+        hex::encode(sender.source.0),
+        hex::encode(sender.subject.tag())
+    )
 }
 
 impl RedisStore {
     /// See [`prefix_keys`].
-    pub(super) fn prefix_keys(&self, prefix: &DestinationPrefix) -> [String; 3] {
+    pub(super) fn prefix_keys(&self, prefix: &DestinationPrefix) -> PrefixKeys {
         prefix_keys(&self.prefix, prefix)
     }
 
@@ -41,25 +65,52 @@ impl RedisStore {
         format!("{}:{{pumping}}:suspended-prefixes", self.prefix)
     }
 
-    pub(super) async fn count_prefix_send_script(
+    /// The service-wide sorted set of exempt prefixes.
+    pub(super) fn exempt_prefixes_key(&self) -> String {
+        format!("{}:{{pumping}}:exempt-prefixes", self.prefix)
+    }
+
+    /// Adds `count_prefix_send.lua`'s keys and arguments for `step` to
+    /// `invocation` (alone or inside the send driver); returns the send's
+    /// member, its refund token.
+    pub(super) fn add_prefix_send(
         &self,
-        prefix: &DestinationPrefix,
-        rule: &PrefixRule,
-    ) -> Result<PrefixDecision, StoreError> {
-        let token = random_token();
-        let mut invocation = self.scripts.count_prefix_send.prepare_invoke();
-        for key in self.prefix_keys(prefix) {
+        invocation: &mut ScriptInvocation<'_>,
+        step: &PrefixStep<'_>,
+    ) -> String {
+        let member = send_member(&random_token(), step.sender);
+        for key in self.prefix_keys(step.prefix) {
             invocation.key(key);
         }
+        let rule = step.rule;
         invocation
-            .arg(&token)
+            .arg(&member)
             .arg(millis(rule.window))
             .arg(millis(rule.judge_after))
             .arg(rule.min_sends)
             .arg(rule.min_approved_percent)
-            .arg(millis(rule.suspension));
+            .arg(millis(rule.suspension))
+            .arg(rule.min_sources)
+            .arg(hex::encode(step.sender.subject.tag()));
+        member
+    }
+
+    pub(super) async fn count_prefix_send_script(
+        &self,
+        prefix: &DestinationPrefix,
+        rule: &PrefixRule,
+        sender: PrefixSender<'_>,
+    ) -> Result<PrefixDecision, StoreError> {
+        let mut invocation = self.scripts.count_prefix_send.prepare_invoke();
+        let step = PrefixStep {
+            prefix,
+            rule,
+            refuse_suspended: true,
+            sender,
+        };
+        let member = self.add_prefix_send(&mut invocation, &step);
         let reply: Vec<Value> = self.run(&invocation).await?;
-        prefix_decision(&reply, token)
+        prefix_decision(&reply, member)
     }
 
     /// `refund_send.lua` on the prefix's sends.
@@ -68,7 +119,7 @@ impl RedisStore {
         prefix: &DestinationPrefix,
         token: &str,
     ) -> Result<(), StoreError> {
-        let [sends, _, _] = self.prefix_keys(prefix);
+        let [sends, ..] = self.prefix_keys(prefix);
         let _removed: i64 = self
             .run(self.scripts.refund_send.key(sends).arg(token))
             .await?;
@@ -78,16 +129,21 @@ impl RedisStore {
     pub(super) async fn count_prefix_approval_script(
         &self,
         prefix: &DestinationPrefix,
-        window: Duration,
+        subject: &SubjectKey,
+        rule: &PrefixRule,
     ) -> Result<(), StoreError> {
-        let [_, approvals, _] = self.prefix_keys(prefix);
+        let [sends, approved, _, latest, trusted, ..] = self.prefix_keys(prefix);
         let _: i64 = self
             .run(
                 self.scripts
                     .count_prefix_approval
-                    .key(approvals)
-                    .arg(random_token())
-                    .arg(millis(window)),
+                    .key(sends)
+                    .key(approved)
+                    .key(latest)
+                    .key(trusted)
+                    .arg(hex::encode(subject.tag()))
+                    .arg(millis(rule.window))
+                    .arg(millis(rule.trust_for)),
             )
             .await?;
         Ok(())
@@ -158,6 +214,8 @@ mod tests {
             min_sends: 20,
             min_approved_percent: 20,
             suspension: Duration::from_secs(3600),
+            min_sources: 3,
+            trust_for: Duration::from_secs(86_400),
         };
         settings.prefix_of(&PhoneNumber::parse(raw).expect("valid"))
     }
@@ -169,36 +227,5 @@ mod tests {
         assert!(keys.iter().all(|key| hash_tag(key) == "pumping:+447700"));
         let other = prefix_keys("otp", &prefix("+44 7701 900123"));
         assert_ne!(hash_tag(&keys[0]), hash_tag(&other[0]));
-    }
-}
-
-/// The admin API's view of the prefixes.
-impl RedisStore {
-    pub(super) async fn list_suspended_prefixes(
-        &self,
-        _rule: &PrefixRule,
-    ) -> Result<Vec<crate::store::SuspendedPrefix>, StoreError> {
-        Err(StoreError::Protocol("not implemented yet".into()))
-    }
-
-    pub(super) async fn lift_prefix_suspension(
-        &self,
-        _prefix: &DestinationPrefix,
-    ) -> Result<bool, StoreError> {
-        Err(StoreError::Protocol("not implemented yet".into()))
-    }
-
-    pub(super) async fn exempt_prefix(
-        &self,
-        _prefix: &DestinationPrefix,
-        _duration: Duration,
-    ) -> Result<(), StoreError> {
-        Err(StoreError::Protocol("not implemented yet".into()))
-    }
-
-    pub(super) async fn list_prefix_exemptions(
-        &self,
-    ) -> Result<Vec<crate::store::PrefixExemption>, StoreError> {
-        Err(StoreError::Protocol("not implemented yet".into()))
     }
 }

@@ -24,8 +24,7 @@ impl RedisStore {
         plan: SendPlan<'_>,
     ) -> Result<SendOutcome, StoreError> {
         // Random, so two replicas never pick the same sorted-set member.
-        let mut log_tokens = random_tokens(plan.logs.len() + 1);
-        let prefix_token = log_tokens.pop().filter(|_| plan.prefix.is_some());
+        let log_tokens = random_tokens(plan.logs.len());
         let mut invocation = self.scripts.count_send_and_put_code.prepare_invoke();
         invocation.arg(plan.logs.len());
         for ((log, rules), token) in plan.logs.iter().zip(&log_tokens) {
@@ -35,25 +34,18 @@ impl RedisStore {
                 invocation.arg(rule.limit).arg(millis(rule.period));
             }
         }
-        match (plan.prefix, &prefix_token) {
-            (Some(step), Some(token)) => {
-                for key in self.prefix_keys(step.prefix) {
-                    invocation.key(key);
-                }
-                invocation
-                    .arg("1")
-                    .arg(token)
-                    .arg(millis(step.rule.window))
-                    .arg(millis(step.rule.judge_after))
-                    .arg(step.rule.min_sends)
-                    .arg(step.rule.min_approved_percent)
-                    .arg(millis(step.rule.suspension))
-                    .arg(if step.refuse_suspended { "1" } else { "0" });
+        let prefix_token = match plan.prefix {
+            Some(step) => {
+                invocation.arg("1");
+                let member = self.add_prefix_send(&mut invocation, &step);
+                invocation.arg(if step.refuse_suspended { "1" } else { "0" });
+                Some(member)
             }
-            _ => {
+            None => {
                 invocation.arg("0");
+                None
             }
-        }
+        };
         let code = plan.code;
         invocation
             .key(self.record_key(code.subject))

@@ -55,6 +55,8 @@ fn prefix(phone: &str) -> DestinationPrefix {
         min_sends: 1,
         min_approved_percent: 50,
         suspension: Duration::from_secs(60),
+        min_sources: 1,
+        trust_for: Duration::ZERO,
     };
     settings.prefix_of(&PhoneNumber::parse(phone).expect("a valid number"))
 }

@@ -1,17 +1,23 @@
 //! The pumping guard's counts per destination prefix: judged only once old
-//! enough, the approved share, refunds, the suspension and its lift
+//! enough, the approved share (per send), sources, trusted numbers,
+//! refunds, the suspension, its lift and an operator's hand on it
 //! (`count_prefix_send.lua`, `count_prefix_approval.lua`,
-//! `suspended_prefixes.lua` and `prefix_window.rs`).
+//! `suspended_prefixes.lua`, `lift_prefix.lua`, `prefix_counts.lua`,
+//! `prefix_list.lua` and `prefix_window.rs`).
 
-use std::time::Duration;
+use std::{
+    sync::atomic::{AtomicU8, Ordering},
+    time::Duration,
+};
 
 use otp_service::{
-    abuse::{DestinationPrefix, PrefixRule},
-    store::{PrefixDecision, PrefixVerdict},
+    abuse::{DestinationPrefix, PrefixRule, SendSource},
+    domain::SubjectKey,
+    store::{PrefixDecision, PrefixSender, PrefixVerdict},
 };
 use tokio::time::Instant;
 
-use super::prefix;
+use super::{new_subject, prefix};
 use crate::common::{StoreKind, TestStore, wait_for};
 
 /// A send is judged 300 ms after it was made; three judged sends make a
@@ -22,34 +28,61 @@ const RULE: PrefixRule = PrefixRule {
     min_sends: 3,
     min_approved_percent: 50,
     suspension: Duration::from_secs(1),
+    min_sources: 3,
+    trust_for: Duration::from_secs(600),
 };
 
 /// Longer than [`RULE`]'s `judge_after`: spaces sends from their verdict
 /// (time passing on the store's clock, not a wait for an effect).
 const JUDGED: Duration = Duration::from_millis(450);
 
+/// One of three sources, in turn: the cases that are not about sources
+/// always have enough of them.
+fn some_source() -> SendSource {
+    static NEXT: AtomicU8 = AtomicU8::new(0);
+    SendSource([NEXT.fetch_add(1, Ordering::Relaxed) % 3 + 1; 8])
+}
+
+/// A send to a number nobody else texts, from [`some_source`].
 async fn count(store: &TestStore, prefix: &DestinationPrefix) -> PrefixDecision {
+    count_to(store, prefix, &new_subject(), some_source()).await
+}
+
+/// A send to `subject` from `source`.
+async fn count_to(
+    store: &TestStore,
+    prefix: &DestinationPrefix,
+    subject: &SubjectKey,
+    source: SendSource,
+) -> PrefixDecision {
     store
-        .count_prefix_send(prefix, &RULE)
+        .count_prefix_send(prefix, &RULE, PrefixSender { subject, source })
         .await
         .expect("count_prefix_send answers")
 }
 
-/// Counts `n` sends, each of which must be admitted; returns their tokens.
-async fn counted(store: &TestStore, prefix: &DestinationPrefix, n: usize) -> Vec<String> {
-    let mut tokens = Vec::new();
+/// Counts `n` sends to new numbers, each of which must be admitted;
+/// returns their tokens and numbers.
+async fn counted(
+    store: &TestStore,
+    prefix: &DestinationPrefix,
+    n: usize,
+) -> Vec<(String, SubjectKey)> {
+    let mut sends = Vec::new();
     for _ in 0..n {
-        match count(store, prefix).await {
-            PrefixDecision::Counted { token } => tokens.push(token),
+        let subject = new_subject();
+        match count_to(store, prefix, &subject, some_source()).await {
+            PrefixDecision::Counted { token } => sends.push((token, subject)),
             other => panic!("expected the send to be counted, got {other:?}"),
         }
     }
-    tokens
+    sends
 }
 
-async fn approve(store: &TestStore, prefix: &DestinationPrefix) {
+/// `subject` approves the code last sent to it.
+async fn approve(store: &TestStore, prefix: &DestinationPrefix, subject: &SubjectKey) {
     store
-        .count_prefix_approval(prefix, RULE.window)
+        .count_prefix_approval(prefix, subject, &RULE)
         .await
         .expect("count_prefix_approval answers");
 }
@@ -96,12 +129,12 @@ async fn approvals_at_the_share_keep_a_prefix_open_and_below_it_do_not(kind: Sto
     let store = TestStore::open(kind).await;
     let verified = prefix("+1 650 200 0001");
     let thin = prefix("+1 628 200 0001");
-    counted(&store, &verified, 4).await;
-    counted(&store, &thin, 4).await;
-    for _ in 0..2 {
-        approve(&store, &verified).await;
+    let verified_sends = counted(&store, &verified, 4).await;
+    let thin_sends = counted(&store, &thin, 4).await;
+    for (_, subject) in &verified_sends[..2] {
+        approve(&store, &verified, subject).await;
     }
-    approve(&store, &thin).await;
+    approve(&store, &thin, &thin_sends[0].1).await;
     tokio::time::sleep(JUDGED).await;
     assert!(
         matches!(
@@ -128,9 +161,9 @@ async fn approvals_at_the_share_keep_a_prefix_open_and_below_it_do_not(kind: Sto
 async fn a_refunded_send_is_never_judged(kind: StoreKind) {
     let store = TestStore::open(kind).await;
     let range = prefix("+1 628 200 0001");
-    let tokens = counted(&store, &range, 3).await;
+    let sends = counted(&store, &range, 3).await;
     store
-        .refund_prefix_send(&range, &tokens[0])
+        .refund_prefix_send(&range, &sends[0].0)
         .await
         .expect("refund answers");
     store
@@ -169,7 +202,7 @@ async fn a_suspension_lifts_on_time_and_the_prefix_starts_afresh(kind: StoreKind
     tokio::time::sleep(JUDGED).await;
     assert!(
         matches!(count(&store, &range).await, PrefixDecision::Counted { .. }),
-        "the sends that suspended it were forgotten: one judged send is no verdict"
+        "the sends that suspended it are not judged again: one judged send is no verdict"
     );
     assert_eq!(
         store.suspended_prefixes(None).await.expect("answers"),
@@ -193,8 +226,13 @@ async fn each_suspended_prefix_is_counted_until_its_own_lift(kind: StoreKind) {
         (&short, Duration::from_secs(2)),
     ] {
         let rule = PrefixRule { suspension, ..RULE };
+        let subject = new_subject();
+        let sender = PrefixSender {
+            subject: &subject,
+            source: some_source(),
+        };
         let decision = store
-            .count_prefix_send(range, &rule)
+            .count_prefix_send(range, &rule, sender)
             .await
             .expect("count_prefix_send answers");
         let PrefixDecision::Suspended { lift_in, .. } = decision else {
@@ -222,10 +260,210 @@ async fn each_suspended_prefix_is_counted_until_its_own_lift(kind: StoreKind) {
     );
 }
 
+async fn one_source_with_the_anonymous_one_cannot_suspend_and_a_third_can(kind: StoreKind) {
+    let store = TestStore::open(kind).await;
+    let range = prefix("+1 628 200 0001");
+    let attacker = SendSource([7; 8]);
+    for source in [attacker, SendSource::ANONYMOUS].repeat(4) {
+        let decision = count_to(&store, &range, &new_subject(), source).await;
+        assert!(
+            matches!(decision, PrefixDecision::Counted { .. }),
+            "{decision:?}"
+        );
+    }
+    tokio::time::sleep(JUDGED).await;
+    let decision = count_to(&store, &range, &new_subject(), attacker).await;
+    assert!(
+        matches!(decision, PrefixDecision::Counted { .. }),
+        "8 judged unverified sends from two sources are no verdict: {decision:?}"
+    );
+    let decision = count_to(&store, &range, &new_subject(), SendSource([9; 8])).await;
+    assert!(
+        matches!(decision, PrefixDecision::Counted { .. }),
+        "{decision:?}"
+    );
+    tokio::time::sleep(JUDGED).await;
+    let decision = count_to(&store, &range, &new_subject(), attacker).await;
+    assert!(
+        matches!(
+            decision,
+            PrefixDecision::Suspended {
+                verdict: Some(PrefixVerdict {
+                    judged: 10,
+                    approved: 0
+                }),
+                ..
+            }
+        ),
+        "a third source's judged send completes the verdict: {decision:?}"
+    );
+}
+
+async fn only_a_sends_own_approval_counts(kind: StoreKind) {
+    let store = TestStore::open(kind).await;
+    let range = prefix("+1 628 200 0001");
+    let sends = counted(&store, &range, 4).await;
+    // The pumper owns one number of the range and approves every code it
+    // gets: only its own send counts as approved.
+    let (_, owned) = &sends[0];
+    for _ in 0..4 {
+        approve(&store, &range, owned).await;
+    }
+    tokio::time::sleep(JUDGED).await;
+    let decision = count(&store, &range).await;
+    assert!(
+        matches!(
+            decision,
+            PrefixDecision::Suspended {
+                verdict: Some(PrefixVerdict {
+                    judged: 4,
+                    approved: 1
+                }),
+                ..
+            }
+        ),
+        "1 of 4 approved is below half: {decision:?}"
+    );
+}
+
+async fn a_number_that_approved_passes_a_suspended_prefix(kind: StoreKind) {
+    let store = TestStore::open(kind).await;
+    let range = prefix("+1 628 200 0001");
+    let known = new_subject();
+    let decision = count_to(&store, &range, &known, some_source()).await;
+    assert!(matches!(decision, PrefixDecision::Counted { .. }));
+    approve(&store, &range, &known).await;
+    counted(&store, &range, 6).await;
+    tokio::time::sleep(JUDGED).await;
+    assert!(
+        matches!(
+            count(&store, &range).await,
+            PrefixDecision::Suspended {
+                verdict: Some(_),
+                ..
+            }
+        ),
+        "1 of 7 approved: suspended"
+    );
+    assert!(
+        matches!(
+            count(&store, &range).await,
+            PrefixDecision::Suspended { .. }
+        ),
+        "a new number is refused"
+    );
+    let decision = count_to(&store, &range, &known, some_source()).await;
+    assert!(
+        matches!(decision, PrefixDecision::Counted { .. }),
+        "the number that approved is never collateral: {decision:?}"
+    );
+}
+
+async fn an_operator_lists_lifts_and_exempts_prefixes(kind: StoreKind) {
+    let store = TestStore::open(kind).await;
+    let range = prefix("+1 628 200 0001");
+    counted(&store, &range, 3).await;
+    tokio::time::sleep(JUDGED).await;
+    let long = PrefixRule {
+        suspension: Duration::from_secs(600),
+        ..RULE
+    };
+    let subject = new_subject();
+    let sender = PrefixSender {
+        subject: &subject,
+        source: some_source(),
+    };
+    let decision = store
+        .count_prefix_send(&range, &long, sender)
+        .await
+        .expect("answers");
+    let PrefixDecision::Suspended {
+        lift_in,
+        verdict: Some(_),
+    } = decision
+    else {
+        panic!("suspended: {decision:?}");
+    };
+    store
+        .suspended_prefixes(Some((&range, lift_in)))
+        .await
+        .expect("listed");
+    let listed = store.list_suspended_prefixes(&RULE).await.expect("lists");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].prefix, range);
+    assert_eq!(
+        listed[0].counts,
+        PrefixVerdict {
+            judged: 3,
+            approved: 0
+        },
+        "the evidence is kept"
+    );
+    assert!(
+        listed[0].lift_in > Duration::from_secs(590),
+        "{:?}",
+        listed[0].lift_in
+    );
+
+    assert!(
+        store.lift_prefix_suspension(&range).await.expect("lifts"),
+        "it was suspended"
+    );
+    assert!(
+        !store.lift_prefix_suspension(&range).await.expect("lifts"),
+        "no longer"
+    );
+    assert!(
+        store
+            .list_suspended_prefixes(&RULE)
+            .await
+            .expect("lists")
+            .is_empty()
+    );
+    assert_eq!(store.suspended_prefixes(None).await.expect("answers"), 0);
+    assert!(
+        matches!(count(&store, &range).await, PrefixDecision::Counted { .. }),
+        "lifted, and the evidence is not judged again"
+    );
+
+    let other = prefix("+1 650 200 0001");
+    store
+        .exempt_prefix(&other, Duration::from_secs(300))
+        .await
+        .expect("exempts");
+    for _ in 0..6 {
+        count(&store, &other).await;
+    }
+    tokio::time::sleep(JUDGED).await;
+    assert!(
+        matches!(count(&store, &other).await, PrefixDecision::Counted { .. }),
+        "an exempt prefix is left alone"
+    );
+    let exemptions = store.list_prefix_exemptions().await.expect("lists");
+    assert_eq!(exemptions.len(), 1, "{exemptions:?}");
+    assert_eq!(exemptions[0].prefix, other);
+    assert!(exemptions[0].ends_in > Duration::from_secs(290));
+    store
+        .exempt_prefix(&other, Duration::ZERO)
+        .await
+        .expect("ends the exemption");
+    assert!(
+        store
+            .list_prefix_exemptions()
+            .await
+            .expect("lists")
+            .is_empty()
+    );
+}
+
 for_each_store!(
     unapproved_sends_suspend_once_judged_and_the_refusal_says_until_when,
     each_suspended_prefix_is_counted_until_its_own_lift,
     approvals_at_the_share_keep_a_prefix_open_and_below_it_do_not,
     a_refunded_send_is_never_judged,
     a_suspension_lifts_on_time_and_the_prefix_starts_afresh,
+    one_source_with_the_anonymous_one_cannot_suspend_and_a_third_can,
+    only_a_sends_own_approval_counts,
+    a_number_that_approved_passes_a_suspended_prefix,
+    an_operator_lists_lifts_and_exempts_prefixes,
 );

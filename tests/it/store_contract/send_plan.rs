@@ -6,11 +6,11 @@
 use std::time::Duration;
 
 use otp_service::{
-    abuse::{DestinationPrefix, LimitKind, PrefixRule, RateRule},
+    abuse::{DestinationPrefix, LimitKind, PrefixRule, RateRule, SendSource},
     domain::SubjectKey,
     store::{
-        CodeToStore, PrefixDecision, PrefixStep, PrefixVerdict, PutOutcome, SendDecision, SendLog,
-        SendOutcome, SendPlan, StoredSend, VerifyOutcome,
+        CodeToStore, PrefixDecision, PrefixSender, PrefixStep, PrefixVerdict, PutOutcome,
+        SendDecision, SendLog, SendOutcome, SendPlan, StoredSend, VerifyOutcome,
     },
 };
 
@@ -25,6 +25,8 @@ const RULE: PrefixRule = PrefixRule {
     min_sends: 1,
     min_approved_percent: 50,
     suspension: Duration::from_secs(60),
+    min_sources: 1,
+    trust_for: Duration::ZERO,
 };
 
 const PERIOD: Duration = Duration::from_secs(600);
@@ -46,11 +48,19 @@ fn phone_and_global(subject: &SubjectKey, global: u32) -> Vec<(SendLog, Vec<Rate
     ]
 }
 
-fn step(prefix: &DestinationPrefix, refuse_suspended: bool) -> PrefixStep<'_> {
+fn step<'a>(
+    prefix: &'a DestinationPrefix,
+    subject: &'a SubjectKey,
+    refuse_suspended: bool,
+) -> PrefixStep<'a> {
     PrefixStep {
         prefix,
         rule: &RULE,
         refuse_suspended,
+        sender: PrefixSender {
+            subject,
+            source: SendSource::ANONYMOUS,
+        },
     }
 }
 
@@ -92,8 +102,13 @@ async fn has_room(store: &TestStore, log: &SendLog, rules: &[RateRule]) -> bool 
 
 /// Whether `prefix` has a send counted (under [`RULE`] it then suspends).
 async fn prefix_counted(store: &TestStore, prefix: &DestinationPrefix) -> bool {
+    let subject = new_subject();
+    let sender = PrefixSender {
+        subject: &subject,
+        source: SendSource::ANONYMOUS,
+    };
     let decision = store
-        .count_prefix_send(prefix, &RULE)
+        .count_prefix_send(prefix, &RULE, sender)
         .await
         .expect("count_prefix_send");
     matches!(decision, PrefixDecision::Suspended { .. })
@@ -104,7 +119,7 @@ async fn stored_send_returns_tokens_the_refunds_accept(kind: StoreKind) {
     let subject = new_subject();
     let logs = phone_and_global(&subject, 1);
     let pumped = prefix("+1 628 200 0001");
-    let sent = stored(send(&store, &subject, &logs, Some(step(&pumped, true))).await);
+    let sent = stored(send(&store, &subject, &logs, Some(step(&pumped, &subject, true))).await);
     assert_eq!(sent.attempts_remaining, MAX_ATTEMPTS);
     assert_eq!(sent.next_allowed_in, PERIOD, "the phone's log is full");
     assert_eq!(sent.monitored, None);
@@ -138,7 +153,7 @@ async fn first_refusing_log_decides_and_the_earlier_counts_are_taken_back(kind: 
         (SendLog::Global, rules(LimitKind::Global, 0)),
     ];
     let pumped = prefix("+1 628 200 0002");
-    let outcome = send(&store, &subject, &logs, Some(step(&pumped, true))).await;
+    let outcome = send(&store, &subject, &logs, Some(step(&pumped, &subject, true))).await;
     let SendOutcome::Refused { violations } = outcome else {
         panic!("the client's log is full, got {outcome:?}");
     };
@@ -178,7 +193,7 @@ async fn suspension_refuses_in_enforce_and_is_reported_in_monitor(kind: StoreKin
 
     let subject = new_subject();
     let logs = phone_and_global(&subject, 1);
-    let outcome = send(&store, &subject, &logs, Some(step(&pumped, true))).await;
+    let outcome = send(&store, &subject, &logs, Some(step(&pumped, &subject, true))).await;
     let SendOutcome::Suspended(suspension) = outcome else {
         panic!("an unapproved judged send suspends, got {outcome:?}");
     };
@@ -196,7 +211,15 @@ async fn suspension_refuses_in_enforce_and_is_reported_in_monitor(kind: StoreKin
     // The global log has room left: the refund above left one send there.
     let subject = new_subject();
     let logs = phone_and_global(&subject, 10);
-    let sent = stored(send(&store, &subject, &logs, Some(step(&pumped, false))).await);
+    let sent = stored(
+        send(
+            &store,
+            &subject,
+            &logs,
+            Some(step(&pumped, &subject, false)),
+        )
+        .await,
+    );
     let monitored = sent.monitored.expect("monitor reports the suspension");
     assert!(monitored.lift_in <= RULE.suspension && monitored.lift_in > Duration::ZERO);
     assert_eq!(monitored.verdict, None, "suspended by an earlier call");
@@ -221,7 +244,7 @@ async fn lock_takes_back_every_count(kind: StoreKind) {
 
     let logs = phone_and_global(&subject, 1);
     let pumped = prefix("+1 628 200 0004");
-    let outcome = send(&store, &subject, &logs, Some(step(&pumped, true))).await;
+    let outcome = send(&store, &subject, &logs, Some(step(&pumped, &subject, true))).await;
     let SendOutcome::Locked {
         retry_after,
         monitored,
