@@ -5,10 +5,7 @@
 //! `suspended_prefixes.lua`, `lift_prefix.lua`, `prefix_counts.lua`,
 //! `prefix_list.lua` and `prefix_window.rs`).
 
-use std::{
-    sync::atomic::{AtomicU8, Ordering},
-    time::Duration,
-};
+use std::time::Duration;
 
 use otp_service::{
     abuse::{DestinationPrefix, PrefixRule, SendSource},
@@ -36,16 +33,15 @@ const RULE: PrefixRule = PrefixRule {
 /// (time passing on the store's clock, not a wait for an effect).
 const JUDGED: Duration = Duration::from_millis(450);
 
-/// One of three sources, in turn: the cases that are not about sources
-/// always have enough of them.
-fn some_source() -> SendSource {
-    static NEXT: AtomicU8 = AtomicU8::new(0);
-    SendSource([NEXT.fetch_add(1, Ordering::Relaxed) % 3 + 1; 8])
+/// The `n`th of three sources: sends numbered in turn always come from
+/// enough of them, for the cases that are not about sources.
+fn source(n: usize) -> SendSource {
+    SendSource([(n % 3) as u8 + 1; 8])
 }
 
-/// A send to a number nobody else texts, from [`some_source`].
+/// A send to a number nobody else texts, from the first source.
 async fn count(store: &TestStore, prefix: &DestinationPrefix) -> PrefixDecision {
-    count_to(store, prefix, &new_subject(), some_source()).await
+    count_to(store, prefix, &new_subject(), source(0)).await
 }
 
 /// A send to `subject` from `source`.
@@ -61,17 +57,17 @@ async fn count_to(
         .expect("count_prefix_send answers")
 }
 
-/// Counts `n` sends to new numbers, each of which must be admitted;
-/// returns their tokens and numbers.
+/// Counts `n` sends to new numbers from the three sources in turn, each of
+/// which must be admitted; returns their tokens and numbers.
 async fn counted(
     store: &TestStore,
     prefix: &DestinationPrefix,
     n: usize,
 ) -> Vec<(String, SubjectKey)> {
     let mut sends = Vec::new();
-    for _ in 0..n {
+    for n in 0..n {
         let subject = new_subject();
-        match count_to(store, prefix, &subject, some_source()).await {
+        match count_to(store, prefix, &subject, source(n)).await {
             PrefixDecision::Counted { token } => sends.push((token, subject)),
             other => panic!("expected the send to be counted, got {other:?}"),
         }
@@ -229,7 +225,7 @@ async fn each_suspended_prefix_is_counted_until_its_own_lift(kind: StoreKind) {
         let subject = new_subject();
         let sender = PrefixSender {
             subject: &subject,
-            source: some_source(),
+            source: source(0),
         };
         let decision = store
             .count_prefix_send(range, &rule, sender)
@@ -330,7 +326,7 @@ async fn a_number_that_approved_passes_a_suspended_prefix(kind: StoreKind) {
     let store = TestStore::open(kind).await;
     let range = prefix("+1 628 200 0001");
     let known = new_subject();
-    let decision = count_to(&store, &range, &known, some_source()).await;
+    let decision = count_to(&store, &range, &known, source(0)).await;
     assert!(matches!(decision, PrefixDecision::Counted { .. }));
     approve(&store, &range, &known).await;
     counted(&store, &range, 6).await;
@@ -352,7 +348,7 @@ async fn a_number_that_approved_passes_a_suspended_prefix(kind: StoreKind) {
         ),
         "a new number is refused"
     );
-    let decision = count_to(&store, &range, &known, some_source()).await;
+    let decision = count_to(&store, &range, &known, source(0)).await;
     assert!(
         matches!(decision, PrefixDecision::Counted { .. }),
         "the number that approved is never collateral: {decision:?}"
@@ -371,7 +367,7 @@ async fn an_operator_lists_lifts_and_exempts_prefixes(kind: StoreKind) {
     let subject = new_subject();
     let sender = PrefixSender {
         subject: &subject,
-        source: some_source(),
+        source: source(0),
     };
     let decision = store
         .count_prefix_send(&range, &long, sender)
