@@ -78,7 +78,9 @@ if not is_trusted then
       if sources >= needed then
         break
       end
-      local source = string.match(member, '^[^:]*:([^:]*)') or member
+      -- A member written before sources were kept (a bare token) is one
+      -- source for all of them, so a rolling upgrade adds no sources.
+      local source = string.match(member, '^[^:]*:([^:]*)') or 'before-sources'
       if not seen[source] then
         seen[source] = true
         sources = sources + 1
