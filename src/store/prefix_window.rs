@@ -190,7 +190,8 @@ impl PrefixWindow {
             .keep_for_ms
             .max(ms(rule.window))
             .max(ms(rule.trust_for));
-        self.forget_older_than(rule.window, now_ms);
+        // Sends that left the window are forgotten by the next send's
+        // decision, which judges only what is inside it (as in Lua).
         if !rule.trust_for.is_zero() {
             self.trust(subject, now_ms.saturating_add(ms(rule.trust_for)), now_ms);
         }

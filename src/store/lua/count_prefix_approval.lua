@@ -8,7 +8,7 @@
 -- KEYS[3]  each number's latest send   KEYS[4]  trusted numbers
 --          (as in count_prefix_send.lua; one hash tag)
 -- ARGV[1]  the number's subject tag
--- ARGV[2]  window_ms: sends older than this are forgotten
+-- ARGV[2]  window_ms: how long the approved send is kept
 -- ARGV[3]  trust_ms: how long the number is trusted (0: not at all)
 -- Returns 1.
 local sends, approved, latest, trusted = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -18,18 +18,8 @@ local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local window = tonumber(ARGV[2])
 local trust_ms = tonumber(ARGV[3])
 
-local gone = redis.call('ZRANGEBYSCORE', sends, '-inf', now - window)
-for _, member in ipairs(gone) do
-  local of = string.match(member, ':([^:]*)$')
-  if of and redis.call('HGET', latest, of) == member then
-    redis.call('HDEL', latest, of)
-  end
-end
-if #gone > 0 then
-  redis.call('ZREMRANGEBYSCORE', sends, '-inf', now - window)
-end
-redis.call('ZREMRANGEBYSCORE', approved, '-inf', now - window)
-
+-- Sends that left the window are forgotten by the next send's decision
+-- (count_prefix_send.lua), which judges only what is inside it.
 if trust_ms > 0 then
   redis.call('ZREMRANGEBYSCORE', trusted, '-inf', now)
   redis.call('ZADD', trusted, now + trust_ms, subject)
