@@ -7,6 +7,7 @@ use crate::common::{
     unique_phone, wait_for,
 };
 use std::time::Duration;
+use tokio::time::Instant;
 
 use deadpool_redis::redis::{self, AsyncCommands};
 use otp_service::proto::{SendOtpRequest, SendOtpResponse, VerifyOtpResult};
@@ -322,6 +323,10 @@ async fn each_operation_is_one_evalsha_and_scripts_load_once_per_server() {
     assert_eq!(calls(&redis, "evalsha").await, 33 + 9 + 3);
 }
 
+/// How often the pumping guard's gauge re-reads the suspended prefixes
+/// (`otp/pumping_guard.rs`), one EVALSHA each time.
+const GAUGE_REFRESH: Duration = Duration::from_secs(15);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_judged_by_the_pumping_guard_is_one_evalsha() {
     let redis = RedisServer::start().await;
@@ -343,13 +348,28 @@ async fn a_send_judged_by_the_pumping_guard_is_one_evalsha() {
         },
     )
     .await;
+    // Start right after one of the gauge's refreshes, so that none falls
+    // among the sends counted.
+    let loaded = calls(&redis, "evalsha").await;
+    wait_for(
+        "the gauge's next refresh",
+        GAUGE_REFRESH + Duration::from_secs(10),
+        || async { (calls(&redis, "evalsha").await > loaded).then_some(()) },
+    )
+    .await;
+    let refreshed_at = Instant::now();
     let before = calls(&redis, "evalsha").await;
     for _ in 0..5 {
         app.send_and_read_code(&unique_phone()).await;
     }
+    let counted = calls(&redis, "evalsha").await - before;
+    let spent = refreshed_at.elapsed();
+    assert!(
+        spent < GAUGE_REFRESH,
+        "stalled {spent:?}: the gauge may have refreshed among the sends"
+    );
     assert_eq!(
-        calls(&redis, "evalsha").await - before,
-        5,
+        counted, 5,
         "the send logs, the prefix's verdict and the code in one script"
     );
 }

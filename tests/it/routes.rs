@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use crate::common::{
     TestApp,
     sms_standins::{
@@ -204,6 +206,10 @@ async fn an_undeliverable_number_is_not_handed_on() {
     assert_eq!(providers.counts().await, (1, 0, 0));
 }
 
+/// `OTP_SMS_BREAKER_COOLDOWN_SECONDS` in the breaker case: long enough
+/// that a busy core does not end it between two sends.
+const BREAKER_COOLDOWN: Duration = Duration::from_secs(3);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_breaker_opens_skips_probes_and_closes() {
     let providers = Providers::start().await;
@@ -215,7 +221,10 @@ async fn the_breaker_opens_skips_probes_and_closes() {
             &[
                 ("OTP_SMS_MAX_RETRIES", "0"),
                 ("OTP_SMS_BREAKER_FAILURES", "2"),
-                ("OTP_SMS_BREAKER_COOLDOWN_SECONDS", "1"),
+                ("OTP_SMS_BREAKER_COOLDOWN_SECONDS", "3"),
+                // Every poll for the probe below is a send.
+                ("OTP_ANONYMOUS_SEND_LIMIT", "100000"),
+                ("OTP_GLOBAL_SEND_LIMIT", "0"),
             ],
         )
         .await;
@@ -224,9 +233,15 @@ async fn the_breaker_opens_skips_probes_and_closes() {
     for _ in 0..2 {
         app.send(&unique_phone()).await.expect("failed over");
     }
+    let opened = Instant::now();
     assert_eq!(providers.counts().await, (2, 2, 0));
-    // Open: Twilio is not asked at all.
+    // Open: Twilio is not asked at all (a send within the cool-down).
     app.send(&unique_phone()).await.expect("straight to Vonage");
+    let within = opened.elapsed();
+    assert!(
+        within < BREAKER_COOLDOWN,
+        "the machine stalled {within:?}, past the cool-down: nothing to conclude"
+    );
     assert_eq!(providers.counts().await, (2, 3, 0), "skipped while open");
     assert_eq!(
         app.health("otp.v1.OtpService").await,
@@ -238,7 +253,7 @@ async fn the_breaker_opens_skips_probes_and_closes() {
     providers.twilio_answers(twilio_queued()).await;
     wait_for(
         "a probe reaches Twilio",
-        Duration::from_secs(10),
+        BREAKER_COOLDOWN + Duration::from_secs(10),
         || async {
             app.send(&unique_phone()).await.expect("sent");
             (requests(&providers.twilio).await.len() == 1).then_some(())

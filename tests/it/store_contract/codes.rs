@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use otp_service::{
     domain::SubjectKey,
     store::{PutOutcome, VerifyOutcome},
@@ -70,19 +72,26 @@ async fn last_wrong_guess_destroys_the_code_and_locks(kind: StoreKind) {
 async fn lock_ends_when_the_locked_code_would_have_expired(kind: StoreKind) {
     let store = TestStore::open(kind).await;
     let subject = new_subject();
-    let short = Duration::from_millis(300);
+    // At least 1 s: these cases run on the shared Cluster and Sentinel too.
+    let short = Duration::from_millis(1_500);
     let code = digest(1);
     let put_short = || store.put_code(&subject, &code, short, 1);
+    let before_put = Instant::now();
     assert_eq!(put_short().await.expect("answers"), stored(1));
     assert_eq!(verify(&store, &subject, 9, 1).await, incorrect(0));
     assert!(matches!(
         put_short().await.expect("answers"),
         PutOutcome::Locked { retry_after } if retry_after <= short
     ));
-    wait_for("the lock ends", Duration::from_secs(5), || async {
+    wait_for("the lock ends", short + Duration::from_secs(5), || async {
         (put_short().await.expect("answers") == stored(1)).then_some(())
     })
     .await;
+    let ended_after = before_put.elapsed();
+    assert!(
+        ended_after >= short,
+        "the lock ended {ended_after:?} after the code was stored, before the code would have expired"
+    );
 }
 
 async fn approval_is_single_use_and_resets_the_guess_budget(kind: StoreKind) {
@@ -151,7 +160,7 @@ async fn resend_keeps_spent_guesses_and_never_shrinks_the_lifetime(kind: StoreKi
 async fn spent_guesses_expire_with_the_record(kind: StoreKind) {
     let store = TestStore::open(kind).await;
     let subject = new_subject();
-    let short = Duration::from_millis(300);
+    let short = Duration::from_secs(1);
     store
         .put_code(&subject, &digest(1), short, MAX_ATTEMPTS)
         .await
