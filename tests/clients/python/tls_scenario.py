@@ -15,7 +15,7 @@ import sys
 import grpc
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from scenario import generate_stubs  # noqa: E402
+from scenario import check, generate_stubs  # noqa: E402
 
 
 def read(var: str) -> bytes:
@@ -51,27 +51,27 @@ def main() -> None:
         certificate_chain=read("CERT_FILE"),
     )
     reply = send(with_cert)
-    assert reply.expires_in_seconds > 0, reply
+    check(reply.expires_in_seconds > 0, reply)
     print("python: certificate caller sent a code")
 
     code = refused(with_cert, [("authorization", "Bearer not-a-listed-token")])
-    assert code == grpc.StatusCode.PERMISSION_DENIED, code
+    check(code == grpc.StatusCode.PERMISSION_DENIED, code)
     token = os.environ["TOKEN"]
     code = refused(with_cert, [("authorization", f"Bearer {token}")])
     # The token caller is within its budget: the refusal is the phone's cooldown.
-    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED, code
+    check(code == grpc.StatusCode.RESOURCE_EXHAUSTED, code)
     print("python: unknown token PERMISSION_DENIED, listed token accepted")
 
     no_cert = grpc.ssl_channel_credentials(root_certificates=read("CA_FILE"))
     code = refused(no_cert)
-    assert code == grpc.StatusCode.UNAVAILABLE, code
+    check(code == grpc.StatusCode.UNAVAILABLE, code)
     wrong_ca = grpc.ssl_channel_credentials(
         root_certificates=read("OTHER_CA_FILE"),
         private_key=read("KEY_FILE"),
         certificate_chain=read("CERT_FILE"),
     )
     code = refused(wrong_ca)
-    assert code == grpc.StatusCode.UNAVAILABLE, code
+    check(code == grpc.StatusCode.UNAVAILABLE, code)
     print("python: no client certificate and wrong CA refused")
 
 

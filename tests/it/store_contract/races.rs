@@ -41,6 +41,12 @@ async fn concurrent_verifies_of_the_right_code_approve_it_once(kind: StoreKind) 
         .filter(|v| matches!(v, Ok(VerifyOutcome::Approved)))
         .count();
     assert_eq!(approved, 1, "{verdicts:?}");
+    // Every other call answered too, with "nothing pending": none failed.
+    let expired = verdicts
+        .iter()
+        .filter(|v| matches!(v, Ok(VerifyOutcome::Expired)))
+        .count();
+    assert_eq!(expired, 49, "{verdicts:?}");
 }
 
 async fn concurrent_claims_of_one_key_claim_it_once(kind: StoreKind) {
@@ -55,6 +61,11 @@ async fn concurrent_claims_of_one_key_claim_it_once(kind: StoreKind) {
         .filter(|c| matches!(c, Ok(IdempotencyClaim::Claimed { .. })))
         .count();
     assert_eq!(claimed, 1, "{claims:?}");
+    let in_progress = claims
+        .iter()
+        .filter(|c| matches!(c, Ok(IdempotencyClaim::InProgress)))
+        .count();
+    assert_eq!(in_progress, 49, "every other claim answered: {claims:?}");
 }
 
 async fn concurrent_sends_count_exactly_the_limit(kind: StoreKind) {
@@ -71,6 +82,11 @@ async fn concurrent_sends_count_exactly_the_limit(kind: StoreKind) {
         .filter(|s| matches!(s, Ok(SendDecision::Admitted { .. })))
         .count();
     assert_eq!(counted, 3, "{sends:?}");
+    let refused = sends
+        .iter()
+        .filter(|s| matches!(s, Ok(SendDecision::Refused { .. })))
+        .count();
+    assert_eq!(refused, 47, "every other send answered, refused: {sends:?}");
 }
 
 for_each_store!(
