@@ -279,12 +279,14 @@ async fn verification_succeeds_when_the_guard_cannot_count_the_approval() {
         .await;
     let url = format!("redis://no-guard:no-guard-pw@127.0.0.1:{}", redis.port());
     let metrics_addr = free_metrics_addr();
-    let verifier = ServiceProcess::start(&[
-        ("REDIS_URL", &url),
-        ("OTP_HMAC_SECRET", TEST_SECRET),
-        ("OTP_SMS_GATEWAY", "console"),
-        ("OTP_METRICS_ADDR", &metrics_addr),
-    ]);
+    let verifier = tokio::task::block_in_place(|| {
+        ServiceProcess::start(&[
+            ("REDIS_URL", &url),
+            ("OTP_HMAC_SECRET", TEST_SECRET),
+            ("OTP_SMS_GATEWAY", "console"),
+            ("OTP_METRICS_ADDR", &metrics_addr),
+        ])
+    });
     let phone = number(VERIFIED_AREA, 1);
     let code = sender.send_and_read_code(&phone).await;
     let mut client = OtpServiceClient::new(connect(verifier.addr).await);
@@ -298,11 +300,13 @@ async fn verification_succeeds_when_the_guard_cannot_count_the_approval() {
         .into_inner();
     assert_eq!(verified.result(), VerifyOtpResult::Approved);
 
-    let line = verifier.wait_for_stderr(
-        "could not count an approval",
-        Duration::from_secs(5),
-        |line| Some(line.to_owned()),
-    );
+    let line = tokio::task::block_in_place(|| {
+        verifier.wait_for_stderr(
+            "could not count an approval",
+            Duration::from_secs(5),
+            |line| Some(line.to_owned()),
+        )
+    });
     assert!(line.contains("+16502"), "names the prefix: {line}");
     assert!(
         !line.contains("phone="),
@@ -324,7 +328,7 @@ async fn monitor_mode_counts_logs_and_lists_the_prefix() {
         ("OTP_PUMPING_GUARD", "monitor"),
         ("OTP_LOG_FORMAT", "json"),
     ]);
-    let service = ServiceProcess::start(&vars);
+    let service = tokio::task::block_in_place(|| ServiceProcess::start(&vars));
     let mut client = OtpServiceClient::new(connect(service.addr).await);
     let counter = r#"otp_pumping_suspensions_total{country="US"}"#;
     let give_up = Instant::now() + Duration::from_secs(30);
@@ -364,8 +368,10 @@ async fn monitor_mode_counts_logs_and_lists_the_prefix() {
     };
     assert_eq!(sample(&page, counter), 1.0, "counted once: {page}");
 
-    let line = service.wait_for_stderr("would be suspended", Duration::from_secs(5), |line| {
-        Some(line.to_owned())
+    let line = tokio::task::block_in_place(|| {
+        service.wait_for_stderr("would be suspended", Duration::from_secs(5), |line| {
+            Some(line.to_owned())
+        })
     });
     assert!(line.contains(r#""level":"WARN""#), "{line}");
     assert!(line.contains(r#""prefix":"+16282""#), "{line}");

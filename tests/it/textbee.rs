@@ -408,11 +408,13 @@ async fn binary_logs_never_carry_the_key_the_code_or_a_full_number() {
         .mount(&server)
         .await;
     let url = send_url(&server);
-    let binary = ServiceProcess::start(&[
-        ("OTP_LOG_FORMAT", "json"),
-        ("SMS_SENDER_API", url.as_str()),
-        ("TEXTBEE_API_KEY", KEY),
-    ]);
+    let binary = tokio::task::block_in_place(|| {
+        ServiceProcess::start(&[
+            ("OTP_LOG_FORMAT", "json"),
+            ("SMS_SENDER_API", url.as_str()),
+            ("TEXTBEE_API_KEY", KEY),
+        ])
+    });
     let mut client = OtpServiceClient::new(connect(binary.addr).await);
 
     let send = |phone: &str| SendOtpRequest {
@@ -428,11 +430,13 @@ async fn binary_logs_never_carry_the_key_the_code_or_a_full_number() {
         .await
         .expect_err("refused send fails");
     assert_eq!(refused.code(), Code::Internal);
-    binary.wait_for_stderr(
-        "check TEXTBEE_API_KEY",
-        Duration::from_secs(5),
-        |_| Some(()),
-    );
+    tokio::task::block_in_place(|| {
+        binary.wait_for_stderr(
+            "check TEXTBEE_API_KEY",
+            Duration::from_secs(5),
+            |_| Some(()),
+        )
+    });
     let code = extract_code(&message_of(&requests(&server).await[0])).expect("code");
     let logs = binary.stop();
 

@@ -81,11 +81,20 @@ pub fn pairs(vars: &[(String, String)]) -> Vec<(&str, &str)> {
     vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
-/// A URL on a loopback port that was free a moment ago: nothing listens.
+/// A URL on a loopback port where nothing listens, and nothing will while
+/// the tests run: the port is held by a socket that is bound but never
+/// listens (a connection to it is refused), kept for the whole process, so
+/// a parallel test cannot be handed the same port and start listening there.
 pub fn closed_port_url() -> String {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("free port");
+    static HELD: std::sync::Mutex<Vec<tokio::net::TcpSocket>> = std::sync::Mutex::new(Vec::new());
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket
+        .bind("127.0.0.1:0".parse().expect("an address"))
+        .expect("bound to a free port");
+    let closed = socket.local_addr().expect("bound");
+    HELD.lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .push(socket);
     format!("http://{closed}")
 }
 
