@@ -35,7 +35,11 @@ pub(super) fn admit<T>(
                 |caller| caller.name().to_owned(),
             )
         })
-        .map_err(Error::AdminDenied);
+        .map_err(|refusal| {
+            // A refused admin call is worth a look: who tried, and why not.
+            tracing::warn!(reason = %refusal, "admin API call refused");
+            Error::AdminDenied(refusal)
+        });
     (caller, admitted)
 }
 

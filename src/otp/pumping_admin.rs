@@ -105,13 +105,17 @@ impl PumpingAdmin {
         operator: &str,
         prefix: &DestinationPrefix,
     ) -> Result<bool, FlowError> {
-        let action = Action::LiftSuspension;
         let lifted = timed_store(
             "lift_prefix_suspension",
             self.store.lift_prefix_suspension(prefix),
         )
         .await;
-        self.record(action, operator, prefix, lifted.as_ref().copied());
+        self.record(
+            Action::LiftSuspension,
+            operator,
+            prefix,
+            lifted.as_ref().copied(),
+        );
         Ok(lifted?)
     }
 
@@ -180,7 +184,7 @@ impl PumpingAdmin {
                     prefix = %prefix,
                     duration_seconds,
                     error = %err,
-                    "admin action failed: the store did not answer"
+                    "admin action failed"
                 );
                 metrics::admin_action(action.as_str(), "failed");
                 return;
