@@ -13,6 +13,9 @@ use crate::{
     store::{PrefixExemption, SuspendedPrefix},
 };
 
+/// `OTP_PUMPING_TRUST_DAYS` is whole days.
+const SECONDS_PER_DAY: u64 = 24 * 60 * 60;
+
 /// The suspended prefixes, in the order given.
 pub(super) fn suspended_prefixes(suspended: Vec<SuspendedPrefix>) -> ListSuspendedPrefixesResponse {
     ListSuspendedPrefixesResponse {
@@ -83,5 +86,7 @@ fn pumping_guard(guard: &PumpingGuardSettings) -> proto::PumpingGuard {
         min_sends: guard.min_sends,
         min_approved_percent: guard.min_approved_percent,
         suspension_seconds: ceil_seconds(guard.suspension),
+        min_sources: guard.min_sources,
+        trust_days: u32::try_from(guard.trust_for.as_secs() / SECONDS_PER_DAY).unwrap_or(u32::MAX),
     }
 }

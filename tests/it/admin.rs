@@ -157,6 +157,7 @@ async fn without_a_callers_file_loopback_may_administer() {
         ),
         (4, 3600, 3600)
     );
+    assert_eq!((guard.min_sources, guard.trust_days), (3, 30));
 }
 
 /// This host's address on its default route, if it has one (no packet is
