@@ -12,7 +12,10 @@ fn main() -> Result<(), Box<dyn Error>> {
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("otp_descriptor.bin"))
-        .compile_protos(&["proto/otp/v1/otp.proto"], &["proto"])?;
+        .compile_protos(
+            &["proto/otp/v1/otp.proto", "proto/otp/admin/v1/admin.proto"],
+            &["proto"],
+        )?;
     println!("cargo:rerun-if-changed=proto");
     Ok(())
 }

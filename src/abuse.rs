@@ -2,11 +2,13 @@
 //! numbers may be texted at all. Pure rules; the stores keep the counts.
 
 mod country;
+mod exemption;
 mod limits;
 mod pumping;
 mod test_numbers;
 
 pub use country::{CountryPolicy, CountryPolicyError};
+pub use exemption::{ExemptionPeriod, ExemptionPeriodError, MAX_PREFIX_EXEMPTION};
 pub use limits::{LimitKind, RateRule, SendLimits};
 pub use pumping::{
     DestinationPrefix, GuardMode, MAX_PREFIX_DIGITS, PrefixError, PrefixRule, PumpingGuardSettings,

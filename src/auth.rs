@@ -10,7 +10,7 @@ mod tls_config;
 mod tls_listener;
 mod watched_file;
 
-pub use authenticator::{AuthError, Authenticator};
+pub use authenticator::{AdminRefusal, AuthError, Authenticator};
 pub use callers::{Caller, CallerList, CallersFile, UNLISTED_CALLER_LABEL};
 pub use tls_config::{ServerTls, server_config};
 pub use tls_listener::{PeerCertificate, TlsConnection, TlsIncoming, TlsSettings};

@@ -7,7 +7,8 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::{
-    abuse::DestinationPrefix,
+    abuse::{DestinationPrefix, ExemptionPeriodError, MAX_PREFIX_DIGITS, PrefixError},
+    auth::AdminRefusal,
     domain::{CodeError, LocaleError, PhoneError, RequestKeyError, ceil_seconds},
     sms::GatewayError,
     store::{StoreError, Violation},
@@ -71,6 +72,15 @@ pub enum Error {
     /// The call's credentials name no known caller.
     #[error("unknown caller")]
     UnknownCaller,
+    /// The caller may not use the admin API.
+    #[error("admin API refused: {0}")]
+    AdminDenied(AdminRefusal),
+    /// `prefix` (admin API) is not a destination prefix.
+    #[error("prefix {0}")]
+    InvalidPrefix(PrefixError),
+    /// `duration_seconds` (admin API) is not an exemption's length.
+    #[error("duration_seconds {0}")]
+    InvalidExemptionPeriod(ExemptionPeriodError),
     /// The store could not be reached or did not answer in time.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -88,6 +98,8 @@ impl Error {
             | Error::InvalidClientKey(_)
             | Error::InvalidIdempotencyKey(_)
             | Error::InvalidLocale(_)
+            | Error::InvalidPrefix(_)
+            | Error::InvalidExemptionPeriod(_)
             | Error::IdempotencyKeyReused => "invalid_argument",
             Error::IdempotencyKeyBusy => "idempotency_busy",
             Error::CountryNotAllowed { .. } => "country_not_allowed",
@@ -96,6 +108,7 @@ impl Error {
             Error::Locked { .. } => "locked",
             Error::Unauthenticated => "unauthenticated",
             Error::UnknownCaller => "unknown_caller",
+            Error::AdminDenied(_) => "admin_denied",
             Error::Store(StoreError::Full) => "store_full",
             Error::Store(_) => "store_error",
             // The number itself cannot take SMS: the caller's input, not an outage.
@@ -107,6 +120,8 @@ impl Error {
 
 /// Domain for `google.rpc.ErrorInfo`.
 pub const ERROR_DOMAIN: &str = "otp.v1";
+/// Domain for the admin API's own `google.rpc.ErrorInfo` reasons.
+pub const ADMIN_ERROR_DOMAIN: &str = "otp.admin.v1";
 
 impl From<Error> for Status {
     /// The only place gRPC codes and `google.rpc` details are chosen. Internal
@@ -142,10 +157,41 @@ impl From<Error> for Status {
                 "these credentials name no known caller",
                 ErrorDetails::with_error_info("CALLER_UNKNOWN", ERROR_DOMAIN, []),
             ),
+            Error::AdminDenied(refusal) => admin_denied(refusal),
+            Error::InvalidPrefix(_) => bad_request(
+                "prefix",
+                format!(
+                    "must be `+` and 2 to {MAX_PREFIX_DIGITS} digits: the country calling code \
+                     and the next digits, e.g. +447700"
+                ),
+            ),
+            Error::InvalidExemptionPeriod(why) => bad_request(
+                "duration_seconds",
+                format!("{why}; EndPrefixExemption ends an exemption"),
+            ),
             Error::Store(store) => store_failed(&store),
             Error::Gateway(gateway) => gateway_failed(&gateway),
         }
     }
+}
+
+/// PERMISSION_DENIED with an `ErrorInfo` saying what the admin API needs.
+fn admin_denied(refusal: AdminRefusal) -> Status {
+    let (reason, message) = match refusal {
+        AdminRefusal::RoleMissing => (
+            "ADMIN_ROLE_REQUIRED",
+            "the admin API needs a caller whose line in the callers file carries role:admin",
+        ),
+        AdminRefusal::NotLoopback => (
+            "ADMIN_LOOPBACK_ONLY",
+            "without a callers file the admin API answers loopback connections only",
+        ),
+    };
+    Status::with_error_details(
+        Code::PermissionDenied,
+        message,
+        ErrorDetails::with_error_info(reason, ADMIN_ERROR_DOMAIN, []),
+    )
 }
 
 /// INVALID_ARGUMENT with a `BadRequest` naming the field.

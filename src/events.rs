@@ -1,5 +1,7 @@
 //! Audit events: every decision about a number (sent, refused, approved, …)
-//! appended to a Redis Stream that any language reads with `XREADGROUP`.
+//! and every change an operator makes through the admin API (a suspension
+//! lifted, a prefix exempted) appended to a Redis Stream that any language
+//! reads with `XREADGROUP`.
 //!
 //! Best effort by design: an event is queued without waiting (`sink.rs`) and
 //! written by one background task (`writer.rs`); a full queue or a stream
@@ -18,7 +20,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub use sink::EventSink;
 pub use writer::EventWriter;
 
-use crate::domain::{HmacKeys, PhoneNumber};
+use crate::{
+    abuse::DestinationPrefix,
+    domain::{HmacKeys, PhoneNumber},
+};
 
 /// Where events go and how many the stream keeps (`OTP_EVENTS_*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +67,12 @@ pub enum EventKind {
     /// A send refused because the pumping guard suspended the number's
     /// destination prefix.
     DestinationSuspended,
+    /// An operator lifted a prefix's suspension (admin API).
+    PrefixSuspensionLifted,
+    /// An operator exempted a prefix from the pumping guard (admin API).
+    PrefixExempted,
+    /// An operator ended a prefix's exemption (admin API).
+    PrefixExemptionEnded,
 }
 
 impl EventKind {
@@ -77,6 +88,9 @@ impl EventKind {
             Self::Cancelled => "cancelled",
             Self::Refused => "refused",
             Self::DestinationSuspended => "destination_suspended",
+            Self::PrefixSuspensionLifted => "prefix_suspension_lifted",
+            Self::PrefixExempted => "prefix_exempted",
+            Self::PrefixExemptionEnded => "prefix_exemption_ended",
         }
     }
 }
@@ -85,6 +99,7 @@ impl EventKind {
 /// number itself so that the costly parts (its keyed digest, its country,
 /// which needs a numbering-plan lookup) are derived by the writer, off the
 /// request path; only [`AuditEvent::fields`] says what leaves the process.
+/// An operator's change is about a prefix instead of a number.
 #[derive(Debug, Clone)]
 pub struct AuditEvent {
     /// What was decided.
@@ -92,7 +107,8 @@ pub struct AuditEvent {
     /// When, in milliseconds since the Unix epoch.
     pub time_ms: u64,
     /// The number (`Debug` and `Display` mask it); never written out.
-    phone: PhoneNumber,
+    /// `None` for an operator's change, which is about a prefix.
+    phone: Option<PhoneNumber>,
     /// Keyed digest of the caller's `client_key`, when it gave one.
     pub caller: Option<String>,
     /// The SMS provider (sent, send failed).
@@ -103,6 +119,12 @@ pub struct AuditEvent {
     pub reason: Option<&'static str>,
     /// Wrong guesses still allowed (incorrect).
     pub attempts_remaining: Option<u32>,
+    /// The destination prefix an operator acted on (admin API).
+    pub prefix: Option<DestinationPrefix>,
+    /// Who acted (admin API): the caller's name, or `loopback`.
+    pub operator: Option<String>,
+    /// How long an exemption lasts, in seconds (prefix exempted).
+    pub duration_seconds: Option<u64>,
 }
 
 impl AuditEvent {
@@ -110,14 +132,33 @@ impl AuditEvent {
     /// struct's fields.
     pub fn about(kind: EventKind, phone: &PhoneNumber) -> Self {
         Self {
+            phone: Some(phone.clone()),
+            ..Self::new(kind)
+        }
+    }
+
+    /// An event of `kind` about an operator's change to `prefix`, stamped now.
+    pub fn about_prefix(kind: EventKind, prefix: &DestinationPrefix, operator: &str) -> Self {
+        Self {
+            prefix: Some(prefix.clone()),
+            operator: Some(operator.to_owned()),
+            ..Self::new(kind)
+        }
+    }
+
+    fn new(kind: EventKind) -> Self {
+        Self {
             kind,
             time_ms: now_ms(),
-            phone: phone.clone(),
+            phone: None,
             caller: None,
             provider: None,
             limit: None,
             reason: None,
             attempts_remaining: None,
+            prefix: None,
+            operator: None,
+            duration_seconds: None,
         }
     }
 
@@ -125,19 +166,21 @@ impl AuditEvent {
     /// The number appears only as `phone_digest` ([`HmacKeys::event_subject`]:
     /// stable across key rotations, and not the store's key, so a reader of
     /// the stream learns nothing that addresses the stored code), `country`
-    /// and `masked_phone`.
+    /// and `masked_phone`; an operator's change has `prefix` and `operator`
+    /// instead.
     pub fn fields(&self, replica: &str, keys: &HmacKeys) -> Vec<(&'static str, String)> {
         let mut fields = vec![
             ("time", self.time_ms.to_string()),
             ("event", self.kind.as_str().to_owned()),
             ("replica", replica.to_owned()),
-            ("phone_digest", keys.event_subject(&self.phone).to_string()),
-            (
-                "country",
-                self.phone.region().unwrap_or_default().to_owned(),
-            ),
-            ("masked_phone", self.phone.masked()),
         ];
+        if let Some(phone) = &self.phone {
+            fields.extend([
+                ("phone_digest", keys.event_subject(phone).to_string()),
+                ("country", phone.region().unwrap_or_default().to_owned()),
+                ("masked_phone", phone.masked()),
+            ]);
+        }
         let optional = [
             ("caller", self.caller.clone()),
             ("provider", self.provider.map(str::to_owned)),
@@ -146,6 +189,12 @@ impl AuditEvent {
             (
                 "attempts_remaining",
                 self.attempts_remaining.map(|n| n.to_string()),
+            ),
+            ("prefix", self.prefix.as_ref().map(ToString::to_string)),
+            ("operator", self.operator.clone()),
+            (
+                "duration_seconds",
+                self.duration_seconds.map(|n| n.to_string()),
             ),
         ];
         fields.extend(
@@ -199,5 +248,30 @@ mod tests {
                 .iter()
                 .all(|(_, value)| !value.contains("4155550123"))
         );
+    }
+
+    #[test]
+    fn an_operators_change_names_the_prefix_and_the_operator_but_no_number() {
+        let keys = HmacKeys::single(crate::domain::HmacSecret::new(b"k"));
+        let prefix = DestinationPrefix::parse("+447700").expect("valid");
+        let mut event = AuditEvent::about_prefix(EventKind::PrefixExempted, &prefix, "ops");
+        event.duration_seconds = Some(3600);
+        let fields = event.fields("replica-1", &keys);
+        let names: Vec<_> = fields.iter().map(|(name, _)| *name).collect();
+        assert_eq!(
+            names,
+            [
+                "time",
+                "event",
+                "replica",
+                "prefix",
+                "operator",
+                "duration_seconds"
+            ]
+        );
+        assert_eq!(fields[1].1, "prefix_exempted");
+        assert_eq!(fields[3].1, "+447700");
+        assert_eq!(fields[4].1, "ops");
+        assert_eq!(fields[5].1, "3600");
     }
 }

@@ -2,10 +2,12 @@
 //!
 //! Request flow: `service` (parse, reject bad input) → `otp` (policy) →
 //! `store` / `sms` → back up to `service`, which maps results and errors to gRPC.
+//! The admin API (`admin`) is a second gRPC face on the same flow.
 
 #![warn(missing_docs)]
 
 pub mod abuse;
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod domain;

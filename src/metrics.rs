@@ -58,6 +58,10 @@ pub const PUMPING_SUSPENSIONS: &str = "otp_pumping_suspensions_total";
 pub const PUMPING_SUSPENDED_PREFIXES: &str = "otp_pumping_suspended_prefixes";
 /// Pumping-guard store writes that failed without failing the call, by `operation`.
 pub const PUMPING_GUARD_ERRORS: &str = "otp_pumping_guard_errors_total";
+/// Operators' changes through the admin API, by `action`
+/// (`lift_suspension`, `exempt_prefix`, `end_exemption`) and `result`
+/// (`done`, `no_change`, `failed`).
+pub const ADMIN_ACTIONS: &str = "otp_admin_actions_total";
 /// gRPC calls by `method` and `code`.
 pub const GRPC_REQUESTS: &str = "otp_grpc_requests_total";
 /// gRPC call latency by `method`.
@@ -153,6 +157,10 @@ fn describe() {
     metrics::describe_counter!(
         PUMPING_GUARD_ERRORS,
         "Pumping-guard store writes that failed without failing the call, by operation"
+    );
+    metrics::describe_counter!(
+        ADMIN_ACTIONS,
+        "Operators' changes through the admin API, by action and result"
     );
     metrics::describe_counter!(GRPC_REQUESTS, "gRPC calls by method and status code");
     metrics::describe_histogram!(GRPC_SECONDS, metrics::Unit::Seconds, "gRPC call latency");
@@ -253,6 +261,11 @@ pub fn pumping_suspended_prefixes(count: u64) {
 /// Counts a pumping-guard store write that failed without failing the call.
 pub fn pumping_guard_failed(operation: &'static str) {
     counter!(PUMPING_GUARD_ERRORS, "operation" => operation).increment(1);
+}
+
+/// Counts an operator's change through the admin API (rare: no handle kept).
+pub fn admin_action(action: &'static str, result: &'static str) {
+    counter!(ADMIN_ACTIONS, "action" => action, "result" => result).increment(1);
 }
 
 /// The `caller` label of calls without caller authentication.

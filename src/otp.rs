@@ -5,12 +5,14 @@
 //!
 //! `send.rs` holds the steps of one send, `idempotency.rs` the retry-safe
 //! wrapper around it, `pumping_guard.rs` the destination-prefix guard's part
-//! in sending and verifying.
+//! in sending and verifying, `pumping_admin.rs` an operator's hand on that
+//! guard (the admin API's policy).
 
 mod audit;
 mod idempotency;
 mod outcome;
 mod policy;
+mod pumping_admin;
 mod pumping_guard;
 mod send;
 
@@ -21,6 +23,7 @@ use pumping_guard::PumpingGuard;
 
 pub use outcome::{SendRequest, SentCode, TimeLeft, Verification};
 pub use policy::{AbuseRules, OtpPolicy};
+pub use pumping_admin::PumpingAdmin;
 
 use crate::{
     domain::{HmacKeys, OtpCode, PhoneNumber, ceil_seconds},
@@ -80,6 +83,11 @@ impl OtpFlow {
     /// The policy in force.
     pub fn policy(&self) -> &OtpPolicy {
         &self.policy
+    }
+
+    /// The abuse rules in force.
+    pub fn abuse(&self) -> &AbuseRules {
+        &self.abuse
     }
 
     /// Sends a code, unless a rule refuses: the country policy, then (for a

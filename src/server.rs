@@ -1,5 +1,5 @@
-//! Builds the gRPC server from settings: the OTP service, health, reflection,
-//! graceful shutdown. Tests start it on port 0 exactly as `main` does.
+//! Builds the gRPC server from settings: the OTP service, the admin service,
+//! health, reflection, graceful shutdown. Tests start it on port 0 exactly as `main` does.
 
 mod open;
 mod startup_log;
@@ -13,6 +13,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::server::HealthReporter;
 
 use crate::{
+    admin::AdminGrpcService,
     auth::{self, Authenticator, TlsIncoming},
     config::Config,
     domain::{HmacKeys, PhoneNumber},
@@ -23,6 +24,7 @@ use crate::{
     otp::{AbuseRules, OtpFlow},
     proto::{
         FILE_DESCRIPTOR_SET,
+        admin::otp_admin_service_server::OtpAdminServiceServer,
         otp_service_server::{OtpServiceServer, SERVICE_NAME},
     },
     service::OtpGrpcService,
@@ -76,7 +78,7 @@ pub struct Application {
     local_addr: SocketAddr,
     /// The health-only listener (`OTP_HEALTH_ADDR`) and its bound address.
     health_listener: Option<(TcpListener, SocketAddr)>,
-    /// Who may call the OTP API.
+    /// Who may call the OTP API (and, of those, the admin API).
     auth: Authenticator,
     /// TLS on the gRPC listener; `None`: plaintext.
     tls: Option<auth::ServerTls>,
@@ -209,13 +211,15 @@ impl Application {
             run_once_loaded(self.numbering_plan, hook);
         }
         let shutdown = drain_on(shutdown, store_health, health);
+        let admin = AdminGrpcService::new(Arc::clone(&self.flow), self.auth.clone());
         let router = tonic::transport::Server::builder()
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(OtpServiceServer::new(OtpGrpcService::new(
                 self.flow, self.auth,
-            )));
+            )))
+            .add_service(OtpAdminServiceServer::new(admin));
         match self.tls {
             Some(tls) => {
                 router

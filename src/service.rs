@@ -39,27 +39,34 @@ impl OtpGrpcService {
         Self { flow, auth }
     }
 
-    /// The caller of `request` (client certificate, then bearer token), put
-    /// on the call's span; `Ok(None)` when no caller authentication is set up.
     fn identify<T>(&self, request: &Request<T>) -> Result<Option<Caller>, Error> {
-        let caller = self
-            .auth
-            .identify(
-                request.extensions().get::<PeerCertificate>(),
-                request
-                    .metadata()
-                    .get("authorization")
-                    .map(|value| value.as_bytes()),
-            )
-            .map_err(|err| match err {
-                AuthError::Unauthenticated => Error::Unauthenticated,
-                AuthError::UnknownCaller => Error::UnknownCaller,
-            })?;
-        if let Some(caller) = &caller {
-            Span::current().record("caller", field::display(caller));
-        }
-        Ok(caller)
+        identify(&self.auth, request)
     }
+}
+
+/// The caller of `request` by `auth` (client certificate, then bearer
+/// token), put on the call's span; `Ok(None)` when no caller authentication
+/// is set up. The admin API (`src/admin.rs`) identifies its callers alike.
+pub(crate) fn identify<T>(
+    auth: &Authenticator,
+    request: &Request<T>,
+) -> Result<Option<Caller>, Error> {
+    let caller = auth
+        .identify(
+            request.extensions().get::<PeerCertificate>(),
+            request
+                .metadata()
+                .get("authorization")
+                .map(|value| value.as_bytes()),
+        )
+        .map_err(|err| match err {
+            AuthError::Unauthenticated => Error::Unauthenticated,
+            AuthError::UnknownCaller => Error::UnknownCaller,
+        })?;
+    if let Some(caller) = &caller {
+        Span::current().record("caller", field::display(caller));
+    }
+    Ok(caller)
 }
 
 fn parse_phone(raw: &str) -> Result<PhoneNumber, Error> {
@@ -69,8 +76,9 @@ fn parse_phone(raw: &str) -> Result<PhoneNumber, Error> {
 }
 
 /// Logs one line per call (method, gRPC code, latency; the span adds the
-/// masked phone), counts it, and maps an error to its status.
-fn finish<T>(
+/// masked phone), counts it, and maps an error to its status. The admin API
+/// ends its calls here too.
+pub(crate) fn finish<T>(
     method: &'static str,
     started: Instant,
     caller: Option<&Caller>,

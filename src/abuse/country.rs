@@ -69,6 +69,16 @@ impl CountryPolicy {
     pub fn is_open(&self) -> bool {
         self.allowed.is_empty() && self.denied.is_empty()
     }
+
+    /// The regions allowed when any is listed (`OTP_ALLOWED_COUNTRIES`), in order.
+    pub fn allowed(&self) -> impl Iterator<Item = &str> {
+        self.allowed.iter().map(String::as_str)
+    }
+
+    /// The regions always refused (`OTP_DENIED_COUNTRIES`), in order.
+    pub fn denied(&self) -> impl Iterator<Item = &str> {
+        self.denied.iter().map(String::as_str)
+    }
 }
 
 #[cfg(test)]

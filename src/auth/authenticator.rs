@@ -1,8 +1,9 @@
 //! Decides who a call comes from: a bearer token or a client certificate SAN
 //! looked up in the callers file as it is now on disk, or — with mTLS and no
-//! callers file — the certificate's own first SAN.
+//! callers file — the certificate's own first SAN; and whether that caller
+//! may use the admin API.
 
-use std::sync::Arc;
+use std::{net::IpAddr, sync::Arc};
 
 use thiserror::Error;
 
@@ -20,6 +21,18 @@ pub enum AuthError {
     /// Credentials that name nobody in the callers file.
     #[error("unknown caller")]
     UnknownCaller,
+}
+
+/// Why a call may not use the admin API (`otp.admin.v1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum AdminRefusal {
+    /// A callers file is set and the credential the call proved carries no
+    /// `role:admin`.
+    #[error("the caller's line in the callers file carries no role:admin")]
+    RoleMissing,
+    /// No callers file is set and the call did not come from loopback.
+    #[error("without a callers file only loopback connections may use the admin API")]
+    NotLoopback,
 }
 
 /// Decides who a call comes from. With neither a callers file nor mTLS,
@@ -63,6 +76,29 @@ impl Authenticator {
         let callers = self.callers.as_ref().map(|file| file.current());
         identify(callers.as_deref(), peer, authorization).map(Some)
     }
+
+    /// Whether a call by `caller` (as [`Authenticator::identify`] named it)
+    /// from `remote` may use the admin API. With a callers file, only a
+    /// caller whose credential line carries `role:admin`, from anywhere;
+    /// without one, only a connection from loopback (an address that cannot
+    /// be told is not loopback). Looked at on every call, as the file is.
+    pub fn authorize_admin(
+        &self,
+        caller: Option<&Caller>,
+        remote: Option<IpAddr>,
+    ) -> Result<(), AdminRefusal> {
+        if self.callers.is_some() {
+            return match caller {
+                Some(caller) if caller.is_admin() => Ok(()),
+                _ => Err(AdminRefusal::RoleMissing),
+            };
+        }
+        // `::ffff:127.0.0.1` is how a dual-stack listener sees IPv4 loopback.
+        match remote.map(|ip| ip.to_canonical()) {
+            Some(ip) if ip.is_loopback() => Ok(()),
+            _ => Err(AdminRefusal::NotLoopback),
+        }
+    }
 }
 
 /// [`Authenticator::identify`] against one version of the callers file
@@ -77,7 +113,7 @@ fn identify(
         let callers = callers.ok_or(AuthError::UnknownCaller)?;
         return callers
             .by_token(token)
-            .map(Caller::listed)
+            .cloned()
             .ok_or(AuthError::UnknownCaller);
     }
     let Some(peer) = peer.filter(|peer| !peer.names.is_empty()) else {
@@ -86,7 +122,7 @@ fn identify(
     match callers {
         Some(callers) => callers
             .by_certificate(peer)
-            .map(Caller::listed)
+            .cloned()
             .ok_or(AuthError::UnknownCaller),
         // mTLS alone: our CA vouches for the name.
         None => peer
@@ -126,6 +162,7 @@ mod tests {
     fn peer(names: &[&str]) -> PeerCertificate {
         PeerCertificate {
             names: names.iter().map(|n| (*n).to_owned()).collect(),
+            ..PeerCertificate::default()
         }
     }
 
@@ -176,6 +213,71 @@ mod tests {
             .expect("a caller");
         assert_eq!(caller.name(), "app.internal");
         assert_eq!(caller.metric_label(), UNLISTED_CALLER_LABEL);
+    }
+
+    #[test]
+    fn only_an_admin_line_opens_the_admin_api_when_there_is_a_callers_file() {
+        let file = std::env::temp_dir().join(format!("callers-admin-{}", std::process::id()));
+        std::fs::write(
+            &file,
+            format!(
+                "checkout sha256:{}\nops sha256:{} role:admin\n",
+                digest("checkout-token"),
+                digest("ops-token")
+            ),
+        )
+        .expect("writes");
+        let auth = Authenticator::new(
+            Some(Arc::new(CallersFile::open_callers(&file).expect("valid"))),
+            false,
+        );
+        let _ = std::fs::remove_file(&file);
+        let caller = |token: &str| {
+            auth.identify(None, Some(format!("Bearer {token}").as_bytes()))
+                .expect("known")
+        };
+        let loopback = Some(IpAddr::from([127, 0, 0, 1]));
+        let elsewhere = Some(IpAddr::from([10, 0, 0, 7]));
+        let ops = caller("ops-token");
+        assert_eq!(auth.authorize_admin(ops.as_ref(), elsewhere), Ok(()));
+        let checkout = caller("checkout-token");
+        assert_eq!(
+            auth.authorize_admin(checkout.as_ref(), loopback),
+            Err(AdminRefusal::RoleMissing),
+            "loopback is no role"
+        );
+    }
+
+    #[test]
+    fn without_a_callers_file_only_loopback_may_administer() {
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().expect("address");
+        for auth in [Authenticator::default(), Authenticator::new(None, true)] {
+            for loopback in [
+                IpAddr::from([127, 0, 0, 1]),
+                "::1".parse().expect("address"),
+                mapped,
+            ] {
+                assert_eq!(
+                    auth.authorize_admin(None, Some(loopback)),
+                    Ok(()),
+                    "{loopback}"
+                );
+            }
+            for other in [Some(IpAddr::from([10, 0, 0, 7])), None] {
+                assert_eq!(
+                    auth.authorize_admin(None, other),
+                    Err(AdminRefusal::NotLoopback),
+                    "{other:?}"
+                );
+            }
+        }
+        let unlisted = Caller::unlisted("ops.internal");
+        assert_eq!(
+            Authenticator::new(None, true)
+                .authorize_admin(Some(&unlisted), Some(IpAddr::from([10, 0, 0, 7]))),
+            Err(AdminRefusal::NotLoopback),
+            "a certificate alone is no role"
+        );
     }
 
     #[test]

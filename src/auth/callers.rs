@@ -1,7 +1,7 @@
 //! Who may call: the callers file (`OTP_CALLERS_FILE`), names proven by a
 //! bearer token (only its SHA-256 digest is on disk) or by a client
 //! certificate SAN, re-read when the file changes; and the [`Caller`] a call
-//! is then made by.
+//! is then made by (with its role: `role:admin` opens the admin API).
 
 use std::{fmt, path::Path, sync::Arc};
 
@@ -23,14 +23,17 @@ pub struct Caller {
     name: Arc<str>,
     /// Named in the callers file: the name is a bounded metric label.
     listed: bool,
+    /// The credential's line carries `role:admin` (the admin API).
+    admin: bool,
 }
 
 impl Caller {
-    /// A caller named in the callers file.
-    pub(super) fn listed(name: &Arc<str>) -> Self {
+    /// A caller named in the callers file, an admin if its line says so.
+    fn listed(name: &str, admin: bool) -> Self {
         Self {
-            name: Arc::clone(name),
+            name: Arc::from(name),
             listed: true,
+            admin,
         }
     }
 
@@ -40,7 +43,14 @@ impl Caller {
         Self {
             name: Arc::from(truncated(name)),
             listed: false,
+            admin: false,
         }
+    }
+
+    /// Whether the credential this call proved carries `role:admin` in the
+    /// callers file (never true without one).
+    pub fn is_admin(&self) -> bool {
+        self.admin
     }
 
     /// The caller's name (never a token).
@@ -87,11 +97,13 @@ impl CallersFile {
 }
 
 /// The callers file, parsed: one `<name> sha256:<hex digest of the token>` or
-/// `<name> san:<certificate DNS or URI SAN>` per line; `#` starts a comment.
-/// A name may have several lines (e.g. an old and a new token while rotating).
+/// `<name> san:<certificate DNS or URI SAN>` per line, optionally followed by
+/// `role:admin` (that credential may call the admin API); `#` starts a
+/// comment. A name may have several lines (e.g. an old and a new token while
+/// rotating); the role belongs to the line, so give each of them the role.
 #[derive(Debug, Clone, Default)]
 pub struct CallerList {
-    entries: Vec<(Arc<str>, Credential)>,
+    entries: Vec<(Caller, Credential)>,
 }
 
 impl CallerList {
@@ -112,35 +124,40 @@ impl CallerList {
         Ok(Self { entries })
     }
 
-    pub(super) fn by_token(&self, token: &str) -> Option<&Arc<str>> {
+    pub(super) fn by_token(&self, token: &str) -> Option<&Caller> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         // Every entry is compared, in constant time, so the time taken says
         // nothing about which digest (or how much of one) matched.
         let mut found = None;
-        for (name, credential) in &self.entries {
+        for (caller, credential) in &self.entries {
             if let Credential::TokenSha256(expected) = credential
                 && bool::from(expected.ct_eq(&digest))
             {
-                found = Some(name);
+                found = Some(caller);
             }
         }
         found
     }
 
-    pub(super) fn by_certificate(&self, peer: &PeerCertificate) -> Option<&Arc<str>> {
+    pub(super) fn by_certificate(&self, peer: &PeerCertificate) -> Option<&Caller> {
         self.entries
             .iter()
-            .find_map(|(name, credential)| match credential {
-                Credential::CertName(san) if peer.names.iter().any(|n| n == san) => Some(name),
+            .find_map(|(caller, credential)| match credential {
+                Credential::CertName(san) if peer.names.iter().any(|n| n == san) => Some(caller),
                 _ => None,
             })
     }
 }
 
-fn parse_line(line: &str) -> Result<(Arc<str>, Credential), String> {
+fn parse_line(line: &str) -> Result<(Caller, Credential), String> {
     let mut fields = line.split_whitespace();
-    let (Some(name), Some(credential), None) = (fields.next(), fields.next(), fields.next()) else {
-        return Err("expected `<name> sha256:<hex>` or `<name> san:<name>`".to_owned());
+    let (Some(name), Some(credential), role, None) =
+        (fields.next(), fields.next(), fields.next(), fields.next())
+    else {
+        return Err(
+            "expected `<name> sha256:<hex>` or `<name> san:<name>`, optionally `role:admin`"
+                .to_owned(),
+        );
     };
     let valid_name = (1..=MAX_CALLER_NAME).contains(&name.len())
         && name
@@ -165,7 +182,12 @@ fn parse_line(line: &str) -> Result<(Arc<str>, Credential), String> {
     } else {
         return Err("credential must start with `sha256:` or `san:`".to_owned());
     };
-    Ok((Arc::from(name), credential))
+    let admin = match role {
+        None => false,
+        Some("role:admin") => true,
+        Some(other) => return Err(format!("unknown `{other}`: the one role is `role:admin`")),
+    };
+    Ok((Caller::listed(name, admin), credential))
 }
 
 fn truncated(name: &str) -> &str {
@@ -188,5 +210,29 @@ mod tests {
         assert!(err.starts_with("line 2"), "{err}");
         assert!(CallerList::parse("# nothing\n").is_err());
         assert!(CallerList::parse("x token:abc").is_err());
+        let err = CallerList::parse("ops san:ops.internal role:root\n").expect_err("role");
+        assert!(
+            err.starts_with("line 1") && err.contains("role:admin"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_admin_role_belongs_to_the_line_that_carries_it() {
+        let callers = CallerList::parse(
+            "ops  san:ops.internal role:admin\nops  san:ops-old.internal\napp  san:app.internal\n",
+        )
+        .expect("valid file");
+        let by_san = |san: &str| {
+            let peer = PeerCertificate {
+                names: vec![san.to_owned()].into(),
+                ..PeerCertificate::default()
+            };
+            callers.by_certificate(&peer).map(Caller::is_admin)
+        };
+        assert_eq!(by_san("ops.internal"), Some(true));
+        assert_eq!(by_san("ops-old.internal"), Some(false));
+        assert_eq!(by_san("app.internal"), Some(false));
+        assert!(!Caller::unlisted("ops.internal").is_admin());
     }
 }

@@ -48,6 +48,9 @@ pub struct TlsSettings {
 pub struct PeerCertificate {
     /// Subject alternative names: DNS names, then URIs (e.g. SPIFFE IDs).
     pub names: Arc<[String]>,
+    /// The address the connection came from (the admin API's loopback rule;
+    /// tonic tells it only for connections it accepts itself).
+    pub remote: Option<SocketAddr>,
 }
 
 /// One accepted TLS connection, with the client certificate's names.
@@ -185,6 +188,7 @@ async fn handshake(
             .map(certificate_names)
             .unwrap_or_default()
             .into(),
+        remote: Some(remote),
     };
     let _ = accepted.send(Ok(TlsConnection { stream, peer })).await;
 }

@@ -149,3 +149,90 @@ fn grpcurl_lists_describes_checks_health_and_round_trips_a_code() {
     let status = service.terminate();
     assert!(status.success(), "SIGTERM is a clean exit: {status:?}");
 }
+
+/// The admin API through reflection alone, as an operator on the host would
+/// use it (no callers file: loopback may administer), with the change's
+/// log line and metric.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpcurl_lists_describes_and_calls_the_admin_service() {
+    let metrics_addr = crate::metrics::free_metrics_addr();
+    let mut service = ServiceProcess::start(&[
+        ("OTP_METRICS_ADDR", &metrics_addr),
+        ("OTP_PUMPING_MIN_SENDS", "25"),
+    ]);
+    let addr = service.addr.to_string();
+    let admin = "otp.admin.v1.OtpAdminService";
+
+    let (ok, listed) = grpcurl(&addr, &["--", "list"]);
+    assert!(
+        ok && listed.contains(admin),
+        "`list` lacks {admin}: {listed}"
+    );
+    let (ok, described) = grpcurl(&addr, &["--", "describe", admin]);
+    assert!(ok, "{described}");
+    for rpc in [
+        "rpc ListSuspendedPrefixes",
+        "rpc LiftPrefixSuspension",
+        "rpc ExemptPrefix",
+        "rpc EndPrefixExemption",
+        "rpc ListPrefixExemptions",
+        "rpc GetAbuseSettings",
+    ] {
+        assert!(
+            described.contains(rpc),
+            "`describe` lacks {rpc}: {described}"
+        );
+    }
+
+    let (ok, settings) = grpcurl(&addr, &["--", &format!("{admin}/GetAbuseSettings")]);
+    assert!(ok, "{settings}");
+    assert!(
+        settings.contains("PUMPING_GUARD_MODE_ENFORCE"),
+        "{settings}"
+    );
+    assert!(settings.contains("\"minSends\": 25"), "{settings}");
+
+    let (ok, exempted) = grpcurl(
+        &addr,
+        &[
+            "-d",
+            r#"{"prefix":"+447700","duration_seconds":3600}"#,
+            "--",
+            &format!("{admin}/ExemptPrefix"),
+        ],
+    );
+    assert!(ok, "{exempted}");
+    assert!(exempted.contains("\"endsInSeconds\": 3600"), "{exempted}");
+    let (ok, exemptions) = grpcurl(&addr, &["--", &format!("{admin}/ListPrefixExemptions")]);
+    assert!(ok, "{exemptions}");
+    assert!(
+        exemptions.contains("\"prefix\": \"+447700\""),
+        "{exemptions}"
+    );
+
+    let (ok, refused) = grpcurl(
+        &addr,
+        &[
+            "-d",
+            r#"{"prefix":"447700"}"#,
+            "--",
+            &format!("{admin}/LiftPrefixSuspension"),
+        ],
+    );
+    assert!(!ok, "a malformed prefix must fail: {refused}");
+    assert!(refused.contains("InvalidArgument"), "{refused}");
+    assert!(refused.contains("google.rpc.BadRequest"), "{refused}");
+
+    let line = service.wait_for_stderr("admin action", Duration::from_secs(5), |line| {
+        Some(line.to_owned())
+    });
+    for part in ["exempt_prefix", "operator=\"loopback\"", "+447700", "3600"] {
+        assert!(line.contains(part), "lacks {part}: {line}");
+    }
+    let done = r#"otp_admin_actions_total{action="exempt_prefix",result="done"}"#;
+    let page = crate::metrics::scrape(&metrics_addr).await;
+    assert_eq!(crate::metrics::sample(&page, done), 1.0, "{page}");
+
+    let status = service.terminate();
+    assert!(status.success(), "SIGTERM is a clean exit: {status:?}");
+}

@@ -11,6 +11,7 @@
 #[macro_use]
 mod common;
 
+mod admin;
 mod callers;
 mod cap_refunds;
 mod events;

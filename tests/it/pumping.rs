@@ -32,7 +32,7 @@ pub(crate) const GUARD_VARS: [(&str, &str); 6] = [
     ("OTP_PUMPING_MIN_SOURCES", "1"),
 ];
 /// `OTP_PUMPING_MIN_SENDS`'s default: sends judged before a verdict.
-const MIN_SENDS: usize = 20;
+pub(crate) const MIN_SENDS: usize = 20;
 /// Numbers of the pumped range: +1 628 2xx xxxx, prefix `+16282` (4 digits).
 pub(crate) const PUMPED_PREFIX: &str = "+16282";
 /// Numbers whose users verify: +1 650 2xx xxxx, prefix `+16502`.
@@ -92,7 +92,7 @@ impl Replicas {
     /// (each code verified at once), alternating replicas, until a pumped
     /// send is refused; returns that refusal, when it came, and how many
     /// pumped sends were admitted before it.
-    async fn pump_until_refused(&self) -> (Status, Instant, usize) {
+    pub(crate) async fn pump_until_refused(&self) -> (Status, Instant, usize) {
         let give_up = Instant::now() + Duration::from_secs(30);
         for n in 0.. {
             assert!(Instant::now() < give_up, "no suspension after {n} sends");

@@ -7,7 +7,9 @@ use otp_service::{
     Application,
     proto::{
         CancelOtpRequest, SendOtpRequest, SendOtpResponse, TimeLeftRequest, TimeLeftResponse,
-        VerifyOtpRequest, VerifyOtpResponse, otp_service_client::OtpServiceClient,
+        VerifyOtpRequest, VerifyOtpResponse,
+        admin::otp_admin_service_client::OtpAdminServiceClient,
+        otp_service_client::OtpServiceClient,
     },
     sms::SmsGateway,
 };
@@ -26,6 +28,8 @@ pub struct TestApp {
     /// The health-only listener, when the test set `OTP_HEALTH_ADDR`.
     pub health_addr: Option<SocketAddr>,
     pub client: OtpServiceClient<Channel>,
+    /// The connection `client` uses, for the admin API's client.
+    channel: Channel,
     /// What the server texted; stays empty when the server runs the gateway
     /// its settings select ([`TestAppBuilder::configured_gateway`]).
     pub sms: RecordingGateway,
@@ -176,19 +180,19 @@ impl TestAppBuilder {
         });
         // A TLS server needs a TLS client (common/tls.rs); this one stays
         // unconnected so building it never waits on a handshake.
-        let client = if tls {
-            OtpServiceClient::new(
-                tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-                    .expect("valid URI")
-                    .connect_lazy(),
-            )
+        let channel = if tls {
+            tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                .expect("valid URI")
+                .connect_lazy()
         } else {
-            OtpServiceClient::new(connect(addr).await)
+            connect(addr).await
         };
+        let client = OtpServiceClient::new(channel.clone());
         TestApp {
             addr,
             health_addr,
             client,
+            channel,
             sms,
             _redis: redis,
             shutdown: Some(shutdown),
@@ -206,6 +210,11 @@ fn owned(vars: &[(&str, &str)]) -> Vec<(String, String)> {
 impl TestApp {
     pub fn client(&self) -> OtpServiceClient<Channel> {
         self.client.clone()
+    }
+
+    /// A client of the admin API (`otp.admin.v1`) on the same connection.
+    pub fn admin(&self) -> OtpAdminServiceClient<Channel> {
+        OtpAdminServiceClient::new(self.channel.clone())
     }
 
     pub async fn send(&self, phone: &str) -> Result<SendOtpResponse, Status> {

@@ -1,0 +1,223 @@
+//! Who may call the admin API: `role:admin` in the callers file (by token
+//! or certificate), loopback without one, over plaintext and TLS; and bad
+//! input refused naming its field.
+
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+
+use super::{OPS_TOKEN, assert_admin_refused, callers_file_with_admins, settings, with_token};
+use crate::{
+    callers::{CHECKOUT_TOKEN, send_as},
+    common::{
+        TestApp, assert_bad_request, connect,
+        tls::{CertDir, TestCa, tls_channel},
+        unique_phone,
+    },
+};
+use otp_service::{
+    config::DEFAULT_GLOBAL_SEND_LIMIT,
+    proto::admin::{
+        EndPrefixExemptionRequest, ExemptPrefixRequest, GetAbuseSettingsRequest,
+        LiftPrefixSuspensionRequest, PumpingGuardMode,
+        otp_admin_service_client::OtpAdminServiceClient,
+    },
+};
+use tonic::Code;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_callers_with_the_admin_role_may_administer() {
+    let dir = CertDir::new();
+    let file = callers_file_with_admins(&dir);
+    let app = TestApp::builder()
+        .env(&[
+            ("OTP_CALLERS_FILE", &file),
+            ("OTP_PUMPING_MIN_SENDS", "7"),
+            ("OTP_CALLER_SEND_LIMIT", "40"),
+        ])
+        .spawn()
+        .await;
+    let mut admin = app.admin();
+
+    let anonymous = settings(&mut admin).await.expect_err("no credentials");
+    assert_eq!(anonymous.code(), Code::Unauthenticated, "{anonymous:?}");
+    let checkout = admin
+        .get_abuse_settings(with_token(GetAbuseSettingsRequest {}, CHECKOUT_TOKEN))
+        .await
+        .expect_err("a caller without the role");
+    assert_admin_refused(&checkout, "ADMIN_ROLE_REQUIRED");
+    // Refused before its input is read: a non-admin learns nothing from it.
+    let lift = admin
+        .lift_prefix_suspension(with_token(
+            LiftPrefixSuspensionRequest {
+                prefix: "not a prefix".into(),
+            },
+            CHECKOUT_TOKEN,
+        ))
+        .await
+        .expect_err("a caller without the role");
+    assert_admin_refused(&lift, "ADMIN_ROLE_REQUIRED");
+
+    let settings = admin
+        .get_abuse_settings(with_token(GetAbuseSettingsRequest {}, OPS_TOKEN))
+        .await
+        .expect("an admin reads the settings")
+        .into_inner();
+    let guard = settings.pumping_guard.expect("guard settings");
+    assert_eq!(guard.mode(), PumpingGuardMode::Enforce);
+    assert_eq!(guard.min_sends, 7);
+    assert_eq!(settings.send_limits.expect("limits").caller_limit, 40);
+    // The role adds the admin API; the OTP API is as before.
+    send_as(
+        connect(app.addr).await,
+        &unique_phone(),
+        Some(&format!("Bearer {OPS_TOKEN}")),
+    )
+    .await
+    .expect("an admin is still a caller");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_callers_file_loopback_may_administer() {
+    let app = TestApp::builder()
+        .env(&[
+            ("OTP_TTL_SECONDS", "90"),
+            ("OTP_ALLOWED_COUNTRIES", "US,GB"),
+        ])
+        .spawn()
+        .await;
+    let settings = settings(&mut app.admin())
+        .await
+        .expect("loopback administers without a callers file");
+    let code = settings.code_policy.expect("code policy");
+    assert_eq!((code.ttl_seconds, code.code_length), (90, 6));
+    let limits = settings.send_limits.expect("limits");
+    assert_eq!(limits.global_per_minute, DEFAULT_GLOBAL_SEND_LIMIT);
+    assert_eq!(settings.allowed_countries, ["GB", "US"]);
+    assert!(settings.denied_countries.is_empty());
+    let guard = settings.pumping_guard.expect("guard settings");
+    assert_eq!(
+        (
+            guard.prefix_digits,
+            guard.window_seconds,
+            guard.suspension_seconds
+        ),
+        (4, 3600, 3600)
+    );
+    assert_eq!((guard.min_sources, guard.trust_days), (3, 30));
+}
+
+/// This host's address on its default route, if it has one (no packet is
+/// sent: connecting a UDP socket only picks the route).
+fn non_loopback_address() -> Option<IpAddr> {
+    let socket = UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_callers_file_other_addresses_are_refused() {
+    let Some(ip) = non_loopback_address() else {
+        eprintln!("SKIPPED: this host has no non-loopback address to call from");
+        return;
+    };
+    let app = TestApp::builder()
+        .env(&[("OTP_LISTEN_ADDR", "0.0.0.0:0")])
+        .spawn()
+        .await;
+    let from_outside = connect(SocketAddr::new(ip, app.addr.port())).await;
+    let status = settings(&mut OtpAdminServiceClient::new(from_outside))
+        .await
+        .expect_err("not loopback");
+    assert_admin_refused(&status, "ADMIN_LOOPBACK_ONLY");
+    let on_loopback = connect(SocketAddr::from(([127, 0, 0, 1], app.addr.port()))).await;
+    settings(&mut OtpAdminServiceClient::new(on_loopback))
+        .await
+        .expect("the same server answers loopback");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_tls_the_loopback_rule_and_the_role_hold_alike() {
+    let (server_ca, client_ca) = (TestCa::new("server CA"), TestCa::new("client CA"));
+    let dir = CertDir::new();
+    let (cert, key) = dir.write_pair("server", &server_ca.issue_server());
+    let tls = [
+        ("OTP_TLS_CERT_FILE", cert.as_str()),
+        ("OTP_TLS_KEY_FILE", key.as_str()),
+    ];
+
+    // TLS, no callers: our listener, not tonic's, tells the address.
+    let plain_tls = TestApp::builder().env(&tls).spawn().await;
+    let channel = tls_channel(plain_tls.addr, &server_ca.pem(), None)
+        .await
+        .expect("TLS connects");
+    settings(&mut OtpAdminServiceClient::new(channel))
+        .await
+        .expect("loopback over TLS administers");
+
+    let client_ca_file = dir.write("clients-ca.pem", &client_ca.pem());
+    let callers = callers_file_with_admins(&dir);
+    let mutual = TestApp::builder()
+        .env(&tls)
+        .env(&[
+            ("OTP_TLS_CLIENT_CA_FILE", &client_ca_file),
+            ("OTP_CALLERS_FILE", &callers),
+        ])
+        .spawn()
+        .await;
+    let as_certificate = |name: &str| {
+        let issued = client_ca.issue_client(name);
+        let (addr, ca) = (mutual.addr, server_ca.pem());
+        async move {
+            let channel = tls_channel(addr, &ca, Some(&issued))
+                .await
+                .expect("mTLS connects");
+            settings(&mut OtpAdminServiceClient::new(channel)).await
+        }
+    };
+    as_certificate("oncall.callers.internal")
+        .await
+        .expect("a certificate with the role administers");
+    let status = as_certificate("reports.callers.internal")
+        .await
+        .expect_err("a certificate without the role");
+    assert_admin_refused(&status, "ADMIN_ROLE_REQUIRED");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_input_is_invalid_argument_naming_the_field() {
+    let app = TestApp::builder().spawn().await;
+    let mut admin = app.admin();
+    for prefix in ["447700", "+0447", "+44 77a", "+1234567890123", ""] {
+        let status = admin
+            .lift_prefix_suspension(LiftPrefixSuspensionRequest {
+                prefix: prefix.into(),
+            })
+            .await
+            .expect_err("not a prefix");
+        assert_bad_request(&status, "prefix");
+        let status = admin
+            .end_prefix_exemption(EndPrefixExemptionRequest {
+                prefix: prefix.into(),
+            })
+            .await
+            .expect_err("not a prefix");
+        assert_bad_request(&status, "prefix");
+    }
+    let exempt = |prefix: &str, duration_seconds| ExemptPrefixRequest {
+        prefix: prefix.into(),
+        duration_seconds,
+    };
+    let status = admin
+        .exempt_prefix(exempt("+44x", 60))
+        .await
+        .expect_err("not a prefix");
+    assert_bad_request(&status, "prefix");
+    // Zero (a forgotten field) never ends an exemption; 30 days is the most.
+    for duration in [0, 30 * 24 * 3600 + 1] {
+        let status = admin
+            .exempt_prefix(exempt("+447700", duration))
+            .await
+            .expect_err("out of bounds");
+        assert_bad_request(&status, "duration_seconds");
+    }
+}
