@@ -12,6 +12,7 @@ use crate::{
     metrics::{free_metrics_addr, sample, scrape},
 };
 use deadpool_redis::redis;
+use otp_service::proto::admin::ListSuspendedPrefixesRequest;
 use otp_service::proto::{
     SendOtpRequest, VerifyOtpRequest, VerifyOtpResult, otp_service_client::OtpServiceClient,
 };
@@ -215,6 +216,22 @@ async fn monitor_mode_never_refuses(store: StoreKind) {
             .expect("monitor never refuses");
         n += 1;
     }
+    // The guard was judging all along: the store holds the verdict it did
+    // not enforce, for every replica (the admin API lists it).
+    let listed = replicas
+        .at(0)
+        .admin()
+        .list_suspended_prefixes(ListSuspendedPrefixesRequest {})
+        .await
+        .expect("the admin API lists suspensions")
+        .into_inner()
+        .suspended_prefixes;
+    assert!(
+        listed
+            .iter()
+            .any(|suspended| suspended.prefix == PUMPED_PREFIX),
+        "monitor counted and judged the pumped prefix: {listed:?}"
+    );
 }
 
 async fn failed_deliveries_are_not_read_as_pumping(store: StoreKind) {
