@@ -183,13 +183,14 @@ async fn redis_holds_neither_phone_nor_code_and_every_key_expires() {
             kinds("}:idempotency"),
             kinds("}:client-sends"),
             kinds("}:sends"),
+            kinds("}:latest"),
         ],
-        [2, 2, 1, 4],
+        [2, 2, 1, 4, 1],
         "per phone a code, an idempotency entry and a send log; one client \
-         log; the service's log and the destination prefix's sends (the \
-         pumping guard): {entries:?}"
+         log; the service's log and the destination prefix's sends and each \
+         number's latest send there (the pumping guard): {entries:?}"
     );
-    assert_eq!(entries.len(), 9, "nothing else: {entries:?}");
+    assert_eq!(entries.len(), 10, "nothing else: {entries:?}");
     for (key, fields, ttl) in &entries {
         assert!(
             key.starts_with("tenant7:otp:{"),
@@ -201,8 +202,12 @@ async fn redis_holds_neither_phone_nor_code_and_every_key_expires() {
                 "{key} TTL {ttl} ms must be within TTL + grace"
             );
         } else {
-            // The send limits must remember a day of sends (OTP_DAILY_SEND_LIMIT).
-            assert!(key.ends_with("sends"), "unexpected key {key}");
+            // The send limits must remember a day of sends (OTP_DAILY_SEND_LIMIT);
+            // the pumping guard's keys, its window (an hour).
+            assert!(
+                key.ends_with("sends") || key.ends_with("}:latest"),
+                "unexpected key {key}"
+            );
             assert!(
                 *ttl > 0 && *ttl <= 86_400_000,
                 "{key} TTL {ttl} ms must be within the longest limit window"
@@ -394,9 +399,9 @@ async fn credentials_and_database_in_the_url_are_used() {
         .expect("DBSIZE");
     assert_eq!(
         (in_db3, in_db0),
-        (5, 0),
+        (6, 0),
         "the code record, the phone's, the anonymous and the global send logs \
-         and the destination prefix's sends live in database 3"
+         and the destination prefix's sends and latest sends live in database 3"
     );
     let verified = app.verify(&phone, &code).await.expect("answers");
     assert_eq!(verified.result(), VerifyOtpResult::Approved);
