@@ -177,11 +177,12 @@ impl fmt::Display for SendLimits {
         write!(
             f,
             "resend_cooldown={}s phone={}/{window}s phone_daily={}/24h client={}/{window}s \
-             anonymous={}/{window}s global=",
+             caller={}/{window}s anonymous={}/{window}s global=",
             self.resend_cooldown.as_secs(),
             self.phone_limit,
             self.phone_daily_limit,
             self.client_limit,
+            self.caller_limit,
             self.anonymous_limit,
         )?;
         match self.global_per_minute {
@@ -218,7 +219,7 @@ mod tests {
         assert_eq!(
             line,
             "resend_cooldown=30s phone=5/600s phone_daily=10/24h client=20/600s \
-             anonymous=50/600s global=60/min"
+             caller=1000/600s anonymous=50/600s global=60/min"
         );
         assert!(limits().to_string().ends_with("global=off"));
     }

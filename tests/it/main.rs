@@ -28,6 +28,7 @@ mod metrics;
 mod providers;
 mod pumping;
 mod pumping_sources;
+mod readme_claims;
 mod redis_cluster;
 mod redis_faults;
 mod redis_sentinel;
