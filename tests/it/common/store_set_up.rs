@@ -94,7 +94,7 @@ pub(super) fn console_named() -> (String, String) {
 
 /// The configuration a test server runs with: port 0, the shared test
 /// secret, then `vars` (later values win).
-pub(super) fn test_config(vars: &[(String, String)]) -> Config {
+pub fn test_config(vars: &[(String, String)]) -> Config {
     let defaults = [
         ("OTP_LISTEN_ADDR", "127.0.0.1:0"),
         ("OTP_HMAC_SECRET", TEST_SECRET),

@@ -1,12 +1,22 @@
 //! README, "Security": "provider redirects are not followed (they would
-//! carry the credentials elsewhere)".
+//! carry the credentials elsewhere)"; "Operate", metrics:
+//! "`otp_sms_provider_skipped_total{provider}` (circuit open)".
 
+use std::time::Duration;
+
+use otp_service::proto::{SendOtpRequest, otp_service_client::OtpServiceClient};
+use tonic::Code;
 use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
 
-use crate::common::{
-    TestApp,
-    sms_standins::{pairs, requests, standin_answering, textbee_vars, twilio_vars},
-    unique_phone,
+use crate::{
+    common::{
+        TestApp,
+        binary::ServiceProcess,
+        connect,
+        sms_standins::{pairs, requests, standin_answering, textbee_vars, twilio_vars},
+        unique_phone,
+    },
+    metrics::{free_metrics_addr, sample, scrape},
 };
 
 /// Twilio and TextBee each answer the send with a 307 (which keeps the
@@ -48,4 +58,59 @@ async fn provider_redirects_are_not_followed() {
             requests(&elsewhere).await
         );
     }
+}
+
+/// Twilio refuses for now (503: surely not sent); with routes (which turn
+/// the breakers on) and a breaker that opens after one failure, the next send skips Twilio without asking it, which
+/// `otp_sms_provider_skipped_total{provider="twilio"}` counts once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_skipped_while_its_circuit_is_open_is_counted() {
+    let twilio = standin_answering(ResponseTemplate::new(503)).await;
+    let metrics_addr = free_metrics_addr();
+    let mut vars = twilio_vars(&twilio);
+    vars.extend(
+        [
+            ("OTP_SMS_ROUTES", "*=twilio"),
+            ("OTP_SMS_MAX_RETRIES", "0"),
+            ("OTP_SMS_BREAKER_FAILURES", "1"),
+            ("OTP_SMS_BREAKER_COOLDOWN_SECONDS", "600"),
+            ("OTP_METRICS_ADDR", metrics_addr.as_str()),
+        ]
+        .map(|(name, value)| (name.to_owned(), value.to_owned())),
+    );
+    let service = tokio::task::block_in_place(|| ServiceProcess::start(&pairs(&vars)));
+    let client = OtpServiceClient::new(connect(service.addr).await);
+    let send = || {
+        let mut client = client.clone();
+        async move {
+            client
+                .send_otp(SendOtpRequest {
+                    phone_number: unique_phone(),
+                    ..Default::default()
+                })
+                .await
+        }
+    };
+    let refused = send().await.expect_err("Twilio refused");
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    let page = scrape(&metrics_addr).await;
+    let skipped = r#"otp_sms_provider_skipped_total{provider="twilio"}"#;
+    assert_eq!(sample(&page, skipped), 0.0, "not skipped while closed");
+
+    let skipped_send = send().await.expect_err("no provider to send through");
+    assert_eq!(skipped_send.code(), Code::Unavailable, "{skipped_send:?}");
+    assert_eq!(
+        requests(&twilio).await.len(),
+        1,
+        "the open circuit kept Twilio out"
+    );
+    let page = scrape(&metrics_addr).await;
+    assert_eq!(sample(&page, skipped), 1.0, "{page}");
+    tokio::task::block_in_place(|| {
+        service.wait_for_stderr(
+            "circuit open: provider skipped",
+            Duration::from_secs(5),
+            |line| line.contains("twilio").then_some(()),
+        )
+    });
 }
