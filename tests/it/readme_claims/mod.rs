@@ -8,5 +8,6 @@ mod events;
 mod idempotency;
 mod providers;
 mod pumping;
+mod sentinel_credentials;
 mod shutdown;
 mod startup_log;
