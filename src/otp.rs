@@ -15,13 +15,14 @@ mod policy;
 mod pumping_admin;
 mod pumping_guard;
 mod send;
+mod verify_limits;
 
 use std::sync::Arc;
 
 use idempotency::Claim;
 use pumping_guard::PumpingGuard;
 
-pub use outcome::{SendRequest, SentCode, TimeLeft, Verification};
+pub use outcome::{SendRequest, SentCode, TimeLeft, Verification, VerifyRequest};
 pub use policy::{AbuseRules, OtpPolicy};
 pub use pumping_admin::PumpingAdmin;
 
@@ -122,10 +123,15 @@ impl OtpFlow {
         result
     }
 
-    /// Checks `raw_code` for `phone`. A malformed code is refused before the
-    /// store is asked, so it costs no guess.
-    pub async fn verify(&self, phone: &PhoneNumber, raw_code: &str) -> Result<Verification, Error> {
-        let code = OtpCode::parse(raw_code, self.policy.code_length).map_err(Error::InvalidCode)?;
+    /// Checks the request's code for its phone. A malformed code is refused
+    /// before the store is asked, so it costs no guess; then the guess is
+    /// counted against the verify limits (`verify_limits.rs`), which refuse
+    /// before the code is compared.
+    pub async fn verify(&self, request: VerifyRequest<'_>) -> Result<Verification, Error> {
+        let phone = request.phone;
+        let code =
+            OtpCode::parse(request.code, self.policy.code_length).map_err(Error::InvalidCode)?;
+        self.count_verify(&request).await?;
         // A code sent before a key rotation was digested with a previous secret.
         let candidates = self.secret.candidate_digests(phone, &code);
         let subject = self.secret.subject_key(phone);

@@ -68,7 +68,8 @@ pub enum VerifyOutcome {
     Locked,
 }
 
-/// Which sends a set of limits counts.
+/// Which sends (or, for the verify limits, which guesses) a set of limits
+/// counts. Every log is the same sliding log; only its key differs.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum SendLog {
     /// Sends to one phone number.
@@ -81,6 +82,12 @@ pub enum SendLog {
     Anonymous,
     /// Every send of the service.
     Global,
+    /// VerifyOtp calls made for one `client_key` (keyed hash of it).
+    ClientVerifies(SubjectKey),
+    /// VerifyOtp calls made by one authenticated caller (its name).
+    CallerVerifies(String),
+    /// VerifyOtp calls without a `client_key`, all together.
+    AnonymousVerifies,
 }
 
 /// One limit that refused a send.

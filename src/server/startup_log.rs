@@ -9,6 +9,7 @@ use crate::config::{Config, SecretSource};
 pub(super) fn log_caps_in_force(config: &Config) {
     tracing::info!(
         send_limits = %config.limits,
+        verify_limits = %config.verify_limits,
         max_attempts = config.policy.max_attempts,
         code_length = config.policy.code_length,
         pumping_guard = %config.pumping_guard,

@@ -43,3 +43,4 @@ mod tls;
 mod traces;
 mod trust_reload;
 mod verify;
+mod verify_limits;

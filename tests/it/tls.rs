@@ -72,6 +72,7 @@ async fn tonic_client_with_a_certificate_from_the_client_ca_round_trips_a_code()
         .verify_otp(VerifyOtpRequest {
             phone_number: phone,
             code,
+            ..Default::default()
         })
         .await
         .expect("VerifyOtp over mTLS")

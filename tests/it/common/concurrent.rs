@@ -27,6 +27,7 @@ pub async fn verify_concurrently(
         let request = VerifyOtpRequest {
             phone_number: phone.to_owned(),
             code: code.to_owned(),
+            ..Default::default()
         };
         tokio::spawn(async move {
             client

@@ -1,0 +1,84 @@
+//! The verify limits' logs: the same sliding log as sends
+//! (`record_send.lua`, `sliding_log.rs`), under keys of their own, so a
+//! client's guesses never spend its sends or another client's guesses.
+
+use std::time::Duration;
+
+use otp_service::{
+    abuse::{LimitKind, RateRule},
+    store::{SendDecision, SendLog},
+};
+
+use super::new_subject;
+use crate::common::{StoreKind, TestStore};
+
+fn rule(kind: LimitKind, limit: u32) -> [RateRule; 1] {
+    [RateRule {
+        kind,
+        limit,
+        period: Duration::from_secs(600),
+    }]
+}
+
+async fn admits(store: &TestStore, log: &SendLog, rules: &[RateRule]) -> bool {
+    match store
+        .record_send(log, rules)
+        .await
+        .expect("record_send answers")
+    {
+        SendDecision::Admitted { .. } => true,
+        SendDecision::Refused { violations } => {
+            assert_eq!(violations.len(), 1, "{violations:?}");
+            assert_eq!(violations[0].kind, rules[0].kind);
+            assert!(violations[0].retry_after > Duration::from_secs(590));
+            false
+        }
+    }
+}
+
+async fn each_verify_log_is_counted_on_its_own(kind: StoreKind) {
+    let store = TestStore::open(kind).await;
+    let client = new_subject();
+    let verifies = SendLog::ClientVerifies(client);
+    let client_rules = rule(LimitKind::ClientVerifyWindow, 3);
+    for _ in 0..3 {
+        assert!(admits(&store, &verifies, &client_rules).await);
+    }
+    assert!(
+        !admits(&store, &verifies, &client_rules).await,
+        "the fourth guess in the window is refused"
+    );
+
+    // Keyed apart: the same client's sends, another client's guesses, a
+    // caller's (a SAN may hold braces) and the anonymous bucket.
+    let sends = rule(LimitKind::ClientWindow, 1);
+    assert!(admits(&store, &SendLog::Client(client), &sends).await);
+    let other = SendLog::ClientVerifies(new_subject());
+    assert!(admits(&store, &other, &client_rules).await);
+    let caller = SendLog::CallerVerifies("spiffe://{a}/b".to_owned());
+    let caller_rules = rule(LimitKind::CallerVerifyWindow, 1);
+    assert!(admits(&store, &caller, &caller_rules).await);
+    assert!(!admits(&store, &caller, &caller_rules).await);
+    assert!(
+        admits(
+            &store,
+            &SendLog::Caller("spiffe://{a}/b".to_owned()),
+            &sends
+        )
+        .await
+    );
+    let anonymous = rule(LimitKind::AnonymousVerifyWindow, 1);
+    assert!(admits(&store, &SendLog::AnonymousVerifies, &anonymous).await);
+    assert!(!admits(&store, &SendLog::AnonymousVerifies, &anonymous).await);
+    assert!(
+        admits(
+            &store,
+            &SendLog::Anonymous,
+            &rule(LimitKind::AnonymousWindow, 1)
+        )
+        .await,
+        "anonymous sends are not anonymous guesses"
+    );
+}
+
+for_each_store!(each_verify_log_is_counted_on_its_own);
