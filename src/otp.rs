@@ -113,7 +113,9 @@ impl OtpFlow {
         let Some(key) = request.idempotency_key else {
             return self.send_new_code(phone, &subject, &request).await;
         };
-        let key = self.secret.idempotency_subject(key);
+        // Scoped to the caller: another caller's same key is another record.
+        let caller = request.caller.map(|caller| caller.name());
+        let key = self.secret.idempotency_subject(caller, key);
         let owner = match self.claim_idempotency(&key, &subject).await? {
             Claim::Owned(owner) => owner,
             Claim::Answered(first) => return Ok(first),

@@ -19,6 +19,7 @@ mod eviction;
 mod grpcurl;
 mod health_listener;
 mod idempotency;
+mod idempotency_callers;
 mod idempotency_owner;
 mod key_rotation;
 mod limits;
