@@ -16,4 +16,7 @@ pub use pumping::{
     SendSource,
 };
 pub use test_numbers::{TestNumbers, TestNumbersError};
-pub use verify_limits::{DEFAULT_CLIENT_VERIFY_LIMIT, DEFAULT_SHARED_VERIFY_LIMIT, VerifyLimits};
+pub use verify_limits::{
+    DEFAULT_CLIENT_VERIFY_LIMIT, DEFAULT_SHARED_VERIFY_LIMIT, GLOBAL_VERIFIES_PER_SEND,
+    VerifyLimits,
+};

@@ -148,7 +148,7 @@ impl Config {
         let sms = gateway_vars::sms_from_env(&env)?;
         let messages = message_vars::templates_from_env(&env)?;
         let limits = abuse_vars::send_limits(&env)?;
-        let verify_limits = abuse_vars::verify_limits(&env)?;
+        let verify_limits = abuse_vars::verify_limits(&env, &limits)?;
         let countries = abuse_vars::country_policy(&env)?;
         let test_numbers = abuse_vars::test_numbers(&env, policy.code_length)?;
         let traces = otel_vars::trace_export(&env)?;
@@ -326,6 +326,11 @@ mod tests {
         assert_eq!(limits.anonymous_limit, 3_000);
         assert_eq!(limits.caller_limit, 3_000);
         assert_eq!(limits.window, Duration::from_secs(600));
+        assert_eq!(limits.global_per_minute, Some(600), "10 per allowed send");
+        let raised = config(&[("OTP_GLOBAL_SEND_LIMIT", "500")]).expect("valid");
+        assert_eq!(raised.verify_limits.global_per_minute, Some(5_000));
+        let off = config(&[("OTP_GLOBAL_VERIFY_LIMIT", "0")]).expect("valid");
+        assert_eq!(off.verify_limits.global_per_minute, None);
         for var in [
             "OTP_CLIENT_VERIFY_LIMIT",
             "OTP_ANONYMOUS_VERIFY_LIMIT",

@@ -88,6 +88,8 @@ pub enum SendLog {
     CallerVerifies(String),
     /// VerifyOtp calls without a `client_key`, all together.
     AnonymousVerifies,
+    /// Every VerifyOtp call of the service.
+    GlobalVerifies,
 }
 
 /// One limit that refused a send.

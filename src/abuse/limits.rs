@@ -44,6 +44,8 @@ pub enum LimitKind {
     /// `OTP_CALLER_VERIFY_LIMIT` per `OTP_VERIFY_WINDOW_SECONDS`: guesses by
     /// one authenticated caller.
     CallerVerifyWindow,
+    /// `OTP_GLOBAL_VERIFY_LIMIT` per minute: guesses across the service.
+    GlobalVerify,
 }
 
 impl LimitKind {
@@ -60,6 +62,7 @@ impl LimitKind {
             Self::ClientVerifyWindow => "client_verify_window",
             Self::AnonymousVerifyWindow => "anonymous_verify_window",
             Self::CallerVerifyWindow => "caller_verify_window",
+            Self::GlobalVerify => "global_verify_rate",
         }
     }
 
@@ -86,6 +89,7 @@ impl LimitKind {
             Self::CallerVerifyWindow => {
                 "too many codes checked by this caller in the current window"
             }
+            Self::GlobalVerify => "the service-wide verify rate limit is reached",
         }
     }
 
@@ -97,7 +101,7 @@ impl LimitKind {
             | Self::AnonymousWindow
             | Self::ClientVerifyWindow
             | Self::AnonymousVerifyWindow => "client_key",
-            Self::Global => "service",
+            Self::Global | Self::GlobalVerify => "service",
             Self::CallerWindow | Self::CallerVerifyWindow => "caller",
         }
     }

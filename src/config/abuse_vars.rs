@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::{ConfigError, Env};
 use crate::abuse::{
-    CountryPolicy, DEFAULT_CLIENT_VERIFY_LIMIT, DEFAULT_SHARED_VERIFY_LIMIT, SendLimits,
-    TestNumbers, VerifyLimits,
+    CountryPolicy, DEFAULT_CLIENT_VERIFY_LIMIT, DEFAULT_SHARED_VERIFY_LIMIT,
+    GLOBAL_VERIFIES_PER_SEND, SendLimits, TestNumbers, VerifyLimits,
 };
 
 /// Default `OTP_GLOBAL_SEND_LIMIT`, sends per minute across the service: one
@@ -54,9 +54,19 @@ pub(super) fn send_limits(env: &Env) -> Result<SendLimits, ConfigError> {
     })
 }
 
-/// The verify limits per `client_key`, anonymous callers and caller.
-pub(super) fn verify_limits(env: &Env) -> Result<VerifyLimits, ConfigError> {
+/// The verify limits per `client_key`, anonymous callers, caller and
+/// service. The service-wide one defaults to [`GLOBAL_VERIFIES_PER_SEND`]
+/// for each send the global send cap allows per minute (that of its default
+/// when the send cap is off), so raising the send cap raises it too.
+pub(super) fn verify_limits(env: &Env, sends: &SendLimits) -> Result<VerifyLimits, ConfigError> {
     let window = env.int_in_range("OTP_VERIFY_WINDOW_SECONDS", 600, 1, 86_400)?;
+    let sends_per_minute = sends.global_per_minute.unwrap_or(DEFAULT_GLOBAL_SEND_LIMIT);
+    let global: u32 = env.int_in_range(
+        "OTP_GLOBAL_VERIFY_LIMIT",
+        sends_per_minute.saturating_mul(GLOBAL_VERIFIES_PER_SEND),
+        0,
+        10_000_000,
+    )?;
     Ok(VerifyLimits {
         client_limit: env.int_in_range(
             "OTP_CLIENT_VERIFY_LIMIT",
@@ -76,6 +86,7 @@ pub(super) fn verify_limits(env: &Env) -> Result<VerifyLimits, ConfigError> {
             1,
             1_000_000,
         )?,
+        global_per_minute: (global > 0).then_some(global),
         window: Duration::from_secs(window),
     })
 }

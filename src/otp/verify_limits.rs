@@ -1,6 +1,7 @@
 //! Counting a VerifyOtp against the verify limits before the guess reaches
-//! the code: per `client_key` (or the one bucket of calls without one) and
-//! per authenticated caller, in the store's sliding logs, like sends.
+//! the code: per `client_key` (or the one bucket of calls without one), per
+//! authenticated caller and service-wide, in the store's sliding logs, like
+//! sends.
 
 use futures_util::future::join_all;
 
@@ -13,14 +14,17 @@ use crate::{
 };
 
 impl OtpFlow {
-    /// Counts the guess in each of its logs at once (one store call each).
-    /// If any log refuses, the counts the others made are taken back and the
-    /// call is refused with every violated limit; nothing is left counted.
+    /// Counts the guess in each of its logs at once (one store call each,
+    /// timed as `record_verify`). If any log refuses, the counts the others
+    /// made are taken back and the call is refused with every violated
+    /// limit; nothing is left counted. A log a full in-memory store has no
+    /// room for is skipped: numbers it holds must keep verifying, and the
+    /// wrong-guess cap still holds.
     pub(super) async fn count_verify(&self, request: &VerifyRequest<'_>) -> Result<(), Error> {
         let logs = self.verify_logs(request);
         let decisions =
             join_all(logs.iter().map(|(log, rules)| {
-                timed_store("record_send", self.store.record_send(log, rules))
+                timed_store("record_verify", self.store.record_send(log, rules))
             }))
             .await;
         let mut counted = Vec::with_capacity(logs.len());
@@ -29,9 +33,10 @@ impl OtpFlow {
         for ((log, _), decision) in logs.into_iter().zip(decisions) {
             match decision {
                 Ok(SendDecision::Admitted { token, .. }) => counted.push((log, token)),
-                Ok(SendDecision::Refused {
-                    violations: refused,
-                }) => violations.extend(refused),
+                Ok(SendDecision::Refused { violations: full }) => violations.extend(full),
+                Err(StoreError::Full) => {
+                    tracing::debug!("store full: a guess not counted in a new verify log");
+                }
                 Err(err) => failure = Some(err),
             }
         }
@@ -46,7 +51,8 @@ impl OtpFlow {
     }
 
     /// The logs one guess is counted in: its `client_key`'s (or the bucket
-    /// every call without one shares) and its caller's.
+    /// every call without one shares), its caller's and the service's; a log
+    /// without rules (the global cap off) is skipped.
     fn verify_logs(&self, request: &VerifyRequest<'_>) -> Vec<(SendLog, Vec<RateRule>)> {
         let limits = &self.abuse.verify_limits;
         let mut logs = vec![match request.client_key {
@@ -62,6 +68,8 @@ impl OtpFlow {
                 limits.caller_rules(),
             ));
         }
+        logs.push((SendLog::GlobalVerifies, limits.global_rules()));
+        logs.retain(|(_, rules)| !rules.is_empty());
         logs
     }
 }

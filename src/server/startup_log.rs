@@ -15,6 +15,12 @@ pub(super) fn log_caps_in_force(config: &Config) {
         pumping_guard = %config.pumping_guard,
         "caps in force"
     );
+    if config.verify_limits.global_per_minute.is_none() {
+        tracing::warn!(
+            "OTP_GLOBAL_VERIFY_LIMIT=0: no service-wide verify cap; a VerifyOtp flood with a \
+             fresh client_key per call leaves a send log per key in the store"
+        );
+    }
     if config.limits.global_per_minute.is_none() {
         tracing::warn!(
             "OTP_GLOBAL_SEND_LIMIT=0: no service-wide send cap; nothing bounds total SMS spend \

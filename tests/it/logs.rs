@@ -94,7 +94,7 @@ async fn the_caps_in_force_line_names_every_cap() {
     );
     assert_eq!(
         field("verify_limits"),
-        "client=300/600s anonymous=3000/600s caller=3000/600s"
+        "client=300/600s anonymous=3000/600s caller=3000/600s global=600/min"
     );
     assert_eq!(
         caps.pointer("/fields/max_attempts")

@@ -122,7 +122,39 @@ async fn guesses_without_a_client_key_share_one_bucket(store: StoreKind) {
         .expect("a call naming its user is counted on its own");
 }
 
+/// A flood naming a fresh `client_key` each call escapes the per-client cap
+/// but not the service-wide one, which bounds the logs it leaves behind.
+async fn a_flood_with_a_fresh_client_key_per_call_is_held_by_the_global_cap(store: StoreKind) {
+    let app = TestApp::builder()
+        .store(store)
+        .env(&[("OTP_GLOBAL_VERIFY_LIMIT", "4")])
+        .spawn()
+        .await;
+    let fresh = || format!("fresh-{}", &unique_phone()[1..]);
+    for _ in 0..4 {
+        verify(&app, guess(&unique_phone(), "123456", &fresh()))
+            .await
+            .expect("within the global cap");
+    }
+    let refused = verify(&app, guess(&unique_phone(), "123456", &fresh()))
+        .await
+        .expect_err("the fifth guess this minute");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    let details = refused.get_error_details();
+    let info = details.error_info().expect("ErrorInfo");
+    assert_eq!(
+        info.metadata.get("limit").map(String::as_str),
+        Some("global_verify_rate")
+    );
+    let delay = details
+        .retry_info()
+        .and_then(|retry| retry.retry_delay)
+        .expect("RetryInfo");
+    assert!(delay <= Duration::from_secs(60), "{delay:?}");
+}
+
 for_each_store!(
+    a_flood_with_a_fresh_client_key_per_call_is_held_by_the_global_cap,
     a_verify_flood_from_one_client_key_is_refused_before_any_code_is_compared,
     concurrent_guesses_from_one_client_key_are_counted_exactly,
     guesses_without_a_client_key_share_one_bucket,

@@ -41,6 +41,7 @@ impl RedisStore {
                 name.replace(['{', '}'], "_")
             ),
             SendLog::AnonymousVerifies => format!("{}:{{anonymous}}:verifies", self.prefix),
+            SendLog::GlobalVerifies => format!("{}:{{global}}:verifies", self.prefix),
         }
     }
 

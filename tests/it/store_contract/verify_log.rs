@@ -79,6 +79,13 @@ async fn each_verify_log_is_counted_on_its_own(kind: StoreKind) {
         .await,
         "anonymous sends are not anonymous guesses"
     );
+    let global = rule(LimitKind::GlobalVerify, 1);
+    assert!(admits(&store, &SendLog::GlobalVerifies, &global).await);
+    assert!(!admits(&store, &SendLog::GlobalVerifies, &global).await);
+    assert!(
+        admits(&store, &SendLog::Global, &rule(LimitKind::Global, 1)).await,
+        "the service's sends are not its guesses"
+    );
 }
 
 for_each_store!(each_verify_log_is_counted_on_its_own);
