@@ -32,7 +32,7 @@ use crate::{
     events::EventSink,
     metrics::timed_store,
     sms::{MessageTemplates, SmsGateway},
-    store::{OtpStore, VerifyOutcome},
+    store::{CheckOutcome, OtpStore, VerifyOutcome, VerifyPlan},
 };
 
 /// Sends and checks codes by the configured policy.
@@ -133,16 +133,22 @@ impl OtpFlow {
         let phone = request.phone;
         let code =
             OtpCode::parse(request.code, self.policy.code_length).map_err(Error::InvalidCode)?;
-        self.count_verify(&request).await?;
         // A code sent before a key rotation was digested with a previous secret.
         let candidates = self.secret.candidate_digests(phone, &code);
         let subject = self.secret.subject_key(phone);
-        let outcome = timed_store(
-            "verify_and_consume",
-            self.store
-                .verify_and_consume(&subject, &candidates, self.policy.max_attempts),
-        )
-        .await?;
+        let logs = self.verify_logs(&request);
+        let plan = VerifyPlan {
+            logs: &logs,
+            subject: &subject,
+            candidates: &candidates,
+            max_attempts: self.policy.max_attempts,
+        };
+        let outcome = match self.store.count_verify_and_consume(plan).await? {
+            CheckOutcome::Checked(outcome) => outcome,
+            CheckOutcome::Refused { violations } => {
+                return Err(Error::VerifyLimited { violations });
+            }
+        };
         let verification = match outcome {
             VerifyOutcome::Approved => {
                 if self.abuse.test_numbers.code_for(phone).is_none() {

@@ -291,15 +291,9 @@ async fn each_operation_is_one_evalsha_and_scripts_load_once_per_server() {
     let redis = RedisServer::start().await;
     // The pumping guard is off: its approvals and its gauge run in the
     // background, so their calls would land at no fixed moment.
-    // The service-wide verify cap is off too: a VerifyOtp counts its guess
-    // in each verify log at once, so with two logs the record_send script's
-    // first use would race (one NOSCRIPT or two); with one the count is fixed.
     let app = TestApp::builder()
         .redis(&redis)
-        .env(&[
-            ("OTP_PUMPING_GUARD", "off"),
-            ("OTP_GLOBAL_VERIFY_LIMIT", "0"),
-        ])
+        .env(&[("OTP_PUMPING_GUARD", "off")])
         .spawn()
         .await;
     for _ in 0..10 {
@@ -309,10 +303,10 @@ async fn each_operation_is_one_evalsha_and_scripts_load_once_per_server() {
         app.verify(&phone, &code).await.expect("answers");
     }
     // 30 calls: one EVALSHA per call (SendOtp's three send logs and its code
-    // are one script), and one more per VerifyOtp for its verify log
-    // (record_send), plus one retry for each script's first use, which a
-    // fresh server answers NOSCRIPT.
-    assert_eq!(calls(&redis, "evalsha").await, 40 + 4);
+    // are one script, and so are VerifyOtp's two verify logs and its check),
+    // plus one retry for each script's first use, which a fresh server
+    // answers NOSCRIPT.
+    assert_eq!(calls(&redis, "evalsha").await, 30 + 3);
     assert_eq!(
         calls(&redis, "eval").await,
         0,
@@ -320,7 +314,7 @@ async fn each_operation_is_one_evalsha_and_scripts_load_once_per_server() {
     );
     assert_eq!(
         calls(&redis, "script|load").await,
-        4,
+        3,
         "each used script loaded once (discard_code was not needed)"
     );
 
@@ -339,8 +333,8 @@ async fn each_operation_is_one_evalsha_and_scripts_load_once_per_server() {
         let verified = app.verify(&phone, &code).await.expect("answers");
         assert_eq!(verified.result(), VerifyOtpResult::Approved);
     }
-    assert_eq!(calls(&redis, "script|load").await, 8);
-    assert_eq!(calls(&redis, "evalsha").await, 44 + 12 + 4);
+    assert_eq!(calls(&redis, "script|load").await, 6);
+    assert_eq!(calls(&redis, "evalsha").await, 33 + 9 + 3);
 }
 
 /// How often the pumping guard's gauge re-reads the suspended prefixes

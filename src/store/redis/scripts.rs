@@ -82,6 +82,7 @@ lua_scripts! {
     prefix_counts,
     prefix_list;
     count_send_and_put_code = [record_send, count_prefix_send, put_code, refund_send],
+    count_verify_and_consume = [record_send, refund_send, verify_and_consume],
 }
 
 #[cfg(test)]

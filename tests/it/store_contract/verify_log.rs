@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use otp_service::{
     abuse::{LimitKind, RateRule},
-    store::{SendDecision, SendLog},
+    store::{CheckOutcome, SendDecision, SendLog, VerifyOutcome, VerifyPlan},
 };
 
-use super::new_subject;
+use super::{LIFETIME, MAX_ATTEMPTS, digest, new_subject, pending};
 use crate::common::{StoreKind, TestStore};
 
 fn rule(kind: LimitKind, limit: u32) -> [RateRule; 1] {
@@ -88,4 +88,81 @@ async fn each_verify_log_is_counted_on_its_own(kind: StoreKind) {
     );
 }
 
-for_each_store!(each_verify_log_is_counted_on_its_own);
+/// `count_verify_and_consume` (one script on one Redis server or Sentinel,
+/// steps elsewhere): counted in every log, then checked; a log that refuses
+/// leaves nothing counted in the others and the code uncompared.
+async fn a_guess_is_counted_then_checked_and_a_refusal_touches_nothing(kind: StoreKind) {
+    let store = TestStore::open(kind).await;
+    let subject = new_subject();
+    store
+        .put_code(&subject, &digest(1), LIFETIME, MAX_ATTEMPTS)
+        .await
+        .expect("put_code answers");
+    let client = SendLog::ClientVerifies(new_subject());
+    let caller = SendLog::CallerVerifies(format!("caller-{}", new_subject()));
+    let logs = [
+        (
+            client.clone(),
+            rule(LimitKind::ClientVerifyWindow, 2).to_vec(),
+        ),
+        (caller, rule(LimitKind::CallerVerifyWindow, 1).to_vec()),
+    ];
+    let check = |candidate: u8| {
+        let candidates = [digest(candidate)];
+        let store = &store;
+        let logs = &logs;
+        let subject = &subject;
+        async move {
+            store
+                .count_verify_and_consume(VerifyPlan {
+                    logs,
+                    subject,
+                    candidates: &candidates,
+                    max_attempts: MAX_ATTEMPTS,
+                })
+                .await
+                .expect("count_verify_and_consume answers")
+        }
+    };
+    assert_eq!(
+        check(2).await,
+        CheckOutcome::Checked(VerifyOutcome::Incorrect {
+            attempts_remaining: MAX_ATTEMPTS - 1
+        })
+    );
+    let CheckOutcome::Refused { violations } = check(1).await else {
+        panic!("the caller's log is full");
+    };
+    assert_eq!(violations.len(), 1, "{violations:?}");
+    assert_eq!(violations[0].kind, LimitKind::CallerVerifyWindow);
+    assert!(
+        pending(&store, &subject).await.is_some(),
+        "the right code was not compared, so not consumed"
+    );
+    let client_rules = rule(LimitKind::ClientVerifyWindow, 2);
+    assert!(
+        admits(&store, &client, &client_rules).await,
+        "the refused guess was taken back from the client's log"
+    );
+    assert!(!admits(&store, &client, &client_rules).await);
+
+    let fresh = [(
+        SendLog::ClientVerifies(new_subject()),
+        rule(LimitKind::ClientVerifyWindow, 1).to_vec(),
+    )];
+    let approved = store
+        .count_verify_and_consume(VerifyPlan {
+            logs: &fresh,
+            subject: &subject,
+            candidates: &[digest(1)],
+            max_attempts: MAX_ATTEMPTS,
+        })
+        .await
+        .expect("answers");
+    assert_eq!(approved, CheckOutcome::Checked(VerifyOutcome::Approved));
+}
+
+for_each_store!(
+    each_verify_log_is_counted_on_its_own,
+    a_guess_is_counted_then_checked_and_a_refusal_touches_nothing,
+);
