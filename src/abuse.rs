@@ -1,4 +1,4 @@
-//! Abuse protection policy: what limits sends (SMS pumping) and which
+//! Abuse protection policy: what limits sends (SMS pumping) and guesses, and which
 //! numbers may be texted at all. Pure rules; the stores keep the counts.
 
 mod country;
@@ -6,6 +6,7 @@ mod exemption;
 mod limits;
 mod pumping;
 mod test_numbers;
+mod verify_limits;
 
 pub use country::{CountryPolicy, CountryPolicyError};
 pub use exemption::{ExemptionPeriod, ExemptionPeriodError, MAX_PREFIX_EXEMPTION};
@@ -15,3 +16,7 @@ pub use pumping::{
     SendSource,
 };
 pub use test_numbers::{TestNumbers, TestNumbersError};
+pub use verify_limits::{
+    DEFAULT_CLIENT_VERIFY_LIMIT, DEFAULT_SHARED_VERIFY_LIMIT, GLOBAL_VERIFIES_PER_SEND,
+    VerifyLimits,
+};

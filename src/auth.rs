@@ -13,4 +13,6 @@ mod watched_file;
 pub use authenticator::{AdminRefusal, AuthError, Authenticator};
 pub use callers::{Caller, CallerList, CallersFile, UNLISTED_CALLER_LABEL};
 pub use tls_config::{ServerTls, server_config};
-pub use tls_listener::{PeerCertificate, TlsConnection, TlsIncoming, TlsSettings};
+pub use tls_listener::{
+    DEFAULT_MAX_HANDSHAKES, PeerCertificate, TlsConnection, TlsIncoming, TlsSettings,
+};

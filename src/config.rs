@@ -28,7 +28,7 @@ pub use abuse_vars::DEFAULT_GLOBAL_SEND_LIMIT;
 pub use code_vars::MIN_SECRET_BYTES;
 pub use cross_checks::MAX_DAILY_GUESS_ODDS;
 pub use env::ConfigError;
-pub use events_vars::DEFAULT_EVENTS_MAXLEN;
+pub use events_vars::{DEFAULT_EVENTS_MAX_AGE_SECONDS, DEFAULT_EVENTS_MAXLEN};
 pub use listen_vars::{DEFAULT_LISTEN_ADDR, DEFAULT_METRICS_ADDR};
 pub use message_vars::{DEFAULT_APP_NAME, MAX_APP_NAME_CHARS};
 pub use redis_vars::{DEFAULT_REDIS_PREFIX, REDIS_SELECTORS};
@@ -36,7 +36,7 @@ pub use redis_vars::{DEFAULT_REDIS_PREFIX, REDIS_SELECTORS};
 use env::Env;
 
 use crate::{
-    abuse::{CountryPolicy, PumpingGuardSettings, SendLimits, TestNumbers},
+    abuse::{CountryPolicy, PumpingGuardSettings, SendLimits, TestNumbers, VerifyLimits},
     auth::{CallersFile, TlsSettings},
     domain::HmacSecret,
     events::EventsConfig,
@@ -86,6 +86,9 @@ pub struct Config {
     pub sms: SmsConfig,
     /// How many codes may be sent, per number, caller and service.
     pub limits: SendLimits,
+    /// How many codes may be checked, per `client_key`, anonymous callers
+    /// and caller, across every number (`OTP_*VERIFY*`).
+    pub verify_limits: VerifyLimits,
     /// Which countries may be texted.
     pub countries: CountryPolicy,
     /// Numbers with a fixed code and no SMS (`OTP_TEST_NUMBERS`).
@@ -145,6 +148,7 @@ impl Config {
         let sms = gateway_vars::sms_from_env(&env)?;
         let messages = message_vars::templates_from_env(&env)?;
         let limits = abuse_vars::send_limits(&env)?;
+        let verify_limits = abuse_vars::verify_limits(&env, &limits)?;
         let countries = abuse_vars::country_policy(&env)?;
         let test_numbers = abuse_vars::test_numbers(&env, policy.code_length)?;
         let traces = otel_vars::trace_export(&env)?;
@@ -166,6 +170,7 @@ impl Config {
             log_format,
             sms,
             limits,
+            verify_limits,
             countries,
             test_numbers,
             pumping_guard,
@@ -302,6 +307,7 @@ mod tests {
         assert_eq!(limits.phone_daily_limit, 10);
         assert_eq!(limits.client_limit, 20);
         assert_eq!(limits.anonymous_limit, 50);
+        assert_eq!(limits.caller_limit, 300, "half the global cap");
         assert_eq!(limits.global_per_minute, Some(DEFAULT_GLOBAL_SEND_LIMIT));
         let raised = config(&[("OTP_GLOBAL_SEND_LIMIT", "500")])
             .expect("valid")
@@ -311,6 +317,32 @@ mod tests {
             .expect("valid")
             .limits;
         assert_eq!(off.global_per_minute, None);
+    }
+
+    #[test]
+    fn verify_limits_have_generous_but_finite_defaults() {
+        let limits = config(&[]).expect("valid").verify_limits;
+        assert_eq!(limits.client_limit, 300);
+        assert_eq!(limits.anonymous_limit, 3_000);
+        assert_eq!(limits.caller_limit, 3_000);
+        assert_eq!(limits.window, Duration::from_secs(600));
+        assert_eq!(limits.global_per_minute, Some(600), "10 per allowed send");
+        let raised = config(&[("OTP_GLOBAL_SEND_LIMIT", "500")]).expect("valid");
+        assert_eq!(raised.verify_limits.global_per_minute, Some(5_000));
+        let off = config(&[("OTP_GLOBAL_VERIFY_LIMIT", "0")]).expect("valid");
+        assert_eq!(off.verify_limits.global_per_minute, None);
+        for var in [
+            "OTP_CLIENT_VERIFY_LIMIT",
+            "OTP_ANONYMOUS_VERIFY_LIMIT",
+            "OTP_CALLER_VERIFY_LIMIT",
+        ] {
+            assert_refused(&[(var, "0")], var, "from 1 to 1000000");
+        }
+        assert_refused(
+            &[("OTP_VERIFY_WINDOW_SECONDS", "86401")],
+            "OTP_VERIFY_WINDOW_SECONDS",
+            "from 1 to 86400",
+        );
     }
 
     #[test]

@@ -50,6 +50,13 @@ pub enum Error {
         /// Every limit that refused, with its delay.
         violations: Vec<Violation>,
     },
+    /// A verify limit is full: too many codes checked by this client (or
+    /// caller) across numbers; the code was not compared.
+    #[error("verify limit reached")]
+    VerifyLimited {
+        /// Every limit that refused, with its delay.
+        violations: Vec<Violation>,
+    },
     /// The pumping guard suspended sends to the number's destination prefix:
     /// too few of the codes recently sent there were ever verified.
     #[error("sends to numbers starting {prefix} are suspended")]
@@ -103,7 +110,7 @@ impl Error {
             | Error::IdempotencyKeyReused => "invalid_argument",
             Error::IdempotencyKeyBusy => "idempotency_busy",
             Error::CountryNotAllowed { .. } => "country_not_allowed",
-            Error::RateLimited { .. } => "rate_limited",
+            Error::RateLimited { .. } | Error::VerifyLimited { .. } => "rate_limited",
             Error::DestinationSuspended { .. } => "destination_suspended",
             Error::Locked { .. } => "locked",
             Error::Unauthenticated => "unauthenticated",
@@ -141,7 +148,12 @@ impl From<Error> for Status {
                 "a call with this idempotency_key is still in progress; retry shortly",
             ),
             Error::CountryNotAllowed { region } => country_not_allowed(&region),
-            Error::RateLimited { violations } => send_limit_reached(&violations),
+            Error::RateLimited { violations } => {
+                limit_reached(&violations, "SEND_LIMIT_REACHED", "send")
+            }
+            Error::VerifyLimited { violations } => {
+                limit_reached(&violations, "VERIFY_LIMIT_REACHED", "verify")
+            }
             Error::DestinationSuspended {
                 prefix,
                 retry_after,
@@ -218,8 +230,9 @@ fn country_not_allowed(region: &str) -> Status {
 }
 
 /// RESOURCE_EXHAUSTED with `RetryInfo` (the longest wait), one
-/// `QuotaFailure` violation per full limit, and an `ErrorInfo` naming the first.
-fn send_limit_reached(violations: &[Violation]) -> Status {
+/// `QuotaFailure` violation per full limit, and an `ErrorInfo` with `reason`
+/// naming the first; `what` (send, verify) says which kind of limit.
+fn limit_reached(violations: &[Violation], reason: &str, what: &str) -> Status {
     let retry_after = violations
         .iter()
         .map(|violation| violation.retry_after)
@@ -239,14 +252,14 @@ fn send_limit_reached(violations: &[Violation]) -> Status {
     }
     if let Some(first) = violations.first() {
         details.set_error_info(
-            "SEND_LIMIT_REACHED",
+            reason,
             ERROR_DOMAIN,
             [("limit".to_owned(), first.kind.as_str().to_owned())],
         );
     }
     Status::with_error_details(
         Code::ResourceExhausted,
-        format!("send limit reached; retry in {} s", retry_after.as_secs()),
+        format!("{what} limit reached; retry in {} s", retry_after.as_secs()),
         details,
     )
 }

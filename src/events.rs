@@ -15,7 +15,7 @@
 mod sink;
 mod writer;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use sink::EventSink;
 pub use writer::EventWriter;
@@ -34,6 +34,9 @@ pub struct EventsConfig {
     /// `XADD … MAXLEN ~ maxlen`: roughly how many events the stream keeps
     /// (`OTP_EVENTS_MAXLEN`).
     pub maxlen: u64,
+    /// Events older than this are trimmed (`XTRIM … MINID`, by the writer
+    /// at least every 10 s and at startup; `OTP_EVENTS_MAX_AGE_SECONDS`).
+    pub max_age: Duration,
     /// Which replica wrote an event (`OTP_REPLICA_ID`, else the host name).
     pub replica: String,
 }
@@ -58,8 +61,6 @@ pub enum EventKind {
     Incorrect,
     /// A guess refused because the wrong-guess budget is spent.
     Locked,
-    /// A guess with no code pending (never sent, expired, used, cancelled).
-    Expired,
     /// CancelOtp removed a pending code.
     Cancelled,
     /// A send refused by a rule (`limit` names it).
@@ -84,7 +85,6 @@ impl EventKind {
             Self::Approved => "approved",
             Self::Incorrect => "incorrect",
             Self::Locked => "locked",
-            Self::Expired => "expired",
             Self::Cancelled => "cancelled",
             Self::Refused => "refused",
             Self::DestinationSuspended => "destination_suspended",

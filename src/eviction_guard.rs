@@ -7,9 +7,12 @@
 //! `otp_redis_evicting_policy` — unless the operator accepted it
 //! (`OTP_REDIS_ALLOW_EVICTION=true`).
 //!
-//! A Redis that will not say (`CONFIG GET` forbidden, as on several managed
-//! offerings) is warned about once and trusted: failing closed forever on a
-//! question the server refuses to answer would make those Redis unusable.
+//! A Redis that will not say (`CONFIG GET` forbidden or renamed, as on
+//! several managed offerings) is treated like an evicting one: nothing
+//! tells a `volatile-lru` default apart from `noeviction` there, so it
+//! stops startup (and makes the service NOT_SERVING if it appears later)
+//! until the operator, having checked the policy in the provider's console,
+//! says so with `OTP_REDIS_ALLOW_EVICTION=true`.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -42,8 +45,8 @@ impl EvictionGuard {
     }
 
     /// At startup: an error (naming the policy and the opt-out) when the
-    /// store is reachable and evicting. An unreachable store is left to the
-    /// health checker, which keeps asking.
+    /// store is reachable and evicting, or will not say. An unreachable
+    /// store is left to the health checker, which keeps asking.
     pub async fn check_at_startup(&self, store: &dyn OtpStore) -> Result<(), String> {
         match store.eviction_policy().await {
             Ok(EvictionPolicy::Evicting(policy)) if !self.allowed => {
@@ -53,6 +56,16 @@ impl EvictionGuard {
                      locks, resetting brute-force protection. Set it to `noeviction`, or accept \
                      the risk with OTP_REDIS_ALLOW_EVICTION=true"
                 ))
+            }
+            Ok(EvictionPolicy::Unknown) if !self.allowed => {
+                self.record(UNKNOWN, "");
+                Err(
+                    "Redis will not tell its maxmemory-policy (CONFIG GET refused or renamed, as \
+                     on many managed Redis): an evicting policy could remove wrong-guess counters \
+                     and locks. Check in your provider's console that it is `noeviction`, then \
+                     start with OTP_REDIS_ALLOW_EVICTION=true"
+                        .to_owned(),
+                )
             }
             Ok(policy) => {
                 self.observe(&policy);
@@ -79,7 +92,7 @@ impl EvictionGuard {
             }
             EvictionPolicy::Unknown => {
                 self.record(UNKNOWN, "");
-                true
+                self.allowed
             }
             EvictionPolicy::NoEviction | EvictionPolicy::NotApplicable => {
                 self.record(SAFE, "");
@@ -104,9 +117,15 @@ impl EvictionGuard {
                  vanish; otp.v1.OtpService is NOT_SERVING until it is `noeviction` \
                  (or OTP_REDIS_ALLOW_EVICTION=true)"
             ),
-            UNKNOWN => tracing::warn!(
+            UNKNOWN if self.allowed => tracing::warn!(
                 "cannot read Redis maxmemory-policy (CONFIG GET refused, as on many managed \
-                 Redis): make sure it is `noeviction`, or locks and guess counters may be evicted"
+                 Redis); trusted by OTP_REDIS_ALLOW_EVICTION: make sure it is `noeviction`, or \
+                 locks and guess counters may be evicted"
+            ),
+            UNKNOWN => tracing::error!(
+                "cannot read Redis maxmemory-policy (CONFIG GET refused, as on many managed \
+                 Redis): otp.v1.OtpService is NOT_SERVING until it can be read, or \
+                 OTP_REDIS_ALLOW_EVICTION=true says it was checked"
             ),
             _ => tracing::info!("Redis maxmemory-policy does not evict live keys"),
         }

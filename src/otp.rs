@@ -15,13 +15,14 @@ mod policy;
 mod pumping_admin;
 mod pumping_guard;
 mod send;
+mod verify_limits;
 
 use std::sync::Arc;
 
 use idempotency::Claim;
 use pumping_guard::PumpingGuard;
 
-pub use outcome::{SendRequest, SentCode, TimeLeft, Verification};
+pub use outcome::{SendRequest, SentCode, TimeLeft, Verification, VerifyRequest};
 pub use policy::{AbuseRules, OtpPolicy};
 pub use pumping_admin::PumpingAdmin;
 
@@ -31,7 +32,7 @@ use crate::{
     events::EventSink,
     metrics::timed_store,
     sms::{MessageTemplates, SmsGateway},
-    store::{OtpStore, VerifyOutcome},
+    store::{CheckOutcome, OtpStore, VerifyOutcome, VerifyPlan},
 };
 
 /// Sends and checks codes by the configured policy.
@@ -112,7 +113,9 @@ impl OtpFlow {
         let Some(key) = request.idempotency_key else {
             return self.send_new_code(phone, &subject, &request).await;
         };
-        let key = self.secret.idempotency_subject(key);
+        // Scoped to the caller: another caller's same key is another record.
+        let caller = request.caller.map(|caller| caller.name());
+        let key = self.secret.idempotency_subject(caller, key);
         let owner = match self.claim_idempotency(&key, &subject).await? {
             Claim::Owned(owner) => owner,
             Claim::Answered(first) => return Ok(first),
@@ -122,19 +125,30 @@ impl OtpFlow {
         result
     }
 
-    /// Checks `raw_code` for `phone`. A malformed code is refused before the
-    /// store is asked, so it costs no guess.
-    pub async fn verify(&self, phone: &PhoneNumber, raw_code: &str) -> Result<Verification, Error> {
-        let code = OtpCode::parse(raw_code, self.policy.code_length).map_err(Error::InvalidCode)?;
+    /// Checks the request's code for its phone. A malformed code is refused
+    /// before the store is asked, so it costs no guess; then the guess is
+    /// counted against the verify limits (`verify_limits.rs`), which refuse
+    /// before the code is compared.
+    pub async fn verify(&self, request: VerifyRequest<'_>) -> Result<Verification, Error> {
+        let phone = request.phone;
+        let code =
+            OtpCode::parse(request.code, self.policy.code_length).map_err(Error::InvalidCode)?;
         // A code sent before a key rotation was digested with a previous secret.
         let candidates = self.secret.candidate_digests(phone, &code);
         let subject = self.secret.subject_key(phone);
-        let outcome = timed_store(
-            "verify_and_consume",
-            self.store
-                .verify_and_consume(&subject, &candidates, self.policy.max_attempts),
-        )
-        .await?;
+        let logs = self.verify_logs(&request);
+        let plan = VerifyPlan {
+            logs: &logs,
+            subject: &subject,
+            candidates: &candidates,
+            max_attempts: self.policy.max_attempts,
+        };
+        let outcome = match self.store.count_verify_and_consume(plan).await? {
+            CheckOutcome::Checked(outcome) => outcome,
+            CheckOutcome::Refused { violations } => {
+                return Err(Error::VerifyLimited { violations });
+            }
+        };
         let verification = match outcome {
             VerifyOutcome::Approved => {
                 if self.abuse.test_numbers.code_for(phone).is_none() {

@@ -268,6 +268,7 @@ fn run_once_loaded(numbering_plan: JoinHandle<()>, hook: Box<dyn FnOnce() + Send
 fn abuse_rules(config: &Config) -> AbuseRules {
     AbuseRules {
         limits: config.limits,
+        verify_limits: config.verify_limits,
         countries: config.countries.clone(),
         test_numbers: config.test_numbers.clone(),
         pumping_guard: config.pumping_guard,

@@ -16,7 +16,7 @@ use crate::{
     domain::{ClientKey, IdempotencyKey, Locale, PhoneNumber, ceil_seconds},
     error::Error,
     metrics,
-    otp::{OtpFlow, SendRequest, SentCode, Verification},
+    otp::{OtpFlow, SendRequest, SentCode, Verification, VerifyRequest},
     proto::{
         CancelOtpRequest, CancelOtpResponse, SendOtpRequest, SendOtpResponse, TimeLeftRequest,
         TimeLeftResponse, VerifyOtpRequest, VerifyOtpResponse, VerifyOtpResult,
@@ -169,6 +169,24 @@ impl OtpService for OtpGrpcService {
 
 /// The calls, each run inside its [`rpc_span!`].
 impl OtpGrpcService {
+    /// A VerifyOtp parsed and handed to the flow.
+    async fn verify(
+        &self,
+        request: &VerifyOtpRequest,
+        caller: Option<&Caller>,
+    ) -> Result<Verification, Error> {
+        let phone = parse_phone(&request.phone_number)?;
+        let client_key = ClientKey::parse(&request.client_key).map_err(Error::InvalidClientKey)?;
+        self.flow
+            .verify(VerifyRequest {
+                phone: &phone,
+                code: &request.code,
+                client_key: client_key.as_ref(),
+                caller,
+            })
+            .await
+    }
+
     async fn serve_send(
         &self,
         request: Request<SendOtpRequest>,
@@ -236,10 +254,7 @@ impl OtpGrpcService {
             Err(err) => return finish("VerifyOtp", started, None, Err(err)),
         };
         let request = request.into_inner();
-        let verification = match parse_phone(&request.phone_number) {
-            Ok(phone) => self.flow.verify(&phone, &request.code).await,
-            Err(err) => Err(err),
-        };
+        let verification = self.verify(&request, caller.as_ref()).await;
         let response = verification.map(|verification| {
             let (result, attempts_remaining) = match verification {
                 Verification::Approved => (VerifyOtpResult::Approved, 0),

@@ -7,6 +7,7 @@ mod prefix_window;
 mod redis;
 mod send_plan;
 mod sliding_log;
+mod verify_plan;
 
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ pub use send_plan::{
     CodeToStore, PrefixStep, PrefixSuspension, SendOutcome, SendPlan, StoredSend, count_in_steps,
     take_back_prefix_send, take_back_sends,
 };
+pub use verify_plan::{CheckOutcome, VerifyPlan, check_in_steps};
 
 use crate::{
     abuse::{DestinationPrefix, LimitKind, PrefixRule, RateRule, SendSource},
@@ -68,7 +70,8 @@ pub enum VerifyOutcome {
     Locked,
 }
 
-/// Which sends a set of limits counts.
+/// Which sends (or, for the verify limits, which guesses) a set of limits
+/// counts. Every log is the same sliding log; only its key differs.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum SendLog {
     /// Sends to one phone number.
@@ -81,6 +84,14 @@ pub enum SendLog {
     Anonymous,
     /// Every send of the service.
     Global,
+    /// VerifyOtp calls made for one `client_key` (keyed hash of it).
+    ClientVerifies(SubjectKey),
+    /// VerifyOtp calls made by one authenticated caller (its name).
+    CallerVerifies(String),
+    /// VerifyOtp calls without a `client_key`, all together.
+    AnonymousVerifies,
+    /// Every VerifyOtp call of the service.
+    GlobalVerifies,
 }
 
 /// One limit that refused a send.
@@ -307,6 +318,19 @@ pub trait OtpStore: Send + Sync + 'static {
     /// answers exactly as the default would.
     async fn count_send_and_put_code(&self, plan: SendPlan<'_>) -> Result<SendOutcome, StoreError> {
         count_in_steps(self, plan).await
+    }
+
+    /// One VerifyOtp's store work: counts the guess in each of `plan`'s
+    /// verify logs (the first refusal wins, nothing stays counted and the
+    /// code is not compared), then [`OtpStore::verify_and_consume`]. Records
+    /// its own latency. The default is [`check_in_steps`]; a store that
+    /// overrides it (Redis on one server or behind Sentinel: one script)
+    /// answers exactly as the default would.
+    async fn count_verify_and_consume(
+        &self,
+        plan: VerifyPlan<'_>,
+    ) -> Result<CheckOutcome, StoreError> {
+        check_in_steps(self, plan).await
     }
 
     /// Counts the approval of the code last sent to `subject` under

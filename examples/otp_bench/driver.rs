@@ -236,6 +236,7 @@ pub async fn call(
                 .verify_otp(VerifyOtpRequest {
                     phone_number: workload.phone(phone).to_owned(),
                     code,
+                    ..Default::default()
                 })
                 .await
                 .map_err(|status| status.code())?

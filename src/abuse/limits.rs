@@ -1,5 +1,6 @@
 //! Send limits: how many codes a phone, a caller and the whole service may
-//! send per window.
+//! send per window; [`LimitKind`] names them and the verify limits
+//! (`verify_limits.rs`) alike.
 
 use std::{fmt, time::Duration};
 
@@ -34,6 +35,17 @@ pub enum LimitKind {
     /// `OTP_CALLER_SEND_LIMIT` per `OTP_SEND_WINDOW_SECONDS` for one
     /// authenticated caller (a service with a token or a client certificate).
     CallerWindow,
+    /// `OTP_CLIENT_VERIFY_LIMIT` per `OTP_VERIFY_WINDOW_SECONDS`: guesses by
+    /// one `client_key`, across every number.
+    ClientVerifyWindow,
+    /// `OTP_ANONYMOUS_VERIFY_LIMIT` per `OTP_VERIFY_WINDOW_SECONDS`: guesses
+    /// without a `client_key`, all together.
+    AnonymousVerifyWindow,
+    /// `OTP_CALLER_VERIFY_LIMIT` per `OTP_VERIFY_WINDOW_SECONDS`: guesses by
+    /// one authenticated caller.
+    CallerVerifyWindow,
+    /// `OTP_GLOBAL_VERIFY_LIMIT` per minute: guesses across the service.
+    GlobalVerify,
 }
 
 impl LimitKind {
@@ -47,6 +59,10 @@ impl LimitKind {
             Self::AnonymousWindow => "anonymous_send_window",
             Self::Global => "global_send_rate",
             Self::CallerWindow => "caller_send_window",
+            Self::ClientVerifyWindow => "client_verify_window",
+            Self::AnonymousVerifyWindow => "anonymous_verify_window",
+            Self::CallerVerifyWindow => "caller_verify_window",
+            Self::GlobalVerify => "global_verify_rate",
         }
     }
 
@@ -63,6 +79,17 @@ impl LimitKind {
             }
             Self::Global => "the service-wide send rate limit is reached",
             Self::CallerWindow => "too many codes requested by this caller in the current window",
+            Self::ClientVerifyWindow => {
+                "too many codes checked by this client in the current window"
+            }
+            Self::AnonymousVerifyWindow => {
+                "too many codes checked without a client_key in the current window; \
+                 pass client_key so each end user is counted on their own"
+            }
+            Self::CallerVerifyWindow => {
+                "too many codes checked by this caller in the current window"
+            }
+            Self::GlobalVerify => "the service-wide verify rate limit is reached",
         }
     }
 
@@ -70,9 +97,12 @@ impl LimitKind {
     pub fn subject(self) -> &'static str {
         match self {
             Self::PhoneCooldown | Self::PhoneWindow | Self::PhoneDaily => "phone_number",
-            Self::ClientWindow | Self::AnonymousWindow => "client_key",
-            Self::Global => "service",
-            Self::CallerWindow => "caller",
+            Self::ClientWindow
+            | Self::AnonymousWindow
+            | Self::ClientVerifyWindow
+            | Self::AnonymousVerifyWindow => "client_key",
+            Self::Global | Self::GlobalVerify => "service",
+            Self::CallerWindow | Self::CallerVerifyWindow => "caller",
         }
     }
 }
@@ -177,13 +207,13 @@ impl fmt::Display for SendLimits {
         write!(
             f,
             "resend_cooldown={}s phone={}/{window}s phone_daily={}/24h client={}/{window}s \
-             caller={}/{window}s anonymous={}/{window}s global=",
+             anonymous={}/{window}s caller={}/{window}s global=",
             self.resend_cooldown.as_secs(),
             self.phone_limit,
             self.phone_daily_limit,
             self.client_limit,
-            self.caller_limit,
             self.anonymous_limit,
+            self.caller_limit,
         )?;
         match self.global_per_minute {
             Some(limit) => write!(f, "{limit}/min"),
@@ -205,7 +235,7 @@ mod tests {
             client_limit: 20,
             anonymous_limit: 50,
             global_per_minute: None,
-            caller_limit: 1000,
+            caller_limit: 300,
         }
     }
 
@@ -219,7 +249,7 @@ mod tests {
         assert_eq!(
             line,
             "resend_cooldown=30s phone=5/600s phone_daily=10/24h client=20/600s \
-             caller=1000/600s anonymous=50/600s global=60/min"
+             anonymous=50/600s caller=300/600s global=60/min"
         );
         assert!(limits().to_string().ends_with("global=off"));
     }

@@ -231,7 +231,6 @@ mod tests {
             Some(Arc::new(CallersFile::open_callers(&file).expect("valid"))),
             false,
         );
-        let _ = std::fs::remove_file(&file);
         let caller = |token: &str| {
             auth.identify(None, Some(format!("Bearer {token}").as_bytes()))
                 .expect("known")
@@ -246,6 +245,8 @@ mod tests {
             Err(AdminRefusal::RoleMissing),
             "loopback is no role"
         );
+        // Only now: a deleted callers file admits nobody.
+        let _ = std::fs::remove_file(&file);
     }
 
     #[test]

@@ -82,17 +82,28 @@ enum Credential {
 
 /// The callers file as it is now on disk ([`WatchedFile::current`]): a
 /// replaced file is re-read on the next call; one that cannot be read or
-/// parsed is logged and the last good list kept, never an open door.
+/// parsed is logged and the last good list kept, never an open door. A file
+/// that lists no caller, or is deleted, is a revocation: nobody may call
+/// (logged at error level) until a file naming callers is back.
 pub type CallersFile = WatchedFile<CallerList>;
 
 impl CallersFile {
-    /// Reads and parses the file; an error here (naming the line) stops startup.
+    /// Reads and parses the file; an error here (naming the line) stops
+    /// startup, as does a missing file.
     pub fn open_callers(path: &Path) -> Result<Self, String> {
-        WatchedFile::open(path, "callers file", |path| {
+        let file = WatchedFile::open(path, "callers file", |path| {
             let text =
                 std::fs::read_to_string(path).map_err(|err| format!("cannot read it: {err}"))?;
-            CallerList::parse(&text)
-        })
+            let list = CallerList::parse(&text)?;
+            if list.entries.is_empty() {
+                tracing::error!(
+                    path = %path.display(),
+                    "callers file lists no caller: nobody may call"
+                );
+            }
+            Ok(list)
+        })?;
+        Ok(file.revoked_when_gone(CallerList::default, "nobody may call until it is back"))
     }
 }
 
@@ -107,7 +118,8 @@ pub struct CallerList {
 }
 
 impl CallerList {
-    /// Parses the file's text; errors name the line.
+    /// Parses the file's text; errors name the line. A file with no caller
+    /// line is valid and admits nobody.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut entries = Vec::new();
         for (number, line) in text.lines().enumerate() {
@@ -117,9 +129,6 @@ impl CallerList {
             }
             let entry = parse_line(line).map_err(|why| format!("line {}: {why}", number + 1))?;
             entries.push(entry);
-        }
-        if entries.is_empty() {
-            return Err("lists no caller".to_owned());
         }
         Ok(Self { entries })
     }
@@ -208,7 +217,8 @@ mod tests {
         assert!(err.starts_with("line 1"), "{err}");
         let err = CallerList::parse("\nbad name san:x\n").expect_err("three fields");
         assert!(err.starts_with("line 2"), "{err}");
-        assert!(CallerList::parse("# nothing\n").is_err());
+        let nobody = CallerList::parse("# nothing\n").expect("a revocation, not an error");
+        assert!(nobody.by_token("any").is_none());
         assert!(CallerList::parse("x token:abc").is_err());
         let err = CallerList::parse("ops san:ops.internal role:root\n").expect_err("role");
         assert!(

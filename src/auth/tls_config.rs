@@ -24,7 +24,11 @@ use super::{
 
 /// The listener's TLS configuration for the next handshake.
 #[derive(Debug, Clone)]
-pub struct ServerTls(Source);
+pub struct ServerTls {
+    source: Source,
+    /// Most handshakes in progress at once (`OTP_TLS_MAX_HANDSHAKES`).
+    max_handshakes: usize,
+}
 
 #[derive(Debug, Clone)]
 enum Source {
@@ -39,10 +43,15 @@ impl ServerTls {
     /// (after re-reading the client-CA bundle if it changed; a bundle that
     /// cannot be loaded is logged and the previous one kept).
     pub fn current(&self) -> Arc<ServerConfig> {
-        match &self.0 {
+        match &self.source {
             Source::Fixed(config) => Arc::clone(config),
             Source::ClientCa(watched) => watched.current(),
         }
+    }
+
+    /// Most handshakes the listener runs at once (see `tls_listener.rs`).
+    pub fn max_handshakes(&self) -> usize {
+        self.max_handshakes
     }
 }
 
@@ -75,7 +84,10 @@ pub fn server_config(settings: &TlsSettings) -> Result<ServerTls, String> {
             )?))
         }
     };
-    Ok(ServerTls(source))
+    Ok(ServerTls {
+        source,
+        max_handshakes: settings.max_handshakes,
+    })
 }
 
 fn builder(

@@ -16,7 +16,7 @@ use rustls::pki_types::CertificateDer;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
-    sync::mpsc,
+    sync::{OwnedSemaphorePermit, Semaphore, mpsc},
     task::JoinHandle,
 };
 use tokio_rustls::{TlsAcceptor, server::TlsStream};
@@ -26,8 +26,18 @@ use tonic::transport::server::Connected;
 use super::ServerTls;
 
 /// A client gets this long to finish its handshake; a slow or silent one
-/// cannot hold up anybody else (each handshake runs on its own task).
+/// holds one of the [`TlsSettings::max_handshakes`] slots at most this long
+/// (each handshake runs on its own task).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default `OTP_TLS_MAX_HANDSHAKES`. A handshake in progress costs a task, a
+/// socket and rustls's state (tens of KiB), and an ECDHE plus a signature
+/// (well under a millisecond of CPU with ring): 128 at once bounds that to a
+/// few MiB and a few dozen ms of both cores, far above what callers that
+/// keep their HTTP/2 connections open need, while a flood of connections
+/// that never finish their handshake waits in the kernel's accept queue
+/// instead of growing tasks without end.
+pub const DEFAULT_MAX_HANDSHAKES: usize = 128;
 
 /// TLS settings of the gRPC listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +50,10 @@ pub struct TlsSettings {
     /// must present a certificate issued by one of them (mTLS); re-read when
     /// it changes (next connection).
     pub client_ca_file: Option<PathBuf>,
+    /// Most handshakes in progress at once (`OTP_TLS_MAX_HANDSHAKES`);
+    /// further connections are not accepted until one finishes, fails or
+    /// times out.
+    pub max_handshakes: usize,
 }
 
 /// The names a verified client certificate carries (DNS and URI SANs), made
@@ -116,11 +130,19 @@ pub struct TlsIncoming {
 
 impl TlsIncoming {
     /// Accepts on `listener`, handshaking each connection on its own task
-    /// with the configuration `tls` holds at that moment.
+    /// with the configuration `tls` holds at that moment — at most
+    /// [`ServerTls::max_handshakes`] at once: while that many are in
+    /// progress, nothing more is accepted (new connections wait in the
+    /// kernel's queue), so silent peers cannot grow tasks without bound.
     pub fn new(listener: TcpListener, tls: ServerTls) -> Self {
         let (sender, receiver) = mpsc::channel(64);
+        let handshakes = Arc::new(Semaphore::new(tls.max_handshakes()));
         let accept_loop = tokio::spawn(async move {
             loop {
+                // Never closed, so acquiring fails only if it were.
+                let Ok(slot) = Arc::clone(&handshakes).acquire_owned().await else {
+                    return;
+                };
                 let (tcp, remote) = match listener.accept().await {
                     Ok(accepted) => accepted,
                     Err(err) => {
@@ -133,7 +155,7 @@ impl TlsIncoming {
                 if sender.is_closed() {
                     return;
                 }
-                tokio::spawn(handshake(tls.clone(), tcp, remote, sender.clone()));
+                tokio::spawn(handshake(tls.clone(), tcp, remote, sender.clone(), slot));
             }
         });
         Self {
@@ -157,17 +179,22 @@ impl tokio_stream::Stream for TlsIncoming {
     }
 }
 
+/// Handshakes one connection, holding `slot` until the handshake is over
+/// (done, refused or timed out), not for the connection's life.
 async fn handshake(
     tls: ServerTls,
     tcp: TcpStream,
     remote: SocketAddr,
     accepted: mpsc::Sender<Result<TlsConnection, io::Error>>,
+    slot: OwnedSemaphorePermit,
 ) {
     // Here, not in the accept loop: looking at the CA file (and reloading
     // it) never holds up accepting the next connection.
     let acceptor = TlsAcceptor::from(tls.current());
     let _ = tcp.set_nodelay(true);
-    let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+    let handshaken = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await;
+    drop(slot);
+    let stream = match handshaken {
         Ok(Ok(stream)) => stream,
         Ok(Err(err)) => {
             // Wrong CA, no client certificate, plaintext on the TLS port…

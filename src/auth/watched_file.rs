@@ -3,6 +3,9 @@
 //! ConfigMap, or an operator replaces a file, takes effect without a restart.
 //! A new version that cannot be loaded is logged and the last good one kept:
 //! a broken file never opens the door wider, it only fails to narrow it.
+//! A file that is gone is not broken but withdrawn: where it grants access
+//! (the callers file) it is then read as granting none
+//! ([`WatchedFile::revoked_when_gone`]), never as "keep the old list".
 
 use std::{
     fmt,
@@ -47,6 +50,12 @@ fn inode(_: &Metadata) -> u64 {
 /// Turns a file into the value it configures; errors name what is wrong.
 type Loader<T> = Box<dyn Fn(&Path) -> Result<T, String> + Send + Sync>;
 
+/// The value a file that is gone stands for, and what that means (for the log).
+struct WhenGone<T> {
+    value: Box<dyn Fn() -> T + Send + Sync>,
+    meaning: &'static str,
+}
+
 struct State<T> {
     /// The stamp last looked at (loaded or refused); `None`: unreadable.
     seen: Option<FileStamp>,
@@ -63,6 +72,8 @@ pub struct WatchedFile<T> {
     /// What the file is, for log lines ("callers file", "client CA bundle").
     what: &'static str,
     load: Loader<T>,
+    /// What a deleted file means; `None`: the last good version stays.
+    when_gone: Option<WhenGone<T>>,
     state: Mutex<State<T>>,
 }
 
@@ -90,6 +101,7 @@ impl<T> WatchedFile<T> {
             path: path.to_owned(),
             what,
             load: Box::new(load),
+            when_gone: None,
             state: Mutex::new(State {
                 seen: Some(seen),
                 current,
@@ -97,24 +109,51 @@ impl<T> WatchedFile<T> {
         })
     }
 
+    /// Once the file is gone (deleted, not merely unreadable), stands for
+    /// `value()` rather than the last good version, logged at error level
+    /// with `meaning`: for a file that grants access, its removal is a
+    /// revocation. It stands until a valid file is back.
+    #[must_use]
+    pub fn revoked_when_gone(
+        mut self,
+        value: impl Fn() -> T + Send + Sync + 'static,
+        meaning: &'static str,
+    ) -> Self {
+        self.when_gone = Some(WhenGone {
+            value: Box::new(value),
+            meaning,
+        });
+        self
+    }
+
     /// The newest version that loaded, after reloading the file if it
     /// changed since the last look. A changed file that is unreadable or
-    /// invalid is logged once (per change) and the previous version returned.
+    /// invalid is logged once (per change) and the previous version returned;
+    /// a file that is gone, likewise unless [`WatchedFile::revoked_when_gone`].
     pub fn current(&self) -> Arc<T> {
-        let stamp = FileStamp::of(&self.path).ok();
+        let looked = FileStamp::of(&self.path);
+        let gone = looked
+            .as_ref()
+            .is_err_and(|err| err.kind() == std::io::ErrorKind::NotFound);
+        let stamp = looked.ok();
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         if stamp != state.seen {
             state.seen = stamp;
-            if let Some(fresh) = self.reload(stamp.is_some()) {
+            if let Some(fresh) = self.reload(stamp.is_some(), gone) {
                 state.current = Arc::new(fresh);
             }
         }
         Arc::clone(&state.current)
     }
 
-    fn reload(&self, readable: bool) -> Option<T> {
+    fn reload(&self, readable: bool, gone: bool) -> Option<T> {
         let path = self.path.display();
         let what = self.what;
+        if let (true, Some(when_gone)) = (gone, &self.when_gone) {
+            let meaning = when_gone.meaning;
+            tracing::error!(%path, "{what} is gone: {meaning}");
+            return Some((when_gone.value)());
+        }
         if !readable {
             tracing::error!(%path, "{what} cannot be read; keeping the last good version");
             return None;
@@ -167,6 +206,28 @@ mod tests {
         assert_eq!(*watched.current(), 2, "nor a missing one");
         number_file(&dir, "3");
         assert_eq!(*watched.current(), 3, "the next good version is");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_file_that_grants_access_grants_none_once_it_is_gone() {
+        let dir = std::env::temp_dir().join(format!("otp-watched-gone-{}", std::process::id()));
+        fs::create_dir_all(&dir).expect("dir");
+        let path = number_file(&dir, "5");
+        let watched = WatchedFile::open(&path, "number", parse)
+            .expect("valid")
+            .revoked_when_gone(|| 0, "nothing is granted");
+        number_file(&dir, "five");
+        assert_eq!(
+            *watched.current(),
+            5,
+            "an invalid version keeps the last good one"
+        );
+        fs::remove_file(&path).expect("remove");
+        assert_eq!(*watched.current(), 0, "a deleted one is a revocation");
+        assert_eq!(*watched.current(), 0, "and stays one");
+        number_file(&dir, "6");
+        assert_eq!(*watched.current(), 6, "until a good version is back");
         let _ = fs::remove_dir_all(&dir);
     }
 

@@ -20,7 +20,36 @@ pub(super) fn refuse_unsafe_combinations(
     sms: &SmsConfig,
 ) -> Result<(), ConfigError> {
     console_must_be_chosen_with_redis(env, store, sms)?;
-    guessing_must_stay_unlikely(policy, limits)
+    guessing_must_stay_unlikely(policy, limits)?;
+    caller_cap_must_stay_within_the_global_cap(env, limits)
+}
+
+/// A per-caller cap above the service-wide one can never bind, and says one
+/// caller may spend everyone's budget: an `OTP_CALLER_SEND_LIMIT` set higher
+/// (as a rate: its sends per `OTP_SEND_WINDOW_SECONDS` against
+/// `OTP_GLOBAL_SEND_LIMIT` per minute) is refused. Its default is derived
+/// from the global cap and always fits; with the global cap off any value is
+/// accepted.
+fn caller_cap_must_stay_within_the_global_cap(
+    env: &Env,
+    limits: &SendLimits,
+) -> Result<(), ConfigError> {
+    let (Some(global), Some(_)) = (limits.global_per_minute, env.get("OTP_CALLER_SEND_LIMIT"))
+    else {
+        return Ok(());
+    };
+    let window = limits.window.as_secs();
+    if u64::from(limits.caller_limit) * 60 <= u64::from(global) * window {
+        return Ok(());
+    }
+    Err(ConfigError::new(
+        "OTP_CALLER_SEND_LIMIT",
+        format!(
+            "{} per {window} s is more than the service-wide OTP_GLOBAL_SEND_LIMIT allows              ({global} per minute, {} per {window} s): one caller could spend every caller's              budget; set it to at most that (unset: half of it), or raise OTP_GLOBAL_SEND_LIMIT",
+            limits.caller_limit,
+            u64::from(global) * window / 60,
+        ),
+    ))
 }
 
 /// With Redis the service is a deployment, not `cargo run`: a console gateway
@@ -136,6 +165,45 @@ mod tests {
             "1 in 5000",
         );
         assert!(line.contains("10 × 20 / 10^6"), "{line}");
+    }
+
+    #[test]
+    fn a_caller_cap_above_the_global_cap_is_refused_and_the_default_fits() {
+        let line = assert_refused(
+            &[("OTP_CALLER_SEND_LIMIT", "601")],
+            "OTP_CALLER_SEND_LIMIT",
+            "601 per 600 s",
+        );
+        assert!(line.contains("60 per minute, 600 per 600 s"), "{line}");
+        config(&[("OTP_CALLER_SEND_LIMIT", "600")]).expect("equal to the global cap");
+        let limits = config(&[]).expect("defaults").limits;
+        assert_eq!(
+            limits.caller_limit, 300,
+            "half the global cap over the window"
+        );
+        let lowered = config(&[("OTP_GLOBAL_SEND_LIMIT", "10")])
+            .expect("a lowered global cap lowers the default")
+            .limits;
+        assert_eq!(lowered.caller_limit, 50);
+        assert_refused(
+            &[
+                ("OTP_GLOBAL_SEND_LIMIT", "10"),
+                ("OTP_CALLER_SEND_LIMIT", "101"),
+            ],
+            "OTP_CALLER_SEND_LIMIT",
+            "OTP_GLOBAL_SEND_LIMIT",
+        );
+        let off = [
+            ("OTP_GLOBAL_SEND_LIMIT", "0"),
+            ("OTP_CALLER_SEND_LIMIT", "100000"),
+        ];
+        config(&off).expect("no global cap to stay within");
+        let short = config(&[
+            ("OTP_SEND_WINDOW_SECONDS", "1"),
+            ("OTP_GLOBAL_SEND_LIMIT", "1"),
+        ])
+        .expect("the derived default is never refused");
+        assert_eq!(short.limits.caller_limit, 1);
     }
 
     #[test]

@@ -1,4 +1,7 @@
-//! Audit events: `OTP_EVENTS_STREAM`, `OTP_EVENTS_MAXLEN`, `OTP_REPLICA_ID`.
+//! Audit events: `OTP_EVENTS_STREAM`, `OTP_EVENTS_MAXLEN`,
+//! `OTP_EVENTS_MAX_AGE_SECONDS`, `OTP_REPLICA_ID`.
+
+use std::time::Duration;
 
 use super::{ConfigError, Env};
 use crate::{
@@ -8,6 +11,12 @@ use crate::{
 
 /// Default `OTP_EVENTS_MAXLEN`: about a day of a busy service's decisions.
 pub const DEFAULT_EVENTS_MAXLEN: u64 = 1_000_000;
+
+/// Default `OTP_EVENTS_MAX_AGE_SECONDS`: a day. Long enough for a consumer
+/// that was down overnight to catch up, short enough that a flood of
+/// events (which `OTP_EVENTS_MAXLEN` alone would let reach ~200 MB) cannot
+/// keep filling a `noeviction` Redis for longer than that.
+pub const DEFAULT_EVENTS_MAX_AGE_SECONDS: u64 = 86_400;
 
 /// Where audit events go; `None` when `OTP_EVENTS_STREAM` is unset. Events
 /// need Redis: the stream lives beside the store.
@@ -36,6 +45,12 @@ pub(super) fn events_config(
         1_000,
         100_000_000,
     )?;
+    let max_age = env.int_in_range(
+        "OTP_EVENTS_MAX_AGE_SECONDS",
+        DEFAULT_EVENTS_MAX_AGE_SECONDS,
+        1,
+        2_592_000,
+    )?;
     let replica = match env.get("OTP_REPLICA_ID") {
         Some(id) if id.len() <= 128 => id.to_owned(),
         Some(_) => {
@@ -49,6 +64,7 @@ pub(super) fn events_config(
     Ok(Some(EventsConfig {
         stream: stream_key(&redis.prefix, stream),
         maxlen,
+        max_age: Duration::from_secs(max_age),
         replica,
     }))
 }
@@ -99,6 +115,10 @@ mod tests {
         let events = config(&vars).expect("valid").events.expect("on");
         assert_eq!(events.stream, "otp:events", "under the default prefix");
         assert_eq!(events.maxlen, 5000);
+        assert_eq!(
+            events.max_age,
+            Duration::from_secs(DEFAULT_EVENTS_MAX_AGE_SECONDS)
+        );
         assert_eq!(events.replica, "otp-7f9c");
         vars.retain(|(var, _)| *var != "OTP_REPLICA_ID" && *var != "OTP_EVENTS_MAXLEN");
         vars.push(("HOSTNAME", "pod-1"));
@@ -116,6 +136,12 @@ mod tests {
         let mut vars = REDIS.to_vec();
         vars.extend([("OTP_EVENTS_STREAM", "events"), ("OTP_EVENTS_MAXLEN", "10")]);
         assert_refused(&vars, "OTP_EVENTS_MAXLEN", "from 1000");
+        let mut vars = REDIS.to_vec();
+        vars.extend([
+            ("OTP_EVENTS_STREAM", "events"),
+            ("OTP_EVENTS_MAX_AGE_SECONDS", "0"),
+        ]);
+        assert_refused(&vars, "OTP_EVENTS_MAX_AGE_SECONDS", "from 1 to 2592000");
         let mut vars = REDIS.to_vec();
         vars.push(("OTP_EVENTS_STREAM", "otp events"));
         assert_refused(&vars, "OTP_EVENTS_STREAM", "without spaces");

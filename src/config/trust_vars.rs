@@ -1,12 +1,12 @@
 //! The trust boundary: the health-only listener (`OTP_HEALTH_ADDR`), TLS /
-//! mTLS on the gRPC listener (`OTP_TLS_*`), who may call (`OTP_CALLERS_FILE`),
+//! mTLS on the gRPC listener (`OTP_TLS_*`, `OTP_TLS_MAX_HANDSHAKES` among them), who may call (`OTP_CALLERS_FILE`),
 //! and the in-memory store's size bound (`OTP_MEMORY_MAX_ENTRIES`).
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use super::{ConfigError, Env};
 use crate::{
-    auth::{CallersFile, TlsSettings},
+    auth::{CallersFile, DEFAULT_MAX_HANDSHAKES, TlsSettings},
     store::DEFAULT_MAX_ENTRIES,
 };
 
@@ -45,6 +45,12 @@ pub(super) fn tls(env: &Env) -> Result<Option<TlsSettings>, ConfigError> {
             cert_file,
             key_file,
             client_ca_file: client_ca,
+            max_handshakes: env.int_in_range(
+                "OTP_TLS_MAX_HANDSHAKES",
+                DEFAULT_MAX_HANDSHAKES,
+                1,
+                100_000,
+            )?,
         })),
         (None, None) if client_ca.is_some() => Err(ConfigError::new(
             "OTP_TLS_CLIENT_CA_FILE",

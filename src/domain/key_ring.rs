@@ -66,9 +66,10 @@ impl HmacKeys {
         self.naming().caller_source(name)
     }
 
-    /// The store key for an `idempotency_key` (stable across rotations).
-    pub fn idempotency_subject(&self, key: &IdempotencyKey) -> SubjectKey {
-        self.naming().idempotency_subject(key)
+    /// The store key for an `idempotency_key` sent by `caller`, scoped to
+    /// it (stable across rotations; see [`HmacSecret::idempotency_subject`]).
+    pub fn idempotency_subject(&self, caller: Option<&str>, key: &IdempotencyKey) -> SubjectKey {
+        self.naming().idempotency_subject(caller, key)
     }
 
     /// The digest audit events carry for a phone number: keyed with the

@@ -42,6 +42,7 @@ const SUBJECT_LABEL: &[u8] = b"otp.v1/subject\0";
 const CODE_LABEL: &[u8] = b"otp.v1/code\0";
 const CLIENT_LABEL: &[u8] = b"otp.v1/client\0";
 const IDEMPOTENCY_LABEL: &[u8] = b"otp.v1/idempotency\0";
+const CALLER_IDEMPOTENCY_LABEL: &[u8] = b"otp.v1/caller-idempotency\0";
 const EVENT_SUBJECT_LABEL: &[u8] = b"otp.v1/event-subject\0";
 const CALLER_SOURCE_LABEL: &[u8] = b"otp.v1/caller-source\0";
 
@@ -98,9 +99,19 @@ impl HmacSecret {
         self.key(CALLER_SOURCE_LABEL, name)
     }
 
-    /// The store key for an `idempotency_key`.
-    pub fn idempotency_subject(&self, key: &IdempotencyKey) -> SubjectKey {
-        self.key(IDEMPOTENCY_LABEL, key.expose())
+    /// The store key for an `idempotency_key` sent by `caller` (its name;
+    /// `None` without caller authentication). Scoped to the caller: the
+    /// same key from two callers names two records, so one caller can
+    /// neither replay another's response nor learn which number its key
+    /// was used for.
+    pub fn idempotency_subject(&self, caller: Option<&str>, key: &IdempotencyKey) -> SubjectKey {
+        match caller {
+            None => self.key(IDEMPOTENCY_LABEL, key.expose()),
+            Some(caller) => self.key_of(
+                CALLER_IDEMPOTENCY_LABEL,
+                &[caller.as_bytes(), key.expose().as_bytes()],
+            ),
+        }
     }
 
     /// The digest audit events carry for a phone number: stable per number
@@ -111,8 +122,12 @@ impl HmacSecret {
     }
 
     fn key(&self, label: &[u8], value: &str) -> SubjectKey {
+        self.key_of(label, &[value.as_bytes()])
+    }
+
+    fn key_of(&self, label: &[u8], parts: &[&[u8]]) -> SubjectKey {
         // 128 bits: collisions are out of reach, and keys stay short.
-        let mac = self.mac(label, &[value.as_bytes()]);
+        let mac = self.mac(label, parts);
         let mut key = [0u8; 16];
         key.copy_from_slice(&mac[..16]);
         SubjectKey(key)
@@ -230,9 +245,17 @@ mod tests {
             .expect("valid key")
             .expect("not empty");
         assert_ne!(
-            k1.idempotency_subject(&idempotency),
-            k2.idempotency_subject(&idempotency)
+            k1.idempotency_subject(None, &idempotency),
+            k2.idempotency_subject(None, &idempotency)
         );
+        let of = |caller| k1.idempotency_subject(caller, &idempotency);
+        assert_ne!(
+            of(Some("checkout")),
+            of(Some("billing")),
+            "scoped per caller"
+        );
+        assert_ne!(of(Some("checkout")), of(None));
+        assert_eq!(of(Some("checkout")), of(Some("checkout")));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The background task that appends queued events to the Redis Stream, off
-//! the request path, in batches (one round trip for whatever has queued).
+//! the request path, in batches (one round trip for whatever has queued),
+//! and trims the stream by age, so it never holds events much older than
+//! `OTP_EVENTS_MAX_AGE_SECONDS` whether or not new ones arrive.
 
 use std::{
     sync::{
@@ -26,6 +28,10 @@ const BATCH: usize = 256;
 const LINGER: Duration = Duration::from_millis(5);
 /// Drops are logged at most once per this interval (they are always counted).
 const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// The stream is trimmed by age this often (or as often as the age bound,
+/// if that is shorter), and once at startup: events outlive the bound by at
+/// most this much, for one cheap command per replica per interval.
+const TRIM_EVERY: Duration = Duration::from_secs(10);
 
 /// The running writer. [`EventWriter::finish`] stops it after it has
 /// written what is queued.
@@ -46,6 +52,7 @@ impl EventWriter {
         let (stop, stopped) = oneshot::channel();
         let writer = Writer {
             appender,
+            max_age: config.max_age,
             replica: config.replica.clone(),
             keys,
             overflowed,
@@ -55,6 +62,7 @@ impl EventWriter {
         tracing::info!(
             stream = %config.stream,
             maxlen = config.maxlen,
+            max_age_seconds = config.max_age.as_secs(),
             replica = %config.replica,
             "audit events: appended to a Redis stream (at most once)"
         );
@@ -79,6 +87,8 @@ impl EventWriter {
 /// The task's state: where entries go and what was lost.
 struct Writer {
     appender: RedisStreamAppender,
+    /// Events older than this are trimmed.
+    max_age: Duration,
     replica: String,
     /// Key the number's digest in each event.
     keys: HmacKeys,
@@ -93,12 +103,20 @@ impl Writer {
     async fn run(mut self, mut queue: mpsc::Receiver<AuditEvent>, mut stop: oneshot::Receiver<()>) {
         let mut batch = Vec::with_capacity(BATCH);
         let mut stopping = false;
+        // The first tick is at once: a stream left by an earlier run is
+        // trimmed at startup, before any event is written.
+        let mut trims = tokio::time::interval(TRIM_EVERY.min(self.max_age));
+        trims.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let received = tokio::select! {
                 received = queue.recv_many(&mut batch, BATCH) => received,
                 _ = &mut stop, if !stopping => {
                     stopping = true;
                     queue.close();
+                    continue;
+                }
+                _ = trims.tick(), if !stopping => {
+                    self.trim().await;
                     continue;
                 }
             };
@@ -109,6 +127,15 @@ impl Writer {
             self.write(&mut batch).await;
         }
         self.drops.log_if_due();
+    }
+
+    /// Trims events past the age bound. A failure loses nothing and is
+    /// retried at the next tick; it is logged at debug level only, as the
+    /// appends that fail alike are already counted and logged.
+    async fn trim(&self) {
+        if let Err(err) = self.appender.trim_older_than(self.max_age).await {
+            tracing::debug!(error = %err, "could not trim the audit event stream by age");
+        }
     }
 
     async fn write(&mut self, batch: &mut Vec<AuditEvent>) {

@@ -91,14 +91,17 @@ impl OtpFlow {
         });
     }
 
-    /// What a guess came to.
+    /// What a guess came to. A guess with nothing pending makes no event:
+    /// it decides nothing about the number, and anyone can make as many as
+    /// the verify limits allow for numbers never texted, which would fill
+    /// the stream; `otp_verifies_total{result="expired"}` counts them.
     pub(super) fn audit_verification(&self, phone: &PhoneNumber, verification: Verification) {
         let (kind, attempts_remaining) = match verification {
             Verification::Approved => (EventKind::Approved, None),
             Verification::Incorrect { attempts_remaining } => {
                 (EventKind::Incorrect, Some(attempts_remaining))
             }
-            Verification::Expired => (EventKind::Expired, None),
+            Verification::Expired => return,
             Verification::Locked => (EventKind::Locked, None),
         };
         self.audit(kind, phone, |event| {

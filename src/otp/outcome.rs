@@ -36,6 +36,19 @@ pub struct SendRequest<'a> {
     pub locale: Option<&'a Locale>,
 }
 
+/// A VerifyOtp, parsed.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifyRequest<'a> {
+    /// Whose code is checked.
+    pub phone: &'a PhoneNumber,
+    /// The code as typed (checked for shape before anything is counted).
+    pub code: &'a str,
+    /// Who is checking (guesses are counted per client key).
+    pub client_key: Option<&'a ClientKey>,
+    /// The authenticated caller (guesses are counted per caller too).
+    pub caller: Option<&'a Caller>,
+}
+
 /// The result of checking a code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verification {

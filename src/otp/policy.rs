@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::abuse::{CountryPolicy, PumpingGuardSettings, SendLimits, TestNumbers};
+use crate::abuse::{CountryPolicy, PumpingGuardSettings, SendLimits, TestNumbers, VerifyLimits};
 
 /// The OTP rules the flow enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +29,8 @@ impl OtpPolicy {
 pub struct AbuseRules {
     /// Send limits per number, caller and service.
     pub limits: SendLimits,
+    /// Verify limits per `client_key`, anonymous callers and caller.
+    pub verify_limits: VerifyLimits,
     /// Countries that may be texted.
     pub countries: CountryPolicy,
     /// Numbers with a fixed code and no SMS.

@@ -9,11 +9,18 @@ use crate::config::{Config, SecretSource};
 pub(super) fn log_caps_in_force(config: &Config) {
     tracing::info!(
         send_limits = %config.limits,
+        verify_limits = %config.verify_limits,
         max_attempts = config.policy.max_attempts,
         code_length = config.policy.code_length,
         pumping_guard = %config.pumping_guard,
         "caps in force"
     );
+    if config.verify_limits.global_per_minute.is_none() {
+        tracing::warn!(
+            "OTP_GLOBAL_VERIFY_LIMIT=0: no service-wide verify cap; a VerifyOtp flood with a \
+             fresh client_key per call leaves a send log per key in the store"
+        );
+    }
     if config.limits.global_per_minute.is_none() {
         tracing::warn!(
             "OTP_GLOBAL_SEND_LIMIT=0: no service-wide send cap; nothing bounds total SMS spend \

@@ -23,6 +23,7 @@ mod sentinel_manager;
 mod stream;
 mod trusted_pool;
 mod url;
+mod verify_in_one_call;
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -37,9 +38,9 @@ use connection::RedisConnections;
 use scripts::Scripts;
 
 use super::{
-    ClaimOwner, EvictionPolicy, IdempotencyClaim, OtpStore, PrefixDecision, PutOutcome,
-    RecordedSend, SendDecision, SendLog, SendOutcome, SendPlan, StoreError, VerifyOutcome,
-    count_in_steps,
+    CheckOutcome, ClaimOwner, EvictionPolicy, IdempotencyClaim, OtpStore, PrefixDecision,
+    PutOutcome, RecordedSend, SendDecision, SendLog, SendOutcome, SendPlan, StoreError,
+    VerifyOutcome, VerifyPlan, check_in_steps, count_in_steps,
 };
 use crate::{
     abuse::{DestinationPrefix, PrefixRule, RateRule},
@@ -154,6 +155,21 @@ fn reply_number(status: &str, value: i64) -> Result<u32, StoreError> {
         .map_err(|_| StoreError::Protocol(format!("`{status}` with out-of-range value {value}")))
 }
 
+/// `verify_and_consume.lua`'s reply.
+fn verify_outcome(status: &str, value: i64) -> Result<VerifyOutcome, StoreError> {
+    match status {
+        "approved" => Ok(VerifyOutcome::Approved),
+        "incorrect" => Ok(VerifyOutcome::Incorrect {
+            attempts_remaining: reply_number(status, value)?,
+        }),
+        "expired" => Ok(VerifyOutcome::Expired),
+        "locked" => Ok(VerifyOutcome::Locked),
+        other => Err(StoreError::Protocol(format!(
+            "verify_and_consume replied `{other}`"
+        ))),
+    }
+}
+
 /// `put_code.lua`'s reply.
 fn put_outcome(status: &str, value: i64) -> Result<PutOutcome, StoreError> {
     match status {
@@ -204,17 +220,7 @@ impl OtpStore for RedisStore {
             invocation.arg(&candidate.as_bytes()[..]);
         }
         let (status, value): (String, i64) = self.run(&invocation).await?;
-        match status.as_str() {
-            "approved" => Ok(VerifyOutcome::Approved),
-            "incorrect" => Ok(VerifyOutcome::Incorrect {
-                attempts_remaining: reply_number(&status, value)?,
-            }),
-            "expired" => Ok(VerifyOutcome::Expired),
-            "locked" => Ok(VerifyOutcome::Locked),
-            other => Err(StoreError::Protocol(format!(
-                "verify_and_consume replied `{other}`"
-            ))),
-        }
+        verify_outcome(&status, value)
     }
 
     async fn pending_lifetime(&self, subject: &SubjectKey) -> Result<Option<Duration>, StoreError> {
@@ -294,6 +300,21 @@ impl OtpStore for RedisStore {
         timed_store(
             "count_send_and_put_code",
             self.count_send_and_put_code_script(plan),
+        )
+        .await
+    }
+
+    async fn count_verify_and_consume(
+        &self,
+        plan: VerifyPlan<'_>,
+    ) -> Result<CheckOutcome, StoreError> {
+        if let RedisTopology::Cluster(_) = self.topology {
+            // The logs and the code record live in different slots.
+            return check_in_steps(self, plan).await;
+        }
+        timed_store(
+            "count_verify_and_consume",
+            self.count_verify_and_consume_script(plan),
         )
         .await
     }

@@ -111,8 +111,23 @@ async fn a_policy_turned_evicting_at_runtime_drops_readiness_until_fixed() {
     .await;
 }
 
+/// Starts the binary on `redis_url` and returns its exit code and log.
+async fn exit_on(redis_url: String) -> (Option<i32>, String) {
+    tokio::task::spawn_blocking(move || {
+        run_to_exit(&[
+            ("OTP_LISTEN_ADDR", "127.0.0.1:0"),
+            ("OTP_METRICS_ADDR", ""),
+            ("REDIS_URL", &redis_url),
+            ("OTP_HMAC_SECRET", SECRET),
+            ("OTP_SMS_GATEWAY", "console"),
+        ])
+    })
+    .await
+    .expect("joined")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_redis_that_forbids_config_get_is_warned_about_not_refused() {
+async fn a_redis_that_forbids_config_get_is_refused_unless_the_operator_vouches_for_it() {
     let redis = RedisServer::start_with_user("otp", "otp-password").await;
     set_policy(&redis, "allkeys-lru").await;
     // As on managed Redis: this user may not run CONFIG at all.
@@ -125,20 +140,48 @@ async fn a_redis_that_forbids_config_get_is_warned_about_not_refused() {
         .await
         .expect("ACL SETUSER");
 
+    let (code, stderr) = exit_on(redis.url()).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("will not tell its maxmemory-policy"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("OTP_REDIS_ALLOW_EVICTION=true"), "{stderr}");
+
     let service = ServiceProcess::start(&[
         ("REDIS_URL", &redis.url()),
         ("OTP_HMAC_SECRET", SECRET),
         ("OTP_SMS_GATEWAY", "console"),
+        ("OTP_REDIS_ALLOW_EVICTION", "true"),
     ]);
     // Logged before the listening line, which start() waited for.
     assert!(
         service
             .stderr()
             .iter()
-            .any(|line| line.contains("cannot read Redis maxmemory-policy")),
+            .any(|line| line.contains("trusted by OTP_REDIS_ALLOW_EVICTION")),
         "{:?}",
         service.stderr()
     );
-    let app = TestApp::builder().redis(&redis).env(&[]).spawn().await;
+}
+
+/// A Redis with CONFIG renamed away (`rename-command CONFIG ""`, how some
+/// providers hide it): refused at startup without the opt-out; with it the
+/// service starts and serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_with_config_renamed_away_is_refused_unless_allowed() {
+    let redis = RedisServer::start_with_args(&["--rename-command", "CONFIG", ""]).await;
+    let (code, stderr) = exit_on(redis.url()).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("will not tell its maxmemory-policy"),
+        "{stderr}"
+    );
+
+    let app = TestApp::builder()
+        .redis(&redis)
+        .env(&[("OTP_REDIS_ALLOW_EVICTION", "true")])
+        .spawn()
+        .await;
     assert_eq!(app.health("otp.v1.OtpService").await, "SERVING");
 }

@@ -73,6 +73,56 @@ async fn json_log_lines_carry_method_code_latency_and_masked_phone() {
     }
 }
 
+/// The startup line names every cap in force, the per-caller send cap and
+/// the verify caps included, with their defaults.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_caps_in_force_line_names_every_cap() {
+    let service = ServiceProcess::start(&[("OTP_LOG_FORMAT", "json")]);
+    let caps = service.wait_for_stderr("caps in force", Duration::from_secs(5), |line| {
+        serde_json::from_str::<serde_json::Value>(line).ok()
+    });
+    let field = |name: &str| {
+        caps.pointer(&format!("/fields/{name}"))
+            .and_then(|value| value.as_str())
+            .unwrap_or_else(|| panic!("no {name}: {caps}"))
+            .to_owned()
+    };
+    assert_eq!(
+        field("send_limits"),
+        "resend_cooldown=30s phone=5/600s phone_daily=10/24h client=20/600s \
+         anonymous=50/600s caller=300/600s global=60/min"
+    );
+    assert_eq!(
+        field("verify_limits"),
+        "client=300/600s anonymous=3000/600s caller=3000/600s global=600/min"
+    );
+    assert_eq!(
+        caps.pointer("/fields/max_attempts")
+            .and_then(serde_json::Value::as_u64),
+        Some(5)
+    );
+}
+
+/// A per-caller cap above the service-wide cap stops startup with one line
+/// naming the variable (exit 2, like every refused setting).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_cap_above_the_global_cap_stops_startup() {
+    let (code, stderr) = tokio::task::spawn_blocking(|| {
+        crate::common::binary::run_to_exit(&[
+            ("OTP_LISTEN_ADDR", "127.0.0.1:0"),
+            ("OTP_CALLER_SEND_LIMIT", "1000"),
+        ])
+    })
+    .await
+    .expect("joined");
+    assert_eq!(code, Some(2), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|line| line.contains("OTP_CALLER_SEND_LIMIT"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(line.contains("OTP_GLOBAL_SEND_LIMIT"), "{line}");
+}
+
 /// Each extra SMS segment is billed: the startup log names every template
 /// that needs more than one (here the Hindi one, UCS-2 and long).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -57,6 +57,7 @@ async fn counters_move_by_the_traffic_and_carry_no_phone_numbers() {
     let verify = |code: &str| VerifyOtpRequest {
         phone_number: phone.into(),
         code: code.into(),
+        ..Default::default()
     };
 
     client.send_otp(send(phone)).await.expect("sent");

@@ -311,6 +311,7 @@ async fn verification_succeeds_when_the_guard_cannot_count_the_approval() {
         .verify_otp(VerifyOtpRequest {
             phone_number: phone.clone(),
             code,
+            ..Default::default()
         })
         .await
         .expect("VerifyOtp answers")

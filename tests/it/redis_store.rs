@@ -57,9 +57,14 @@ async fn right_code_is_approved_exactly_once_across_two_replicas() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_guesses_across_two_replicas_are_capped_at_max_attempts() {
     let redis = RedisServer::start().await;
-    let vars = [("OTP_MAX_ATTEMPTS", "7"), RACE_SETTINGS[0]];
-    let a = TestApp::builder().redis(&redis).env(&vars).spawn().await;
-    let b = TestApp::builder().redis(&redis).env(&vars).spawn().await;
+    let replica = || {
+        TestApp::builder()
+            .redis(&redis)
+            .env(&RACE_SETTINGS)
+            .env(&[("OTP_MAX_ATTEMPTS", "7")])
+            .spawn()
+    };
+    let (a, b) = (replica().await, replica().await);
     let phone = unique_phone();
     let code = a.send_and_read_code(&phone).await;
 
@@ -184,13 +189,15 @@ async fn redis_holds_neither_phone_nor_code_and_every_key_expires() {
             kinds("}:client-sends"),
             kinds("}:sends"),
             kinds("}:latest"),
+            kinds("}:verifies"),
         ],
-        [2, 2, 1, 4, 1],
+        [2, 2, 1, 4, 1, 2],
         "per phone a code, an idempotency entry and a send log; one client \
          log; the service's log and the destination prefix's sends and each \
-         number's latest send there (the pumping guard): {entries:?}"
+         number's latest send there (the pumping guard); the anonymous and the \
+         service's verify logs (the guesses named no client_key): {entries:?}"
     );
-    assert_eq!(entries.len(), 10, "nothing else: {entries:?}");
+    assert_eq!(entries.len(), 12, "nothing else: {entries:?}");
     for (key, fields, ttl) in &entries {
         assert!(
             key.starts_with("tenant7:otp:{"),
@@ -203,9 +210,10 @@ async fn redis_holds_neither_phone_nor_code_and_every_key_expires() {
             );
         } else {
             // The send limits must remember a day of sends (OTP_DAILY_SEND_LIMIT);
-            // the pumping guard's keys, its window (an hour).
+            // the pumping guard's keys, its window (an hour); the verify
+            // limits', theirs (10 min, a minute).
             assert!(
-                key.ends_with("sends") || key.ends_with("}:latest"),
+                key.ends_with("sends") || key.ends_with("}:latest") || key.ends_with("}:verifies"),
                 "unexpected key {key}"
             );
             assert!(
@@ -295,8 +303,9 @@ async fn each_operation_is_one_evalsha_and_scripts_load_once_per_server() {
         app.verify(&phone, &code).await.expect("answers");
     }
     // 30 calls: one EVALSHA per call (SendOtp's three send logs and its code
-    // are one script), plus one retry for each script's first use, which a
-    // fresh server answers NOSCRIPT.
+    // are one script, and so are VerifyOtp's two verify logs and its check),
+    // plus one retry for each script's first use, which a fresh server
+    // answers NOSCRIPT.
     assert_eq!(calls(&redis, "evalsha").await, 30 + 3);
     assert_eq!(
         calls(&redis, "eval").await,

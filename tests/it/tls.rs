@@ -6,7 +6,7 @@ use std::{net::SocketAddr, process::Command, time::Duration};
 
 use crate::common::{
     TestApp,
-    tls::{CertDir, Issued, TestCa, tls_channel},
+    tls::{CertDir, Issued, TestCa, client_config, tls_channel, tls_handshake},
     unique_phone, wait_for,
 };
 use otp_service::proto::{
@@ -72,6 +72,7 @@ async fn tonic_client_with_a_certificate_from_the_client_ca_round_trips_a_code()
         .verify_otp(VerifyOtpRequest {
             phone_number: phone,
             code,
+            ..Default::default()
         })
         .await
         .expect("VerifyOtp over mTLS")
@@ -299,4 +300,47 @@ async fn python_grpcio_over_mtls_is_served_and_refused_with_the_right_codes() {
     assert!(output.status.success(), "{text}");
     assert!(text.contains("wrong CA refused"), "{text}");
     assert_eq!(app.sms.count(), 1, "only the certificate caller's send");
+}
+
+/// Handshakes in progress are bounded (`OTP_TLS_MAX_HANDSHAKES`): with the
+/// bound at 1, a connection that never speaks holds the one slot, and the
+/// next client's handshake waits until that connection is gone — here
+/// closed, well before the 10 s handshake timeout would free the slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_connection_holds_a_handshake_slot_until_it_is_gone() {
+    let ca = TestCa::new("server CA");
+    let dir = CertDir::new();
+    let (cert, key) = dir.write_pair("server", &ca.issue_server());
+    let app = TestApp::builder()
+        .env(&[
+            ("OTP_TLS_CERT_FILE", &cert),
+            ("OTP_TLS_KEY_FILE", &key),
+            ("OTP_TLS_MAX_HANDSHAKES", "1"),
+        ])
+        .spawn()
+        .await;
+    let stalled = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("TCP connect");
+    let started = std::time::Instant::now();
+    let handshake = tokio::spawn(tls_handshake(app.addr, client_config(&ca.pem(), None)));
+    // Nothing to wait for but time: the handshake must not finish while the
+    // silent connection holds the slot.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        !handshake.is_finished(),
+        "a second handshake ran beside the stalled one"
+    );
+
+    drop(stalled);
+    let (kind, read) = tokio::time::timeout(Duration::from_secs(5), handshake)
+        .await
+        .expect("the handshake completes once the slot is free")
+        .expect("task ran");
+    assert!(kind.is_some(), "handshaken: {read:?}");
+    assert!(read.is_ok_and(|bytes| bytes > 0), "the server spoke h2");
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "freed by the close, not by the handshake timeout"
+    );
 }

@@ -106,6 +106,7 @@ async fn send_wrong_right(client: &mut OtpServiceClient<Channel>, textbee: &Mock
         let verify = VerifyOtpRequest {
             phone_number: PHONE.into(),
             code: guess.into(),
+            ..Default::default()
         };
         let answer = client.verify_otp(traced(verify)).await.expect("verified");
         assert_eq!(answer.get_ref().result(), expected);

@@ -2,7 +2,8 @@
 //! change, like the server certificate: a caller added is accepted and a
 //! caller removed refused without a restart, a swapped CA decides the next
 //! handshake (and no session opened under the old CA resumes), and a broken
-//! new file is logged while the last good one stays in force.
+//! new file is logged while the last good one stays in force — but a
+//! callers file that lists nobody, or is deleted, revokes every caller.
 
 use std::time::Duration;
 
@@ -67,8 +68,38 @@ async fn callers_added_and_removed_from_the_file_take_effect_without_a_restart()
     assert_eq!(app.sms.count(), 2, "only the accepted sends texted");
 }
 
+/// Revoking the last token (a file that names nobody) locks every caller out
+/// at the very next call, also on a connection opened before, and says so
+/// loudly; listing a caller again lets it back in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_broken_callers_file_is_logged_and_the_last_good_one_kept() {
+async fn revoking_the_last_token_locks_callers_out_at_the_next_call() {
+    let dir = CertDir::new();
+    let file = dir.write("callers", &token_line("checkout", CHECKOUT_TOKEN));
+    let service = ServiceProcess::start(&[("OTP_CALLERS_FILE", &file)]);
+    let channel = connect(service.addr).await;
+    let checkout = bearer(CHECKOUT_TOKEN);
+    send_as(channel.clone(), "+14155550176", Some(&checkout))
+        .await
+        .expect("listed");
+
+    dir.write("callers", "# checkout's token leaked: revoked\n");
+    let revoked = send_as(channel.clone(), "+14155550177", Some(&checkout)).await;
+    assert_refused(revoked, Code::PermissionDenied, "CALLER_UNKNOWN");
+    let line = service.wait_for_stderr(
+        "callers file lists no caller: nobody may call",
+        Duration::from_secs(5),
+        |line| Some(line.to_owned()),
+    );
+    assert!(line.contains("ERROR"), "logged loudly: {line}");
+
+    dir.write("callers", &token_line("checkout", CHECKOUT_TOKEN));
+    send_as(channel, "+14155550178", Some(&checkout))
+        .await
+        .expect("listed again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_callers_file_keeps_the_last_good_one_but_a_deleted_one_revokes_all() {
     let dir = CertDir::new();
     let file = dir.write("callers", &token_line("checkout", CHECKOUT_TOKEN));
     let service = ServiceProcess::start(&[("OTP_CALLERS_FILE", &file)]);
@@ -90,14 +121,14 @@ async fn a_broken_callers_file_is_logged_and_the_last_good_one_kept() {
         line.contains("error=line 2:").then_some(())
     });
 
+    // Deleted is not broken: it withdraws every caller, from the next call.
     std::fs::remove_file(&file).expect("remove the file");
-    send_as(channel.clone(), "+14155550173", Some(&checkout))
-        .await
-        .expect("a missing file keeps the last good one too");
+    let deleted = send_as(channel.clone(), "+14155550173", Some(&checkout)).await;
+    assert_refused(deleted, Code::PermissionDenied, "CALLER_UNKNOWN");
     service.wait_for_stderr(
-        "callers file cannot be read",
+        "callers file is gone: nobody may call",
         Duration::from_secs(5),
-        |_| Some(()),
+        |line| line.contains("ERROR").then_some(()),
     );
 
     dir.write("callers", &token_line("billing", BILLING_TOKEN));

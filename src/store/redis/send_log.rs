@@ -15,7 +15,8 @@ use crate::{
 impl RedisStore {
     /// The sorted set of one send log. A phone's log shares the phone's hash
     /// tag (one slot with its code record); the anonymous and global logs
-    /// are one hot key each.
+    /// are one hot key each. A client's or caller's verify log shares the
+    /// slot of its send log.
     pub(super) fn send_log_key(&self, log: &SendLog) -> String {
         match log {
             SendLog::Phone(subject) => format!("{}:{{{subject}}}:sends", self.prefix),
@@ -31,6 +32,16 @@ impl RedisStore {
             ),
             SendLog::Anonymous => format!("{}:{{anonymous}}:sends", self.prefix),
             SendLog::Global => format!("{}:{{global}}:sends", self.prefix),
+            SendLog::ClientVerifies(client) => {
+                format!("{}:{{{client}}}:client-verifies", self.prefix)
+            }
+            SendLog::CallerVerifies(name) => format!(
+                "{}:{{caller:{}}}:caller-verifies",
+                self.prefix,
+                name.replace(['{', '}'], "_")
+            ),
+            SendLog::AnonymousVerifies => format!("{}:{{anonymous}}:verifies", self.prefix),
+            SendLog::GlobalVerifies => format!("{}:{{global}}:verifies", self.prefix),
         }
     }
 

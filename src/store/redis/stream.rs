@@ -1,8 +1,12 @@
 //! Appending entries to one Redis Stream (`XADD … MAXLEN ~ N * …`) through
-//! the store's pool. The stream is one key, so on a Cluster every append
-//! goes to the master of its slot.
+//! the store's pool, and trimming it by age (`XTRIM … MINID = …`). The
+//! stream is one key, so on a Cluster every command goes to the master of
+//! its slot.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use deadpool_redis::redis;
 
@@ -48,7 +52,34 @@ impl RedisStreamAppender {
                 .arg(fields)
                 .ignore();
         }
-        tokio::time::timeout(self.timeout, self.connections.query_pipeline(&pipeline))
+        self.run(&pipeline).await
+    }
+
+    /// Removes every entry older than `max_age`: `XTRIM MINID =` with the
+    /// id of that moment (an entry id starts with Redis's clock in ms when
+    /// it was added; this replica's clock picks the moment, so skew between
+    /// the two moves the bound by as much). Exact (`=`), not `~`: an
+    /// approximate trim keeps whole nodes of up to 100 entries that hold
+    /// one newer entry, so old ones could stay for as long as the stream is
+    /// quiet. Each entry is removed once, so the cost is per entry aged out.
+    pub async fn trim_older_than(&self, max_age: Duration) -> Result<(), StoreError> {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis());
+        let oldest_kept = now_ms.saturating_sub(max_age.as_millis());
+        let mut pipeline = redis::pipe();
+        pipeline
+            .cmd("XTRIM")
+            .arg(&self.key)
+            .arg("MINID")
+            .arg("=")
+            .arg(u64::try_from(oldest_kept).unwrap_or(u64::MAX))
+            .ignore();
+        self.run(&pipeline).await
+    }
+
+    async fn run(&self, pipeline: &redis::Pipeline) -> Result<(), StoreError> {
+        tokio::time::timeout(self.timeout, self.connections.query_pipeline(pipeline))
             .await
             .map_err(|_| {
                 StoreError::Unavailable(format!("Redis did not answer within {:?}", self.timeout))

@@ -252,6 +252,7 @@ impl TestApp {
             .verify_otp(VerifyOtpRequest {
                 phone_number: phone.into(),
                 code: code.into(),
+                ..Default::default()
             })
             .await
             .map(tonic::Response::into_inner)

@@ -230,6 +230,7 @@ impl Worker {
         let request = VerifyOtpRequest {
             phone_number: phone.to_owned(),
             code: code.to_owned(),
+            ..Default::default()
         };
         let answer = tokio::time::timeout(CALL_DEADLINE, client.verify_otp(request)).await;
         let mut approved = false;
