@@ -1,6 +1,6 @@
 //! Which countries codes may be sent to.
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, fmt};
 
 use thiserror::Error;
 
@@ -81,6 +81,25 @@ impl CountryPolicy {
     }
 }
 
+/// The policy on one line, for the startup log's caps: `all`, or the
+/// lists in force (`allowed=GB,US denied=RU`).
+impl fmt::Display for CountryPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let join = |set: &BTreeSet<String>| set.iter().cloned().collect::<Vec<_>>().join(",");
+        match (self.allowed.is_empty(), self.denied.is_empty()) {
+            (true, true) => f.write_str("all"),
+            (false, true) => write!(f, "allowed={}", join(&self.allowed)),
+            (true, false) => write!(f, "denied={}", join(&self.denied)),
+            (false, false) => write!(
+                f,
+                "allowed={} denied={}",
+                join(&self.allowed),
+                join(&self.denied)
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,5 +154,18 @@ mod tests {
             Err(CountryPolicyError("USA".into()))
         );
         assert!(CountryPolicy::parse("", "1X").is_err());
+    }
+
+    #[test]
+    fn the_startup_line_names_the_lists_in_force() {
+        let line = |allowed, denied| {
+            CountryPolicy::parse(allowed, denied)
+                .expect("valid")
+                .to_string()
+        };
+        assert_eq!(line("", ""), "all");
+        assert_eq!(line("us,GB", ""), "allowed=GB,US");
+        assert_eq!(line("", "RU"), "denied=RU");
+        assert_eq!(line("GB", "RU"), "allowed=GB denied=RU");
     }
 }

@@ -13,6 +13,7 @@ pub(super) fn log_caps_in_force(config: &Config) {
         max_attempts = config.policy.max_attempts,
         code_length = config.policy.code_length,
         pumping_guard = %config.pumping_guard,
+        countries = %config.countries,
         "caps in force"
     );
     if config.verify_limits.global_per_minute.is_none() {

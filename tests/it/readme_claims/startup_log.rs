@@ -54,6 +54,9 @@ async fn the_startup_log_states_every_cap_in_force_on_one_line() {
             ("OTP_CODE_LENGTH", "8"),
             ("OTP_PUMPING_MIN_SENDS", "31"),
             ("OTP_PUMPING_SUSPENSION_SECONDS", "1800"),
+            ("OTP_PUMPING_MIN_SOURCES", "4"),
+            ("OTP_ALLOWED_COUNTRIES", "GB,US"),
+            ("OTP_DENIED_COUNTRIES", "RU"),
         ]
         .map(|(name, value)| (name.to_owned(), value.to_owned())),
     );
@@ -78,6 +81,8 @@ async fn the_startup_log_states_every_cap_in_force_on_one_line() {
         "enforce",
         "min_sends=31",
         "suspension=1800s",
+        "min_sources=4",
+        "allowed=GB,US denied=RU",
     ] {
         assert!(caps.contains(cap), "`{cap}` missing from: {caps}");
     }
