@@ -6,9 +6,14 @@
 
 use std::{collections::HashMap, time::Duration};
 
+use tokio::time::Instant;
+
+/// The writer logs drops at most once per this (`src/events/writer.rs`).
+const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
 use crate::common::{
-    RedisServer, TEST_SECRET, TestApp, binary::ServiceProcess, connect, redis_nodes::free_port,
-    wait_for,
+    RedisServer, TEST_SECRET, TestApp, binary::ServiceProcess, connect, holds_code,
+    redis_nodes::free_port, wait_for,
 };
 use deadpool_redis::redis::{self, AsyncCommands};
 use otp_service::proto::{
@@ -112,7 +117,9 @@ async fn every_decision_is_appended_in_order_without_the_number_or_the_code() {
         );
         for value in event.values() {
             assert!(!value.contains("4155550191"), "number in {event:?}");
-            assert!(!value.contains(&code), "code in {event:?}");
+            // As a run of digits of its own: `time` is 13 digits that may
+            // hold any six by chance.
+            assert!(!holds_code(value, &code), "code in {event:?}");
         }
     }
     assert_eq!(events[0]["provider"], "custom", "the test gateway");
@@ -232,6 +239,7 @@ async fn an_unwritable_stream_fails_no_call_and_is_counted_and_logged() {
         .expect("SET");
 
     let metrics_addr = format!("127.0.0.1:{}", free_port());
+    let started = Instant::now();
     let service = {
         let (url, metrics_addr) = (url.clone(), metrics_addr.clone());
         tokio::task::spawn_blocking(move || {
@@ -283,8 +291,16 @@ async fn an_unwritable_stream_fails_no_call_and_is_counted_and_logged() {
     let lines = service.stderr();
     let drop_lines = lines
         .iter()
-        .filter(|line| line.contains("audit events dropped"));
-    assert_eq!(drop_lines.count(), 1, "logged once per interval: {lines:?}");
+        .filter(|line| line.contains("audit events dropped"))
+        .count();
+    // At most one line per interval the process has lived (10 s,
+    // `DROP_LOG_INTERVAL` in src/events/writer.rs): exactly one unless a
+    // busy machine stretched the run past an interval.
+    let intervals = 1 + started.elapsed().as_secs() / DROP_LOG_INTERVAL.as_secs();
+    assert!(
+        (1..=intervals).contains(&(drop_lines as u64)),
+        "{drop_lines} lines in {intervals} interval(s): {lines:?}"
+    );
 }
 
 /// The ids of the stream's entries (milliseconds of Redis's clock), oldest first.
