@@ -2,7 +2,7 @@
 //! real tonic and grpcurl clients; refused handshakes; a rotated certificate
 //! served on the next connection without a restart.
 
-use std::{net::SocketAddr, process::Command, time::Duration};
+use std::{net::SocketAddr, process::Command, sync::Arc, time::Duration};
 
 use crate::common::{
     TestApp,
@@ -80,6 +80,17 @@ async fn tonic_client_with_a_certificate_from_the_client_ca_round_trips_a_code()
     assert_eq!(verified.result(), VerifyOtpResult::Approved);
 }
 
+/// Asserts that a bare TLS connection with `config` gets the server's
+/// `alert` (rustls's name for it) instead of its first HTTP/2 frame.
+async fn assert_refused_with(addr: SocketAddr, config: Arc<rustls::ClientConfig>, alert: &str) {
+    let (_, read) = tls_handshake(addr, config).await;
+    let error = read.expect_err("the server refuses instead of speaking");
+    assert!(
+        format!("{error:?}").contains(&format!("AlertReceived({alert})")),
+        "expected the {alert} alert: {error:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mtls_refuses_no_certificate_a_foreign_certificate_and_plaintext() {
     let (server_ca, client_ca) = (TestCa::new("server CA"), TestCa::new("client CA"));
@@ -87,30 +98,62 @@ async fn mtls_refuses_no_certificate_a_foreign_certificate_and_plaintext() {
     let app = tls_app(&dir, &server_ca.issue_server(), Some(&client_ca)).await;
     let phone = unique_phone();
 
+    // Each refusal for its own reason: the server's TLS alert (a bare
+    // handshake shows it; the gRPC client only sees the connection close),
+    // or the client's own check of the server.
     let no_cert = send_over_tls(app.addr, &server_ca.pem(), None, &phone).await;
     assert!(no_cert.is_err(), "no client certificate: {no_cert:?}");
+    assert_refused_with(
+        app.addr,
+        client_config(&server_ca.pem(), None),
+        "CertificateRequired",
+    )
+    .await;
     let stranger = TestCa::new("someone else's CA").issue_client("checkout.callers.internal");
     let foreign = send_over_tls(app.addr, &server_ca.pem(), Some(&stranger), &phone).await;
     assert!(foreign.is_err(), "certificate from another CA: {foreign:?}");
+    assert_refused_with(
+        app.addr,
+        client_config(&server_ca.pem(), Some(&stranger)),
+        "UnknownCA",
+    )
+    .await;
     let caller = client_ca.issue_client("checkout.callers.internal");
     let wrong_server_ca = TestCa::new("not the server's CA").pem();
     let unverified = send_over_tls(app.addr, &wrong_server_ca, Some(&caller), &phone).await;
-    assert!(unverified.is_err(), "server not trusted: {unverified:?}");
+    assert!(
+        unverified
+            .as_ref()
+            .is_err_and(|err| err.contains("UnknownIssuer")),
+        "server not trusted: {unverified:?}"
+    );
+    // Plaintext h2 on the TLS port: the server closes the connection, so
+    // the call fails whether or not the lazy connect already did.
     let plaintext = tonic::transport::Endpoint::from_shared(format!("http://{}", app.addr))
         .expect("URI")
         .connect_timeout(Duration::from_secs(2))
         .timeout(Duration::from_secs(2))
         .connect()
         .await;
-    if let Ok(channel) = plaintext {
-        let refused = OtpServiceClient::new(channel)
+    let refused = match plaintext {
+        Ok(channel) => OtpServiceClient::new(channel)
             .send_otp(SendOtpRequest {
                 phone_number: phone.clone(),
                 ..Default::default()
             })
-            .await;
-        assert!(refused.is_err(), "plaintext call on the TLS port");
-    }
+            .await
+            .map(drop)
+            .map_err(|status| format!("{status:?}")),
+        Err(err) => Err(format!("{err:?}")),
+    };
+    // A transport failure (closed, reset, broken pipe), never an answer
+    // from the service.
+    assert!(
+        refused
+            .as_ref()
+            .is_err_and(|err| err.contains("transport::Error")),
+        "plaintext call on the TLS port: {refused:?}"
+    );
     assert_eq!(app.sms.count(), 0, "nothing was sent");
 
     send_over_tls(app.addr, &server_ca.pem(), Some(&caller), &phone)
@@ -137,8 +180,10 @@ async fn rotated_certificate_is_served_on_the_next_connection() {
         .expect("the next connection gets the new certificate");
     let stale = send_over_tls(app.addr, &old_ca.pem(), None, &unique_phone()).await;
     assert!(
-        stale.is_err(),
-        "old certificate no longer served: {stale:?}"
+        stale
+            .as_ref()
+            .is_err_and(|err| err.contains("UnknownIssuer")),
+        "old certificate no longer served (the new one is not the old CA's): {stale:?}"
     );
     OtpServiceClient::new(established)
         .send_otp(SendOtpRequest {
