@@ -4,7 +4,14 @@
 //! UNAVAILABLE answers until its replica takes over, with no restart of the
 //! service. (The behaviour suite runs on a cluster too: `for_each_store!`.)
 
-use std::{collections::HashSet, time::Duration};
+use std::{
+    collections::HashSet,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use crate::common::{
     RedisCluster, SHARED_CAPS_LIFTED, TestApp,
@@ -194,22 +201,28 @@ async fn service_starts_while_no_seed_node_answers_and_fails_calls_unavailable()
 /// proxy to the node on `port` that holds every accepted connection for
 /// `delay` before forwarding it. (The wait is the stand-in's behaviour, not a
 /// guess at how long something takes.)
-async fn slow_seed(port: u16, delay: Duration) -> String {
+async fn slow_seed(port: u16, delay: Duration) -> (String, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a loopback port");
     let address = listener.local_addr().expect("its address");
+    let served = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&served);
     tokio::spawn(async move {
         while let Ok((mut client, _)) = listener.accept().await {
+            let counter = Arc::clone(&counter);
             tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
+                // Counted once the delay is over: a connection the driver
+                // kept waiting for instead of giving up on.
+                counter.fetch_add(1, Ordering::SeqCst);
                 if let Ok(mut node) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
                     let _ = tokio::io::copy_bidirectional(&mut client, &mut node).await;
                 }
             });
         }
     });
-    format!("redis://{address}")
+    (format!("redis://{address}"), served)
 }
 
 /// The store timeout governs the cluster driver's node connections too: a
@@ -219,7 +232,7 @@ async fn slow_seed(port: u16, delay: Duration) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seed_slower_than_the_drivers_default_is_waited_for_within_the_store_timeout() {
     let cluster = shared_cluster().await;
-    let seed = slow_seed(cluster.masters()[0], Duration::from_secs(3)).await;
+    let (seed, served) = slow_seed(cluster.masters()[0], Duration::from_secs(3)).await;
     let prefix = unique_prefix();
     let app = TestApp::builder()
         .env(&[
@@ -234,4 +247,8 @@ async fn a_seed_slower_than_the_drivers_default_is_waited_for_within_the_store_t
         .await
         .expect("sent through a seed slower than 1 s");
     assert_eq!(app.sms.count(), 1);
+    assert!(
+        served.load(Ordering::SeqCst) >= 1,
+        "the driver waited out the seed's delay at least once"
+    );
 }

@@ -210,9 +210,16 @@ async fn a_master_slower_than_the_drivers_default_is_waited_for_within_the_store
         redis::cmd("CLIENT").arg("PAUSE").arg(3000).arg("WRITE"),
     );
     assert_eq!(paused.as_deref(), Some("OK"), "master paused");
+    let sent_at = Instant::now();
     app.send(&unique_phone())
         .await
         .expect("sent through a master slower than 500 ms");
+    // The pause held the send's write: slower than the driver's default.
+    let took = sent_at.elapsed();
+    assert!(
+        took > Duration::from_millis(500),
+        "the pause took effect: the send took {took:?}"
+    );
     assert_eq!(app.sms.count(), 2);
 }
 
