@@ -5,6 +5,7 @@
 //! The admin API (`admin`) is a second gRPC face on the same flow.
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 pub mod abuse;
 pub mod admin;
@@ -14,7 +15,6 @@ pub mod domain;
 pub mod error;
 pub mod events;
 pub mod eviction_guard;
-pub mod executable_pages;
 pub mod health;
 pub mod health_listener;
 pub mod metrics;

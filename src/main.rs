@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use otp_service::{Application, Config, executable_pages, metrics, telemetry};
+use otp_service::{Application, Config, metrics, telemetry};
 
 /// mimalloc rather than glibc's malloc: VerifyOtp on the memory store took
 /// about a fifth less CPU per call with it (BENCHMARKS.md, issue 14). glibc's
@@ -45,39 +45,11 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match app
-        .after_start_up(return_start_up_memory)
-        .run_until(shutdown_signal())
-        .await
-    {
+    match app.run_until(shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err}");
             ExitCode::from(1)
-        }
-    }
-}
-
-/// Once start-up is over, hands back what only start-up needed:
-///
-/// - Loading the numbering plan (its database and patterns, on a blocking
-///   thread at start-up) allocates and frees a few MiB, and mimalloc keeps
-///   freed pages committed until a later allocation has it purge them; a
-///   sidecar idle after start-up makes none. `mi_collect` on that thread once
-///   the plan is loaded hands them back: idle RSS 20.5 -> 19.0 MiB (anonymous
-///   10.0 -> 8.5 MiB). Under load mimalloc's own purging takes over.
-/// - The resident pages of our own read-only image, which start-up's code
-///   mapped in (src/executable_pages.rs): idle RSS 15.1 -> 9.2 MiB.
-///
-/// Both measured in BENCHMARKS.md (issue 14).
-fn return_start_up_memory() {
-    // SAFETY: `mi_collect` takes no pointers and may be called from any
-    // thread at any time; it only frees what mimalloc itself holds unused.
-    unsafe { libmimalloc_sys::mi_collect(true) }
-    match executable_pages::release_read_only() {
-        Ok(kib) => tracing::debug!("released {kib} KiB of the executable's read-only pages"),
-        Err(err) => {
-            tracing::warn!("cannot release the executable's read-only pages (madvise): {err}")
         }
     }
 }

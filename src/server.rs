@@ -8,7 +8,7 @@ mod trust_boundary;
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use thiserror::Error;
-use tokio::{net::TcpListener, task::JoinHandle};
+use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::server::HealthReporter;
 
@@ -89,10 +89,6 @@ pub struct Application {
     health: HealthReporter,
     /// Writes audit events off the request path (`OTP_EVENTS_STREAM`).
     events: Option<EventWriter>,
-    /// Start-up work still running in the background (the numbering plan).
-    numbering_plan: JoinHandle<()>,
-    /// Run once the server is up and that work is done ([`Application::after_start_up`]).
-    after_start_up: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl Application {
@@ -109,7 +105,7 @@ impl Application {
     ) -> Result<Self, StartupError> {
         log_caps_in_force(&config);
         warn_about_development_settings(&config);
-        let numbering_plan = preload_numbering_plan();
+        preload_numbering_plan();
         // Events digest the number with the secret that names records, so
         // a number's digest stays put across rotations as its records do.
         let keys = HmacKeys::new(
@@ -153,18 +149,7 @@ impl Application {
             eviction,
             health,
             events,
-            numbering_plan,
-            after_start_up: None,
         })
-    }
-
-    /// Runs `hook` once, on the blocking thread pool, when the server is
-    /// about to serve and the numbering plan (loaded on that pool at
-    /// start-up) is in: the binary hands back the memory that loading freed
-    /// and the pages of its own image that start-up mapped in (src/main.rs).
-    pub fn after_start_up(mut self, hook: impl FnOnce() + Send + 'static) -> Self {
-        self.after_start_up = Some(Box::new(hook));
-        self
     }
 
     /// The address actually bound (useful with port 0).
@@ -207,9 +192,6 @@ impl Application {
             HealthListener::serve(listener, health.clone())
         });
         tracing::info!(addr = %self.local_addr, "otp-service listening");
-        if let Some(hook) = self.after_start_up {
-            run_once_loaded(self.numbering_plan, hook);
-        }
         let shutdown = drain_on(shutdown, store_health, health);
         let admin = AdminGrpcService::new(Arc::clone(&self.flow), self.auth.clone());
         let router = tonic::transport::Server::builder()
@@ -251,17 +233,10 @@ impl Application {
 /// release, ~0.5 s in debug). Load it in the background, off the async
 /// workers, so start-up (and health SERVING) does not wait for it and the
 /// first request rarely does.
-fn preload_numbering_plan() -> JoinHandle<()> {
-    tokio::task::spawn_blocking(|| drop(PhoneNumber::parse("+14155550123")))
-}
-
-/// Runs `hook` on the blocking pool once the numbering plan has loaded,
-/// without holding up the caller.
-fn run_once_loaded(numbering_plan: JoinHandle<()>, hook: Box<dyn FnOnce() + Send>) {
-    tokio::spawn(async move {
-        let _ = numbering_plan.await;
-        let _ = tokio::task::spawn_blocking(hook).await;
-    });
+fn preload_numbering_plan() {
+    drop(tokio::task::spawn_blocking(|| {
+        drop(PhoneNumber::parse("+14155550123"))
+    }));
 }
 
 /// The abuse rules the flow applies, from the settings.

@@ -20,23 +20,6 @@ async fn health_reports_the_otp_service_and_the_server_as_serving() {
 }
 
 #[tokio::test]
-async fn the_after_start_up_hook_runs_once_while_the_server_serves() {
-    let (ran, mut runs) = tokio::sync::mpsc::unbounded_channel();
-    let app = TestApp::builder()
-        .store(StoreKind::Memory)
-        .after_start_up(move || ran.send(()).expect("test listens"))
-        .spawn()
-        .await;
-    tokio::time::timeout(Duration::from_secs(10), runs.recv())
-        .await
-        .expect("the hook ran within 10 s")
-        .expect("once");
-    // Dropping the hook closed the channel: it cannot run again.
-    assert_eq!(runs.recv().await, None);
-    assert_eq!(app.health("otp.v1.OtpService").await, "SERVING");
-}
-
-#[tokio::test]
 async fn reflection_v1_lists_every_service() {
     let app = TestApp::builder().store(StoreKind::Memory).spawn().await;
     let mut reflection = ServerReflectionClient::new(connect(app.addr).await);

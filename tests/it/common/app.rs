@@ -63,7 +63,6 @@ pub struct TestAppBuilder {
     store: StoreSource,
     env: Vec<(String, String)>,
     gateway: Gateway,
-    after_start_up: Option<Box<dyn FnOnce() + Send>>,
 }
 
 impl TestApp {
@@ -73,7 +72,6 @@ impl TestApp {
             store: StoreSource::Harness(StoreKind::Memory),
             env: Vec::new(),
             gateway: Gateway::Recording(RecordingGateway::default()),
-            after_start_up: None,
         }
     }
 }
@@ -132,12 +130,6 @@ impl TestAppBuilder {
         self
     }
 
-    /// Hands `hook` to [`Application::after_start_up`], as `main` does.
-    pub fn after_start_up(mut self, hook: impl FnOnce() + Send + 'static) -> Self {
-        self.after_start_up = Some(Box::new(hook));
-        self
-    }
-
     /// Starts the server (and its private Redis, if any) and connects a client.
     pub async fn spawn(self) -> TestApp {
         let (mut vars, redis) = match self.store {
@@ -163,10 +155,7 @@ impl TestAppBuilder {
                 RecordingGateway::default(),
             ),
         };
-        let mut app = app.expect("server builds");
-        if let Some(hook) = self.after_start_up {
-            app = app.after_start_up(hook);
-        }
+        let app = app.expect("server builds");
         numbering_plan_loaded().await;
         let addr = app.local_addr();
         let health_addr = app.health_addr();
