@@ -1,13 +1,16 @@
-//! Every setting the service reads from its environment: parsed, validated and
-//! defaulted here, once, at startup. Nothing else in the crate reads env vars.
+//! Every setting the service takes: a flag and its environment variable,
+//! parsed by clap (numbers, ranges, choices, addresses), then validated and
+//! assembled here, once, at startup. Nothing else in the crate reads env vars.
 //!
 //! The settings types live beside what they configure (`OtpPolicy` in `otp`,
-//! `SmsConfig` in `sms`, `StoreConfig` in `store`, ...); this module only reads
-//! the variables, one `*_vars` file per group, and assembles [`Config`].
+//! `SmsConfig` in `sms`, `StoreConfig` in `store`, ...); this module only
+//! declares the flags, one `*_vars` file per group (its clap `Args` struct and
+//! the checks clap cannot say), and assembles [`Config`].
 
 mod abuse_vars;
 mod code_vars;
 mod cross_checks;
+mod effective;
 mod env;
 mod events_vars;
 mod gateway_vars;
@@ -27,13 +30,25 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 pub use abuse_vars::DEFAULT_GLOBAL_SEND_LIMIT;
 pub use code_vars::MIN_SECRET_BYTES;
 pub use cross_checks::MAX_DAILY_GUESS_ODDS;
-pub use env::ConfigError;
+pub use effective::EffectiveSettings;
+pub use env::{ConfigError, Stop};
+pub(crate) use env::{Vars, parse, settings_everywhere};
 pub use events_vars::{DEFAULT_EVENTS_MAX_AGE_SECONDS, DEFAULT_EVENTS_MAXLEN};
 pub use listen_vars::{DEFAULT_LISTEN_ADDR, DEFAULT_METRICS_ADDR};
 pub use message_vars::{DEFAULT_APP_NAME, MAX_APP_NAME_CHARS};
 pub use redis_vars::{DEFAULT_REDIS_PREFIX, REDIS_SELECTORS};
 
-use env::Env;
+use abuse_vars::AbuseVars;
+use clap::{Args, FromArgMatches};
+use code_vars::CodeVars;
+use events_vars::EventsVars;
+use gateway_vars::SmsVars;
+use listen_vars::ListenVars;
+use message_vars::MessageVars;
+use otel_vars::OtelVars;
+use pumping_vars::PumpingVars;
+use redis_vars::RedisVars;
+use trust_vars::TrustVars;
 
 use crate::{
     abuse::{CountryPolicy, PumpingGuardSettings, SendLimits, TestNumbers, VerifyLimits},
@@ -45,6 +60,32 @@ use crate::{
     store::StoreConfig,
     telemetry::{LogFormat, TraceExport},
 };
+
+/// Every setting as given (a flag or its variable, else the default), before
+/// the checks that need more than one value; `otp-service --help` lists them.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    #[command(flatten)]
+    listen: ListenVars,
+    #[command(flatten)]
+    code: CodeVars,
+    #[command(flatten)]
+    trust: TrustVars,
+    #[command(flatten)]
+    redis: RedisVars,
+    #[command(flatten)]
+    abuse: AbuseVars,
+    #[command(flatten)]
+    pumping: PumpingVars,
+    #[command(flatten)]
+    sms: SmsVars,
+    #[command(flatten)]
+    message: MessageVars,
+    #[command(flatten)]
+    otel: OtelVars,
+    #[command(flatten)]
+    events: EventsVars,
+}
 
 /// Fully validated service settings.
 #[derive(Debug, Clone)]
@@ -117,57 +158,87 @@ pub enum SecretSource {
 }
 
 impl Config {
-    /// Reads the process environment.
+    /// Reads the process environment alone (no flags): what a program that
+    /// embeds the server, such as the benchmark's, takes.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_vars(std::env::vars())
+        Self::read(Vars::Process)
     }
 
     /// Reads settings from name/value pairs, exactly as if they were the
-    /// environment (tests use this to configure a server like an operator would).
-    /// The first refused variable, in the order read here, is the one reported.
+    /// environment and nothing else were set (tests use this to configure a
+    /// server like an operator would).
     pub fn from_vars<I, K, V>(vars: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = (K, V)>,
         K: Into<String>,
         V: Into<String>,
     {
-        let env = Env::new(vars);
-        let metrics_addr = listen_vars::metrics_addr(&env)?;
-        let listen_addr = listen_vars::listen_addr(&env)?;
-        let policy = code_vars::otp_policy(&env)?;
-        let health_addr = trust_vars::health_addr(&env)?;
-        let tls = trust_vars::tls(&env)?;
-        let callers = trust_vars::callers(&env)?;
-        let store = redis_vars::store_config(&env)?;
-        let redis_allow_eviction = redis_vars::allow_eviction(&env)?;
-        let memory_max_entries = trust_vars::memory_max_entries(&env)?;
-        let (hmac_secret, hmac_secret_source) = code_vars::hmac_secret(&env, &store)?;
-        let hmac_previous_secrets =
-            secret_vars::previous_secrets(&env, env.get("OTP_HMAC_SECRET"))?;
-        let log_format = listen_vars::log_format(&env)?;
-        let sms = gateway_vars::sms_from_env(&env)?;
-        let messages = message_vars::templates_from_env(&env)?;
-        let limits = abuse_vars::send_limits(&env)?;
-        let verify_limits = abuse_vars::verify_limits(&env, &limits)?;
-        let countries = abuse_vars::country_policy(&env)?;
-        let test_numbers = abuse_vars::test_numbers(&env, policy.code_length)?;
-        let traces = otel_vars::trace_export(&env)?;
-        let events = events_vars::events_config(&env, &store)?;
-        let pumping_guard = pumping_vars::pumping_guard_from_env(&env, &policy)?;
-        cross_checks::refuse_unsafe_combinations(&env, &policy, &limits, &store, &sms)?;
+        let pairs = vars
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        Self::read(Vars::Only(pairs))
+    }
+
+    /// The settings from `vars` alone.
+    fn read(vars: Vars) -> Result<Self, ConfigError> {
+        let command = Settings::augment_args(clap::Command::new("otp-service"));
+        let parsed = match parse(command, vec!["otp-service".into()], vars) {
+            Ok(parsed) => parsed,
+            Err(Stop::Config(err)) => return Err(err),
+            // With no flags only a value can be refused.
+            Err(Stop::Display(text) | Stop::Usage(text)) => {
+                return Err(ConfigError::new("(environment)", text.trim()));
+            }
+        };
+        let settings = Settings::from_arg_matches(&parsed.matches)
+            .map_err(|err| ConfigError::new("(environment)", err.to_string().trim()))?;
+        Self::from_settings(&settings)
+    }
+
+    /// Checks what clap could not (files, secrets, values that depend on
+    /// each other) and assembles the settings. The first refusal, in the
+    /// order checked here, is the one reported.
+    pub fn from_settings(vars: &Settings) -> Result<Self, ConfigError> {
+        let policy = code_vars::otp_policy(&vars.code);
+        let tls = trust_vars::tls(&vars.trust)?;
+        let callers = trust_vars::callers(&vars.trust)?;
+        let store = redis_vars::store_config(&vars.redis)?;
+        let (hmac_secret, hmac_secret_source) = code_vars::hmac_secret(&vars.code, &store)?;
+        let hmac_previous_secrets = secret_vars::previous_secrets(
+            vars.code.hmac_previous_secrets.as_deref(),
+            vars.code.hmac_secret.as_deref(),
+        )?;
+        let sms = gateway_vars::sms_from_env(&vars.sms)?;
+        let messages = message_vars::templates_from_env(&vars.message)?;
+        let limits = abuse_vars::send_limits(&vars.abuse);
+        let verify_limits = abuse_vars::verify_limits(&vars.abuse, &limits);
+        let countries = abuse_vars::country_policy(&vars.abuse)?;
+        let test_numbers = abuse_vars::test_numbers(&vars.abuse, policy.code_length)?;
+        let traces = otel_vars::trace_export(&vars.otel)?;
+        let events = events_vars::events_config(&vars.events, &store)?;
+        let pumping_guard = pumping_vars::pumping_guard_from_env(&vars.pumping, &policy)?;
+        cross_checks::refuse_unsafe_combinations(
+            &vars.sms,
+            vars.abuse.caller_send_limit.is_some(),
+            &policy,
+            &limits,
+            &store,
+            &sms,
+        )?;
         Ok(Self {
-            listen_addr,
-            health_addr,
+            listen_addr: vars.listen.listen_addr,
+            health_addr: vars.trust.health_addr,
             tls,
             callers,
-            metrics_addr,
+            metrics_addr: vars.listen.metrics_addr.0,
             policy,
             hmac_secret,
             hmac_secret_source,
             hmac_previous_secrets,
-            redis_allow_eviction,
-            memory_max_entries,
-            log_format,
+            redis_allow_eviction: vars.redis.redis_allow_eviction,
+            memory_max_entries: vars.trust.memory_max_entries,
+            log_format: listen_vars::log_format(&vars.listen),
             sms,
             limits,
             verify_limits,
@@ -250,8 +321,8 @@ mod tests {
             ("OTP_TTL_SECONDS", "0", "from 1 to 600"),
             ("OTP_GRACE_SECONDS", "-1", "from 0 to 60"),
             ("OTP_MAX_ATTEMPTS", "0", "from 1 to 20"),
-            ("OTP_LISTEN_ADDR", "localhost", "IP:port"),
-            ("OTP_LOG_FORMAT", "xml", "`text` or `json`"),
+            ("OTP_LISTEN_ADDR", "localhost", "invalid socket address"),
+            ("OTP_LOG_FORMAT", "xml", "one of `text`, `json`"),
             ("OTP_SMS_GATEWAY", "pigeon", "must be"),
             ("OTP_REDIS_PREFIX", "otp{x}", "1 to 64 characters"),
             ("OTP_REDIS_POOL_SIZE", "0", "from 1 to 1024"),

@@ -10,6 +10,7 @@
 pub mod abuse;
 pub mod admin;
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;

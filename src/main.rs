@@ -1,8 +1,14 @@
-//! Reads the configuration, sets up logging and serves until SIGTERM or SIGINT.
+//! Reads the command line and environment; serves until SIGTERM or SIGINT,
+//! or with `check-config` checks the configuration and the store and exits.
 
 use std::process::ExitCode;
 
-use otp_service::{Application, Config, metrics, telemetry};
+use otp_service::{
+    Application, Config,
+    cli::{Action, Cli, check_config},
+    config::Stop,
+    metrics, telemetry,
+};
 
 /// mimalloc rather than glibc's malloc: VerifyOtp on the memory store took
 /// about a fifth less CPU per call with it (BENCHMARKS.md, issue 14). glibc's
@@ -14,13 +20,40 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(err) => {
+    let invocation = match Cli::from_process() {
+        Ok(invocation) => invocation,
+        Err(Stop::Display(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(Stop::Usage(text)) => {
+            eprint!("{text}");
+            return ExitCode::from(2);
+        }
+        Err(Stop::Config(err)) => {
             eprintln!("otp-service: invalid configuration: {err}");
             return ExitCode::from(2);
         }
     };
+    match invocation.action {
+        Some(Action::CheckConfig) => {
+            match check_config(&invocation.config, &invocation.effective).await {
+                Ok(report) => {
+                    print!("{report}");
+                    ExitCode::SUCCESS
+                }
+                Err(why) => {
+                    eprintln!("otp-service: invalid configuration: {why}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        None => serve(invocation.config).await,
+    }
+}
+
+/// Sets up logging and metrics and serves until a signal.
+async fn serve(config: Config) -> ExitCode {
     // Held to the end of `main`: every return below exports the buffered
     // spans and writes out the buffered log lines.
     let _log_guard = match telemetry::init(config.log_format, &config.traces) {

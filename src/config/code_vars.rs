@@ -3,29 +3,60 @@
 
 use std::time::Duration;
 
-use super::{ConfigError, Env, SecretSource};
+use clap::{Args, value_parser};
+
+use super::{ConfigError, SecretSource};
 use crate::{domain::HmacSecret, otp::OtpPolicy, store::StoreConfig};
 
 /// Shortest accepted `OTP_HMAC_SECRET`, in bytes.
 pub const MIN_SECRET_BYTES: usize = 32;
 
+/// How codes are made, checked and hashed.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Codes")]
+pub struct CodeVars {
+    /// Digits per code [4-10]
+    #[arg(long, env = "OTP_CODE_LENGTH", default_value_t = 6,
+          value_parser = value_parser!(u8).range(4..=10))]
+    pub code_length: u8,
+    /// Advertised validity of a code, in seconds [1-600]
+    #[arg(long, env = "OTP_TTL_SECONDS", default_value_t = 120,
+          value_parser = value_parser!(u64).range(1..=600))]
+    pub ttl_seconds: u64,
+    /// Extra seconds a code is still accepted, for network delay [0-60]
+    #[arg(long, env = "OTP_GRACE_SECONDS", default_value_t = 10,
+          value_parser = value_parser!(u64).range(0..=60))]
+    pub grace_seconds: u64,
+    /// Wrong guesses before the number is locked [1-20]
+    #[arg(long, env = "OTP_MAX_ATTEMPTS", default_value_t = 5,
+          value_parser = value_parser!(u32).range(1..=20))]
+    pub max_attempts: u32,
+    /// Key for every stored hash, at least 32 bytes; required with Redis
+    /// (unset: random for this process)
+    #[arg(long, env = "OTP_HMAC_SECRET", value_name = "SECRET")]
+    pub hmac_secret: Option<String>,
+    /// Secrets OTP_HMAC_SECRET replaced, comma-separated, newest first
+    #[arg(long, env = "OTP_HMAC_PREVIOUS_SECRETS", value_name = "SECRET")]
+    pub hmac_previous_secrets: Option<String>,
+}
+
 /// The code rules the flow enforces.
-pub(super) fn otp_policy(env: &Env) -> Result<OtpPolicy, ConfigError> {
-    Ok(OtpPolicy {
-        code_length: env.int_in_range("OTP_CODE_LENGTH", 6, 4, 10)?,
-        ttl: Duration::from_secs(env.int_in_range("OTP_TTL_SECONDS", 120, 1, 600)?),
-        grace: Duration::from_secs(env.int_in_range("OTP_GRACE_SECONDS", 10, 0, 60)?),
-        max_attempts: env.int_in_range("OTP_MAX_ATTEMPTS", 5, 1, 20)?,
-    })
+pub(super) fn otp_policy(vars: &CodeVars) -> OtpPolicy {
+    OtpPolicy {
+        code_length: vars.code_length,
+        ttl: Duration::from_secs(vars.ttl_seconds),
+        grace: Duration::from_secs(vars.grace_seconds),
+        max_attempts: vars.max_attempts,
+    }
 }
 
 /// `OTP_HMAC_SECRET`, required with a shared (Redis) store; without one, a
 /// random secret for this process only.
 pub(super) fn hmac_secret(
-    env: &Env,
+    vars: &CodeVars,
     store: &StoreConfig,
 ) -> Result<(HmacSecret, SecretSource), ConfigError> {
-    match env.get("OTP_HMAC_SECRET") {
+    match vars.hmac_secret.as_deref() {
         Some(raw) if raw.len() >= MIN_SECRET_BYTES => {
             Ok((HmacSecret::new(raw.as_bytes()), SecretSource::Environment))
         }

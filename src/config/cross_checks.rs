@@ -2,7 +2,7 @@
 //! startup, after every variable has been read on its own (so a malformed
 //! value is named first), in one line naming the variables at fault.
 
-use super::{ConfigError, Env, OtpPolicy, SmsConfig, StoreConfig};
+use super::{ConfigError, OtpPolicy, SmsConfig, SmsVars, StoreConfig};
 use crate::abuse::SendLimits;
 
 /// Largest accepted chance that one number's code is guessed in a day:
@@ -13,15 +13,16 @@ pub const MAX_DAILY_GUESS_ODDS: u128 = 10_000;
 
 /// Runs every cross-variable check.
 pub(super) fn refuse_unsafe_combinations(
-    env: &Env,
+    sms_vars: &SmsVars,
+    caller_send_limit_set: bool,
     policy: &OtpPolicy,
     limits: &SendLimits,
     store: &StoreConfig,
     sms: &SmsConfig,
 ) -> Result<(), ConfigError> {
-    console_must_be_chosen_with_redis(env, store, sms)?;
+    console_must_be_chosen_with_redis(sms_vars, store, sms)?;
     guessing_must_stay_unlikely(policy, limits)?;
-    caller_cap_must_stay_within_the_global_cap(env, limits)
+    caller_cap_must_stay_within_the_global_cap(caller_send_limit_set, limits)
 }
 
 /// A per-caller cap above the service-wide one can never bind, and says one
@@ -31,11 +32,10 @@ pub(super) fn refuse_unsafe_combinations(
 /// from the global cap and always fits; with the global cap off any value is
 /// accepted.
 fn caller_cap_must_stay_within_the_global_cap(
-    env: &Env,
+    caller_send_limit_set: bool,
     limits: &SendLimits,
 ) -> Result<(), ConfigError> {
-    let (Some(global), Some(_)) = (limits.global_per_minute, env.get("OTP_CALLER_SEND_LIMIT"))
-    else {
+    let (Some(global), true) = (limits.global_per_minute, caller_send_limit_set) else {
         return Ok(());
     };
     let window = limits.window.as_secs();
@@ -45,7 +45,9 @@ fn caller_cap_must_stay_within_the_global_cap(
     Err(ConfigError::new(
         "OTP_CALLER_SEND_LIMIT",
         format!(
-            "{} per {window} s is more than the service-wide OTP_GLOBAL_SEND_LIMIT allows              ({global} per minute, {} per {window} s): one caller could spend every caller's              budget; set it to at most that (unset: half of it), or raise OTP_GLOBAL_SEND_LIMIT",
+            "{} per {window} s is more than the service-wide OTP_GLOBAL_SEND_LIMIT allows \
+             ({global} per minute, {} per {window} s): one caller could spend every caller's \
+             budget; set it to at most that (unset: half of it), or raise OTP_GLOBAL_SEND_LIMIT",
             limits.caller_limit,
             u64::from(global) * window / 60,
         ),
@@ -57,13 +59,13 @@ fn caller_cap_must_stay_within_the_global_cap(
 /// print every code and full number to stdout, which container runtimes ship
 /// to log stores. So it must be asked for by name.
 fn console_must_be_chosen_with_redis(
-    env: &Env,
+    vars: &SmsVars,
     store: &StoreConfig,
     sms: &SmsConfig,
 ) -> Result<(), ConfigError> {
     // Routes name every provider, the console included, on purpose.
     let chosen_by_name =
-        env.get("OTP_SMS_GATEWAY") == Some("console") || env.get("OTP_SMS_ROUTES").is_some();
+        vars.sms_gateway.as_deref() == Some("console") || vars.sms_routes.is_some();
     if matches!(store, StoreConfig::Redis(_)) && sms.is_console_only() && !chosen_by_name {
         return Err(ConfigError::new(
             "OTP_SMS_GATEWAY",

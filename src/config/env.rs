@@ -1,8 +1,22 @@
-//! The variables as read: empty means unset, and every refusal is one line
-//! that names its variable.
+//! The environment as the command line sees it: every setting is a flag and
+//! its variable; an empty (or blank) variable means unset and values are
+//! trimmed, as before clap; and every refusal is one line that names the
+//! variable and never echoes a secret.
+//!
+//! clap reads a variable when its `Arg` is built and takes an empty one as a
+//! value, so the variables are handed to clap as flags instead (`--x=value`,
+//! before the command line's own, which win): one path for the process and
+//! for tests that configure a server from name/value pairs.
 
-use std::{collections::HashMap, fmt};
+use std::{
+    collections::HashMap,
+    ffi::{OsStr, OsString},
+};
 
+use clap::{
+    Arg, ArgMatches, Command,
+    error::{ContextKind, ContextValue, ErrorKind},
+};
 use thiserror::Error;
 
 /// A setting that could not be accepted. Its message names the variable and
@@ -11,73 +25,216 @@ use thiserror::Error;
 #[error("{var}: {problem}")]
 pub struct ConfigError {
     /// The environment variable at fault.
-    pub var: &'static str,
+    pub var: String,
     /// What is wrong and what would be accepted.
     pub problem: String,
 }
 
 impl ConfigError {
-    pub(super) fn new(var: &'static str, problem: impl Into<String>) -> Self {
+    pub(super) fn new(var: &str, problem: impl Into<String>) -> Self {
         Self {
-            var,
+            var: var.to_owned(),
             problem: problem.into(),
         }
     }
 }
 
-/// The variables being read, with empty values treated as unset (as shells and
-/// container runtimes commonly pass `VAR=` for "not configured").
-pub(super) struct Env(HashMap<String, String>);
+/// Why the command line gave no settings.
+#[derive(Debug)]
+pub enum Stop {
+    /// `--help` or `--version`: print this on stdout and exit 0.
+    Display(String),
+    /// A mistake in the command line itself (an unknown flag), as clap says
+    /// it: print on stderr and exit 2.
+    Usage(String),
+    /// A setting was refused: one line, exit 2.
+    Config(ConfigError),
+}
 
-impl Env {
-    pub(super) fn new<I, K, V>(vars: I) -> Self
-    where
-        I: IntoIterator<Item = (K, V)>,
-        K: Into<String>,
-        V: Into<String>,
-    {
-        Self(
-            vars.into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        )
+impl From<ConfigError> for Stop {
+    fn from(err: ConfigError) -> Self {
+        Self::Config(err)
     }
+}
 
-    /// The value as given, trimmed, even when empty (for the few variables
-    /// where empty means "off" rather than "unset").
-    pub(super) fn raw(&self, var: &str) -> Option<&str> {
-        self.0.get(var).map(|raw| raw.trim())
-    }
+/// Variables whose explicitly empty value is a value ("off"), not unset.
+const EMPTY_IS_A_VALUE: [&str; 1] = ["OTP_METRICS_ADDR"];
 
-    pub(super) fn get(&self, var: &str) -> Option<&str> {
-        self.raw(var).filter(|value| !value.is_empty())
-    }
+/// Where the variables come from.
+pub(crate) enum Vars {
+    /// The process environment (the binary): `--help` shows each variable's
+    /// current value (secrets hidden).
+    Process,
+    /// Exactly these pairs and nothing inherited (tests, `Config::from_vars`).
+    Only(HashMap<String, String>),
+}
 
-    pub(super) fn parsed<T>(
-        &self,
-        var: &'static str,
-        default: &str,
-        parse: impl FnOnce(&str) -> Result<T, String>,
-    ) -> Result<T, ConfigError> {
-        let raw = self.get(var).unwrap_or(default);
-        parse(raw).map_err(|why| ConfigError::new(var, format!("{why} (got `{raw}`)")))
-    }
+/// Every setting must take a value from its variable and from a flag; both
+/// positions (`otp-service --x=1 check-config`, `... check-config --x=1`).
+/// `--help` shows no variable's value (it would show secrets).
+pub(crate) fn settings_everywhere(command: Command) -> Command {
+    command.args_override_self(true).mut_args(|arg| {
+        if arg.get_env().is_some() {
+            arg.global(true).hide_env_values(true)
+        } else {
+            arg
+        }
+    })
+}
 
-    pub(super) fn int_in_range<T>(
-        &self,
-        var: &'static str,
-        default: T,
-        min: T,
-        max: T,
-    ) -> Result<T, ConfigError>
-    where
-        T: std::str::FromStr + PartialOrd + Copy + fmt::Display,
-    {
-        self.parsed(var, &default.to_string(), |raw| {
-            raw.parse::<T>()
-                .ok()
-                .filter(|value| (min..=max).contains(value))
-                .ok_or_else(|| format!("must be a whole number from {min} to {max}"))
-        })
+/// A command line parsed.
+pub(crate) struct Parsed {
+    pub(crate) matches: ArgMatches,
+    pub(crate) command: Command,
+    /// Each setting's variable, by argument id (clap forgets the variables
+    /// it was told to leave unread).
+    pub(crate) vars: HashMap<String, String>,
+}
+
+impl Parsed {
+    /// The variable of `arg`, if it is a setting.
+    pub(crate) fn var_of(&self, arg: &Arg) -> Option<&str> {
+        self.vars.get(arg.get_id().as_str()).map(String::as_str)
     }
+}
+
+/// Parses `argv` with `vars`: non-blank variables become flags placed before
+/// `argv`'s (so a flag wins over its variable), trimmed.
+pub(crate) fn parse(command: Command, argv: Vec<OsString>, vars: Vars) -> Result<Parsed, Stop> {
+    let values: HashMap<String, String> = match vars {
+        Vars::Process => std::env::vars().collect(),
+        Vars::Only(ref pairs) => pairs.clone(),
+    };
+    let hermetic = matches!(vars, Vars::Only(_));
+    let mut injected = Vec::new();
+    let mut names = HashMap::new();
+    let command = command.mut_args(|arg| {
+        let Some(var) = arg.get_env().and_then(OsStr::to_str).map(str::to_owned) else {
+            return arg;
+        };
+        names.insert(arg.get_id().to_string(), var.clone());
+        let value = values.get(&var).map(|raw| raw.trim());
+        match value {
+            Some(value) if !value.is_empty() || EMPTY_IS_A_VALUE.contains(&var.as_str()) => {
+                if let Some(long) = arg.get_long() {
+                    injected.push(OsString::from(format!("--{long}={value}")));
+                }
+            }
+            _ => {}
+        }
+        // Unset for clap: blank values (which clap would take as values),
+        // and for pairs, everything the process has.
+        if hermetic || value.is_some_and(str::is_empty) {
+            arg.env(None::<&str>)
+        } else {
+            arg
+        }
+    });
+    let mut args = argv.into_iter();
+    let argv: Vec<OsString> = args
+        .next()
+        .into_iter()
+        .chain(injected)
+        .chain(args)
+        .collect();
+    let mut command = command;
+    match command.try_get_matches_from_mut(argv) {
+        Ok(matches) => Ok(Parsed {
+            matches,
+            command,
+            vars: names,
+        }),
+        Err(err) => Err(refusal(&command, &names, err)),
+    }
+}
+
+/// A clap error as we report it: help and version as they are, a bad value
+/// as one line naming its variable (without the value, for a secret).
+fn refusal(command: &Command, names: &HashMap<String, String>, err: clap::Error) -> Stop {
+    match err.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            return Stop::Display(err.render().to_string());
+        }
+        ErrorKind::ValueValidation | ErrorKind::InvalidValue => {}
+        _ => return Stop::Usage(err.render().to_string()),
+    }
+    let Some(arg) = invalid_arg(command, &err) else {
+        return Stop::Usage(err.render().to_string());
+    };
+    let id = arg.get_id().as_str();
+    let var = names.get(id).map_or(id, String::as_str);
+    let why = match (
+        err.get(ContextKind::ValidValue),
+        std::error::Error::source(&err),
+    ) {
+        (Some(ContextValue::Strings(valid)), _) => format!(
+            "must be one of {}",
+            valid
+                .iter()
+                .map(|v| format!("`{v}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        (_, Some(source)) => {
+            let source = source.to_string();
+            in_range(&source)
+                .or_else(|| not_a_number(arg, &source))
+                .unwrap_or(source)
+        }
+        _ => "is not a valid value".to_owned(),
+    };
+    let problem = match err.get(ContextKind::InvalidValue) {
+        Some(ContextValue::String(value)) if !is_secret(arg) => {
+            format!("{why} (got `{value}`)")
+        }
+        _ => why,
+    };
+    Stop::Config(ConfigError::new(var, problem.replace('\n', " ")))
+}
+
+/// clap's range refusal (`3 is not in 4..=10`) in our words.
+fn in_range(clap_says: &str) -> Option<String> {
+    let (_, range) = clap_says.split_once(" is not in ")?;
+    let (min, max) = range.split_once("..=")?;
+    Some(format!("must be a whole number from {min} to {max}"))
+}
+
+/// Rust's refusal of a whole number (`invalid digit found in string`), in
+/// the words of the range `--help` states for the setting (`[4-10]`).
+fn not_a_number(arg: &Arg, parse_error: &str) -> Option<String> {
+    let refusals = [
+        "invalid digit found in string",
+        "number too large to fit in target type",
+        "number too small to fit in target type",
+    ];
+    if !refusals.contains(&parse_error) {
+        return None;
+    }
+    let help = arg.get_help()?.to_string();
+    let range = help.rsplit_once('[')?.1.strip_suffix(']')?;
+    let (min, max) = range.split_once('-')?;
+    Some(format!("must be a whole number from {min} to {max}"))
+}
+
+/// The argument a value error is about (clap names it `--long <VALUE>`).
+fn invalid_arg<'a>(command: &'a Command, err: &clap::Error) -> Option<&'a Arg> {
+    let Some(ContextValue::String(shown)) = err.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let long = shown
+        .strip_prefix("--")?
+        .split([' ', '='])
+        .next()
+        .unwrap_or_default();
+    let found = |command: &'a Command| command.get_arguments().find(|a| a.get_long() == Some(long));
+    found(command).or_else(|| command.get_subcommands().find_map(found))
+}
+
+/// A setting whose value is never shown: a credential (`<SECRET>` in
+/// `--help`), or a provider or Redis URL (`<URL>`), which may carry one.
+pub(crate) fn is_secret(arg: &Arg) -> bool {
+    arg.get_value_names()
+        .is_some_and(|names| names.iter().any(|name| name == "SECRET" || name == "URL"))
 }

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use super::{ConfigError, Env};
+use clap::{Args, value_parser};
+
+use super::ConfigError;
 use crate::{
     events::{EventsConfig, stream_key},
     store::StoreConfig,
@@ -18,13 +20,37 @@ pub const DEFAULT_EVENTS_MAXLEN: u64 = 1_000_000;
 /// keep filling a `noeviction` Redis for longer than that.
 pub const DEFAULT_EVENTS_MAX_AGE_SECONDS: u64 = 86_400;
 
+/// Audit events to a Redis Stream.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Audit events")]
+pub struct EventsVars {
+    /// The stream audit events are appended to, under OTP_REDIS_PREFIX; needs Redis
+    /// (unset: no events)
+    #[arg(long, env = "OTP_EVENTS_STREAM")]
+    pub events_stream: Option<String>,
+    /// About how many events the stream keeps (XADD MAXLEN ~) [1000-100000000]
+    #[arg(long, env = "OTP_EVENTS_MAXLEN", default_value_t = DEFAULT_EVENTS_MAXLEN,
+          value_parser = value_parser!(u64).range(1_000..=100_000_000))]
+    pub events_maxlen: u64,
+    /// Events older than this many seconds are trimmed [1-2592000]
+    #[arg(long, env = "OTP_EVENTS_MAX_AGE_SECONDS", default_value_t = DEFAULT_EVENTS_MAX_AGE_SECONDS,
+          value_parser = value_parser!(u64).range(1..=2_592_000))]
+    pub events_max_age_seconds: u64,
+    /// The `replica` field of each event (unset: HOSTNAME, else the kernel host name)
+    #[arg(long, env = "OTP_REPLICA_ID")]
+    pub replica_id: Option<String>,
+    /// The host name, the replica id's fallback
+    #[arg(long, env = "HOSTNAME", hide = true)]
+    pub hostname: Option<String>,
+}
+
 /// Where audit events go; `None` when `OTP_EVENTS_STREAM` is unset. Events
 /// need Redis: the stream lives beside the store.
 pub(super) fn events_config(
-    env: &Env,
+    vars: &EventsVars,
     store: &StoreConfig,
 ) -> Result<Option<EventsConfig>, ConfigError> {
-    let Some(stream) = env.get("OTP_EVENTS_STREAM") else {
+    let Some(stream) = vars.events_stream.as_deref() else {
         return Ok(None);
     };
     let StoreConfig::Redis(redis) = store else {
@@ -39,19 +65,9 @@ pub(super) fn events_config(
             "must be a Redis key of at most 200 characters without spaces",
         ));
     }
-    let maxlen = env.int_in_range(
-        "OTP_EVENTS_MAXLEN",
-        DEFAULT_EVENTS_MAXLEN,
-        1_000,
-        100_000_000,
-    )?;
-    let max_age = env.int_in_range(
-        "OTP_EVENTS_MAX_AGE_SECONDS",
-        DEFAULT_EVENTS_MAX_AGE_SECONDS,
-        1,
-        2_592_000,
-    )?;
-    let replica = match env.get("OTP_REPLICA_ID") {
+    let maxlen = vars.events_maxlen;
+    let max_age = vars.events_max_age_seconds;
+    let replica = match vars.replica_id.as_deref() {
         Some(id) if id.len() <= 128 => id.to_owned(),
         Some(_) => {
             return Err(ConfigError::new(
@@ -59,7 +75,7 @@ pub(super) fn events_config(
                 "must be at most 128 characters",
             ));
         }
-        None => host_name(env),
+        None => host_name(vars),
     };
     Ok(Some(EventsConfig {
         stream: stream_key(&redis.prefix, stream),
@@ -71,9 +87,9 @@ pub(super) fn events_config(
 
 /// The host name: `HOSTNAME` (set by container runtimes, the pod name on
 /// Kubernetes), else the kernel's, else `unknown`.
-fn host_name(env: &Env) -> String {
-    env.get("HOSTNAME")
-        .map(str::to_owned)
+fn host_name(vars: &EventsVars) -> String {
+    vars.hostname
+        .clone()
         .or_else(|| {
             std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .ok()

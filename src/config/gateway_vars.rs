@@ -4,10 +4,59 @@
 
 use std::time::Duration;
 
-use super::{ConfigError, Env, provider_vars, textbee_vars, twilio_vars};
+use clap::{Args, value_parser};
+
+use super::{
+    ConfigError,
+    provider_vars::{self, ProviderVars},
+    textbee_vars::{self, TextBeeVars},
+    twilio_vars::{self, TwilioVars},
+};
 use crate::sms::{
     BreakerSettings, ProviderName, ProviderSettings, RouteTable, SendSettings, SmsConfig,
 };
+
+/// Which providers send the codes, and how long a send may take.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "SMS")]
+pub struct SmsVars {
+    /// One provider for every country (not with OTP_SMS_ROUTES); unset: TextBee
+    /// when both its variables are set, else console
+    #[arg(long, env = "OTP_SMS_GATEWAY",
+          value_parser = ["console", "textbee", "twilio", "vonage", "webhook"])]
+    pub sms_gateway: Option<String>,
+    /// Per country an ordered list of providers, and `*` for every other:
+    /// `IN=textbee; US,CA=twilio; *=twilio,vonage`
+    #[arg(long, env = "OTP_SMS_ROUTES")]
+    pub sms_routes: Option<String>,
+    /// Connect timeout to a provider, in milliseconds [50-30000]
+    #[arg(long, env = "OTP_SMS_CONNECT_TIMEOUT_MS", default_value_t = 2_000,
+          value_parser = value_parser!(u64).range(50..=30_000))]
+    pub sms_connect_timeout_ms: u64,
+    /// Budget for one send, every try and provider, in milliseconds; at least
+    /// the connect timeout [100-60000]
+    #[arg(long, env = "OTP_SMS_SEND_TIMEOUT_MS", default_value_t = 5_000,
+          value_parser = value_parser!(u64).range(100..=60_000))]
+    pub sms_send_timeout_ms: u64,
+    /// Retries per provider, only when the message surely did not reach it [0-5]
+    #[arg(long, env = "OTP_SMS_MAX_RETRIES", default_value_t = 2,
+          value_parser = value_parser!(u32).range(0..=5))]
+    pub sms_max_retries: u32,
+    /// With routes: failed sends in a row that open a provider's circuit [1-100]
+    #[arg(long, env = "OTP_SMS_BREAKER_FAILURES", default_value_t = 5,
+          value_parser = value_parser!(u32).range(1..=100))]
+    pub sms_breaker_failures: u32,
+    /// How long an open circuit is skipped, in seconds [1-3600]
+    #[arg(long, env = "OTP_SMS_BREAKER_COOLDOWN_SECONDS", default_value_t = 30,
+          value_parser = value_parser!(u64).range(1..=3_600))]
+    pub sms_breaker_cooldown_seconds: u64,
+    #[command(flatten)]
+    pub textbee: TextBeeVars,
+    #[command(flatten)]
+    pub twilio: TwilioVars,
+    #[command(flatten)]
+    pub providers: ProviderVars,
+}
 
 /// Reads the SMS settings.
 ///
@@ -18,26 +67,21 @@ use crate::sms::{
 /// console when neither is. Exactly one of them set is refused rather than
 /// quietly falling back to console: an operator who set one meant to send
 /// real SMS, and the console gateway would print the codes instead.
-pub(super) fn sms_from_env(env: &Env) -> Result<SmsConfig, ConfigError> {
+pub(super) fn sms_from_env(vars: &SmsVars) -> Result<SmsConfig, ConfigError> {
     // Read even when unused, so a typo fails now, not after a switch.
-    let sending = send_settings(env)?;
+    let sending = send_settings(vars)?;
     let breaker = BreakerSettings {
-        failures: env.int_in_range("OTP_SMS_BREAKER_FAILURES", 5, 1, 100)?,
-        cooldown: Duration::from_secs(env.int_in_range(
-            "OTP_SMS_BREAKER_COOLDOWN_SECONDS",
-            30,
-            1,
-            3_600,
-        )?),
+        failures: vars.sms_breaker_failures,
+        cooldown: Duration::from_secs(vars.sms_breaker_cooldown_seconds),
     };
     let mut providers = ProviderSettings {
         textbee: None,
-        twilio: twilio_vars::twilio_from_env(env)?,
-        vonage: provider_vars::vonage(env)?,
-        webhook: provider_vars::webhook(env)?,
+        twilio: twilio_vars::twilio_from_env(&vars.twilio)?,
+        vonage: provider_vars::vonage(&vars.providers)?,
+        webhook: provider_vars::webhook(&vars.providers)?,
     };
-    let Some(raw_routes) = env.get("OTP_SMS_ROUTES") else {
-        let gateway = single_gateway(env, &mut providers)?;
+    let Some(raw_routes) = vars.sms_routes.as_deref() else {
+        let gateway = single_gateway(vars, &mut providers)?;
         return Ok(SmsConfig {
             routes: RouteTable::single(gateway),
             providers,
@@ -45,7 +89,7 @@ pub(super) fn sms_from_env(env: &Env) -> Result<SmsConfig, ConfigError> {
             breaker: BreakerSettings::OFF,
         });
     };
-    if env.get("OTP_SMS_GATEWAY").is_some() {
+    if vars.sms_gateway.is_some() {
         return Err(ConfigError::new(
             "OTP_SMS_GATEWAY",
             "cannot be set together with OTP_SMS_ROUTES; name the providers in the routes \
@@ -55,7 +99,7 @@ pub(super) fn sms_from_env(env: &Env) -> Result<SmsConfig, ConfigError> {
     let routes = RouteTable::parse(raw_routes)
         .map_err(|why| ConfigError::new("OTP_SMS_ROUTES", why.to_string()))?;
     for name in routes.providers() {
-        configured(env, name, &mut providers, "OTP_SMS_ROUTES")?;
+        configured(&vars.textbee, name, &mut providers, "OTP_SMS_ROUTES")?;
     }
     Ok(SmsConfig {
         routes,
@@ -66,11 +110,9 @@ pub(super) fn sms_from_env(env: &Env) -> Result<SmsConfig, ConfigError> {
 }
 
 /// `OTP_SMS_CONNECT_TIMEOUT_MS`, `OTP_SMS_SEND_TIMEOUT_MS`, `OTP_SMS_MAX_RETRIES`.
-fn send_settings(env: &Env) -> Result<SendSettings, ConfigError> {
-    let connect_timeout =
-        Duration::from_millis(env.int_in_range("OTP_SMS_CONNECT_TIMEOUT_MS", 2_000, 50, 30_000)?);
-    let send_timeout =
-        Duration::from_millis(env.int_in_range("OTP_SMS_SEND_TIMEOUT_MS", 5_000, 100, 60_000)?);
+fn send_settings(vars: &SmsVars) -> Result<SendSettings, ConfigError> {
+    let connect_timeout = Duration::from_millis(vars.sms_connect_timeout_ms);
+    let send_timeout = Duration::from_millis(vars.sms_send_timeout_ms);
     if send_timeout < connect_timeout {
         return Err(ConfigError::new(
             "OTP_SMS_SEND_TIMEOUT_MS",
@@ -85,19 +127,19 @@ fn send_settings(env: &Env) -> Result<SendSettings, ConfigError> {
     Ok(SendSettings {
         connect_timeout,
         send_timeout,
-        max_retries: env.int_in_range("OTP_SMS_MAX_RETRIES", 2, 0, 5)?,
+        max_retries: vars.sms_max_retries,
     })
 }
 
 /// The one gateway without routes (`OTP_SMS_GATEWAY`, or chosen by which
 /// variables are set).
 fn single_gateway(
-    env: &Env,
+    vars: &SmsVars,
     providers: &mut ProviderSettings,
 ) -> Result<ProviderName, ConfigError> {
     const VAR: &str = "OTP_SMS_GATEWAY";
-    let Some(raw) = env.get(VAR) else {
-        return auto_gateway(env, providers);
+    let Some(raw) = vars.sms_gateway.as_deref() else {
+        return auto_gateway(&vars.textbee, providers);
     };
     let name = raw.parse::<ProviderName>().map_err(|()| {
         ConfigError::new(
@@ -105,15 +147,18 @@ fn single_gateway(
             format!("must be `console`, `textbee`, `twilio`, `vonage` or `webhook` (got `{raw}`)"),
         )
     })?;
-    configured(env, name, providers, VAR)?;
+    configured(&vars.textbee, name, providers, VAR)?;
     Ok(name)
 }
 
 /// Without `OTP_SMS_GATEWAY`: TextBee when its variables are set, console
 /// when no provider's are; another provider's variables alone are refused
 /// (they would be ignored and the codes printed instead).
-fn auto_gateway(env: &Env, providers: &mut ProviderSettings) -> Result<ProviderName, ConfigError> {
-    if let Some(textbee) = textbee_vars::textbee_if_set(env)? {
+fn auto_gateway(
+    textbee: &TextBeeVars,
+    providers: &mut ProviderSettings,
+) -> Result<ProviderName, ConfigError> {
+    if let Some(textbee) = textbee_vars::textbee_if_set(textbee)? {
         providers.textbee = Some(textbee);
         return Ok(ProviderName::TextBee);
     }
@@ -140,7 +185,7 @@ fn auto_gateway(env: &Env, providers: &mut ProviderSettings) -> Result<ProviderN
 /// TextBee's now: only a selected TextBee needs them); the error names the
 /// missing variable.
 fn configured(
-    env: &Env,
+    textbee: &TextBeeVars,
     name: ProviderName,
     providers: &mut ProviderSettings,
     via: &'static str,
@@ -151,7 +196,7 @@ fn configured(
         ProviderName::Console => Ok(()),
         ProviderName::TextBee => {
             if providers.textbee.is_none() {
-                providers.textbee = Some(textbee_vars::textbee_required(env)?);
+                providers.textbee = Some(textbee_vars::textbee_required(textbee)?);
             }
             Ok(())
         }

@@ -3,7 +3,8 @@
 
 use std::net::SocketAddr;
 
-use super::{ConfigError, Env};
+use clap::Args;
+
 use crate::telemetry::LogFormat;
 
 /// Default gRPC listen address: loopback, because a sidecar serves only its pod.
@@ -11,34 +12,43 @@ pub const DEFAULT_LISTEN_ADDR: &str = "127.0.0.1:50051";
 /// Default Prometheus address: loopback, scraped through the pod's port mapping.
 pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
 
-/// `OTP_METRICS_ADDR`; `None` turns metrics off.
-pub(super) fn metrics_addr(env: &Env) -> Result<Option<SocketAddr>, ConfigError> {
-    // Unlike other variables, an explicitly empty value means "off" here.
-    match env.raw("OTP_METRICS_ADDR") {
-        Some("" | "off") => Ok(None),
-        _ => env
-            .parsed("OTP_METRICS_ADDR", DEFAULT_METRICS_ADDR, |raw| {
-                raw.parse::<SocketAddr>().map_err(|_| {
-                    "must be an IP:port socket address, or empty to turn metrics off".to_owned()
-                })
-            })
-            .map(Some),
+/// Where the service listens and how it logs.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Listeners and logs")]
+pub struct ListenVars {
+    /// gRPC listen address, IP:port
+    #[arg(long, env = "OTP_LISTEN_ADDR", default_value = DEFAULT_LISTEN_ADDR)]
+    pub listen_addr: SocketAddr,
+    /// Prometheus /metrics address, IP:port; empty or `off`: no metrics
+    #[arg(long, env = "OTP_METRICS_ADDR", default_value = DEFAULT_METRICS_ADDR,
+          value_parser = metrics_addr)]
+    pub metrics_addr: MetricsAddr,
+    /// Log format (stderr)
+    #[arg(long, env = "OTP_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+/// `OTP_METRICS_ADDR` as given: an address, or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsAddr(pub Option<SocketAddr>);
+
+/// Unlike other variables, an explicitly empty value means "off" here.
+fn metrics_addr(raw: &str) -> Result<MetricsAddr, String> {
+    match raw {
+        "" | "off" => Ok(MetricsAddr(None)),
+        _ => raw
+            .parse()
+            .map(|addr| MetricsAddr(Some(addr)))
+            .map_err(|_| {
+                "must be an IP:port socket address, or empty to turn metrics off".to_owned()
+            }),
     }
 }
 
-/// `OTP_LISTEN_ADDR`.
-pub(super) fn listen_addr(env: &Env) -> Result<SocketAddr, ConfigError> {
-    env.parsed("OTP_LISTEN_ADDR", DEFAULT_LISTEN_ADDR, |raw| {
-        raw.parse::<SocketAddr>()
-            .map_err(|_| "must be an IP:port socket address, e.g. 127.0.0.1:50051".to_owned())
-    })
-}
-
 /// `OTP_LOG_FORMAT`.
-pub(super) fn log_format(env: &Env) -> Result<LogFormat, ConfigError> {
-    env.parsed("OTP_LOG_FORMAT", "text", |raw| match raw {
-        "text" => Ok(LogFormat::Text),
-        "json" => Ok(LogFormat::Json),
-        _ => Err("must be `text` or `json`".to_owned()),
-    })
+pub(super) fn log_format(vars: &ListenVars) -> LogFormat {
+    match vars.log_format.as_str() {
+        "json" => LogFormat::Json,
+        _ => LogFormat::Text,
+    }
 }

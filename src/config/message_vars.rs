@@ -1,7 +1,9 @@
 //! The SMS text: templates (one, or one per locale from a file), app name,
 //! and the autofill lines (WebOTP domain, Android SMS Retriever hash).
 
-use super::{ConfigError, Env};
+use clap::Args;
+
+use super::ConfigError;
 use crate::sms::{ANDROID_APP_HASH_LEN, MessageTemplate, MessageTemplates};
 
 /// Default `OTP_APP_NAME`: the `{app}` in the message.
@@ -9,18 +11,41 @@ pub const DEFAULT_APP_NAME: &str = "OTP";
 /// Longest accepted `OTP_APP_NAME`, in characters: an SMS is short.
 pub const MAX_APP_NAME_CHARS: usize = 32;
 
+/// The SMS text.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Message")]
+pub struct MessageVars {
+    /// The SMS text: must contain `{code}`; placeholders `{code}`, `{minutes}`,
+    /// `{seconds}`, `{app}`
+    #[arg(long, env = "OTP_MESSAGE_TEMPLATE", default_value = MessageTemplate::DEFAULT)]
+    pub message_template: String,
+    /// A TOML file with one template per BCP 47 locale and an optional `default`
+    #[arg(long, env = "OTP_MESSAGE_TEMPLATES_FILE")]
+    pub message_templates_file: Option<String>,
+    /// `{app}` in the template, at most 32 characters
+    #[arg(long, env = "OTP_APP_NAME", default_value = DEFAULT_APP_NAME)]
+    pub app_name: String,
+    /// Appends `@<domain> #<code>` so browsers (WebOTP) and phones autofill
+    #[arg(long, env = "OTP_WEBOTP_DOMAIN")]
+    pub webotp_domain: Option<String>,
+    /// Appends the Android SMS Retriever app hash line (11 characters)
+    #[arg(long, env = "OTP_ANDROID_APP_HASH")]
+    pub android_app_hash: Option<String>,
+}
+
 /// `OTP_MESSAGE_TEMPLATE` and `OTP_MESSAGE_TEMPLATES_FILE` with
 /// `OTP_APP_NAME`, `OTP_WEBOTP_DOMAIN` and `OTP_ANDROID_APP_HASH`.
-pub(super) fn templates_from_env(env: &Env) -> Result<MessageTemplates, ConfigError> {
-    let app_name = env.get("OTP_APP_NAME").unwrap_or(DEFAULT_APP_NAME);
+pub(super) fn templates_from_env(vars: &MessageVars) -> Result<MessageTemplates, ConfigError> {
+    let app_name = vars.app_name.as_str();
     if app_name.chars().count() > MAX_APP_NAME_CHARS || app_name.chars().any(char::is_control) {
         return Err(ConfigError::new(
             "OTP_APP_NAME",
             format!("must be at most {MAX_APP_NAME_CHARS} characters on one line"),
         ));
     }
-    let webotp_domain = env
-        .get("OTP_WEBOTP_DOMAIN")
+    let webotp_domain = vars
+        .webotp_domain
+        .as_deref()
         .map(|raw| {
             webotp_domain(raw).ok_or_else(|| {
                 ConfigError::new(
@@ -33,8 +58,9 @@ pub(super) fn templates_from_env(env: &Env) -> Result<MessageTemplates, ConfigEr
             })
         })
         .transpose()?;
-    let android_app_hash = env
-        .get("OTP_ANDROID_APP_HASH")
+    let android_app_hash = vars
+        .android_app_hash
+        .as_deref()
         .map(|raw| {
             android_app_hash(raw).ok_or_else(|| {
                 ConfigError::new(
@@ -46,11 +72,14 @@ pub(super) fn templates_from_env(env: &Env) -> Result<MessageTemplates, ConfigEr
             })
         })
         .transpose()?;
-    let (file_default, locales) = match env.get("OTP_MESSAGE_TEMPLATES_FILE") {
+    let (file_default, locales) = match vars.message_templates_file.as_deref() {
         Some(path) => templates_file(path)?,
         None => (None, Vec::new()),
     };
-    let default = match (file_default, env.get("OTP_MESSAGE_TEMPLATE")) {
+    // A template other than the built-in one was asked for.
+    let template = Some(vars.message_template.as_str())
+        .filter(|template| *template != MessageTemplate::DEFAULT);
+    let default = match (file_default, template) {
         (Some(_), Some(_)) => {
             return Err(ConfigError::new(
                 "OTP_MESSAGE_TEMPLATE",
@@ -58,7 +87,7 @@ pub(super) fn templates_from_env(env: &Env) -> Result<MessageTemplates, ConfigEr
             ));
         }
         (Some(default), None) => default,
-        (None, template) => MessageTemplate::new(template.unwrap_or(MessageTemplate::DEFAULT))
+        (None, _) => MessageTemplate::new(&vars.message_template)
             .map_err(|why| ConfigError::new("OTP_MESSAGE_TEMPLATE", why.to_string()))?,
     };
     Ok(MessageTemplates::new(default, app_name)

@@ -7,8 +7,47 @@
 //! an exception to the `OTP_*` rule. They are checked here so a typo stops
 //! startup; the OpenTelemetry SDK then reads the ones it owns itself.
 
-use super::{ConfigError, Env};
+use clap::{Args, builder::BoolishValueParser};
+
+use super::ConfigError;
 use crate::telemetry::TraceExport;
+
+/// The standard OpenTelemetry variables this service acts on.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Traces (OpenTelemetry)")]
+pub struct OtelVars {
+    /// OTLP/gRPC collector, `http(s)://host:port`; setting it turns trace export on
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    pub otel_exporter_otlp_endpoint: Option<String>,
+    /// The same for traces only; wins over the generic one
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")]
+    pub otel_exporter_otlp_traces_endpoint: Option<String>,
+    /// Only OTLP over gRPC is built in
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_PROTOCOL", default_value = "grpc",
+          value_parser = ["grpc"])]
+    pub otel_exporter_otlp_protocol: String,
+    /// The same for traces only
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", default_value = "grpc",
+          value_parser = ["grpc"])]
+    pub otel_exporter_otlp_traces_protocol: String,
+    /// `none` turns export off even with an endpoint set
+    #[arg(long, env = "OTEL_TRACES_EXPORTER", default_value = "otlp",
+          value_parser = ["otlp", "none"])]
+    pub otel_traces_exporter: String,
+    /// `true` turns export off
+    #[arg(long, env = "OTEL_SDK_DISABLED", default_value_t = false,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          value_parser = BoolishValueParser::new())]
+    pub otel_sdk_disabled: bool,
+    /// Which traces are kept
+    #[arg(long, env = "OTEL_TRACES_SAMPLER", default_value = "parentbased_always_on",
+          value_parser = SAMPLERS)]
+    pub otel_traces_sampler: String,
+    /// The ratio of the `*traceidratio` samplers [0-1]
+    #[arg(long, env = "OTEL_TRACES_SAMPLER_ARG", default_value_t = 1.0,
+          value_parser = ratio)]
+    pub otel_traces_sampler_arg: f64,
+}
 
 /// The samplers the SDK implements (the spec's names).
 const SAMPLERS: [&str; 6] = [
@@ -20,31 +59,27 @@ const SAMPLERS: [&str; 6] = [
     "parentbased_traceidratio",
 ];
 
+/// A sampling ratio.
+fn ratio(raw: &str) -> Result<f64, String> {
+    raw.parse::<f64>()
+        .ok()
+        .filter(|ratio| (0.0..=1.0).contains(ratio))
+        .ok_or_else(|| "must be a ratio from 0 to 1".to_owned())
+}
+
 /// Whether and where spans are exported.
-pub(super) fn trace_export(env: &Env) -> Result<TraceExport, ConfigError> {
-    check_sampler(env)?;
-    if env.get("OTEL_SDK_DISABLED") == Some("true") {
+pub(super) fn trace_export(vars: &OtelVars) -> Result<TraceExport, ConfigError> {
+    if vars.otel_sdk_disabled || vars.otel_traces_exporter == "none" {
         return Ok(TraceExport::Off);
     }
-    match env.get("OTEL_TRACES_EXPORTER") {
-        None | Some("otlp") => {}
-        Some("none") => return Ok(TraceExport::Off),
-        Some(other) => {
-            return Err(ConfigError::new(
-                "OTEL_TRACES_EXPORTER",
-                format!("must be `otlp` or `none` (got `{other}`)"),
-            ));
-        }
-    }
-    let var = if env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").is_some() {
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
-    } else {
-        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    let (var, endpoint) = match (
+        &vars.otel_exporter_otlp_traces_endpoint,
+        &vars.otel_exporter_otlp_endpoint,
+    ) {
+        (Some(endpoint), _) => ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", endpoint),
+        (None, Some(endpoint)) => ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+        (None, None) => return Ok(TraceExport::Off),
     };
-    let Some(endpoint) = env.get(var) else {
-        return Ok(TraceExport::Off);
-    };
-    check_protocol(env)?;
     if !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
         || reqwest::Url::parse(endpoint).is_err()
     {
@@ -56,51 +91,8 @@ pub(super) fn trace_export(env: &Env) -> Result<TraceExport, ConfigError> {
         ));
     }
     Ok(TraceExport::Otlp {
-        endpoint: endpoint.to_owned(),
+        endpoint: endpoint.clone(),
     })
-}
-
-/// Only OTLP over gRPC is built in.
-fn check_protocol(env: &Env) -> Result<(), ConfigError> {
-    for var in [
-        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-        "OTEL_EXPORTER_OTLP_PROTOCOL",
-    ] {
-        match env.get(var) {
-            None | Some("grpc") => {}
-            Some(other) => {
-                return Err(ConfigError::new(
-                    var,
-                    format!("must be `grpc`, the only OTLP protocol built in (got `{other}`)"),
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The SDK falls back to its default on an unknown sampler with only an
-/// internal log; an operator who asked for sampling should hear about a typo.
-fn check_sampler(env: &Env) -> Result<(), ConfigError> {
-    if let Some(sampler) = env.get("OTEL_TRACES_SAMPLER")
-        && !SAMPLERS.contains(&sampler)
-    {
-        return Err(ConfigError::new(
-            "OTEL_TRACES_SAMPLER",
-            format!("must be one of {} (got `{sampler}`)", SAMPLERS.join(", ")),
-        ));
-    }
-    if let Some(arg) = env.get("OTEL_TRACES_SAMPLER_ARG")
-        && !arg
-            .parse::<f64>()
-            .is_ok_and(|ratio| (0.0..=1.0).contains(&ratio))
-    {
-        return Err(ConfigError::new(
-            "OTEL_TRACES_SAMPLER_ARG",
-            format!("must be a ratio from 0 to 1 (got `{arg}`)"),
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -151,7 +143,7 @@ mod tests {
             ),
             ("OTEL_TRACES_SAMPLER", "sometimes", "parentbased_always_on"),
             ("OTEL_TRACES_SAMPLER_ARG", "2", "ratio from 0 to 1"),
-            ("OTEL_TRACES_EXPORTER", "jaeger", "`otlp` or `none`"),
+            ("OTEL_TRACES_EXPORTER", "jaeger", "one of `otlp`, `none`"),
         ];
         for (var, value, expected) in cases {
             assert_refused(&[(var, value)], var, expected);

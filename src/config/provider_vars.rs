@@ -3,29 +3,63 @@
 //! and the checks they share. A provider whose first variable is unset is
 //! not configured; one set halfway is refused. Credentials are never echoed.
 
+use clap::Args;
 use reqwest::Url;
 
-use super::{ConfigError, Env};
+use super::ConfigError;
 use crate::{
     domain::ApiKey,
     sms::{MIN_WEBHOOK_SECRET_BYTES, VONAGE_BASE_URL, VonageConfig, WebhookConfig},
 };
 
+/// Vonage and the signed webhook.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "SMS: Vonage and webhook")]
+pub struct ProviderVars {
+    /// Configures Vonage (never logged)
+    #[arg(long, env = "OTP_VONAGE_API_KEY", value_name = "SECRET")]
+    pub vonage_api_key: Option<String>,
+    /// Vonage API secret (never logged)
+    #[arg(long, env = "OTP_VONAGE_API_SECRET", value_name = "SECRET")]
+    pub vonage_api_secret: Option<String>,
+    /// The Vonage sender: a number (the `+` is dropped) or sender id
+    #[arg(long, env = "OTP_VONAGE_FROM")]
+    pub vonage_from: Option<String>,
+    /// Vonage API origin
+    #[arg(long, env = "OTP_VONAGE_BASE_URL", default_value = VONAGE_BASE_URL,
+          value_name = "URL")]
+    pub vonage_base_url: String,
+    /// Configures the signed webhook: where each SMS is POSTed
+    #[arg(long, env = "OTP_SMS_WEBHOOK_URL", value_name = "URL")]
+    pub sms_webhook_url: Option<String>,
+    /// HMAC-SHA256 key of the X-OTP-Signature header, at least 32 bytes
+    #[arg(long, env = "OTP_SMS_WEBHOOK_SECRET", value_name = "SECRET")]
+    pub sms_webhook_secret: Option<String>,
+}
+
 /// Vonage, when `OTP_VONAGE_API_KEY` is set.
-pub(super) fn vonage(env: &Env) -> Result<Option<VonageConfig>, ConfigError> {
-    if env.get("OTP_VONAGE_API_KEY").is_none() {
+pub(super) fn vonage(vars: &ProviderVars) -> Result<Option<VonageConfig>, ConfigError> {
+    if vars.vonage_api_key.is_none() {
         return Ok(None);
     }
-    let from = env.get("OTP_VONAGE_FROM").ok_or_else(|| {
+    let from = vars.vonage_from.as_deref().ok_or_else(|| {
         ConfigError::new(
             "OTP_VONAGE_FROM",
             "is required with OTP_VONAGE_API_KEY: a Vonage number or sender id",
         )
     })?;
     Ok(Some(VonageConfig {
-        base_url: base_url(env, "OTP_VONAGE_BASE_URL", VONAGE_BASE_URL)?,
-        api_key: key(env, "OTP_VONAGE_API_KEY", "for Vonage")?,
-        api_secret: key(env, "OTP_VONAGE_API_SECRET", "with OTP_VONAGE_API_KEY")?,
+        base_url: base_url(&vars.vonage_base_url, "OTP_VONAGE_BASE_URL")?,
+        api_key: key(
+            vars.vonage_api_key.as_deref(),
+            "OTP_VONAGE_API_KEY",
+            "for Vonage",
+        )?,
+        api_secret: key(
+            vars.vonage_api_secret.as_deref(),
+            "OTP_VONAGE_API_SECRET",
+            "with OTP_VONAGE_API_KEY",
+        )?,
         // Vonage takes numbers without the `+`.
         from: sender_id(from, "OTP_VONAGE_FROM")?
             .trim_start_matches('+')
@@ -34,19 +68,22 @@ pub(super) fn vonage(env: &Env) -> Result<Option<VonageConfig>, ConfigError> {
 }
 
 /// The signed webhook, when `OTP_SMS_WEBHOOK_URL` is set.
-pub(super) fn webhook(env: &Env) -> Result<Option<WebhookConfig>, ConfigError> {
-    if env.get("OTP_SMS_WEBHOOK_URL").is_none() {
+pub(super) fn webhook(vars: &ProviderVars) -> Result<Option<WebhookConfig>, ConfigError> {
+    if vars.sms_webhook_url.is_none() {
         return Ok(None);
     }
     let url = http_url(
-        env,
+        vars.sms_webhook_url.as_deref(),
         "OTP_SMS_WEBHOOK_URL",
-        None,
         "the receiver's URL, e.g. https://sms.internal.example/send",
         "the requests are signed with OTP_SMS_WEBHOOK_SECRET instead",
     )?;
     const SECRET: &str = "OTP_SMS_WEBHOOK_SECRET";
-    let secret = key(env, SECRET, "with OTP_SMS_WEBHOOK_URL")?;
+    let secret = key(
+        vars.sms_webhook_secret.as_deref(),
+        SECRET,
+        "with OTP_SMS_WEBHOOK_URL",
+    )?;
     if secret.expose().len() < MIN_WEBHOOK_SECRET_BYTES {
         return Err(ConfigError::new(
             SECRET,
@@ -59,8 +96,12 @@ pub(super) fn webhook(env: &Env) -> Result<Option<WebhookConfig>, ConfigError> {
 }
 
 /// A credential: printable ASCII, never echoed.
-pub(super) fn key(env: &Env, var: &'static str, context: &str) -> Result<ApiKey, ConfigError> {
-    ApiKey::parse(env.get(var).unwrap_or(""))
+pub(super) fn key(
+    raw: Option<&str>,
+    var: &'static str,
+    context: &str,
+) -> Result<ApiKey, ConfigError> {
+    ApiKey::parse(raw.unwrap_or(""))
         .map_err(|why| ConfigError::new(var, format!("{why} {context}")))
 }
 
@@ -91,12 +132,11 @@ pub(super) fn sender_id(raw: &str, var: &'static str) -> Result<String, ConfigEr
     }
 }
 
-/// An API origin, default `default`; always ends in `/` so paths join under it.
-pub(super) fn base_url(env: &Env, var: &'static str, default: &str) -> Result<Url, ConfigError> {
+/// An API origin; always ends in `/` so paths join under it.
+pub(super) fn base_url(raw: &str, var: &'static str) -> Result<Url, ConfigError> {
     let mut url = http_url(
-        env,
+        Some(raw),
         var,
-        Some(default),
         "an http(s) URL",
         "use the credential variables",
     )?;
@@ -110,16 +150,12 @@ pub(super) fn base_url(env: &Env, var: &'static str, default: &str) -> Result<Ur
 /// An http(s) URL with a host and without credentials. The value is never
 /// echoed: a mistyped URL may carry a key someone pasted into it.
 pub(super) fn http_url(
-    env: &Env,
+    raw: Option<&str>,
     var: &'static str,
-    default: Option<&str>,
     expected: &str,
     credentials_hint: &str,
 ) -> Result<Url, ConfigError> {
-    let raw = env
-        .get(var)
-        .or(default)
-        .ok_or_else(|| ConfigError::new(var, format!("is required: {expected}")))?;
+    let raw = raw.ok_or_else(|| ConfigError::new(var, format!("is required: {expected}")))?;
     let url = Url::parse(raw).map_err(|why| {
         ConfigError::new(
             var,

@@ -4,7 +4,13 @@
 
 use std::time::Duration;
 
-use super::{ConfigError, Env};
+use clap::{
+    Args,
+    builder::{BoolishValueParser, RangedU64ValueParser},
+    value_parser,
+};
+
+use super::ConfigError;
 use crate::store::{RedisNodes, RedisSettings, RedisTopology, RedisUrl, StoreConfig};
 
 /// The variables that select Redis; at most one may be set.
@@ -13,40 +19,79 @@ pub const REDIS_SELECTORS: [&str; 3] = ["REDIS_URL", "REDIS_CLUSTER_URLS", "REDI
 /// Default `OTP_REDIS_PREFIX`.
 pub const DEFAULT_REDIS_PREFIX: &str = "otp";
 
+/// The store: memory unless a Redis selector is set.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Store")]
+pub struct RedisVars {
+    /// One Redis server: `redis://[user:pass@]host[:port][/db]` or `rediss://...`
+    /// (unset: in-memory store)
+    #[arg(long, env = "REDIS_URL", value_name = "URL")]
+    pub redis_url: Option<String>,
+    /// Redis Cluster: comma-separated `redis://` seed nodes
+    #[arg(long, env = "REDIS_CLUSTER_URLS", value_name = "URL")]
+    pub redis_cluster_urls: Option<String>,
+    /// Redis Sentinel: comma-separated sentinel URLs
+    #[arg(long, env = "REDIS_SENTINEL_URLS", value_name = "URL")]
+    pub redis_sentinel_urls: Option<String>,
+    /// The sentinels' master name; required with REDIS_SENTINEL_URLS
+    #[arg(long, env = "REDIS_SENTINEL_MASTER")]
+    pub redis_sentinel_master: Option<String>,
+    /// First part of every Redis key: 1-64 of `A-Za-z0-9_-.:`
+    #[arg(long, env = "OTP_REDIS_PREFIX", default_value = DEFAULT_REDIS_PREFIX,
+          value_parser = redis_prefix)]
+    pub redis_prefix: String,
+    /// Most connections per replica [1-1024]
+    #[arg(long, env = "OTP_REDIS_POOL_SIZE", default_value_t = 16,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=1_024))]
+    pub redis_pool_size: usize,
+    /// Bound on one store call, in milliseconds [10-60000]
+    #[arg(long, env = "OTP_REDIS_TIMEOUT_MS", default_value_t = 1_000,
+          value_parser = value_parser!(u64).range(10..=60_000))]
+    pub redis_timeout_ms: u64,
+    /// Run on a Redis whose maxmemory-policy may evict live keys
+    #[arg(long, env = "OTP_REDIS_ALLOW_EVICTION", default_value_t = false,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          value_parser = BoolishValueParser::new())]
+    pub redis_allow_eviction: bool,
+}
+
+/// Braces would change the Redis Cluster hash tag of every key.
+fn redis_prefix(raw: &str) -> Result<String, String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':');
+    if (1..=64).contains(&raw.len()) && raw.chars().all(allowed) {
+        Ok(raw.to_owned())
+    } else {
+        Err("must be 1 to 64 characters from A-Z a-z 0-9 _ - . :".to_owned())
+    }
+}
+
 /// `REDIS_URL`, `REDIS_CLUSTER_URLS` or `REDIS_SENTINEL_URLS` (at most one)
 /// selects Redis; the `OTP_REDIS_*` tuning variables are checked even without
 /// them, so a typo is reported rather than ignored.
-pub(super) fn store_config(env: &Env) -> Result<StoreConfig, ConfigError> {
-    let prefix = env.parsed("OTP_REDIS_PREFIX", DEFAULT_REDIS_PREFIX, |raw| {
-        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':');
-        // Braces would change the Redis Cluster hash tag of every key.
-        if (1..=64).contains(&raw.len()) && raw.chars().all(allowed) {
-            Ok(raw.to_owned())
-        } else {
-            Err("must be 1 to 64 characters from A-Z a-z 0-9 _ - . :".to_owned())
-        }
-    })?;
-    let pool_size = env.int_in_range("OTP_REDIS_POOL_SIZE", 16, 1, 1024)?;
-    let timeout =
-        Duration::from_millis(env.int_in_range("OTP_REDIS_TIMEOUT_MS", 1000, 10, 60_000)?);
-    let Some(topology) = redis_topology(env)? else {
+pub(super) fn store_config(vars: &RedisVars) -> Result<StoreConfig, ConfigError> {
+    let Some(topology) = redis_topology(vars)? else {
         return Ok(StoreConfig::Memory);
     };
     Ok(StoreConfig::Redis(RedisSettings {
         topology,
-        prefix,
-        pool_size,
-        timeout,
+        prefix: vars.redis_prefix.clone(),
+        pool_size: vars.redis_pool_size,
+        timeout: Duration::from_millis(vars.redis_timeout_ms),
     }))
 }
 
-/// Which Redis, if any. URL values are parsed by `RedisUrl`/`RedisNodes`
-/// rather than `Env::parsed`, whose message echoes the value: these may hold
-/// a password.
-fn redis_topology(env: &Env) -> Result<Option<RedisTopology>, ConfigError> {
+/// Which Redis, if any. URL values are parsed by `RedisUrl`/`RedisNodes`,
+/// whose messages show a URL with its password masked.
+fn redis_topology(vars: &RedisVars) -> Result<Option<RedisTopology>, ConfigError> {
+    let given = [
+        vars.redis_url.as_deref(),
+        vars.redis_cluster_urls.as_deref(),
+        vars.redis_sentinel_urls.as_deref(),
+    ];
     let mut selected = REDIS_SELECTORS
         .into_iter()
-        .filter_map(|var| env.get(var).map(|raw| (var, raw)));
+        .zip(given)
+        .filter_map(|(var, raw)| raw.map(|raw| (var, raw)));
     let first = selected.next();
     if let (Some((first, _)), Some((second, _))) = (first, selected.next()) {
         return Err(ConfigError::new(
@@ -57,7 +102,7 @@ fn redis_topology(env: &Env) -> Result<Option<RedisTopology>, ConfigError> {
             ),
         ));
     }
-    let master = env.get("REDIS_SENTINEL_MASTER");
+    let master = vars.redis_sentinel_master.as_deref();
     let topology = match first {
         None => None,
         Some((var @ "REDIS_CLUSTER_URLS", raw)) => Some(RedisTopology::Cluster(
@@ -101,16 +146,6 @@ fn sentinel_master(raw: Option<&str>) -> Result<String, ConfigError> {
         ));
     }
     Ok(master.to_owned())
-}
-
-/// `OTP_REDIS_ALLOW_EVICTION` (`true`/`false`, default false): accept a Redis
-/// whose `maxmemory-policy` may evict live keys (see `eviction_guard.rs`).
-pub(super) fn allow_eviction(env: &Env) -> Result<bool, ConfigError> {
-    env.parsed("OTP_REDIS_ALLOW_EVICTION", "false", |raw| match raw {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err("must be `true` or `false`".to_owned()),
-    })
 }
 
 #[cfg(test)]

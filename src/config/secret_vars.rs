@@ -2,7 +2,7 @@
 //! rotating `OTP_HMAC_SECRET` without losing codes or limits (see
 //! `domain/key_ring.rs` for how they are used).
 
-use super::{ConfigError, Env, MIN_SECRET_BYTES};
+use super::{ConfigError, MIN_SECRET_BYTES};
 use crate::domain::HmacSecret;
 
 /// Previous secrets, newest first, comma-separated. Each must be as long as
@@ -11,11 +11,11 @@ use crate::domain::HmacSecret;
 /// `OTP_HMAC_PREVIOUS_SECRETS=new,old`) every replica learns the new secret
 /// before any signs with it. Never echoed in errors.
 pub(super) fn previous_secrets(
-    env: &Env,
+    previous: Option<&str>,
     current: Option<&str>,
 ) -> Result<Vec<HmacSecret>, ConfigError> {
     const VAR: &str = "OTP_HMAC_PREVIOUS_SECRETS";
-    let Some(raw) = env.get(VAR) else {
+    let Some(raw) = previous else {
         return Ok(Vec::new());
     };
     if current.is_none() {

@@ -2,34 +2,48 @@
 //! names): both set selects TextBee when nothing else is named, one alone is
 //! refused. The key is never echoed.
 
+use clap::Args;
+
 use super::{
-    ConfigError, Env,
+    ConfigError,
     provider_vars::{http_url, key},
 };
 use crate::sms::TextBeeConfig;
+
+/// TextBee (the seed's names).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "SMS: TextBee")]
+pub struct TextBeeVars {
+    /// TextBee send URL: https://api.textbee.dev/api/v1/gateway/devices/<DEVICE_ID>/send-sms
+    #[arg(long, env = "SMS_SENDER_API", value_name = "URL")]
+    pub sms_sender_api: Option<String>,
+    /// TextBee API key (sent as x-api-key, never logged)
+    #[arg(long, env = "TEXTBEE_API_KEY", value_name = "SECRET")]
+    pub textbee_api_key: Option<String>,
+}
 
 const SEND_URL_EXAMPLE: &str =
     "https://api.textbee.dev/api/v1/gateway/devices/<DEVICE_ID>/send-sms";
 
 /// TextBee when both its variables are set, `None` when neither is, and
 /// an error naming the missing one when only one is.
-pub(super) fn textbee_if_set(env: &Env) -> Result<Option<TextBeeConfig>, ConfigError> {
-    if refuse_half_textbee(env)? {
-        textbee(env).map(Some)
+pub(super) fn textbee_if_set(vars: &TextBeeVars) -> Result<Option<TextBeeConfig>, ConfigError> {
+    if refuse_half_textbee(vars)? {
+        textbee(vars).map(Some)
     } else {
         Ok(None)
     }
 }
 
 /// TextBee's settings, required (it was selected).
-pub(super) fn textbee_required(env: &Env) -> Result<TextBeeConfig, ConfigError> {
-    refuse_half_textbee(env)?;
-    textbee(env)
+pub(super) fn textbee_required(vars: &TextBeeVars) -> Result<TextBeeConfig, ConfigError> {
+    refuse_half_textbee(vars)?;
+    textbee(vars)
 }
 
 /// Whether both TextBee variables are set; an error naming the missing one
 /// when only one is.
-fn refuse_half_textbee(env: &Env) -> Result<bool, ConfigError> {
+fn refuse_half_textbee(vars: &TextBeeVars) -> Result<bool, ConfigError> {
     let half = |missing: &'static str, set: &str| {
         ConfigError::new(
             missing,
@@ -39,7 +53,7 @@ fn refuse_half_textbee(env: &Env) -> Result<bool, ConfigError> {
             ),
         )
     };
-    match (env.get("SMS_SENDER_API"), env.get("TEXTBEE_API_KEY")) {
+    match (&vars.sms_sender_api, &vars.textbee_api_key) {
         (None, None) => Ok(false),
         (Some(_), Some(_)) => Ok(true),
         (Some(_), None) => Err(half("TEXTBEE_API_KEY", "SMS_SENDER_API")),
@@ -48,17 +62,20 @@ fn refuse_half_textbee(env: &Env) -> Result<bool, ConfigError> {
 }
 
 /// Both variables, read and checked.
-fn textbee(env: &Env) -> Result<TextBeeConfig, ConfigError> {
+fn textbee(vars: &TextBeeVars) -> Result<TextBeeConfig, ConfigError> {
     let url = http_url(
-        env,
+        vars.sms_sender_api.as_deref(),
         "SMS_SENDER_API",
-        None,
         &format!("the full send URL, e.g. {SEND_URL_EXAMPLE}"),
         "put the key in TEXTBEE_API_KEY",
     )?;
     Ok(TextBeeConfig {
         url,
-        api_key: key(env, "TEXTBEE_API_KEY", "for the TextBee gateway")?,
+        api_key: key(
+            vars.textbee_api_key.as_deref(),
+            "TEXTBEE_API_KEY",
+            "for the TextBee gateway",
+        )?,
     })
 }
 

@@ -4,28 +4,47 @@
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
-use super::{ConfigError, Env};
+use clap::{Args, builder::RangedU64ValueParser};
+
+use super::ConfigError;
 use crate::{
     auth::{CallersFile, DEFAULT_MAX_HANDSHAKES, TlsSettings},
     store::DEFAULT_MAX_ENTRIES,
 };
 
-/// `OTP_MEMORY_MAX_ENTRIES`: most entries per in-memory table (codes, send
-/// logs, idempotency keys), so a flood of sends to fresh numbers is refused
-/// instead of exhausting the process's memory.
-pub(super) fn memory_max_entries(env: &Env) -> Result<usize, ConfigError> {
-    env.int_in_range(
-        "OTP_MEMORY_MAX_ENTRIES",
-        DEFAULT_MAX_ENTRIES,
-        100,
-        100_000_000,
-    )
+/// Who may call, over what, and the in-memory store's size bound.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Trust boundary")]
+pub struct TrustVars {
+    /// A second, plaintext listener with grpc.health.v1 only, IP:port (unset: none)
+    #[arg(long, env = "OTP_HEALTH_ADDR")]
+    pub health_addr: Option<SocketAddr>,
+    /// TLS certificate chain (PEM, leaf first); unset: plaintext
+    #[arg(long, env = "OTP_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<String>,
+    /// TLS private key (PEM); required with OTP_TLS_CERT_FILE
+    #[arg(long, env = "OTP_TLS_KEY_FILE")]
+    pub tls_key_file: Option<String>,
+    /// Client CA certificates (PEM): mutual TLS
+    #[arg(long, env = "OTP_TLS_CLIENT_CA_FILE")]
+    pub tls_client_ca_file: Option<String>,
+    /// Most TLS handshakes in progress at once [1-100000]
+    #[arg(long, env = "OTP_TLS_MAX_HANDSHAKES", default_value_t = DEFAULT_MAX_HANDSHAKES,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+    pub tls_max_handshakes: usize,
+    /// Who may call: `<name> sha256:<hex>` or `<name> san:<SAN>` lines
+    #[arg(long, env = "OTP_CALLERS_FILE")]
+    pub callers_file: Option<String>,
+    /// Most entries per in-memory table; beyond it SendOtp is refused [100-100000000]
+    #[arg(long, env = "OTP_MEMORY_MAX_ENTRIES", default_value_t = DEFAULT_MAX_ENTRIES,
+          value_parser = RangedU64ValueParser::<usize>::new().range(100..=100_000_000))]
+    pub memory_max_entries: usize,
 }
 
 /// `OTP_CALLERS_FILE`: must parse at startup; afterwards it is re-read
 /// whenever it changes (a broken new version keeps the last good one).
-pub(super) fn callers(env: &Env) -> Result<Option<Arc<CallersFile>>, ConfigError> {
-    let Some(path) = readable_file(env, "OTP_CALLERS_FILE")? else {
+pub(super) fn callers(vars: &TrustVars) -> Result<Option<Arc<CallersFile>>, ConfigError> {
+    let Some(path) = readable_file(vars.callers_file.as_deref(), "OTP_CALLERS_FILE")? else {
         return Ok(None);
     };
     CallersFile::open_callers(&path)
@@ -36,21 +55,16 @@ pub(super) fn callers(env: &Env) -> Result<Option<Arc<CallersFile>>, ConfigError
 /// `OTP_TLS_CERT_FILE` and `OTP_TLS_KEY_FILE` (both or neither) turn TLS on;
 /// `OTP_TLS_CLIENT_CA_FILE` then makes a client certificate mandatory. Each
 /// file must be readable now; its content is checked when the server starts.
-pub(super) fn tls(env: &Env) -> Result<Option<TlsSettings>, ConfigError> {
-    let cert = readable_file(env, "OTP_TLS_CERT_FILE")?;
-    let key = readable_file(env, "OTP_TLS_KEY_FILE")?;
-    let client_ca = readable_file(env, "OTP_TLS_CLIENT_CA_FILE")?;
+pub(super) fn tls(vars: &TrustVars) -> Result<Option<TlsSettings>, ConfigError> {
+    let cert = readable_file(vars.tls_cert_file.as_deref(), "OTP_TLS_CERT_FILE")?;
+    let key = readable_file(vars.tls_key_file.as_deref(), "OTP_TLS_KEY_FILE")?;
+    let client_ca = readable_file(vars.tls_client_ca_file.as_deref(), "OTP_TLS_CLIENT_CA_FILE")?;
     match (cert, key) {
         (Some(cert_file), Some(key_file)) => Ok(Some(TlsSettings {
             cert_file,
             key_file,
             client_ca_file: client_ca,
-            max_handshakes: env.int_in_range(
-                "OTP_TLS_MAX_HANDSHAKES",
-                DEFAULT_MAX_HANDSHAKES,
-                1,
-                100_000,
-            )?,
+            max_handshakes: vars.tls_max_handshakes,
         })),
         (None, None) if client_ca.is_some() => Err(ConfigError::new(
             "OTP_TLS_CLIENT_CA_FILE",
@@ -69,8 +83,11 @@ pub(super) fn tls(env: &Env) -> Result<Option<TlsSettings>, ConfigError> {
 }
 
 /// The path in `var`, if set, after checking that it names a readable file.
-pub(super) fn readable_file(env: &Env, var: &'static str) -> Result<Option<PathBuf>, ConfigError> {
-    let Some(raw) = env.get(var) else {
+pub(super) fn readable_file(
+    raw: Option<&str>,
+    var: &'static str,
+) -> Result<Option<PathBuf>, ConfigError> {
+    let Some(raw) = raw else {
         return Ok(None);
     };
     match std::fs::File::open(raw).and_then(|file| file.metadata()) {
@@ -78,20 +95,6 @@ pub(super) fn readable_file(env: &Env, var: &'static str) -> Result<Option<PathB
         Ok(_) => Err(ConfigError::new(var, format!("`{raw}` is not a file"))),
         Err(err) => Err(ConfigError::new(var, format!("cannot read `{raw}`: {err}"))),
     }
-}
-
-/// `OTP_HEALTH_ADDR`: unset or empty, no separate health listener (health is
-/// still served on the gRPC listener).
-pub(super) fn health_addr(env: &Env) -> Result<Option<SocketAddr>, ConfigError> {
-    let Some(raw) = env.get("OTP_HEALTH_ADDR") else {
-        return Ok(None);
-    };
-    raw.parse::<SocketAddr>().map(Some).map_err(|_| {
-        ConfigError::new(
-            "OTP_HEALTH_ADDR",
-            format!("must be an IP:port socket address, e.g. 0.0.0.0:50052 (got `{raw}`)"),
-        )
-    })
 }
 
 #[cfg(test)]
@@ -109,7 +112,7 @@ mod tests {
         assert_refused(
             &[("OTP_HEALTH_ADDR", "50052")],
             "OTP_HEALTH_ADDR",
-            "IP:port",
+            "invalid socket address",
         );
     }
 }

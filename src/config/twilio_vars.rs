@@ -1,40 +1,70 @@
 //! Twilio's variables: the account, one way to authenticate (auth token or
 //! API key) and one sender (a number or sender id, or a Messaging Service).
 
+use clap::Args;
+
 use super::{
-    ConfigError, Env,
+    ConfigError,
     provider_vars::{base_url, key, sender_id},
 };
 use crate::sms::{TWILIO_BASE_URL, TwilioAuth, TwilioConfig, TwilioSender};
 
+/// Twilio Programmable Messaging.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "SMS: Twilio")]
+pub struct TwilioVars {
+    /// Configures Twilio: `AC` + 32 hex digits
+    #[arg(long, env = "OTP_TWILIO_ACCOUNT_SID")]
+    pub twilio_account_sid: Option<String>,
+    /// Basic-auth password with the Account SID (or use the API key pair)
+    #[arg(long, env = "OTP_TWILIO_AUTH_TOKEN", value_name = "SECRET")]
+    pub twilio_auth_token: Option<String>,
+    /// An API key instead of the auth token: `SK` + 32 hex digits
+    #[arg(long, env = "OTP_TWILIO_API_KEY_SID")]
+    pub twilio_api_key_sid: Option<String>,
+    /// The API key's secret
+    #[arg(long, env = "OTP_TWILIO_API_KEY_SECRET", value_name = "SECRET")]
+    pub twilio_api_key_secret: Option<String>,
+    /// The sender: a `+` number, short code or sender id (or a Messaging Service)
+    #[arg(long, env = "OTP_TWILIO_FROM")]
+    pub twilio_from: Option<String>,
+    /// A Messaging Service picks the sender: `MG` + 32 hex digits
+    #[arg(long, env = "OTP_TWILIO_MESSAGING_SERVICE_SID")]
+    pub twilio_messaging_service_sid: Option<String>,
+    /// Twilio API origin
+    #[arg(long, env = "OTP_TWILIO_BASE_URL", default_value = TWILIO_BASE_URL,
+          value_name = "URL")]
+    pub twilio_base_url: String,
+}
+
 /// Twilio, when `OTP_TWILIO_ACCOUNT_SID` is set: an auth token or an API
 /// key (not both), and a sender number or a Messaging Service (not both).
-pub(super) fn twilio_from_env(env: &Env) -> Result<Option<TwilioConfig>, ConfigError> {
-    let Some(account_sid) = env.get("OTP_TWILIO_ACCOUNT_SID") else {
+pub(super) fn twilio_from_env(vars: &TwilioVars) -> Result<Option<TwilioConfig>, ConfigError> {
+    let Some(account_sid) = vars.twilio_account_sid.as_deref() else {
         return Ok(None);
     };
     Ok(Some(TwilioConfig {
-        base_url: base_url(env, "OTP_TWILIO_BASE_URL", TWILIO_BASE_URL)?,
+        base_url: base_url(&vars.twilio_base_url, "OTP_TWILIO_BASE_URL")?,
         account_sid: twilio_sid(account_sid, "AC", "OTP_TWILIO_ACCOUNT_SID")?,
-        auth: twilio_auth(env)?,
-        sender: twilio_sender(env)?,
+        auth: twilio_auth(vars)?,
+        sender: twilio_sender(vars)?,
     }))
 }
 
 /// `OTP_TWILIO_AUTH_TOKEN`, or `OTP_TWILIO_API_KEY_SID` with its secret.
-fn twilio_auth(env: &Env) -> Result<TwilioAuth, ConfigError> {
+fn twilio_auth(vars: &TwilioVars) -> Result<TwilioAuth, ConfigError> {
     Ok(
         match (
-            env.get("OTP_TWILIO_AUTH_TOKEN"),
-            env.get("OTP_TWILIO_API_KEY_SID"),
+            vars.twilio_auth_token.as_deref(),
+            vars.twilio_api_key_sid.as_deref(),
         ) {
-            (Some(_), None) => {
-                TwilioAuth::AuthToken(key(env, "OTP_TWILIO_AUTH_TOKEN", "for Twilio")?)
+            (Some(token), None) => {
+                TwilioAuth::AuthToken(key(Some(token), "OTP_TWILIO_AUTH_TOKEN", "for Twilio")?)
             }
             (None, Some(sid)) => TwilioAuth::ApiKey {
                 sid: twilio_sid(sid, "SK", "OTP_TWILIO_API_KEY_SID")?,
                 secret: key(
-                    env,
+                    vars.twilio_api_key_secret.as_deref(),
                     "OTP_TWILIO_API_KEY_SECRET",
                     "with OTP_TWILIO_API_KEY_SID",
                 )?,
@@ -57,11 +87,11 @@ fn twilio_auth(env: &Env) -> Result<TwilioAuth, ConfigError> {
 }
 
 /// `OTP_TWILIO_FROM`, or `OTP_TWILIO_MESSAGING_SERVICE_SID`.
-fn twilio_sender(env: &Env) -> Result<TwilioSender, ConfigError> {
+fn twilio_sender(vars: &TwilioVars) -> Result<TwilioSender, ConfigError> {
     Ok(
         match (
-            env.get("OTP_TWILIO_FROM"),
-            env.get("OTP_TWILIO_MESSAGING_SERVICE_SID"),
+            vars.twilio_from.as_deref(),
+            vars.twilio_messaging_service_sid.as_deref(),
         ) {
             (Some(from), None) => TwilioSender::From(sender_id(from, "OTP_TWILIO_FROM")?),
             (None, Some(sid)) => TwilioSender::MessagingService(twilio_sid(

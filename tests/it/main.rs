@@ -14,6 +14,7 @@ mod common;
 mod admin;
 mod callers;
 mod cap_refunds;
+mod cli;
 mod events;
 mod eviction;
 mod grpcurl;

@@ -60,7 +60,13 @@ impl ServiceProcess {
     /// off unless asked, as tests in parallel would share 9464), without
     /// waiting for anything.
     pub fn spawn(vars: &[(&str, &str)]) -> Self {
+        Self::spawn_with_args(&[], vars)
+    }
+
+    /// [`ServiceProcess::spawn`] with command-line arguments.
+    pub fn spawn_with_args(args: &[&str], vars: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_otp-service"))
+            .args(args)
             .env_clear()
             .env("OTP_METRICS_ADDR", "")
             .envs(vars.iter().copied())
@@ -78,6 +84,11 @@ impl ServiceProcess {
             stderr,
             readers: vec![stdout_reader, stderr_reader],
         }
+    }
+
+    /// Lines printed on standard output so far.
+    pub fn stdout(&self) -> Vec<String> {
+        self.stdout.lock().expect("lines lock").clone()
     }
 
     /// Lines printed on standard error (the log) so far.
@@ -200,7 +211,15 @@ impl Drop for ServiceProcess {
 /// Runs the binary with exactly `vars` until it exits by itself (a binary
 /// still running after 10 s fails the test); returns its exit code and stderr.
 pub fn run_to_exit(vars: &[(&str, &str)]) -> (Option<i32>, String) {
-    let mut binary = ServiceProcess::spawn(vars);
+    let (code, _, stderr) = run_args_to_exit(&[], vars);
+    (code, stderr)
+}
+
+/// [`run_to_exit`] with command-line arguments; returns the exit code,
+/// stdout and stderr.
+pub fn run_args_to_exit(args: &[&str], vars: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let mut binary = ServiceProcess::spawn_with_args(args, vars);
     let status = binary.wait_for_exit(Duration::from_secs(10));
-    (status.code(), binary.stop().join("\n"))
+    let stdout = binary.stdout().join("\n");
+    (status.code(), stdout, binary.stop().join("\n"))
 }

@@ -1,0 +1,66 @@
+//! `otp-service check-config`: for CI pipelines and a Kubernetes init step.
+//! The settings and the files they name were checked while reading them;
+//! this connects to the store once and reports what would be in force.
+
+use std::{fmt::Write as _, time::Duration};
+
+use crate::{
+    config::{Config, EffectiveSettings},
+    eviction_guard::EvictionGuard,
+    server::open_store,
+    store::StoreConfig,
+};
+
+/// How long the one store check may take, on top of the store's own timeout.
+const STORE_CHECK_MARGIN: Duration = Duration::from_secs(1);
+
+/// Connects to the store once (and checks its eviction policy); `Ok` holds
+/// the report to print, `Err` the one line saying why the configuration
+/// would not serve.
+pub async fn check_config(
+    config: &Config,
+    effective: &EffectiveSettings,
+) -> Result<String, String> {
+    check_store(config).await?;
+    let mut report = String::new();
+    let _ = writeln!(report, "settings in force:");
+    let _ = write!(report, "{effective}");
+    let _ = writeln!(
+        report,
+        "caps in force: send limits {}; max attempts {}; code length {}; pumping guard {}",
+        config.limits, config.policy.max_attempts, config.policy.code_length, config.pumping_guard
+    );
+    let _ = writeln!(report, "store: {}", store_name(&config.store));
+    let _ = writeln!(report, "configuration OK");
+    Ok(report)
+}
+
+/// Opens the store, pings it once within its timeout, and refuses a Redis
+/// whose eviction policy the server would refuse.
+async fn check_store(config: &Config) -> Result<(), String> {
+    let store = open_store(&config.store, config.memory_max_entries)
+        .map_err(|err| format!("store: {err}"))?;
+    let timeout = match &config.store {
+        StoreConfig::Memory => STORE_CHECK_MARGIN,
+        StoreConfig::Redis(settings) => settings.timeout + STORE_CHECK_MARGIN,
+    };
+    match tokio::time::timeout(timeout, store.ping()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => return Err(format!("store: not reachable: {err}")),
+        Err(_) => return Err(format!("store: no answer within {timeout:?}")),
+    }
+    EvictionGuard::new(config.redis_allow_eviction)
+        .check_at_startup(store.as_ref())
+        .await
+        .map_err(|why| format!("store: {why}"))
+}
+
+/// The store, passwords masked.
+fn store_name(store: &StoreConfig) -> String {
+    match store {
+        StoreConfig::Memory => "in memory".to_owned(),
+        StoreConfig::Redis(settings) => {
+            format!("Redis {} (prefix {})", settings.topology, settings.prefix)
+        }
+    }
+}

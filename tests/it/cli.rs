@@ -1,0 +1,187 @@
+//! The command line on the real binary: `--help`, `--version`, a refused
+//! value, flags beside their variables, and `check-config`.
+
+use crate::common::{RedisServer, TEST_SECRET, binary::run_args_to_exit};
+
+/// Runs the binary with `args` and exactly `vars` on a blocking thread.
+async fn run(args: &[&str], vars: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let vars: Vec<(String, String)> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        run_args_to_exit(&args, &vars)
+    })
+    .await
+    .expect("joined")
+}
+
+#[tokio::test]
+async fn help_lists_every_setting_with_its_variable_default_and_range() {
+    let (code, stdout, stderr) = run(&["--help"], &[]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    for shown in [
+        "check-config",
+        "--code-length <CODE_LENGTH>",
+        "[env: OTP_CODE_LENGTH]",
+        "[default: 6]",
+        "[4-10]",
+        "--hmac-secret <SECRET>",
+        "[env: REDIS_URL]",
+        "[env: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL]",
+        "[possible values: text, json]",
+    ] {
+        assert!(stdout.contains(shown), "{shown} missing from:\n{stdout}");
+    }
+}
+
+#[tokio::test]
+async fn help_never_shows_a_value_from_the_environment() {
+    let secret = "help-must-not-show-this-secret-0123456789";
+    let (code, stdout, _) = run(&["--help"], &[("OTP_HMAC_SECRET", secret)]).await;
+    assert_eq!(code, Some(0));
+    assert!(!stdout.contains(secret), "{stdout}");
+}
+
+#[tokio::test]
+async fn version_prints_the_crate_version() {
+    let (code, stdout, stderr) = run(&["--version"], &[]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        stdout.trim(),
+        format!("otp-service {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[tokio::test]
+async fn a_bad_value_stops_the_binary_with_one_line_naming_the_variable() {
+    for (args, vars) in [
+        (vec![], vec![("OTP_CODE_LENGTH", "3")]),
+        (vec!["--code-length=3"], vec![]),
+        (vec!["check-config", "--code-length", "3"], vec![]),
+    ] {
+        let (code, _, stderr) = run(&args, &vars).await;
+        assert_eq!(code, Some(2), "{args:?} {vars:?}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line: {stderr}");
+        assert!(
+            lines[0].contains("OTP_CODE_LENGTH: must be a whole number from 4 to 10"),
+            "{stderr}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_refused_secret_is_never_echoed() {
+    let (code, _, stderr) = run(&["check-config", "--hmac-secret=hunter2"], &[]).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("OTP_HMAC_SECRET"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_flag_wins_over_its_variable_and_an_empty_variable_is_unset() {
+    let (code, stdout, stderr) = run(
+        &["check-config", "--send-limit", "7"],
+        &[
+            ("OTP_SEND_LIMIT", "3"),
+            ("OTP_CODE_LENGTH", ""),
+            ("OTP_LOG_FORMAT", " "),
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("OTP_SEND_LIMIT=7\n"), "{stdout}");
+    assert!(stdout.contains("OTP_CODE_LENGTH=6 (default)"), "{stdout}");
+    assert!(stdout.contains("OTP_LOG_FORMAT=text (default)"), "{stdout}");
+}
+
+#[tokio::test]
+async fn an_unknown_flag_is_a_usage_error() {
+    let (code, _, stderr) = run(&["--code-lenght=6"], &[]).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--code-length"),
+        "suggests the flag: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn check_config_prints_the_settings_and_caps_with_secrets_redacted() {
+    let redis = RedisServer::start().await;
+    let (code, stdout, stderr) = run(
+        &["check-config"],
+        &[
+            ("REDIS_URL", &redis.url()),
+            ("OTP_HMAC_SECRET", TEST_SECRET),
+            ("OTP_SMS_GATEWAY", "console"),
+            ("OTP_SMS_WEBHOOK_URL", "https://sms.example/send"),
+            (
+                "OTP_SMS_WEBHOOK_SECRET",
+                "webhook-secret-webhook-secret-0123456",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("OTP_HMAC_SECRET=<redacted>"), "{stdout}");
+    assert!(
+        stdout.contains("OTP_SMS_WEBHOOK_SECRET=<redacted>"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("REDIS_URL=<redacted>"), "{stdout}");
+    assert!(stdout.contains("OTP_SEND_LIMIT=5 (default)"), "{stdout}");
+    assert!(stdout.contains("OTP_TLS_CERT_FILE (unset)"), "{stdout}");
+    assert!(stdout.contains("caps in force: "), "{stdout}");
+    assert!(stdout.contains("store: Redis"), "{stdout}");
+    assert!(stdout.ends_with("configuration OK"), "{stdout}");
+    for secret in [TEST_SECRET, "webhook-secret-webhook-secret-0123456"] {
+        assert!(!stdout.contains(secret) && !stderr.contains(secret));
+    }
+}
+
+#[tokio::test]
+async fn check_config_exits_2_when_the_store_cannot_be_reached() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("redis://:hunter2@127.0.0.1:{port}");
+    let (code, stdout, stderr) = run(
+        &["check-config"],
+        &[
+            ("REDIS_URL", &url),
+            ("OTP_HMAC_SECRET", TEST_SECRET),
+            ("OTP_SMS_GATEWAY", "console"),
+            ("OTP_REDIS_TIMEOUT_MS", "500"),
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(2), "{stdout}\n{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "one line: {stderr}");
+    assert!(lines[0].contains("store"), "{stderr}");
+    assert!(!stderr.contains("hunter2") && !stdout.contains("hunter2"));
+}
+
+#[tokio::test]
+async fn check_config_exits_2_on_a_bad_templates_file() {
+    let dir = std::env::temp_dir().join(format!("otp-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("templates.toml");
+    std::fs::write(&file, "en = \"no code placeholder\"\n").expect("written");
+    let (code, _, stderr) = run(
+        &["check-config"],
+        &[(
+            "OTP_MESSAGE_TEMPLATES_FILE",
+            file.to_str().expect("utf-8 path"),
+        )],
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("OTP_MESSAGE_TEMPLATES_FILE"), "{stderr}");
+}
