@@ -4,6 +4,8 @@
 //! Every setting is a flag and its environment variable (`src/config/`).
 
 mod check_config;
+#[cfg(test)]
+mod settings_table;
 
 use std::ffi::OsString;
 

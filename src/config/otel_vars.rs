@@ -44,7 +44,7 @@ pub struct OtelVars {
           value_parser = SAMPLERS)]
     pub otel_traces_sampler: String,
     /// The ratio of the `*traceidratio` samplers [0-1]
-    #[arg(long, env = "OTEL_TRACES_SAMPLER_ARG", default_value_t = 1.0,
+    #[arg(long, env = "OTEL_TRACES_SAMPLER_ARG", default_value = "1.0",
           value_parser = ratio)]
     pub otel_traces_sampler_arg: f64,
 }
