@@ -32,8 +32,8 @@ use tracing_subscriber::{
 
 pub use opentelemetry_otlp::ExporterBuildError;
 pub use traces::{
-    AttributeValue, TraceExport, annotate, annotate_current, exporting, note, sms_send_span,
-    sms_try_span, store_span,
+    AttributeValue, TraceExport, TraceSampler, annotate, annotate_current, exporting, note,
+    sms_send_span, sms_try_span, store_span,
 };
 
 use batched_writer::{BatchedWriter, WriterGuard};
@@ -96,7 +96,7 @@ pub fn init(format: LogFormat, traces: &TraceExport) -> Result<LogGuard, Telemet
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let provider = match traces {
         TraceExport::Off => None,
-        TraceExport::Otlp { endpoint } => Some(traces::provider(endpoint)?),
+        TraceExport::Otlp { endpoint, sampler } => Some(traces::provider(endpoint, *sampler)?),
     };
     let dispatch = Arc::new(OnceLock::new());
     let otel = provider.as_ref().map(|provider| {

@@ -25,7 +25,10 @@ fn readme_rows() -> BTreeMap<String, Row> {
         .expect("README has the configuration table");
     for line in table.lines().skip(2).take_while(|l| l.starts_with('|')) {
         let cells: Vec<&str> = line.split(" | ").collect();
-        let var = cells[0].trim_start_matches("| ").trim_matches('`').to_owned();
+        let var = cells[0]
+            .trim_start_matches("| ")
+            .trim_matches('`')
+            .to_owned();
         let row = Row {
             default: cells[1].to_owned(),
             allowed: cells[2].to_owned(),
@@ -52,11 +55,17 @@ fn readme_lists_every_setting_with_its_default_and_range() {
             [default] => {
                 let expected = format!("`{}`", default.to_string_lossy());
                 if row.default != expected {
-                    problems.push(format!("{var}: README default {} != {expected}", row.default));
+                    problems.push(format!(
+                        "{var}: README default {} != {expected}",
+                        row.default
+                    ));
                 }
             }
             _ if row.default.starts_with('`') && row.default.ends_with('`') => {
-                problems.push(format!("{var}: README gives default {}, clap none", row.default));
+                problems.push(format!(
+                    "{var}: README gives default {}, clap none",
+                    row.default
+                ));
             }
             _ => {}
         }
@@ -66,7 +75,10 @@ fn readme_lists_every_setting_with_its_default_and_range() {
             && [min, max].iter().all(|n| n.parse::<f64>().is_ok())
             && !row.allowed.starts_with(&format!("{min}–{max}"))
         {
-            problems.push(format!("{var}: README allows {}, --help [{min}-{max}]", row.allowed));
+            problems.push(format!(
+                "{var}: README allows {}, --help [{min}-{max}]",
+                row.allowed
+            ));
         }
     }
     for var in rows.keys() {

@@ -5,12 +5,12 @@
 //!
 //! They keep their standard names (callers' platforms set them), so they are
 //! an exception to the `OTP_*` rule. They are checked here so a typo stops
-//! startup; the OpenTelemetry SDK then reads the ones it owns itself.
+//! startup, and handed to the SDK (the sampler too, so its flag counts).
 
 use clap::{Args, builder::BoolishValueParser};
 
 use super::ConfigError;
-use crate::telemetry::TraceExport;
+use crate::telemetry::{TraceExport, TraceSampler};
 
 /// The standard OpenTelemetry variables this service acts on.
 #[derive(Debug, Clone, Args)]
@@ -92,7 +92,22 @@ pub(super) fn trace_export(vars: &OtelVars) -> Result<TraceExport, ConfigError> 
     }
     Ok(TraceExport::Otlp {
         endpoint: endpoint.clone(),
+        sampler: sampler(vars),
     })
+}
+
+/// `OTEL_TRACES_SAMPLER` with its ratio, handed to the SDK explicitly so
+/// that the flags count as much as the variables.
+fn sampler(vars: &OtelVars) -> TraceSampler {
+    let ratio = vars.otel_traces_sampler_arg;
+    match vars.otel_traces_sampler.as_str() {
+        "always_on" => TraceSampler::AlwaysOn,
+        "always_off" => TraceSampler::AlwaysOff,
+        "traceidratio" => TraceSampler::Ratio(ratio),
+        "parentbased_always_off" => TraceSampler::ParentBasedAlwaysOff,
+        "parentbased_traceidratio" => TraceSampler::ParentBasedRatio(ratio),
+        _ => TraceSampler::ParentBasedAlwaysOn,
+    }
 }
 
 #[cfg(test)]
@@ -107,7 +122,8 @@ mod tests {
         assert_eq!(
             on.expect("valid").traces,
             TraceExport::Otlp {
-                endpoint: "http://collector:4317".into()
+                endpoint: "http://collector:4317".into(),
+                sampler: TraceSampler::ParentBasedAlwaysOn,
             }
         );
         for off in [
@@ -128,9 +144,23 @@ mod tests {
         assert_eq!(
             config(&vars).expect("valid").traces,
             TraceExport::Otlp {
-                endpoint: "http://traces:4317".into()
+                endpoint: "http://traces:4317".into(),
+                sampler: TraceSampler::ParentBasedAlwaysOn,
             }
         );
+    }
+
+    #[test]
+    fn the_sampler_is_handed_to_the_sdk_with_its_ratio() {
+        let vars = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+        ];
+        let TraceExport::Otlp { sampler, .. } = config(&vars).expect("valid").traces else {
+            panic!("exporting");
+        };
+        assert_eq!(sampler, TraceSampler::ParentBasedRatio(0.25));
     }
 
     #[test]

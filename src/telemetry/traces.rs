@@ -14,16 +14,19 @@ use std::{
 
 use opentelemetry::{KeyValue, trace::TracerProvider as _};
 use opentelemetry_otlp::{ExporterBuildError, WithExportConfig};
-use opentelemetry_sdk::{Resource, trace::SdkTracerProvider};
+use opentelemetry_sdk::{
+    Resource,
+    trace::{Sampler, SdkTracerProvider},
+};
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// Whether spans are exported (`OTEL_EXPORTER_OTLP_ENDPOINT` and friends).
-/// Config validates the variables; the SDK itself reads the ones it owns
-/// (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_TRACES_SAMPLER`,
-/// `OTEL_TRACES_SAMPLER_ARG`, `OTEL_BSP_*`, `OTEL_EXPORTER_OTLP_HEADERS`,
-/// `OTEL_EXPORTER_OTLP_TIMEOUT`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Config reads the variables it has flags for (the sampler too, so its
+/// flag is obeyed); the SDK itself reads the others
+/// (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, `OTEL_BSP_*`,
+/// `OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_EXPORTER_OTLP_TIMEOUT`).
+#[derive(Debug, Clone, PartialEq)]
 pub enum TraceExport {
     /// No exporter: spans are neither built nor sent.
     Off,
@@ -31,7 +34,41 @@ pub enum TraceExport {
     Otlp {
         /// The collector's URL.
         endpoint: String,
+        /// Which traces are kept.
+        sampler: TraceSampler,
     },
+}
+
+/// Which traces are kept (`OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG`),
+/// as the OpenTelemetry specification names the samplers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TraceSampler {
+    /// `always_on`.
+    AlwaysOn,
+    /// `always_off`.
+    AlwaysOff,
+    /// `traceidratio`: this share of traces.
+    Ratio(f64),
+    /// `parentbased_always_on` (the default): the caller's decision, else on.
+    ParentBasedAlwaysOn,
+    /// `parentbased_always_off`.
+    ParentBasedAlwaysOff,
+    /// `parentbased_traceidratio`.
+    ParentBasedRatio(f64),
+}
+
+impl TraceSampler {
+    fn sdk(self) -> Sampler {
+        let parent_based = |root| Sampler::ParentBased(Box::new(root));
+        match self {
+            Self::AlwaysOn => Sampler::AlwaysOn,
+            Self::AlwaysOff => Sampler::AlwaysOff,
+            Self::Ratio(ratio) => Sampler::TraceIdRatioBased(ratio),
+            Self::ParentBasedAlwaysOn => parent_based(Sampler::AlwaysOn),
+            Self::ParentBasedAlwaysOff => parent_based(Sampler::AlwaysOff),
+            Self::ParentBasedRatio(ratio) => parent_based(Sampler::TraceIdRatioBased(ratio)),
+        }
+    }
 }
 
 /// Set once when an exporter is installed; read on every call.
@@ -49,7 +86,10 @@ const TRACER_NAME: &str = "otp-service";
 
 /// Builds the batch exporter and its tracer provider. Must run inside the
 /// Tokio runtime (the tonic channel spawns its connection tasks there).
-pub(super) fn provider(endpoint: &str) -> Result<SdkTracerProvider, ExporterBuildError> {
+pub(super) fn provider(
+    endpoint: &str,
+    sampler: TraceSampler,
+) -> Result<SdkTracerProvider, ExporterBuildError> {
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
         .with_endpoint(endpoint)
@@ -61,6 +101,7 @@ pub(super) fn provider(endpoint: &str) -> Result<SdkTracerProvider, ExporterBuil
         resource = resource.with_service_name(TRACER_NAME);
     }
     Ok(SdkTracerProvider::builder()
+        .with_sampler(sampler.sdk())
         .with_batch_exporter(exporter)
         .with_resource(resource.build())
         .build())
