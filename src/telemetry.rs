@@ -5,21 +5,16 @@
 //! (`trace_ids.rs`).
 
 mod batched_writer;
-mod json_line;
-mod json_span_fields;
+mod line_format;
 mod line_time;
-mod line_values;
-mod text_line;
 mod trace_ids;
 mod traces;
 
 #[cfg(test)]
 mod captured_lines;
-#[cfg(test)]
-mod line_parity_tests;
 
 use std::{
-    io::{self, IsTerminal},
+    io,
     sync::{Arc, OnceLock},
     time::Duration,
 };
@@ -37,9 +32,8 @@ pub use traces::{
 };
 
 use batched_writer::{BatchedWriter, WriterGuard};
-use json_line::{JsonLine, JsonSpanFields};
+use line_format::{LogLine, SpanFields};
 use line_time::UtcMicros;
-use text_line::{TextFields, TextLine};
 use trace_ids::{LineShape, WithTraceIds};
 
 /// Log output format (`OTP_LOG_FORMAT`).
@@ -89,8 +83,8 @@ impl Drop for LogGuard {
 /// Lines are formatted on the calling thread and written to standard error by
 /// one writer thread in batches (`batched_writer.rs`): a line reaches stderr
 /// within 10 ms, and the request path never waits for the terminal or pipe
-/// unless a megabyte of lines is already waiting. Colour codes are used only
-/// when stderr is a terminal.
+/// unless a megabyte of lines is already waiting. The lines are our own
+/// format (`line_format.rs`, README "Log lines"), without colours.
 pub fn init(format: LogFormat, traces: &TraceExport) -> Result<LogGuard, TelemetryError> {
     let (writer, guard) = BatchedWriter::start(io::stderr(), "otp-log")?;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
@@ -123,11 +117,8 @@ pub fn init(format: LogFormat, traces: &TraceExport) -> Result<LogGuard, Telemet
     })
 }
 
-/// The log line formatter: text or JSON, with the trace ids when `ids` is
-/// given (traces exported). Off a terminal (the service's normal case) the
-/// lines come from `text_line`/`json_line`, which write the very bytes
-/// tracing-subscriber's formatters write, faster; a terminal gets
-/// tracing-subscriber's own, coloured.
+/// The log line formatter: text or JSON (`line_format.rs`), with the trace
+/// ids when `ids` is given (traces exported).
 fn log_layer<S>(
     format: LogFormat,
     writer: BatchedWriter,
@@ -136,65 +127,19 @@ fn log_layer<S>(
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
-    if io::stderr().is_terminal() {
-        return coloured_layer(format, writer, ids);
-    }
-    let layer = fmt::layer().with_ansi(false).with_writer(writer);
-    match (format, ids) {
-        (LogFormat::Text, None) => layer
-            .fmt_fields(TextFields)
-            .event_format(TextLine::new(UtcMicros))
+    let shape = match format {
+        LogFormat::Text => LineShape::Text,
+        LogFormat::Json => LineShape::Json,
+    };
+    let layer = fmt::layer()
+        .with_ansi(false)
+        .with_writer(writer)
+        .fmt_fields(SpanFields(shape));
+    let line = LogLine::new(shape, UtcMicros);
+    match ids {
+        None => layer.event_format(line).boxed(),
+        Some(ids) => layer
+            .event_format(WithTraceIds::new(line, shape, ids))
             .boxed(),
-        (LogFormat::Text, Some(ids)) => layer
-            .fmt_fields(TextFields)
-            .event_format(WithTraceIds::new(
-                TextLine::new(UtcMicros),
-                LineShape::Text,
-                ids,
-            ))
-            .boxed(),
-        (LogFormat::Json, None) => layer
-            .fmt_fields(JsonSpanFields)
-            .event_format(JsonLine::new(UtcMicros))
-            .boxed(),
-        (LogFormat::Json, Some(ids)) => layer
-            .fmt_fields(JsonSpanFields)
-            .event_format(WithTraceIds::new(
-                JsonLine::new(UtcMicros),
-                LineShape::Json,
-                ids,
-            ))
-            .boxed(),
-    }
-}
-
-/// tracing-subscriber's own formatters, with colours (stderr is a terminal).
-fn coloured_layer<S>(
-    format: LogFormat,
-    writer: BatchedWriter,
-    ids: Option<Arc<OnceLock<WeakDispatch>>>,
-) -> Box<dyn Layer<S> + Send + Sync>
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    let layer = fmt::layer().with_ansi(true).with_writer(writer);
-    match (format, ids) {
-        (LogFormat::Text, None) => layer.boxed(),
-        (LogFormat::Text, Some(ids)) => layer
-            .event_format(WithTraceIds::new(fmt::format(), LineShape::Text, ids))
-            .boxed(),
-        (LogFormat::Json, ids) => {
-            let json = fmt::format()
-                .json()
-                .with_current_span(true)
-                .with_span_list(false);
-            let layer = layer.json();
-            match ids {
-                None => layer.event_format(json).boxed(),
-                Some(ids) => layer
-                    .event_format(WithTraceIds::new(json, LineShape::Json, ids))
-                    .boxed(),
-            }
-        }
     }
 }

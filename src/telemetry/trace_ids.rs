@@ -108,57 +108,26 @@ mod tests {
     use super::*;
     use crate::telemetry::{
         captured_lines::CapturedLines,
-        json_line::{JsonLine, JsonSpanFields},
+        line_format::{LogLine, SpanFields},
         line_time::UtcMicros,
-        text_line::{TextFields, TextLine},
     };
 
-    /// Which event formatter the ids are put on.
-    #[derive(Clone, Copy)]
-    enum Formatter {
-        /// tracing-subscriber's own (a terminal).
-        Theirs,
-        /// `text_line` / `json_line` (the service's normal case).
-        Ours,
-    }
-
     /// Logs one line outside any span and one inside a traced span.
-    fn log_two_lines(shape: LineShape, formatter: Formatter) -> Vec<String> {
+    fn log_two_lines(shape: LineShape) -> Vec<String> {
         let lines = CapturedLines::default();
         let ids = Arc::new(OnceLock::new());
         let tracer = SdkTracerProvider::builder().build().tracer("test");
         let layer = tracing_subscriber::fmt::layer()
             .with_ansi(false)
-            .with_writer(lines.clone());
+            .with_writer(lines.clone())
+            .fmt_fields(SpanFields(shape))
+            .event_format(WithTraceIds::new(
+                LogLine::new(shape, UtcMicros),
+                shape,
+                Arc::clone(&ids),
+            ));
         let otel = tracing_opentelemetry::layer().with_tracer(tracer);
-        let subscriber = tracing_subscriber::registry().with(otel);
-        let dispatch =
-            match (shape, formatter) {
-                (LineShape::Text, Formatter::Theirs) => {
-                    Dispatch::new(subscriber.with(layer.event_format(WithTraceIds::new(
-                        tracing_subscriber::fmt::format(),
-                        shape,
-                        Arc::clone(&ids),
-                    ))))
-                }
-                (LineShape::Json, Formatter::Theirs) => {
-                    Dispatch::new(subscriber.with(layer.json().event_format(WithTraceIds::new(
-                        tracing_subscriber::fmt::format().json(),
-                        shape,
-                        Arc::clone(&ids),
-                    ))))
-                }
-                (LineShape::Text, Formatter::Ours) => {
-                    Dispatch::new(subscriber.with(layer.fmt_fields(TextFields).event_format(
-                        WithTraceIds::new(TextLine::new(UtcMicros), shape, Arc::clone(&ids)),
-                    )))
-                }
-                (LineShape::Json, Formatter::Ours) => Dispatch::new(
-                    subscriber.with(layer.fmt_fields(JsonSpanFields).event_format(
-                        WithTraceIds::new(JsonLine::new(UtcMicros), shape, Arc::clone(&ids)),
-                    )),
-                ),
-            };
+        let dispatch = Dispatch::new(tracing_subscriber::registry().with(otel).with(layer));
         let _ = ids.set(dispatch.downgrade());
         tracing::dispatcher::with_default(&dispatch, || {
             tracing::info!("outside");
@@ -173,8 +142,8 @@ mod tests {
 
     #[test]
     fn text_lines_in_a_trace_end_with_its_ids() {
-        for formatter in [Formatter::Theirs, Formatter::Ours] {
-            let lines = log_two_lines(LineShape::Text, formatter);
+        {
+            let lines = log_two_lines(LineShape::Text);
             assert_eq!(lines.len(), 2, "{lines:?}");
             assert!(!lines[0].contains("trace_id="), "{}", lines[0]);
             let (rest, span_id) = lines[1].rsplit_once(" span_id=").expect("span id");
@@ -190,8 +159,8 @@ mod tests {
 
     #[test]
     fn json_lines_in_a_trace_lead_with_its_ids() {
-        for formatter in [Formatter::Theirs, Formatter::Ours] {
-            let lines = log_two_lines(LineShape::Json, formatter);
+        {
+            let lines = log_two_lines(LineShape::Json);
             let outside: serde_json::Value = serde_json::from_str(&lines[0]).expect("JSON");
             assert!(outside.get("trace_id").is_none(), "{outside}");
             let inside: serde_json::Value = serde_json::from_str(&lines[1]).expect("JSON");
