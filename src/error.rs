@@ -97,7 +97,24 @@ pub enum Error {
 }
 
 impl Error {
-    /// A short, stable name of what went wrong, for metric labels.
+    /// Every name [`Error::kind`] gives (metrics export each at 0 from start).
+    pub const KINDS: [&'static str; 12] = [
+        "invalid_argument",
+        "idempotency_busy",
+        "country_not_allowed",
+        "rate_limited",
+        "destination_suspended",
+        "locked",
+        "unauthenticated",
+        "unknown_caller",
+        "store_full",
+        "store_error",
+        "undeliverable_phone",
+        "gateway_error",
+    ];
+
+    /// A short, stable name of what went wrong, for metric labels; one of
+    /// [`Error::KINDS`].
     pub fn kind(&self) -> &'static str {
         match self {
             Error::InvalidPhone(_)

@@ -113,6 +113,8 @@ pub fn install(addr: SocketAddr) -> Result<(), BuildError> {
         }
     });
     describe();
+    start_at_zero(PUMPING_GUARD_ERRORS, "operation", &PUMPING_GUARD_OPERATIONS);
+    start_at_zero(EVENTS_DROPPED, "reason", &EVENTS_DROP_REASONS);
     tracing::info!(addr = %addr, "metrics listening on /metrics");
     Ok(())
 }
@@ -165,6 +167,17 @@ fn describe() {
     metrics::describe_counter!(GRPC_REQUESTS, "gRPC calls by method and status code");
     metrics::describe_histogram!(GRPC_SECONDS, metrics::Unit::Seconds, "gRPC call latency");
     metrics::describe_counter!(EVENTS_DROPPED, "Audit events not written, by reason");
+}
+
+/// Exports the counter `name` at 0 for each of `values` of `label`, so a
+/// dashboard shows 0 rather than "No data" and `rate()` works from the first
+/// scrape. For counters whose label values are a closed set.
+pub fn start_at_zero(name: &'static str, label: &'static str, values: &[&'static str]) {
+    if installed() {
+        for value in values {
+            counter!(name, label => *value).increment(0);
+        }
+    }
 }
 
 fn installed() -> bool {
@@ -258,8 +271,16 @@ pub fn pumping_suspended_prefixes(count: u64) {
     gauge!(PUMPING_SUSPENDED_PREFIXES).set(count as f64);
 }
 
+/// The operations [`pumping_guard_failed`] is given (a closed set).
+pub const PUMPING_GUARD_OPERATIONS: [&str; 3] = [
+    "count_prefix_approval",
+    "suspended_prefixes",
+    "refund_prefix_send",
+];
+
 /// Counts a pumping-guard store write that failed without failing the call.
 pub fn pumping_guard_failed(operation: &'static str) {
+    debug_assert!(PUMPING_GUARD_OPERATIONS.contains(&operation), "{operation}");
     counter!(PUMPING_GUARD_ERRORS, "operation" => operation).increment(1);
 }
 
@@ -331,13 +352,16 @@ async fn store_latency<T>(operation: &'static str, work: impl Future<Output = T>
     result
 }
 
-/// Counts audit events dropped for `reason` (a closed set: `queue_full`,
-/// `stream_unwritable`, `writer_stopped`).
+/// The reasons [`events_dropped`] is given (a closed set).
+pub const EVENTS_DROP_REASONS: [&str; 3] = ["queue_full", "stream_unwritable", "writer_stopped"];
+
+/// Counts audit events dropped for `reason` (one of [`EVENTS_DROP_REASONS`]).
 pub fn event_dropped(reason: &'static str) {
     events_dropped(reason, 1);
 }
 
 /// Counts `count` audit events dropped for `reason`.
 pub fn events_dropped(reason: &'static str, count: u64) {
+    debug_assert!(EVENTS_DROP_REASONS.contains(&reason), "{reason}");
     counter!(EVENTS_DROPPED, "reason" => reason).increment(count);
 }

@@ -27,7 +27,7 @@ use crate::{
         admin::otp_admin_service_server::OtpAdminServiceServer,
         otp_service_server::{OtpServiceServer, SERVICE_NAME},
     },
-    service::OtpGrpcService,
+    service::{OtpGrpcService, counters_at_zero},
     sms::{SmsGateway, SmsSetupError},
     store::{OtpStore, StoreError},
 };
@@ -105,6 +105,7 @@ impl Application {
     ) -> Result<Self, StartupError> {
         log_caps_in_force(&config);
         warn_about_development_settings(&config);
+        counters_at_zero();
         preload_numbering_plan();
         // Events digest the number with the secret that names records, so
         // a number's digest stays put across rotations as its records do.

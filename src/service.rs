@@ -12,6 +12,7 @@ use tonic::{Code, Request, Response, Status};
 use tracing::{Instrument, Span, field};
 
 use crate::{
+    abuse::LimitKind,
     auth::{AuthError, Authenticator, Caller, PeerCertificate},
     domain::{ClientKey, IdempotencyKey, Locale, PhoneNumber, ceil_seconds},
     error::Error,
@@ -327,6 +328,21 @@ impl OtpGrpcService {
             cancelled.map(|cancelled| CancelOtpResponse { cancelled }),
         )
     }
+}
+
+/// The `result` labels of VerifyOtp besides the error kinds.
+const VERIFY_RESULTS: [&str; 4] = ["approved", "incorrect", "expired", "locked"];
+
+/// Exports every counter this service labels from a closed set at 0 (once
+/// the metrics recorder is installed): sends and verifications by result,
+/// refusals by limit.
+pub fn counters_at_zero() {
+    let sends: Vec<&'static str> = std::iter::once("sent").chain(Error::KINDS).collect();
+    metrics::start_at_zero(metrics::SENDS, "result", &sends);
+    let verifies: Vec<&'static str> = VERIFY_RESULTS.into_iter().chain(Error::KINDS).collect();
+    metrics::start_at_zero(metrics::VERIFIES, "result", &verifies);
+    let limits = LimitKind::ALL.map(LimitKind::as_str);
+    metrics::start_at_zero(metrics::LIMIT_REFUSALS, "limit", &limits);
 }
 
 fn send_result_label<T>(result: &Result<T, Error>) -> &'static str {

@@ -49,6 +49,17 @@ pub enum LimitKind {
 }
 
 impl LimitKind {
+    /// Every limit, for metrics that start at 0.
+    pub const ALL: [LimitKind; 7] = [
+        Self::PhoneCooldown,
+        Self::PhoneWindow,
+        Self::PhoneDaily,
+        Self::ClientWindow,
+        Self::AnonymousWindow,
+        Self::Global,
+        Self::CallerWindow,
+    ];
+
     /// Stable name used in `google.rpc.QuotaFailure` and metrics labels.
     pub fn as_str(self) -> &'static str {
         match self {

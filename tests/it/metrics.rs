@@ -230,3 +230,45 @@ async fn gateway_errors_every_method_and_a_store_outage_are_counted() {
     )
     .await;
 }
+
+/// Every counter whose labels are a closed set is on the first scrape at 0,
+/// so dashboards show 0 rather than "No data" and `rate()` works at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_with_known_labels_are_exported_at_zero_from_the_start() {
+    use otp_service::{abuse::LimitKind, error::Error, metrics as names};
+
+    let metrics_addr = free_metrics_addr();
+    let _service = ServiceProcess::start(&[("OTP_METRICS_ADDR", &metrics_addr)]);
+    let page = scrape(&metrics_addr).await;
+    let mut expected = vec![format!("{}{{result=\"sent\"}}", names::SENDS)];
+    for kind in Error::KINDS {
+        expected.push(format!("{}{{result=\"{kind}\"}}", names::SENDS));
+        expected.push(format!("{}{{result=\"{kind}\"}}", names::VERIFIES));
+    }
+    for result in ["approved", "incorrect", "expired", "locked"] {
+        expected.push(format!("{}{{result=\"{result}\"}}", names::VERIFIES));
+    }
+    for limit in LimitKind::ALL {
+        expected.push(format!(
+            "{}{{limit=\"{}\"}}",
+            names::LIMIT_REFUSALS,
+            limit.as_str()
+        ));
+    }
+    for operation in names::PUMPING_GUARD_OPERATIONS {
+        expected.push(format!(
+            "{}{{operation=\"{operation}\"}}",
+            names::PUMPING_GUARD_ERRORS
+        ));
+    }
+    for reason in names::EVENTS_DROP_REASONS {
+        expected.push(format!("{}{{reason=\"{reason}\"}}", names::EVENTS_DROPPED));
+    }
+    let series: Vec<&str> = page.lines().filter(|line| !line.starts_with('#')).collect();
+    for wanted in expected {
+        assert!(
+            series.contains(&format!("{wanted} 0").as_str()),
+            "{wanted} 0 missing from:\n{page}"
+        );
+    }
+}
