@@ -81,10 +81,15 @@ def errored(prefix): any($runs[0][]; (.label | startswith(prefix)) and failed);
     memory_server_cpu_percent: ($memory_runs | map(.server.cpu_percent) | median | round(0)),
     verify_outcomes: ($memory_runs[0].outcomes),
     idle_rss_mib: ($startup[0].idle_rss_kib | mib),
+    idle_rss_anon_mib: ($startup[0].idle_rss_anon_kib | mib),
+    idle_pss_mib: ($startup[0].idle_pss_kib | mib),
     # Every run of the service as configured by bench.sh (both stores,
     # bench_server included); not echo, and not the RUST_LOG=warn variant,
     # which is there to price the log line, not a configuration judged.
     load_rss_mib: ($runs[0] | map(select(.label | test("^(echo|quiet)-") | not) | .server.peak_rss_kib) | max | mib),
+    # RssAnon and PSS at the end of each such run (the kernel keeps no peak of them).
+    load_rss_anon_mib: ($runs[0] | map(select(.label | test("^(echo|quiet)-") | not) | .server.rss_anon_kib // empty) | max | mib),
+    load_pss_mib: ($runs[0] | map(select(.label | test("^(echo|quiet)-") | not) | .server.pss_kib // empty) | max | mib),
     start_to_serving_ms: ($startup[0].start_to_serving_ms.median | round(1)),
     stripped_binary_mib: ($binary / 1048576 | round(2))
   }
@@ -178,7 +183,7 @@ def errored(prefix): any($runs[0][]; (.label | startswith(prefix)) and failed);
       "SendOtp results (Redis, round 1): " + (.redis_send_outcomes | to_entries | map("\(.key) \(.value)") | join(", ")) end),
     (if (.errors | length) == 0 then "errors: none in any run (\($runs[0] | length) runs, every one answered calls)" else "ERRORS in \(.errors | length) of \($runs[0] | length) runs: " + (.errors | join("; ")) end),
     ("CPU use in closed loop: echo server \(.echo_server_cpu_percent)%, load generator on echo \(.echo_client_cpu_percent)%, service \(.memory_server_cpu_percent)%"),
-    ("idle RSS \(.idle_rss_mib) MiB, peak RSS under load \(.load_rss_mib) MiB, start to SERVING \(.start_to_serving_ms) ms, stripped binary \(.stripped_binary_mib) MiB"),
+    ("idle RSS \(.idle_rss_mib) MiB (RssAnon \(.idle_rss_anon_mib // "-") MiB, PSS \(.idle_pss_mib // "-") MiB), peak RSS under load \(.load_rss_mib) MiB (RssAnon \(.load_rss_anon_mib // "-") MiB, PSS \(.load_pss_mib // "-") MiB at the end of a run), start to SERVING \(.start_to_serving_ms) ms, stripped binary \(.stripped_binary_mib) MiB"),
     "",
     "issue 14 target                                 value            verdict"
   ] + (.targets | map((.name | pad(48)) + (.value // "-" | tostring | pad(17)) + .verdict))

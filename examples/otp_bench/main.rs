@@ -214,8 +214,10 @@ async fn load(options: LoadOptions) -> Result<(), String> {
         ServerFacts {
             pid,
             cpu: server_cpu,
-            rss_kib: memory.map(|(rss, _)| rss),
-            hwm_kib: memory.map(|(_, hwm)| hwm),
+            rss_kib: memory.map(|memory| memory.rss),
+            hwm_kib: memory.map(|memory| memory.hwm),
+            anon_kib: memory.map(|memory| memory.anon),
+            pss_kib: memory.and_then(|memory| memory.pss),
         }
     });
     let facts = RunFacts {

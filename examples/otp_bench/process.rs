@@ -30,17 +30,40 @@ pub fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((utime + stime) / USER_HZ)
 }
 
-/// Resident memory now (`VmRSS`) and at its peak (`VmHWM`), in KiB.
-pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
+/// A process's memory, in KiB.
+#[derive(Debug, Clone, Copy)]
+pub struct Memory {
+    /// Resident now (`VmRSS`): counts the binary's own pages, shared with
+    /// the page cache.
+    pub rss: u64,
+    /// `VmRSS` at its peak (`VmHWM`).
+    pub hwm: u64,
+    /// Anonymous resident memory (`RssAnon`): what the process allocated,
+    /// the part a sidecar adds to its pod whatever else runs there.
+    pub anon: u64,
+    /// Proportional set size (`Pss` of `smaps_rollup`): shared pages split
+    /// between the processes mapping them; `None` where the kernel lacks it.
+    pub pss: Option<u64>,
+}
+
+/// The memory of process `pid` now.
+pub fn memory_kib(pid: u32) -> Option<Memory> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|kib| kib.parse().ok())
-    };
-    Some((field("VmRSS:")?, field("VmHWM:")?))
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    Some(Memory {
+        rss: kib_field(&status, "VmRSS:")?,
+        hwm: kib_field(&status, "VmHWM:")?,
+        anon: kib_field(&status, "RssAnon:")?,
+        pss: kib_field(&rollup, "Pss:"),
+    })
+}
+
+/// The KiB after `name` on its line of a `/proc` file.
+fn kib_field(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
 }
 
 /// A loopback port nobody listens on right now.
@@ -85,6 +108,8 @@ async fn wait_until_serving(port: u16, deadline: Instant) -> Result<(), String> 
 pub async fn startup(options: StartupOptions) -> Result<(), String> {
     let mut to_serving = Vec::new();
     let mut idle_rss = Vec::new();
+    let mut idle_anon = Vec::new();
+    let mut idle_pss = Vec::new();
     for _ in 0..options.trials {
         let port = free_port().map_err(|err| format!("no free port: {err}"))?;
         let spawned = Instant::now();
@@ -100,8 +125,10 @@ pub async fn startup(options: StartupOptions) -> Result<(), String> {
         let elapsed = spawned.elapsed();
         if ready.is_ok() {
             tokio::time::sleep(Duration::from_millis(300)).await;
-            if let Some((rss, _)) = memory_kib(child.id()) {
-                idle_rss.push(rss);
+            if let Some(memory) = memory_kib(child.id()) {
+                idle_rss.push(memory.rss);
+                idle_anon.push(memory.anon);
+                idle_pss.extend(memory.pss);
             }
         }
         let _ = child.kill();
@@ -110,9 +137,10 @@ pub async fn startup(options: StartupOptions) -> Result<(), String> {
         to_serving.push(elapsed.as_secs_f64() * 1000.0);
     }
     to_serving.sort_by(f64::total_cmp);
-    idle_rss.sort_unstable();
     let median_ms = to_serving[to_serving.len() / 2];
-    let idle_kib = idle_rss.get(idle_rss.len() / 2).copied().unwrap_or(0);
+    let idle_kib = median(&mut idle_rss);
+    let idle_anon_kib = median(&mut idle_anon);
+    let idle_pss_kib = median(&mut idle_pss);
     println!(
         "start to SERVING over {} starts: median {median_ms:.1} ms, min {:.1} ms, max {:.1} ms",
         to_serving.len(),
@@ -120,8 +148,10 @@ pub async fn startup(options: StartupOptions) -> Result<(), String> {
         to_serving[to_serving.len() - 1]
     );
     println!(
-        "idle RSS 300 ms after SERVING: median {:.1} MiB",
-        idle_kib as f64 / 1024.0
+        "idle 300 ms after SERVING, medians: RSS {:.1} MiB, RssAnon {:.1} MiB, PSS {:.1} MiB",
+        idle_kib as f64 / 1024.0,
+        idle_anon_kib as f64 / 1024.0,
+        idle_pss_kib as f64 / 1024.0
     );
     if let Some(path) = options.json {
         let report = json!({
@@ -133,9 +163,17 @@ pub async fn startup(options: StartupOptions) -> Result<(), String> {
                 "max": to_serving[to_serving.len() - 1],
             },
             "idle_rss_kib": idle_kib,
+            "idle_rss_anon_kib": idle_anon_kib,
+            "idle_pss_kib": idle_pss_kib,
         });
         std::fs::write(&path, format!("{report:#}\n"))
             .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
     }
     Ok(())
+}
+
+/// The median of `values` (0 when empty).
+fn median(values: &mut [u64]) -> u64 {
+    values.sort_unstable();
+    values.get(values.len() / 2).copied().unwrap_or(0)
 }

@@ -32,6 +32,10 @@ pub struct ServerFacts {
     pub cpu: Option<f64>,
     pub rss_kib: Option<u64>,
     pub hwm_kib: Option<u64>,
+    /// `RssAnon` at the end of the run.
+    pub anon_kib: Option<u64>,
+    /// PSS at the end of the run.
+    pub pss_kib: Option<u64>,
 }
 
 fn micros(nanos: u64) -> f64 {
@@ -104,6 +108,8 @@ pub fn to_json(facts: &RunFacts, tally: &Tally) -> Value {
             "cpu_us_per_call": server.cpu.filter(|_| calls > 0).map(|cpu| cpu * 1e6 / calls as f64),
             "rss_kib": server.rss_kib,
             "peak_rss_kib": server.hwm_kib,
+            "rss_anon_kib": server.anon_kib,
+            "pss_kib": server.pss_kib,
         });
     }
     if let Some(cpu) = facts.client_cpu {
@@ -159,10 +165,12 @@ pub fn print_table(report: &Value) {
     }
     if report.get("server").is_some() {
         println!(
-            "  server: CPU {}% ({} µs/call), RSS {} KiB, peak {} KiB",
+            "  server: CPU {}% ({} µs/call), RSS {} KiB (RssAnon {}, PSS {}), peak {} KiB",
             show(number(&["server", "cpu_percent"]), 0),
             show(number(&["server", "cpu_us_per_call"]), 1),
             show(number(&["server", "rss_kib"]), 0),
+            show(number(&["server", "rss_anon_kib"]), 0),
+            show(number(&["server", "pss_kib"]), 0),
             show(number(&["server", "peak_rss_kib"]), 0),
         );
     }
