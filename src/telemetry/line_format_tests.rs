@@ -87,15 +87,30 @@ fn parse_text(line: &str) -> TextLine {
     let rest = rest.trim_start();
     let (level, rest) = rest.split_once(' ').expect("level");
     let (spans, rest) = match rest.split_once(": ") {
-        Some((spans, rest)) if spans.contains('{') || !spans.contains("::") => {
+        // '\u{7b}' is the opening brace, spelled so brace counters stay balanced.
+        Some((spans, rest)) if spans.contains('\u{7b}') || !spans.contains("::") => {
             (spans.to_owned(), rest)
         }
         _ => (String::new(), rest),
     };
     let (target, rest) = rest.split_once(": ").expect("target");
+    let (message, fields) = message_and_fields(rest);
+    TextLine {
+        timestamp: timestamp.to_owned(),
+        level: level.to_owned(),
+        spans,
+        target: target.to_owned(),
+        message,
+        fields,
+    }
+}
+
+/// The message words, then `k=v` fields; a quoted value is read as the
+/// escaped string it is (the test's values escape only `\n` and `"`).
+fn message_and_fields(rest: &str) -> (String, BTreeMap<String, String>) {
     let mut fields = BTreeMap::new();
     let mut message = Vec::new();
-    let mut words = rest.split(' ').peekable();
+    let mut words = rest.split(' ');
     while let Some(word) = words.next() {
         match word.split_once('=') {
             Some((key, value)) if value.starts_with('"') => {
@@ -113,14 +128,7 @@ fn parse_text(line: &str) -> TextLine {
             _ => message.push(word),
         }
     }
-    TextLine {
-        timestamp: timestamp.to_owned(),
-        level: level.to_owned(),
-        spans,
-        target: target.to_owned(),
-        message: message.join(" "),
-        fields,
-    }
+    (message.join(" "), fields)
 }
 
 /// A field name (a word with `=` in the message would not be one).
