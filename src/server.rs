@@ -69,6 +69,15 @@ pub enum StartupError {
     Serve(#[from] tonic::transport::Error),
 }
 
+/// What [`Application::build`] checks before it binds, without binding or
+/// serving (`otp-service check-config`): the SMS routes build, and the TLS
+/// certificate, key and client CA load.
+pub fn check_before_start(config: &Config) -> Result<(), StartupError> {
+    open_gateway(&config.sms)?;
+    trust_boundary(config)?;
+    Ok(())
+}
+
 /// How long shutdown waits for queued audit events to be written.
 const EVENTS_FLUSH_WAIT: Duration = Duration::from_secs(2);
 

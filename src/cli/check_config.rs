@@ -1,13 +1,14 @@
 //! `otp-service check-config`: for CI pipelines and a Kubernetes init step.
 //! The settings and the files they name were checked while reading them;
-//! this connects to the store once and reports what would be in force.
+//! this builds what the server builds before it binds (SMS routes, TLS),
+//! connects to the store once and reports what would be in force.
 
 use std::{fmt::Write as _, time::Duration};
 
 use crate::{
     config::{Config, EffectiveSettings},
     eviction_guard::EvictionGuard,
-    server::open_store,
+    server::{check_before_start, open_store},
     store::StoreConfig,
 };
 
@@ -21,6 +22,7 @@ pub async fn check_config(
     config: &Config,
     effective: &EffectiveSettings,
 ) -> Result<String, String> {
+    check_before_start(config).map_err(|err| err.to_string())?;
     check_store(config).await?;
     let mut report = String::new();
     let _ = writeln!(report, "settings in force:");

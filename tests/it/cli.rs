@@ -185,3 +185,24 @@ async fn check_config_exits_2_on_a_bad_templates_file() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("OTP_MESSAGE_TEMPLATES_FILE"), "{stderr}");
 }
+
+#[tokio::test]
+async fn check_config_exits_2_on_a_certificate_that_does_not_load() {
+    let dir = std::env::temp_dir().join(format!("otp-cli-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, "not a certificate\n").expect("written");
+    std::fs::write(&key, "not a key\n").expect("written");
+    let (code, _, stderr) = run(
+        &["check-config"],
+        &[
+            ("OTP_TLS_CERT_FILE", cert.to_str().expect("utf-8 path")),
+            ("OTP_TLS_KEY_FILE", key.to_str().expect("utf-8 path")),
+        ],
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("TLS"), "{stderr}");
+}
