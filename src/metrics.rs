@@ -115,6 +115,11 @@ pub fn install(addr: SocketAddr) -> Result<(), BuildError> {
     describe();
     start_at_zero(PUMPING_GUARD_ERRORS, "operation", &PUMPING_GUARD_OPERATIONS);
     start_at_zero(EVENTS_DROPPED, "reason", &EVENTS_DROP_REASONS);
+    for action in ADMIN_ACTION_NAMES {
+        for result in ADMIN_RESULTS {
+            counter!(ADMIN_ACTIONS, "action" => action, "result" => result).increment(0);
+        }
+    }
     tracing::info!(addr = %addr, "metrics listening on /metrics");
     Ok(())
 }
@@ -284,8 +289,15 @@ pub fn pumping_guard_failed(operation: &'static str) {
     counter!(PUMPING_GUARD_ERRORS, "operation" => operation).increment(1);
 }
 
+/// The `action` labels of [`ADMIN_ACTIONS`] (a closed set).
+pub const ADMIN_ACTION_NAMES: [&str; 3] = ["lift_suspension", "exempt_prefix", "end_exemption"];
+/// The `result` labels of [`ADMIN_ACTIONS`] (a closed set).
+pub const ADMIN_RESULTS: [&str; 3] = ["done", "no_change", "failed"];
+
 /// Counts an operator's change through the admin API (rare: no handle kept).
 pub fn admin_action(action: &'static str, result: &'static str) {
+    debug_assert!(ADMIN_ACTION_NAMES.contains(&action), "{action}");
+    debug_assert!(ADMIN_RESULTS.contains(&result), "{result}");
     counter!(ADMIN_ACTIONS, "action" => action, "result" => result).increment(1);
 }
 

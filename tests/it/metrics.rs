@@ -264,6 +264,14 @@ async fn counters_with_known_labels_are_exported_at_zero_from_the_start() {
     for reason in names::EVENTS_DROP_REASONS {
         expected.push(format!("{}{{reason=\"{reason}\"}}", names::EVENTS_DROPPED));
     }
+    for action in names::ADMIN_ACTION_NAMES {
+        for result in names::ADMIN_RESULTS {
+            expected.push(format!(
+                "{}{{action=\"{action}\",result=\"{result}\"}}",
+                names::ADMIN_ACTIONS
+            ));
+        }
+    }
     let series: Vec<&str> = page.lines().filter(|line| !line.starts_with('#')).collect();
     for wanted in expected {
         assert!(
