@@ -89,7 +89,7 @@ where
         match self.shape {
             LineShape::Text => {
                 self.timer.format_time(&mut writer)?;
-                write!(writer, " {:>5} ", event.metadata().level().as_str())?;
+                writer.write_str(padded_level(event))?;
                 if let Some(scope) = ctx.event_scope() {
                     for span in scope.from_root() {
                         writer.write_str(span.name())?;
@@ -98,12 +98,15 @@ where
                     }
                     writer.write_char(' ')?;
                 }
-                write!(writer, "{target}: ")?;
+                writer.write_str(&target)?;
+                writer.write_str(": ")?;
             }
             LineShape::Json => {
                 writer.write_str("{\"timestamp\":\"")?;
                 self.timer.format_time(&mut writer)?;
-                write!(writer, "\",\"level\":\"{}\",\"fields\":{{", level(event))?;
+                writer.write_str("\",\"level\":\"")?;
+                writer.write_str(level(event))?;
+                writer.write_str("\",\"fields\":{")?;
             }
         }
         let mut fields = FieldWriter::new(writer.by_ref(), self.shape);
@@ -136,6 +139,17 @@ fn level(event: &Event<'_>) -> &'static str {
         Level::INFO => "INFO",
         Level::WARN => "WARN",
         _ => "ERROR",
+    }
+}
+
+/// The level between spaces, right-aligned in five columns (text lines).
+fn padded_level(event: &Event<'_>) -> &'static str {
+    match *event.metadata().level() {
+        Level::TRACE => " TRACE ",
+        Level::DEBUG => " DEBUG ",
+        Level::INFO => "  INFO ",
+        Level::WARN => "  WARN ",
+        _ => " ERROR ",
     }
 }
 
@@ -227,7 +241,10 @@ impl<'w> FieldWriter<'w> {
         self.result = self.result.and_then(|()| match self.shape {
             // The message comes first and bare in text.
             LineShape::Text if name == "message" => Ok(()),
-            LineShape::Text => write!(self.writer, "{name}="),
+            LineShape::Text => self
+                .writer
+                .write_str(name)
+                .and_then(|()| self.writer.write_char('=')),
             LineShape::Json => {
                 write_json_str(&mut self.writer, name).and_then(|()| self.writer.write_char(':'))
             }
