@@ -6,7 +6,7 @@
 use std::{fmt::Write as _, time::Duration};
 
 use crate::{
-    config::{Config, EffectiveSettings},
+    config::{Config, EffectiveSettings, SecretSource},
     eviction_guard::EvictionGuard,
     server::{check_before_start, open_store},
     store::StoreConfig,
@@ -33,6 +33,9 @@ pub async fn check_config(
         config.limits, config.policy.max_attempts, config.policy.code_length, config.pumping_guard
     );
     let _ = writeln!(report, "store: {}", store_name(&config.store));
+    for warning in development_settings(config) {
+        let _ = writeln!(report, "warning: {warning}");
+    }
     let _ = writeln!(report, "configuration OK");
     Ok(report)
 }
@@ -55,6 +58,31 @@ async fn check_store(config: &Config) -> Result<(), String> {
         .check_at_startup(store.as_ref())
         .await
         .map_err(|why| format!("store: {why}"))
+}
+
+/// Settings that start, but that the server warns about at startup.
+fn development_settings(config: &Config) -> Vec<&'static str> {
+    [
+        (
+            config.hmac_secret_source == SecretSource::GeneratedForThisProcess,
+            "OTP_HMAC_SECRET is not set: a random secret for this process only",
+        ),
+        (
+            config.sms.is_console_only(),
+            "the console gateway prints codes and full numbers to stdout",
+        ),
+        (
+            config.limits.global_per_minute.is_none(),
+            "OTP_GLOBAL_SEND_LIMIT=0: no service-wide send cap",
+        ),
+        (
+            !config.test_numbers.is_empty(),
+            "OTP_TEST_NUMBERS is set: these numbers get fixed codes and no SMS",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(applies, warning)| applies.then_some(warning))
+    .collect()
 }
 
 /// The store, passwords masked.

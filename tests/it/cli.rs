@@ -97,6 +97,10 @@ async fn a_flag_wins_over_its_variable_and_an_empty_variable_is_unset() {
     assert!(stdout.contains("OTP_SEND_LIMIT=7\n"), "{stdout}");
     assert!(stdout.contains("OTP_CODE_LENGTH=6 (default)"), "{stdout}");
     assert!(stdout.contains("OTP_LOG_FORMAT=text (default)"), "{stdout}");
+    assert!(
+        stdout.contains("warning: OTP_HMAC_SECRET is not set"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test]
