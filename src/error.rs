@@ -98,7 +98,7 @@ pub enum Error {
 
 impl Error {
     /// Every name [`Error::kind`] gives (metrics export each at 0 from start).
-    pub const KINDS: [&'static str; 12] = [
+    pub const KINDS: [&'static str; 13] = [
         "invalid_argument",
         "idempotency_busy",
         "country_not_allowed",
@@ -107,6 +107,7 @@ impl Error {
         "locked",
         "unauthenticated",
         "unknown_caller",
+        "admin_denied",
         "store_full",
         "store_error",
         "undeliverable_phone",

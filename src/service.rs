@@ -341,7 +341,7 @@ pub fn counters_at_zero() {
     metrics::start_at_zero(metrics::SENDS, "result", &sends);
     let verifies: Vec<&'static str> = VERIFY_RESULTS.into_iter().chain(Error::KINDS).collect();
     metrics::start_at_zero(metrics::VERIFIES, "result", &verifies);
-    let limits = LimitKind::ALL.map(LimitKind::as_str);
+    let limits = LimitKind::SEND_LIMITS.map(LimitKind::as_str);
     metrics::start_at_zero(metrics::LIMIT_REFUSALS, "limit", &limits);
 }
 

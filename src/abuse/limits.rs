@@ -49,8 +49,9 @@ pub enum LimitKind {
 }
 
 impl LimitKind {
-    /// Every limit, for metrics that start at 0.
-    pub const ALL: [LimitKind; 7] = [
+    /// The limits a send is checked against (the verify limits are not):
+    /// the `limit` labels of the send-refusal counter, exported at 0.
+    pub const SEND_LIMITS: [LimitKind; 7] = [
         Self::PhoneCooldown,
         Self::PhoneWindow,
         Self::PhoneDaily,

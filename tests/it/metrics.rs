@@ -248,7 +248,7 @@ async fn counters_with_known_labels_are_exported_at_zero_from_the_start() {
     for result in ["approved", "incorrect", "expired", "locked"] {
         expected.push(format!("{}{{result=\"{result}\"}}", names::VERIFIES));
     }
-    for limit in LimitKind::ALL {
+    for limit in LimitKind::SEND_LIMITS {
         expected.push(format!(
             "{}{{limit=\"{}\"}}",
             names::LIMIT_REFUSALS,
