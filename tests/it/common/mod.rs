@@ -38,12 +38,14 @@ pub use redis_sentinel::RedisSentinels;
 pub use redis_server::RedisServer;
 pub use store_set_up::{StoreKind, TestStore};
 
-/// Lifts the caps every send shares (the bucket of sends without a
-/// `client_key`, the service-wide rate), for tests about something else that
-/// text many numbers.
-pub const SHARED_CAPS_LIFTED: [(&str, &str); 2] = [
+/// Lifts the caps every send and every verify shares (the buckets of calls
+/// without a `client_key`, the service-wide rates), for tests about
+/// something else that text and check many numbers.
+pub const SHARED_CAPS_LIFTED: [(&str, &str); 4] = [
     ("OTP_ANONYMOUS_SEND_LIMIT", "100000"),
     ("OTP_GLOBAL_SEND_LIMIT", "0"),
+    ("OTP_ANONYMOUS_VERIFY_LIMIT", "1000000"),
+    ("OTP_GLOBAL_VERIFY_LIMIT", "0"),
 ];
 
 /// Secret every test server shares (replicas must share one).
