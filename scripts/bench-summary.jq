@@ -134,8 +134,13 @@ def errored(prefix): any($runs[0][]; (.label | startswith(prefix)) and failed);
      verdict: verdict(if .memory_half.p99_us == null then null else .memory_half.p99_us <= 2000 end)},
     {name: "p99 <= 2 ms at half max rps, Redis", value: "\(.redis_half.p99_us // "-") us",
      verdict: verdict(if .redis_half == null then null else .redis_half.p99_us <= 2000 end)},
-    {name: "idle RSS <= 12 MiB", value: "\(.idle_rss_mib) MiB", verdict: verdict(.idle_rss_mib <= 12)},
-    {name: "RSS under the bench load <= 24 MiB", value: "\(.load_rss_mib) MiB", verdict: verdict(.load_rss_mib <= 24)},
+    # The idle and load VmRSS targets are retired (issues 26 and 30): VmRSS
+    # counts the binary's own pages, charged to the pod either way; RssAnon
+    # and PSS are reported below instead, and bytes per number replace the
+    # load figure (issue 30).
+    {name: "memory (reported, no bound)",
+     value: "idle RssAnon \(.idle_rss_anon_mib // "-") MiB, load RssAnon \(.load_rss_anon_mib // "-") MiB",
+     verdict: "reported (no bound)"},
     {name: "Redis on its own core, VerifyOtp: rps ratio",
      value: (if .redis_own_over_echo == null then null else "\(.redis_own_over_echo) (cpu \(.redis_own_cpu_ratio))" end),
      verdict: (if .redis_own_over_echo == null then "not measured" else "reported (no bound)" end)}
