@@ -42,11 +42,13 @@ refused SendOtp '{"phone_number": "12345"}'
 grep -q InvalidArgument <<<"$out" || fail "invalid number not INVALID_ARGUMENT: $out"
 
 # +1 628 2RN NNNN: one destination prefix (+16282, OTP_PUMPING_PREFIX_DIGITS=4)
-# whose codes are never verified.
+# whose codes are never verified, texted for three sources (client keys): the
+# guard's default OTP_PUMPING_MIN_SOURCES.
 pumped() { printf '+16282%s%05d' "$ROUND" "$1"; }
 if [ "$ROUND" = 1 ]; then
-  for n in 1 2; do
-    out=$(call SendOtp "{\"phone_number\": \"$(pumped "$n")\"}") || fail "pumped SendOtp: $out"
+  for n in 1 2 3; do
+    out=$(call SendOtp "{\"phone_number\": \"$(pumped "$n")\", \"client_key\": \"pumper-$n\"}") ||
+      fail "pumped SendOtp: $out"
   done
 else
   # Until the first two are judged: a condition with a deadline, not a sleep.
