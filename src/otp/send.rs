@@ -111,11 +111,15 @@ impl OtpFlow {
         prefix: Option<&DestinationPrefix>,
         digest: &CodeDigest,
     ) -> Result<(u32, CountedSends<'_>), Error> {
-        let logs = self.send_logs(subject, request);
+        // Keyed once: the client's log and the guard's source both name it.
+        let client = request
+            .client_key
+            .map(|client| self.secret.client_subject(client));
+        let logs = self.send_logs(subject, client, request);
         let plan = SendPlan {
             logs: &logs,
             prefix: prefix.map(|prefix| {
-                let source = self.send_source(request);
+                let source = self.send_source(client, request);
                 self.guard.step(prefix, PrefixSender { subject, source })
             }),
             code: CodeToStore {
@@ -173,9 +177,9 @@ impl OtpFlow {
 
     /// Who asked for the send, as the pumping guard tells sources apart: the
     /// `client_key`, else the authenticated caller, else the anonymous one.
-    fn send_source(&self, request: &SendRequest<'_>) -> SendSource {
-        match (request.client_key, request.caller) {
-            (Some(client), _) => SendSource(self.secret.client_subject(client).tag()),
+    fn send_source(&self, client: Option<SubjectKey>, request: &SendRequest<'_>) -> SendSource {
+        match (client, request.caller) {
+            (Some(client), _) => SendSource(client.tag()),
             (None, Some(caller)) => SendSource(self.secret.caller_source(caller.name()).tag()),
             (None, None) => SendSource::ANONYMOUS,
         }
@@ -183,19 +187,18 @@ impl OtpFlow {
 
     /// The logs one send is counted in, with their rules; a log without
     /// rules (a limit turned off) is skipped. A send without a `client_key`
-    /// counts in the one bucket every such send shares.
+    /// counts in the one bucket every such send shares. `client` is the
+    /// keyed `client_key`, if the request named one.
     fn send_logs(
         &self,
         subject: &SubjectKey,
+        client: Option<SubjectKey>,
         request: &SendRequest<'_>,
     ) -> Vec<(SendLog, Vec<RateRule>)> {
         let limits = &self.abuse.limits;
         let mut logs = vec![(SendLog::Phone(*subject), limits.phone_rules())];
-        logs.push(match request.client_key {
-            Some(client) => (
-                SendLog::Client(self.secret.client_subject(client)),
-                limits.client_rules(),
-            ),
+        logs.push(match client {
+            Some(client) => (SendLog::Client(client), limits.client_rules()),
             None => (SendLog::Anonymous, limits.anonymous_rules()),
         });
         if let Some(caller) = request.caller {
