@@ -200,14 +200,7 @@ impl SendLimits {
 
     /// Rules counted on the whole service (empty when off).
     pub fn global_rules(&self) -> Vec<RateRule> {
-        self.global_per_minute
-            .map(|limit| RateRule {
-                kind: LimitKind::Global,
-                limit,
-                period: MINUTE,
-            })
-            .into_iter()
-            .collect()
+        per_minute_rules(LimitKind::Global, self.global_per_minute)
     }
 }
 
@@ -227,10 +220,28 @@ impl fmt::Display for SendLimits {
             self.anonymous_limit,
             self.caller_limit,
         )?;
-        match self.global_per_minute {
-            Some(limit) => write!(f, "{limit}/min"),
-            None => f.write_str("off"),
-        }
+        write_per_minute(f, self.global_per_minute)
+    }
+}
+
+/// The rules of a service-wide cap of `limit` a minute (none when off):
+/// the send and the verify caps alike.
+pub(super) fn per_minute_rules(kind: LimitKind, limit: Option<u32>) -> Vec<RateRule> {
+    limit
+        .map(|limit| RateRule {
+            kind,
+            limit,
+            period: MINUTE,
+        })
+        .into_iter()
+        .collect()
+}
+
+/// A service-wide cap as the caps line spells it: `60/min` or `off`.
+pub(super) fn write_per_minute(f: &mut fmt::Formatter<'_>, limit: Option<u32>) -> fmt::Result {
+    match limit {
+        Some(limit) => write!(f, "{limit}/min"),
+        None => f.write_str("off"),
     }
 }
 

@@ -10,7 +10,10 @@
 
 use std::{fmt, time::Duration};
 
-use super::{LimitKind, RateRule, limits::MINUTE};
+use super::{
+    LimitKind, RateRule,
+    limits::{per_minute_rules, write_per_minute},
+};
 
 /// Default `OTP_CLIENT_VERIFY_LIMIT`: a client's own sends
 /// (`OTP_CLIENT_SEND_LIMIT`, 20 per 10 min) make at most 20 × 5 guesses
@@ -71,14 +74,7 @@ impl VerifyLimits {
 
     /// Rules counted on the whole service (empty when off).
     pub fn global_rules(&self) -> Vec<RateRule> {
-        self.global_per_minute
-            .map(|limit| RateRule {
-                kind: LimitKind::GlobalVerify,
-                limit,
-                period: MINUTE,
-            })
-            .into_iter()
-            .collect()
+        per_minute_rules(LimitKind::GlobalVerify, self.global_per_minute)
     }
 }
 
@@ -92,15 +88,13 @@ impl fmt::Display for VerifyLimits {
             "client={}/{window}s anonymous={}/{window}s caller={}/{window}s global=",
             self.client_limit, self.anonymous_limit, self.caller_limit
         )?;
-        match self.global_per_minute {
-            Some(limit) => write!(f, "{limit}/min"),
-            None => f.write_str("off"),
-        }
+        write_per_minute(f, self.global_per_minute)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::limits::MINUTE;
     use super::*;
 
     #[test]
