@@ -10,15 +10,6 @@ use otp_service::proto::{
 };
 use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
 
-/// A loopback address for a binary's `/metrics` that was free a moment ago.
-pub(crate) fn free_metrics_addr() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port();
-    format!("127.0.0.1:{port}")
-}
-
 /// The Prometheus text page served at `addr`.
 pub(crate) async fn scrape(addr: &str) -> String {
     // reqwest is built without a default TLS provider (the service installs ring).
@@ -46,8 +37,7 @@ pub(crate) fn sample(page: &str, name_and_labels: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_move_by_the_traffic_and_carry_no_phone_numbers() {
-    let metrics_addr = free_metrics_addr();
-    let service = ServiceProcess::start(&[("OTP_METRICS_ADDR", &metrics_addr)]);
+    let (service, metrics_addr) = ServiceProcess::start_with_metrics(&[]);
     let mut client = OtpServiceClient::new(connect(service.addr).await);
     let phone = "+14155550177";
     let send = |phone: &str| SendOtpRequest {
@@ -151,7 +141,6 @@ async fn counters_move_by_the_traffic_and_carry_no_phone_numbers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_errors_every_method_and_a_store_outage_are_counted() {
-    let metrics_addr = free_metrics_addr();
     let mut redis = RedisServer::start().await;
     let gateway = MockServer::start().await;
     Mock::given(method("POST"))
@@ -159,8 +148,7 @@ async fn gateway_errors_every_method_and_a_store_outage_are_counted() {
         .mount(&gateway)
         .await;
     let sms_url = format!("{}/api/v1/gateway/devices/d/send-sms", gateway.uri());
-    let service = ServiceProcess::start(&[
-        ("OTP_METRICS_ADDR", &metrics_addr),
+    let (service, metrics_addr) = ServiceProcess::start_with_metrics(&[
         ("OTP_HMAC_SECRET", crate::common::TEST_SECRET),
         ("REDIS_URL", &redis.url()),
         ("SMS_SENDER_API", &sms_url),
@@ -237,8 +225,7 @@ async fn gateway_errors_every_method_and_a_store_outage_are_counted() {
 async fn counters_with_known_labels_are_exported_at_zero_from_the_start() {
     use otp_service::{abuse::LimitKind, error::Error, metrics as names};
 
-    let metrics_addr = free_metrics_addr();
-    let _service = ServiceProcess::start(&[("OTP_METRICS_ADDR", &metrics_addr)]);
+    let (_service, metrics_addr) = ServiceProcess::start_with_metrics(&[]);
     let page = scrape(&metrics_addr).await;
     let mut expected = vec![format!("{}{{result=\"sent\"}}", names::SENDS)];
     for kind in Error::KINDS {
