@@ -18,10 +18,11 @@ use crate::common::{
     concurrent::RACE_SETTINGS,
     failover::{ConversationStream, Recovery, wait_for_health, wait_for_recovery},
     redis_cluster::NODE_TIMEOUT_MS,
-    redis_nodes::free_port,
+    redis_nodes::{free_port, info_field, query},
     unique_phone, unique_prefix,
     unreachable_store::assert_starts_and_fails_calls_unavailable,
 };
+use deadpool_redis::redis;
 use futures::{StreamExt, stream};
 use otp_service::proto::VerifyOtpResult;
 use tokio::time::Instant;
@@ -103,10 +104,29 @@ async fn keys_of_1000_phones_land_on_all_three_masters_one_slot_per_phone() {
     }
 }
 
+/// Scripts cached on each master of `cluster` (`INFO memory`).
+fn cached_scripts_by_master(cluster: &RedisCluster) -> Vec<(u16, u64)> {
+    cluster
+        .masters()
+        .into_iter()
+        .map(|port| {
+            let info: String = query(port, redis::cmd("INFO").arg("memory")).expect("INFO memory");
+            let cached = info_field(&info, "number_of_cached_scripts")
+                .and_then(|count| count.parse().ok())
+                .expect("number_of_cached_scripts");
+            (port, cached)
+        })
+        .collect()
+}
+
+/// On a cluster of its own: on the shared one, another test's calls could
+/// load the scripts again before this test's first call met NOSCRIPT.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scripts_are_loaded_again_on_every_master_after_a_script_flush() {
-    let cluster = shared_cluster().await;
-    let app = app_on(cluster, &unique_prefix()).await;
+    let cluster = tokio::task::spawn_blocking(RedisCluster::start)
+        .await
+        .expect("cluster starts");
+    let app = app_on(&cluster, "otp").await;
     let before = unique_phone();
     let code = app.send_and_read_code(&before).await;
     assert_eq!(
@@ -114,9 +134,22 @@ async fn scripts_are_loaded_again_on_every_master_after_a_script_flush() {
         VerifyOtpResult::Approved
     );
 
-    tokio::task::spawn_blocking(|| cluster.flush_scripts())
-        .await
-        .expect("scripts flushed");
+    let cluster = tokio::task::spawn_blocking(move || {
+        cluster.flush_scripts();
+        cluster
+    })
+    .await
+    .expect("scripts flushed");
+    let (cluster, flushed) = tokio::task::spawn_blocking(move || {
+        let counts = cached_scripts_by_master(&cluster);
+        (cluster, counts)
+    })
+    .await
+    .expect("INFO read");
+    assert!(
+        flushed.iter().all(|(_, cached)| *cached == 0),
+        "the flush emptied every master's script cache: {flushed:?}"
+    );
     // Enough phones that every master meets NOSCRIPT at least once
     // (30 random slots miss one of three masters with odds ~1e-5).
     for _ in 0..30 {
@@ -129,6 +162,16 @@ async fn scripts_are_loaded_again_on_every_master_after_a_script_flush() {
             VerifyOtpResult::Approved
         );
     }
+    let (_cluster, reloaded) = tokio::task::spawn_blocking(move || {
+        let counts = cached_scripts_by_master(&cluster);
+        (cluster, counts)
+    })
+    .await
+    .expect("INFO read");
+    assert!(
+        reloaded.iter().all(|(_, cached)| *cached > 0),
+        "only this test's server runs on this cluster, so it loaded them: {reloaded:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
