@@ -364,7 +364,12 @@ mod tests {
             "OTP_SMS_SEND_TIMEOUT_MS",
             "at least OTP_SMS_CONNECT_TIMEOUT_MS (2000 ms)",
         );
-        assert!(config(&[("OTP_SMS_SEND_TIMEOUT_MS", "2000")]).is_ok());
+        let exactly_one_connect = config(&[("OTP_SMS_SEND_TIMEOUT_MS", "2000")])
+            .expect("a budget of one connect is accepted");
+        assert_eq!(
+            exactly_one_connect.sms.sending.send_timeout,
+            Duration::from_millis(2000)
+        );
     }
 
     #[test]

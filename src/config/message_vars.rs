@@ -307,7 +307,15 @@ mod tests {
             "at most 32",
         );
         assert_refused(&[("OTP_APP_NAME", "Acme\nPay")], "OTP_APP_NAME", "one line");
-        assert!(config(&[("OTP_APP_NAME", &"x".repeat(MAX_APP_NAME_CHARS))]).is_ok());
+        let longest = "x".repeat(MAX_APP_NAME_CHARS);
+        let accepted = config(&[
+            ("OTP_APP_NAME", longest.as_str()),
+            ("OTP_MESSAGE_TEMPLATE", "{app} {code}"),
+        ])
+        .expect("the longest name is accepted");
+        let code = crate::domain::OtpCode::parse("123456", 6).expect("a code");
+        let rendered = accepted.messages.render(&code, Duration::from_secs(120), None);
+        assert_eq!(rendered.text, format!("{longest} 123456"), "the name is used whole");
     }
 
     #[test]
