@@ -314,8 +314,14 @@ mod tests {
         ])
         .expect("the longest name is accepted");
         let code = crate::domain::OtpCode::parse("123456", 6).expect("a code");
-        let rendered = accepted.messages.render(&code, Duration::from_secs(120), None);
-        assert_eq!(rendered.text, format!("{longest} 123456"), "the name is used whole");
+        let rendered = accepted
+            .messages
+            .render(&code, Duration::from_secs(120), None);
+        assert_eq!(
+            rendered.text,
+            format!("{longest} 123456"),
+            "the name is used whole"
+        );
     }
 
     #[test]

@@ -232,7 +232,11 @@ mod tests {
         assert!(!line.contains("short"), "{line}");
         let accepted =
             config(&webhook("0123456789abcdef0123456789abcdef")).expect("32 bytes are accepted");
-        let configured = accepted.sms.providers.webhook.expect("the webhook is configured");
+        let configured = accepted
+            .sms
+            .providers
+            .webhook
+            .expect("the webhook is configured");
         assert_eq!(configured.url.as_str(), "https://sms.internal.example/send");
         assert_refused(
             &[("OTP_SMS_WEBHOOK_URL", "https://u:p@x.example/")],
