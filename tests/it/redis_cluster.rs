@@ -18,7 +18,7 @@ use crate::common::{
     concurrent::RACE_SETTINGS,
     failover::{ConversationStream, Recovery, wait_for_health, wait_for_recovery},
     redis_cluster::NODE_TIMEOUT_MS,
-    redis_nodes::{free_port, info_field, query},
+    redis_nodes::{free_port, query},
     unique_phone, unique_prefix,
     unreachable_store::assert_starts_and_fails_calls_unavailable,
 };
@@ -104,23 +104,25 @@ async fn keys_of_1000_phones_land_on_all_three_masters_one_slot_per_phone() {
     }
 }
 
-/// Scripts cached on each master of `cluster` (`INFO memory`).
-fn cached_scripts_by_master(cluster: &RedisCluster) -> Vec<(u16, u64)> {
+/// The script TimeLeft runs, which no background task of the server runs.
+const TIME_LEFT_SCRIPT: &str = include_str!("../../src/store/lua/pending_lifetime.lua");
+
+/// Whether each master of `cluster` has the TimeLeft script cached.
+fn time_left_script_by_master(cluster: &RedisCluster) -> Vec<(u16, bool)> {
+    let hash = redis::Script::new(TIME_LEFT_SCRIPT).get_hash().to_owned();
     cluster
         .masters()
         .into_iter()
         .map(|port| {
-            let info: String = query(port, redis::cmd("INFO").arg("memory")).expect("INFO memory");
-            let cached = info_field(&info, "number_of_cached_scripts")
-                .and_then(|count| count.parse().ok())
-                .expect("number_of_cached_scripts");
-            (port, cached)
+            let exists: Vec<bool> =
+                query(port, redis::cmd("SCRIPT").arg("EXISTS").arg(&hash)).expect("SCRIPT EXISTS");
+            (port, exists == [true])
         })
         .collect()
 }
 
-/// On a cluster of its own: on the shared one, another test's calls could
-/// load the scripts again before this test's first call met NOSCRIPT.
+/// On a cluster of its own: on the shared one, another test's TimeLeft
+/// could load the script again before this test's first call met NOSCRIPT.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scripts_are_loaded_again_on_every_master_after_a_script_flush() {
     let cluster = tokio::task::spawn_blocking(RedisCluster::start)
@@ -134,20 +136,15 @@ async fn scripts_are_loaded_again_on_every_master_after_a_script_flush() {
         VerifyOtpResult::Approved
     );
 
-    let cluster = tokio::task::spawn_blocking(move || {
+    let (cluster, flushed) = tokio::task::spawn_blocking(move || {
         cluster.flush_scripts();
-        cluster
+        let cached = time_left_script_by_master(&cluster);
+        (cluster, cached)
     })
     .await
     .expect("scripts flushed");
-    let (cluster, flushed) = tokio::task::spawn_blocking(move || {
-        let counts = cached_scripts_by_master(&cluster);
-        (cluster, counts)
-    })
-    .await
-    .expect("INFO read");
     assert!(
-        flushed.iter().all(|(_, cached)| *cached == 0),
+        flushed.iter().all(|(_, cached)| !cached),
         "the flush emptied every master's script cache: {flushed:?}"
     );
     // Enough phones that every master meets NOSCRIPT at least once
@@ -163,14 +160,14 @@ async fn scripts_are_loaded_again_on_every_master_after_a_script_flush() {
         );
     }
     let (_cluster, reloaded) = tokio::task::spawn_blocking(move || {
-        let counts = cached_scripts_by_master(&cluster);
-        (cluster, counts)
+        let cached = time_left_script_by_master(&cluster);
+        (cluster, cached)
     })
     .await
-    .expect("INFO read");
+    .expect("SCRIPT EXISTS read");
     assert!(
-        reloaded.iter().all(|(_, cached)| *cached > 0),
-        "only this test's server runs on this cluster, so it loaded them: {reloaded:?}"
+        reloaded.iter().all(|(_, cached)| *cached),
+        "this server's TimeLeft calls loaded it again on every master: {reloaded:?}"
     );
 }
 
