@@ -3,6 +3,7 @@
 //! ends in [`finish`], which logs it and counts it. While traces are
 //! exported each call's span continues the caller's trace (`trace_context.rs`).
 
+mod hang_up;
 mod trace_context;
 
 use std::sync::Arc;
@@ -225,7 +226,10 @@ impl OtpGrpcService {
             }
             .instrument(Span::current()),
         );
-        let result = match sending.await {
+        let watch = hang_up::HangUpWatch::default();
+        let joined = sending.await;
+        watch.answered();
+        let result = match joined {
             Ok(result) => result,
             Err(join_error) => {
                 tracing::error!(error = %join_error, "send task failed");
