@@ -194,3 +194,173 @@ pub(super) fn channel_templates(
     };
     Ok(Some(ChannelTemplates::new(whatsapp, voice, voice_language)))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{
+        config::test_support::{assert_refused, config},
+        domain::{Locale, OtpCode},
+        sms::BreakerSettings,
+    };
+
+    const TWILIO: [(&str, &str); 6] = [
+        (
+            "OTP_TWILIO_ACCOUNT_SID",
+            "AC0123456789abcdef0123456789abcdef",
+        ),
+        ("OTP_TWILIO_AUTH_TOKEN", "twilio_token_secret_0123"),
+        ("OTP_TWILIO_FROM", "+14155550100"),
+        ("OTP_TWILIO_WHATSAPP_FROM", "+14155550111"),
+        (
+            "OTP_TWILIO_WHATSAPP_CONTENT_SID",
+            "HX0123456789abcdef0123456789abcdef",
+        ),
+        ("OTP_TWILIO_VOICE_FROM", "+14155550122"),
+    ];
+    const META: [(&str, &str); 3] = [
+        ("OTP_WHATSAPP_CLOUD_PHONE_NUMBER_ID", "106540352242922"),
+        ("OTP_WHATSAPP_CLOUD_ACCESS_TOKEN", "EAAJB_meta_token_secret"),
+        ("OTP_WHATSAPP_TEMPLATE", "otp_code"),
+    ];
+    const ROUTES: [(&str, &str); 4] = [
+        ("OTP_SMS_GATEWAY", "twilio"),
+        (
+            "OTP_WHATSAPP_ROUTES",
+            "BR=whatsapp_cloud,twilio_whatsapp; *=twilio_whatsapp",
+        ),
+        ("OTP_VOICE_ROUTES", "*=twilio_voice"),
+        ("OTP_CHANNEL_FALLBACK", "whatsapp>sms, voice>sms"),
+    ];
+
+    fn all(more: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
+        TWILIO
+            .iter()
+            .chain(&META)
+            .chain(&ROUTES)
+            .chain(more)
+            .copied()
+            .collect()
+    }
+
+    #[test]
+    fn channels_get_routes_providers_fallback_breakers_and_templates() {
+        let valid = config(&all(&[])).expect("valid");
+        let sms = &valid.sms;
+        assert_eq!(
+            sms.channel_routes[&Channel::WhatsApp].route_for(|| Some("BR")),
+            [ProviderName::WhatsAppCloud, ProviderName::TwilioWhatsApp]
+        );
+        assert_eq!(sms.fallback.after(Channel::Voice), [Channel::Sms]);
+        assert!(sms.providers.whatsapp_cloud.is_some());
+        assert_eq!(
+            sms.providers.twilio_voice.as_ref().map(|v| v.from.as_str()),
+            Some("+14155550122")
+        );
+        assert_ne!(
+            sms.breaker,
+            BreakerSettings::OFF,
+            "channels turn breakers on"
+        );
+        let channels = valid.messages.channels().expect("channel templates");
+        let code = OtpCode::parse("123456", 6).expect("code");
+        let (text, language) = channels.voice(&code, Duration::from_secs(60), "OTP", None);
+        assert_eq!(
+            (text.as_str(), language),
+            ("Your OTP verification code is 1, 2, 3, 4, 5, 6.", "en-US")
+        );
+        let example = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/message-templates.example.toml"
+        );
+        let with_file = config(&all(&[("OTP_MESSAGE_TEMPLATES_FILE", example)])).expect("example");
+        let channels = with_file.messages.channels().expect("channel templates");
+        let br = Locale::parse("pt-BR").expect("pt-BR");
+        assert_eq!(channels.whatsapp(&code, Some(&br)).language, "pt_BR");
+        assert_eq!(
+            channels.voice(&code, Duration::from_secs(60), "OTP", Some(&br)),
+            ("Seu código OTP é 1, 2, 3, 4, 5, 6.".to_owned(), "pt-BR")
+        );
+    }
+
+    #[test]
+    fn bad_channel_settings_stop_startup_in_one_line() {
+        let without = |skip: &str| -> Vec<(&'static str, &'static str)> {
+            all(&[]).into_iter().filter(|(k, _)| *k != skip).collect()
+        };
+        for (vars, var, expected) in [
+            (
+                all(&[("OTP_VOICE_ROUTES", "*=twilio")]),
+                "OTP_VOICE_ROUTES",
+                "`twilio`, which carries sms, not voice; route it in OTP_SMS_ROUTES",
+            ),
+            (
+                all(&[
+                    ("OTP_SMS_GATEWAY", ""),
+                    ("OTP_SMS_ROUTES", "*=twilio_voice"),
+                ]),
+                "OTP_SMS_ROUTES",
+                "carries voice, not sms",
+            ),
+            (
+                without("OTP_WHATSAPP_CLOUD_PHONE_NUMBER_ID"),
+                "OTP_WHATSAPP_ROUTES",
+                "OTP_WHATSAPP_CLOUD_PHONE_NUMBER_ID is not set",
+            ),
+            (
+                without("OTP_WHATSAPP_TEMPLATE"),
+                "OTP_WHATSAPP_TEMPLATE",
+                "is required",
+            ),
+            (
+                without("OTP_TWILIO_VOICE_FROM"),
+                "OTP_VOICE_ROUTES",
+                "OTP_TWILIO_VOICE_FROM is not set",
+            ),
+            (
+                all(&[("OTP_TWILIO_WHATSAPP_CONTENT_SID", "HX12")]),
+                "OTP_TWILIO_WHATSAPP_CONTENT_SID",
+                "32 hex digits",
+            ),
+            (
+                without("OTP_VOICE_ROUTES"),
+                "OTP_TWILIO_VOICE_FROM",
+                "no route names `twilio_voice`",
+            ),
+            (
+                all(&[("OTP_WHATSAPP_ROUTES", "*=twilio_whatsapp")]),
+                "OTP_WHATSAPP_CLOUD_PHONE_NUMBER_ID",
+                "no route names `whatsapp_cloud`",
+            ),
+            (
+                all(&[("OTP_CHANNEL_FALLBACK", "sms>pigeon")]),
+                "OTP_CHANNEL_FALLBACK",
+                "unknown channel `pigeon`",
+            ),
+            (
+                all(&[("OTP_WHATSAPP_LANGUAGE", "pt-BR")]),
+                "OTP_WHATSAPP_LANGUAGE",
+                "`en_US`",
+            ),
+            (
+                all(&[("OTP_WHATSAPP_CLOUD_PHONE_NUMBER_ID", "+5511999999999")]),
+                "OTP_WHATSAPP_CLOUD_PHONE_NUMBER_ID",
+                "digits only",
+            ),
+        ] {
+            let line = assert_refused(&vars, var, expected);
+            assert!(!line.contains("EAAJB_meta_token_secret"), "{line}");
+        }
+        let no_voice: Vec<_> = without("OTP_VOICE_ROUTES")
+            .into_iter()
+            .filter(|(k, _)| *k != "OTP_TWILIO_VOICE_FROM")
+            .collect();
+        assert_refused(
+            &no_voice,
+            "OTP_CHANNEL_FALLBACK",
+            "names `voice`, but OTP_VOICE_ROUTES is not set",
+        );
+    }
+}

@@ -1,11 +1,17 @@
 #!/usr/bin/env python3
-"""A stand-in for the TextBee SMS API, for the polyglot client tests.
+"""A stand-in for the TextBee SMS API (and Meta's WhatsApp Cloud API), for
+the polyglot client tests.
 
 It accepts what TextBee accepts (POST .../send-sms with an `x-api-key`
 header and a JSON body {"recipients": [...], "message": "..."}), answers like
 TextBee, and lets a test read what was "sent":
 
     GET /messages?to=+14155550123   ->  ["Your code is 123456 ...", ...]
+
+It also takes what the WhatsApp Cloud API takes (POST /<version>/<phone
+number id>/messages with `Authorization: Bearer KEY` and an authentication
+template whose body parameter is the code), recording "WhatsApp code <code>"
+for `+<to>` so the same GET reads it.
 
 Usage: textbee_standin.py --api-key KEY --port-file FILE [--fail-recipient PHONE=STATUS ...]
 (binds a free loopback port and writes it to FILE once listening).
@@ -38,7 +44,30 @@ def handler_for(api_key: str, failing: dict[str, int]):
             self.end_headers()
             self.wfile.write(data)
 
+        def whatsapp(self):
+            if self.headers.get("authorization") != f"Bearer {api_key}":
+                return self.reply(401, {"error": {"message": "Invalid OAuth access token", "code": 190}})
+            length = int(self.headers.get("content-length", "0"))
+            try:
+                body = json.loads(self.rfile.read(length))
+                to = "+" + body["to"]
+                code = body["template"]["components"][0]["parameters"][0]["text"]
+            except (ValueError, KeyError, TypeError, IndexError):
+                return self.reply(400, {"error": {"message": "invalid body", "code": 100}})
+            with LOCK:
+                MESSAGES.setdefault(to, []).append(f"WhatsApp code {code}")
+            return self.reply(
+                200,
+                {
+                    "messaging_product": "whatsapp",
+                    "contacts": [{"input": body["to"], "wa_id": body["to"]}],
+                    "messages": [{"id": "wamid." + uuid.uuid4().hex}],
+                },
+            )
+
         def do_POST(self):  # noqa: N802 (http.server naming)
+            if self.path.endswith("/messages"):
+                return self.whatsapp()
             if not self.path.endswith("/send-sms"):
                 return self.reply(404, {"error": "not found"})
             if self.headers.get("x-api-key") != api_key:
