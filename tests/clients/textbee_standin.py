@@ -14,10 +14,13 @@ template whose body parameter is the code), recording "WhatsApp code <code>"
 for `+<to>` so the same GET reads it.
 
 Usage: textbee_standin.py --api-key KEY --port-file FILE [--fail-recipient PHONE=STATUS ...]
+       [--not-on-whatsapp PHONE ...]
 (binds a free loopback port and writes it to FILE once listening).
 `--fail-recipient +14155550199=503` makes every send to that number fail with
 that HTTP status (nothing is recorded), so a test can exercise gateway
 failures on chosen numbers while the others are delivered.
+`--not-on-whatsapp +14155550199` answers WhatsApp sends to that number as Meta
+does for a number without WhatsApp (HTTP 400, error code 131026).
 """
 
 import argparse
@@ -31,7 +34,7 @@ MESSAGES: dict[str, list[str]] = {}
 LOCK = threading.Lock()
 
 
-def handler_for(api_key: str, failing: dict[str, int]):
+def handler_for(api_key: str, failing: dict[str, int], not_on_whatsapp: set[str]):
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *_args):  # keep test output quiet
             pass
@@ -54,6 +57,18 @@ def handler_for(api_key: str, failing: dict[str, int]):
                 code = body["template"]["components"][0]["parameters"][0]["text"]
             except (ValueError, KeyError, TypeError, IndexError):
                 return self.reply(400, {"error": {"message": "invalid body", "code": 100}})
+            if to in not_on_whatsapp:
+                return self.reply(
+                    400,
+                    {
+                        "error": {
+                            "message": "(#131026) Message Undeliverable.",
+                            "type": "OAuthException",
+                            "code": 131026,
+                            "fbtrace_id": uuid.uuid4().hex,
+                        }
+                    },
+                )
             with LOCK:
                 MESSAGES.setdefault(to, []).append(f"WhatsApp code {code}")
             return self.reply(
@@ -119,12 +134,19 @@ def main() -> None:
         metavar="PHONE=STATUS",
         help="answer sends to PHONE with HTTP STATUS (repeatable)",
     )
+    parser.add_argument(
+        "--not-on-whatsapp",
+        action="append",
+        default=[],
+        metavar="PHONE",
+        help="answer WhatsApp sends to PHONE as Meta does for a number without WhatsApp",
+    )
     args = parser.parse_args()
     failing = {}
     for rule in args.fail_recipient:
         phone, _, status = rule.partition("=")
         failing[phone] = int(status)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(args.api_key, failing))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(args.api_key, failing, set(args.not_on_whatsapp)))
     with open(args.port_file, "w", encoding="utf-8") as port_file:
         port_file.write(str(server.server_address[1]))
     server.serve_forever()
