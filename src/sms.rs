@@ -38,8 +38,8 @@ use thiserror::Error;
 pub use breaker::{BreakerSettings, BreakerState, CircuitBreaker};
 pub use channel::{Channel, ChannelFallback, FallbackError};
 pub use channel_message::{
-    ChannelEntries, ChannelTemplates, VoiceMessage, WhatsAppMessage, WhatsAppTemplate,
-    is_language_code,
+    ChannelEntries, ChannelTemplates, VoiceMessage, WhatsAppEntry, WhatsAppMessage,
+    WhatsAppTemplate, is_language_code,
 };
 pub use console::ConsoleGateway;
 pub use http::{SmsSetupError, http_client};

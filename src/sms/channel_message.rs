@@ -3,7 +3,10 @@
 //! parameter), for a voice call the words read out, the code digit by
 //! digit. Both per locale, with the SMS templates' fallback (`pt-BR` → `pt`
 //! → default), read from the `[whatsapp]` and `[voice]` tables of
-//! `OTP_MESSAGE_TEMPLATES_FILE`.
+//! `OTP_MESSAGE_TEMPLATES_FILE`: a WhatsApp entry is the template's
+//! language code (`pt-BR = "pt_BR"`), or a table that also names another
+//! template for that locale (`name`, Meta) or another content template
+//! (`content_sid`, Twilio: one language each).
 
 use std::{collections::BTreeMap, time::Duration};
 
@@ -22,6 +25,8 @@ pub struct WhatsAppMessage<'a> {
     pub language: &'a str,
     /// The code: the body's parameter and the copy-code button's.
     pub code: &'a str,
+    /// The locale's own Twilio content template, if its entry names one.
+    pub content_sid: Option<&'a str>,
 }
 
 /// The voice part of a send. `Debug` is not derived: it holds the code.
@@ -42,12 +47,24 @@ pub struct WhatsAppTemplate {
     pub language: String,
 }
 
+/// One locale's `[whatsapp]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WhatsAppEntry {
+    /// The template's language code for the locale.
+    pub language: String,
+    /// Another approved template for the locale (else `OTP_WHATSAPP_TEMPLATE`).
+    pub name: Option<String>,
+    /// Twilio's content template for the locale (else
+    /// `OTP_TWILIO_WHATSAPP_CONTENT_SID`).
+    pub content_sid: Option<String>,
+}
+
 /// Every channel's templates beyond the SMS text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelTemplates {
     whatsapp: WhatsAppTemplate,
-    /// Canonical BCP 47 tag → the template's language code for it.
-    whatsapp_languages: BTreeMap<String, String>,
+    /// Canonical BCP 47 tag → the template's language (and name) for it.
+    whatsapp_languages: BTreeMap<String, WhatsAppEntry>,
     voice: MessageTemplate,
     /// The default voice template's language (`OTP_VOICE_LANGUAGE`).
     voice_language: String,
@@ -58,8 +75,8 @@ pub struct ChannelTemplates {
 /// The `[whatsapp]` and `[voice]` entries of a templates file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChannelEntries {
-    /// Locale → WhatsApp language code.
-    pub whatsapp: Vec<(Locale, String)>,
+    /// Locale → WhatsApp template language (and name).
+    pub whatsapp: Vec<(Locale, WhatsAppEntry)>,
     /// `default` of `[voice]`, if given.
     pub voice_default: Option<MessageTemplate>,
     /// Locale → voice template.
@@ -95,7 +112,7 @@ impl ChannelTemplates {
             entries
                 .whatsapp
                 .into_iter()
-                .map(|(locale, code)| (locale.to_string(), code)),
+                .map(|(locale, entry)| (locale.to_string(), entry)),
         );
         self.voice_by_locale.extend(
             entries
@@ -115,13 +132,9 @@ impl ChannelTemplates {
         if let Some(whatsapp) = table.get("whatsapp") {
             for (key, value) in as_table("whatsapp", whatsapp)? {
                 let name = format!("whatsapp.{key}");
-                let code = value
-                    .as_str()
-                    .filter(|code| is_language_code(code))
-                    .ok_or_else(|| TemplatesError::NotText(name.clone()))?;
-                entries
-                    .whatsapp
-                    .push((locale(key, &name)?, code.to_owned()));
+                let entry =
+                    whatsapp_entry(value).ok_or_else(|| TemplatesError::NotText(name.clone()))?;
+                entries.whatsapp.push((locale(key, &name)?, entry));
             }
         }
         if let Some(voice) = table.get("voice") {
@@ -148,15 +161,17 @@ impl ChannelTemplates {
         code: &'a OtpCode,
         locale: Option<&Locale>,
     ) -> WhatsAppMessage<'a> {
-        let language = locale
+        let entry = locale
             .into_iter()
             .flat_map(Locale::fallbacks)
-            .find_map(|tag| self.whatsapp_languages.get(&tag))
-            .unwrap_or(&self.whatsapp.language);
+            .find_map(|tag| self.whatsapp_languages.get(&tag));
         WhatsAppMessage {
-            template: &self.whatsapp.name,
-            language,
+            template: entry
+                .and_then(|entry| entry.name.as_deref())
+                .unwrap_or(&self.whatsapp.name),
+            language: entry.map_or(&self.whatsapp.language, |entry| &entry.language),
             code: code.expose(),
+            content_sid: entry.and_then(|entry| entry.content_sid.as_deref()),
         }
     }
 
@@ -195,6 +210,50 @@ fn spell_digits(code: &str) -> String {
         spelled.push(digit);
     }
     spelled
+}
+
+/// `"pt_BR"`, or `{ language = "pt_BR", name = "…", content_sid = "HX…" }`
+/// (`language` required, no other keys).
+fn whatsapp_entry(value: &toml::Value) -> Option<WhatsAppEntry> {
+    if let Some(language) = value.as_str() {
+        return is_language_code(language).then(|| WhatsAppEntry {
+            language: language.to_owned(),
+            name: None,
+            content_sid: None,
+        });
+    }
+    let table = value.as_table()?;
+    let text = |key: &str| {
+        table
+            .get(key)
+            .map(|value| value.as_str().map(str::to_owned))
+    };
+    let known = ["language", "name", "content_sid"];
+    if table.keys().any(|key| !known.contains(&key.as_str())) {
+        return None;
+    }
+    let language = text("language")??;
+    // Absent is `None`; present but not a string refuses the entry.
+    let name = match text("name") {
+        None => None,
+        Some(name) => Some(name?),
+    };
+    let content_sid = match text("content_sid") {
+        None => None,
+        Some(sid) => Some(sid?),
+    };
+    let sid_ok = |sid: &String| {
+        sid.strip_prefix("HX")
+            .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    (is_language_code(&language)
+        && name.as_ref().is_none_or(|name| !name.is_empty())
+        && content_sid.as_ref().is_none_or(sid_ok))
+    .then_some(WhatsAppEntry {
+        language,
+        name,
+        content_sid,
+    })
 }
 
 fn as_table<'t>(name: &str, value: &'t toml::Value) -> Result<&'t toml::Table, TemplatesError> {
@@ -243,13 +302,20 @@ mod tests {
     #[test]
     fn whatsapp_language_and_voice_text_follow_the_locale() {
         let templates = templates(
-            "en = \"x {code}\"\n[whatsapp]\npt = \"pt_BR\"\n[voice]\npt-BR = \"Seu código é {code}.\"\n",
+            "en = \"x {code}\"\n[whatsapp]\npt = \"pt_BR\"\nes = { language = \"es\", name = \"otp_es\", content_sid = \"HX0123456789abcdef0123456789abcdef\" }\n[voice]\npt-BR = \"Seu código é {code}.\"\n",
         );
         let pt = Locale::parse("pt-PT").expect("pt-PT");
         let code = code();
         let message = templates.whatsapp(&code, Some(&pt));
         assert_eq!((message.template, message.language), ("otp_code", "pt_BR"));
         assert_eq!(message.code, "042917");
+        assert_eq!(message.content_sid, None);
+        let es = Locale::parse("es-419").expect("es-419");
+        let spanish = templates.whatsapp(&code, Some(&es));
+        assert_eq!(
+            (spanish.template, spanish.language, spanish.content_sid),
+            ("otp_es", "es", Some("HX0123456789abcdef0123456789abcdef"))
+        );
         assert_eq!(templates.whatsapp(&code, None).language, "en_US");
         let br = Locale::parse("pt-BR").expect("pt-BR");
         let ttl = Duration::from_secs(60);
@@ -272,6 +338,14 @@ mod tests {
             ("whatsapp = 5", TemplatesError::NotText("whatsapp".into())),
             (
                 "[whatsapp]\npt = \"pt BR\"",
+                TemplatesError::NotText("whatsapp.pt".into()),
+            ),
+            (
+                "[whatsapp]\npt = { name = \"x\" }",
+                TemplatesError::NotText("whatsapp.pt".into()),
+            ),
+            (
+                "[whatsapp]\npt = { language = \"pt_BR\", content_sid = \"HX1\" }",
                 TemplatesError::NotText("whatsapp.pt".into()),
             ),
             (

@@ -46,7 +46,8 @@ pub struct TwilioWhatsAppConfig {
     /// The WhatsApp sender, a `+` number (`OTP_TWILIO_WHATSAPP_FROM`).
     pub from: String,
     /// The approved `whatsapp/authentication` content template, `HX…`
-    /// (`OTP_TWILIO_WHATSAPP_CONTENT_SID`).
+    /// (`OTP_TWILIO_WHATSAPP_CONTENT_SID`); a locale's `[whatsapp]` entry
+    /// may name its own.
     pub content_sid: String,
 }
 
@@ -94,7 +95,10 @@ impl TwilioWhatsAppGateway {
         let form = [
             ("To", to.as_str()),
             ("From", self.from.as_str()),
-            ("ContentSid", self.content_sid.as_str()),
+            (
+                "ContentSid",
+                whatsapp.content_sid.unwrap_or(self.content_sid.as_str()),
+            ),
             ("ContentVariables", variables.as_str()),
         ];
         self.endpoint.post_form(&form, attempt, deadline).await

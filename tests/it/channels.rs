@@ -3,7 +3,8 @@
 //! deliver the code; WhatsApp falls through to SMS on Meta's documented
 //! "not a WhatsApp user" answer (one SMS, one code); an uncertain WhatsApp
 //! answer never falls through; a channel without routes is
-//! FAILED_PRECONDITION and counts nothing.
+//! FAILED_PRECONDITION and counts nothing; an idempotent retry answers with
+//! the channel that carried the first call's code.
 
 use otp_service::proto::{Channel, SendOtpRequest, SendOtpResponse, VerifyOtpResult};
 use serde_json::json;
@@ -263,10 +264,30 @@ async fn a_channel_without_routes_is_failed_precondition_and_counts_nothing(stor
     assert_eq!(sent.channel(), Channel::Sms, "unset is SMS");
 }
 
+async fn an_idempotent_retry_of_a_whatsapp_send_names_whatsapp_and_sends_nothing(store: StoreKind) {
+    let providers = Providers::start(meta_accepted()).await;
+    let app = providers.app(store, &[]).await;
+    let phone = unique_phone();
+    let request = SendOtpRequest {
+        phone_number: phone.clone(),
+        channel: Channel::Whatsapp.into(),
+        idempotency_key: format!("wa-{phone}"),
+        ..Default::default()
+    };
+
+    let first = app.send_request(request.clone()).await.expect("sent");
+    let again = app.send_request(request).await.expect("the first answer");
+
+    assert_eq!(again, first, "the recorded response, channel included");
+    assert_eq!(again.channel(), Channel::Whatsapp);
+    assert_eq!(requests(&providers.meta).await.len(), 1, "one message");
+}
+
 for_each_store!(
     whatsapp_delivers_the_code,
     not_on_whatsapp_falls_through_to_one_sms_with_the_one_code,
     voice_reads_the_code,
     an_uncertain_whatsapp_answer_never_falls_through,
     a_channel_without_routes_is_failed_precondition_and_counts_nothing,
+    an_idempotent_retry_of_a_whatsapp_send_names_whatsapp_and_sends_nothing,
 );

@@ -81,8 +81,14 @@ async fn counters_move_by_the_traffic_and_carry_no_phone_numbers() {
 
     let expected = [
         (r#"otp_sends_total{result="sent",channel="sms"}"#, 1.0),
-        (r#"otp_sends_total{result="rate_limited",channel="sms"}"#, 1.0),
-        (r#"otp_sends_total{result="invalid_argument",channel="sms"}"#, 1.0),
+        (
+            r#"otp_sends_total{result="rate_limited",channel="sms"}"#,
+            1.0,
+        ),
+        (
+            r#"otp_sends_total{result="invalid_argument",channel="sms"}"#,
+            1.0,
+        ),
         (
             r#"otp_send_limit_refusals_total{limit="phone_resend_cooldown"}"#,
             1.0,
@@ -199,7 +205,10 @@ async fn gateway_errors_every_method_and_a_store_outage_are_counted() {
             r#"otp_sms_gateway_errors_total{provider="textbee",kind="unavailable"}"#,
             1.0,
         ),
-        (r#"otp_sends_total{result="gateway_error",channel="sms"}"#, 1.0),
+        (
+            r#"otp_sends_total{result="gateway_error",channel="sms"}"#,
+            1.0,
+        ),
         (
             r#"otp_grpc_requests_total{method="SendOtp",code="UNAVAILABLE",caller="anonymous"}"#,
             1.0,
