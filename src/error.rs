@@ -1,4 +1,7 @@
-//! The one error type of the OTP flow and its single mapping to gRPC status.
+//! The one error type of the OTP flow and its single mapping to gRPC status
+//! (`delivery.rs`: the statuses of a send the gateway could not deliver).
+
+mod delivery;
 
 use std::time::Duration;
 
@@ -10,9 +13,11 @@ use crate::{
     abuse::{DestinationPrefix, ExemptionPeriodError, MAX_PREFIX_DIGITS, PrefixError},
     auth::AdminRefusal,
     domain::{CodeError, LocaleError, PhoneError, RequestKeyError, ceil_seconds},
-    sms::GatewayError,
+    sms::{Channel, GatewayError},
     store::{StoreError, Violation},
 };
+
+use delivery::{channel_not_configured, gateway_failed};
 
 /// Everything that can stop an OTP request, in domain words.
 #[derive(Debug, Error)]
@@ -94,11 +99,17 @@ pub enum Error {
     /// The SMS gateway did not take the message.
     #[error(transparent)]
     Gateway(#[from] GatewayError),
+    /// The caller asked for a channel this deployment has no route for.
+    #[error("channel {channel} is not configured")]
+    ChannelNotConfigured {
+        /// The channel asked for.
+        channel: Channel,
+    },
 }
 
 impl Error {
     /// Every name [`Error::kind`] gives (metrics export each at 0 from start).
-    pub const KINDS: [&'static str; 13] = [
+    pub const KINDS: [&'static str; 14] = [
         "invalid_argument",
         "idempotency_busy",
         "country_not_allowed",
@@ -112,6 +123,7 @@ impl Error {
         "store_error",
         "undeliverable_phone",
         "gateway_error",
+        "channel_not_configured",
     ];
 
     /// A short, stable name of what went wrong, for metric labels; one of
@@ -139,6 +151,7 @@ impl Error {
             // The number itself cannot take SMS: the caller's input, not an outage.
             Error::Gateway(GatewayError::Undeliverable(_)) => "undeliverable_phone",
             Error::Gateway(_) => "gateway_error",
+            Error::ChannelNotConfigured { .. } => "channel_not_configured",
         }
     }
 }
@@ -201,6 +214,7 @@ impl From<Error> for Status {
             ),
             Error::Store(store) => store_failed(&store),
             Error::Gateway(gateway) => gateway_failed(&gateway),
+            Error::ChannelNotConfigured { channel } => channel_not_configured(channel),
         }
     }
 }
@@ -354,42 +368,6 @@ fn store_full() -> Status {
         "the service is at capacity; retry later",
         details,
     )
-}
-
-/// UNAVAILABLE when a retry may help, INTERNAL when an operator must act,
-/// INVALID_ARGUMENT when the number cannot take SMS; the provider's own
-/// words go to the log only.
-fn gateway_failed(gateway: &GatewayError) -> Status {
-    match gateway {
-        GatewayError::Unavailable(detail) => {
-            tracing::warn!(error = %detail, "SMS gateway unavailable");
-            Status::unavailable("SMS gateway is unavailable; no code was sent")
-        }
-        GatewayError::Uncertain(detail) => {
-            tracing::warn!(error = %detail, "SMS gateway failed; delivery uncertain");
-            Status::unavailable(
-                "SMS gateway failed; any code that still arrives will not work, request a new one",
-            )
-        }
-        GatewayError::Unauthorized(detail) => {
-            // `detail` names the variables to check for its provider.
-            tracing::error!(error = %detail, "SMS gateway refused our credentials");
-            Status::internal("SMS gateway is misconfigured; no code was sent")
-        }
-        GatewayError::Rejected(detail) => {
-            tracing::error!(error = %detail, "SMS gateway rejected the message");
-            Status::internal("SMS gateway rejected the message; no code was sent")
-        }
-        GatewayError::Undeliverable(detail) => {
-            tracing::info!(error = %detail, "SMS provider cannot deliver to this number");
-            bad_request(
-                "phone_number",
-                "cannot receive SMS: the SMS provider refused it as invalid, unreachable, \
-                 not mobile or unsubscribed"
-                    .to_owned(),
-            )
-        }
-    }
 }
 
 /// A delay as `RetryInfo` carries it: whole seconds, rounded up.

@@ -9,6 +9,7 @@
 //! guard (the admin API's policy).
 
 mod audit;
+mod delivery;
 mod idempotency;
 mod outcome;
 mod policy;
@@ -91,9 +92,10 @@ impl OtpFlow {
         &self.abuse
     }
 
-    /// Sends a code, unless a rule refuses: the country policy, then (for a
-    /// repeated `idempotency_key`) the first call's response, then the send
-    /// limits, then the wrong-guess lock. See `send.rs` for the steps.
+    /// Sends a code, unless a rule refuses: a channel the gateway does not
+    /// serve, the country policy, then (for a repeated `idempotency_key`)
+    /// the first call's response, then the send limits, then the wrong-guess
+    /// lock. See `send.rs` for the steps.
     pub async fn send(&self, request: SendRequest<'_>) -> Result<SentCode, Error> {
         let result = self.send_unless_refused(request).await;
         if let Err(error) = &result {
@@ -104,6 +106,12 @@ impl OtpFlow {
 
     async fn send_unless_refused(&self, request: SendRequest<'_>) -> Result<SentCode, Error> {
         let phone = request.phone;
+        // Before anything is counted: no send of this channel can succeed.
+        if !self.gateway.serves(request.channel) {
+            return Err(Error::ChannelNotConfigured {
+                channel: request.channel,
+            });
+        }
         if !self.abuse.countries.allows(phone) {
             return Err(Error::CountryNotAllowed {
                 region: phone.region().unwrap_or("unknown").to_owned(),

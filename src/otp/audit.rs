@@ -7,7 +7,7 @@ use crate::{
     domain::{ClientKey, PhoneNumber},
     error::Error,
     events::{AuditEvent, EventKind},
-    sms::GatewayError,
+    sms::{Channel, GatewayError},
 };
 
 /// The provider named on a send to a test number (no SMS leaves).
@@ -29,30 +29,36 @@ impl OtpFlow {
         client_key.map(|client| self.secret.client_subject(client).to_string())
     }
 
-    /// A code went out through `provider` (or was stored for a test number).
+    /// A code went out through `provider` on `channel` (or was stored for
+    /// a test number).
     pub(super) fn audit_sent(
         &self,
         phone: &PhoneNumber,
         client_key: Option<&ClientKey>,
         provider: Option<&'static str>,
+        channel: Channel,
     ) {
         self.audit(EventKind::Sent, phone, |event| {
             event.caller = self.caller(client_key);
             event.provider = Some(provider.unwrap_or(TEST_NUMBER_PROVIDER));
+            event.channel = Some(channel.as_str());
         });
     }
 
-    /// The provider did not take the message.
+    /// No provider took the message asked for on `channel` (nor on a
+    /// channel it fell through to).
     pub(super) fn audit_send_failed(
         &self,
         phone: &PhoneNumber,
         client_key: Option<&ClientKey>,
         provider: &'static str,
+        channel: Channel,
         error: &GatewayError,
     ) {
         self.audit(EventKind::SendFailed, phone, |event| {
             event.caller = self.caller(client_key);
             event.provider = Some(provider);
+            event.channel = Some(channel.as_str());
             event.reason = Some(error.kind());
         });
     }

@@ -1,8 +1,11 @@
 //! Sending a new code, step by step: count the send against every limit,
 //! let the pumping guard judge its destination, store the code's digest
 //! (these three one store call, `OtpStore::count_send_and_put_code`, which
-//! undoes its own counts when a step refuses), deliver the text, and undo
-//! what is safe to undo when the text cannot be sent.
+//! undoes its own counts when a step refuses), deliver the code
+//! (`delivery.rs`: on the channel asked for, whatever it is, so every limit
+//! and the pumping guard count a WhatsApp message or a call exactly like an
+//! SMS, before it goes out), and undo what is safe to undo when it cannot
+//! be sent.
 
 use std::time::Duration;
 
@@ -14,7 +17,7 @@ use crate::{
     abuse::{DestinationPrefix, RateRule, SendSource},
     domain::{CodeDigest, OtpCode, PhoneNumber, SubjectKey},
     error::Error,
-    sms::{GatewayError, OutgoingSms},
+    sms::GatewayError,
     store::{
         CodeToStore, OtpStore, PrefixSender, PrefixSuspension, SendLog, SendOutcome, SendPlan,
         StoreError, take_back_sends,
@@ -74,15 +77,27 @@ impl OtpFlow {
             .count_and_store(phone, subject, request, prefix.as_ref(), &digest)
             .await?;
         let resend_after = counted.resend_after;
+        // A test number's code "goes" by the channel asked for, so a client
+        // sees the answer it would in production.
+        let mut channel = request.channel;
         if test_code.is_some() {
-            tracing::info!("test number: fixed code stored, no SMS sent");
-            self.audit_sent(phone, request.client_key, None);
+            tracing::info!("test number: fixed code stored, no message sent");
+            self.audit_sent(phone, request.client_key, None, channel);
         } else {
             match self.deliver(request, &code).await {
-                Ok(provider) => self.audit_sent(phone, request.client_key, Some(provider)),
+                Ok(accepted) => {
+                    channel = accepted.channel;
+                    self.audit_sent(phone, request.client_key, Some(accepted.provider), channel);
+                }
                 Err(gateway_error) => {
                     let provider = self.gateway.provider();
-                    self.audit_send_failed(phone, request.client_key, provider, &gateway_error);
+                    self.audit_send_failed(
+                        phone,
+                        request.client_key,
+                        provider,
+                        request.channel,
+                        &gateway_error,
+                    );
                     self.undo_undelivered(subject, &digest, counted, &gateway_error)
                         .await;
                     return Err(gateway_error.into());
@@ -94,6 +109,7 @@ impl OtpFlow {
             code_length: self.policy.code_length,
             attempts_remaining,
             resend_after,
+            channel,
         })
     }
 
@@ -210,36 +226,6 @@ impl OtpFlow {
         logs.push((SendLog::Global, limits.global_rules()));
         logs.retain(|(_, rules)| !rules.is_empty());
         logs
-    }
-
-    /// Texts the code in the caller's language; returns the provider that
-    /// took it. The router counts each provider's latency and failures,
-    /// traces each provider asked, and logs its message id.
-    async fn deliver(
-        &self,
-        request: &SendRequest<'_>,
-        code: &OtpCode,
-    ) -> Result<&'static str, GatewayError> {
-        let rendered = self.messages.render(code, self.policy.ttl, request.locale);
-        let sms = OutgoingSms::new(
-            request.phone,
-            &rendered.text,
-            self.policy.code_length,
-            self.policy.ttl,
-            rendered.locale,
-        );
-        let accepted = self.gateway.send(&sms).await?;
-        // A gateway that is not a named provider (a test's) names itself.
-        let provider = Some(accepted.provider)
-            .filter(|name| !name.is_empty())
-            .unwrap_or_else(|| self.gateway.provider());
-        tracing::info!(
-            provider,
-            message_id = accepted.message_id.as_deref().unwrap_or("-"),
-            locale = rendered.locale.unwrap_or("default"),
-            "code sent"
-        );
-        Ok(provider)
     }
 
     /// Undoes a send whose SMS failed: the code is discarded; the send is

@@ -14,6 +14,8 @@ mod common;
 mod admin;
 mod callers;
 mod cap_refunds;
+mod channel_limits;
+mod channels;
 mod cli;
 mod events;
 mod eviction;

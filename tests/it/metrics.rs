@@ -70,9 +70,15 @@ async fn counters_move_by_the_traffic_and_carry_no_phone_numbers() {
     let page = scrape(&metrics_addr).await;
 
     let expected = [
-        (r#"otp_sends_total{result="sent"}"#, 1.0),
-        (r#"otp_sends_total{result="rate_limited"}"#, 1.0),
-        (r#"otp_sends_total{result="invalid_argument"}"#, 1.0),
+        (r#"otp_sends_total{result="sent",channel="sms"}"#, 1.0),
+        (
+            r#"otp_sends_total{result="rate_limited",channel="sms"}"#,
+            1.0,
+        ),
+        (
+            r#"otp_sends_total{result="invalid_argument",channel="sms"}"#,
+            1.0,
+        ),
         (
             r#"otp_send_limit_refusals_total{limit="phone_resend_cooldown"}"#,
             1.0,
@@ -120,7 +126,7 @@ async fn counters_move_by_the_traffic_and_carry_no_phone_numbers() {
             1.0,
         ),
         (
-            r#"otp_sms_provider_sends_total{provider="console",result="accepted"}"#,
+            r#"otp_sms_provider_sends_total{provider="console",channel="sms",result="accepted"}"#,
             1.0,
         ),
         ("otp_store_up", 1.0),
@@ -187,7 +193,10 @@ async fn gateway_errors_every_method_and_a_store_outage_are_counted() {
             r#"otp_sms_gateway_errors_total{provider="textbee",kind="unavailable"}"#,
             1.0,
         ),
-        (r#"otp_sends_total{result="gateway_error"}"#, 1.0),
+        (
+            r#"otp_sends_total{result="gateway_error",channel="sms"}"#,
+            1.0,
+        ),
         (
             r#"otp_grpc_requests_total{method="SendOtp",code="UNAVAILABLE",caller="anonymous"}"#,
             1.0,
@@ -223,13 +232,20 @@ async fn gateway_errors_every_method_and_a_store_outage_are_counted() {
 /// so dashboards show 0 rather than "No data" and `rate()` works at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_with_known_labels_are_exported_at_zero_from_the_start() {
-    use otp_service::{abuse::LimitKind, error::Error, metrics as names};
+    use otp_service::{abuse::LimitKind, error::Error, metrics as names, sms::Channel};
 
     let (_service, metrics_addr) = ServiceProcess::start_with_metrics(&[]);
     let page = scrape(&metrics_addr).await;
-    let mut expected = vec![format!("{}{{result=\"sent\"}}", names::SENDS)];
+    let mut expected = Vec::new();
+    for result in std::iter::once("sent").chain(Error::KINDS) {
+        for channel in Channel::ALL {
+            expected.push(format!(
+                "{}{{result=\"{result}\",channel=\"{channel}\"}}",
+                names::SENDS
+            ));
+        }
+    }
     for kind in Error::KINDS {
-        expected.push(format!("{}{{result=\"{kind}\"}}", names::SENDS));
         expected.push(format!("{}{{result=\"{kind}\"}}", names::VERIFIES));
     }
     for result in ["approved", "incorrect", "expired", "locked"] {

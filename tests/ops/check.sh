@@ -3,7 +3,9 @@
 # and every rule expression and every Grafana panel query parses and returns
 # data on a REAL Prometheus (Debian's package) scraping the release binary on
 # a private Redis, after scripted traffic with grpcurl against a stand-in SMS
-# gateway that fails one number, and SMS pumping that the guard suspends.
+# gateway that fails one number (and stands in for Meta's WhatsApp Cloud API,
+# with numbers "not on WhatsApp" that fall through to SMS), and SMS pumping
+# that the guard suspends.
 #
 # Installs Debian's prometheus package if promtool/prometheus are missing.
 # Uses OTP_SERVICE_BIN if set, else builds target/release/otp-service.
@@ -58,7 +60,8 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --l
 pids+=($!)
 failing_phone=+14155550290
 python3 "$root/tests/clients/textbee_standin.py" --api-key standin-key --port-file "$work/textbee.port" \
-  --fail-recipient "$failing_phone=503" &
+  --fail-recipient "$failing_phone=503" \
+  --not-on-whatsapp +14155550218 --not-on-whatsapp +14155550228 &
 pids+=($!)
 wait_until "redis-server" 10 redis-cli -p "$redis_port" ping
 wait_until "the stand-in gateway" 10 test -s "$work/textbee.port"
@@ -78,6 +81,12 @@ env -i PATH="$PATH" \
   REDIS_URL="redis://127.0.0.1:$redis_port" \
   SMS_SENDER_API="$textbee/api/v1/gateway/devices/standin-device/send-sms" \
   TEXTBEE_API_KEY=standin-key \
+  OTP_WHATSAPP_ROUTES="*=whatsapp_cloud" \
+  OTP_CHANNEL_FALLBACK="whatsapp>sms" \
+  OTP_WHATSAPP_TEMPLATE=otp_code \
+  OTP_WHATSAPP_CLOUD_PHONE_NUMBER_ID=106540352242922 \
+  OTP_WHATSAPP_CLOUD_ACCESS_TOKEN=standin-key \
+  OTP_WHATSAPP_CLOUD_BASE_URL="$textbee" \
   "$bin" >"$work/service.out" 2>"$work/service.log" &
 pids+=($!)
 
