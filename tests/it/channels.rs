@@ -293,6 +293,36 @@ async fn an_idempotent_retry_of_a_whatsapp_send_names_whatsapp_and_sends_nothing
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sms_to_a_landline_falls_through_to_a_call_with_the_same_code() {
+    let providers = Providers::start(meta_accepted()).await;
+    Mock::given(method("POST"))
+        .and(path(TWILIO_PATH))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "code": 21614,
+            "message": "'To' number is not a valid mobile number",
+            "status": 400,
+        })))
+        .with_priority(1)
+        .mount(&providers.twilio)
+        .await;
+    let app = providers
+        .app(StoreKind::Memory, &[("OTP_CHANNEL_FALLBACK", "sms>voice")])
+        .await;
+    let phone = unique_phone();
+
+    let sent = app.send(&phone).await.expect("the call carried it");
+
+    assert_eq!(sent.channel(), Channel::Voice);
+    let calls = providers.twilio_requests(TWILIO_CALLS_PATH).await;
+    assert_eq!(calls.len(), 1, "one call");
+    let sms = providers.twilio_requests(TWILIO_PATH).await;
+    assert_eq!(sms.len(), 1, "the SMS was refused once");
+    let code = spoken_code(&calls[0]);
+    assert_eq!(code_in(&sms[0]), code, "one code");
+    assert_code_works(&app, &phone, &code).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_whatsapp_provider_falls_through_and_events_name_the_carrier() {
     let providers = Providers::start(meta_accepted()).await;
     let redis = RedisServer::start().await;
