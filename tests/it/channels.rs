@@ -15,13 +15,17 @@ use wiremock::{
     matchers::{method, path},
 };
 
-use crate::common::{
-    StoreKind, TestApp,
-    sms_standins::{
-        TWILIO_CALLS_PATH, TWILIO_PATH, WHATSAPP_PATH, assert_code_works, code_in, form_fields,
-        pairs, requests, spoken_code, twilio_channel_vars, whatsapp_cloud_vars, whatsapp_code,
+use crate::{
+    common::{
+        RedisServer, StoreKind, TestApp,
+        sms_standins::{
+            TWILIO_CALLS_PATH, TWILIO_PATH, WHATSAPP_PATH, assert_code_works, closed_port_url,
+            code_in, form_fields, pairs, requests, spoken_code, twilio_channel_vars,
+            whatsapp_cloud_vars, whatsapp_code,
+        },
+        unique_phone,
     },
-    unique_phone,
+    events::{STREAM, STREAM_KEY, entries},
 };
 
 /// Stand-ins for Meta's Cloud API and for Twilio (SMS and calls).
@@ -59,9 +63,9 @@ impl Providers {
         providers
     }
 
-    /// A server on `store` with SMS through Twilio, WhatsApp through Meta,
-    /// voice through Twilio, and `more` settings.
-    async fn app(&self, store: StoreKind, more: &[(&str, &str)]) -> TestApp {
+    /// The settings of SMS through Twilio, WhatsApp through Meta, voice
+    /// through Twilio, and `more`.
+    fn vars(&self, more: &[(&str, &str)]) -> Vec<(String, String)> {
         // WhatsApp through Meta here: Twilio's WhatsApp sender stays unset.
         let mut vars = twilio_channel_vars(&self.twilio);
         vars.retain(|(k, _)| !k.starts_with("OTP_TWILIO_WHATSAPP"));
@@ -76,9 +80,14 @@ impl Providers {
             .chain(more.iter().copied())
             .map(|(k, v)| (k.to_owned(), v.to_owned())),
         );
+        vars
+    }
+
+    /// A server on `store` with [`Providers::vars`].
+    async fn app(&self, store: StoreKind, more: &[(&str, &str)]) -> TestApp {
         TestApp::builder()
             .store(store)
-            .env(&pairs(&vars))
+            .env(&pairs(&self.vars(more)))
             .configured_gateway()
             .spawn()
             .await
@@ -281,6 +290,66 @@ async fn an_idempotent_retry_of_a_whatsapp_send_names_whatsapp_and_sends_nothing
     assert_eq!(again, first, "the recorded response, channel included");
     assert_eq!(again.channel(), Channel::Whatsapp);
     assert_eq!(requests(&providers.meta).await.len(), 1, "one message");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sms_to_a_landline_falls_through_to_a_call_with_the_same_code() {
+    let providers = Providers::start(meta_accepted()).await;
+    Mock::given(method("POST"))
+        .and(path(TWILIO_PATH))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "code": 21614,
+            "message": "'To' number is not a valid mobile number",
+            "status": 400,
+        })))
+        .with_priority(1)
+        .mount(&providers.twilio)
+        .await;
+    let app = providers
+        .app(StoreKind::Memory, &[("OTP_CHANNEL_FALLBACK", "sms>voice")])
+        .await;
+    let phone = unique_phone();
+
+    let sent = app.send(&phone).await.expect("the call carried it");
+
+    assert_eq!(sent.channel(), Channel::Voice);
+    let calls = providers.twilio_requests(TWILIO_CALLS_PATH).await;
+    assert_eq!(calls.len(), 1, "one call");
+    let sms = providers.twilio_requests(TWILIO_PATH).await;
+    assert_eq!(sms.len(), 1, "the SMS was refused once");
+    let code = spoken_code(&calls[0]);
+    assert_eq!(code_in(&sms[0]), code, "one code");
+    assert_code_works(&app, &phone, &code).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_whatsapp_provider_falls_through_and_events_name_the_carrier() {
+    let providers = Providers::start(meta_accepted()).await;
+    let redis = RedisServer::start().await;
+    let mut vars = providers.vars(&[
+        ("OTP_CHANNEL_FALLBACK", "whatsapp>sms"),
+        ("OTP_EVENTS_STREAM", STREAM),
+    ]);
+    // Connection refused: surely not sent.
+    vars.push(("OTP_WHATSAPP_CLOUD_BASE_URL".into(), closed_port_url()));
+    let app = TestApp::builder()
+        .redis(&redis)
+        .env(&pairs(&vars))
+        .configured_gateway()
+        .spawn()
+        .await;
+    let phone = unique_phone();
+
+    let sent = send_on(&app, &phone, Channel::Whatsapp)
+        .await
+        .expect("SMS carried it");
+
+    assert_eq!(sent.channel(), Channel::Sms);
+    assert_eq!(providers.twilio_requests(TWILIO_PATH).await.len(), 1);
+    let events = entries(&redis.url(), STREAM_KEY, 1).await;
+    assert_eq!(events[0]["event"], "sent");
+    assert_eq!(events[0]["channel"], "sms", "the channel that carried it");
+    assert_eq!(events[0]["provider"], "twilio");
 }
 
 for_each_store!(

@@ -122,6 +122,7 @@ async fn every_decision_is_appended_in_order_without_the_number_or_the_code() {
         }
     }
     assert_eq!(events[0]["provider"], "custom", "the test gateway");
+    assert_eq!(events[0]["channel"], "sms");
     assert_eq!(events[1]["attempts_remaining"], "4");
     assert_eq!(events[3]["limit"], "phone_resend_cooldown");
     assert_eq!(events[0].get("caller"), events[3].get("caller"));

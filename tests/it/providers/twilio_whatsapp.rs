@@ -87,6 +87,42 @@ async fn the_request_is_the_documented_content_template_post() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locale_may_have_its_own_content_template() {
+    const JAPANESE: &str = "HXfedcba9876543210fedcba9876543210";
+    let server = standin_answering(ResponseTemplate::new(201).set_body_json(json!({
+        "sid": "MM0123456789abcdef0123456789abcdef",
+    })))
+    .await;
+    let file = std::env::temp_dir().join(format!("otp-twa-{}.toml", std::process::id()));
+    std::fs::write(
+        &file,
+        format!("default = \"{{code}}\"\n[whatsapp]\nja = {{ language = \"ja\", content_sid = \"{JAPANESE}\" }}\n"),
+    )
+    .expect("templates file");
+    let mut vars = vars(&server);
+    vars.push((
+        "OTP_MESSAGE_TEMPLATES_FILE".into(),
+        file.to_str().expect("utf-8 path").into(),
+    ));
+    let app = app_with(&vars).await;
+
+    for (locale, content_sid) in [("ja-JP", JAPANESE), ("de", TWILIO_CONTENT_SID)] {
+        app.send_request(SendOtpRequest {
+            phone_number: unique_phone(),
+            channel: Channel::Whatsapp.into(),
+            locale: locale.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("queued");
+        let seen = requests(&server).await;
+        let fields = form_fields(&seen[seen.len() - 1]);
+        assert_eq!(fields["ContentSid"], content_sid, "{locale}");
+    }
+    let _ = std::fs::remove_file(&file);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_documented_answer_has_its_outcome() {
     let cases = [
         (
