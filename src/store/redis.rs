@@ -14,6 +14,7 @@ mod cluster_manager;
 mod connection;
 mod idempotency;
 mod master_watch;
+mod number_record;
 mod prefix_admin;
 mod pumping;
 mod scripts;
@@ -35,6 +36,7 @@ pub use stream::RedisStreamAppender;
 pub use url::{RedisNodes, RedisUrl};
 
 use connection::RedisConnections;
+use number_record::kept_digest;
 use scripts::Scripts;
 
 use super::{
@@ -63,12 +65,12 @@ pub struct RedisSettings {
     pub timeout: Duration,
 }
 
-/// [`OtpStore`] on Redis. One hash per subject, at
-/// `<prefix>:{<subject key>}:code`, holding the digest (`d`), the guesses
-/// spent (`a`) and the lock flag (`l`); Redis's TTL on that key is the only
-/// expiry. The braces make the subject key the Redis Cluster hash tag, so all
-/// keys of one phone stay in one slot. Neither the phone number nor the code
-/// is ever written: only the keyed subject hash and the keyed code digest.
+/// [`OtpStore`] on Redis. One key per phone number, `<prefix>:n<16 raw
+/// bytes of the subject key>`, holding its code state (digest, guesses
+/// spent, lock, when the state ends) and its send log in one binary string
+/// (`number_record.rs`, `lua/number_record.lua`); Redis's TTL on that key is
+/// the longest of what it holds. Neither the phone number nor the code is
+/// ever written: only the keyed subject hash and the keyed code digest.
 ///
 /// Fails closed: every Redis error or timeout is [`StoreError::Unavailable`];
 /// there is no fallback to memory.
@@ -112,11 +114,6 @@ impl RedisStore {
     /// through this store's pool and with its timeout.
     pub fn stream_appender(&self, key: &str, maxlen: u64) -> RedisStreamAppender {
         RedisStreamAppender::new(Arc::clone(&self.connections), key, maxlen, self.timeout)
-    }
-
-    /// The one key of `subject`'s record.
-    fn record_key(&self, subject: &SubjectKey) -> String {
-        format!("{}:{{{subject}}}:code", self.prefix)
     }
 
     /// Runs one script invocation on a pooled connection, the whole call
@@ -197,7 +194,7 @@ impl OtpStore for RedisStore {
                 self.scripts
                     .put_code
                     .key(self.record_key(subject))
-                    .arg(&digest.as_bytes()[..])
+                    .arg(kept_digest(digest))
                     .arg(millis(lifetime))
                     .arg(max_attempts),
             )
@@ -217,7 +214,7 @@ impl OtpStore for RedisStore {
             .key(self.record_key(subject));
         invocation.arg(max_attempts);
         for candidate in candidates {
-            invocation.arg(&candidate.as_bytes()[..]);
+            invocation.arg(kept_digest(candidate));
         }
         let (status, value): (String, i64) = self.run(&invocation).await?;
         verify_outcome(&status, value)
@@ -241,7 +238,7 @@ impl OtpStore for RedisStore {
                 self.scripts
                     .discard_code
                     .key(self.record_key(subject))
-                    .arg(&digest.as_bytes()[..]),
+                    .arg(kept_digest(digest)),
             )
             .await?;
         Ok(())
@@ -263,15 +260,7 @@ impl OtpStore for RedisStore {
     }
 
     async fn refund_send(&self, log: &SendLog, token: &str) -> Result<(), StoreError> {
-        let _removed: i64 = self
-            .run(
-                self.scripts
-                    .refund_send
-                    .key(self.send_log_key(log))
-                    .arg(token),
-            )
-            .await?;
-        Ok(())
+        self.refund_send_script(log, token).await
     }
 
     async fn count_prefix_send(

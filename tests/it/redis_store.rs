@@ -79,14 +79,15 @@ async fn wrong_guesses_across_two_replicas_are_capped_at_max_attempts() {
     );
 }
 
-/// Every key and its value, with its remaining TTL in milliseconds.
-async fn dump(redis: &RedisServer) -> Vec<(String, Vec<Vec<u8>>, i64)> {
+/// Every key (raw bytes: a number's record is named by 16 raw bytes) and
+/// its value, with its remaining TTL in milliseconds.
+async fn dump(redis: &RedisServer) -> Vec<(Vec<u8>, Vec<Vec<u8>>, i64)> {
     let mut connection = redis.connection().await;
-    let keys: Vec<String> = {
-        let mut scan = connection.scan::<String>().await.expect("SCAN answers");
+    let keys: Vec<Vec<u8>> = {
+        let mut scan = connection.scan::<Vec<u8>>().await.expect("SCAN answers");
         let mut keys = Vec::new();
         while let Some(key) = scan.next_item().await {
-            keys.push(key.expect("key is text"));
+            keys.push(key.expect("a key"));
         }
         keys
     };
@@ -97,9 +98,11 @@ async fn dump(redis: &RedisServer) -> Vec<(String, Vec<Vec<u8>>, i64)> {
             .query_async(&mut connection)
             .await
             .expect("TYPE");
-        // Code and idempotency records are hashes; send logs (for the send
-        // limits) are sorted sets of random tokens scored by send time.
+        // A number's record and a client's send log are binary strings;
+        // idempotency records are hashes; the shared send logs (and the
+        // pumping guard's) are sorted sets of random tokens scored by time.
         let fields: Vec<Vec<u8>> = match kind.as_str() {
+            "string" => vec![connection.get(&key).await.expect("GET")],
             "hash" => connection.hgetall(&key).await.expect("HGETALL"),
             "zset" => redis::cmd("ZRANGE")
                 .arg(&key)
@@ -109,12 +112,25 @@ async fn dump(redis: &RedisServer) -> Vec<(String, Vec<Vec<u8>>, i64)> {
                 .query_async(&mut connection)
                 .await
                 .expect("ZRANGE"),
-            other => panic!("{key} holds an unexpected {other}"),
+            other => panic!("{} holds an unexpected {other}", name(&key)),
         };
         let ttl: i64 = connection.pttl(&key).await.expect("PTTL");
         entries.push((key, fields, ttl));
     }
     entries
+}
+
+/// A key as text for messages, its raw bytes escaped.
+fn name(key: &[u8]) -> String {
+    key.escape_ascii().to_string()
+}
+
+/// Whether `key` is `<prefix>:<letter><16 raw bytes>`: a number's record
+/// (`n`) or a client's packed send log (`c`).
+fn packed(key: &[u8], prefix: &str, letter: u8) -> bool {
+    key.len() == prefix.len() + 18
+        && key.starts_with(prefix.as_bytes())
+        && key[prefix.len()..prefix.len() + 2] == [b':', letter]
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -176,57 +192,73 @@ async fn redis_holds_neither_phone_nor_code_and_every_key_expires() {
     }
 
     let entries = dump(&redis).await;
+    let prefix = "tenant7:otp";
     let kinds = |suffix: &str| {
         entries
             .iter()
-            .filter(|(key, _, _)| key.ends_with(suffix))
+            .filter(|(key, _, _)| key.ends_with(suffix.as_bytes()))
+            .count()
+    };
+    let packed_kinds = |letter: u8| {
+        entries
+            .iter()
+            .filter(|(key, _, _)| packed(key, prefix, letter))
             .count()
     };
     assert_eq!(
         [
-            kinds("}:code"),
+            packed_kinds(b'n'),
             kinds("}:idempotency"),
-            kinds("}:client-sends"),
+            packed_kinds(b'c'),
             kinds("}:sends"),
             kinds("}:latest"),
             kinds("}:verifies"),
         ],
-        [2, 2, 1, 4, 1, 2],
-        "per phone a code, an idempotency entry and a send log; one client \
-         log; the service's log and the destination prefix's sends and each \
-         number's latest send there (the pumping guard); the anonymous and the \
-         service's verify logs (the guesses named no client_key): {entries:?}"
+        [2, 2, 1, 2, 1, 2],
+        "per phone a record (code and send log) and an idempotency entry; one \
+         client log; the service's log and the destination prefix's sends and \
+         each number's latest send there (the pumping guard); the anonymous and \
+         the service's verify logs (the guesses named no client_key): {:?}",
+        entries
+            .iter()
+            .map(|(key, ..)| name(key))
+            .collect::<Vec<_>>()
     );
-    assert_eq!(entries.len(), 12, "nothing else: {entries:?}");
+    assert_eq!(entries.len(), 10, "nothing else: {entries:?}");
     for (key, fields, ttl) in &entries {
-        assert!(
-            key.starts_with("tenant7:otp:{"),
-            "prefix and hash tag: {key}"
-        );
-        if key.ends_with("}:code") || key.ends_with("}:idempotency") {
+        let key_name = name(key);
+        assert!(key.starts_with(b"tenant7:otp:"), "prefix: {key_name}");
+        if key.ends_with(b"}:idempotency") {
             assert!(
                 *ttl > 0 && *ttl <= lifetime_ms,
-                "{key} TTL {ttl} ms must be within TTL + grace"
+                "{key_name} TTL {ttl} ms must be within TTL + grace"
             );
         } else {
-            // The send limits must remember a day of sends (OTP_DAILY_SEND_LIMIT);
-            // the pumping guard's keys, its window (an hour); the verify
-            // limits', theirs (10 min, a minute).
+            // The send limits must remember a day of sends (OTP_DAILY_SEND_LIMIT),
+            // a number's record with them; the pumping guard's keys, its
+            // window (an hour); the verify limits', theirs (10 min, a minute).
             assert!(
-                key.ends_with("sends") || key.ends_with("}:latest") || key.ends_with("}:verifies"),
-                "unexpected key {key}"
+                packed(key, prefix, b'n')
+                    || packed(key, prefix, b'c')
+                    || key.ends_with(b"sends")
+                    || key.ends_with(b"}:latest")
+                    || key.ends_with(b"}:verifies"),
+                "unexpected key {key_name}"
             );
             assert!(
                 *ttl > 0 && *ttl <= 86_400_000,
-                "{key} TTL {ttl} ms must be within the longest limit window"
+                "{key_name} TTL {ttl} ms must be within the longest limit window"
             );
         }
         for request_key in idempotency_keys.iter().chain([&client_key]) {
-            assert!(!key.contains(request_key), "{key} contains {request_key}");
+            assert!(
+                !contains(key, request_key.as_bytes()),
+                "{key_name} contains {request_key}"
+            );
             for value in fields {
                 assert!(
                     !contains(value, request_key.as_bytes()),
-                    "{key} has a value containing {request_key}"
+                    "{key_name} has a value containing {request_key}"
                 );
             }
         }
@@ -235,39 +267,41 @@ async fn redis_holds_neither_phone_nor_code_and_every_key_expires() {
             // The national part alone, too: a key must not hold it in any form.
             let national = &digits[1..];
             for secret in [digits, national] {
-                assert!(!key.contains(secret), "{key} contains {secret}");
+                assert!(
+                    !contains(key, secret.as_bytes()),
+                    "{key_name} contains {secret}"
+                );
                 for value in fields {
                     assert!(
                         !contains(value, secret.as_bytes()),
-                        "{key} has a value containing {secret}"
+                        "{key_name} has a value containing {secret}"
                     );
                 }
             }
-            assert!(!holds_code(key.as_bytes(), code), "{key} holds {code}");
+            assert!(!holds_code(key, code), "{key_name} holds {code}");
             for value in fields {
                 assert!(
                     !holds_code(value, code),
-                    "{key} has a value holding {code}: {:?}",
+                    "{key_name} has a value holding {code}: {:?}",
                     String::from_utf8_lossy(value)
                 );
             }
         }
     }
 
-    // The right code is consumed with its whole record: only the send logs
-    // (which must outlive codes) and the locked phone's record stay.
+    // The right code is consumed with its code state: both records stay, for
+    // their send logs (which must outlive codes), one with no code state
+    // (first byte 0), the locked phone's locked (3).
     let approved = app.verify(&phones[0], &codes[0]).await.expect("answers");
     assert_eq!(approved.result(), VerifyOtpResult::Approved);
     let remaining = dump(&redis).await;
-    let code_records: Vec<_> = remaining
+    let mut states: Vec<u8> = remaining
         .iter()
-        .filter(|(key, _, _)| key.ends_with("}:code"))
+        .filter(|(key, _, _)| packed(key, prefix, b'n'))
+        .map(|(_, value, _)| value[0][0])
         .collect();
-    assert_eq!(
-        code_records.len(),
-        1,
-        "only the locked phone's record stays: {remaining:?}"
-    );
+    states.sort_unstable();
+    assert_eq!(states, [0, 3], "no code state and a lock");
 }
 
 /// `calls=` of `command` in `INFO commandstats` (0 when never called).
@@ -408,9 +442,10 @@ async fn credentials_and_database_in_the_url_are_used() {
         .expect("DBSIZE");
     assert_eq!(
         (in_db3, in_db0),
-        (6, 0),
-        "the code record, the phone's, the anonymous and the global send logs \
-         and the destination prefix's sends and latest sends live in database 3"
+        (5, 0),
+        "the phone's record (code and send log), the anonymous and the global \
+         send logs and the destination prefix's sends and latest sends live in \
+         database 3"
     );
     let verified = app.verify(&phone, &code).await.expect("answers");
     assert_eq!(verified.result(), VerifyOtpResult::Approved);

@@ -7,6 +7,7 @@ use deadpool_redis::redis::Value;
 
 use super::{
     RedisStore, millis,
+    number_record::kept_digest,
     send_log::{random_tokens, send_decision, split_reply, status_text},
     verify_outcome,
 };
@@ -32,7 +33,7 @@ impl RedisStore {
             .key(self.record_key(plan.subject))
             .arg(plan.max_attempts);
         for candidate in plan.candidates {
-            invocation.arg(&candidate.as_bytes()[..]);
+            invocation.arg(kept_digest(candidate));
         }
         let reply: Vec<Value> = self.run(&invocation).await?;
         read_outcome(&reply, &plan)
