@@ -81,6 +81,9 @@ pub struct RedisStore {
     prefix: String,
     timeout: Duration,
     scripts: Scripts,
+    /// Until when scripts adopt records an older version wrote
+    /// (`number_record.rs`); `None` on a Cluster.
+    adopt_legacy_until: Option<tokio::time::Instant>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -107,6 +110,8 @@ impl RedisStore {
             prefix: settings.prefix.clone(),
             timeout: settings.timeout,
             scripts: Scripts::new(),
+            adopt_legacy_until: number_record::adopts_legacy(&settings.topology)
+                .then(|| tokio::time::Instant::now() + number_record::ADOPT_LEGACY_FOR),
         })
     }
 
@@ -191,9 +196,7 @@ impl OtpStore for RedisStore {
     ) -> Result<PutOutcome, StoreError> {
         let (status, value): (String, i64) = self
             .run(
-                self.scripts
-                    .put_code
-                    .key(self.record_key(subject))
+                self.on_record(&self.scripts.put_code, subject)
                     .arg(kept_digest(digest))
                     .arg(millis(lifetime))
                     .arg(max_attempts),
@@ -208,10 +211,7 @@ impl OtpStore for RedisStore {
         candidates: &[CodeDigest],
         max_attempts: u32,
     ) -> Result<VerifyOutcome, StoreError> {
-        let mut invocation = self
-            .scripts
-            .verify_and_consume
-            .key(self.record_key(subject));
+        let mut invocation = self.on_record(&self.scripts.verify_and_consume, subject);
         invocation.arg(max_attempts);
         for candidate in candidates {
             invocation.arg(kept_digest(candidate));
@@ -222,7 +222,7 @@ impl OtpStore for RedisStore {
 
     async fn pending_lifetime(&self, subject: &SubjectKey) -> Result<Option<Duration>, StoreError> {
         let ttl_ms: i64 = self
-            .run(&self.scripts.pending_lifetime.key(self.record_key(subject)))
+            .run(&self.on_record(&self.scripts.pending_lifetime, subject))
             .await?;
         // Negative: no verifiable code (or, defensively, a key without TTL).
         Ok(u64::try_from(ttl_ms).ok().map(Duration::from_millis))
@@ -235,9 +235,7 @@ impl OtpStore for RedisStore {
     ) -> Result<(), StoreError> {
         let _removed: i64 = self
             .run(
-                self.scripts
-                    .discard_code
-                    .key(self.record_key(subject))
+                self.on_record(&self.scripts.discard_code, subject)
                     .arg(kept_digest(digest)),
             )
             .await?;
@@ -246,7 +244,7 @@ impl OtpStore for RedisStore {
 
     async fn cancel_code(&self, subject: &SubjectKey) -> Result<bool, StoreError> {
         let removed: i64 = self
-            .run(&self.scripts.cancel_code.key(self.record_key(subject)))
+            .run(&self.on_record(&self.scripts.cancel_code, subject))
             .await?;
         Ok(removed == 1)
     }

@@ -35,6 +35,7 @@ mod redis_cluster;
 mod redis_faults;
 mod redis_sentinel;
 mod redis_store;
+mod redis_upgrade;
 mod refunds;
 mod rollback;
 mod routes;

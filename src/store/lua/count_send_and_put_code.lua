@@ -11,14 +11,19 @@
 -- and the earlier counts are taken back; then the prefix; then the code; a
 -- refusing suspension or a lock takes back every count.
 -- KEYS[1..n]       the send logs, the phone's first (n = ARGV[1]); the
---                  phone's log is its record, the same key as KEYS[#KEYS]
+--                  phone's log is its record, the same key as KEYS[c]
 -- KEYS[n+1..n+7]   the prefix's seven keys (count_prefix_send.lua), if judged
--- KEYS[#KEYS]      the subject's code record
--- ARGV[1]  n; then per log: 'p' (a packed log: record_packed_send.lua) or
---          'z' (a sorted set: record_send.lua), its token (for 'p' the
---          nonce), its rule count r, r pairs of limit and period (ms); then '1' followed by count_prefix_send.lua's eight
---          arguments and refuse ('1': enforce, '0': monitor), or '0' when no
---          prefix is judged; then digest, lifetime_ms, max_attempts.
+-- KEYS[c]          the subject's record (c = ARGV[2])
+-- KEYS[c+1..]      legacy keys (number_record.lua's adopt_legacy): each
+--                  packed log's in log order, then the record's
+-- ARGV[1]  n; ARGV[2]  c; then per log: 'p' (a packed log:
+--          record_packed_send.lua), its nonce and its count of legacy
+--          keys, or 'z' (a sorted set: record_send.lua) and its token; then
+--          its rule count r, r pairs of limit and period (ms); then '1'
+--          followed by count_prefix_send.lua's eight arguments and refuse
+--          ('1': enforce, '0': monitor), or '0' when no prefix is judged;
+--          then digest, lifetime_ms, max_attempts and the record's count
+--          of legacy keys.
 -- Returns, each reply being the step's own:
 --   {'refused', log_index (0-based), record_send reply}         nothing counted
 --   {'suspended', count_prefix_send reply}                      nothing counted
@@ -26,7 +31,9 @@
 --   {'stored', put_code reply, count_prefix_send reply or {}, {next_allowed_in_ms per log},
 --    {send time ms per log (0 for 'z' logs)}}
 local log_count = tonumber(ARGV[1])
-local at = 2
+local record_at = tonumber(ARGV[2])
+local legacy_at = record_at + 1
+local at = 3
 local packed = {}
 local tokens = {}
 local next_allowed = {}
@@ -43,17 +50,35 @@ local function take_back_logs(count)
   end
 end
 
+-- record_packed_send on KEYS[i] with its `legacy` keys from KEYS[legacy_at].
+local function count_packed(i, legacy, args)
+  local l = legacy_at
+  legacy_at = legacy_at + legacy
+  if legacy == 2 then
+    return record_packed_send({ KEYS[i], KEYS[l], KEYS[l + 1] }, args)
+  elseif legacy == 1 then
+    return record_packed_send({ KEYS[i], KEYS[l] }, args)
+  end
+  return record_packed_send({ KEYS[i] }, args)
+end
+
 for i = 1, log_count do
   packed[i] = ARGV[at] == 'p'
-  local rule_count = tonumber(ARGV[at + 2])
   local args = { ARGV[at + 1] }
-  for j = 1, rule_count * 2 do
-    args[j + 1] = ARGV[at + 2 + j]
+  local legacy = 0
+  at = at + 2
+  if packed[i] then
+    legacy = tonumber(ARGV[at])
+    at = at + 1
   end
-  at = at + 3 + rule_count * 2
+  local rule_count = tonumber(ARGV[at])
+  for j = 1, rule_count * 2 do
+    args[j + 1] = ARGV[at + j]
+  end
+  at = at + 1 + rule_count * 2
   local reply
   if packed[i] then
-    reply = record_packed_send({ KEYS[i] }, args)
+    reply = count_packed(i, legacy, args)
   else
     reply = record_send({ KEYS[i] }, args)
   end
@@ -95,7 +120,13 @@ else
   at = at + 1
 end
 
-local put_reply = put_code({ KEYS[#KEYS] }, { ARGV[at], ARGV[at + 1], ARGV[at + 2] })
+local put_args = { ARGV[at], ARGV[at + 1], ARGV[at + 2] }
+local put_reply
+if ARGV[at + 3] == '2' then
+  put_reply = put_code({ KEYS[record_at], KEYS[legacy_at], KEYS[legacy_at + 1] }, put_args)
+else
+  put_reply = put_code({ KEYS[record_at] }, put_args)
+end
 if put_reply[1] == 'locked' then
   take_back_logs(log_count)
   if prefix_token then

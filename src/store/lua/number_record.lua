@@ -79,3 +79,51 @@ local function send_times(log)
   end
   return times
 end
+
+-- Adopts into `record` what a version before issue 30 kept for the same
+-- number or client_key (a rolling upgrade: an old replica beside this one),
+-- and deletes it: the code hash at `legacy_code` (d = digest, a = guesses
+-- spent, l = locked; its TTL the code's life) and the sorted set of sends at
+-- `legacy_sends` (scored by send ms). A legacy code is newer than the
+-- record's (it was written after the last adoption), so it wins, keeping the
+-- larger guess count. Either name may be nil: the caller passes them only
+-- while old records can still matter, and never on a Redis Cluster, where
+-- they live in other slots (src/store/redis/number_record.rs).
+local function adopt_legacy(key, record, legacy_code, legacy_sends, now)
+  local keep = 0
+  if legacy_code and redis.call('EXISTS', legacy_code) == 1 then
+    local ttl = redis.call('PTTL', legacy_code)
+    local fields = redis.call('HMGET', legacy_code, 'd', 'a', 'l')
+    if ttl > 0 then
+      local state = 2
+      if fields[3] then
+        state = 3
+      elseif fields[1] then
+        state = 1
+      end
+      record.state = state
+      record.digest = NO_DIGEST
+      if state == 1 then
+        record.digest = string.sub(fields[1], 1, 16)
+      end
+      record.attempts = math.max(record.attempts, tonumber(fields[2] or '0') or 0)
+      record.ends = math.max(record.ends, now + ttl)
+      keep = ttl
+    end
+    redis.call('DEL', legacy_code)
+  end
+  if legacy_sends and redis.call('EXISTS', legacy_sends) == 1 then
+    local ttl = redis.call('PTTL', legacy_sends)
+    local sends = redis.call('ZRANGE', legacy_sends, 0, -1, 'WITHSCORES')
+    local added = {}
+    for i = 2, #sends, 2 do
+      added[#added + 1] = struct.pack('>I6I2', tonumber(sends[i]), 0)
+    end
+    record.log = record.log .. table.concat(added)
+    keep = math.max(keep, ttl)
+    redis.call('DEL', legacy_sends)
+  end
+  if keep > 0 then
+    save(key, record, keep)
+  end
+end

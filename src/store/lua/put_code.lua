@@ -1,15 +1,18 @@
 -- put_code: make ARGV[1] the pending digest, keeping the wrong guesses spent.
 -- Rust twin: MemoryStore::put_code in src/store/memory/codes.rs (same rule; keep both in step).
 -- KEYS[1]  the number's record (number_record.lua: code state and send log)
+-- KEYS[2], KEYS[3]  (optional) the number's code hash and send log as kept
+--          before issue 30, adopted and deleted (number_record.lua)
 -- ARGV[1]  digest (its first 16 raw bytes)
 -- ARGV[2]  code lifetime in milliseconds (TTL + grace)
 -- ARGV[3]  max attempts
 -- Returns {'stored', attempts_remaining} or {'locked', retry_after_ms}.
-local key = KEYS[1]
+local key, legacy_code, legacy_sends = KEYS[1], KEYS[2], KEYS[3]
 local lifetime_ms = tonumber(ARGV[2])
 local max_attempts = tonumber(ARGV[3])
 local now = clock_ms()
 local record = read_record(redis.call('GET', key), now)
+adopt_legacy(key, record, legacy_code, legacy_sends, now)
 
 if record.state == 0 then
   record.state, record.digest, record.attempts, record.ends = 1, ARGV[1], 0, now + lifetime_ms

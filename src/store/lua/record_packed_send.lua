@@ -7,14 +7,21 @@
 -- Rust twin: MemoryStore::record_send in src/store/memory/send_logs.rs, which
 -- runs sliding_log::record (same rule; keep all three in step).
 -- KEYS[1]  the number's record or the client's log
+-- KEYS[2], KEYS[3]  (optional) as kept before issue 30, adopted and deleted
+--          (number_record.lua): a number's code hash and send log, or a
+--          client's send log alone (then KEYS[2])
 -- ARGV[1]  this send's nonce (0..65535; its refund token is `<time>:<nonce>`)
 -- ARGV[2k], ARGV[2k+1]  limit and period (ms) of rule k (k = 1, 2, ...)
 -- Returns {'admitted', next_allowed_in_ms, send_time_ms} or
 --         {'refused', rule_index, retry_after_ms, rule_index, retry_after_ms, ...}
 --         (rule indexes 0-based, in ARGV order).
-local key = KEYS[1]
+local key, legacy_code, legacy_sends = KEYS[1], KEYS[2], KEYS[3]
+if not legacy_sends then
+  legacy_code, legacy_sends = nil, legacy_code
+end
 local now = clock_ms()
 local record = read_record(redis.call('GET', key), now)
+adopt_legacy(key, record, legacy_code, legacy_sends, now)
 
 local rules = {}
 local longest = 0

@@ -3,16 +3,19 @@
 -- the budget is gone.
 -- Rust twin: MemoryStore::verify_and_consume in src/store/memory/codes.rs (same rule; keep both in step).
 -- KEYS[1]  the number's record (number_record.lua: code state and send log)
+-- KEYS[2], KEYS[3]  (optional) the number's code hash and send log as kept
+--          before issue 30, adopted and deleted (number_record.lua)
 -- ARGV[1]  max attempts
 -- ARGV[2..] candidate digests (their first 16 raw bytes): the code's digest
 --          under each HMAC secret of the key ring, so a code sent before a
 --          rotation verifies
 -- Returns {'approved', 0}, {'incorrect', attempts_remaining}, {'expired', 0}
 -- or {'locked', 0}.
-local key = KEYS[1]
+local key, legacy_code, legacy_sends = KEYS[1], KEYS[2], KEYS[3]
 local max_attempts = tonumber(ARGV[1])
 local now = clock_ms()
 local record = read_record(redis.call('GET', key), now)
+adopt_legacy(key, record, legacy_code, legacy_sends, now)
 
 if record.state == 3 then
   return {'locked', 0}

@@ -8,13 +8,26 @@
 //! script on it touches that key alone, so a Redis Cluster routes it by the
 //! key itself.
 //!
+//! A rolling upgrade: an older version beside this one keeps a number's code
+//! in the hash `<prefix>:{<32 hex>}:code` and its sends in the sorted set
+//! `…:sends` (a client's in `…:client-sends`). Every script on a record is
+//! handed those names too, and adopts what they hold into the record, then
+//! deletes them (`adopt_legacy` in `number_record.lua`): for the first
+//! [`ADOPT_LEGACY_FOR`] of this process's life, longer than any code's
+//! lifetime and the longest per-number send rule (a day), on one server or
+//! Sentinel. Not on a Redis Cluster: the old names hash to other slots, so no
+//! script may touch both (README, "Upgrading to the compact layout").
+//!
 //! Only the 16 first bytes of a code's digest are kept: a wrong guess is
 //! still refused but with odds of 2^-128 instead of 2^-256, far below the
 //! guess budget's own odds (`OTP_MAX_ATTEMPTS` in 10^`OTP_CODE_LENGTH`).
 
+use std::time::Duration;
+
+use deadpool_redis::redis::{Script, ScriptInvocation};
 use rand::{Rng, TryRngCore, rngs::OsRng};
 
-use super::RedisStore;
+use super::{RedisStore, RedisTopology};
 use crate::{
     domain::{CodeDigest, SubjectKey},
     store::SendLog,
@@ -24,6 +37,16 @@ use crate::{
 const NUMBER: u8 = b'n';
 /// The letter after the prefix naming a `client_key`'s packed send log.
 const CLIENT: u8 = b'c';
+
+/// How long after start a process still looks for records an older
+/// version wrote: a day of send logs (the daily limit; no per-number or
+/// per-client window is longer) and an hour to spare for the last code.
+pub(super) const ADOPT_LEGACY_FOR: Duration = Duration::from_secs(25 * 60 * 60);
+
+/// Whether a store on `topology` adopts legacy records (not on a Cluster).
+pub(super) fn adopts_legacy(topology: &RedisTopology) -> bool {
+    !matches!(topology, RedisTopology::Cluster(_))
+}
 
 impl RedisStore {
     /// `<prefix>:n<16 raw bytes>`: the number's code state and send log.
@@ -41,6 +64,46 @@ impl RedisStore {
             SendLog::Client(client) => Some(packed_key(&self.prefix, CLIENT, client)),
             _ => None,
         }
+    }
+}
+
+impl RedisStore {
+    /// Whether scripts are still handed the names of legacy records.
+    fn adopting_legacy(&self) -> bool {
+        self.adopt_legacy_until
+            .is_some_and(|until| tokio::time::Instant::now() < until)
+    }
+
+    /// The names an older version kept `log`'s records under, while they
+    /// are adopted: a number's code hash and sorted set, a client's sorted
+    /// set; none for other logs, or once adoption is over.
+    pub(super) fn legacy_keys(&self, log: &SendLog) -> Vec<String> {
+        if !self.adopting_legacy() {
+            return Vec::new();
+        }
+        match log {
+            SendLog::Phone(subject) => vec![
+                format!("{}:{{{subject}}}:code", self.prefix),
+                format!("{}:{{{subject}}}:sends", self.prefix),
+            ],
+            SendLog::Client(client) => {
+                vec![format!("{}:{{{client}}}:client-sends", self.prefix)]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// `script` on `subject`'s record, with its legacy names.
+    pub(super) fn on_record<'a>(
+        &self,
+        script: &'a Script,
+        subject: &SubjectKey,
+    ) -> ScriptInvocation<'a> {
+        let mut invocation = script.key(self.record_key(subject));
+        for legacy in self.legacy_keys(&SendLog::Phone(*subject)) {
+            invocation.key(legacy);
+        }
+        invocation
     }
 }
 

@@ -35,13 +35,22 @@ impl RedisStore {
             })
             .collect();
         let mut invocation = self.scripts.count_send_and_put_code.prepare_invoke();
+        let prefix_keys = if plan.prefix.is_some() { 7 } else { 0 };
         invocation.arg(plan.logs.len());
+        invocation.arg(plan.logs.len() + prefix_keys + 1);
+        let mut legacy_keys = Vec::new();
         for ((log, rules), token) in plan.logs.iter().zip(&log_tokens) {
             invocation.key(self.send_log_key(log));
             match token {
-                LogToken::Packed(nonce) => invocation.arg("p").arg(*nonce),
-                LogToken::Sorted(token) => invocation.arg("z").arg(token),
-            };
+                LogToken::Packed(nonce) => {
+                    let legacy = self.legacy_keys(log);
+                    invocation.arg("p").arg(*nonce).arg(legacy.len());
+                    legacy_keys.extend(legacy);
+                }
+                LogToken::Sorted(token) => {
+                    invocation.arg("z").arg(token);
+                }
+            }
             invocation.arg(rules.len());
             for rule in rules {
                 invocation.arg(rule.limit).arg(millis(rule.period));
@@ -60,11 +69,16 @@ impl RedisStore {
             }
         };
         let code = plan.code;
+        let record_legacy = self.legacy_keys(&SendLog::Phone(*code.subject));
         invocation
             .key(self.record_key(code.subject))
             .arg(kept_digest(code.digest))
             .arg(millis(code.lifetime))
-            .arg(code.max_attempts);
+            .arg(code.max_attempts)
+            .arg(record_legacy.len());
+        for key in legacy_keys.into_iter().chain(record_legacy) {
+            invocation.key(key);
+        }
         let reply: Vec<Value> = self.run(&invocation).await?;
         let tokens = Tokens {
             logs: log_tokens,

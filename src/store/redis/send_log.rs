@@ -64,6 +64,9 @@ impl RedisStore {
         if let Some(key) = self.packed_log_key(log) {
             let nonce = random_nonce();
             let mut invocation = self.scripts.record_packed_send.key(key);
+            for legacy in self.legacy_keys(log) {
+                invocation.key(legacy);
+            }
             invocation.arg(nonce);
             for rule in rules {
                 invocation.arg(rule.limit).arg(millis(rule.period));
@@ -88,13 +91,17 @@ impl RedisStore {
         log: &SendLog,
         token: &str,
     ) -> Result<(), StoreError> {
-        let script = match self.packed_log_key(log) {
-            Some(_) => &self.scripts.refund_packed_send,
-            None => &self.scripts.refund_send,
+        let mut invocation = match self.packed_log_key(log) {
+            Some(key) => {
+                let mut invocation = self.scripts.refund_packed_send.key(key);
+                for legacy in self.legacy_keys(log) {
+                    invocation.key(legacy);
+                }
+                invocation
+            }
+            None => self.scripts.refund_send.key(self.send_log_key(log)),
         };
-        let _removed: i64 = self
-            .run(script.key(self.send_log_key(log)).arg(token))
-            .await?;
+        let _removed: i64 = self.run(invocation.arg(token)).await?;
         Ok(())
     }
 }

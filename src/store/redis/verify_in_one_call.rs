@@ -11,7 +11,7 @@ use super::{
     send_log::{random_tokens, send_decision, split_reply, status_text},
     verify_outcome,
 };
-use crate::store::{CheckOutcome, SendDecision, StoreError, VerifyPlan};
+use crate::store::{CheckOutcome, SendDecision, SendLog, StoreError, VerifyPlan};
 
 impl RedisStore {
     pub(super) async fn count_verify_and_consume_script(
@@ -32,6 +32,9 @@ impl RedisStore {
         invocation
             .key(self.record_key(plan.subject))
             .arg(plan.max_attempts);
+        for legacy in self.legacy_keys(&SendLog::Phone(*plan.subject)) {
+            invocation.key(legacy);
+        }
         for candidate in plan.candidates {
             invocation.arg(kept_digest(candidate));
         }
