@@ -20,7 +20,7 @@
 --          record_packed_send.lua), its nonce and its count of legacy
 --          keys, or 'z' (a sorted set: record_send.lua) and its token; then
 --          its rule count r, r pairs of limit and period (ms); then '1'
---          followed by count_prefix_send.lua's eight arguments and refuse
+--          followed by count_prefix_send.lua's nine arguments and refuse
 --          ('1': enforce, '0': monitor), or '0' when no prefix is judged;
 --          then digest, lifetime_ms, max_attempts and the record's count
 --          of legacy keys.
@@ -101,11 +101,11 @@ local prefix_token = nil
 if ARGV[at] == '1' then
   local sends = log_count + 1
   local args = {}
-  for j = 1, 8 do
+  for j = 1, 9 do
     args[j] = ARGV[at + j]
   end
-  local refuse = ARGV[at + 9] == '1'
-  at = at + 10
+  local refuse = ARGV[at + 10] == '1'
+  at = at + 11
   prefix_reply = count_prefix_send(
     { KEYS[sends], KEYS[sends + 1], KEYS[sends + 2], KEYS[sends + 3], KEYS[sends + 4], KEYS[sends + 5], KEYS[sends + 6] },
     args
