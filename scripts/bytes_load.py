@@ -6,7 +6,9 @@ Environment: OTP_ADDR (host:port), NUMBERS, SENDS, IN_FLIGHT (default 64),
 FIRST (the first number's offset, so two loads on one store use other
 numbers), GEN_DIR (where to put the generated stubs).
 Prints one JSON line: {"ok": n, "failed": {status: count}}. Exit 1 if any
-call failed: a refused send would make the bytes per number a lie.
+call was refused (any status but UNAVAILABLE): a refused send would make
+the bytes per number a lie. UNAVAILABLE (a call past its deadline on a busy
+machine; rare) is counted and reported, not retried.
 """
 
 import json
@@ -76,7 +78,8 @@ def main() -> None:
     for _ in range(int(os.environ.get("IN_FLIGHT", "64"))):
         in_flight.acquire()
     print(json.dumps({"ok": ok, "failed": failed}))
-    sys.exit(1 if failed else 0)
+    refused = {status: n for status, n in failed.items() if status != "UNAVAILABLE"}
+    sys.exit(1 if refused else 0)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ mod pumping_sources;
 mod readme_claims;
 mod redis_cluster;
 mod redis_faults;
+mod redis_keys;
 mod redis_sentinel;
 mod redis_store;
 mod redis_upgrade;
