@@ -5,9 +5,11 @@
 //! behave like one. The same scripts run on one server, a Redis Cluster or a
 //! Sentinel-managed master (see `connection.rs`): each touches only keys it
 //! is given in KEYS, all in one hash slot (one key, except the pumping
-//! guard's decision, whose three keys share the prefix's hash tag). The one
-//! exception is a SendOtp's whole store work in one script
-//! (`send_in_one_call.rs`): its keys span slots, so a Cluster runs it as
+//! guard's decision, whose keys share the prefix's hash tag, and, off a
+//! Cluster, the old names a number's record is adopted from: see
+//! `number_record.rs`). The one exception is a SendOtp's (and a
+//! VerifyOtp's) whole store work in one script (`send_in_one_call.rs`,
+//! `verify_in_one_call.rs`): its keys span slots, so a Cluster runs it as
 //! one script per step instead.
 
 mod cluster_manager;
