@@ -290,6 +290,8 @@ async fn verification_succeeds_when_the_guard_cannot_count_the_approval() {
         .arg("on")
         .arg(">no-guard-pw")
         .arg("~otp:{[0-9a-f]*}:*")
+        .arg("~otp:n*")
+        .arg("~otp:c*")
         .arg("~otp:{anonymous}:*")
         .arg("~otp:{global}:*")
         .arg("+@all")

@@ -95,9 +95,15 @@ impl ServiceProcess {
     /// Starts the binary on an OS-chosen loopback port with `vars` set (and
     /// nothing else from this environment) and waits until it listens.
     pub fn start(vars: &[(&str, &str)]) -> Self {
+        Self::start_program(env!("CARGO_BIN_EXE_otp-service"), vars)
+    }
+
+    /// [`ServiceProcess::start`] for another build of the service at
+    /// `program` (an older version, for a rolling upgrade).
+    pub fn start_program(program: &str, vars: &[(&str, &str)]) -> Self {
         let mut env = vec![("OTP_LISTEN_ADDR", "127.0.0.1:0"), ("RUST_LOG", "info")];
         env.extend_from_slice(vars);
-        let mut process = Self::spawn(&env);
+        let mut process = Self::spawn_program(program, &[], &env);
         process.addr = process.wait_for_stderr(
             "otp-service listening",
             Duration::from_secs(10),
@@ -116,7 +122,11 @@ impl ServiceProcess {
 
     /// [`ServiceProcess::spawn`] with command-line arguments.
     pub fn spawn_with_args(args: &[&str], vars: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_otp-service"))
+        Self::spawn_program(env!("CARGO_BIN_EXE_otp-service"), args, vars)
+    }
+
+    fn spawn_program(program: &str, args: &[&str], vars: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(program)
             .args(args)
             .env_clear()
             .env("OTP_METRICS_ADDR", "")
