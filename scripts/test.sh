@@ -70,6 +70,11 @@ fi
 
 echo "== cargo test"
 cargo test --locked --no-run "$@"
+# The version before issue 30's Redis layout, for the rolling-upgrade test
+# (tests/it/redis_upgrade.rs); it reuses the build above, so only the crate
+# is compiled.
+scripts/old-binary.sh
+export OTP_OLD_BINARY=$PWD/target/old/otp-service
 # The release binary the later checks drive (built exactly as the Dockerfile
 # builds it) compiles while the tests run: in a target dir of its own, since
 # cargo's build lock is per target dir, and at the lowest CPU priority, so the

@@ -24,11 +24,19 @@ use crate::common::{RedisServer, binary::ServiceProcess, connect, unique_phone};
 const UPGRADE_FROM: &str = "652cea2";
 const SECRET: &str = "upgrade-secret-upgrade-secret-upgrade-secret";
 
+/// The old build: `OTP_OLD_BINARY`, which must then exist (`scripts/test.sh`
+/// builds it and sets it, so CI never skips), else `target/old/otp-service`
+/// if a developer built it.
 fn old_binary() -> Option<String> {
-    let path = std::env::var("OTP_OLD_BINARY").unwrap_or_else(|_| {
-        concat!(env!("CARGO_MANIFEST_DIR"), "/target/old/otp-service").to_owned()
-    });
-    Path::new(&path).exists().then_some(path)
+    if let Ok(path) = std::env::var("OTP_OLD_BINARY") {
+        assert!(
+            Path::new(&path).exists(),
+            "OTP_OLD_BINARY={path} does not exist"
+        );
+        return Some(path);
+    }
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/target/old/otp-service");
+    Path::new(path).exists().then(|| path.to_owned())
 }
 
 /// One replica: its process (its console gateway prints the codes) and a client.
