@@ -21,6 +21,7 @@ mod provider_vars;
 mod pumping_vars;
 mod redis_vars;
 mod secret_vars;
+mod spend_vars;
 mod textbee_vars;
 mod trust_vars;
 mod twilio_vars;
@@ -48,6 +49,7 @@ use message_vars::MessageVars;
 use otel_vars::OtelVars;
 use pumping_vars::PumpingVars;
 use redis_vars::RedisVars;
+use spend_vars::SpendVars;
 use trust_vars::TrustVars;
 
 use crate::{
@@ -57,6 +59,7 @@ use crate::{
     events::EventsConfig,
     otp::OtpPolicy,
     sms::{MessageTemplates, SmsConfig},
+    spend::SpendSettings,
     store::StoreConfig,
     telemetry::{LogFormat, TraceExport},
 };
@@ -81,6 +84,8 @@ pub struct Settings {
     sms: SmsVars,
     #[command(flatten)]
     message: MessageVars,
+    #[command(flatten)]
+    spend: SpendVars,
     #[command(flatten)]
     otel: OtelVars,
     #[command(flatten)]
@@ -142,6 +147,9 @@ pub struct Config {
     /// `OTP_MESSAGE_TEMPLATES_FILE`, `OTP_APP_NAME`, `OTP_WEBOTP_DOMAIN`,
     /// `OTP_ANDROID_APP_HASH`).
     pub messages: MessageTemplates,
+    /// Prices and spend caps (`OTP_PRICES_FILE`, `OTP_*SPEND_LIMIT*`);
+    /// `None`: no prices file, spend is neither estimated nor capped.
+    pub spend: Option<SpendSettings>,
     /// Whether spans are exported over OTLP (the standard `OTEL_*` variables).
     pub traces: TraceExport,
     /// Where audit events go (`OTP_EVENTS_STREAM`); `None`: off.
@@ -209,7 +217,8 @@ impl Config {
             vars.code.hmac_previous_secrets.as_deref(),
             vars.code.hmac_secret.as_deref(),
         )?;
-        let sms = gateway_vars::sms_from_env(&vars.sms)?;
+        let mut sms = gateway_vars::sms_from_env(&vars.sms)?;
+        let spend = spend_vars::spend_settings(&vars.spend, &mut sms)?;
         let messages = message_vars::templates_from_env(&vars.message)?;
         let limits = abuse_vars::send_limits(&vars.abuse);
         let verify_limits = abuse_vars::verify_limits(&vars.abuse, &limits);
@@ -247,6 +256,7 @@ impl Config {
             pumping_guard,
             store,
             messages,
+            spend,
             traces,
             events,
         })

@@ -15,12 +15,14 @@ mod policy;
 mod pumping_admin;
 mod pumping_guard;
 mod send;
+mod spend_guard;
 mod verify_limits;
 
 use std::sync::Arc;
 
 use idempotency::Claim;
 use pumping_guard::PumpingGuard;
+use spend_guard::SpendGuard;
 
 pub use outcome::{SendRequest, SentCode, TimeLeft, Verification, VerifyRequest};
 pub use policy::{AbuseRules, OtpPolicy};
@@ -30,8 +32,9 @@ use crate::{
     domain::{HmacKeys, OtpCode, PhoneNumber, ceil_seconds},
     error::Error,
     events::EventSink,
-    metrics::timed_store,
-    sms::{MessageTemplates, SmsGateway},
+    metrics::{self as otp_metrics, timed_store},
+    sms::{MessageTemplates, RouteTable, SmsGateway},
+    spend::SpendSettings,
     store::{CheckOutcome, OtpStore, VerifyOutcome, VerifyPlan},
 };
 
@@ -46,6 +49,8 @@ pub struct OtpFlow {
     /// Where decisions are recorded (`audit.rs`); disabled unless configured.
     events: EventSink,
     guard: PumpingGuard,
+    /// Prices and spend caps (`spend_guard.rs`); `None`: no prices file.
+    spend: Option<SpendGuard>,
 }
 
 impl OtpFlow {
@@ -72,7 +77,15 @@ impl OtpFlow {
             gateway,
             events: EventSink::disabled(),
             guard,
+            spend: None,
         }
+    }
+
+    /// Estimates each send's price over `routes` at `settings`' prices and
+    /// holds it to the spend caps.
+    pub fn with_spend(mut self, settings: SpendSettings, routes: RouteTable) -> Self {
+        self.spend = Some(SpendGuard::new(settings, routes, Arc::clone(&self.store)));
+        self
     }
 
     /// Records every decision as an audit event in `events`.
@@ -153,6 +166,7 @@ impl OtpFlow {
             VerifyOutcome::Approved => {
                 if self.abuse.test_numbers.code_for(phone).is_none() {
                     self.guard.count_approval(phone, &subject);
+                    otp_metrics::country_approval(phone.region());
                 }
                 Verification::Approved
             }

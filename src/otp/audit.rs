@@ -8,6 +8,7 @@ use crate::{
     error::Error,
     events::{AuditEvent, EventKind},
     sms::GatewayError,
+    spend::Micros,
 };
 
 /// The provider named on a send to a test number (no SMS leaves).
@@ -29,17 +30,28 @@ impl OtpFlow {
         client_key.map(|client| self.secret.client_subject(client).to_string())
     }
 
-    /// A code went out through `provider` (or was stored for a test number).
+    /// A code went out through `provider` (or was stored for a test
+    /// number), at an estimated price of `spent` (with a prices file).
     pub(super) fn audit_sent(
         &self,
         phone: &PhoneNumber,
         client_key: Option<&ClientKey>,
         provider: Option<&'static str>,
+        spent: Option<Micros>,
     ) {
         self.audit(EventKind::Sent, phone, |event| {
             event.caller = self.caller(client_key);
             event.provider = Some(provider.unwrap_or(TEST_NUMBER_PROVIDER));
+            self.add_estimate(event, spent);
         });
+    }
+
+    /// The estimated price and its currency, when spend is estimated.
+    fn add_estimate(&self, event: &mut AuditEvent, estimate: Option<Micros>) {
+        if let (Some(spend), Some(estimate)) = (&self.spend, estimate) {
+            event.estimate_micros = Some(estimate.0);
+            event.currency = Some(spend.currency().code());
+        }
     }
 
     /// The provider did not take the message.
@@ -49,11 +61,13 @@ impl OtpFlow {
         client_key: Option<&ClientKey>,
         provider: &'static str,
         error: &GatewayError,
+        estimate: Option<Micros>,
     ) {
         self.audit(EventKind::SendFailed, phone, |event| {
             event.caller = self.caller(client_key);
             event.provider = Some(provider);
             event.reason = Some(error.kind());
+            self.add_estimate(event, estimate);
         });
     }
 
@@ -77,6 +91,11 @@ impl OtpFlow {
         }
         let limit = match error {
             Error::CountryNotAllowed { .. } => "country".to_owned(),
+            Error::SpendLimited { refusals } => refusals
+                .iter()
+                .map(|refusal| refusal.cap.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
             Error::Locked { .. } => "wrong_guess_lock".to_owned(),
             Error::RateLimited { violations } => violations
                 .iter()

@@ -1,20 +1,25 @@
-//! Sending a new code, step by step: count the send against every limit,
-//! let the pumping guard judge its destination, store the code's digest
-//! (these three one store call, `OtpStore::count_send_and_put_code`, which
-//! undoes its own counts when a step refuses), deliver the text, and undo
-//! what is safe to undo when the text cannot be sent.
+//! Sending a new code, step by step: price the text (with a prices file),
+//! count the send against every limit, let the pumping guard judge its
+//! destination, store the code's digest (these three one store call,
+//! `OtpStore::count_send_and_put_code`, which undoes its own counts when a
+//! step refuses), reserve its price against the spend caps (a store call of
+//! its own, `spend.rs`: its refusal undoes the counts and the code), deliver
+//! the text, and undo what is safe to undo when the text cannot be sent.
 
 use std::time::Duration;
 
 use super::{
     OtpFlow, SendRequest, SentCode,
     pumping_guard::{CountedPrefixSend, PumpingGuard},
+    spend_guard::ReservedSpend,
 };
 use crate::{
     abuse::{DestinationPrefix, RateRule, SendSource},
     domain::{CodeDigest, OtpCode, PhoneNumber, SubjectKey},
     error::Error,
-    sms::{GatewayError, OutgoingSms},
+    metrics,
+    sms::{GatewayError, OutgoingSms, Rendered},
+    spend::{Estimate, Micros},
     store::{
         CodeToStore, OtpStore, PrefixSender, PrefixSuspension, SendLog, SendOutcome, SendPlan,
         StoreError, take_back_sends,
@@ -70,31 +75,59 @@ impl OtpFlow {
             .is_none()
             .then(|| self.guard.prefix_to_judge(phone))
             .flatten();
+        // Rendered before anything is counted: its segments price the send.
+        let rendered = test_code
+            .is_none()
+            .then(|| self.messages.render(&code, self.policy.ttl, request.locale));
+        let estimate = self.estimate_spend(phone, rendered.as_ref())?;
         let (attempts_remaining, counted) = self
             .count_and_store(phone, subject, request, prefix.as_ref(), &digest)
             .await?;
+        let reserved = match self.reserve_spend(request, estimate).await {
+            Ok(reserved) => reserved,
+            Err(refusal) => {
+                self.undo_refused(subject, &digest, counted).await;
+                return Err(refusal);
+            }
+        };
         let resend_after = counted.resend_after;
-        if test_code.is_some() {
+        let Some(rendered) = rendered else {
             tracing::info!("test number: fixed code stored, no SMS sent");
-            self.audit_sent(phone, request.client_key, None);
-        } else {
-            match self.deliver(request, &code).await {
-                Ok(provider) => self.audit_sent(phone, request.client_key, Some(provider)),
-                Err(gateway_error) => {
-                    let provider = self.gateway.provider();
-                    self.audit_send_failed(phone, request.client_key, provider, &gateway_error);
-                    self.undo_undelivered(subject, &digest, counted, &gateway_error)
-                        .await;
-                    return Err(gateway_error.into());
-                }
+            self.audit_sent(phone, request.client_key, None, None);
+            return Ok(self.sent_code(attempts_remaining, resend_after));
+        };
+        match self.deliver(request, &rendered).await {
+            Ok(provider) => {
+                metrics::country_send(phone.region());
+                let spent = self.settle_spend(reserved.as_ref(), phone, provider).await;
+                self.audit_sent(phone, request.client_key, Some(provider), spent);
+            }
+            Err(gateway_error) => {
+                let provider = self.gateway.provider();
+                let estimate = reserved.as_ref().map(|r| r.estimate.reserved);
+                self.audit_send_failed(
+                    phone,
+                    request.client_key,
+                    provider,
+                    &gateway_error,
+                    estimate,
+                );
+                self.undo_undelivered(subject, &digest, counted, reserved, phone, &gateway_error)
+                    .await;
+                return Err(gateway_error.into());
             }
         }
-        Ok(SentCode {
+        Ok(self.sent_code(attempts_remaining, resend_after))
+    }
+
+    /// The answer to a send that went out (or was stored for a test number).
+    fn sent_code(&self, attempts_remaining: u32, resend_after: Duration) -> SentCode {
+        SentCode {
             expires_in: self.policy.ttl,
             code_length: self.policy.code_length,
             attempts_remaining,
             resend_after,
-        })
+        }
     }
 
     /// Counts the send in the phone's, the caller's and the service's log,
@@ -163,6 +196,62 @@ impl OtpFlow {
         Ok((stored.attempts_remaining, counted))
     }
 
+    /// The send's estimated price, with a prices file and a text to send;
+    /// a destination without a price is refused before anything is counted.
+    fn estimate_spend(
+        &self,
+        phone: &PhoneNumber,
+        rendered: Option<&Rendered<'_>>,
+    ) -> Result<Option<Estimate>, Error> {
+        match (&self.spend, rendered) {
+            (Some(spend), Some(rendered)) => spend.estimate(phone, &rendered.text).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// The spend caps' step: reserves the estimate in every cap in force,
+    /// service-wide and the caller's, or refuses the send
+    /// (`OtpStore::reserve_spend`). Its own store call after the counts, so
+    /// a send refused by a send limit never touches the spend ledgers.
+    async fn reserve_spend(
+        &self,
+        request: &SendRequest<'_>,
+        estimate: Option<Estimate>,
+    ) -> Result<Option<ReservedSpend>, Error> {
+        let (Some(spend), Some(estimate)) = (&self.spend, estimate) else {
+            return Ok(None);
+        };
+        let caller = request.caller.map(|caller| caller.name());
+        spend.reserve(estimate, caller).await.map(Some)
+    }
+
+    /// The send went out through `provider`: its price is what was spent,
+    /// the rest of the reservation goes back. Returns the spend.
+    async fn settle_spend(
+        &self,
+        reserved: Option<&ReservedSpend>,
+        phone: &PhoneNumber,
+        provider: &'static str,
+    ) -> Option<Micros> {
+        let (Some(spend), Some(reserved)) = (&self.spend, reserved) else {
+            return None;
+        };
+        Some(spend.settle(reserved, phone, provider).await)
+    }
+
+    /// Undoes a reservation of a send that failed: given back when it
+    /// surely was not sent, kept (and counted as spent) when it may have been.
+    async fn unspend(&self, reserved: Option<&ReservedSpend>, phone: &PhoneNumber, sure: bool) {
+        let (Some(spend), Some(reserved)) = (&self.spend, reserved) else {
+            return;
+        };
+        if sure {
+            spend.refund(reserved).await;
+        } else {
+            spend.keep_uncertain(reserved, phone);
+        }
+    }
+
     /// Reports a suspension `monitor` mode let the send through.
     fn report_monitored(
         &self,
@@ -212,15 +301,14 @@ impl OtpFlow {
         logs
     }
 
-    /// Texts the code in the caller's language; returns the provider that
-    /// took it. The router counts each provider's latency and failures,
-    /// traces each provider asked, and logs its message id.
+    /// Texts the code, rendered in the caller's language; returns the
+    /// provider that took it. The router counts each provider's latency and
+    /// failures, traces each provider asked, and logs its message id.
     async fn deliver(
         &self,
         request: &SendRequest<'_>,
-        code: &OtpCode,
+        rendered: &Rendered<'_>,
     ) -> Result<&'static str, GatewayError> {
-        let rendered = self.messages.render(code, self.policy.ttl, request.locale);
         let sms = OutgoingSms::new(
             request.phone,
             &rendered.text,
@@ -252,17 +340,32 @@ impl OtpFlow {
         subject: &SubjectKey,
         digest: &CodeDigest,
         mut counted: CountedSends<'_>,
+        reserved: Option<ReservedSpend>,
+        phone: &PhoneNumber,
         error: &GatewayError,
     ) {
+        let sure = error.surely_not_sent();
         // At once, as in `refund`: a hung store costs one timeout, not two.
         let take_back = async {
-            if error.surely_not_sent() {
+            if sure {
                 counted.refund().await;
             } else {
                 counted.refund_prefix_send().await;
             }
         };
-        tokio::join!(self.discard_undelivered(subject, digest), take_back);
+        let spend = self.unspend(reserved.as_ref(), phone, sure);
+        tokio::join!(self.discard_undelivered(subject, digest), take_back, spend);
+    }
+
+    /// Undoes a send a step after the store's refused (a spend cap): it
+    /// surely was not sent, so every count and the code go.
+    async fn undo_refused(
+        &self,
+        subject: &SubjectKey,
+        digest: &CodeDigest,
+        counted: CountedSends<'_>,
+    ) {
+        tokio::join!(self.discard_undelivered(subject, digest), counted.refund());
     }
 
     /// Removes a code that was never delivered, unless a newer send replaced it.

@@ -1,7 +1,11 @@
 //! Routes: per destination country an ordered list of providers
 //! (`OTP_SMS_ROUTES`), tried in turn. The next provider is asked only when
 //! the previous one surely did not deliver; a maybe-delivered failure ends
-//! the send, so one send is never two SMS.
+//! the send, so one send is never two SMS. A route written
+//! `cheapest:twilio,vonage` asks its providers cheapest first for each
+//! destination country (`cheapest.rs`, by the price table).
+
+mod cheapest;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -27,6 +31,11 @@ pub struct RouteTable {
     by_region: BTreeMap<String, Vec<ProviderName>>,
     /// For every region without its own route.
     default: Vec<ProviderName>,
+    /// The routes marked `cheapest:`: their countries, `*` for the default.
+    cheapest: BTreeSet<String>,
+    /// The default route ordered cheapest first for each country whose
+    /// prices differ from the default row's (a `cheapest:` default only).
+    ranked: BTreeMap<String, Vec<ProviderName>>,
 }
 
 /// Why `OTP_SMS_ROUTES` was refused.
@@ -58,24 +67,38 @@ impl RouteTable {
         Self {
             by_region: BTreeMap::new(),
             default: vec![provider],
+            cheapest: BTreeSet::new(),
+            ranked: BTreeMap::new(),
         }
     }
 
-    /// Parses `IN=textbee; US,CA=twilio; *=twilio,vonage`: entries split by
-    /// `;`, countries by `,` before the `=`, providers by `,` after it.
+    /// Parses `IN=textbee; US,CA=cheapest:twilio,vonage; *=twilio,vonage`:
+    /// entries split by `;`, countries by `,` before the `=`, providers by
+    /// `,` after it, optionally after `cheapest:`.
     pub fn parse(raw: &str) -> Result<Self, RouteTableError> {
         let mut by_region = BTreeMap::new();
         let mut default = None;
+        let mut cheapest = BTreeSet::new();
         for entry in raw.split(';').map(str::trim).filter(|e| !e.is_empty()) {
             let (countries, providers) = entry
                 .split_once('=')
                 .ok_or_else(|| RouteTableError::Malformed(entry.to_owned()))?;
+            let (by_price, providers) = match providers.trim().strip_prefix(cheapest::MARKER) {
+                Some(providers) => (true, providers),
+                None => (false, providers),
+            };
             let providers = parse_providers(entry, providers)?;
             for country in countries.split(',').map(str::trim) {
                 let slot = if country == "*" {
+                    if by_price {
+                        cheapest.insert("*".to_owned());
+                    }
                     &mut default
                 } else {
                     let region = parse_region(country)?;
+                    if by_price {
+                        cheapest.insert(region.clone());
+                    }
                     by_region.entry(region).or_insert(None)
                 };
                 if slot.replace(providers.clone()).is_some() {
@@ -90,6 +113,8 @@ impl RouteTable {
         Ok(Self {
             by_region,
             default: default.ok_or(RouteTableError::NoDefault)?,
+            cheapest,
+            ranked: BTreeMap::new(),
         })
     }
 
@@ -107,11 +132,15 @@ impl RouteTable {
     /// `region` is asked only when some country has a route of its own: for
     /// a calling code shared by several regions it costs a full parse.
     pub fn route_for<'r>(&self, region: impl FnOnce() -> Option<&'r str>) -> &[ProviderName] {
-        if self.by_region.is_empty() {
+        if self.by_region.is_empty() && self.ranked.is_empty() {
             return &self.default;
         }
         region()
-            .and_then(|region| self.by_region.get(region))
+            .and_then(|region| {
+                self.by_region
+                    .get(region)
+                    .or_else(|| self.ranked.get(region))
+            })
             .unwrap_or(&self.default)
     }
 }
@@ -146,17 +175,19 @@ fn parse_providers(entry: &str, raw: &str) -> Result<Vec<ProviderName>, RouteTab
 impl fmt::Display for RouteTable {
     /// The table as `OTP_SMS_ROUTES` would spell it, one country per entry.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let list = |providers: &[ProviderName]| {
-            providers
-                .iter()
-                .map(|p| p.as_str())
-                .collect::<Vec<_>>()
-                .join(",")
+        let list = |key: &str, providers: &[ProviderName]| {
+            let marker = if self.cheapest.contains(key) {
+                cheapest::MARKER
+            } else {
+                ""
+            };
+            let names: Vec<_> = providers.iter().map(|p| p.as_str()).collect();
+            format!("{marker}{}", names.join(","))
         };
         for (region, providers) in &self.by_region {
-            write!(f, "{region}={}; ", list(providers))?;
+            write!(f, "{region}={}; ", list(region, providers))?;
         }
-        write!(f, "*={}", list(&self.default))
+        write!(f, "*={}", list("*", &self.default))
     }
 }
 

@@ -1,0 +1,70 @@
+-- reserve_spend: reserve a send's estimated price in every spend window of
+-- one decision (the service's hour and day, one caller's day), or in none
+-- when any would cross its limit. A window is 60 buckets of period/60 ms
+-- (rounded up) plus the current one, kept as a hash: field = bucket index,
+-- value = amount in millionths of the currency; an amount counts until its
+-- bucket + 61 begins. Every key shares the `{spend}` hash tag (one slot).
+-- Rust twin: MemoryStore::reserve_spend (src/store/memory/spend.rs), which
+-- runs src/store/spend_window.rs (same rule; keep both in step).
+-- KEYS[i]  window i's hash
+-- ARGV[1]  the amount to reserve (an integer)
+-- ARGV[2i], ARGV[2i+1]  window i's limit and period (ms)
+-- Returns {'reserved', bucket_1, bucket_2, ...} or
+--         {'refused', window_index, retry_after_ms, ...} (0-based indexes).
+local BUCKETS = 60
+-- Redis's clock, not the caller's: every replica then agrees on time.
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local amount = tonumber(ARGV[1])
+
+local refused = { 'refused' }
+local current = {}
+for i = 1, #KEYS do
+  local limit = tonumber(ARGV[2 * i])
+  local width = math.max(1, math.ceil(tonumber(ARGV[2 * i + 1]) / BUCKETS))
+  local bucket_now = math.floor(now / width)
+  local oldest = bucket_now - BUCKETS
+  local fields = redis.call('HGETALL', KEYS[i])
+  local live = {}
+  local total = 0
+  for f = 1, #fields, 2 do
+    local bucket = tonumber(fields[f])
+    if bucket < oldest then
+      redis.call('HDEL', KEYS[i], fields[f])
+    else
+      local spent = tonumber(fields[f + 1])
+      total = total + spent
+      live[#live + 1] = { bucket, spent }
+    end
+  end
+  current[i] = bucket_now
+  if total + amount > limit then
+    local wait = width * (BUCKETS + 1)
+    if amount <= limit then
+      table.sort(live, function(a, b) return a[1] < b[1] end)
+      local excess = total + amount - limit
+      local freed = 0
+      for _, entry in ipairs(live) do
+        freed = freed + entry[2]
+        if freed >= excess then
+          wait = (entry[1] + BUCKETS + 1) * width - now
+          break
+        end
+      end
+    end
+    refused[#refused + 1] = i - 1
+    refused[#refused + 1] = wait
+  end
+end
+if #refused > 1 then
+  return refused
+end
+
+local reserved = { 'reserved' }
+for i = 1, #KEYS do
+  local width = math.max(1, math.ceil(tonumber(ARGV[2 * i + 1]) / BUCKETS))
+  redis.call('HINCRBY', KEYS[i], string.format('%d', current[i]), ARGV[1])
+  redis.call('PEXPIRE', KEYS[i], width * (BUCKETS + 2))
+  reserved[#reserved + 1] = current[i]
+end
+return reserved
