@@ -336,19 +336,17 @@ pub trait OtpStore: Send + Sync + 'static {
         check_in_steps(self, plan).await
     }
 
-    /// The spend caps' one decision per send: reserves `amount` in every
-    /// window of `windows` if none would then hold more than its limit,
-    /// else reserves nothing and names each window that refused with the
-    /// time until the amount would fit (`spend_window.rs`). Atomic over
-    /// all the windows, across every process sharing the store.
+    /// The spend caps' decision per send: reserves `amount` in every window
+    /// if none would then pass its limit, else nothing, naming each window
+    /// that refused and when the amount would fit (`spend_window.rs`).
+    /// Atomic over the windows, across every process sharing the store.
     async fn reserve_spend(
         &self,
         amount: Micros,
         windows: &[SpendWindow],
     ) -> Result<SpendDecision, StoreError>;
 
-    /// Gives back `amount` (at most what was reserved) of `reservation` in
-    /// every window that still keeps its bucket. Atomic over the windows.
+    /// Gives back `amount` of `reservation` in each window keeping its bucket, atomically.
     async fn refund_spend(
         &self,
         reservation: &SpendReservation,
