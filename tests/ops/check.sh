@@ -3,7 +3,8 @@
 # and every rule expression and every Grafana panel query parses and returns
 # data on a REAL Prometheus (Debian's package) scraping the release binary on
 # a private Redis, after scripted traffic with grpcurl against a stand-in SMS
-# gateway that fails one number, and SMS pumping that the guard suspends.
+# gateway that fails one number, and SMS pumping that the guard suspends,
+# with a prices file and spend caps (the spend series).
 #
 # Installs Debian's prometheus package if promtool/prometheus are missing.
 # Uses OTP_SERVICE_BIN if set, else builds target/release/otp-service.
@@ -64,6 +65,15 @@ wait_until "redis-server" 10 redis-cli -p "$redis_port" ping
 wait_until "the stand-in gateway" 10 test -s "$work/textbee.port"
 textbee="http://127.0.0.1:$(cat "$work/textbee.port")"
 
+# Prices and generous spend caps: the spend series (estimates by country,
+# the caps in force, refusals at 0) appear without refusing the traffic.
+cat >"$work/prices.toml" <<EOF
+currency = "USD"
+[textbee]
+"*" = { sms = "0.05" }
+US = { sms = "0.0079" }
+EOF
+
 grpc_port=$(free_port)
 metrics_port=$(free_port)
 env -i PATH="$PATH" \
@@ -75,6 +85,9 @@ env -i PATH="$PATH" \
   OTP_GRACE_SECONDS=0 \
   OTP_PUMPING_MIN_SENDS=2 \
   OTP_PUMPING_WINDOW_SECONDS=60 \
+  OTP_PRICES_FILE="$work/prices.toml" \
+  OTP_SPEND_LIMIT_PER_HOUR=100 \
+  OTP_SPEND_LIMIT_PER_DAY=1000 \
   REDIS_URL="redis://127.0.0.1:$redis_port" \
   SMS_SENDER_API="$textbee/api/v1/gateway/devices/standin-device/send-sms" \
   TEXTBEE_API_KEY=standin-key \

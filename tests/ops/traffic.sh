@@ -2,7 +2,9 @@
 # One round of scripted traffic for the operations check, with grpcurl:
 # a send, a wrong and a right guess, a reuse, a refused resend (cooldown),
 # TimeLeft, a send then CancelOtp, a send the stand-in gateway fails, and an
-# invalid number: 10 RPCs per round. Then SMS pumping the guard must catch:
+# invalid number: 10 RPCs per round. The sends are priced (check.sh's prices
+# file): their estimates, and the sends and approvals by country, are the
+# spend panels' and rules' series. Then SMS pumping the guard must catch:
 # round 1 sends codes nobody verifies to one destination prefix; round 2
 # keeps sending there until the guard suspends the prefix (it judges a send
 # once its code's lifetime is over: OTP_TTL_SECONDS + OTP_GRACE_SECONDS of
