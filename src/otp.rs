@@ -32,7 +32,7 @@ use crate::{
     domain::{HmacKeys, OtpCode, PhoneNumber, ceil_seconds},
     error::Error,
     events::EventSink,
-    metrics::{self as otp_metrics, timed_store},
+    metrics::timed_store,
     sms::{MessageTemplates, RouteTable, SmsGateway},
     spend::SpendSettings,
     store::{CheckOutcome, OtpStore, VerifyOutcome, VerifyPlan},
@@ -166,7 +166,9 @@ impl OtpFlow {
             VerifyOutcome::Approved => {
                 if self.abuse.test_numbers.code_for(phone).is_none() {
                     self.guard.count_approval(phone, &subject);
-                    otp_metrics::country_approval(phone.region());
+                    if let Some(spend) = &self.spend {
+                        spend.count_approval(phone);
+                    }
                 }
                 Verification::Approved
             }

@@ -17,7 +17,6 @@ use crate::{
     abuse::{DestinationPrefix, RateRule, SendSource},
     domain::{CodeDigest, OtpCode, PhoneNumber, SubjectKey},
     error::Error,
-    metrics,
     sms::{GatewayError, OutgoingSms, Rendered},
     spend::{Estimate, Micros},
     store::{
@@ -98,7 +97,6 @@ impl OtpFlow {
         };
         match self.deliver(request, &rendered).await {
             Ok(provider) => {
-                metrics::country_send(phone.region());
                 let spent = self.settle_spend(reserved.as_ref(), phone, provider).await;
                 self.audit_sent(phone, request.client_key, Some(provider), spent);
             }

@@ -151,6 +151,9 @@ impl SpendGuard {
         self.give_back(reserved, reserved.estimate.reserved).await;
     }
 
+    /// The spend and the send in the per-country metrics. Only with a
+    /// prices file: a number's region can cost a numbering-plan parse
+    /// (+1), which a service without prices does not pay per send.
     fn count(
         &self,
         reserved: &ReservedSpend,
@@ -158,8 +161,15 @@ impl SpendGuard {
         provider: &'static str,
         spent: Micros,
     ) {
+        let country = phone.region();
         let channel = reserved.estimate.channel.as_str();
-        metrics::spend_estimated(phone.region(), provider, channel, spent.0);
+        metrics::spend_estimated(country, provider, channel, spent.0);
+        metrics::country_send(country);
+    }
+
+    /// An approval in the per-country metrics (see `count`).
+    pub(super) fn count_approval(&self, phone: &PhoneNumber) {
+        metrics::country_approval(phone.region());
     }
 
     /// Gives `amount` back to every window; a failure is logged, never
