@@ -174,6 +174,40 @@ mod tests {
         SpendSettings { prices, caps }
     }
 
+    /// README, "Spend in money": the worked example on the shipped prices file.
+    #[test]
+    fn the_readmes_worked_example_holds() {
+        let prices = PriceTable::parse(include_str!("../deploy/prices.example.toml"))
+            .expect("the example parses");
+        let amount = |raw| Micros::parse(raw).expect("amount");
+        let open = SpendSettings {
+            prices: prices.clone(),
+            caps: SpendCaps::default(),
+        };
+        assert_eq!(
+            WorstCase::of(&open, Some(60), 1).per_hour(),
+            Some(amount("216"))
+        );
+        let capped = SpendSettings {
+            prices,
+            caps: SpendCaps {
+                per_hour: Some(amount("25")),
+                per_day: Some(amount("200")),
+                caller_per_day: None,
+            },
+        };
+        assert_eq!(
+            WorstCase::of(&capped, Some(60), 1).to_string(),
+            "25 USD per hour (global send cap at the highest price: 216 USD; spend caps: 25 USD)"
+        );
+        let us = capped
+            .prices
+            .price(crate::sms::ProviderName::Twilio, Channel::Sms, Some("US"))
+            .expect("a US price");
+        assert_eq!(amount("25").0 / us.0, 3012);
+        assert_eq!(amount("25").0 / amount("0.06").0, 416);
+    }
+
     #[test]
     fn the_worst_case_is_the_send_cap_at_the_highest_price_or_the_spend_cap_if_lower() {
         let open = WorstCase::of(&settings(SpendCaps::default()), Some(60), 2);
