@@ -6,6 +6,7 @@
 
 mod caps;
 mod cheapest;
+mod check_config;
 
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
