@@ -7,6 +7,7 @@
 mod caps;
 mod cheapest;
 mod check_config;
+mod events;
 
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
