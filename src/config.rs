@@ -267,13 +267,15 @@ impl Config {
     /// it, or a retry could send a second code while the first is in flight.
     pub fn longest_send(&self) -> Duration {
         const STORE_CALLS_PER_SEND: u32 = 8;
+        // With a spend cap: its reservation, and the give-back once sent.
+        const SPEND_CALLS_PER_SEND: u32 = 2;
         let store_timeout = match &self.store {
             StoreConfig::Memory => Duration::ZERO,
             StoreConfig::Redis(settings) => settings.timeout,
         };
-        store_timeout * STORE_CALLS_PER_SEND
-            + self.sms.sending.send_timeout
-            + Duration::from_secs(5)
+        let capped = self.spend.as_ref().is_some_and(|spend| spend.caps.any());
+        let calls = STORE_CALLS_PER_SEND + if capped { SPEND_CALLS_PER_SEND } else { 0 };
+        store_timeout * calls + self.sms.sending.send_timeout + Duration::from_secs(5)
     }
 }
 

@@ -18,18 +18,8 @@ use crate::{
 
 impl RedisStore {
     /// The hash of `ledger`'s window of `period`.
-    pub(super) fn spend_key(&self, ledger: &SpendLedger, period: Duration) -> String {
-        let period_ms = millis(period);
-        match ledger {
-            SpendLedger::Service => format!("{}:{{spend}}:service:{period_ms}", self.prefix),
-            // Braces in a name would not change the tag (the first `{...}`
-            // wins) but are replaced as in the send logs' keys.
-            SpendLedger::Caller(name) => format!(
-                "{}:{{spend}}:caller:{}:{period_ms}",
-                self.prefix,
-                name.replace(['{', '}'], "_")
-            ),
-        }
+    fn spend_key(&self, ledger: &SpendLedger, period: Duration) -> String {
+        spend_key(&self.prefix, ledger, period)
     }
 
     pub(super) async fn reserve_spend_script(
@@ -70,6 +60,21 @@ impl RedisStore {
         }
         let _given: i64 = self.run(&invocation).await?;
         Ok(())
+    }
+}
+
+/// The hash of `ledger`'s window of `period` under key `prefix`: every
+/// ledger in the `{spend}` hash tag.
+fn spend_key(prefix: &str, ledger: &SpendLedger, period: Duration) -> String {
+    let period_ms = millis(period);
+    match ledger {
+        SpendLedger::Service => format!("{prefix}:{{spend}}:service:{period_ms}"),
+        // Braces in a name would not change the tag (the first `{...}`
+        // wins) but are replaced as in the send logs' keys.
+        SpendLedger::Caller(name) => format!(
+            "{prefix}:{{spend}}:caller:{}:{period_ms}",
+            name.replace(['{', '}'], "_")
+        ),
     }
 }
 
@@ -117,5 +122,33 @@ fn spend_decision(
         other => Err(StoreError::Protocol(format!(
             "reserve_spend replied `{other}`"
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Redis Cluster runs a script only if all its keys are in one slot; the
+    /// hash tag (the text in the first braces) decides the slot.
+    fn hash_tag(key: &str) -> &str {
+        let open = key.find('{').expect("a hash tag");
+        let close = key[open..].find('}').expect("a closed hash tag");
+        &key[open + 1..open + close]
+    }
+
+    #[test]
+    fn every_ledger_of_a_decision_shares_one_hash_tag() {
+        let hour = Duration::from_secs(3_600);
+        let day = Duration::from_secs(86_400);
+        let keys = [
+            spend_key("otp", &SpendLedger::Service, hour),
+            spend_key("otp", &SpendLedger::Service, day),
+            spend_key("otp", &SpendLedger::Caller("{checkout}".into()), day),
+        ];
+        assert_eq!(keys[0], "otp:{spend}:service:3600000");
+        assert_eq!(keys[2], "otp:{spend}:caller:_checkout_:86400000");
+        assert!(keys.iter().all(|key| hash_tag(key) == "spend"), "{keys:?}");
+        assert_ne!(keys[0], keys[1], "a ledger per period");
     }
 }
