@@ -52,12 +52,15 @@ impl CountedSends<'_> {
 }
 
 impl OtpFlow {
-    /// Counts the send against every limit (refusing if one is full), stores
-    /// the new code's digest (replacing any pending code, keeping the spent
-    /// guess budget), then texts it. If the text cannot be sent the digest is
+    /// Prices the text (with a prices file), counts the send against every
+    /// limit (refusing if one is full), stores the new code's digest
+    /// (replacing any pending code, keeping the spent guess budget),
+    /// reserves its price against the spend caps, then texts it and keeps
+    /// the carrier's price as spent. If the text cannot be sent the digest is
     /// removed again, so no code the user never received can be guessed; the
-    /// send is taken back from the limits only when it surely never reached
-    /// the gateway, so a retry is not held back by a send that did not happen.
+    /// send (and its reserved price) is taken back only when it surely never
+    /// reached the gateway, so a retry is not held back by a send that did
+    /// not happen.
     pub(super) async fn send_new_code(
         &self,
         phone: &PhoneNumber,
