@@ -122,3 +122,21 @@ async fn the_cap_keeps_the_carriers_price_and_gives_back_the_rest() {
     assert_spend_refused(&status, "spend_per_hour");
     assert_eq!(requests(&twilio).await.len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cheaper_provider_with_an_open_circuit_is_passed_over() {
+    let twilio = standin(TWILIO_PATH, ResponseTemplate::new(503)).await;
+    let vonage = standin("/sms/json", vonage_accepted()).await;
+    let (app, _dir) = app(&twilio, &vonage, &[("OTP_SMS_BREAKER_FAILURES", "1")]).await;
+
+    app.send(&unique_phone())
+        .await
+        .expect("Vonage, after Twilio's 503");
+    // Twilio's circuit is open: the cheapest healthy provider is Vonage.
+    app.send(&unique_phone()).await.expect("Vonage at once");
+    assert_eq!(
+        (requests(&twilio).await.len(), requests(&vonage).await.len()),
+        (1, 2),
+        "Twilio asked once, then skipped"
+    );
+}
