@@ -11,7 +11,9 @@
 //!
 //! [`reserve`] and [`refund`] are the rule; `MemoryStore::reserve_spend`
 //! runs them under one lock, `lua/reserve_spend.lua` and
-//! `lua/refund_spend.lua` are their Redis twins (keep them in step).
+//! `lua/refund_spend.lua` are their Redis twins (keep them in step). The
+//! Redis hash also keeps the window's running total, so a send there reads
+//! two fields rather than every bucket (a representation, not a rule).
 
 use std::{collections::BTreeMap, time::Duration};
 
