@@ -50,6 +50,7 @@ end
 
 local refused = { 'refused' }
 local current = {}
+local fresh = {}
 for i = 1, #KEYS do
   local limit = tonumber(ARGV[2 * i])
   local width = math.max(1, math.ceil(tonumber(ARGV[2 * i + 1]) / BUCKETS))
@@ -58,6 +59,7 @@ for i = 1, #KEYS do
   local state = redis.call('HMGET', KEYS[i], 't', 'o')
   local total = tonumber(state[1]) or 0
   local low = tonumber(state[2])
+  fresh[i] = low == nil
   if low ~= nil and low < oldest then
     local _
     _, total = kept_buckets(i, oldest)
@@ -90,10 +92,16 @@ local reserved = { 'reserved' }
 for i = 1, #KEYS do
   local width = math.max(1, math.ceil(tonumber(ARGV[2 * i + 1]) / BUCKETS))
   local bucket = string.format('%d', current[i])
-  redis.call('HINCRBY', KEYS[i], bucket, ARGV[1])
+  local spent = redis.call('HINCRBY', KEYS[i], bucket, ARGV[1])
   redis.call('HINCRBY', KEYS[i], 't', ARGV[1])
-  redis.call('HSETNX', KEYS[i], 'o', bucket)
-  redis.call('PEXPIRE', KEYS[i], width * (BUCKETS + 2))
+  if fresh[i] then
+    redis.call('HSET', KEYS[i], 'o', bucket)
+  end
+  -- Once per bucket (its first amount): the key then outlives the bucket's
+  -- last counting moment, (bucket + 61) * width.
+  if spent == amount then
+    redis.call('PEXPIRE', KEYS[i], width * (BUCKETS + 2))
+  end
   reserved[#reserved + 1] = current[i]
 end
 return reserved
