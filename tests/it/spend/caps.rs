@@ -96,7 +96,7 @@ async fn each_caller_has_its_own_daily_spend_cap(kind: StoreKind) {
         .expect("billing's own cap is untouched");
 }
 
-async fn long_and_ucs2_templates_are_estimated_per_segment(kind: StoreKind) {
+async fn long_gsm7_and_ucs2_templates_are_estimated_per_segment(kind: StoreKind) {
     let (_dir, prices) = console_prices("0.01");
     // 70 characters of Cyrillic plus the code: UCS-2, two segments (67 each).
     let template = format!("{} {{code}}", "Ж".repeat(70));
@@ -117,6 +117,25 @@ async fn long_and_ucs2_templates_are_estimated_per_segment(kind: StoreKind) {
         .send(&unique_phone())
         .await
         .expect_err("two segments more");
+    assert_spend_refused(&status, "spend_per_hour");
+
+    // GSM-7: 153 letters, a space, the code and `€` (an escape plus itself):
+    // 162 septets, two segments; one fewer letter and no `€` would be one.
+    let template = format!("{} {{code}}€", "a".repeat(153));
+    let app = TestApp::builder()
+        .store(kind)
+        .env(&[
+            ("OTP_PRICES_FILE", &prices),
+            ("OTP_SPEND_LIMIT_PER_HOUR", "0.03"),
+            ("OTP_MESSAGE_TEMPLATE", &template),
+        ])
+        .spawn()
+        .await;
+    app.send(&unique_phone()).await.expect("0.02");
+    let status = app
+        .send(&unique_phone())
+        .await
+        .expect_err("0.04 would cross 0.03");
     assert_spend_refused(&status, "spend_per_hour");
 }
 
@@ -149,7 +168,7 @@ for_each_store!(
     the_hourly_cap_refuses_exactly_the_send_that_would_cross_it,
     a_send_that_surely_failed_gives_its_estimate_back,
     each_caller_has_its_own_daily_spend_cap,
-    long_and_ucs2_templates_are_estimated_per_segment,
+    long_gsm7_and_ucs2_templates_are_estimated_per_segment,
     a_destination_without_a_price_is_refused_and_never_sent,
 );
 
