@@ -1,7 +1,8 @@
 //! Spend you can see and cap, in money: the price table (`OTP_PRICES_FILE`,
 //! `price_table.rs`), amounts as whole millionths of its currency
 //! (`money.rs`), a send's estimated price (`estimate.rs`: segments × the
-//! price of the provider), and the caps (`OTP_SPEND_LIMIT_PER_HOUR`,
+//! price of the provider; `region_memo.rs` the destination's country, cheap
+//! for +1 numbers), and the caps (`OTP_SPEND_LIMIT_PER_HOUR`,
 //! `OTP_SPEND_LIMIT_PER_DAY`, `OTP_CALLER_SPEND_LIMIT_PER_DAY`) with the
 //! worst case they allow. Pure rules: the stores keep the ledgers
 //! (`store::spend_window`), the flow reserves and refunds (`otp/spend_guard.rs`).
@@ -9,12 +10,14 @@
 mod estimate;
 mod money;
 mod price_table;
+mod region_memo;
 
 use std::{fmt, time::Duration};
 
 pub use estimate::{Estimate, PriceUnknown, Pricing};
 pub use money::{AmountError, Currency, MICROS_PER_UNIT, Micros};
 pub use price_table::{Channel, PriceRow, PriceTable, PricesError};
+pub use region_memo::RegionMemo;
 
 /// Which spend cap a window enforces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -152,8 +152,8 @@ impl SpendGuard {
     }
 
     /// The spend and the send in the per-country metrics. Only with a
-    /// prices file: a number's region can cost a numbering-plan parse
-    /// (+1), which a service without prices does not pay per send.
+    /// prices file, which remembers +1 ranges' regions (`RegionMemo`): the
+    /// library's answer costs a numbering-plan parse for them.
     fn count(
         &self,
         reserved: &ReservedSpend,
@@ -161,7 +161,7 @@ impl SpendGuard {
         provider: &'static str,
         spent: Micros,
     ) {
-        let country = phone.region();
+        let country = self.pricing.region(phone);
         let channel = reserved.estimate.channel.as_str();
         metrics::spend_estimated(country, provider, channel, spent.0);
         metrics::country_send(country);
@@ -169,7 +169,7 @@ impl SpendGuard {
 
     /// An approval in the per-country metrics (see `count`).
     pub(super) fn count_approval(&self, phone: &PhoneNumber) {
-        metrics::country_approval(phone.region());
+        metrics::country_approval(self.pricing.region(phone));
     }
 
     /// Gives `amount` back to every window; a failure is logged, never

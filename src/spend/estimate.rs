@@ -10,17 +10,19 @@
 
 use thiserror::Error;
 
-use super::{Channel, Micros, PriceTable};
+use super::{Channel, Micros, PriceTable, RegionMemo};
 use crate::{
     domain::PhoneNumber,
     sms::{ProviderName, RouteTable, count_segments},
 };
 
 /// Prices and routes: what the flow estimates a send with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct Pricing {
     prices: PriceTable,
     routes: RouteTable,
+    /// Destinations' countries, for the price rows and the metrics.
+    regions: RegionMemo,
 }
 
 /// What one send is estimated to cost.
@@ -66,7 +68,17 @@ pub struct PriceUnknown {
 impl Pricing {
     /// Estimates sends over `routes` at `prices`.
     pub fn new(prices: PriceTable, routes: RouteTable) -> Self {
-        Self { prices, routes }
+        Self {
+            prices,
+            routes,
+            regions: RegionMemo::default(),
+        }
+    }
+
+    /// The region of `phone` (ISO 3166-1 alpha-2), as its price row and the
+    /// per-country metrics name it.
+    pub fn region<'p>(&self, phone: &'p PhoneNumber) -> Option<&'p str> {
+        self.regions.region(phone)
     }
 
     /// The price table.
@@ -77,7 +89,7 @@ impl Pricing {
     /// The estimate for texting `text` to `to`.
     pub fn estimate_sms(&self, to: &PhoneNumber, text: &str) -> Result<Estimate, PriceUnknown> {
         let units = count_segments(text).count as u64;
-        let region = to.region();
+        let region = self.region(to);
         let route = self.routes.route_for(|| region);
         let mut by_provider = Vec::with_capacity(route.len());
         for &provider in route {
