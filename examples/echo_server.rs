@@ -40,6 +40,7 @@ impl OtpService for EchoService {
             attempts_remaining: 20,
             masked_phone_number: request.phone_number,
             resend_after_seconds: 30,
+            ..Default::default()
         }))
     }
 

@@ -8,6 +8,7 @@
 //! the checks clap cannot say), and assembles [`Config`].
 
 mod abuse_vars;
+mod channel_vars;
 mod code_vars;
 mod cross_checks;
 mod effective;
@@ -24,7 +25,9 @@ mod secret_vars;
 mod spend_vars;
 mod textbee_vars;
 mod trust_vars;
+mod twilio_channel_vars;
 mod twilio_vars;
+mod whatsapp_vars;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -40,6 +43,7 @@ pub use message_vars::{DEFAULT_APP_NAME, MAX_APP_NAME_CHARS};
 pub use redis_vars::{DEFAULT_REDIS_PREFIX, REDIS_SELECTORS};
 
 use abuse_vars::AbuseVars;
+use channel_vars::ChannelVars;
 use clap::{Args, FromArgMatches};
 use code_vars::CodeVars;
 use events_vars::EventsVars;
@@ -82,6 +86,8 @@ pub struct Settings {
     pumping: PumpingVars,
     #[command(flatten)]
     sms: SmsVars,
+    #[command(flatten)]
+    channels: ChannelVars,
     #[command(flatten)]
     message: MessageVars,
     #[command(flatten)]
@@ -128,7 +134,8 @@ pub struct Config {
     pub hmac_secret_source: SecretSource,
     /// Log output format (`OTP_LOG_FORMAT`).
     pub log_format: LogFormat,
-    /// Which SMS providers send the codes, per country.
+    /// Which providers send the codes, per channel and country, and the
+    /// fallback between channels.
     pub sms: SmsConfig,
     /// How many codes may be sent, per number, caller and service.
     pub limits: SendLimits,
@@ -218,8 +225,15 @@ impl Config {
             vars.code.hmac_secret.as_deref(),
         )?;
         let mut sms = gateway_vars::sms_from_env(&vars.sms)?;
+        channel_vars::channels_from_env(&vars.channels, &vars.sms.twilio, &mut sms)?;
+        if !sms.channel_routes.is_empty() {
+            // Channels fall through on an open circuit: the breakers are on.
+            sms.breaker = gateway_vars::breaker_settings(&vars.sms);
+        }
+        // After the channels: every channel's routed providers need prices.
         let spend = spend_vars::spend_settings(&vars.spend, &mut sms)?;
-        let messages = message_vars::templates_from_env(&vars.message)?;
+        let channel_templates = channel_vars::channel_templates(&vars.channels, &sms)?;
+        let messages = message_vars::templates_from_env(&vars.message, channel_templates)?;
         let limits = abuse_vars::send_limits(&vars.abuse);
         let verify_limits = abuse_vars::verify_limits(&vars.abuse, &limits);
         let countries = abuse_vars::country_policy(&vars.abuse)?;

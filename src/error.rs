@@ -1,6 +1,8 @@
 //! The one error type of the OTP flow and its single mapping to gRPC status
-//! (the spend refusals' details in `error/spend.rs`).
+//! (the spend refusals' details in `error/spend.rs`; `delivery.rs`: the
+//! statuses of a send the gateway could not deliver).
 
+mod delivery;
 mod spend;
 
 use std::time::Duration;
@@ -13,10 +15,12 @@ use crate::{
     abuse::{DestinationPrefix, ExemptionPeriodError, MAX_PREFIX_DIGITS, PrefixError},
     auth::AdminRefusal,
     domain::{CodeError, LocaleError, PhoneError, RequestKeyError, ceil_seconds},
-    sms::GatewayError,
+    sms::{Channel, GatewayError},
     spend::PriceUnknown,
     store::{SpendRefusal, StoreError, Violation},
 };
+
+use delivery::{channel_not_configured, gateway_failed};
 
 /// Everything that can stop an OTP request, in domain words.
 #[derive(Debug, Error)]
@@ -108,11 +112,17 @@ pub enum Error {
     /// The SMS gateway did not take the message.
     #[error(transparent)]
     Gateway(#[from] GatewayError),
+    /// The caller asked for a channel this deployment has no route for.
+    #[error("channel {channel} is not configured")]
+    ChannelNotConfigured {
+        /// The channel asked for.
+        channel: Channel,
+    },
 }
 
 impl Error {
     /// Every name [`Error::kind`] gives (metrics export each at 0 from start).
-    pub const KINDS: [&'static str; 15] = [
+    pub const KINDS: [&'static str; 16] = [
         "invalid_argument",
         "idempotency_busy",
         "country_not_allowed",
@@ -128,6 +138,7 @@ impl Error {
         "store_error",
         "undeliverable_phone",
         "gateway_error",
+        "channel_not_configured",
     ];
 
     /// A short, stable name of what went wrong, for metric labels; one of
@@ -157,6 +168,7 @@ impl Error {
             // The number itself cannot take SMS: the caller's input, not an outage.
             Error::Gateway(GatewayError::Undeliverable(_)) => "undeliverable_phone",
             Error::Gateway(_) => "gateway_error",
+            Error::ChannelNotConfigured { .. } => "channel_not_configured",
         }
     }
 }
@@ -221,6 +233,7 @@ impl From<Error> for Status {
             ),
             Error::Store(store) => store_failed(&store),
             Error::Gateway(gateway) => gateway_failed(&gateway),
+            Error::ChannelNotConfigured { channel } => channel_not_configured(channel),
         }
     }
 }
@@ -374,42 +387,6 @@ fn store_full() -> Status {
         "the service is at capacity; retry later",
         details,
     )
-}
-
-/// UNAVAILABLE when a retry may help, INTERNAL when an operator must act,
-/// INVALID_ARGUMENT when the number cannot take SMS; the provider's own
-/// words go to the log only.
-fn gateway_failed(gateway: &GatewayError) -> Status {
-    match gateway {
-        GatewayError::Unavailable(detail) => {
-            tracing::warn!(error = %detail, "SMS gateway unavailable");
-            Status::unavailable("SMS gateway is unavailable; no code was sent")
-        }
-        GatewayError::Uncertain(detail) => {
-            tracing::warn!(error = %detail, "SMS gateway failed; delivery uncertain");
-            Status::unavailable(
-                "SMS gateway failed; any code that still arrives will not work, request a new one",
-            )
-        }
-        GatewayError::Unauthorized(detail) => {
-            // `detail` names the variables to check for its provider.
-            tracing::error!(error = %detail, "SMS gateway refused our credentials");
-            Status::internal("SMS gateway is misconfigured; no code was sent")
-        }
-        GatewayError::Rejected(detail) => {
-            tracing::error!(error = %detail, "SMS gateway rejected the message");
-            Status::internal("SMS gateway rejected the message; no code was sent")
-        }
-        GatewayError::Undeliverable(detail) => {
-            tracing::info!(error = %detail, "SMS provider cannot deliver to this number");
-            bad_request(
-                "phone_number",
-                "cannot receive SMS: the SMS provider refused it as invalid, unreachable, \
-                 not mobile or unsubscribed"
-                    .to_owned(),
-            )
-        }
-    }
 }
 
 /// A delay as `RetryInfo` carries it: whole seconds, rounded up.

@@ -111,8 +111,11 @@ pub struct AuditEvent {
     phone: Option<PhoneNumber>,
     /// Keyed digest of the caller's `client_key`, when it gave one.
     pub caller: Option<String>,
-    /// The SMS provider (sent, send failed).
+    /// The provider (sent, send failed).
     pub provider: Option<&'static str>,
+    /// The channel (sent: the one that carried the code; send failed: the
+    /// one asked for): `sms`, `whatsapp` or `voice`.
+    pub channel: Option<&'static str>,
     /// The rule that refused (refused), comma-separated when several did.
     pub limit: Option<String>,
     /// Why a send failed (the gateway error kind).
@@ -158,6 +161,7 @@ impl AuditEvent {
             phone: None,
             caller: None,
             provider: None,
+            channel: None,
             limit: None,
             reason: None,
             attempts_remaining: None,
@@ -191,6 +195,7 @@ impl AuditEvent {
         let optional = [
             ("caller", self.caller.clone()),
             ("provider", self.provider.map(str::to_owned)),
+            ("channel", self.channel.map(str::to_owned)),
             ("limit", self.limit.clone()),
             ("reason", self.reason.map(str::to_owned)),
             (

@@ -32,15 +32,19 @@ pub use spend::{
     UNKNOWN_COUNTRY, country_approval, country_send, spend_caps, spend_estimated, spend_refused,
 };
 
-/// SendOtp calls by `result`.
+/// SendOtp calls by `result` and `channel` (the one that carried the code,
+/// or, for a send that failed or was refused, the one asked for).
 pub const SENDS: &str = "otp_sends_total";
 /// VerifyOtp calls by `result`.
 pub const VERIFIES: &str = "otp_verifies_total";
 /// Sends refused by a send limit, by `limit`.
 pub const LIMIT_REFUSALS: &str = "otp_send_limit_refusals_total";
-/// SMS sends handed to a provider, by `provider` and `result` (`accepted`
-/// or the failure's kind).
+/// Sends handed to a provider, by `provider`, its `channel` and `result`
+/// (`accepted` or the failure's kind).
 pub const SMS_SENDS: &str = "otp_sms_provider_sends_total";
+/// Sends that fell through from one channel to the next (`from`, `to`)
+/// after the first surely did not deliver (`OTP_CHANNEL_FALLBACK`).
+pub const CHANNEL_FALLBACKS: &str = "otp_channel_fallbacks_total";
 /// SMS provider failures by `provider` and `kind` (the name predates routes).
 pub const GATEWAY_ERRORS: &str = "otp_sms_gateway_errors_total";
 /// SMS provider send latency (all tries at one provider) by `provider`.
@@ -92,10 +96,10 @@ const UPKEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// with a recorder that is not there yet.
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
-static SENDS_BY_RESULT: Handles<Counter, &str> = Handles::new();
+static SENDS_BY_RESULT_AND_CHANNEL: Handles<Counter, (&str, &str)> = Handles::new();
 static VERIFIES_BY_RESULT: Handles<Counter, &str> = Handles::new();
 static REFUSALS_BY_LIMIT: Handles<Counter, &str> = Handles::new();
-static SMS_SENDS_BY_PROVIDER_AND_RESULT: Handles<Counter, (&str, &str)> = Handles::new();
+static SMS_SENDS_BY_PROVIDER_AND_RESULT: Handles<Counter, (&str, &str, &str)> = Handles::new();
 static GATEWAY_ERRORS_BY_PROVIDER_AND_KIND: Handles<Counter, (&str, &str)> = Handles::new();
 static GATEWAY_LATENCY_BY_PROVIDER: Handles<Histogram, &str> = Handles::new();
 static STORE_LATENCY_BY_OPERATION: Handles<Histogram, &str> = Handles::new();
@@ -131,10 +135,17 @@ pub fn install(addr: SocketAddr) -> Result<(), BuildError> {
 }
 
 fn describe() {
-    metrics::describe_counter!(SENDS, "SendOtp calls by result");
+    metrics::describe_counter!(SENDS, "SendOtp calls by result and channel");
+    metrics::describe_counter!(
+        CHANNEL_FALLBACKS,
+        "Sends that fell through from one channel to the next"
+    );
     metrics::describe_counter!(VERIFIES, "VerifyOtp calls by result");
     metrics::describe_counter!(LIMIT_REFUSALS, "Sends refused by a send limit, by limit");
-    metrics::describe_counter!(SMS_SENDS, "SMS sends handed to a provider, by result");
+    metrics::describe_counter!(
+        SMS_SENDS,
+        "Sends handed to a provider, by provider, channel and result"
+    );
     metrics::describe_counter!(GATEWAY_ERRORS, "SMS provider failures by kind");
     metrics::describe_histogram!(
         GATEWAY_SECONDS,
@@ -196,13 +207,34 @@ fn installed() -> bool {
     INSTALLED.load(Ordering::Acquire)
 }
 
-/// Counts a SendOtp outcome.
-pub fn send_finished(result: &'static str) {
+/// Exports `otp_sends_total` at 0 for each of `results` on each of
+/// `channels` (the closed sets the service uses).
+pub fn sends_start_at_zero(results: &[&'static str], channels: &[&'static str]) {
     if installed() {
-        SENDS_BY_RESULT
-            .get(result, |result| counter!(SENDS, "result" => result))
+        for result in results {
+            for channel in channels {
+                counter!(SENDS, "result" => *result, "channel" => *channel).increment(0);
+            }
+        }
+    }
+}
+
+/// Counts a SendOtp outcome on `channel`.
+pub fn send_finished(result: &'static str, channel: &'static str) {
+    if installed() {
+        SENDS_BY_RESULT_AND_CHANNEL
+            .get(
+                (result, channel),
+                |(result, channel)| counter!(SENDS, "result" => result, "channel" => channel),
+            )
             .increment(1);
     }
+}
+
+/// Counts a send that fell through from channel `from` to `to` (rare: only
+/// when a channel surely did not deliver).
+pub fn channel_fallback(from: &'static str, to: &'static str) {
+    counter!(CHANNEL_FALLBACKS, "from" => from, "to" => to).increment(1);
 }
 
 /// Counts a VerifyOtp outcome.
@@ -223,18 +255,23 @@ pub fn send_limit_refused(limit: &'static str) {
     }
 }
 
-/// Counts one send handed to `provider` and how long it took there;
-/// `failure` is the failure's kind, `None` when the provider accepted it.
-pub fn sms_provider_send(provider: &'static str, failure: Option<&'static str>, elapsed: Duration) {
+/// Counts one send handed to `provider` (of `channel`) and how long it
+/// took there; `failure` is the failure's kind, `None` when the provider
+/// accepted it.
+pub fn sms_provider_send(
+    provider: &'static str,
+    channel: &'static str,
+    failure: Option<&'static str>,
+    elapsed: Duration,
+) {
     if !installed() {
         return;
     }
     let result = failure.unwrap_or("accepted");
     SMS_SENDS_BY_PROVIDER_AND_RESULT
-        .get(
-            (provider, result),
-            |(provider, result)| counter!(SMS_SENDS, "provider" => provider, "result" => result),
-        )
+        .get((provider, channel, result), |(provider, channel, result)| {
+            counter!(SMS_SENDS, "provider" => provider, "channel" => channel, "result" => result)
+        })
         .increment(1);
     if let Some(kind) = failure {
         GATEWAY_ERRORS_BY_PROVIDER_AND_KIND

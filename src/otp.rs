@@ -9,6 +9,7 @@
 //! guard (the admin API's policy).
 
 mod audit;
+mod delivery;
 mod idempotency;
 mod outcome;
 mod policy;
@@ -18,7 +19,7 @@ mod send;
 mod spend_guard;
 mod verify_limits;
 
-use std::sync::Arc;
+use std::{collections::BTreeMap, sync::Arc};
 
 use idempotency::Claim;
 use pumping_guard::PumpingGuard;
@@ -33,7 +34,7 @@ use crate::{
     error::Error,
     events::EventSink,
     metrics::timed_store,
-    sms::{MessageTemplates, RouteTable, SmsGateway},
+    sms::{Channel, MessageTemplates, RouteTable, SmsGateway},
     spend::SpendSettings,
     store::{CheckOutcome, OtpStore, VerifyOutcome, VerifyPlan},
 };
@@ -81,9 +82,13 @@ impl OtpFlow {
         }
     }
 
-    /// Estimates each send's price over `routes` at `settings`' prices and
-    /// holds it to the spend caps.
-    pub fn with_spend(mut self, settings: SpendSettings, routes: RouteTable) -> Self {
+    /// Estimates each send's price over each channel's `routes` at
+    /// `settings`' prices and holds it to the spend caps.
+    pub fn with_spend(
+        mut self,
+        settings: SpendSettings,
+        routes: BTreeMap<Channel, RouteTable>,
+    ) -> Self {
         self.spend = Some(SpendGuard::new(settings, routes, Arc::clone(&self.store)));
         self
     }
@@ -104,9 +109,10 @@ impl OtpFlow {
         &self.abuse
     }
 
-    /// Sends a code, unless a rule refuses: the country policy, then (for a
-    /// repeated `idempotency_key`) the first call's response, then the send
-    /// limits, then the wrong-guess lock. See `send.rs` for the steps.
+    /// Sends a code, unless a rule refuses: a channel the gateway does not
+    /// serve, the country policy, then (for a repeated `idempotency_key`)
+    /// the first call's response, then the send limits, then the wrong-guess
+    /// lock. See `send.rs` for the steps.
     pub async fn send(&self, request: SendRequest<'_>) -> Result<SentCode, Error> {
         let result = self.send_unless_refused(request).await;
         if let Err(error) = &result {
@@ -117,6 +123,12 @@ impl OtpFlow {
 
     async fn send_unless_refused(&self, request: SendRequest<'_>) -> Result<SentCode, Error> {
         let phone = request.phone;
+        // Before anything is counted: no send of this channel can succeed.
+        if !self.gateway.serves(request.channel) {
+            return Err(Error::ChannelNotConfigured {
+                channel: request.channel,
+            });
+        }
         if !self.abuse.countries.allows(phone) {
             return Err(Error::CountryNotAllowed {
                 region: phone.region().unwrap_or("unknown").to_owned(),

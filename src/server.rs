@@ -142,7 +142,7 @@ impl Application {
         )
         .with_events(sink);
         if let Some(spend) = config.spend {
-            flow = flow.with_spend(spend, config.sms.routes);
+            flow = flow.with_spend(spend, config.sms.all_routes());
         }
         let flow = Arc::new(flow);
         let (listener, local_addr) = bind(config.listen_addr).await?;

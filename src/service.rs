@@ -3,6 +3,7 @@
 //! ends in [`finish`], which logs it and counts it. While traces are
 //! exported each call's span continues the caller's trace (`trace_context.rs`).
 
+mod hang_up;
 mod trace_context;
 
 use std::sync::Arc;
@@ -19,10 +20,11 @@ use crate::{
     metrics,
     otp::{OtpFlow, SendRequest, SentCode, Verification, VerifyRequest},
     proto::{
-        CancelOtpRequest, CancelOtpResponse, SendOtpRequest, SendOtpResponse, TimeLeftRequest,
-        TimeLeftResponse, VerifyOtpRequest, VerifyOtpResponse, VerifyOtpResult,
+        self, CancelOtpRequest, CancelOtpResponse, SendOtpRequest, SendOtpResponse,
+        TimeLeftRequest, TimeLeftResponse, VerifyOtpRequest, VerifyOtpResponse, VerifyOtpResult,
         otp_service_server::OtpService,
     },
+    sms::Channel,
     telemetry,
 };
 
@@ -198,6 +200,7 @@ impl OtpGrpcService {
             Err(err) => return finish("SendOtp", started, None, Err(err)),
         };
         let request = request.into_inner();
+        let channel = requested_channel(request.channel);
         let flow = Arc::clone(&self.flow);
         let task_caller = caller.clone();
         // Run the send as its own task: if the caller hangs up mid-send, the
@@ -219,28 +222,39 @@ impl OtpGrpcService {
                         idempotency_key: idempotency_key.as_ref(),
                         caller: task_caller.as_ref(),
                         locale: locale.as_ref(),
+                        channel,
                     })
                     .await?;
                 Ok::<_, Error>((phone, sent))
             }
             .instrument(Span::current()),
         );
-        let result = match sending.await {
+        let watch = hang_up::HangUpWatch::default();
+        let joined = sending.await;
+        watch.answered();
+        let result = match joined {
             Ok(result) => result,
             Err(join_error) => {
                 tracing::error!(error = %join_error, "send task failed");
                 return Err(Status::internal("internal error"));
             }
         };
-        let outcome = send_result_label(&result);
-        metrics::send_finished(outcome);
+        // A sent code names the channel that carried it, a failed or
+        // refused send the one asked for.
+        let (outcome, channel) = match &result {
+            Ok((_, sent)) => ("sent", sent.channel),
+            Err(err) => (err.kind(), channel),
+        };
+        metrics::send_finished(outcome, channel.as_str());
         telemetry::annotate_current("otp.result", outcome);
+        telemetry::annotate_current("otp.channel", channel.as_str());
         let response = result.map(|(phone, sent): (PhoneNumber, SentCode)| SendOtpResponse {
             expires_in_seconds: ceil_seconds(sent.expires_in),
             code_length: u32::from(sent.code_length),
             attempts_remaining: sent.attempts_remaining,
             masked_phone_number: phone.masked(),
             resend_after_seconds: ceil_seconds(sent.resend_after),
+            channel: proto_channel(sent.channel).into(),
         });
         finish("SendOtp", started, caller.as_ref(), response)
     }
@@ -338,17 +352,29 @@ const VERIFY_RESULTS: [&str; 4] = ["approved", "incorrect", "expired", "locked"]
 /// refusals by limit.
 pub fn counters_at_zero() {
     let sends: Vec<&'static str> = std::iter::once("sent").chain(Error::KINDS).collect();
-    metrics::start_at_zero(metrics::SENDS, "result", &sends);
+    metrics::sends_start_at_zero(&sends, &Channel::ALL.map(Channel::as_str));
     let verifies: Vec<&'static str> = VERIFY_RESULTS.into_iter().chain(Error::KINDS).collect();
     metrics::start_at_zero(metrics::VERIFIES, "result", &verifies);
     let limits = LimitKind::SEND_LIMITS.map(LimitKind::as_str);
     metrics::start_at_zero(metrics::LIMIT_REFUSALS, "limit", &limits);
 }
 
-fn send_result_label<T>(result: &Result<T, Error>) -> &'static str {
-    match result {
-        Ok(_) => "sent",
-        Err(err) => err.kind(),
+/// The channel a SendOtp asks for: unset (or a value this version does not
+/// know, from a newer client) is SMS, as before channels.
+fn requested_channel(raw: i32) -> Channel {
+    match proto::Channel::try_from(raw).unwrap_or_default() {
+        proto::Channel::Unspecified | proto::Channel::Sms => Channel::Sms,
+        proto::Channel::Whatsapp => Channel::WhatsApp,
+        proto::Channel::Voice => Channel::Voice,
+    }
+}
+
+/// A channel as the API names it.
+fn proto_channel(channel: Channel) -> proto::Channel {
+    match channel {
+        Channel::Sms => proto::Channel::Sms,
+        Channel::WhatsApp => proto::Channel::Whatsapp,
+        Channel::Voice => proto::Channel::Voice,
     }
 }
 

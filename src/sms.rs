@@ -1,26 +1,33 @@
 //! Sending the code to the user's phone: the message text (per locale), the
+//! channels (SMS, WhatsApp, voice) and the fallback between them, the
 //! providers (one wire format each), and the routes that pick a provider per
-//! country with failover and circuit breakers.
+//! channel and country with failover and circuit breakers.
 //!
-//! The one rule every part keeps: **never two SMS for one send**. A try is
-//! repeated, or the next provider tried, only when the message surely did
-//! not reach the provider (no connection, 429, 503, an explicit refusal); a
-//! failure after the request may have been taken ends the send
+//! The one rule every part keeps: **never two messages for one send**. A try
+//! is repeated, or the next provider or channel tried, only when the message
+//! surely did not reach the provider (no connection, 429, 503, an explicit
+//! refusal); a failure after the request may have been taken ends the send
 //! ([`GatewayError::Uncertain`]).
 
 mod breaker;
+mod channel;
+mod channel_message;
 mod console;
 mod http;
 mod message;
 mod provider;
 mod retry;
 mod route;
+mod router;
 mod setup;
 mod template;
 mod textbee;
 mod twilio;
+mod twilio_voice;
+mod twilio_whatsapp;
 mod vonage;
 mod webhook;
+mod whatsapp_cloud;
 
 use std::time::Duration;
 
@@ -29,6 +36,11 @@ use rand::Rng;
 use thiserror::Error;
 
 pub use breaker::{BreakerSettings, BreakerState, CircuitBreaker};
+pub use channel::{Channel, ChannelFallback, FallbackError};
+pub use channel_message::{
+    ChannelEntries, ChannelTemplates, VoiceMessage, WhatsAppEntry, WhatsAppMessage,
+    WhatsAppTemplate, is_language_code,
+};
 pub use console::ConsoleGateway;
 pub use http::{SmsSetupError, http_client};
 pub use message::{
@@ -37,14 +49,22 @@ pub use message::{
 };
 pub use provider::{Provider, ProviderName, SmsProvider};
 pub use retry::{RetryPolicy, SendSettings};
-pub use route::{MissingProvider, RouteTable, RouteTableError, SmsRouter};
+pub use route::{RouteTable, RouteTableError};
+pub use router::{MissingProvider, SmsRouter};
 pub use setup::{ProviderSettings, SmsConfig};
 pub use template::{MessageTemplate, TemplateError};
 pub use textbee::{TextBeeConfig, TextBeeGateway};
-pub use twilio::{TWILIO_BASE_URL, TwilioAuth, TwilioConfig, TwilioGateway, TwilioSender};
+pub use twilio::{
+    TWILIO_BASE_URL, TwilioAccount, TwilioAuth, TwilioConfig, TwilioGateway, TwilioSender,
+};
+pub use twilio_voice::{TwilioVoiceConfig, TwilioVoiceGateway};
+pub use twilio_whatsapp::{TwilioWhatsAppConfig, TwilioWhatsAppGateway};
 pub use vonage::{VONAGE_BASE_URL, VonageConfig, VonageGateway};
 pub use webhook::{
     MIN_WEBHOOK_SECRET_BYTES, SIGNATURE_HEADER, WebhookConfig, WebhookGateway, sign,
+};
+pub use whatsapp_cloud::{
+    WHATSAPP_CLOUD_API_VERSION, WHATSAPP_CLOUD_BASE_URL, WhatsAppCloudConfig, WhatsAppCloudGateway,
 };
 
 use crate::domain::PhoneNumber;
@@ -69,9 +89,10 @@ pub enum GatewayError {
     /// no credit, a malformed request). Nothing was sent.
     #[error("SMS gateway rejected the message: {0}")]
     Rejected(String),
-    /// The provider says the destination cannot receive SMS (not a valid or
-    /// mobile number, unsubscribed, barred, not reachable). Nothing was sent,
-    /// and another provider would not do better.
+    /// The provider says the destination cannot receive this channel (not a
+    /// valid or mobile number, unsubscribed, barred, not reachable, not a
+    /// WhatsApp user). Nothing was sent, and another provider of the same
+    /// channel would not do better (another channel may).
     #[error("SMS gateway cannot deliver to this number: {0}")]
     Undeliverable(String),
 }
@@ -96,9 +117,18 @@ impl GatewayError {
     }
 }
 
-/// One SMS to send: the rendered text and what a provider may want to know
-/// about it. `Debug` is not derived: the text holds the code.
+/// One code to send: the rendered SMS text, what the other channels of
+/// the send need, and what a provider may want to know about it. `Debug` is
+/// not derived: the text holds the code.
 pub struct OutgoingSms<'a> {
+    /// The channel asked for; the router falls through to the next ones of
+    /// its fallback only after this one surely did not deliver.
+    pub channel: Channel,
+    /// The WhatsApp template and its parameter; set when WhatsApp is
+    /// among the send's channels.
+    pub whatsapp: Option<WhatsAppMessage<'a>>,
+    /// What a voice call says; set when voice is among the send's channels.
+    pub voice: Option<VoiceMessage<'a>>,
     /// The destination.
     pub to: &'a PhoneNumber,
     /// The message, code included. Never logged.
@@ -125,6 +155,9 @@ impl<'a> OutgoingSms<'a> {
     ) -> Self {
         let request_id = hex::encode(rand::rng().random::<[u8; 16]>());
         Self {
+            channel: Channel::Sms,
+            whatsapp: None,
+            voice: None,
             to,
             text,
             code_length,
@@ -138,6 +171,9 @@ impl<'a> OutgoingSms<'a> {
 /// What a provider said when it took the message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Accepted {
+    /// The channel that carried it (the one asked for, or one it fell
+    /// through to).
+    pub channel: Channel,
     /// Which provider took it (`textbee`, `twilio`, …); empty for a gateway
     /// that is not a named provider.
     pub provider: &'static str,
@@ -159,5 +195,16 @@ pub trait SmsGateway: Send + Sync + 'static {
     /// names the provider that took it, [`Accepted::provider`]).
     fn provider(&self) -> &'static str {
         "custom"
+    }
+
+    /// Whether this gateway can send on `channel` at all (a send asking for
+    /// a channel it cannot is refused before anything is counted).
+    fn serves(&self, channel: Channel) -> bool {
+        channel == Channel::Sms
+    }
+
+    /// The channels a send preferring `channel` falls through to, in order.
+    fn fallback_after(&self, _channel: Channel) -> &[Channel] {
+        &[]
     }
 }

@@ -14,7 +14,7 @@ mod region_memo;
 
 use std::{fmt, time::Duration};
 
-pub use estimate::{Estimate, PriceUnknown, Pricing};
+pub use estimate::{Estimate, PriceUnknown, Pricing, VOICE_CALL_MINUTES};
 pub use money::{AmountError, Currency, MICROS_PER_UNIT, Micros};
 pub use price_table::{Channel, PriceRow, PriceTable, PricesError};
 pub use region_memo::RegionMemo;
@@ -100,7 +100,9 @@ pub struct SpendSettings {
 }
 
 /// The most the service can spend in an hour: `by_send_cap` (the global
-/// send cap × the highest price × the most segments a message takes) and
+/// send cap × the highest price one send can cost: an SMS of the most
+/// segments a message takes, a WhatsApp message, or a call of
+/// [`VOICE_CALL_MINUTES`], at the file's highest price on that channel) and
 /// the spend caps, whichever is lowest; `None` when nothing bounds it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WorstCase {
@@ -116,15 +118,17 @@ impl WorstCase {
     /// The case for `settings` with `global_per_minute` sends a minute at
     /// most, each of at most `max_segments` segments.
     pub fn of(settings: &SpendSettings, global_per_minute: Option<u32>, max_segments: u64) -> Self {
-        let highest = settings
-            .prices
-            .highest(Channel::Sms)
-            .unwrap_or(Micros::ZERO);
-        let by_send_cap = global_per_minute.map(|per_minute| {
-            highest
-                .times(max_segments)
-                .times(u64::from(per_minute) * 60)
-        });
+        let highest = |channel| settings.prices.highest(channel).unwrap_or(Micros::ZERO);
+        let per_send = [
+            highest(Channel::Sms).times(max_segments),
+            highest(Channel::WhatsApp),
+            highest(Channel::Voice).times(VOICE_CALL_MINUTES),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or(Micros::ZERO);
+        let by_send_cap =
+            global_per_minute.map(|per_minute| per_send.times(u64::from(per_minute) * 60));
         let caps = settings.caps;
         let by_spend_caps = [caps.per_hour, caps.per_day].into_iter().flatten().min();
         Self {

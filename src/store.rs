@@ -191,6 +191,9 @@ pub struct RecordedSend {
     pub attempts_remaining: u32,
     /// `resend_after_seconds` of the first response.
     pub resend_after_secs: u32,
+    /// The channel that carried the first call's code, as the flow numbers
+    /// channels (0: SMS, what every record written before channels means).
+    pub channel: u32,
 }
 
 /// A random token naming the one call that holds an idempotency claim.

@@ -7,13 +7,14 @@ use std::time::Duration;
 use clap::{Args, value_parser};
 
 use super::{
-    ConfigError,
+    ConfigError, channel_vars,
     provider_vars::{self, ProviderVars},
     textbee_vars::{self, TextBeeVars},
     twilio_vars::{self, TwilioVars},
 };
 use crate::sms::{
-    BreakerSettings, ProviderName, ProviderSettings, RouteTable, SendSettings, SmsConfig,
+    BreakerSettings, Channel, ChannelFallback, ProviderName, ProviderSettings, RouteTable,
+    SendSettings, SmsConfig,
 };
 
 /// Which providers send the codes, and how long a send may take.
@@ -70,15 +71,13 @@ pub struct SmsVars {
 pub(super) fn sms_from_env(vars: &SmsVars) -> Result<SmsConfig, ConfigError> {
     // Read even when unused, so a typo fails now, not after a switch.
     let sending = send_settings(vars)?;
-    let breaker = BreakerSettings {
-        failures: vars.sms_breaker_failures,
-        cooldown: Duration::from_secs(vars.sms_breaker_cooldown_seconds),
-    };
+    let breaker = breaker_settings(vars);
     let mut providers = ProviderSettings {
         textbee: None,
         twilio: twilio_vars::twilio_from_env(&vars.twilio)?,
         vonage: provider_vars::vonage(&vars.providers)?,
         webhook: provider_vars::webhook(&vars.providers)?,
+        ..ProviderSettings::default()
     };
     let Some(raw_routes) = vars.sms_routes.as_deref() else {
         let gateway = single_gateway(vars, &mut providers)?;
@@ -87,6 +86,8 @@ pub(super) fn sms_from_env(vars: &SmsVars) -> Result<SmsConfig, ConfigError> {
             providers,
             sending,
             breaker: BreakerSettings::OFF,
+            channel_routes: Default::default(),
+            fallback: ChannelFallback::NONE,
         });
     };
     if vars.sms_gateway.is_some() {
@@ -99,6 +100,7 @@ pub(super) fn sms_from_env(vars: &SmsVars) -> Result<SmsConfig, ConfigError> {
     let routes = RouteTable::parse(raw_routes)
         .map_err(|why| ConfigError::new("OTP_SMS_ROUTES", why.to_string()))?;
     for name in routes.providers() {
+        channel_vars::carries(name, Channel::Sms, "OTP_SMS_ROUTES")?;
         configured(&vars.textbee, name, &mut providers, "OTP_SMS_ROUTES")?;
     }
     Ok(SmsConfig {
@@ -106,7 +108,18 @@ pub(super) fn sms_from_env(vars: &SmsVars) -> Result<SmsConfig, ConfigError> {
         providers,
         sending,
         breaker,
+        channel_routes: Default::default(),
+        fallback: ChannelFallback::NONE,
     })
+}
+
+/// `OTP_SMS_BREAKER_FAILURES`, `OTP_SMS_BREAKER_COOLDOWN_SECONDS`: in
+/// force with any routes variable (SMS, WhatsApp or voice).
+pub(super) fn breaker_settings(vars: &SmsVars) -> BreakerSettings {
+    BreakerSettings {
+        failures: vars.sms_breaker_failures,
+        cooldown: Duration::from_secs(vars.sms_breaker_cooldown_seconds),
+    }
 }
 
 /// `OTP_SMS_CONNECT_TIMEOUT_MS`, `OTP_SMS_SEND_TIMEOUT_MS`, `OTP_SMS_MAX_RETRIES`.
@@ -206,6 +219,10 @@ fn configured(
         ProviderName::Vonage if providers.vonage.is_none() => Err(missing("OTP_VONAGE_API_KEY")),
         ProviderName::Webhook if providers.webhook.is_none() => Err(missing("OTP_SMS_WEBHOOK_URL")),
         ProviderName::Twilio | ProviderName::Vonage | ProviderName::Webhook => Ok(()),
+        // Other channels' providers: `channel_vars` configures them.
+        ProviderName::WhatsAppCloud | ProviderName::TwilioWhatsApp | ProviderName::TwilioVoice => {
+            Ok(())
+        }
     }
 }
 
@@ -364,7 +381,12 @@ mod tests {
             "OTP_SMS_SEND_TIMEOUT_MS",
             "at least OTP_SMS_CONNECT_TIMEOUT_MS (2000 ms)",
         );
-        assert!(config(&[("OTP_SMS_SEND_TIMEOUT_MS", "2000")]).is_ok());
+        let exactly_one_connect = config(&[("OTP_SMS_SEND_TIMEOUT_MS", "2000")])
+            .expect("a budget of one connect is accepted");
+        assert_eq!(
+            exactly_one_connect.sms.sending.send_timeout,
+            Duration::from_millis(2000)
+        );
     }
 
     #[test]

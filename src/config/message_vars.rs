@@ -4,7 +4,10 @@
 use clap::Args;
 
 use super::ConfigError;
-use crate::sms::{ANDROID_APP_HASH_LEN, MessageTemplate, MessageTemplates};
+use crate::sms::{
+    ANDROID_APP_HASH_LEN, ChannelEntries, ChannelTemplates, LocaleEntries, MessageTemplate,
+    MessageTemplates,
+};
 
 /// Default `OTP_APP_NAME`: the `{app}` in the message.
 pub const DEFAULT_APP_NAME: &str = "OTP";
@@ -34,8 +37,13 @@ pub struct MessageVars {
 }
 
 /// `OTP_MESSAGE_TEMPLATE` and `OTP_MESSAGE_TEMPLATES_FILE` with
-/// `OTP_APP_NAME`, `OTP_WEBOTP_DOMAIN` and `OTP_ANDROID_APP_HASH`.
-pub(super) fn templates_from_env(vars: &MessageVars) -> Result<MessageTemplates, ConfigError> {
+/// `OTP_APP_NAME`, `OTP_WEBOTP_DOMAIN` and `OTP_ANDROID_APP_HASH`; with
+/// `channels` (WhatsApp or voice has routes), the file's `[whatsapp]` and
+/// `[voice]` entries added to them.
+pub(super) fn templates_from_env(
+    vars: &MessageVars,
+    channels: Option<ChannelTemplates>,
+) -> Result<MessageTemplates, ConfigError> {
     let app_name = vars.app_name.as_str();
     if app_name.chars().count() > MAX_APP_NAME_CHARS || app_name.chars().any(char::is_control) {
         return Err(ConfigError::new(
@@ -72,9 +80,9 @@ pub(super) fn templates_from_env(vars: &MessageVars) -> Result<MessageTemplates,
             })
         })
         .transpose()?;
-    let (file_default, locales) = match vars.message_templates_file.as_deref() {
+    let ((file_default, locales), channel_entries) = match vars.message_templates_file.as_deref() {
         Some(path) => templates_file(path)?,
-        None => (None, Vec::new()),
+        None => ((None, Vec::new()), ChannelEntries::default()),
     };
     // A template other than the built-in one was asked for.
     let template = Some(vars.message_template.as_str())
@@ -90,19 +98,27 @@ pub(super) fn templates_from_env(vars: &MessageVars) -> Result<MessageTemplates,
         (None, _) => MessageTemplate::new(&vars.message_template)
             .map_err(|why| ConfigError::new("OTP_MESSAGE_TEMPLATE", why.to_string()))?,
     };
-    Ok(MessageTemplates::new(default, app_name)
+    let templates = MessageTemplates::new(default, app_name)
         .with_locales(locales)
         .with_webotp_domain(webotp_domain)
-        .with_android_app_hash(android_app_hash))
+        .with_android_app_hash(android_app_hash);
+    Ok(match channels {
+        Some(channels) => templates.with_channels(channels.with_entries(channel_entries)),
+        None => templates,
+    })
 }
 
-/// Reads and checks `OTP_MESSAGE_TEMPLATES_FILE`.
-fn templates_file(path: &str) -> Result<crate::sms::LocaleEntries, ConfigError> {
+/// Reads and checks `OTP_MESSAGE_TEMPLATES_FILE`: the SMS templates, and
+/// the `[whatsapp]` and `[voice]` tables.
+fn templates_file(path: &str) -> Result<(LocaleEntries, ChannelEntries), ConfigError> {
     const VAR: &str = "OTP_MESSAGE_TEMPLATES_FILE";
     let text = std::fs::read_to_string(path)
         .map_err(|err| ConfigError::new(VAR, format!("cannot read `{path}`: {err}")))?;
-    MessageTemplates::parse_file(&text)
-        .map_err(|why| ConfigError::new(VAR, format!("`{path}` {why}")))
+    let refused = |why| ConfigError::new(VAR, format!("`{path}` {why}"));
+    let sms = MessageTemplates::parse_file(&text).map_err(refused)?;
+    let table = MessageTemplates::parse_toml(&text).map_err(refused)?;
+    let channels = ChannelTemplates::parse_tables(&table).map_err(refused)?;
+    Ok((sms, channels))
 }
 
 /// An SMS Retriever hash: 11 characters of base64 (letters, digits, `+`, `/`).
@@ -307,7 +323,21 @@ mod tests {
             "at most 32",
         );
         assert_refused(&[("OTP_APP_NAME", "Acme\nPay")], "OTP_APP_NAME", "one line");
-        assert!(config(&[("OTP_APP_NAME", &"x".repeat(MAX_APP_NAME_CHARS))]).is_ok());
+        let longest = "x".repeat(MAX_APP_NAME_CHARS);
+        let accepted = config(&[
+            ("OTP_APP_NAME", longest.as_str()),
+            ("OTP_MESSAGE_TEMPLATE", "{app} {code}"),
+        ])
+        .expect("the longest name is accepted");
+        let code = crate::domain::OtpCode::parse("123456", 6).expect("a code");
+        let rendered = accepted
+            .messages
+            .render(&code, Duration::from_secs(120), None);
+        assert_eq!(
+            rendered.text,
+            format!("{longest} 123456"),
+            "the name is used whole"
+        );
     }
 
     #[test]

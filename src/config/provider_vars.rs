@@ -230,7 +230,14 @@ mod tests {
             "at least 32 bytes",
         );
         assert!(!line.contains("short"), "{line}");
-        assert!(config(&webhook("0123456789abcdef0123456789abcdef")).is_ok());
+        let accepted =
+            config(&webhook("0123456789abcdef0123456789abcdef")).expect("32 bytes are accepted");
+        let configured = accepted
+            .sms
+            .providers
+            .webhook
+            .expect("the webhook is configured");
+        assert_eq!(configured.url.as_str(), "https://sms.internal.example/send");
         assert_refused(
             &[("OTP_SMS_WEBHOOK_URL", "https://u:p@x.example/")],
             "OTP_SMS_WEBHOOK_URL",

@@ -1,7 +1,8 @@
 //! Spend: the price table (`OTP_PRICES_FILE`) and the spend caps
 //! (`OTP_SPEND_LIMIT_PER_HOUR`, `OTP_SPEND_LIMIT_PER_DAY`,
 //! `OTP_CALLER_SPEND_LIMIT_PER_DAY`), and the routes it orders (a
-//! `cheapest:` route in `OTP_SMS_ROUTES`).
+//! `cheapest:` route in `OTP_SMS_ROUTES`, `OTP_WHATSAPP_ROUTES` or
+//! `OTP_VOICE_ROUTES`, by that channel's prices).
 
 use clap::Args;
 
@@ -30,7 +31,7 @@ pub struct SpendVars {
 }
 
 /// The spend settings, or `None` without a prices file; orders `sms`'s
-/// `cheapest:` routes by the prices.
+/// `cheapest:` routes (every channel's) by their channel's prices.
 pub(super) fn spend_settings(
     vars: &SpendVars,
     sms: &mut SmsConfig,
@@ -55,32 +56,45 @@ pub(super) fn spend_settings(
                 "needs OTP_PRICES_FILE: a cap in money needs the price of each send",
             ));
         }
-        if sms.routes.has_cheapest() {
+        if let Some(channel) = cheapest_channel(sms) {
             return Err(ConfigError::new(
-                "OTP_SMS_ROUTES",
+                channel.routes_var(),
                 "a `cheapest:` route needs OTP_PRICES_FILE to order its providers by price",
             ));
         }
         return Ok(None);
     };
     let prices = prices_file(path)?;
-    for provider in sms.routes.providers() {
+    for provider in sms.routed_providers() {
         if !prices.lists(provider) {
             return Err(ConfigError::new(
                 "OTP_PRICES_FILE",
                 format!(
-                    "`{path}` has no prices for provider `{provider}`, which the SMS routes \
-                     send through; add a `[{provider}]` table with a `\"*\"` row"
+                    "`{path}` has no prices for provider `{provider}`, which the {} routes \
+                     send through; add a `[{provider}]` table with a `\"*\"` row",
+                    provider.channel()
                 ),
             ));
         }
     }
     let countries: Vec<String> = prices.countries().map(str::to_owned).collect();
-    sms.routes.order_cheapest_first(
-        |provider, region| prices.price(provider, Channel::Sms, region).map(|p| p.0),
-        countries.iter().map(String::as_str),
-    );
+    let by_channel = std::iter::once((Channel::Sms, &mut sms.routes))
+        .chain(sms.channel_routes.iter_mut().map(|(c, r)| (*c, r)));
+    for (channel, routes) in by_channel {
+        routes.order_cheapest_first(
+            |provider, region| prices.price(provider, channel, region).map(|p| p.0),
+            countries.iter().map(String::as_str),
+        );
+    }
     Ok(Some(SpendSettings { prices, caps }))
+}
+
+/// The first channel with a `cheapest:` route, if any.
+fn cheapest_channel(sms: &SmsConfig) -> Option<Channel> {
+    std::iter::once((Channel::Sms, &sms.routes))
+        .chain(sms.channel_routes.iter().map(|(c, r)| (*c, r)))
+        .find(|(_, routes)| routes.has_cheapest())
+        .map(|(channel, _)| channel)
 }
 
 /// Reads and checks `OTP_PRICES_FILE`.

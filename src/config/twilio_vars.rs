@@ -1,5 +1,6 @@
 //! Twilio's variables: the account, one way to authenticate (auth token or
-//! API key) and one sender (a number or sender id, or a Messaging Service).
+//! API key) and one SMS sender (a number or sender id, or a Messaging
+//! Service); the WhatsApp and voice senders are `twilio_channel_vars.rs`'.
 
 use clap::Args;
 
@@ -7,7 +8,7 @@ use super::{
     ConfigError,
     provider_vars::{base_url, key, sender_id},
 };
-use crate::sms::{TWILIO_BASE_URL, TwilioAuth, TwilioConfig, TwilioSender};
+use crate::sms::{TWILIO_BASE_URL, TwilioAccount, TwilioAuth, TwilioConfig, TwilioSender};
 
 /// Twilio Programmable Messaging.
 #[derive(Debug, Clone, Args)]
@@ -35,19 +36,47 @@ pub struct TwilioVars {
     #[arg(long, env = "OTP_TWILIO_BASE_URL", default_value = TWILIO_BASE_URL,
           value_name = "URL")]
     pub twilio_base_url: String,
+    /// The WhatsApp sender (`twilio_whatsapp`): a `+` number enabled for WhatsApp
+    #[arg(long, env = "OTP_TWILIO_WHATSAPP_FROM")]
+    pub twilio_whatsapp_from: Option<String>,
+    /// The approved `whatsapp/authentication` content template: `HX` + 32 hex digits
+    #[arg(long, env = "OTP_TWILIO_WHATSAPP_CONTENT_SID")]
+    pub twilio_whatsapp_content_sid: Option<String>,
+    /// The caller id of voice calls (`twilio_voice`): a voice-capable `+` number
+    #[arg(long, env = "OTP_TWILIO_VOICE_FROM")]
+    pub twilio_voice_from: Option<String>,
 }
 
-/// Twilio, when `OTP_TWILIO_ACCOUNT_SID` is set: an auth token or an API
-/// key (not both), and a sender number or a Messaging Service (not both).
+/// Twilio for SMS, when `OTP_TWILIO_ACCOUNT_SID` is set: an auth token or
+/// an API key (not both), and a sender number or a Messaging Service (not
+/// both). An account set up only for WhatsApp or voice (their sender set,
+/// no SMS sender) has no SMS settings.
 pub(super) fn twilio_from_env(vars: &TwilioVars) -> Result<Option<TwilioConfig>, ConfigError> {
+    let Some(account) = twilio_account(vars)? else {
+        return Ok(None);
+    };
+    let sms_sender = vars.twilio_from.is_some() || vars.twilio_messaging_service_sid.is_some();
+    let other_sender = vars.twilio_whatsapp_from.is_some() || vars.twilio_voice_from.is_some();
+    if !sms_sender && other_sender {
+        return Ok(None);
+    }
+    Ok(Some(TwilioConfig {
+        base_url: account.base_url,
+        account_sid: account.account_sid,
+        auth: account.auth,
+        sender: twilio_sender(vars)?,
+    }))
+}
+
+/// The Twilio account, when `OTP_TWILIO_ACCOUNT_SID` is set.
+pub(super) fn twilio_account(vars: &TwilioVars) -> Result<Option<TwilioAccount>, ConfigError> {
     let Some(account_sid) = vars.twilio_account_sid.as_deref() else {
         return Ok(None);
     };
-    Ok(Some(TwilioConfig {
+    Ok(Some(TwilioAccount {
         base_url: base_url(&vars.twilio_base_url, "OTP_TWILIO_BASE_URL")?,
         account_sid: twilio_sid(account_sid, "AC", "OTP_TWILIO_ACCOUNT_SID")?,
         auth: twilio_auth(vars)?,
-        sender: twilio_sender(vars)?,
     }))
 }
 
@@ -117,7 +146,11 @@ fn twilio_sender(vars: &TwilioVars) -> Result<TwilioSender, ConfigError> {
 }
 
 /// A Twilio id: its two-letter prefix and 32 hex digits.
-fn twilio_sid(raw: &str, prefix: &str, var: &'static str) -> Result<String, ConfigError> {
+pub(super) fn twilio_sid(
+    raw: &str,
+    prefix: &str,
+    var: &'static str,
+) -> Result<String, ConfigError> {
     let hex = raw.strip_prefix(prefix).unwrap_or("");
     if hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(raw.to_owned())

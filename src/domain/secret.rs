@@ -149,6 +149,12 @@ impl SubjectKey {
         tag
     }
 
+    /// The 16 raw bytes: the shortest spelling of the key (Redis key names,
+    /// issue 30).
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
     /// The key as 32 lowercase hex digits (ASCII), safe in any store's key space.
     fn hex_digits(&self) -> [u8; 32] {
         let mut text = [0u8; 32];

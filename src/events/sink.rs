@@ -64,3 +64,104 @@ impl EventSink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use ::metrics::{Counter, CounterFn, Gauge, Histogram, Key, KeyName, Metadata, Recorder};
+
+    use super::*;
+    use crate::{domain::PhoneNumber, events::EventKind};
+
+    /// Counts each counter increment by its key (name and labels).
+    #[derive(Default)]
+    struct CountingRecorder(Arc<Mutex<Vec<(String, u64)>>>);
+
+    struct CountedKey(String, Arc<Mutex<Vec<(String, u64)>>>);
+
+    impl CounterFn for CountedKey {
+        fn increment(&self, value: u64) {
+            if let Ok(mut counts) = self.1.lock() {
+                counts.push((self.0.clone(), value));
+            }
+        }
+        fn absolute(&self, _: u64) {}
+    }
+
+    impl Recorder for CountingRecorder {
+        fn describe_counter(
+            &self,
+            _: KeyName,
+            _: Option<::metrics::Unit>,
+            _: ::metrics::SharedString,
+        ) {
+        }
+        fn describe_gauge(
+            &self,
+            _: KeyName,
+            _: Option<::metrics::Unit>,
+            _: ::metrics::SharedString,
+        ) {
+        }
+        fn describe_histogram(
+            &self,
+            _: KeyName,
+            _: Option<::metrics::Unit>,
+            _: ::metrics::SharedString,
+        ) {
+        }
+        fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+            let labels: Vec<String> = key
+                .labels()
+                .map(|l| format!("{}={}", l.key(), l.value()))
+                .collect();
+            let name = format!("{}{{{}}}", key.name(), labels.join(","));
+            Counter::from_arc(Arc::new(CountedKey(name, Arc::clone(&self.0))))
+        }
+        fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+            Gauge::noop()
+        }
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::noop()
+        }
+    }
+
+    fn an_event() -> AuditEvent {
+        let phone = PhoneNumber::parse("+14155550123").expect("valid");
+        AuditEvent::about(EventKind::Sent, &phone)
+    }
+
+    #[test]
+    fn events_after_the_writer_stopped_are_dropped_as_writer_stopped() {
+        let recorder = CountingRecorder::default();
+        let (sink, receiver, overflowed) = EventSink::channel(4);
+        drop(receiver);
+        ::metrics::with_local_recorder(&recorder, || sink.emit(an_event));
+        let counted = recorder.0.lock().expect("counts").clone();
+        assert_eq!(
+            counted,
+            [(
+                "otp_events_dropped_total{reason=writer_stopped}".to_owned(),
+                1
+            )]
+        );
+        assert_eq!(overflowed.load(Ordering::Relaxed), 0, "not an overflow");
+    }
+
+    #[test]
+    fn events_past_a_full_queue_are_dropped_as_queue_full() {
+        let recorder = CountingRecorder::default();
+        let (sink, _receiver, overflowed) = EventSink::channel(1);
+        ::metrics::with_local_recorder(&recorder, || {
+            sink.emit(an_event);
+            sink.emit(an_event);
+        });
+        let counted = recorder.0.lock().expect("counts").clone();
+        assert_eq!(
+            counted,
+            [("otp_events_dropped_total{reason=queue_full}".to_owned(), 1)]
+        );
+        assert_eq!(overflowed.load(Ordering::Relaxed), 1);
+    }
+}

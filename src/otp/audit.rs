@@ -7,7 +7,7 @@ use crate::{
     domain::{ClientKey, PhoneNumber},
     error::Error,
     events::{AuditEvent, EventKind},
-    sms::GatewayError,
+    sms::{Channel, GatewayError},
     spend::Micros,
 };
 
@@ -30,18 +30,21 @@ impl OtpFlow {
         client_key.map(|client| self.secret.client_subject(client).to_string())
     }
 
-    /// A code went out through `provider` (or was stored for a test
-    /// number), at an estimated price of `spent` (with a prices file).
+    /// A code went out through `provider` on `channel` (or was stored for
+    /// a test number), at an estimated price of `spent` (with a prices
+    /// file): that provider's price on that channel.
     pub(super) fn audit_sent(
         &self,
         phone: &PhoneNumber,
         client_key: Option<&ClientKey>,
         provider: Option<&'static str>,
+        channel: Channel,
         spent: Option<Micros>,
     ) {
         self.audit(EventKind::Sent, phone, |event| {
             event.caller = self.caller(client_key);
             event.provider = Some(provider.unwrap_or(TEST_NUMBER_PROVIDER));
+            event.channel = Some(channel.as_str());
             self.add_estimate(event, spent);
         });
     }
@@ -54,18 +57,21 @@ impl OtpFlow {
         }
     }
 
-    /// The provider did not take the message.
+    /// No provider took the message asked for on `channel` (nor on a
+    /// channel it fell through to); `estimate` is what was reserved.
     pub(super) fn audit_send_failed(
         &self,
         phone: &PhoneNumber,
         client_key: Option<&ClientKey>,
         provider: &'static str,
+        channel: Channel,
         error: &GatewayError,
         estimate: Option<Micros>,
     ) {
         self.audit(EventKind::SendFailed, phone, |event| {
             event.caller = self.caller(client_key);
             event.provider = Some(provider);
+            event.channel = Some(channel.as_str());
             event.reason = Some(error.kind());
             self.add_estimate(event, estimate);
         });

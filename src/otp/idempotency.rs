@@ -55,6 +55,11 @@ impl OtpFlow {
                 }
                 IdempotencyClaim::OtherSubject => return Err(Error::IdempotencyKeyReused),
                 IdempotencyClaim::InProgress if Instant::now() < give_up => {
+                    if poll == IDEMPOTENCY_POLL_FIRST {
+                        tracing::debug!(
+                            "idempotency key held by a call still sending: waiting for its answer"
+                        );
+                    }
                     tokio::time::sleep(poll).await;
                     poll = (poll * 2).min(IDEMPOTENCY_POLL_MAX);
                 }

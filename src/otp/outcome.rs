@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::{
     auth::Caller,
     domain::{ClientKey, IdempotencyKey, Locale, PhoneNumber, ceil_seconds},
+    sms::Channel,
     store::RecordedSend,
 };
 
@@ -19,6 +20,8 @@ pub struct SentCode {
     pub attempts_remaining: u32,
     /// Time until the number may be sent another code.
     pub resend_after: Duration,
+    /// The channel that carried the code (SMS for a test number).
+    pub channel: Channel,
 }
 
 /// A SendOtp, parsed.
@@ -32,8 +35,10 @@ pub struct SendRequest<'a> {
     pub idempotency_key: Option<&'a IdempotencyKey>,
     /// The authenticated caller (limits are counted per caller too).
     pub caller: Option<&'a Caller>,
-    /// The language the SMS should be in, if the caller said.
+    /// The language the message should be in, if the caller said.
     pub locale: Option<&'a Locale>,
+    /// The channel asked for (SMS unless the caller said).
+    pub channel: Channel,
 }
 
 /// A VerifyOtp, parsed.
@@ -81,7 +86,28 @@ impl From<SentCode> for RecordedSend {
             code_length: u32::from(sent.code_length),
             attempts_remaining: sent.attempts_remaining,
             resend_after_secs: ceil_seconds(sent.resend_after),
+            channel: channel_number(sent.channel),
         }
+    }
+}
+
+/// A channel's number in a recorded response (0 is SMS, so records from
+/// before channels read as SMS).
+fn channel_number(channel: Channel) -> u32 {
+    match channel {
+        Channel::Sms => 0,
+        Channel::WhatsApp => 1,
+        Channel::Voice => 2,
+    }
+}
+
+/// The channel a recorded response names; an unknown number (a record of a
+/// later version) reads as SMS.
+fn channel_of(number: u32) -> Channel {
+    match number {
+        1 => Channel::WhatsApp,
+        2 => Channel::Voice,
+        _ => Channel::Sms,
     }
 }
 
@@ -92,6 +118,7 @@ impl From<RecordedSend> for SentCode {
             code_length: u8::try_from(recorded.code_length).unwrap_or(u8::MAX),
             attempts_remaining: recorded.attempts_remaining,
             resend_after: Duration::from_secs(u64::from(recorded.resend_after_secs)),
+            channel: channel_of(recorded.channel),
         }
     }
 }

@@ -1,10 +1,15 @@
-//! Sending a new code, step by step: price the text (with a prices file),
-//! count the send against every limit, let the pumping guard judge its
-//! destination, store the code's digest (these three one store call,
+//! Sending a new code, step by step: price the send (with a prices file: on
+//! the channel asked for and those it may fall through to), count the send
+//! against every limit, let the pumping guard judge its destination, store
+//! the code's digest (these three one store call,
 //! `OtpStore::count_send_and_put_code`, which undoes its own counts when a
 //! step refuses), reserve its price against the spend caps (a store call of
-//! its own, `spend.rs`: its refusal undoes the counts and the code), deliver
-//! the text, and undo what is safe to undo when the text cannot be sent.
+//! its own, `spend_guard.rs`: its refusal undoes the counts and the code),
+//! deliver the code (`delivery.rs`: on the channel asked for, whatever it
+//! is, so every limit and the pumping guard count a WhatsApp message or a
+//! call exactly like an SMS, before it goes out), settle the price at the
+//! channel and provider that carried it, and undo what is safe to undo when
+//! it cannot be sent.
 
 use std::time::Duration;
 
@@ -17,7 +22,7 @@ use crate::{
     abuse::{DestinationPrefix, RateRule, SendSource},
     domain::{CodeDigest, OtpCode, PhoneNumber, SubjectKey},
     error::Error,
-    sms::{GatewayError, OutgoingSms, Rendered},
+    sms::{Accepted, Channel, GatewayError, Rendered},
     spend::{Estimate, Micros},
     store::{
         CodeToStore, OtpStore, PrefixSender, PrefixSuspension, SendLog, SendOutcome, SendPlan,
@@ -52,11 +57,12 @@ impl CountedSends<'_> {
 }
 
 impl OtpFlow {
-    /// Prices the text (with a prices file), counts the send against every
-    /// limit (refusing if one is full), stores the new code's digest
-    /// (replacing any pending code, keeping the spent guess budget),
-    /// reserves its price against the spend caps, then texts it and keeps
-    /// the carrier's price as spent. If the text cannot be sent the digest is
+    /// Prices the send (with a prices file), counts it against every limit
+    /// (refusing if one is full), stores the new code's digest (replacing
+    /// any pending code, keeping the spent guess budget), reserves its price
+    /// against the spend caps, then sends it on the channel asked for (or
+    /// one it falls through to) and keeps the carrier's price on that
+    /// channel as spent. If the text cannot be sent the digest is
     /// removed again, so no code the user never received can be guessed; the
     /// send (and its reserved price) is taken back only when it surely never
     /// reached the gateway, so a retry is not held back by a send that did
@@ -77,11 +83,11 @@ impl OtpFlow {
             .is_none()
             .then(|| self.guard.prefix_to_judge(phone))
             .flatten();
-        // Rendered before anything is counted: its segments price the send.
+        // Rendered before anything is counted: its segments price an SMS.
         let rendered = test_code
             .is_none()
             .then(|| self.messages.render(&code, self.policy.ttl, request.locale));
-        let estimate = self.estimate_spend(phone, rendered.as_ref())?;
+        let estimate = self.estimate_spend(phone, request.channel, rendered.as_ref())?;
         let (attempts_remaining, counted) = self
             .count_and_store(phone, subject, request, prefix.as_ref(), &digest)
             .await?;
@@ -93,15 +99,24 @@ impl OtpFlow {
             }
         };
         let resend_after = counted.resend_after;
+        // A test number's code "goes" by the channel asked for, so a client
+        // sees the answer it would in production.
         let Some(rendered) = rendered else {
-            tracing::info!("test number: fixed code stored, no SMS sent");
-            self.audit_sent(phone, request.client_key, None, None);
-            return Ok(self.sent_code(attempts_remaining, resend_after));
+            tracing::info!("test number: fixed code stored, no message sent");
+            self.audit_sent(phone, request.client_key, None, request.channel, None);
+            return Ok(self.sent_code(attempts_remaining, resend_after, request.channel));
         };
-        match self.deliver(request, &rendered).await {
-            Ok(provider) => {
-                let spent = self.settle_spend(reserved.as_ref(), phone, provider).await;
-                self.audit_sent(phone, request.client_key, Some(provider), spent);
+        match self.deliver(request, &code, &rendered).await {
+            Ok(accepted) => {
+                let spent = self.settle_spend(reserved.as_ref(), phone, &accepted).await;
+                self.audit_sent(
+                    phone,
+                    request.client_key,
+                    Some(accepted.provider),
+                    accepted.channel,
+                    spent,
+                );
+                Ok(self.sent_code(attempts_remaining, resend_after, accepted.channel))
             }
             Err(gateway_error) => {
                 let provider = self.gateway.provider();
@@ -110,24 +125,31 @@ impl OtpFlow {
                     phone,
                     request.client_key,
                     provider,
+                    request.channel,
                     &gateway_error,
                     estimate,
                 );
                 self.undo_undelivered(subject, &digest, counted, reserved, phone, &gateway_error)
                     .await;
-                return Err(gateway_error.into());
+                Err(gateway_error.into())
             }
         }
-        Ok(self.sent_code(attempts_remaining, resend_after))
     }
 
-    /// The answer to a send that went out (or was stored for a test number).
-    fn sent_code(&self, attempts_remaining: u32, resend_after: Duration) -> SentCode {
+    /// The answer to a send that went out on `channel` (or was stored for a
+    /// test number).
+    fn sent_code(
+        &self,
+        attempts_remaining: u32,
+        resend_after: Duration,
+        channel: Channel,
+    ) -> SentCode {
         SentCode {
             expires_in: self.policy.ttl,
             code_length: self.policy.code_length,
             attempts_remaining,
             resend_after,
+            channel,
         }
     }
 
@@ -197,17 +219,24 @@ impl OtpFlow {
         Ok((stored.attempts_remaining, counted))
     }
 
-    /// The send's estimated price, with a prices file and a text to send;
-    /// a destination without a price is refused before anything is counted.
+    /// The send's estimated price, with a prices file and a message to
+    /// send: on `channel` and every channel its fallback may hand it to (the
+    /// reservation covers the dearest); a destination without a price is
+    /// refused before anything is counted.
     fn estimate_spend(
         &self,
         phone: &PhoneNumber,
+        channel: Channel,
         rendered: Option<&Rendered<'_>>,
     ) -> Result<Option<Estimate>, Error> {
-        match (&self.spend, rendered) {
-            (Some(spend), Some(rendered)) => spend.estimate(phone, &rendered.text).map(Some),
-            _ => Ok(None),
-        }
+        let (Some(spend), Some(rendered)) = (&self.spend, rendered) else {
+            return Ok(None);
+        };
+        let fallback = self.gateway.fallback_after(channel);
+        let channels: Vec<Channel> = std::iter::once(channel)
+            .chain(fallback.iter().copied())
+            .collect();
+        spend.estimate(phone, &rendered.text, &channels).map(Some)
     }
 
     /// The spend caps' step: reserves the estimate in every cap in force,
@@ -226,18 +255,19 @@ impl OtpFlow {
         spend.reserve(estimate, caller).await.map(Some)
     }
 
-    /// The send went out through `provider`: its price is what was spent,
-    /// the rest of the reservation goes back. Returns the spend.
+    /// The send went out as `accepted` says: that provider's price on that
+    /// channel is what was spent, the rest of the reservation goes back.
+    /// Returns the spend.
     async fn settle_spend(
         &self,
         reserved: Option<&ReservedSpend>,
         phone: &PhoneNumber,
-        provider: &'static str,
+        accepted: &Accepted,
     ) -> Option<Micros> {
         let (Some(spend), Some(reserved)) = (&self.spend, reserved) else {
             return None;
         };
-        Some(spend.settle(reserved, phone, provider).await)
+        Some(spend.settle(reserved, phone, accepted).await)
     }
 
     /// Undoes a reservation of a send that failed: given back when it
@@ -300,35 +330,6 @@ impl OtpFlow {
         logs.push((SendLog::Global, limits.global_rules()));
         logs.retain(|(_, rules)| !rules.is_empty());
         logs
-    }
-
-    /// Texts the code, rendered in the caller's language; returns the
-    /// provider that took it. The router counts each provider's latency and
-    /// failures, traces each provider asked, and logs its message id.
-    async fn deliver(
-        &self,
-        request: &SendRequest<'_>,
-        rendered: &Rendered<'_>,
-    ) -> Result<&'static str, GatewayError> {
-        let sms = OutgoingSms::new(
-            request.phone,
-            &rendered.text,
-            self.policy.code_length,
-            self.policy.ttl,
-            rendered.locale,
-        );
-        let accepted = self.gateway.send(&sms).await?;
-        // A gateway that is not a named provider (a test's) names itself.
-        let provider = Some(accepted.provider)
-            .filter(|name| !name.is_empty())
-            .unwrap_or_else(|| self.gateway.provider());
-        tracing::info!(
-            provider,
-            message_id = accepted.message_id.as_deref().unwrap_or("-"),
-            locale = rendered.locale.unwrap_or("default"),
-            "code sent"
-        );
-        Ok(provider)
     }
 
     /// Undoes a send whose SMS failed: the code is discarded; the send is

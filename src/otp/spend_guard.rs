@@ -2,18 +2,19 @@
 //! anything is counted (a destination without a price is refused), reserve
 //! it against every cap in force in one store call (`OtpStore::reserve_spend`),
 //! and once the gateway answered settle it: the provider that took the
-//! message keeps its own price and the rest of the reservation is given
-//! back; a sure non-delivery gives all of it back; a maybe-delivered send
+//! message keeps its own price on the channel that carried it (an SMS its
+//! segments, a WhatsApp message its price per message, a call its price per
+//! minute) and the rest of the reservation is given back; a sure non-delivery gives all of it back; a maybe-delivered send
 //! keeps it (the money may be spent). Metrics and the audit events carry
 //! the estimate.
 
-use std::sync::Arc;
+use std::{collections::BTreeMap, sync::Arc};
 
 use crate::{
     domain::PhoneNumber,
     error::Error,
     metrics,
-    sms::{ProviderName, RouteTable},
+    sms::{Accepted, Channel, ProviderName, RouteTable},
     spend::{Currency, Estimate, Micros, Pricing, SpendCap, SpendCaps, SpendSettings},
     store::{OtpStore, SpendDecision, SpendLedger, SpendReservation, SpendWindow},
 };
@@ -36,10 +37,11 @@ pub(super) struct ReservedSpend {
 }
 
 impl SpendGuard {
-    /// Estimates over `routes` at `settings`' prices, capped in `store`.
+    /// Estimates over each channel's `routes` at `settings`' prices,
+    /// capped in `store`.
     pub(super) fn new(
         settings: SpendSettings,
-        routes: RouteTable,
+        routes: BTreeMap<Channel, RouteTable>,
         store: Arc<dyn OtpStore>,
     ) -> Self {
         metrics::spend_caps(
@@ -62,11 +64,18 @@ impl SpendGuard {
         self.pricing.prices().currency()
     }
 
-    /// The price of texting `text` to `phone`; refused when a provider of
-    /// its route has no price there.
-    pub(super) fn estimate(&self, phone: &PhoneNumber, text: &str) -> Result<Estimate, Error> {
+    /// The price of sending to `phone` on the first of `channels` or,
+    /// falling through, the ones after it (`text` prices an SMS by its
+    /// segments); refused when a provider of one of their routes has no
+    /// price there.
+    pub(super) fn estimate(
+        &self,
+        phone: &PhoneNumber,
+        text: &str,
+        channels: &[Channel],
+    ) -> Result<Estimate, Error> {
         self.pricing
-            .estimate_sms(phone, text)
+            .estimate(phone, text, channels)
             .map_err(Error::PriceUnknown)
     }
 
@@ -119,31 +128,30 @@ impl SpendGuard {
         }
     }
 
-    /// `provider` took the message: its price is the spend; the rest of
-    /// the reservation is given back. Returns the spend.
+    /// `accepted.provider` took the message on `accepted.channel`: its
+    /// price there is the spend; the rest of the reservation is given back.
+    /// Returns the spend.
     pub(super) async fn settle(
         &self,
         reserved: &ReservedSpend,
         phone: &PhoneNumber,
-        provider: &'static str,
+        accepted: &Accepted,
     ) -> Micros {
-        let carrier = provider.parse::<ProviderName>().ok();
-        let spent = reserved.estimate.carried_by(carrier);
+        let channel = accepted.channel;
+        let carrier = accepted.provider.parse::<ProviderName>().ok();
+        let spent = reserved.estimate.carried_by(channel, carrier);
         let label = carrier.map_or(UNKNOWN_PROVIDER, ProviderName::as_str);
-        self.count(reserved, phone, label, spent);
-        self.give_back(reserved, reserved.estimate.overestimate(carrier))
+        self.count(phone, label, channel, spent);
+        self.give_back(reserved, reserved.estimate.overestimate(channel, carrier))
             .await;
         spent
     }
 
-    /// The send may have gone out: the whole reservation stays spent.
+    /// The send may have gone out: the whole reservation stays spent,
+    /// labelled with the channel asked for (which one answered is unknown).
     pub(super) fn keep_uncertain(&self, reserved: &ReservedSpend, phone: &PhoneNumber) {
-        self.count(
-            reserved,
-            phone,
-            UNKNOWN_PROVIDER,
-            reserved.estimate.reserved,
-        );
+        let estimate = &reserved.estimate;
+        self.count(phone, UNKNOWN_PROVIDER, estimate.channel, estimate.reserved);
     }
 
     /// The send surely did not go out: all of it is given back.
@@ -154,16 +162,9 @@ impl SpendGuard {
     /// The spend and the send in the per-country metrics. Only with a
     /// prices file, which remembers +1 ranges' regions (`RegionMemo`): the
     /// library's answer costs a numbering-plan parse for them.
-    fn count(
-        &self,
-        reserved: &ReservedSpend,
-        phone: &PhoneNumber,
-        provider: &'static str,
-        spent: Micros,
-    ) {
+    fn count(&self, phone: &PhoneNumber, provider: &'static str, channel: Channel, spent: Micros) {
         let country = self.pricing.region(phone);
-        let channel = reserved.estimate.channel.as_str();
-        metrics::spend_estimated(country, provider, channel, spent.0);
+        metrics::spend_estimated(country, provider, channel.as_str(), spent.0);
         metrics::country_send(country);
     }
 

@@ -6,7 +6,10 @@ use std::{collections::BTreeMap, time::Duration};
 
 use thiserror::Error;
 
-use super::template::{MessageTemplate, TemplateError};
+use super::{
+    channel_message::ChannelTemplates,
+    template::{MessageTemplate, TemplateError},
+};
 use crate::domain::{Locale, OtpCode};
 
 /// Characters in an Android SMS Retriever app hash.
@@ -25,6 +28,8 @@ pub struct MessageTemplates {
     webotp_domain: Option<String>,
     /// The SMS Retriever hash line (`OTP_ANDROID_APP_HASH`).
     android_app_hash: Option<String>,
+    /// What WhatsApp and voice carry (`None`: neither channel is set up).
+    channels: Option<Box<ChannelTemplates>>,
 }
 
 /// A rendered message.
@@ -66,6 +71,9 @@ pub enum TemplatesError {
     Empty,
 }
 
+/// The tables of a templates file that hold other channels' entries.
+const CHANNEL_TABLES: [&str; 2] = ["whatsapp", "voice"];
+
 /// The entries of a templates file: `default` (if given) and one per locale.
 pub type LocaleEntries = (Option<MessageTemplate>, Vec<(Locale, MessageTemplate)>);
 
@@ -78,7 +86,24 @@ impl MessageTemplates {
             app_name: app_name.to_owned(),
             webotp_domain: None,
             android_app_hash: None,
+            channels: None,
         }
+    }
+
+    /// Adds the WhatsApp and voice templates.
+    pub fn with_channels(mut self, channels: ChannelTemplates) -> Self {
+        self.channels = Some(Box::new(channels));
+        self
+    }
+
+    /// The WhatsApp and voice templates, when configured.
+    pub fn channels(&self) -> Option<&ChannelTemplates> {
+        self.channels.as_deref()
+    }
+
+    /// `{app}`.
+    pub fn app_name(&self) -> &str {
+        &self.app_name
     }
 
     /// Adds one template per locale.
@@ -104,17 +129,10 @@ impl MessageTemplates {
     }
 
     /// Reads a templates file: `<BCP 47 tag> = "<template>"` per line, and
-    /// optionally `default = "<template>"`.
+    /// optionally `default = "<template>"`; the `[whatsapp]` and `[voice]`
+    /// tables are the other channels' ([`ChannelTemplates::parse_tables`]).
     pub fn parse_file(toml_text: &str) -> Result<LocaleEntries, TemplatesError> {
-        let table: toml::Table = toml_text.parse().map_err(|err: toml::de::Error| {
-            let line = err
-                .span()
-                .map_or(1, |span| toml_text[..span.start].lines().count().max(1));
-            TemplatesError::Toml {
-                line,
-                message: err.message().replace('\n', " ").trim().to_owned(),
-            }
-        })?;
+        let table = Self::parse_toml(toml_text)?;
         if table.is_empty() {
             return Err(TemplatesError::Empty);
         }
@@ -122,6 +140,9 @@ impl MessageTemplates {
         let mut entries: Vec<(Locale, MessageTemplate)> = Vec::new();
         let mut keys: BTreeMap<String, String> = BTreeMap::new();
         for (key, value) in &table {
+            if CHANNEL_TABLES.contains(&key.as_str()) && value.is_table() {
+                continue;
+            }
             let text = value
                 .as_str()
                 .ok_or_else(|| TemplatesError::NotText(key.clone()))?;
@@ -138,6 +159,19 @@ impl MessageTemplates {
             entries.push((locale, template));
         }
         Ok((default, entries))
+    }
+
+    /// A templates file as a TOML table; a syntax error as one line.
+    pub fn parse_toml(toml_text: &str) -> Result<toml::Table, TemplatesError> {
+        toml_text.parse().map_err(|err: toml::de::Error| {
+            let line = err
+                .span()
+                .map_or(1, |span| toml_text[..span.start].lines().count().max(1));
+            TemplatesError::Toml {
+                line,
+                message: err.message().replace('\n', " ").trim().to_owned(),
+            }
+        })
     }
 
     /// The message for `code`, valid for `ttl`, in the best match for

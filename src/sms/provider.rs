@@ -1,6 +1,6 @@
-//! One SMS provider as routes see it: its wire format behind
-//! [`SmsProvider`], its name, its circuit breaker, and the metrics and log
-//! line of every send handed to it.
+//! One provider as routes see it: its wire format behind [`SmsProvider`],
+//! its name (and with it the channel it carries), its circuit breaker, and
+//! the metrics and log line of every send handed to it.
 
 use std::{fmt, str::FromStr, sync::Arc};
 
@@ -9,14 +9,16 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::{
-    GatewayError, OutgoingSms,
+    Channel, GatewayError, OutgoingSms,
     breaker::{BreakerSettings, CircuitBreaker},
     http::millis,
 };
 use crate::{metrics, telemetry};
 
 /// One provider's wire format (TextBee, Twilio, Vonage, the signed webhook,
-/// the console).
+/// the console; WhatsApp through Meta or Twilio; voice through Twilio).
+/// A provider of another channel than SMS reads that channel's part of the
+/// message ([`OutgoingSms::whatsapp`], [`OutgoingSms::voice`]).
 ///
 /// Contract: returns by `deadline`; repeats a request only after one that
 /// surely did not reach the provider ([`super::retry::RetryPolicy`]); never
@@ -44,19 +46,28 @@ pub enum ProviderName {
     Vonage,
     /// The operator's own endpoint, signed (`OTP_SMS_WEBHOOK_*`).
     Webhook,
+    /// WhatsApp through Meta's WhatsApp Cloud API (`OTP_WHATSAPP_CLOUD_*`).
+    WhatsAppCloud,
+    /// WhatsApp through Twilio's Messages API (`OTP_TWILIO_WHATSAPP_*`).
+    TwilioWhatsApp,
+    /// Voice calls through Twilio's Calls API (`OTP_TWILIO_VOICE_FROM`).
+    TwilioVoice,
 }
 
 impl ProviderName {
     /// Every provider, in the order the docs list them.
-    pub const ALL: [ProviderName; 5] = [
+    pub const ALL: [ProviderName; 8] = [
         ProviderName::Console,
         ProviderName::TextBee,
         ProviderName::Twilio,
         ProviderName::Vonage,
         ProviderName::Webhook,
+        ProviderName::WhatsAppCloud,
+        ProviderName::TwilioWhatsApp,
+        ProviderName::TwilioVoice,
     ];
 
-    /// The name used in `OTP_SMS_ROUTES`, logs and metric labels.
+    /// The name used in the routes variables, logs and metric labels.
     pub fn as_str(self) -> &'static str {
         match self {
             ProviderName::Console => "console",
@@ -64,6 +75,22 @@ impl ProviderName {
             ProviderName::Twilio => "twilio",
             ProviderName::Vonage => "vonage",
             ProviderName::Webhook => "webhook",
+            ProviderName::WhatsAppCloud => "whatsapp_cloud",
+            ProviderName::TwilioWhatsApp => "twilio_whatsapp",
+            ProviderName::TwilioVoice => "twilio_voice",
+        }
+    }
+
+    /// The channel this provider carries.
+    pub fn channel(self) -> Channel {
+        match self {
+            ProviderName::Console
+            | ProviderName::TextBee
+            | ProviderName::Twilio
+            | ProviderName::Vonage
+            | ProviderName::Webhook => Channel::Sms,
+            ProviderName::WhatsAppCloud | ProviderName::TwilioWhatsApp => Channel::WhatsApp,
+            ProviderName::TwilioVoice => Channel::Voice,
         }
     }
 }
@@ -124,6 +151,7 @@ impl Provider {
     /// outcome in the breaker, the metrics and one log line.
     pub(super) async fn take_turn(&self, sms: &OutgoingSms<'_>, deadline: Instant) -> Turn {
         let provider = self.name.as_str();
+        let channel = self.name.channel().as_str();
         let Some(permit) = self.breaker.try_acquire() else {
             metrics::sms_provider_skipped(provider);
             tracing::warn!(provider, "circuit open: provider skipped");
@@ -140,13 +168,14 @@ impl Provider {
         match &result {
             Ok(message_id) => {
                 permit.succeeded();
-                metrics::sms_provider_send(provider, None, elapsed);
+                metrics::sms_provider_send(provider, channel, None, elapsed);
                 tracing::info!(
                     provider,
+                    channel,
                     message_id = message_id.as_deref().unwrap_or("-"),
                     request_id = %sms.request_id,
                     latency_ms = millis(elapsed),
-                    "SMS accepted"
+                    "message accepted"
                 );
             }
             Err(error) => {
@@ -157,13 +186,14 @@ impl Provider {
                 } else {
                     permit.failed();
                 }
-                metrics::sms_provider_send(provider, Some(error.kind()), elapsed);
+                metrics::sms_provider_send(provider, channel, Some(error.kind()), elapsed);
                 tracing::warn!(
                     provider,
+                    channel,
                     request_id = %sms.request_id,
                     latency_ms = millis(elapsed),
                     error = %error,
-                    "SMS not accepted"
+                    "message not accepted"
                 );
             }
         }

@@ -1,27 +1,22 @@
-//! Routes: per destination country an ordered list of providers
-//! (`OTP_SMS_ROUTES`), tried in turn. The next provider is asked only when
-//! the previous one surely did not deliver; a maybe-delivered failure ends
-//! the send, so one send is never two SMS. A route written
-//! `cheapest:twilio,vonage` asks its providers cheapest first for each
-//! destination country (`cheapest.rs`, by the price table).
+//! Route tables: per destination country an ordered list of providers
+//! (`OTP_SMS_ROUTES`; one table per channel, `OTP_WHATSAPP_ROUTES` and
+//! `OTP_VOICE_ROUTES` alike), tried in turn by the router (`router.rs`,
+//! whose provider loop asks `route_for`). A route written
+//! `cheapest:twilio,vonage` is ordered cheapest first for each destination
+//! country at startup (`cheapest.rs`, by the price table's column for the
+//! table's channel), so the router's loop asks the cheapest healthy
+//! provider first and fails over in that order.
 
 mod cheapest;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
     fmt,
-    time::Duration,
 };
 
-use async_trait::async_trait;
 use thiserror::Error;
-use tokio::time::Instant;
 
-use super::{
-    Accepted, GatewayError, OutgoingSms, SmsGateway,
-    provider::{Provider, ProviderName, Turn},
-    retry::MIN_TRY,
-};
+use super::provider::ProviderName;
 
 /// Country → ordered providers, with a default (`*`) for every other
 /// destination, numbers without a country included.
@@ -51,7 +46,10 @@ pub enum RouteTableError {
     #[error("`{0}` has more than one route")]
     DuplicateCountry(String),
     /// A name that is not a provider.
-    #[error("unknown provider `{0}` (known: console, textbee, twilio, vonage, webhook)")]
+    #[error(
+        "unknown provider `{0}` (known: console, textbee, twilio, vonage, webhook; \
+         whatsapp_cloud, twilio_whatsapp; twilio_voice)"
+    )]
     UnknownProvider(String),
     /// A provider twice in one route.
     #[error("route `{0}` names a provider twice")]
@@ -188,110 +186,6 @@ impl fmt::Display for RouteTable {
             write!(f, "{region}={}; ", list(region, providers))?;
         }
         write!(f, "*={}", list("*", &self.default))
-    }
-}
-
-/// The gateway the OTP flow sends through: picks the destination's route
-/// and asks its providers in turn, all within one send budget.
-pub struct SmsRouter {
-    routes: RouteTable,
-    providers: BTreeMap<ProviderName, Provider>,
-    send_timeout: Duration,
-}
-
-/// A route names a provider the router was not given (a wiring defect:
-/// configuration checks that every routed provider has its settings).
-#[derive(Debug, Error)]
-#[error("route names provider `{0}`, which is not configured")]
-pub struct MissingProvider(pub ProviderName);
-
-impl SmsRouter {
-    /// Routes over `providers`; every provider a route names must be among them.
-    pub fn new(
-        routes: RouteTable,
-        providers: Vec<Provider>,
-        send_timeout: Duration,
-    ) -> Result<Self, MissingProvider> {
-        let providers: BTreeMap<_, _> = providers.into_iter().map(|p| (p.name(), p)).collect();
-        if let Some(missing) = routes
-            .providers()
-            .into_iter()
-            .find(|name| !providers.contains_key(name))
-        {
-            return Err(MissingProvider(missing));
-        }
-        Ok(Self {
-            routes,
-            providers,
-            send_timeout,
-        })
-    }
-
-    /// The provider called `name`, if configured.
-    pub fn provider(&self, name: ProviderName) -> Option<&Provider> {
-        self.providers.get(&name)
-    }
-}
-
-/// Whether the next provider may be asked after `error`: only when this
-/// one surely did not deliver and another could do better.
-fn may_fail_over(error: &GatewayError) -> bool {
-    match error {
-        GatewayError::Unavailable(_)
-        | GatewayError::Unauthorized(_)
-        | GatewayError::Rejected(_) => true,
-        // Maybe delivered: a second provider could make it two SMS.
-        GatewayError::Uncertain(_) => false,
-        // The number itself cannot take SMS.
-        GatewayError::Undeliverable(_) => false,
-    }
-}
-
-#[async_trait]
-impl SmsGateway for SmsRouter {
-    async fn send(&self, sms: &OutgoingSms<'_>) -> Result<Accepted, GatewayError> {
-        let deadline = Instant::now() + self.send_timeout;
-        let mut last_error = None;
-        for &name in self.routes.route_for(|| sms.to.region()) {
-            let Some(provider) = self.providers.get(&name) else {
-                continue; // `new` refused routes to missing providers
-            };
-            if last_error.is_some() && Instant::now() + MIN_TRY > deadline {
-                tracing::warn!(provider = name.as_str(), "no time left to fail over");
-                break;
-            }
-            match provider.take_turn(sms, deadline).await {
-                Turn::Skipped => {}
-                Turn::Answered(Ok(message_id)) => {
-                    return Ok(Accepted {
-                        provider: name.as_str(),
-                        message_id,
-                    });
-                }
-                Turn::Answered(Err(error)) if may_fail_over(&error) => last_error = Some(error),
-                Turn::Answered(Err(error)) => return Err(error),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| {
-            GatewayError::Unavailable(
-                "every provider of the route has an open circuit; none was asked".into(),
-            )
-        }))
-    }
-
-    /// The one provider when every country goes to it alone, else `routes`
-    /// (the log and metrics name each provider a failed send was tried at).
-    fn provider(&self) -> &'static str {
-        match self
-            .routes
-            .providers()
-            .into_iter()
-            .collect::<Vec<_>>()
-            .as_slice()
-        {
-            [only] if self.routes == RouteTable::single(*only) => only.as_str(),
-            _ => "routes",
-        }
     }
 }
 

@@ -1,20 +1,27 @@
-//! The SMS settings as a whole (which providers, which routes, how long a
-//! send may take) and the router built from them at startup.
+//! The delivery settings as a whole (which providers, which routes per
+//! channel, the fallback between channels, how long a send may take) and
+//! the router built from them at startup.
 
-use std::sync::Arc;
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
 
 use reqwest::Url;
 
 use super::{
-    BreakerSettings, RouteTable, SendSettings, SmsRouter, SmsSetupError,
+    BreakerSettings, Channel, ChannelFallback, RouteTable, SendSettings, SmsRouter, SmsSetupError,
     console::ConsoleGateway,
     http::{http_client, millis},
     provider::{Provider, ProviderName, SmsProvider},
     retry::RetryPolicy,
     textbee::{TextBeeConfig, TextBeeGateway},
     twilio::{TwilioConfig, TwilioGateway},
+    twilio_voice::{TwilioVoiceConfig, TwilioVoiceGateway},
+    twilio_whatsapp::{TwilioWhatsAppConfig, TwilioWhatsAppGateway},
     vonage::{VonageConfig, VonageGateway},
     webhook::{WebhookConfig, WebhookGateway},
+    whatsapp_cloud::{WhatsAppCloudConfig, WhatsAppCloudGateway},
 };
 
 /// How codes are texted.
@@ -29,6 +36,11 @@ pub struct SmsConfig {
     pub sending: SendSettings,
     /// The circuit breakers (off without `OTP_SMS_ROUTES`).
     pub breaker: BreakerSettings,
+    /// The other channels' routes (`OTP_WHATSAPP_ROUTES`,
+    /// `OTP_VOICE_ROUTES`); a channel without one is not set up.
+    pub channel_routes: BTreeMap<Channel, RouteTable>,
+    /// Which channel a send falls through to (`OTP_CHANNEL_FALLBACK`).
+    pub fallback: ChannelFallback,
 }
 
 /// The settings of every provider whose variables are set.
@@ -42,6 +54,12 @@ pub struct ProviderSettings {
     pub vonage: Option<VonageConfig>,
     /// `OTP_SMS_WEBHOOK_*`.
     pub webhook: Option<WebhookConfig>,
+    /// `OTP_WHATSAPP_CLOUD_*`.
+    pub whatsapp_cloud: Option<WhatsAppCloudConfig>,
+    /// `OTP_TWILIO_WHATSAPP_*` with the Twilio account.
+    pub twilio_whatsapp: Option<TwilioWhatsAppConfig>,
+    /// `OTP_TWILIO_VOICE_FROM` with the Twilio account.
+    pub twilio_voice: Option<TwilioVoiceConfig>,
 }
 
 impl SmsConfig {
@@ -51,6 +69,21 @@ impl SmsConfig {
             .providers()
             .iter()
             .all(|name| *name == ProviderName::Console)
+            && self.channel_routes.is_empty()
+    }
+
+    /// Every channel's route table, SMS first.
+    pub fn all_routes(&self) -> BTreeMap<Channel, RouteTable> {
+        let mut routes = self.channel_routes.clone();
+        routes.insert(Channel::Sms, self.routes.clone());
+        routes
+    }
+
+    /// Every provider some channel's route names.
+    pub fn routed_providers(&self) -> BTreeSet<ProviderName> {
+        let mut names = self.routes.providers();
+        names.extend(self.channel_routes.values().flat_map(RouteTable::providers));
+        names
     }
 }
 
@@ -63,7 +96,7 @@ impl SmsRouter {
         let retry = RetryPolicy::from(config.sending);
         let settings = &config.providers;
         let mut providers = Vec::new();
-        for name in config.routes.providers() {
+        for name in config.routed_providers() {
             let wire: Arc<dyn SmsProvider> = match name {
                 ProviderName::Console => {
                     tracing::warn!(
@@ -93,25 +126,52 @@ impl SmsRouter {
                     announce(name, &webhook.url, "OTP_SMS_WEBHOOK_URL");
                     Arc::new(WebhookGateway::new(webhook, client.clone(), retry))
                 }
+                ProviderName::WhatsAppCloud => {
+                    let cloud = require(name, settings.whatsapp_cloud.as_ref())?;
+                    announce(name, &cloud.base_url, "OTP_WHATSAPP_CLOUD_BASE_URL");
+                    Arc::new(WhatsAppCloudGateway::new(cloud, client.clone(), retry)?)
+                }
+                ProviderName::TwilioWhatsApp => {
+                    let whatsapp = require(name, settings.twilio_whatsapp.as_ref())?;
+                    announce(name, &whatsapp.account.base_url, "OTP_TWILIO_BASE_URL");
+                    Arc::new(TwilioWhatsAppGateway::new(whatsapp, client.clone(), retry)?)
+                }
+                ProviderName::TwilioVoice => {
+                    let voice = require(name, settings.twilio_voice.as_ref())?;
+                    announce(name, &voice.account.base_url, "OTP_TWILIO_BASE_URL");
+                    Arc::new(TwilioVoiceGateway::new(voice, client.clone(), retry)?)
+                }
             };
             providers.push(Provider::new(name, wire, config.breaker));
         }
         tracing::info!(
             routes = %config.routes,
+            whatsapp_routes = %display_routes(config, Channel::WhatsApp),
+            voice_routes = %display_routes(config, Channel::Voice),
+            channel_fallback = %config.fallback,
             connect_timeout_ms = millis(config.sending.connect_timeout),
             send_timeout_ms = millis(config.sending.send_timeout),
             max_retries = config.sending.max_retries,
             breaker_failures = config.breaker.failures,
             breaker_cooldown_s = config.breaker.cooldown.as_secs(),
-            "SMS routes"
+            "routes"
         );
-        SmsRouter::new(
-            config.routes.clone(),
+        SmsRouter::with_channels(
+            config.all_routes(),
+            config.fallback.clone(),
             providers,
             config.sending.send_timeout,
         )
         .map_err(|err| SmsSetupError(err.to_string()))
     }
+}
+
+/// A channel's routes for the log line, `none` when it is not set up.
+fn display_routes(config: &SmsConfig, channel: Channel) -> String {
+    config
+        .channel_routes
+        .get(&channel)
+        .map_or_else(|| "none".to_owned(), ToString::to_string)
 }
 
 fn require<T>(name: ProviderName, settings: Option<&T>) -> Result<&T, SmsSetupError> {
@@ -128,5 +188,10 @@ fn announce(name: ProviderName, url: &Url, var: &str) {
              use https unless the endpoint is on a trusted network"
         );
     }
-    tracing::info!(provider = name.as_str(), host, "SMS provider configured");
+    tracing::info!(
+        provider = name.as_str(),
+        channel = name.channel().as_str(),
+        host,
+        "provider configured"
+    );
 }

@@ -60,6 +60,12 @@ impl MessageTemplate {
 
     /// The message for `code`, valid for `ttl`, from app `app_name`.
     pub fn render(&self, code: &OtpCode, ttl: Duration, app_name: &str) -> String {
+        self.render_spoken(code.expose(), ttl, app_name)
+    }
+
+    /// The message with `code` as given (e.g. spelled digit by digit for
+    /// a voice call), valid for `ttl`, from app `app_name`.
+    pub fn render_spoken(&self, code: &str, ttl: Duration, app_name: &str) -> String {
         let seconds = ttl.as_secs();
         let minutes = seconds.div_ceil(60);
         // One pass over the template, so a value that itself looks like a
@@ -72,7 +78,7 @@ impl MessageTemplate {
             // `new` checked that every `{` is closed by a known placeholder.
             let close = after.find('}').unwrap_or(after.len());
             match &after[..close] {
-                "code" => text.push_str(code.expose()),
+                "code" => text.push_str(code),
                 "minutes" => text.push_str(&minutes.to_string()),
                 "seconds" => text.push_str(&seconds.to_string()),
                 "app" => text.push_str(app_name),

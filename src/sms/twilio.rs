@@ -80,32 +80,57 @@ pub struct TwilioConfig {
     pub sender: TwilioSender,
 }
 
-/// Sends through Twilio; retries only after 429, 503 or a failed connect.
-pub struct TwilioGateway {
+/// A Twilio account's credentials and API origin: what the SMS, WhatsApp
+/// and voice providers share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TwilioAccount {
+    /// API origin (`OTP_TWILIO_BASE_URL`, default [`TWILIO_BASE_URL`]).
+    pub base_url: Url,
+    /// `AC…` (`OTP_TWILIO_ACCOUNT_SID`).
+    pub account_sid: String,
+    /// Basic-auth credentials.
+    pub auth: TwilioAuth,
+}
+
+impl TwilioConfig {
+    /// The account part of these settings.
+    pub fn account(&self) -> TwilioAccount {
+        TwilioAccount {
+            base_url: self.base_url.clone(),
+            account_sid: self.account_sid.clone(),
+            auth: self.auth.clone(),
+        }
+    }
+}
+
+/// One resource of a Twilio account (`Messages.json`, `Calls.json`) and
+/// the one way to post a form to it and read Twilio's answer.
+pub(super) struct TwilioEndpoint {
     client: Client,
     url: Url,
     user: String,
     password: ApiKey,
-    sender: TwilioSender,
-    retry: RetryPolicy,
+    /// Error codes that mean the destination cannot be reached this way.
+    undeliverable: &'static [(u64, &'static str)],
 }
 
-impl TwilioGateway {
-    /// The gateway over the shared `client`.
-    pub fn new(
-        config: &TwilioConfig,
+impl TwilioEndpoint {
+    /// `resource` of `account`, over the shared `client`.
+    pub(super) fn new(
+        account: &TwilioAccount,
         client: Client,
-        retry: RetryPolicy,
+        resource: &str,
+        undeliverable: &'static [(u64, &'static str)],
     ) -> Result<Self, SmsSetupError> {
-        let url = config
+        let url = account
             .base_url
             .join(&format!(
-                "2010-04-01/Accounts/{}/Messages.json",
-                config.account_sid
+                "2010-04-01/Accounts/{}/{resource}",
+                account.account_sid
             ))
             .map_err(|err| SmsSetupError(format!("bad Twilio URL: {err}")))?;
-        let (user, password) = match &config.auth {
-            TwilioAuth::AuthToken(token) => (config.account_sid.clone(), token.clone()),
+        let (user, password) = match &account.auth {
+            TwilioAuth::AuthToken(token) => (account.account_sid.clone(), token.clone()),
             TwilioAuth::ApiKey { sid, secret } => (sid.clone(), secret.clone()),
         };
         Ok(Self {
@@ -113,26 +138,23 @@ impl TwilioGateway {
             url,
             user,
             password,
-            sender: config.sender.clone(),
-            retry,
+            undeliverable,
         })
     }
 
-    async fn try_once(
+    /// Posts `form`; a 2xx gives the new resource's `sid`, anything else
+    /// what Twilio's refusal means.
+    pub(super) async fn post_form(
         &self,
-        sms: &OutgoingSms<'_>,
+        form: &[(&str, &str)],
         attempt: u32,
         deadline: Instant,
     ) -> TryOutcome<Option<String>> {
-        let sender = match &self.sender {
-            TwilioSender::From(from) => ("From", from.as_str()),
-            TwilioSender::MessagingService(sid) => ("MessagingServiceSid", sid.as_str()),
-        };
         let request = self
             .client
             .post(self.url.clone())
             .basic_auth(&self.user, Some(self.password.expose()))
-            .form(&[("To", sms.to.e164()), ("Body", sms.text), sender]);
+            .form(form);
         let answer = match post(request, deadline).await.into_answer() {
             Ok(answer) => answer,
             Err(no_answer) => return no_answer,
@@ -159,16 +181,63 @@ impl TwilioGateway {
             twilio_message = %message,
             "Twilio did not accept the message"
         );
-        classify(&answer, code, &message)
+        classify(&answer, code, &message, self.undeliverable)
     }
 }
 
-/// What a Twilio refusal means.
-fn classify<T>(answer: &Answer, code: Option<u64>, message: &str) -> TryOutcome<T> {
+/// Sends through Twilio; retries only after 429, 503 or a failed connect.
+pub struct TwilioGateway {
+    endpoint: TwilioEndpoint,
+    sender: TwilioSender,
+    retry: RetryPolicy,
+}
+
+impl TwilioGateway {
+    /// The gateway over the shared `client`.
+    pub fn new(
+        config: &TwilioConfig,
+        client: Client,
+        retry: RetryPolicy,
+    ) -> Result<Self, SmsSetupError> {
+        Ok(Self {
+            endpoint: TwilioEndpoint::new(
+                &config.account(),
+                client,
+                "Messages.json",
+                &UNDELIVERABLE_CODES,
+            )?,
+            sender: config.sender.clone(),
+            retry,
+        })
+    }
+
+    async fn try_once(
+        &self,
+        sms: &OutgoingSms<'_>,
+        attempt: u32,
+        deadline: Instant,
+    ) -> TryOutcome<Option<String>> {
+        let sender = match &self.sender {
+            TwilioSender::From(from) => ("From", from.as_str()),
+            TwilioSender::MessagingService(sid) => ("MessagingServiceSid", sid.as_str()),
+        };
+        let form = [("To", sms.to.e164()), ("Body", sms.text), sender];
+        self.endpoint.post_form(&form, attempt, deadline).await
+    }
+}
+
+/// What a Twilio refusal means; `undeliverable` are the codes that blame
+/// the destination for this resource.
+fn classify<T>(
+    answer: &Answer,
+    code: Option<u64>,
+    message: &str,
+    undeliverable: &[(u64, &str)],
+) -> TryOutcome<T> {
     let code_text = code.map_or_else(String::new, |code| format!(" code {code}"));
     let reason = format!("HTTP {}{code_text}: {message}", answer.status.as_u16());
     if let Some((_, meaning)) = code.and_then(|code| {
-        UNDELIVERABLE_CODES
+        undeliverable
             .iter()
             .find(|(undeliverable, _)| *undeliverable == code)
     }) {

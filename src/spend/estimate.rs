@@ -1,12 +1,19 @@
-//! A send's estimated price: the segments of the rendered text (GSM-7 or
-//! UCS-2, as `sms::count_segments` counts them) × the price per segment of
-//! the provider that carries it, to the destination's country.
+//! A send's estimated price, by the channel that carries it: an SMS is the
+//! segments of the rendered text (GSM-7 or UCS-2, as `sms::count_segments`
+//! counts them) × the provider's price per segment; a WhatsApp message is
+//! one message at the provider's price per message; a voice call is
+//! [`VOICE_CALL_MINUTES`] minute(s) at the provider's price per minute. The
+//! provider is one of the channel's route for the destination's country.
 //!
-//! Which provider carries it is known only afterwards (a route fails over),
+//! Which channel and provider carry it is known only afterwards (a route
+//! fails over, a channel falls through to the next of `OTP_CHANNEL_FALLBACK`),
 //! so the amount reserved against the caps beforehand is the **highest**
-//! price among the route's providers: a failover never spends more than was
-//! reserved. Once a provider took the message, the difference to its own
-//! price is given back (`Estimate::overestimate`).
+//! price among every provider of every channel the send may use: a failover
+//! or a fall-through never spends more than was reserved. Once a provider
+//! took the message, the difference to its own price on its channel is given
+//! back (`Estimate::overestimate`).
+
+use std::collections::BTreeMap;
 
 use thiserror::Error;
 
@@ -16,11 +23,19 @@ use crate::{
     sms::{ProviderName, RouteTable, count_segments},
 };
 
+/// The minutes a voice call is priced at: one. The call says the code
+/// twice, digit by digit with a pause (`sms/twilio_voice.rs`), well under
+/// a minute, and providers bill voice per started minute; an operator
+/// whose spoken template runs longer should raise the `voice` price to
+/// cover it.
+pub const VOICE_CALL_MINUTES: u64 = 1;
+
 /// Prices and routes: what the flow estimates a send with.
 #[derive(Debug)]
 pub struct Pricing {
     prices: PriceTable,
-    routes: RouteTable,
+    /// Per channel its route table (SMS and every other channel set up).
+    routes: BTreeMap<Channel, RouteTable>,
     /// Destinations' countries, for the price rows and the metrics.
     regions: RegionMemo,
 }
@@ -28,28 +43,38 @@ pub struct Pricing {
 /// What one send is estimated to cost.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Estimate {
-    /// The channel it goes out on.
+    /// The channel asked for (the label of spend whose carrier is not known).
     pub channel: Channel,
-    /// Billed units: SMS segments.
-    pub units: u64,
-    /// Reserved against the caps: the route's highest price × `units`.
+    /// Reserved against the caps: the highest price of every provider of
+    /// every channel the send may use.
     pub reserved: Micros,
-    /// Each provider of the route with its price for this send (× `units`).
-    by_provider: Vec<(ProviderName, Micros)>,
+    /// Each (channel, provider) the send may go out through, with its
+    /// price for this send (× its billed units: segments, 1 message, minutes).
+    by_carrier: Vec<(Channel, ProviderName, Micros)>,
 }
 
 impl Estimate {
-    /// What the send costs when `provider` carried it (`None`: a provider
-    /// outside the route, e.g. a test's gateway: the reserved amount).
-    pub fn carried_by(&self, provider: Option<ProviderName>) -> Micros {
+    /// What the send costs when `provider` carried it on `channel`
+    /// (`None` or a provider outside the routes, e.g. a test's gateway:
+    /// the reserved amount).
+    pub fn carried_by(&self, channel: Channel, provider: Option<ProviderName>) -> Micros {
         provider
-            .and_then(|name| self.by_provider.iter().find(|(p, _)| *p == name))
-            .map_or(self.reserved, |(_, price)| *price)
+            .and_then(|name| {
+                self.by_carrier
+                    .iter()
+                    .find(|(c, p, _)| *c == channel && *p == name)
+            })
+            .map_or(self.reserved, |(_, _, price)| *price)
     }
 
-    /// How much was reserved beyond what `provider`'s price comes to.
-    pub fn overestimate(&self, provider: Option<ProviderName>) -> Micros {
-        Micros(self.reserved.0.saturating_sub(self.carried_by(provider).0))
+    /// How much was reserved beyond what `provider`'s price on `channel`
+    /// comes to.
+    pub fn overestimate(&self, channel: Channel, provider: Option<ProviderName>) -> Micros {
+        Micros(
+            self.reserved
+                .0
+                .saturating_sub(self.carried_by(channel, provider).0),
+        )
     }
 }
 
@@ -57,17 +82,19 @@ impl Estimate {
 /// the country and no default row): the send is refused, never sent at an
 /// unknown price.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
-#[error("no price for provider `{provider}` to region {region}")]
+#[error("no {channel} price for provider `{provider}` to region {region}")]
 pub struct PriceUnknown {
     /// The provider without a price.
     pub provider: ProviderName,
+    /// The channel it has no price on.
+    pub channel: Channel,
     /// The destination's region, or `unknown`.
     pub region: String,
 }
 
 impl Pricing {
-    /// Estimates sends over `routes` at `prices`.
-    pub fn new(prices: PriceTable, routes: RouteTable) -> Self {
+    /// Estimates sends over each channel's `routes` at `prices`.
+    pub fn new(prices: PriceTable, routes: BTreeMap<Channel, RouteTable>) -> Self {
         Self {
             prices,
             routes,
@@ -86,41 +113,68 @@ impl Pricing {
         &self.prices
     }
 
-    /// The estimate for texting `text` to `to`.
-    pub fn estimate_sms(&self, to: &PhoneNumber, text: &str) -> Result<Estimate, PriceUnknown> {
-        let units = count_segments(text).count as u64;
+    /// The estimate for sending to `to` on the first of `channels` and,
+    /// should it surely not deliver, on the ones after it (the channel's
+    /// fallback); `text` is the SMS text (its segments price an SMS). A
+    /// channel without routes is passed by (the router cannot use it).
+    pub fn estimate(
+        &self,
+        to: &PhoneNumber,
+        text: &str,
+        channels: &[Channel],
+    ) -> Result<Estimate, PriceUnknown> {
         let region = self.region(to);
-        let route = self.routes.route_for(|| region);
-        let mut by_provider = Vec::with_capacity(route.len());
-        for &provider in route {
-            let price = self
-                .prices
-                .price(provider, Channel::Sms, region)
-                .ok_or_else(|| PriceUnknown {
-                    provider,
-                    region: region.unwrap_or("unknown").to_owned(),
-                })?;
-            by_provider.push((provider, price.times(units)));
+        let mut by_carrier = Vec::new();
+        for &channel in channels {
+            let Some(routes) = self.routes.get(&channel) else {
+                continue;
+            };
+            let units = match channel {
+                Channel::Sms => count_segments(text).count as u64,
+                Channel::WhatsApp => 1,
+                Channel::Voice => VOICE_CALL_MINUTES,
+            };
+            for &provider in routes.route_for(|| region) {
+                let price = self
+                    .prices
+                    .price(provider, channel, region)
+                    .ok_or_else(|| PriceUnknown {
+                        provider,
+                        channel,
+                        region: region.unwrap_or("unknown").to_owned(),
+                    })?;
+                by_carrier.push((channel, provider, price.times(units)));
+            }
         }
-        let reserved = by_provider
+        let reserved = by_carrier
             .iter()
-            .map(|(_, price)| *price)
+            .map(|(_, _, price)| *price)
             .max()
             .unwrap_or(Micros::ZERO);
         Ok(Estimate {
-            channel: Channel::Sms,
-            units,
+            channel: channels.first().copied().unwrap_or_default(),
             reserved,
-            by_provider,
+            by_carrier,
         })
+    }
+
+    /// The estimate for texting `text` to `to` (SMS only, no fallback).
+    pub fn estimate_sms(&self, to: &PhoneNumber, text: &str) -> Result<Estimate, PriceUnknown> {
+        self.estimate(to, text, &[Channel::Sms])
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Channel::{Sms, Voice, WhatsApp};
+    use ProviderName::{Twilio, TwilioVoice, TwilioWhatsApp, Vonage};
 
     fn pricing(routes: &str) -> Pricing {
+        pricing_on(&[(Sms, routes)])
+    }
+
+    fn pricing_on(routes: &[(Channel, &str)]) -> Pricing {
         let prices = PriceTable::parse(
             r#"
             currency = "EUR"
@@ -129,10 +183,20 @@ mod tests {
             US = { sms = "0.01" }
             [vonage]
             US = { sms = "0.02" }
+            [whatsapp_cloud]
+            "*" = { whatsapp = "0.03" }
+            [twilio_whatsapp]
+            "*" = { whatsapp = "0.004" }
+            [twilio_voice]
+            "*" = { voice = "0.10" }
             "#,
         )
         .expect("valid");
-        Pricing::new(prices, RouteTable::parse(routes).expect("valid"))
+        let routes = routes
+            .iter()
+            .map(|(channel, raw)| (*channel, RouteTable::parse(raw).expect("valid")))
+            .collect();
+        Pricing::new(prices, routes)
     }
 
     fn phone(raw: &str) -> PhoneNumber {
@@ -146,24 +210,73 @@ mod tests {
         let one = pricing
             .estimate_sms(&us, "Your code is 123456")
             .expect("priced");
-        assert_eq!((one.units, one.reserved), (1, Micros(20_000)));
-        assert_eq!(one.carried_by(Some(ProviderName::Twilio)), Micros(10_000));
-        assert_eq!(one.overestimate(Some(ProviderName::Twilio)), Micros(10_000));
-        assert_eq!(one.overestimate(Some(ProviderName::Vonage)), Micros::ZERO);
-        assert_eq!(one.carried_by(None), Micros(20_000));
+        assert_eq!(one.reserved, Micros(20_000));
+        assert_eq!(one.carried_by(Sms, Some(Twilio)), Micros(10_000));
+        assert_eq!(one.overestimate(Sms, Some(Twilio)), Micros(10_000));
+        assert_eq!(one.overestimate(Sms, Some(Vonage)), Micros::ZERO);
+        assert_eq!(one.carried_by(Sms, None), Micros(20_000));
         // 161 GSM-7 characters: two segments (153 each).
         let long = pricing.estimate_sms(&us, &"a".repeat(161)).expect("priced");
-        assert_eq!((long.units, long.reserved), (2, Micros(40_000)));
-        // 71 UCS-2 characters: two segments (67 each).
+        assert_eq!(long.reserved, Micros(40_000));
+        // 71 UCS-2 characters: two segments (67 each), at 0.02 each.
         let ucs2 = pricing
             .estimate_sms(&us, &"é€ж".repeat(24)[..])
             .expect("priced");
-        assert_eq!(ucs2.units, 2);
+        assert_eq!(ucs2.reserved, Micros(40_000));
         // Elsewhere the default row.
         let gb = pricing
             .estimate_sms(&phone("+447400123456"), "x")
             .expect("priced");
         assert_eq!(gb.reserved, Micros(50_000));
+    }
+
+    #[test]
+    fn whatsapp_is_one_message_and_voice_one_minute_whatever_the_text() {
+        let pricing = pricing_on(&[
+            (Sms, "*=twilio"),
+            (WhatsApp, "*=whatsapp_cloud"),
+            (Voice, "*=twilio_voice"),
+        ]);
+        let us = phone("+14155550123");
+        let long = "a".repeat(400); // three SMS segments
+        let whatsapp = pricing.estimate(&us, &long, &[WhatsApp]).expect("priced");
+        assert_eq!(whatsapp.reserved, Micros(30_000));
+        assert_eq!(whatsapp.channel, WhatsApp);
+        let voice = pricing.estimate(&us, &long, &[Voice]).expect("priced");
+        assert_eq!(voice.reserved, Micros(100_000 * VOICE_CALL_MINUTES));
+        assert_eq!(voice.carried_by(Voice, Some(TwilioVoice)), voice.reserved);
+    }
+
+    #[test]
+    fn a_fallback_reserves_the_dearest_channel_and_settles_at_the_carriers() {
+        let pricing = pricing_on(&[
+            (Sms, "*=twilio"),
+            (WhatsApp, "*=twilio_whatsapp,whatsapp_cloud"),
+        ]);
+        let us = phone("+14155550123");
+        // whatsapp>sms: max(0.004, 0.03, 3 segments × 0.01).
+        let long = "a".repeat(400);
+        let estimate = pricing
+            .estimate(&us, &long, &[WhatsApp, Sms])
+            .expect("priced");
+        assert_eq!(estimate.reserved, Micros(30_000));
+        assert_eq!(
+            estimate.carried_by(WhatsApp, Some(TwilioWhatsApp)),
+            Micros(4_000)
+        );
+        assert_eq!(estimate.carried_by(Sms, Some(Twilio)), Micros(30_000));
+        assert_eq!(estimate.overestimate(Sms, Some(Twilio)), Micros::ZERO);
+        // A provider on another channel than the one that carried it: the reservation.
+        assert_eq!(
+            estimate.carried_by(Sms, Some(TwilioWhatsApp)),
+            Micros(30_000)
+        );
+        // One SMS segment now costs less than the dearest WhatsApp provider.
+        let short = pricing
+            .estimate(&us, "x", &[WhatsApp, Sms])
+            .expect("priced");
+        assert_eq!(short.reserved, Micros(30_000));
+        assert_eq!(short.overestimate(Sms, Some(Twilio)), Micros(20_000));
     }
 
     #[test]
@@ -174,5 +287,13 @@ mod tests {
             .expect_err("vonage has no GB or default row");
         assert_eq!(refused.provider, ProviderName::Vonage);
         assert_eq!(refused.region, "GB");
+        // A provider priced for SMS only has no WhatsApp price.
+        let pricing = pricing_on(&[(Sms, "*=twilio"), (WhatsApp, "*=twilio")]);
+        let us = phone("+14155550123");
+        assert!(pricing.estimate(&us, "x", &[Sms]).is_ok());
+        let refused = pricing
+            .estimate(&us, "x", &[Sms, WhatsApp])
+            .expect_err("twilio has no whatsapp column");
+        assert_eq!((refused.provider, refused.channel), (Twilio, WhatsApp));
     }
 }

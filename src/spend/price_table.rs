@@ -18,32 +18,9 @@ use thiserror::Error;
 use super::money::{AmountError, Currency, Micros};
 use crate::sms::ProviderName;
 
-/// What a price is per: the channel a code goes out on. A channel column
-/// of the file; only `Sms` is sent today, the others are read and checked
-/// so one file serves once those channels exist.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Channel {
-    /// Per SMS segment.
-    Sms,
-    /// Per WhatsApp message.
-    WhatsApp,
-    /// Per started minute of a voice call.
-    Voice,
-}
-
-impl Channel {
-    /// Every channel, in the file's column order.
-    pub const ALL: [Channel; 3] = [Channel::Sms, Channel::WhatsApp, Channel::Voice];
-
-    /// The column name in the file, and the metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Sms => "sms",
-            Channel::WhatsApp => "whatsapp",
-            Channel::Voice => "voice",
-        }
-    }
-}
+/// What a price is per: the channel a code goes out on (a column of the
+/// file): `sms` per segment, `whatsapp` per message, `voice` per minute.
+pub use crate::sms::Channel;
 
 /// One row: a price per channel, where given.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -5,16 +5,19 @@
 //! behave like one. The same scripts run on one server, a Redis Cluster or a
 //! Sentinel-managed master (see `connection.rs`): each touches only keys it
 //! is given in KEYS, all in one hash slot (one key, except the pumping
-//! guard's decision, whose keys share the prefix's hash tag, and the spend
-//! caps' decision, whose keys share the `{spend}` hash tag). The one
-//! exception is a SendOtp's whole store work in one script
-//! (`send_in_one_call.rs`): its keys span slots, so a Cluster runs it as
+//! guard's decision, whose keys share the prefix's hash tag, the spend
+//! caps' decision, whose keys share the `{spend}` hash tag, and, off a
+//! Cluster, the old names a number's record is adopted from: see
+//! `number_record.rs`). The one exception is a SendOtp's (and a
+//! VerifyOtp's) whole store work in one script (`send_in_one_call.rs`,
+//! `verify_in_one_call.rs`): its keys span slots, so a Cluster runs it as
 //! one script per step instead.
 
 mod cluster_manager;
 mod connection;
 mod idempotency;
 mod master_watch;
+mod number_record;
 mod prefix_admin;
 mod pumping;
 mod scripts;
@@ -37,6 +40,7 @@ pub use stream::RedisStreamAppender;
 pub use url::{RedisNodes, RedisUrl};
 
 use connection::RedisConnections;
+use number_record::kept_digest;
 use scripts::Scripts;
 
 use super::{
@@ -65,12 +69,12 @@ pub struct RedisSettings {
     pub timeout: Duration,
 }
 
-/// [`OtpStore`] on Redis. One hash per subject, at
-/// `<prefix>:{<subject key>}:code`, holding the digest (`d`), the guesses
-/// spent (`a`) and the lock flag (`l`); Redis's TTL on that key is the only
-/// expiry. The braces make the subject key the Redis Cluster hash tag, so all
-/// keys of one phone stay in one slot. Neither the phone number nor the code
-/// is ever written: only the keyed subject hash and the keyed code digest.
+/// [`OtpStore`] on Redis. One key per phone number, `<prefix>:n<16 raw
+/// bytes of the subject key>`, holding its code state (digest, guesses
+/// spent, lock, when the state ends) and its send log in one binary string
+/// (`number_record.rs`, `lua/number_record.lua`); Redis's TTL on that key is
+/// the longest of what it holds. Neither the phone number nor the code is
+/// ever written: only the keyed subject hash and the keyed code digest.
 ///
 /// Fails closed: every Redis error or timeout is [`StoreError::Unavailable`];
 /// there is no fallback to memory.
@@ -81,6 +85,9 @@ pub struct RedisStore {
     prefix: String,
     timeout: Duration,
     scripts: Scripts,
+    /// Until when scripts adopt records an older version wrote
+    /// (`number_record.rs`); `None` on a Cluster.
+    adopt_legacy_until: Option<tokio::time::Instant>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -107,6 +114,8 @@ impl RedisStore {
             prefix: settings.prefix.clone(),
             timeout: settings.timeout,
             scripts: Scripts::new(),
+            adopt_legacy_until: number_record::adopts_legacy(&settings.topology)
+                .then(|| tokio::time::Instant::now() + number_record::ADOPT_LEGACY_FOR),
         })
     }
 
@@ -114,11 +123,6 @@ impl RedisStore {
     /// through this store's pool and with its timeout.
     pub fn stream_appender(&self, key: &str, maxlen: u64) -> RedisStreamAppender {
         RedisStreamAppender::new(Arc::clone(&self.connections), key, maxlen, self.timeout)
-    }
-
-    /// The one key of `subject`'s record.
-    fn record_key(&self, subject: &SubjectKey) -> String {
-        format!("{}:{{{subject}}}:code", self.prefix)
     }
 
     /// Runs one script invocation on a pooled connection, the whole call
@@ -196,10 +200,8 @@ impl OtpStore for RedisStore {
     ) -> Result<PutOutcome, StoreError> {
         let (status, value): (String, i64) = self
             .run(
-                self.scripts
-                    .put_code
-                    .key(self.record_key(subject))
-                    .arg(&digest.as_bytes()[..])
+                self.on_record(&self.scripts.put_code, subject)
+                    .arg(kept_digest(digest))
                     .arg(millis(lifetime))
                     .arg(max_attempts),
             )
@@ -213,13 +215,10 @@ impl OtpStore for RedisStore {
         candidates: &[CodeDigest],
         max_attempts: u32,
     ) -> Result<VerifyOutcome, StoreError> {
-        let mut invocation = self
-            .scripts
-            .verify_and_consume
-            .key(self.record_key(subject));
+        let mut invocation = self.on_record(&self.scripts.verify_and_consume, subject);
         invocation.arg(max_attempts);
         for candidate in candidates {
-            invocation.arg(&candidate.as_bytes()[..]);
+            invocation.arg(kept_digest(candidate));
         }
         let (status, value): (String, i64) = self.run(&invocation).await?;
         verify_outcome(&status, value)
@@ -227,7 +226,7 @@ impl OtpStore for RedisStore {
 
     async fn pending_lifetime(&self, subject: &SubjectKey) -> Result<Option<Duration>, StoreError> {
         let ttl_ms: i64 = self
-            .run(&self.scripts.pending_lifetime.key(self.record_key(subject)))
+            .run(&self.on_record(&self.scripts.pending_lifetime, subject))
             .await?;
         // Negative: no verifiable code (or, defensively, a key without TTL).
         Ok(u64::try_from(ttl_ms).ok().map(Duration::from_millis))
@@ -240,10 +239,8 @@ impl OtpStore for RedisStore {
     ) -> Result<(), StoreError> {
         let _removed: i64 = self
             .run(
-                self.scripts
-                    .discard_code
-                    .key(self.record_key(subject))
-                    .arg(&digest.as_bytes()[..]),
+                self.on_record(&self.scripts.discard_code, subject)
+                    .arg(kept_digest(digest)),
             )
             .await?;
         Ok(())
@@ -251,7 +248,7 @@ impl OtpStore for RedisStore {
 
     async fn cancel_code(&self, subject: &SubjectKey) -> Result<bool, StoreError> {
         let removed: i64 = self
-            .run(&self.scripts.cancel_code.key(self.record_key(subject)))
+            .run(&self.on_record(&self.scripts.cancel_code, subject))
             .await?;
         Ok(removed == 1)
     }
@@ -265,15 +262,7 @@ impl OtpStore for RedisStore {
     }
 
     async fn refund_send(&self, log: &SendLog, token: &str) -> Result<(), StoreError> {
-        let _removed: i64 = self
-            .run(
-                self.scripts
-                    .refund_send
-                    .key(self.send_log_key(log))
-                    .arg(token),
-            )
-            .await?;
-        Ok(())
+        self.refund_send_script(log, token).await
     }
 
     async fn count_prefix_send(

@@ -1,8 +1,9 @@
 //! The sliding-log rate limit every store implements: a send is admitted only
 //! if, for every rule, fewer than `limit` earlier sends fall in the last
 //! `period`. Keeping each send's time (not a counter) is what makes the
-//! `RetryInfo` delay exact. `src/store/lua/record_send.lua` is the same
-//! algorithm for Redis; the shared behaviour suite keeps the two in step.
+//! `RetryInfo` delay exact. `src/store/lua/record_send.lua` (sorted sets) and
+//! `record_packed_send.lua` (a number's or a client's packed log) are the
+//! same algorithm for Redis; the shared behaviour suite keeps the two in step.
 
 use std::{collections::VecDeque, time::Duration};
 

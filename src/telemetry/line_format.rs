@@ -37,6 +37,10 @@ use tracing_subscriber::{
 
 use super::trace_ids::LineShape;
 
+mod escaping;
+
+use escaping::{ControlEscaped, ErrorChain, JsonEscaped, is_bare, write_json_str, write_quoted};
+
 /// How span fields are kept for the lines of one shape: `k=v k=v` (text)
 /// or `"k":v,"k":v` (JSON members).
 #[derive(Debug, Clone, Copy)]
@@ -323,105 +327,6 @@ impl Visit for FieldWriter<'_> {
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         self.formatted(field, format_args!("{value:?}"), false);
-    }
-}
-
-/// An error and its sources: `outer: inner: innermost`.
-struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
-
-impl fmt::Display for ErrorChain<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut source = self.0.source();
-        while let Some(error) = source {
-            write!(f, ": {error}")?;
-            source = error.source();
-        }
-        Ok(())
-    }
-}
-
-/// A text value needs no quotes: non-empty, no space, `"`, `=` or control.
-fn is_bare(text: &str) -> bool {
-    !text.is_empty()
-        && !text
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '"' || c == '=')
-}
-
-/// `value` between quotes, `"`, `\` and control characters escaped.
-fn write_quoted(writer: &mut Writer<'_>, value: fmt::Arguments<'_>) -> fmt::Result {
-    writer.write_char('"')?;
-    Quoted(&mut *writer).write_fmt(value)?;
-    writer.write_char('"')
-}
-
-/// Escapes control characters (`\n`, `\u{1b}`) in what passes through it,
-/// so a text line stays one line.
-struct ControlEscaped<'a, W: Write + ?Sized>(&'a mut W);
-
-impl<W: Write + ?Sized> Write for ControlEscaped<'_, W> {
-    fn write_str(&mut self, text: &str) -> fmt::Result {
-        escape(self.0, text, |c| c.is_control())
-    }
-}
-
-/// Escapes control characters, `"` and `\`: the inside of a quoted value.
-struct Quoted<'a, W: Write + ?Sized>(&'a mut W);
-
-impl<W: Write + ?Sized> Write for Quoted<'_, W> {
-    fn write_str(&mut self, text: &str) -> fmt::Result {
-        escape(self.0, text, |c| c.is_control() || c == '"' || c == '\\')
-    }
-}
-
-/// Writes `text`, each character `needs` picks as Rust's `escape_debug`.
-fn escape(
-    out: &mut (impl Write + ?Sized),
-    text: &str,
-    needs: impl Fn(char) -> bool,
-) -> fmt::Result {
-    let mut clean = 0;
-    for (at, c) in text.char_indices().filter(|&(_, c)| needs(c)) {
-        out.write_str(&text[clean..at])?;
-        write!(out, "{}", c.escape_debug())?;
-        clean = at + c.len_utf8();
-    }
-    out.write_str(&text[clean..])
-}
-
-/// `text` as a JSON string.
-fn write_json_str(writer: &mut impl Write, text: &str) -> fmt::Result {
-    writer.write_char('"')?;
-    JsonEscaped(writer).write_str(text)?;
-    writer.write_char('"')
-}
-
-/// Escapes what passes through it for the inside of a JSON string.
-struct JsonEscaped<'a, W: Write + ?Sized>(&'a mut W);
-
-impl<W: Write + ?Sized> Write for JsonEscaped<'_, W> {
-    fn write_str(&mut self, text: &str) -> fmt::Result {
-        let mut clean = 0;
-        for (at, c) in text.char_indices() {
-            let escaped = match c {
-                '"' => "\\\"",
-                '\\' => "\\\\",
-                '\n' => "\\n",
-                '\r' => "\\r",
-                '\t' => "\\t",
-                c if c < ' ' => "",
-                _ => continue,
-            };
-            self.0.write_str(&text[clean..at])?;
-            if escaped.is_empty() {
-                write!(self.0, "\\u{:04x}", c as u32)?;
-            } else {
-                self.0.write_str(escaped)?;
-            }
-            clean = at + c.len_utf8();
-        }
-        self.0.write_str(&text[clean..])
     }
 }
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Polyglot conformance: one scenario (send, wrong guess, right guess, reuse,
-# rate-limited send with RetryInfo, invalid phone with BadRequest) run by
+# rate-limited send with RetryInfo, invalid phone with BadRequest; Python and
+# Node also a code sent over WhatsApp) run by
 # Python (grpcio), Node (@grpc/grpc-js) and grpcurl against the real release
-# binary on a private Redis, with a stand-in TextBee gateway; then a Python
+# binary on a private Redis, with a stand-in TextBee gateway (which also
+# stands in for Meta's WhatsApp Cloud API); then a Python
 # audit-event consumer (redis-py, XREADGROUP) reads what its own scenario did.
 #
 # Installs what it needs (idempotently): a Python venv from
@@ -61,6 +63,11 @@ env -i PATH="$PATH" \
   OTP_REPLICA_ID=clients-test \
   SMS_SENDER_API="$textbee/api/v1/gateway/devices/standin-device/send-sms" \
   TEXTBEE_API_KEY="$api_key" \
+  OTP_WHATSAPP_ROUTES="*=whatsapp_cloud" \
+  OTP_WHATSAPP_TEMPLATE=otp_code \
+  OTP_WHATSAPP_CLOUD_PHONE_NUMBER_ID=106540352242922 \
+  OTP_WHATSAPP_CLOUD_ACCESS_TOKEN="$api_key" \
+  OTP_WHATSAPP_CLOUD_BASE_URL="$textbee" \
   "$bin" >"$work/service.out" 2>"$work/service.log" &
 pids+=($!)
 grpcurl=${GRPCURL:-grpcurl}
@@ -73,8 +80,9 @@ run() { # name, phone, command...
   local name=$1; export PHONE=$2; shift 2
   if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "clients: $name scenario FAILED" >&2; fi
 }
-run python +14155550181 env GEN_DIR="$work/python-stubs" "$python" "$here/python/scenario.py"
-run node +14155550182 node "$here/node/scenario.js"
+run python +14155550181 env GEN_DIR="$work/python-stubs" CHANNEL_PHONE=+14155550191 \
+  "$python" "$here/python/scenario.py"
+run node +14155550182 env CHANNEL_PHONE=+14155550192 node "$here/node/scenario.js"
 run grpcurl +14155550183 bash "$here/grpcurl/scenario.sh"
 run python-events +14155550184 env GEN_DIR="$work/python-stubs" \
   REDIS_URL="redis://127.0.0.1:$redis_port" OTP_REDIS_PREFIX=otp OTP_EVENTS_STREAM=events \

@@ -26,7 +26,7 @@ PY
 )
 [ -n "$build" ] || { echo "dockerfile: no cargo build in $dockerfile" >&2; exit 1; }
 (cd "$root" && eval "$build --quiet")
-bin=$root/target/release/otp-service
+bin=${CARGO_TARGET_DIR:-$root/target}/release/otp-service
 
 # ENV and USER of the final stage.
 mapfile -t env_vars < <(python3 - "$dockerfile" <<'PY'

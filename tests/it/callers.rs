@@ -204,23 +204,13 @@ async fn each_caller_has_its_own_send_limit_across_replicas() {
         .expect("another caller has its own budget");
 }
 
-/// A loopback port that was free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_caller_is_on_the_log_line_and_a_metrics_label() {
     let dir = CertDir::new();
     let file = callers_file(&dir);
-    let metrics_addr = format!("127.0.0.1:{}", free_port());
-    let service = ServiceProcess::start(&[
+    let (service, metrics_addr) = ServiceProcess::start_with_metrics(&[
         ("OTP_CALLERS_FILE", &file),
         ("OTP_LOG_FORMAT", "json"),
-        ("OTP_METRICS_ADDR", &metrics_addr),
     ]);
     let channel = connect(service.addr).await;
     send_as(

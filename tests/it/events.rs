@@ -12,8 +12,7 @@ use tokio::time::Instant;
 const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 use crate::common::{
-    RedisServer, TEST_SECRET, TestApp, binary::ServiceProcess, connect, holds_code,
-    redis_nodes::free_port, wait_for,
+    RedisServer, TEST_SECRET, TestApp, binary::ServiceProcess, connect, holds_code, wait_for,
 };
 use deadpool_redis::redis::{self, AsyncCommands};
 use otp_service::proto::{
@@ -123,6 +122,7 @@ async fn every_decision_is_appended_in_order_without_the_number_or_the_code() {
         }
     }
     assert_eq!(events[0]["provider"], "custom", "the test gateway");
+    assert_eq!(events[0]["channel"], "sms");
     assert_eq!(events[1]["attempts_remaining"], "4");
     assert_eq!(events[3]["limit"], "phone_resend_cooldown");
     assert_eq!(events[0].get("caller"), events[3].get("caller"));
@@ -238,22 +238,13 @@ async fn an_unwritable_stream_fails_no_call_and_is_counted_and_logged() {
         .await
         .expect("SET");
 
-    let metrics_addr = format!("127.0.0.1:{}", free_port());
     let started = Instant::now();
-    let service = {
-        let (url, metrics_addr) = (url.clone(), metrics_addr.clone());
-        tokio::task::spawn_blocking(move || {
-            ServiceProcess::start(&[
-                ("REDIS_URL", url.as_str()),
-                ("OTP_HMAC_SECRET", TEST_SECRET),
-                ("OTP_SMS_GATEWAY", "console"),
-                ("OTP_EVENTS_STREAM", STREAM),
-                ("OTP_METRICS_ADDR", metrics_addr.as_str()),
-            ])
-        })
-        .await
-        .expect("binary starts")
-    };
+    let (service, metrics_addr) = ServiceProcess::start_with_metrics(&[
+        ("REDIS_URL", url.as_str()),
+        ("OTP_HMAC_SECRET", TEST_SECRET),
+        ("OTP_SMS_GATEWAY", "console"),
+        ("OTP_EVENTS_STREAM", STREAM),
+    ]);
     let mut client = OtpServiceClient::new(connect(service.addr).await);
     for phone in ["+14155550192", "+14155550193", "+14155550194"] {
         let send = SendOtpRequest {

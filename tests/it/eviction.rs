@@ -35,24 +35,14 @@ async fn an_evicting_redis_stops_startup_with_a_line_naming_the_way_out() {
     assert!(stderr.contains("OTP_REDIS_ALLOW_EVICTION"), "{stderr}");
 }
 
-/// A loopback port that was free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_opt_out_starts_but_the_metric_and_the_log_still_say_so() {
     let redis = RedisServer::start_with_args(&["--maxmemory-policy", "allkeys-lru"]).await;
-    let metrics_addr = format!("127.0.0.1:{}", free_port());
-    let service = ServiceProcess::start(&[
+    let (service, metrics_addr) = ServiceProcess::start_with_metrics(&[
         ("REDIS_URL", &redis.url()),
         ("OTP_HMAC_SECRET", SECRET),
         ("OTP_REDIS_ALLOW_EVICTION", "true"),
         ("OTP_SMS_GATEWAY", "console"),
-        ("OTP_METRICS_ADDR", &metrics_addr),
     ]);
     // Logged before the listening line, which start() waited for.
     assert!(

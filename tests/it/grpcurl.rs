@@ -155,11 +155,8 @@ fn grpcurl_lists_describes_checks_health_and_round_trips_a_code() {
 /// log line and metric.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpcurl_lists_describes_and_calls_the_admin_service() {
-    let metrics_addr = crate::metrics::free_metrics_addr();
-    let mut service = ServiceProcess::start(&[
-        ("OTP_METRICS_ADDR", &metrics_addr),
-        ("OTP_PUMPING_MIN_SENDS", "25"),
-    ]);
+    let (mut service, metrics_addr) =
+        ServiceProcess::start_with_metrics(&[("OTP_PUMPING_MIN_SENDS", "25")]);
     let addr = service.addr.to_string();
     let admin = "otp.admin.v1.OtpAdminService";
 

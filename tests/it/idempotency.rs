@@ -4,8 +4,15 @@
 
 use std::time::Duration;
 
-use crate::common::{StoreKind, TestApp, unique_phone, wait_for};
-use otp_service::proto::{SendOtpRequest, VerifyOtpResult};
+use crate::common::{
+    StoreKind, TestApp,
+    binary::ServiceProcess,
+    connect,
+    sms_standins::{pairs, requests, standin_answering, textbee_vars},
+    unique_phone, wait_for,
+};
+use otp_service::proto::{SendOtpRequest, VerifyOtpResult, otp_service_client::OtpServiceClient};
+use wiremock::ResponseTemplate;
 
 fn keyed(phone: &str, key: &str) -> SendOtpRequest {
     SendOtpRequest {
@@ -98,3 +105,57 @@ for_each_store!(
     a_retry_while_the_first_call_is_sending_gets_its_response,
     a_key_reused_after_its_code_expired_sends_a_new_code,
 );
+
+/// The same promise on the binary, where the server's log shows that it
+/// held the retry while the first call was sending (the stand-in answers
+/// 3 s after it got the request): one SMS, and the retry gets the first
+/// call's response.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_holds_a_retry_while_the_first_call_sends() {
+    const STANDIN_DELAY: Duration = Duration::from_secs(3);
+    let textbee = standin_answering(
+        ResponseTemplate::new(201)
+            .set_body_json(serde_json::json!({"data": {"success": true, "smsBatchId": "b-1"}}))
+            .set_delay(STANDIN_DELAY),
+    )
+    .await;
+    let mut vars = textbee_vars(&textbee.uri());
+    vars.push(("RUST_LOG".into(), "info,otp_service::otp=debug".into()));
+    let service = ServiceProcess::start(&pairs(&vars));
+    let request = keyed("+14155550182", "order-7731");
+    let spawn_send = || {
+        let request = request.clone();
+        let addr = service.addr;
+        tokio::spawn(async move {
+            let mut client = OtpServiceClient::new(connect(addr).await);
+            client.send_otp(request).await
+        })
+    };
+    let first = spawn_send();
+    // The first send of a fresh process may wait for the numbering plan.
+    wait_for(
+        "the first call's SMS reached the provider",
+        Duration::from_secs(10),
+        || async { (requests(&textbee).await.len() == 1).then_some(()) },
+    )
+    .await;
+    let retry = spawn_send();
+    service.wait_for_stderr("waiting for its answer", STANDIN_DELAY, |_| Some(()));
+    assert!(
+        !first.is_finished(),
+        "the retry was held while the first call was sending"
+    );
+
+    let first = first
+        .await
+        .expect("task ran")
+        .expect("first send")
+        .into_inner();
+    let retried = retry
+        .await
+        .expect("task ran")
+        .expect("the retry succeeds")
+        .into_inner();
+    assert_eq!(retried, first, "the first call's response, unchanged");
+    assert_eq!(requests(&textbee).await.len(), 1, "one SMS");
+}

@@ -219,6 +219,13 @@ async fn run_time_logs_hold_no_request_key_or_redis_password_and_sigint_stops_cl
     service.wait_for_stderr("rpc finished", Duration::from_secs(5), |line| {
         line.contains("UNAVAILABLE").then_some(())
     });
+    // The store's own error line, with the Redis error text: the line most
+    // likely to carry the URL, hence the password.
+    let store_error = service.wait_for_stderr("store failed", Duration::from_secs(5), |line| {
+        let json: serde_json::Value = serde_json::from_str(line).ok()?;
+        json.pointer("/fields/error")?.as_str().map(str::to_owned)
+    });
+    assert!(!store_error.is_empty(), "the line says what failed");
 
     let status = service.interrupt();
     assert!(status.success(), "SIGINT is a clean exit: {status:?}");

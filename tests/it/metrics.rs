@@ -10,15 +10,6 @@ use otp_service::proto::{
 };
 use wiremock::{Mock, MockServer, ResponseTemplate, matchers::method};
 
-/// A loopback address for a binary's `/metrics` that was free a moment ago.
-pub(crate) fn free_metrics_addr() -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port();
-    format!("127.0.0.1:{port}")
-}
-
 /// The Prometheus text page served at `addr`.
 pub(crate) async fn scrape(addr: &str) -> String {
     // reqwest is built without a default TLS provider (the service installs ring).
@@ -46,8 +37,7 @@ pub(crate) fn sample(page: &str, name_and_labels: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_move_by_the_traffic_and_carry_no_phone_numbers() {
-    let metrics_addr = free_metrics_addr();
-    let service = ServiceProcess::start(&[("OTP_METRICS_ADDR", &metrics_addr)]);
+    let (service, metrics_addr) = ServiceProcess::start_with_metrics(&[]);
     let mut client = OtpServiceClient::new(connect(service.addr).await);
     let phone = "+14155550177";
     let send = |phone: &str| SendOtpRequest {
@@ -80,9 +70,15 @@ async fn counters_move_by_the_traffic_and_carry_no_phone_numbers() {
     let page = scrape(&metrics_addr).await;
 
     let expected = [
-        (r#"otp_sends_total{result="sent"}"#, 1.0),
-        (r#"otp_sends_total{result="rate_limited"}"#, 1.0),
-        (r#"otp_sends_total{result="invalid_argument"}"#, 1.0),
+        (r#"otp_sends_total{result="sent",channel="sms"}"#, 1.0),
+        (
+            r#"otp_sends_total{result="rate_limited",channel="sms"}"#,
+            1.0,
+        ),
+        (
+            r#"otp_sends_total{result="invalid_argument",channel="sms"}"#,
+            1.0,
+        ),
         (
             r#"otp_send_limit_refusals_total{limit="phone_resend_cooldown"}"#,
             1.0,
@@ -130,7 +126,7 @@ async fn counters_move_by_the_traffic_and_carry_no_phone_numbers() {
             1.0,
         ),
         (
-            r#"otp_sms_provider_sends_total{provider="console",result="accepted"}"#,
+            r#"otp_sms_provider_sends_total{provider="console",channel="sms",result="accepted"}"#,
             1.0,
         ),
         ("otp_store_up", 1.0),
@@ -151,7 +147,6 @@ async fn counters_move_by_the_traffic_and_carry_no_phone_numbers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gateway_errors_every_method_and_a_store_outage_are_counted() {
-    let metrics_addr = free_metrics_addr();
     let mut redis = RedisServer::start().await;
     let gateway = MockServer::start().await;
     Mock::given(method("POST"))
@@ -159,8 +154,7 @@ async fn gateway_errors_every_method_and_a_store_outage_are_counted() {
         .mount(&gateway)
         .await;
     let sms_url = format!("{}/api/v1/gateway/devices/d/send-sms", gateway.uri());
-    let service = ServiceProcess::start(&[
-        ("OTP_METRICS_ADDR", &metrics_addr),
+    let (service, metrics_addr) = ServiceProcess::start_with_metrics(&[
         ("OTP_HMAC_SECRET", crate::common::TEST_SECRET),
         ("REDIS_URL", &redis.url()),
         ("SMS_SENDER_API", &sms_url),
@@ -199,7 +193,10 @@ async fn gateway_errors_every_method_and_a_store_outage_are_counted() {
             r#"otp_sms_gateway_errors_total{provider="textbee",kind="unavailable"}"#,
             1.0,
         ),
-        (r#"otp_sends_total{result="gateway_error"}"#, 1.0),
+        (
+            r#"otp_sends_total{result="gateway_error",channel="sms"}"#,
+            1.0,
+        ),
         (
             r#"otp_grpc_requests_total{method="SendOtp",code="UNAVAILABLE",caller="anonymous"}"#,
             1.0,
@@ -235,14 +232,20 @@ async fn gateway_errors_every_method_and_a_store_outage_are_counted() {
 /// so dashboards show 0 rather than "No data" and `rate()` works at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_with_known_labels_are_exported_at_zero_from_the_start() {
-    use otp_service::{abuse::LimitKind, error::Error, metrics as names};
+    use otp_service::{abuse::LimitKind, error::Error, metrics as names, sms::Channel};
 
-    let metrics_addr = free_metrics_addr();
-    let _service = ServiceProcess::start(&[("OTP_METRICS_ADDR", &metrics_addr)]);
+    let (_service, metrics_addr) = ServiceProcess::start_with_metrics(&[]);
     let page = scrape(&metrics_addr).await;
-    let mut expected = vec![format!("{}{{result=\"sent\"}}", names::SENDS)];
+    let mut expected = Vec::new();
+    for result in std::iter::once("sent").chain(Error::KINDS) {
+        for channel in Channel::ALL {
+            expected.push(format!(
+                "{}{{result=\"{result}\",channel=\"{channel}\"}}",
+                names::SENDS
+            ));
+        }
+    }
     for kind in Error::KINDS {
-        expected.push(format!("{}{{result=\"{kind}\"}}", names::SENDS));
         expected.push(format!("{}{{result=\"{kind}\"}}", names::VERIFIES));
     }
     for result in ["approved", "incorrect", "expired", "locked"] {

@@ -5,7 +5,6 @@
 //! service. (The behaviour suite runs on a cluster too: `for_each_store!`.)
 
 use std::{
-    collections::HashSet,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -18,10 +17,11 @@ use crate::common::{
     concurrent::RACE_SETTINGS,
     failover::{ConversationStream, Recovery, wait_for_health, wait_for_recovery},
     redis_cluster::NODE_TIMEOUT_MS,
-    redis_nodes::free_port,
+    redis_nodes::{free_port, query},
     unique_phone, unique_prefix,
     unreachable_store::assert_starts_and_fails_calls_unavailable,
 };
+use deadpool_redis::redis;
 use futures::{StreamExt, stream};
 use otp_service::proto::VerifyOtpResult;
 use tokio::time::Instant;
@@ -62,32 +62,24 @@ async fn keys_of_1000_phones_land_on_all_three_masters_one_slot_per_phone() {
         .await;
     assert!(sent.iter().all(|ok| *ok), "every SendOtp succeeds");
 
-    let keys = tokio::task::spawn_blocking(move || cluster.keys_by_master(&format!("{prefix}:*")))
+    let pattern = format!("{prefix}:*");
+    let keys = tokio::task::spawn_blocking(move || cluster.keys_by_master(&pattern))
         .await
         .expect("keys listed");
     assert_eq!(keys.len(), 3, "three masters: {:?}", keys.keys());
     let mut codes_per_master = Vec::new();
     for (master, keys) in &keys {
-        let tags = |suffix: &str| -> HashSet<String> {
-            keys.iter()
-                .filter_map(|key| key.strip_suffix(suffix))
-                .map(str::to_owned)
-                .collect()
-        };
-        let codes = tags(":code");
-        // A phone's send log lives on the same master as its code: one
-        // hash tag, one slot, so one script can never span two nodes. (The
+        // A phone's code and send log are one key, `<prefix>:n<16 raw
+        // bytes>`: one slot, so no script on it can span two nodes. (The
         // shared logs and the destination prefixes' keys have tags of their own.)
-        let phone_sends: HashSet<String> = tags(":sends")
-            .into_iter()
-            .filter(|tag| {
-                !["{anonymous}", "{global}", "{pumping:"]
-                    .iter()
-                    .any(|t| tag.contains(t))
+        let records = keys
+            .iter()
+            .filter(|key| {
+                key.len() == prefix.len() + 18 && key.starts_with(format!("{prefix}:n").as_bytes())
             })
-            .collect();
-        assert_eq!(codes, phone_sends, "master {master}");
-        codes_per_master.push(codes.len());
+            .count();
+        assert!(records > 0, "master {master} holds records");
+        codes_per_master.push(records);
     }
     assert_eq!(codes_per_master.iter().sum::<usize>(), 1000);
     assert!(
@@ -103,10 +95,31 @@ async fn keys_of_1000_phones_land_on_all_three_masters_one_slot_per_phone() {
     }
 }
 
+/// The script TimeLeft runs, which no background task of the server runs.
+const TIME_LEFT_SCRIPT: &str = include_str!("../../src/store/lua/pending_lifetime.lua");
+
+/// Whether each master of `cluster` has the TimeLeft script cached.
+fn time_left_script_by_master(cluster: &RedisCluster) -> Vec<(u16, bool)> {
+    let hash = redis::Script::new(TIME_LEFT_SCRIPT).get_hash().to_owned();
+    cluster
+        .masters()
+        .into_iter()
+        .map(|port| {
+            let exists: Vec<bool> =
+                query(port, redis::cmd("SCRIPT").arg("EXISTS").arg(&hash)).expect("SCRIPT EXISTS");
+            (port, exists == [true])
+        })
+        .collect()
+}
+
+/// On a cluster of its own: on the shared one, another test's TimeLeft
+/// could load the script again before this test's first call met NOSCRIPT.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scripts_are_loaded_again_on_every_master_after_a_script_flush() {
-    let cluster = shared_cluster().await;
-    let app = app_on(cluster, &unique_prefix()).await;
+    let cluster = tokio::task::spawn_blocking(RedisCluster::start)
+        .await
+        .expect("cluster starts");
+    let app = app_on(&cluster, "otp").await;
     let before = unique_phone();
     let code = app.send_and_read_code(&before).await;
     assert_eq!(
@@ -114,9 +127,17 @@ async fn scripts_are_loaded_again_on_every_master_after_a_script_flush() {
         VerifyOtpResult::Approved
     );
 
-    tokio::task::spawn_blocking(|| cluster.flush_scripts())
-        .await
-        .expect("scripts flushed");
+    let (cluster, flushed) = tokio::task::spawn_blocking(move || {
+        cluster.flush_scripts();
+        let cached = time_left_script_by_master(&cluster);
+        (cluster, cached)
+    })
+    .await
+    .expect("scripts flushed");
+    assert!(
+        flushed.iter().all(|(_, cached)| !cached),
+        "the flush emptied every master's script cache: {flushed:?}"
+    );
     // Enough phones that every master meets NOSCRIPT at least once
     // (30 random slots miss one of three masters with odds ~1e-5).
     for _ in 0..30 {
@@ -129,6 +150,16 @@ async fn scripts_are_loaded_again_on_every_master_after_a_script_flush() {
             VerifyOtpResult::Approved
         );
     }
+    let (_cluster, reloaded) = tokio::task::spawn_blocking(move || {
+        let cached = time_left_script_by_master(&cluster);
+        (cluster, cached)
+    })
+    .await
+    .expect("SCRIPT EXISTS read");
+    assert!(
+        reloaded.iter().all(|(_, cached)| *cached),
+        "this server's TimeLeft calls loaded it again on every master: {reloaded:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,6 @@
 //! Redis as the shared store: replicas on one Redis behave like one service,
-//! and what lands in Redis reveals neither phones nor codes and always expires.
+//! and what lands in Redis reveals neither phones nor codes and always
+//! expires (`redis_keys.rs`).
 
 use crate::common::{
     RedisServer, TestApp,
@@ -9,7 +10,7 @@ use crate::common::{
 use std::time::Duration;
 use tokio::time::Instant;
 
-use deadpool_redis::redis::{self, AsyncCommands};
+use deadpool_redis::redis;
 use otp_service::proto::{SendOtpRequest, SendOtpResponse, VerifyOtpResult};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,197 +77,6 @@ async fn wrong_guesses_across_two_replicas_are_capped_at_max_attempts() {
         right.result(),
         VerifyOtpResult::Locked,
         "the lock is shared"
-    );
-}
-
-/// Every key and its value, with its remaining TTL in milliseconds.
-async fn dump(redis: &RedisServer) -> Vec<(String, Vec<Vec<u8>>, i64)> {
-    let mut connection = redis.connection().await;
-    let keys: Vec<String> = {
-        let mut scan = connection.scan::<String>().await.expect("SCAN answers");
-        let mut keys = Vec::new();
-        while let Some(key) = scan.next_item().await {
-            keys.push(key.expect("key is text"));
-        }
-        keys
-    };
-    let mut entries = Vec::new();
-    for key in keys {
-        let kind: String = redis::cmd("TYPE")
-            .arg(&key)
-            .query_async(&mut connection)
-            .await
-            .expect("TYPE");
-        // Code and idempotency records are hashes; send logs (for the send
-        // limits) are sorted sets of random tokens scored by send time.
-        let fields: Vec<Vec<u8>> = match kind.as_str() {
-            "hash" => connection.hgetall(&key).await.expect("HGETALL"),
-            "zset" => redis::cmd("ZRANGE")
-                .arg(&key)
-                .arg(0)
-                .arg(-1)
-                .arg("WITHSCORES")
-                .query_async(&mut connection)
-                .await
-                .expect("ZRANGE"),
-            other => panic!("{key} holds an unexpected {other}"),
-        };
-        let ttl: i64 = connection.pttl(&key).await.expect("PTTL");
-        entries.push((key, fields, ttl));
-    }
-    entries
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|window| window == needle)
-}
-
-/// Whether `value` holds `code` as a token of its own: a 6-digit run inside
-/// a hex subject key ("…ab523634cd…") is chance, not a stored code.
-fn holds_code(value: &[u8], code: &str) -> bool {
-    value
-        .split(|byte| !byte.is_ascii_alphanumeric())
-        .any(|token| token == code.as_bytes())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_holds_neither_phone_nor_code_and_every_key_expires() {
-    let redis = RedisServer::start().await;
-    let app = TestApp::builder()
-        .redis(&redis)
-        .env(&[
-            ("OTP_REDIS_PREFIX", "tenant7:otp"),
-            ("OTP_TTL_SECONDS", "60"),
-            ("OTP_GRACE_SECONDS", "5"),
-            ("OTP_MAX_ATTEMPTS", "2"),
-            ("OTP_CLIENT_SEND_LIMIT", "10"),
-            ("OTP_GLOBAL_SEND_LIMIT", "1000"),
-        ])
-        .spawn()
-        .await;
-    let lifetime_ms = 65_000;
-    let phones = [unique_phone(), unique_phone()];
-    // Every key kind: codes, phone / client / global send logs, idempotency
-    // entries. The request keys must not appear in Redis either.
-    let client_key = "203.0.113.77";
-    let idempotency_keys = ["signup-alpha-7f3e", "signup-beta-9c1d"];
-    let mut codes = Vec::new();
-    for (phone, idempotency_key) in phones.iter().zip(idempotency_keys) {
-        app.send_request(SendOtpRequest {
-            phone_number: phone.clone(),
-            client_key: client_key.into(),
-            idempotency_key: idempotency_key.into(),
-            ..Default::default()
-        })
-        .await
-        .expect("SendOtp succeeds");
-        codes.push(app.sms.last_code_for(phone).expect("an SMS was recorded"));
-    }
-    // One subject with a spent guess, one locked: the states that keep a
-    // count or a lock must expire too.
-    app.verify(&phones[0], &wrong_code(&codes[0]))
-        .await
-        .expect("answers");
-    for _ in 0..2 {
-        app.verify(&phones[1], &wrong_code(&codes[1]))
-            .await
-            .expect("answers");
-    }
-
-    let entries = dump(&redis).await;
-    let kinds = |suffix: &str| {
-        entries
-            .iter()
-            .filter(|(key, _, _)| key.ends_with(suffix))
-            .count()
-    };
-    assert_eq!(
-        [
-            kinds("}:code"),
-            kinds("}:idempotency"),
-            kinds("}:client-sends"),
-            kinds("}:sends"),
-            kinds("}:latest"),
-            kinds("}:verifies"),
-        ],
-        [2, 2, 1, 4, 1, 2],
-        "per phone a code, an idempotency entry and a send log; one client \
-         log; the service's log and the destination prefix's sends and each \
-         number's latest send there (the pumping guard); the anonymous and the \
-         service's verify logs (the guesses named no client_key): {entries:?}"
-    );
-    assert_eq!(entries.len(), 12, "nothing else: {entries:?}");
-    for (key, fields, ttl) in &entries {
-        assert!(
-            key.starts_with("tenant7:otp:{"),
-            "prefix and hash tag: {key}"
-        );
-        if key.ends_with("}:code") || key.ends_with("}:idempotency") {
-            assert!(
-                *ttl > 0 && *ttl <= lifetime_ms,
-                "{key} TTL {ttl} ms must be within TTL + grace"
-            );
-        } else {
-            // The send limits must remember a day of sends (OTP_DAILY_SEND_LIMIT);
-            // the pumping guard's keys, its window (an hour); the verify
-            // limits', theirs (10 min, a minute).
-            assert!(
-                key.ends_with("sends") || key.ends_with("}:latest") || key.ends_with("}:verifies"),
-                "unexpected key {key}"
-            );
-            assert!(
-                *ttl > 0 && *ttl <= 86_400_000,
-                "{key} TTL {ttl} ms must be within the longest limit window"
-            );
-        }
-        for request_key in idempotency_keys.iter().chain([&client_key]) {
-            assert!(!key.contains(request_key), "{key} contains {request_key}");
-            for value in fields {
-                assert!(
-                    !contains(value, request_key.as_bytes()),
-                    "{key} has a value containing {request_key}"
-                );
-            }
-        }
-        for (phone, code) in phones.iter().zip(&codes) {
-            let digits = phone.trim_start_matches('+');
-            // The national part alone, too: a key must not hold it in any form.
-            let national = &digits[1..];
-            for secret in [digits, national] {
-                assert!(!key.contains(secret), "{key} contains {secret}");
-                for value in fields {
-                    assert!(
-                        !contains(value, secret.as_bytes()),
-                        "{key} has a value containing {secret}"
-                    );
-                }
-            }
-            assert!(!holds_code(key.as_bytes(), code), "{key} holds {code}");
-            for value in fields {
-                assert!(
-                    !holds_code(value, code),
-                    "{key} has a value holding {code}: {:?}",
-                    String::from_utf8_lossy(value)
-                );
-            }
-        }
-    }
-
-    // The right code is consumed with its whole record: only the send logs
-    // (which must outlive codes) and the locked phone's record stay.
-    let approved = app.verify(&phones[0], &codes[0]).await.expect("answers");
-    assert_eq!(approved.result(), VerifyOtpResult::Approved);
-    let remaining = dump(&redis).await;
-    let code_records: Vec<_> = remaining
-        .iter()
-        .filter(|(key, _, _)| key.ends_with("}:code"))
-        .collect();
-    assert_eq!(
-        code_records.len(),
-        1,
-        "only the locked phone's record stays: {remaining:?}"
     );
 }
 
@@ -408,9 +218,10 @@ async fn credentials_and_database_in_the_url_are_used() {
         .expect("DBSIZE");
     assert_eq!(
         (in_db3, in_db0),
-        (6, 0),
-        "the code record, the phone's, the anonymous and the global send logs \
-         and the destination prefix's sends and latest sends live in database 3"
+        (5, 0),
+        "the phone's record (code and send log), the anonymous and the global \
+         send logs and the destination prefix's sends and latest sends live in \
+         database 3"
     );
     let verified = app.verify(&phone, &code).await.expect("answers");
     assert_eq!(verified.result(), VerifyOtpResult::Approved);

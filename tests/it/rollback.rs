@@ -4,9 +4,24 @@
 
 use std::time::Duration;
 
-use crate::common::{StoreKind, TestApp, unique_phone, wait_for};
-use otp_service::proto::{SendOtpRequest, VerifyOtpResult};
+use crate::common::{
+    StoreKind, TestApp,
+    binary::ServiceProcess,
+    connect,
+    sms_standins::{pairs, requests, standin_answering, textbee_vars},
+    unique_phone, wait_for,
+};
+use otp_service::proto::{
+    SendOtpRequest, TimeLeftRequest, VerifyOtpResult, otp_service_client::OtpServiceClient,
+};
 use tonic::Code;
+use wiremock::ResponseTemplate;
+
+/// How long the provider stand-in of the binary-level tests takes to answer.
+const STANDIN_DELAY: Duration = Duration::from_secs(3);
+
+/// The server's line for a caller that hung up mid-send.
+const HUNG_UP: &str = "caller hung up mid-send";
 
 fn send_request(phone: &str) -> SendOtpRequest {
     SendOtpRequest {
@@ -131,3 +146,49 @@ for_each_store!(
     a_hung_up_caller_still_gets_its_code_delivered_and_kept,
     rollback_of_a_failed_send_keeps_a_newer_code,
 );
+
+/// The same promise on the binary, where the server's log shows the order:
+/// the server saw the caller hang up while the SMS was still in flight (the
+/// stand-in answers 3 s after it got the request), and only then did the
+/// provider refuse and the code go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_sees_the_hang_up_before_the_failed_sms_rolls_the_code_back() {
+    let textbee = standin_answering(
+        ResponseTemplate::new(400)
+            .set_body_json(serde_json::json!({"success": false, "error": "Invalid recipients"}))
+            .set_delay(STANDIN_DELAY),
+    )
+    .await;
+    let vars = textbee_vars(&textbee.uri());
+    let service = ServiceProcess::start(&pairs(&vars));
+    let phone = "+14155550181";
+    let mut caller = OtpServiceClient::new(connect(service.addr).await);
+    let sending = tokio::spawn(async move { caller.send_otp(send_request(phone)).await });
+    // The first send of a fresh process may wait for the numbering plan.
+    wait_for(
+        "the SMS reached the provider",
+        Duration::from_secs(10),
+        || async { (requests(&textbee).await.len() == 1).then_some(()) },
+    )
+    .await;
+
+    sending.abort();
+    let _ = sending.await;
+    service.wait_for_stderr(HUNG_UP, STANDIN_DELAY, |_| Some(()));
+    let rejected = "SMS gateway rejected the message";
+    service.wait_for_stderr(rejected, STANDIN_DELAY * 2, |_| Some(()));
+    let lines = service.stderr();
+    let at = |what: &str| lines.iter().position(|line| line.contains(what));
+    assert!(at(HUNG_UP) < at(rejected), "hang-up seen first: {lines:#?}");
+
+    let mut client = OtpServiceClient::new(connect(service.addr).await);
+    let left = client
+        .time_left(TimeLeftRequest {
+            phone_number: phone.into(),
+        })
+        .await
+        .expect("TimeLeft answers")
+        .into_inner();
+    assert!(!left.pending, "the undelivered code is gone");
+    assert_eq!(requests(&textbee).await.len(), 1, "one try: a 400 is final");
+}

@@ -3,8 +3,10 @@
 # and every rule expression and every Grafana panel query parses and returns
 # data on a REAL Prometheus (Debian's package) scraping the release binary on
 # a private Redis, after scripted traffic with grpcurl against a stand-in SMS
-# gateway that fails one number, and SMS pumping that the guard suspends,
-# with a prices file and spend caps (the spend series).
+# gateway that fails one number (and stands in for Meta's WhatsApp Cloud API,
+# with numbers "not on WhatsApp" that fall through to SMS), and SMS pumping
+# that the guard suspends, with a prices file and spend caps (the spend
+# series, on both channels).
 #
 # Installs Debian's prometheus package if promtool/prometheus are missing.
 # Uses OTP_SERVICE_BIN if set, else builds target/release/otp-service.
@@ -59,7 +61,8 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --l
 pids+=($!)
 failing_phone=+14155550290
 python3 "$root/tests/clients/textbee_standin.py" --api-key standin-key --port-file "$work/textbee.port" \
-  --fail-recipient "$failing_phone=503" &
+  --fail-recipient "$failing_phone=503" \
+  --not-on-whatsapp +14155550218 --not-on-whatsapp +14155550228 &
 pids+=($!)
 wait_until "redis-server" 10 redis-cli -p "$redis_port" ping
 wait_until "the stand-in gateway" 10 test -s "$work/textbee.port"
@@ -72,6 +75,9 @@ currency = "USD"
 [textbee]
 "*" = { sms = "0.05" }
 US = { sms = "0.0079" }
+[whatsapp_cloud]
+"*" = { whatsapp = "0.0135" }
+US = { whatsapp = "0.0040" }
 EOF
 
 grpc_port=$(free_port)
@@ -91,6 +97,12 @@ env -i PATH="$PATH" \
   REDIS_URL="redis://127.0.0.1:$redis_port" \
   SMS_SENDER_API="$textbee/api/v1/gateway/devices/standin-device/send-sms" \
   TEXTBEE_API_KEY=standin-key \
+  OTP_WHATSAPP_ROUTES="*=whatsapp_cloud" \
+  OTP_CHANNEL_FALLBACK="whatsapp>sms" \
+  OTP_WHATSAPP_TEMPLATE=otp_code \
+  OTP_WHATSAPP_CLOUD_PHONE_NUMBER_ID=106540352242922 \
+  OTP_WHATSAPP_CLOUD_ACCESS_TOKEN=standin-key \
+  OTP_WHATSAPP_CLOUD_BASE_URL="$textbee" \
   "$bin" >"$work/service.out" 2>"$work/service.log" &
 pids+=($!)
 
@@ -138,4 +150,16 @@ if [ "$status" -ne 0 ]; then
   echo "--- prometheus log ---" >&2; tail -n 20 "$work/prometheus.log" >&2
 fi
 step "queries checked"
+
+# Spend carries the channel that carried each send: WhatsApp messages at
+# Meta's price, and the fall-throughs and plain sends as SMS at TextBee's.
+page=$(curl -fsS "http://127.0.0.1:$metrics_port/metrics")
+for carrier in 'channel="whatsapp".*provider="whatsapp_cloud"|provider="whatsapp_cloud".*channel="whatsapp"' \
+  'channel="sms".*provider="textbee"|provider="textbee".*channel="sms"'; do
+  if ! grep '^otp_spend_estimated_micros_total{' <<<"$page" | grep -Eq "$carrier"; then
+    echo "ops: no spend series matching $carrier" >&2
+    status=1
+  fi
+done
+step "spend by channel checked"
 exit "$status"

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # One round of scripted traffic for the operations check, with grpcurl:
 # a send, a wrong and a right guess, a reuse, a refused resend (cooldown),
-# TimeLeft, a send then CancelOtp, a send the stand-in gateway fails, and an
-# invalid number: 10 RPCs per round. The sends are priced (check.sh's prices
-# file): their estimates, and the sends and approvals by country, are the
-# spend panels' and rules' series. Then SMS pumping the guard must catch:
+# TimeLeft, a send then CancelOtp, a send the stand-in gateway fails, an
+# invalid number, a code over WhatsApp, and a WhatsApp send to a number "not
+# on WhatsApp" that falls through to SMS: 13 RPCs per round. The sends are
+# priced (check.sh's prices file): their estimates (channel by channel), and
+# the sends and approvals by country, are the spend panels' and rules'
+# series. Then SMS pumping the guard must catch:
 # round 1 sends codes nobody verifies to one destination prefix; round 2
 # keeps sending there until the guard suspends the prefix (it judges a send
 # once its code's lifetime is over: OTP_TTL_SECONDS + OTP_GRACE_SECONDS of
@@ -42,6 +44,17 @@ refused SendOtp "{\"phone_number\": \"$FAILING_PHONE\"}"
 grep -q Unavailable <<<"$out" || fail "failed SMS send not UNAVAILABLE: $out"
 refused SendOtp '{"phone_number": "12345"}'
 grep -q InvalidArgument <<<"$out" || fail "invalid number not INVALID_ARGUMENT: $out"
+
+# WhatsApp (the stand-in is also Meta's Cloud API): +141555502R2 has it,
+# +141555502R8 has not (check.sh tells the stand-in) and gets an SMS.
+on_whatsapp="+141555502${ROUND}2" not_on_whatsapp="+141555502${ROUND}8"
+out=$(call SendOtp "{\"phone_number\": \"$on_whatsapp\", \"channel\": \"CHANNEL_WHATSAPP\"}") || fail "$out"
+grep -q CHANNEL_WHATSAPP <<<"$out" || fail "WhatsApp send not carried by WhatsApp: $out"
+code=$(curl -fsS --get --data-urlencode "to=$on_whatsapp" "$TEXTBEE_STANDIN/messages" | grep -oE '\b[0-9]{6}\b' | tail -n 1)
+out=$(call VerifyOtp "{\"phone_number\": \"$on_whatsapp\", \"code\": \"$code\"}") || fail "$out"
+grep -q APPROVED <<<"$out" || fail "WhatsApp code not APPROVED: $out"
+out=$(call SendOtp "{\"phone_number\": \"$not_on_whatsapp\", \"channel\": \"CHANNEL_WHATSAPP\"}") || fail "$out"
+grep -q CHANNEL_SMS <<<"$out" || fail "no fallback to SMS for a number without WhatsApp: $out"
 
 # +1 628 2RN NNNN: one destination prefix (+16282, OTP_PUMPING_PREFIX_DIGITS=4)
 # whose codes are never verified, texted for three sources (client keys): the

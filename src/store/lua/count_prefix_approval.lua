@@ -7,9 +7,11 @@
 -- KEYS[1]  unapproved sends   KEYS[2]  approved sends
 -- KEYS[3]  each number's latest send   KEYS[4]  trusted numbers
 --          (as in count_prefix_send.lua; one hash tag)
--- ARGV[1]  the number's subject tag
+-- ARGV[1]  the number's subject tag in hex (trusted numbers)
 -- ARGV[2]  window_ms: how long the approved send is kept
 -- ARGV[3]  trust_ms: how long the number is trusted (0: not at all)
+-- ARGV[4]  the number's subject tag, raw (its latest send; in hex, ARGV[1],
+--          as written before issue 30)
 -- Returns 1.
 local sends, approved, latest, trusted = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local subject = ARGV[1]
@@ -26,13 +28,23 @@ if trust_ms > 0 then
   redis.call('PEXPIRE', trusted, trust_ms)
 end
 
-local member = redis.call('HGET', latest, subject)
+local field = ARGV[4]
+local member = redis.call('HGET', latest, field)
+if not member then
+  field = subject
+  member = redis.call('HGET', latest, field)
+end
 if member then
-  redis.call('HDEL', latest, subject)
+  redis.call('HDEL', latest, field)
   local sent = redis.call('ZSCORE', sends, member)
   if sent then
+    -- The approved send keeps its token: 8 raw bytes, or the hex before ':'.
+    local token = string.sub(member, 1, 8)
+    if #member ~= 24 then
+      token = string.match(member, '^[^:]*')
+    end
     redis.call('ZREM', sends, member)
-    redis.call('ZADD', approved, sent, string.match(member, '^[^:]*'))
+    redis.call('ZADD', approved, sent, token)
     redis.call('PEXPIRE', approved, window)
   end
 end

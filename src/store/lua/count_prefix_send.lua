@@ -11,24 +11,44 @@
 -- unapproved ones came from at least min_sources sources; else count the
 -- send. Only sends after the last suspension (or lift) are judged: the
 -- earlier ones stay as the operator's evidence until they leave the window.
--- KEYS[1]  unapproved sends (sorted set: member = token:source:subject, score = send ms)
+-- KEYS[1]  unapproved sends (sorted set: member = token, source and subject,
+--          8 raw bytes each (issue 30; before it `token:source:subject` in
+--          hex, still read), score = send ms)
 -- KEYS[2]  approved sends (sorted set: member = token, score = its send ms)
 -- KEYS[3]  the suspension (a string that expires when it lifts)
--- KEYS[4]  each number's latest send (hash: subject -> member of KEYS[1])
--- KEYS[5]  trusted numbers (sorted set: member = subject, score = trusted until ms)
+-- KEYS[4]  each number's latest send (hash: subject, raw -> member of KEYS[1])
+-- KEYS[5]  trusted numbers (sorted set: member = subject in hex, score = trusted until ms)
 -- KEYS[6]  an operator's exemption (a string that expires when it ends)
 -- KEYS[7]  when the last suspension began or was lifted (ms; sends up to
 --          then are never judged again; expires after a window)
 --          All seven carry the prefix as hash tag: one Redis Cluster slot.
--- ARGV[1]  this send's member (token:source:subject, 16 hex digits each)
+-- ARGV[1]  this send's member (token, source, subject: 8 raw bytes each)
 -- ARGV[2]  window_ms     ARGV[3]  judge_after_ms      ARGV[4]  min_sends
 -- ARGV[5]  min_approved_percent                       ARGV[6]  suspension_ms
--- ARGV[7]  min_sources   ARGV[8]  the number's subject tag
+-- ARGV[7]  min_sources   ARGV[8]  the number's subject tag in hex (trust)
+-- ARGV[9]  the number's subject tag, raw (its latest send)
 -- Returns {'counted'} (also for a send let through uncounted),
 -- {'suspended', lift_in_ms} or, when this call suspended the prefix,
 -- {'suspended', lift_in_ms, judged, approved}.
 local sends, approved, suspension, latest, trusted, exempt, since = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local subject = ARGV[8]
+local subject_raw = ARGV[9]
+
+-- A member's source and subject: 8 raw bytes each after the token, or, as
+-- written before issue 30, `token:source:subject` in hex (a bare token, from
+-- before sources were kept, has neither).
+local function source_of(member)
+  if #member == 24 then
+    return string.sub(member, 9, 16)
+  end
+  return string.match(member, '^[^:]*:([^:]*)')
+end
+local function subject_of(member)
+  if #member == 24 then
+    return string.sub(member, 17, 24)
+  end
+  return string.match(member, ':([^:]*)$')
+end
 -- Redis's clock, not the caller's: every replica then agrees on time.
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
@@ -49,7 +69,7 @@ end
 -- Sends that left the window go, with their numbers' latest-send entries.
 local gone = redis.call('ZRANGEBYSCORE', sends, '-inf', now - window)
 for _, member in ipairs(gone) do
-  local of = string.match(member, ':([^:]*)$')
+  local of = subject_of(member)
   if of and redis.call('HGET', latest, of) == member then
     redis.call('HDEL', latest, of)
   end
@@ -80,7 +100,7 @@ if not is_trusted then
       end
       -- A member written before sources were kept (a bare token) is one
       -- source for all of them, so a rolling upgrade adds no sources.
-      local source = string.match(member, '^[^:]*:([^:]*)') or 'before-sources'
+      local source = source_of(member) or 'before-sources'
       if not seen[source] then
         seen[source] = true
         sources = sources + 1
@@ -96,7 +116,7 @@ if not is_trusted then
 end
 
 redis.call('ZADD', sends, now, ARGV[1])
-redis.call('HSET', latest, subject, ARGV[1])
+redis.call('HSET', latest, subject_raw, ARGV[1])
 redis.call('PEXPIRE', sends, window)
 redis.call('PEXPIRE', latest, window)
 return { 'counted' }

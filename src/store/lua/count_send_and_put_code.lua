@@ -2,51 +2,98 @@
 -- a single Redis server or a Sentinel-managed master (a Redis Cluster spreads
 -- these keys over slots and runs the steps one script each instead).
 -- This is only the driver: src/store/redis/scripts.rs puts before it the
--- scripts record_send, count_prefix_send, put_code and refund_send, each
--- wrapped as `local function <name>(KEYS, ARGV) <script> end` (the parameters
--- shadow the globals), so every rule is written once.
+-- scripts record_send, record_packed_send, count_prefix_send, put_code,
+-- refund_send and refund_packed_send, each wrapped as `local function
+-- <name>(KEYS, ARGV) <script> end` (the parameters shadow the globals), so
+-- every rule is written once.
 -- Rust twin: store::count_in_steps in src/store/send_plan.rs (same order and
 -- same refunds; keep them in step): each log in turn, the first refusal wins
 -- and the earlier counts are taken back; then the prefix; then the code; a
 -- refusing suspension or a lock takes back every count.
--- KEYS[1..n]       the send logs, the phone's first (n = ARGV[1])
+-- KEYS[1..n]       the send logs, the phone's first (n = ARGV[1]); the
+--                  phone's log is its record, the same key as KEYS[c]
 -- KEYS[n+1..n+7]   the prefix's seven keys (count_prefix_send.lua), if judged
--- KEYS[#KEYS]      the subject's code record
--- ARGV[1]  n; then per log: its token, its rule count r, r pairs of limit and
---          period (ms); then '1' followed by count_prefix_send.lua's eight
---          arguments and refuse ('1': enforce, '0': monitor), or '0' when no
---          prefix is judged; then digest, lifetime_ms, max_attempts.
+-- KEYS[c]          the subject's record (c = ARGV[2])
+-- KEYS[c+1..]      legacy keys (number_record.lua's adopt_legacy): each
+--                  packed log's in log order, then the record's
+-- ARGV[1]  n; ARGV[2]  c; then per log: 'p' (a packed log:
+--          record_packed_send.lua), its nonce and its count of legacy
+--          keys, or 'z' (a sorted set: record_send.lua) and its token; then
+--          its rule count r, r pairs of limit and period (ms); then '1'
+--          followed by count_prefix_send.lua's nine arguments and refuse
+--          ('1': enforce, '0': monitor), or '0' when no prefix is judged;
+--          then digest, lifetime_ms, max_attempts and the record's count
+--          of legacy keys.
 -- Returns, each reply being the step's own:
 --   {'refused', log_index (0-based), record_send reply}         nothing counted
 --   {'suspended', count_prefix_send reply}                      nothing counted
 --   {'locked', put_code reply, count_prefix_send reply or {}}   nothing counted
---   {'stored', put_code reply, count_prefix_send reply or {}, {next_allowed_in_ms per log}}
+--   {'stored', put_code reply, count_prefix_send reply or {}, {next_allowed_in_ms per log},
+--    {send time ms per log (0 for 'z' logs)}}
 local log_count = tonumber(ARGV[1])
-local at = 2
+local record_at = tonumber(ARGV[2])
+local legacy_at = record_at + 1
+local at = 3
+local packed = {}
 local tokens = {}
 local next_allowed = {}
+local sent_at = {}
 
 -- Takes back the sends counted in the first `count` logs.
 local function take_back_logs(count)
   for i = 1, count do
-    refund_send({ KEYS[i] }, { tokens[i] })
+    if packed[i] then
+      refund_packed_send({ KEYS[i] }, { tokens[i] })
+    else
+      refund_send({ KEYS[i] }, { tokens[i] })
+    end
   end
 end
 
-for i = 1, log_count do
-  local rule_count = tonumber(ARGV[at + 1])
-  local args = { ARGV[at] }
-  for j = 1, rule_count * 2 do
-    args[j + 1] = ARGV[at + 1 + j]
+-- record_packed_send on KEYS[i] with its `legacy` keys from KEYS[legacy_at].
+local function count_packed(i, legacy, args)
+  local l = legacy_at
+  legacy_at = legacy_at + legacy
+  if legacy == 2 then
+    return record_packed_send({ KEYS[i], KEYS[l], KEYS[l + 1] }, args)
+  elseif legacy == 1 then
+    return record_packed_send({ KEYS[i], KEYS[l] }, args)
   end
-  at = at + 2 + rule_count * 2
-  local reply = record_send({ KEYS[i] }, args)
+  return record_packed_send({ KEYS[i] }, args)
+end
+
+for i = 1, log_count do
+  packed[i] = ARGV[at] == 'p'
+  local args = { ARGV[at + 1] }
+  local legacy = 0
+  at = at + 2
+  if packed[i] then
+    legacy = tonumber(ARGV[at])
+    at = at + 1
+  end
+  local rule_count = tonumber(ARGV[at])
+  for j = 1, rule_count * 2 do
+    args[j + 1] = ARGV[at + j]
+  end
+  at = at + 1 + rule_count * 2
+  local reply
+  if packed[i] then
+    reply = count_packed(i, legacy, args)
+  else
+    reply = record_send({ KEYS[i] }, args)
+  end
   if reply[1] == 'refused' then
     take_back_logs(i - 1)
     return { 'refused', i - 1, reply }
   end
-  tokens[i] = args[1]
   next_allowed[i] = reply[2]
+  if packed[i] then
+    sent_at[i] = reply[3]
+    tokens[i] = reply[3] .. ':' .. args[1]
+  else
+    sent_at[i] = 0
+    tokens[i] = args[1]
+  end
 end
 
 local prefix_reply = {}
@@ -54,11 +101,11 @@ local prefix_token = nil
 if ARGV[at] == '1' then
   local sends = log_count + 1
   local args = {}
-  for j = 1, 8 do
+  for j = 1, 9 do
     args[j] = ARGV[at + j]
   end
-  local refuse = ARGV[at + 9] == '1'
-  at = at + 10
+  local refuse = ARGV[at + 10] == '1'
+  at = at + 11
   prefix_reply = count_prefix_send(
     { KEYS[sends], KEYS[sends + 1], KEYS[sends + 2], KEYS[sends + 3], KEYS[sends + 4], KEYS[sends + 5], KEYS[sends + 6] },
     args
@@ -73,7 +120,13 @@ else
   at = at + 1
 end
 
-local put_reply = put_code({ KEYS[#KEYS] }, { ARGV[at], ARGV[at + 1], ARGV[at + 2] })
+local put_args = { ARGV[at], ARGV[at + 1], ARGV[at + 2] }
+local put_reply
+if ARGV[at + 3] == '2' then
+  put_reply = put_code({ KEYS[record_at], KEYS[legacy_at], KEYS[legacy_at + 1] }, put_args)
+else
+  put_reply = put_code({ KEYS[record_at] }, put_args)
+end
 if put_reply[1] == 'locked' then
   take_back_logs(log_count)
   if prefix_token then
@@ -81,4 +134,4 @@ if put_reply[1] == 'locked' then
   end
   return { 'locked', put_reply, prefix_reply }
 end
-return { 'stored', put_reply, prefix_reply, next_allowed }
+return { 'stored', put_reply, prefix_reply, next_allowed, sent_at }

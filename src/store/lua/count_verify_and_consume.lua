@@ -9,7 +9,8 @@
 -- and same refunds; keep them in step): each verify log in turn, the first
 -- refusal wins and the earlier counts are taken back; then the check.
 -- KEYS[1..n]   the verify logs (n = ARGV[1])
--- KEYS[n+1]    the subject's code record
+-- KEYS[n+1]    the subject's record
+-- KEYS[n+2], KEYS[n+3]  (optional) its legacy keys (number_record.lua)
 -- ARGV[1]  n; then per log: its token, its rule count r, r pairs of limit and
 --          period (ms); then verify_and_consume.lua's arguments (max attempts,
 --          candidate digests).
@@ -40,4 +41,8 @@ local check_args = {}
 for j = at, #ARGV do
   check_args[#check_args + 1] = ARGV[j]
 end
-return { 'checked', verify_and_consume({ KEYS[log_count + 1] }, check_args) }
+local record = log_count + 1
+if #KEYS > record then
+  return { 'checked', verify_and_consume({ KEYS[record], KEYS[record + 1], KEYS[record + 2] }, check_args) }
+end
+return { 'checked', verify_and_consume({ KEYS[record] }, check_args) }

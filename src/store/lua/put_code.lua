@@ -1,36 +1,32 @@
 -- put_code: make ARGV[1] the pending digest, keeping the wrong guesses spent.
--- Rust twin: MemoryStore::put_code in src/store/memory.rs (same rule; keep both in step).
--- KEYS[1]  the subject's record (a hash: d = digest, a = attempts used, l = locked)
--- ARGV[1]  digest (raw bytes)
+-- Rust twin: MemoryStore::put_code in src/store/memory/codes.rs (same rule; keep both in step).
+-- KEYS[1]  the number's record (number_record.lua: code state and send log)
+-- KEYS[2], KEYS[3]  (optional) the number's code hash and send log as kept
+--          before issue 30, adopted and deleted (number_record.lua)
+-- ARGV[1]  digest (its first 16 raw bytes)
 -- ARGV[2]  code lifetime in milliseconds (TTL + grace)
 -- ARGV[3]  max attempts
 -- Returns {'stored', attempts_remaining} or {'locked', retry_after_ms}.
-local key = KEYS[1]
+local key, legacy_code, legacy_sends = KEYS[1], KEYS[2], KEYS[3]
 local lifetime_ms = tonumber(ARGV[2])
 local max_attempts = tonumber(ARGV[3])
+local now = clock_ms()
+local record = read_record(redis.call('GET', key), now)
+adopt_legacy(key, record, legacy_code, legacy_sends, now)
 
-local ttl = redis.call('PTTL', key)
-if ttl == -2 then
-  redis.call('HSET', key, 'd', ARGV[1], 'a', 0)
-  redis.call('PEXPIRE', key, lifetime_ms)
+if record.state == 0 then
+  record.state, record.digest, record.attempts, record.ends = 1, ARGV[1], 0, now + lifetime_ms
+  save(key, record, lifetime_ms)
   return {'stored', max_attempts}
 end
-if ttl == -1 then
-  -- Every write here sets a TTL, so this is a record someone else wrote;
-  -- give it one rather than keep state forever.
-  redis.call('PEXPIRE', key, lifetime_ms)
-  ttl = lifetime_ms
+if record.state == 3 or record.attempts >= max_attempts then
+  return {'locked', record.ends - now}
 end
-
-local used = tonumber(redis.call('HGET', key, 'a') or '0') or 0
-if redis.call('HEXISTS', key, 'l') == 1 or used >= max_attempts then
-  return {'locked', ttl}
+record.state, record.digest = 1, ARGV[1]
+-- Never shorten a code state's life: the spent guess count must last at
+-- least as long as the code it was spent on (same rule as the memory store).
+if record.ends < now + lifetime_ms then
+  record.ends = now + lifetime_ms
 end
-
-redis.call('HSET', key, 'd', ARGV[1])
--- Never shorten a record's life: the spent guess count must last at least as
--- long as the code it was spent on (same rule as the in-memory store).
-if ttl < lifetime_ms then
-  redis.call('PEXPIRE', key, lifetime_ms)
-end
-return {'stored', max_attempts - used}
+save(key, record, record.ends - now)
+return {'stored', max_attempts - record.attempts}

@@ -1,23 +1,29 @@
 -- verify_and_consume: compare the candidates with the pending digest; approve
 -- once, or spend one guess (however many candidates) and lock the subject when
 -- the budget is gone.
--- Rust twin: MemoryStore::verify_and_consume in src/store/memory.rs (same rule; keep both in step).
--- KEYS[1]  the subject's record (a hash: d = digest, a = attempts used, l = locked)
+-- Rust twin: MemoryStore::verify_and_consume in src/store/memory/codes.rs (same rule; keep both in step).
+-- KEYS[1]  the number's record (number_record.lua: code state and send log)
+-- KEYS[2], KEYS[3]  (optional) the number's code hash and send log as kept
+--          before issue 30, adopted and deleted (number_record.lua)
 -- ARGV[1]  max attempts
--- ARGV[2..] candidate digests (raw bytes): the code's digest under each HMAC
---          secret of the key ring, so a code sent before a rotation verifies
+-- ARGV[2..] candidate digests (their first 16 raw bytes): the code's digest
+--          under each HMAC secret of the key ring, so a code sent before a
+--          rotation verifies
 -- Returns {'approved', 0}, {'incorrect', attempts_remaining}, {'expired', 0}
 -- or {'locked', 0}.
-local key = KEYS[1]
+local key, legacy_code, legacy_sends = KEYS[1], KEYS[2], KEYS[3]
 local max_attempts = tonumber(ARGV[1])
+local now = clock_ms()
+local record = read_record(redis.call('GET', key), now)
+adopt_legacy(key, record, legacy_code, legacy_sends, now)
 
-if redis.call('HEXISTS', key, 'l') == 1 then
+if record.state == 3 then
   return {'locked', 0}
 end
-local stored = redis.call('HGET', key, 'd')
-if not stored then
+if record.state ~= 1 then
   return {'expired', 0}
 end
+local stored = record.digest
 
 -- Compare every byte and only then decide, so the time taken does not depend
 -- on where the digests first differ. Lua's own `==` on strings is an
@@ -40,18 +46,20 @@ for c = 2, #ARGV do
 end
 
 if matched then
-  -- Deleting the whole record makes the code single-use and resets the budget.
-  redis.call('DEL', key)
+  -- Ending the code state makes the code single-use and resets the budget;
+  -- the number's send log stays.
+  record.state, record.digest, record.attempts = 0, NO_DIGEST, 0
+  save(key, record, 0)
   return {'approved', 0}
 end
 
-local used = redis.call('HINCRBY', key, 'a', 1)
-local remaining = max_attempts - used
+record.attempts = record.attempts + 1
+local remaining = max_attempts - record.attempts
 if remaining <= 0 then
-  -- Destroy the code and lock; HSET/HDEL keep the record's TTL, so the lock
-  -- ends when the last code would have expired.
-  redis.call('HDEL', key, 'd')
-  redis.call('HSET', key, 'l', 1)
+  -- Destroy the code and lock until the code state ends.
+  record.state, record.digest = 3, NO_DIGEST
+  save(key, record, 0)
   return {'incorrect', 0}
 end
+save(key, record, 0)
 return {'incorrect', remaining}

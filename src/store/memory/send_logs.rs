@@ -13,7 +13,8 @@ use crate::{
 };
 
 impl Shared {
-    /// Twin of `lua/record_send.lua`: both are the sliding log of
+    /// Twin of `lua/record_send.lua` and, for a number's and a client's
+    /// log, `lua/record_packed_send.lua`: all are the sliding log of
     /// `sliding_log.rs`, counted only if every rule admits the send.
     pub(super) fn record_send(
         &self,
@@ -43,7 +44,8 @@ impl Shared {
         Ok(sliding_log::record(&mut entry.times, rules, now_ms, token))
     }
 
-    /// Twin of `lua/refund_send.lua`: an unknown token is ignored.
+    /// Twin of `lua/refund_send.lua` and `lua/refund_packed_send.lua`: an
+    /// unknown token is ignored.
     pub(super) fn refund_send(&self, log: &SendLog, token: &str) -> Result<(), StoreError> {
         let Ok(token) = token.parse::<u64>() else {
             return Ok(());

@@ -99,6 +99,7 @@ async fn send_logs_and_idempotency_entries_are_swept_after_their_lifetime() {
         code_length: 6,
         attempts_remaining: 5,
         resend_after_secs: 30,
+        channel: 0,
     };
     for n in 0..100 {
         let log = SendLog::Phone(subject(n));

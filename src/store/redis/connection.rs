@@ -109,6 +109,21 @@ fn cluster_pool(
         .map_err(unbuilt)
 }
 
+/// How the master is reached: with the TLS mode and credentials of the
+/// first sentinel URL (README: the sentinels' credentials and TLS are used
+/// for the master too).
+fn master_connection(first: &RedisUrl) -> SentinelNodeConnectionInfo {
+    SentinelNodeConnectionInfo {
+        tls_mode: first.is_tls().then_some(TlsMode::Secure),
+        redis_connection_info: Some(RedisConnectionInfo {
+            db: 0,
+            username: first.username().map(str::to_owned),
+            password: first.password().map(str::to_owned),
+            protocol: Default::default(),
+        }),
+    }
+}
+
 /// The master the sentinels name, reached with the sentinels' scheme and
 /// credentials; connecting and replies are bounded by `timeout` (see
 /// `sentinel_manager.rs`); `watch` retires connections to a former master.
@@ -119,16 +134,7 @@ fn sentinel_pool(
     timeout: Duration,
     watch: &MasterWatch,
 ) -> Result<TrustedPool<SentinelManager>, StoreError> {
-    let first = sentinels.first();
-    let node = SentinelNodeConnectionInfo {
-        tls_mode: first.is_tls().then_some(TlsMode::Secure),
-        redis_connection_info: Some(RedisConnectionInfo {
-            db: 0,
-            username: first.username().map(str::to_owned),
-            password: first.password().map(str::to_owned),
-            protocol: Default::default(),
-        }),
-    };
+    let node = master_connection(sentinels.first());
     let urls = sentinels.urls().map(RedisUrl::expose).collect();
     let manager = SentinelManager::new(urls, master, node.into(), timeout).map_err(invalid)?;
     TrustedPool::builder(TrustedManager(manager))
@@ -351,5 +357,26 @@ fn redis_error(err: RedisError) -> StoreError {
             StoreError::Protocol(format!("Redis: {err}"))
         }
         _ => StoreError::Unavailable(format!("Redis: {err}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_master_is_reached_with_the_sentinels_tls_and_credentials() {
+        let over_tls = RedisUrl::parse("rediss://otp-app:s3cret@sentinel-0:26379").expect("valid");
+        let master = master_connection(&over_tls);
+        assert!(matches!(master.tls_mode, Some(TlsMode::Secure)));
+        let credentials = master.redis_connection_info.expect("credentials");
+        assert_eq!(credentials.username.as_deref(), Some("otp-app"));
+        assert_eq!(credentials.password.as_deref(), Some("s3cret"));
+
+        let plain = RedisUrl::parse("redis://sentinel-0:26379").expect("valid");
+        let master = master_connection(&plain);
+        assert!(master.tls_mode.is_none());
+        let credentials = master.redis_connection_info.expect("connection info");
+        assert_eq!((credentials.username, credentials.password), (None, None));
     }
 }

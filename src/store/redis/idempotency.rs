@@ -50,15 +50,21 @@ impl RedisStore {
     }
 }
 
-/// `expires:length:attempts:resend` — small, and readable in `redis-cli`.
+/// `expires:length:attempts:resend`, then `:channel` unless it is SMS (0),
+/// so an SMS record reads as before channels — small, and readable in
+/// `redis-cli`.
 pub(super) fn encode_response(response: &RecordedSend) -> String {
-    format!(
+    let mut encoded = format!(
         "{}:{}:{}:{}",
         response.expires_in_secs,
         response.code_length,
         response.attempts_remaining,
         response.resend_after_secs
-    )
+    );
+    if response.channel != 0 {
+        encoded.push_str(&format!(":{}", response.channel));
+    }
+    encoded
 }
 
 fn decode_response(raw: &str) -> Result<RecordedSend, StoreError> {
@@ -68,12 +74,16 @@ fn decode_response(raw: &str) -> Result<RecordedSend, StoreError> {
         .collect::<Result<_, _>>()
         .map_err(|_| StoreError::Protocol(format!("bad recorded response `{raw}`")))?;
     match fields.as_slice() {
-        [expires, length, attempts, resend] => Ok(RecordedSend {
-            expires_in_secs: *expires,
-            code_length: *length,
-            attempts_remaining: *attempts,
-            resend_after_secs: *resend,
-        }),
+        // Four fields: an SMS record (or one written before channels).
+        [expires, length, attempts, resend, channel @ ..] if channel.len() <= 1 => {
+            Ok(RecordedSend {
+                expires_in_secs: *expires,
+                code_length: *length,
+                attempts_remaining: *attempts,
+                resend_after_secs: *resend,
+                channel: channel.first().copied().unwrap_or(0),
+            })
+        }
         _ => Err(StoreError::Protocol(format!(
             "bad recorded response `{raw}`"
         ))),
@@ -91,9 +101,17 @@ mod tests {
             code_length: 6,
             attempts_remaining: 5,
             resend_after_secs: 30,
+            channel: 0,
         };
         assert_eq!(encode_response(&response), "120:6:5:30");
         assert_eq!(decode_response("120:6:5:30").expect("valid"), response);
+        let voice = RecordedSend {
+            channel: 2,
+            ..response
+        };
+        assert_eq!(encode_response(&voice), "120:6:5:30:2");
+        assert_eq!(decode_response("120:6:5:30:2").expect("valid"), voice);
+        assert!(decode_response("120:6:5:30:2:1").is_err());
         assert!(decode_response("120:6").is_err());
         assert!(decode_response("a:b:c:d").is_err());
     }

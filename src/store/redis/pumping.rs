@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use deadpool_redis::redis::{ScriptInvocation, Value};
-use rand::{Rng, TryRngCore, rngs::OsRng};
+use rand::{RngCore, TryRngCore, rngs::OsRng};
 
 use super::{RedisStore, millis, send_log::split_reply};
 use crate::{
@@ -13,11 +13,6 @@ use crate::{
     domain::SubjectKey,
     store::{PrefixDecision, PrefixSender, PrefixStep, PrefixVerdict, StoreError},
 };
-
-/// A random sorted-set member, so two replicas never pick the same one.
-pub(super) fn random_token() -> String {
-    format!("{:016x}", OsRng.unwrap_err().random::<u64>())
-}
 
 /// The keys of one prefix under `key_prefix`, in the order every per-prefix
 /// script declares them: its unapproved sends, its approved sends, its
@@ -43,15 +38,18 @@ fn prefix_keys(key_prefix: &str, prefix: &DestinationPrefix) -> PrefixKeys {
 /// See [`prefix_keys`].
 pub(super) type PrefixKeys = [String; 7];
 
-/// A send's member in the prefix's sorted set: `token:source:subject`, 16
-/// hex digits each, so a verdict can count sources and a pruned send can
-/// drop its number's latest-send entry. The whole member is the refund token.
-fn send_member(token: &str, sender: PrefixSender<'_>) -> String {
-    format!(
-        "{token}:{}:{}",
-        hex::encode(sender.source.0),
-        hex::encode(sender.subject.tag())
-    )
+/// A send's member in the prefix's sorted set: a random token, the source
+/// and the number's subject tag, 8 raw bytes each (issue 30; before it the
+/// three in hex joined by `:`, 50 bytes, which the scripts still read), so a
+/// verdict can count sources and a pruned send can drop its number's
+/// latest-send entry. The token is random, so two replicas never pick the
+/// same member. The refund token is the member in hex.
+fn send_member(sender: PrefixSender<'_>) -> [u8; 24] {
+    let mut member = [0; 24];
+    OsRng.unwrap_err().fill_bytes(&mut member[..8]);
+    member[8..16].copy_from_slice(&sender.source.0);
+    member[16..].copy_from_slice(&sender.subject.tag());
+    member
 }
 
 impl RedisStore {
@@ -78,21 +76,22 @@ impl RedisStore {
         invocation: &mut ScriptInvocation<'_>,
         step: &PrefixStep<'_>,
     ) -> String {
-        let member = send_member(&random_token(), step.sender);
+        let member = send_member(step.sender);
         for key in self.prefix_keys(step.prefix) {
             invocation.key(key);
         }
         let rule = step.rule;
         invocation
-            .arg(&member)
+            .arg(&member[..])
             .arg(millis(rule.window))
             .arg(millis(rule.judge_after))
             .arg(rule.min_sends)
             .arg(rule.min_approved_percent)
             .arg(millis(rule.suspension))
             .arg(rule.min_sources)
-            .arg(hex::encode(step.sender.subject.tag()));
-        member
+            .arg(hex::encode(step.sender.subject.tag()))
+            .arg(&step.sender.subject.tag()[..]);
+        hex::encode(member)
     }
 
     pub(super) async fn count_prefix_send_script(
@@ -120,8 +119,12 @@ impl RedisStore {
         token: &str,
     ) -> Result<(), StoreError> {
         let [sends, ..] = self.prefix_keys(prefix);
+        // The member in hex (`send_member`); anything else names no send.
+        let Ok(member) = hex::decode(token) else {
+            return Ok(());
+        };
         let _removed: i64 = self
-            .run(self.scripts.refund_send.key(sends).arg(token))
+            .run(self.scripts.refund_send.key(sends).arg(member))
             .await?;
         Ok(())
     }
@@ -143,7 +146,8 @@ impl RedisStore {
                     .key(trusted)
                     .arg(hex::encode(subject.tag()))
                     .arg(millis(rule.window))
-                    .arg(millis(rule.trust_for)),
+                    .arg(millis(rule.trust_for))
+                    .arg(&subject.tag()[..]),
             )
             .await?;
         Ok(())

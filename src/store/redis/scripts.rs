@@ -4,6 +4,9 @@
 //! other, and the shared behaviour suite runs on both. A composed script
 //! (`count_send_and_put_code`) runs several of them in one EVALSHA; its twin
 //! is `store::count_in_steps`, which runs the same steps one call each.
+//! A script that reads or writes a number's record (or a client's packed
+//! send log) runs after `number_record.lua`, the one definition of that
+//! record's layout.
 
 use deadpool_redis::redis::Script;
 
@@ -50,18 +53,37 @@ macro_rules! lua_scripts {
         ];
     };
     (@source $name:ident) => {
-        include_str!(concat!("../lua/", stringify!($name), ".lua"))
+        lua_source!($name)
     };
     (@composed $composed:ident [$($step:ident),+]) => {
         concat!(
             $(
                 "local function ", stringify!($step), "(KEYS, ARGV)\n",
-                include_str!(concat!("../lua/", stringify!($step), ".lua")),
+                lua_source!($step),
                 "\nend\n",
             )+
             include_str!(concat!("../lua/", stringify!($composed), ".lua"))
         )
     };
+}
+
+/// One script's source as run: the file, after `number_record.lua` for the
+/// scripts on a number's record or a packed send log.
+macro_rules! lua_source {
+    (@file $name:ident) => {
+        include_str!(concat!("../lua/", stringify!($name), ".lua"))
+    };
+    (@record $name:ident) => {
+        concat!(lua_source!(@file number_record), "\n", lua_source!(@file $name))
+    };
+    (put_code) => { lua_source!(@record put_code) };
+    (verify_and_consume) => { lua_source!(@record verify_and_consume) };
+    (pending_lifetime) => { lua_source!(@record pending_lifetime) };
+    (discard_code) => { lua_source!(@record discard_code) };
+    (cancel_code) => { lua_source!(@record cancel_code) };
+    (record_packed_send) => { lua_source!(@record record_packed_send) };
+    (refund_packed_send) => { lua_source!(@record refund_packed_send) };
+    ($name:ident) => { lua_source!(@file $name) };
 }
 
 lua_scripts! {
@@ -72,6 +94,8 @@ lua_scripts! {
     cancel_code,
     record_send,
     refund_send,
+    record_packed_send,
+    refund_packed_send,
     claim_idempotency,
     complete_idempotency,
     release_idempotency,
@@ -83,7 +107,14 @@ lua_scripts! {
     prefix_list,
     reserve_spend,
     refund_spend;
-    count_send_and_put_code = [record_send, count_prefix_send, put_code, refund_send],
+    count_send_and_put_code = [
+        record_send,
+        record_packed_send,
+        count_prefix_send,
+        put_code,
+        refund_send,
+        refund_packed_send
+    ],
     count_verify_and_consume = [record_send, refund_send, verify_and_consume],
 }
 
@@ -120,7 +151,9 @@ mod tests {
     /// check. So every command names a declared key (`KEYS[n]` or a local
     /// name for it), and only the pumping guard's per-prefix scripts and
     /// the spend scripts declare more than one (they share a hash tag,
-    /// tested in `pumping.rs` and `spend.rs`).
+    /// tested in `pumping.rs` and `spend.rs`), besides the scripts on a
+    /// number's record, handed its legacy names only where there are no
+    /// slots (`number_record.rs`).
     #[test]
     fn every_script_touches_only_its_declared_keys() {
         for (name, source) in SOURCES {
@@ -144,6 +177,14 @@ mod tests {
                 "lift_prefix",
                 "prefix_counts",
                 "count_send_and_put_code",
+                "count_verify_and_consume",
+                "put_code",
+                "verify_and_consume",
+                "pending_lifetime",
+                "discard_code",
+                "cancel_code",
+                "record_packed_send",
+                "refund_packed_send",
             ];
             if !per_prefix.contains(name) {
                 assert!(!code.contains("KEYS[2]"), "{name} uses a second key");
@@ -159,9 +200,11 @@ mod tests {
             let steps: &[&str] = match *name {
                 "count_send_and_put_code" => &[
                     "record_send",
+                    "record_packed_send",
                     "count_prefix_send",
                     "put_code",
                     "refund_send",
+                    "refund_packed_send",
                 ],
                 "count_verify_and_consume" => &["record_send", "refund_send", "verify_and_consume"],
                 other => panic!("{other}: name its steps here"),

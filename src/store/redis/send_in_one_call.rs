@@ -9,9 +9,10 @@ use deadpool_redis::redis::Value;
 
 use super::{
     RedisStore, millis,
+    number_record::{kept_digest, packed_token, random_nonce},
     pumping::prefix_decision,
     put_outcome,
-    send_log::{numbers_in, random_tokens, send_decision, split_reply, status_text},
+    send_log::{number_at, numbers_in, random_tokens, send_decision, split_reply, status_text},
 };
 use crate::store::{
     PrefixDecision, PrefixStep, PrefixSuspension, PutOutcome, SendDecision, SendLog, SendOutcome,
@@ -23,13 +24,34 @@ impl RedisStore {
         &self,
         plan: SendPlan<'_>,
     ) -> Result<SendOutcome, StoreError> {
-        // Random, so two replicas never pick the same sorted-set member.
-        let log_tokens = random_tokens(plan.logs.len());
+        // Random, so two replicas never pick the same sorted-set member
+        // (a packed log's send is told apart by its time and nonce).
+        let log_tokens: Vec<LogToken> = random_tokens(plan.logs.len())
+            .into_iter()
+            .zip(plan.logs)
+            .map(|(token, (log, _))| match self.packed_log_key(log) {
+                Some(_) => LogToken::Packed(random_nonce()),
+                None => LogToken::Sorted(token),
+            })
+            .collect();
         let mut invocation = self.scripts.count_send_and_put_code.prepare_invoke();
+        let prefix_keys = if plan.prefix.is_some() { 7 } else { 0 };
         invocation.arg(plan.logs.len());
+        invocation.arg(plan.logs.len() + prefix_keys + 1);
+        let mut legacy_keys = Vec::new();
         for ((log, rules), token) in plan.logs.iter().zip(&log_tokens) {
             invocation.key(self.send_log_key(log));
-            invocation.arg(token).arg(rules.len());
+            match token {
+                LogToken::Packed(nonce) => {
+                    let legacy = self.legacy_keys(log);
+                    invocation.arg("p").arg(*nonce).arg(legacy.len());
+                    legacy_keys.extend(legacy);
+                }
+                LogToken::Sorted(token) => {
+                    invocation.arg("z").arg(token);
+                }
+            }
+            invocation.arg(rules.len());
             for rule in rules {
                 invocation.arg(rule.limit).arg(millis(rule.period));
             }
@@ -47,11 +69,16 @@ impl RedisStore {
             }
         };
         let code = plan.code;
+        let record_legacy = self.legacy_keys(&SendLog::Phone(*code.subject));
         invocation
             .key(self.record_key(code.subject))
-            .arg(&code.digest.as_bytes()[..])
+            .arg(kept_digest(code.digest))
             .arg(millis(code.lifetime))
-            .arg(code.max_attempts);
+            .arg(code.max_attempts)
+            .arg(record_legacy.len());
+        for key in legacy_keys.into_iter().chain(record_legacy) {
+            invocation.key(key);
+        }
         let reply: Vec<Value> = self.run(&invocation).await?;
         let tokens = Tokens {
             logs: log_tokens,
@@ -61,9 +88,17 @@ impl RedisStore {
     }
 }
 
+/// What the script was given to name each log's send by.
+enum LogToken {
+    /// A packed log's nonce: the token is the send's time and it.
+    Packed(u16),
+    /// A sorted set's member.
+    Sorted(String),
+}
+
 /// The tokens the script was given.
 struct Tokens {
-    logs: Vec<String>,
+    logs: Vec<LogToken>,
     prefix: Option<String>,
 }
 
@@ -103,8 +138,16 @@ fn read_outcome(
                 PutOutcome::Stored { .. } => Err(unexpected("locked", "a stored code")),
             }
         }
-        ("stored", [put_reply, prefix_reply, next_allowed]) => {
-            stored(plan, tokens, put_reply, prefix_reply, next_allowed)
+        ("stored", [put_reply, prefix_reply, next_allowed, sent_at]) => {
+            let sent_at = numbers_in(items(sent_at)?)?;
+            stored(
+                plan,
+                tokens,
+                put_reply,
+                prefix_reply,
+                next_allowed,
+                &sent_at,
+            )
         }
         (other, _) => Err(StoreError::Protocol(format!(
             "count_send_and_put_code replied `{other}` {parts:?}"
@@ -113,13 +156,14 @@ fn read_outcome(
 }
 
 /// A `stored` reply: the code's, the prefix step's and each log's next
-/// allowed send.
+/// allowed send and time of the send.
 fn stored(
     plan: &SendPlan<'_>,
     tokens: Tokens,
     put_reply: &Value,
     prefix_reply: &Value,
     next_allowed: &Value,
+    sent_at: &[u64],
 ) -> Result<SendOutcome, StoreError> {
     let PutOutcome::Stored { attempts_remaining } = put_code(put_reply)? else {
         return Err(unexpected("stored", "a lock"));
@@ -136,9 +180,16 @@ fn stored(
     let counted = plan
         .logs
         .iter()
-        .map(|(log, _)| log.clone())
         .zip(tokens.logs)
-        .collect();
+        .enumerate()
+        .map(|(index, ((log, _), token))| {
+            let token = match token {
+                LogToken::Packed(nonce) => packed_token(number_at(sent_at, index)?, nonce),
+                LogToken::Sorted(token) => token,
+            };
+            Ok((log.clone(), token))
+        })
+        .collect::<Result<_, StoreError>>()?;
     Ok(SendOutcome::Stored(StoredSend {
         attempts_remaining,
         counted,

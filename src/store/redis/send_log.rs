@@ -1,24 +1,35 @@
-//! Send logs on Redis: one sorted set per log, counted and refunded by
-//! `record_send.lua` and `refund_send.lua`.
+//! Send logs on Redis: a number's and a `client_key`'s packed
+//! (`number_record.rs`, counted and refunded by `record_packed_send.lua` and
+//! `refund_packed_send.lua`), every other one a sorted set (`record_send.lua`
+//! and `refund_send.lua`).
 
 use std::time::Duration;
 
 use deadpool_redis::redis::Value;
 use rand::{Rng, RngCore, TryRngCore, rngs::OsRng};
 
-use super::{RedisStore, millis};
+use super::{
+    RedisStore, millis,
+    number_record::{packed_token, random_nonce},
+};
 use crate::{
     abuse::RateRule,
     store::{SendDecision, SendLog, StoreError, Violation},
 };
 
 impl RedisStore {
-    /// The sorted set of one send log. A phone's log shares the phone's hash
-    /// tag (one slot with its code record); the anonymous and global logs
-    /// are one hot key each. A client's or caller's verify log shares the
-    /// slot of its send log.
-    pub(super) fn send_log_key(&self, log: &SendLog) -> String {
+    /// The key of one send log: a packed log's (`number_record.rs`), or the
+    /// sorted set of any other. The anonymous and global logs are one hot
+    /// key each; a caller's verify log shares the slot of its send log.
+    pub(super) fn send_log_key(&self, log: &SendLog) -> Vec<u8> {
+        self.packed_log_key(log)
+            .unwrap_or_else(|| self.sorted_log_key(log).into_bytes())
+    }
+
+    fn sorted_log_key(&self, log: &SendLog) -> String {
         match log {
+            // Packed (`number_record.rs`); these were their sorted sets'
+            // names before issue 30.
             SendLog::Phone(subject) => format!("{}:{{{subject}}}:sends", self.prefix),
             SendLog::Client(client) => {
                 format!("{}:{{{client}}}:client-sends", self.prefix)
@@ -50,6 +61,19 @@ impl RedisStore {
         log: &SendLog,
         rules: &[RateRule],
     ) -> Result<SendDecision, StoreError> {
+        if let Some(key) = self.packed_log_key(log) {
+            let nonce = random_nonce();
+            let mut invocation = self.scripts.record_packed_send.key(key);
+            for legacy in self.legacy_keys(log) {
+                invocation.key(legacy);
+            }
+            invocation.arg(nonce);
+            for rule in rules {
+                invocation.arg(rule.limit).arg(millis(rule.period));
+            }
+            let reply: Vec<Value> = self.run(&invocation).await?;
+            return packed_send_decision(&reply, rules, nonce);
+        }
         // Random, so two replicas never pick the same sorted-set member.
         let token = random_token();
         let mut invocation = self.scripts.record_send.key(self.send_log_key(log));
@@ -59,6 +83,47 @@ impl RedisStore {
         }
         let reply: Vec<Value> = self.run(&invocation).await?;
         send_decision(&reply, rules, token)
+    }
+
+    /// `refund_packed_send.lua` or `refund_send.lua`, as `log` is kept.
+    pub(super) async fn refund_send_script(
+        &self,
+        log: &SendLog,
+        token: &str,
+    ) -> Result<(), StoreError> {
+        let mut invocation = match self.packed_log_key(log) {
+            Some(key) => {
+                let mut invocation = self.scripts.refund_packed_send.key(key);
+                for legacy in self.legacy_keys(log) {
+                    invocation.key(legacy);
+                }
+                invocation
+            }
+            None => self.scripts.refund_send.key(self.send_log_key(log)),
+        };
+        let _removed: i64 = self.run(invocation.arg(token)).await?;
+        Ok(())
+    }
+}
+
+/// `record_packed_send.lua`'s reply to a send counted with `nonce`: its
+/// token is the send's time and the nonce.
+pub(super) fn packed_send_decision(
+    reply: &[Value],
+    rules: &[RateRule],
+    nonce: u16,
+) -> Result<SendDecision, StoreError> {
+    match send_decision(reply, rules, String::new())? {
+        SendDecision::Admitted {
+            next_allowed_in, ..
+        } => {
+            let (_, numbers) = split_reply(reply)?;
+            Ok(SendDecision::Admitted {
+                token: packed_token(number_at(&numbers, 1)?, nonce),
+                next_allowed_in,
+            })
+        }
+        refused => Ok(refused),
     }
 }
 

@@ -7,10 +7,11 @@ use deadpool_redis::redis::Value;
 
 use super::{
     RedisStore, millis,
+    number_record::kept_digest,
     send_log::{random_tokens, send_decision, split_reply, status_text},
     verify_outcome,
 };
-use crate::store::{CheckOutcome, SendDecision, StoreError, VerifyPlan};
+use crate::store::{CheckOutcome, SendDecision, SendLog, StoreError, VerifyPlan};
 
 impl RedisStore {
     pub(super) async fn count_verify_and_consume_script(
@@ -31,8 +32,11 @@ impl RedisStore {
         invocation
             .key(self.record_key(plan.subject))
             .arg(plan.max_attempts);
+        for legacy in self.legacy_keys(&SendLog::Phone(*plan.subject)) {
+            invocation.key(legacy);
+        }
         for candidate in plan.candidates {
-            invocation.arg(&candidate.as_bytes()[..]);
+            invocation.arg(kept_digest(candidate));
         }
         let reply: Vec<Value> = self.run(&invocation).await?;
         read_outcome(&reply, &plan)

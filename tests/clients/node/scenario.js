@@ -1,7 +1,7 @@
 // otp-service from Node.js with @grpc/grpc-js + @grpc/proto-loader: the usage
 // example and the conformance test. Environment: OTP_ADDR (host:port),
-// TEXTBEE_STANDIN (URL of the stand-in SMS gateway), PHONE (a number no
-// other client uses).
+// TEXTBEE_STANDIN (URL of the stand-in SMS and WhatsApp gateway), PHONE and
+// CHANNEL_PHONE (numbers no other client uses).
 "use strict";
 
 const assert = require("node:assert/strict");
@@ -123,6 +123,13 @@ async function main() {
   const invalid = await rejection(call(otp, "SendOtp", { phone_number: "12345" }));
   assert.equal(invalid.code, grpc.status.INVALID_ARGUMENT);
   assert.equal(detail(invalid, "BadRequest").field_violations[0].field, "phone_number");
+
+  // A code over WhatsApp: ask for the channel, the response names it.
+  const channelPhone = process.env.CHANNEL_PHONE;
+  const overWhatsApp = await call(otp, "SendOtp", { phone_number: channelPhone, channel: "CHANNEL_WHATSAPP" });
+  assert.equal(overWhatsApp.channel, "CHANNEL_WHATSAPP");
+  result = await call(otp, "VerifyOtp", { phone_number: channelPhone, code: await lastCode(channelPhone) });
+  assert.equal(result.result, "VERIFY_OTP_RESULT_APPROVED");
 
   otp.close();
   console.log(`node (@grpc/grpc-js ${require("@grpc/grpc-js/package.json").version}): scenario passed; retry after ${seconds} s`);

@@ -3,8 +3,8 @@
 
 Stubs are generated from proto/ at run time (grpcio-tools), as a calling
 service would. Environment: OTP_ADDR (host:port), TEXTBEE_STANDIN (URL of the
-stand-in SMS gateway), PHONE (a number no other client uses), GEN_DIR (where
-to put generated stubs).
+stand-in SMS and WhatsApp gateway), PHONE and CHANNEL_PHONE (numbers no other
+client uses), GEN_DIR (where to put generated stubs).
 """
 
 import json
@@ -106,6 +106,17 @@ def main() -> None:
         check(error.code() == grpc.StatusCode.INVALID_ARGUMENT, error)
         bad_request = details_of(error, error_details_pb2.BadRequest)
         check(bad_request.field_violations[0].field == "phone_number", bad_request)
+
+    # A code over WhatsApp: ask for the channel, the response names it.
+    channel_phone = os.environ["CHANNEL_PHONE"]
+    sent = otp.SendOtp(
+        otp_pb2.SendOtpRequest(phone_number=channel_phone, channel=otp_pb2.CHANNEL_WHATSAPP),
+        timeout=10,
+    )
+    check(sent.channel == otp_pb2.CHANNEL_WHATSAPP, sent)
+    code = last_code(channel_phone)
+    result = otp.VerifyOtp(otp_pb2.VerifyOtpRequest(phone_number=channel_phone, code=code), timeout=10)
+    check(result.result == otp_pb2.VERIFY_OTP_RESULT_APPROVED, result)
 
     print(f"python (grpcio {grpc.__version__}): scenario passed; retry after {retry.retry_delay.seconds} s")
 

@@ -35,23 +35,80 @@ fn collect_lines(
     (lines, reader)
 }
 
+/// Runs `wait` (a wait that blocks its thread: polling a child process or
+/// its output) where it cannot stall the async workers: on a multi-thread
+/// Tokio runtime through `block_in_place`, so the test's own client tasks
+/// keep running meanwhile.
+fn blocking_wait<T>(wait: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(wait)
+        }
+        _ => wait(),
+    }
+}
+
+/// What a binary started with its own `/metrics` listener says when another
+/// process took the port between choosing and binding it.
+const METRICS_PORT_TAKEN: &str = "cannot serve metrics on";
+
 impl ServiceProcess {
+    /// [`ServiceProcess::start`] with `/metrics` served on a free loopback
+    /// port; returns the process and that address. A port chosen free can
+    /// be taken by a parallel test before the binary binds it: the binary
+    /// then exits saying so, and the start is tried again on another port.
+    pub fn start_with_metrics(vars: &[(&str, &str)]) -> (Self, String) {
+        for _ in 0..5 {
+            let metrics_addr = free_loopback_addr();
+            let mut env = vars.to_vec();
+            env.push(("OTP_METRICS_ADDR", &metrics_addr));
+            let mut env_with_listen =
+                vec![("OTP_LISTEN_ADDR", "127.0.0.1:0"), ("RUST_LOG", "info")];
+            env_with_listen.extend_from_slice(&env);
+            let mut process = Self::spawn(&env_with_listen);
+            let started = blocking_wait(|| {
+                let give_up = Instant::now() + Duration::from_secs(10);
+                loop {
+                    let lines = process.stderr();
+                    if lines.iter().any(|line| line.contains(METRICS_PORT_TAKEN)) {
+                        return None;
+                    }
+                    if let Some(addr) = lines.iter().find_map(|line| listening_addr(line)) {
+                        return Some(addr);
+                    }
+                    assert!(
+                        Instant::now() < give_up,
+                        "binary not listening after 10 s: {lines:?}"
+                    );
+                    thread::sleep(Duration::from_millis(20));
+                }
+            });
+            if let Some(addr) = started {
+                process.addr = addr;
+                return (process, metrics_addr);
+            }
+            let _ = process.stop();
+        }
+        panic!("no free metrics port in 5 tries");
+    }
+
     /// Starts the binary on an OS-chosen loopback port with `vars` set (and
     /// nothing else from this environment) and waits until it listens.
     pub fn start(vars: &[(&str, &str)]) -> Self {
+        Self::start_program(env!("CARGO_BIN_EXE_otp-service"), vars)
+    }
+
+    /// [`ServiceProcess::start`] for another build of the service at
+    /// `program` (an older version, for a rolling upgrade).
+    pub fn start_program(program: &str, vars: &[(&str, &str)]) -> Self {
         let mut env = vec![("OTP_LISTEN_ADDR", "127.0.0.1:0"), ("RUST_LOG", "info")];
         env.extend_from_slice(vars);
-        let mut process = Self::spawn(&env);
-        process.addr =
-            process.wait_for_stderr("otp-service listening", Duration::from_secs(10), |line| {
-                // The listening line carries `addr=<ip:port>`, in text or JSON logs.
-                let start = line.find("127.0.0.1:")?;
-                let rest = &line[start..];
-                let end = rest
-                    .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
-                    .unwrap_or(rest.len());
-                rest[..end].parse().ok()
-            });
+        let mut process = Self::spawn_program(program, &[], &env);
+        process.addr = process.wait_for_stderr(
+            "otp-service listening",
+            Duration::from_secs(10),
+            listening_addr,
+        );
         process
     }
 
@@ -65,7 +122,11 @@ impl ServiceProcess {
 
     /// [`ServiceProcess::spawn`] with command-line arguments.
     pub fn spawn_with_args(args: &[&str], vars: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_otp-service"))
+        Self::spawn_program(env!("CARGO_BIN_EXE_otp-service"), args, vars)
+    }
+
+    fn spawn_program(program: &str, args: &[&str], vars: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(program)
             .args(args)
             .env_clear()
             .env("OTP_METRICS_ADDR", "")
@@ -147,17 +208,19 @@ impl ServiceProcess {
     /// every line it printed has been read.
     pub fn wait_for_exit(&mut self, deadline: Duration) -> ExitStatus {
         let give_up = Instant::now() + deadline;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("process status") {
-                self.join_readers();
-                return status;
+        blocking_wait(|| {
+            loop {
+                if let Some(status) = self.child.try_wait().expect("process status") {
+                    self.join_readers();
+                    return status;
+                }
+                if Instant::now() >= give_up {
+                    let _ = self.child.kill();
+                    panic!("binary still running after {deadline:?}");
+                }
+                thread::sleep(Duration::from_millis(20));
             }
-            if Instant::now() >= give_up {
-                let _ = self.child.kill();
-                panic!("binary still running after {deadline:?}");
-            }
-            thread::sleep(Duration::from_millis(20));
-        }
+        })
     }
 
     /// Stops the process (SIGKILL if still running) and returns every
@@ -176,7 +239,40 @@ impl ServiceProcess {
     }
 }
 
+/// The gRPC address on the binary's listening line (`addr=<ip:port>`, in
+/// text or JSON logs).
+fn listening_addr(line: &str) -> Option<SocketAddr> {
+    if !line.contains("otp-service listening") {
+        return None;
+    }
+    let start = line.find("127.0.0.1:")?;
+    let rest = &line[start..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == ':'))
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+/// A loopback address that was free a moment ago (see
+/// [`ServiceProcess::start_with_metrics`] for the race this leaves).
+pub fn free_loopback_addr() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    format!("127.0.0.1:{port}")
+}
+
 fn wait_for_line<T>(
+    lines: &Mutex<Vec<String>>,
+    what: &str,
+    deadline: Duration,
+    find: impl Fn(&str) -> Option<T>,
+) -> T {
+    blocking_wait(|| wait_for_line_here(lines, what, deadline, find))
+}
+
+fn wait_for_line_here<T>(
     lines: &Mutex<Vec<String>>,
     what: &str,
     deadline: Duration,

@@ -10,7 +10,7 @@ use std::sync::{
 use async_trait::async_trait;
 use otp_service::{
     domain::PhoneNumber,
-    sms::{Accepted, GatewayError, OutgoingSms, SmsGateway},
+    sms::{Accepted, Channel, GatewayError, OutgoingSms, SmsGateway},
 };
 use tokio::sync::Semaphore;
 
@@ -19,6 +19,8 @@ use tokio::sync::Semaphore;
 pub struct SentSms {
     pub to_e164: String,
     pub text: String,
+    /// The channel the send asked for.
+    pub channel: Channel,
     /// The template locale the text was rendered from (`None`: default).
     pub locale: Option<String>,
 }
@@ -31,6 +33,9 @@ struct State {
     in_flight: AtomicUsize,
     /// When set, each send waits for one permit (tests release them).
     gate: Mutex<Option<Arc<Semaphore>>>,
+    /// Takes every channel (by default SMS only, as a deployment without
+    /// WhatsApp or voice routes).
+    every_channel: AtomicBool,
 }
 
 /// Cheap to clone; clones share what they record.
@@ -38,6 +43,13 @@ struct State {
 pub struct RecordingGateway(Arc<State>);
 
 impl RecordingGateway {
+    /// Takes sends on every channel, recording each as it records an SMS:
+    /// for tests of what the flow does with any channel (limits, guard).
+    pub fn serving_every_channel(self) -> Self {
+        self.0.every_channel.store(true, Ordering::SeqCst);
+        self
+    }
+
     /// From now on every send fails as if the gateway were down.
     pub fn fail_sends(&self, failing: bool) {
         self.0.failing.store(failing, Ordering::SeqCst);
@@ -85,7 +97,14 @@ impl SmsGateway for RecordingGateway {
         self.0.in_flight.fetch_add(1, Ordering::SeqCst);
         let result = self.record(sms).await;
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
-        result.map(|()| Accepted::default())
+        result.map(|()| Accepted {
+            channel: sms.channel,
+            ..Accepted::default()
+        })
+    }
+
+    fn serves(&self, channel: Channel) -> bool {
+        channel == Channel::Sms || self.0.every_channel.load(Ordering::SeqCst)
     }
 }
 
@@ -104,6 +123,7 @@ impl RecordingGateway {
         self.0.sent.lock().expect("sent lock").push(SentSms {
             to_e164: sms.to.e164().to_owned(),
             text: sms.text.to_owned(),
+            channel: sms.channel,
             locale: sms.locale.map(str::to_owned),
         });
         Ok(())

@@ -171,11 +171,11 @@ impl RedisCluster {
     }
 
     /// Keys matching `pattern` on each master, by master port.
-    pub fn keys_by_master(&self, pattern: &str) -> HashMap<u16, Vec<String>> {
+    pub fn keys_by_master(&self, pattern: &str) -> HashMap<u16, Vec<Vec<u8>>> {
         self.masters()
             .into_iter()
             .map(|port| {
-                let keys = query::<Vec<String>>(port, redis::cmd("KEYS").arg(pattern))
+                let keys = query::<Vec<Vec<u8>>>(port, redis::cmd("KEYS").arg(pattern))
                     .expect("KEYS answers");
                 (port, keys)
             })

@@ -23,6 +23,70 @@ pub const VONAGE_FROM: &str = "AcmeOTP";
 pub const TEXTBEE_PATH: &str = "/api/v1/gateway/devices/dev-42/send-sms";
 pub const TEXTBEE_KEY: &str = "tb_test_key_4f9a2c71";
 pub const WEBHOOK_SECRET: &str = "whsec_0123456789abcdef0123456789abcdef";
+pub const TWILIO_CALLS_PATH: &str =
+    "/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Calls.json";
+pub const TWILIO_WHATSAPP_FROM: &str = "+14155550111";
+pub const TWILIO_CONTENT_SID: &str = "HX0123456789abcdef0123456789abcdef";
+pub const TWILIO_VOICE_FROM: &str = "+14155550122";
+pub const WHATSAPP_PHONE_NUMBER_ID: &str = "106540352242922";
+pub const WHATSAPP_TOKEN: &str = "EAAJB_test_token_3c1d9f";
+pub const WHATSAPP_TEMPLATE: &str = "otp_code";
+pub const WHATSAPP_PATH: &str = "/v25.0/106540352242922/messages";
+
+/// The variables of Meta's WhatsApp Cloud API at `server`, with the template.
+pub fn whatsapp_cloud_vars(server: &MockServer) -> Vec<(String, String)> {
+    vec![
+        (
+            "OTP_WHATSAPP_CLOUD_PHONE_NUMBER_ID".into(),
+            WHATSAPP_PHONE_NUMBER_ID.into(),
+        ),
+        (
+            "OTP_WHATSAPP_CLOUD_ACCESS_TOKEN".into(),
+            WHATSAPP_TOKEN.into(),
+        ),
+        ("OTP_WHATSAPP_CLOUD_BASE_URL".into(), server.uri()),
+        ("OTP_WHATSAPP_TEMPLATE".into(), WHATSAPP_TEMPLATE.into()),
+    ]
+}
+
+/// The Twilio account at `server` with its SMS, WhatsApp and voice senders.
+pub fn twilio_channel_vars(server: &MockServer) -> Vec<(String, String)> {
+    let mut vars = twilio_vars(server);
+    vars.extend([
+        (
+            "OTP_TWILIO_WHATSAPP_FROM".to_owned(),
+            TWILIO_WHATSAPP_FROM.to_owned(),
+        ),
+        (
+            "OTP_TWILIO_WHATSAPP_CONTENT_SID".to_owned(),
+            TWILIO_CONTENT_SID.to_owned(),
+        ),
+        (
+            "OTP_TWILIO_VOICE_FROM".to_owned(),
+            TWILIO_VOICE_FROM.to_owned(),
+        ),
+    ]);
+    vars
+}
+
+/// The code a WhatsApp Cloud API request carries as the body's parameter.
+pub fn whatsapp_code(request: &Request) -> String {
+    let body: serde_json::Value = serde_json::from_slice(&request.body).expect("a JSON body");
+    body.pointer("/template/components/0/parameters/0/text")
+        .and_then(serde_json::Value::as_str)
+        .expect("the body parameter")
+        .to_owned()
+}
+
+/// The code a call's TwiML says (digit by digit, in its first `<Say>`).
+pub fn spoken_code(twiml: &str) -> String {
+    let start = twiml.find("<Say").expect("a <Say>");
+    let end = twiml[start..].find("</Say>").expect("a </Say>") + start;
+    twiml[start..end]
+        .split_once('>')
+        .map(|(_, said)| said.chars().filter(char::is_ascii_digit).collect())
+        .expect("said text")
+}
 
 /// The variables of a Twilio account whose API is `server`.
 pub fn twilio_vars(server: &MockServer) -> Vec<(String, String)> {

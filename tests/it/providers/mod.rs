@@ -3,13 +3,17 @@
 //! status, retry and limit accounting, through the real gRPC server.
 
 mod twilio;
+mod twilio_voice;
+mod twilio_whatsapp;
 mod vonage;
 mod webhook;
 mod webhook_receiver;
+mod whatsapp_cloud;
 
 use std::time::{Duration, Instant};
 
 use crate::common::{TestApp, sms_standins::pairs};
+use otp_service::proto::{Channel, SendOtpRequest};
 use tonic::{Code, Status};
 
 /// A server on the in-memory store sending through the gateway `vars` select.
@@ -39,8 +43,28 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = usize>,
 {
+    assert_channel_send_outcome(app, phone, Channel::Sms, expected, seen).await;
+}
+
+/// [`assert_send_outcome`] for a send asking for `channel`.
+async fn assert_channel_send_outcome<F, Fut>(
+    app: &TestApp,
+    phone: &str,
+    channel: Channel,
+    expected: &Expected,
+    seen: F,
+) where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = usize>,
+{
     let started = Instant::now();
-    let result = app.send(phone).await;
+    let result = app
+        .send_request(SendOtpRequest {
+            phone_number: phone.into(),
+            channel: channel.into(),
+            ..Default::default()
+        })
+        .await;
     let elapsed = started.elapsed();
     let code = result.as_ref().map_or_else(Status::code, |_| Code::Ok);
     assert_eq!(code, expected.code, "{result:?}");

@@ -117,6 +117,7 @@ async fn events_past_a_full_queue_are_dropped_and_counted_as_queue_full() {
                 idempotency_key: None,
                 caller: None,
                 locale: None,
+                channel: Default::default(),
             })
             .await;
         assert!(

@@ -16,7 +16,7 @@ use crate::{
         sms_standins::{pairs, requests, standin_answering, textbee_vars, twilio_vars},
         unique_phone,
     },
-    metrics::{free_metrics_addr, sample, scrape},
+    metrics::{sample, scrape},
 };
 
 /// Twilio and TextBee each answer the send with a 307 (which keeps the
@@ -66,7 +66,6 @@ async fn provider_redirects_are_not_followed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_provider_skipped_while_its_circuit_is_open_is_counted() {
     let twilio = standin_answering(ResponseTemplate::new(503)).await;
-    let metrics_addr = free_metrics_addr();
     let mut vars = twilio_vars(&twilio);
     vars.extend(
         [
@@ -74,11 +73,10 @@ async fn a_provider_skipped_while_its_circuit_is_open_is_counted() {
             ("OTP_SMS_MAX_RETRIES", "0"),
             ("OTP_SMS_BREAKER_FAILURES", "1"),
             ("OTP_SMS_BREAKER_COOLDOWN_SECONDS", "600"),
-            ("OTP_METRICS_ADDR", metrics_addr.as_str()),
         ]
         .map(|(name, value)| (name.to_owned(), value.to_owned())),
     );
-    let service = tokio::task::block_in_place(|| ServiceProcess::start(&pairs(&vars)));
+    let (service, metrics_addr) = ServiceProcess::start_with_metrics(&pairs(&vars));
     let client = OtpServiceClient::new(connect(service.addr).await);
     let send = || {
         let mut client = client.clone();

@@ -96,7 +96,7 @@ async fn sentinel_credentials_are_used_for_the_master_too() {
         .get_multiplexed_async_connection()
         .await
         .expect("the credentials open the master");
-    let keys: Vec<String> = on_master.keys("*").await.expect("KEYS");
+    let keys: Vec<Vec<u8>> = on_master.keys("*").await.expect("KEYS");
     assert!(!keys.is_empty(), "the code is stored on the master");
     let verified = app.verify(&phone, &code).await.expect("answers");
     assert_eq!(verified.result(), VerifyOtpResult::Approved);

@@ -2,9 +2,12 @@
 //! estimate would cross them (on every store, and across two replicas),
 //! sure failures give their estimate back, each caller has its own daily
 //! cap, the estimate counts segments, a destination without a price is
-//! refused, and a `cheapest:` route asks the cheaper provider first.
+//! refused, a `cheapest:` route asks the cheaper provider first, and a
+//! WhatsApp message or a call costs its own price (per message, per
+//! minute), a fall-through to SMS the SMS price.
 
 mod caps;
+mod channels;
 mod cheapest;
 mod check_config;
 mod events;

@@ -36,6 +36,8 @@ fn response(n: u32) -> RecordedSend {
         code_length: 6,
         attempts_remaining: n,
         resend_after_secs: 30,
+        // Every channel's number round-trips (0, SMS, as before channels).
+        channel: n % 3,
     }
 }
 

@@ -1,0 +1,149 @@
+//! The compact layout of issue 30 ("a quarter of the bytes per number"):
+//! one key per phone number holding its code state and its send log
+//! together, and one packed send log per `client_key`, each a short binary
+//! string (`lua/number_record.lua` says the byte layout). Key names are the
+//! prefix, one letter and the 16 raw bytes of the keyed hash: 21 bytes with
+//! the default prefix, which Redis keeps in its smallest allocation, where
+//! `otp:{<32 hex>}:code` took 48. One key per number needs no hash tag: each
+//! script on it touches that key alone, so a Redis Cluster routes it by the
+//! key itself.
+//!
+//! A rolling upgrade: an older version beside this one keeps a number's code
+//! in the hash `<prefix>:{<32 hex>}:code` and its sends in the sorted set
+//! `…:sends` (a client's in `…:client-sends`). Every script on a record is
+//! handed those names too, and adopts what they hold into the record, then
+//! deletes them (`adopt_legacy` in `number_record.lua`): for the first
+//! [`ADOPT_LEGACY_FOR`] of this process's life, longer than any code's
+//! lifetime and the longest per-number send rule (a day), on one server or
+//! Sentinel. Not on a Redis Cluster: the old names hash to other slots, so no
+//! script may touch both (README, "Upgrading to the compact layout").
+//!
+//! Only the 16 first bytes of a code's digest are kept: a wrong guess is
+//! still refused but with odds of 2^-128 instead of 2^-256, far below the
+//! guess budget's own odds (`OTP_MAX_ATTEMPTS` in 10^`OTP_CODE_LENGTH`).
+
+use std::time::Duration;
+
+use deadpool_redis::redis::{Script, ScriptInvocation};
+use rand::{Rng, TryRngCore, rngs::OsRng};
+
+use super::{RedisStore, RedisTopology};
+use crate::{
+    domain::{CodeDigest, SubjectKey},
+    store::SendLog,
+};
+
+/// The letter after the prefix naming a phone number's record.
+const NUMBER: u8 = b'n';
+/// The letter after the prefix naming a `client_key`'s packed send log.
+const CLIENT: u8 = b'c';
+
+/// How long after start a process still looks for records an older
+/// version wrote: a day of send logs (the daily limit; no per-number or
+/// per-client window is longer) and an hour to spare for the last code.
+pub(super) const ADOPT_LEGACY_FOR: Duration = Duration::from_secs(25 * 60 * 60);
+
+/// Whether a store on `topology` adopts legacy records (not on a Cluster).
+pub(super) fn adopts_legacy(topology: &RedisTopology) -> bool {
+    !matches!(topology, RedisTopology::Cluster(_))
+}
+
+impl RedisStore {
+    /// `<prefix>:n<16 raw bytes>`: the number's code state and send log.
+    pub(super) fn record_key(&self, subject: &SubjectKey) -> Vec<u8> {
+        packed_key(&self.prefix, NUMBER, subject)
+    }
+
+    /// The key of `log` when it is a packed log (a number's, in its record;
+    /// a `client_key`'s), `None` for the logs kept as sorted sets (the
+    /// shared ones, busy enough that a packed string would be rewritten
+    /// whole on every send, and the verify logs).
+    pub(super) fn packed_log_key(&self, log: &SendLog) -> Option<Vec<u8>> {
+        match log {
+            SendLog::Phone(subject) => Some(self.record_key(subject)),
+            SendLog::Client(client) => Some(packed_key(&self.prefix, CLIENT, client)),
+            _ => None,
+        }
+    }
+}
+
+impl RedisStore {
+    /// Whether scripts are still handed the names of legacy records.
+    fn adopting_legacy(&self) -> bool {
+        self.adopt_legacy_until
+            .is_some_and(|until| tokio::time::Instant::now() < until)
+    }
+
+    /// The names an older version kept `log`'s records under, while they
+    /// are adopted: a number's code hash and sorted set, a client's sorted
+    /// set; none for other logs, or once adoption is over.
+    pub(super) fn legacy_keys(&self, log: &SendLog) -> Vec<String> {
+        if !self.adopting_legacy() {
+            return Vec::new();
+        }
+        match log {
+            SendLog::Phone(subject) => vec![
+                format!("{}:{{{subject}}}:code", self.prefix),
+                format!("{}:{{{subject}}}:sends", self.prefix),
+            ],
+            SendLog::Client(client) => {
+                vec![format!("{}:{{{client}}}:client-sends", self.prefix)]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// `script` on `subject`'s record, with its legacy names.
+    pub(super) fn on_record<'a>(
+        &self,
+        script: &'a Script,
+        subject: &SubjectKey,
+    ) -> ScriptInvocation<'a> {
+        let mut invocation = script.key(self.record_key(subject));
+        for legacy in self.legacy_keys(&SendLog::Phone(*subject)) {
+            invocation.key(legacy);
+        }
+        invocation
+    }
+}
+
+fn packed_key(prefix: &str, kind: u8, key: &SubjectKey) -> Vec<u8> {
+    let mut name = Vec::with_capacity(prefix.len() + 18);
+    name.extend_from_slice(prefix.as_bytes());
+    name.push(b':');
+    name.push(kind);
+    name.extend_from_slice(key.as_bytes());
+    name
+}
+
+/// The part of a code's digest a number's record keeps (see the module doc).
+pub(super) fn kept_digest(digest: &CodeDigest) -> &[u8] {
+    &digest.as_bytes()[..16]
+}
+
+/// A packed send's nonce: random, so two sends counted in one millisecond
+/// are told apart by their refunds (and equal only when interchangeable).
+pub(super) fn random_nonce() -> u16 {
+    OsRng.unwrap_err().random::<u16>()
+}
+
+/// The refund token of a packed send: its time on Redis's clock and its nonce.
+pub(super) fn packed_token(sent_at_ms: u64, nonce: u16) -> String {
+    format!("{sent_at_ms}:{nonce}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_number_key_is_the_prefix_a_letter_and_sixteen_raw_bytes() {
+        let subject = crate::domain::HmacSecret::new(&[7; 32])
+            .subject_key(&crate::domain::PhoneNumber::parse("+447700900123").expect("valid"));
+        let key = packed_key("otp", NUMBER, &subject);
+        assert_eq!(key.len(), 21);
+        assert_eq!(&key[..5], b"otp:n");
+        assert_eq!(&key[5..], subject.as_bytes());
+        assert_ne!(key, packed_key("otp", CLIENT, &subject));
+    }
+}
