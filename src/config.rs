@@ -22,6 +22,7 @@ mod provider_vars;
 mod pumping_vars;
 mod redis_vars;
 mod secret_vars;
+mod spend_vars;
 mod textbee_vars;
 mod trust_vars;
 mod twilio_channel_vars;
@@ -52,6 +53,7 @@ use message_vars::MessageVars;
 use otel_vars::OtelVars;
 use pumping_vars::PumpingVars;
 use redis_vars::RedisVars;
+use spend_vars::SpendVars;
 use trust_vars::TrustVars;
 
 use crate::{
@@ -61,6 +63,7 @@ use crate::{
     events::EventsConfig,
     otp::OtpPolicy,
     sms::{MessageTemplates, SmsConfig},
+    spend::SpendSettings,
     store::StoreConfig,
     telemetry::{LogFormat, TraceExport},
 };
@@ -87,6 +90,8 @@ pub struct Settings {
     channels: ChannelVars,
     #[command(flatten)]
     message: MessageVars,
+    #[command(flatten)]
+    spend: SpendVars,
     #[command(flatten)]
     otel: OtelVars,
     #[command(flatten)]
@@ -149,6 +154,9 @@ pub struct Config {
     /// `OTP_MESSAGE_TEMPLATES_FILE`, `OTP_APP_NAME`, `OTP_WEBOTP_DOMAIN`,
     /// `OTP_ANDROID_APP_HASH`).
     pub messages: MessageTemplates,
+    /// Prices and spend caps (`OTP_PRICES_FILE`, `OTP_*SPEND_LIMIT*`);
+    /// `None`: no prices file, spend is neither estimated nor capped.
+    pub spend: Option<SpendSettings>,
     /// Whether spans are exported over OTLP (the standard `OTEL_*` variables).
     pub traces: TraceExport,
     /// Where audit events go (`OTP_EVENTS_STREAM`); `None`: off.
@@ -222,6 +230,8 @@ impl Config {
             // Channels fall through on an open circuit: the breakers are on.
             sms.breaker = gateway_vars::breaker_settings(&vars.sms);
         }
+        // After the channels: every channel's routed providers need prices.
+        let spend = spend_vars::spend_settings(&vars.spend, &mut sms)?;
         let channel_templates = channel_vars::channel_templates(&vars.channels, &sms)?;
         let messages = message_vars::templates_from_env(&vars.message, channel_templates)?;
         let limits = abuse_vars::send_limits(&vars.abuse);
@@ -260,6 +270,7 @@ impl Config {
             pumping_guard,
             store,
             messages,
+            spend,
             traces,
             events,
         })
@@ -270,13 +281,15 @@ impl Config {
     /// it, or a retry could send a second code while the first is in flight.
     pub fn longest_send(&self) -> Duration {
         const STORE_CALLS_PER_SEND: u32 = 8;
+        // With a spend cap: its reservation, and the give-back once sent.
+        const SPEND_CALLS_PER_SEND: u32 = 2;
         let store_timeout = match &self.store {
             StoreConfig::Memory => Duration::ZERO,
             StoreConfig::Redis(settings) => settings.timeout,
         };
-        store_timeout * STORE_CALLS_PER_SEND
-            + self.sms.sending.send_timeout
-            + Duration::from_secs(5)
+        let capped = self.spend.as_ref().is_some_and(|spend| spend.caps.any());
+        let calls = STORE_CALLS_PER_SEND + if capped { SPEND_CALLS_PER_SEND } else { 0 };
+        store_timeout * calls + self.sms.sending.send_timeout + Duration::from_secs(5)
     }
 }
 

@@ -1,7 +1,9 @@
 //! The one error type of the OTP flow and its single mapping to gRPC status
-//! (`delivery.rs`: the statuses of a send the gateway could not deliver).
+//! (the spend refusals' details in `error/spend.rs`; `delivery.rs`: the
+//! statuses of a send the gateway could not deliver).
 
 mod delivery;
+mod spend;
 
 use std::time::Duration;
 
@@ -14,7 +16,8 @@ use crate::{
     auth::AdminRefusal,
     domain::{CodeError, LocaleError, PhoneError, RequestKeyError, ceil_seconds},
     sms::{Channel, GatewayError},
-    store::{StoreError, Violation},
+    spend::PriceUnknown,
+    store::{SpendRefusal, StoreError, Violation},
 };
 
 use delivery::{channel_not_configured, gateway_failed};
@@ -71,6 +74,16 @@ pub enum Error {
         /// Time until the suspension lifts.
         retry_after: Duration,
     },
+    /// The send's estimated price would cross a spend cap; nothing was sent.
+    #[error("spend limit reached")]
+    SpendLimited {
+        /// Every cap that refused, with its delay.
+        refusals: Vec<SpendRefusal>,
+    },
+    /// No price is known for the destination: the send is refused rather
+    /// than sent at an unknown price.
+    #[error(transparent)]
+    PriceUnknown(PriceUnknown),
     /// The number spent its wrong-guess budget; no code is sent until the lock ends.
     #[error("too many wrong codes for this number; retry after {retry_after:?}")]
     Locked {
@@ -109,12 +122,14 @@ pub enum Error {
 
 impl Error {
     /// Every name [`Error::kind`] gives (metrics export each at 0 from start).
-    pub const KINDS: [&'static str; 14] = [
+    pub const KINDS: [&'static str; 16] = [
         "invalid_argument",
         "idempotency_busy",
         "country_not_allowed",
         "rate_limited",
         "destination_suspended",
+        "spend_limited",
+        "price_unknown",
         "locked",
         "unauthenticated",
         "unknown_caller",
@@ -142,6 +157,8 @@ impl Error {
             Error::CountryNotAllowed { .. } => "country_not_allowed",
             Error::RateLimited { .. } | Error::VerifyLimited { .. } => "rate_limited",
             Error::DestinationSuspended { .. } => "destination_suspended",
+            Error::SpendLimited { .. } => "spend_limited",
+            Error::PriceUnknown(_) => "price_unknown",
             Error::Locked { .. } => "locked",
             Error::Unauthenticated => "unauthenticated",
             Error::UnknownCaller => "unknown_caller",
@@ -189,6 +206,8 @@ impl From<Error> for Status {
                 prefix,
                 retry_after,
             } => destination_suspended(&prefix, retry_after),
+            Error::SpendLimited { refusals } => spend::spend_limit_reached(&refusals),
+            Error::PriceUnknown(unknown) => spend::price_unknown(&unknown),
             Error::Locked { retry_after } => number_locked(retry_after),
             Error::Unauthenticated => Status::with_error_details(
                 Code::Unauthenticated,

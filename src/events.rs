@@ -122,6 +122,11 @@ pub struct AuditEvent {
     pub reason: Option<&'static str>,
     /// Wrong guesses still allowed (incorrect).
     pub attempts_remaining: Option<u32>,
+    /// The send's estimated price in millionths of `currency` (sent, send
+    /// failed; with a prices file).
+    pub estimate_micros: Option<u64>,
+    /// The ISO 4217 currency of `estimate_micros`.
+    pub currency: Option<&'static str>,
     /// The destination prefix an operator acted on (admin API).
     pub prefix: Option<DestinationPrefix>,
     /// Who acted (admin API): the caller's name, or `loopback`.
@@ -160,6 +165,8 @@ impl AuditEvent {
             limit: None,
             reason: None,
             attempts_remaining: None,
+            estimate_micros: None,
+            currency: None,
             prefix: None,
             operator: None,
             duration_seconds: None,
@@ -195,6 +202,11 @@ impl AuditEvent {
                 "attempts_remaining",
                 self.attempts_remaining.map(|n| n.to_string()),
             ),
+            (
+                "estimate_micros",
+                self.estimate_micros.map(|n| n.to_string()),
+            ),
+            ("currency", self.currency.map(str::to_owned)),
             ("prefix", self.prefix.as_ref().map(ToString::to_string)),
             ("operator", self.operator.clone()),
             (

@@ -24,6 +24,7 @@ pub mod proto;
 pub mod server;
 pub mod service;
 pub mod sms;
+pub mod spend;
 pub mod store;
 pub mod telemetry;
 

@@ -9,6 +9,7 @@
 //! registry. Without [`install`] nothing is recorded at all.
 
 mod handles;
+mod spend;
 
 use std::{
     future::Future,
@@ -25,6 +26,11 @@ use tracing::Instrument;
 use crate::telemetry;
 
 use handles::Handles;
+
+pub use spend::{
+    COUNTRY_APPROVALS, COUNTRY_SENDS, SPEND_ESTIMATED, SPEND_LIMIT, SPEND_REFUSALS,
+    UNKNOWN_COUNTRY, country_approval, country_send, spend_caps, spend_estimated, spend_refused,
+};
 
 /// SendOtp calls by `result` and `channel` (the one that carried the code,
 /// or, for a send that failed or was refused, the one asked for).
@@ -183,6 +189,7 @@ fn describe() {
     metrics::describe_counter!(GRPC_REQUESTS, "gRPC calls by method and status code");
     metrics::describe_histogram!(GRPC_SECONDS, metrics::Unit::Seconds, "gRPC call latency");
     metrics::describe_counter!(EVENTS_DROPPED, "Audit events not written, by reason");
+    spend::describe();
 }
 
 /// Exports the counter `name` at 0 for each of `values` of `label`, so a

@@ -16,12 +16,14 @@ mod policy;
 mod pumping_admin;
 mod pumping_guard;
 mod send;
+mod spend_guard;
 mod verify_limits;
 
-use std::sync::Arc;
+use std::{collections::BTreeMap, sync::Arc};
 
 use idempotency::Claim;
 use pumping_guard::PumpingGuard;
+use spend_guard::SpendGuard;
 
 pub use outcome::{SendRequest, SentCode, TimeLeft, Verification, VerifyRequest};
 pub use policy::{AbuseRules, OtpPolicy};
@@ -32,7 +34,8 @@ use crate::{
     error::Error,
     events::EventSink,
     metrics::timed_store,
-    sms::{MessageTemplates, SmsGateway},
+    sms::{Channel, MessageTemplates, RouteTable, SmsGateway},
+    spend::SpendSettings,
     store::{CheckOutcome, OtpStore, VerifyOutcome, VerifyPlan},
 };
 
@@ -47,6 +50,8 @@ pub struct OtpFlow {
     /// Where decisions are recorded (`audit.rs`); disabled unless configured.
     events: EventSink,
     guard: PumpingGuard,
+    /// Prices and spend caps (`spend_guard.rs`); `None`: no prices file.
+    spend: Option<SpendGuard>,
 }
 
 impl OtpFlow {
@@ -73,7 +78,19 @@ impl OtpFlow {
             gateway,
             events: EventSink::disabled(),
             guard,
+            spend: None,
         }
+    }
+
+    /// Estimates each send's price over each channel's `routes` at
+    /// `settings`' prices and holds it to the spend caps.
+    pub fn with_spend(
+        mut self,
+        settings: SpendSettings,
+        routes: BTreeMap<Channel, RouteTable>,
+    ) -> Self {
+        self.spend = Some(SpendGuard::new(settings, routes, Arc::clone(&self.store)));
+        self
     }
 
     /// Records every decision as an audit event in `events`.
@@ -161,6 +178,9 @@ impl OtpFlow {
             VerifyOutcome::Approved => {
                 if self.abuse.test_numbers.code_for(phone).is_none() {
                     self.guard.count_approval(phone, &subject);
+                    if let Some(spend) = &self.spend {
+                        spend.count_approval(phone);
+                    }
                 }
                 Verification::Approved
             }

@@ -34,6 +34,7 @@ use crate::{
 
 pub use open::open_store;
 use open::{open_gateway, open_store_with_events};
+pub(crate) use startup_log::worst_case;
 use startup_log::{log_caps_in_force, warn_about_development_settings};
 use trust_boundary::trust_boundary;
 
@@ -131,17 +132,19 @@ impl Application {
         let eviction = eviction_guard_checked(&config, store.as_ref()).await?;
         let (tls, auth) = trust_boundary(&config)?;
         let abuse = abuse_rules(&config);
-        let flow = Arc::new(
-            OtpFlow::new(
-                config.policy,
-                abuse,
-                keys,
-                config.messages,
-                Arc::clone(&store),
-                gateway,
-            )
-            .with_events(sink),
-        );
+        let mut flow = OtpFlow::new(
+            config.policy,
+            abuse,
+            keys,
+            config.messages,
+            Arc::clone(&store),
+            gateway,
+        )
+        .with_events(sink);
+        if let Some(spend) = config.spend {
+            flow = flow.with_spend(spend, config.sms.all_routes());
+        }
+        let flow = Arc::new(flow);
         let (listener, local_addr) = bind(config.listen_addr).await?;
         let health_listener = match config.health_addr {
             Some(addr) => Some(bind(addr).await?),

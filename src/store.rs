@@ -7,6 +7,7 @@ mod prefix_window;
 mod redis;
 mod send_plan;
 mod sliding_log;
+mod spend_window;
 mod verify_plan;
 
 use std::time::Duration;
@@ -22,11 +23,13 @@ pub use send_plan::{
     CodeToStore, PrefixStep, PrefixSuspension, SendOutcome, SendPlan, StoredSend, count_in_steps,
     take_back_prefix_send, take_back_sends,
 };
+pub use spend_window::{SpendDecision, SpendLedger, SpendRefusal, SpendReservation, SpendWindow};
 pub use verify_plan::{CheckOutcome, VerifyPlan, check_in_steps};
 
 use crate::{
     abuse::{DestinationPrefix, LimitKind, PrefixRule, RateRule, SendSource},
     domain::{CodeDigest, SubjectKey},
+    spend::Micros,
 };
 
 /// The store selection: Redis when one of `REDIS_URL`, `REDIS_CLUSTER_URLS`
@@ -335,6 +338,23 @@ pub trait OtpStore: Send + Sync + 'static {
     ) -> Result<CheckOutcome, StoreError> {
         check_in_steps(self, plan).await
     }
+
+    /// The spend caps' decision per send: reserves `amount` in every window
+    /// if none would then pass its limit, else nothing, naming each window
+    /// that refused and when the amount would fit (`spend_window.rs`).
+    /// Atomic over the windows, across every process sharing the store.
+    async fn reserve_spend(
+        &self,
+        amount: Micros,
+        windows: &[SpendWindow],
+    ) -> Result<SpendDecision, StoreError>;
+
+    /// Gives back `amount` of `reservation` in each window keeping its bucket, atomically.
+    async fn refund_spend(
+        &self,
+        reservation: &SpendReservation,
+        amount: Micros,
+    ) -> Result<(), StoreError>;
 
     /// Counts the approval of the code last sent to `subject` under
     /// `prefix`: that send (if still counted) becomes an approved one, and

@@ -8,7 +8,7 @@ use std::{fmt::Write as _, time::Duration};
 use crate::{
     config::{Config, EffectiveSettings, SecretSource},
     eviction_guard::EvictionGuard,
-    server::{check_before_start, open_store},
+    server::{check_before_start, open_store, worst_case},
     store::StoreConfig,
 };
 
@@ -32,6 +32,19 @@ pub async fn check_config(
         "caps in force: send limits {}; max attempts {}; code length {}; pumping guard {}",
         config.limits, config.policy.max_attempts, config.policy.code_length, config.pumping_guard
     );
+    if let (Some(spend), Some(worst)) = (&config.spend, worst_case(config)) {
+        let cap = |limit: Option<crate::spend::Micros>| {
+            limit.map_or_else(|| "off".to_owned(), |limit| limit.to_string())
+        };
+        let _ = writeln!(
+            report,
+            "spend caps in force ({}): per hour {}, per day {}, per caller per day {}; worst case {worst}",
+            spend.prices.currency(),
+            cap(spend.caps.per_hour),
+            cap(spend.caps.per_day),
+            cap(spend.caps.caller_per_day),
+        );
+    }
     let _ = writeln!(report, "store: {}", store_name(&config.store));
     for warning in development_settings(config) {
         let _ = writeln!(report, "warning: {warning}");

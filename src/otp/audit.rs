@@ -8,6 +8,7 @@ use crate::{
     error::Error,
     events::{AuditEvent, EventKind},
     sms::{Channel, GatewayError},
+    spend::Micros,
 };
 
 /// The provider named on a send to a test number (no SMS leaves).
@@ -30,23 +31,34 @@ impl OtpFlow {
     }
 
     /// A code went out through `provider` on `channel` (or was stored for
-    /// a test number).
+    /// a test number), at an estimated price of `spent` (with a prices
+    /// file): that provider's price on that channel.
     pub(super) fn audit_sent(
         &self,
         phone: &PhoneNumber,
         client_key: Option<&ClientKey>,
         provider: Option<&'static str>,
         channel: Channel,
+        spent: Option<Micros>,
     ) {
         self.audit(EventKind::Sent, phone, |event| {
             event.caller = self.caller(client_key);
             event.provider = Some(provider.unwrap_or(TEST_NUMBER_PROVIDER));
             event.channel = Some(channel.as_str());
+            self.add_estimate(event, spent);
         });
     }
 
+    /// The estimated price and its currency, when spend is estimated.
+    fn add_estimate(&self, event: &mut AuditEvent, estimate: Option<Micros>) {
+        if let (Some(spend), Some(estimate)) = (&self.spend, estimate) {
+            event.estimate_micros = Some(estimate.0);
+            event.currency = Some(spend.currency().code());
+        }
+    }
+
     /// No provider took the message asked for on `channel` (nor on a
-    /// channel it fell through to).
+    /// channel it fell through to); `estimate` is what was reserved.
     pub(super) fn audit_send_failed(
         &self,
         phone: &PhoneNumber,
@@ -54,12 +66,14 @@ impl OtpFlow {
         provider: &'static str,
         channel: Channel,
         error: &GatewayError,
+        estimate: Option<Micros>,
     ) {
         self.audit(EventKind::SendFailed, phone, |event| {
             event.caller = self.caller(client_key);
             event.provider = Some(provider);
             event.channel = Some(channel.as_str());
             event.reason = Some(error.kind());
+            self.add_estimate(event, estimate);
         });
     }
 
@@ -83,6 +97,11 @@ impl OtpFlow {
         }
         let limit = match error {
             Error::CountryNotAllowed { .. } => "country".to_owned(),
+            Error::SpendLimited { refusals } => refusals
+                .iter()
+                .map(|refusal| refusal.cap.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
             Error::Locked { .. } => "wrong_guess_lock".to_owned(),
             Error::RateLimited { violations } => violations
                 .iter()

@@ -7,20 +7,21 @@
 use super::{OtpFlow, SendRequest};
 use crate::{
     domain::OtpCode,
-    sms::{Accepted, Channel, GatewayError, OutgoingSms, VoiceMessage},
+    sms::{Accepted, Channel, GatewayError, OutgoingSms, Rendered, VoiceMessage},
 };
 
 impl OtpFlow {
     /// Sends the code in the caller's language on the channel asked for
-    /// (or one it falls through to); returns what the provider that took it
-    /// said. The router counts each provider's latency and failures, traces
+    /// (or one it falls through to), `rendered` its SMS text (rendered
+    /// before the send was counted: its segments price it); returns what
+    /// the provider that took it said. The router counts each provider's latency and failures, traces
     /// each provider asked, and logs its message id.
     pub(super) async fn deliver(
         &self,
         request: &SendRequest<'_>,
         code: &OtpCode,
+        rendered: &Rendered<'_>,
     ) -> Result<Accepted, GatewayError> {
-        let rendered = self.messages.render(code, self.policy.ttl, request.locale);
         let mut sms = OutgoingSms::new(
             request.phone,
             &rendered.text,

@@ -1,23 +1,29 @@
-//! Sending a new code, step by step: count the send against every limit,
-//! let the pumping guard judge its destination, store the code's digest
-//! (these three one store call, `OtpStore::count_send_and_put_code`, which
-//! undoes its own counts when a step refuses), deliver the code
-//! (`delivery.rs`: on the channel asked for, whatever it is, so every limit
-//! and the pumping guard count a WhatsApp message or a call exactly like an
-//! SMS, before it goes out), and undo what is safe to undo when it cannot
-//! be sent.
+//! Sending a new code, step by step: price the send (with a prices file: on
+//! the channel asked for and those it may fall through to), count the send
+//! against every limit, let the pumping guard judge its destination, store
+//! the code's digest (these three one store call,
+//! `OtpStore::count_send_and_put_code`, which undoes its own counts when a
+//! step refuses), reserve its price against the spend caps (a store call of
+//! its own, `spend_guard.rs`: its refusal undoes the counts and the code),
+//! deliver the code (`delivery.rs`: on the channel asked for, whatever it
+//! is, so every limit and the pumping guard count a WhatsApp message or a
+//! call exactly like an SMS, before it goes out), settle the price at the
+//! channel and provider that carried it, and undo what is safe to undo when
+//! it cannot be sent.
 
 use std::time::Duration;
 
 use super::{
     OtpFlow, SendRequest, SentCode,
     pumping_guard::{CountedPrefixSend, PumpingGuard},
+    spend_guard::ReservedSpend,
 };
 use crate::{
     abuse::{DestinationPrefix, RateRule, SendSource},
     domain::{CodeDigest, OtpCode, PhoneNumber, SubjectKey},
     error::Error,
-    sms::GatewayError,
+    sms::{Accepted, Channel, GatewayError, Rendered},
+    spend::{Estimate, Micros},
     store::{
         CodeToStore, OtpStore, PrefixSender, PrefixSuspension, SendLog, SendOutcome, SendPlan,
         StoreError, take_back_sends,
@@ -51,12 +57,16 @@ impl CountedSends<'_> {
 }
 
 impl OtpFlow {
-    /// Counts the send against every limit (refusing if one is full), stores
-    /// the new code's digest (replacing any pending code, keeping the spent
-    /// guess budget), then texts it. If the text cannot be sent the digest is
+    /// Prices the send (with a prices file), counts it against every limit
+    /// (refusing if one is full), stores the new code's digest (replacing
+    /// any pending code, keeping the spent guess budget), reserves its price
+    /// against the spend caps, then sends it on the channel asked for (or
+    /// one it falls through to) and keeps the carrier's price on that
+    /// channel as spent. If the text cannot be sent the digest is
     /// removed again, so no code the user never received can be guessed; the
-    /// send is taken back from the limits only when it surely never reached
-    /// the gateway, so a retry is not held back by a send that did not happen.
+    /// send (and its reserved price) is taken back only when it surely never
+    /// reached the gateway, so a retry is not held back by a send that did
+    /// not happen.
     pub(super) async fn send_new_code(
         &self,
         phone: &PhoneNumber,
@@ -73,44 +83,74 @@ impl OtpFlow {
             .is_none()
             .then(|| self.guard.prefix_to_judge(phone))
             .flatten();
+        // Rendered before anything is counted: its segments price an SMS.
+        let rendered = test_code
+            .is_none()
+            .then(|| self.messages.render(&code, self.policy.ttl, request.locale));
+        let estimate = self.estimate_spend(phone, request.channel, rendered.as_ref())?;
         let (attempts_remaining, counted) = self
             .count_and_store(phone, subject, request, prefix.as_ref(), &digest)
             .await?;
+        let reserved = match self.reserve_spend(request, estimate).await {
+            Ok(reserved) => reserved,
+            Err(refusal) => {
+                self.undo_refused(subject, &digest, counted).await;
+                return Err(refusal);
+            }
+        };
         let resend_after = counted.resend_after;
         // A test number's code "goes" by the channel asked for, so a client
         // sees the answer it would in production.
-        let mut channel = request.channel;
-        if test_code.is_some() {
+        let Some(rendered) = rendered else {
             tracing::info!("test number: fixed code stored, no message sent");
-            self.audit_sent(phone, request.client_key, None, channel);
-        } else {
-            match self.deliver(request, &code).await {
-                Ok(accepted) => {
-                    channel = accepted.channel;
-                    self.audit_sent(phone, request.client_key, Some(accepted.provider), channel);
-                }
-                Err(gateway_error) => {
-                    let provider = self.gateway.provider();
-                    self.audit_send_failed(
-                        phone,
-                        request.client_key,
-                        provider,
-                        request.channel,
-                        &gateway_error,
-                    );
-                    self.undo_undelivered(subject, &digest, counted, &gateway_error)
-                        .await;
-                    return Err(gateway_error.into());
-                }
+            self.audit_sent(phone, request.client_key, None, request.channel, None);
+            return Ok(self.sent_code(attempts_remaining, resend_after, request.channel));
+        };
+        match self.deliver(request, &code, &rendered).await {
+            Ok(accepted) => {
+                let spent = self.settle_spend(reserved.as_ref(), phone, &accepted).await;
+                self.audit_sent(
+                    phone,
+                    request.client_key,
+                    Some(accepted.provider),
+                    accepted.channel,
+                    spent,
+                );
+                Ok(self.sent_code(attempts_remaining, resend_after, accepted.channel))
+            }
+            Err(gateway_error) => {
+                let provider = self.gateway.provider();
+                let estimate = reserved.as_ref().map(|r| r.estimate.reserved);
+                self.audit_send_failed(
+                    phone,
+                    request.client_key,
+                    provider,
+                    request.channel,
+                    &gateway_error,
+                    estimate,
+                );
+                self.undo_undelivered(subject, &digest, counted, reserved, phone, &gateway_error)
+                    .await;
+                Err(gateway_error.into())
             }
         }
-        Ok(SentCode {
+    }
+
+    /// The answer to a send that went out on `channel` (or was stored for a
+    /// test number).
+    fn sent_code(
+        &self,
+        attempts_remaining: u32,
+        resend_after: Duration,
+        channel: Channel,
+    ) -> SentCode {
+        SentCode {
             expires_in: self.policy.ttl,
             code_length: self.policy.code_length,
             attempts_remaining,
             resend_after,
             channel,
-        })
+        }
     }
 
     /// Counts the send in the phone's, the caller's and the service's log,
@@ -179,6 +219,70 @@ impl OtpFlow {
         Ok((stored.attempts_remaining, counted))
     }
 
+    /// The send's estimated price, with a prices file and a message to
+    /// send: on `channel` and every channel its fallback may hand it to (the
+    /// reservation covers the dearest); a destination without a price is
+    /// refused before anything is counted.
+    fn estimate_spend(
+        &self,
+        phone: &PhoneNumber,
+        channel: Channel,
+        rendered: Option<&Rendered<'_>>,
+    ) -> Result<Option<Estimate>, Error> {
+        let (Some(spend), Some(rendered)) = (&self.spend, rendered) else {
+            return Ok(None);
+        };
+        let fallback = self.gateway.fallback_after(channel);
+        let channels: Vec<Channel> = std::iter::once(channel)
+            .chain(fallback.iter().copied())
+            .collect();
+        spend.estimate(phone, &rendered.text, &channels).map(Some)
+    }
+
+    /// The spend caps' step: reserves the estimate in every cap in force,
+    /// service-wide and the caller's, or refuses the send
+    /// (`OtpStore::reserve_spend`). Its own store call after the counts, so
+    /// a send refused by a send limit never touches the spend ledgers.
+    async fn reserve_spend(
+        &self,
+        request: &SendRequest<'_>,
+        estimate: Option<Estimate>,
+    ) -> Result<Option<ReservedSpend>, Error> {
+        let (Some(spend), Some(estimate)) = (&self.spend, estimate) else {
+            return Ok(None);
+        };
+        let caller = request.caller.map(|caller| caller.name());
+        spend.reserve(estimate, caller).await.map(Some)
+    }
+
+    /// The send went out as `accepted` says: that provider's price on that
+    /// channel is what was spent, the rest of the reservation goes back.
+    /// Returns the spend.
+    async fn settle_spend(
+        &self,
+        reserved: Option<&ReservedSpend>,
+        phone: &PhoneNumber,
+        accepted: &Accepted,
+    ) -> Option<Micros> {
+        let (Some(spend), Some(reserved)) = (&self.spend, reserved) else {
+            return None;
+        };
+        Some(spend.settle(reserved, phone, accepted).await)
+    }
+
+    /// Undoes a reservation of a send that failed: given back when it
+    /// surely was not sent, kept (and counted as spent) when it may have been.
+    async fn unspend(&self, reserved: Option<&ReservedSpend>, phone: &PhoneNumber, sure: bool) {
+        let (Some(spend), Some(reserved)) = (&self.spend, reserved) else {
+            return;
+        };
+        if sure {
+            spend.refund(reserved).await;
+        } else {
+            spend.keep_uncertain(reserved, phone);
+        }
+    }
+
     /// Reports a suspension `monitor` mode let the send through.
     fn report_monitored(
         &self,
@@ -238,17 +342,32 @@ impl OtpFlow {
         subject: &SubjectKey,
         digest: &CodeDigest,
         mut counted: CountedSends<'_>,
+        reserved: Option<ReservedSpend>,
+        phone: &PhoneNumber,
         error: &GatewayError,
     ) {
+        let sure = error.surely_not_sent();
         // At once, as in `refund`: a hung store costs one timeout, not two.
         let take_back = async {
-            if error.surely_not_sent() {
+            if sure {
                 counted.refund().await;
             } else {
                 counted.refund_prefix_send().await;
             }
         };
-        tokio::join!(self.discard_undelivered(subject, digest), take_back);
+        let spend = self.unspend(reserved.as_ref(), phone, sure);
+        tokio::join!(self.discard_undelivered(subject, digest), take_back, spend);
+    }
+
+    /// Undoes a send a step after the store's refused (a spend cap): it
+    /// surely was not sent, so every count and the code go.
+    async fn undo_refused(
+        &self,
+        subject: &SubjectKey,
+        digest: &CodeDigest,
+        counted: CountedSends<'_>,
+    ) {
+        tokio::join!(self.discard_undelivered(subject, digest), counted.refund());
     }
 
     /// Removes a code that was never delivered, unless a newer send replaced it.

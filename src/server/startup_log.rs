@@ -1,7 +1,10 @@
 //! What the server says once at startup: the caps in force, and warnings
 //! about settings fit for development only.
 
-use crate::config::{Config, SecretSource};
+use crate::{
+    config::{Config, SecretSource},
+    spend::WorstCase,
+};
 
 /// States every cap in one structured line, so an operator reading the
 /// startup log knows what bounds spend and guessing without reading the
@@ -16,6 +19,7 @@ pub(super) fn log_caps_in_force(config: &Config) {
         countries = %config.countries,
         "caps in force"
     );
+    log_spend_in_force(config);
     if config.verify_limits.global_per_minute.is_none() {
         tracing::warn!(
             "OTP_GLOBAL_VERIFY_LIMIT=0: no service-wide verify cap; a VerifyOtp flood with a \
@@ -28,6 +32,54 @@ pub(super) fn log_caps_in_force(config: &Config) {
              if every other rule is bypassed"
         );
     }
+}
+
+/// With a prices file: the spend caps and the worst case they allow per
+/// hour (the global send cap at the highest price and longest message, or
+/// the spend cap if lower).
+fn log_spend_in_force(config: &Config) {
+    let Some(spend) = &config.spend else {
+        return;
+    };
+    let worst = worst_case(config);
+    let cap = |limit: Option<crate::spend::Micros>| {
+        limit.map_or_else(|| "off".to_owned(), |limit| limit.to_string())
+    };
+    tracing::info!(
+        currency = %spend.prices.currency(),
+        per_hour = cap(spend.caps.per_hour),
+        per_day = cap(spend.caps.per_day),
+        caller_per_day = cap(spend.caps.caller_per_day),
+        worst_case = %worst.map(|w| w.to_string()).unwrap_or_default(),
+        "spend caps in force"
+    );
+    let mtls = config
+        .tls
+        .as_ref()
+        .is_some_and(|tls| tls.client_ca_file.is_some());
+    if spend.caps.caller_per_day.is_some() && config.callers.is_none() && !mtls {
+        tracing::warn!(
+            "OTP_CALLER_SPEND_LIMIT_PER_DAY is set but no caller is ever authenticated \
+             (no OTP_CALLERS_FILE, no OTP_TLS_CLIENT_CA_FILE): it holds nobody"
+        );
+    }
+}
+
+/// The worst case per hour the caps allow, with a prices file.
+pub(crate) fn worst_case(config: &Config) -> Option<WorstCase> {
+    let spend = config.spend.as_ref()?;
+    let max_segments = config
+        .messages
+        .multi_segment(config.policy.code_length, config.policy.ttl)
+        .iter()
+        .map(|(_, segments)| segments.count as u64)
+        .max()
+        .unwrap_or(1);
+    Some(WorstCase::of(
+        spend,
+        config.limits.global_per_minute,
+        max_segments,
+    ))
 }
 
 /// Warns about settings that are fine for development but not for production.

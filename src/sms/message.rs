@@ -249,20 +249,44 @@ const GSM7_BASIC: &str = "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆ�
 /// Its extension table: each costs an escape plus itself.
 const GSM7_EXTENSION: &str = "\u{c}^{}\\[~]|€";
 
+/// Septets each ASCII character takes in GSM-7 (0: not in the alphabet),
+/// so the common case is a table look-up rather than a scan of the
+/// alphabet per character (every priced send counts its segments).
+const GSM7_ASCII: [u8; 128] = {
+    let mut septets = [0_u8; 128];
+    let mut c = 0;
+    while c < 128 {
+        septets[c] = match c as u8 {
+            b'\n' | b'\r' | b' '..=b'#' | b'%'..=b'?' | b'A'..=b'Z' | b'a'..=b'z' | b'_' => 1,
+            b'@' | b'$' => 1,
+            0x0c | b'^' | b'{' | b'}' | b'\\' | b'[' | b'~' | b']' | b'|' => 2,
+            _ => 0,
+        };
+        c += 1;
+    }
+    septets
+};
+
+/// Septets `c` takes in GSM-7 (0: not in the alphabet).
+fn gsm7_septets(c: char) -> usize {
+    match u8::try_from(c) {
+        Ok(byte) if byte.is_ascii() => usize::from(GSM7_ASCII[usize::from(byte)]),
+        _ if GSM7_EXTENSION.contains(c) => 2,
+        _ if GSM7_BASIC.contains(c) => 1,
+        _ => 0,
+    }
+}
+
 /// Whether every character of `text` is in the GSM-7 alphabet (else the
 /// SMS goes as UCS-2, e.g. Vonage's `type=unicode`).
 pub fn is_gsm7(text: &str) -> bool {
-    text.chars()
-        .all(|c| GSM7_BASIC.contains(c) || GSM7_EXTENSION.contains(c))
+    text.chars().all(|c| gsm7_septets(c) > 0)
 }
 
 /// How many segments `text` takes.
 pub fn count_segments(text: &str) -> Segments {
     let (encoding, units, single, per_part) = if is_gsm7(text) {
-        let septets = text
-            .chars()
-            .map(|c| if GSM7_EXTENSION.contains(c) { 2 } else { 1 })
-            .sum();
+        let septets = text.chars().map(gsm7_septets).sum();
         (SmsEncoding::Gsm7, septets, 160, 153)
     } else {
         (SmsEncoding::Ucs2, text.encode_utf16().count(), 70, 67)
@@ -378,6 +402,19 @@ mod tests {
         };
         assert_eq!(line, 2);
         assert!(!message.contains('\n'), "{message}");
+    }
+
+    #[test]
+    fn the_ascii_table_says_what_the_alphabet_says() {
+        for byte in 0_u8..128 {
+            let c = char::from(byte);
+            let expected = if GSM7_EXTENSION.contains(c) {
+                2
+            } else {
+                usize::from(GSM7_BASIC.contains(c))
+            };
+            assert_eq!(gsm7_septets(c), expected, "{byte:#04x}");
+        }
     }
 
     #[test]

@@ -1,6 +1,13 @@
 //! Route tables: per destination country an ordered list of providers
 //! (`OTP_SMS_ROUTES`; one table per channel, `OTP_WHATSAPP_ROUTES` and
-//! `OTP_VOICE_ROUTES` alike), tried in turn by the router (`router.rs`).
+//! `OTP_VOICE_ROUTES` alike), tried in turn by the router (`router.rs`,
+//! whose provider loop asks `route_for`). A route written
+//! `cheapest:twilio,vonage` is ordered cheapest first for each destination
+//! country at startup (`cheapest.rs`, by the price table's column for the
+//! table's channel), so the router's loop asks the cheapest healthy
+//! provider first and fails over in that order.
+
+mod cheapest;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -19,6 +26,11 @@ pub struct RouteTable {
     by_region: BTreeMap<String, Vec<ProviderName>>,
     /// For every region without its own route.
     default: Vec<ProviderName>,
+    /// The routes marked `cheapest:`: their countries, `*` for the default.
+    cheapest: BTreeSet<String>,
+    /// The default route ordered cheapest first for each country whose
+    /// prices differ from the default row's (a `cheapest:` default only).
+    ranked: BTreeMap<String, Vec<ProviderName>>,
 }
 
 /// Why `OTP_SMS_ROUTES` was refused.
@@ -53,24 +65,38 @@ impl RouteTable {
         Self {
             by_region: BTreeMap::new(),
             default: vec![provider],
+            cheapest: BTreeSet::new(),
+            ranked: BTreeMap::new(),
         }
     }
 
-    /// Parses `IN=textbee; US,CA=twilio; *=twilio,vonage`: entries split by
-    /// `;`, countries by `,` before the `=`, providers by `,` after it.
+    /// Parses `IN=textbee; US,CA=cheapest:twilio,vonage; *=twilio,vonage`:
+    /// entries split by `;`, countries by `,` before the `=`, providers by
+    /// `,` after it, optionally after `cheapest:`.
     pub fn parse(raw: &str) -> Result<Self, RouteTableError> {
         let mut by_region = BTreeMap::new();
         let mut default = None;
+        let mut cheapest = BTreeSet::new();
         for entry in raw.split(';').map(str::trim).filter(|e| !e.is_empty()) {
             let (countries, providers) = entry
                 .split_once('=')
                 .ok_or_else(|| RouteTableError::Malformed(entry.to_owned()))?;
+            let (by_price, providers) = match providers.trim().strip_prefix(cheapest::MARKER) {
+                Some(providers) => (true, providers),
+                None => (false, providers),
+            };
             let providers = parse_providers(entry, providers)?;
             for country in countries.split(',').map(str::trim) {
                 let slot = if country == "*" {
+                    if by_price {
+                        cheapest.insert("*".to_owned());
+                    }
                     &mut default
                 } else {
                     let region = parse_region(country)?;
+                    if by_price {
+                        cheapest.insert(region.clone());
+                    }
                     by_region.entry(region).or_insert(None)
                 };
                 if slot.replace(providers.clone()).is_some() {
@@ -85,6 +111,8 @@ impl RouteTable {
         Ok(Self {
             by_region,
             default: default.ok_or(RouteTableError::NoDefault)?,
+            cheapest,
+            ranked: BTreeMap::new(),
         })
     }
 
@@ -102,11 +130,15 @@ impl RouteTable {
     /// `region` is asked only when some country has a route of its own: for
     /// a calling code shared by several regions it costs a full parse.
     pub fn route_for<'r>(&self, region: impl FnOnce() -> Option<&'r str>) -> &[ProviderName] {
-        if self.by_region.is_empty() {
+        if self.by_region.is_empty() && self.ranked.is_empty() {
             return &self.default;
         }
         region()
-            .and_then(|region| self.by_region.get(region))
+            .and_then(|region| {
+                self.by_region
+                    .get(region)
+                    .or_else(|| self.ranked.get(region))
+            })
             .unwrap_or(&self.default)
     }
 }
@@ -141,17 +173,19 @@ fn parse_providers(entry: &str, raw: &str) -> Result<Vec<ProviderName>, RouteTab
 impl fmt::Display for RouteTable {
     /// The table as `OTP_SMS_ROUTES` would spell it, one country per entry.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let list = |providers: &[ProviderName]| {
-            providers
-                .iter()
-                .map(|p| p.as_str())
-                .collect::<Vec<_>>()
-                .join(",")
+        let list = |key: &str, providers: &[ProviderName]| {
+            let marker = if self.cheapest.contains(key) {
+                cheapest::MARKER
+            } else {
+                ""
+            };
+            let names: Vec<_> = providers.iter().map(|p| p.as_str()).collect();
+            format!("{marker}{}", names.join(","))
         };
         for (region, providers) in &self.by_region {
-            write!(f, "{region}={}; ", list(providers))?;
+            write!(f, "{region}={}; ", list(region, providers))?;
         }
-        write!(f, "*={}", list(&self.default))
+        write!(f, "*={}", list("*", &self.default))
     }
 }
 

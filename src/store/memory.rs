@@ -6,6 +6,7 @@ mod idempotency;
 mod prefixes;
 mod send_logs;
 mod sharded;
+mod spend;
 mod state;
 
 use std::{
@@ -75,6 +76,7 @@ impl MemoryStore {
             prefixes: Sharded::uncapped(),
             suspensions: Mutex::default(),
             exemptions: Mutex::default(),
+            spend: Mutex::default(),
             epoch: Instant::now(),
             next_token: AtomicU64::new(1),
         });
@@ -111,7 +113,7 @@ impl Default for MemoryStore {
 
 /// Each method is one mutex-held block, with no `.await` while it is held,
 /// in the file of its concern (`codes.rs`, `send_logs.rs`, `prefixes.rs`,
-/// `idempotency.rs`); each names its Lua twin there.
+/// `idempotency.rs`, `spend.rs`); each names its Lua twin there.
 #[async_trait]
 impl OtpStore for MemoryStore {
     async fn put_code(
@@ -178,6 +180,22 @@ impl OtpStore for MemoryStore {
         token: &str,
     ) -> Result<(), StoreError> {
         self.shared.refund_prefix_send(prefix, token)
+    }
+
+    async fn reserve_spend(
+        &self,
+        amount: crate::spend::Micros,
+        windows: &[super::SpendWindow],
+    ) -> Result<super::SpendDecision, StoreError> {
+        self.shared.reserve_spend(amount, windows)
+    }
+
+    async fn refund_spend(
+        &self,
+        reservation: &super::SpendReservation,
+        amount: crate::spend::Micros,
+    ) -> Result<(), StoreError> {
+        self.shared.refund_spend(reservation, amount)
     }
 
     async fn count_prefix_approval(

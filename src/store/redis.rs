@@ -5,7 +5,8 @@
 //! behave like one. The same scripts run on one server, a Redis Cluster or a
 //! Sentinel-managed master (see `connection.rs`): each touches only keys it
 //! is given in KEYS, all in one hash slot (one key, except the pumping
-//! guard's decision, whose keys share the prefix's hash tag, and, off a
+//! guard's decision, whose keys share the prefix's hash tag, the spend
+//! caps' decision, whose keys share the `{spend}` hash tag, and, off a
 //! Cluster, the old names a number's record is adopted from: see
 //! `number_record.rs`). The one exception is a SendOtp's (and a
 //! VerifyOtp's) whole store work in one script (`send_in_one_call.rs`,
@@ -23,6 +24,7 @@ mod scripts;
 mod send_in_one_call;
 mod send_log;
 mod sentinel_manager;
+mod spend;
 mod stream;
 mod trusted_pool;
 mod url;
@@ -306,6 +308,22 @@ impl OtpStore for RedisStore {
             self.count_verify_and_consume_script(plan),
         )
         .await
+    }
+
+    async fn reserve_spend(
+        &self,
+        amount: crate::spend::Micros,
+        windows: &[super::SpendWindow],
+    ) -> Result<super::SpendDecision, StoreError> {
+        self.reserve_spend_script(amount, windows).await
+    }
+
+    async fn refund_spend(
+        &self,
+        reservation: &super::SpendReservation,
+        amount: crate::spend::Micros,
+    ) -> Result<(), StoreError> {
+        self.refund_spend_script(reservation, amount).await
     }
 
     async fn count_prefix_approval(

@@ -29,15 +29,15 @@ use crate::{
 };
 
 /// Stand-ins for Meta's Cloud API and for Twilio (SMS and calls).
-struct Providers {
-    meta: MockServer,
-    twilio: MockServer,
+pub(crate) struct Providers {
+    pub(crate) meta: MockServer,
+    pub(crate) twilio: MockServer,
 }
 
 impl Providers {
     /// Meta answers every message with `whatsapp`; Twilio queues every SMS
     /// and creates every call.
-    async fn start(whatsapp: ResponseTemplate) -> Self {
+    pub(crate) async fn start(whatsapp: ResponseTemplate) -> Self {
         let providers = Self {
             meta: MockServer::start().await,
             twilio: MockServer::start().await,
@@ -65,7 +65,7 @@ impl Providers {
 
     /// The settings of SMS through Twilio, WhatsApp through Meta, voice
     /// through Twilio, and `more`.
-    fn vars(&self, more: &[(&str, &str)]) -> Vec<(String, String)> {
+    pub(crate) fn vars(&self, more: &[(&str, &str)]) -> Vec<(String, String)> {
         // WhatsApp through Meta here: Twilio's WhatsApp sender stays unset.
         let mut vars = twilio_channel_vars(&self.twilio);
         vars.retain(|(k, _)| !k.starts_with("OTP_TWILIO_WHATSAPP"));
@@ -94,7 +94,7 @@ impl Providers {
     }
 
     /// The SMS bodies and call TwiMLs Twilio was asked for, in order.
-    async fn twilio_requests(&self, resource: &str) -> Vec<String> {
+    pub(crate) async fn twilio_requests(&self, resource: &str) -> Vec<String> {
         requests(&self.twilio)
             .await
             .iter()
@@ -133,7 +133,11 @@ pub(crate) fn meta_error(status: u16, code: u32, message: &str) -> ResponseTempl
     }))
 }
 
-async fn send_on(app: &TestApp, phone: &str, channel: Channel) -> Result<SendOtpResponse, Status> {
+pub(crate) async fn send_on(
+    app: &TestApp,
+    phone: &str,
+    channel: Channel,
+) -> Result<SendOtpResponse, Status> {
     app.send_request(SendOtpRequest {
         phone_number: phone.into(),
         channel: channel.into(),

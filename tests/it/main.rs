@@ -44,6 +44,7 @@ mod rollback;
 mod routes;
 mod send;
 mod server;
+mod spend;
 mod store_contract;
 mod textbee;
 mod tls;

@@ -5,7 +5,8 @@
 # a private Redis, after scripted traffic with grpcurl against a stand-in SMS
 # gateway that fails one number (and stands in for Meta's WhatsApp Cloud API,
 # with numbers "not on WhatsApp" that fall through to SMS), and SMS pumping
-# that the guard suspends.
+# that the guard suspends, with a prices file and spend caps (the spend
+# series, on both channels).
 #
 # Installs Debian's prometheus package if promtool/prometheus are missing.
 # Uses OTP_SERVICE_BIN if set, else builds target/release/otp-service.
@@ -67,6 +68,18 @@ wait_until "redis-server" 10 redis-cli -p "$redis_port" ping
 wait_until "the stand-in gateway" 10 test -s "$work/textbee.port"
 textbee="http://127.0.0.1:$(cat "$work/textbee.port")"
 
+# Prices and generous spend caps: the spend series (estimates by country,
+# the caps in force, refusals at 0) appear without refusing the traffic.
+cat >"$work/prices.toml" <<EOF
+currency = "USD"
+[textbee]
+"*" = { sms = "0.05" }
+US = { sms = "0.0079" }
+[whatsapp_cloud]
+"*" = { whatsapp = "0.0135" }
+US = { whatsapp = "0.0040" }
+EOF
+
 grpc_port=$(free_port)
 metrics_port=$(free_port)
 env -i PATH="$PATH" \
@@ -78,6 +91,9 @@ env -i PATH="$PATH" \
   OTP_GRACE_SECONDS=0 \
   OTP_PUMPING_MIN_SENDS=2 \
   OTP_PUMPING_WINDOW_SECONDS=60 \
+  OTP_PRICES_FILE="$work/prices.toml" \
+  OTP_SPEND_LIMIT_PER_HOUR=100 \
+  OTP_SPEND_LIMIT_PER_DAY=1000 \
   REDIS_URL="redis://127.0.0.1:$redis_port" \
   SMS_SENDER_API="$textbee/api/v1/gateway/devices/standin-device/send-sms" \
   TEXTBEE_API_KEY=standin-key \
@@ -134,4 +150,16 @@ if [ "$status" -ne 0 ]; then
   echo "--- prometheus log ---" >&2; tail -n 20 "$work/prometheus.log" >&2
 fi
 step "queries checked"
+
+# Spend carries the channel that carried each send: WhatsApp messages at
+# Meta's price, and the fall-throughs and plain sends as SMS at TextBee's.
+page=$(curl -fsS "http://127.0.0.1:$metrics_port/metrics")
+for carrier in 'channel="whatsapp".*provider="whatsapp_cloud"|provider="whatsapp_cloud".*channel="whatsapp"' \
+  'channel="sms".*provider="textbee"|provider="textbee".*channel="sms"'; do
+  if ! grep '^otp_spend_estimated_micros_total{' <<<"$page" | grep -Eq "$carrier"; then
+    echo "ops: no spend series matching $carrier" >&2
+    status=1
+  fi
+done
+step "spend by channel checked"
 exit "$status"

@@ -3,7 +3,10 @@
 # a send, a wrong and a right guess, a reuse, a refused resend (cooldown),
 # TimeLeft, a send then CancelOtp, a send the stand-in gateway fails, an
 # invalid number, a code over WhatsApp, and a WhatsApp send to a number "not
-# on WhatsApp" that falls through to SMS: 13 RPCs per round. Then SMS pumping the guard must catch:
+# on WhatsApp" that falls through to SMS: 13 RPCs per round. The sends are
+# priced (check.sh's prices file): their estimates (channel by channel), and
+# the sends and approvals by country, are the spend panels' and rules'
+# series. Then SMS pumping the guard must catch:
 # round 1 sends codes nobody verifies to one destination prefix; round 2
 # keeps sending there until the guard suspends the prefix (it judges a send
 # once its code's lifetime is over: OTP_TTL_SECONDS + OTP_GRACE_SECONDS of

@@ -13,7 +13,10 @@ use super::sharded::Sharded;
 use crate::{
     abuse::DestinationPrefix,
     domain::{CodeDigest, SubjectKey},
-    store::{RecordedSend, SendLog, prefix_window::PrefixWindow, sliding_log::SendTimes},
+    store::{
+        RecordedSend, SendLog, prefix_window::PrefixWindow, sliding_log::SendTimes,
+        spend_window::Buckets,
+    },
 };
 
 /// How often expired entries are swept, bounding memory under churn to about
@@ -64,6 +67,9 @@ pub(super) struct Shared {
     /// Prefixes an operator exempted, and until when (ms on the store's
     /// clock): twin of the exempt-prefixes sorted set.
     pub(super) exemptions: Mutex<std::collections::HashMap<DestinationPrefix, u64>>,
+    /// The spend ledgers (`spend.rs`): one lock for all, as a decision
+    /// spans the service's and a caller's; a handful of entries per caller.
+    pub(super) spend: Mutex<std::collections::HashMap<super::spend::LedgerKey, Buckets>>,
     /// Origin of the millisecond clock the send logs use.
     pub(super) epoch: Instant,
     pub(super) next_token: AtomicU64,
@@ -112,8 +118,9 @@ impl Shared {
             .await;
         let prefixes = self.prefixes.retain(|window| !window.is_idle(now_ms)).await;
         self.suspensions_in_force(now_ms);
+        let ledgers = self.sweep_spend(now_ms);
         SweepReport {
-            removed: codes.0 + keys.0 + logs.0 + prefixes.0,
+            removed: codes.0 + keys.0 + logs.0 + prefixes.0 + ledgers,
             longest_hold: codes.1.max(keys.1).max(logs.1).max(prefixes.1),
         }
     }

@@ -104,7 +104,9 @@ lua_scripts! {
     suspended_prefixes,
     lift_prefix,
     prefix_counts,
-    prefix_list;
+    prefix_list,
+    reserve_spend,
+    refund_spend;
     count_send_and_put_code = [
         record_send,
         record_packed_send,
@@ -147,10 +149,11 @@ mod tests {
     /// Redis Cluster runs a script on the node owning its declared keys and
     /// refuses keys of other slots; a key built inside Lua would escape that
     /// check. So every command names a declared key (`KEYS[n]` or a local
-    /// name for it), and only the pumping guard's per-prefix scripts declare
-    /// more than one (they share a hash tag, tested in `pumping.rs`), besides
-    /// the scripts on a number's record, handed its legacy names only where
-    /// there are no slots (`number_record.rs`).
+    /// name for it), and only the pumping guard's per-prefix scripts and
+    /// the spend scripts declare more than one (they share a hash tag,
+    /// tested in `pumping.rs` and `spend.rs`), besides the scripts on a
+    /// number's record, handed its legacy names only where there are no
+    /// slots (`number_record.rs`).
     #[test]
     fn every_script_touches_only_its_declared_keys() {
         for (name, source) in SOURCES {

@@ -11,6 +11,7 @@ mod prefix_window;
 mod races;
 mod send_log;
 mod send_plan;
+mod spend;
 mod verify_log;
 
 use std::time::Duration;
