@@ -19,6 +19,7 @@ mod provider;
 mod retry;
 mod route;
 mod router;
+mod segments;
 mod setup;
 mod template;
 mod textbee;
@@ -44,13 +45,13 @@ pub use channel_message::{
 pub use console::ConsoleGateway;
 pub use http::{SmsSetupError, http_client};
 pub use message::{
-    ANDROID_APP_HASH_LEN, LocaleEntries, MessageTemplates, Rendered, Segments, SmsEncoding,
-    TemplatesError, count_segments, is_gsm7,
+    ANDROID_APP_HASH_LEN, LocaleEntries, MessageTemplates, Rendered, TemplatesError,
 };
 pub use provider::{Provider, ProviderName, SmsProvider};
 pub use retry::{RetryPolicy, SendSettings};
 pub use route::{RouteTable, RouteTableError};
 pub use router::{MissingProvider, SmsRouter};
+pub use segments::{Segments, SmsEncoding, count_segments, is_gsm7};
 pub use setup::{ProviderSettings, SmsConfig};
 pub use template::{MessageTemplate, TemplateError};
 pub use textbee::{TextBeeConfig, TextBeeGateway};

@@ -3,6 +3,7 @@
 //! the same phone behave exactly as if they had taken turns.
 
 mod memory;
+mod prefix_answers;
 mod prefix_window;
 mod redis;
 mod send_plan;
@@ -16,6 +17,9 @@ use async_trait::async_trait;
 use thiserror::Error;
 
 pub use memory::{DEFAULT_MAX_ENTRIES, MemoryStore, SweepReport};
+pub use prefix_answers::{
+    PrefixDecision, PrefixExemption, PrefixSender, PrefixVerdict, SuspendedPrefix,
+};
 pub use redis::{
     RedisNodes, RedisSettings, RedisStore, RedisStreamAppender, RedisTopology, RedisUrl,
 };
@@ -27,7 +31,7 @@ pub use spend_window::{SpendDecision, SpendLedger, SpendRefusal, SpendReservatio
 pub use verify_plan::{CheckOutcome, VerifyPlan, check_in_steps};
 
 use crate::{
-    abuse::{DestinationPrefix, LimitKind, PrefixRule, RateRule, SendSource},
+    abuse::{DestinationPrefix, LimitKind, PrefixRule, RateRule},
     domain::{CodeDigest, SubjectKey},
     spend::Micros,
 };
@@ -121,63 +125,6 @@ pub enum SendDecision {
         /// Every rule that refused, with its own delay.
         violations: Vec<Violation>,
     },
-}
-
-/// What [`OtpStore::count_prefix_send`] decided.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PrefixDecision {
-    /// The send was counted for its prefix.
-    Counted {
-        /// Identifies this send, to take it back with [`OtpStore::refund_prefix_send`].
-        token: String,
-    },
-    /// The prefix is suspended; nothing was counted.
-    Suspended {
-        /// Time until the suspension lifts.
-        lift_in: Duration,
-        /// Set when this very call suspended the prefix: what it judged by.
-        verdict: Option<PrefixVerdict>,
-    },
-}
-
-/// The counts a prefix was suspended on.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PrefixVerdict {
-    /// Sends in the window old enough to have been approved.
-    pub judged: u64,
-    /// How many of those had their own code approved.
-    pub approved: u64,
-}
-
-/// Who a send to a prefix is for and from: the pumping guard trusts numbers
-/// and tells sources apart by these.
-#[derive(Debug, Clone, Copy)]
-pub struct PrefixSender<'a> {
-    /// The number (its keyed digest; the stores keep 8 bytes of it).
-    pub subject: &'a SubjectKey,
-    /// Who asked for the send.
-    pub source: SendSource,
-}
-
-/// A suspended destination prefix as an operator sees it (the admin API).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SuspendedPrefix {
-    /// The suspended range.
-    pub prefix: DestinationPrefix,
-    /// Time until the suspension lifts by itself.
-    pub lift_in: Duration,
-    /// The prefix's counts now (kept while it is suspended): judged sends
-    /// and how many of those were approved, under the guard's rule.
-    pub counts: PrefixVerdict,
-}
-
-/// A prefix the guard leaves alone for a while (the admin API).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PrefixExemption {
-    /// The exempt range.
-    pub prefix: DestinationPrefix,
-    /// Time until the exemption ends.
-    pub ends_in: Duration,
 }
 
 /// The response of a completed send, kept for idempotent retries.

@@ -33,9 +33,9 @@ use tokio::time::Instant;
 use super::{
     GatewayError, OutgoingSms, SmsSetupError,
     http::{Answer, loggable, post},
-    message::is_gsm7,
     provider::SmsProvider,
     retry::{RetryPolicy, TryOutcome},
+    segments::is_gsm7,
 };
 use crate::domain::ApiKey;
 
