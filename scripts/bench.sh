@@ -116,6 +116,18 @@ SERVICE_ENV=("OTP_HMAC_SECRET=$SECRET" OTP_CODE_LENGTH=10 OTP_MAX_ATTEMPTS=20
   OTP_CLIENT_VERIFY_LIMIT=100000 OTP_GLOBAL_VERIFY_LIMIT=0
   OTP_PUMPING_MIN_SENDS=1000000)
 REDIS_ENV=() # set once the private redis-server is up
+# Spend in money (issue 29): every send priced (console at 0.0083 a segment
+# to the bench's +1 numbers) and reserved against the hourly and daily caps,
+# set far above what a run spends so none refuses. The "priced" SendOtp rows
+# run beside their unpriced twins in each round.
+cat >"$OUT/prices.toml" <<'TOML'
+currency = "USD"
+[console]
+"*" = { sms = "0.0500" }
+US = { sms = "0.0083" }
+TOML
+PRICED_ENV=("OTP_PRICES_FILE=$OUT/prices.toml" OTP_SPEND_LIMIT_PER_HOUR=100000000
+  OTP_SPEND_LIMIT_PER_DAY=1000000000)
 
 # start NAME ENV… -- CMD…: runs a server on the server CPU; sets PID and PORT.
 # A port free when picked can be taken before the server binds it (other
@@ -182,6 +194,9 @@ run() {
     send-judged) start "$name" "${SERVICE_ENV[@]}" OTP_TTL_SECONDS=1 OTP_GRACE_SECONDS=0 -- "$BENCH_SERVER" ;;
     redis-send) rcli flushall >/dev/null
                 start "$name" "${SERVICE_ENV[@]}" "${REDIS_ENV[@]}" -- "$BENCH_SERVER" ;;
+    send-priced) start "$name" "${SERVICE_ENV[@]}" "${PRICED_ENV[@]}" -- "$BENCH_SERVER" ;;
+    redis-send-priced) rcli flushall >/dev/null
+                start "$name" "${SERVICE_ENV[@]}" "${REDIS_ENV[@]}" "${PRICED_ENV[@]}" -- "$BENCH_SERVER" ;;
   esac
   local codes=()
   if [ "$kind" != echo ]; then codes=(--codes-from "$OUT/$name.stdout"); fi
@@ -236,9 +251,11 @@ for round in $(seq "$ROUNDS"); do
   run memory-quiet "quiet-verify-$round" --mix verify
   run memory "memory-timeleft-$round" --mix time-left
   run send "memory-send-$round" --mix send
+  run send-priced "memory-send-priced-$round" --mix send
   if [ "$REDIS_STORE" = 1 ]; then
     run redis "redis-timeleft-$round" --mix time-left
     run redis-send "redis-send-$round" --mix send
+    run redis-send-priced "redis-send-priced-$round" --mix send
   fi
 done
 
@@ -317,3 +334,14 @@ jq -n \
   --argjson binary "$BINARY_BYTES" \
   -f scripts/bench-summary.jq >"$OUT/summary.json"
 jq -r '.table' "$OUT/summary.json"
+
+log "SendOtp with prices and spend caps on (issue 29), medians of $ROUNDS rounds"
+priced_row() { # label, unpriced runs glob prefix, priced runs glob prefix
+  local plain priced
+  plain=$(jq -s '[map(.rps) | sort | .[length / 2 | floor], map(.server.cpu_us_per_call) | sort | .[length / 2 | floor]]' "$OUT/$2"-[0-9]*.json 2>/dev/null) || return 0
+  priced=$(jq -s '[map(.rps) | sort | .[length / 2 | floor], map(.server.cpu_us_per_call) | sort | .[length / 2 | floor]]' "$OUT/$3"-[0-9]*.json 2>/dev/null) || return 0
+  jq -nr --arg label "$1" --argjson a "$plain" --argjson b "$priced" \
+    '"\($label): rps \($a[0] | round) -> \($b[0] | round) (\((($b[0] / $a[0]) - 1) * 100 | round) %), service cpu us/call \($a[1] * 10 | round / 10) -> \($b[1] * 10 | round / 10)"'
+}
+priced_row "SendOtp memory" memory-send memory-send-priced | tee "$OUT/priced.txt"
+priced_row "SendOtp Redis (redis-server on the service's CPU)" redis-send redis-send-priced | tee -a "$OUT/priced.txt"
