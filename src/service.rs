@@ -4,6 +4,7 @@
 //! exported each call's span continues the caller's trace (`trace_context.rs`).
 
 mod hang_up;
+mod send_call;
 mod trace_context;
 
 use std::sync::Arc;
@@ -15,13 +16,13 @@ use tracing::{Instrument, Span, field};
 use crate::{
     abuse::LimitKind,
     auth::{AuthError, Authenticator, Caller, PeerCertificate},
-    domain::{ClientKey, IdempotencyKey, Locale, PhoneNumber, ceil_seconds},
+    domain::{ClientKey, PhoneNumber},
     error::Error,
     metrics,
-    otp::{OtpFlow, SendRequest, SentCode, Verification, VerifyRequest},
+    otp::{OtpFlow, Verification, VerifyRequest},
     proto::{
-        self, CancelOtpRequest, CancelOtpResponse, SendOtpRequest, SendOtpResponse,
-        TimeLeftRequest, TimeLeftResponse, VerifyOtpRequest, VerifyOtpResponse, VerifyOtpResult,
+        CancelOtpRequest, CancelOtpResponse, SendOtpRequest, SendOtpResponse, TimeLeftRequest,
+        TimeLeftResponse, VerifyOtpRequest, VerifyOtpResponse, VerifyOtpResult,
         otp_service_server::OtpService,
     },
     sms::Channel,
@@ -200,34 +201,14 @@ impl OtpGrpcService {
             Err(err) => return finish("SendOtp", started, None, Err(err)),
         };
         let request = request.into_inner();
-        let channel = requested_channel(request.channel);
+        let channel = send_call::requested_channel(request.channel);
         let flow = Arc::clone(&self.flow);
         let task_caller = caller.clone();
         // Run the send as its own task: if the caller hangs up mid-send, the
         // flow still finishes (and rolls back a code whose SMS failed) rather
         // than being dropped halfway.
         let sending = tokio::spawn(
-            async move {
-                let phone = parse_phone(&request.phone_number)?;
-                let client_key =
-                    ClientKey::parse(&request.client_key).map_err(Error::InvalidClientKey)?;
-                let idempotency_key = IdempotencyKey::parse(&request.idempotency_key)
-                    .map_err(Error::InvalidIdempotencyKey)?;
-                let locale =
-                    Locale::parse_optional(&request.locale).map_err(Error::InvalidLocale)?;
-                let sent = flow
-                    .send(SendRequest {
-                        phone: &phone,
-                        client_key: client_key.as_ref(),
-                        idempotency_key: idempotency_key.as_ref(),
-                        caller: task_caller.as_ref(),
-                        locale: locale.as_ref(),
-                        channel,
-                    })
-                    .await?;
-                Ok::<_, Error>((phone, sent))
-            }
-            .instrument(Span::current()),
+            send_call::send(flow, request, task_caller, channel).instrument(Span::current()),
         );
         let watch = hang_up::HangUpWatch::default();
         let joined = sending.await;
@@ -248,14 +229,7 @@ impl OtpGrpcService {
         metrics::send_finished(outcome, channel.as_str());
         telemetry::annotate_current("otp.result", outcome);
         telemetry::annotate_current("otp.channel", channel.as_str());
-        let response = result.map(|(phone, sent): (PhoneNumber, SentCode)| SendOtpResponse {
-            expires_in_seconds: ceil_seconds(sent.expires_in),
-            code_length: u32::from(sent.code_length),
-            attempts_remaining: sent.attempts_remaining,
-            masked_phone_number: phone.masked(),
-            resend_after_seconds: ceil_seconds(sent.resend_after),
-            channel: proto_channel(sent.channel).into(),
-        });
+        let response = result.map(|(phone, sent)| send_call::response(&phone, &sent));
         finish("SendOtp", started, caller.as_ref(), response)
     }
 
@@ -357,25 +331,6 @@ pub fn counters_at_zero() {
     metrics::start_at_zero(metrics::VERIFIES, "result", &verifies);
     let limits = LimitKind::SEND_LIMITS.map(LimitKind::as_str);
     metrics::start_at_zero(metrics::LIMIT_REFUSALS, "limit", &limits);
-}
-
-/// The channel a SendOtp asks for: unset (or a value this version does not
-/// know, from a newer client) is SMS, as before channels.
-fn requested_channel(raw: i32) -> Channel {
-    match proto::Channel::try_from(raw).unwrap_or_default() {
-        proto::Channel::Unspecified | proto::Channel::Sms => Channel::Sms,
-        proto::Channel::Whatsapp => Channel::WhatsApp,
-        proto::Channel::Voice => Channel::Voice,
-    }
-}
-
-/// A channel as the API names it.
-fn proto_channel(channel: Channel) -> proto::Channel {
-    match channel {
-        Channel::Sms => proto::Channel::Sms,
-        Channel::WhatsApp => proto::Channel::Whatsapp,
-        Channel::Voice => proto::Channel::Voice,
-    }
 }
 
 /// The canonical name of a gRPC code, as a metric label.
