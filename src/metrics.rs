@@ -8,6 +8,7 @@
 //! (or a histogram push) instead of a label set built and looked up in the
 //! registry. Without [`install`] nothing is recorded at all.
 
+mod delivery;
 mod handles;
 mod spend;
 
@@ -27,6 +28,10 @@ use crate::telemetry;
 
 use handles::Handles;
 
+pub use delivery::{
+    CHANNEL_FALLBACKS, GATEWAY_ERRORS, GATEWAY_SECONDS, SMS_BREAKER_STATE, SMS_SENDS, SMS_SKIPPED,
+    channel_fallback, sms_breaker_state, sms_provider_send, sms_provider_skipped,
+};
 pub use spend::{
     COUNTRY_APPROVALS, COUNTRY_SENDS, SPEND_ESTIMATED, SPEND_LIMIT, SPEND_REFUSALS,
     UNKNOWN_COUNTRY, country_approval, country_send, spend_caps, spend_estimated, spend_refused,
@@ -39,20 +44,6 @@ pub const SENDS: &str = "otp_sends_total";
 pub const VERIFIES: &str = "otp_verifies_total";
 /// Sends refused by a send limit, by `limit`.
 pub const LIMIT_REFUSALS: &str = "otp_send_limit_refusals_total";
-/// Sends handed to a provider, by `provider`, its `channel` and `result`
-/// (`accepted` or the failure's kind).
-pub const SMS_SENDS: &str = "otp_sms_provider_sends_total";
-/// Sends that fell through from one channel to the next (`from`, `to`)
-/// after the first surely did not deliver (`OTP_CHANNEL_FALLBACK`).
-pub const CHANNEL_FALLBACKS: &str = "otp_channel_fallbacks_total";
-/// SMS provider failures by `provider` and `kind` (the name predates routes).
-pub const GATEWAY_ERRORS: &str = "otp_sms_gateway_errors_total";
-/// SMS provider send latency (all tries at one provider) by `provider`.
-pub const GATEWAY_SECONDS: &str = "otp_sms_gateway_duration_seconds";
-/// Sends that passed a provider by because its circuit was open, by `provider`.
-pub const SMS_SKIPPED: &str = "otp_sms_provider_skipped_total";
-/// Each provider's circuit breaker by `provider`: 0 closed, 1 half-open, 2 open.
-pub const SMS_BREAKER_STATE: &str = "otp_sms_provider_breaker_state";
 /// Store operation latency by `operation`.
 pub const STORE_SECONDS: &str = "otp_store_operation_duration_seconds";
 /// 1 while the store answers health pings, else 0.
@@ -99,9 +90,6 @@ static INSTALLED: AtomicBool = AtomicBool::new(false);
 static SENDS_BY_RESULT_AND_CHANNEL: Handles<Counter, (&str, &str)> = Handles::new();
 static VERIFIES_BY_RESULT: Handles<Counter, &str> = Handles::new();
 static REFUSALS_BY_LIMIT: Handles<Counter, &str> = Handles::new();
-static SMS_SENDS_BY_PROVIDER_AND_RESULT: Handles<Counter, (&str, &str, &str)> = Handles::new();
-static GATEWAY_ERRORS_BY_PROVIDER_AND_KIND: Handles<Counter, (&str, &str)> = Handles::new();
-static GATEWAY_LATENCY_BY_PROVIDER: Handles<Histogram, &str> = Handles::new();
 static STORE_LATENCY_BY_OPERATION: Handles<Histogram, &str> = Handles::new();
 static REQUESTS_BY_METHOD_AND_CODE: Handles<Counter, (&str, &str)> = Handles::new();
 static LATENCY_BY_METHOD: Handles<Histogram, &str> = Handles::new();
@@ -231,12 +219,6 @@ pub fn send_finished(result: &'static str, channel: &'static str) {
     }
 }
 
-/// Counts a send that fell through from channel `from` to `to` (rare: only
-/// when a channel surely did not deliver).
-pub fn channel_fallback(from: &'static str, to: &'static str) {
-    counter!(CHANNEL_FALLBACKS, "from" => from, "to" => to).increment(1);
-}
-
 /// Counts a VerifyOtp outcome.
 pub fn verify_finished(result: &'static str) {
     if installed() {
@@ -253,51 +235,6 @@ pub fn send_limit_refused(limit: &'static str) {
             .get(limit, |limit| counter!(LIMIT_REFUSALS, "limit" => limit))
             .increment(1);
     }
-}
-
-/// Counts one send handed to `provider` (of `channel`) and how long it
-/// took there; `failure` is the failure's kind, `None` when the provider
-/// accepted it.
-pub fn sms_provider_send(
-    provider: &'static str,
-    channel: &'static str,
-    failure: Option<&'static str>,
-    elapsed: Duration,
-) {
-    if !installed() {
-        return;
-    }
-    let result = failure.unwrap_or("accepted");
-    SMS_SENDS_BY_PROVIDER_AND_RESULT
-        .get((provider, channel, result), |(provider, channel, result)| {
-            counter!(SMS_SENDS, "provider" => provider, "channel" => channel, "result" => result)
-        })
-        .increment(1);
-    if let Some(kind) = failure {
-        GATEWAY_ERRORS_BY_PROVIDER_AND_KIND
-            .get(
-                (provider, kind),
-                |(provider, kind)| counter!(GATEWAY_ERRORS, "provider" => provider, "kind" => kind),
-            )
-            .increment(1);
-    }
-    GATEWAY_LATENCY_BY_PROVIDER
-        .get(
-            provider,
-            |provider| histogram!(GATEWAY_SECONDS, "provider" => provider),
-        )
-        .record(elapsed.as_secs_f64());
-}
-
-/// Counts a send that passed `provider` by because its circuit was open
-/// (rare: only while a provider is down).
-pub fn sms_provider_skipped(provider: &'static str) {
-    counter!(SMS_SKIPPED, "provider" => provider).increment(1);
-}
-
-/// Sets `provider`'s circuit-breaker gauge (on state changes only).
-pub fn sms_breaker_state(provider: &'static str, value: f64) {
-    gauge!(SMS_BREAKER_STATE, "provider" => provider).set(value);
 }
 
 /// Sets the store health gauge (every few seconds, not per call).
