@@ -22,7 +22,8 @@ use otp_service::{
     abuse::{GuardMode, LimitKind, PumpingGuardSettings, RateRule, SendSource},
     domain::{CodeDigest, HmacSecret, PhoneNumber},
     store::{
-        CodeToStore, DEFAULT_MAX_ENTRIES, MemoryStore, OtpStore, PrefixSender, PrefixStep, SendLog, SendPlan,
+        CodeToStore, DEFAULT_MAX_ENTRIES, MemoryStore, OtpStore, PrefixSender, PrefixStep, SendLog,
+        SendPlan,
     },
 };
 
@@ -162,7 +163,10 @@ async fn bytes_per_number(numbers: u32, sends: u32, with_guard: bool) -> f64 {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let mut args = std::env::args().skip(1);
-    let numbers: u32 = args.next().and_then(|raw| raw.parse().ok()).unwrap_or(20_000);
+    let numbers: u32 = args
+        .next()
+        .and_then(|raw| raw.parse().ok())
+        .unwrap_or(20_000);
     let sends: u32 = args.next().and_then(|raw| raw.parse().ok()).unwrap_or(1);
     let with_guard = bytes_per_number(numbers, sends, true).await;
     let without = bytes_per_number(numbers, sends, false).await;
