@@ -1,14 +1,15 @@
-//! A number's or a `client_key`'s send log, packed (issue 30): one heap
-//! block of exactly its size (a boxed byte slice: 16 bytes inline, where a
-//! `VecDeque` and its own end time took 40, and no spare room), holding the time the whole log may be forgotten (4 bytes) and 6 bytes a
-//! send (a 32-bit time and a 16-bit tag); an empty log holds no block. The
+//! A number's or a `client_key`'s send log, packed (issue 30): 16 bytes
+//! inline, where a `VecDeque` and its own end time took 40. A log of one
+//! send (a number texted once, a client's one request) is held inline; a
+//! longer one in one heap block of exactly its size (no spare room), its
+//! end time and 6 bytes a send (a 32-bit time and a 16-bit tag). The
 //! sliding log of `sliding_log.rs` runs on it unchanged. Twin of the packed
 //! logs of `lua/record_packed_send.lua` and `lua/refund_packed_send.lua`,
 //! whose tokens are likewise a send's time and a short tag.
 //!
-//! Every send rewrites the block (a copy of the log): fine for the logs it
-//! serves, whose rules cap them at [`MAX_SENDS`] (`send_logs.rs` keeps a
-//! busier log as a plain list).
+//! Every send rewrites the log (a copy of it): fine for the logs it serves,
+//! whose rules cap them at [`MAX_SENDS`] (`send_logs.rs` keeps a busier log
+//! as a plain list).
 
 use crate::{
     abuse::RateRule,
@@ -20,9 +21,13 @@ use crate::{
 
 use super::ticks::{Tick, left_until, tick, tick_after, time_of};
 
-/// Bytes of a send and of the log's own end time.
+/// Bytes of a send and of the log's own end time in a block.
 const SEND_BYTES: usize = 6;
 const UNTIL_BYTES: usize = 4;
+/// An inline log's end time is kept as the time after its send, in units
+/// of this many ms, rounded up: it only says when the sweeper may forget
+/// the log, and a second or two later is as good.
+const KEEP_UNIT_MS: u64 = 2_000;
 
 /// Most sends a packed log is used for: a log never holds more sends than
 /// its rules' largest limit, and each send copies the log (6 KB at most).
@@ -38,87 +43,119 @@ struct PackedSend {
     tag: u16,
 }
 
-impl PackedSend {
-    fn to_bytes(self) -> [u8; SEND_BYTES] {
-        let [a, b, c, d] = self.at.to_le_bytes();
-        let [e, f] = self.tag.to_le_bytes();
-        [a, b, c, d, e, f]
-    }
+/// Sends oldest first, with the time nothing logged counts any more (the
+/// newest send plus the longest rule period seen).
+#[derive(Debug)]
+pub(super) enum PackedLog {
+    /// One send: its time and tag, and its end time as [`KEEP_UNIT_MS`]
+    /// units after it.
+    One([u8; 8]),
+    /// The end time, then 6 bytes a send; empty when there is no send.
+    Many(Box<[u8]>),
+}
 
-    fn from_bytes(bytes: &[u8]) -> Self {
-        let byte = |i: usize| bytes.get(i).copied().unwrap_or(0);
-        Self {
-            at: Tick::from_le_bytes([byte(0), byte(1), byte(2), byte(3)]),
-            tag: u16::from_le_bytes([byte(4), byte(5)]),
-        }
+impl Default for PackedLog {
+    fn default() -> Self {
+        Self::Many(Box::default())
     }
 }
 
-/// Sends oldest first, with the time nothing logged counts any more (the
-/// newest send plus the longest rule period seen).
-#[derive(Debug, Default)]
-pub(super) struct PackedLog(Box<[u8]>);
+/// A packed log unpacked, to be read and changed, then packed again.
+struct Unpacked {
+    until: Option<Tick>,
+    sends: Vec<PackedSend>,
+}
 
 impl PackedLog {
-    fn sends(&self) -> &[u8] {
-        self.0.get(UNTIL_BYTES..).unwrap_or_default()
-    }
-
-    fn count(&self) -> usize {
-        self.sends().len() / SEND_BYTES
-    }
-
-    fn send(&self, index: usize) -> Option<PackedSend> {
-        let at = index * SEND_BYTES;
-        self.sends()
-            .get(at..at + SEND_BYTES)
-            .map(PackedSend::from_bytes)
-    }
-
-    fn until(&self) -> Option<Tick> {
-        let bytes = self.0.get(..UNTIL_BYTES)?;
-        Some(Tick::from_le_bytes([
-            bytes[0], bytes[1], bytes[2], bytes[3],
-        ]))
-    }
-
-    /// Replaces the log with `until` and `sends` (no block when none).
-    fn rebuild(&mut self, until: Tick, sends: impl Iterator<Item = PackedSend>) {
-        let mut data = Vec::with_capacity(UNTIL_BYTES + (self.count() + 1) * SEND_BYTES);
-        data.extend_from_slice(&until.to_le_bytes());
-        for send in sends {
-            data.extend_from_slice(&send.to_bytes());
-        }
-        if data.len() == UNTIL_BYTES {
-            data.clear();
-        }
-        self.0 = data.into_boxed_slice();
-    }
-
-    fn set_until(&mut self, until: Tick) {
-        if let Some(bytes) = self.0.get_mut(..UNTIL_BYTES) {
-            bytes.copy_from_slice(&until.to_le_bytes());
+    fn unpack(&self) -> Unpacked {
+        match self {
+            Self::One([a, b, c, d, e, f, g, h]) => {
+                let at = Tick::from_le_bytes([*a, *b, *c, *d]);
+                let keep = u64::from(u16::from_le_bytes([*g, *h])) * KEEP_UNIT_MS;
+                Unpacked {
+                    until: Some(at.wrapping_add(u32::try_from(keep).unwrap_or(u32::MAX))),
+                    sends: vec![PackedSend {
+                        at,
+                        tag: u16::from_le_bytes([*e, *f]),
+                    }],
+                }
+            }
+            Self::Many(bytes) => Unpacked {
+                until: bytes
+                    .first_chunk::<UNTIL_BYTES>()
+                    .map(|until| Tick::from_le_bytes(*until)),
+                sends: bytes
+                    .get(UNTIL_BYTES..)
+                    .unwrap_or_default()
+                    .chunks_exact(SEND_BYTES)
+                    .map(|send| PackedSend {
+                        at: Tick::from_le_bytes([send[0], send[1], send[2], send[3]]),
+                        tag: u16::from_le_bytes([send[4], send[5]]),
+                    })
+                    .collect(),
+            },
         }
     }
 
-    /// Whether a rule may still count a send of this log.
+    fn pack(unpacked: &Unpacked) -> Self {
+        let until = unpacked.until.unwrap_or_default();
+        if let [send] = unpacked.sends.as_slice() {
+            let keep = u64::from(until.wrapping_sub(send.at)).div_ceil(KEEP_UNIT_MS);
+            if let Ok(keep) = u16::try_from(keep) {
+                let [a, b, c, d] = send.at.to_le_bytes();
+                let [e, f] = send.tag.to_le_bytes();
+                let [g, h] = keep.to_le_bytes();
+                return Self::One([a, b, c, d, e, f, g, h]);
+            }
+        }
+        if unpacked.sends.is_empty() {
+            return Self::default();
+        }
+        let mut bytes = Vec::with_capacity(UNTIL_BYTES + unpacked.sends.len() * SEND_BYTES);
+        bytes.extend_from_slice(&until.to_le_bytes());
+        for send in &unpacked.sends {
+            bytes.extend_from_slice(&send.at.to_le_bytes());
+            bytes.extend_from_slice(&send.tag.to_le_bytes());
+        }
+        Self::Many(bytes.into_boxed_slice())
+    }
+
+    /// Whether a rule may still count a send of this log (what the
+    /// sweeper asks of every log: no allocation).
     pub(super) fn is_live(&self, now_ms: u64) -> bool {
-        self.until()
-            .is_some_and(|until| left_until(until, now_ms).is_some())
+        let until = match self {
+            Self::One([a, b, c, d, _, _, g, h]) => {
+                let keep = u64::from(u16::from_le_bytes([*g, *h])) * KEEP_UNIT_MS;
+                let at = Tick::from_le_bytes([*a, *b, *c, *d]);
+                at.wrapping_add(u32::try_from(keep).unwrap_or(u32::MAX))
+            }
+            Self::Many(bytes) if bytes.len() > UNTIL_BYTES => match bytes.first_chunk() {
+                Some(until) => Tick::from_le_bytes(*until),
+                None => return false,
+            },
+            Self::Many(_) => return false,
+        };
+        left_until(until, now_ms).is_some()
     }
 
     /// [`sliding_log::record`] on this log at `now_ms`.
     pub(super) fn record(&mut self, rules: &[RateRule], now_ms: u64, token: u64) -> SendDecision {
-        let decision = sliding_log::record(&mut AtNow { log: self, now_ms }, rules, now_ms, token);
-        if let Some(newest) = self.count().checked_sub(1).and_then(|at| self.send(at)) {
+        let mut log = AtNow {
+            unpacked: self.unpack(),
+            now_ms,
+        };
+        let decision = sliding_log::record(&mut log, rules, now_ms, token);
+        let mut unpacked = log.unpacked;
+        if let Some(newest) = unpacked.sends.last() {
             let keep = (time_of(newest.at, now_ms) + sliding_log::longest_period_ms(rules))
                 .saturating_sub(now_ms);
-            let kept = self
-                .until()
+            let kept = unpacked
+                .until
                 .and_then(|until| left_until(until, now_ms))
                 .unwrap_or(0);
-            self.set_until(tick_after(now_ms, keep.max(kept)));
+            unpacked.until = Some(tick_after(now_ms, keep.max(kept)));
         }
+        *self = Self::pack(&unpacked);
         decision
     }
 
@@ -128,19 +165,12 @@ impl PackedLog {
         let Some(refunded) = parse_token(token) else {
             return;
         };
+        let mut unpacked = self.unpack();
         // From the newest end: a refund follows its send closely.
-        let Some(index) = (0..self.count())
-            .rev()
-            .find(|at| self.send(*at) == Some(refunded))
-        else {
-            return;
-        };
-        let until = self.until().unwrap_or_default();
-        let sends: Vec<PackedSend> = (0..self.count())
-            .filter(|at| *at != index)
-            .filter_map(|at| self.send(at))
-            .collect();
-        self.rebuild(until, sends.into_iter());
+        if let Some(index) = unpacked.sends.iter().rposition(|send| *send == refunded) {
+            unpacked.sends.remove(index);
+            *self = Self::pack(&unpacked);
+        }
     }
 }
 
@@ -158,30 +188,26 @@ fn parse_token(token: &str) -> Option<PackedSend> {
 }
 
 /// A packed log read at one instant: its ticks as full times.
-struct AtNow<'a> {
-    log: &'a mut PackedLog,
+struct AtNow {
+    unpacked: Unpacked,
     now_ms: u64,
 }
 
-impl LoggedSends for AtNow<'_> {
+impl LoggedSends for AtNow {
     fn count(&self) -> usize {
-        self.log.count()
+        self.unpacked.sends.len()
     }
 
     fn sent_at(&self, index: usize) -> u64 {
-        self.log
-            .send(index)
+        self.unpacked
+            .sends
+            .get(index)
             .map_or(u64::MAX, |send| time_of(send.at, self.now_ms))
     }
 
     fn forget_oldest(&mut self, count: usize) {
-        if count > 0 {
-            let until = self.log.until().unwrap_or_default();
-            let kept: Vec<PackedSend> = (count..self.log.count())
-                .filter_map(|at| self.log.send(at))
-                .collect();
-            self.log.rebuild(until, kept.into_iter());
-        }
+        let sends = &mut self.unpacked.sends;
+        sends.drain(..count.min(sends.len()));
     }
 
     fn log(&mut self, at_ms: u64, token: u64) -> String {
@@ -190,12 +216,7 @@ impl LoggedSends for AtNow<'_> {
             at: tick(at_ms),
             tag: u16::from_le_bytes([low, high]),
         };
-        let until = self.log.until().unwrap_or_else(|| tick(at_ms));
-        let logged: Vec<PackedSend> = (0..self.log.count())
-            .filter_map(|at| self.log.send(at))
-            .chain([sent])
-            .collect();
-        self.log.rebuild(until, logged.into_iter());
+        self.unpacked.sends.push(sent);
         format!("{}:{}", sent.at, sent.tag)
     }
 }
@@ -223,12 +244,16 @@ mod tests {
     }
 
     #[test]
-    fn a_log_is_two_words_and_a_send_six_bytes_of_its_block() {
+    fn a_log_is_two_words_one_send_inline_and_more_six_bytes_each() {
         assert_eq!(size_of::<PackedLog>(), 2 * size_of::<usize>());
         let mut log = PackedLog::default();
         token(&log.record(&rules(5, 60), 1_000, 1));
+        assert!(matches!(log, PackedLog::One(_)), "{log:?}");
         token(&log.record(&rules(5, 60), 2_000, 2));
-        assert_eq!(log.0.len(), 4 + 2 * 6);
+        let PackedLog::Many(bytes) = &log else {
+            panic!("two sends take a block: {log:?}");
+        };
+        assert_eq!(bytes.len(), 4 + 2 * 6);
     }
 
     #[test]
@@ -240,7 +265,11 @@ mod tests {
         assert_ne!(first, second);
         log.refund(&first);
         log.refund(&first);
-        assert_eq!(log.count(), 1, "a second refund of one token takes nothing");
+        assert_eq!(
+            log.unpack().sends.len(),
+            1,
+            "a second refund of one token takes nothing"
+        );
         token(&log.record(&rules, 1_000, 3));
         assert!(matches!(
             log.record(&rules, 1_000, 4),
@@ -259,6 +288,21 @@ mod tests {
     }
 
     #[test]
+    fn a_log_of_one_send_lives_its_period_and_at_most_two_seconds_more() {
+        let mut log = PackedLog::default();
+        token(&log.record(
+            &[RateRule {
+                period: Duration::from_millis(1_500),
+                ..rules(5, 0)[0]
+            }],
+            10_000,
+            1,
+        ));
+        assert!(log.is_live(11_499));
+        assert!(!log.is_live(12_000));
+    }
+
+    #[test]
     fn old_sends_are_forgotten_across_a_wrap_of_the_clock_low_bits() {
         let rules = rules(1, 60);
         let mut log = PackedLog::default();
@@ -269,6 +313,6 @@ mod tests {
         };
         assert_eq!(violations[0].retry_after, Duration::from_secs(20));
         token(&log.record(&rules, start + 60_000, 3));
-        assert_eq!(log.count(), 1);
+        assert_eq!(log.unpack().sends.len(), 1);
     }
 }
