@@ -15,7 +15,9 @@
 # part of the figure (as deployed: the guard is on); their share is printed
 # from MEMORY USAGE of those keys.
 # Memory store: the service's RssAnon (/proc/PID/status) after minus before,
-# divided by N, same warm-up.
+# divided by N, same warm-up; then the same load straight on the store,
+# every allocation counted (examples/memory_bytes.rs: no allocator slack or
+# page noise; the guard's share apart), unless BYTES_COUNTED=0.
 # Needs redis-server, redis-cli, python3 (the grpcio venv of tests/clients).
 set -euo pipefail
 shopt -s inherit_errexit
@@ -126,6 +128,11 @@ for store in $STORES; do
     }
     read -r s n per detail <<<"$result"
     echo "| $s | $n | $per | ${detail:-} |"
+    if [ "$s" = memory ] && [ "${BYTES_COUNTED:-1}" != 0 ]; then
+      # The dev build: the layout (what is counted) is the release one's.
+      counted=$(cargo run --locked --quiet --example memory_bytes -- "$NUMBERS" "$n")
+      echo "|  |  | counted: ${counted#*: } | |"
+    fi
     if [ "$s" = redis ] && [ "$n" = 1 ]; then
       echo "|  |  | capacity: $((1024 * 1024 * 1024 / per)) numbers per GiB of Redis used_memory | |"
     fi

@@ -3,11 +3,13 @@
 
 mod codes;
 mod idempotency;
+mod packed_log;
 mod prefixes;
 mod send_logs;
 mod sharded;
 mod spend;
 mod state;
+mod ticks;
 
 use std::{
     fmt,
@@ -38,7 +40,8 @@ pub const DEFAULT_MAX_ENTRIES: usize = 1_000_000;
 
 /// In-memory [`OtpStore`]. Atomicity comes from doing each operation under
 /// one mutex acquisition (its key's shard), with no `.await` while it is held.
-/// Each table (codes, send logs, idempotency keys) holds at most about
+/// Each table (numbers, clients' send logs, other send logs, idempotency
+/// keys) holds at most about
 /// `max_entries`; beyond that, new entries are refused with
 /// [`StoreError::Full`] rather than memory growing without end. The pumping
 /// guard's per-prefix counts are not capped: one guard window of traffic
@@ -70,7 +73,8 @@ impl MemoryStore {
     /// (a benchmark sweeps by hand with [`MemoryStore::sweep_now`]).
     pub fn with_sweep_interval(max_entries: usize, sweep_every: Duration) -> Self {
         let shared = Arc::new(Shared {
-            codes: Sharded::new(max_entries),
+            numbers: Sharded::new(max_entries),
+            clients: Sharded::new(max_entries),
             sends: Sharded::new(max_entries),
             idempotency: Sharded::new(max_entries),
             prefixes: Sharded::uncapped(),
@@ -84,10 +88,12 @@ impl MemoryStore {
         Self { shared }
     }
 
-    /// Number of entries held, expired or not, across codes, send logs,
+    /// Number of entries held, expired or not, across numbers (a code and
+    /// a send log each), clients' send logs, the other send logs,
     /// idempotency keys and prefix counts (for tests of memory bounds).
     pub fn len(&self) -> usize {
-        self.shared.codes.len()
+        self.shared.numbers.len()
+            + self.shared.clients.len()
             + self.shared.sends.len()
             + self.shared.idempotency.len()
             + self.shared.prefixes.len()

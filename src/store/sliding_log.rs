@@ -4,6 +4,8 @@
 //! `RetryInfo` delay exact. `src/store/lua/record_send.lua` (sorted sets) and
 //! `record_packed_send.lua` (a number's or a client's packed log) are the
 //! same algorithm for Redis; the shared behaviour suite keeps the two in step.
+//! The memory store keeps its logs two ways ([`SendTimes`] for the shared
+//! logs, a packed log per number and per client): both are [`LoggedSends`].
 
 use std::{collections::VecDeque, time::Duration};
 
@@ -13,23 +15,78 @@ use crate::abuse::RateRule;
 /// Send times (milliseconds on the store's clock) with their tokens, oldest first.
 pub type SendTimes = VecDeque<(u64, u64)>;
 
+/// A log of sends, oldest first, as the sliding log reads and writes it.
+pub trait LoggedSends {
+    /// Sends logged.
+    fn count(&self) -> usize;
+    /// When the send at `index` (oldest first) was made: ms on the store's clock.
+    fn sent_at(&self, index: usize) -> u64;
+    /// Forgets the `count` oldest sends.
+    fn forget_oldest(&mut self, count: usize);
+    /// Logs a send at `at_ms` (never earlier than the newest logged), made
+    /// with the store's unique `token`; returns what refunds it.
+    fn log(&mut self, at_ms: u64, token: u64) -> String;
+}
+
+impl LoggedSends for SendTimes {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn sent_at(&self, index: usize) -> u64 {
+        self.get(index).map_or(u64::MAX, |(at, _)| *at)
+    }
+
+    fn forget_oldest(&mut self, count: usize) {
+        self.drain(..count.min(self.len()));
+    }
+
+    fn log(&mut self, at_ms: u64, token: u64) -> String {
+        self.push_back((at_ms, token));
+        token.to_string()
+    }
+}
+
 fn period_ms(rule: &RateRule) -> u64 {
     u64::try_from(rule.period.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The longest period of `rules`, in ms: sends older than that count for none.
+pub fn longest_period_ms(rules: &[RateRule]) -> u64 {
+    rules.iter().map(period_ms).max().unwrap_or(0)
+}
+
+/// How many of the oldest sends were made more than `period` ms before
+/// `now_ms`. Sends are oldest first (each log's clock is read under its lock
+/// from a monotonic clock), so this is a binary search, as
+/// `record_send.lua` finds them with `ZCOUNT`: a busy log (a caller's or the
+/// global cap, up to its limit in entries) costs a lookup per send, not a
+/// pass and a copy of the whole log.
+fn older_than(times: &impl LoggedSends, period: u64, now_ms: u64) -> usize {
+    let (mut low, mut high) = (0, times.count());
+    while low < high {
+        let middle = low + (high - low) / 2;
+        if times.sent_at(middle).saturating_add(period) <= now_ms {
+            low = middle + 1;
+        } else {
+            high = middle;
+        }
+    }
+    low
 }
 
 /// When the send that must leave `rule`'s window for one more to fit does so,
 /// counted from `now_ms`; `None` when there is room already. `extra` counts a
 /// send about to be added at `now_ms`.
-///
-/// `times` is oldest first (each log's clock is read under its lock from a
-/// monotonic clock), so the sends in the window are a suffix found by binary
-/// search, as `record_send.lua` finds them with `ZCOUNT`: a busy log (a
-/// caller's or the global cap, up to its limit in entries) costs a lookup per
-/// send, not a pass and a copy of the whole log.
-fn wait_for_room(times: &SendTimes, rule: &RateRule, now_ms: u64, extra: bool) -> Option<Duration> {
+fn wait_for_room(
+    times: &impl LoggedSends,
+    rule: &RateRule,
+    now_ms: u64,
+    extra: bool,
+) -> Option<Duration> {
     let period = period_ms(rule);
-    let first_in_window = times.partition_point(|(at, _)| at.saturating_add(period) <= now_ms);
-    let existing = times.len() - first_in_window;
+    let first_in_window = older_than(times, period, now_ms);
+    let existing = times.count() - first_in_window;
     let extra_in_window = extra && now_ms.saturating_add(period) > now_ms;
     let count = existing + usize::from(extra_in_window);
     let limit = usize::try_from(rule.limit).unwrap_or(usize::MAX);
@@ -38,23 +95,26 @@ fn wait_for_room(times: &SendTimes, rule: &RateRule, now_ms: u64, extra: bool) -
         // room; past the logged ones it is the extra send at `now_ms`. With
         // `limit` 0 no send can leave: like record_send.lua, count the whole
         // period from now rather than index past the end.
-        let leaving = times
-            .get(first_in_window + (count - limit))
-            .map_or(now_ms, |(at, _)| *at);
+        let leaving_index = first_in_window + (count - limit);
+        let leaving = if leaving_index < times.count() {
+            times.sent_at(leaving_index)
+        } else {
+            now_ms
+        };
         Duration::from_millis(leaving.saturating_add(period).saturating_sub(now_ms))
     })
 }
 
 /// Admits and records a send at `now_ms` under `rules`, or refuses it and
 /// records nothing. Forgets sends older than the longest rule's period.
-pub fn record(times: &mut SendTimes, rules: &[RateRule], now_ms: u64, token: u64) -> SendDecision {
-    let longest = rules.iter().map(period_ms).max().unwrap_or(0);
-    while times
-        .front()
-        .is_some_and(|(at, _)| at.saturating_add(longest) <= now_ms)
-    {
-        times.pop_front();
-    }
+pub fn record(
+    times: &mut impl LoggedSends,
+    rules: &[RateRule],
+    now_ms: u64,
+    token: u64,
+) -> SendDecision {
+    let stale = older_than(times, longest_period_ms(rules), now_ms);
+    times.forget_oldest(stale);
     let violations: Vec<Violation> = rules
         .iter()
         .filter_map(|rule| {
@@ -72,9 +132,8 @@ pub fn record(times: &mut SendTimes, rules: &[RateRule], now_ms: u64, token: u64
         .filter_map(|rule| wait_for_room(times, rule, now_ms, true))
         .max()
         .unwrap_or(Duration::ZERO);
-    times.push_back((now_ms, token));
     SendDecision::Admitted {
-        token: token.to_string(),
+        token: times.log(now_ms, token),
         next_allowed_in,
     }
 }

@@ -1,15 +1,34 @@
 //! The code records: store, verify, time left, discard, cancel. Each
-//! method is one mutex-held block on its subject's shard, and names its Lua twin.
+//! method is one mutex-held block on its number's shard, and names its Lua
+//! twin. A number's code lives in its record beside its send log
+//! (`state.rs`), keeping the first 16 bytes of the digest as the Redis
+//! record does.
 
 use std::time::Duration;
 
-use tokio::time::Instant;
+use subtle::ConstantTimeEq;
 
-use super::state::{Entries, Entry, Shared};
+use super::{
+    state::{CodeState, NumberRecord, Shared},
+    ticks::{left_until, tick_after},
+};
 use crate::{
     domain::{CodeDigest, SubjectKey},
     store::{PutOutcome, StoreError, VerifyOutcome},
 };
+
+/// The part of a code's digest a record keeps (twin of `kept_digest` in
+/// `redis/number_record.rs`).
+fn kept(digest: &CodeDigest) -> [u8; 16] {
+    let mut kept = [0; 16];
+    kept.copy_from_slice(&digest.as_bytes()[..16]);
+    kept
+}
+
+/// A guess budget as a record counts it (see [`CodeState::attempts_used`]).
+fn budget(max_attempts: u32) -> u8 {
+    u8::try_from(max_attempts).unwrap_or(u8::MAX)
+}
 
 impl Shared {
     /// Twin of `lua/put_code.lua`: a locked or spent subject refuses; a live
@@ -21,43 +40,41 @@ impl Shared {
         lifetime: Duration,
         max_attempts: u32,
     ) -> Result<PutOutcome, StoreError> {
-        let now = Instant::now();
-        let mut entries = self.codes.lock(subject);
-        let expires_at = now + lifetime;
-        match live(&mut entries, subject, now) {
-            Some(entry) if entry.locked || entry.attempts_used >= max_attempts => {
-                Ok(PutOutcome::Locked {
-                    retry_after: entry.expires_at - now,
-                })
+        let lifetime_ms = u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX);
+        let max_attempts = budget(max_attempts);
+        let mut numbers = self.numbers.lock(subject);
+        let now_ms = self.now_ms();
+        if let Some(code) = live_code(numbers.get_mut(subject), now_ms) {
+            let left = left_until(code.until, now_ms).unwrap_or(0);
+            if code.locked || code.attempts_used >= max_attempts {
+                return Ok(PutOutcome::Locked {
+                    retry_after: Duration::from_millis(left),
+                });
             }
-            Some(entry) => {
-                entry.digest = Some(*digest);
-                entry.expires_at = entry.expires_at.max(expires_at);
-                Ok(PutOutcome::Stored {
-                    attempts_remaining: max_attempts - entry.attempts_used,
-                })
-            }
-            None => {
-                if !self.codes.has_room(&entries, subject) {
-                    return Err(StoreError::Full);
-                }
-                entries.insert(
-                    *subject,
-                    Entry {
-                        digest: Some(*digest),
-                        attempts_used: 0,
-                        locked: false,
-                        expires_at,
-                    },
-                );
-                Ok(PutOutcome::Stored {
-                    attempts_remaining: max_attempts,
-                })
-            }
+            code.kept = kept(digest);
+            code.pending = true;
+            code.until = tick_after(now_ms, left.max(lifetime_ms));
+            return Ok(PutOutcome::Stored {
+                attempts_remaining: u32::from(max_attempts - code.attempts_used),
+            });
         }
+        if !self.numbers.has_room(&numbers, subject) {
+            return Err(StoreError::Full);
+        }
+        numbers.entry(*subject).or_default().code = CodeState {
+            kept: kept(digest),
+            until: tick_after(now_ms, lifetime_ms),
+            attempts_used: 0,
+            held: true,
+            pending: true,
+            locked: false,
+        };
+        Ok(PutOutcome::Stored {
+            attempts_remaining: u32::from(max_attempts),
+        })
     }
 
-    /// Twin of `lua/verify_and_consume.lua`: a match deletes the record; a
+    /// Twin of `lua/verify_and_consume.lua`: a match ends the code state; a
     /// miss spends a guess, and the last one destroys the code and locks.
     pub(super) fn verify_and_consume(
         &self,
@@ -65,33 +82,37 @@ impl Shared {
         candidates: &[CodeDigest],
         max_attempts: u32,
     ) -> Result<VerifyOutcome, StoreError> {
-        let now = Instant::now();
-        let mut entries = self.codes.lock(subject);
-        let Some(entry) = live(&mut entries, subject, now) else {
+        let max_attempts = budget(max_attempts);
+        let mut numbers = self.numbers.lock(subject);
+        let now_ms = self.now_ms();
+        let Some(code) = live_code(numbers.get_mut(subject), now_ms) else {
             return Ok(VerifyOutcome::Expired);
         };
-        if entry.locked {
+        if code.locked {
             return Ok(VerifyOutcome::Locked);
         }
-        let Some(stored) = entry.digest else {
+        if !code.pending {
             return Ok(VerifyOutcome::Expired);
-        };
+        }
         // Every candidate is compared (constant time each), so the time taken
         // does not say which secret matched. Twin: verify_and_consume.lua.
-        let matched = candidates
-            .iter()
-            .fold(false, |matched, candidate| matched | (stored == *candidate));
+        let matched = candidates.iter().fold(false, |matched, candidate| {
+            matched | bool::from(code.kept.ct_eq(&kept(candidate)))
+        });
         if matched {
-            entries.remove(subject);
+            *code = CodeState::default();
+            forget_if_idle(&mut numbers, subject, now_ms);
             return Ok(VerifyOutcome::Approved);
         }
-        entry.attempts_used += 1;
-        let attempts_remaining = max_attempts.saturating_sub(entry.attempts_used);
+        code.attempts_used = code.attempts_used.saturating_add(1);
+        let attempts_remaining = max_attempts.saturating_sub(code.attempts_used);
         if attempts_remaining == 0 {
-            entry.digest = None;
-            entry.locked = true;
+            code.pending = false;
+            code.locked = true;
         }
-        Ok(VerifyOutcome::Incorrect { attempts_remaining })
+        Ok(VerifyOutcome::Incorrect {
+            attempts_remaining: u32::from(attempts_remaining),
+        })
     }
 
     /// Twin of `lua/pending_lifetime.lua`: nothing while locked or without a code.
@@ -99,11 +120,12 @@ impl Shared {
         &self,
         subject: &SubjectKey,
     ) -> Result<Option<Duration>, StoreError> {
-        let now = Instant::now();
-        let mut entries = self.codes.lock(subject);
-        Ok(live(&mut entries, subject, now)
-            .filter(|entry| entry.digest.is_some() && !entry.locked)
-            .map(|entry| entry.expires_at - now))
+        let mut numbers = self.numbers.lock(subject);
+        let now_ms = self.now_ms();
+        Ok(live_code(numbers.get_mut(subject), now_ms)
+            .filter(|code| code.pending && !code.locked)
+            .and_then(|code| left_until(code.until, now_ms))
+            .map(Duration::from_millis))
     }
 
     /// Twin of `lua/discard_code.lua`: only if the digest is still `digest`;
@@ -113,33 +135,46 @@ impl Shared {
         subject: &SubjectKey,
         digest: &CodeDigest,
     ) -> Result<(), StoreError> {
-        let now = Instant::now();
-        let mut entries = self.codes.lock(subject);
-        if let Some(entry) = live(&mut entries, subject, now)
-            && entry.digest.as_ref() == Some(digest)
+        let mut numbers = self.numbers.lock(subject);
+        let now_ms = self.now_ms();
+        if let Some(code) = live_code(numbers.get_mut(subject), now_ms)
+            && code.pending
+            && bool::from(code.kept.ct_eq(&kept(digest)))
         {
-            entry.digest = None;
+            code.pending = false;
         }
         Ok(())
     }
 
     /// Twin of `lua/cancel_code.lua`: the spent guesses and any lock stay.
     pub(super) fn cancel_code(&self, subject: &SubjectKey) -> Result<bool, StoreError> {
-        let now = Instant::now();
-        let mut entries = self.codes.lock(subject);
-        Ok(live(&mut entries, subject, now)
-            .and_then(|entry| entry.digest.take())
-            .is_some())
+        let mut numbers = self.numbers.lock(subject);
+        let now_ms = self.now_ms();
+        Ok(live_code(numbers.get_mut(subject), now_ms)
+            .is_some_and(|code| std::mem::replace(&mut code.pending, false)))
     }
 }
 
-/// The live entry for `subject`, dropping it first if it has expired.
-fn live<'a>(entries: &'a mut Entries, subject: &SubjectKey, now: Instant) -> Option<&'a mut Entry> {
-    if entries
-        .get(subject)
-        .is_some_and(|entry| entry.expires_at <= now)
-    {
-        entries.remove(subject);
+/// The number's code state if it is still live, ending it first if its
+/// time has passed (the record stays for its send log).
+fn live_code(record: Option<&mut NumberRecord>, now_ms: u64) -> Option<&mut CodeState> {
+    let code = &mut record?.code;
+    if code.held && !code.is_live(now_ms) {
+        *code = CodeState::default();
     }
-    entries.get_mut(subject)
+    code.held.then_some(code)
+}
+
+/// Drops `subject`'s record once nothing in it counts any more.
+fn forget_if_idle(
+    numbers: &mut std::collections::HashMap<SubjectKey, NumberRecord>,
+    subject: &SubjectKey,
+    now_ms: u64,
+) {
+    if numbers
+        .get(subject)
+        .is_some_and(|record| !record.is_live(now_ms))
+    {
+        numbers.remove(subject);
+    }
 }

@@ -9,10 +9,14 @@ use std::{
 
 use tokio::time::Instant;
 
-use super::sharded::Sharded;
+use super::{
+    packed_log::PackedLog,
+    sharded::Sharded,
+    ticks::{Tick, left_until},
+};
 use crate::{
     abuse::DestinationPrefix,
-    domain::{CodeDigest, SubjectKey},
+    domain::SubjectKey,
     store::{
         RecordedSend, SendLog, prefix_window::PrefixWindow, sliding_log::SendTimes,
         spend_window::Buckets,
@@ -23,17 +27,49 @@ use crate::{
 /// one sweep interval's worth of dead entries beyond the live ones.
 pub(super) const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
 
-#[derive(Debug)]
-pub(super) struct Entry {
-    /// `None` once the code was destroyed (lock, rollback) but the spent
-    /// guess count must live on until `expires_at`.
-    pub(super) digest: Option<CodeDigest>,
-    pub(super) attempts_used: u32,
-    pub(super) locked: bool,
-    pub(super) expires_at: Instant,
+/// A phone number's code state and send log in one entry (issue 30): one
+/// key (the number's 16-byte keyed digest) where a code and a log were two,
+/// and no heap block but the log's sends. Twin of the number record of
+/// `lua/number_record.lua`.
+#[derive(Debug, Default)]
+pub(super) struct NumberRecord {
+    pub(super) code: CodeState,
+    pub(super) log: PackedLog,
 }
 
-pub(super) type Entries = std::collections::HashMap<SubjectKey, Entry>;
+/// A number's code, its spent guesses and its lock, while they last.
+#[derive(Debug, Default)]
+pub(super) struct CodeState {
+    /// The first 16 bytes of the pending code's digest, as the Redis record
+    /// keeps them (`kept_digest`: a wrong guess still passes with odds of
+    /// 2^-128, far below the guess budget's).
+    pub(super) kept: [u8; 16],
+    /// When the state ends (code, spent guesses and lock alike).
+    pub(super) until: Tick,
+    /// Wrong guesses spent (the budget is at most 20; a store call's
+    /// budget above 255 is cut to 255, never raised).
+    pub(super) attempts_used: u8,
+    /// Whether there is a state at all (`until` means nothing otherwise).
+    pub(super) held: bool,
+    /// Whether `kept` is a code that may still be verified: false once it
+    /// was consumed, discarded, cancelled or destroyed by the lock, while
+    /// the spent guesses live on until `until`.
+    pub(super) pending: bool,
+    pub(super) locked: bool,
+}
+
+impl NumberRecord {
+    /// Whether anything here still counts at `now_ms`.
+    pub(super) fn is_live(&self, now_ms: u64) -> bool {
+        self.code.is_live(now_ms) || self.log.is_live(now_ms)
+    }
+}
+
+impl CodeState {
+    pub(super) fn is_live(&self, now_ms: u64) -> bool {
+        self.held && left_until(self.until, now_ms).is_some()
+    }
+}
 
 #[derive(Debug, Default)]
 pub(super) struct SendLogEntry {
@@ -52,7 +88,13 @@ pub(super) struct IdempotencyEntry {
 }
 
 pub(super) struct Shared {
-    pub(super) codes: Sharded<SubjectKey, Entry>,
+    /// Each phone number's code state and send log.
+    pub(super) numbers: Sharded<SubjectKey, NumberRecord>,
+    /// Each `client_key`'s send log (keyed by its keyed digest).
+    pub(super) clients: Sharded<SubjectKey, PackedLog>,
+    /// The shared send logs (a caller's, the anonymous one, the global
+    /// cap), the verify logs, and a number's or client's log under rules
+    /// a packed log does not serve (`send_logs.rs`).
     pub(super) sends: Sharded<SendLog, SendLogEntry>,
     pub(super) idempotency: Sharded<SubjectKey, IdempotencyEntry>,
     /// The pumping guard's counts per destination prefix: one per prefix
@@ -102,12 +144,13 @@ impl Shared {
     /// Forgets expired entries, one shard at a time (see `sharded.rs`).
     pub(super) async fn sweep(&self) -> SweepReport {
         let now = Instant::now();
-        let codes = self.codes.retain(|entry| entry.expires_at > now).await;
+        let now_ms = self.now_ms();
+        let numbers = self.numbers.retain(|record| record.is_live(now_ms)).await;
+        let clients = self.clients.retain(|log| log.is_live(now_ms)).await;
         let keys = self
             .idempotency
             .retain(|entry| entry.expires_at > now)
             .await;
-        let now_ms = self.now_ms();
         let logs = self
             .sends
             .retain(|log| {
@@ -120,8 +163,13 @@ impl Shared {
         self.suspensions_in_force(now_ms);
         let ledgers = self.sweep_spend(now_ms);
         SweepReport {
-            removed: codes.0 + keys.0 + logs.0 + prefixes.0 + ledgers,
-            longest_hold: codes.1.max(keys.1).max(logs.1).max(prefixes.1),
+            removed: numbers.0 + clients.0 + keys.0 + logs.0 + prefixes.0 + ledgers,
+            longest_hold: numbers
+                .1
+                .max(clients.1)
+                .max(keys.1)
+                .max(logs.1)
+                .max(prefixes.1),
         }
     }
 }
