@@ -12,25 +12,23 @@
 //! in the hash `<prefix>:{<32 hex>}:code` and its sends in the sorted set
 //! `…:sends` (a client's in `…:client-sends`). Every script on a record is
 //! handed those names too, and adopts what they hold into the record, then
-//! deletes them (`adopt_legacy` in `number_record.lua`): for the first
-//! [`ADOPT_LEGACY_FOR`] of this process's life, longer than any code's
-//! lifetime and the longest per-number send rule (a day), on one server or
-//! Sentinel. Not on a Redis Cluster: the old names hash to other slots, so no
+//! deletes them (`adopt_legacy` in `number_record.lua`): on one server or
+//! Sentinel, while old records can exist (`legacy_adoption.rs`: not if the
+//! database was empty when this layout first ran on it, nor 25 hours after
+//! that). Not on a Redis Cluster: the old names hash to other slots, so no
 //! script may touch both (README, "Upgrading to the compact layout").
 //!
 //! Only the 16 first bytes of a code's digest are kept: a wrong guess is
 //! still refused but with odds of 2^-128 instead of 2^-256, far below the
 //! guess budget's own odds (`OTP_MAX_ATTEMPTS` in 10^`OTP_CODE_LENGTH`).
 
-use std::time::Duration;
-
-use deadpool_redis::redis::{Script, ScriptInvocation};
+use deadpool_redis::redis::{Script, ScriptInvocation, Value};
 use rand::{Rng, TryRngCore, rngs::OsRng};
 
-use super::{RedisStore, RedisTopology};
+use super::{RedisStore, legacy_adoption::LayoutMarker, send_log::numbers_in};
 use crate::{
     domain::{CodeDigest, SubjectKey},
-    store::SendLog,
+    store::{SendLog, StoreError},
 };
 
 /// The letter after the prefix naming a phone number's record.
@@ -38,15 +36,9 @@ const NUMBER: u8 = b'n';
 /// The letter after the prefix naming a `client_key`'s packed send log.
 const CLIENT: u8 = b'c';
 
-/// How long after start a process still looks for records an older
-/// version wrote: a day of send logs (the daily limit; no per-number or
-/// per-client window is longer) and an hour to spare for the last code.
-pub(super) const ADOPT_LEGACY_FOR: Duration = Duration::from_secs(25 * 60 * 60);
-
-/// Whether a store on `topology` adopts legacy records (not on a Cluster).
-pub(super) fn adopts_legacy(topology: &RedisTopology) -> bool {
-    !matches!(topology, RedisTopology::Cluster(_))
-}
+/// The name after the prefix of the marker saying when this layout first
+/// ran (`legacy_adoption.rs`).
+const LAYOUT_MARKER: &str = "layout";
 
 impl RedisStore {
     /// `<prefix>:n<16 raw bytes>`: the number's code state and send log.
@@ -68,17 +60,18 @@ impl RedisStore {
 }
 
 impl RedisStore {
-    /// Whether scripts are still handed the names of legacy records.
-    fn adopting_legacy(&self) -> bool {
-        self.adopt_legacy_until
-            .is_some_and(|until| tokio::time::Instant::now() < until)
-    }
-
     /// The names an older version kept `log`'s records under, while they
     /// are adopted: a number's code hash and sorted set, a client's sorted
-    /// set; none for other logs, or once adoption is over.
-    pub(super) fn legacy_keys(&self, log: &SendLog) -> Vec<String> {
-        if !self.adopting_legacy() {
+    /// set; none for other logs, or when there is nothing to adopt (read
+    /// from the layout marker on a process's first call here).
+    pub(super) async fn legacy_keys(&self, log: &SendLog) -> Vec<String> {
+        if !matches!(log, SendLog::Phone(_) | SendLog::Client(_)) {
+            return Vec::new();
+        }
+        self.legacy
+            .settle(|| self.bounded(self.read_layout_marker()))
+            .await;
+        if !self.legacy.adopting() {
             return Vec::new();
         }
         match log {
@@ -94,16 +87,27 @@ impl RedisStore {
     }
 
     /// `script` on `subject`'s record, with its legacy names.
-    pub(super) fn on_record<'a>(
+    pub(super) async fn on_record<'a>(
         &self,
         script: &'a Script,
         subject: &SubjectKey,
     ) -> ScriptInvocation<'a> {
         let mut invocation = script.key(self.record_key(subject));
-        for legacy in self.legacy_keys(&SendLog::Phone(*subject)) {
+        for legacy in self.legacy_keys(&SendLog::Phone(*subject)).await {
             invocation.key(legacy);
         }
         invocation
+    }
+
+    /// `layout_marker.lua`: written by the first call of this layout on
+    /// this database, read by every later process.
+    async fn read_layout_marker(&self) -> Result<LayoutMarker, StoreError> {
+        let marker = format!("{}:{LAYOUT_MARKER}", self.prefix);
+        let reply: Vec<Value> = self
+            .connections
+            .invoke(self.scripts.layout_marker.key(marker).arg(&self.prefix))
+            .await?;
+        LayoutMarker::from_reply(&numbers_in(&reply)?)
     }
 }
 

@@ -43,7 +43,7 @@ impl RedisStore {
             invocation.key(self.send_log_key(log));
             match token {
                 LogToken::Packed(nonce) => {
-                    let legacy = self.legacy_keys(log);
+                    let legacy = self.legacy_keys(log).await;
                     invocation.arg("p").arg(*nonce).arg(legacy.len());
                     legacy_keys.extend(legacy);
                 }
@@ -69,7 +69,7 @@ impl RedisStore {
             }
         };
         let code = plan.code;
-        let record_legacy = self.legacy_keys(&SendLog::Phone(*code.subject));
+        let record_legacy = self.legacy_keys(&SendLog::Phone(*code.subject)).await;
         invocation
             .key(self.record_key(code.subject))
             .arg(kept_digest(code.digest))

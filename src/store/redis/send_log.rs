@@ -64,7 +64,7 @@ impl RedisStore {
         if let Some(key) = self.packed_log_key(log) {
             let nonce = random_nonce();
             let mut invocation = self.scripts.record_packed_send.key(key);
-            for legacy in self.legacy_keys(log) {
+            for legacy in self.legacy_keys(log).await {
                 invocation.key(legacy);
             }
             invocation.arg(nonce);
@@ -94,7 +94,7 @@ impl RedisStore {
         let mut invocation = match self.packed_log_key(log) {
             Some(key) => {
                 let mut invocation = self.scripts.refund_packed_send.key(key);
-                for legacy in self.legacy_keys(log) {
+                for legacy in self.legacy_keys(log).await {
                     invocation.key(legacy);
                 }
                 invocation
