@@ -12,7 +12,8 @@
 -- ARGV[1]  the key prefix
 -- Returns {since_ms, legacy (1 if old records could exist, else 0), now_ms},
 -- times on Redis's clock.
-local marker, prefix = KEYS[1], ARGV[1]
+local marker = KEYS[1]
+local prefix = ARGV[1]
 local SMALL = 1000
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
