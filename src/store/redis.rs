@@ -16,6 +16,7 @@
 mod cluster_manager;
 mod connection;
 mod idempotency;
+mod legacy_adoption;
 mod master_watch;
 mod number_record;
 mod prefix_admin;
@@ -40,6 +41,7 @@ pub use stream::RedisStreamAppender;
 pub use url::{RedisNodes, RedisUrl};
 
 use connection::RedisConnections;
+use legacy_adoption::LegacyAdoption;
 use number_record::kept_digest;
 use scripts::Scripts;
 
@@ -85,9 +87,9 @@ pub struct RedisStore {
     prefix: String,
     timeout: Duration,
     scripts: Scripts,
-    /// Until when scripts adopt records an older version wrote
-    /// (`number_record.rs`); `None` on a Cluster.
-    adopt_legacy_until: Option<tokio::time::Instant>,
+    /// Whether scripts adopt records an older version wrote
+    /// (`number_record.rs`, `legacy_adoption.rs`).
+    legacy: LegacyAdoption,
 }
 
 impl fmt::Debug for RedisStore {
@@ -114,8 +116,7 @@ impl RedisStore {
             prefix: settings.prefix.clone(),
             timeout: settings.timeout,
             scripts: Scripts::new(),
-            adopt_legacy_until: number_record::adopts_legacy(&settings.topology)
-                .then(|| tokio::time::Instant::now() + number_record::ADOPT_LEGACY_FOR),
+            legacy: LegacyAdoption::new(&settings.topology),
         })
     }
 
@@ -201,6 +202,7 @@ impl OtpStore for RedisStore {
         let (status, value): (String, i64) = self
             .run(
                 self.on_record(&self.scripts.put_code, subject)
+                    .await
                     .arg(kept_digest(digest))
                     .arg(millis(lifetime))
                     .arg(max_attempts),
@@ -215,7 +217,9 @@ impl OtpStore for RedisStore {
         candidates: &[CodeDigest],
         max_attempts: u32,
     ) -> Result<VerifyOutcome, StoreError> {
-        let mut invocation = self.on_record(&self.scripts.verify_and_consume, subject);
+        let mut invocation = self
+            .on_record(&self.scripts.verify_and_consume, subject)
+            .await;
         invocation.arg(max_attempts);
         for candidate in candidates {
             invocation.arg(kept_digest(candidate));
@@ -226,7 +230,11 @@ impl OtpStore for RedisStore {
 
     async fn pending_lifetime(&self, subject: &SubjectKey) -> Result<Option<Duration>, StoreError> {
         let ttl_ms: i64 = self
-            .run(&self.on_record(&self.scripts.pending_lifetime, subject))
+            .run(
+                &self
+                    .on_record(&self.scripts.pending_lifetime, subject)
+                    .await,
+            )
             .await?;
         // Negative: no verifiable code (or, defensively, a key without TTL).
         Ok(u64::try_from(ttl_ms).ok().map(Duration::from_millis))
@@ -240,6 +248,7 @@ impl OtpStore for RedisStore {
         let _removed: i64 = self
             .run(
                 self.on_record(&self.scripts.discard_code, subject)
+                    .await
                     .arg(kept_digest(digest)),
             )
             .await?;
@@ -248,7 +257,7 @@ impl OtpStore for RedisStore {
 
     async fn cancel_code(&self, subject: &SubjectKey) -> Result<bool, StoreError> {
         let removed: i64 = self
-            .run(&self.on_record(&self.scripts.cancel_code, subject))
+            .run(&self.on_record(&self.scripts.cancel_code, subject).await)
             .await?;
         Ok(removed == 1)
     }

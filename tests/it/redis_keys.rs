@@ -53,12 +53,43 @@ fn name(key: &[u8]) -> String {
     key.escape_ascii().to_string()
 }
 
-/// Whether `key` is `<prefix>:<letter><16 raw bytes>`: a number's record
-/// (`n`) or a client's packed send log (`c`).
-fn packed(key: &[u8], prefix: &str, letter: u8) -> bool {
+/// Whether `key` is `<prefix>:n<16 raw bytes>`, a number's record.
+fn record(key: &[u8], prefix: &str) -> bool {
     key.len() == prefix.len() + 18
         && key.starts_with(prefix.as_bytes())
-        && key[prefix.len()..prefix.len() + 2] == [b':', letter]
+        && key[prefix.len()..prefix.len() + 2] == *b":n"
+}
+
+/// Whether `key` is `<prefix>:c<2 raw bytes>`, a bucket of client send logs
+/// (the first 12 bits of the clients' digests).
+fn client_bucket(key: &[u8], prefix: &str) -> bool {
+    key.len() == prefix.len() + 4
+        && key.starts_with(prefix.as_bytes())
+        && key[prefix.len()..prefix.len() + 2] == *b":c"
+        && key[prefix.len() + 3] & 0x0f == 0
+}
+
+/// `entries` less the one key of the deployment rather than of a number:
+/// the marker saying when this layout first ran and whether an older
+/// version's records could exist then (a time and a flag, no TTL: it must
+/// outlive every record to keep saying so).
+fn without_layout_marker(
+    entries: Vec<(Vec<u8>, Vec<Vec<u8>>, i64)>,
+    prefix: &str,
+) -> Vec<(Vec<u8>, Vec<Vec<u8>>, i64)> {
+    let marker = format!("{prefix}:layout");
+    let (markers, others): (Vec<_>, Vec<_>) = entries
+        .into_iter()
+        .partition(|(key, _, _)| key == marker.as_bytes());
+    assert_eq!(markers.len(), 1, "the layout marker");
+    let fields = &markers[0].1;
+    assert_eq!(fields.len(), 4, "since and legacy: {fields:?}");
+    assert_eq!(
+        (&fields[2][..], &fields[3][..]),
+        (&b"legacy"[..], &b"0"[..]),
+        "the database was empty at the first call: no older records to adopt"
+    );
+    others
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -119,32 +150,32 @@ async fn redis_holds_neither_phone_nor_code_and_every_key_expires() {
             .expect("answers");
     }
 
-    let entries = dump(&redis).await;
     let prefix = "tenant7:otp";
+    let entries = without_layout_marker(dump(&redis).await, prefix);
     let kinds = |suffix: &str| {
         entries
             .iter()
             .filter(|(key, _, _)| key.ends_with(suffix.as_bytes()))
             .count()
     };
-    let packed_kinds = |letter: u8| {
+    let of_kind = |kind: fn(&[u8], &str) -> bool| {
         entries
             .iter()
-            .filter(|(key, _, _)| packed(key, prefix, letter))
+            .filter(|(key, _, _)| kind(key, prefix))
             .count()
     };
     assert_eq!(
         [
-            packed_kinds(b'n'),
+            of_kind(record),
             kinds("}:idempotency"),
-            packed_kinds(b'c'),
+            of_kind(client_bucket),
             kinds("}:sends"),
             kinds("}:latest"),
             kinds("}:verifies"),
         ],
         [2, 2, 1, 2, 1, 2],
         "per phone a record (code and send log) and an idempotency entry; one \
-         client log; the service's log and the destination prefix's sends and \
+         client bucket; the service's log and the destination prefix's sends and \
          each number's latest send there (the pumping guard); the anonymous and \
          the service's verify logs (the guesses named no client_key): {:?}",
         entries
@@ -166,8 +197,8 @@ async fn redis_holds_neither_phone_nor_code_and_every_key_expires() {
             // a number's record with them; the pumping guard's keys, its
             // window (an hour); the verify limits', theirs (10 min, a minute).
             assert!(
-                packed(key, prefix, b'n')
-                    || packed(key, prefix, b'c')
+                record(key, prefix)
+                    || client_bucket(key, prefix)
                     || key.ends_with(b"sends")
                     || key.ends_with(b"}:latest")
                     || key.ends_with(b"}:verifies"),
@@ -222,10 +253,10 @@ async fn redis_holds_neither_phone_nor_code_and_every_key_expires() {
     // (first byte 0), the locked phone's locked (3).
     let approved = app.verify(&phones[0], &codes[0]).await.expect("answers");
     assert_eq!(approved.result(), VerifyOtpResult::Approved);
-    let remaining = dump(&redis).await;
+    let remaining = without_layout_marker(dump(&redis).await, prefix);
     let mut states: Vec<u8> = remaining
         .iter()
-        .filter(|(key, _, _)| packed(key, prefix, b'n'))
+        .filter(|(key, _, _)| record(key, prefix))
         .map(|(_, value, _)| value[0][0])
         .collect();
     states.sort_unstable();

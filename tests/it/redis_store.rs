@@ -115,8 +115,10 @@ async fn each_operation_is_one_evalsha_and_scripts_load_once_per_server() {
     // 30 calls: one EVALSHA per call (SendOtp's three send logs and its code
     // are one script, and so are VerifyOtp's two verify logs and its check),
     // plus one retry for each script's first use, which a fresh server
-    // answers NOSCRIPT.
-    assert_eq!(calls(&redis, "evalsha").await, 30 + 3);
+    // answers NOSCRIPT, and the layout marker read once by the process
+    // (whether there are older records to adopt: `legacy_adoption.rs`), and
+    // its retry.
+    assert_eq!(calls(&redis, "evalsha").await, 30 + 3 + 2);
     assert_eq!(
         calls(&redis, "eval").await,
         0,
@@ -124,7 +126,7 @@ async fn each_operation_is_one_evalsha_and_scripts_load_once_per_server() {
     );
     assert_eq!(
         calls(&redis, "script|load").await,
-        3,
+        4,
         "each used script loaded once (discard_code was not needed)"
     );
 
@@ -143,8 +145,8 @@ async fn each_operation_is_one_evalsha_and_scripts_load_once_per_server() {
         let verified = app.verify(&phone, &code).await.expect("answers");
         assert_eq!(verified.result(), VerifyOtpResult::Approved);
     }
-    assert_eq!(calls(&redis, "script|load").await, 6);
-    assert_eq!(calls(&redis, "evalsha").await, 33 + 9 + 3);
+    assert_eq!(calls(&redis, "script|load").await, 7);
+    assert_eq!(calls(&redis, "evalsha").await, 35 + 9 + 3);
 }
 
 /// How often the pumping guard's gauge re-reads the suspended prefixes
@@ -159,7 +161,8 @@ async fn a_send_judged_by_the_pumping_guard_is_one_evalsha() {
         .env(&[("OTP_PUMPING_GUARD", "enforce")])
         .spawn()
         .await;
-    // The first send loads its script; the guard's gauge, refreshed in the
+    // The first send loads its script and, before it, the layout marker's
+    // (read once per process); the guard's gauge, refreshed in the
     // background from the start, loads its own: two EVALSHA each (NOSCRIPT,
     // then the retry). After both the gauge keeps still for 15 s.
     app.send_and_read_code(&unique_phone()).await;
@@ -168,7 +171,7 @@ async fn a_send_judged_by_the_pumping_guard_is_one_evalsha() {
         Duration::from_secs(10),
         || async {
             let loaded = calls(&redis, "script|load").await;
-            (loaded == 2 && calls(&redis, "evalsha").await == 4).then_some(())
+            (loaded == 3 && calls(&redis, "evalsha").await == 6).then_some(())
         },
     )
     .await;
@@ -218,10 +221,10 @@ async fn credentials_and_database_in_the_url_are_used() {
         .expect("DBSIZE");
     assert_eq!(
         (in_db3, in_db0),
-        (5, 0),
+        (6, 0),
         "the phone's record (code and send log), the anonymous and the global \
-         send logs and the destination prefix's sends and latest sends live in \
-         database 3"
+         send logs, the destination prefix's sends and latest sends and the \
+         layout marker live in database 3"
     );
     let verified = app.verify(&phone, &code).await.expect("answers");
     assert_eq!(verified.result(), VerifyOtpResult::Approved);

@@ -17,8 +17,9 @@
 -- KEYS[c+1..]      legacy keys (number_record.lua's adopt_legacy): each
 --                  packed log's in log order, then the record's
 -- ARGV[1]  n; ARGV[2]  c; then per log: 'p' (a packed log:
---          record_packed_send.lua), its nonce and its count of legacy
---          keys, or 'z' (a sorted set: record_send.lua) and its token; then
+--          record_packed_send.lua), its nonce, its field (empty for the
+--          number's record) and its count of legacy keys, or 'z' (a sorted
+--          set: record_send.lua) and its token; then
 --          its rule count r, r pairs of limit and period (ms); then '1'
 --          followed by count_prefix_send.lua's nine arguments and refuse
 --          ('1': enforce, '0': monitor), or '0' when no prefix is judged;
@@ -35,6 +36,7 @@ local record_at = tonumber(ARGV[2])
 local legacy_at = record_at + 1
 local at = 3
 local packed = {}
+local fields = {}
 local tokens = {}
 local next_allowed = {}
 local sent_at = {}
@@ -43,7 +45,7 @@ local sent_at = {}
 local function take_back_logs(count)
   for i = 1, count do
     if packed[i] then
-      refund_packed_send({ KEYS[i] }, { tokens[i] })
+      refund_packed_send({ KEYS[i] }, { tokens[i], fields[i] })
     else
       refund_send({ KEYS[i] }, { tokens[i] })
     end
@@ -68,12 +70,15 @@ for i = 1, log_count do
   local legacy = 0
   at = at + 2
   if packed[i] then
-    legacy = tonumber(ARGV[at])
-    at = at + 1
+    fields[i] = ARGV[at]
+    args[2] = ARGV[at]
+    legacy = tonumber(ARGV[at + 1])
+    at = at + 2
   end
   local rule_count = tonumber(ARGV[at])
+  local first_rule = #args
   for j = 1, rule_count * 2 do
-    args[j + 1] = ARGV[at + j]
+    args[first_rule + j] = ARGV[at + j]
   end
   at = at + 1 + rule_count * 2
   local reply

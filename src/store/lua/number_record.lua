@@ -15,6 +15,17 @@
 --                 big-endian) and a 2-byte nonce, in the order counted
 -- The key's TTL is the longest of what it holds (the code state's end, the
 -- send log's longest rule after its newest send): each writer only extends it.
+-- A client_key's log is not a key of its own (a key with a TTL costs ~150 B
+-- however small its value) but a field of a bucket hash shared by the
+-- client keys whose digests start with the same 12 bits (kept a listpack
+-- while it holds at most hash-max-listpack-entries fields of at most
+-- hash-max-listpack-value bytes): the field is the client's 16-byte digest,
+-- its value 6 bytes saying until when it must be kept (ms, big-endian: the
+-- newest send plus the longest rule, as a key's TTL) and then the sends,
+-- 8 bytes each as above. Redis 7.0 has no TTL per field, so a write prunes
+-- the fields past their time, a whole bucket at most every 1/16 of the
+-- longest rule (the empty field holds when next); the bucket's own TTL is
+-- the longest of its fields'.
 -- Rust twin: the memory store keeps the same facts as fields
 -- (src/store/memory/codes.rs, send_logs.rs); the Rust side of this layout is
 -- src/store/redis/number_record.rs.
@@ -89,7 +100,9 @@ end
 -- larger guess count. Either name may be nil: the caller passes them only
 -- while old records can still matter, and never on a Redis Cluster, where
 -- they live in other slots (src/store/redis/number_record.rs).
-local function adopt_legacy(key, record, legacy_code, legacy_sends, now)
+-- `store(record, keep_ms)` writes the record where it is kept (`save` on
+-- `key` when nil).
+local function adopt_legacy(key, record, legacy_code, legacy_sends, now, store)
   local keep = 0
   if legacy_code and redis.call('EXISTS', legacy_code) == 1 then
     local ttl = redis.call('PTTL', legacy_code)
@@ -124,6 +137,78 @@ local function adopt_legacy(key, record, legacy_code, legacy_sends, now)
     redis.call('DEL', legacy_sends)
   end
   if keep > 0 then
-    save(key, record, keep)
+    if store then
+      store(record, keep)
+    else
+      save(key, record, keep)
+    end
+  end
+end
+
+-- A bucket's fields past their time go (none more often than every
+-- `every_ms`: the empty field says when next).
+local function prune_bucket(key, now, every_ms)
+  local next_at = redis.call('HGET', key, '')
+  if next_at and struct.unpack('>I6', next_at) > now then
+    return
+  end
+  local fields = redis.call('HGETALL', key)
+  local gone = {}
+  for i = 1, #fields, 2 do
+    local value = fields[i + 1]
+    if fields[i] ~= '' and (#value < 6 or struct.unpack('>I6', value) <= now) then
+      gone[#gone + 1] = fields[i]
+    end
+  end
+  if #gone > 0 then
+    redis.call('HDEL', key, unpack(gone))
+  end
+  redis.call('HSET', key, '', struct.pack('>I6', now + every_ms))
+end
+
+-- The client log in bucket `key`'s `field` as a record (no code state; a
+-- field past its time reads as empty).
+local function read_entry(key, field, now)
+  local record = { state = 0, digest = NO_DIGEST, attempts = 0, ends = 0, log = '', kept_until = 0 }
+  local value = redis.call('HGET', key, field)
+  if value and #value >= 6 then
+    local kept_until = struct.unpack('>I6', value)
+    if kept_until > now then
+      record.log = string.sub(value, 7)
+      record.kept_until = kept_until
+    end
+  end
+  return record
+end
+
+-- Writes `record`'s log to bucket `key`'s `field` (deletes the field when
+-- the log is empty), kept at least `keep_ms` more, never less than before;
+-- the bucket lives as long as its longest-kept field.
+local function save_entry(key, field, record, keep_ms, now)
+  if #record.log == 0 then
+    redis.call('HDEL', key, field)
+    return
+  end
+  local kept_until = math.max(record.kept_until or 0, now + keep_ms)
+  redis.call('HSET', key, field, struct.pack('>I6', kept_until) .. record.log)
+  if keep_ms > 0 then
+    prune_bucket(key, now, math.max(math.floor(keep_ms / 16), 1))
+  end
+  if redis.call('PTTL', key) < kept_until - now then
+    redis.call('PEXPIRE', key, math.max(kept_until - now, 1))
+  end
+end
+
+-- The packed log at `key` (a number's record; or, with a non-empty
+-- `field`, a client's entry in a bucket) and a function writing it back
+-- there: store(record, keep_ms).
+local function open_log(key, field, now)
+  if field == '' then
+    return read_record(redis.call('GET', key), now), function(record, keep_ms)
+      save(key, record, keep_ms)
+    end
+  end
+  return read_entry(key, field, now), function(record, keep_ms)
+    save_entry(key, field, record, keep_ms, now)
   end
 end

@@ -1,17 +1,18 @@
 -- record_packed_send: record_send.lua's sliding-log rate limit on a packed
 -- log: a phone number's (inside its record, beside its code) or a
--- client_key's (number_record.lua's layout with no code state). The same
+-- client_key's (a field of a bucket hash: number_record.lua). The same
 -- rule, to the millisecond: a send is admitted only if, for every rule,
 -- fewer than `limit` sends fall in the last `period` ms; a send's 8 bytes
 -- replace a sorted-set member (issue 30).
 -- Rust twin: MemoryStore::record_send in src/store/memory/send_logs.rs, which
 -- runs sliding_log::record (same rule; keep all three in step).
--- KEYS[1]  the number's record or the client's log
+-- KEYS[1]  the number's record or the client's bucket
 -- KEYS[2], KEYS[3]  (optional) as kept before issue 30, adopted and deleted
 --          (number_record.lua): a number's code hash and send log, or a
 --          client's send log alone (then KEYS[2])
 -- ARGV[1]  this send's nonce (0..65535; its refund token is `<time>:<nonce>`)
--- ARGV[2k], ARGV[2k+1]  limit and period (ms) of rule k (k = 1, 2, ...)
+-- ARGV[2]  the client's field in its bucket; empty for a number's record
+-- ARGV[2k+1], ARGV[2k+2]  limit and period (ms) of rule k (k = 1, 2, ...)
 -- Returns {'admitted', next_allowed_in_ms, send_time_ms} or
 --         {'refused', rule_index, retry_after_ms, rule_index, retry_after_ms, ...}
 --         (rule indexes 0-based, in ARGV order).
@@ -20,12 +21,12 @@ if not legacy_sends then
   legacy_code, legacy_sends = nil, legacy_code
 end
 local now = clock_ms()
-local record = read_record(redis.call('GET', key), now)
-adopt_legacy(key, record, legacy_code, legacy_sends, now)
+local record, store = open_log(key, ARGV[2], now)
+adopt_legacy(key, record, legacy_code, legacy_sends, now, store)
 
 local rules = {}
 local longest = 0
-for i = 2, #ARGV, 2 do
+for i = 3, #ARGV, 2 do
   local period = tonumber(ARGV[i + 1])
   rules[#rules + 1] = { limit = tonumber(ARGV[i]), period = period }
   if period > longest then
@@ -92,5 +93,5 @@ for _, rule in ipairs(rules) do
 end
 kept[#kept + 1] = struct.pack('>I6I2', now, tonumber(ARGV[1]))
 record.log = table.concat(kept)
-save(key, record, longest)
+store(record, longest)
 return { 'admitted', next_allowed, now }

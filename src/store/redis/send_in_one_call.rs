@@ -9,7 +9,7 @@ use deadpool_redis::redis::Value;
 
 use super::{
     RedisStore, millis,
-    number_record::{kept_digest, packed_token, random_nonce},
+    number_record::{kept_digest, packed_log_field, packed_token, random_nonce},
     pumping::prefix_decision,
     put_outcome,
     send_log::{number_at, numbers_in, random_tokens, send_decision, split_reply, status_text},
@@ -43,8 +43,12 @@ impl RedisStore {
             invocation.key(self.send_log_key(log));
             match token {
                 LogToken::Packed(nonce) => {
-                    let legacy = self.legacy_keys(log);
-                    invocation.arg("p").arg(*nonce).arg(legacy.len());
+                    let legacy = self.legacy_keys(log).await;
+                    invocation
+                        .arg("p")
+                        .arg(*nonce)
+                        .arg(packed_log_field(log))
+                        .arg(legacy.len());
                     legacy_keys.extend(legacy);
                 }
                 LogToken::Sorted(token) => {
@@ -69,7 +73,7 @@ impl RedisStore {
             }
         };
         let code = plan.code;
-        let record_legacy = self.legacy_keys(&SendLog::Phone(*code.subject));
+        let record_legacy = self.legacy_keys(&SendLog::Phone(*code.subject)).await;
         invocation
             .key(self.record_key(code.subject))
             .arg(kept_digest(code.digest))

@@ -1,5 +1,6 @@
-//! Send logs on Redis: a number's and a `client_key`'s packed
-//! (`number_record.rs`, counted and refunded by `record_packed_send.lua` and
+//! Send logs on Redis: a number's and a `client_key`'s packed (a number's
+//! in its record, a client's in a bucket hash: `number_record.rs`, counted
+//! and refunded by `record_packed_send.lua` and
 //! `refund_packed_send.lua`), every other one a sorted set (`record_send.lua`
 //! and `refund_send.lua`).
 
@@ -10,7 +11,7 @@ use rand::{Rng, RngCore, TryRngCore, rngs::OsRng};
 
 use super::{
     RedisStore, millis,
-    number_record::{packed_token, random_nonce},
+    number_record::{packed_log_field, packed_token, random_nonce},
 };
 use crate::{
     abuse::RateRule,
@@ -29,7 +30,7 @@ impl RedisStore {
     fn sorted_log_key(&self, log: &SendLog) -> String {
         match log {
             // Packed (`number_record.rs`); these were their sorted sets'
-            // names before issue 30.
+            // names before issue 30, and are the legacy names adopted from.
             SendLog::Phone(subject) => format!("{}:{{{subject}}}:sends", self.prefix),
             SendLog::Client(client) => {
                 format!("{}:{{{client}}}:client-sends", self.prefix)
@@ -64,10 +65,10 @@ impl RedisStore {
         if let Some(key) = self.packed_log_key(log) {
             let nonce = random_nonce();
             let mut invocation = self.scripts.record_packed_send.key(key);
-            for legacy in self.legacy_keys(log) {
+            for legacy in self.legacy_keys(log).await {
                 invocation.key(legacy);
             }
-            invocation.arg(nonce);
+            invocation.arg(nonce).arg(packed_log_field(log));
             for rule in rules {
                 invocation.arg(rule.limit).arg(millis(rule.period));
             }
@@ -91,17 +92,22 @@ impl RedisStore {
         log: &SendLog,
         token: &str,
     ) -> Result<(), StoreError> {
-        let mut invocation = match self.packed_log_key(log) {
+        let invocation = match self.packed_log_key(log) {
             Some(key) => {
                 let mut invocation = self.scripts.refund_packed_send.key(key);
-                for legacy in self.legacy_keys(log) {
+                for legacy in self.legacy_keys(log).await {
                     invocation.key(legacy);
                 }
+                invocation.arg(token).arg(packed_log_field(log));
                 invocation
             }
-            None => self.scripts.refund_send.key(self.send_log_key(log)),
+            None => {
+                let mut invocation = self.scripts.refund_send.key(self.send_log_key(log));
+                invocation.arg(token);
+                invocation
+            }
         };
-        let _removed: i64 = self.run(invocation.arg(token)).await?;
+        let _removed: i64 = self.run(&invocation).await?;
         Ok(())
     }
 }

@@ -32,7 +32,7 @@ impl RedisStore {
         invocation
             .key(self.record_key(plan.subject))
             .arg(plan.max_attempts);
-        for legacy in self.legacy_keys(&SendLog::Phone(*plan.subject)) {
+        for legacy in self.legacy_keys(&SendLog::Phone(*plan.subject)).await {
             invocation.key(legacy);
         }
         for candidate in plan.candidates {

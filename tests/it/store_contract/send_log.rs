@@ -146,8 +146,53 @@ async fn zero_limit_refuses_every_send_for_the_whole_period(kind: StoreKind) {
     assert_eq!(retry_after, period);
 }
 
+/// Two client keys whose digests share their first 12 bits: on Redis their
+/// logs are two fields of one bucket hash (`number_record.lua`).
+fn clients_in_one_bucket() -> (SendLog, SendLog) {
+    let mut seen = std::collections::HashMap::new();
+    loop {
+        let client = new_subject();
+        let bytes = client.as_bytes();
+        let bucket = [bytes[0], bytes[1] & 0xf0];
+        if let Some(other) = seen.insert(bucket, client) {
+            return (SendLog::Client(other), SendLog::Client(client));
+        }
+    }
+}
+
+async fn clients_sharing_a_bucket_keep_their_own_counts_refunds_and_ends(kind: StoreKind) {
+    let store = TestStore::open(kind).await;
+    let (first, second) = clients_in_one_bucket();
+    let short = window(1, Duration::from_millis(300));
+    let long = window(2, Duration::from_secs(600));
+    admitted(&record(&store, &first, &short).await).expect("the first client's send");
+    let (token, _) = admitted(&record(&store, &second, &long).await).expect("the second's");
+    refused_for(&record(&store, &first, &short).await);
+    store
+        .refund_send(&first, &token)
+        .await
+        .expect("refund answers");
+    // The first client's send leaves its short window (and its field its
+    // time: a later write may prune it); the second's stays counted.
+    wait_for(
+        "the first client's send leaves its window",
+        Duration::from_secs(10),
+        || async { admitted(&record(&store, &first, &short).await) },
+    )
+    .await;
+    admitted(&record(&store, &second, &long).await).expect("the second's second send");
+    refused_for(&record(&store, &second, &long).await);
+    store
+        .refund_send(&second, &token)
+        .await
+        .expect("refund answers");
+    admitted(&record(&store, &second, &long).await).expect("the refunded send's room");
+    refused_for(&record(&store, &first, &short).await);
+}
+
 for_each_store!(
     sliding_window_admits_the_limit_refuses_one_more_and_slides,
     refusal_and_unknown_refunds_count_nothing,
     zero_limit_refuses_every_send_for_the_whole_period,
+    clients_sharing_a_bucket_keep_their_own_counts_refunds_and_ends,
 );
