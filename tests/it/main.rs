@@ -33,6 +33,7 @@ mod providers;
 mod pumping;
 mod pumping_sources;
 mod readme_claims;
+mod redis_client_log_upgrade;
 mod redis_cluster;
 mod redis_faults;
 mod redis_keys;

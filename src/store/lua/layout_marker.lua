@@ -4,7 +4,8 @@
 -- (or a client's send log), read by every process once before its own
 -- first such call (src/store/redis/legacy_adoption.rs); it never changes.
 -- None can exist if the database held no key in an older version's names
--- (`<prefix>:{<32 hex>}:code`, `…:sends`, `…:client-sends`): known when
+-- (`<prefix>:{<32 hex>}:code`, `…:sends`, `…:client-sends`, and the first
+-- compact layout's `<prefix>:c<16 raw bytes>`): known when
 -- it holds at most SMALL keys (read by SCAN, cheap at that size); a larger
 -- one is taken to hold some.
 -- No Rust twin: the memory store has no older layout to adopt.
@@ -23,7 +24,13 @@ if found[1] and found[2] then
 end
 
 local head = prefix .. ':{'
+local client_head = prefix .. ':c'
 local function old_name(name)
+  -- The first compact layout's client log: `<prefix>:c` + 16 raw bytes (a
+  -- bucket of this layout is `<prefix>:c` + 2).
+  if #name == #client_head + 16 and string.sub(name, 1, #client_head) == client_head then
+    return true
+  end
   if string.sub(name, 1, #head) ~= head then
     return false
   end

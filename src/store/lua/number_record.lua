@@ -91,10 +91,11 @@ local function send_times(log)
   return times
 end
 
--- Adopts into `record` what a version before issue 30 kept for the same
--- number or client_key (a rolling upgrade: an old replica beside this one),
--- and deletes it: the code hash at `legacy_code` (d = digest, a = guesses
--- spent, l = locked; its TTL the code's life) and the sorted set of sends at
+-- Adopts into `record` what an older version kept for the same number or
+-- client_key (a rolling upgrade: an old replica beside this one), and
+-- deletes it: the code hash at `legacy_code` (d = digest, a = guesses
+-- spent, l = locked; its TTL the code's life) or, for a client, its packed
+-- log as a key of its own there, and the sorted set of sends at
 -- `legacy_sends` (scored by send ms). A legacy code is newer than the
 -- record's (it was written after the last adoption), so it wins, keeping the
 -- larger guess count. Either name may be nil: the caller passes them only
@@ -104,7 +105,18 @@ end
 -- `key` when nil).
 local function adopt_legacy(key, record, legacy_code, legacy_sends, now, store)
   local keep = 0
-  if legacy_code and redis.call('EXISTS', legacy_code) == 1 then
+  local code_kind = legacy_code and redis.call('TYPE', legacy_code).ok
+  if code_kind == 'string' then
+    -- A client's log as the first compact layout kept it (a key of its own,
+    -- `<prefix>:c` + its 16 raw bytes, holding a record with no code state):
+    -- its sends join this log.
+    local ttl = redis.call('PTTL', legacy_code)
+    if ttl > 0 then
+      record.log = record.log .. read_record(redis.call('GET', legacy_code), now).log
+      keep = ttl
+    end
+    redis.call('DEL', legacy_code)
+  elseif code_kind == 'hash' then
     local ttl = redis.call('PTTL', legacy_code)
     local fields = redis.call('HMGET', legacy_code, 'd', 'a', 'l')
     if ttl > 0 then

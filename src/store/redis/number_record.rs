@@ -80,7 +80,7 @@ impl RedisStore {
     /// are adopted: a number's code hash and sorted set, a client's sorted
     /// set; none for other logs, or when there is nothing to adopt (read
     /// from the layout marker on a process's first call here).
-    pub(super) async fn legacy_keys(&self, log: &SendLog) -> Vec<String> {
+    pub(super) async fn legacy_keys(&self, log: &SendLog) -> Vec<Vec<u8>> {
         if !matches!(log, SendLog::Phone(_) | SendLog::Client(_)) {
             return Vec::new();
         }
@@ -92,12 +92,15 @@ impl RedisStore {
         }
         match log {
             SendLog::Phone(subject) => vec![
-                format!("{}:{{{subject}}}:code", self.prefix),
-                format!("{}:{{{subject}}}:sends", self.prefix),
+                format!("{}:{{{subject}}}:code", self.prefix).into_bytes(),
+                format!("{}:{{{subject}}}:sends", self.prefix).into_bytes(),
             ],
-            SendLog::Client(client) => {
-                vec![format!("{}:{{{client}}}:client-sends", self.prefix)]
-            }
+            // The first compact layout's own key first (adopted where a
+            // number's code hash would be), then the sorted set before it.
+            SendLog::Client(client) => vec![
+                legacy_client_log_key(&self.prefix, client),
+                format!("{}:{{{client}}}:client-sends", self.prefix).into_bytes(),
+            ],
             _ => Vec::new(),
         }
     }
@@ -136,6 +139,12 @@ fn bucket_key(prefix: &str, client: &SubjectKey) -> Vec<u8> {
     name.extend_from_slice(prefix.as_bytes());
     name.extend_from_slice(&[b':', CLIENT, digest[0], digest[1] & !low_mask]);
     name
+}
+
+/// `<prefix>:c<16 raw bytes>`: where the first compact layout (258abc1, the
+/// release before the client buckets) kept a client's packed log.
+fn legacy_client_log_key(prefix: &str, client: &SubjectKey) -> Vec<u8> {
+    packed_key(prefix, CLIENT, client)
 }
 
 fn packed_key(prefix: &str, kind: u8, key: &SubjectKey) -> Vec<u8> {
