@@ -18,7 +18,7 @@ use crate::{
 
 impl RedisStore {
     /// The hash of `ledger`'s window of `period`.
-    fn spend_key(&self, ledger: &SpendLedger, period: Duration) -> String {
+    pub(super) fn spend_key(&self, ledger: &SpendLedger, period: Duration) -> String {
         spend_key(&self.prefix, ledger, period)
     }
 
@@ -79,7 +79,7 @@ fn spend_key(prefix: &str, ledger: &SpendLedger, period: Duration) -> String {
 }
 
 /// `reserve_spend.lua`'s reply for `amount` in `windows`.
-fn spend_decision(
+pub(super) fn spend_decision(
     reply: &[Value],
     amount: Micros,
     windows: &[SpendWindow],
