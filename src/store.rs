@@ -266,10 +266,10 @@ pub trait OtpStore: Send + Sync + 'static {
     /// lets the pumping guard judge its prefix, then stores the code, then
     /// reserves its price against the spend caps; a suspension that refuses,
     /// a lock, a spend refusal or a store error takes back every count made
-    /// (and the code, once stored). Records its own latency in the store-operation histogram.
-    /// The default is [`count_in_steps`], one store call per step; a store
-    /// that overrides it (Redis on one server or behind Sentinel: one script)
-    /// answers exactly as the default would.
+    /// (and the code, once stored). Records its own latency in the
+    /// store-operation histogram. The default is [`count_in_steps`], one
+    /// store call per step; a store that overrides it (Redis on one server
+    /// or behind Sentinel: one script) answers exactly as the default would.
     async fn count_send_and_put_code(&self, plan: SendPlan<'_>) -> Result<SendOutcome, StoreError> {
         count_in_steps(self, plan).await
     }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use deadpool_redis::redis::Value;
+use deadpool_redis::redis::{ScriptInvocation, Value};
 
 use super::{
     RedisStore, millis,
@@ -42,13 +42,8 @@ impl RedisStore {
                 None => LogToken::Sorted(token),
             })
             .collect();
-        let spend = plan.spend.filter(|step| !step.windows.is_empty());
+        let spend = spend_step(&plan)?;
         let spend_windows = spend.map_or(0, |step| step.windows.len());
-        if spend_windows > MAX_SPEND_WINDOWS {
-            return Err(StoreError::Protocol(format!(
-                "{spend_windows} spend windows, the script takes {MAX_SPEND_WINDOWS}"
-            )));
-        }
         let mut invocation = self.scripts.count_send_and_put_code.prepare_invoke();
         let prefix_keys = if plan.prefix.is_some() { 7 } else { 0 };
         invocation.arg(plan.logs.len());
@@ -85,23 +80,14 @@ impl RedisStore {
         };
         let code = plan.code;
         let record_legacy = self.legacy_keys(&SendLog::Phone(*code.subject));
-        // The spend windows' keys just before the record's (KEYS[c-w..c-1]).
-        for window in spend.iter().flat_map(|step| step.windows) {
-            invocation.key(self.spend_key(&window.ledger, window.period));
-        }
+        self.add_spend_keys(&mut invocation, spend);
         invocation
             .key(self.record_key(code.subject))
             .arg(kept_digest(code.digest))
             .arg(millis(code.lifetime))
             .arg(code.max_attempts)
             .arg(record_legacy.len());
-        invocation.arg(spend_windows);
-        if let Some(step) = spend {
-            invocation.arg(step.amount.0);
-            for window in step.windows {
-                invocation.arg(window.limit.0).arg(millis(window.period));
-            }
-        }
+        add_spend_args(&mut invocation, spend);
         for key in legacy_keys.into_iter().chain(record_legacy) {
             invocation.key(key);
         }
@@ -111,6 +97,39 @@ impl RedisStore {
             prefix: prefix_token,
         };
         read_outcome(&reply, &plan, spend, tokens)
+    }
+
+    /// The spend windows' keys, just before the record's (KEYS[c-w..c-1]).
+    fn add_spend_keys(&self, invocation: &mut ScriptInvocation<'_>, spend: Option<SpendStep<'_>>) {
+        for window in spend.iter().flat_map(|step| step.windows) {
+            invocation.key(self.spend_key(&window.ledger, window.period));
+        }
+    }
+}
+
+/// The plan's spend step, if it has a window (a step without one reserves
+/// nothing anywhere, so the script is not handed it).
+fn spend_step<'a>(plan: &SendPlan<'a>) -> Result<Option<SpendStep<'a>>, StoreError> {
+    let spend = plan.spend.filter(|step| !step.windows.is_empty());
+    let windows = spend.map_or(0, |step| step.windows.len());
+    if windows > MAX_SPEND_WINDOWS {
+        return Err(StoreError::Protocol(format!(
+            "{windows} spend windows, the script takes {MAX_SPEND_WINDOWS}"
+        )));
+    }
+    Ok(spend)
+}
+
+/// The spend step's arguments: its window count w (0: no step), then
+/// `reserve_spend.lua`'s: the amount and each window's limit and period.
+fn add_spend_args(invocation: &mut ScriptInvocation<'_>, spend: Option<SpendStep<'_>>) {
+    let Some(step) = spend else {
+        invocation.arg(0);
+        return;
+    };
+    invocation.arg(step.windows.len()).arg(step.amount.0);
+    for window in step.windows {
+        invocation.arg(window.limit.0).arg(millis(window.period));
     }
 }
 
@@ -165,13 +184,13 @@ fn read_outcome(
                 PutOutcome::Stored { .. } => Err(unexpected("locked", "a stored code")),
             }
         }
-        ("spend_refused", [spend_reply]) => match spend_step(spend, spend_reply)? {
+        ("spend_refused", [spend_reply]) => match spend_reply_of(spend, spend_reply)? {
             Some(SpendDecision::Refused { refusals }) => Ok(SendOutcome::SpendRefused { refusals }),
             _ => Err(unexpected("spend_refused", "no refusal")),
         },
         ("stored", [put_reply, prefix_reply, next_allowed, sent_at, spend_reply]) => {
             let sent_at = numbers_in(items(sent_at)?)?;
-            let spend = match spend_step(spend, spend_reply)? {
+            let spend = match spend_reply_of(spend, spend_reply)? {
                 Some(SpendDecision::Reserved(reservation)) => Some(reservation),
                 Some(SpendDecision::Refused { .. }) => {
                     return Err(unexpected("stored", "a spend refusal"));
@@ -250,7 +269,7 @@ fn stored(
 }
 
 /// The spend step's reply (empty when there was no step): its decision.
-fn spend_step(
+fn spend_reply_of(
     step: Option<SpendStep<'_>>,
     reply: &Value,
 ) -> Result<Option<SpendDecision>, StoreError> {

@@ -1,5 +1,7 @@
 //! Spend ledgers on Redis: one hash per ledger and period, reserved in and
-//! refunded by `reserve_spend.lua` and `refund_spend.lua`. Every ledger key
+//! refunded by `reserve_spend.lua` and `refund_spend.lua` (on one server or
+//! Sentinel a send reserves within `count_send_and_put_code.lua`, whose
+//! reply is read here too: `spend_decision`). Every ledger key
 //! carries the `{spend}` hash tag, so one decision's keys (the service's
 //! hour and day, a caller's day) are in one slot on a Cluster as well.
 
