@@ -209,7 +209,13 @@ impl OtpFlow {
                 self.report_monitored(phone, prefix, monitored);
                 return Err(Error::Locked { retry_after });
             }
-            SendOutcome::SpendRefused { refusals } => return Err(SpendGuard::refused(refusals)),
+            SendOutcome::SpendRefused {
+                refusals,
+                monitored,
+            } => {
+                self.report_monitored(phone, prefix, monitored);
+                return Err(SpendGuard::refused(refusals));
+            }
         };
         self.report_monitored(phone, prefix, stored.monitored);
         let counted = CountedSends {

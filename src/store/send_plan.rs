@@ -109,6 +109,8 @@ pub enum SendOutcome {
     SpendRefused {
         /// Every cap that refused, with when the price would fit.
         refusals: Vec<SpendRefusal>,
+        /// The prefix was found suspended on the way (`monitor` mode).
+        monitored: Option<PrefixSuspension>,
     },
     /// Counted everywhere and the code is pending.
     Stored(StoredSend),
@@ -229,7 +231,10 @@ async fn run_steps<S: OtpStore + ?Sized>(
             match timed_store("reserve_spend", reserve).await? {
                 SpendDecision::Reserved(reservation) => Some(reservation),
                 SpendDecision::Refused { refusals } => {
-                    return Ok(SendOutcome::SpendRefused { refusals });
+                    return Ok(SendOutcome::SpendRefused {
+                        refusals,
+                        monitored,
+                    });
                 }
             }
         }

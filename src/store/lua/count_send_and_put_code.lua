@@ -32,7 +32,8 @@
 --   {'refused', log_index (0-based), record_send reply}         nothing counted
 --   {'suspended', count_prefix_send reply}                      nothing counted
 --   {'locked', put_code reply, count_prefix_send reply or {}}   nothing counted
---   {'spend_refused', reserve_spend reply}          nothing counted, code discarded
+--   {'spend_refused', reserve_spend reply, count_prefix_send reply or {}}
+--                                                   nothing counted, code discarded
 --   {'stored', put_code reply, count_prefix_send reply or {}, {next_allowed_in_ms per log},
 --    {send time ms per log (0 for 'z' logs)}, reserve_spend reply or {}}
 local log_count = tonumber(ARGV[1])
@@ -170,7 +171,7 @@ if windows > 0 then
     -- The record's legacy keys, if any, were adopted by put_code just now.
     discard_code({ KEYS[record_at] }, { put_args[1] })
     take_back_all()
-    return { 'spend_refused', spend_reply }
+    return { 'spend_refused', spend_reply, prefix_reply }
   end
 end
 return { 'stored', put_reply, prefix_reply, next_allowed, sent_at, spend_reply }

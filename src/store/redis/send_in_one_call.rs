@@ -184,10 +184,16 @@ fn read_outcome(
                 PutOutcome::Stored { .. } => Err(unexpected("locked", "a stored code")),
             }
         }
-        ("spend_refused", [spend_reply]) => match spend_reply_of(spend, spend_reply)? {
-            Some(SpendDecision::Refused { refusals }) => Ok(SendOutcome::SpendRefused { refusals }),
-            _ => Err(unexpected("spend_refused", "no refusal")),
-        },
+        ("spend_refused", [spend_reply, prefix_reply]) => {
+            let (_, monitored) = prefix_step(plan.prefix, prefix_reply, None)?;
+            match spend_reply_of(spend, spend_reply)? {
+                Some(SpendDecision::Refused { refusals }) => Ok(SendOutcome::SpendRefused {
+                    refusals,
+                    monitored,
+                }),
+                _ => Err(unexpected("spend_refused", "no refusal")),
+            }
+        }
         ("stored", [put_reply, prefix_reply, next_allowed, sent_at, spend_reply]) => {
             let sent_at = numbers_in(items(sent_at)?)?;
             let spend = match spend_reply_of(spend, spend_reply)? {

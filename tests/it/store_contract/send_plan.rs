@@ -327,7 +327,7 @@ async fn spend_step_reserves_once_the_send_is_counted_and_its_code_stored(kind: 
     let other = new_subject();
     let logs = phone_and_global(&other, 10);
     let outcome = send_priced(&store, &other, &logs, None, spend(60, &windows)).await;
-    let SendOutcome::SpendRefused { refusals } = outcome else {
+    let SendOutcome::SpendRefused { refusals, .. } = outcome else {
         panic!("120 would cross 100, got {outcome:?}");
     };
     let caps: Vec<SpendCap> = refusals.iter().map(|refusal| refusal.cap).collect();
@@ -351,9 +351,14 @@ async fn spend_refusal_discards_the_code_and_takes_back_every_count(kind: StoreK
     let pumped = prefix("+1 628 200 0005");
     let judged = Some(step(&pumped, &subject, true));
     let outcome = send_priced(&store, &subject, &logs, judged, spend(60, &windows)).await;
-    let SendOutcome::SpendRefused { refusals } = outcome else {
+    let SendOutcome::SpendRefused {
+        refusals,
+        monitored,
+    } = outcome
+    else {
         panic!("60 never fits in 50, got {outcome:?}");
     };
+    assert_eq!(monitored, None, "the prefix counted the send");
     assert_eq!(refusals.len(), 1, "{refusals:?}");
     assert!(refusals[0].retry_after > Duration::ZERO);
     assert_eq!(pending(&store, &subject).await, None, "no code left");
@@ -361,6 +366,18 @@ async fn spend_refusal_discards_the_code_and_takes_back_every_count(kind: StoreK
         assert!(has_room(&store, log, rules).await, "{log:?} taken back");
     }
     assert!(!prefix_counted(&store, &pumped).await, "prefix taken back");
+
+    // The prefix now counts one unapproved send (`prefix_counted`), so the
+    // next judged send suspends it; in `monitor` mode that is reported.
+    let subject = new_subject();
+    let logs = phone_and_global(&subject, 10);
+    let monitor = Some(step(&pumped, &subject, false));
+    let outcome = send_priced(&store, &subject, &logs, monitor, spend(60, &windows)).await;
+    let SendOutcome::SpendRefused { monitored, .. } = outcome else {
+        panic!("60 never fits in 50, got {outcome:?}");
+    };
+    assert!(monitored.is_some(), "the suspension is reported");
+    assert_eq!(pending(&store, &subject).await, None);
 }
 
 for_each_store!(
