@@ -4,8 +4,7 @@
 -- (rounded up) plus the current one: an amount counts until its bucket + 61
 -- begins. Each window is a hash: field <bucket index> = amount in
 -- millionths of the currency, `t` = the total of the kept buckets, `o` = a
--- lower bound of their indexes; so a send reads three fields (those two and
--- its bucket) and writes them in one HSET, and the buckets
+-- lower bound of their indexes; so a send reads two fields, and the buckets
 -- are only listed when one may have left the window (at most once a
 -- bucket's width) or to say when a refused amount would fit. Every key
 -- shares the `{spend}` hash tag (one slot).
@@ -55,26 +54,20 @@ end
 local refused = { 'refused' }
 local current = {}
 local fresh = {}
-local totals = {}
-local in_bucket = {}
 for i = 1, #KEYS do
   local limit = tonumber(ARGV[2 * i])
   local width = math.max(1, math.ceil(tonumber(ARGV[2 * i + 1]) / BUCKETS))
   local bucket_now = math.floor(now / width)
   local oldest = bucket_now - BUCKETS
-  -- The current bucket is read here too, so reserving writes the window
-  -- with one HSET (each redis.call is most of this script's cost).
-  local state = redis.call('HMGET', KEYS[i], 't', 'o', string.format('%d', bucket_now))
+  local state = redis.call('HMGET', KEYS[i], 't', 'o')
   local total = tonumber(state[1]) or 0
   local low = tonumber(state[2])
-  in_bucket[i] = tonumber(state[3]) or 0
   fresh[i] = low == nil
   if low ~= nil and low < oldest then
     local _
     _, total = kept_buckets(i, oldest)
   end
   current[i] = bucket_now
-  totals[i] = total
   if total + amount > limit then
     local wait = width * (BUCKETS + 1)
     if amount <= limit then
@@ -102,12 +95,10 @@ local reserved = { 'reserved' }
 for i = 1, #KEYS do
   local width = math.max(1, math.ceil(tonumber(ARGV[2 * i + 1]) / BUCKETS))
   local bucket = string.format('%d', current[i])
-  local spent = in_bucket[i] + amount
-  local total = string.format('%d', totals[i] + amount)
+  local spent = redis.call('HINCRBY', KEYS[i], bucket, ARGV[1])
+  redis.call('HINCRBY', KEYS[i], 't', ARGV[1])
   if fresh[i] then
-    redis.call('HSET', KEYS[i], bucket, string.format('%d', spent), 't', total, 'o', bucket)
-  else
-    redis.call('HSET', KEYS[i], bucket, string.format('%d', spent), 't', total)
+    redis.call('HSET', KEYS[i], 'o', bucket)
   end
   -- Once per bucket (its first amount): the key then outlives the bucket's
   -- last counting moment, (bucket + 61) * width.
