@@ -24,8 +24,8 @@ pub use redis::{
     RedisNodes, RedisSettings, RedisStore, RedisStreamAppender, RedisTopology, RedisUrl,
 };
 pub use send_plan::{
-    CodeToStore, PrefixStep, PrefixSuspension, SendOutcome, SendPlan, StoredSend, count_in_steps,
-    take_back_prefix_send, take_back_sends,
+    CodeToStore, PrefixStep, PrefixSuspension, SendOutcome, SendPlan, SpendStep, StoredSend,
+    count_in_steps, take_back_prefix_send, take_back_sends,
 };
 pub use spend_window::{SpendDecision, SpendLedger, SpendRefusal, SpendReservation, SpendWindow};
 pub use verify_plan::{CheckOutcome, VerifyPlan, check_in_steps};
@@ -263,12 +263,13 @@ pub trait OtpStore: Send + Sync + 'static {
 
     /// One SendOtp's store work: counts the send in each of `plan`'s logs
     /// (the first refusal wins and the earlier counts are taken back), then
-    /// lets the pumping guard judge its prefix, then stores the code; a
-    /// suspension that refuses, a lock or a store error takes back every
-    /// count made. Records its own latency in the store-operation histogram.
-    /// The default is [`count_in_steps`], one store call per step; a store
-    /// that overrides it (Redis on one server or behind Sentinel: one script)
-    /// answers exactly as the default would.
+    /// lets the pumping guard judge its prefix, then stores the code, then
+    /// reserves its price against the spend caps; a suspension that refuses,
+    /// a lock, a spend refusal or a store error takes back every count made
+    /// (and the code, once stored). Records its own latency in the
+    /// store-operation histogram. The default is [`count_in_steps`], one
+    /// store call per step; a store that overrides it (Redis on one server
+    /// or behind Sentinel: one script) answers exactly as the default would.
     async fn count_send_and_put_code(&self, plan: SendPlan<'_>) -> Result<SendOutcome, StoreError> {
         count_in_steps(self, plan).await
     }

@@ -1,11 +1,10 @@
 //! Sending a new code, step by step: price the send (with a prices file: on
 //! the channel asked for and those it may fall through to), count the send
 //! against every limit, let the pumping guard judge its destination, store
-//! the code's digest (these three one store call,
-//! `OtpStore::count_send_and_put_code`, which undoes its own counts when a
-//! step refuses), reserve its price against the spend caps (a store call of
-//! its own, `spend_guard.rs`: its refusal undoes the counts and the code),
-//! deliver the code (`delivery.rs`: on the channel asked for, whatever it
+//! the code's digest, reserve its price against the spend caps (these four
+//! one store call, `OtpStore::count_send_and_put_code`, which undoes its own
+//! counts, and the code after a spend refusal, when a step refuses; the
+//! caps' part is `spend_guard.rs`), deliver the code (`delivery.rs`: on the channel asked for, whatever it
 //! is, so every limit and the pumping guard count a WhatsApp message or a
 //! call exactly like an SMS, before it goes out), settle the price at the
 //! channel and provider that carried it, and undo what is safe to undo when
@@ -16,7 +15,7 @@ use std::time::Duration;
 use super::{
     OtpFlow, SendRequest, SentCode,
     pumping_guard::{CountedPrefixSend, PumpingGuard},
-    spend_guard::ReservedSpend,
+    spend_guard::{ReservedSpend, SpendGuard},
 };
 use crate::{
     abuse::{DestinationPrefix, RateRule, SendSource},
@@ -26,7 +25,7 @@ use crate::{
     spend::{Estimate, Micros},
     store::{
         CodeToStore, OtpStore, PrefixSender, PrefixSuspension, SendLog, SendOutcome, SendPlan,
-        StoreError, take_back_sends,
+        SpendReservation, SpendStep, SpendWindow, StoreError, take_back_sends,
     },
 };
 
@@ -60,7 +59,7 @@ impl OtpFlow {
     /// Prices the send (with a prices file), counts it against every limit
     /// (refusing if one is full), stores the new code's digest (replacing
     /// any pending code, keeping the spent guess budget), reserves its price
-    /// against the spend caps, then sends it on the channel asked for (or
+    /// against the spend caps (all in one store call), then sends it on the channel asked for (or
     /// one it falls through to) and keeps the carrier's price on that
     /// channel as spent. If the text cannot be sent the digest is
     /// removed again, so no code the user never received can be guessed; the
@@ -88,16 +87,18 @@ impl OtpFlow {
             .is_none()
             .then(|| self.messages.render(&code, self.policy.ttl, request.locale));
         let estimate = self.estimate_spend(phone, request.channel, rendered.as_ref())?;
-        let (attempts_remaining, counted) = self
-            .count_and_store(phone, subject, request, prefix.as_ref(), &digest)
+        let windows = self.spend_windows(request, estimate.as_ref());
+        let spend = estimate
+            .as_ref()
+            .filter(|_| !windows.is_empty())
+            .map(|estimate| SpendStep {
+                amount: estimate.reserved,
+                windows: &windows,
+            });
+        let (attempts_remaining, counted, reservation) = self
+            .count_and_store(phone, subject, request, prefix.as_ref(), &digest, spend)
             .await?;
-        let reserved = match self.reserve_spend(request, estimate).await {
-            Ok(reserved) => reserved,
-            Err(refusal) => {
-                self.undo_refused(subject, &digest, counted).await;
-                return Err(refusal);
-            }
-        };
+        let reserved = estimate.map(|estimate| SpendGuard::reserved(estimate, reservation));
         let resend_after = counted.resend_after;
         // A test number's code "goes" by the channel asked for, so a client
         // sees the answer it would in production.
@@ -154,11 +155,12 @@ impl OtpFlow {
     }
 
     /// Counts the send in the phone's, the caller's and the service's log,
-    /// lets the pumping guard judge `prefix`, and makes `digest` the pending
-    /// code (replacing any pending code, keeping the spent guess budget):
-    /// one [`OtpStore::count_send_and_put_code`], which takes every count
-    /// back itself if a step refuses. Returns the wrong guesses still allowed
-    /// and the counts, to take back if the text cannot be sent.
+    /// lets the pumping guard judge `prefix`, makes `digest` the pending
+    /// code (replacing any pending code, keeping the spent guess budget) and
+    /// reserves `spend`: one [`OtpStore::count_send_and_put_code`], which
+    /// takes every count (and after a spend refusal the code) back itself if
+    /// a step refuses. Returns the wrong guesses still allowed, the counts
+    /// (to take back if the text cannot be sent) and what `spend` reserved.
     async fn count_and_store(
         &self,
         phone: &PhoneNumber,
@@ -166,7 +168,8 @@ impl OtpFlow {
         request: &SendRequest<'_>,
         prefix: Option<&DestinationPrefix>,
         digest: &CodeDigest,
-    ) -> Result<(u32, CountedSends<'_>), Error> {
+        spend: Option<SpendStep<'_>>,
+    ) -> Result<(u32, CountedSends<'_>, Option<SpendReservation>), Error> {
         // Keyed once: the client's log and the guard's source both name it.
         let client = request
             .client_key
@@ -184,6 +187,7 @@ impl OtpFlow {
                 lifetime: self.policy.code_lifetime(),
                 max_attempts: self.policy.max_attempts,
             },
+            spend,
         };
         let stored = match self.store.count_send_and_put_code(plan).await? {
             SendOutcome::Stored(stored) => stored,
@@ -205,6 +209,13 @@ impl OtpFlow {
                 self.report_monitored(phone, prefix, monitored);
                 return Err(Error::Locked { retry_after });
             }
+            SendOutcome::SpendRefused {
+                refusals,
+                monitored,
+            } => {
+                self.report_monitored(phone, prefix, monitored);
+                return Err(SpendGuard::refused(refusals));
+            }
         };
         self.report_monitored(phone, prefix, stored.monitored);
         let counted = CountedSends {
@@ -216,7 +227,7 @@ impl OtpFlow {
                 .zip(stored.prefix_token)
                 .map(|(prefix, token)| PumpingGuard::counted(prefix, token)),
         };
-        Ok((stored.attempts_remaining, counted))
+        Ok((stored.attempts_remaining, counted, stored.spend))
     }
 
     /// The send's estimated price, with a prices file and a message to
@@ -239,20 +250,19 @@ impl OtpFlow {
         spend.estimate(phone, &rendered.text, &channels).map(Some)
     }
 
-    /// The spend caps' step: reserves the estimate in every cap in force,
-    /// service-wide and the caller's, or refuses the send
-    /// (`OtpStore::reserve_spend`). Its own store call after the counts, so
-    /// a send refused by a send limit never touches the spend ledgers.
-    async fn reserve_spend(
+    /// The windows the send's estimate is reserved in, one per spend cap in
+    /// force, the caller's own included (none without an estimate). The
+    /// store reserves them after the counts and the code, so a send a send
+    /// limit refuses never touches the spend ledgers.
+    fn spend_windows(
         &self,
         request: &SendRequest<'_>,
-        estimate: Option<Estimate>,
-    ) -> Result<Option<ReservedSpend>, Error> {
-        let (Some(spend), Some(estimate)) = (&self.spend, estimate) else {
-            return Ok(None);
-        };
-        let caller = request.caller.map(|caller| caller.name());
-        spend.reserve(estimate, caller).await.map(Some)
+        estimate: Option<&Estimate>,
+    ) -> Vec<SpendWindow> {
+        match (&self.spend, estimate) {
+            (Some(spend), Some(_)) => spend.windows(request.caller.map(|caller| caller.name())),
+            _ => Vec::new(),
+        }
     }
 
     /// The send went out as `accepted` says: that provider's price on that
@@ -357,17 +367,6 @@ impl OtpFlow {
         };
         let spend = self.unspend(reserved.as_ref(), phone, sure);
         tokio::join!(self.discard_undelivered(subject, digest), take_back, spend);
-    }
-
-    /// Undoes a send a step after the store's refused (a spend cap): it
-    /// surely was not sent, so every count and the code go.
-    async fn undo_refused(
-        &self,
-        subject: &SubjectKey,
-        digest: &CodeDigest,
-        counted: CountedSends<'_>,
-    ) {
-        tokio::join!(self.discard_undelivered(subject, digest), counted.refund());
     }
 
     /// Removes a code that was never delivered, unless a newer send replaced it.

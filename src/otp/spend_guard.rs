@@ -1,12 +1,14 @@
 //! The spend caps' part in sending: estimate the send's price before
-//! anything is counted (a destination without a price is refused), reserve
-//! it against every cap in force in one store call (`OtpStore::reserve_spend`),
-//! and once the gateway answered settle it: the provider that took the
-//! message keeps its own price on the channel that carried it (an SMS its
-//! segments, a WhatsApp message its price per message, a call its price per
-//! minute) and the rest of the reservation is given back; a sure non-delivery gives all of it back; a maybe-delivered send
-//! keeps it (the money may be spent). Metrics and the audit events carry
-//! the estimate.
+//! anything is counted (a destination without a price is refused), hand the
+//! store the windows to reserve it in (a step of the send's one store call,
+//! `SendPlan::spend`: on one Redis server or Sentinel the same EVALSHA as
+//! the counts and the code), and once the gateway answered settle it: the
+//! provider that took the message keeps its own price on the channel that
+//! carried it (an SMS its segments, a WhatsApp message its price per
+//! message, a call its price per minute) and the rest of the reservation is
+//! given back; a sure non-delivery gives all of it back; a maybe-delivered
+//! send keeps it (the money may be spent). Metrics and the audit events
+//! carry the estimate.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -16,7 +18,7 @@ use crate::{
     metrics,
     sms::{Accepted, Channel, ProviderName, RouteTable},
     spend::{Currency, Estimate, Micros, Pricing, SpendCap, SpendCaps, SpendSettings},
-    store::{OtpStore, SpendDecision, SpendLedger, SpendReservation, SpendWindow},
+    store::{OtpStore, SpendLedger, SpendRefusal, SpendReservation, SpendWindow},
 };
 
 /// The `provider` label of spend whose carrier is not known (a
@@ -80,8 +82,9 @@ impl SpendGuard {
     }
 
     /// The windows a send by `caller` is reserved in: the service's hour
-    /// and day and the caller's day, each if its cap is on.
-    fn windows(&self, caller: Option<&str>) -> Vec<SpendWindow> {
+    /// and day and the caller's day, each if its cap is on (none: no spend
+    /// step, no store work).
+    pub(super) fn windows(&self, caller: Option<&str>) -> Vec<SpendWindow> {
         self.caps
             .in_force()
             .filter_map(|(cap, limit)| {
@@ -99,33 +102,24 @@ impl SpendGuard {
             .collect()
     }
 
-    /// Reserves `estimate` against every cap in force (no store call when
-    /// none is); refuses when one would be crossed.
-    pub(super) async fn reserve(
-        &self,
+    /// What a stored send reserved for `estimate` (`None`: no cap in force).
+    pub(super) fn reserved(
         estimate: Estimate,
-        caller: Option<&str>,
-    ) -> Result<ReservedSpend, Error> {
-        let windows = self.windows(caller);
-        if windows.is_empty() {
-            return Ok(ReservedSpend {
-                estimate,
-                reservation: None,
-            });
+        reservation: Option<SpendReservation>,
+    ) -> ReservedSpend {
+        ReservedSpend {
+            estimate,
+            reservation,
         }
-        let reserve = self.store.reserve_spend(estimate.reserved, &windows);
-        match metrics::timed_store("reserve_spend", reserve).await? {
-            SpendDecision::Reserved(reservation) => Ok(ReservedSpend {
-                estimate,
-                reservation: Some(reservation),
-            }),
-            SpendDecision::Refused { refusals } => {
-                for refusal in &refusals {
-                    metrics::spend_refused(refusal.cap.as_str());
-                }
-                Err(Error::SpendLimited { refusals })
-            }
+    }
+
+    /// The send's spend step was refused by `refusals`' caps: counted in
+    /// the metrics, answered as the error.
+    pub(super) fn refused(refusals: Vec<SpendRefusal>) -> Error {
+        for refusal in &refusals {
+            metrics::spend_refused(refusal.cap.as_str());
         }
+        Error::SpendLimited { refusals }
     }
 
     /// `accepted.provider` took the message on `accepted.channel`: its

@@ -1,9 +1,10 @@
 //! One SendOtp's store work as a single request: count the send in each
-//! log, let the pumping guard judge its destination prefix, store the code.
-//! [`count_in_steps`] is the one definition of the order and of what is
-//! taken back when a step refuses; a store that can do it all in one atomic
-//! call (Redis on one server or behind Sentinel, `lua/count_send_and_put_code.lua`)
-//! must answer exactly as it would.
+//! log, let the pumping guard judge its destination prefix, store the code,
+//! reserve its price against the spend caps. [`count_in_steps`] is the one
+//! definition of the order and of what is taken back when a step refuses; a
+//! store that can do it all in one atomic call (Redis on one server or
+//! behind Sentinel, `lua/count_send_and_put_code.lua`) must answer exactly
+//! as it would.
 
 use std::time::Duration;
 
@@ -11,12 +12,13 @@ use futures_util::future::join_all;
 
 use super::{
     OtpStore, PrefixDecision, PrefixSender, PrefixVerdict, PutOutcome, SendDecision, SendLog,
-    StoreError, Violation,
+    SpendDecision, SpendRefusal, SpendReservation, SpendWindow, StoreError, Violation,
 };
 use crate::{
     abuse::{DestinationPrefix, PrefixRule, RateRule},
     domain::{CodeDigest, SubjectKey},
     metrics::{self, timed_store},
+    spend::Micros,
 };
 
 /// What one send asks of the store, in the order it is done.
@@ -30,6 +32,21 @@ pub struct SendPlan<'a> {
     pub prefix: Option<PrefixStep<'a>>,
     /// The code made pending once the send is counted everywhere.
     pub code: CodeToStore<'a>,
+    /// The spend caps' reservation, made once the code is stored; `None`
+    /// when no cap is in force or the send is not priced.
+    pub spend: Option<SpendStep<'a>>,
+}
+
+/// The spend caps' part of a [`SendPlan`]: the arguments of
+/// [`OtpStore::reserve_spend`]. Last, so a send a limit, the pumping guard
+/// or a lock refuses never touches the spend ledgers.
+#[derive(Debug, Clone, Copy)]
+pub struct SpendStep<'a> {
+    /// The send's estimated price, reserved in every window.
+    pub amount: Micros,
+    /// The windows of every cap in force for this send (at most one per
+    /// [`SpendCap`](crate::spend::SpendCap)).
+    pub windows: &'a [SpendWindow],
 }
 
 /// The pumping guard's part of a [`SendPlan`].
@@ -69,7 +86,7 @@ pub struct PrefixSuspension {
 }
 
 /// What [`OtpStore::count_send_and_put_code`] did. Unless `Stored`, nothing
-/// stays counted anywhere and no code was stored.
+/// stays counted anywhere and this send's code is not pending.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendOutcome {
     /// The first log that refused; no log counts the send.
@@ -83,6 +100,15 @@ pub enum SendOutcome {
     Locked {
         /// Time until a new code may be stored.
         retry_after: Duration,
+        /// The prefix was found suspended on the way (`monitor` mode).
+        monitored: Option<PrefixSuspension>,
+    },
+    /// A spend cap refused the send's price: the code, stored by then, was
+    /// discarded (as [`OtpStore::discard_code`] does: a code it replaced
+    /// is gone too) and every count taken back.
+    SpendRefused {
+        /// Every cap that refused, with when the price would fit.
+        refusals: Vec<SpendRefusal>,
         /// The prefix was found suspended on the way (`monitor` mode).
         monitored: Option<PrefixSuspension>,
     },
@@ -103,6 +129,9 @@ pub struct StoredSend {
     pub prefix_token: Option<String>,
     /// The prefix was found suspended on the way (`monitor` mode): not counted.
     pub monitored: Option<PrefixSuspension>,
+    /// What the spend step reserved, for [`OtpStore::refund_spend`]; `None`
+    /// without a spend step.
+    pub spend: Option<SpendReservation>,
 }
 
 /// Counts so far, taken back if a later step refuses or fails.
@@ -111,13 +140,16 @@ struct Counted {
     logs: Vec<(SendLog, String)>,
     next_allowed_in: Duration,
     prefix_token: Option<String>,
+    /// The code was stored: discarded again if the spend step refuses or fails.
+    code_stored: bool,
 }
 
 /// The plan run as one store call per step, each timed under its own
 /// operation name: the default of [`OtpStore::count_send_and_put_code`], for
 /// stores whose steps cannot share one atomic call (the in-memory store's
 /// locks are per key; a Redis Cluster spreads the keys over slots). A
-/// refusal or a store error takes back every count made so far.
+/// refusal or a store error takes back every count made so far, and the
+/// code if it was stored.
 pub async fn count_in_steps<S: OtpStore + ?Sized>(
     store: &S,
     plan: SendPlan<'_>,
@@ -129,7 +161,13 @@ pub async fn count_in_steps<S: OtpStore + ?Sized>(
             .prefix
             .zip(counted.prefix_token.as_deref())
             .map(|(step, token)| (step.prefix, token));
-        take_back_sends(store, &counted.logs, prefix_send).await;
+        let code = async {
+            if counted.code_stored {
+                discard_unsent_code(store, &plan.code).await;
+            }
+        };
+        // At once, as in `take_back_sends`: a hung store costs one timeout.
+        tokio::join!(take_back_sends(store, &counted.logs, prefix_send), code);
     }
     outcome
 }
@@ -177,19 +215,48 @@ async fn run_steps<S: OtpStore + ?Sized>(
     }
     let code = plan.code;
     let put = store.put_code(code.subject, code.digest, code.lifetime, code.max_attempts);
-    Ok(match timed_store("put_code", put).await? {
-        PutOutcome::Stored { attempts_remaining } => SendOutcome::Stored(StoredSend {
-            attempts_remaining,
-            counted: std::mem::take(&mut counted.logs),
-            next_allowed_in: counted.next_allowed_in,
-            prefix_token: counted.prefix_token.take(),
-            monitored,
-        }),
-        PutOutcome::Locked { retry_after } => SendOutcome::Locked {
-            retry_after,
-            monitored,
-        },
-    })
+    let attempts_remaining = match timed_store("put_code", put).await? {
+        PutOutcome::Stored { attempts_remaining } => attempts_remaining,
+        PutOutcome::Locked { retry_after } => {
+            return Ok(SendOutcome::Locked {
+                retry_after,
+                monitored,
+            });
+        }
+    };
+    counted.code_stored = true;
+    let spend = match plan.spend {
+        Some(step) => {
+            let reserve = store.reserve_spend(step.amount, step.windows);
+            match timed_store("reserve_spend", reserve).await? {
+                SpendDecision::Reserved(reservation) => Some(reservation),
+                SpendDecision::Refused { refusals } => {
+                    return Ok(SendOutcome::SpendRefused {
+                        refusals,
+                        monitored,
+                    });
+                }
+            }
+        }
+        None => None,
+    };
+    Ok(SendOutcome::Stored(StoredSend {
+        attempts_remaining,
+        counted: std::mem::take(&mut counted.logs),
+        next_allowed_in: counted.next_allowed_in,
+        prefix_token: counted.prefix_token.take(),
+        monitored,
+        spend,
+    }))
+}
+
+/// Removes `code` again (unless a newer send replaced it): a later step
+/// refused the send or failed. A failure is logged, not returned: the code
+/// expires by itself and nobody received it.
+async fn discard_unsent_code<S: OtpStore + ?Sized>(store: &S, code: &CodeToStore<'_>) {
+    if let Err(err) = store.discard_code(code.subject, code.digest).await {
+        tracing::error!(error = %err, "could not discard the code of a refused send");
+    }
 }
 
 /// Takes back the sends counted in `logs` and, if given, the pumping guard's

@@ -82,18 +82,7 @@ async fn wrong_guesses_across_two_replicas_are_capped_at_max_attempts() {
 
 /// `calls=` of `command` in `INFO commandstats` (0 when never called).
 async fn calls(redis: &RedisServer, command: &str) -> u64 {
-    let mut connection = redis.connection().await;
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut connection)
-        .await
-        .expect("INFO");
-    let prefix = format!("cmdstat_{command}:calls=");
-    info.lines()
-        .find_map(|line| line.strip_prefix(&prefix))
-        .and_then(|rest| rest.split(',').next())
-        .map(|n| n.parse().expect("a count"))
-        .unwrap_or(0)
+    redis.command_calls(command).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,16 +3,18 @@
 -- these keys over slots and runs the steps one script each instead).
 -- This is only the driver: src/store/redis/scripts.rs puts before it the
 -- scripts record_send, record_packed_send, count_prefix_send, put_code,
--- refund_send and refund_packed_send, each wrapped as `local function
--- <name>(KEYS, ARGV) <script> end` (the parameters shadow the globals), so
--- every rule is written once.
+-- refund_send, refund_packed_send, discard_code and reserve_spend, each
+-- wrapped as `local function <name>(KEYS, ARGV) <script> end` (the
+-- parameters shadow the globals), so every rule is written once.
 -- Rust twin: store::count_in_steps in src/store/send_plan.rs (same order and
 -- same refunds; keep them in step): each log in turn, the first refusal wins
--- and the earlier counts are taken back; then the prefix; then the code; a
--- refusing suspension or a lock takes back every count.
+-- and the earlier counts are taken back; then the prefix; then the code;
+-- then the spend caps' reservation; a refusing suspension or a lock takes
+-- back every count, a spend refusal every count and the code.
 -- KEYS[1..n]       the send logs, the phone's first (n = ARGV[1]); the
 --                  phone's log is its record, the same key as KEYS[c]
 -- KEYS[n+1..n+7]   the prefix's seven keys (count_prefix_send.lua), if judged
+-- KEYS[c-w..c-1]   the spend windows' hashes (reserve_spend.lua), w of them
 -- KEYS[c]          the subject's record (c = ARGV[2])
 -- KEYS[c+1..]      legacy keys (number_record.lua's adopt_legacy): each
 --                  packed log's in log order, then the record's
@@ -24,13 +26,17 @@
 --          followed by count_prefix_send.lua's nine arguments and refuse
 --          ('1': enforce, '0': monitor), or '0' when no prefix is judged;
 --          then digest, lifetime_ms, max_attempts and the record's count
---          of legacy keys.
+--          of legacy keys; then w (0: no spend step, at most 3) followed,
+--          when w > 0, by reserve_spend.lua's arguments: the amount and w
+--          pairs of limit and period (ms).
 -- Returns, each reply being the step's own:
 --   {'refused', log_index (0-based), record_send reply}         nothing counted
 --   {'suspended', count_prefix_send reply}                      nothing counted
 --   {'locked', put_code reply, count_prefix_send reply or {}}   nothing counted
+--   {'spend_refused', reserve_spend reply, count_prefix_send reply or {}}
+--                                                   nothing counted, code discarded
 --   {'stored', put_code reply, count_prefix_send reply or {}, {next_allowed_in_ms per log},
---    {send time ms per log (0 for 'z' logs)}}
+--    {send time ms per log (0 for 'z' logs)}, reserve_spend reply or {}}
 local log_count = tonumber(ARGV[1])
 local record_at = tonumber(ARGV[2])
 local legacy_at = record_at + 1
@@ -132,11 +138,45 @@ if ARGV[at + 3] == '2' then
 else
   put_reply = put_code({ KEYS[record_at] }, put_args)
 end
-if put_reply[1] == 'locked' then
+
+-- Takes back every count: the logs' and the prefix's.
+local function take_back_all()
   take_back_logs(log_count)
   if prefix_token then
     refund_send({ KEYS[log_count + 1] }, { prefix_token })
   end
+end
+
+if put_reply[1] == 'locked' then
+  take_back_all()
   return { 'locked', put_reply, prefix_reply }
 end
-return { 'stored', put_reply, prefix_reply, next_allowed, sent_at }
+
+-- reserve_spend on the `windows` hashes just before the record.
+local function reserve_windows(windows, args)
+  local s = record_at - windows
+  if windows == 3 then
+    return reserve_spend({ KEYS[s], KEYS[s + 1], KEYS[s + 2] }, args)
+  elseif windows == 2 then
+    return reserve_spend({ KEYS[s], KEYS[s + 1] }, args)
+  end
+  return reserve_spend({ KEYS[s] }, args)
+end
+
+local spend_at = at + 4
+local windows = tonumber(ARGV[spend_at])
+local spend_reply = {}
+if windows > 0 then
+  local args = {}
+  for j = 1, 1 + windows * 2 do
+    args[j] = ARGV[spend_at + j]
+  end
+  spend_reply = reserve_windows(windows, args)
+  if spend_reply[1] == 'refused' then
+    -- The record's legacy keys, if any, were adopted by put_code just now.
+    discard_code({ KEYS[record_at] }, { put_args[1] })
+    take_back_all()
+    return { 'spend_refused', spend_reply, prefix_reply }
+  end
+end
+return { 'stored', put_reply, prefix_reply, next_allowed, sent_at, spend_reply }

@@ -10,6 +10,9 @@
 -- shares the `{spend}` hash tag (one slot).
 -- Rust twin: MemoryStore::reserve_spend (src/store/memory/spend.rs), which
 -- runs src/store/spend_window.rs (same rule; keep both in step).
+-- Also a step of count_send_and_put_code.lua (wrapped unchanged as a local
+-- function on the keys the driver hands it), so a capped send on one server
+-- or Sentinel is one EVALSHA; a Cluster runs this script on its own.
 -- KEYS[i]  window i's hash
 -- ARGV[1]  the amount to reserve (an integer)
 -- ARGV[2i], ARGV[2i+1]  window i's limit and period (ms)

@@ -114,7 +114,9 @@ lua_scripts! {
         count_prefix_send,
         put_code,
         refund_send,
-        refund_packed_send
+        refund_packed_send,
+        discard_code,
+        reserve_spend
     ],
     count_verify_and_consume = [record_send, refund_send, verify_and_consume],
 }
@@ -209,6 +211,8 @@ mod tests {
                     "put_code",
                     "refund_send",
                     "refund_packed_send",
+                    "discard_code",
+                    "reserve_spend",
                 ],
                 "count_verify_and_consume" => &["record_send", "refund_send", "verify_and_consume"],
                 other => panic!("{other}: name its steps here"),

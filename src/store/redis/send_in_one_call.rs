@@ -1,11 +1,11 @@
 //! A SendOtp's store work in one EVALSHA (`count_send_and_put_code.lua`):
 //! on one server or a Sentinel-managed master, where every key of the plan
-//! may be touched by one script. Each step's reply is read by the same
-//! function that reads the step's own script.
+//! (the spend windows' too) may be touched by one script. Each step's reply
+//! is read by the same function that reads the step's own script.
 
 use std::time::Duration;
 
-use deadpool_redis::redis::Value;
+use deadpool_redis::redis::{ScriptInvocation, Value};
 
 use super::{
     RedisStore, millis,
@@ -13,11 +13,19 @@ use super::{
     pumping::prefix_decision,
     put_outcome,
     send_log::{number_at, numbers_in, random_tokens, send_decision, split_reply, status_text},
+    spend::spend_decision,
 };
-use crate::store::{
-    PrefixDecision, PrefixStep, PrefixSuspension, PutOutcome, SendDecision, SendLog, SendOutcome,
-    SendPlan, StoreError, StoredSend,
+use crate::{
+    spend::SpendCap,
+    store::{
+        PrefixDecision, PrefixStep, PrefixSuspension, PutOutcome, SendDecision, SendLog,
+        SendOutcome, SendPlan, SpendDecision, SpendReservation, SpendStep, StoreError, StoredSend,
+    },
 };
+
+/// The most spend windows the driver hands `reserve_spend` (one per cap).
+const MAX_SPEND_WINDOWS: usize = 3;
+const _: () = assert!(SpendCap::ALL.len() == MAX_SPEND_WINDOWS);
 
 impl RedisStore {
     pub(super) async fn count_send_and_put_code_script(
@@ -34,10 +42,12 @@ impl RedisStore {
                 None => LogToken::Sorted(token),
             })
             .collect();
+        let spend = spend_step(&plan)?;
+        let spend_windows = spend.map_or(0, |step| step.windows.len());
         let mut invocation = self.scripts.count_send_and_put_code.prepare_invoke();
         let prefix_keys = if plan.prefix.is_some() { 7 } else { 0 };
         invocation.arg(plan.logs.len());
-        invocation.arg(plan.logs.len() + prefix_keys + 1);
+        invocation.arg(plan.logs.len() + prefix_keys + spend_windows + 1);
         let mut legacy_keys = Vec::new();
         for ((log, rules), token) in plan.logs.iter().zip(&log_tokens) {
             invocation.key(self.send_log_key(log));
@@ -74,12 +84,14 @@ impl RedisStore {
         };
         let code = plan.code;
         let record_legacy = self.legacy_keys(&SendLog::Phone(*code.subject)).await;
+        self.add_spend_keys(&mut invocation, spend);
         invocation
             .key(self.record_key(code.subject))
             .arg(kept_digest(code.digest))
             .arg(millis(code.lifetime))
             .arg(code.max_attempts)
             .arg(record_legacy.len());
+        add_spend_args(&mut invocation, spend);
         for key in legacy_keys.into_iter().chain(record_legacy) {
             invocation.key(key);
         }
@@ -88,7 +100,40 @@ impl RedisStore {
             logs: log_tokens,
             prefix: prefix_token,
         };
-        read_outcome(&reply, &plan, tokens)
+        read_outcome(&reply, &plan, spend, tokens)
+    }
+
+    /// The spend windows' keys, just before the record's (KEYS[c-w..c-1]).
+    fn add_spend_keys(&self, invocation: &mut ScriptInvocation<'_>, spend: Option<SpendStep<'_>>) {
+        for window in spend.iter().flat_map(|step| step.windows) {
+            invocation.key(self.spend_key(&window.ledger, window.period));
+        }
+    }
+}
+
+/// The plan's spend step, if it has a window (a step without one reserves
+/// nothing anywhere, so the script is not handed it).
+fn spend_step<'a>(plan: &SendPlan<'a>) -> Result<Option<SpendStep<'a>>, StoreError> {
+    let spend = plan.spend.filter(|step| !step.windows.is_empty());
+    let windows = spend.map_or(0, |step| step.windows.len());
+    if windows > MAX_SPEND_WINDOWS {
+        return Err(StoreError::Protocol(format!(
+            "{windows} spend windows, the script takes {MAX_SPEND_WINDOWS}"
+        )));
+    }
+    Ok(spend)
+}
+
+/// The spend step's arguments: its window count w (0: no step), then
+/// `reserve_spend.lua`'s: the amount and each window's limit and period.
+fn add_spend_args(invocation: &mut ScriptInvocation<'_>, spend: Option<SpendStep<'_>>) {
+    let Some(step) = spend else {
+        invocation.arg(0);
+        return;
+    };
+    invocation.arg(step.windows.len()).arg(step.amount.0);
+    for window in step.windows {
+        invocation.arg(window.limit.0).arg(millis(window.period));
     }
 }
 
@@ -111,6 +156,7 @@ struct Tokens {
 fn read_outcome(
     reply: &[Value],
     plan: &SendPlan<'_>,
+    spend: Option<SpendStep<'_>>,
     tokens: Tokens,
 ) -> Result<SendOutcome, StoreError> {
     let (status, parts) = reply
@@ -142,16 +188,37 @@ fn read_outcome(
                 PutOutcome::Stored { .. } => Err(unexpected("locked", "a stored code")),
             }
         }
-        ("stored", [put_reply, prefix_reply, next_allowed, sent_at]) => {
+        ("spend_refused", [spend_reply, prefix_reply]) => {
+            let (_, monitored) = prefix_step(plan.prefix, prefix_reply, None)?;
+            match spend_reply_of(spend, spend_reply)? {
+                Some(SpendDecision::Refused { refusals }) => Ok(SendOutcome::SpendRefused {
+                    refusals,
+                    monitored,
+                }),
+                _ => Err(unexpected("spend_refused", "no refusal")),
+            }
+        }
+        ("stored", [put_reply, prefix_reply, next_allowed, sent_at, spend_reply]) => {
             let sent_at = numbers_in(items(sent_at)?)?;
-            stored(
-                plan,
-                tokens,
-                put_reply,
-                prefix_reply,
+            let spend = match spend_reply_of(spend, spend_reply)? {
+                Some(SpendDecision::Reserved(reservation)) => Some(reservation),
+                Some(SpendDecision::Refused { .. }) => {
+                    return Err(unexpected("stored", "a spend refusal"));
+                }
+                // A plan whose step has no window reserves nothing anywhere,
+                // as `reserve_spend` answers it.
+                None => plan.spend.map(|step| SpendReservation {
+                    amount: step.amount,
+                    buckets: Vec::new(),
+                }),
+            };
+            let replies = StepReplies {
+                put: put_reply,
+                prefix: prefix_reply,
                 next_allowed,
-                &sent_at,
-            )
+                sent_at: &sent_at,
+            };
+            stored(plan, tokens, replies, spend)
         }
         (other, _) => Err(StoreError::Protocol(format!(
             "count_send_and_put_code replied `{other}` {parts:?}"
@@ -159,21 +226,28 @@ fn read_outcome(
     }
 }
 
-/// A `stored` reply: the code's, the prefix step's and each log's next
-/// allowed send and time of the send.
+/// The parts of a `stored` reply: the code's, the prefix step's and each
+/// log's next allowed send and time of the send.
+struct StepReplies<'r> {
+    put: &'r Value,
+    prefix: &'r Value,
+    next_allowed: &'r Value,
+    sent_at: &'r [u64],
+}
+
+/// A `stored` reply, with what the spend step reserved.
 fn stored(
     plan: &SendPlan<'_>,
     tokens: Tokens,
-    put_reply: &Value,
-    prefix_reply: &Value,
-    next_allowed: &Value,
-    sent_at: &[u64],
+    replies: StepReplies<'_>,
+    spend: Option<SpendReservation>,
 ) -> Result<SendOutcome, StoreError> {
-    let PutOutcome::Stored { attempts_remaining } = put_code(put_reply)? else {
+    let PutOutcome::Stored { attempts_remaining } = put_code(replies.put)? else {
         return Err(unexpected("stored", "a lock"));
     };
-    let (prefix_token, monitored) = prefix_step(plan.prefix, prefix_reply, tokens.prefix)?;
-    let next_allowed = numbers_in(items(next_allowed)?)?;
+    let (prefix_token, monitored) = prefix_step(plan.prefix, replies.prefix, tokens.prefix)?;
+    let sent_at = replies.sent_at;
+    let next_allowed = numbers_in(items(replies.next_allowed)?)?;
     let phone_log = plan
         .logs
         .iter()
@@ -200,7 +274,21 @@ fn stored(
         next_allowed_in,
         prefix_token,
         monitored,
+        spend,
     }))
+}
+
+/// The spend step's reply (empty when there was no step): its decision.
+fn spend_reply_of(
+    step: Option<SpendStep<'_>>,
+    reply: &Value,
+) -> Result<Option<SpendDecision>, StoreError> {
+    let reply = items(reply)?;
+    match (step, reply.is_empty()) {
+        (None, true) => Ok(None),
+        (Some(step), false) => spend_decision(reply, step.amount, step.windows).map(Some),
+        _ => Err(unexpected("a spend step", "a reply that does not match it")),
+    }
 }
 
 /// The prefix step's reply (empty when no prefix was judged): the token if

@@ -1,5 +1,7 @@
 //! Spend ledgers on Redis: one hash per ledger and period, reserved in and
-//! refunded by `reserve_spend.lua` and `refund_spend.lua`. Every ledger key
+//! refunded by `reserve_spend.lua` and `refund_spend.lua` (on one server or
+//! Sentinel a send reserves within `count_send_and_put_code.lua`, whose
+//! reply is read here too: `spend_decision`). Every ledger key
 //! carries the `{spend}` hash tag, so one decision's keys (the service's
 //! hour and day, a caller's day) are in one slot on a Cluster as well.
 
@@ -18,7 +20,7 @@ use crate::{
 
 impl RedisStore {
     /// The hash of `ledger`'s window of `period`.
-    fn spend_key(&self, ledger: &SpendLedger, period: Duration) -> String {
+    pub(super) fn spend_key(&self, ledger: &SpendLedger, period: Duration) -> String {
         spend_key(&self.prefix, ledger, period)
     }
 
@@ -79,7 +81,7 @@ fn spend_key(prefix: &str, ledger: &SpendLedger, period: Duration) -> String {
 }
 
 /// `reserve_spend.lua`'s reply for `amount` in `windows`.
-fn spend_decision(
+pub(super) fn spend_decision(
     reply: &[Value],
     amount: Micros,
     windows: &[SpendWindow],

@@ -132,6 +132,23 @@ impl RedisServer {
         assert!(status.success(), "kill {signal} failed");
     }
 
+    /// `calls=` of `command` (lower case, as `INFO commandstats` names it;
+    /// 0 when never called).
+    pub async fn command_calls(&self, command: &str) -> u64 {
+        let mut connection = self.connection().await;
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut connection)
+            .await
+            .expect("INFO");
+        let prefix = format!("cmdstat_{command}:calls=");
+        info.lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .and_then(|rest| rest.split(',').next())
+            .map(|n| n.parse().expect("a count"))
+            .unwrap_or(0)
+    }
+
     /// A direct connection, for tests that inspect what the store wrote.
     pub async fn connection(&self) -> MultiplexedConnection {
         self.connection_to_db(0).await

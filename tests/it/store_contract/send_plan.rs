@@ -1,21 +1,24 @@
 //! A SendOtp's whole store work in one call: the send logs in order, the
-//! pumping guard's step, the code — and what each refusal takes back
-//! (`count_send_and_put_code.lua` on one server or Sentinel, and
-//! `store::count_in_steps` on the in-memory store and a Cluster).
+//! pumping guard's step, the code, the spend caps' reservation — and what
+//! each refusal takes back (`count_send_and_put_code.lua` on one server or
+//! Sentinel, and `store::count_in_steps` on the in-memory store and a
+//! Cluster).
 
 use std::time::Duration;
 
 use otp_service::{
     abuse::{DestinationPrefix, LimitKind, PrefixRule, RateRule, SendSource},
     domain::SubjectKey,
+    spend::{Micros, SpendCap},
     store::{
         CodeToStore, PrefixDecision, PrefixSender, PrefixStep, PrefixVerdict, PutOutcome,
-        SendDecision, SendLog, SendOutcome, SendPlan, StoredSend, VerifyOutcome,
+        SendDecision, SendLog, SendOutcome, SendPlan, SpendLedger, SpendStep, SpendWindow,
+        StoredSend, VerifyOutcome,
     },
 };
 
 use super::{LIFETIME, MAX_ATTEMPTS, digest, new_subject, pending, prefix};
-use crate::common::{StoreKind, TestStore};
+use crate::common::{StoreKind, TestStore, unique_prefix};
 
 /// Every send is judged at once; one judged send without an approval
 /// suspends the prefix: a prefix whose count stayed suspends on the next.
@@ -70,6 +73,17 @@ async fn send(
     logs: &[(SendLog, Vec<RateRule>)],
     prefix: Option<PrefixStep<'_>>,
 ) -> SendOutcome {
+    send_priced(store, subject, logs, prefix, None).await
+}
+
+/// [`send`] with a spend step.
+async fn send_priced(
+    store: &TestStore,
+    subject: &SubjectKey,
+    logs: &[(SendLog, Vec<RateRule>)],
+    prefix: Option<PrefixStep<'_>>,
+    spend: Option<SpendStep<'_>>,
+) -> SendOutcome {
     let digest = digest(1);
     let plan = SendPlan {
         logs,
@@ -80,6 +94,7 @@ async fn send(
             lifetime: LIFETIME,
             max_attempts: MAX_ATTEMPTS,
         },
+        spend,
     };
     store
         .count_send_and_put_code(plan)
@@ -260,9 +275,116 @@ async fn lock_takes_back_every_count(kind: StoreKind) {
     assert!(!prefix_counted(&store, &pumped).await, "prefix taken back");
 }
 
+/// Spend windows on a caller ledger no other test uses: `limit` µ a day,
+/// plus the service's hour without a practical limit (two windows, so the
+/// step is handed more than one key).
+fn spend_windows(limit: u64) -> Vec<SpendWindow> {
+    let day = Duration::from_secs(86_400);
+    vec![
+        SpendWindow {
+            cap: SpendCap::PerHour,
+            ledger: SpendLedger::Service,
+            period: Duration::from_secs(3_600),
+            limit: Micros(1_000_000_000),
+        },
+        SpendWindow {
+            cap: SpendCap::CallerPerDay,
+            ledger: SpendLedger::Caller(unique_prefix()),
+            period: day,
+            limit: Micros(limit),
+        },
+    ]
+}
+
+fn spend(amount: u64, windows: &[SpendWindow]) -> Option<SpendStep<'_>> {
+    Some(SpendStep {
+        amount: Micros(amount),
+        windows,
+    })
+}
+
+async fn spend_step_reserves_once_the_send_is_counted_and_its_code_stored(kind: StoreKind) {
+    let store = TestStore::open(kind).await;
+    let windows = spend_windows(100);
+
+    // A send a log refuses never reaches the spend step: the next one fits.
+    let subject = new_subject();
+    let full = vec![(SendLog::Phone(subject), rules(LimitKind::PhoneWindow, 0))];
+    let outcome = send_priced(&store, &subject, &full, None, spend(60, &windows)).await;
+    assert!(
+        matches!(outcome, SendOutcome::Refused { .. }),
+        "{outcome:?}"
+    );
+
+    let subject = new_subject();
+    let logs = phone_and_global(&subject, 10);
+    let sent = stored(send_priced(&store, &subject, &logs, None, spend(60, &windows)).await);
+    let reservation = sent.spend.expect("the step reserved the price");
+    assert_eq!(reservation.amount, Micros(60));
+    assert_eq!(reservation.buckets.len(), 2, "one bucket per window");
+    assert!(pending(&store, &subject).await.is_some());
+
+    let other = new_subject();
+    let logs = phone_and_global(&other, 10);
+    let outcome = send_priced(&store, &other, &logs, None, spend(60, &windows)).await;
+    let SendOutcome::SpendRefused { refusals, .. } = outcome else {
+        panic!("120 would cross 100, got {outcome:?}");
+    };
+    let caps: Vec<SpendCap> = refusals.iter().map(|refusal| refusal.cap).collect();
+    assert_eq!(caps, vec![SpendCap::CallerPerDay], "only the caller's cap");
+
+    // The reservation is what `refund_spend` gives back.
+    store
+        .refund_spend(&reservation, Micros(60))
+        .await
+        .expect("refund_spend");
+    let sent = stored(send_priced(&store, &other, &logs, None, spend(60, &windows)).await);
+    assert!(sent.spend.is_some());
+    assert_eq!(sent.counted.len(), 2);
+}
+
+async fn spend_refusal_discards_the_code_and_takes_back_every_count(kind: StoreKind) {
+    let store = TestStore::open(kind).await;
+    let windows = spend_windows(50);
+    let subject = new_subject();
+    let logs = phone_and_global(&subject, 1);
+    let pumped = prefix("+1 628 200 0005");
+    let judged = Some(step(&pumped, &subject, true));
+    let outcome = send_priced(&store, &subject, &logs, judged, spend(60, &windows)).await;
+    let SendOutcome::SpendRefused {
+        refusals,
+        monitored,
+    } = outcome
+    else {
+        panic!("60 never fits in 50, got {outcome:?}");
+    };
+    assert_eq!(monitored, None, "the prefix counted the send");
+    assert_eq!(refusals.len(), 1, "{refusals:?}");
+    assert!(refusals[0].retry_after > Duration::ZERO);
+    assert_eq!(pending(&store, &subject).await, None, "no code left");
+    for (log, rules) in &logs {
+        assert!(has_room(&store, log, rules).await, "{log:?} taken back");
+    }
+    assert!(!prefix_counted(&store, &pumped).await, "prefix taken back");
+
+    // The prefix now counts one unapproved send (`prefix_counted`), so the
+    // next judged send suspends it; in `monitor` mode that is reported.
+    let subject = new_subject();
+    let logs = phone_and_global(&subject, 10);
+    let monitor = Some(step(&pumped, &subject, false));
+    let outcome = send_priced(&store, &subject, &logs, monitor, spend(60, &windows)).await;
+    let SendOutcome::SpendRefused { monitored, .. } = outcome else {
+        panic!("60 never fits in 50, got {outcome:?}");
+    };
+    assert!(monitored.is_some(), "the suspension is reported");
+    assert_eq!(pending(&store, &subject).await, None);
+}
+
 for_each_store!(
     stored_send_returns_tokens_the_refunds_accept,
     first_refusing_log_decides_and_the_earlier_counts_are_taken_back,
     suspension_refuses_in_enforce_and_is_reported_in_monitor,
     lock_takes_back_every_count,
+    spend_step_reserves_once_the_send_is_counted_and_its_code_stored,
+    spend_refusal_discards_the_code_and_takes_back_every_count,
 );

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Instructions per SendOtp, priced vs unpriced, counted by valgrind's
+# callgrind in the service and in redis-server: deterministic, so it holds
+# on a shared, busy machine where rps and CPU time do not (no hardware
+# counters in this VM). Per build and setting, two runs of N1 and N2 sends
+# (closed loop, 1 connection, no warm-up); the difference over N2 - N1 sends
+# cancels start-up, seeding and shutdown.
+#   scripts/ir-priced.sh LABEL=BINARY [LABEL=BINARY ...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N1=${N1:-300}; N2=${N2:-1300}
+BENCH=${BENCH:-target/release/examples/otp_bench}
+OUT=${OUT:-target/ir-priced}
+rm -rf "$OUT"; mkdir -p "$OUT"
+SECRET=bench-secret-bench-secret-bench-secret
+ENVS=("OTP_HMAC_SECRET=$SECRET" OTP_CODE_LENGTH=10 OTP_MAX_ATTEMPTS=20 OTP_TTL_SECONDS=600 OTP_RESEND_COOLDOWN_SECONDS=0 OTP_SEND_WINDOW_SECONDS=1 OTP_SEND_LIMIT=1000 OTP_DAILY_SEND_LIMIT=10000 OTP_CLIENT_SEND_LIMIT=100000 OTP_ANONYMOUS_SEND_LIMIT=100000 OTP_GLOBAL_SEND_LIMIT=0 OTP_VERIFY_WINDOW_SECONDS=1 OTP_ANONYMOUS_VERIFY_LIMIT=100000 OTP_CLIENT_VERIFY_LIMIT=100000 OTP_GLOBAL_VERIFY_LIMIT=0 OTP_PUMPING_MIN_SENDS=1000000 RUST_LOG=info OTP_SMS_GATEWAY=console)
+cat >"$OUT/prices.toml" <<'TOML'
+currency = "USD"
+[console]
+"*" = { sms = "0.0500" }
+US = { sms = "0.0083" }
+TOML
+PRICED=("OTP_PRICES_FILE=$OUT/prices.toml" OTP_SPEND_LIMIT_PER_HOUR=100000000 OTP_SPEND_LIMIT_PER_DAY=1000000000)
+CG=(valgrind --tool=callgrind --dump-instr=no --dump-line=no)
+# The total instructions of a callgrind output file.
+total() { grep -E '^(summary|totals):' "$1" | tail -1 | awk '{print $2}'; }
+run() { # name binary priced(0|1) sends
+  local rp port extra=() rpid spid
+  rp=$(shuf -i 30000-39999 -n 1); port=$(shuf -i 20000-29999 -n 1)
+  "${CG[@]}" --callgrind-out-file="$OUT/$1.redis.cg" redis-server --bind 127.0.0.1 --port "$rp" \
+    --save "" --appendonly no --loglevel warning >/dev/null 2>&1 & rpid=$!
+  for _ in $(seq 400); do redis-cli -p "$rp" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  [ "$3" = 1 ] && extra=("${PRICED[@]}")
+  env "${ENVS[@]}" "${extra[@]}" REDIS_URL="redis://127.0.0.1:$rp" OTP_LISTEN_ADDR="127.0.0.1:$port" OTP_METRICS_ADDR= \
+    "${CG[@]}" --callgrind-out-file="$OUT/$1.service.cg" "$2" >"$OUT/$1.stdout" 2>"$OUT/$1.stderr" & spid=$!
+  for _ in $(seq 600); do ss -Htln "sport = :$port" | grep -q . && break; sleep 0.1; done
+  "$BENCH" load --target "http://127.0.0.1:$port" --connections 1 --in-flight 1 --duration 600 \
+    --warmup 0 --requests "$4" --phones 1000 --label "$1" --json "$OUT/$1.json" --mix send >/dev/null
+  kill -INT "$spid"; wait "$spid" 2>/dev/null || true
+  redis-cli -p "$rp" shutdown nosave >/dev/null 2>&1 || true; wait "$rpid" 2>/dev/null || true
+}
+for spec in "$@"; do
+  label=${spec%%=*}; bin=$(realpath "${spec#*=}")
+  for priced in 0 1; do
+    name="$label-p$priced"
+    run "$name-a" "$bin" "$priced" "$N1"; run "$name-b" "$bin" "$priced" "$N2"
+    calls=$(( $(jq .calls "$OUT/$name-b.json") - $(jq .calls "$OUT/$name-a.json") ))
+    s=$(( ($(total "$OUT/$name-b.service.cg") - $(total "$OUT/$name-a.service.cg")) / calls ))
+    r=$(( ($(total "$OUT/$name-b.redis.cg") - $(total "$OUT/$name-a.redis.cg")) / calls ))
+    echo "$label priced=$priced: service $s, redis $r, together $((s + r)) instructions per SendOtp (over $calls sends)"
+  done
+done
