@@ -1,31 +1,27 @@
 //! The pumping guard's per-prefix counts, as the in-memory store keeps them:
-//! the counted sends (unapproved and approved apart), each number's latest
-//! send, the numbers trusted here, a suspension and an exemption.
+//! the counted sends (27 bytes each, whether approved in each: see
+//! `prefix_sends.rs`; a number's latest send is its newest there), the
+//! numbers trusted here, a suspension and an exemption.
 //! Twin of `src/store/lua/count_prefix_send.lua` (the decision),
-//! `count_prefix_approval.lua` (an approval) and `lift_prefix.lua` /
-//! `exempt_prefix.lua` (the admin API); a change to one is a change to the
-//! other, and the behaviour suite runs both.
+//! `count_prefix_approval.lua` (an approval), `refund_prefix_send.lua`,
+//! `prefix_counts.lua` and `lift_prefix.lua` (the admin API), all on
+//! `prefix_log.lua`'s record; a change to one is a change to the other, and
+//! the behaviour suite runs both.
 
-use std::{
-    collections::{HashMap, HashSet, VecDeque},
-    ops::Range,
-    time::Duration,
-};
+mod prefix_sends;
 
+use std::{collections::HashMap, time::Duration};
+
+use self::prefix_sends::PrefixSends;
 use super::{PrefixDecision, PrefixVerdict};
 use crate::abuse::PrefixRule;
 
 /// One prefix's counts. Times are milliseconds on the store's clock.
 #[derive(Debug, Default)]
 pub struct PrefixWindow {
-    /// Counted sends whose own code has not been approved, oldest first.
-    unapproved: VecDeque<PrefixSend>,
-    /// Send times (not approval times) of the counted sends whose own code
-    /// was approved, oldest first: judged by when they were sent.
-    approved: VecDeque<u64>,
-    /// Each number's latest counted send (subject tag -> token): only that
-    /// send's code can still be approved.
-    latest: HashMap<u64, u64>,
+    /// Counted sends, oldest first, each judged by when it was sent; only a
+    /// number's newest one's code can still be approved.
+    sends: PrefixSends,
     /// Numbers that approved a code here (subject tag -> trusted until):
     /// never refused by the guard.
     trusted: HashMap<u64, u64>,
@@ -41,15 +37,6 @@ pub struct PrefixWindow {
     /// The longest window or trust this prefix was counted with: after that,
     /// and once no suspension or exemption is in force, the entry is idle.
     keep_for_ms: u64,
-}
-
-/// One counted send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct PrefixSend {
-    at: u64,
-    token: u64,
-    source: u64,
-    subject: u64,
 }
 
 /// Who a send to a prefix is for and from, as 8-byte tags (see
@@ -72,7 +59,7 @@ impl PrefixWindow {
         &mut self,
         rule: &PrefixRule,
         now_ms: u64,
-        token: u64,
+        token: u32,
         sender: SenderTags,
     ) -> PrefixDecision {
         let passed = PrefixDecision::Counted {
@@ -101,9 +88,12 @@ impl PrefixWindow {
         // A trusted number's send is counted but never the one that judges:
         // it must not be refused by the verdict it would bring.
         if !trusted {
-            let (verdict, unapproved) = self.verdict_counts(rule, now_ms, self.judged_up_to);
+            let after = now_ms.checked_sub(ms(rule.window)).max(self.judged_up_to);
+            let verdict = self.verdict_counts(rule, now_ms, after);
             if rule.suspends(verdict.judged, verdict.approved)
-                && self.sources_at_least(unapproved, rule.min_sources)
+                && now_ms
+                    .checked_sub(ms(rule.judge_after))
+                    .is_some_and(|upto| self.sends.sources_at_least(after, upto, rule.min_sources))
             {
                 // The counts stay (the evidence an operator lists), but are
                 // never judged again: the next verdict reads later sends.
@@ -115,57 +105,22 @@ impl PrefixWindow {
                 };
             }
         }
-        self.unapproved.push_back(PrefixSend {
-            at: now_ms,
-            token,
-            source: sender.source,
-            subject: sender.subject,
-        });
-        self.latest.insert(sender.subject, token);
+        self.sends.push(now_ms, token, sender);
         passed
     }
 
-    /// The counts a verdict at `now_ms` reads (sends after `after`, old
-    /// enough to judge), and the range of unapproved sends they cover. Sends
-    /// are oldest first (`count_prefix_send` reads the clock under the
-    /// lock), so the range is found by binary search, as the Lua twin's
-    /// ZCOUNT finds it: a busy prefix's hour of sends costs a lookup per send.
-    fn verdict_counts(
-        &self,
-        rule: &PrefixRule,
-        now_ms: u64,
-        after: Option<u64>,
-    ) -> (PrefixVerdict, Range<usize>) {
+    /// The counts a verdict at `now_ms` reads: sends after `after`, old
+    /// enough to judge. Each chunk of sends keeps its counts, so a busy
+    /// prefix's hour of sends costs a read per chunk, a scan of the edges.
+    fn verdict_counts(&self, rule: &PrefixRule, now_ms: u64, after: Option<u64>) -> PrefixVerdict {
         let Some(judged_before) = now_ms.checked_sub(ms(rule.judge_after)) else {
-            return (PrefixVerdict::default(), 0..0);
+            return PrefixVerdict::default();
         };
-        let after = |at: u64| after.is_some_and(|after| at <= after);
-        let from = self.unapproved.partition_point(|send| after(send.at));
-        let to = self
-            .unapproved
-            .partition_point(|send| send.at <= judged_before);
-        let approved_from = self.approved.partition_point(|at| after(*at));
-        let approved_to = self.approved.partition_point(|at| *at <= judged_before);
-        let approved = approved_to.saturating_sub(approved_from);
-        let unapproved = from.min(to)..to;
-        let verdict = PrefixVerdict {
-            judged: (unapproved.len() + approved) as u64,
-            approved: approved as u64,
-        };
-        (verdict, unapproved)
-    }
-
-    /// Whether the unapproved sends in `judged` came from at least
-    /// `min_sources` sources. Stops as soon as it has seen enough; asked only
-    /// once the counts alone call for a suspension.
-    fn sources_at_least(&self, judged: Range<usize>, min_sources: u32) -> bool {
-        let needed = usize::try_from(min_sources).unwrap_or(usize::MAX);
-        let mut seen = HashSet::new();
-        needed == 0
-            || self
-                .unapproved
-                .range(judged)
-                .any(|send| seen.insert(send.source) && seen.len() >= needed)
+        let (unapproved, approved) = self.sends.counts(after, judged_before);
+        PrefixVerdict {
+            judged: unapproved + approved,
+            approved,
+        }
     }
 
     fn is_trusted(&self, subject: u64, now_ms: u64) -> bool {
@@ -174,12 +129,10 @@ impl PrefixWindow {
             .is_some_and(|until| *until > now_ms)
     }
 
-    /// Takes back the send counted with `token`, if it is still here.
-    pub fn refund(&mut self, token: u64) {
-        let position = self.unapproved.iter().rposition(|send| send.token == token);
-        if let Some(send) = position.and_then(|at| self.unapproved.remove(at)) {
-            self.forget_latest(&send);
-        }
+    /// Takes back the send counted with `token`, if it is still here and
+    /// unapproved.
+    pub fn refund(&mut self, token: u32) {
+        self.sends.refund(token);
     }
 
     /// Counts an approval of the code last sent to `subject` at `now_ms`:
@@ -195,16 +148,8 @@ impl PrefixWindow {
         if !rule.trust_for.is_zero() {
             self.trust(subject, now_ms.saturating_add(ms(rule.trust_for)), now_ms);
         }
-        let Some(token) = self.latest.remove(&subject) else {
-            return;
-        };
-        let Some(at) = self.unapproved.iter().rposition(|send| send.token == token) else {
-            return;
-        };
-        if let Some(send) = self.unapproved.remove(at) {
-            let place = self.approved.partition_point(|sent| *sent <= send.at);
-            self.approved.insert(place, send.at);
-        }
+        self.sends
+            .approve_latest(subject, now_ms.checked_sub(ms(rule.window)));
     }
 
     /// Trusts `subject` until `until`, forgetting lapsed trust once the map
@@ -236,7 +181,7 @@ impl PrefixWindow {
     /// Every judged send in the window and how many were approved, the
     /// evidence of a suspension included (the admin list).
     pub fn counts(&self, rule: &PrefixRule, now_ms: u64) -> PrefixVerdict {
-        self.verdict_counts(rule, now_ms, None).0
+        self.verdict_counts(rule, now_ms, now_ms.checked_sub(ms(rule.window)))
     }
 
     /// An operator's lift: the suspension ends, and the sends so far are
@@ -259,11 +204,7 @@ impl PrefixWindow {
     /// Whether the entry can be dropped: nothing in its window or trust, no
     /// suspension, no exemption.
     pub fn is_idle(&self, now_ms: u64) -> bool {
-        let last = self
-            .unapproved
-            .back()
-            .map(|send| send.at)
-            .max(self.approved.back().copied());
+        let last = self.sends.newest();
         let trust_ends = self.trusted.values().max().copied();
         !self.is_suspended(now_ms)
             && self.exempt_until(now_ms).is_none()
@@ -271,30 +212,11 @@ impl PrefixWindow {
             && trust_ends.is_none_or(|until| until <= now_ms)
     }
 
-    /// Drops sends at or before `now_ms - window` (the Lua twin's
-    /// `ZREMRANGEBYSCORE -inf now-window`, which on a clock younger than the
-    /// window removes nothing), with their numbers' latest-send entries.
+    /// Drops sends at or before `now_ms - window` (whole chunks: the
+    /// counts read only what is after it, as in Lua, whose buckets go whole).
     fn forget_older_than(&mut self, window: Duration, now_ms: u64) {
-        let Some(cutoff) = now_ms.checked_sub(ms(window)) else {
-            return;
-        };
-        while let Some(send) = self
-            .unapproved
-            .front()
-            .copied()
-            .filter(|send| send.at <= cutoff)
-        {
-            self.unapproved.pop_front();
-            self.forget_latest(&send);
-        }
-        while self.approved.front().is_some_and(|at| *at <= cutoff) {
-            self.approved.pop_front();
-        }
-    }
-
-    fn forget_latest(&mut self, send: &PrefixSend) {
-        if self.latest.get(&send.subject) == Some(&send.token) {
-            self.latest.remove(&send.subject);
+        if let Some(cutoff) = now_ms.checked_sub(ms(window)) {
+            self.sends.forget(cutoff);
         }
     }
 }

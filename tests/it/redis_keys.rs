@@ -139,20 +139,20 @@ async fn redis_holds_neither_phone_nor_code_and_every_key_expires() {
             kinds("}:idempotency"),
             packed_kinds(b'c'),
             kinds("}:sends"),
-            kinds("}:latest"),
+            kinds("}:log"),
             kinds("}:verifies"),
         ],
-        [2, 2, 1, 2, 1, 2],
+        [2, 2, 1, 1, 1, 2],
         "per phone a record (code and send log) and an idempotency entry; one \
-         client log; the service's log and the destination prefix's sends and \
-         each number's latest send there (the pumping guard); the anonymous and \
+         client log; the service's log and the destination prefix's log of \
+         sends (the pumping guard: nothing per number); the anonymous and \
          the service's verify logs (the guesses named no client_key): {:?}",
         entries
             .iter()
             .map(|(key, ..)| name(key))
             .collect::<Vec<_>>()
     );
-    assert_eq!(entries.len(), 10, "nothing else: {entries:?}");
+    assert_eq!(entries.len(), 9, "nothing else: {entries:?}");
     for (key, fields, ttl) in &entries {
         let key_name = name(key);
         assert!(key.starts_with(b"tenant7:otp:"), "prefix: {key_name}");
@@ -169,7 +169,7 @@ async fn redis_holds_neither_phone_nor_code_and_every_key_expires() {
                 packed(key, prefix, b'n')
                     || packed(key, prefix, b'c')
                     || key.ends_with(b"sends")
-                    || key.ends_with(b"}:latest")
+                    || key.ends_with(b"}:log")
                     || key.ends_with(b"}:verifies"),
                 "unexpected key {key_name}"
             );

@@ -11,30 +11,35 @@
 -- unapproved ones came from at least min_sources sources; else count the
 -- send. Only sends after the last suspension (or lift) are judged: the
 -- earlier ones stay as the operator's evidence until they leave the window.
--- KEYS[1]  unapproved sends (sorted set: member = token, source and subject,
---          8 raw bytes each (issue 30; before it `token:source:subject` in
---          hex, still read), score = send ms)
--- KEYS[2]  approved sends (sorted set: member = token, score = its send ms)
+-- KEYS[1]  unapproved sends as kept before issue 30 (sorted set: member =
+--          token, source and subject, 8 raw bytes each, or before that
+--          `token:source:subject` in hex; score = send ms): no longer
+--          written, read until it expires a window after the last write
+-- KEYS[2]  approved sends as kept before issue 30 (sorted set: member =
+--          token, score = its send ms; read as KEYS[1])
 -- KEYS[3]  the suspension (a string that expires when it lifts)
--- KEYS[4]  each number's latest send (hash: subject, raw -> member of KEYS[1])
+-- KEYS[4]  each number's latest send before issue 30 (hash: subject, raw
+--          -> member of KEYS[1]; read as KEYS[1])
 -- KEYS[5]  trusted numbers (sorted set: member = subject in hex, score = trusted until ms)
 -- KEYS[6]  an operator's exemption (a string that expires when it ends)
 -- KEYS[7]  when the last suspension began or was lifted (ms; sends up to
 --          then are never judged again; expires after a window)
---          All seven carry the prefix as hash tag: one Redis Cluster slot.
--- ARGV[1]  this send's member (token, source, subject: 8 raw bytes each)
+-- KEYS[8]  the prefix's sends (prefix_log.lua: a hash of time buckets)
+--          All eight carry the prefix as hash tag: one Redis Cluster slot.
+-- ARGV[1]  this send's token (4 random bytes), source (8) and the number's
+--          subject tag (8), raw
 -- ARGV[2]  window_ms     ARGV[3]  judge_after_ms      ARGV[4]  min_sends
 -- ARGV[5]  min_approved_percent                       ARGV[6]  suspension_ms
 -- ARGV[7]  min_sources   ARGV[8]  the number's subject tag in hex (trust)
--- ARGV[9]  the number's subject tag, raw (its latest send)
+-- ARGV[9]  the number's subject tag, raw
 -- Returns {'counted'} (also for a send let through uncounted),
 -- {'suspended', lift_in_ms} or, when this call suspended the prefix,
 -- {'suspended', lift_in_ms, judged, approved}.
 local sends, approved, suspension, latest, trusted, exempt, since = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local log = KEYS[8]
 local subject = ARGV[8]
-local subject_raw = ARGV[9]
 
--- A member's source and subject: 8 raw bytes each after the token, or, as
+-- A legacy member's source and subject: 8 raw bytes each after the token, or, as
 -- written before issue 30, `token:source:subject` in hex (a bare token, from
 -- before sources were kept, has neither).
 local function source_of(member)
@@ -66,7 +71,9 @@ if lift_in > 0 then
   return { 'suspended', lift_in }
 end
 
--- Sends that left the window go, with their numbers' latest-send entries.
+-- Sends that left the window go: whole buckets of the log, and the legacy
+-- members with their numbers' latest-send entries.
+log_forget(log, now - window)
 local gone = redis.call('ZRANGEBYSCORE', sends, '-inf', now - window)
 for _, member in ipairs(gone) do
   local of = subject_of(member)
@@ -84,29 +91,37 @@ if not is_trusted then
   local judged_before = now - tonumber(ARGV[3])
   local judged_up_to = redis.call('GET', since)
   local after = '-inf'
+  -- The log keeps a bucket until its last send leaves the window: its
+  -- earlier sends are not counted.
+  local log_after = now - window
   if judged_up_to then
     after = '(' .. judged_up_to
+    log_after = math.max(log_after, tonumber(judged_up_to))
   end
-  local unapproved = redis.call('ZCOUNT', sends, after, judged_before)
-  local approvals = redis.call('ZCOUNT', approved, after, judged_before)
+  local unapproved, approvals = log_counts(log, log_after, judged_before)
+  unapproved = unapproved + redis.call('ZCOUNT', sends, after, judged_before)
+  approvals = approvals + redis.call('ZCOUNT', approved, after, judged_before)
   local judged = unapproved + approvals
   if judged >= tonumber(ARGV[4]) and approvals * 100 < tonumber(ARGV[5]) * judged then
     -- Only now, on the way to a verdict, a pass over the unapproved judged
     -- sends, stopping once enough sources are seen.
-    local needed, seen, sources = tonumber(ARGV[7]), {}, 0
-    for _, member in ipairs(redis.call('ZRANGEBYSCORE', sends, after, judged_before)) do
-      if sources >= needed then
-        break
-      end
-      -- A member written before sources were kept (a bare token) is one
-      -- source for all of them, so a rolling upgrade adds no sources.
-      local source = source_of(member) or 'before-sources'
-      if not seen[source] then
-        seen[source] = true
-        sources = sources + 1
+    local needed, seen = tonumber(ARGV[7]), { n = 0 }
+    log_sources(log, log_after, judged_before, seen, needed)
+    if seen.n < needed then
+      for _, member in ipairs(redis.call('ZRANGEBYSCORE', sends, after, judged_before)) do
+        if seen.n >= needed then
+          break
+        end
+        -- A member written before sources were kept (a bare token) is one
+        -- source for all of them, so a rolling upgrade adds no sources.
+        local source = source_of(member) or 'before-sources'
+        if not seen[source] then
+          seen[source] = true
+          seen.n = seen.n + 1
+        end
       end
     end
-    if sources >= needed then
+    if seen.n >= needed then
       local suspension_ms = tonumber(ARGV[6])
       redis.call('SET', suspension, '1', 'PX', suspension_ms)
       redis.call('SET', since, now, 'PX', window)
@@ -115,8 +130,5 @@ if not is_trusted then
   end
 end
 
-redis.call('ZADD', sends, now, ARGV[1])
-redis.call('HSET', latest, subject_raw, ARGV[1])
-redis.call('PEXPIRE', sends, window)
-redis.call('PEXPIRE', latest, window)
+log_append(log, now, ARGV[1], window)
 return { 'counted' }

@@ -3,7 +3,7 @@
 -- these keys over slots and runs the steps one script each instead).
 -- This is only the driver: src/store/redis/scripts.rs puts before it the
 -- scripts record_send, record_packed_send, count_prefix_send, put_code,
--- refund_send and refund_packed_send, each wrapped as `local function
+-- refund_send, refund_packed_send and refund_prefix_send, each wrapped as `local function
 -- <name>(KEYS, ARGV) <script> end` (the parameters shadow the globals), so
 -- every rule is written once.
 -- Rust twin: store::count_in_steps in src/store/send_plan.rs (same order and
@@ -12,7 +12,7 @@
 -- refusing suspension or a lock takes back every count.
 -- KEYS[1..n]       the send logs, the phone's first (n = ARGV[1]); the
 --                  phone's log is its record, the same key as KEYS[c]
--- KEYS[n+1..n+7]   the prefix's seven keys (count_prefix_send.lua), if judged
+-- KEYS[n+1..n+8]   the prefix's eight keys (count_prefix_send.lua), if judged
 -- KEYS[c]          the subject's record (c = ARGV[2])
 -- KEYS[c+1..]      legacy keys (number_record.lua's adopt_legacy): each
 --                  packed log's in log order, then the record's
@@ -107,11 +107,11 @@ if ARGV[at] == '1' then
   local refuse = ARGV[at + 10] == '1'
   at = at + 11
   prefix_reply = count_prefix_send(
-    { KEYS[sends], KEYS[sends + 1], KEYS[sends + 2], KEYS[sends + 3], KEYS[sends + 4], KEYS[sends + 5], KEYS[sends + 6] },
+    { KEYS[sends], KEYS[sends + 1], KEYS[sends + 2], KEYS[sends + 3], KEYS[sends + 4], KEYS[sends + 5], KEYS[sends + 6], KEYS[sends + 7] },
     args
   )
   if prefix_reply[1] == 'counted' then
-    prefix_token = args[1]
+    prefix_token = string.sub(args[1], 1, 4)
   elseif refuse then
     take_back_logs(log_count)
     return { 'suspended', prefix_reply }
@@ -130,7 +130,7 @@ end
 if put_reply[1] == 'locked' then
   take_back_logs(log_count)
   if prefix_token then
-    refund_send({ KEYS[log_count + 1] }, { prefix_token })
+    refund_prefix_send({ KEYS[log_count + 1], KEYS[log_count + 8] }, { prefix_token })
   end
   return { 'locked', put_reply, prefix_reply }
 end

@@ -30,7 +30,9 @@ impl Shared {
         rule: &PrefixRule,
         sender: PrefixSender<'_>,
     ) -> Result<PrefixDecision, StoreError> {
-        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        // A send's token is 4 bytes in the prefix's record (as in Lua): the
+        // counter's low bits, unique among the 4 billion sends before it.
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed) as u32;
         let mut prefixes = self.prefixes.lock(prefix);
         // Read the clock under the lock, so each prefix's times stay in order.
         let now_ms = self.now_ms();
@@ -54,14 +56,14 @@ impl Shared {
         Ok(decision)
     }
 
-    /// Twin of `lua/refund_send.lua` on the prefix's sends.
+    /// Twin of `lua/refund_prefix_send.lua`.
     pub(super) fn refund_prefix_send(
         &self,
         prefix: &DestinationPrefix,
         token: &str,
     ) -> Result<(), StoreError> {
         let mut prefixes = self.prefixes.lock(prefix);
-        if let (Ok(token), Some(window)) = (token.parse::<u64>(), prefixes.get_mut(prefix)) {
+        if let (Ok(token), Some(window)) = (token.parse::<u32>(), prefixes.get_mut(prefix)) {
             window.refund(token);
         }
         Ok(())

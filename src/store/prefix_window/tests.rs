@@ -29,56 +29,73 @@ fn counted(decision: &PrefixDecision) -> bool {
 
 /// Sends to numbers 100.. from the given sources in turn, one a second from
 /// `start`; returns the next token.
-fn send_from(window: &mut PrefixWindow, sources: &[u64], start: u64) -> u64 {
+fn send_from(window: &mut PrefixWindow, sources: &[u64], start: u64) -> u32 {
     for (i, source) in sources.iter().enumerate() {
         let token = start + i as u64;
-        let decision =
-            window.count_send(&rule(), token * SECOND, token, from(*source, 100 + token));
+        let decision = window.count_send(
+            &rule(),
+            token * SECOND,
+            token as u32,
+            from(*source, 100 + token),
+        );
         assert!(counted(&decision), "send {token}: {decision:?}");
     }
-    start + sources.len() as u64
+    (start + sources.len() as u64) as u32
+}
+
+/// What a full scan of the kept sends counts in (`after`, `upto`].
+fn scanned(window: &PrefixWindow, after: Option<u64>, upto: u64) -> (u64, u64) {
+    let in_range = |send: &&prefix_sends::PrefixSend| {
+        send.at() <= upto && after.is_none_or(|after| send.at() > after)
+    };
+    let state = |state| {
+        window
+            .sends
+            .iter()
+            .filter(in_range)
+            .filter(|send| send.state() == state)
+            .count() as u64
+    };
+    (
+        state(prefix_sends::SendState::Unapproved),
+        state(prefix_sends::SendState::Approved),
+    )
 }
 
 #[test]
-fn the_search_counts_the_judged_sends_a_full_scan_counts() {
+fn the_chunk_counts_count_the_judged_sends_a_full_scan_counts() {
     // Seeded: a failure names a log that can be replayed.
     let mut random = StdRng::seed_from_u64(11);
     let mut judged_somewhere = 0;
     for _ in 0..300 {
         let mut window = PrefixWindow::default();
         let mut at = random.random_range(0..5_000);
-        for token in 0..random.random_range(0..60) {
+        // Up to 600 sends: several chunks of 128.
+        let sends = random.random_range(0..600);
+        for token in 0..sends {
             // Several sends in one millisecond (a step of 0), as under load.
             at += random.random_range(0..3) * random.random_range(0..400);
-            window.unapproved.push_back(PrefixSend {
-                at,
-                token,
-                source: token % 4,
-                subject: token,
-            });
+            window
+                .sends
+                .push(at, token, from(u64::from(token % 4), u64::from(token)));
         }
-        for _ in 0..random.random_range(0..5) {
-            window.refund(random.random_range(0..60));
+        for _ in 0..random.random_range(0..20) {
+            window.refund(random.random_range(0..sends.max(1)));
+            let subject = random.random_range(0..u64::from(sends.max(1)));
+            window.sends.approve_latest(subject, None);
         }
         for judge_after in [0, 1, 130, 1_000, 100_000] {
-            let rule = PrefixRule {
-                judge_after: Duration::from_millis(judge_after),
-                ..rule()
-            };
             let now_ms = at + random.random_range(0..3_000);
-            let scanned = now_ms.checked_sub(judge_after).map_or(0, |before| {
-                window
-                    .unapproved
-                    .iter()
-                    .filter(|send| send.at <= before)
-                    .count() as u64
-            });
-            let judged = window.counts(&rule, now_ms).judged;
-            judged_somewhere += usize::from(judged > 0 && judged < window.unapproved.len() as u64);
+            let Some(upto) = now_ms.checked_sub(judge_after) else {
+                continue;
+            };
+            let after = [None, Some(random.random_range(0..at.max(1)))][random.random_range(0..2)];
+            let counted = window.sends.counts(after, upto);
+            judged_somewhere += usize::from(counted.0 > 0 && counted.0 < u64::from(sends));
             assert_eq!(
-                judged, scanned,
-                "{:?} now {now_ms} {judge_after}",
-                window.unapproved
+                counted,
+                scanned(&window, after, upto),
+                "now {now_ms} {judge_after} {after:?}"
             );
         }
     }
@@ -89,16 +106,26 @@ fn the_search_counts_the_judged_sends_a_full_scan_counts() {
 fn a_refund_takes_back_only_its_own_send() {
     let mut window = PrefixWindow::default();
     for token in 0..5 {
-        window.count_send(&rule(), 7 * SECOND, token, from(1, token));
+        window.count_send(&rule(), 7 * SECOND, token, from(1, u64::from(token)));
     }
     window.refund(2);
     window.refund(2);
     window.refund(99);
-    let tokens: Vec<u64> = window.unapproved.iter().map(|send| send.token).collect();
-    assert_eq!(tokens, [0, 1, 3, 4]);
-    assert!(
-        !window.latest.contains_key(&2),
-        "its number's latest send is gone too"
+    let kept: Vec<u32> = window
+        .sends
+        .iter()
+        .filter(|send| send.state() == prefix_sends::SendState::Unapproved)
+        .map(prefix_sends::PrefixSend::token)
+        .collect();
+    assert_eq!(kept, [0, 1, 3, 4]);
+    window.count_approval(&rule(), 8 * SECOND, 2);
+    assert_eq!(
+        window.counts(&rule(), 200 * SECOND),
+        PrefixVerdict {
+            judged: 4,
+            approved: 0
+        },
+        "its number's latest send is the refunded one: an approval approves nothing"
     );
 }
 
@@ -210,7 +237,7 @@ fn approvals_of_their_own_sends_keep_a_prefix_open() {
     );
     window.refund(10);
     assert_eq!(
-        window.unapproved.len() + window.approved.len(),
+        window.counts(&rule(), 300 * SECOND).judged,
         10,
         "the refunded send is gone"
     );
@@ -268,7 +295,12 @@ fn an_operator_lifts_and_exempts() {
     assert_eq!(window.counts(&rule(), later).judged, 3, "but are kept");
     window.exempt(Some(later + 60 * SECOND), later);
     for token in 12..20 {
-        let decision = window.count_send(&rule(), later + 10 * SECOND, token, from(token, token));
+        let decision = window.count_send(
+            &rule(),
+            later + 10 * SECOND,
+            token,
+            from(u64::from(token), u64::from(token)),
+        );
         assert!(counted(&decision));
     }
     assert_eq!(
@@ -294,16 +326,116 @@ fn old_counts_leave_the_window_and_idle_entries_can_go() {
     };
     let mut window = PrefixWindow::default();
     for token in 0..3 {
-        window.count_send(&rule, token * SECOND, token, from(token, token));
+        window.count_send(&rule, token * SECOND, token as u32, from(token, token));
     }
     let later = 3 * SECOND + 3600 * SECOND;
     assert!(counted(&window.count_send(&rule, later, 9, from(1, 9))));
     assert_eq!(
-        window.unapproved.len(),
+        window.sends.iter().count(),
         1,
-        "the first three left the window"
+        "the first three left the window (their chunk, whole)"
     );
-    assert_eq!(window.latest.len(), 1, "with their numbers' latest sends");
+    window.count_approval(&rule, later, 2);
+    assert_eq!(
+        window.counts(&rule, later + 200 * SECOND),
+        PrefixVerdict {
+            judged: 1,
+            approved: 0
+        },
+        "they left the window: not counted, their numbers' sends not approved"
+    );
     assert!(!window.is_idle(later));
     assert!(window.is_idle(later + 3600 * SECOND));
+}
+
+/// 300 sends to numbers 1000.. from three sources, one every 10 ms from
+/// `start` (three chunks of 128); returns the next token.
+fn many_sends(window: &mut PrefixWindow, start: u64) -> u32 {
+    for i in 0..300u32 {
+        let at = start + u64::from(i) * 10;
+        let decision =
+            window.count_send(&rule(), at, i, from(u64::from(i % 3), 1000 + u64::from(i)));
+        assert!(counted(&decision), "send {i}: {decision:?}");
+    }
+    300
+}
+
+#[test]
+fn a_send_exactly_judge_after_old_is_judged_and_one_ms_younger_is_not() {
+    let mut window = PrefixWindow::default();
+    window.count_send(&rule(), 5 * SECOND, 0, from(1, 1));
+    let judge_after = 130 * SECOND;
+    let at = |now| window.counts(&rule(), now).judged;
+    assert_eq!(at(5 * SECOND + judge_after - 1), 0);
+    assert_eq!(at(5 * SECOND + judge_after), 1);
+}
+
+#[test]
+fn a_refund_and_an_approval_reach_a_send_in_an_old_chunk() {
+    let mut window = PrefixWindow::default();
+    let next = many_sends(&mut window, 0);
+    // Send 5 (to number 1005) and send 7 are in the first chunk.
+    window.refund(5);
+    window.count_approval(&rule(), 4 * SECOND, 1007);
+    let later = 3 * SECOND + 130 * SECOND;
+    assert_eq!(
+        window.counts(&rule(), later),
+        PrefixVerdict {
+            judged: 299,
+            approved: 1
+        }
+    );
+    window.refund(5);
+    window.refund(7);
+    assert_eq!(
+        window.counts(&rule(), later).judged,
+        299,
+        "taken back once; an approved send is not taken back"
+    );
+    assert_eq!(next, 300);
+}
+
+#[test]
+fn a_suspension_inside_a_chunk_judges_only_the_sends_after_it() {
+    let rule = PrefixRule {
+        min_sends: 100,
+        ..rule()
+    };
+    let mut window = PrefixWindow::default();
+    // Sends at 0, 10, ..., 2 990 ms, then the lift at 1 505 ms: inside the
+    // second chunk (sends 128..255).
+    for i in 0..300u32 {
+        let at = u64::from(i) * 10;
+        if at == 1_510 {
+            assert!(
+                !window.lift(1_505),
+                "not suspended, but marks the sends so far"
+            );
+        }
+        window.count_send(&rule, at, i, from(u64::from(i % 3), 1000 + u64::from(i)));
+    }
+    let now = 3 * SECOND + 130 * SECOND;
+    assert_eq!(
+        window.verdict_counts(&rule, now, window.judged_up_to),
+        PrefixVerdict {
+            judged: 149,
+            approved: 0
+        },
+        "sends at 1 510 .. 2 990 ms"
+    );
+    assert_eq!(
+        window.counts(&rule, now).judged,
+        300,
+        "all kept as evidence"
+    );
+    assert!(matches!(
+        window.count_send(&rule, now, 400, from(1, 1)),
+        PrefixDecision::Suspended {
+            verdict: Some(PrefixVerdict {
+                judged: 149,
+                approved: 0
+            }),
+            ..
+        }
+    ));
 }

@@ -58,7 +58,7 @@ impl RedisStore {
             .await?;
         let mut suspended = Vec::with_capacity(listed.len());
         for (prefix, _) in listed {
-            let [sends, approved, suspension, ..] = self.prefix_keys(&prefix);
+            let [sends, approved, suspension, .., log] = self.prefix_keys(&prefix);
             let (judged, approvals, lift_in_ms): (u64, u64, i64) = self
                 .run(
                     self.scripts
@@ -66,7 +66,9 @@ impl RedisStore {
                         .key(sends)
                         .key(approved)
                         .key(suspension)
-                        .arg(millis(rule.judge_after)),
+                        .key(log)
+                        .arg(millis(rule.judge_after))
+                        .arg(millis(rule.window)),
                 )
                 .await?;
             // The list outlives a suspension only until its own lift time;
@@ -92,7 +94,7 @@ impl RedisStore {
         prefix: &DestinationPrefix,
         exempt_ms: i64,
     ) -> Result<bool, StoreError> {
-        let [_, _, suspension, _, _, exempt, since] = self.prefix_keys(prefix);
+        let [_, _, suspension, _, _, exempt, since, _] = self.prefix_keys(prefix);
         let was: i64 = self
             .run(
                 self.scripts

@@ -17,10 +17,12 @@ use crate::{
 /// The keys of one prefix under `key_prefix`, in the order every per-prefix
 /// script declares them: its unapproved sends, its approved sends, its
 /// suspension, each number's latest send, the trusted numbers, the
-/// exemption and when sends were last acted on. The destination prefix (`+` and digits, never a whole number)
-/// is their hash tag. (The approved sends were `:approvals`, one entry per
-/// approval, before approvals were counted per send: that key is no longer
-/// read and expires within a window.)
+/// exemption, when sends were last acted on, and its log of sends. The
+/// destination prefix (`+` and digits, never a whole number) is their hash
+/// tag. The log (`prefix_log.lua`: time buckets of 27-byte entries in one
+/// hash) replaced the first two and the fourth in issue 30 (~140 B per send
+/// and ~80 B per number there): they are no longer written, and read until
+/// they expire, a window after an older replica last wrote them.
 fn prefix_keys(key_prefix: &str, prefix: &DestinationPrefix) -> PrefixKeys {
     let tagged = format!("{key_prefix}:{{pumping:{}}}", prefix.as_str());
     [
@@ -31,25 +33,25 @@ fn prefix_keys(key_prefix: &str, prefix: &DestinationPrefix) -> PrefixKeys {
         "trusted",
         "exempt",
         "judged-up-to",
+        "log",
     ]
     .map(|name| format!("{tagged}:{name}"))
 }
 
 /// See [`prefix_keys`].
-pub(super) type PrefixKeys = [String; 7];
+pub(super) type PrefixKeys = [String; 8];
 
-/// A send's member in the prefix's sorted set: a random token, the source
-/// and the number's subject tag, 8 raw bytes each (issue 30; before it the
-/// three in hex joined by `:`, 50 bytes, which the scripts still read), so a
-/// verdict can count sources and a pruned send can drop its number's
-/// latest-send entry. The token is random, so two replicas never pick the
-/// same member. The refund token is the member in hex.
-fn send_member(sender: PrefixSender<'_>) -> [u8; 24] {
-    let mut member = [0; 24];
-    OsRng.unwrap_err().fill_bytes(&mut member[..8]);
-    member[8..16].copy_from_slice(&sender.source.0);
-    member[16..].copy_from_slice(&sender.subject.tag());
-    member
+/// A send's part of its entry in the prefix's log: a random token (4 bytes;
+/// the script adds the time, so two sends share an entry's identity only if
+/// they share the millisecond and the token), the source (8 bytes: a
+/// verdict counts sources) and the number's subject tag (8 bytes: its newest
+/// entry is its latest send). The refund token is the token in hex.
+fn send_entry(sender: PrefixSender<'_>) -> [u8; 20] {
+    let mut entry = [0; 20];
+    OsRng.unwrap_err().fill_bytes(&mut entry[..4]);
+    entry[4..12].copy_from_slice(&sender.source.0);
+    entry[12..].copy_from_slice(&sender.subject.tag());
+    entry
 }
 
 impl RedisStore {
@@ -70,19 +72,19 @@ impl RedisStore {
 
     /// Adds `count_prefix_send.lua`'s keys and arguments for `step` to
     /// `invocation` (alone or inside the send driver); returns the send's
-    /// member, its refund token.
+    /// refund token.
     pub(super) fn add_prefix_send(
         &self,
         invocation: &mut ScriptInvocation<'_>,
         step: &PrefixStep<'_>,
     ) -> String {
-        let member = send_member(step.sender);
+        let entry = send_entry(step.sender);
         for key in self.prefix_keys(step.prefix) {
             invocation.key(key);
         }
         let rule = step.rule;
         invocation
-            .arg(&member[..])
+            .arg(&entry[..])
             .arg(millis(rule.window))
             .arg(millis(rule.judge_after))
             .arg(rule.min_sends)
@@ -91,7 +93,7 @@ impl RedisStore {
             .arg(rule.min_sources)
             .arg(hex::encode(step.sender.subject.tag()))
             .arg(&step.sender.subject.tag()[..]);
-        hex::encode(member)
+        hex::encode(&entry[..4])
     }
 
     pub(super) async fn count_prefix_send_script(
@@ -112,19 +114,26 @@ impl RedisStore {
         prefix_decision(&reply, member)
     }
 
-    /// `refund_send.lua` on the prefix's sends.
+    /// `refund_prefix_send.lua`.
     pub(super) async fn refund_prefix_send_script(
         &self,
         prefix: &DestinationPrefix,
         token: &str,
     ) -> Result<(), StoreError> {
-        let [sends, ..] = self.prefix_keys(prefix);
-        // The member in hex (`send_member`); anything else names no send.
-        let Ok(member) = hex::decode(token) else {
+        let [sends, .., log] = self.prefix_keys(prefix);
+        // The token in hex (`send_entry`), or a member of the sorted set
+        // kept before issue 30; anything else names no send.
+        let Ok(token) = hex::decode(token) else {
             return Ok(());
         };
         let _removed: i64 = self
-            .run(self.scripts.refund_send.key(sends).arg(member))
+            .run(
+                self.scripts
+                    .refund_prefix_send
+                    .key(sends)
+                    .key(log)
+                    .arg(token),
+            )
             .await?;
         Ok(())
     }
@@ -135,7 +144,7 @@ impl RedisStore {
         subject: &SubjectKey,
         rule: &PrefixRule,
     ) -> Result<(), StoreError> {
-        let [sends, approved, _, latest, trusted, ..] = self.prefix_keys(prefix);
+        let [sends, approved, _, latest, trusted, .., log] = self.prefix_keys(prefix);
         let _: i64 = self
             .run(
                 self.scripts
@@ -144,6 +153,7 @@ impl RedisStore {
                     .key(approved)
                     .key(latest)
                     .key(trusted)
+                    .key(log)
                     .arg(hex::encode(subject.tag()))
                     .arg(millis(rule.window))
                     .arg(millis(rule.trust_for))

@@ -83,6 +83,13 @@ macro_rules! lua_source {
     (cancel_code) => { lua_source!(@record cancel_code) };
     (record_packed_send) => { lua_source!(@record record_packed_send) };
     (refund_packed_send) => { lua_source!(@record refund_packed_send) };
+    (@prefix_log $name:ident) => {
+        concat!(lua_source!(@file prefix_log), "\n", lua_source!(@file $name))
+    };
+    (count_prefix_send) => { lua_source!(@prefix_log count_prefix_send) };
+    (count_prefix_approval) => { lua_source!(@prefix_log count_prefix_approval) };
+    (prefix_counts) => { lua_source!(@prefix_log prefix_counts) };
+    (refund_prefix_send) => { lua_source!(@prefix_log refund_prefix_send) };
     ($name:ident) => { lua_source!(@file $name) };
 }
 
@@ -101,6 +108,7 @@ lua_scripts! {
     release_idempotency,
     count_prefix_send,
     count_prefix_approval,
+    refund_prefix_send,
     suspended_prefixes,
     lift_prefix,
     prefix_counts,
@@ -113,7 +121,8 @@ lua_scripts! {
         count_prefix_send,
         put_code,
         refund_send,
-        refund_packed_send
+        refund_packed_send,
+        refund_prefix_send
     ],
     count_verify_and_consume = [record_send, refund_send, verify_and_consume],
 }
@@ -174,6 +183,7 @@ mod tests {
             let per_prefix = [
                 "count_prefix_send",
                 "count_prefix_approval",
+                "refund_prefix_send",
                 "lift_prefix",
                 "prefix_counts",
                 "count_send_and_put_code",
@@ -205,6 +215,7 @@ mod tests {
                     "put_code",
                     "refund_send",
                     "refund_packed_send",
+                    "refund_prefix_send",
                 ],
                 "count_verify_and_consume" => &["record_send", "refund_send", "verify_and_consume"],
                 other => panic!("{other}: name its steps here"),

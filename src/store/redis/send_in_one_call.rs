@@ -35,7 +35,7 @@ impl RedisStore {
             })
             .collect();
         let mut invocation = self.scripts.count_send_and_put_code.prepare_invoke();
-        let prefix_keys = if plan.prefix.is_some() { 7 } else { 0 };
+        let prefix_keys = if plan.prefix.is_some() { 8 } else { 0 };
         invocation.arg(plan.logs.len());
         invocation.arg(plan.logs.len() + prefix_keys + 1);
         let mut legacy_keys = Vec::new();
