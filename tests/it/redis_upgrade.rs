@@ -186,3 +186,114 @@ async fn an_old_replica_beside_a_new_one_loses_no_code_and_resets_no_limit() {
         "the per-client limit did not start again"
     );
 }
+
+/// The pumping guard's record before issue 30's prefix log (as `3003b89`
+/// writes it: a sorted set of 24-byte members, token, source and subject
+/// tag, and each number's latest send in a hash) is read by this version
+/// until it expires: its sends are judged, their sources counted, and a
+/// number's approval of a send it kept counts, beside this version's sends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guard_judges_the_sends_the_previous_layout_kept() {
+    use deadpool_redis::redis::AsyncCommands;
+    use otp_service::{
+        abuse::{GuardMode, PrefixRule, PumpingGuardSettings, SendSource},
+        domain::{HmacSecret, PhoneNumber},
+        server::open_store,
+        store::{PrefixDecision, PrefixSender, PrefixVerdict},
+    };
+
+    let redis = RedisServer::start().await;
+    let config = crate::common::store_set_up::test_config(&[
+        ("REDIS_URL".to_owned(), redis.url()),
+        ("OTP_SMS_GATEWAY".to_owned(), "console".to_owned()),
+    ]);
+    let store = open_store(&config.store, config.memory_max_entries).expect("the store opens");
+    let rule = PrefixRule {
+        window: Duration::from_secs(60),
+        judge_after: Duration::from_secs(1),
+        min_sends: 4,
+        min_approved_percent: 50,
+        suspension: Duration::from_secs(60),
+        min_sources: 3,
+        trust_for: Duration::ZERO,
+    };
+    let settings = PumpingGuardSettings {
+        mode: GuardMode::Enforce,
+        prefix_digits: 4,
+        window: rule.window,
+        min_sends: rule.min_sends,
+        min_approved_percent: rule.min_approved_percent,
+        suspension: rule.suspension,
+        min_sources: rule.min_sources,
+        trust_for: rule.trust_for,
+    };
+    let secret = HmacSecret::new(b"guard-upgrade");
+    let numbers: Vec<_> = (0..5)
+        .map(|_| PhoneNumber::parse(&unique_phone()).expect("a valid number"))
+        .collect();
+    let prefix = settings.prefix_of(&numbers[0]);
+    let subjects: Vec<_> = numbers
+        .iter()
+        .map(|phone| secret.subject_key(phone))
+        .collect();
+
+    // Three sends the previous version counted, from sources 1, 2 and 3, to
+    // the first three numbers, 5 s ago.
+    let mut redis_conn = redis.connection().await;
+    let tagged = format!("otp:{{pumping:{}}}", prefix.as_str());
+    let (seconds, micros): (u64, u64) = deadpool_redis::redis::cmd("TIME")
+        .query_async(&mut redis_conn)
+        .await
+        .expect("TIME");
+    let sent_at = seconds * 1000 + micros / 1000 - 5_000;
+    for (n, subject) in subjects.iter().take(3).enumerate() {
+        let mut member = vec![n as u8 + 10; 8];
+        member.extend_from_slice(&[n as u8 + 1; 8]);
+        member.extend_from_slice(&subject.tag());
+        let _: () = redis_conn
+            .zadd(format!("{tagged}:sends"), &member, sent_at)
+            .await
+            .expect("ZADD");
+        let _: () = redis_conn
+            .hset(format!("{tagged}:latest"), &subject.tag()[..], &member)
+            .await
+            .expect("HSET");
+    }
+    // The first number approves the code the previous version sent it.
+    store
+        .count_prefix_approval(&prefix, &subjects[0], &rule)
+        .await
+        .expect("count_prefix_approval answers");
+
+    // This version's send from a fourth source: three judged, too few.
+    let count = |subject, source| {
+        let store = &store;
+        let prefix = &prefix;
+        let rule = &rule;
+        async move {
+            store
+                .count_prefix_send(prefix, rule, PrefixSender { subject, source })
+                .await
+                .expect("count_prefix_send answers")
+        }
+    };
+    let decision = count(&subjects[3], SendSource([4; 8])).await;
+    assert!(
+        matches!(decision, PrefixDecision::Counted { .. }),
+        "{decision:?}"
+    );
+    // Once that send is judged: four judged, one approved (25 %), the
+    // unapproved from sources 2, 3 and 4.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let decision = count(&subjects[4], SendSource([5; 8])).await;
+    assert_eq!(
+        decision,
+        PrefixDecision::Suspended {
+            lift_in: rule.suspension,
+            verdict: Some(PrefixVerdict {
+                judged: 4,
+                approved: 1
+            }),
+        }
+    );
+}
