@@ -93,7 +93,9 @@ impl PrefixWindow {
             if rule.suspends(verdict.judged, verdict.approved)
                 && now_ms
                     .checked_sub(ms(rule.judge_after))
-                    .is_some_and(|upto| self.sends.sources_at_least(after, upto, rule.min_sources))
+                    .map_or(rule.min_sources == 0, |upto| {
+                        self.sends.sources_at_least(after, upto, rule.min_sources)
+                    })
             {
                 // The counts stay (the evidence an operator lists), but are
                 // never judged again: the next verdict reads later sends.
