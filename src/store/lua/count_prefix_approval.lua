@@ -35,10 +35,10 @@ if trust_ms > 0 then
   redis.call('PEXPIRE', trusted, trust_ms)
 end
 
-local k, field, b, at = log_find(log, SUBJECT_AT, ARGV[4], now - window)
+local k, j, b, at = log_find(log, SUBJECT_AT, ARGV[4], now - window)
 if k then
   if string.sub(b, at + STATE_AT - 1, at + STATE_AT - 1) == 'u' then
-    log_mark(log, k, field, b, at, 'u', 'a')
+    log_mark(log, k, j, b, at, 'a')
   end
   return 1
 end

@@ -17,13 +17,17 @@
 --              the number's subject tag (8), its state: 'u' unapproved,
 --              'a' its own code approved, 'r' refunded (kept, so that the
 --              number's latest send stays the one it was)
---   n<k>       how many chunks bucket k has
+--   m<k>       bucket k's chunk index, 10 bytes a chunk: its first send's
+--              time (6), how many of its sends are unapproved (2) and
+--              approved (2), so a verdict reads at most three chunks of an
+--              edge bucket, the others by their counts
 --   u<k>, a<k> how many of bucket k's sends are unapproved / approved
 -- The number's latest send (only its code can be approved) is its newest
 -- entry: found by searching the buckets newest first, not kept per number.
 -- Rust twin: src/store/prefix_window.rs (its `SendBuckets`).
 local ENTRY = 27
 local CHUNK = 128 * ENTRY
+local META = 10
 local TOKEN_AT, SOURCE_AT, SUBJECT_AT, STATE_AT = 7, 11, 19, 27
 
 -- The time of entry i (0-based) of bucket b.
@@ -55,18 +59,41 @@ local function log_shape(log)
   return tonumber(shape[1]), tonumber(shape[2]), tonumber(shape[3])
 end
 
+-- Chunk j's (0-based) first time and counts in bucket index m.
+local function chunk_meta(m, j)
+  local first, unapproved, approved = struct.unpack('>I6I2I2', m, j * META + 1)
+  return first, unapproved, approved
+end
+
+-- The number of chunks in bucket k, and its index.
+local function bucket_index(log, k)
+  local m = redis.call('HGET', log, 'm' .. k) or ''
+  return #m / META, m
+end
+
 -- Calls visit(b, from, to) for each chunk of bucket k holding entries at
--- times in (after, upto], with the 0-based range [from, to) of them; stops
--- when visit returns true (and then returns true).
-local function bucket_range(log, k, after, upto, visit)
-  local chunks = tonumber(redis.call('HGET', log, 'n' .. k) or 0)
+-- times in (after, upto], with the 0-based range [from, to) of them; a chunk
+-- whose every entry is in the range goes to whole(u, a) with its counts
+-- instead, if `whole` is given. Stops when visit returns true (and then
+-- returns true).
+local function bucket_range(log, k, after, upto, visit, whole)
+  local chunks, m = bucket_index(log, k)
   for j = 0, chunks - 1 do
-    local b = redis.call('HGET', log, k .. '.' .. j) or ''
-    local count = #b / ENTRY
-    if count > 0 and entry_time(b, 0) > upto then
+    local first, unapproved, approved = chunk_meta(m, j)
+    if first > upto then
       return false
     end
-    if count > 0 and entry_time(b, count - 1) > after then
+    -- A chunk's sends are no later than the next chunk's first.
+    local next_first = nil
+    if j + 1 < chunks then
+      next_first = (chunk_meta(m, j + 1))
+    end
+    if next_first and next_first <= after then
+      -- wholly at or before `after`: nothing to count
+    elseif whole and first > after and next_first and next_first <= upto then
+      whole(unapproved, approved)
+    else
+      local b = redis.call('HGET', log, k .. '.' .. j) or ''
       local from, to = entries_upto(b, after), entries_upto(b, upto)
       if from < to and visit(b, from, to) then
         return true
@@ -103,10 +130,14 @@ local function log_counts(log, after, upto)
     end
     return false
   end
+  local function add(u, a)
+    unapproved = unapproved + u
+    approved = approved + a
+  end
   local whole = {}
   for k = from, to do
     if (k + 1) * width - 1 > upto or k * width <= after then
-      bucket_range(log, k, after, upto, count)
+      bucket_range(log, k, after, upto, count, add)
     else
       whole[#whole + 1] = 'u' .. k
       whole[#whole + 1] = 'a' .. k
@@ -163,8 +194,8 @@ local function log_forget(log, cutoff)
     return
   end
   for k = first, keep_from - 1 do
-    local fields = { 'n' .. k, 'u' .. k, 'a' .. k }
-    for j = 0, tonumber(redis.call('HGET', log, 'n' .. k) or 0) - 1 do
+    local fields = { 'm' .. k, 'u' .. k, 'a' .. k }
+    for j = 0, bucket_index(log, k) - 1 do
       fields[#fields + 1] = k .. '.' .. j
     end
     redis.call('HDEL', log, unpack(fields))
@@ -185,7 +216,7 @@ local function log_append(log, now, sent, window)
     now = newest
   end
   local k = math.floor(now / width)
-  local chunks = tonumber(redis.call('HGET', log, 'n' .. k) or 0)
+  local chunks, m = bucket_index(log, k)
   local b = ''
   if chunks > 0 then
     b = redis.call('HGET', log, k .. '.' .. (chunks - 1)) or ''
@@ -193,17 +224,21 @@ local function log_append(log, now, sent, window)
   if chunks == 0 or #b >= CHUNK then
     b = ''
     chunks = chunks + 1
+    m = m .. struct.pack('>I6I2I2', now, 1, 0)
+  else
+    local first, unapproved, approved = chunk_meta(m, chunks - 1)
+    m = string.sub(m, 1, -META - 1) .. struct.pack('>I6I2I2', first, unapproved + 1, approved)
   end
   local entry = struct.pack('>I6', now) .. sent .. 'u'
-  redis.call('HSET', log, k .. '.' .. (chunks - 1), b .. entry, 'n' .. k, chunks, 'l', now)
+  redis.call('HSET', log, k .. '.' .. (chunks - 1), b .. entry, 'm' .. k, m, 'l', now)
   redis.call('HINCRBY', log, 'u' .. k, 1)
   redis.call('PEXPIRE', log, window)
 end
 
 -- The newest entry whose bytes at `offset` are `value`, searching the
 -- buckets newest first down to `after`'s; nil if it was sent at or before
--- `after` or there is none. Else its bucket, its chunk's field, the chunk's
--- text and the entry's position there (1-based, its first byte).
+-- `after` or there is none. Else its bucket, its chunk (0-based), the
+-- chunk's text and the entry's position there (1-based, its first byte).
 local function log_find(log, offset, value, after)
   local width, first, newest = log_shape(log)
   if not width then
@@ -211,9 +246,8 @@ local function log_find(log, offset, value, after)
   end
   local low = math.max(first, math.floor((after + 1) / width))
   for k = math.floor(newest / width), low, -1 do
-    for j = tonumber(redis.call('HGET', log, 'n' .. k) or 0) - 1, 0, -1 do
-      local field = k .. '.' .. j
-      local b = redis.call('HGET', log, field) or ''
+    for j = bucket_index(log, k) - 1, 0, -1 do
+      local b = redis.call('HGET', log, k .. '.' .. j) or ''
       local found, from = nil, 1
       while true do
         local at = string.find(b, value, from, true)
@@ -229,20 +263,28 @@ local function log_find(log, offset, value, after)
         if entry_time(b, (found - 1) / ENTRY) <= after then
           return nil
         end
-        return k, field, b, found
+        return k, j, b, found
       end
     end
   end
   return nil
 end
 
--- Sets the state of the entry at `at` of bucket k's chunk `field` (text b)
--- from `was` to `state`, with the bucket's counters.
-local function log_mark(log, k, field, b, at, was, state)
+-- Sets the state of the entry at `at` of bucket k's chunk j (text b) from
+-- 'u' to `state` ('a' or 'r'), with the chunk's and the bucket's counts.
+local function log_mark(log, k, j, b, at, state)
   local byte = at + STATE_AT - 1
-  redis.call('HSET', log, field, string.sub(b, 1, byte - 1) .. state .. string.sub(b, byte + 1))
-  redis.call('HINCRBY', log, was .. k, -1)
-  if state ~= 'r' then
-    redis.call('HINCRBY', log, state .. k, 1)
+  local _, m = bucket_index(log, k)
+  local first, unapproved, approved = chunk_meta(m, j)
+  if state == 'a' then
+    approved = approved + 1
+  end
+  local meta = struct.pack('>I6I2I2', first, unapproved - 1, approved)
+  local index = string.sub(m, 1, j * META) .. meta .. string.sub(m, (j + 1) * META + 1)
+  local entries = string.sub(b, 1, byte - 1) .. state .. string.sub(b, byte + 1)
+  redis.call('HSET', log, k .. '.' .. j, entries, 'm' .. k, index)
+  redis.call('HINCRBY', log, 'u' .. k, -1)
+  if state == 'a' then
+    redis.call('HINCRBY', log, 'a' .. k, 1)
   end
 end

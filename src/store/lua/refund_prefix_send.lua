@@ -13,9 +13,9 @@ local token = ARGV[1]
 if #token ~= 4 then
   return redis.call('ZREM', sends, token)
 end
-local k, field, b, at = log_find(log, TOKEN_AT, token, -1)
+local k, j, b, at = log_find(log, TOKEN_AT, token, -1)
 if k and string.sub(b, at + STATE_AT - 1, at + STATE_AT - 1) == 'u' then
-  log_mark(log, k, field, b, at, 'u', 'r')
+  log_mark(log, k, j, b, at, 'r')
   return 1
 end
 return 0

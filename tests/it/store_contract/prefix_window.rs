@@ -468,8 +468,41 @@ async fn an_operator_lists_lifts_and_exempts_prefixes(kind: StoreKind) {
     );
 }
 
+/// Past one chunk of the prefix's log (128 sends, `prefix_log.lua`): a
+/// verdict reads whole chunks by their counts and the last by its entries; a
+/// refund and an approval reach a send in the first chunk.
+async fn sends_over_several_chunks_are_judged_by_their_counts(kind: StoreKind) {
+    let store = TestStore::open(kind).await;
+    let busy = prefix("+1 707 200 0001");
+    let sends = counted(&store, &busy, 300).await;
+    store
+        .refund_prefix_send(&busy, &sends[5].0)
+        .await
+        .expect("refund_prefix_send answers");
+    // A refund takes back one send once.
+    store
+        .refund_prefix_send(&busy, &sends[5].0)
+        .await
+        .expect("refund_prefix_send answers");
+    for (_, subject) in &sends[10..100] {
+        approve(&store, &busy, subject).await;
+    }
+    tokio::time::sleep(JUDGED).await;
+    let PrefixDecision::Suspended { verdict, .. } = count(&store, &busy).await else {
+        panic!("90 of 299 judged approved, under half: suspended");
+    };
+    assert_eq!(
+        verdict,
+        Some(PrefixVerdict {
+            judged: 299,
+            approved: 90
+        })
+    );
+}
+
 for_each_store!(
     unapproved_sends_suspend_once_judged_and_the_refusal_says_until_when,
+    sends_over_several_chunks_are_judged_by_their_counts,
     each_suspended_prefix_is_counted_until_its_own_lift,
     approvals_at_the_share_keep_a_prefix_open_and_below_it_do_not,
     a_refunded_send_is_never_judged,
