@@ -135,6 +135,8 @@ async fn text(store: &MemoryStore, first: u32, numbers: u32, sends: u32, with_gu
                     lifetime: Duration::from_secs(130),
                     max_attempts: 5,
                 },
+                // No prices file in this load (bytes.sh runs none).
+                spend: None,
             };
             let outcome = store
                 .count_send_and_put_code(plan)
