@@ -14,6 +14,7 @@
 //! one script per step instead.
 
 mod cluster_manager;
+mod code_replies;
 mod connection;
 mod idempotency;
 mod legacy_adoption;
@@ -40,6 +41,7 @@ pub use connection::RedisTopology;
 pub use stream::RedisStreamAppender;
 pub use url::{RedisNodes, RedisUrl};
 
+use code_replies::{put_outcome, verify_outcome};
 use connection::RedisConnections;
 use legacy_adoption::LegacyAdoption;
 use number_record::kept_digest;
@@ -154,40 +156,6 @@ impl RedisStore {
 
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// A script's `{status, number}` reply as a Rust value.
-fn reply_number(status: &str, value: i64) -> Result<u32, StoreError> {
-    u32::try_from(value)
-        .map_err(|_| StoreError::Protocol(format!("`{status}` with out-of-range value {value}")))
-}
-
-/// `verify_and_consume.lua`'s reply.
-fn verify_outcome(status: &str, value: i64) -> Result<VerifyOutcome, StoreError> {
-    match status {
-        "approved" => Ok(VerifyOutcome::Approved),
-        "incorrect" => Ok(VerifyOutcome::Incorrect {
-            attempts_remaining: reply_number(status, value)?,
-        }),
-        "expired" => Ok(VerifyOutcome::Expired),
-        "locked" => Ok(VerifyOutcome::Locked),
-        other => Err(StoreError::Protocol(format!(
-            "verify_and_consume replied `{other}`"
-        ))),
-    }
-}
-
-/// `put_code.lua`'s reply.
-fn put_outcome(status: &str, value: i64) -> Result<PutOutcome, StoreError> {
-    match status {
-        "stored" => Ok(PutOutcome::Stored {
-            attempts_remaining: reply_number(status, value)?,
-        }),
-        "locked" => Ok(PutOutcome::Locked {
-            retry_after: Duration::from_millis(u64::from(reply_number(status, value)?)),
-        }),
-        other => Err(StoreError::Protocol(format!("put_code replied `{other}`"))),
-    }
 }
 
 #[async_trait]
