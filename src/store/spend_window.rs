@@ -12,8 +12,9 @@
 //! [`reserve`] and [`refund`] are the rule; `MemoryStore::reserve_spend`
 //! runs them under one lock, `lua/reserve_spend.lua` and
 //! `lua/refund_spend.lua` are their Redis twins (keep them in step). The
-//! Redis hash also keeps the window's running total, so a send there reads
-//! two fields rather than every bucket (a representation, not a rule).
+//! Redis hash keeps the window's running total in the current bucket's
+//! field (`lua/spend_window.lua`), so a send there is one `HINCRBY` per
+//! window rather than a read of every bucket (a representation, not a rule).
 
 use std::{collections::BTreeMap, time::Duration};
 

@@ -14,7 +14,8 @@
 -- KEYS[1..n]       the send logs, the phone's first (n = ARGV[1]); the
 --                  phone's log is its record, the same key as KEYS[c]
 -- KEYS[n+1..n+7]   the prefix's seven keys (count_prefix_send.lua), if judged
--- KEYS[c-w..c-1]   the spend windows' hashes (reserve_spend.lua), w of them
+-- KEYS[c-2w..c-1]  the spend windows' hashes (reserve_spend.lua), w of them,
+--                  then the same windows' hashes in the previous layout
 -- KEYS[c]          the subject's record (c = ARGV[2])
 -- KEYS[c+1..]      legacy keys (number_record.lua's adopt_legacy): each
 --                  packed log's in log order, then the record's
@@ -152,15 +153,16 @@ if put_reply[1] == 'locked' then
   return { 'locked', put_reply, prefix_reply }
 end
 
--- reserve_spend on the `windows` hashes just before the record.
+-- reserve_spend on the `windows` hashes and their previous layout's, just
+-- before the record.
 local function reserve_windows(windows, args)
-  local s = record_at - windows
+  local s = record_at - 2 * windows
   if windows == 3 then
-    return reserve_spend({ KEYS[s], KEYS[s + 1], KEYS[s + 2] }, args)
+    return reserve_spend({ KEYS[s], KEYS[s + 1], KEYS[s + 2], KEYS[s + 3], KEYS[s + 4], KEYS[s + 5] }, args)
   elseif windows == 2 then
-    return reserve_spend({ KEYS[s], KEYS[s + 1] }, args)
+    return reserve_spend({ KEYS[s], KEYS[s + 1], KEYS[s + 2], KEYS[s + 3] }, args)
   end
-  return reserve_spend({ KEYS[s] }, args)
+  return reserve_spend({ KEYS[s], KEYS[s + 1] }, args)
 end
 
 local spend_at = at + 4
@@ -170,6 +172,14 @@ if windows > 0 then
   local args = {}
   for j = 1, 1 + windows * 2 do
     args[j] = ARGV[spend_at + j]
+  end
+  -- Redis's time as the first packed log read it in this call: the
+  -- reservation then needs no TIME (and its two numbers parsed) of its own.
+  for i = 1, log_count do
+    if packed[i] then
+      args[2 + windows * 2] = sent_at[i]
+      break
+    end
   end
   spend_reply = reserve_windows(windows, args)
   if spend_reply[1] == 'refused' then

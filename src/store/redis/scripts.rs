@@ -6,7 +6,7 @@
 //! is `store::count_in_steps`, which runs the same steps one call each.
 //! A script that reads or writes a number's record (or a client's packed
 //! send log) runs after `number_record.lua`, the one definition of that
-//! record's layout.
+//! record's layout; one on a spend window runs after `spend_window.lua`.
 
 use deadpool_redis::redis::Script;
 
@@ -68,13 +68,17 @@ macro_rules! lua_scripts {
 }
 
 /// One script's source as run: the file, after `number_record.lua` for the
-/// scripts on a number's record or a packed send log.
+/// scripts on a number's record or a packed send log, after
+/// `spend_window.lua` for the spend windows' scripts.
 macro_rules! lua_source {
     (@file $name:ident) => {
         include_str!(concat!("../lua/", stringify!($name), ".lua"))
     };
     (@record $name:ident) => {
         concat!(lua_source!(@file number_record), "\n", lua_source!(@file $name))
+    };
+    (@spend $name:ident) => {
+        concat!(lua_source!(@file spend_window), "\n", lua_source!(@file $name))
     };
     (put_code) => { lua_source!(@record put_code) };
     (verify_and_consume) => { lua_source!(@record verify_and_consume) };
@@ -83,6 +87,8 @@ macro_rules! lua_source {
     (cancel_code) => { lua_source!(@record cancel_code) };
     (record_packed_send) => { lua_source!(@record record_packed_send) };
     (refund_packed_send) => { lua_source!(@record refund_packed_send) };
+    (reserve_spend) => { lua_source!(@spend reserve_spend) };
+    (refund_spend) => { lua_source!(@spend refund_spend) };
     ($name:ident) => { lua_source!(@file $name) };
 }
 

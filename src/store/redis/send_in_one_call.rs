@@ -47,7 +47,8 @@ impl RedisStore {
         let mut invocation = self.scripts.count_send_and_put_code.prepare_invoke();
         let prefix_keys = if plan.prefix.is_some() { 7 } else { 0 };
         invocation.arg(plan.logs.len());
-        invocation.arg(plan.logs.len() + prefix_keys + spend_windows + 1);
+        // Each spend window's key in this layout and in the previous one.
+        invocation.arg(plan.logs.len() + prefix_keys + 2 * spend_windows + 1);
         let mut legacy_keys = Vec::new();
         for ((log, rules), token) in plan.logs.iter().zip(&log_tokens) {
             invocation.key(self.send_log_key(log));
@@ -103,11 +104,10 @@ impl RedisStore {
         read_outcome(&reply, &plan, spend, tokens)
     }
 
-    /// The spend windows' keys, just before the record's (KEYS[c-w..c-1]).
+    /// The spend windows' keys, then the same windows' in the previous
+    /// layout, just before the record's (KEYS[c-2w..c-1]).
     fn add_spend_keys(&self, invocation: &mut ScriptInvocation<'_>, spend: Option<SpendStep<'_>>) {
-        for window in spend.iter().flat_map(|step| step.windows) {
-            invocation.key(self.spend_key(&window.ledger, window.period));
-        }
+        self.add_spend_window_keys(invocation, spend.map_or(&[], |step| step.windows));
     }
 }
 

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use deadpool_redis::redis::Value;
+use deadpool_redis::redis::{ScriptInvocation, Value};
 
 use super::{
     RedisStore, millis,
@@ -24,6 +24,25 @@ impl RedisStore {
         spend_key(&self.prefix, ledger, period)
     }
 
+    /// `windows`' hashes, then the same windows' in the previous layout
+    /// (`reserve_spend.lua` takes a window's spend over from it once).
+    pub(super) fn add_spend_window_keys(
+        &self,
+        invocation: &mut ScriptInvocation<'_>,
+        windows: &[SpendWindow],
+    ) {
+        for window in windows {
+            invocation.key(self.spend_key(&window.ledger, window.period));
+        }
+        for window in windows {
+            invocation.key(previous_spend_key(
+                &self.prefix,
+                &window.ledger,
+                window.period,
+            ));
+        }
+    }
+
     pub(super) async fn reserve_spend_script(
         &self,
         amount: Micros,
@@ -37,11 +56,9 @@ impl RedisStore {
         }
         let mut invocation = self.scripts.reserve_spend.prepare_invoke();
         invocation.arg(amount.0);
+        self.add_spend_window_keys(&mut invocation, windows);
         for window in windows {
-            invocation
-                .key(self.spend_key(&window.ledger, window.period))
-                .arg(window.limit.0)
-                .arg(millis(window.period));
+            invocation.arg(window.limit.0).arg(millis(window.period));
         }
         let reply: Vec<Value> = self.run(&invocation).await?;
         spend_decision(&reply, amount, windows)
@@ -65,16 +82,27 @@ impl RedisStore {
     }
 }
 
-/// The hash of `ledger`'s window of `period` under key `prefix`: every
-/// ledger in the `{spend}` hash tag.
+/// The hash of `ledger`'s window of `period` under key `prefix`
+/// (`spend_window.lua`'s layout): every ledger in the `{spend}` hash tag.
 fn spend_key(prefix: &str, ledger: &SpendLedger, period: Duration) -> String {
+    window_key(&format!("{prefix}:{{spend}}:v2"), ledger, period)
+}
+
+/// The same window's hash in the layout before `spend_window.lua`'s (a
+/// running total `t` beside each bucket), which a window new in this layout
+/// takes its spend over from (a rolling upgrade keeps its caps).
+fn previous_spend_key(prefix: &str, ledger: &SpendLedger, period: Duration) -> String {
+    window_key(&format!("{prefix}:{{spend}}"), ledger, period)
+}
+
+fn window_key(head: &str, ledger: &SpendLedger, period: Duration) -> String {
     let period_ms = millis(period);
     match ledger {
-        SpendLedger::Service => format!("{prefix}:{{spend}}:service:{period_ms}"),
+        SpendLedger::Service => format!("{head}:service:{period_ms}"),
         // Braces in a name would not change the tag (the first `{...}`
         // wins) but are replaced as in the send logs' keys.
         SpendLedger::Caller(name) => format!(
-            "{prefix}:{{spend}}:caller:{}:{period_ms}",
+            "{head}:caller:{}:{period_ms}",
             name.replace(['{', '}'], "_")
         ),
     }
@@ -143,13 +171,18 @@ mod tests {
     fn every_ledger_of_a_decision_shares_one_hash_tag() {
         let hour = Duration::from_secs(3_600);
         let day = Duration::from_secs(86_400);
+        let checkout = SpendLedger::Caller("{checkout}".into());
         let keys = [
             spend_key("otp", &SpendLedger::Service, hour),
             spend_key("otp", &SpendLedger::Service, day),
-            spend_key("otp", &SpendLedger::Caller("{checkout}".into()), day),
+            spend_key("otp", &checkout, day),
+            previous_spend_key("otp", &SpendLedger::Service, hour),
+            previous_spend_key("otp", &checkout, day),
         ];
-        assert_eq!(keys[0], "otp:{spend}:service:3600000");
-        assert_eq!(keys[2], "otp:{spend}:caller:_checkout_:86400000");
+        assert_eq!(keys[0], "otp:{spend}:v2:service:3600000");
+        assert_eq!(keys[2], "otp:{spend}:v2:caller:_checkout_:86400000");
+        assert_eq!(keys[3], "otp:{spend}:service:3600000");
+        assert_eq!(keys[4], "otp:{spend}:caller:_checkout_:86400000");
         assert!(keys.iter().all(|key| hash_tag(key) == "spend"), "{keys:?}");
         assert_ne!(keys[0], keys[1], "a ledger per period");
     }

@@ -5,7 +5,8 @@
 //! refused, a `cheapest:` route asks the cheaper provider first, and a
 //! WhatsApp message or a call costs its own price (per message, per
 //! minute), a fall-through to SMS the SMS price, and on one Redis server a
-//! capped send costs no more store calls than an uncapped one.
+//! capped send costs no more store calls than an uncapped one, and an
+//! upgrade from the previous spend layout keeps the caps.
 
 mod caps;
 mod channels;
@@ -13,6 +14,7 @@ mod cheapest;
 mod check_config;
 mod events;
 mod redis_calls;
+mod upgrade;
 
 use tonic::{Code, Status};
 use tonic_types::StatusExt;

@@ -153,8 +153,41 @@ async fn a_refund_gives_back_the_amount_in_every_window(kind: StoreKind) {
     refused(reserve(&store, 1, &windows).await);
 }
 
+/// A refund reaches a reservation whose bucket is no longer the current
+/// one (on Redis the current bucket keeps the window's running total, an
+/// older one only its own amount: both must drop).
+async fn a_refund_reaches_a_bucket_the_window_has_moved_past(kind: StoreKind) {
+    let store = TestStore::open(kind).await;
+    // Buckets of 100 ms.
+    let window = [service(1_000, Duration::from_secs(6))];
+    let first = reserved(reserve(&store, 600, &window).await);
+    let first_bucket = first.buckets[0].2;
+    let (store_ref, window_ref) = (&store, &window);
+    let mut since = 0;
+    wait_for(
+        "a reservation in a later bucket",
+        Duration::from_secs(5),
+        || {
+            since += 1;
+            async move {
+                let later = reserved(reserve(store_ref, 1, window_ref).await);
+                (later.buckets[0].2 > first_bucket).then_some(())
+            }
+        },
+    )
+    .await;
+    // 600 + `since` reserved; the refund leaves `since`.
+    store
+        .refund_spend(&first, Micros(600))
+        .await
+        .expect("refund answers");
+    reserved(reserve(&store, 1_000 - since, &window).await);
+    refused(reserve(&store, 1, &window).await);
+}
+
 for_each_store!(
     the_cap_refuses_at_the_exact_crossing_and_lifts_when_the_spend_leaves_the_window,
     a_decision_reserves_in_every_window_or_in_none,
     a_refund_gives_back_the_amount_in_every_window,
+    a_refund_reaches_a_bucket_the_window_has_moved_past,
 );
