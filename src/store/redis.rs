@@ -92,6 +92,8 @@ pub struct RedisStore {
     /// Whether scripts adopt records an older version wrote
     /// (`number_record.rs`, `legacy_adoption.rs`).
     legacy: LegacyAdoption,
+    /// The spend windows already in this layout (`spend.rs`).
+    spend_taken_over: spend::SpendWindowsTakenOver,
 }
 
 impl fmt::Debug for RedisStore {
@@ -119,6 +121,7 @@ impl RedisStore {
             timeout: settings.timeout,
             scripts: Scripts::new(),
             legacy: LegacyAdoption::new(&settings.topology),
+            spend_taken_over: spend::SpendWindowsTakenOver::default(),
         })
     }
 

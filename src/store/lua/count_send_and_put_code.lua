@@ -14,8 +14,8 @@
 -- KEYS[1..n]       the send logs, the phone's first (n = ARGV[1]); the
 --                  phone's log is its record, the same key as KEYS[c]
 -- KEYS[n+1..n+7]   the prefix's seven keys (count_prefix_send.lua), if judged
--- KEYS[c-2w..c-1]  the spend windows' hashes (reserve_spend.lua), w of them,
---                  then the same windows' hashes in the previous layout
+-- KEYS[c-h..c-1]   the spend windows' hashes (reserve_spend.lua), w of them,
+--                  then, if h = 2w, the same windows' in the previous layout
 -- KEYS[c]          the subject's record (c = ARGV[2])
 -- KEYS[c+1..]      legacy keys (number_record.lua's adopt_legacy): each
 --                  packed log's in log order, then the record's
@@ -28,8 +28,9 @@
 --          ('1': enforce, '0': monitor), or '0' when no prefix is judged;
 --          then digest, lifetime_ms, max_attempts and the record's count
 --          of legacy keys; then w (0: no spend step, at most 3) followed,
---          when w > 0, by reserve_spend.lua's arguments: the amount and w
---          pairs of limit and period (ms).
+--          when w > 0, by h (w or 2w, the spend keys handed) and
+--          reserve_spend.lua's arguments: the amount and w pairs of limit
+--          and period (ms).
 -- Returns, each reply being the step's own:
 --   {'refused', log_index (0-based), record_send reply}         nothing counted
 --   {'suspended', count_prefix_send reply}                      nothing counted
@@ -153,22 +154,27 @@ if put_reply[1] == 'locked' then
   return { 'locked', put_reply, prefix_reply }
 end
 
--- reserve_spend on the `windows` hashes and their previous layout's, just
--- before the record.
-local function reserve_windows(windows, args)
-  local s = record_at - 2 * windows
-  if windows == 3 then
-    return reserve_spend({ KEYS[s], KEYS[s + 1], KEYS[s + 2], KEYS[s + 3], KEYS[s + 4], KEYS[s + 5] }, args)
-  elseif windows == 2 then
+-- reserve_spend on the `handed` spend keys just before the record.
+local function reserve_windows(handed, args)
+  local s = record_at - handed
+  if handed == 1 then
+    return reserve_spend({ KEYS[s] }, args)
+  elseif handed == 2 then
+    return reserve_spend({ KEYS[s], KEYS[s + 1] }, args)
+  elseif handed == 3 then
+    return reserve_spend({ KEYS[s], KEYS[s + 1], KEYS[s + 2] }, args)
+  elseif handed == 4 then
     return reserve_spend({ KEYS[s], KEYS[s + 1], KEYS[s + 2], KEYS[s + 3] }, args)
   end
-  return reserve_spend({ KEYS[s], KEYS[s + 1] }, args)
+  return reserve_spend({ KEYS[s], KEYS[s + 1], KEYS[s + 2], KEYS[s + 3], KEYS[s + 4], KEYS[s + 5] }, args)
 end
 
 local spend_at = at + 4
 local windows = tonumber(ARGV[spend_at])
 local spend_reply = {}
 if windows > 0 then
+  local handed = tonumber(ARGV[spend_at + 1])
+  spend_at = spend_at + 1
   local args = {}
   for j = 1, 1 + windows * 2 do
     args[j] = ARGV[spend_at + j]
@@ -181,7 +187,7 @@ if windows > 0 then
       break
     end
   end
-  spend_reply = reserve_windows(windows, args)
+  spend_reply = reserve_windows(handed, args)
   if spend_reply[1] == 'refused' then
     -- The record's legacy keys, if any, were adopted by put_code just now.
     discard_code({ KEYS[record_at] }, { put_args[1] })

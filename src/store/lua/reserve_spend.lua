@@ -13,8 +13,10 @@
 -- Also a step of count_send_and_put_code.lua (wrapped unchanged as a local
 -- function on the keys the driver hands it), so a capped send on one server
 -- or Sentinel is one EVALSHA; a Cluster runs this script on its own.
--- KEYS[i]      window i's hash (w windows)
--- KEYS[w + i]  the same window's hash in the previous layout (read once)
+-- KEYS[i]      window i's hash (w windows: as many as limit, period pairs)
+-- KEYS[w + i]  optional: the same window's hash in the previous layout, to
+--              take its spend over if window i's hash is new (the caller
+--              hands these until it has seen every window in this layout)
 -- ARGV[1]  the amount to reserve (an integer, millionths of the currency)
 -- ARGV[2i], ARGV[2i+1]  window i's limit and period (ms)
 -- ARGV[2w+2]  optional: Redis's time in ms, read earlier in the same call
@@ -23,7 +25,7 @@
 --         {'refused', window_index, retry_after_ms, ...} (0-based indexes).
 -- `x + 0` turns an argument into a number with one conversion (Lua 5.1's
 -- tonumber makes two): this runs on every priced send.
-local windows = #KEYS / 2
+local windows = math.floor((#ARGV - 1) / 2)
 local now = ARGV[2 * windows + 2]
 if now == nil then
   -- Redis's clock, not the caller's: every replica then agrees on time.

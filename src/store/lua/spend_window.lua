@@ -57,11 +57,12 @@ end
 -- The first amount of bucket k in window i (n<k> was just created holding
 -- `own`): older buckets may have left the window, so the hash is rewritten
 -- from its kept buckets, n<k> = b + own. A hash new in this layout first
--- takes over the previous layout's (KEYS[i + windows]) kept buckets.
+-- takes over the previous layout's (KEYS[i + windows], if handed) kept
+-- buckets.
 -- Returns the window's total.
 local function roll_window(i, windows, k, width, own)
   local amounts, laid_out = window_amounts(i, k, own)
-  if not laid_out then
+  if not laid_out and KEYS[i + windows] then
     local old = redis.call('HGETALL', KEYS[i + windows])
     for f = 1, #old, 2 do
       local bucket = tonumber(old[f])

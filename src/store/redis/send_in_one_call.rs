@@ -13,7 +13,7 @@ use super::{
     pumping::prefix_decision,
     put_outcome,
     send_log::{number_at, numbers_in, random_tokens, send_decision, split_reply, status_text},
-    spend::spend_decision,
+    spend::{HandedSpendKeys, spend_decision},
 };
 use crate::{
     spend::SpendCap,
@@ -43,12 +43,13 @@ impl RedisStore {
             })
             .collect();
         let spend = spend_step(&plan)?;
-        let spend_windows = spend.map_or(0, |step| step.windows.len());
+        let spend_keys = spend.map_or_else(HandedSpendKeys::default, |step| {
+            self.spend_keys_to_hand(step.windows)
+        });
         let mut invocation = self.scripts.count_send_and_put_code.prepare_invoke();
         let prefix_keys = if plan.prefix.is_some() { 7 } else { 0 };
         invocation.arg(plan.logs.len());
-        // Each spend window's key in this layout and in the previous one.
-        invocation.arg(plan.logs.len() + prefix_keys + 2 * spend_windows + 1);
+        invocation.arg(plan.logs.len() + prefix_keys + spend_keys.count() + 1);
         let mut legacy_keys = Vec::new();
         for ((log, rules), token) in plan.logs.iter().zip(&log_tokens) {
             invocation.key(self.send_log_key(log));
@@ -85,14 +86,14 @@ impl RedisStore {
         };
         let code = plan.code;
         let record_legacy = self.legacy_keys(&SendLog::Phone(*code.subject)).await;
-        self.add_spend_keys(&mut invocation, spend);
+        spend_keys.add_to(&mut invocation);
         invocation
             .key(self.record_key(code.subject))
             .arg(kept_digest(code.digest))
             .arg(millis(code.lifetime))
             .arg(code.max_attempts)
             .arg(record_legacy.len());
-        add_spend_args(&mut invocation, spend);
+        add_spend_args(&mut invocation, spend, spend_keys.count());
         for key in legacy_keys.into_iter().chain(record_legacy) {
             invocation.key(key);
         }
@@ -101,13 +102,15 @@ impl RedisStore {
             logs: log_tokens,
             prefix: prefix_token,
         };
-        read_outcome(&reply, &plan, spend, tokens)
-    }
-
-    /// The spend windows' keys, then the same windows' in the previous
-    /// layout, just before the record's (KEYS[c-2w..c-1]).
-    fn add_spend_keys(&self, invocation: &mut ScriptInvocation<'_>, spend: Option<SpendStep<'_>>) {
-        self.add_spend_window_keys(invocation, spend.map_or(&[], |step| step.windows));
+        let outcome = read_outcome(&reply, &plan, spend, tokens)?;
+        if matches!(
+            outcome,
+            SendOutcome::Stored(_) | SendOutcome::SpendRefused { .. }
+        ) {
+            // The spend step ran (a send refused before it did not reach it).
+            self.spend_windows_reserved_in(spend_keys);
+        }
+        Ok(outcome)
     }
 }
 
@@ -124,14 +127,22 @@ fn spend_step<'a>(plan: &SendPlan<'a>) -> Result<Option<SpendStep<'a>>, StoreErr
     Ok(spend)
 }
 
-/// The spend step's arguments: its window count w (0: no step), then
-/// `reserve_spend.lua`'s: the amount and each window's limit and period.
-fn add_spend_args(invocation: &mut ScriptInvocation<'_>, spend: Option<SpendStep<'_>>) {
+/// The spend step's arguments: its window count w (0: no step), then the
+/// count of spend keys handed and `reserve_spend.lua`'s: the amount and
+/// each window's limit and period.
+fn add_spend_args(
+    invocation: &mut ScriptInvocation<'_>,
+    spend: Option<SpendStep<'_>>,
+    keys_handed: usize,
+) {
     let Some(step) = spend else {
         invocation.arg(0);
         return;
     };
-    invocation.arg(step.windows.len()).arg(step.amount.0);
+    invocation
+        .arg(step.windows.len())
+        .arg(keys_handed)
+        .arg(step.amount.0);
     for window in step.windows {
         invocation.arg(window.limit.0).arg(millis(window.period));
     }

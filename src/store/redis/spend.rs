@@ -5,7 +5,11 @@
 //! carries the `{spend}` hash tag, so one decision's keys (the service's
 //! hour and day, a caller's day) are in one slot on a Cluster as well.
 
-use std::time::Duration;
+use std::{
+    collections::HashSet,
+    sync::{Mutex, PoisonError},
+    time::Duration,
+};
 
 use deadpool_redis::redis::{ScriptInvocation, Value};
 
@@ -24,22 +28,28 @@ impl RedisStore {
         spend_key(&self.prefix, ledger, period)
     }
 
-    /// `windows`' hashes, then the same windows' in the previous layout
-    /// (`reserve_spend.lua` takes a window's spend over from it once).
-    pub(super) fn add_spend_window_keys(
-        &self,
-        invocation: &mut ScriptInvocation<'_>,
-        windows: &[SpendWindow],
-    ) {
-        for window in windows {
-            invocation.key(self.spend_key(&window.ledger, window.period));
-        }
-        for window in windows {
-            invocation.key(previous_spend_key(
-                &self.prefix,
-                &window.ledger,
-                window.period,
-            ));
+    /// `windows`' hashes, then, until this process has reserved in each of
+    /// them, the same windows' in the previous layout (`reserve_spend.lua`
+    /// takes a window's spend over from it when the window is new there).
+    pub(super) fn spend_keys_to_hand(&self, windows: &[SpendWindow]) -> HandedSpendKeys {
+        let keys: Vec<String> = windows
+            .iter()
+            .map(|window| self.spend_key(&window.ledger, window.period))
+            .collect();
+        let previous = (!self.spend_taken_over.has_all(&keys)).then(|| {
+            windows
+                .iter()
+                .map(|window| previous_spend_key(&self.prefix, &window.ledger, window.period))
+                .collect()
+        });
+        HandedSpendKeys { keys, previous }
+    }
+
+    /// The script reserved (or refused) in `handed`'s windows: each is in
+    /// this layout from now on.
+    pub(super) fn spend_windows_reserved_in(&self, handed: HandedSpendKeys) {
+        if handed.previous.is_some() {
+            self.spend_taken_over.add(handed.keys);
         }
     }
 
@@ -56,12 +66,15 @@ impl RedisStore {
         }
         let mut invocation = self.scripts.reserve_spend.prepare_invoke();
         invocation.arg(amount.0);
-        self.add_spend_window_keys(&mut invocation, windows);
+        let handed = self.spend_keys_to_hand(windows);
+        handed.add_to(&mut invocation);
         for window in windows {
             invocation.arg(window.limit.0).arg(millis(window.period));
         }
         let reply: Vec<Value> = self.run(&invocation).await?;
-        spend_decision(&reply, amount, windows)
+        let decision = spend_decision(&reply, amount, windows)?;
+        self.spend_windows_reserved_in(handed);
+        Ok(decision)
     }
 
     pub(super) async fn refund_spend_script(
@@ -79,6 +92,50 @@ impl RedisStore {
         }
         let _given: i64 = self.run(&invocation).await?;
         Ok(())
+    }
+}
+
+/// The spend keys a script is handed.
+#[derive(Debug, Default)]
+pub(super) struct HandedSpendKeys {
+    /// The windows' hashes.
+    keys: Vec<String>,
+    /// The same windows' in the previous layout, if handed too.
+    previous: Option<Vec<String>>,
+}
+
+impl HandedSpendKeys {
+    /// How many keys are handed.
+    pub(super) fn count(&self) -> usize {
+        self.keys.len() + self.previous.as_ref().map_or(0, Vec::len)
+    }
+
+    /// Hands them, the windows' first.
+    pub(super) fn add_to(&self, invocation: &mut ScriptInvocation<'_>) {
+        for key in self.keys.iter().chain(self.previous.iter().flatten()) {
+            invocation.key(key);
+        }
+    }
+}
+
+/// The spend windows this process has reserved in since it started. Each
+/// took the previous layout's spend over then (if it had any), so later
+/// calls leave the previous layout's keys out: two fewer keys per priced
+/// send. (A window whose hash then expires, a whole window without a
+/// reservation, has nothing left in the previous layout to take over
+/// unless old replicas still serve: README, "Spend windows".)
+#[derive(Debug, Default)]
+pub(super) struct SpendWindowsTakenOver(Mutex<HashSet<String>>);
+
+impl SpendWindowsTakenOver {
+    fn has_all(&self, keys: &[String]) -> bool {
+        let taken = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        keys.iter().all(|key| taken.contains(key))
+    }
+
+    fn add(&self, keys: Vec<String>) {
+        let mut taken = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        taken.extend(keys);
     }
 }
 
