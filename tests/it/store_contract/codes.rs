@@ -104,7 +104,7 @@ async fn approval_is_single_use_and_resets_the_guess_budget(kind: StoreKind) {
     );
     assert_eq!(
         verify(&store, &subject, 1, MAX_ATTEMPTS).await,
-        VerifyOutcome::Approved
+        VerifyOutcome::Approved { sent_at_ms: None }
     );
     assert_eq!(
         verify(&store, &subject, 1, MAX_ATTEMPTS).await,
@@ -153,7 +153,7 @@ async fn resend_keeps_spent_guesses_and_never_shrinks_the_lifetime(kind: StoreKi
     );
     assert_eq!(
         verify(&store, &subject, 3, MAX_ATTEMPTS).await,
-        VerifyOutcome::Approved
+        VerifyOutcome::Approved { sent_at_ms: None }
     );
 }
 
@@ -288,7 +288,11 @@ async fn any_candidate_digest_approves_and_a_miss_spends_one_guess(kind: StoreKi
         .verify_and_consume(&subject, &[digest(9), digest(1)], MAX_ATTEMPTS)
         .await
         .expect("answers");
-    assert_eq!(hit, VerifyOutcome::Approved, "the previous secret's digest");
+    assert_eq!(
+        hit,
+        VerifyOutcome::Approved { sent_at_ms: None },
+        "the previous secret's digest"
+    );
 }
 
 for_each_store!(
