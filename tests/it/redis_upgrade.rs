@@ -276,7 +276,7 @@ async fn the_new_replica_approves_the_guard_sends_of_either_version() {
 
 /// A send an older version counted at its own clock (a millisecond off the
 /// time its number's record kept) is found by that version's latest-send
-/// hash, as it wrote it: raw (`nolatest`'s predecessors since issue 30) or
+/// hash, as it wrote it: raw (versions up to `5022918`, since issue 30) or
 /// in hex with a `token:source:subject` member (before issue 30).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_approval_falls_back_to_the_latest_send_an_old_version_wrote() {

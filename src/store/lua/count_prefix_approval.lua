@@ -5,7 +5,7 @@
 -- Rust twin: MemoryStore::count_prefix_approval in src/store/memory/prefixes.rs,
 -- through PrefixWindow::count_approval in src/store/prefix_window.rs (same rule).
 -- KEYS[1]  unapproved sends   KEYS[2]  approved sends
--- KEYS[3]  each number's latest send, as versions before `nolatest` wrote it
+-- KEYS[3]  each number's latest send, as versions up to `5022918` wrote it
 --          KEYS[4]  trusted numbers (as in count_prefix_send.lua; one hash tag)
 -- ARGV[1]  the number's subject tag in hex (trusted numbers)
 -- ARGV[2]  window_ms: how long the approved send is kept
@@ -17,7 +17,9 @@
 -- Returns 1.
 local sends, approved, latest, trusted = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local subject, subject_raw = ARGV[1], ARGV[4]
-local sent = tonumber(ARGV[5]) or 0
+-- Kept a string: handed to Redis as is (Lua would format a number with
+-- snprintf, and parse one with strtod, a few thousand instructions each).
+local sent = ARGV[5]
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local window = tonumber(ARGV[2])
@@ -36,7 +38,7 @@ end
 -- hex before issue 30). Sends to other numbers in the same millisecond are
 -- the only others read.
 local member = nil
-if sent > 0 then
+if sent ~= '0' then
   for _, candidate in ipairs(redis.call('ZRANGEBYSCORE', sends, sent, sent)) do
     if #candidate == 24 then
       if string.sub(candidate, 17, 24) == subject_raw then

@@ -17,7 +17,7 @@
 -- KEYS[2]  approved sends (sorted set: member = token, score = its send ms)
 -- KEYS[3]  the suspension (a string that expires when it lifts)
 -- KEYS[4]  each number's latest send (hash: subject, raw -> member of KEYS[1]),
---          as versions before `nolatest` kept it: no longer written or
+--          as versions up to `5022918` kept it: no longer written or
 --          pruned here (an approval finds its send by its time, ARGV[10]);
 --          read by count_prefix_approval.lua while an old replica writes it
 -- KEYS[5]  trusted numbers (sorted set: member = subject in hex, score = trusted until ms)
@@ -29,7 +29,7 @@
 -- ARGV[2]  window_ms     ARGV[3]  judge_after_ms      ARGV[4]  min_sends
 -- ARGV[5]  min_approved_percent                       ARGV[6]  suspension_ms
 -- ARGV[7]  min_sources   ARGV[8]  the number's subject tag in hex (trust)
--- ARGV[9]  the number's subject tag, raw (unused since `nolatest`; kept so
+-- ARGV[9]  the number's subject tag, raw (unused after `5022918`; kept so
 --          the arguments keep their places)
 -- ARGV[10] (optional) when the number's record logged this send (ms): the
 --          send's score, which the approval of its code finds it by (the
@@ -59,7 +59,9 @@ else
   local time = redis.call('TIME')
   now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 end
-local sent = tonumber(ARGV[10] or '') or now
+-- As given (a string is handed to ZADD unconverted: Lua formats a number
+-- with snprintf, a few thousand instructions).
+local sent = ARGV[10] or now
 local window = tonumber(ARGV[2])
 
 if redis.call('EXISTS', exempt) == 1 then

@@ -16,8 +16,8 @@ use crate::{
 
 /// The keys of one prefix under `key_prefix`, in the order every per-prefix
 /// script declares them: its unapproved sends, its approved sends, its
-/// suspension, each number's latest send (written only by versions before
-/// `nolatest`: read while an old replica keeps it), the trusted numbers, the
+/// suspension, each number's latest send (written only by versions up to
+/// `5022918`: read while an old replica keeps it), the trusted numbers, the
 /// exemption and when sends were last acted on. The destination prefix (`+` and digits, never a whole number)
 /// is their hash tag. (The approved sends were `:approvals`, one entry per
 /// approval, before approvals were counted per send: that key is no longer
