@@ -105,6 +105,10 @@ impl Shared {
                 .get(subject)
                 .and_then(|record| record.log.newest_ms(now_ms));
             forget_if_idle(&mut numbers, subject, now_ms);
+            drop(numbers);
+            // A number whose limits are too large to pack logs its sends in
+            // a plain list (`send_logs.rs`); Redis always packs them.
+            let sent_at_ms = sent_at_ms.or_else(|| self.newest_listed_send(subject));
             return Ok(VerifyOutcome::Approved { sent_at_ms });
         }
         code.attempts_used = code.attempts_used.saturating_add(1);
