@@ -127,6 +127,7 @@ async fn text(store: &MemoryStore, first: u32, numbers: u32, sends: u32, with_gu
                     sender: PrefixSender {
                         subject: &subject,
                         source: SendSource(client.tag()),
+                        sent_at_ms: None,
                     },
                 }),
                 code: CodeToStore {

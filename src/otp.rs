@@ -175,9 +175,9 @@ impl OtpFlow {
             }
         };
         let verification = match outcome {
-            VerifyOutcome::Approved => {
+            VerifyOutcome::Approved { sent_at_ms } => {
                 if self.abuse.test_numbers.code_for(phone).is_none() {
-                    self.guard.count_approval(phone, &subject);
+                    self.guard.count_approval(phone, &subject, sent_at_ms);
                     if let Some(spend) = &self.spend {
                         spend.count_approval(phone);
                     }

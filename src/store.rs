@@ -65,7 +65,13 @@ pub enum PutOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VerifyOutcome {
     /// The digest matched; the code has been deleted and the budget reset.
-    Approved,
+    Approved {
+        /// When the approved code was sent (ms on the store's clock: the
+        /// number's newest logged send), if a send is logged: the pumping
+        /// guard's approval finds that send by it
+        /// ([`OtpStore::count_prefix_approval`]).
+        sent_at_ms: Option<u64>,
+    },
     /// The digest did not match; one guess was spent.
     Incorrect {
         /// Guesses left; 0 means the code was destroyed and the subject is now locked.
@@ -119,6 +125,10 @@ pub enum SendDecision {
         token: String,
         /// Time until the same log would admit another send.
         next_allowed_in: Duration,
+        /// When the log counted the send (ms on the store's clock), where
+        /// the log keeps it: a number's log, for the pumping guard to count
+        /// the send at the same time ([`PrefixSender::sent_at_ms`]).
+        sent_at_ms: Option<u64>,
     },
     /// Some rule is full; nothing was counted.
     Refused {
@@ -307,11 +317,18 @@ pub trait OtpStore: Send + Sync + 'static {
     /// Counts the approval of the code last sent to `subject` under
     /// `prefix`: that send (if still counted) becomes an approved one, and
     /// the number is trusted for `rule.trust_for`. Atomic per prefix.
+    /// `sent_at_ms` is [`VerifyOutcome::Approved`]'s: the prefix counted
+    /// the send at exactly that time ([`PrefixSender::sent_at_ms`]), so the
+    /// approval finds it among the sends of that millisecond. A send counted
+    /// by a version before this one is found as that version kept it (each
+    /// number's latest send, read only while an old replica still writes
+    /// it); `None` approves no send (the number is still trusted).
     async fn count_prefix_approval(
         &self,
         prefix: &DestinationPrefix,
         subject: &SubjectKey,
         rule: &PrefixRule,
+        sent_at_ms: Option<u64>,
     ) -> Result<(), StoreError>;
 
     /// How many prefixes are suspended now, service-wide, after listing

@@ -135,7 +135,14 @@ impl PumpingGuard {
     /// approved one, the number trusted) in the background: a verification
     /// is never slowed or failed by the guard. A failed write is logged and
     /// counted (`otp_pumping_guard_errors_total`).
-    pub fn count_approval(&self, phone: &PhoneNumber, subject: &SubjectKey) {
+    /// `sent_at_ms`: when the approved code was sent, as the store said
+    /// ([`crate::store::VerifyOutcome::Approved`]).
+    pub fn count_approval(
+        &self,
+        phone: &PhoneNumber,
+        subject: &SubjectKey,
+        sent_at_ms: Option<u64>,
+    ) {
         if self.settings.mode == GuardMode::Off {
             return;
         }
@@ -145,7 +152,10 @@ impl PumpingGuard {
         // Not in the call's span: its masked number beside the prefix would
         // show most of the number.
         tokio::spawn(async move {
-            if let Err(err) = store.count_prefix_approval(&prefix, &subject, &rule).await {
+            if let Err(err) = store
+                .count_prefix_approval(&prefix, &subject, &rule, sent_at_ms)
+                .await
+            {
                 tracing::warn!(error = %err, prefix = %prefix, "could not count an approval for the pumping guard");
                 metrics::pumping_guard_failed("count_prefix_approval");
             }

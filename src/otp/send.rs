@@ -179,7 +179,14 @@ impl OtpFlow {
             logs: &logs,
             prefix: prefix.map(|prefix| {
                 let source = self.send_source(client, request);
-                self.guard.step(prefix, PrefixSender { subject, source })
+                self.guard.step(
+                    prefix,
+                    PrefixSender {
+                        subject,
+                        source,
+                        sent_at_ms: None,
+                    },
+                )
             }),
             code: CodeToStore {
                 subject,

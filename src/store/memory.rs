@@ -209,8 +209,10 @@ impl OtpStore for MemoryStore {
         prefix: &DestinationPrefix,
         subject: &SubjectKey,
         rule: &PrefixRule,
+        sent_at_ms: Option<u64>,
     ) -> Result<(), StoreError> {
-        self.shared.count_prefix_approval(prefix, subject, rule)
+        self.shared
+            .count_prefix_approval(prefix, subject, rule, sent_at_ms)
     }
 
     async fn suspended_prefixes(

@@ -10,7 +10,7 @@ use crate::{
 };
 
 #[cfg(doc)]
-use super::OtpStore;
+use super::{OtpStore, SendDecision, VerifyOutcome};
 
 /// What [`OtpStore::count_prefix_send`] decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +46,11 @@ pub struct PrefixSender<'a> {
     pub subject: &'a SubjectKey,
     /// Who asked for the send.
     pub source: SendSource,
+    /// When the number's own log counted this send (ms on the store's
+    /// clock; [`SendDecision::Admitted`]), if it did: the guard counts the
+    /// send at that very time, which is how an approval finds it again
+    /// ([`VerifyOutcome::Approved`]). `None`: at the guard's own clock.
+    pub sent_at_ms: Option<u64>,
 }
 
 /// A suspended destination prefix as an operator sees it (the admin API).

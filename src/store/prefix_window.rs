@@ -1,6 +1,7 @@
 //! The pumping guard's per-prefix counts, as the in-memory store keeps them:
-//! the counted sends (unapproved and approved apart), each number's latest
-//! send, the numbers trusted here, a suspension and an exemption.
+//! the counted sends (unapproved and approved apart, each at the time its
+//! number's record logged it), the numbers trusted here, a suspension and
+//! an exemption.
 //! Twin of `src/store/lua/count_prefix_send.lua` (the decision),
 //! `count_prefix_approval.lua` (an approval) and `lift_prefix.lua` /
 //! `exempt_prefix.lua` (the admin API); a change to one is a change to the
@@ -23,9 +24,6 @@ pub struct PrefixWindow {
     /// Send times (not approval times) of the counted sends whose own code
     /// was approved, oldest first: judged by when they were sent.
     approved: VecDeque<u64>,
-    /// Each number's latest counted send (subject tag -> token): only that
-    /// send's code can still be approved.
-    latest: HashMap<u64, u64>,
     /// Numbers that approved a code here (subject tag -> trusted until):
     /// never refused by the guard.
     trusted: HashMap<u64, u64>,
@@ -60,6 +58,10 @@ pub struct SenderTags {
     pub subject: u64,
     /// The [`crate::abuse::SendSource`] as a number.
     pub source: u64,
+    /// When the number's record logged the send (ms), if it did: the send
+    /// is counted at that time, the one its approval names
+    /// ([`PrefixWindow::count_approval`]); else at the decision's.
+    pub sent_at_ms: Option<u64>,
 }
 
 fn ms(duration: Duration) -> u64 {
@@ -115,13 +117,19 @@ impl PrefixWindow {
                 };
             }
         }
-        self.unapproved.push_back(PrefixSend {
-            at: now_ms,
-            token,
-            source: sender.source,
-            subject: sender.subject,
-        });
-        self.latest.insert(sender.subject, token);
+        // The record's time was read before this prefix's lock (a moment
+        // earlier, or on another Cluster master in Lua): kept in order.
+        let at = sender.sent_at_ms.unwrap_or(now_ms);
+        let place = self.unapproved.partition_point(|send| send.at <= at);
+        self.unapproved.insert(
+            place,
+            PrefixSend {
+                at,
+                token,
+                source: sender.source,
+                subject: sender.subject,
+            },
+        );
         passed
     }
 
@@ -176,16 +184,22 @@ impl PrefixWindow {
 
     /// Takes back the send counted with `token`, if it is still here.
     pub fn refund(&mut self, token: u64) {
-        let position = self.unapproved.iter().rposition(|send| send.token == token);
-        if let Some(send) = position.and_then(|at| self.unapproved.remove(at)) {
-            self.forget_latest(&send);
+        if let Some(at) = self.unapproved.iter().rposition(|send| send.token == token) {
+            self.unapproved.remove(at);
         }
     }
 
-    /// Counts an approval of the code last sent to `subject` at `now_ms`:
-    /// that send moves to the approved ones (if it is still counted here),
-    /// and the number is trusted for `rule.trust_for`.
-    pub fn count_approval(&mut self, rule: &PrefixRule, now_ms: u64, subject: u64) {
+    /// Counts an approval at `now_ms` of the code sent to `subject` at
+    /// `sent_at_ms` (its record's newest send): that send, found among the
+    /// sends of that millisecond, moves to the approved ones (if it is still
+    /// counted here), and the number is trusted for `rule.trust_for`.
+    pub fn count_approval(
+        &mut self,
+        rule: &PrefixRule,
+        now_ms: u64,
+        subject: u64,
+        sent_at_ms: Option<u64>,
+    ) {
         self.keep_for_ms = self
             .keep_for_ms
             .max(ms(rule.window))
@@ -195,13 +209,19 @@ impl PrefixWindow {
         if !rule.trust_for.is_zero() {
             self.trust(subject, now_ms.saturating_add(ms(rule.trust_for)), now_ms);
         }
-        let Some(token) = self.latest.remove(&subject) else {
+        let Some(sent) = sent_at_ms else {
             return;
         };
-        let Some(at) = self.unapproved.iter().rposition(|send| send.token == token) else {
+        let from = self.unapproved.partition_point(|send| send.at < sent);
+        let Some(at) = self
+            .unapproved
+            .range(from..)
+            .take_while(|send| send.at == sent)
+            .position(|send| send.subject == subject)
+        else {
             return;
         };
-        if let Some(send) = self.unapproved.remove(at) {
+        if let Some(send) = self.unapproved.remove(from + at) {
             let place = self.approved.partition_point(|sent| *sent <= send.at);
             self.approved.insert(place, send.at);
         }
@@ -273,28 +293,20 @@ impl PrefixWindow {
 
     /// Drops sends at or before `now_ms - window` (the Lua twin's
     /// `ZREMRANGEBYSCORE -inf now-window`, which on a clock younger than the
-    /// window removes nothing), with their numbers' latest-send entries.
+    /// window removes nothing).
     fn forget_older_than(&mut self, window: Duration, now_ms: u64) {
         let Some(cutoff) = now_ms.checked_sub(ms(window)) else {
             return;
         };
-        while let Some(send) = self
+        while self
             .unapproved
             .front()
-            .copied()
-            .filter(|send| send.at <= cutoff)
+            .is_some_and(|send| send.at <= cutoff)
         {
             self.unapproved.pop_front();
-            self.forget_latest(&send);
         }
         while self.approved.front().is_some_and(|at| *at <= cutoff) {
             self.approved.pop_front();
-        }
-    }
-
-    fn forget_latest(&mut self, send: &PrefixSend) {
-        if self.latest.get(&send.subject) == Some(&send.token) {
-            self.latest.remove(&send.subject);
         }
     }
 }

@@ -311,8 +311,9 @@ impl OtpStore for RedisStore {
         prefix: &DestinationPrefix,
         subject: &SubjectKey,
         rule: &PrefixRule,
+        sent_at_ms: Option<u64>,
     ) -> Result<(), StoreError> {
-        self.count_prefix_approval_script(prefix, subject, rule)
+        self.count_prefix_approval_script(prefix, subject, rule, sent_at_ms)
             .await
     }
 

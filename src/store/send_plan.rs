@@ -179,14 +179,17 @@ async fn run_steps<S: OtpStore + ?Sized>(
     plan: &SendPlan<'_>,
     counted: &mut Counted,
 ) -> Result<SendOutcome, StoreError> {
+    let mut sent_at_ms = None;
     for (log, rules) in plan.logs {
         match timed_store("record_send", store.record_send(log, rules)).await? {
             SendDecision::Admitted {
                 token,
                 next_allowed_in,
+                sent_at_ms: logged_at,
             } => {
                 if matches!(log, SendLog::Phone(_)) {
                     counted.next_allowed_in = next_allowed_in;
+                    sent_at_ms = logged_at;
                 }
                 counted.logs.push((log.clone(), token));
             }
@@ -197,9 +200,15 @@ async fn run_steps<S: OtpStore + ?Sized>(
     }
     let mut monitored = None;
     if let Some(step) = plan.prefix {
+        // Counted at the time the number's record logged, so the approval
+        // of this send's code finds it by the time the record kept.
+        let sender = PrefixSender {
+            sent_at_ms,
+            ..step.sender
+        };
         let decision = timed_store(
             "count_prefix_send",
-            store.count_prefix_send(step.prefix, step.rule, step.sender),
+            store.count_prefix_send(step.prefix, step.rule, sender),
         )
         .await?;
         match decision {

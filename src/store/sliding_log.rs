@@ -135,6 +135,7 @@ pub fn record(
     SendDecision::Admitted {
         token: times.log(now_ms, token),
         next_allowed_in,
+        sent_at_ms: Some(now_ms),
     }
 }
 
@@ -242,7 +243,8 @@ mod tests {
             first,
             SendDecision::Admitted {
                 token: "1".into(),
-                next_allowed_in: Duration::from_secs(30)
+                next_allowed_in: Duration::from_secs(30),
+                sent_at_ms: Some(1_000),
             }
         );
         let refused = record(&mut times, &rules, 11_500, 2);

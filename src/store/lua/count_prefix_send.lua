@@ -16,7 +16,10 @@
 --          hex, still read), score = send ms)
 -- KEYS[2]  approved sends (sorted set: member = token, score = its send ms)
 -- KEYS[3]  the suspension (a string that expires when it lifts)
--- KEYS[4]  each number's latest send (hash: subject, raw -> member of KEYS[1])
+-- KEYS[4]  each number's latest send (hash: subject, raw -> member of KEYS[1]),
+--          as versions up to `5022918` kept it: no longer written or
+--          pruned here (an approval finds its send by its time, ARGV[10]);
+--          read by count_prefix_approval.lua while an old replica writes it
 -- KEYS[5]  trusted numbers (sorted set: member = subject in hex, score = trusted until ms)
 -- KEYS[6]  an operator's exemption (a string that expires when it ends)
 -- KEYS[7]  when the last suspension began or was lifted (ms; sends up to
@@ -26,32 +29,39 @@
 -- ARGV[2]  window_ms     ARGV[3]  judge_after_ms      ARGV[4]  min_sends
 -- ARGV[5]  min_approved_percent                       ARGV[6]  suspension_ms
 -- ARGV[7]  min_sources   ARGV[8]  the number's subject tag in hex (trust)
--- ARGV[9]  the number's subject tag, raw (its latest send)
+-- ARGV[9]  the number's subject tag, raw (unused after `5022918`; kept so
+--          the arguments keep their places)
+-- ARGV[10] (optional) when the number's record logged this send (ms): the
+--          send's score, which the approval of its code finds it by (the
+--          record's newest send, verify_and_consume.lua); without it, now
+-- ARGV[11] (optional) '1': ARGV[10] was read in this same call (the send
+--          driver), so it is also now and Redis's clock is not read again
 -- Returns {'counted'} (also for a send let through uncounted),
 -- {'suspended', lift_in_ms} or, when this call suspended the prefix,
 -- {'suspended', lift_in_ms, judged, approved}.
-local sends, approved, suspension, latest, trusted, exempt, since = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local sends, approved, suspension, trusted, exempt, since = KEYS[1], KEYS[2], KEYS[3], KEYS[5], KEYS[6], KEYS[7]
 local subject = ARGV[8]
-local subject_raw = ARGV[9]
 
--- A member's source and subject: 8 raw bytes each after the token, or, as
--- written before issue 30, `token:source:subject` in hex (a bare token, from
--- before sources were kept, has neither).
+-- A member's source: 8 raw bytes after the token, or, as written before
+-- issue 30, `token:source:subject` in hex (a bare token, from before sources
+-- were kept, has none).
 local function source_of(member)
   if #member == 24 then
     return string.sub(member, 9, 16)
   end
   return string.match(member, '^[^:]*:([^:]*)')
 end
-local function subject_of(member)
-  if #member == 24 then
-    return string.sub(member, 17, 24)
-  end
-  return string.match(member, ':([^:]*)$')
-end
 -- Redis's clock, not the caller's: every replica then agrees on time.
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local now
+if ARGV[11] == '1' then
+  now = tonumber(ARGV[10])
+else
+  local time = redis.call('TIME')
+  now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+-- As given (a string is handed to ZADD unconverted: Lua formats a number
+-- with snprintf, a few thousand instructions).
+local sent = ARGV[10] or now
 local window = tonumber(ARGV[2])
 
 if redis.call('EXISTS', exempt) == 1 then
@@ -66,17 +76,10 @@ if lift_in > 0 then
   return { 'suspended', lift_in }
 end
 
--- Sends that left the window go, with their numbers' latest-send entries.
-local gone = redis.call('ZRANGEBYSCORE', sends, '-inf', now - window)
-for _, member in ipairs(gone) do
-  local of = subject_of(member)
-  if of and redis.call('HGET', latest, of) == member then
-    redis.call('HDEL', latest, of)
-  end
-end
-if #gone > 0 then
-  redis.call('ZREMRANGEBYSCORE', sends, '-inf', now - window)
-end
+-- Sends that left the window go. (An old replica's latest-send entries for
+-- them stay until its hash expires: an approval checks that its send is
+-- still here.)
+redis.call('ZREMRANGEBYSCORE', sends, '-inf', now - window)
 redis.call('ZREMRANGEBYSCORE', approved, '-inf', now - window)
 
 -- A trusted number's send is counted but never the one that judges.
@@ -115,8 +118,6 @@ if not is_trusted then
   end
 end
 
-redis.call('ZADD', sends, now, ARGV[1])
-redis.call('HSET', latest, subject_raw, ARGV[1])
+redis.call('ZADD', sends, sent, ARGV[1])
 redis.call('PEXPIRE', sends, window)
-redis.call('PEXPIRE', latest, window)
 return { 'counted' }

@@ -24,7 +24,9 @@
 --          number's record) and its count of legacy keys, or 'z' (a sorted
 --          set: record_send.lua) and its token; then
 --          its rule count r, r pairs of limit and period (ms); then '1'
---          followed by count_prefix_send.lua's nine arguments and refuse
+--          followed by count_prefix_send.lua's first nine arguments (the
+--          driver adds the tenth and eleventh: the number's record's send
+--          time, read in this call) and refuse
 --          ('1': enforce, '0': monitor), or '0' when no prefix is judged;
 --          then digest, lifetime_ms, max_attempts and the record's count
 --          of legacy keys; then w (0: no spend step, at most 3) followed,
@@ -116,6 +118,15 @@ if ARGV[at] == '1' then
   local args = {}
   for j = 1, 9 do
     args[j] = ARGV[at + j]
+  end
+  -- Counted at the time the number's record logged the send, read in this
+  -- call (so it is the step's now too): the approval of its code finds it
+  -- by the time the record kept.
+  for i = 1, log_count do
+    if packed[i] and KEYS[i] == KEYS[record_at] then
+      args[10], args[11] = sent_at[i], '1'
+      break
+    end
   end
   local refuse = ARGV[at + 10] == '1'
   at = at + 11

@@ -9,8 +9,11 @@
 -- ARGV[2..] candidate digests (their first 16 raw bytes): the code's digest
 --          under each HMAC secret of the key ring, so a code sent before a
 --          rotation verifies
--- Returns {'approved', 0}, {'incorrect', attempts_remaining}, {'expired', 0}
--- or {'locked', 0}.
+-- Returns {'approved', sent_ms}, {'incorrect', attempts_remaining},
+-- {'expired', 0} or {'locked', 0}; sent_ms is the newest send in the
+-- number's log (the approved code's, ms; 0 if none is kept), which the
+-- pumping guard counted that send at (count_prefix_send.lua's ARGV[10]), so
+-- its approval finds the send by it (count_prefix_approval.lua).
 local key, legacy_code, legacy_sends = KEYS[1], KEYS[2], KEYS[3]
 local max_attempts = tonumber(ARGV[1])
 local now = clock_ms()
@@ -50,7 +53,15 @@ if matched then
   -- the number's send log stays.
   record.state, record.digest, record.attempts = 0, NO_DIGEST, 0
   save(key, record, 0)
-  return {'approved', 0}
+  -- Newest, not last: adopted legacy sends are appended after newer ones.
+  local sent, log = 0, record.log
+  for at = 1, #log - 7, 8 do
+    local time = struct.unpack('>I6', log, at)
+    if time > sent then
+      sent = time
+    end
+  end
+  return {'approved', sent}
 end
 
 record.attempts = record.attempts + 1

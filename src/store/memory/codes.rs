@@ -101,8 +101,15 @@ impl Shared {
         });
         if matched {
             *code = CodeState::default();
+            let sent_at_ms = numbers
+                .get(subject)
+                .and_then(|record| record.log.newest_ms(now_ms));
             forget_if_idle(&mut numbers, subject, now_ms);
-            return Ok(VerifyOutcome::Approved);
+            drop(numbers);
+            // A number whose limits are too large to pack logs its sends in
+            // a plain list (`send_logs.rs`); Redis always packs them.
+            let sent_at_ms = sent_at_ms.or_else(|| self.newest_listed_send(subject));
+            return Ok(VerifyOutcome::Approved { sent_at_ms });
         }
         code.attempts_used = code.attempts_used.saturating_add(1);
         let attempts_remaining = max_attempts.saturating_sub(code.attempts_used);

@@ -159,6 +159,16 @@ impl PackedLog {
         decision
     }
 
+    /// The newest send's time (ms), if one is logged (twin of the newest
+    /// send `verify_and_consume.lua` replies with).
+    pub(super) fn newest_ms(&self, now_ms: u64) -> Option<u64> {
+        self.unpack()
+            .sends
+            .iter()
+            .map(|send| time_of(send.at, now_ms))
+            .max()
+    }
+
     /// Takes back the send `token` (from [`PackedLog::record`]) names, if
     /// it is still logged; any other token is ignored.
     pub(super) fn refund(&mut self, token: &str) {

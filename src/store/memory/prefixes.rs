@@ -18,6 +18,7 @@ fn tags(sender: PrefixSender<'_>) -> SenderTags {
     SenderTags {
         subject: u64::from_be_bytes(sender.subject.tag()),
         source: sender.source.as_u64(),
+        sent_at_ms: sender.sent_at_ms,
     }
 }
 
@@ -73,11 +74,13 @@ impl Shared {
         prefix: &DestinationPrefix,
         subject: &SubjectKey,
         rule: &PrefixRule,
+        sent_at_ms: Option<u64>,
     ) -> Result<(), StoreError> {
         let mut prefixes = self.prefixes.lock(prefix);
         let now_ms = self.now_ms();
         let counts = prefixes.entry(prefix.clone()).or_default();
-        counts.count_approval(rule, now_ms, u64::from_be_bytes(subject.tag()));
+        let subject = u64::from_be_bytes(subject.tag());
+        counts.count_approval(rule, now_ms, subject, sent_at_ms);
         Ok(())
     }
 

@@ -97,6 +97,16 @@ impl Shared {
         Ok(sliding_log::record(&mut entry.times, rules, now_ms, token))
     }
 
+    /// The newest send of `subject`'s log when it is kept as a plain list
+    /// (its rules too large to pack), ms on the store's clock.
+    pub(super) fn newest_listed_send(&self, subject: &SubjectKey) -> Option<u64> {
+        let log = SendLog::Phone(*subject);
+        let sends = self.sends.lock(&log);
+        sends
+            .get(&log)
+            .and_then(|entry| entry.times.iter().map(|(at, _)| *at).max())
+    }
+
     /// Twin of `lua/refund_send.lua` and `lua/refund_packed_send.lua`: an
     /// unknown token is ignored.
     pub(super) fn refund_send(&self, log: &SendLog, token: &str) -> Result<(), StoreError> {

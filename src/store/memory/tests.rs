@@ -73,7 +73,7 @@ async fn a_full_table_refuses_new_entries_but_serves_existing_ones() {
         .verify_and_consume(&subject(7), &[digest], 5)
         .await
         .expect("answers");
-    assert_eq!(verified, VerifyOutcome::Approved);
+    assert_eq!(verified, VerifyOutcome::Approved { sent_at_ms: None });
     store
         .put_code(&subject(100), &digest, lifetime, 5)
         .await
@@ -172,6 +172,7 @@ async fn prefix_counts_are_swept_once_their_window_and_suspension_are_over() {
     let sender = crate::store::PrefixSender {
         subject: &subject,
         source: crate::abuse::SendSource::ANONYMOUS,
+        sent_at_ms: None,
     };
     for prefix in &prefixes {
         store

@@ -20,7 +20,11 @@ fn rule() -> PrefixRule {
 
 /// A send to number `subject` asked for by `source`.
 fn from(source: u64, subject: u64) -> SenderTags {
-    SenderTags { subject, source }
+    SenderTags {
+        subject,
+        source,
+        sent_at_ms: None,
+    }
 }
 
 fn counted(decision: &PrefixDecision) -> bool {
@@ -96,10 +100,6 @@ fn a_refund_takes_back_only_its_own_send() {
     window.refund(99);
     let tokens: Vec<u64> = window.unapproved.iter().map(|send| send.token).collect();
     assert_eq!(tokens, [0, 1, 3, 4]);
-    assert!(
-        !window.latest.contains_key(&2),
-        "its number's latest send is gone too"
-    );
 }
 
 #[test]
@@ -176,7 +176,7 @@ fn only_a_sends_own_approval_counts_so_one_approving_number_keeps_nothing_open()
     // The pumper owns number 100 and approves its code ten times over:
     // only its one send is approved.
     for _ in 0..10 {
-        window.count_approval(&rule(), 50 * SECOND, 100);
+        window.count_approval(&rule(), 50 * SECOND, 100, Some(0));
     }
     assert_eq!(
         window.counts(&rule(), 200 * SECOND),
@@ -202,8 +202,8 @@ fn only_a_sends_own_approval_counts_so_one_approving_number_keeps_nothing_open()
 fn approvals_of_their_own_sends_keep_a_prefix_open() {
     let mut window = PrefixWindow::default();
     send_from(&mut window, &[1, 2, 3, 1, 2, 3, 1, 2, 3, 1], 0);
-    window.count_approval(&rule(), 50 * SECOND, 101);
-    window.count_approval(&rule(), 60 * SECOND, 102);
+    window.count_approval(&rule(), 50 * SECOND, 101, Some(SECOND));
+    window.count_approval(&rule(), 60 * SECOND, 102, Some(2 * SECOND));
     assert!(
         counted(&window.count_send(&rule(), 200 * SECOND, 10, from(1, 120))),
         "2 of 10 approved is not below 20 %"
@@ -221,7 +221,7 @@ fn a_number_that_approved_passes_a_suspended_prefix_and_others_do_not() {
     let mut window = PrefixWindow::default();
     // Number 42 verified a code earlier.
     window.count_send(&rule(), 0, 0, from(9, 42));
-    window.count_approval(&rule(), SECOND, 42);
+    window.count_approval(&rule(), SECOND, 42, Some(0));
     send_from(
         &mut window,
         &[1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3],
@@ -303,7 +303,38 @@ fn old_counts_leave_the_window_and_idle_entries_can_go() {
         1,
         "the first three left the window"
     );
-    assert_eq!(window.latest.len(), 1, "with their numbers' latest sends");
     assert!(!window.is_idle(later));
     assert!(window.is_idle(later + 3600 * SECOND));
+}
+
+#[test]
+fn an_approval_finds_its_send_by_the_time_its_record_logged_it() {
+    let mut window = PrefixWindow::default();
+    let at = |sent_at_ms| SenderTags {
+        sent_at_ms: Some(sent_at_ms),
+        ..from(1, 7)
+    };
+    // Number 7's sends at 10 s and 20 s, another number's in the same ms as
+    // the second, and one logged before the lock but counted after a later
+    // one: kept in time order.
+    window.count_send(&rule(), 10 * SECOND, 1, at(10 * SECOND));
+    window.count_send(&rule(), 20 * SECOND, 2, from(2, 8));
+    window.count_send(&rule(), 20 * SECOND + 5, 3, at(20 * SECOND));
+    window.count_send(&rule(), 20 * SECOND + 6, 4, at(15 * SECOND));
+    let times: Vec<u64> = window.unapproved.iter().map(|send| send.at).collect();
+    assert_eq!(times, [10 * SECOND, 15 * SECOND, 20 * SECOND, 20 * SECOND]);
+
+    // No time, a time no send of it has, another number's time: nothing.
+    window.count_approval(&rule(), 30 * SECOND, 7, None);
+    window.count_approval(&rule(), 30 * SECOND, 7, Some(11 * SECOND));
+    window.count_approval(&rule(), 30 * SECOND, 9, Some(20 * SECOND));
+    assert!(window.approved.is_empty());
+    // Its send of that very millisecond, not the other number's.
+    window.count_approval(&rule(), 30 * SECOND, 7, Some(20 * SECOND));
+    let tokens: Vec<u64> = window.unapproved.iter().map(|send| send.token).collect();
+    assert_eq!(tokens, [1, 4, 2], "token 3 was approved");
+    assert_eq!(window.approved, [20 * SECOND]);
+    // Once: approving it again finds nothing more.
+    window.count_approval(&rule(), 31 * SECOND, 7, Some(20 * SECOND));
+    assert_eq!(window.unapproved.len(), 3);
 }

@@ -15,7 +15,9 @@ pub(super) fn reply_number(status: &str, value: i64) -> Result<u32, StoreError> 
 /// `verify_and_consume.lua`'s reply.
 pub(super) fn verify_outcome(status: &str, value: i64) -> Result<VerifyOutcome, StoreError> {
     match status {
-        "approved" => Ok(VerifyOutcome::Approved),
+        "approved" => Ok(VerifyOutcome::Approved {
+            sent_at_ms: u64::try_from(value).ok().filter(|sent| *sent > 0),
+        }),
         "incorrect" => Ok(VerifyOutcome::Incorrect {
             attempts_remaining: reply_number(status, value)?,
         }),

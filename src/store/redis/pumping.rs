@@ -16,7 +16,8 @@ use crate::{
 
 /// The keys of one prefix under `key_prefix`, in the order every per-prefix
 /// script declares them: its unapproved sends, its approved sends, its
-/// suspension, each number's latest send, the trusted numbers, the
+/// suspension, each number's latest send (written only by versions up to
+/// `5022918`: read while an old replica keeps it), the trusted numbers, the
 /// exemption and when sends were last acted on. The destination prefix (`+` and digits, never a whole number)
 /// is their hash tag. (The approved sends were `:approvals`, one entry per
 /// approval, before approvals were counted per send: that key is no longer
@@ -41,8 +42,8 @@ pub(super) type PrefixKeys = [String; 7];
 /// A send's member in the prefix's sorted set: a random token, the source
 /// and the number's subject tag, 8 raw bytes each (issue 30; before it the
 /// three in hex joined by `:`, 50 bytes, which the scripts still read), so a
-/// verdict can count sources and a pruned send can drop its number's
-/// latest-send entry. The token is random, so two replicas never pick the
+/// verdict can count sources and an approval can tell its number's send
+/// among those of one millisecond. The token is random, so two replicas never pick the
 /// same member. The refund token is the member in hex.
 fn send_member(sender: PrefixSender<'_>) -> [u8; 24] {
     let mut member = [0; 24];
@@ -108,6 +109,9 @@ impl RedisStore {
             sender,
         };
         let member = self.add_prefix_send(&mut invocation, &step);
+        if let Some(sent_at_ms) = sender.sent_at_ms {
+            invocation.arg(sent_at_ms);
+        }
         let reply: Vec<Value> = self.run(&invocation).await?;
         prefix_decision(&reply, member)
     }
@@ -134,6 +138,7 @@ impl RedisStore {
         prefix: &DestinationPrefix,
         subject: &SubjectKey,
         rule: &PrefixRule,
+        sent_at_ms: Option<u64>,
     ) -> Result<(), StoreError> {
         let [sends, approved, _, latest, trusted, ..] = self.prefix_keys(prefix);
         let _: i64 = self
@@ -147,7 +152,8 @@ impl RedisStore {
                     .arg(hex::encode(subject.tag()))
                     .arg(millis(rule.window))
                     .arg(millis(rule.trust_for))
-                    .arg(&subject.tag()[..]),
+                    .arg(&subject.tag()[..])
+                    .arg(sent_at_ms.unwrap_or(0)),
             )
             .await?;
         Ok(())

@@ -124,9 +124,11 @@ pub(super) fn packed_send_decision(
             next_allowed_in, ..
         } => {
             let (_, numbers) = split_reply(reply)?;
+            let sent_at_ms = number_at(&numbers, 1)?;
             Ok(SendDecision::Admitted {
-                token: packed_token(number_at(&numbers, 1)?, nonce),
+                token: packed_token(sent_at_ms, nonce),
                 next_allowed_in,
+                sent_at_ms: Some(sent_at_ms),
             })
         }
         refused => Ok(refused),
@@ -144,6 +146,7 @@ pub(super) fn send_decision(
         "admitted" => Ok(SendDecision::Admitted {
             token,
             next_allowed_in: Duration::from_millis(number_at(&numbers, 0)?),
+            sent_at_ms: None,
         }),
         "refused" => {
             let violations = numbers

@@ -8,8 +8,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use otp_service::{
+    abuse::{LimitKind, RateRule},
     domain::SubjectKey,
-    store::{PutOutcome, VerifyOutcome},
+    store::{PutOutcome, SendDecision, SendLog, VerifyOutcome},
 };
 
 use super::{LIFETIME, MAX_ATTEMPTS, digest, new_subject, pending};
@@ -104,7 +105,7 @@ async fn approval_is_single_use_and_resets_the_guess_budget(kind: StoreKind) {
     );
     assert_eq!(
         verify(&store, &subject, 1, MAX_ATTEMPTS).await,
-        VerifyOutcome::Approved
+        VerifyOutcome::Approved { sent_at_ms: None }
     );
     assert_eq!(
         verify(&store, &subject, 1, MAX_ATTEMPTS).await,
@@ -153,7 +154,7 @@ async fn resend_keeps_spent_guesses_and_never_shrinks_the_lifetime(kind: StoreKi
     );
     assert_eq!(
         verify(&store, &subject, 3, MAX_ATTEMPTS).await,
-        VerifyOutcome::Approved
+        VerifyOutcome::Approved { sent_at_ms: None }
     );
 }
 
@@ -288,10 +289,52 @@ async fn any_candidate_digest_approves_and_a_miss_spends_one_guess(kind: StoreKi
         .verify_and_consume(&subject, &[digest(9), digest(1)], MAX_ATTEMPTS)
         .await
         .expect("answers");
-    assert_eq!(hit, VerifyOutcome::Approved, "the previous secret's digest");
+    assert_eq!(
+        hit,
+        VerifyOutcome::Approved { sent_at_ms: None },
+        "the previous secret's digest"
+    );
+}
+
+/// An approval names when the approved code was sent: the newest send the
+/// number's log holds (the pumping guard counted the send at that time),
+/// also under a daily limit too large for the memory store to pack.
+async fn an_approval_names_the_time_its_send_was_logged(kind: StoreKind) {
+    let store = TestStore::open(kind).await;
+    for limit in [10, 10_000] {
+        let subject = new_subject();
+        let daily = RateRule {
+            kind: LimitKind::PhoneDaily,
+            limit,
+            period: Duration::from_secs(86_400),
+        };
+        let mut logged = None;
+        for _ in 0..2 {
+            let decision = store
+                .record_send(&SendLog::Phone(subject), &[daily])
+                .await
+                .expect("record_send answers");
+            let SendDecision::Admitted { sent_at_ms, .. } = decision else {
+                panic!("admitted: {decision:?}");
+            };
+            assert!(sent_at_ms.is_some(), "a number's log keeps its send time");
+            logged = sent_at_ms;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            put(&store, &subject, 1, MAX_ATTEMPTS).await,
+            stored(MAX_ATTEMPTS)
+        );
+        assert_eq!(
+            verify(&store, &subject, 1, MAX_ATTEMPTS).await,
+            VerifyOutcome::Approved { sent_at_ms: logged },
+            "the newer of two sends, daily limit {limit}"
+        );
+    }
 }
 
 for_each_store!(
+    an_approval_names_the_time_its_send_was_logged,
     any_candidate_digest_approves_and_a_miss_spends_one_guess,
     last_wrong_guess_destroys_the_code_and_locks,
     lock_ends_when_the_locked_code_would_have_expired,

@@ -5,12 +5,16 @@
 //! `suspended_prefixes.lua`, `lift_prefix.lua`, `prefix_counts.lua`,
 //! `prefix_list.lua` and `prefix_window.rs`).
 
-use std::time::Duration;
+use std::{
+    collections::HashMap,
+    sync::{LazyLock, Mutex},
+    time::Duration,
+};
 
 use otp_service::{
-    abuse::{DestinationPrefix, PrefixRule, SendSource},
+    abuse::{DestinationPrefix, LimitKind, PrefixRule, RateRule, SendSource},
     domain::SubjectKey,
-    store::{PrefixDecision, PrefixSender, PrefixVerdict},
+    store::{PrefixDecision, PrefixSender, PrefixVerdict, SendDecision, SendLog},
 };
 use tokio::time::Instant;
 
@@ -45,15 +49,49 @@ async fn count(store: &TestStore, prefix: &DestinationPrefix) -> PrefixDecision 
     count_to(store, prefix, &new_subject(), source(0)).await
 }
 
-/// A send to `subject` from `source`.
+/// When each number's record last logged a send (its subject tag -> ms),
+/// as the record keeps it for `verify_and_consume` to reply with.
+static LOGGED_AT: LazyLock<Mutex<HashMap<[u8; 8], u64>>> = LazyLock::new(Mutex::default);
+
+/// Logs a send in `subject`'s own record, as a SendOtp does first; returns
+/// the record's time for it (what the guard counts the send at).
+async fn log_send(store: &TestStore, subject: &SubjectKey) -> Option<u64> {
+    let roomy = RateRule {
+        kind: LimitKind::PhoneDaily,
+        limit: 1_000,
+        period: Duration::from_secs(3_600),
+    };
+    let decision = store
+        .record_send(&SendLog::Phone(*subject), &[roomy])
+        .await
+        .expect("record_send answers");
+    let SendDecision::Admitted { sent_at_ms, .. } = decision else {
+        panic!("admitted: {decision:?}");
+    };
+    if let Some(at) = sent_at_ms {
+        LOGGED_AT
+            .lock()
+            .expect("not poisoned")
+            .insert(subject.tag(), at);
+    }
+    sent_at_ms
+}
+
+/// A send to `subject` from `source`, logged in its record first.
 async fn count_to(
     store: &TestStore,
     prefix: &DestinationPrefix,
     subject: &SubjectKey,
     source: SendSource,
 ) -> PrefixDecision {
+    let sent_at_ms = log_send(store, subject).await;
+    let sender = PrefixSender {
+        subject,
+        source,
+        sent_at_ms,
+    };
     store
-        .count_prefix_send(prefix, &RULE, PrefixSender { subject, source })
+        .count_prefix_send(prefix, &RULE, sender)
         .await
         .expect("count_prefix_send answers")
 }
@@ -76,10 +114,16 @@ async fn counted(
     sends
 }
 
-/// `subject` approves the code last sent to it.
+/// `subject` approves the code last sent to it (named by the time its
+/// record logged that send, as `verify_and_consume` replies).
 async fn approve(store: &TestStore, prefix: &DestinationPrefix, subject: &SubjectKey) {
+    let sent_at_ms = LOGGED_AT
+        .lock()
+        .expect("not poisoned")
+        .get(&subject.tag())
+        .copied();
     store
-        .count_prefix_approval(prefix, subject, &RULE)
+        .count_prefix_approval(prefix, subject, &RULE, sent_at_ms)
         .await
         .expect("count_prefix_approval answers");
 }
@@ -242,6 +286,7 @@ async fn each_suspended_prefix_is_counted_until_its_own_lift(kind: StoreKind) {
         let sender = PrefixSender {
             subject: &subject,
             source: source(0),
+            sent_at_ms: None,
         };
         let decision = store
             .count_prefix_send(range, &rule, sender)
@@ -384,6 +429,7 @@ async fn an_operator_lists_lifts_and_exempts_prefixes(kind: StoreKind) {
     let sender = PrefixSender {
         subject: &subject,
         source: source(0),
+        sent_at_ms: None,
     };
     let decision = store
         .count_prefix_send(&range, &long, sender)

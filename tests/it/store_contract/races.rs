@@ -38,7 +38,7 @@ async fn concurrent_verifies_of_the_right_code_approve_it_once(kind: StoreKind) 
     .await;
     let approved = verdicts
         .iter()
-        .filter(|v| matches!(v, Ok(VerifyOutcome::Approved)))
+        .filter(|v| matches!(v, Ok(VerifyOutcome::Approved { .. })))
         .count();
     assert_eq!(approved, 1, "{verdicts:?}");
     // Every other call answered too, with "nothing pending": none failed.

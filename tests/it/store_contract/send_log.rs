@@ -33,6 +33,7 @@ fn admitted(decision: &SendDecision) -> Option<(String, Duration)> {
         SendDecision::Admitted {
             token,
             next_allowed_in,
+            ..
         } => Some((token.clone(), *next_allowed_in)),
         SendDecision::Refused { .. } => None,
     }

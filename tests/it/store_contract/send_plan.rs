@@ -63,6 +63,7 @@ fn step<'a>(
         sender: PrefixSender {
             subject,
             source: SendSource::ANONYMOUS,
+            sent_at_ms: None,
         },
     }
 }
@@ -121,6 +122,7 @@ async fn prefix_counted(store: &TestStore, prefix: &DestinationPrefix) -> bool {
     let sender = PrefixSender {
         subject: &subject,
         source: SendSource::ANONYMOUS,
+        sent_at_ms: None,
     };
     let decision = store
         .count_prefix_send(prefix, &RULE, sender)

@@ -159,7 +159,10 @@ async fn a_guess_is_counted_then_checked_and_a_refusal_touches_nothing(kind: Sto
         })
         .await
         .expect("answers");
-    assert_eq!(approved, CheckOutcome::Checked(VerifyOutcome::Approved));
+    assert_eq!(
+        approved,
+        CheckOutcome::Checked(VerifyOutcome::Approved { sent_at_ms: None })
+    );
 }
 
 for_each_store!(
