@@ -6,7 +6,7 @@
 //! behind Sentinel, `lua/count_send_and_put_code.lua`) must answer exactly
 //! as it would.
 
-use std::time::Duration;
+use std::{ops::ControlFlow, time::Duration};
 
 use futures_util::future::join_all;
 
@@ -179,25 +179,10 @@ async fn run_steps<S: OtpStore + ?Sized>(
     plan: &SendPlan<'_>,
     counted: &mut Counted,
 ) -> Result<SendOutcome, StoreError> {
-    let mut sent_at_ms = None;
-    for (log, rules) in plan.logs {
-        match timed_store("record_send", store.record_send(log, rules)).await? {
-            SendDecision::Admitted {
-                token,
-                next_allowed_in,
-                sent_at_ms: logged_at,
-            } => {
-                if matches!(log, SendLog::Phone(_)) {
-                    counted.next_allowed_in = next_allowed_in;
-                    sent_at_ms = logged_at;
-                }
-                counted.logs.push((log.clone(), token));
-            }
-            SendDecision::Refused { violations } => {
-                return Ok(SendOutcome::Refused { violations });
-            }
-        }
-    }
+    let sent_at_ms = match count_in_logs(store, plan, counted).await? {
+        ControlFlow::Continue(sent_at_ms) => sent_at_ms,
+        ControlFlow::Break(refused) => return Ok(refused),
+    };
     let mut monitored = None;
     if let Some(step) = plan.prefix {
         // Counted at the time the number's record logged, so the approval
@@ -257,6 +242,35 @@ async fn run_steps<S: OtpStore + ?Sized>(
         monitored,
         spend,
     }))
+}
+
+/// Counts the send in each of `plan`'s logs in turn, until one refuses
+/// (the refusal). Continues with when the number's record logged it.
+async fn count_in_logs<S: OtpStore + ?Sized>(
+    store: &S,
+    plan: &SendPlan<'_>,
+    counted: &mut Counted,
+) -> Result<ControlFlow<SendOutcome, Option<u64>>, StoreError> {
+    let mut sent_at_ms = None;
+    for (log, rules) in plan.logs {
+        match timed_store("record_send", store.record_send(log, rules)).await? {
+            SendDecision::Admitted {
+                token,
+                next_allowed_in,
+                sent_at_ms: logged_at,
+            } => {
+                if matches!(log, SendLog::Phone(_)) {
+                    counted.next_allowed_in = next_allowed_in;
+                    sent_at_ms = logged_at;
+                }
+                counted.logs.push((log.clone(), token));
+            }
+            SendDecision::Refused { violations } => {
+                return Ok(ControlFlow::Break(SendOutcome::Refused { violations }));
+            }
+        }
+    }
+    Ok(ControlFlow::Continue(sent_at_ms))
 }
 
 /// Removes `code` again (unless a newer send replaced it): a later step

@@ -32,16 +32,7 @@ impl RedisStore {
         &self,
         plan: SendPlan<'_>,
     ) -> Result<SendOutcome, StoreError> {
-        // Random, so two replicas never pick the same sorted-set member
-        // (a packed log's send is told apart by its time and nonce).
-        let log_tokens: Vec<LogToken> = random_tokens(plan.logs.len())
-            .into_iter()
-            .zip(plan.logs)
-            .map(|(token, (log, _))| match self.packed_log_key(log) {
-                Some(_) => LogToken::Packed(random_nonce()),
-                None => LogToken::Sorted(token),
-            })
-            .collect();
+        let log_tokens = self.log_tokens(&plan);
         let spend = spend_step(&plan)?;
         let spend_keys = spend.map_or_else(HandedSpendKeys::default, |step| {
             self.spend_keys_to_hand(step.windows)
@@ -111,6 +102,22 @@ impl RedisStore {
             self.spend_windows_reserved_in(spend_keys);
         }
         Ok(outcome)
+    }
+}
+
+impl RedisStore {
+    /// What the script names each of `plan`'s sends by. Random, so two
+    /// replicas never pick the same sorted-set member (a packed log's send
+    /// is told apart by its time and nonce).
+    fn log_tokens(&self, plan: &SendPlan<'_>) -> Vec<LogToken> {
+        random_tokens(plan.logs.len())
+            .into_iter()
+            .zip(plan.logs)
+            .map(|(token, (log, _))| match self.packed_log_key(log) {
+                Some(_) => LogToken::Packed(random_nonce()),
+                None => LogToken::Sorted(token),
+            })
+            .collect()
     }
 }
 
