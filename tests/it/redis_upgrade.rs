@@ -26,7 +26,8 @@ const SECRET: &str = "upgrade-secret-upgrade-secret-upgrade-secret";
 
 /// The old build: `OTP_OLD_BINARY`, which must then exist (`scripts/test.sh`
 /// builds it and sets it, so CI never skips), else `target/old/otp-service`
-/// if a developer built it.
+/// if a developer built it; without either the calling test says it is
+/// skipped.
 fn old_binary() -> Option<String> {
     if let Ok(path) = std::env::var("OTP_OLD_BINARY") {
         assert!(
@@ -36,7 +37,14 @@ fn old_binary() -> Option<String> {
         return Some(path);
     }
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/target/old/otp-service");
-    Path::new(path).exists().then(|| path.to_owned())
+    let found = Path::new(path).exists().then(|| path.to_owned());
+    if found.is_none() {
+        eprintln!(
+            "SKIPPED: no build of {UPGRADE_FROM} at target/old/otp-service (nor OTP_OLD_BINARY); \
+             scripts/old-binary.sh builds it"
+        );
+    }
+    found
 }
 
 /// One replica: its process (its console gateway prints the codes) and a client.
@@ -117,10 +125,6 @@ fn wrong(code: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_old_replica_beside_a_new_one_loses_no_code_and_resets_no_limit() {
     let Some(old_binary) = old_binary() else {
-        eprintln!(
-            "SKIPPED: no build of {UPGRADE_FROM} at target/old/otp-service (nor OTP_OLD_BINARY); \
-             scripts/old-binary.sh builds it"
-        );
         return;
     };
     let redis = RedisServer::start().await;
@@ -220,10 +224,6 @@ async fn guard_sizes(redis: &RedisServer, kind: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_new_replica_approves_the_guard_sends_of_either_version() {
     let Some(old_binary) = old_binary() else {
-        eprintln!(
-            "SKIPPED: no build of {UPGRADE_FROM} at target/old/otp-service (nor OTP_OLD_BINARY); \
-             scripts/old-binary.sh builds it"
-        );
         return;
     };
     let redis = RedisServer::start().await;

@@ -103,9 +103,7 @@ impl RedisStore {
         }
         Ok(outcome)
     }
-}
 
-impl RedisStore {
     /// What the script names each of `plan`'s sends by. Random, so two
     /// replicas never pick the same sorted-set member (a packed log's send
     /// is told apart by its time and nonce).

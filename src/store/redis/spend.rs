@@ -142,24 +142,26 @@ impl SpendWindowsTakenOver {
 /// The hash of `ledger`'s window of `period` under key `prefix`
 /// (`spend_window.lua`'s layout): every ledger in the `{spend}` hash tag.
 fn spend_key(prefix: &str, ledger: &SpendLedger, period: Duration) -> String {
-    window_key(&format!("{prefix}:{{spend}}:v2"), ledger, period)
+    window_key(prefix, ":v2", ledger, period)
 }
 
 /// The same window's hash in the layout before `spend_window.lua`'s (a
 /// running total `t` beside each bucket), which a window new in this layout
 /// takes its spend over from (a rolling upgrade keeps its caps).
 fn previous_spend_key(prefix: &str, ledger: &SpendLedger, period: Duration) -> String {
-    window_key(&format!("{prefix}:{{spend}}"), ledger, period)
+    window_key(prefix, "", ledger, period)
 }
 
-fn window_key(head: &str, ledger: &SpendLedger, period: Duration) -> String {
+/// `ledger`'s window of `period` in the `layout` (`""` or `":v2"`), built
+/// once per key: this runs on every priced send.
+fn window_key(prefix: &str, layout: &str, ledger: &SpendLedger, period: Duration) -> String {
     let period_ms = millis(period);
     match ledger {
-        SpendLedger::Service => format!("{head}:service:{period_ms}"),
+        SpendLedger::Service => format!("{prefix}:{{spend}}{layout}:service:{period_ms}"),
         // Braces in a name would not change the tag (the first `{...}`
         // wins) but are replaced as in the send logs' keys.
         SpendLedger::Caller(name) => format!(
-            "{head}:caller:{}:{period_ms}",
+            "{prefix}:{{spend}}{layout}:caller:{}:{period_ms}",
             name.replace(['{', '}'], "_")
         ),
     }
