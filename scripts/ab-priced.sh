@@ -17,15 +17,9 @@ rm -rf "$OUT"; mkdir -p "$OUT"
 LABELS=(); BINS=()
 for spec in "$@"; do LABELS+=("${spec%%=*}"); BINS+=("$(realpath "${spec#*=}")"); done
 [ ${#LABELS[@]} -gt 0 ] || { echo "usage: $0 LABEL=BINARY ..." >&2; exit 2; }
-SECRET=bench-secret-bench-secret-bench-secret
-ENVS=("OTP_HMAC_SECRET=$SECRET" OTP_CODE_LENGTH=10 OTP_MAX_ATTEMPTS=20 OTP_TTL_SECONDS=600 OTP_RESEND_COOLDOWN_SECONDS=0 OTP_SEND_WINDOW_SECONDS=1 OTP_SEND_LIMIT=1000 OTP_DAILY_SEND_LIMIT=10000 OTP_CLIENT_SEND_LIMIT=100000 OTP_ANONYMOUS_SEND_LIMIT=100000 OTP_GLOBAL_SEND_LIMIT=0 OTP_VERIFY_WINDOW_SECONDS=1 OTP_ANONYMOUS_VERIFY_LIMIT=100000 OTP_CLIENT_VERIFY_LIMIT=100000 OTP_GLOBAL_VERIFY_LIMIT=0 OTP_PUMPING_MIN_SENDS=1000000 RUST_LOG=info)
-cat >"$OUT/prices.toml" <<'TOML'
-currency = "USD"
-[console]
-"*" = { sms = "0.0500" }
-US = { sms = "0.0083" }
-TOML
-PRICED=("OTP_PRICES_FILE=$OUT/prices.toml" OTP_SPEND_LIMIT_PER_HOUR=100000000 OTP_SPEND_LIMIT_PER_DAY=1000000000)
+. scripts/bench-env.sh
+ENVS=("${BENCH_SERVICE_ENV[@]}" RUST_LOG=info)
+bench_priced_env "$OUT"
 RP=$(shuf -i 30000-39999 -n 1)
 nice -n -10 taskset -c 0 redis-server --bind 127.0.0.1 --port "$RP" --save "" --appendonly no --loglevel warning >/dev/null 2>&1 & RPID=$!
 trap 'kill $RPID 2>/dev/null || true' EXIT
@@ -41,7 +35,7 @@ run() { # label binary store priced(0|1)
     redis-cli -p "$RP" flushall >/dev/null; redis-cli -p "$RP" config resetstat >/dev/null
     extra=(REDIS_URL="redis://127.0.0.1:$RP")
   fi
-  if [ "$4" = 1 ]; then extra+=("${PRICED[@]}"); fi
+  if [ "$4" = 1 ]; then extra+=("${PRICED_ENV[@]}"); fi
   local redis_cpu_before; redis_cpu_before=$(redis_cpu_ticks)
   env "${ENVS[@]}" "${extra[@]}" OTP_SMS_GATEWAY=console OTP_LISTEN_ADDR="127.0.0.1:$port" OTP_METRICS_ADDR= \
     nice -n -10 taskset -c 0 "$2" >"$OUT/$1.stdout" 2>"$OUT/$1.stderr" & pid=$!

@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OLD_ARG=$(realpath "$1"); NEW_ARG=$(realpath "$2")
 OLD=$OLD_ARG NEW=$NEW_ARG BENCH=target/release/examples/otp_bench OUT=target/ab-send; rm -rf $OUT; mkdir -p $OUT
-SECRET=bench-secret-bench-secret-bench-secret
-ENVS=("OTP_HMAC_SECRET=$SECRET" OTP_CODE_LENGTH=10 OTP_MAX_ATTEMPTS=20 OTP_TTL_SECONDS=600 OTP_RESEND_COOLDOWN_SECONDS=0 OTP_SEND_WINDOW_SECONDS=1 OTP_SEND_LIMIT=1000 OTP_DAILY_SEND_LIMIT=10000 OTP_CLIENT_SEND_LIMIT=100000 OTP_ANONYMOUS_SEND_LIMIT=100000 OTP_GLOBAL_SEND_LIMIT=0 OTP_VERIFY_WINDOW_SECONDS=1 OTP_ANONYMOUS_VERIFY_LIMIT=100000 OTP_CLIENT_VERIFY_LIMIT=100000 OTP_GLOBAL_VERIFY_LIMIT=0 OTP_PUMPING_MIN_SENDS=1000000 RUST_LOG=info)
+. scripts/bench-env.sh
+ENVS=("${BENCH_SERVICE_ENV[@]}" RUST_LOG=info)
 RP=$(shuf -i 30000-39999 -n 1)
 nice -n -10 taskset -c 0 redis-server --bind 127.0.0.1 --port $RP --save "" --appendonly no --loglevel warning >/dev/null 2>&1 & RPID=$!
 trap 'kill $RPID 2>/dev/null || true' EXIT

@@ -78,7 +78,8 @@ free_port() {
   echo "bench.sh: no free port" >&2; return 1
 }
 
-SECRET=bench-secret-bench-secret-bench-secret
+. scripts/bench-env.sh
+SECRET=$BENCH_SECRET
 # The service exactly as deployed (defaults, RUST_LOG=info), with the guess
 # budget at its maximum so each seeded number takes 19 wrong guesses + 1 right.
 #
@@ -110,26 +111,13 @@ SECRET=bench-secret-bench-secret-bench-secret
 # minute by default) is switched OFF (0) like the global send cap, for the
 # same reason: it would refuse most of a run, so the VerifyOtp rows leave out
 # the cost of that one counted rule.
-SERVICE_ENV=("OTP_HMAC_SECRET=$SECRET" OTP_CODE_LENGTH=10 OTP_MAX_ATTEMPTS=20
-  OTP_TTL_SECONDS=600 OTP_RESEND_COOLDOWN_SECONDS=0 OTP_SEND_WINDOW_SECONDS=1
-  OTP_SEND_LIMIT=1000 OTP_DAILY_SEND_LIMIT=10000 OTP_CLIENT_SEND_LIMIT=100000
-  OTP_ANONYMOUS_SEND_LIMIT=100000 OTP_GLOBAL_SEND_LIMIT=0
-  OTP_VERIFY_WINDOW_SECONDS=1 OTP_ANONYMOUS_VERIFY_LIMIT=100000
-  OTP_CLIENT_VERIFY_LIMIT=100000 OTP_GLOBAL_VERIFY_LIMIT=0
-  OTP_PUMPING_MIN_SENDS=1000000)
+SERVICE_ENV=("${BENCH_SERVICE_ENV[@]}") # scripts/bench-env.sh
 REDIS_ENV=() # set once the private redis-server is up
 # Spend in money (issue 29): every send priced (console at 0.0083 a segment
 # to the bench's +1 numbers) and reserved against the hourly and daily caps,
 # set far above what a run spends so none refuses. The "priced" SendOtp rows
 # run beside their unpriced twins in each round.
-cat >"$OUT/prices.toml" <<'TOML'
-currency = "USD"
-[console]
-"*" = { sms = "0.0500" }
-US = { sms = "0.0083" }
-TOML
-PRICED_ENV=("OTP_PRICES_FILE=$OUT/prices.toml" OTP_SPEND_LIMIT_PER_HOUR=100000000
-  OTP_SPEND_LIMIT_PER_DAY=1000000000)
+bench_priced_env "$OUT" # sets PRICED_ENV (scripts/bench-env.sh)
 
 # start NAME ENV… -- CMD…: runs a server on the server CPU; sets PID and PORT.
 # A port free when picked can be taken before the server binds it (other

@@ -16,15 +16,9 @@ N1=${N1:-300}; N2=${N2:-1300}
 BENCH=${BENCH:-target/release/examples/otp_bench}
 OUT=${OUT:-target/ir-priced}
 rm -rf "$OUT"; mkdir -p "$OUT"
-SECRET=bench-secret-bench-secret-bench-secret
-ENVS=("OTP_HMAC_SECRET=$SECRET" OTP_CODE_LENGTH=10 OTP_MAX_ATTEMPTS=20 OTP_TTL_SECONDS=600 OTP_RESEND_COOLDOWN_SECONDS=0 OTP_SEND_WINDOW_SECONDS=1 OTP_SEND_LIMIT=1000 OTP_DAILY_SEND_LIMIT=10000 OTP_CLIENT_SEND_LIMIT=100000 OTP_ANONYMOUS_SEND_LIMIT=100000 OTP_GLOBAL_SEND_LIMIT=0 OTP_VERIFY_WINDOW_SECONDS=1 OTP_ANONYMOUS_VERIFY_LIMIT=100000 OTP_CLIENT_VERIFY_LIMIT=100000 OTP_GLOBAL_VERIFY_LIMIT=0 OTP_PUMPING_MIN_SENDS=1000000 RUST_LOG=info OTP_SMS_GATEWAY=console)
-cat >"$OUT/prices.toml" <<'TOML'
-currency = "USD"
-[console]
-"*" = { sms = "0.0500" }
-US = { sms = "0.0083" }
-TOML
-PRICED=("OTP_PRICES_FILE=$OUT/prices.toml" OTP_SPEND_LIMIT_PER_HOUR=100000000 OTP_SPEND_LIMIT_PER_DAY=1000000000)
+. scripts/bench-env.sh
+ENVS=("${BENCH_SERVICE_ENV[@]}" RUST_LOG=info OTP_SMS_GATEWAY=console)
+bench_priced_env "$OUT"
 CG=(valgrind --tool=callgrind --dump-instr=no --dump-line=no)
 SERVICE_CALLGRIND=${SERVICE_CALLGRIND:-1}
 # The total instructions of a callgrind output file.
@@ -35,7 +29,7 @@ run() { # name binary priced(0|1) sends
   "${CG[@]}" --callgrind-out-file="$OUT/$1.redis.cg" redis-server --bind 127.0.0.1 --port "$rp" \
     --save "" --appendonly no --loglevel warning --hz 1 >/dev/null 2>&1 & rpid=$!
   for _ in $(seq 400); do redis-cli -p "$rp" ping >/dev/null 2>&1 && break; sleep 0.1; done
-  [ "$3" = 1 ] && extra=("${PRICED[@]}")
+  [ "$3" = 1 ] && extra=("${PRICED_ENV[@]}")
   local under=("${CG[@]}" --callgrind-out-file="$OUT/$1.service.cg")
   [ "$SERVICE_CALLGRIND" = 1 ] || under=()
   env "${ENVS[@]}" "${extra[@]}" REDIS_URL="redis://127.0.0.1:$rp" OTP_LISTEN_ADDR="127.0.0.1:$port" OTP_METRICS_ADDR= \
