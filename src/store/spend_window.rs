@@ -85,6 +85,24 @@ pub fn bucket_ms(period: Duration) -> u64 {
     period_ms.div_ceil(BUCKETS).max(1)
 }
 
+/// The bucket of a window of `period` that `now_ms` falls in.
+pub fn bucket_at(period: Duration, now_ms: u64) -> u64 {
+    now_ms / bucket_ms(period)
+}
+
+/// `amount` reserved at `now_ms` in each of `windows`: the bucket each
+/// counted it in (`lua/reserve_spend.lua` replies only the time).
+pub fn reservation_at(amount: Micros, windows: &[SpendWindow], now_ms: u64) -> SpendReservation {
+    let buckets = windows
+        .iter()
+        .map(|window| {
+            let bucket = bucket_at(window.period, now_ms);
+            (window.ledger.clone(), window.period, bucket)
+        })
+        .collect();
+    SpendReservation { amount, buckets }
+}
+
 /// Forgets buckets that left the window at `now_ms`; returns what remains
 /// in it and the current bucket.
 fn live_total(buckets: &mut Buckets, width: u64, now_ms: u64) -> (u64, u64) {

@@ -40,7 +40,11 @@
 --   {'spend_refused', reserve_spend reply, count_prefix_send reply or {}}
 --                                                   nothing counted, code discarded
 --   {'stored', put_code reply, count_prefix_send reply or {}, {next_allowed_in_ms per log},
---    {send time ms per log (0 for 'z' logs)}, reserve_spend reply or {}}
+--    {send time ms per log (0 for 'z' logs)}[, reserve_spend reply]}
+--   the reserve_spend reply left out when there was no spend step or when
+--   it reserved at the first packed log's send time (the common case: the
+--   caller has that time from the reply already, and each replied element
+--   costs Redis more than the caller's division).
 local log_count = tonumber(ARGV[1])
 local record_at = tonumber(ARGV[2])
 local legacy_at = record_at + 1
@@ -182,7 +186,6 @@ end
 
 local spend_at = at + 4
 local windows = tonumber(ARGV[spend_at])
-local spend_reply = {}
 if windows > 0 then
   local handed = tonumber(ARGV[spend_at + 1])
   spend_at = spend_at + 1
@@ -192,18 +195,23 @@ if windows > 0 then
   end
   -- Redis's time as the first packed log read it in this call: the
   -- reservation then needs no TIME (and its two numbers parsed) of its own.
+  local timed = false
   for i = 1, log_count do
     if packed[i] then
       args[2 + windows * 2] = sent_at[i]
+      timed = true
       break
     end
   end
-  spend_reply = reserve_windows(handed, args)
+  local spend_reply = reserve_windows(handed, args)
   if spend_reply[1] == 'refused' then
     -- The record's legacy keys, if any, were adopted by put_code just now.
     discard_code({ KEYS[record_at] }, { put_args[1] })
     take_back_all()
     return { 'spend_refused', spend_reply, prefix_reply }
   end
+  if not timed then
+    return { 'stored', put_reply, prefix_reply, next_allowed, sent_at, spend_reply }
+  end
 end
-return { 'stored', put_reply, prefix_reply, next_allowed, sent_at, spend_reply }
+return { 'stored', put_reply, prefix_reply, next_allowed, sent_at }

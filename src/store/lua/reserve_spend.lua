@@ -21,7 +21,9 @@
 -- ARGV[2i], ARGV[2i+1]  window i's limit and period (ms)
 -- ARGV[2w+2]  optional: Redis's time in ms, read earlier in the same call
 --             (the one-call send script passes it; otherwise TIME is read)
--- Returns {'reserved', bucket_1, bucket_2, ...} or
+-- Returns {'reserved', now_ms} (window i's bucket is now_ms divided by its
+--         width, window_width(period): the caller derives the buckets, a
+--         reply element costs more than the division) or
 --         {'refused', window_index, retry_after_ms, ...} (0-based indexes).
 -- `x + 0` turns an argument into a number with one conversion (Lua 5.1's
 -- tonumber makes two): this runs on every priced send.
@@ -52,11 +54,7 @@ for i = 1, windows do
 end
 
 if #over == 0 then
-  local reserved = { 'reserved' }
-  for i = 1, windows do
-    reserved[i + 1] = buckets[i]
-  end
-  return reserved
+  return { 'reserved', now }
 end
 
 -- Some window would cross its limit: the amount leaves every window again,

@@ -20,6 +20,7 @@ use crate::{
     store::{
         PrefixDecision, PrefixStep, PrefixSuspension, PutOutcome, SendDecision, SendLog,
         SendOutcome, SendPlan, SpendDecision, SpendReservation, SpendStep, StoreError, StoredSend,
+        spend_window::reservation_at,
     },
 };
 
@@ -214,19 +215,40 @@ fn read_outcome(
                 _ => Err(unexpected("spend_refused", "no refusal")),
             }
         }
-        ("stored", [put_reply, prefix_reply, next_allowed, sent_at, spend_reply]) => {
+        (
+            "stored",
+            [
+                put_reply,
+                prefix_reply,
+                next_allowed,
+                sent_at,
+                spend_reply @ ..,
+            ],
+        ) => {
             let sent_at = numbers_in(items(sent_at)?)?;
-            let spend = match spend_reply_of(spend, spend_reply)? {
-                Some(SpendDecision::Reserved(reservation)) => Some(reservation),
-                Some(SpendDecision::Refused { .. }) => {
-                    return Err(unexpected("stored", "a spend refusal"));
+            let spend = match (spend, spend_reply) {
+                // Reserved at the first packed log's send time (the driver
+                // handed the step that time and leaves its reply out).
+                (Some(step), []) => {
+                    let first_packed = tokens
+                        .logs
+                        .iter()
+                        .position(|token| matches!(token, LogToken::Packed(_)))
+                        .ok_or_else(|| unexpected("stored", "no spend reply and no send time"))?;
+                    let now_ms = number_at(&sent_at, first_packed)?;
+                    Some(reservation_at(step.amount, step.windows, now_ms))
                 }
+                (Some(_), [spend_reply]) => match spend_reply_of(spend, spend_reply)? {
+                    Some(SpendDecision::Reserved(reservation)) => Some(reservation),
+                    _ => return Err(unexpected("stored", "a spend refusal")),
+                },
                 // A plan whose step has no window reserves nothing anywhere,
                 // as `reserve_spend` answers it.
-                None => plan.spend.map(|step| SpendReservation {
+                (None, []) => plan.spend.map(|step| SpendReservation {
                     amount: step.amount,
                     buckets: Vec::new(),
                 }),
+                _ => return Err(unexpected("stored", "a spend reply that does not match")),
             };
             let replies = StepReplies {
                 put: put_reply,

@@ -19,7 +19,10 @@ use super::{
 };
 use crate::{
     spend::Micros,
-    store::{SpendDecision, SpendLedger, SpendRefusal, SpendReservation, SpendWindow, StoreError},
+    store::{
+        SpendDecision, SpendLedger, SpendRefusal, SpendReservation, SpendWindow, StoreError,
+        spend_window::reservation_at,
+    },
 };
 
 impl RedisStore {
@@ -175,23 +178,11 @@ pub(super) fn spend_decision(
 ) -> Result<SpendDecision, StoreError> {
     let (status, numbers) = split_reply(reply)?;
     match status.as_str() {
-        "reserved" => {
-            let buckets = windows
-                .iter()
-                .enumerate()
-                .map(|(index, window)| {
-                    Ok((
-                        window.ledger.clone(),
-                        window.period,
-                        number_at(&numbers, index)?,
-                    ))
-                })
-                .collect::<Result<_, StoreError>>()?;
-            Ok(SpendDecision::Reserved(SpendReservation {
-                amount,
-                buckets,
-            }))
-        }
+        "reserved" => Ok(SpendDecision::Reserved(reservation_at(
+            amount,
+            windows,
+            number_at(&numbers, 0)?,
+        ))),
         "refused" => {
             let refusals = numbers
                 .chunks(2)
