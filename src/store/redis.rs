@@ -92,8 +92,8 @@ pub struct RedisStore {
     /// Whether scripts adopt records an older version wrote
     /// (`number_record.rs`, `legacy_adoption.rs`).
     legacy: LegacyAdoption,
-    /// The spend windows already in this layout (`spend.rs`).
-    spend_taken_over: spend::SpendWindowsTakenOver,
+    /// The spend windows' key names, and which are in this layout (`spend.rs`).
+    spend_keys: spend::SpendKeys,
 }
 
 impl fmt::Debug for RedisStore {
@@ -121,7 +121,7 @@ impl RedisStore {
             timeout: settings.timeout,
             scripts: Scripts::new(),
             legacy: LegacyAdoption::new(&settings.topology),
-            spend_taken_over: spend::SpendWindowsTakenOver::default(),
+            spend_keys: spend::SpendKeys::default(),
         })
     }
 

@@ -6,7 +6,6 @@
 //! hour and day, a caller's day) are in one slot on a Cluster as well.
 
 use std::{
-    collections::HashSet,
     sync::{Mutex, PoisonError},
     time::Duration,
 };
@@ -26,33 +25,18 @@ use crate::{
 };
 
 impl RedisStore {
-    /// The hash of `ledger`'s window of `period`.
-    pub(super) fn spend_key(&self, ledger: &SpendLedger, period: Duration) -> String {
-        spend_key(&self.prefix, ledger, period)
-    }
-
     /// `windows`' hashes, then, until this process has reserved in each of
     /// them, the same windows' in the previous layout (`reserve_spend.lua`
     /// takes a window's spend over from it when the window is new there).
     pub(super) fn spend_keys_to_hand(&self, windows: &[SpendWindow]) -> HandedSpendKeys {
-        let keys: Vec<String> = windows
-            .iter()
-            .map(|window| self.spend_key(&window.ledger, window.period))
-            .collect();
-        let previous = (!self.spend_taken_over.has_all(&keys)).then(|| {
-            windows
-                .iter()
-                .map(|window| previous_spend_key(&self.prefix, &window.ledger, window.period))
-                .collect()
-        });
-        HandedSpendKeys { keys, previous }
+        self.spend_keys.to_hand(&self.prefix, windows)
     }
 
     /// The script reserved (or refused) in `handed`'s windows: each is in
     /// this layout from now on.
     pub(super) fn spend_windows_reserved_in(&self, handed: HandedSpendKeys) {
         if handed.previous.is_some() {
-            self.spend_taken_over.add(handed.keys);
+            self.spend_keys.reserved_in(&handed.slots);
         }
     }
 
@@ -91,7 +75,9 @@ impl RedisStore {
         let mut invocation = self.scripts.refund_spend.prepare_invoke();
         invocation.arg(amount.0.min(reservation.amount.0));
         for (ledger, period, bucket) in &reservation.buckets {
-            invocation.key(self.spend_key(ledger, *period)).arg(*bucket);
+            invocation
+                .key(spend_key(&self.prefix, ledger, *period))
+                .arg(*bucket);
         }
         let _given: i64 = self.run(&invocation).await?;
         Ok(())
@@ -105,6 +91,8 @@ pub(super) struct HandedSpendKeys {
     keys: Vec<String>,
     /// The same windows' in the previous layout, if handed too.
     previous: Option<Vec<String>>,
+    /// Each window's place in [`SpendKeys`].
+    slots: Vec<usize>,
 }
 
 impl HandedSpendKeys {
@@ -121,24 +109,68 @@ impl HandedSpendKeys {
     }
 }
 
-/// The spend windows this process has reserved in since it started. Each
-/// took the previous layout's spend over then (if it had any), so later
-/// calls leave the previous layout's keys out: two fewer keys per priced
-/// send. (A window whose hash then expires, a whole window without a
-/// reservation, has nothing left in the previous layout to take over
-/// unless old replicas still serve: README, "Spend windows".)
+/// Every spend window this process has handed a script: its key names,
+/// built once (a priced send would otherwise format two or three per call),
+/// and whether the process has reserved in it since it started. The first
+/// reservation took the previous layout's spend over (if it had any), so
+/// later calls leave the previous layout's keys out: two fewer keys per
+/// priced send. (A window whose hash then expires, a whole window without a
+/// reservation, has nothing left in the previous layout to take over unless
+/// old replicas still serve: README, "Spend windows".) The windows are the
+/// service's and each authenticated caller's: as few as the callers file
+/// names, so a list is searched.
 #[derive(Debug, Default)]
-pub(super) struct SpendWindowsTakenOver(Mutex<HashSet<String>>);
+pub(super) struct SpendKeys(Mutex<Vec<WindowKeys>>);
 
-impl SpendWindowsTakenOver {
-    fn has_all(&self, keys: &[String]) -> bool {
-        let taken = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        keys.iter().all(|key| taken.contains(key))
+#[derive(Debug)]
+struct WindowKeys {
+    ledger: SpendLedger,
+    period: Duration,
+    key: String,
+    previous: String,
+    reserved_in: bool,
+}
+
+impl SpendKeys {
+    fn to_hand(&self, prefix: &str, windows: &[SpendWindow]) -> HandedSpendKeys {
+        let mut known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut handed = HandedSpendKeys::default();
+        let mut all_reserved_in = true;
+        for window in windows {
+            let found = known
+                .iter()
+                .position(|keys| keys.period == window.period && keys.ledger == window.ledger);
+            let slot = found.unwrap_or_else(|| {
+                known.push(WindowKeys {
+                    ledger: window.ledger.clone(),
+                    period: window.period,
+                    key: spend_key(prefix, &window.ledger, window.period),
+                    previous: previous_spend_key(prefix, &window.ledger, window.period),
+                    reserved_in: false,
+                });
+                known.len() - 1
+            });
+            all_reserved_in &= known[slot].reserved_in;
+            handed.keys.push(known[slot].key.clone());
+            handed.slots.push(slot);
+        }
+        if !all_reserved_in {
+            let previous = handed
+                .slots
+                .iter()
+                .map(|slot| known[*slot].previous.clone());
+            handed.previous = Some(previous.collect());
+        }
+        handed
     }
 
-    fn add(&self, keys: Vec<String>) {
-        let mut taken = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        taken.extend(keys);
+    fn reserved_in(&self, slots: &[usize]) {
+        let mut known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        for slot in slots {
+            if let Some(keys) = known.get_mut(*slot) {
+                keys.reserved_in = true;
+            }
+        }
     }
 }
 
@@ -155,8 +187,7 @@ fn previous_spend_key(prefix: &str, ledger: &SpendLedger, period: Duration) -> S
     window_key(prefix, "", ledger, period)
 }
 
-/// `ledger`'s window of `period` in the `layout` (`""` or `":v2"`), built
-/// once per key: this runs on every priced send.
+/// `ledger`'s window of `period` in the `layout` (`""` or `":v2"`).
 fn window_key(prefix: &str, layout: &str, ledger: &SpendLedger, period: Duration) -> String {
     let period_ms = millis(period);
     match ledger {
