@@ -4,9 +4,16 @@
 # on a shared, busy machine where rps and CPU time do not (no hardware
 # counters in this VM). Per build and setting, two runs of N1 and N2 sends
 # (closed loop, 1 connection, no warm-up); the difference over N2 - N1 sends
-# cancels start-up, seeding and shutdown. redis-server runs at `--hz 1`: its
-# timer work grows with wall time, which callgrind stretches, and at the
-# default 10 Hz it blurred the per-send count by ±5 %. SERVICE_CALLGRIND=0
+# cancels start-up, seeding and shutdown. In redis-server only the commands'
+# work is counted (`processInputBuffer`: parsing, the scripts, the replies
+# built): its timers, expiry sampling and incremental rehashing follow wall
+# time and key counts, which callgrind stretches and random numbers vary,
+# and blurred the per-send count by ±15 % between identical runs (also with
+# `--hz 1`, kept). Sorted sets are kept as skip lists from their first
+# entry (`--zset-max-listpack-entries 0`): the bench's one-second send
+# windows hold ~128 sends at callgrind's pace, Redis's threshold between the
+# two encodings, and a run whose sets flipped encoding counted ±20 k more or
+# less per send. REDIS_COLLECT=all counts everything. SERVICE_CALLGRIND=0
 # runs the service natively (any build): only redis-server's rows are then
 # counted, in a fraction of the time.
 #   scripts/ir-priced.sh LABEL=BINARY [LABEL=BINARY ...]
@@ -21,13 +28,15 @@ ENVS=("${BENCH_SERVICE_ENV[@]}" RUST_LOG=info OTP_SMS_GATEWAY=console)
 bench_priced_env "$OUT"
 CG=(valgrind --tool=callgrind --dump-instr=no --dump-line=no)
 SERVICE_CALLGRIND=${SERVICE_CALLGRIND:-1}
+REDIS_CG=(--collect-atstart=no --toggle-collect=processInputBuffer)
+[ "${REDIS_COLLECT:-commands}" = all ] && REDIS_CG=()
 # The total instructions of a callgrind output file.
 total() { grep -E '^(summary|totals):' "$1" | tail -1 | awk '{print $2}'; }
 run() { # name binary priced(0|1) sends
   local rp port extra=() rpid spid
   rp=$(shuf -i 30000-39999 -n 1); port=$(shuf -i 20000-29999 -n 1)
-  "${CG[@]}" --callgrind-out-file="$OUT/$1.redis.cg" redis-server --bind 127.0.0.1 --port "$rp" \
-    --save "" --appendonly no --loglevel warning --hz 1 >/dev/null 2>&1 & rpid=$!
+  "${CG[@]}" "${REDIS_CG[@]}" --callgrind-out-file="$OUT/$1.redis.cg" redis-server --bind 127.0.0.1 --port "$rp" \
+    --save "" --appendonly no --loglevel warning --hz 1 --zset-max-listpack-entries 0 >/dev/null 2>&1 & rpid=$!
   for _ in $(seq 400); do redis-cli -p "$rp" ping >/dev/null 2>&1 && break; sleep 0.1; done
   [ "$3" = 1 ] && extra=("${PRICED_ENV[@]}")
   local under=("${CG[@]}" --callgrind-out-file="$OUT/$1.service.cg")

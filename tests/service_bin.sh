@@ -1,4 +1,4 @@
-# Sourced by the shell checks that drive the release binary (tests/clients,
+# Sourced by the shell checks that drive the service binary (tests/clients,
 # tests/ops): sets `bin`. Without OTP_SERVICE_BIN it builds the release
 # binary; with it, it says it reuses the binary as given and refuses one
 # older than the sources (its pass would say nothing about this tree),

@@ -60,16 +60,27 @@ fn gsm7_septets(c: char) -> usize {
 /// Whether every character of `text` is in the GSM-7 alphabet (else the
 /// SMS goes as UCS-2, e.g. Vonage's `type=unicode`).
 pub fn is_gsm7(text: &str) -> bool {
-    text.chars().all(|c| gsm7_septets(c) > 0)
+    gsm7_length(text).is_some()
+}
+
+/// The septets `text` takes in GSM-7, or `None` if a character is not in
+/// the alphabet. One pass, over bytes when the text is ASCII (most codes'
+/// messages): this runs on every priced send.
+fn gsm7_length(text: &str) -> Option<usize> {
+    let add = |sum: usize, septets: usize| (septets > 0).then_some(sum + septets);
+    if text.is_ascii() {
+        return text.bytes().try_fold(0, |sum, byte| {
+            add(sum, usize::from(GSM7_ASCII[usize::from(byte)]))
+        });
+    }
+    text.chars().try_fold(0, |sum, c| add(sum, gsm7_septets(c)))
 }
 
 /// How many segments `text` takes.
 pub fn count_segments(text: &str) -> Segments {
-    let (encoding, units, single, per_part) = if is_gsm7(text) {
-        let septets = text.chars().map(gsm7_septets).sum();
-        (SmsEncoding::Gsm7, septets, 160, 153)
-    } else {
-        (SmsEncoding::Ucs2, text.encode_utf16().count(), 70, 67)
+    let (encoding, units, single, per_part) = match gsm7_length(text) {
+        Some(septets) => (SmsEncoding::Gsm7, septets, 160, 153),
+        None => (SmsEncoding::Ucs2, text.encode_utf16().count(), 70, 67),
     };
     let count = if units <= single {
         1

@@ -2,7 +2,7 @@
 # Polyglot conformance: one scenario (send, wrong guess, right guess, reuse,
 # rate-limited send with RetryInfo, invalid phone with BadRequest; Python and
 # Node also a code sent over WhatsApp) run by
-# Python (grpcio), Node (@grpc/grpc-js) and grpcurl against the real release
+# Python (grpcio), Node (@grpc/grpc-js) and grpcurl against the real
 # binary on a private Redis, with a stand-in TextBee gateway (which also
 # stands in for Meta's WhatsApp Cloud API); then a Python
 # audit-event consumer (redis-py, XREADGROUP) reads what its own scenario did.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Operations kit check: the alert rules pass promtool (check + unit tests),
 # and every rule expression and every Grafana panel query parses and returns
-# data on a REAL Prometheus (Debian's package) scraping the release binary on
+# data on a REAL Prometheus (Debian's package) scraping the service binary on
 # a private Redis, after scripted traffic with grpcurl against a stand-in SMS
 # gateway that fails one number (and stands in for Meta's WhatsApp Cloud API,
 # with numbers "not on WhatsApp" that fall through to SMS), and SMS pumping

@@ -32,7 +32,7 @@
 --          of legacy keys; then w (0: no spend step, at most 3) followed,
 --          when w > 0, by h (w or 2w, the spend keys handed) and
 --          reserve_spend.lua's arguments: the amount and w pairs of limit
---          and period (ms).
+--          and bucket width (ms).
 -- Returns, each reply being the step's own:
 --   {'refused', log_index (0-based), record_send reply}         nothing counted
 --   {'suspended', count_prefix_send reply}                      nothing counted

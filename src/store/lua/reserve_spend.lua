@@ -13,17 +13,18 @@
 -- Also a step of count_send_and_put_code.lua (wrapped unchanged as a local
 -- function on the keys the driver hands it), so a capped send on one server
 -- or Sentinel is one EVALSHA; a Cluster runs this script on its own.
--- KEYS[i]      window i's hash (w windows: as many as limit, period pairs)
+-- KEYS[i]      window i's hash (w windows: as many as limit, width pairs)
 -- KEYS[w + i]  optional: the same window's hash in the previous layout, to
 --              take its spend over if window i's hash is new (the caller
 --              hands these until it has seen every window in this layout)
 -- ARGV[1]  the amount to reserve (an integer, millionths of the currency)
--- ARGV[2i], ARGV[2i+1]  window i's limit and period (ms)
+-- ARGV[2i], ARGV[2i+1]  window i's limit and bucket width (ms: the period
+--             over 60, rounded up, at least 1; src/store/spend_window.rs)
 -- ARGV[2w+2]  optional: Redis's time in ms, read earlier in the same call
 --             (the one-call send script passes it; otherwise TIME is read)
 -- Returns {'reserved', now_ms} (window i's bucket is now_ms divided by its
---         width, window_width(period): the caller derives the buckets, a
---         reply element costs more than the division) or
+--         width: the caller derives the buckets, a reply element costs more
+--         than the division) or
 --         {'refused', window_index, retry_after_ms, ...} (0-based indexes).
 -- `x + 0` turns an argument into a number with one conversion (Lua 5.1's
 -- tonumber makes two): this runs on every priced send.
@@ -36,35 +37,39 @@ if now == nil then
 end
 local amount = ARGV[1] + 0
 
-local widths = {}
-local buckets = {}
-local over = {}
+-- Window i's bucket width (ms) and current bucket.
+local function bucket_of(i)
+  local width = ARGV[2 * i + 1] + 0
+  return width, math.floor(now / width)
+end
+
+local over = nil
 for i = 1, windows do
-  local width = window_width(ARGV[2 * i + 1])
-  local bucket = math.floor(now / width)
-  widths[i] = width
-  buckets[i] = bucket
+  local width, bucket = bucket_of(i)
   local total = redis.call('HINCRBY', KEYS[i], string.format('n%d', bucket), ARGV[1])
   if total == amount then
     total = roll_window(i, windows, bucket, width, amount)
   end
   if total > ARGV[2 * i] + 0 then
+    over = over or {}
     over[#over + 1] = i
   end
 end
 
-if #over == 0 then
+if not over then
   return { 'reserved', now }
 end
 
 -- Some window would cross its limit: the amount leaves every window again,
 -- then each refusing one says when enough of its spend will have left it.
 for i = 1, windows do
-  redis.call('HINCRBY', KEYS[i], string.format('n%d', buckets[i]), -amount)
+  local _, bucket = bucket_of(i)
+  redis.call('HINCRBY', KEYS[i], string.format('n%d', bucket), -amount)
 end
 local refused = { 'refused' }
 for _, i in ipairs(over) do
+  local width, bucket = bucket_of(i)
   refused[#refused + 1] = i - 1
-  refused[#refused + 1] = room_in(i, buckets[i], widths[i], amount, ARGV[2 * i] + 0, now)
+  refused[#refused + 1] = room_in(i, bucket, width, amount, ARGV[2 * i] + 0, now)
 end
 return refused

@@ -1,6 +1,7 @@
 -- spend_window: the one definition of a spend window's hash, run before
 -- reserve_spend.lua and refund_spend.lua (src/store/redis/scripts.rs).
--- A window is 60 buckets of period/60 ms (rounded up) plus the current one:
+-- A window is 60 buckets of period/60 ms (rounded up; the caller hands the
+-- width) plus the current one:
 -- an amount counts until its bucket + 61 begins (src/store/spend_window.rs,
 -- the Rust twin of the rule). Its hash, `<prefix>:{spend}:v2:<ledger>:<period>`:
 --   n<k>  the current bucket k, holding the window's running total (every
@@ -11,11 +12,6 @@
 -- too, under the same name without `v2:` (two HINCRBYs a window per send);
 -- a window new in this layout takes that hash's kept buckets over once.
 local BUCKETS = 60
-
--- A window of `period` ms (an argument)'s bucket width in ms.
-local function window_width(period)
-  return math.max(1, math.ceil(period / BUCKETS))
-end
 
 -- Window i's kept buckets at bucket k (those from k - BUCKETS on) as
 -- {bucket = own amount}, read from its hash (KEYS[i]), and whether the hash

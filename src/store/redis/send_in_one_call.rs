@@ -20,7 +20,7 @@ use crate::{
     store::{
         PrefixDecision, PrefixStep, PrefixSuspension, PutOutcome, SendDecision, SendLog,
         SendOutcome, SendPlan, SpendDecision, SpendReservation, SpendStep, StoreError, StoredSend,
-        spend_window::reservation_at,
+        spend_window::{bucket_ms, reservation_at},
     },
 };
 
@@ -135,7 +135,7 @@ fn spend_step<'a>(plan: &SendPlan<'a>) -> Result<Option<SpendStep<'a>>, StoreErr
 
 /// The spend step's arguments: its window count w (0: no step), then the
 /// count of spend keys handed and `reserve_spend.lua`'s: the amount and
-/// each window's limit and period.
+/// each window's limit and bucket width.
 fn add_spend_args(
     invocation: &mut ScriptInvocation<'_>,
     spend: Option<SpendStep<'_>>,
@@ -150,7 +150,7 @@ fn add_spend_args(
         .arg(keys_handed)
         .arg(step.amount.0);
     for window in step.windows {
-        invocation.arg(window.limit.0).arg(millis(window.period));
+        invocation.arg(window.limit.0).arg(bucket_ms(window.period));
     }
 }
 

@@ -20,7 +20,7 @@ use crate::{
     spend::Micros,
     store::{
         SpendDecision, SpendLedger, SpendRefusal, SpendReservation, SpendWindow, StoreError,
-        spend_window::reservation_at,
+        spend_window::{bucket_ms, reservation_at},
     },
 };
 
@@ -56,7 +56,7 @@ impl RedisStore {
         let handed = self.spend_keys_to_hand(windows);
         handed.add_to(&mut invocation);
         for window in windows {
-            invocation.arg(window.limit.0).arg(millis(window.period));
+            invocation.arg(window.limit.0).arg(bucket_ms(window.period));
         }
         let reply: Vec<Value> = self.run(&invocation).await?;
         let decision = spend_decision(&reply, amount, windows)?;
