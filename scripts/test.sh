@@ -69,20 +69,15 @@ fi
 "$buf" breaking proto --against "$git_dir#ref=$proto_baseline,subdir=proto"
 
 echo "== cargo test"
-cargo test --locked --no-run "$@"
-# The version before issue 30's Redis layout, for the rolling-upgrade test
-# (tests/it/redis_upgrade.rs); it reuses the build above, so only the crate
-# is compiled.
-scripts/old-binary.sh
-export OTP_OLD_BINARY=$PWD/target/old/otp-service
 # The Dockerfile check builds the binary with the Dockerfile's own command
 # (`cargo build --release ...`), with the release profile's whole-program
 # optimisation turned off here: fat LTO into one codegen unit is ~8
 # core-minutes, most of CI's time on 2 cores, and what the check asserts
 # (the command builds, the image's user, env and ports serve) does not
 # depend on the optimiser. The benchmarks build the real profile
-# (BENCHMARKS.md). It compiles while the tests run, in a target dir of its
-# own (cargo's build lock is per target dir), at the lowest CPU priority.
+# (BENCHMARKS.md). It compiles while the tests are built and run, in a
+# target dir of its own (cargo's build lock is per target dir), at the
+# lowest CPU priority: on what the test build and the tests leave idle.
 export CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=256 \
   CARGO_PROFILE_RELEASE_OPT_LEVEL=0
 release_target=$PWD/target/release-checks
@@ -92,6 +87,16 @@ CARGO_TARGET_DIR=$release_target nice -n 19 \
   cargo build --release --locked --quiet --bin otp-service >"$release_log" 2>&1 &
 release_build=$!
 trap 'kill "$release_build" 2>/dev/null || true' EXIT
+cargo test --locked --no-run "$@"
+# The version before issue 30's Redis layout, for the rolling-upgrade test
+# (tests/it/redis_upgrade.rs); it reuses the build above, so only the crate
+# is compiled.
+scripts/old-binary.sh
+export OTP_OLD_BINARY=$PWD/target/old/otp-service
+# The tests mostly wait (on the servers, timers and processes they start):
+# 238 s of wall time at 2 threads (the default on 2 cores) for 78 s of CPU,
+# 71 s at 8.
+export RUST_TEST_THREADS=${RUST_TEST_THREADS:-8}
 cargo test --locked "$@"
 if ! wait "$release_build"; then
   echo "test.sh: the Dockerfile check's build failed:" >&2
