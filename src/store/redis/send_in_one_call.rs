@@ -226,30 +226,7 @@ fn read_outcome(
             ],
         ) => {
             let sent_at = numbers_in(items(sent_at)?)?;
-            let spend = match (spend, spend_reply) {
-                // Reserved at the first packed log's send time (the driver
-                // handed the step that time and leaves its reply out).
-                (Some(step), []) => {
-                    let first_packed = tokens
-                        .logs
-                        .iter()
-                        .position(|token| matches!(token, LogToken::Packed(_)))
-                        .ok_or_else(|| unexpected("stored", "no spend reply and no send time"))?;
-                    let now_ms = number_at(&sent_at, first_packed)?;
-                    Some(reservation_at(step.amount, step.windows, now_ms))
-                }
-                (Some(_), [spend_reply]) => match spend_reply_of(spend, spend_reply)? {
-                    Some(SpendDecision::Reserved(reservation)) => Some(reservation),
-                    _ => return Err(unexpected("stored", "a spend refusal")),
-                },
-                // A plan whose step has no window reserves nothing anywhere,
-                // as `reserve_spend` answers it.
-                (None, []) => plan.spend.map(|step| SpendReservation {
-                    amount: step.amount,
-                    buckets: Vec::new(),
-                }),
-                _ => return Err(unexpected("stored", "a spend reply that does not match")),
-            };
+            let spend = stored_spend(plan, spend, &tokens.logs, &sent_at, spend_reply)?;
             let replies = StepReplies {
                 put: put_reply,
                 prefix: prefix_reply,
@@ -314,6 +291,39 @@ fn stored(
         monitored,
         spend,
     }))
+}
+
+/// What a `stored` send reserved: at the first packed log's send time when
+/// the driver handed the step that time (then it leaves the step's reply
+/// out), else as the step's reply says.
+fn stored_spend(
+    plan: &SendPlan<'_>,
+    spend: Option<SpendStep<'_>>,
+    logs: &[LogToken],
+    sent_at: &[u64],
+    spend_reply: &[Value],
+) -> Result<Option<SpendReservation>, StoreError> {
+    match (spend, spend_reply) {
+        (Some(step), []) => {
+            let first_packed = logs
+                .iter()
+                .position(|token| matches!(token, LogToken::Packed(_)))
+                .ok_or_else(|| unexpected("stored", "no spend reply and no send time"))?;
+            let now_ms = number_at(sent_at, first_packed)?;
+            Ok(Some(reservation_at(step.amount, step.windows, now_ms)))
+        }
+        (Some(_), [spend_reply]) => match spend_reply_of(spend, spend_reply)? {
+            Some(SpendDecision::Reserved(reservation)) => Ok(Some(reservation)),
+            _ => Err(unexpected("stored", "a spend refusal")),
+        },
+        // A plan whose step has no window reserves nothing anywhere, as
+        // `reserve_spend` answers it.
+        (None, []) => Ok(plan.spend.map(|step| SpendReservation {
+            amount: step.amount,
+            buckets: Vec::new(),
+        })),
+        _ => Err(unexpected("stored", "a spend reply that does not match")),
+    }
 }
 
 /// The spend step's reply (empty when there was no step): its decision.
