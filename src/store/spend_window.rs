@@ -85,7 +85,9 @@ pub fn bucket_ms(period: Duration) -> u64 {
     period_ms.div_ceil(BUCKETS).max(1)
 }
 
-/// The bucket of a window of `period` that `now_ms` falls in.
+/// The bucket of a window of `period` that `now_ms` falls in
+/// (`lua/reserve_spend.lua` computes the same from the width it is handed:
+/// keep both in step).
 pub fn bucket_at(period: Duration, now_ms: u64) -> u64 {
     now_ms / bucket_ms(period)
 }

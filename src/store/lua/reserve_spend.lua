@@ -30,7 +30,11 @@
 -- tonumber makes two): this runs on every priced send.
 local windows = math.floor((#ARGV - 1) / 2)
 local now = ARGV[2 * windows + 2]
-if now == nil then
+if now ~= nil then
+  -- A number when the send script hands it (no conversion then), but
+  -- replied as an integer whichever way it came.
+  now = now + 0
+else
   -- Redis's clock, not the caller's: every replica then agrees on time.
   local time = redis.call('TIME')
   now = time[1] * 1000 + math.floor(time[2] / 1000)

@@ -215,25 +215,15 @@ fn read_outcome(
                 _ => Err(unexpected("spend_refused", "no refusal")),
             }
         }
-        (
-            "stored",
-            [
-                put_reply,
-                prefix_reply,
+        ("stored", [put, prefix, next_allowed, sent_at, rest @ ..]) => {
+            let replies = StepReplies {
+                put,
+                prefix,
                 next_allowed,
                 sent_at,
-                spend_reply @ ..,
-            ],
-        ) => {
-            let sent_at = numbers_in(items(sent_at)?)?;
-            let spend = stored_spend(plan, spend, &tokens.logs, &sent_at, spend_reply)?;
-            let replies = StepReplies {
-                put: put_reply,
-                prefix: prefix_reply,
-                next_allowed,
-                sent_at: &sent_at,
+                spend: rest,
             };
-            stored(plan, tokens, replies, spend)
+            stored(plan, spend, tokens, &replies)
         }
         (other, _) => Err(StoreError::Protocol(format!(
             "count_send_and_put_code replied `{other}` {parts:?}"
@@ -241,27 +231,30 @@ fn read_outcome(
     }
 }
 
-/// The parts of a `stored` reply: the code's, the prefix step's and each
-/// log's next allowed send and time of the send.
+/// The parts of a `stored` reply: the code's, the prefix step's, each
+/// log's next allowed send and time of the send, and the spend step's
+/// reply if the driver kept it.
 struct StepReplies<'r> {
     put: &'r Value,
     prefix: &'r Value,
     next_allowed: &'r Value,
-    sent_at: &'r [u64],
+    sent_at: &'r Value,
+    spend: &'r [Value],
 }
 
 /// A `stored` reply, with what the spend step reserved.
 fn stored(
     plan: &SendPlan<'_>,
+    spend: Option<SpendStep<'_>>,
     tokens: Tokens,
-    replies: StepReplies<'_>,
-    spend: Option<SpendReservation>,
+    replies: &StepReplies<'_>,
 ) -> Result<SendOutcome, StoreError> {
     let PutOutcome::Stored { attempts_remaining } = put_code(replies.put)? else {
         return Err(unexpected("stored", "a lock"));
     };
+    let sent_at = &numbers_in(items(replies.sent_at)?)?;
+    let spend = stored_spend(plan, spend, &tokens.logs, sent_at, replies.spend)?;
     let (prefix_token, monitored) = prefix_step(plan.prefix, replies.prefix, tokens.prefix)?;
-    let sent_at = replies.sent_at;
     let next_allowed = numbers_in(items(replies.next_allowed)?)?;
     let phone_log = plan
         .logs

@@ -6,6 +6,7 @@
 //! hour and day, a caller's day) are in one slot on a Cluster as well.
 
 use std::{
+    collections::HashMap,
     sync::{Mutex, PoisonError},
     time::Duration,
 };
@@ -116,19 +117,50 @@ impl HandedSpendKeys {
 /// later calls leave the previous layout's keys out: two fewer keys per
 /// priced send. (A window whose hash then expires, a whole window without a
 /// reservation, has nothing left in the previous layout to take over unless
-/// old replicas still serve: README, "Spend windows".) The windows are the
-/// service's and each authenticated caller's: as few as the callers file
-/// names, so a list is searched.
+/// old replicas still serve: README, "Spend windows".) The service's two
+/// windows, and one per caller that has sent with a caller cap in force:
+/// as many as the callers file or the CA names, never forgotten (a few
+/// hundred bytes each).
 #[derive(Debug, Default)]
-pub(super) struct SpendKeys(Mutex<Vec<WindowKeys>>);
+pub(super) struct SpendKeys(Mutex<KnownWindows>);
+
+#[derive(Debug, Default)]
+struct KnownWindows {
+    windows: Vec<WindowKeys>,
+    /// Each ledger's windows' places in `windows`.
+    by_ledger: HashMap<SpendLedger, Vec<usize>>,
+}
 
 #[derive(Debug)]
 struct WindowKeys {
-    ledger: SpendLedger,
     period: Duration,
     key: String,
     previous: String,
     reserved_in: bool,
+}
+
+impl KnownWindows {
+    /// `window`'s place, added if new.
+    fn slot(&mut self, prefix: &str, window: &SpendWindow) -> usize {
+        let known = self.by_ledger.get(&window.ledger).and_then(|slots| {
+            slots
+                .iter()
+                .copied()
+                .find(|slot| self.windows[*slot].period == window.period)
+        });
+        known.unwrap_or_else(|| {
+            self.windows.push(WindowKeys {
+                period: window.period,
+                key: spend_key(prefix, &window.ledger, window.period),
+                previous: previous_spend_key(prefix, &window.ledger, window.period),
+                reserved_in: false,
+            });
+            let slot = self.windows.len() - 1;
+            let slots = self.by_ledger.entry(window.ledger.clone()).or_default();
+            slots.push(slot);
+            slot
+        })
+    }
 }
 
 impl SpendKeys {
@@ -137,28 +169,17 @@ impl SpendKeys {
         let mut handed = HandedSpendKeys::default();
         let mut all_reserved_in = true;
         for window in windows {
-            let found = known
-                .iter()
-                .position(|keys| keys.period == window.period && keys.ledger == window.ledger);
-            let slot = found.unwrap_or_else(|| {
-                known.push(WindowKeys {
-                    ledger: window.ledger.clone(),
-                    period: window.period,
-                    key: spend_key(prefix, &window.ledger, window.period),
-                    previous: previous_spend_key(prefix, &window.ledger, window.period),
-                    reserved_in: false,
-                });
-                known.len() - 1
-            });
-            all_reserved_in &= known[slot].reserved_in;
-            handed.keys.push(known[slot].key.clone());
+            let slot = known.slot(prefix, window);
+            let keys = &known.windows[slot];
+            all_reserved_in &= keys.reserved_in;
+            handed.keys.push(keys.key.clone());
             handed.slots.push(slot);
         }
         if !all_reserved_in {
             let previous = handed
                 .slots
                 .iter()
-                .map(|slot| known[*slot].previous.clone());
+                .map(|slot| known.windows[*slot].previous.clone());
             handed.previous = Some(previous.collect());
         }
         handed
@@ -167,7 +188,7 @@ impl SpendKeys {
     fn reserved_in(&self, slots: &[usize]) {
         let mut known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         for slot in slots {
-            if let Some(keys) = known.get_mut(*slot) {
+            if let Some(keys) = known.windows.get_mut(*slot) {
                 keys.reserved_in = true;
             }
         }

@@ -345,6 +345,30 @@ async fn spend_step_reserves_once_the_send_is_counted_and_its_code_stored(kind: 
     assert_eq!(sent.counted.len(), 2);
 }
 
+/// A plan without a number's log (so no log read the store's clock before
+/// the spend step: on one Redis server the step reads `TIME` and replies
+/// it) reserves in buckets its refund reaches: after the refund the limit's
+/// room is whole again.
+async fn a_send_without_a_number_log_reserves_where_its_refund_reaches(kind: StoreKind) {
+    let store = TestStore::open(kind).await;
+    let windows = spend_windows(100);
+    let global_only = vec![(SendLog::Global, rules(LimitKind::Global, 1_000))];
+    let subject = new_subject();
+    let sent = stored(send_priced(&store, &subject, &global_only, None, spend(60, &windows)).await);
+    let reservation = sent.spend.expect("the step reserved the price");
+    assert_eq!(reservation.buckets.len(), 2, "one bucket per window");
+    store
+        .refund_spend(&reservation, Micros(60))
+        .await
+        .expect("refund_spend");
+    let other = new_subject();
+    let outcome = send_priced(&store, &other, &global_only, None, spend(100, &windows)).await;
+    assert!(
+        matches!(outcome, SendOutcome::Stored(_)),
+        "the refund gave all 60 back, so 100 fits: {outcome:?}"
+    );
+}
+
 async fn spend_refusal_discards_the_code_and_takes_back_every_count(kind: StoreKind) {
     let store = TestStore::open(kind).await;
     let windows = spend_windows(50);
@@ -388,5 +412,6 @@ for_each_store!(
     suspension_refuses_in_enforce_and_is_reported_in_monitor,
     lock_takes_back_every_count,
     spend_step_reserves_once_the_send_is_counted_and_its_code_stored,
+    a_send_without_a_number_log_reserves_where_its_refund_reaches,
     spend_refusal_discards_the_code_and_takes_back_every_count,
 );
