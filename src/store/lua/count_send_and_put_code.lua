@@ -30,9 +30,9 @@
 --          ('1': enforce, '0': monitor), or '0' when no prefix is judged;
 --          then digest, lifetime_ms, max_attempts and the record's count
 --          of legacy keys; then w (0: no spend step, at most 3) followed,
---          when w > 0, by h (w or 2w, the spend keys handed) and
---          reserve_spend.lua's arguments: the amount and w pairs of limit
---          and bucket width (ms).
+--          when w > 0, by reserve_spend.lua's arguments: the amount and w
+--          pairs of limit and bucket width (ms). (The h spend keys handed,
+--          w or 2w, are those between the prefix's keys and the record.)
 -- Returns, each reply being the step's own:
 --   {'refused', log_index (0-based), record_send reply}         nothing counted
 --   {'suspended', count_prefix_send reply}                      nothing counted
@@ -117,7 +117,10 @@ end
 
 local prefix_reply = {}
 local prefix_token = nil
+-- The spend keys follow the logs and the prefix's keys, if judged.
+local spend_keys_at = log_count + 1
 if ARGV[at] == '1' then
+  spend_keys_at = spend_keys_at + 7
   local sends = log_count + 1
   local args = {}
   for j = 1, 9 do
@@ -187,8 +190,7 @@ end
 local spend_at = at + 4
 local windows = tonumber(ARGV[spend_at])
 if windows > 0 then
-  local handed = tonumber(ARGV[spend_at + 1])
-  spend_at = spend_at + 1
+  local handed = record_at - spend_keys_at
   local args = {}
   for j = 1, 1 + windows * 2 do
     args[j] = ARGV[spend_at + j]

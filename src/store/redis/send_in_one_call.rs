@@ -85,7 +85,7 @@ impl RedisStore {
             .arg(millis(code.lifetime))
             .arg(code.max_attempts)
             .arg(record_legacy.len());
-        add_spend_args(&mut invocation, spend, spend_keys.count());
+        add_spend_args(&mut invocation, spend);
         for key in legacy_keys.into_iter().chain(record_legacy) {
             invocation.key(key);
         }
@@ -133,22 +133,15 @@ fn spend_step<'a>(plan: &SendPlan<'a>) -> Result<Option<SpendStep<'a>>, StoreErr
     Ok(spend)
 }
 
-/// The spend step's arguments: its window count w (0: no step), then the
-/// count of spend keys handed and `reserve_spend.lua`'s: the amount and
-/// each window's limit and bucket width.
-fn add_spend_args(
-    invocation: &mut ScriptInvocation<'_>,
-    spend: Option<SpendStep<'_>>,
-    keys_handed: usize,
-) {
+/// The spend step's arguments: its window count w (0: no step), then
+/// `reserve_spend.lua`'s: the amount and each window's limit and bucket
+/// width. (The script counts the spend keys handed from where they sit.)
+fn add_spend_args(invocation: &mut ScriptInvocation<'_>, spend: Option<SpendStep<'_>>) {
     let Some(step) = spend else {
         invocation.arg(0);
         return;
     };
-    invocation
-        .arg(step.windows.len())
-        .arg(keys_handed)
-        .arg(step.amount.0);
+    invocation.arg(step.windows.len()).arg(step.amount.0);
     for window in step.windows {
         invocation.arg(window.limit.0).arg(bucket_ms(window.period));
     }
