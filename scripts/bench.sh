@@ -326,12 +326,16 @@ jq -n \
 jq -r '.table' "$OUT/summary.json"
 
 log "SendOtp with prices and spend caps on (issue 29), medians of $ROUNDS rounds"
+# Medians of rps and of the service's CPU per call over runs (JSON reports).
+medians() { jq -s '[(map(.rps) | sort | .[length / 2 | floor]), (map(.server.cpu_us_per_call) | sort | .[length / 2 | floor])]' "$@"; }
 priced_row() { # label, unpriced runs glob prefix, priced runs glob prefix
   local plain priced
-  plain=$(jq -s '[map(.rps) | sort | .[length / 2 | floor], map(.server.cpu_us_per_call) | sort | .[length / 2 | floor]]' "$OUT/$2"-[0-9]*.json 2>/dev/null) || return 0
-  priced=$(jq -s '[map(.rps) | sort | .[length / 2 | floor], map(.server.cpu_us_per_call) | sort | .[length / 2 | floor]]' "$OUT/$3"-[0-9]*.json 2>/dev/null) || return 0
-  jq -nr --arg label "$1" --argjson a "$plain" --argjson b "$priced" \
-    '"\($label): rps \($a[0] | round) -> \($b[0] | round) (\((($b[0] / $a[0]) - 1) * 100 | round) %), service cpu us/call \($a[1] * 10 | round / 10) -> \($b[1] * 10 | round / 10)"'
+  # No row for a store this build did not run (no priced reports).
+  compgen -G "$OUT/$3-[0-9]*.json" >/dev/null || return 0
+  plain=$(medians "$OUT/$2"-[0-9]*.json)
+  priced=$(medians "$OUT/$3"-[0-9]*.json)
+  jq -nr --arg name "$1" --argjson a "$plain" --argjson b "$priced" \
+    '"\($name): rps \($a[0] | round) -> \($b[0] | round) (\((($b[0] / $a[0]) - 1) * 100 | round) %), service cpu us/call \($a[1] * 10 | round / 10) -> \($b[1] * 10 | round / 10)"'
 }
 priced_row "SendOtp memory" memory-send memory-send-priced | tee "$OUT/priced.txt"
 priced_row "SendOtp Redis (redis-server on the service's CPU)" redis-send redis-send-priced | tee -a "$OUT/priced.txt"
