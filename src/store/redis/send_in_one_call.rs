@@ -42,40 +42,8 @@ impl RedisStore {
         let prefix_keys = if plan.prefix.is_some() { 7 } else { 0 };
         invocation.arg(plan.logs.len());
         invocation.arg(plan.logs.len() + prefix_keys + spend_keys.count() + 1);
-        let mut legacy_keys = Vec::new();
-        for ((log, rules), token) in plan.logs.iter().zip(&log_tokens) {
-            invocation.key(self.send_log_key(log));
-            match token {
-                LogToken::Packed(nonce) => {
-                    let legacy = self.legacy_keys(log).await;
-                    invocation
-                        .arg("p")
-                        .arg(*nonce)
-                        .arg(packed_log_field(log))
-                        .arg(legacy.len());
-                    legacy_keys.extend(legacy);
-                }
-                LogToken::Sorted(token) => {
-                    invocation.arg("z").arg(token);
-                }
-            }
-            invocation.arg(rules.len());
-            for rule in rules {
-                invocation.arg(rule.limit).arg(millis(rule.period));
-            }
-        }
-        let prefix_token = match plan.prefix {
-            Some(step) => {
-                invocation.arg("1");
-                let member = self.add_prefix_send(&mut invocation, &step);
-                invocation.arg(if step.refuse_suspended { "1" } else { "0" });
-                Some(member)
-            }
-            None => {
-                invocation.arg("0");
-                None
-            }
-        };
+        let legacy_keys = self.add_logs(&mut invocation, &plan, &log_tokens).await;
+        let prefix_token = self.add_prefix_step(&mut invocation, plan.prefix);
         let code = plan.code;
         let record_legacy = self.legacy_keys(&SendLog::Phone(*code.subject)).await;
         spend_keys.add_to(&mut invocation);
@@ -103,6 +71,57 @@ impl RedisStore {
             self.spend_windows_reserved_in(spend_keys);
         }
         Ok(outcome)
+    }
+
+    /// Each of `plan`'s logs: its key, and its arguments (`'p'`, nonce,
+    /// field and count of legacy keys, or `'z'` and token; then its rules).
+    /// Returns the packed logs' legacy keys, handed after the record's key.
+    async fn add_logs(
+        &self,
+        invocation: &mut ScriptInvocation<'_>,
+        plan: &SendPlan<'_>,
+        log_tokens: &[LogToken],
+    ) -> Vec<Vec<u8>> {
+        let mut legacy_keys = Vec::new();
+        for ((log, rules), token) in plan.logs.iter().zip(log_tokens) {
+            invocation.key(self.send_log_key(log));
+            match token {
+                LogToken::Packed(nonce) => {
+                    let legacy = self.legacy_keys(log).await;
+                    invocation
+                        .arg("p")
+                        .arg(*nonce)
+                        .arg(packed_log_field(log))
+                        .arg(legacy.len());
+                    legacy_keys.extend(legacy);
+                }
+                LogToken::Sorted(token) => {
+                    invocation.arg("z").arg(token);
+                }
+            }
+            invocation.arg(rules.len());
+            for rule in rules {
+                invocation.arg(rule.limit).arg(millis(rule.period));
+            }
+        }
+        legacy_keys
+    }
+
+    /// The prefix step's arguments (`'1'`, the send, whether a suspension
+    /// refuses) or `'0'` when no prefix is judged; the send's member.
+    fn add_prefix_step(
+        &self,
+        invocation: &mut ScriptInvocation<'_>,
+        prefix: Option<PrefixStep<'_>>,
+    ) -> Option<String> {
+        let Some(step) = prefix else {
+            invocation.arg("0");
+            return None;
+        };
+        invocation.arg("1");
+        let member = self.add_prefix_send(invocation, &step);
+        invocation.arg(if step.refuse_suspended { "1" } else { "0" });
+        Some(member)
     }
 
     /// What the script names each of `plan`'s sends by. Random, so two
