@@ -12,8 +12,10 @@
 # used_memory after the load minus before it, divided by N. Before is read
 # after a warm-up of 500 other numbers, so the service's connections and the
 # scripts' cache are not counted. The pumping guard's per-prefix keys are
-# part of the figure (as deployed: the guard is on); their share is printed
-# from MEMORY USAGE of those keys.
+# part of the figure (as deployed: the guard is on). Each part's share
+# (scripts/bytes_parts.py: MEMORY USAGE of its keys, over all numbers texted,
+# the warm-up's included) is printed beside it: the parts live for different
+# times (a day, a send window, the guard's window), which sizing needs.
 # Memory store: the service's RssAnon (/proc/PID/status) after minus before,
 # divided by N, same warm-up; then the same load straight on the store,
 # every allocation counted (examples/memory_bytes.rs: no allocator slack or
@@ -103,12 +105,9 @@ measure() {
   lost=$(sed -n 's/.*"UNAVAILABLE": \([0-9]*\).*/\1/p' "$OUT/$store-$sends.load.json")
   [ -n "$lost" ] && extra=" unavailable=$lost"
   if [ "$store" = redis ]; then
-    local guard=0 key keys
-    while IFS= read -r key; do
-      guard=$((guard + $(redis-cli -p "$redis_port" memory usage "$key" samples 0)))
-    done < <(redis-cli -p "$redis_port" --scan --pattern '*pumping*')
+    local keys
     keys=$(redis-cli -p "$redis_port" dbsize)
-    extra="$extra guard=$((guard / (NUMBERS + 500)))B keys_per_number=$(echo "scale=2; $keys / ($NUMBERS + 500)" | bc)"
+    extra="$extra $(python3 scripts/bytes_parts.py "$redis_port" $((NUMBERS + 500)) "$NUMBERS" "$before") keys_per_number=$(echo "scale=2; $keys / ($NUMBERS + 500)" | bc)"
     redis-cli -p "$redis_port" --scan | head -5 | sed "s/^/  sample key ($store, $sends sends): /" >&2
   fi
   kill "$pid"; wait "$pid" 2>/dev/null || true

@@ -29,8 +29,14 @@ pub async fn check_config(
     let _ = write!(report, "{effective}");
     let _ = writeln!(
         report,
-        "caps in force: send limits {}; max attempts {}; code length {}; pumping guard {}",
-        config.limits, config.policy.max_attempts, config.policy.code_length, config.pumping_guard
+        "caps in force: send limits {}; verify limits {}; max attempts {}; code length {}; \
+         pumping guard {}; countries {}",
+        config.limits,
+        config.verify_limits,
+        config.policy.max_attempts,
+        config.policy.code_length,
+        config.pumping_guard,
+        config.countries,
     );
     if let (Some(spend), Some(worst)) = (&config.spend, worst_case(config)) {
         let cap = |limit: Option<crate::spend::Micros>| {
@@ -87,6 +93,10 @@ fn development_settings(config: &Config) -> Vec<&'static str> {
         (
             config.limits.global_per_minute.is_none(),
             "OTP_GLOBAL_SEND_LIMIT=0: no service-wide send cap",
+        ),
+        (
+            config.verify_limits.global_per_minute.is_none(),
+            "OTP_GLOBAL_VERIFY_LIMIT=0: no service-wide verify cap",
         ),
         (
             !config.test_numbers.is_empty(),

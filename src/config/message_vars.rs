@@ -74,7 +74,8 @@ pub(super) fn templates_from_env(
                 ConfigError::new(
                     "OTP_ANDROID_APP_HASH",
                     format!(
-                        "must be the {ANDROID_APP_HASH_LEN}-character app hash that Android's                          AppSignatureHelper prints (letters, digits, `+`, `/`)"
+                        "must be the {ANDROID_APP_HASH_LEN}-character app hash that Android's \
+                         AppSignatureHelper prints (letters, digits, `+`, `/`)"
                     ),
                 )
             })

@@ -35,6 +35,11 @@ fn out_of_range_values_name_the_variable_and_the_range() {
         ("OTP_REDIS_POOL_SIZE", "0", "from 1 to 1024"),
         ("OTP_REDIS_TIMEOUT_MS", "5", "from 10 to 60000"),
         ("REDIS_URL", "localhost:6379", "redis://"),
+        (
+            "OTP_ANDROID_APP_HASH",
+            "short",
+            "app hash that Android's AppSignatureHelper prints",
+        ),
     ];
     for (var, value, expected) in cases {
         assert_refused(&[(var, value)], var, expected);

@@ -140,6 +140,15 @@ async fn check_config_prints_the_settings_and_caps_with_secrets_redacted() {
     assert!(stdout.contains("OTP_SEND_LIMIT=5 (default)"), "{stdout}");
     assert!(stdout.contains("OTP_TLS_CERT_FILE (unset)"), "{stdout}");
     assert!(stdout.contains("caps in force: "), "{stdout}");
+    // The caps a variable leaves unset but a default derives (the global
+    // verify cap: 10 per send the global send cap allows) are stated too.
+    assert!(
+        stdout.contains(
+            "verify limits client=300/600s anonymous=3000/600s caller=3000/600s global=600/min"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("countries all"), "{stdout}");
     assert!(stdout.contains("store: Redis"), "{stdout}");
     assert!(stdout.ends_with("configuration OK"), "{stdout}");
     for secret in [TEST_SECRET, "webhook-secret-webhook-secret-0123456"] {
