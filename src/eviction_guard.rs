@@ -94,8 +94,13 @@ impl EvictionGuard {
                 self.record(UNKNOWN, "");
                 self.allowed
             }
-            EvictionPolicy::NoEviction | EvictionPolicy::NotApplicable => {
+            EvictionPolicy::NoEviction => {
                 self.record(SAFE, "");
+                true
+            }
+            // The memory store: nothing to report of a Redis policy.
+            EvictionPolicy::NotApplicable => {
+                metrics::redis_evicting(false);
                 true
             }
         }

@@ -101,6 +101,15 @@ async fn the_caps_in_force_line_names_every_cap() {
             .and_then(serde_json::Value::as_u64),
         Some(5)
     );
+    // The memory store has no eviction policy: startup says nothing of Redis's.
+    service.wait_for_stderr("otp-service listening", Duration::from_secs(5), |_| {
+        Some(())
+    });
+    let startup = service.stderr();
+    assert!(
+        !startup.iter().any(|line| line.contains("maxmemory-policy")),
+        "{startup:#?}"
+    );
 }
 
 /// A per-caller cap above the service-wide cap stops startup with one line
