@@ -102,9 +102,11 @@ async fn the_caps_in_force_line_names_every_cap() {
         Some(5)
     );
     // The memory store has no eviction policy: startup says nothing of Redis's.
-    service.wait_for_stderr("otp-service listening", Duration::from_secs(5), |_| {
-        Some(())
-    });
+    service.wait_for_stderr(
+        "otp-service listening",
+        Duration::from_secs(5),
+        |_| Some(()),
+    );
     let startup = service.stderr();
     assert!(
         !startup.iter().any(|line| line.contains("maxmemory-policy")),
