@@ -74,7 +74,7 @@ impl fmt::Display for Caller {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Credential {
     TokenSha256([u8; 32]),
     CertName(String),
@@ -120,17 +120,35 @@ pub struct CallerList {
 impl CallerList {
     /// Parses the file's text; errors name the line. A file with no caller
     /// line is valid and admits nobody.
+    ///
+    /// A credential on two lines is refused: the token or certificate would
+    /// be whichever caller (and role) the lookup met first.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let mut entries = Vec::new();
+        let mut entries: Vec<(Caller, Credential)> = Vec::new();
+        let mut lines = Vec::new();
         for (number, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or_default().trim();
             if line.is_empty() {
                 continue;
             }
             let entry = parse_line(line).map_err(|why| format!("line {}: {why}", number + 1))?;
+            if let Some(earlier) = entries.iter().position(|(_, seen)| *seen == entry.1) {
+                return Err(format!(
+                    "line {}: the same credential as line {}; give each token or \
+                     certificate name one line",
+                    number + 1,
+                    lines[earlier]
+                ));
+            }
             entries.push(entry);
+            lines.push(number + 1);
         }
         Ok(Self { entries })
+    }
+
+    /// Whether the file names no caller: every call is refused.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
     pub(super) fn by_token(&self, token: &str) -> Option<&Caller> {
@@ -244,5 +262,21 @@ mod tests {
         assert_eq!(by_san("ops-old.internal"), Some(false));
         assert_eq!(by_san("app.internal"), Some(false));
         assert!(!Caller::unlisted("ops.internal").is_admin());
+    }
+
+    #[test]
+    fn a_credential_on_two_lines_is_refused_naming_both() {
+        let digest = "a".repeat(64);
+        let twice = format!("app sha256:{digest}\n# old\nbilling sha256:{digest}\n");
+        let err = CallerList::parse(&twice).expect_err("one token, two callers");
+        assert!(err.starts_with("line 3") && err.contains("line 1"), "{err}");
+        let err = CallerList::parse("ops san:ops.internal role:admin\nops san:ops.internal\n")
+            .expect_err("one certificate, two roles");
+        assert!(err.starts_with("line 2") && err.contains("line 1"), "{err}");
+        CallerList::parse(&format!(
+            "app sha256:{digest}\napp sha256:{}\n",
+            "b".repeat(64)
+        ))
+        .expect("a name with two tokens (rotation) is fine");
     }
 }

@@ -81,13 +81,21 @@ async fn check_store(config: &Config) -> Result<(), String> {
 
 /// Settings that start, but that the server warns about at startup.
 fn development_settings(config: &Config) -> Vec<&'static str> {
+    let no_callers = config
+        .callers
+        .as_ref()
+        .is_some_and(|callers| callers.current().is_empty());
     [
+        (
+            no_callers,
+            "OTP_CALLERS_FILE lists no caller: every call is refused",
+        ),
         (
             config.hmac_secret_source == SecretSource::GeneratedForThisProcess,
             "OTP_HMAC_SECRET is not set: a random secret for this process only",
         ),
         (
-            config.sms.is_console_only(),
+            config.sms.prints_to_console(),
             "the console gateway prints codes and full numbers to stdout",
         ),
         (

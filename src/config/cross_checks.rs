@@ -66,7 +66,7 @@ fn console_must_be_chosen_with_redis(
     // Routes name every provider, the console included, on purpose.
     let chosen_by_name =
         vars.sms_gateway.as_deref() == Some("console") || vars.sms_routes.is_some();
-    if matches!(store, StoreConfig::Redis(_)) && sms.is_console_only() && !chosen_by_name {
+    if matches!(store, StoreConfig::Redis(_)) && sms.sms_is_console_only() && !chosen_by_name {
         return Err(ConfigError::new(
             "OTP_SMS_GATEWAY",
             "must be set when a Redis store is configured (REDIS_URL, REDIS_CLUSTER_URLS or \
@@ -128,6 +128,27 @@ mod tests {
         ])
         .expect("TextBee chosen by its variables");
         config(&[]).expect("in memory, console stays the default");
+    }
+
+    /// WhatsApp or voice routes do not choose an SMS provider: SMS would
+    /// still go to the console, printing codes and numbers to stdout.
+    #[test]
+    fn other_channels_routed_do_not_choose_the_sms_console_with_redis() {
+        let voice = [
+            REDIS,
+            SECRET,
+            (
+                "OTP_TWILIO_ACCOUNT_SID",
+                "AC0123456789abcdef0123456789abcdef",
+            ),
+            ("OTP_TWILIO_AUTH_TOKEN", "twilio_token_secret_0123"),
+            ("OTP_TWILIO_VOICE_FROM", "+14155550122"),
+            ("OTP_VOICE_ROUTES", "*=twilio_voice"),
+        ];
+        assert_refused(&voice, "OTP_SMS_GATEWAY", "Redis store");
+        let mut chosen = voice.to_vec();
+        chosen.push(("OTP_SMS_GATEWAY", "console"));
+        config(&chosen).expect("the console chosen by name");
     }
 
     #[test]

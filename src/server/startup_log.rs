@@ -103,6 +103,14 @@ pub(super) fn warn_about_development_settings(config: &Config) {
             "OTP_TEST_NUMBERS is set: these numbers get fixed codes and no SMS"
         );
     }
+    if let Some(callers) = &config.callers
+        && callers.current().is_empty()
+    {
+        // Said again here: the file was read before logging was set up.
+        tracing::error!(
+            "OTP_CALLERS_FILE lists no caller: every call is refused until it names one"
+        );
+    }
     warn_about_long_templates(config);
 }
 

@@ -63,13 +63,19 @@ pub struct ProviderSettings {
 }
 
 impl SmsConfig {
-    /// Whether every route ends at the console (development only).
-    pub fn is_console_only(&self) -> bool {
+    /// Whether every SMS route ends at the console (development only),
+    /// whatever the other channels' routes: SMS codes go to stdout.
+    pub fn sms_is_console_only(&self) -> bool {
         self.routes
             .providers()
             .iter()
             .all(|name| *name == ProviderName::Console)
-            && self.channel_routes.is_empty()
+    }
+
+    /// Whether any route ends at the console: some codes, with full
+    /// numbers, are printed to stdout.
+    pub fn prints_to_console(&self) -> bool {
+        self.routed_providers().contains(&ProviderName::Console)
     }
 
     /// Every channel's route table, SMS first.

@@ -219,3 +219,41 @@ async fn check_config_exits_2_on_a_certificate_that_does_not_load() {
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
     assert!(stderr.contains("TLS"), "{stderr}");
 }
+
+/// Routes for another channel leave SMS on the console: check-config still
+/// warns that codes and numbers go to stdout.
+#[tokio::test]
+async fn check_config_warns_of_the_console_beside_other_channels() {
+    let (code, stdout, stderr) = run(
+        &["check-config"],
+        &[
+            ("OTP_HMAC_SECRET", TEST_SECRET),
+            (
+                "OTP_TWILIO_ACCOUNT_SID",
+                "AC0123456789abcdef0123456789abcdef",
+            ),
+            ("OTP_TWILIO_AUTH_TOKEN", "twilio_token_secret_0123"),
+            ("OTP_TWILIO_VOICE_FROM", "+14155550122"),
+            ("OTP_VOICE_ROUTES", "*=twilio_voice"),
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("warning: the console gateway prints codes and full numbers to stdout"),
+        "{stdout}"
+    );
+}
+
+/// A callers file that names nobody refuses every call: check-config says so.
+#[tokio::test]
+async fn check_config_warns_of_a_callers_file_naming_nobody() {
+    let dir = crate::common::tls::CertDir::new();
+    let file = dir.write("callers", "# nobody yet\n");
+    let (code, stdout, stderr) = run(&["check-config"], &[("OTP_CALLERS_FILE", &file)]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("warning: OTP_CALLERS_FILE lists no caller: every call is refused"),
+        "{stdout}"
+    );
+}

@@ -98,6 +98,21 @@ async fn revoking_the_last_token_locks_callers_out_at_the_next_call() {
         .expect("listed again");
 }
 
+/// A file that names nobody from the start is said at startup too (it is
+/// read before logging is set up, so the reading itself cannot say it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callers_file_naming_nobody_at_startup_is_an_error_line() {
+    let dir = CertDir::new();
+    let file = dir.write("callers", "# nobody yet\n");
+    let service = ServiceProcess::start(&[("OTP_CALLERS_FILE", &file)]);
+    let line = service.wait_for_stderr(
+        "OTP_CALLERS_FILE lists no caller",
+        Duration::from_secs(5),
+        |line| Some(line.to_owned()),
+    );
+    assert!(line.contains("ERROR"), "logged loudly: {line}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_callers_file_keeps_the_last_good_one_but_a_deleted_one_revokes_all() {
     let dir = CertDir::new();

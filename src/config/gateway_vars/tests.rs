@@ -40,7 +40,7 @@ fn assert_refused(vars: &[(&str, &str)], var: &str, expected: &str) {
 fn console_is_the_default_without_provider_variables() {
     let sms = sms(&[]);
     assert_eq!(sms.routes, RouteTable::single(ProviderName::Console));
-    assert!(sms.is_console_only());
+    assert!(sms.sms_is_console_only());
     assert_eq!(sms.breaker, BreakerSettings::OFF);
 }
 
@@ -83,7 +83,7 @@ fn explicit_choice_wins_and_settings_are_read() {
         ("TEXTBEE_API_KEY", KEY),
     ])
     .expect("valid");
-    assert!(console.sms.is_console_only());
+    assert!(console.sms.sms_is_console_only());
     let twilio = config(&with(&TWILIO, &[("OTP_SMS_GATEWAY", "twilio")])).expect("valid");
     assert_eq!(twilio.sms.routes, RouteTable::single(ProviderName::Twilio));
 }
