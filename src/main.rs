@@ -73,8 +73,8 @@ async fn serve(config: Config) -> ExitCode {
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(err) => {
+            // Logging is up: the line reaches stderr once, in the log's format.
             tracing::error!("cannot start: {err}");
-            eprintln!("otp-service: cannot start: {err}");
             return ExitCode::from(1);
         }
     };

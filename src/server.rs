@@ -42,10 +42,12 @@ use trust_boundary::trust_boundary;
 #[derive(Debug, Error)]
 pub enum StartupError {
     /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr} ({var}): {source}")]
     Bind {
         /// The address asked for.
         addr: SocketAddr,
+        /// The setting that asked for it.
+        var: &'static str,
         /// The operating system's reason.
         source: std::io::Error,
     },
@@ -145,9 +147,9 @@ impl Application {
             flow = flow.with_spend(spend, config.sms.all_routes());
         }
         let flow = Arc::new(flow);
-        let (listener, local_addr) = bind(config.listen_addr).await?;
+        let (listener, local_addr) = bind(config.listen_addr, "OTP_LISTEN_ADDR").await?;
         let health_listener = match config.health_addr {
-            Some(addr) => Some(bind(addr).await?),
+            Some(addr) => Some(bind(addr, "OTP_HEALTH_ADDR").await?),
             None => None,
         };
         let (health, _) = tonic_health::server::health_reporter();
@@ -278,8 +280,11 @@ async fn eviction_guard_checked(
     Ok(eviction)
 }
 
-async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartupError> {
-    let bind_error = |source| StartupError::Bind { addr, source };
+async fn bind(
+    addr: SocketAddr,
+    var: &'static str,
+) -> Result<(TcpListener, SocketAddr), StartupError> {
+    let bind_error = |source| StartupError::Bind { addr, var, source };
     let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
     let local_addr = listener.local_addr().map_err(bind_error)?;
     Ok((listener, local_addr))

@@ -257,3 +257,22 @@ async fn check_config_warns_of_a_callers_file_naming_nobody() {
         "{stdout}"
     );
 }
+
+/// An address already taken stops startup with one line naming the setting
+/// (logged once: no second copy on stderr).
+#[tokio::test]
+async fn a_taken_listen_address_names_its_variable_once() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let (code, _, stderr) = run(&[], &[("OTP_LISTEN_ADDR", &addr), ("OTP_METRICS_ADDR", "")]).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    let said: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains("cannot listen on"))
+        .collect();
+    assert_eq!(said.len(), 1, "{stderr}");
+    assert!(
+        said[0].contains(&format!("{addr} (OTP_LISTEN_ADDR)")),
+        "{stderr}"
+    );
+}

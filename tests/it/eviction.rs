@@ -18,7 +18,13 @@ const SECRET: &str = "eviction-test-secret-eviction-test-secret";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_evicting_redis_stops_startup_with_a_line_naming_the_way_out() {
     let redis = RedisServer::start_with_args(&["--maxmemory-policy", "volatile-lru"]).await;
-    let url = redis.url();
+    refused_naming_the_policy(redis.url()).await;
+    // RESP3 answers CONFIG GET with a map: the policy is still read, not
+    // taken for a Redis that will not tell.
+    refused_naming_the_policy(format!("{}?protocol=resp3", redis.url())).await;
+}
+
+async fn refused_naming_the_policy(url: String) {
     let (code, stderr) = tokio::task::spawn_blocking(move || {
         run_to_exit(&[
             ("OTP_LISTEN_ADDR", "127.0.0.1:0"),

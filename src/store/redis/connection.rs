@@ -2,7 +2,7 @@
 //! error mapping and timeouts are the same for every topology; only how a
 //! connection is obtained (and where a command is routed) differs.
 
-use std::{fmt, time::Duration};
+use std::{collections::HashMap, fmt, time::Duration};
 
 use deadpool_redis::{
     PoolConfig, PoolError, RedisConnectionInfo, Runtime, Timeouts,
@@ -226,7 +226,9 @@ impl RedisConnections {
     /// cluster's per-node replies). Only an unreachable Redis is an error.
     pub(super) async fn config_get(&self, name: &str) -> Result<Option<String>, StoreError> {
         let command = redis::cmd("CONFIG").arg("GET").arg(name).clone();
-        let reply: Result<Vec<String>, RedisError> = match self {
+        // A map: RESP3 (`?protocol=resp3`) answers with one, RESP2 with a
+        // `[name, value]` array that reads as one.
+        let reply: Result<HashMap<String, String>, RedisError> = match self {
             Self::Single(pool) => {
                 let mut lent = pool.get().await.map_err(pool_error)?.lend();
                 let reply = command.query_async(&mut lent.connection).await;
@@ -244,8 +246,8 @@ impl RedisConnections {
             }
         };
         match reply {
-            // `[name, value]`; empty when the parameter does not exist.
-            Ok(pair) => Ok(pair.into_iter().nth(1)),
+            // Empty when the parameter does not exist.
+            Ok(pair) => Ok(pair.into_values().next()),
             Err(err)
                 if matches!(
                     err.kind(),
