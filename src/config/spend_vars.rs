@@ -157,12 +157,31 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_cap_shows_its_value_once() {
+        for (value, why) in [
+            ("-1", "is negative"),
+            ("1e3", "is not a decimal amount such as `0.0079`"),
+            ("5,00", "is not a decimal amount such as `0.0079`"),
+        ] {
+            let line = assert_refused(
+                &[("OTP_SPEND_LIMIT_PER_HOUR", value)],
+                "OTP_SPEND_LIMIT_PER_HOUR",
+                why,
+            );
+            assert_eq!(
+                line,
+                format!("OTP_SPEND_LIMIT_PER_HOUR: {why} (got `{value}`)")
+            );
+        }
+    }
+
+    #[test]
     fn bad_prices_or_caps_stop_startup_with_one_line_naming_the_entry() {
         let negative = PricesFile::new("currency = \"USD\"\n[console]\nUS = { sms = -1 }\n");
         assert_refused(
             &[("OTP_PRICES_FILE", negative.path())],
             "OTP_PRICES_FILE",
-            "entry `console.US.sms` is negative",
+            "entry `console.US.sms` is negative (`-1`)",
         );
         let currency = PricesFile::new("currency = \"DOLLARS\"\n[console]\n\"*\" = { sms = 1 }\n");
         assert_refused(

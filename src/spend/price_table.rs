@@ -83,7 +83,7 @@ pub enum PricesError {
     #[error("entry `{0}`: unknown channel (known: sms, whatsapp, voice)")]
     UnknownChannel(String),
     /// A price that is not a non-negative decimal.
-    #[error("entry `{0}` {1}")]
+    #[error("entry `{0}` {1} (`{amount}`)", amount = .1.amount())]
     BadPrice(String, AmountError),
     /// A row without a price.
     #[error("entry `{0}`: gives no price")]
