@@ -97,9 +97,11 @@ impl PriceTable {
     /// Reads a prices file.
     pub fn parse(toml_text: &str) -> Result<Self, PricesError> {
         let table: toml::Table = toml_text.parse().map_err(|err: toml::de::Error| {
+            // 1-based: the newlines before the error, plus one (`lines()`
+            // would miss the line an error at its first column starts).
             let line = err
                 .span()
-                .map_or(1, |span| toml_text[..span.start].lines().count().max(1));
+                .map_or(1, |span| toml_text[..span.start].matches('\n').count() + 1);
             PricesError::Toml {
                 line,
                 message: err.message().replace('\n', " ").trim().to_owned(),

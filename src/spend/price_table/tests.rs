@@ -100,3 +100,10 @@ fn bad_files_are_refused_with_one_line_naming_the_entry() {
         assert!(!line.contains('\n'), "one line: {line}");
     }
 }
+
+#[test]
+fn a_toml_error_at_the_start_of_a_line_names_that_line() {
+    let text = "currency = \"USD\"\n[twilio]\n\"*\" = { sms = \"0.05\" }\nUS = { sms = \"0.01\" }\nUS = { sms = \"0.02\" }\n";
+    let line = refused(text);
+    assert!(line.contains("is not valid TOML (line 5:"), "{line}");
+}
