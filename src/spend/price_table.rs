@@ -16,7 +16,10 @@ use std::collections::BTreeMap;
 use thiserror::Error;
 
 use super::money::{AmountError, Currency, Micros};
-use crate::sms::ProviderName;
+use crate::{
+    domain::{RegionError, parse_region},
+    sms::ProviderName,
+};
 
 /// What a price is per: the channel a code goes out on (a column of the
 /// file): `sms` per segment, `whatsapp` per message, `voice` per minute.
@@ -70,9 +73,9 @@ pub enum PricesError {
     /// A table named after no provider.
     #[error("entry `{0}`: unknown provider (known: console, textbee, twilio, vonage, webhook)")]
     UnknownProvider(String),
-    /// A row key that is neither a country code nor `*`.
-    #[error("entry `{0}`: not an ISO 3166-1 alpha-2 country code (e.g. US, IN) or `\"*\"`")]
-    BadCountry(String),
+    /// A row key that is neither a region of the numbering plan nor `*`.
+    #[error("entry `{0}`: {1}, nor `\"*\"`")]
+    BadCountry(String, RegionError),
     /// Two keys for one country (`US` and `us`).
     #[error("entry `{0}`: a second row for the same country")]
     DuplicateCountry(String),
@@ -194,11 +197,9 @@ fn provider_prices(provider: &str, rows: &toml::Table) -> Result<ProviderPrices,
             prices.default = Some(row);
             continue;
         }
-        let upper = key.to_ascii_uppercase();
-        if upper.len() != 2 || !upper.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(PricesError::BadCountry(entry));
-        }
-        if prices.by_region.insert(upper, row).is_some() {
+        let region =
+            parse_region(key).map_err(|err| PricesError::BadCountry(entry.clone(), err))?;
+        if prices.by_region.insert(region, row).is_some() {
             return Err(PricesError::DuplicateCountry(entry));
         }
     }
