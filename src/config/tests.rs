@@ -226,3 +226,16 @@ fn route_countries_must_be_regions_a_number_can_have() {
         "`UK` is not a country code",
     );
 }
+
+#[test]
+fn a_test_number_listed_twice_is_refused_with_the_number_masked() {
+    let line = assert_refused(
+        &[(
+            "OTP_TEST_NUMBERS",
+            "+15005550006=123456,+15005550006=654321",
+        )],
+        "OTP_TEST_NUMBERS",
+        "entry 2: +1******0006 is already listed",
+    );
+    assert!(!line.contains("5005550006"), "{line}");
+}
