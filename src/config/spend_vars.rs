@@ -76,6 +76,17 @@ pub(super) fn spend_settings(
                 ),
             ));
         }
+        let channel = provider.channel();
+        if !prices.prices_channel(provider, channel) {
+            return Err(ConfigError::new(
+                "OTP_PRICES_FILE",
+                format!(
+                    "`{path}` gives provider `{provider}` no {channel} price, and {channel} is \
+                     what it carries: every send through it would be refused (PRICE_UNKNOWN); \
+                     add `{channel} = \"…\"` to its `\"*\"` row"
+                ),
+            ));
+        }
     }
     let countries: Vec<String> = prices.countries().map(str::to_owned).collect();
     let by_channel = std::iter::once((Channel::Sms, &mut sms.routes))
@@ -154,6 +165,34 @@ mod tests {
         assert_eq!(spend.caps.caller_per_day, Some(Micros(3_000_000)));
         assert!(spend.prices.lists(ProviderName::Console));
         assert!(config(&[]).expect("valid").spend.is_none());
+    }
+
+    #[test]
+    fn a_provider_priced_only_on_a_channel_it_does_not_carry_is_refused() {
+        let file =
+            PricesFile::new("currency = \"USD\"\n[console]\n\"*\" = { whatsapp = \"0.01\" }\n");
+        assert_refused(
+            &[("OTP_PRICES_FILE", file.path())],
+            "OTP_PRICES_FILE",
+            "gives provider `console` no sms price",
+        );
+        // A country row pricing the channel is enough: other countries are
+        // refused per send (PRICE_UNKNOWN), as documented.
+        let us_only = PricesFile::new("currency = \"USD\"\n[console]\nUS = { sms = \"0.01\" }\n");
+        config(&[("OTP_PRICES_FILE", us_only.path())]).expect("priced somewhere");
+    }
+
+    #[test]
+    fn an_unknown_provider_lists_every_provider_the_file_accepts() {
+        let file = PricesFile::new("currency = \"USD\"\n[pigeon]\n\"*\" = { sms = 1 }\n");
+        let line = assert_refused(
+            &[("OTP_PRICES_FILE", file.path())],
+            "OTP_PRICES_FILE",
+            "unknown provider",
+        );
+        for provider in ProviderName::ALL {
+            assert!(line.contains(provider.as_str()), "{provider}: {line}");
+        }
     }
 
     #[test]

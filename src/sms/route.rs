@@ -47,10 +47,7 @@ pub enum RouteTableError {
     #[error("`{0}` has more than one route")]
     DuplicateCountry(String),
     /// A name that is not a provider.
-    #[error(
-        "unknown provider `{0}` (known: console, textbee, twilio, vonage, webhook; \
-         whatsapp_cloud, twilio_whatsapp; twilio_voice)"
-    )]
+    #[error("unknown provider `{0}` (known: {known})", known = ProviderName::list())]
     UnknownProvider(String),
     /// A provider twice in one route.
     #[error("route `{0}` names a provider twice")]

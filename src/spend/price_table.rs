@@ -71,7 +71,7 @@ pub enum PricesError {
     #[error("entry `currency`: `{0}` is not an ISO 4217 currency code such as USD or EUR")]
     BadCurrency(String),
     /// A table named after no provider.
-    #[error("entry `{0}`: unknown provider (known: console, textbee, twilio, vonage, webhook)")]
+    #[error("entry `{0}`: unknown provider (known: {known})", known = ProviderName::list())]
     UnknownProvider(String),
     /// A row key that is neither a region of the numbering plan nor `*`.
     #[error("entry `{0}`: {1}, nor `\"*\"`")]
@@ -147,6 +147,18 @@ impl PriceTable {
     /// Whether the table has a row for `provider` at all.
     pub fn lists(&self, provider: ProviderName) -> bool {
         self.providers.contains_key(&provider)
+    }
+
+    /// Whether any row of `provider` (its `"*"` row or a country's) gives a
+    /// price on `channel`: without one, every send it carries is refused.
+    pub fn prices_channel(&self, provider: ProviderName, channel: Channel) -> bool {
+        self.providers.get(&provider).is_some_and(|prices| {
+            prices
+                .default
+                .iter()
+                .chain(prices.by_region.values())
+                .any(|row| row.get(channel).is_some())
+        })
     }
 
     /// Whether any provider has a row for a country of its own: without
