@@ -8,7 +8,7 @@ mod pumping;
 mod test_numbers;
 mod verify_limits;
 
-pub use country::{CountryPolicy, CountryPolicyError};
+pub use country::{CountryList, CountryPolicy, CountryPolicyError};
 pub use exemption::{ExemptionPeriod, ExemptionPeriodError, MAX_PREFIX_EXEMPTION};
 pub use limits::{LimitKind, RateRule, SendLimits};
 pub use pumping::{

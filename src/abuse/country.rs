@@ -4,7 +4,7 @@ use std::{collections::BTreeSet, fmt};
 
 use thiserror::Error;
 
-use crate::domain::PhoneNumber;
+use crate::domain::{PhoneNumber, RegionError, parse_region};
 
 /// `OTP_ALLOWED_COUNTRIES` / `OTP_DENIED_COUNTRIES`, as ISO 3166-1 alpha-2 sets.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -15,33 +15,65 @@ pub struct CountryPolicy {
     denied: BTreeSet<String>,
 }
 
+/// Which of the two lists a refusal is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CountryList {
+    /// `OTP_ALLOWED_COUNTRIES`.
+    Allowed,
+    /// `OTP_DENIED_COUNTRIES`.
+    Denied,
+}
+
 /// Why a country list was refused at startup.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
-#[error("`{0}` is not an ISO 3166-1 alpha-2 country code (e.g. US, IN, GB)")]
-pub struct CountryPolicyError(pub String);
+pub enum CountryPolicyError {
+    /// A code no number has (`UK`, `EU`, `USA`): such a rule would never match.
+    #[error("{1}")]
+    BadCode(CountryList, RegionError),
+    /// A list that was set but names no country (`,`): a mangled list, not
+    /// "every country", which is what leaving it unset says.
+    #[error("names no country (`{1}`); leave it unset for no rule")]
+    NoCountry(CountryList, String),
+    /// A country both allowed and denied.
+    #[error("`{0}` is in both lists; a country is either allowed or denied")]
+    Overlap(String),
+}
 
-fn parse_list(raw: &str) -> Result<BTreeSet<String>, CountryPolicyError> {
-    raw.split(',')
+impl CountryPolicyError {
+    /// The list at fault (the denied one for a country in both).
+    pub fn list(&self) -> CountryList {
+        match self {
+            Self::BadCode(list, _) | Self::NoCountry(list, _) => *list,
+            Self::Overlap(_) => CountryList::Denied,
+        }
+    }
+}
+
+/// A comma-separated list of region codes; `""` (unset) is no rule.
+fn parse_list(list: CountryList, raw: &str) -> Result<BTreeSet<String>, CountryPolicyError> {
+    let codes = raw
+        .split(',')
         .map(str::trim)
         .filter(|code| !code.is_empty())
-        .map(|code| {
-            let upper = code.to_ascii_uppercase();
-            if upper.len() == 2 && upper.bytes().all(|b| b.is_ascii_uppercase()) {
-                Ok(upper)
-            } else {
-                Err(CountryPolicyError(code.to_owned()))
-            }
-        })
-        .collect()
+        .map(|code| parse_region(code).map_err(|err| CountryPolicyError::BadCode(list, err)))
+        .collect::<Result<BTreeSet<_>, _>>()?;
+    if codes.is_empty() && !raw.trim().is_empty() {
+        return Err(CountryPolicyError::NoCountry(list, raw.to_owned()));
+    }
+    Ok(codes)
 }
 
 impl CountryPolicy {
-    /// Parses comma-separated lists (either may be empty).
+    /// Parses comma-separated lists; an empty one (`""`) sets no rule.
+    /// Every code must be a region of the numbering plan, a list that is
+    /// not empty must name one, and no country may be in both.
     pub fn parse(allowed: &str, denied: &str) -> Result<Self, CountryPolicyError> {
-        Ok(Self {
-            allowed: parse_list(allowed)?,
-            denied: parse_list(denied)?,
-        })
+        let allowed = parse_list(CountryList::Allowed, allowed)?;
+        let denied = parse_list(CountryList::Denied, denied)?;
+        if let Some(both) = allowed.intersection(&denied).next() {
+            return Err(CountryPolicyError::Overlap(both.clone()));
+        }
+        Ok(Self { allowed, denied })
     }
 
     /// Whether `phone` may be texted. A number whose region the numbering
@@ -149,11 +181,38 @@ mod tests {
 
     #[test]
     fn bad_codes_are_refused() {
-        assert_eq!(
-            CountryPolicy::parse("USA", ""),
-            Err(CountryPolicyError("USA".into()))
-        );
-        assert!(CountryPolicy::parse("", "1X").is_err());
+        let refused = |allowed, denied| CountryPolicy::parse(allowed, denied).expect_err("refused");
+        for (allowed, denied, list, code) in [
+            ("USA", "", CountryList::Allowed, "USA"),
+            ("", "1X", CountryList::Denied, "1X"),
+            ("UK,US", "", CountryList::Allowed, "UK"),
+            ("US,XX", "", CountryList::Allowed, "XX"),
+            ("", "EU", CountryList::Denied, "EU"),
+        ] {
+            let err = refused(allowed, denied);
+            assert_eq!(err.list(), list, "{allowed}/{denied}");
+            assert!(err.to_string().contains(&format!("`{code}`")), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_list_of_separators_only_is_refused_not_read_as_no_rule() {
+        for raw in [",", " , ,"] {
+            let err = CountryPolicy::parse(raw, "").expect_err(raw);
+            assert_eq!(
+                err,
+                CountryPolicyError::NoCountry(CountryList::Allowed, raw.into())
+            );
+            let err = CountryPolicy::parse("", raw).expect_err(raw);
+            assert_eq!(err.list(), CountryList::Denied);
+        }
+    }
+
+    #[test]
+    fn a_country_both_allowed_and_denied_is_refused() {
+        let err = CountryPolicy::parse("US,GB", "gb").expect_err("overlap");
+        assert_eq!(err, CountryPolicyError::Overlap("GB".into()));
+        assert_eq!(err.list(), CountryList::Denied);
     }
 
     #[test]

@@ -28,6 +28,15 @@ pub enum TestNumbersError {
         /// The configured code length.
         length: u8,
     },
+    /// A number in two entries (any spelling): which code it gets would
+    /// depend on the order.
+    #[error("entry {index}: {masked} is already listed (each number once)")]
+    Duplicate {
+        /// 1-based position of the second entry.
+        index: usize,
+        /// The number as the project shows numbers: masked.
+        masked: String,
+    },
 }
 
 impl TestNumbers {
@@ -51,7 +60,12 @@ impl TestNumbers {
                     index,
                     length: code_length,
                 })?;
-            numbers.insert(phone.e164().to_owned(), code);
+            if numbers.insert(phone.e164().to_owned(), code).is_some() {
+                return Err(TestNumbersError::Duplicate {
+                    index,
+                    masked: phone.masked(),
+                });
+            }
         }
         Ok(Self(numbers))
     }
@@ -75,6 +89,26 @@ impl TestNumbers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_number_listed_twice_is_refused_masked() {
+        for raw in [
+            "+15005550006=123456,+15005550006=654321",
+            "+15005550006=123456, +1 500 555 0006=123456",
+        ] {
+            let err = TestNumbers::parse(raw, 6).expect_err(raw);
+            assert_eq!(
+                err,
+                TestNumbersError::Duplicate {
+                    index: 2,
+                    masked: PhoneNumber::parse("+15005550006").expect("valid").masked(),
+                }
+            );
+            let line = err.to_string();
+            assert!(!line.contains("5005550006"), "masked: {line}");
+            assert!(!line.contains("654321"), "no code: {line}");
+        }
+    }
 
     #[test]
     fn parses_numbers_in_any_spelling() {

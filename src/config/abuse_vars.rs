@@ -8,8 +8,8 @@ use clap::{Args, value_parser};
 
 use super::ConfigError;
 use crate::abuse::{
-    CountryPolicy, DEFAULT_CLIENT_VERIFY_LIMIT, DEFAULT_SHARED_VERIFY_LIMIT,
-    GLOBAL_VERIFIES_PER_SEND, SendLimits, TestNumbers, VerifyLimits,
+    CountryList, CountryPolicy, CountryPolicyError, DEFAULT_CLIENT_VERIFY_LIMIT,
+    DEFAULT_SHARED_VERIFY_LIMIT, GLOBAL_VERIFIES_PER_SEND, SendLimits, TestNumbers, VerifyLimits,
 };
 
 /// Default `OTP_GLOBAL_SEND_LIMIT`, sends per minute across the service: one
@@ -140,12 +140,17 @@ pub(super) fn country_policy(vars: &AbuseVars) -> Result<CountryPolicy, ConfigEr
     let allowed = vars.allowed_countries.as_deref().unwrap_or_default();
     let denied = vars.denied_countries.as_deref().unwrap_or_default();
     CountryPolicy::parse(allowed, denied).map_err(|err| {
-        let var = if CountryPolicy::parse(allowed, "").is_err() {
-            "OTP_ALLOWED_COUNTRIES"
-        } else {
-            "OTP_DENIED_COUNTRIES"
+        let var = match err.list() {
+            CountryList::Allowed => "OTP_ALLOWED_COUNTRIES",
+            CountryList::Denied => "OTP_DENIED_COUNTRIES",
         };
-        ConfigError::new(var, err.to_string())
+        let problem = match &err {
+            CountryPolicyError::Overlap(code) => {
+                format!("`{code}` is also in OTP_ALLOWED_COUNTRIES; a country is either allowed or denied")
+            }
+            _ => err.to_string(),
+        };
+        ConfigError::new(var, problem)
     })
 }
 

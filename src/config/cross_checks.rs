@@ -88,15 +88,18 @@ fn guessing_must_stay_unlikely(policy: &OtpPolicy, limits: &SendLimits) -> Resul
         return Ok(());
     }
     let odds = match codes / guesses {
-        0 | 1 => "certainty".to_owned(),
-        one_in => format!("1 in {one_in}"),
+        0 | 1 => "a certainty".to_owned(),
+        one_in => format!("a 1 in {one_in} chance"),
     };
+    // The variable names the product, not only its first factor: any of the
+    // three may be the one that was changed.
     Err(ConfigError::new(
         "OTP_DAILY_SEND_LIMIT",
         format!(
-            "× OTP_MAX_ATTEMPTS / 10^OTP_CODE_LENGTH = {} × {} / 10^{} lets one number's code be \
-             guessed within a day with {odds}; it must be at most 1/{MAX_DAILY_GUESS_ODDS}: lower \
-             OTP_DAILY_SEND_LIMIT or OTP_MAX_ATTEMPTS, or raise OTP_CODE_LENGTH",
+            "OTP_DAILY_SEND_LIMIT × OTP_MAX_ATTEMPTS / 10^OTP_CODE_LENGTH = {} × {} / 10^{} makes \
+             guessing one number's code within a day {odds}, above the bound of 1 in \
+             {MAX_DAILY_GUESS_ODDS}: lower OTP_DAILY_SEND_LIMIT or OTP_MAX_ATTEMPTS, or raise \
+             OTP_CODE_LENGTH",
             limits.phone_daily_limit, policy.max_attempts, policy.code_length
         ),
     ))
@@ -177,17 +180,20 @@ mod tests {
         for named in [
             "OTP_MAX_ATTEMPTS",
             "OTP_CODE_LENGTH",
-            "1/10000",
-            "certainty",
+            "1 in 10000",
+            "a certainty",
         ] {
             assert!(line.contains(named), "{named}: {line}");
         }
-        let line = assert_refused(
-            &[("OTP_MAX_ATTEMPTS", "20"), ("OTP_DAILY_SEND_LIMIT", "10")],
-            "OTP_DAILY_SEND_LIMIT",
-            "1 in 5000",
+        // The reviewer's case: only OTP_MAX_ATTEMPTS raised. One clear line.
+        let line = assert_refused(&[("OTP_MAX_ATTEMPTS", "20")], "OTP_DAILY_SEND_LIMIT", "");
+        assert_eq!(
+            line,
+            "OTP_DAILY_SEND_LIMIT: OTP_DAILY_SEND_LIMIT × OTP_MAX_ATTEMPTS / 10^OTP_CODE_LENGTH = \
+             10 × 20 / 10^6 makes guessing one number's code within a day a 1 in 5000 chance, \
+             above the bound of 1 in 10000: lower OTP_DAILY_SEND_LIMIT or OTP_MAX_ATTEMPTS, or \
+             raise OTP_CODE_LENGTH"
         );
-        assert!(line.contains("10 × 20 / 10^6"), "{line}");
     }
 
     #[test]
@@ -244,7 +250,7 @@ mod tests {
         assert_refused(
             &[("OTP_MAX_ATTEMPTS", "10"), ("OTP_DAILY_SEND_LIMIT", "11")],
             "OTP_DAILY_SEND_LIMIT",
-            "1/10000",
+            "1 in 10000",
         );
     }
 }

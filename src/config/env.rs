@@ -9,12 +9,14 @@
 //! for tests that configure a server from name/value pairs.
 
 use std::{
+    any::TypeId,
     collections::HashMap,
     ffi::{OsStr, OsString},
 };
 
 use clap::{
     Arg, ArgMatches, Command,
+    builder::{PossibleValuesParser, TypedValueParser},
     error::{ContextKind, ContextValue, ErrorKind},
 };
 use thiserror::Error;
@@ -62,8 +64,7 @@ const EMPTY_IS_A_VALUE: [&str; 1] = ["OTP_METRICS_ADDR"];
 
 /// Where the variables come from.
 pub(crate) enum Vars {
-    /// The process environment (the binary): `--help` shows each variable's
-    /// current value (secrets hidden).
+    /// The process environment (the binary).
     Process,
     /// Exactly these pairs and nothing inherited (tests, `Config::from_vars`).
     Only(HashMap<String, String>),
@@ -100,19 +101,21 @@ impl Parsed {
 
 /// Parses `argv` with `vars`: non-blank variables become flags placed before
 /// `argv`'s (so a flag wins over its variable), trimmed.
+///
+/// clap itself reads no variable, whichever `vars` are: a subcommand's copy
+/// of a global setting would read the raw (untrimmed, maybe blank) value,
+/// so `check-config` would judge a value the server never sees.
 pub(crate) fn parse(command: Command, argv: Vec<OsString>, vars: Vars) -> Result<Parsed, Stop> {
     let values: HashMap<String, String> = match vars {
         Vars::Process => std::env::vars().collect(),
-        Vars::Only(ref pairs) => pairs.clone(),
+        Vars::Only(pairs) => pairs,
     };
-    let hermetic = matches!(vars, Vars::Only(_));
     let mut injected = Vec::new();
     let mut names = HashMap::new();
-    let command = command.mut_args(|arg| {
+    let mut unread = command.clone().mut_args(|arg| {
         let Some(var) = arg.get_env().and_then(OsStr::to_str).map(str::to_owned) else {
             return arg;
         };
-        names.insert(arg.get_id().to_string(), var.clone());
         let value = values.get(&var).map(|raw| raw.trim());
         match value {
             Some(value) if !value.is_empty() || EMPTY_IS_A_VALUE.contains(&var.as_str()) => {
@@ -122,13 +125,8 @@ pub(crate) fn parse(command: Command, argv: Vec<OsString>, vars: Vars) -> Result
             }
             _ => {}
         }
-        // Unset for clap: blank values (which clap would take as values),
-        // and for pairs, everything the process has.
-        if hermetic || value.is_some_and(str::is_empty) {
-            arg.env(None::<&str>)
-        } else {
-            arg
-        }
+        names.insert(arg.get_id().to_string(), var);
+        arg.env(None::<&str>)
     });
     let mut args = argv.into_iter();
     let argv: Vec<OsString> = args
@@ -137,61 +135,94 @@ pub(crate) fn parse(command: Command, argv: Vec<OsString>, vars: Vars) -> Result
         .chain(injected)
         .chain(args)
         .collect();
-    let mut command = command;
-    match command.try_get_matches_from_mut(argv) {
+    match unread.try_get_matches_from_mut(argv.clone()) {
         Ok(matches) => Ok(Parsed {
             matches,
-            command,
+            command: unread,
             vars: names,
         }),
-        Err(err) => Err(refusal(&command, &names, err)),
+        Err(err) if is_display(err.kind()) => {
+            Err(Stop::Display(help_with_variables(command, argv, &err)))
+        }
+        Err(err) => Err(refusal(&unread, &names, err)),
     }
 }
 
-/// A clap error as we report it: help and version as they are, a bad value
-/// as one line naming its variable (without the value, for a secret).
-fn refusal(command: &Command, names: &HashMap<String, String>, err: clap::Error) -> Stop {
-    match err.kind() {
+/// `--help`, `--version`: printed on stdout.
+fn is_display(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
         ErrorKind::DisplayHelp
-        | ErrorKind::DisplayVersion
-        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            return Stop::Display(err.render().to_string());
-        }
-        ErrorKind::ValueValidation | ErrorKind::InvalidValue => {}
-        _ => return Stop::Usage(err.render().to_string()),
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    )
+}
+
+/// What `--help` prints, each setting with its `[env: VAR]`: the same
+/// command line again on `command`, whose settings still name their
+/// variables. clap stops at `--help` before it would read any variable, and
+/// every flag before it was accepted by the first parse; `shown` is what
+/// that parse printed, in case this one does not stop the same way.
+fn help_with_variables(mut command: Command, argv: Vec<OsString>, shown: &clap::Error) -> String {
+    match command.try_get_matches_from_mut(argv) {
+        Err(err) if err.kind() == shown.kind() => err.render().to_string(),
+        _ => shown.render().to_string(),
+    }
+}
+
+/// A clap error as we report it: a bad value as one line naming its
+/// variable (without the value, for a secret), anything else as clap says it.
+fn refusal(command: &Command, names: &HashMap<String, String>, err: clap::Error) -> Stop {
+    if !matches!(
+        err.kind(),
+        ErrorKind::ValueValidation | ErrorKind::InvalidValue
+    ) {
+        return Stop::Usage(err.render().to_string());
     }
     let Some(arg) = invalid_arg(command, &err) else {
         return Stop::Usage(err.render().to_string());
     };
     let id = arg.get_id().as_str();
     let var = names.get(id).map_or(id, String::as_str);
-    let why = match (
-        err.get(ContextKind::ValidValue),
-        std::error::Error::source(&err),
-    ) {
-        (Some(ContextValue::Strings(valid)), _) => format!(
-            "must be one of {}",
-            valid
-                .iter()
-                .map(|v| format!("`{v}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-        (_, Some(source)) => {
-            let source = source.to_string();
-            in_range(&source)
-                .or_else(|| not_a_number(arg, &source))
-                .unwrap_or(source)
-        }
-        _ => "is not a valid value".to_owned(),
+    let valid = match err.get(ContextKind::ValidValue) {
+        Some(ContextValue::Strings(valid)) if !valid.is_empty() => Some(one_of(valid)),
+        _ => None,
     };
-    let problem = match err.get(ContextKind::InvalidValue) {
-        Some(ContextValue::String(value)) if !is_secret(arg) => {
-            format!("{why} (got `{value}`)")
+    let given = match err.get(ContextKind::InvalidValue) {
+        Some(ContextValue::String(value)) => Some(value.as_str()),
+        _ => None,
+    };
+    let problem = match given {
+        // `--x` or `--x=` alone: say what it takes, not why "" is wrong.
+        None | Some("") => match valid.or_else(|| allowed_range(arg)) {
+            Some(allowed) => format!("needs a value: {allowed}"),
+            None => "needs a value".to_owned(),
+        },
+        Some(value) => {
+            let why = match (valid, std::error::Error::source(&err)) {
+                (Some(valid), _) => format!("must be {valid}"),
+                (None, Some(source)) => {
+                    let source = source.to_string();
+                    in_range(&source)
+                        .or_else(|| not_a_number(arg, &source))
+                        .unwrap_or(source)
+                }
+                (None, None) => "is not a valid value".to_owned(),
+            };
+            if is_secret(arg) {
+                why
+            } else {
+                format!("{why} (got `{value}`)")
+            }
         }
-        _ => why,
     };
     Stop::Config(ConfigError::new(var, problem.replace('\n', " ")))
+}
+
+/// `one of `a`, `b``.
+fn one_of(valid: &[String]) -> String {
+    let listed: Vec<String> = valid.iter().map(|v| format!("`{v}`")).collect();
+    format!("one of {}", listed.join(", "))
 }
 
 /// clap's range refusal (`3 is not in 4..=10`) in our words.
@@ -212,24 +243,43 @@ fn not_a_number(arg: &Arg, parse_error: &str) -> Option<String> {
     if !refusals.contains(&parse_error) {
         return None;
     }
+    Some(format!("must be {}", allowed_range(arg)?))
+}
+
+/// The range `--help` states for the setting (`[4-10]`), in words: a whole
+/// number unless the setting takes a fraction.
+fn allowed_range(arg: &Arg) -> Option<String> {
     let help = arg.get_help()?.to_string();
     let range = help.rsplit_once('[')?.1.strip_suffix(']')?;
     let (min, max) = range.split_once('-')?;
-    Some(format!("must be a whole number from {min} to {max}"))
+    let kind = if arg.get_value_parser().type_id() == TypeId::of::<f64>() {
+        "a number"
+    } else {
+        "a whole number"
+    };
+    Some(format!("{kind} from {min} to {max}"))
 }
 
-/// The argument a value error is about (clap names it `--long <VALUE>`).
+/// The argument a value error is about (clap names it `--long <VALUE>`, or
+/// `--long[=<VALUE>]` when the value is optional).
 fn invalid_arg<'a>(command: &'a Command, err: &clap::Error) -> Option<&'a Arg> {
     let Some(ContextValue::String(shown)) = err.get(ContextKind::InvalidArg) else {
         return None;
     };
     let long = shown
         .strip_prefix("--")?
-        .split([' ', '='])
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
         .next()
         .unwrap_or_default();
     let found = |command: &'a Command| command.get_arguments().find(|a| a.get_long() == Some(long));
     found(command).or_else(|| command.get_subcommands().find_map(found))
+}
+
+/// A yes-or-no setting: `true` or `false` in any case (the OpenTelemetry
+/// convention for `OTEL_SDK_DISABLED`), exactly the values `--help` lists;
+/// the argument sets `ignore_case`.
+pub(super) fn true_or_false() -> impl TypedValueParser<Value = bool> {
+    PossibleValuesParser::new(["true", "false"]).map(|value| value.eq_ignore_ascii_case("true"))
 }
 
 /// A setting whose value is never shown: a credential (`<SECRET>` in

@@ -7,9 +7,9 @@
 //! an exception to the `OTP_*` rule. They are checked here so a typo stops
 //! startup, and handed to the SDK (the sampler too, so its flag counts).
 
-use clap::{Args, builder::BoolishValueParser};
+use clap::Args;
 
-use super::ConfigError;
+use super::{ConfigError, env::true_or_false};
 use crate::telemetry::{TraceExport, TraceSampler};
 
 /// The standard OpenTelemetry variables this service acts on.
@@ -37,7 +37,7 @@ pub struct OtelVars {
     /// `true` turns export off
     #[arg(long, env = "OTEL_SDK_DISABLED", default_value_t = false,
           num_args = 0..=1, require_equals = true, default_missing_value = "true",
-          value_parser = BoolishValueParser::new())]
+          ignore_case = true, value_parser = true_or_false())]
     pub otel_sdk_disabled: bool,
     /// Which traces are kept
     #[arg(long, env = "OTEL_TRACES_SAMPLER", default_value = "parentbased_always_on",

@@ -4,13 +4,9 @@
 
 use std::time::Duration;
 
-use clap::{
-    Args,
-    builder::{BoolishValueParser, RangedU64ValueParser},
-    value_parser,
-};
+use clap::{Args, builder::RangedU64ValueParser, value_parser};
 
-use super::ConfigError;
+use super::{ConfigError, env::true_or_false};
 use crate::store::{RedisNodes, RedisSettings, RedisTopology, RedisUrl, StoreConfig};
 
 /// The variables that select Redis; at most one may be set.
@@ -51,7 +47,7 @@ pub struct RedisVars {
     /// Run on a Redis whose maxmemory-policy may evict live keys
     #[arg(long, env = "OTP_REDIS_ALLOW_EVICTION", default_value_t = false,
           num_args = 0..=1, require_equals = true, default_missing_value = "true",
-          value_parser = BoolishValueParser::new())]
+          ignore_case = true, value_parser = true_or_false())]
     pub redis_allow_eviction: bool,
 }
 

@@ -76,6 +76,17 @@ pub(super) fn spend_settings(
                 ),
             ));
         }
+        let channel = provider.channel();
+        if !prices.prices_channel(provider, channel) {
+            return Err(ConfigError::new(
+                "OTP_PRICES_FILE",
+                format!(
+                    "`{path}` gives provider `{provider}` no {channel} price, and {channel} is \
+                     what it carries: every send through it would be refused (PRICE_UNKNOWN); \
+                     add `{channel} = \"…\"` to its `\"*\"` row"
+                ),
+            ));
+        }
     }
     let countries: Vec<String> = prices.countries().map(str::to_owned).collect();
     let by_channel = std::iter::once((Channel::Sms, &mut sms.routes))
@@ -157,12 +168,59 @@ mod tests {
     }
 
     #[test]
+    fn a_provider_priced_only_on_a_channel_it_does_not_carry_is_refused() {
+        let file =
+            PricesFile::new("currency = \"USD\"\n[console]\n\"*\" = { whatsapp = \"0.01\" }\n");
+        assert_refused(
+            &[("OTP_PRICES_FILE", file.path())],
+            "OTP_PRICES_FILE",
+            "gives provider `console` no sms price",
+        );
+        // A country row pricing the channel is enough: other countries are
+        // refused per send (PRICE_UNKNOWN), as documented.
+        let us_only = PricesFile::new("currency = \"USD\"\n[console]\nUS = { sms = \"0.01\" }\n");
+        config(&[("OTP_PRICES_FILE", us_only.path())]).expect("priced somewhere");
+    }
+
+    #[test]
+    fn an_unknown_provider_lists_every_provider_the_file_accepts() {
+        let file = PricesFile::new("currency = \"USD\"\n[pigeon]\n\"*\" = { sms = 1 }\n");
+        let line = assert_refused(
+            &[("OTP_PRICES_FILE", file.path())],
+            "OTP_PRICES_FILE",
+            "unknown provider",
+        );
+        for provider in ProviderName::ALL {
+            assert!(line.contains(provider.as_str()), "{provider}: {line}");
+        }
+    }
+
+    #[test]
+    fn a_bad_cap_shows_its_value_once() {
+        for (value, why) in [
+            ("-1", "is negative"),
+            ("1e3", "is not a decimal amount such as `0.0079`"),
+            ("5,00", "is not a decimal amount such as `0.0079`"),
+        ] {
+            let line = assert_refused(
+                &[("OTP_SPEND_LIMIT_PER_HOUR", value)],
+                "OTP_SPEND_LIMIT_PER_HOUR",
+                why,
+            );
+            assert_eq!(
+                line,
+                format!("OTP_SPEND_LIMIT_PER_HOUR: {why} (got `{value}`)")
+            );
+        }
+    }
+
+    #[test]
     fn bad_prices_or_caps_stop_startup_with_one_line_naming_the_entry() {
         let negative = PricesFile::new("currency = \"USD\"\n[console]\nUS = { sms = -1 }\n");
         assert_refused(
             &[("OTP_PRICES_FILE", negative.path())],
             "OTP_PRICES_FILE",
-            "entry `console.US.sms` is negative",
+            "entry `console.US.sms` is negative (`-1`)",
         );
         let currency = PricesFile::new("currency = \"DOLLARS\"\n[console]\n\"*\" = { sms = 1 }\n");
         assert_refused(

@@ -173,3 +173,69 @@ fn every_redis_mode_requires_a_shared_secret() {
         assert_eq!(err.var, "OTP_HMAC_SECRET", "{vars:?}");
     }
 }
+
+#[test]
+fn country_codes_must_be_regions_a_number_can_have() {
+    let line = assert_refused(
+        &[("OTP_ALLOWED_COUNTRIES", "UK,US")],
+        "OTP_ALLOWED_COUNTRIES",
+        "`UK` is not a country code",
+    );
+    assert!(line.contains("the United Kingdom is GB"), "{line}");
+    for code in ["XX", "EU"] {
+        assert_refused(
+            &[("OTP_ALLOWED_COUNTRIES", &format!("US,{code}"))],
+            "OTP_ALLOWED_COUNTRIES",
+            &format!("`{code}`"),
+        );
+        assert_refused(
+            &[("OTP_DENIED_COUNTRIES", code)],
+            "OTP_DENIED_COUNTRIES",
+            &format!("`{code}`"),
+        );
+    }
+    let allowed = config(&[("OTP_ALLOWED_COUNTRIES", "gb, us")]).expect("valid");
+    assert_eq!(allowed.countries.to_string(), "allowed=GB,US");
+}
+
+#[test]
+fn a_country_list_of_separators_only_is_refused() {
+    for var in ["OTP_ALLOWED_COUNTRIES", "OTP_DENIED_COUNTRIES"] {
+        assert_refused(&[(var, ",")], var, "names no country");
+        assert_refused(&[(var, " ,, ")], var, "names no country");
+    }
+}
+
+#[test]
+fn a_country_both_allowed_and_denied_is_refused() {
+    assert_refused(
+        &[
+            ("OTP_ALLOWED_COUNTRIES", "US"),
+            ("OTP_DENIED_COUNTRIES", "US"),
+        ],
+        "OTP_DENIED_COUNTRIES",
+        "`US` is also in OTP_ALLOWED_COUNTRIES",
+    );
+}
+
+#[test]
+fn route_countries_must_be_regions_a_number_can_have() {
+    assert_refused(
+        &[("OTP_SMS_ROUTES", "UK=console;*=console")],
+        "OTP_SMS_ROUTES",
+        "`UK` is not a country code",
+    );
+}
+
+#[test]
+fn a_test_number_listed_twice_is_refused_with_the_number_masked() {
+    let line = assert_refused(
+        &[(
+            "OTP_TEST_NUMBERS",
+            "+15005550006=123456,+15005550006=654321",
+        )],
+        "OTP_TEST_NUMBERS",
+        "entry 2: +1******0006 is already listed",
+    );
+    assert!(!line.contains("5005550006"), "{line}");
+}

@@ -49,8 +49,10 @@ pub(super) fn spend_limit_reached(refusals: &[SpendRefusal]) -> Status {
 pub(super) fn price_unknown(unknown: &PriceUnknown) -> Status {
     tracing::error!(
         provider = unknown.provider.as_str(),
+        channel = unknown.channel.as_str(),
         region = unknown.region,
-        "no price for this destination in OTP_PRICES_FILE (no row and no \"*\" row): send refused"
+        "no price for this provider, channel and destination in OTP_PRICES_FILE (neither the \
+         destination's row nor a \"*\" row prices the channel): send refused"
     );
     let details = ErrorDetails::with_error_info(
         "PRICE_UNKNOWN",

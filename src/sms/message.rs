@@ -165,9 +165,11 @@ impl MessageTemplates {
     /// A templates file as a TOML table; a syntax error as one line.
     pub fn parse_toml(toml_text: &str) -> Result<toml::Table, TemplatesError> {
         toml_text.parse().map_err(|err: toml::de::Error| {
+            // 1-based: the newlines before the error, plus one (`lines()`
+            // would miss the line an error at its first column starts).
             let line = err
                 .span()
-                .map_or(1, |span| toml_text[..span.start].lines().count().max(1));
+                .map_or(1, |span| toml_text[..span.start].matches('\n').count() + 1);
             TemplatesError::Toml {
                 line,
                 message: err.message().replace('\n', " ").trim().to_owned(),
@@ -322,6 +324,16 @@ mod tests {
         };
         assert_eq!(line, 2);
         assert!(!message.contains('\n'), "{message}");
+    }
+
+    #[test]
+    fn a_toml_error_at_the_start_of_a_line_names_that_line() {
+        let file =
+            "en = \"{code}\"\nfr = \"{code}\"\nde = \"{code}\"\nes = \"{code}\"\nen = \"{code}\"\n";
+        let Err(TemplatesError::Toml { line, message }) = MessageTemplates::parse_file(file) else {
+            panic!("expected a TOML error");
+        };
+        assert_eq!(line, 5, "the duplicate key is on line 5: {message}");
     }
 
     #[test]

@@ -81,6 +81,12 @@ impl ProviderName {
         }
     }
 
+    /// Every provider's name, comma-separated, in [`ProviderName::ALL`]'s
+    /// order: what error messages list as known.
+    pub fn list() -> String {
+        Self::ALL.map(Self::as_str).join(", ")
+    }
+
     /// The channel this provider carries.
     pub fn channel(self) -> Channel {
         match self {

@@ -17,6 +17,7 @@ use std::{
 use thiserror::Error;
 
 use super::provider::ProviderName;
+use crate::domain::{RegionError, parse_region};
 
 /// Country → ordered providers, with a default (`*`) for every other
 /// destination, numbers without a country included.
@@ -39,17 +40,14 @@ pub enum RouteTableError {
     /// An entry is not `COUNTRIES=providers`.
     #[error("entry `{0}` is not of the form `US,CA=twilio,vonage`")]
     Malformed(String),
-    /// Not a country code or `*`.
-    #[error("`{0}` is not an ISO 3166-1 alpha-2 country code (e.g. US, IN) or `*`")]
-    BadCountry(String),
+    /// Not a region of the numbering plan (`UK`, `USA`) nor `*`.
+    #[error("{0}, nor `*`")]
+    BadCountry(RegionError),
     /// A country (or `*`) in two entries.
     #[error("`{0}` has more than one route")]
     DuplicateCountry(String),
     /// A name that is not a provider.
-    #[error(
-        "unknown provider `{0}` (known: console, textbee, twilio, vonage, webhook; \
-         whatsapp_cloud, twilio_whatsapp; twilio_voice)"
-    )]
+    #[error("unknown provider `{0}` (known: {known})", known = ProviderName::list())]
     UnknownProvider(String),
     /// A provider twice in one route.
     #[error("route `{0}` names a provider twice")]
@@ -93,7 +91,7 @@ impl RouteTable {
                     }
                     &mut default
                 } else {
-                    let region = parse_region(country)?;
+                    let region = parse_region(country).map_err(RouteTableError::BadCountry)?;
                     if by_price {
                         cheapest.insert(region.clone());
                     }
@@ -140,15 +138,6 @@ impl RouteTable {
                     .or_else(|| self.ranked.get(region))
             })
             .unwrap_or(&self.default)
-    }
-}
-
-fn parse_region(raw: &str) -> Result<String, RouteTableError> {
-    let upper = raw.to_ascii_uppercase();
-    if upper.len() == 2 && upper.bytes().all(|b| b.is_ascii_uppercase()) {
-        Ok(upper)
-    } else {
-        Err(RouteTableError::BadCountry(raw.to_owned()))
     }
 }
 
@@ -236,7 +225,15 @@ mod tests {
             ("US=; *=twilio", RouteTableError::Malformed("US=".into())),
             (
                 "USA=twilio; *=twilio",
-                RouteTableError::BadCountry("USA".into()),
+                RouteTableError::BadCountry(RegionError { code: "USA".into() }),
+            ),
+            (
+                "UK=twilio; *=twilio",
+                RouteTableError::BadCountry(RegionError { code: "UK".into() }),
+            ),
+            (
+                "US,EU=twilio; *=twilio",
+                RouteTableError::BadCountry(RegionError { code: "EU".into() }),
             ),
             (
                 "US=twilio; us=vonage; *=twilio",

@@ -14,21 +14,35 @@ pub const MICROS_PER_UNIT: u64 = 1_000_000;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Micros(pub u64);
 
-/// Why a decimal amount was refused (its caller names the entry).
+/// Why a decimal amount was refused. The message says why and leaves out
+/// the amount: its caller names the entry and shows the amount once
+/// ([`AmountError::amount`]), as clap shows a flag's value.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum AmountError {
     /// Below zero.
-    #[error("is negative (`{0}`)")]
+    #[error("is negative")]
     Negative(String),
     /// Not a decimal number.
-    #[error("is not a decimal amount such as `0.0079` (`{0}`)")]
+    #[error("is not a decimal amount such as `0.0079`")]
     NotDecimal(String),
     /// Finer than a millionth.
-    #[error("has more than 6 decimals (`{0}`)")]
+    #[error("has more than 6 decimals")]
     TooPrecise(String),
     /// Beyond what the service counts (a billion units).
-    #[error("is more than 1000000000 (`{0}`)")]
+    #[error("is more than 1000000000")]
     TooLarge(String),
+}
+
+impl AmountError {
+    /// The amount as written.
+    pub fn amount(&self) -> &str {
+        match self {
+            Self::Negative(raw)
+            | Self::NotDecimal(raw)
+            | Self::TooPrecise(raw)
+            | Self::TooLarge(raw) => raw,
+        }
+    }
 }
 
 /// The largest amount accepted anywhere: a billion units.

@@ -16,7 +16,10 @@ use std::collections::BTreeMap;
 use thiserror::Error;
 
 use super::money::{AmountError, Currency, Micros};
-use crate::sms::ProviderName;
+use crate::{
+    domain::{RegionError, parse_region},
+    sms::ProviderName,
+};
 
 /// What a price is per: the channel a code goes out on (a column of the
 /// file): `sms` per segment, `whatsapp` per message, `voice` per minute.
@@ -68,11 +71,11 @@ pub enum PricesError {
     #[error("entry `currency`: `{0}` is not an ISO 4217 currency code such as USD or EUR")]
     BadCurrency(String),
     /// A table named after no provider.
-    #[error("entry `{0}`: unknown provider (known: console, textbee, twilio, vonage, webhook)")]
+    #[error("entry `{0}`: unknown provider (known: {known})", known = ProviderName::list())]
     UnknownProvider(String),
-    /// A row key that is neither a country code nor `*`.
-    #[error("entry `{0}`: not an ISO 3166-1 alpha-2 country code (e.g. US, IN) or `\"*\"`")]
-    BadCountry(String),
+    /// A row key that is neither a region of the numbering plan nor `*`.
+    #[error("entry `{0}`: {1}, nor `\"*\"`")]
+    BadCountry(String, RegionError),
     /// Two keys for one country (`US` and `us`).
     #[error("entry `{0}`: a second row for the same country")]
     DuplicateCountry(String),
@@ -83,7 +86,7 @@ pub enum PricesError {
     #[error("entry `{0}`: unknown channel (known: sms, whatsapp, voice)")]
     UnknownChannel(String),
     /// A price that is not a non-negative decimal.
-    #[error("entry `{0}` {1}")]
+    #[error("entry `{0}` {1} (`{amount}`)", amount = .1.amount())]
     BadPrice(String, AmountError),
     /// A row without a price.
     #[error("entry `{0}`: gives no price")]
@@ -97,9 +100,11 @@ impl PriceTable {
     /// Reads a prices file.
     pub fn parse(toml_text: &str) -> Result<Self, PricesError> {
         let table: toml::Table = toml_text.parse().map_err(|err: toml::de::Error| {
+            // 1-based: the newlines before the error, plus one (`lines()`
+            // would miss the line an error at its first column starts).
             let line = err
                 .span()
-                .map_or(1, |span| toml_text[..span.start].lines().count().max(1));
+                .map_or(1, |span| toml_text[..span.start].matches('\n').count() + 1);
             PricesError::Toml {
                 line,
                 message: err.message().replace('\n', " ").trim().to_owned(),
@@ -142,6 +147,18 @@ impl PriceTable {
     /// Whether the table has a row for `provider` at all.
     pub fn lists(&self, provider: ProviderName) -> bool {
         self.providers.contains_key(&provider)
+    }
+
+    /// Whether any row of `provider` (its `"*"` row or a country's) gives a
+    /// price on `channel`: without one, every send it carries is refused.
+    pub fn prices_channel(&self, provider: ProviderName, channel: Channel) -> bool {
+        self.providers.get(&provider).is_some_and(|prices| {
+            prices
+                .default
+                .iter()
+                .chain(prices.by_region.values())
+                .any(|row| row.get(channel).is_some())
+        })
     }
 
     /// Whether any provider has a row for a country of its own: without
@@ -192,11 +209,9 @@ fn provider_prices(provider: &str, rows: &toml::Table) -> Result<ProviderPrices,
             prices.default = Some(row);
             continue;
         }
-        let upper = key.to_ascii_uppercase();
-        if upper.len() != 2 || !upper.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(PricesError::BadCountry(entry));
-        }
-        if prices.by_region.insert(upper, row).is_some() {
+        let region =
+            parse_region(key).map_err(|err| PricesError::BadCountry(entry.clone(), err))?;
+        if prices.by_region.insert(region, row).is_some() {
             return Err(PricesError::DuplicateCountry(entry));
         }
     }

@@ -276,3 +276,83 @@ async fn a_taken_listen_address_names_its_variable_once() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn check_config_reads_padded_variables_as_the_server_does() {
+    let vars = [("OTP_CODE_LENGTH", " 7"), ("OTP_PUMPING_GUARD", "monitor ")];
+    let (code, stdout, stderr) = run(&["check-config"], &vars).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("OTP_CODE_LENGTH=7\n"), "{stdout}");
+    assert!(stdout.contains("code length 7;"), "{stdout}");
+    assert!(stdout.contains("pumping guard monitor "), "{stdout}");
+    // A flag after the action still wins over its (padded) variable.
+    let (code, stdout, stderr) = run(&["check-config", "--code-length=8"], &vars).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("code length 8;"), "{stdout}");
+}
+
+#[tokio::test]
+async fn help_names_each_variable_even_when_it_is_set() {
+    for args in [vec!["--help"], vec!["check-config", "--help"]] {
+        let (code, stdout, stderr) = run(&args, &[("OTP_CODE_LENGTH", " 7")]).await;
+        assert_eq!(code, Some(0), "{args:?}: {stderr}");
+        assert!(stdout.contains("[env: OTP_CODE_LENGTH]"), "{stdout}");
+    }
+}
+
+#[tokio::test]
+async fn a_bad_boolean_is_one_line_naming_the_variable_and_what_it_takes() {
+    for var in ["OTP_REDIS_ALLOW_EVICTION", "OTEL_SDK_DISABLED"] {
+        for value in ["garbage", "yes"] {
+            let (code, _, stderr) = run(&["check-config"], &[(var, value)]).await;
+            assert_eq!(code, Some(2), "{var}={value}: {stderr}");
+            assert_eq!(
+                stderr.trim_end(),
+                format!(
+                    "otp-service: invalid configuration: {var}: must be one of `true`, `false` \
+                     (got `{value}`)"
+                )
+            );
+        }
+    }
+    let (code, stdout, stderr) = run(&["check-config"], &[("OTEL_SDK_DISABLED", "TRUE")]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("OTEL_SDK_DISABLED=TRUE\n"), "{stdout}");
+    // --help lists exactly what is accepted.
+    let (_, help, _) = run(&["--help"], &[]).await;
+    let eviction = help
+        .split("--redis-allow-eviction")
+        .nth(1)
+        .and_then(|rest| rest.split("\n      --").next())
+        .expect("the flag is in --help");
+    assert!(
+        eviction.contains("[possible values: true, false]"),
+        "{eviction}"
+    );
+}
+
+#[tokio::test]
+async fn a_flag_without_a_value_says_what_the_setting_takes() {
+    for (args, expected) in [
+        (
+            vec!["check-config", "--send-limit"],
+            "OTP_SEND_LIMIT: needs a value: a whole number from 1 to 1000",
+        ),
+        (
+            vec!["check-config", "--code-length", ""],
+            "OTP_CODE_LENGTH: needs a value: a whole number from 4 to 10",
+        ),
+        (
+            vec!["--log-format="],
+            "OTP_LOG_FORMAT: needs a value: one of `text`, `json`",
+        ),
+    ] {
+        let (code, _, stderr) = run(&args, &[]).await;
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert_eq!(
+            stderr.trim_end(),
+            format!("otp-service: invalid configuration: {expected}"),
+            "{args:?}"
+        );
+    }
+}

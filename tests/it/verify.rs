@@ -338,7 +338,7 @@ fn settings_that_make_guessing_likely_stop_the_binary_with_one_line() {
         "OTP_MAX_ATTEMPTS",
         "OTP_CODE_LENGTH",
         "10000 × 20 / 10^4",
-        "1/10000",
+        "1 in 10000",
     ] {
         assert!(lines[0].contains(named), "{named}: {stderr}");
     }

@@ -94,9 +94,25 @@ fn bad_files_are_refused_with_one_line_naming_the_entry() {
             "more than 6 decimals",
         ),
         ("currency = \"USD\"", "lists no provider"),
+        (
+            "currency = \"USD\"\n[twilio]\nUK = { sms = 1 }",
+            "entry `twilio.UK`: `UK` is not a country code of the numbering plan \
+             (ISO 3166-1 alpha-2, e.g. US, IN, GB; the United Kingdom is GB), nor `\"*\"`",
+        ),
+        (
+            "currency = \"USD\"\n[twilio]\nEU = { sms = 1 }",
+            "entry `twilio.EU`: `EU` is not a country code",
+        ),
     ] {
         let line = refused(text);
         assert!(line.contains(expected), "{text}: {line}");
         assert!(!line.contains('\n'), "one line: {line}");
     }
+}
+
+#[test]
+fn a_toml_error_at_the_start_of_a_line_names_that_line() {
+    let text = "currency = \"USD\"\n[twilio]\n\"*\" = { sms = \"0.05\" }\nUS = { sms = \"0.01\" }\nUS = { sms = \"0.02\" }\n";
+    let line = refused(text);
+    assert!(line.contains("is not valid TOML (line 5:"), "{line}");
 }
