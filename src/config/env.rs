@@ -16,7 +16,7 @@ use std::{
 
 use clap::{
     Arg, ArgMatches, Command,
-    builder::{PossibleValuesParser, TypedValueParser},
+    builder::{PossibleValue, PossibleValuesParser, TypedValueParser},
     error::{ContextKind, ContextValue, ErrorKind},
 };
 use thiserror::Error;
@@ -275,11 +275,21 @@ fn invalid_arg<'a>(command: &'a Command, err: &clap::Error) -> Option<&'a Arg> {
     found(command).or_else(|| command.get_subcommands().find_map(found))
 }
 
-/// A yes-or-no setting: `true` or `false` in any case (the OpenTelemetry
-/// convention for `OTEL_SDK_DISABLED`), exactly the values `--help` lists;
-/// the argument sets `ignore_case`.
+/// Spellings of yes and no a boolean setting has always taken (clap's
+/// boolish values, before `--help` listed them): `true` and `false` are
+/// listed, the rest are aliases, so no deployment that wrote `1` breaks.
+const YES: [&str; 6] = ["true", "1", "yes", "on", "y", "t"];
+const NO: [&str; 6] = ["false", "0", "no", "off", "n", "f"];
+
+/// A yes-or-no setting: `true` or `false` (the OpenTelemetry convention for
+/// `OTEL_SDK_DISABLED`) or one of their aliases, in any case; the argument
+/// sets `ignore_case`.
 pub(super) fn true_or_false() -> impl TypedValueParser<Value = bool> {
-    PossibleValuesParser::new(["true", "false"]).map(|value| value.eq_ignore_ascii_case("true"))
+    PossibleValuesParser::new([
+        PossibleValue::new(YES[0]).aliases(&YES[1..]),
+        PossibleValue::new(NO[0]).aliases(&NO[1..]),
+    ])
+    .map(|value| YES.iter().any(|yes| value.eq_ignore_ascii_case(yes)))
 }
 
 /// A setting whose value is never shown: a credential (`<SECRET>` in

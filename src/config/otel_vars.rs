@@ -34,7 +34,7 @@ pub struct OtelVars {
     #[arg(long, env = "OTEL_TRACES_EXPORTER", default_value = "otlp",
           value_parser = ["otlp", "none"])]
     pub otel_traces_exporter: String,
-    /// `true` turns export off
+    /// `true` turns export off (`1`, `yes`, `on` too)
     #[arg(long, env = "OTEL_SDK_DISABLED", default_value_t = false,
           num_args = 0..=1, require_equals = true, default_missing_value = "true",
           ignore_case = true, value_parser = true_or_false())]
@@ -128,10 +128,24 @@ mod tests {
         );
         for off in [
             ("OTEL_SDK_DISABLED", "true"),
+            ("OTEL_SDK_DISABLED", "1"),
+            ("OTEL_SDK_DISABLED", "Yes"),
             ("OTEL_TRACES_EXPORTER", "none"),
         ] {
             let vars = [("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"), off];
             assert_eq!(config(&vars).expect("valid").traces, TraceExport::Off);
+        }
+        // The aliases of false keep export on, as `false` does.
+        for on in ["false", "0", "off", "NO"] {
+            let vars = [
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317"),
+                ("OTEL_SDK_DISABLED", on),
+            ];
+            assert_ne!(
+                config(&vars).expect("valid").traces,
+                TraceExport::Off,
+                "{on}"
+            );
         }
     }
 

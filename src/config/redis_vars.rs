@@ -44,7 +44,7 @@ pub struct RedisVars {
     #[arg(long, env = "OTP_REDIS_TIMEOUT_MS", default_value_t = 1_000,
           value_parser = value_parser!(u64).range(10..=60_000))]
     pub redis_timeout_ms: u64,
-    /// Run on a Redis whose maxmemory-policy may evict live keys
+    /// Run on a Redis whose maxmemory-policy may evict live keys (`true`; `1`, `yes`, `on` too)
     #[arg(long, env = "OTP_REDIS_ALLOW_EVICTION", default_value_t = false,
           num_args = 0..=1, require_equals = true, default_missing_value = "true",
           ignore_case = true, value_parser = true_or_false())]

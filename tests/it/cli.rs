@@ -303,7 +303,7 @@ async fn help_names_each_variable_even_when_it_is_set() {
 #[tokio::test]
 async fn a_bad_boolean_is_one_line_naming_the_variable_and_what_it_takes() {
     for var in ["OTP_REDIS_ALLOW_EVICTION", "OTEL_SDK_DISABLED"] {
-        for value in ["garbage", "yes"] {
+        for value in ["garbage", "maybe"] {
             let (code, _, stderr) = run(&["check-config"], &[(var, value)]).await;
             assert_eq!(code, Some(2), "{var}={value}: {stderr}");
             assert_eq!(
@@ -318,6 +318,12 @@ async fn a_bad_boolean_is_one_line_naming_the_variable_and_what_it_takes() {
     let (code, stdout, stderr) = run(&["check-config"], &[("OTEL_SDK_DISABLED", "TRUE")]).await;
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("OTEL_SDK_DISABLED=TRUE\n"), "{stdout}");
+    // The spellings booleans took before --help listed values still work
+    // (a deployment that wrote `1` does not break; config tests check the value).
+    for value in ["1", "yes", "Off", "0"] {
+        let (code, _, stderr) = run(&["check-config"], &[("OTEL_SDK_DISABLED", value)]).await;
+        assert_eq!(code, Some(0), "{value}: {stderr}");
+    }
     // --help lists exactly what is accepted.
     let (_, help, _) = run(&["--help"], &[]).await;
     let eviction = help
