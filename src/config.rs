@@ -173,6 +173,16 @@ pub enum SecretSource {
 }
 
 impl Config {
+    /// Whether callers are ever authenticated: a callers file, or client
+    /// certificates checked against a CA (mTLS).
+    pub fn authenticates_callers(&self) -> bool {
+        self.callers.is_some()
+            || self
+                .tls
+                .as_ref()
+                .is_some_and(|tls| tls.client_ca_file.is_some())
+    }
+
     /// Reads the process environment alone (no flags): what a program that
     /// embeds the server, such as the benchmark's, takes.
     pub fn from_env() -> Result<Self, ConfigError> {

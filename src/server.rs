@@ -34,8 +34,9 @@ use crate::{
 
 pub use open::open_store;
 use open::{open_gateway, open_store_with_events};
-pub(crate) use startup_log::worst_case;
+pub(crate) use startup_log::{caller_spend_cap_holding_nobody, worst_case};
 use startup_log::{log_caps_in_force, warn_about_development_settings};
+pub(crate) use trust_boundary::open_beyond_loopback;
 use trust_boundary::trust_boundary;
 
 /// Why the server could not start or stopped with an error.

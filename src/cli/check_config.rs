@@ -8,8 +8,11 @@ use std::{fmt::Write as _, time::Duration};
 use crate::{
     config::{Config, EffectiveSettings, SecretSource},
     eviction_guard::EvictionGuard,
-    server::{check_before_start, open_store, worst_case},
-    store::StoreConfig,
+    server::{
+        caller_spend_cap_holding_nobody, check_before_start, open_beyond_loopback, open_store,
+        worst_case,
+    },
+    store::{EvictionPolicy, StoreConfig},
 };
 
 /// How long the one store check may take, on top of the store's own timeout.
@@ -23,7 +26,7 @@ pub async fn check_config(
     effective: &EffectiveSettings,
 ) -> Result<String, String> {
     check_before_start(config).map_err(|err| err.to_string())?;
-    check_store(config).await?;
+    let store_warning = check_store(config).await?;
     let mut report = String::new();
     let _ = writeln!(report, "settings in force:");
     let _ = write!(report, "{effective}");
@@ -52,7 +55,7 @@ pub async fn check_config(
         );
     }
     let _ = writeln!(report, "store: {}", store_name(&config.store));
-    for warning in development_settings(config) {
+    for warning in warnings(config).into_iter().chain(store_warning) {
         let _ = writeln!(report, "warning: {warning}");
     }
     let _ = writeln!(report, "configuration OK");
@@ -60,32 +63,57 @@ pub async fn check_config(
 }
 
 /// Opens the store, pings it once within its timeout, and refuses a Redis
-/// whose eviction policy the server would refuse.
-async fn check_store(config: &Config) -> Result<(), String> {
+/// whose eviction policy the server would refuse; `Ok` holds the warning
+/// for a policy the operator accepted (`OTP_REDIS_ALLOW_EVICTION`).
+async fn check_store(config: &Config) -> Result<Option<String>, String> {
+    // Which store and where (passwords masked), on one line: a driver's
+    // error may span several.
+    let store_named = store_name(&config.store);
+    let one_line = |why: String| why.split_whitespace().collect::<Vec<_>>().join(" ");
     let store = open_store(&config.store, config.memory_max_entries)
-        .map_err(|err| format!("store: {err}"))?;
+        .map_err(|err| one_line(format!("store: {store_named}: {err}")))?;
     let timeout = match &config.store {
         StoreConfig::Memory => STORE_CHECK_MARGIN,
         StoreConfig::Redis(settings) => settings.timeout + STORE_CHECK_MARGIN,
     };
     match tokio::time::timeout(timeout, store.ping()).await {
         Ok(Ok(())) => {}
-        Ok(Err(err)) => return Err(format!("store: not reachable: {err}")),
-        Err(_) => return Err(format!("store: no answer within {timeout:?}")),
+        Ok(Err(err)) => {
+            return Err(one_line(format!(
+                "store: {store_named} not reachable: {err}"
+            )));
+        }
+        Err(_) => {
+            return Err(format!(
+                "store: {store_named}: no answer within {timeout:?}"
+            ));
+        }
     }
     EvictionGuard::new(config.redis_allow_eviction)
         .check_at_startup(store.as_ref())
         .await
-        .map_err(|why| format!("store: {why}"))
+        .map_err(|why| format!("store: {why}"))?;
+    Ok(match store.eviction_policy().await {
+        Ok(EvictionPolicy::Evicting(policy)) => Some(format!(
+            "Redis maxmemory-policy is `{policy}`, accepted by OTP_REDIS_ALLOW_EVICTION: \
+             wrong-guess counters and locks may be evicted"
+        )),
+        Ok(EvictionPolicy::Unknown) => Some(
+            "Redis will not tell its maxmemory-policy; trusted by OTP_REDIS_ALLOW_EVICTION"
+                .to_owned(),
+        ),
+        _ => None,
+    })
 }
 
-/// Settings that start, but that the server warns about at startup.
-fn development_settings(config: &Config) -> Vec<&'static str> {
+/// What the server would warn about at startup (besides the store's
+/// eviction policy, read by [`check_store`]).
+fn warnings(config: &Config) -> Vec<String> {
     let no_callers = config
         .callers
         .as_ref()
         .is_some_and(|callers| callers.current().is_empty());
-    [
+    let mut warnings: Vec<String> = [
         (
             no_callers,
             "OTP_CALLERS_FILE lists no caller: every call is refused",
@@ -112,8 +140,27 @@ fn development_settings(config: &Config) -> Vec<&'static str> {
         ),
     ]
     .into_iter()
-    .filter_map(|(applies, warning)| applies.then_some(warning))
-    .collect()
+    .filter_map(|(applies, warning)| applies.then(|| warning.to_owned()))
+    .collect();
+    warnings.extend(
+        [
+            open_beyond_loopback(config),
+            caller_spend_cap_holding_nobody(config),
+        ]
+        .into_iter()
+        .flatten()
+        .map(str::to_owned),
+    );
+    let long = config
+        .messages
+        .multi_segment(config.policy.code_length, config.policy.ttl);
+    warnings.extend(long.into_iter().map(|(locale, segments)| {
+        format!(
+            "the `{locale}` message template takes {} SMS segments; each is billed",
+            segments.count
+        )
+    }));
+    warnings
 }
 
 /// The store, passwords masked.

@@ -53,16 +53,18 @@ fn log_spend_in_force(config: &Config) {
         worst_case = %worst.map(|w| w.to_string()).unwrap_or_default(),
         "spend caps in force"
     );
-    let mtls = config
-        .tls
-        .as_ref()
-        .is_some_and(|tls| tls.client_ca_file.is_some());
-    if spend.caps.caller_per_day.is_some() && config.callers.is_none() && !mtls {
-        tracing::warn!(
-            "OTP_CALLER_SPEND_LIMIT_PER_DAY is set but no caller is ever authenticated \
-             (no OTP_CALLERS_FILE, no OTP_TLS_CLIENT_CA_FILE): it holds nobody"
-        );
+    if let Some(warning) = caller_spend_cap_holding_nobody(config) {
+        tracing::warn!("{warning}");
     }
+}
+
+/// A per-caller spend cap where no caller is ever authenticated.
+pub(crate) fn caller_spend_cap_holding_nobody(config: &Config) -> Option<&'static str> {
+    let cap = config.spend.as_ref()?.caps.caller_per_day;
+    (cap.is_some() && !config.authenticates_callers()).then_some(
+        "OTP_CALLER_SPEND_LIMIT_PER_DAY is set but no caller is ever authenticated \
+         (no OTP_CALLERS_FILE, no OTP_TLS_CLIENT_CA_FILE): it holds nobody",
+    )
 }
 
 /// The worst case per hour the caps allow, with a prices file.

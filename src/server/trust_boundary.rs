@@ -28,11 +28,16 @@ pub(super) fn trust_boundary(
         .as_ref()
         .is_some_and(|tls| tls.client_ca_file.is_some());
     let auth = Authenticator::new(config.callers.clone(), mutual_tls);
-    if !auth.required() && !config.listen_addr.ip().is_loopback() {
-        tracing::warn!(
-            "no caller authentication (OTP_CALLERS_FILE, OTP_TLS_CLIENT_CA_FILE): anyone who \
-             can reach the gRPC listener can send codes; keep it on loopback"
-        );
+    if let Some(warning) = open_beyond_loopback(config) {
+        tracing::warn!("{warning}");
     }
     Ok((tls, auth))
+}
+
+/// No caller authentication on a listener other hosts can reach.
+pub(crate) fn open_beyond_loopback(config: &Config) -> Option<&'static str> {
+    (!config.authenticates_callers() && !config.listen_addr.ip().is_loopback()).then_some(
+        "no caller authentication (OTP_CALLERS_FILE, OTP_TLS_CLIENT_CA_FILE): anyone who \
+         can reach the gRPC listener can send codes; keep it on loopback",
+    )
 }

@@ -177,7 +177,47 @@ async fn check_config_exits_2_when_the_store_cannot_be_reached() {
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "one line: {stderr}");
     assert!(lines[0].contains("store"), "{stderr}");
+    // Which store, where: the host and port, the password masked.
+    assert!(
+        lines[0].contains(&format!("127.0.0.1:{port}")) && lines[0].contains("not reachable"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("hunter2") && !stdout.contains("hunter2"));
+}
+
+/// check-config says what the server would warn about at startup: a
+/// listener open beyond loopback without caller authentication, a template
+/// longer than one SMS, a per-caller spend cap that holds nobody.
+#[tokio::test]
+async fn check_config_warns_as_the_server_would_at_startup() {
+    let dir = crate::common::tls::CertDir::new();
+    let prices = dir.write(
+        "prices.toml",
+        "currency = \"USD\"\n[console]\n\"*\" = { sms = \"0.01\" }\n",
+    );
+    let long = "Your {app} code is {code}. ".repeat(8);
+    let (code, stdout, stderr) = run(
+        &["check-config"],
+        &[
+            ("OTP_HMAC_SECRET", TEST_SECRET),
+            ("OTP_LISTEN_ADDR", "0.0.0.0:50051"),
+            ("OTP_MESSAGE_TEMPLATE", &long),
+            ("OTP_PRICES_FILE", &prices),
+            ("OTP_CALLER_SPEND_LIMIT_PER_DAY", "5"),
+        ],
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    for warning in [
+        "warning: no caller authentication",
+        "warning: the `default` message template takes 2 SMS segments",
+        "warning: OTP_CALLER_SPEND_LIMIT_PER_DAY is set but no caller is ever authenticated",
+    ] {
+        assert!(
+            stdout.contains(warning),
+            "{warning} missing from:\n{stdout}"
+        );
+    }
 }
 
 #[tokio::test]
