@@ -137,8 +137,8 @@ impl OtpAdminService for AdminGrpcService {
             request,
             |request, operator| async move {
                 let prefix = parse_prefix(&request.prefix)?;
-                self.admin.end_exemption(&operator, &prefix).await?;
-                Ok(EndPrefixExemptionResponse {})
+                let ended = self.admin.end_exemption(&operator, &prefix).await?;
+                Ok(EndPrefixExemptionResponse { ended })
             },
         )
         .instrument(admin_span!("EndPrefixExemption"))
