@@ -141,6 +141,16 @@ impl Error {
         "channel_not_configured",
     ];
 
+    /// The kinds a VerifyOtp can end in (of [`Error::KINDS`]): a bad field,
+    /// a verify limit, the store. Refused credentials end the call before
+    /// it is counted; every other kind is a send's.
+    pub const VERIFY_KINDS: [&'static str; 4] = [
+        "invalid_argument",
+        "rate_limited",
+        "store_full",
+        "store_error",
+    ];
+
     /// A short, stable name of what went wrong, for metric labels; one of
     /// [`Error::KINDS`].
     pub fn kind(&self) -> &'static str {

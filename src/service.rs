@@ -318,7 +318,8 @@ impl OtpGrpcService {
     }
 }
 
-/// The `result` labels of VerifyOtp besides the error kinds.
+/// The `result` labels of VerifyOtp besides the error kinds it can end in
+/// ([`Error::VERIFY_KINDS`]).
 const VERIFY_RESULTS: [&str; 4] = ["approved", "incorrect", "expired", "locked"];
 
 /// Exports every counter this service labels from a closed set at 0 (once
@@ -327,7 +328,10 @@ const VERIFY_RESULTS: [&str; 4] = ["approved", "incorrect", "expired", "locked"]
 pub fn counters_at_zero() {
     let sends: Vec<&'static str> = std::iter::once("sent").chain(Error::KINDS).collect();
     metrics::sends_start_at_zero(&sends, &Channel::ALL.map(Channel::as_str));
-    let verifies: Vec<&'static str> = VERIFY_RESULTS.into_iter().chain(Error::KINDS).collect();
+    let verifies: Vec<&'static str> = VERIFY_RESULTS
+        .into_iter()
+        .chain(Error::VERIFY_KINDS)
+        .collect();
     metrics::start_at_zero(metrics::VERIFIES, "result", &verifies);
     let limits = LimitKind::SEND_LIMITS.map(LimitKind::as_str);
     metrics::start_at_zero(metrics::LIMIT_REFUSALS, "limit", &limits);
