@@ -40,6 +40,9 @@ pub enum Error {
     /// `locale` is not a BCP 47 language tag.
     #[error("locale {0}")]
     InvalidLocale(LocaleError),
+    /// `channel` is not a value of the `Channel` enum this version knows.
+    #[error("channel {0} is not a known channel")]
+    InvalidChannel(i32),
     /// The idempotency key was first used for another phone number.
     #[error("idempotency_key was already used for a different phone_number")]
     IdempotencyKeyReused,
@@ -160,6 +163,7 @@ impl Error {
             | Error::InvalidClientKey(_)
             | Error::InvalidIdempotencyKey(_)
             | Error::InvalidLocale(_)
+            | Error::InvalidChannel(_)
             | Error::InvalidPrefix(_)
             | Error::InvalidExemptionPeriod(_)
             | Error::IdempotencyKeyReused => "invalid_argument",
@@ -198,6 +202,13 @@ impl From<Error> for Status {
             Error::InvalidClientKey(why) => bad_request("client_key", why.to_string()),
             Error::InvalidIdempotencyKey(why) => bad_request("idempotency_key", why.to_string()),
             Error::InvalidLocale(why) => bad_request("locale", why.to_string()),
+            Error::InvalidChannel(raw) => bad_request(
+                "channel",
+                format!(
+                    "{raw} is not a channel: use CHANNEL_SMS (1), CHANNEL_WHATSAPP (2), \
+                     CHANNEL_VOICE (3), or leave it unset (CHANNEL_UNSPECIFIED, 0) for SMS"
+                ),
+            ),
             Error::IdempotencyKeyReused => bad_request(
                 "idempotency_key",
                 "was already used for a different phone_number".to_owned(),

@@ -201,15 +201,16 @@ impl OtpGrpcService {
             Err(err) => return finish("SendOtp", started, None, Err(err)),
         };
         let request = request.into_inner();
-        let channel = send_call::requested_channel(request.channel);
+        // A refused send is counted under the channel asked for; an unknown
+        // one under SMS, the default (the label is a closed set).
+        let channel = send_call::requested_channel(request.channel).unwrap_or(Channel::Sms);
         let flow = Arc::clone(&self.flow);
         let task_caller = caller.clone();
         // Run the send as its own task: if the caller hangs up mid-send, the
         // flow still finishes (and rolls back a code whose SMS failed) rather
         // than being dropped halfway.
-        let sending = tokio::spawn(
-            send_call::send(flow, request, task_caller, channel).instrument(Span::current()),
-        );
+        let sending =
+            tokio::spawn(send_call::send(flow, request, task_caller).instrument(Span::current()));
         let watch = hang_up::HangUpWatch::default();
         let joined = sending.await;
         watch.answered();
