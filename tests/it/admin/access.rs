@@ -14,6 +14,7 @@ use crate::{
     },
 };
 use otp_service::{
+    abuse::{DEFAULT_SHARED_VERIFY_LIMIT, GLOBAL_VERIFIES_PER_SEND},
     config::DEFAULT_GLOBAL_SEND_LIMIT,
     proto::admin::{
         EndPrefixExemptionRequest, ExemptPrefixRequest, GetAbuseSettingsRequest,
@@ -81,6 +82,9 @@ async fn without_a_callers_file_loopback_may_administer() {
         .env(&[
             ("OTP_TTL_SECONDS", "90"),
             ("OTP_ALLOWED_COUNTRIES", "US,GB"),
+            ("OTP_CLIENT_VERIFY_LIMIT", "250"),
+            ("OTP_CALLER_VERIFY_LIMIT", "2500"),
+            ("OTP_VERIFY_WINDOW_SECONDS", "900"),
         ])
         .spawn()
         .await;
@@ -103,6 +107,21 @@ async fn without_a_callers_file_loopback_may_administer() {
         (4, 3600, 3600)
     );
     assert_eq!((guard.min_sources, guard.trust_days), (3, 30));
+    // The verify limits of the caps line: set, defaulted and derived.
+    let verify = settings.verify_limits.expect("verify limits");
+    assert_eq!(
+        (
+            verify.window_seconds,
+            verify.client_limit,
+            verify.anonymous_limit,
+            verify.caller_limit
+        ),
+        (900, 250, DEFAULT_SHARED_VERIFY_LIMIT, 2500)
+    );
+    assert_eq!(
+        verify.global_per_minute,
+        DEFAULT_GLOBAL_SEND_LIMIT * GLOBAL_VERIFIES_PER_SEND
+    );
 }
 
 /// This host's address on its default route, if it has one (no packet is
