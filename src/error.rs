@@ -241,13 +241,16 @@ impl From<Error> for Status {
                 ErrorDetails::with_error_info("CALLER_UNKNOWN", ERROR_DOMAIN, []),
             ),
             Error::AdminDenied(refusal) => admin_denied(refusal),
-            Error::InvalidPrefix(_) => bad_request(
+            Error::InvalidPrefix(PrefixError::Malformed) => bad_request(
                 "prefix",
                 format!(
                     "must be `+` and 2 to {MAX_PREFIX_DIGITS} digits: the country calling code \
                      and the next digits, e.g. +447700"
                 ),
             ),
+            Error::InvalidPrefix(why @ PrefixError::NotCounted { .. }) => {
+                bad_request("prefix", why.to_string())
+            }
             Error::InvalidExemptionPeriod(why) => bad_request(
                 "duration_seconds",
                 format!("{why}; EndPrefixExemption ends an exemption"),

@@ -18,7 +18,7 @@ use otp_service::{
     config::DEFAULT_GLOBAL_SEND_LIMIT,
     proto::admin::{
         EndPrefixExemptionRequest, ExemptPrefixRequest, GetAbuseSettingsRequest,
-        LiftPrefixSuspensionRequest, PumpingGuardMode,
+        LiftPrefixSuspensionRequest, ListPrefixExemptionsRequest, PumpingGuardMode,
         otp_admin_service_client::OtpAdminServiceClient,
     },
 };
@@ -231,6 +231,29 @@ async fn malformed_input_is_invalid_argument_naming_the_field() {
         .await
         .expect_err("not a prefix");
     assert_bad_request(&status, "prefix");
+    // Well-formed, but the guard (4 digits by default) never counts them:
+    // an exemption would exempt nothing.
+    for never in ["+4477001", "+44770", "+9997700"] {
+        let status = admin
+            .exempt_prefix(exempt(never, 60))
+            .await
+            .expect_err("not a prefix the guard counts");
+        assert_bad_request(&status, "prefix");
+        assert!(
+            status.message().contains("next 4 digits") && status.message().contains("+447700"),
+            "says what a prefix is here: {status:?}"
+        );
+    }
+    let listed = admin
+        .list_prefix_exemptions(ListPrefixExemptionsRequest {})
+        .await
+        .expect("lists")
+        .into_inner();
+    assert!(listed.prefix_exemptions.is_empty(), "{listed:?}");
+    admin
+        .exempt_prefix(exempt("+44 7700", 60))
+        .await
+        .expect("the prefix the guard counts +44 7700 900123 under");
     // Zero (a forgotten field) never ends an exemption; 30 days is the most.
     for duration in [0, 30 * 24 * 3600 + 1] {
         let status = admin
