@@ -76,6 +76,10 @@ macro_rules! admin_span {
     };
 }
 
+/// A prefix to lift or end an exemption of: any well-formed one, so what
+/// the lists show can always be acted on, even one counted before
+/// `OTP_PUMPING_PREFIX_DIGITS` changed (and still by replicas not yet
+/// redeployed).
 fn parse_prefix(raw: &str) -> Result<DestinationPrefix, Error> {
     DestinationPrefix::parse(raw).map_err(Error::InvalidPrefix)
 }
@@ -116,7 +120,13 @@ impl OtpAdminService for AdminGrpcService {
         request: Request<ExemptPrefixRequest>,
     ) -> Result<Response<ExemptPrefixResponse>, Status> {
         self.serve("ExemptPrefix", request, |request, operator| async move {
-            let prefix = parse_prefix(&request.prefix)?;
+            // Exempting a prefix the guard never counts would exempt nothing.
+            let prefix = self
+                .flow
+                .abuse()
+                .pumping_guard
+                .counted_prefix(&request.prefix)
+                .map_err(Error::InvalidPrefix)?;
             let period = ExemptionPeriod::from_secs(u64::from(request.duration_seconds))
                 .map_err(Error::InvalidExemptionPeriod)?;
             self.admin.exempt(&operator, &prefix, period).await?;
@@ -137,8 +147,8 @@ impl OtpAdminService for AdminGrpcService {
             request,
             |request, operator| async move {
                 let prefix = parse_prefix(&request.prefix)?;
-                self.admin.end_exemption(&operator, &prefix).await?;
-                Ok(EndPrefixExemptionResponse {})
+                let ended = self.admin.end_exemption(&operator, &prefix).await?;
+                Ok(EndPrefixExemptionResponse { ended })
             },
         )
         .instrument(admin_span!("EndPrefixExemption"))

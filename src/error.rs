@@ -40,6 +40,9 @@ pub enum Error {
     /// `locale` is not a BCP 47 language tag.
     #[error("locale {0}")]
     InvalidLocale(LocaleError),
+    /// `channel` is not a value of the `Channel` enum this version knows.
+    #[error("channel {0} is not a known channel")]
+    InvalidChannel(i32),
     /// The idempotency key was first used for another phone number.
     #[error("idempotency_key was already used for a different phone_number")]
     IdempotencyKeyReused,
@@ -141,6 +144,16 @@ impl Error {
         "channel_not_configured",
     ];
 
+    /// The kinds a VerifyOtp can end in (of [`Error::KINDS`]): a bad field,
+    /// a verify limit, the store. Refused credentials end the call before
+    /// it is counted; every other kind is a send's.
+    pub const VERIFY_KINDS: [&'static str; 4] = [
+        "invalid_argument",
+        "rate_limited",
+        "store_full",
+        "store_error",
+    ];
+
     /// A short, stable name of what went wrong, for metric labels; one of
     /// [`Error::KINDS`].
     pub fn kind(&self) -> &'static str {
@@ -150,6 +163,7 @@ impl Error {
             | Error::InvalidClientKey(_)
             | Error::InvalidIdempotencyKey(_)
             | Error::InvalidLocale(_)
+            | Error::InvalidChannel(_)
             | Error::InvalidPrefix(_)
             | Error::InvalidExemptionPeriod(_)
             | Error::IdempotencyKeyReused => "invalid_argument",
@@ -188,6 +202,13 @@ impl From<Error> for Status {
             Error::InvalidClientKey(why) => bad_request("client_key", why.to_string()),
             Error::InvalidIdempotencyKey(why) => bad_request("idempotency_key", why.to_string()),
             Error::InvalidLocale(why) => bad_request("locale", why.to_string()),
+            Error::InvalidChannel(raw) => bad_request(
+                "channel",
+                format!(
+                    "{raw} is not a channel: use CHANNEL_SMS (1), CHANNEL_WHATSAPP (2), \
+                     CHANNEL_VOICE (3), or leave it unset (CHANNEL_UNSPECIFIED, 0) for SMS"
+                ),
+            ),
             Error::IdempotencyKeyReused => bad_request(
                 "idempotency_key",
                 "was already used for a different phone_number".to_owned(),
@@ -220,13 +241,16 @@ impl From<Error> for Status {
                 ErrorDetails::with_error_info("CALLER_UNKNOWN", ERROR_DOMAIN, []),
             ),
             Error::AdminDenied(refusal) => admin_denied(refusal),
-            Error::InvalidPrefix(_) => bad_request(
+            Error::InvalidPrefix(PrefixError::Malformed) => bad_request(
                 "prefix",
                 format!(
                     "must be `+` and 2 to {MAX_PREFIX_DIGITS} digits: the country calling code \
                      and the next digits, e.g. +447700"
                 ),
             ),
+            Error::InvalidPrefix(why @ PrefixError::NotCounted { .. }) => {
+                bad_request("prefix", why.to_string())
+            }
             Error::InvalidExemptionPeriod(why) => bad_request(
                 "duration_seconds",
                 format!("{why}; EndPrefixExemption ends an exemption"),

@@ -219,9 +219,11 @@ impl OtpFlow {
     pub async fn cancel(&self, phone: &PhoneNumber) -> Result<bool, Error> {
         let subject = self.secret.subject_key(phone);
         let cancelled = timed_store("cancel_code", self.store.cancel_code(&subject)).await?;
-        tracing::info!(cancelled, "pending code cancelled");
         if cancelled {
+            tracing::info!("pending code cancelled");
             self.audit_cancelled(phone);
+        } else {
+            tracing::info!("no pending code to cancel");
         }
         Ok(cancelled)
     }

@@ -201,15 +201,16 @@ impl OtpGrpcService {
             Err(err) => return finish("SendOtp", started, None, Err(err)),
         };
         let request = request.into_inner();
-        let channel = send_call::requested_channel(request.channel);
+        // A refused send is counted under the channel asked for; an unknown
+        // one under SMS, the default (the label is a closed set).
+        let channel = send_call::requested_channel(request.channel).unwrap_or(Channel::Sms);
         let flow = Arc::clone(&self.flow);
         let task_caller = caller.clone();
         // Run the send as its own task: if the caller hangs up mid-send, the
         // flow still finishes (and rolls back a code whose SMS failed) rather
         // than being dropped halfway.
-        let sending = tokio::spawn(
-            send_call::send(flow, request, task_caller, channel).instrument(Span::current()),
-        );
+        let sending =
+            tokio::spawn(send_call::send(flow, request, task_caller).instrument(Span::current()));
         let watch = hang_up::HangUpWatch::default();
         let joined = sending.await;
         watch.answered();
@@ -318,7 +319,8 @@ impl OtpGrpcService {
     }
 }
 
-/// The `result` labels of VerifyOtp besides the error kinds.
+/// The `result` labels of VerifyOtp besides the error kinds it can end in
+/// ([`Error::VERIFY_KINDS`]).
 const VERIFY_RESULTS: [&str; 4] = ["approved", "incorrect", "expired", "locked"];
 
 /// Exports every counter this service labels from a closed set at 0 (once
@@ -327,7 +329,10 @@ const VERIFY_RESULTS: [&str; 4] = ["approved", "incorrect", "expired", "locked"]
 pub fn counters_at_zero() {
     let sends: Vec<&'static str> = std::iter::once("sent").chain(Error::KINDS).collect();
     metrics::sends_start_at_zero(&sends, &Channel::ALL.map(Channel::as_str));
-    let verifies: Vec<&'static str> = VERIFY_RESULTS.into_iter().chain(Error::KINDS).collect();
+    let verifies: Vec<&'static str> = VERIFY_RESULTS
+        .into_iter()
+        .chain(Error::VERIFY_KINDS)
+        .collect();
     metrics::start_at_zero(metrics::VERIFIES, "result", &verifies);
     let limits = LimitKind::SEND_LIMITS.map(LimitKind::as_str);
     metrics::start_at_zero(metrics::LIMIT_REFUSALS, "limit", &limits);

@@ -350,12 +350,14 @@ pub trait OtpStore: Send + Sync + 'static {
     async fn lift_prefix_suspension(&self, prefix: &DestinationPrefix) -> Result<bool, StoreError>;
 
     /// Exempts `prefix` from the guard for `duration` (lifting any
-    /// suspension), for every replica; a zero `duration` ends an exemption.
+    /// suspension), for every replica; a zero `duration` ends an exemption,
+    /// and changes nothing (a suspension stays) when none is in force.
+    /// Returns whether an exemption was in force before.
     async fn exempt_prefix(
         &self,
         prefix: &DestinationPrefix,
         duration: Duration,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
 
     /// Every prefix exempt now, service-wide, with the time its exemption ends.
     async fn list_prefix_exemptions(&self) -> Result<Vec<PrefixExemption>, StoreError>;

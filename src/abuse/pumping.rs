@@ -19,7 +19,7 @@
 
 use std::{fmt, time::Duration};
 
-use crate::domain::PhoneNumber;
+use crate::domain::{PhoneNumber, national_lengths, split_calling_code};
 
 /// `OTP_PUMPING_GUARD`: what the guard does when a prefix looks pumped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +93,35 @@ impl PumpingGuardSettings {
                 .leading_digits(usize::from(self.prefix_digits))
                 .to_owned(),
         )
+    }
+
+    /// Parses a prefix an operator names for the guard: well-formed
+    /// ([`DestinationPrefix::parse`]) and one [`Self::prefix_of`] can give,
+    /// since the guard matches prefixes exactly: a country calling code and
+    /// `prefix_digits` national digits, or fewer where the country's numbers
+    /// are shorter than twice that (a prefix is never more than half of a
+    /// national number).
+    pub fn counted_prefix(&self, text: &str) -> Result<DestinationPrefix, PrefixError> {
+        let prefix = DestinationPrefix::parse(text)?;
+        let not_counted = PrefixError::NotCounted {
+            prefix_digits: self.prefix_digits,
+        };
+        let digits = prefix.as_str().trim_start_matches('+');
+        let (code, national) = split_calling_code(digits).ok_or(not_counted.clone())?;
+        let wanted = usize::from(self.prefix_digits);
+        let counted = |length: usize| wanted.min(length / 2) == national.len();
+        // A national number is 4 to 14 digits (`PhoneNumber::parse`); with no
+        // lengths in the numbering plan, only the configured count is sure.
+        let lengths = national_lengths(code);
+        let fits = if lengths.is_empty() {
+            national.len() == wanted
+        } else {
+            lengths
+                .into_iter()
+                .filter(|length| (4..=14).contains(length))
+                .any(counted)
+        };
+        fits.then_some(prefix).ok_or(not_counted)
     }
 }
 
@@ -176,21 +205,44 @@ pub struct DestinationPrefix(String);
 /// digits) and at most 9 more, still short of a whole number.
 pub const MAX_PREFIX_DIGITS: usize = 12;
 
-/// Why text is not a [`DestinationPrefix`].
+/// Why text is not a [`DestinationPrefix`], or not one the guard counts.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a destination prefix is '+' and 2 to {MAX_PREFIX_DIGITS} digits, e.g. +447700")]
-pub struct PrefixError;
+pub enum PrefixError {
+    /// Not `+` and 2 to [`MAX_PREFIX_DIGITS`] digits.
+    #[error("a destination prefix is '+' and 2 to {MAX_PREFIX_DIGITS} digits, e.g. +447700")]
+    Malformed,
+    /// Well-formed, but no number is counted under it
+    /// ([`PumpingGuardSettings::counted_prefix`]).
+    #[error(
+        "is not a prefix the pumping guard counts: here a prefix is '+', a country calling code \
+         and the next {prefix_digits} digits (OTP_PUMPING_PREFIX_DIGITS; fewer only where the \
+         country's numbers are shorter than {} digits), e.g. {}",
+        2 * u32::from(*prefix_digits),
+        example_prefix(*prefix_digits)
+    )]
+    NotCounted {
+        /// `OTP_PUMPING_PREFIX_DIGITS` in force.
+        prefix_digits: u8,
+    },
+}
+
+/// A prefix of a UK mobile number (10 national digits) with `prefix_digits`.
+fn example_prefix(prefix_digits: u8) -> String {
+    let national = "7700900123";
+    let shown = usize::from(prefix_digits).min(national.len() / 2);
+    format!("+44{}", national.get(..shown).unwrap_or(national))
+}
 
 impl DestinationPrefix {
     /// Parses a prefix an operator wrote: `+` and 2 to [`MAX_PREFIX_DIGITS`]
     /// digits (spaces ignored), as the guard counts them.
     pub fn parse(text: &str) -> Result<Self, PrefixError> {
         let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-        let digits = compact.strip_prefix('+').ok_or(PrefixError)?;
+        let digits = compact.strip_prefix('+').ok_or(PrefixError::Malformed)?;
         let valid = (2..=MAX_PREFIX_DIGITS).contains(&digits.len())
             && digits.bytes().all(|b| b.is_ascii_digit())
             && !digits.starts_with('0');
-        valid.then_some(Self(compact)).ok_or(PrefixError)
+        valid.then_some(Self(compact)).ok_or(PrefixError::Malformed)
     }
 
     /// The prefix as written (`+` and digits).
@@ -240,8 +292,39 @@ mod tests {
             Ok("+447700".into())
         );
         for bad in ["447700", "+4", "+0447", "+44a7", "+1234567890123", "", "+"] {
-            assert_eq!(DestinationPrefix::parse(bad), Err(PrefixError), "{bad:?}");
+            assert_eq!(
+                DestinationPrefix::parse(bad),
+                Err(PrefixError::Malformed),
+                "{bad:?}"
+            );
         }
+    }
+
+    #[test]
+    fn an_operator_may_name_only_a_prefix_the_guard_counts() {
+        let guard = settings();
+        for counted in ["+447700", "+44 7700", "+14155", "+354581", "+3545812"] {
+            assert!(guard.counted_prefix(counted).is_ok(), "{counted:?}");
+        }
+        let not_counted = PrefixError::NotCounted { prefix_digits: 4 };
+        // Too long, too short, no such calling code.
+        for never in ["+4477001", "+44770", "+9997700", "+1415"] {
+            assert_eq!(
+                guard.counted_prefix(never),
+                Err(not_counted.clone()),
+                "{never:?}"
+            );
+        }
+        assert_eq!(guard.counted_prefix("+44x"), Err(PrefixError::Malformed));
+        let two = PumpingGuardSettings {
+            prefix_digits: 2,
+            ..settings()
+        };
+        assert!(two.counted_prefix("+4477").is_ok());
+        assert!(two.counted_prefix("+447700").is_err());
+        let message = not_counted.to_string();
+        assert!(message.contains("next 4 digits"), "{message}");
+        assert!(message.contains("e.g. +447700"), "{message}");
     }
 
     #[test]

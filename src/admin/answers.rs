@@ -3,7 +3,7 @@
 //! in force" line, `server/startup_log.rs`).
 
 use crate::{
-    abuse::{GuardMode, PumpingGuardSettings, SendLimits},
+    abuse::{GuardMode, PumpingGuardSettings, SendLimits, VerifyLimits},
     domain::ceil_seconds,
     otp::{AbuseRules, OtpPolicy},
     proto::admin::{
@@ -57,6 +57,17 @@ pub(super) fn abuse_settings(policy: &OtpPolicy, abuse: &AbuseRules) -> GetAbuse
         pumping_guard: Some(pumping_guard(&abuse.pumping_guard)),
         allowed_countries: abuse.countries.allowed().map(str::to_owned).collect(),
         denied_countries: abuse.countries.denied().map(str::to_owned).collect(),
+        verify_limits: Some(verify_limits(&abuse.verify_limits)),
+    }
+}
+
+fn verify_limits(limits: &VerifyLimits) -> proto::VerifyLimits {
+    proto::VerifyLimits {
+        window_seconds: ceil_seconds(limits.window),
+        client_limit: limits.client_limit,
+        anonymous_limit: limits.anonymous_limit,
+        caller_limit: limits.caller_limit,
+        global_per_minute: limits.global_per_minute.unwrap_or(0),
     }
 }
 

@@ -140,7 +140,8 @@ fn warnings(config: &Config) -> Vec<String> {
         ),
     ]
     .into_iter()
-    .filter_map(|(applies, warning)| applies.then(|| warning.to_owned()))
+    .filter(|(applies, _)| *applies)
+    .map(|(_, warning)| warning.to_owned())
     .collect();
     warnings.extend(
         [

@@ -6,6 +6,7 @@ use std::{
     sync::OnceLock,
 };
 
+use phonenumber::metadata::DATABASE;
 use thiserror::Error;
 
 mod fast_path;
@@ -128,6 +129,42 @@ impl PhoneNumber {
         masked.push_str(&self.e164[prefix_len + hidden..]);
         masked
     }
+}
+
+/// The country calling code an international number's digits (without
+/// `+`) start with, as the numbering plan reads them (the shortest known
+/// code: calling codes are prefix-free), and the digits after it.
+pub fn split_calling_code(digits: &str) -> Option<(u16, &str)> {
+    (1..=3).find_map(|len| {
+        let code = digits.get(..len)?.parse::<u16>().ok()?;
+        DATABASE
+            .by_code(&code)
+            .map(|_| (code, digits.get(len..).unwrap_or_default()))
+    })
+}
+
+/// Every length a mobile or fixed-line number under calling code `code` can
+/// have, by the numbering plan (every region sharing the code): the lines a
+/// code is texted or read to. Freephone, premium and short numbers are left
+/// out (a UK freephone number has 7 digits, no UK line does); empty if the
+/// plan does not say.
+pub fn national_lengths(code: u16) -> Vec<usize> {
+    let mut lengths: Vec<usize> = DATABASE
+        .by_code(&code)
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|region| {
+            let kinds = region.descriptors();
+            [kinds.fixed_line(), kinds.mobile()]
+                .into_iter()
+                .flatten()
+                .flat_map(|kind| kind.possible_length().iter().copied())
+        })
+        .map(usize::from)
+        .collect();
+    lengths.sort_unstable();
+    lengths.dedup();
+    lengths
 }
 
 /// The calling code and E.164 form by the library's full parse (any spelling).

@@ -132,22 +132,27 @@ impl PumpingAdmin {
             self.store.exempt_prefix(prefix, period.duration()),
         )
         .await;
+        // Exempting always sets a new end, so it always changes something.
         self.record(
             Action::Exempt(period),
             operator,
             prefix,
-            exempted.as_ref().map(|()| true),
+            exempted.as_ref().map(|_| true),
         );
-        Ok(exempted?)
+        exempted?;
+        Ok(())
     }
 
     /// Ends `prefix`'s exemption now for every replica, on `operator`'s word.
+    /// Returns whether it was exempt (if not, nothing changed and no event
+    /// is written).
     pub async fn end_exemption(
         &self,
         operator: &str,
         prefix: &DestinationPrefix,
-    ) -> Result<(), FlowError> {
-        // A zero length is how the store ends an exemption.
+    ) -> Result<bool, FlowError> {
+        // A zero length is how the store ends an exemption; it answers
+        // whether one was in force.
         let ended = timed_store(
             "exempt_prefix",
             self.store.exempt_prefix(prefix, Duration::ZERO),
@@ -157,7 +162,7 @@ impl PumpingAdmin {
             Action::EndExemption,
             operator,
             prefix,
-            ended.as_ref().map(|()| true),
+            ended.as_ref().copied(),
         );
         Ok(ended?)
     }

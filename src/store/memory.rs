@@ -237,7 +237,7 @@ impl OtpStore for MemoryStore {
         &self,
         prefix: &DestinationPrefix,
         duration: Duration,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         self.shared.exempt_prefix(prefix, duration)
     }
 

@@ -3,8 +3,8 @@
 //! number's record logged it), the numbers trusted here, a suspension and
 //! an exemption.
 //! Twin of `src/store/lua/count_prefix_send.lua` (the decision),
-//! `count_prefix_approval.lua` (an approval) and `lift_prefix.lua` /
-//! `exempt_prefix.lua` (the admin API); a change to one is a change to the
+//! `count_prefix_approval.lua` (an approval) and `lift_prefix.lua` (the
+//! admin API's lifts and exemptions); a change to one is a change to the
 //! other, and the behaviour suite runs both.
 
 use std::{
@@ -270,10 +270,15 @@ impl PrefixWindow {
     }
 
     /// An operator's exemption until `until` (`None` ends one), lifting any
-    /// suspension.
-    pub fn exempt(&mut self, until: Option<u64>, now_ms: u64) {
-        self.lift(now_ms);
-        self.exempt_until = until;
+    /// suspension. Returns whether an exemption was in force at `now_ms`;
+    /// ending one when none is changes nothing (a suspension stays).
+    pub fn exempt(&mut self, until: Option<u64>, now_ms: u64) -> bool {
+        let was = self.exempt_until(now_ms).is_some();
+        if until.is_some() || was {
+            self.lift(now_ms);
+            self.exempt_until = until;
+        }
+        was
     }
 
     /// Whether the entry can be dropped: nothing in its window or trust, no

@@ -339,7 +339,7 @@ impl OtpStore for RedisStore {
         &self,
         prefix: &DestinationPrefix,
         duration: Duration,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         self.exempt_prefix(prefix, duration).await
     }
 

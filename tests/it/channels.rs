@@ -3,8 +3,9 @@
 //! deliver the code; WhatsApp falls through to SMS on Meta's documented
 //! "not a WhatsApp user" answer (one SMS, one code); an uncertain WhatsApp
 //! answer never falls through; a channel without routes is
-//! FAILED_PRECONDITION and counts nothing; an idempotent retry answers with
-//! the channel that carried the first call's code.
+//! FAILED_PRECONDITION and counts nothing; a value that is no channel is
+//! INVALID_ARGUMENT; an idempotent retry answers with the channel that
+//! carried the first call's code.
 
 use otp_service::proto::{Channel, SendOtpRequest, SendOtpResponse, VerifyOtpResult};
 use serde_json::json;
@@ -17,7 +18,7 @@ use wiremock::{
 
 use crate::{
     common::{
-        RedisServer, StoreKind, TestApp,
+        RedisServer, StoreKind, TestApp, assert_bad_request,
         sms_standins::{
             TWILIO_CALLS_PATH, TWILIO_PATH, WHATSAPP_PATH, assert_code_works, closed_port_url,
             code_in, form_fields, pairs, requests, spoken_code, twilio_channel_vars,
@@ -275,6 +276,32 @@ async fn a_channel_without_routes_is_failed_precondition_and_counts_nothing(stor
     assert!(requests(&providers.twilio).await.is_empty());
     let sent = app.send(&phone).await.expect("nothing was counted");
     assert_eq!(sent.channel(), Channel::Sms, "unset is SMS");
+}
+
+/// A `channel` that is no `Channel` value (a typo, a newer client's) is
+/// refused naming the field, and nothing is sent or counted: it is not
+/// quietly sent as SMS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_channel_is_invalid_argument_and_sends_nothing() {
+    let app = TestApp::builder().spawn().await;
+    let phone = unique_phone();
+    let status = app
+        .send_request(SendOtpRequest {
+            phone_number: phone.clone(),
+            channel: 99,
+            ..Default::default()
+        })
+        .await
+        .expect_err("99 is no channel");
+    assert_bad_request(&status, "channel");
+    let details = status.get_error_details();
+    let violation = &details.bad_request().expect("BadRequest").field_violations[0];
+    for known in ["CHANNEL_SMS", "CHANNEL_WHATSAPP", "CHANNEL_VOICE"] {
+        assert!(violation.description.contains(known), "{violation:?}");
+    }
+    assert!(app.sms.last_code_for(&phone).is_none(), "nothing was sent");
+    let sent = app.send(&phone).await.expect("nothing was counted");
+    assert_eq!(sent.channel(), Channel::Sms, "unset is still SMS");
 }
 
 async fn an_idempotent_retry_of_a_whatsapp_send_names_whatsapp_and_sends_nothing(store: StoreKind) {

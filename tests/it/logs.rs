@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::common::{RedisServer, TEST_SECRET, binary::ServiceProcess, connect};
-use otp_service::proto::{SendOtpRequest, otp_service_client::OtpServiceClient};
+use crate::common::{RedisServer, TEST_SECRET, binary::ServiceProcess, connect, wait_for};
+use otp_service::proto::{CancelOtpRequest, SendOtpRequest, otp_service_client::OtpServiceClient};
 use tonic::Code;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -269,4 +269,72 @@ async fn a_refused_redis_password_is_not_logged() {
         line.contains("UNAVAILABLE").then_some(())
     });
     assert_holds_no_secret(&service.stderr().join("\n"));
+}
+
+/// CancelOtp's line says what happened: "pending code cancelled" only when
+/// a code was pending, else "no pending code to cancel".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_with_nothing_pending_does_not_log_a_cancellation() {
+    let service = ServiceProcess::start(&[("OTP_LOG_FORMAT", "json")]);
+    let mut client = OtpServiceClient::new(connect(service.addr).await);
+    let phone = "+14155550186";
+    let cancel = || CancelOtpRequest {
+        phone_number: phone.into(),
+    };
+    let messages = |service: &ServiceProcess| -> Vec<String> {
+        service
+            .stderr()
+            .iter()
+            .filter_map(|line| {
+                let json: serde_json::Value = serde_json::from_str(line).ok()?;
+                json.pointer("/fields/message")?.as_str().map(str::to_owned)
+            })
+            .collect()
+    };
+    let nothing = client.cancel_otp(cancel()).await.expect("answers");
+    assert!(!nothing.into_inner().cancelled);
+    cancels_finished(&service, 1).await;
+    let said = messages(&service);
+    assert!(
+        said.iter().any(|m| m == "no pending code to cancel"),
+        "{said:?}"
+    );
+    assert!(
+        !said.iter().any(|m| m.contains("cancelled")),
+        "nothing was cancelled: {said:?}"
+    );
+
+    client
+        .send_otp(SendOtpRequest {
+            phone_number: phone.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("sent");
+    let pending = client.cancel_otp(cancel()).await.expect("answers");
+    assert!(pending.into_inner().cancelled);
+    cancels_finished(&service, 2).await;
+    let said = messages(&service);
+    assert!(
+        said.iter().any(|m| m == "pending code cancelled"),
+        "{said:?}"
+    );
+}
+
+/// Waits until `count` CancelOtp calls logged their `rpc finished` line (the
+/// flow's own line comes before it).
+async fn cancels_finished(service: &ServiceProcess, count: usize) {
+    wait_for(
+        "CancelOtp's rpc finished lines",
+        Duration::from_secs(5),
+        || {
+            let finished = service
+                .stderr()
+                .iter()
+                .filter(|line| line.contains("rpc finished") && line.contains("CancelOtp"))
+                .count();
+            async move { (finished >= count).then_some(()) }
+        },
+    )
+    .await;
 }

@@ -245,10 +245,11 @@ async fn counters_with_known_labels_are_exported_at_zero_from_the_start() {
             ));
         }
     }
-    for kind in Error::KINDS {
+    for kind in Error::VERIFY_KINDS {
         expected.push(format!("{}{{result=\"{kind}\"}}", names::VERIFIES));
     }
-    for result in ["approved", "incorrect", "expired", "locked"] {
+    let verify_results = ["approved", "incorrect", "expired", "locked"];
+    for result in verify_results {
         expected.push(format!("{}{{result=\"{result}\"}}", names::VERIFIES));
     }
     for limit in LimitKind::SEND_LIMITS {
@@ -280,6 +281,18 @@ async fn counters_with_known_labels_are_exported_at_zero_from_the_start() {
         assert!(
             series.contains(&format!("{wanted} 0").as_str()),
             "{wanted} 0 missing from:\n{page}"
+        );
+    }
+    // VerifyOtp never ends in a send's refusal: those are not its results
+    // (`locked` is both: a send to a locked number, a guess at one).
+    let send_only = Error::KINDS
+        .into_iter()
+        .filter(|kind| !Error::VERIFY_KINDS.contains(kind) && !verify_results.contains(kind));
+    for kind in send_only.chain(["country_not_allowed", "gateway_error", "price_unknown"]) {
+        let series_name = format!("{}{{result=\"{kind}\"}}", names::VERIFIES);
+        assert!(
+            !series.iter().any(|line| line.starts_with(&series_name)),
+            "{series_name} is not a VerifyOtp result:\n{page}"
         );
     }
 }

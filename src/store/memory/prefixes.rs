@@ -149,28 +149,39 @@ impl Shared {
         Ok(lifted)
     }
 
-    /// Twin of `lua/exempt_prefix.lua` (and the exemption list's ZADD/ZREM).
+    /// Twin of `lua/lift_prefix.lua` with an exemption (and the exemption
+    /// list's ZADD/ZREM). Returns whether an exemption was in force; ending
+    /// one when none is changes nothing.
     pub(super) fn exempt_prefix(
         &self,
         prefix: &DestinationPrefix,
         duration: Duration,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let mut prefixes = self.prefixes.lock(prefix);
         let now_ms = self.now_ms();
         let until = (!duration.is_zero()).then(|| {
             now_ms.saturating_add(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
         });
-        prefixes
-            .entry(prefix.clone())
-            .or_default()
-            .exempt(until, now_ms);
+        let was_exempt = match until {
+            Some(_) => prefixes
+                .entry(prefix.clone())
+                .or_default()
+                .exempt(until, now_ms),
+            // No entry for an ending: a prefix never counted was never exempt.
+            None => prefixes
+                .get_mut(prefix)
+                .is_some_and(|window| window.exempt(None, now_ms)),
+        };
+        if until.is_none() && !was_exempt {
+            return Ok(false);
+        }
         locked(&self.suspensions).retain(|Reverse((_, listed))| listed != prefix);
         let mut exemptions = locked(&self.exemptions);
         match until {
             Some(until) => exemptions.insert(prefix.clone(), until),
             None => exemptions.remove(prefix),
         };
-        Ok(())
+        Ok(was_exempt)
     }
 
     /// Twin of `lua/list_prefixes.lua` on the exemption list.

@@ -86,14 +86,16 @@ impl RedisStore {
     }
 
     /// `lift_prefix.lua` with `exempt_ms` (-1: leave any exemption as it
-    /// is), then the prefix off the suspended list.
+    /// is, 0: end it), then, if it changed anything, the prefix off the
+    /// suspended list. Returns whether the prefix was suspended and whether
+    /// it was exempt.
     async fn lift_prefix(
         &self,
         prefix: &DestinationPrefix,
         exempt_ms: i64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<(bool, bool), StoreError> {
         let [_, _, suspension, _, _, exempt, since] = self.prefix_keys(prefix);
-        let was: i64 = self
+        let (was_suspended, was_exempt): (i64, i64) = self
             .run(
                 self.scripts
                     .lift_prefix
@@ -104,26 +106,35 @@ impl RedisStore {
                     .arg(millis(LONGEST_WINDOW)),
             )
             .await?;
-        self.prefix_list(self.suspended_prefixes_key(), &["remove", prefix.as_str()])
-            .await?;
-        Ok(was == 1)
+        let (was_suspended, was_exempt) = (was_suspended == 1, was_exempt == 1);
+        // Ending an exemption that was not in force changed nothing.
+        if exempt_ms != 0 || was_exempt {
+            self.prefix_list(self.suspended_prefixes_key(), &["remove", prefix.as_str()])
+                .await?;
+        }
+        Ok((was_suspended, was_exempt))
     }
 
     pub(super) async fn lift_prefix_suspension(
         &self,
         prefix: &DestinationPrefix,
     ) -> Result<bool, StoreError> {
-        self.lift_prefix(prefix, -1).await
+        let (was_suspended, _) = self.lift_prefix(prefix, -1).await?;
+        Ok(was_suspended)
     }
 
     pub(super) async fn exempt_prefix(
         &self,
         prefix: &DestinationPrefix,
         duration: Duration,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let ms = millis(duration);
-        self.lift_prefix(prefix, i64::try_from(ms).unwrap_or(i64::MAX))
+        let (_, was_exempt) = self
+            .lift_prefix(prefix, i64::try_from(ms).unwrap_or(i64::MAX))
             .await?;
+        if duration.is_zero() && !was_exempt {
+            return Ok(false);
+        }
         let ms = ms.to_string();
         let change: &[&str] = if duration.is_zero() {
             &["remove", prefix.as_str()]
@@ -131,7 +142,7 @@ impl RedisStore {
             &["add", prefix.as_str(), &ms]
         };
         self.prefix_list(self.exempt_prefixes_key(), change).await?;
-        Ok(())
+        Ok(was_exempt)
     }
 
     pub(super) async fn list_prefix_exemptions(&self) -> Result<Vec<PrefixExemption>, StoreError> {

@@ -14,10 +14,11 @@ use crate::{
     },
 };
 use otp_service::{
+    abuse::{DEFAULT_SHARED_VERIFY_LIMIT, GLOBAL_VERIFIES_PER_SEND},
     config::DEFAULT_GLOBAL_SEND_LIMIT,
     proto::admin::{
         EndPrefixExemptionRequest, ExemptPrefixRequest, GetAbuseSettingsRequest,
-        LiftPrefixSuspensionRequest, PumpingGuardMode,
+        LiftPrefixSuspensionRequest, ListPrefixExemptionsRequest, PumpingGuardMode,
         otp_admin_service_client::OtpAdminServiceClient,
     },
 };
@@ -81,6 +82,9 @@ async fn without_a_callers_file_loopback_may_administer() {
         .env(&[
             ("OTP_TTL_SECONDS", "90"),
             ("OTP_ALLOWED_COUNTRIES", "US,GB"),
+            ("OTP_CLIENT_VERIFY_LIMIT", "250"),
+            ("OTP_CALLER_VERIFY_LIMIT", "2500"),
+            ("OTP_VERIFY_WINDOW_SECONDS", "900"),
         ])
         .spawn()
         .await;
@@ -103,6 +107,21 @@ async fn without_a_callers_file_loopback_may_administer() {
         (4, 3600, 3600)
     );
     assert_eq!((guard.min_sources, guard.trust_days), (3, 30));
+    // The verify limits of the caps line: set, defaulted and derived.
+    let verify = settings.verify_limits.expect("verify limits");
+    assert_eq!(
+        (
+            verify.window_seconds,
+            verify.client_limit,
+            verify.anonymous_limit,
+            verify.caller_limit
+        ),
+        (900, 250, DEFAULT_SHARED_VERIFY_LIMIT, 2500)
+    );
+    assert_eq!(
+        verify.global_per_minute,
+        DEFAULT_GLOBAL_SEND_LIMIT * GLOBAL_VERIFIES_PER_SEND
+    );
 }
 
 /// This host's address on its default route, if it has one (no packet is
@@ -212,6 +231,29 @@ async fn malformed_input_is_invalid_argument_naming_the_field() {
         .await
         .expect_err("not a prefix");
     assert_bad_request(&status, "prefix");
+    // Well-formed, but the guard (4 digits by default) never counts them:
+    // an exemption would exempt nothing.
+    for never in ["+4477001", "+44770", "+9997700"] {
+        let status = admin
+            .exempt_prefix(exempt(never, 60))
+            .await
+            .expect_err("not a prefix the guard counts");
+        assert_bad_request(&status, "prefix");
+        assert!(
+            status.message().contains("next 4 digits") && status.message().contains("+447700"),
+            "says what a prefix is here: {status:?}"
+        );
+    }
+    let listed = admin
+        .list_prefix_exemptions(ListPrefixExemptionsRequest {})
+        .await
+        .expect("lists")
+        .into_inner();
+    assert!(listed.prefix_exemptions.is_empty(), "{listed:?}");
+    admin
+        .exempt_prefix(exempt("+44 7700", 60))
+        .await
+        .expect("the prefix the guard counts +44 7700 900123 under");
     // Zero (a forgotten field) never ends an exemption; 30 days is the most.
     for duration in [0, 30 * 24 * 3600 + 1] {
         let status = admin

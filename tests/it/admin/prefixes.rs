@@ -70,6 +70,30 @@ async fn an_exemption_frees_a_prefix_until_it_is_ended(store: StoreKind) {
     let (refusal, _, _) = replicas.pump_until_refused().await;
     assert_suspended(&refusal, PUMPED_PREFIX);
     let (first, last) = (replicas.at(0), replicas.at(replicas.apps.len() - 1));
+    let end_exemption = |app: &TestApp| {
+        let mut admin = app.admin();
+        async move {
+            admin
+                .end_prefix_exemption(EndPrefixExemptionRequest {
+                    prefix: PUMPED_PREFIX.into(),
+                })
+                .await
+                .expect("answers")
+                .into_inner()
+                .ended
+        }
+    };
+
+    assert!(
+        !end_exemption(first).await,
+        "a prefix never exempt has no exemption to end"
+    );
+    let listed = listed_suspensions(last).await;
+    assert_eq!(
+        listed.len(),
+        1,
+        "nothing changed: still suspended {listed:?}"
+    );
 
     let exempted = first
         .admin()
@@ -103,12 +127,7 @@ async fn an_exemption_frees_a_prefix_until_it_is_ended(store: StoreKind) {
             .expect("an exempt prefix is sent to on every replica");
     }
 
-    last.admin()
-        .end_prefix_exemption(EndPrefixExemptionRequest {
-            prefix: PUMPED_PREFIX.into(),
-        })
-        .await
-        .expect("ends the exemption");
+    assert!(end_exemption(last).await, "ends the exemption");
     let exemptions = first
         .admin()
         .list_prefix_exemptions(ListPrefixExemptionsRequest {})
@@ -117,6 +136,7 @@ async fn an_exemption_frees_a_prefix_until_it_is_ended(store: StoreKind) {
         .into_inner()
         .prefix_exemptions;
     assert!(exemptions.is_empty(), "{exemptions:?}");
+    assert!(!end_exemption(first).await, "no longer exempt");
 }
 
 for_each_store!(
@@ -139,6 +159,18 @@ async fn each_change_is_an_audit_event_naming_the_operator_and_the_prefix() {
         .await;
     let mut admin = app.admin();
     let prefix = "+447700";
+    // Never exempt: nothing changes, so no event.
+    let ended = admin
+        .end_prefix_exemption(with_token(
+            EndPrefixExemptionRequest {
+                prefix: prefix.into(),
+            },
+            OPS_TOKEN,
+        ))
+        .await
+        .expect("answers")
+        .into_inner();
+    assert!(!ended.ended);
     admin
         .exempt_prefix(with_token(
             ExemptPrefixRequest {
@@ -171,7 +203,8 @@ async fn each_change_is_an_audit_event_naming_the_operator_and_the_prefix() {
         .await
         .expect("ends the exemption");
 
-    // Written in order: an event for the lift would sit between these two.
+    // Written in order: an event for the first end would come first, one
+    // for the lift between these two.
     let events = crate::events::entries(&redis.url(), crate::events::STREAM_KEY, 2).await;
     let kinds: Vec<&str> = events.iter().map(|event| event["event"].as_str()).collect();
     assert_eq!(kinds, ["prefix_exempted", "prefix_exemption_ended"]);

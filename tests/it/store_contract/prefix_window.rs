@@ -416,10 +416,10 @@ async fn a_number_that_approved_passes_a_suspended_prefix(kind: StoreKind) {
     );
 }
 
-async fn an_operator_lists_lifts_and_exempts_prefixes(kind: StoreKind) {
-    let store = TestStore::open(kind).await;
-    let range = prefix("+1 628 200 0001");
-    counted(&store, &range, 3).await;
+/// Suspends `range` for 10 minutes by three unapproved judged sends and
+/// lists it, as a SendOtp's guard does.
+async fn suspend_for_ten_minutes(store: &TestStore, range: &DestinationPrefix) {
+    counted(store, range, 3).await;
     tokio::time::sleep(JUDGED).await;
     let long = PrefixRule {
         suspension: Duration::from_secs(600),
@@ -432,7 +432,7 @@ async fn an_operator_lists_lifts_and_exempts_prefixes(kind: StoreKind) {
         sent_at_ms: None,
     };
     let decision = store
-        .count_prefix_send(&range, &long, sender)
+        .count_prefix_send(range, &long, sender)
         .await
         .expect("answers");
     let PrefixDecision::Suspended {
@@ -443,9 +443,15 @@ async fn an_operator_lists_lifts_and_exempts_prefixes(kind: StoreKind) {
         panic!("suspended: {decision:?}");
     };
     store
-        .suspended_prefixes(Some((&range, lift_in)))
+        .suspended_prefixes(Some((range, lift_in)))
         .await
         .expect("listed");
+}
+
+async fn an_operator_lists_lifts_and_exempts_prefixes(kind: StoreKind) {
+    let store = TestStore::open(kind).await;
+    let range = prefix("+1 628 200 0001");
+    suspend_for_ten_minutes(&store, &range).await;
     let listed = store.list_suspended_prefixes(&RULE).await.expect("lists");
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0].prefix, range);
@@ -485,10 +491,13 @@ async fn an_operator_lists_lifts_and_exempts_prefixes(kind: StoreKind) {
     );
 
     let other = prefix("+1 650 200 0001");
-    store
-        .exempt_prefix(&other, Duration::from_secs(300))
-        .await
-        .expect("exempts");
+    assert!(
+        !store
+            .exempt_prefix(&other, Duration::from_secs(300))
+            .await
+            .expect("exempts"),
+        "no exemption was in force"
+    );
     for _ in 0..6 {
         count(&store, &other).await;
     }
@@ -501,10 +510,57 @@ async fn an_operator_lists_lifts_and_exempts_prefixes(kind: StoreKind) {
     assert_eq!(exemptions.len(), 1, "{exemptions:?}");
     assert_eq!(exemptions[0].prefix, other);
     assert!(exemptions[0].ends_in > Duration::from_secs(290));
-    store
-        .exempt_prefix(&other, Duration::ZERO)
-        .await
-        .expect("ends the exemption");
+    assert!(
+        store
+            .exempt_prefix(&other, Duration::ZERO)
+            .await
+            .expect("ends the exemption"),
+        "it was exempt"
+    );
+    assert!(
+        store
+            .list_prefix_exemptions()
+            .await
+            .expect("lists")
+            .is_empty()
+    );
+    assert!(
+        !store
+            .exempt_prefix(&other, Duration::ZERO)
+            .await
+            .expect("answers"),
+        "no longer exempt"
+    );
+}
+
+async fn ending_an_exemption_not_in_force_changes_nothing(kind: StoreKind) {
+    let store = TestStore::open(kind).await;
+    let range = prefix("+1 628 300 0001");
+    suspend_for_ten_minutes(&store, &range).await;
+    assert!(
+        !store
+            .exempt_prefix(&range, Duration::ZERO)
+            .await
+            .expect("answers"),
+        "it was never exempt"
+    );
+    let listed = store.list_suspended_prefixes(&RULE).await.expect("lists");
+    assert_eq!(listed.len(), 1, "still suspended: {listed:?}");
+    assert_eq!(listed[0].prefix, range);
+    assert!(
+        matches!(
+            count(&store, &range).await,
+            PrefixDecision::Suspended { .. }
+        ),
+        "its sends are still refused"
+    );
+    let never_counted = prefix("+1 628 400 0001");
+    assert!(
+        !store
+            .exempt_prefix(&never_counted, Duration::ZERO)
+            .await
+            .expect("answers")
+    );
     assert!(
         store
             .list_prefix_exemptions()
@@ -524,4 +580,5 @@ for_each_store!(
     only_a_sends_own_approval_counts,
     a_number_that_approved_passes_a_suspended_prefix,
     an_operator_lists_lifts_and_exempts_prefixes,
+    ending_an_exemption_not_in_force_changes_nothing,
 );
