@@ -30,7 +30,7 @@ use handles::Handles;
 
 pub use delivery::{
     CHANNEL_FALLBACKS, GATEWAY_ERRORS, GATEWAY_SECONDS, SMS_BREAKER_STATE, SMS_SENDS, SMS_SKIPPED,
-    channel_fallback, sms_breaker_state, sms_provider_send, sms_provider_skipped,
+    channel_fallback, delivery_at_zero, sms_breaker_state, sms_provider_send, sms_provider_skipped,
 };
 pub use spend::{
     COUNTRY_APPROVALS, COUNTRY_SENDS, SPEND_ESTIMATED, SPEND_LIMIT, SPEND_REFUSALS,

@@ -99,6 +99,15 @@ pub enum GatewayError {
 }
 
 impl GatewayError {
+    /// Every [`GatewayError::kind`]: the closed set metrics start at 0.
+    pub const KINDS: [&'static str; 5] = [
+        "unavailable",
+        "uncertain",
+        "unauthorized",
+        "rejected",
+        "undeliverable",
+    ];
+
     /// A short, stable name for metric labels.
     pub fn kind(&self) -> &'static str {
         match self {

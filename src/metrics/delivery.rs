@@ -27,6 +27,30 @@ static SMS_SENDS_BY_PROVIDER_AND_RESULT: Handles<Counter, (&str, &str, &str)> = 
 static GATEWAY_ERRORS_BY_PROVIDER_AND_KIND: Handles<Counter, (&str, &str)> = Handles::new();
 static GATEWAY_LATENCY_BY_PROVIDER: Handles<Histogram, &str> = Handles::new();
 
+/// Exports at 0 the delivery counters whose labels the routes decide:
+/// each `(provider, channel)`'s sends by result (`accepted` and each failure
+/// `kind`), its failures by kind and its skips, and each fall-through
+/// `(from, to)` the fallback order can make.
+pub fn delivery_at_zero(
+    providers: &[(&'static str, &'static str)],
+    kinds: &[&'static str],
+    fallbacks: &[(&'static str, &'static str)],
+) {
+    for &(provider, channel) in providers {
+        for &result in std::iter::once(&"accepted").chain(kinds) {
+            counter!(SMS_SENDS, "provider" => provider, "channel" => channel, "result" => result)
+                .increment(0);
+        }
+        for &kind in kinds {
+            counter!(GATEWAY_ERRORS, "provider" => provider, "kind" => kind).increment(0);
+        }
+        counter!(SMS_SKIPPED, "provider" => provider).increment(0);
+    }
+    for &(from, to) in fallbacks {
+        counter!(CHANNEL_FALLBACKS, "from" => from, "to" => to).increment(0);
+    }
+}
+
 /// Counts a send that fell through from channel `from` to `to` (rare: only
 /// when a channel surely did not deliver).
 pub fn channel_fallback(from: &'static str, to: &'static str) {

@@ -61,12 +61,39 @@ impl SmsRouter {
         {
             return Err(MissingProvider(missing));
         }
-        Ok(Self {
+        let router = Self {
             routes,
             fallback,
             providers,
             send_timeout,
-        })
+        };
+        router.counters_at_zero();
+        Ok(router)
+    }
+
+    /// Exports each routed provider's counters and each fall-through this
+    /// router can make at 0, so a dashboard's `rate()` sees their first
+    /// increment (rare events: a failure, a skip, a fallback).
+    fn counters_at_zero(&self) {
+        let providers: Vec<(&'static str, &'static str)> = self
+            .providers
+            .keys()
+            .map(|name| (name.as_str(), name.channel().as_str()))
+            .collect();
+        let mut fallbacks = Vec::new();
+        for start in self.fallback.channels() {
+            let tried = iter::once(start)
+                .chain(self.fallback.after(start).iter().copied())
+                .filter(|channel| self.routes.contains_key(channel));
+            let mut previous: Option<Channel> = None;
+            for channel in tried {
+                if let Some(from) = previous {
+                    fallbacks.push((from.as_str(), channel.as_str()));
+                }
+                previous = Some(channel);
+            }
+        }
+        metrics::delivery_at_zero(&providers, &GatewayError::KINDS, &fallbacks);
     }
 
     /// The provider called `name`, if configured.

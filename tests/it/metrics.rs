@@ -296,3 +296,53 @@ async fn counters_with_known_labels_are_exported_at_zero_from_the_start() {
         );
     }
 }
+
+/// The delivery counters whose labels the routes decide start at 0 too:
+/// each routed provider's sends by result, failures by kind and skips, and
+/// each fall-through the fallback order can make, so `rate()` sees the
+/// first failure or fallback after a start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivery_counters_of_the_routes_start_at_zero() {
+    use otp_service::{metrics as names, sms::GatewayError};
+
+    let (_service, metrics_addr) = ServiceProcess::start_with_metrics(&[
+        ("OTP_WHATSAPP_ROUTES", "*=whatsapp_cloud"),
+        ("OTP_WHATSAPP_TEMPLATE", "otp_code"),
+        ("OTP_WHATSAPP_CLOUD_PHONE_NUMBER_ID", "106540352242922"),
+        ("OTP_WHATSAPP_CLOUD_ACCESS_TOKEN", "meta-token-not-used"),
+        ("OTP_CHANNEL_FALLBACK", "whatsapp>sms"),
+    ]);
+    let page = scrape(&metrics_addr).await;
+    let series: Vec<&str> = page.lines().filter(|line| !line.starts_with('#')).collect();
+    let mut expected = vec![format!(
+        "{}{{from=\"whatsapp\",to=\"sms\"}}",
+        names::CHANNEL_FALLBACKS
+    )];
+    for (provider, channel) in [("console", "sms"), ("whatsapp_cloud", "whatsapp")] {
+        for result in std::iter::once("accepted").chain(GatewayError::KINDS) {
+            expected.push(format!(
+                "{}{{provider=\"{provider}\",channel=\"{channel}\",result=\"{result}\"}}",
+                names::SMS_SENDS
+            ));
+        }
+        for kind in GatewayError::KINDS {
+            expected.push(format!(
+                "{}{{provider=\"{provider}\",kind=\"{kind}\"}}",
+                names::GATEWAY_ERRORS
+            ));
+        }
+        expected.push(format!("{}{{provider=\"{provider}\"}}", names::SMS_SKIPPED));
+    }
+    for wanted in expected {
+        assert!(
+            series.contains(&format!("{wanted} 0").as_str()),
+            "{wanted} 0 missing from:\n{page}"
+        );
+    }
+    assert!(
+        !series
+            .iter()
+            .any(|line| line.contains("provider=\"twilio\"")),
+        "only routed providers: {page}"
+    );
+}
