@@ -25,7 +25,12 @@ pub(super) fn admit<T>(
 ) -> (Option<Caller>, Result<String, Error>) {
     let caller = match identify(auth, request) {
         Ok(caller) => caller,
-        Err(err) => return (None, Err(err)),
+        Err(err) => {
+            // No credentials, or ones the callers file does not name (the
+            // error names neither the token nor its digest).
+            tracing::warn!(reason = %err, "admin API call refused");
+            return (None, Err(err));
+        }
     };
     let admitted = auth
         .authorize_admin(caller.as_ref(), remote_ip(request))

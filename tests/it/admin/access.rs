@@ -263,3 +263,48 @@ async fn malformed_input_is_invalid_argument_naming_the_field() {
         assert_bad_request(&status, "duration_seconds");
     }
 }
+
+/// Every refused admin call is a WARN line with the reason (README, "Admin
+/// API"): an unknown token and no credentials too, not only a caller
+/// without the role; the token is never in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_refused_admin_call_is_a_warn_line() {
+    let dir = CertDir::new();
+    let file = callers_file_with_admins(&dir);
+    let service = crate::common::binary::ServiceProcess::start(&[("OTP_CALLERS_FILE", &file)]);
+    let mut admin = OtpAdminServiceClient::new(connect(service.addr).await);
+    let unknown = "unknown-admin-token-9f3c";
+    for (token, code) in [
+        (Some(unknown), Code::PermissionDenied),
+        (None, Code::Unauthenticated),
+        (Some(CHECKOUT_TOKEN), Code::PermissionDenied),
+    ] {
+        let request = match token {
+            Some(token) => with_token(GetAbuseSettingsRequest {}, token),
+            None => tonic::Request::new(GetAbuseSettingsRequest {}),
+        };
+        let refused = admin
+            .get_abuse_settings(request)
+            .await
+            .expect_err("refused");
+        assert_eq!(refused.code(), code, "{refused:?}");
+    }
+    let warned = |count: usize| {
+        let lines = service.stderr();
+        let refusals: Vec<String> = lines
+            .into_iter()
+            .filter(|line| line.contains("WARN") && line.contains("admin API call refused"))
+            .collect();
+        (refusals.len() >= count).then_some(refusals)
+    };
+    let refusals = crate::common::wait_for(
+        "a WARN line per refused admin call",
+        std::time::Duration::from_secs(5),
+        || std::future::ready(warned(3)),
+    )
+    .await;
+    assert!(
+        refusals.iter().all(|line| !line.contains(unknown)),
+        "{refusals:?}"
+    );
+}
