@@ -517,13 +517,7 @@ async fn an_operator_lists_lifts_and_exempts_prefixes(kind: StoreKind) {
             .expect("ends the exemption"),
         "it was exempt"
     );
-    assert!(
-        store
-            .list_prefix_exemptions()
-            .await
-            .expect("lists")
-            .is_empty()
-    );
+    assert_no_exemptions(&store).await;
     assert!(
         !store
             .exempt_prefix(&other, Duration::ZERO)
@@ -531,6 +525,11 @@ async fn an_operator_lists_lifts_and_exempts_prefixes(kind: StoreKind) {
             .expect("answers"),
         "no longer exempt"
     );
+}
+
+async fn assert_no_exemptions(store: &TestStore) {
+    let exemptions = store.list_prefix_exemptions().await.expect("lists");
+    assert!(exemptions.is_empty(), "{exemptions:?}");
 }
 
 async fn ending_an_exemption_not_in_force_changes_nothing(kind: StoreKind) {
@@ -561,13 +560,7 @@ async fn ending_an_exemption_not_in_force_changes_nothing(kind: StoreKind) {
             .await
             .expect("answers")
     );
-    assert!(
-        store
-            .list_prefix_exemptions()
-            .await
-            .expect("lists")
-            .is_empty()
-    );
+    assert_no_exemptions(&store).await;
 }
 
 for_each_store!(
