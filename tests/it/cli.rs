@@ -402,3 +402,13 @@ async fn a_flag_without_a_value_says_what_the_setting_takes() {
         );
     }
 }
+
+/// The shipped example prices file passes check-config as a newcomer tries
+/// it: with the defaults (the console gateway routes SMS).
+#[tokio::test]
+async fn the_example_prices_file_passes_check_config_with_the_defaults() {
+    let prices = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/prices.example.toml");
+    let (code, stdout, stderr) = run(&["check-config"], &[("OTP_PRICES_FILE", prices)]).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("spend caps in force (USD)"), "{stdout}");
+}
