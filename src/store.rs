@@ -223,6 +223,15 @@ pub trait OtpStore: Send + Sync + 'static {
     /// nothing can be verified.
     async fn pending_lifetime(&self, subject: &SubjectKey) -> Result<Option<Duration>, StoreError>;
 
+    /// Time until `subject`'s wrong-guess lock ends (as
+    /// [`OtpStore::put_code`] would refuse with `max_attempts`), or `None`
+    /// when it is not locked. Reads only.
+    async fn lock_remaining(
+        &self,
+        subject: &SubjectKey,
+        max_attempts: u32,
+    ) -> Result<Option<Duration>, StoreError>;
+
     /// Removes the pending code only if it is still `digest`, so a code
     /// stored by a newer send is never removed by an older one's rollback.
     /// The wrong-guess count is kept.
@@ -272,7 +281,8 @@ pub trait OtpStore: Send + Sync + 'static {
     ) -> Result<(), StoreError>;
 
     /// One SendOtp's store work: counts the send in each of `plan`'s logs
-    /// (the first refusal wins and the earlier counts are taken back), then
+    /// (the first refusal wins and the earlier counts are taken back; a
+    /// lock outlasting that refusal is the refusal instead), then
     /// lets the pumping guard judge its prefix, then stores the code, then
     /// reserves its price against the spend caps; a suspension that refuses,
     /// a lock, a spend refusal or a store error takes back every count made

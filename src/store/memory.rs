@@ -147,6 +147,14 @@ impl OtpStore for MemoryStore {
         self.shared.pending_lifetime(subject)
     }
 
+    async fn lock_remaining(
+        &self,
+        subject: &SubjectKey,
+        max_attempts: u32,
+    ) -> Result<Option<Duration>, StoreError> {
+        self.shared.lock_remaining(subject, max_attempts)
+    }
+
     async fn discard_code(
         &self,
         subject: &SubjectKey,

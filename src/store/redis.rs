@@ -41,7 +41,7 @@ pub use connection::RedisTopology;
 pub use stream::RedisStreamAppender;
 pub use url::{RedisNodes, RedisUrl};
 
-use code_replies::{put_outcome, verify_outcome};
+use code_replies::{lock_left, put_outcome, verify_outcome};
 use connection::RedisConnections;
 use legacy_adoption::LegacyAdoption;
 use number_record::kept_digest;
@@ -209,6 +209,21 @@ impl OtpStore for RedisStore {
             .await?;
         // Negative: no verifiable code (or, defensively, a key without TTL).
         Ok(u64::try_from(ttl_ms).ok().map(Duration::from_millis))
+    }
+
+    async fn lock_remaining(
+        &self,
+        subject: &SubjectKey,
+        max_attempts: u32,
+    ) -> Result<Option<Duration>, StoreError> {
+        let left_ms: i64 = self
+            .run(
+                self.on_record(&self.scripts.lock_remaining, subject)
+                    .await
+                    .arg(max_attempts),
+            )
+            .await?;
+        Ok(lock_left(left_ms))
     }
 
     async fn discard_code(

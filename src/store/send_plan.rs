@@ -25,7 +25,8 @@ use crate::{
 #[derive(Debug, Clone, Copy)]
 pub struct SendPlan<'a> {
     /// The logs the send is counted in, with their rules, phone's first;
-    /// the first that refuses decides, and the earlier counts are taken back.
+    /// the first that refuses decides (unless the number's lock outlasts
+    /// it: see [`refusal_of`]), and the earlier counts are taken back.
     pub logs: &'a [(SendLog, Vec<RateRule>)],
     /// The pumping guard's decision, judged once every log admitted the
     /// send; `None` when the guard is off or the number is a test number.
@@ -89,14 +90,17 @@ pub struct PrefixSuspension {
 /// stays counted anywhere and this send's code is not pending.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendOutcome {
-    /// The first log that refused; no log counts the send.
+    /// The first log that refused; no log counts the send. The number is
+    /// not locked, or its lock ends before the longest of these delays.
     Refused {
         /// Every rule of that log that refused, with its own delay.
         violations: Vec<Violation>,
     },
     /// The prefix is suspended and the step refuses suspended prefixes.
     Suspended(PrefixSuspension),
-    /// The subject's guess budget is spent (see [`PutOutcome::Locked`]).
+    /// The subject's guess budget is spent (see [`PutOutcome::Locked`]):
+    /// found by the code's step, or, when a log refused, because the lock
+    /// lasts longer than every delay of that refusal ([`refusal_of`]).
     Locked {
         /// Time until a new code may be stored.
         retry_after: Duration,
@@ -245,7 +249,8 @@ async fn run_steps<S: OtpStore + ?Sized>(
 }
 
 /// Counts the send in each of `plan`'s logs in turn, until one refuses
-/// (the refusal). Continues with when the number's record logged it.
+/// (the refusal, or the number's lock if it outlasts it: [`refusal_of`]).
+/// Continues with when the number's record logged it.
 async fn count_in_logs<S: OtpStore + ?Sized>(
     store: &S,
     plan: &SendPlan<'_>,
@@ -266,11 +271,36 @@ async fn count_in_logs<S: OtpStore + ?Sized>(
                 counted.logs.push((log.clone(), token));
             }
             SendDecision::Refused { violations } => {
-                return Ok(ControlFlow::Break(SendOutcome::Refused { violations }));
+                let code = &plan.code;
+                let lock = store.lock_remaining(code.subject, code.max_attempts);
+                let lock = timed_store("lock_remaining", lock).await?;
+                return Ok(ControlFlow::Break(refusal_of(violations, lock)));
             }
         }
     }
     Ok(ControlFlow::Continue(sent_at_ms))
+}
+
+/// A log's refusal of a send to a number that may be locked (`lock`: time
+/// until the lock ends): the lock is the refusal when it outlasts every
+/// delay of the log's, else the log's is, whose longest delay then covers
+/// the lock too. Either way the delay answered is one after which neither
+/// stands in the way, so a client waiting it out is not sent back by the
+/// other (a cooldown of 30 s refusing a number locked for 2 min).
+pub(super) fn refusal_of(violations: Vec<Violation>, lock: Option<Duration>) -> SendOutcome {
+    let longest = violations
+        .iter()
+        .map(|violation| violation.retry_after)
+        .max();
+    match lock {
+        Some(retry_after) if longest.is_none_or(|longest| retry_after > longest) => {
+            SendOutcome::Locked {
+                retry_after,
+                monitored: None,
+            }
+        }
+        _ => SendOutcome::Refused { violations },
+    }
 }
 
 /// Removes `code` again (unless a newer send replaced it): a later step

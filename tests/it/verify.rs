@@ -184,6 +184,54 @@ async fn a_locked_number_tells_the_caller_how_long_the_lock_lasts(store: StoreKi
     );
 }
 
+/// The reviewer's case: a locked number still in its resend cooldown. The
+/// refusal is the lock's, with the lock's delay, not the shorter cooldown's;
+/// a client waiting that delay out is then sent a code.
+async fn a_locked_number_in_its_cooldown_is_told_to_wait_for_the_lock(store: StoreKind) {
+    // The lock lasts as long as the locked code: TTL + grace (4 + 1 s here),
+    // the cooldown 2 s of it.
+    let lock = Duration::from_secs(5);
+    let app = TestApp::builder()
+        .store(store)
+        .env(&[
+            ("OTP_MAX_ATTEMPTS", "1"),
+            ("OTP_RESEND_COOLDOWN_SECONDS", "2"),
+            ("OTP_TTL_SECONDS", "4"),
+            ("OTP_GRACE_SECONDS", "1"),
+        ])
+        .spawn()
+        .await;
+    let phone = unique_phone();
+    let sent_at = Instant::now();
+    let code = app.send_and_read_code(&phone).await;
+    app.verify(&phone, &wrong_code(&code))
+        .await
+        .expect("answers");
+    let status = app.send(&phone).await.expect_err("locked, in the cooldown");
+    let answered_at = Instant::now();
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    let details = tonic_types::StatusExt::get_error_details(&status);
+    let info = details.error_info().expect("ErrorInfo");
+    assert_eq!(info.reason, "VERIFY_ATTEMPTS_EXHAUSTED", "{status:?}");
+    let delay = details
+        .retry_info()
+        .and_then(|r| r.retry_delay)
+        .expect("RetryInfo");
+    // The lock ends `lock` after the first send's code was stored, which is
+    // after `sent_at`; 50 ms for the store's clock against this one.
+    assert!(
+        answered_at + delay + Duration::from_millis(50) >= sent_at + lock,
+        "{delay:?} ends before the lock"
+    );
+    assert!(delay <= lock, "{delay:?}");
+    // The client does as told: waits the delay out, then sends.
+    tokio::time::sleep(delay).await;
+    app.send(&phone)
+        .await
+        .expect("neither the lock nor the cooldown refuses");
+    assert_eq!(app.sms.count(), 2, "a new code once the lock ended");
+}
+
 async fn malformed_code_is_refused_without_spending_a_guess(store: StoreKind) {
     let app = TestApp::builder().store(store).spawn().await;
     let phone = unique_phone();
@@ -313,6 +361,7 @@ for_each_store!(
     resend_keeps_the_spent_guess_budget,
     locked_number_gets_no_new_code_until_the_lock_ends,
     a_locked_number_tells_the_caller_how_long_the_lock_lasts,
+    a_locked_number_in_its_cooldown_is_told_to_wait_for_the_lock,
     malformed_code_is_refused_without_spending_a_guess,
     verify_without_a_code_is_expired,
     code_expires_after_ttl_plus_grace,

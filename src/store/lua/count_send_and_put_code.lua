@@ -3,14 +3,16 @@
 -- these keys over slots and runs the steps one script each instead).
 -- This is only the driver: src/store/redis/scripts.rs puts before it the
 -- scripts record_send, record_packed_send, count_prefix_send, put_code,
--- refund_send, refund_packed_send, discard_code and reserve_spend, each
--- wrapped as `local function <name>(KEYS, ARGV) <script> end` (the
--- parameters shadow the globals), so every rule is written once.
+-- lock_remaining, refund_send, refund_packed_send, discard_code and
+-- reserve_spend, each wrapped as `local function <name>(KEYS, ARGV) <script>
+-- end` (the parameters shadow the globals), so every rule is written once.
 -- Rust twin: store::count_in_steps in src/store/send_plan.rs (same order and
 -- same refunds; keep them in step): each log in turn, the first refusal wins
--- and the earlier counts are taken back; then the prefix; then the code;
--- then the spend caps' reservation; a refusing suspension or a lock takes
--- back every count, a spend refusal every count and the code.
+-- and the earlier counts are taken back (the refusal carries the number's
+-- lock, read then: store::refusal_of lets a lock outlasting it decide);
+-- then the prefix; then the code; then the spend caps' reservation; a
+-- refusing suspension or a lock takes back every count, a spend refusal
+-- every count and the code.
 -- KEYS[1..n]       the send logs, the phone's first (n = ARGV[1]); the
 --                  phone's log is its record, the same key as KEYS[c]
 -- KEYS[n+1..n+7]   the prefix's seven keys (count_prefix_send.lua), if judged
@@ -34,7 +36,8 @@
 --          pairs of limit and bucket width (ms). (The h spend keys handed,
 --          w or 2w, are those between the prefix's keys and the record.)
 -- Returns, each reply being the step's own:
---   {'refused', log_index (0-based), record_send reply}         nothing counted
+--   {'refused', log_index (0-based), record_send reply, lock_remaining reply}
+--                                                               nothing counted
 --   {'suspended', count_prefix_send reply}                      nothing counted
 --   {'locked', put_code reply, count_prefix_send reply or {}}   nothing counted
 --   {'spend_refused', reserve_spend reply, count_prefix_send reply or {}}
@@ -47,37 +50,19 @@
 --   costs Redis more than the caller's division).
 local log_count = tonumber(ARGV[1])
 local record_at = tonumber(ARGV[2])
-local legacy_at = record_at + 1
 local at = 3
 local packed = {}
 local fields = {}
 local tokens = {}
 local next_allowed = {}
 local sent_at = {}
+-- Each log's arguments for its step, and where its legacy keys start.
+local log_args = {}
+local log_legacy = {}
+local legacy_at = record_at + 1
 
--- Takes back the sends counted in the first `count` logs.
-local function take_back_logs(count)
-  for i = 1, count do
-    if packed[i] then
-      refund_packed_send({ KEYS[i] }, { tokens[i], fields[i] })
-    else
-      refund_send({ KEYS[i] }, { tokens[i] })
-    end
-  end
-end
-
--- record_packed_send on KEYS[i] with its `legacy` keys from KEYS[legacy_at].
-local function count_packed(i, legacy, args)
-  local l = legacy_at
-  legacy_at = legacy_at + legacy
-  if legacy == 2 then
-    return record_packed_send({ KEYS[i], KEYS[l], KEYS[l + 1] }, args)
-  elseif legacy == 1 then
-    return record_packed_send({ KEYS[i], KEYS[l] }, args)
-  end
-  return record_packed_send({ KEYS[i] }, args)
-end
-
+-- Every log's arguments are read before any step runs: a refusal needs
+-- the code's, which follow them and the prefix's.
 for i = 1, log_count do
   packed[i] = ARGV[at] == 'p'
   local args = { ARGV[at + 1] }
@@ -95,23 +80,70 @@ for i = 1, log_count do
     args[first_rule + j] = ARGV[at + j]
   end
   at = at + 1 + rule_count * 2
-  local reply
-  if packed[i] then
-    reply = count_packed(i, legacy, args)
-  else
-    reply = record_send({ KEYS[i] }, args)
+  log_args[i] = args
+  log_legacy[i] = { at = legacy_at, count = legacy }
+  legacy_at = legacy_at + legacy
+end
+-- The record's legacy keys follow every packed log's.
+local record_legacy_at = legacy_at
+local prefix_at = at
+local code_at = prefix_at + 1
+if ARGV[prefix_at] == '1' then
+  code_at = prefix_at + 11
+end
+local put_args = { ARGV[code_at], ARGV[code_at + 1], ARGV[code_at + 2] }
+local record_legacy = ARGV[code_at + 3]
+
+-- Takes back the sends counted in the first `count` logs.
+local function take_back_logs(count)
+  for i = 1, count do
+    if packed[i] then
+      refund_packed_send({ KEYS[i] }, { tokens[i], fields[i] })
+    else
+      refund_send({ KEYS[i] }, { tokens[i] })
+    end
   end
+end
+
+-- Counts the send in log i: record_packed_send with its legacy keys, or
+-- record_send.
+local function count_log(i)
+  local args = log_args[i]
+  if not packed[i] then
+    return record_send({ KEYS[i] }, args)
+  end
+  local l = log_legacy[i].at
+  if log_legacy[i].count == 2 then
+    return record_packed_send({ KEYS[i], KEYS[l], KEYS[l + 1] }, args)
+  elseif log_legacy[i].count == 1 then
+    return record_packed_send({ KEYS[i], KEYS[l] }, args)
+  end
+  return record_packed_send({ KEYS[i] }, args)
+end
+
+-- lock_remaining on the number's record: a log's refusal carries it, so
+-- the caller can tell a lock outlasting that refusal (store::refusal_of).
+local function number_lock()
+  local args = { put_args[3] }
+  if record_legacy == '2' then
+    return lock_remaining({ KEYS[record_at], KEYS[record_legacy_at], KEYS[record_legacy_at + 1] }, args)
+  end
+  return lock_remaining({ KEYS[record_at] }, args)
+end
+
+for i = 1, log_count do
+  local reply = count_log(i)
   if reply[1] == 'refused' then
     take_back_logs(i - 1)
-    return { 'refused', i - 1, reply }
+    return { 'refused', i - 1, reply, number_lock() }
   end
   next_allowed[i] = reply[2]
   if packed[i] then
     sent_at[i] = reply[3]
-    tokens[i] = reply[3] .. ':' .. args[1]
+    tokens[i] = reply[3] .. ':' .. log_args[i][1]
   else
     sent_at[i] = 0
-    tokens[i] = args[1]
+    tokens[i] = log_args[i][1]
   end
 end
 
@@ -119,12 +151,12 @@ local prefix_reply = {}
 local prefix_token = nil
 -- The spend keys follow the logs and the prefix's keys, if judged.
 local spend_keys_at = log_count + 1
-if ARGV[at] == '1' then
+if ARGV[prefix_at] == '1' then
   spend_keys_at = spend_keys_at + 7
   local sends = log_count + 1
   local args = {}
   for j = 1, 9 do
-    args[j] = ARGV[at + j]
+    args[j] = ARGV[prefix_at + j]
   end
   -- Counted at the time the number's record logged the send, read in this
   -- call (so it is the step's now too): the approval of its code finds it
@@ -135,8 +167,7 @@ if ARGV[at] == '1' then
       break
     end
   end
-  local refuse = ARGV[at + 10] == '1'
-  at = at + 11
+  local refuse = ARGV[prefix_at + 10] == '1'
   prefix_reply = count_prefix_send(
     { KEYS[sends], KEYS[sends + 1], KEYS[sends + 2], KEYS[sends + 3], KEYS[sends + 4], KEYS[sends + 5], KEYS[sends + 6] },
     args
@@ -147,14 +178,11 @@ if ARGV[at] == '1' then
     take_back_logs(log_count)
     return { 'suspended', prefix_reply }
   end
-else
-  at = at + 1
 end
 
-local put_args = { ARGV[at], ARGV[at + 1], ARGV[at + 2] }
 local put_reply
-if ARGV[at + 3] == '2' then
-  put_reply = put_code({ KEYS[record_at], KEYS[legacy_at], KEYS[legacy_at + 1] }, put_args)
+if record_legacy == '2' then
+  put_reply = put_code({ KEYS[record_at], KEYS[record_legacy_at], KEYS[record_legacy_at + 1] }, put_args)
 else
   put_reply = put_code({ KEYS[record_at] }, put_args)
 end
@@ -187,7 +215,7 @@ local function reserve_windows(handed, args)
   return reserve_spend({ KEYS[s], KEYS[s + 1], KEYS[s + 2], KEYS[s + 3], KEYS[s + 4], KEYS[s + 5] }, args)
 end
 
-local spend_at = at + 4
+local spend_at = code_at + 4
 local windows = tonumber(ARGV[spend_at])
 if windows > 0 then
   local handed = record_at - spend_keys_at

@@ -2,8 +2,8 @@
 -- log, one key) and the packed send log of a client_key, as one string.
 -- Not a script: src/store/redis/scripts.rs puts it before every script that
 -- reads or writes such a record (put_code, verify_and_consume,
--- pending_lifetime, discard_code, cancel_code, record_packed_send,
--- refund_packed_send). Those scripts name their key `key` (`local key =
+-- pending_lifetime, lock_remaining, discard_code, cancel_code,
+-- record_packed_send, refund_packed_send). Those scripts name their key `key` (`local key =
 -- KEYS[1]`), the one key `save` writes.
 -- Layout (issue 30: a quarter of the bytes per number):
 --   byte 1        state: 0 none, 1 a code is pending, 2 no code but spent
@@ -89,6 +89,17 @@ local function send_times(log)
     times[#times + 1] = { time = struct.unpack('>I6', log, at), at = at }
   end
   return times
+end
+
+-- Time (ms) until `record`'s wrong-guess lock ends, or nil when it is not
+-- locked: locked (state 3), or every guess of `max_attempts` spent. The one
+-- statement of the lock, for put_code and lock_remaining.
+-- Rust twin: lock_left in src/store/memory/codes.rs.
+local function lock_left(record, max_attempts, now)
+  if record.state == 3 or (record.state ~= 0 and record.attempts >= max_attempts) then
+    return record.ends - now
+  end
+  return nil
 end
 
 -- Adopts into `record` what an older version kept for the same number or

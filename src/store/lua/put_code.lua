@@ -19,8 +19,9 @@ if record.state == 0 then
   save(key, record, lifetime_ms)
   return {'stored', max_attempts}
 end
-if record.state == 3 or record.attempts >= max_attempts then
-  return {'locked', record.ends - now}
+local locked_for = lock_left(record, max_attempts, now)
+if locked_for then
+  return {'locked', locked_for}
 end
 record.state, record.digest = 1, ARGV[1]
 -- Never shorten a code state's life: the spent guess count must last at

@@ -45,12 +45,10 @@ impl Shared {
         let mut numbers = self.numbers.lock(subject);
         let now_ms = self.now_ms();
         if let Some(code) = live_code(numbers.get_mut(subject), now_ms) {
-            let left = left_until(code.until, now_ms).unwrap_or(0);
-            if code.locked || code.attempts_used >= max_attempts {
-                return Ok(PutOutcome::Locked {
-                    retry_after: Duration::from_millis(left),
-                });
+            if let Some(retry_after) = lock_left(code, max_attempts, now_ms) {
+                return Ok(PutOutcome::Locked { retry_after });
             }
+            let left = left_until(code.until, now_ms).unwrap_or(0);
             code.kept = kept(digest);
             code.pending = true;
             code.until = tick_after(now_ms, left.max(lifetime_ms));
@@ -135,6 +133,18 @@ impl Shared {
             .map(Duration::from_millis))
     }
 
+    /// Twin of `lua/lock_remaining.lua`: how long `put_code` would refuse.
+    pub(super) fn lock_remaining(
+        &self,
+        subject: &SubjectKey,
+        max_attempts: u32,
+    ) -> Result<Option<Duration>, StoreError> {
+        let mut numbers = self.numbers.lock(subject);
+        let now_ms = self.now_ms();
+        Ok(live_code(numbers.get_mut(subject), now_ms)
+            .and_then(|code| lock_left(code, budget(max_attempts), now_ms)))
+    }
+
     /// Twin of `lua/discard_code.lua`: only if the digest is still `digest`;
     /// the spent guesses stay.
     pub(super) fn discard_code(
@@ -160,6 +170,15 @@ impl Shared {
         Ok(live_code(numbers.get_mut(subject), now_ms)
             .is_some_and(|code| std::mem::replace(&mut code.pending, false)))
     }
+}
+
+/// Time until `code`'s wrong-guess lock ends, or `None` when it is not
+/// locked: locked, or every guess of `max_attempts` spent. The one
+/// statement of the lock, for `put_code` and `lock_remaining` (twin of
+/// `lock_left` in `lua/number_record.lua`).
+fn lock_left(code: &CodeState, max_attempts: u8, now_ms: u64) -> Option<Duration> {
+    (code.locked || code.attempts_used >= max_attempts)
+        .then(|| Duration::from_millis(left_until(code.until, now_ms).unwrap_or(0)))
 }
 
 /// The number's code state if it is still live, ending it first if its

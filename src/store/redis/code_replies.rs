@@ -1,6 +1,7 @@
 //! Reading the replies of the scripts on a number's code (`put_code.lua`,
-//! `verify_and_consume.lua`, and the one-call scripts that end in them):
-//! a `{status, number}` pair as the store's outcome types.
+//! `verify_and_consume.lua`, `lock_remaining.lua`, and the one-call scripts
+//! that end in them): a `{status, number}` pair (or a number) as the
+//! store's outcome types.
 
 use std::time::Duration;
 
@@ -40,4 +41,10 @@ pub(super) fn put_outcome(status: &str, value: i64) -> Result<PutOutcome, StoreE
         }),
         other => Err(StoreError::Protocol(format!("put_code replied `{other}`"))),
     }
+}
+
+/// `lock_remaining.lua`'s reply: the ms until the lock ends, negative when
+/// the number is not locked.
+pub(super) fn lock_left(left_ms: i64) -> Option<Duration> {
+    u64::try_from(left_ms).ok().map(Duration::from_millis)
 }

@@ -83,6 +83,7 @@ macro_rules! lua_source {
     (put_code) => { lua_source!(@record put_code) };
     (verify_and_consume) => { lua_source!(@record verify_and_consume) };
     (pending_lifetime) => { lua_source!(@record pending_lifetime) };
+    (lock_remaining) => { lua_source!(@record lock_remaining) };
     (discard_code) => { lua_source!(@record discard_code) };
     (cancel_code) => { lua_source!(@record cancel_code) };
     (record_packed_send) => { lua_source!(@record record_packed_send) };
@@ -96,6 +97,7 @@ lua_scripts! {
     put_code,
     verify_and_consume,
     pending_lifetime,
+    lock_remaining,
     discard_code,
     cancel_code,
     record_send,
@@ -119,6 +121,7 @@ lua_scripts! {
         record_packed_send,
         count_prefix_send,
         put_code,
+        lock_remaining,
         refund_send,
         refund_packed_send,
         discard_code,
@@ -193,6 +196,7 @@ mod tests {
                 "put_code",
                 "verify_and_consume",
                 "pending_lifetime",
+                "lock_remaining",
                 "discard_code",
                 "cancel_code",
                 "record_packed_send",
@@ -215,6 +219,7 @@ mod tests {
                     "record_packed_send",
                     "count_prefix_send",
                     "put_code",
+                    "lock_remaining",
                     "refund_send",
                     "refund_packed_send",
                     "discard_code",

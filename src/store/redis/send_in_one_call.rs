@@ -8,7 +8,7 @@ use std::time::Duration;
 use deadpool_redis::redis::{ScriptInvocation, Value};
 
 use super::{
-    RedisStore, millis,
+    RedisStore, lock_left, millis,
     number_record::{kept_digest, packed_log_field, packed_token, random_nonce},
     pumping::prefix_decision,
     put_outcome,
@@ -20,6 +20,7 @@ use crate::{
     store::{
         PrefixDecision, PrefixStep, PrefixSuspension, PutOutcome, SendDecision, SendLog,
         SendOutcome, SendPlan, SpendDecision, SpendReservation, SpendStep, StoreError, StoredSend,
+        send_plan::refusal_of,
         spend_window::{bucket_ms, reservation_at},
     },
 };
@@ -192,14 +193,16 @@ fn read_outcome(
         .split_first()
         .ok_or_else(|| StoreError::Protocol("count_send_and_put_code replied nothing".into()))?;
     match (status_text(status)?.as_str(), parts) {
-        ("refused", [Value::Int(index), step_reply]) => {
+        ("refused", [Value::Int(index), step_reply, Value::Int(lock_ms)]) => {
             let rules = usize::try_from(*index)
                 .ok()
                 .and_then(|index| plan.logs.get(index))
                 .map(|(_, rules)| rules.as_slice())
                 .ok_or_else(|| StoreError::Protocol(format!("refused by log {index}")))?;
             match send_decision(items(step_reply)?, rules, String::new())? {
-                SendDecision::Refused { violations } => Ok(SendOutcome::Refused { violations }),
+                SendDecision::Refused { violations } => {
+                    Ok(refusal_of(violations, lock_left(*lock_ms)))
+                }
                 SendDecision::Admitted { .. } => Err(unexpected("refused", "an admission")),
             }
         }

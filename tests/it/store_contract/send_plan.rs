@@ -248,17 +248,7 @@ async fn suspension_refuses_in_enforce_and_is_reported_in_monitor(kind: StoreKin
 
 async fn lock_takes_back_every_count(kind: StoreKind) {
     let store = TestStore::open(kind).await;
-    let subject = new_subject();
-    let put = store.put_code(&subject, &digest(1), LIFETIME, 1).await;
-    assert!(matches!(put, Ok(PutOutcome::Stored { .. })));
-    let wrong = store.verify_and_consume(&subject, &[digest(2)], 1).await;
-    assert!(matches!(
-        wrong,
-        Ok(VerifyOutcome::Incorrect {
-            attempts_remaining: 0
-        })
-    ));
-
+    let subject = locked_subject(&store).await;
     let logs = phone_and_global(&subject, 1);
     let pumped = prefix("+1 628 200 0004");
     let outcome = send(&store, &subject, &logs, Some(step(&pumped, &subject, true))).await;
@@ -275,6 +265,97 @@ async fn lock_takes_back_every_count(kind: StoreKind) {
         assert!(has_room(&store, log, rules).await, "{log:?} taken back");
     }
     assert!(!prefix_counted(&store, &pumped).await, "prefix taken back");
+}
+
+/// A subject whose guess budget is spent: locked for about [`LIFETIME`].
+async fn locked_subject(store: &TestStore) -> SubjectKey {
+    let subject = new_subject();
+    let put = store.put_code(&subject, &digest(1), LIFETIME, 1).await;
+    assert!(matches!(put, Ok(PutOutcome::Stored { .. })));
+    let wrong = store.verify_and_consume(&subject, &[digest(2)], 1).await;
+    assert!(matches!(
+        wrong,
+        Ok(VerifyOutcome::Incorrect {
+            attempts_remaining: 0
+        })
+    ));
+    subject
+}
+
+/// A resend cooldown shorter than the lock.
+const COOLDOWN: Duration = Duration::from_secs(30);
+
+/// A log refusing a locked number for less time than the lock lasts: the
+/// lock is the refusal (a client waiting out the log's delay would be sent
+/// back by the lock); a log refusing for longer than the lock stays the
+/// refusal, its delay covering the lock. Nothing stays counted either way.
+async fn a_lock_outlasting_the_refusing_log_is_the_refusal(kind: StoreKind) {
+    let store = TestStore::open(kind).await;
+    let cooldown = vec![RateRule {
+        kind: LimitKind::PhoneCooldown,
+        limit: 1,
+        period: COOLDOWN,
+    }];
+
+    // The number's own cooldown refuses, its first log.
+    let subject = locked_subject(&store).await;
+    assert!(has_room(&store, &SendLog::Phone(subject), &cooldown).await);
+    let logs = vec![
+        (SendLog::Phone(subject), cooldown.clone()),
+        (SendLog::Global, rules(LimitKind::Global, 1)),
+    ];
+    let outcome = send(&store, &subject, &logs, None).await;
+    let SendOutcome::Locked {
+        retry_after,
+        monitored,
+    } = outcome
+    else {
+        panic!("the lock outlasts the cooldown, got {outcome:?}");
+    };
+    assert!(
+        retry_after > COOLDOWN && retry_after <= LIFETIME,
+        "the lock's time: {retry_after:?}"
+    );
+    assert_eq!(monitored, None);
+    assert!(
+        has_room(&store, &logs[1].0, &logs[1].1).await,
+        "not counted"
+    );
+
+    // A later log refuses: the number's count is taken back all the same.
+    let subject = locked_subject(&store).await;
+    let client_cooldown = vec![RateRule {
+        kind: LimitKind::ClientWindow,
+        limit: 0,
+        period: COOLDOWN,
+    }];
+    let logs = vec![
+        (SendLog::Phone(subject), rules(LimitKind::PhoneWindow, 1)),
+        (SendLog::Client(new_subject()), client_cooldown),
+    ];
+    let outcome = send(&store, &subject, &logs, None).await;
+    assert!(
+        matches!(outcome, SendOutcome::Locked { retry_after, .. } if retry_after > COOLDOWN),
+        "the lock outlasts the client's limit, got {outcome:?}"
+    );
+    assert!(
+        has_room(&store, &logs[0].0, &logs[0].1).await,
+        "phone's taken back"
+    );
+
+    // A limit outlasting the lock (a day's, here 10 min) stays the refusal.
+    let subject = locked_subject(&store).await;
+    let daily = rules(LimitKind::PhoneDaily, 1);
+    assert!(has_room(&store, &SendLog::Phone(subject), &daily).await);
+    let logs = vec![(SendLog::Phone(subject), daily)];
+    let outcome = send(&store, &subject, &logs, None).await;
+    let SendOutcome::Refused { violations } = outcome else {
+        panic!("the daily limit outlasts the lock, got {outcome:?}");
+    };
+    assert_eq!(violations.len(), 1);
+    assert_eq!(violations[0].kind, LimitKind::PhoneDaily);
+    assert!(violations[0].retry_after > LIFETIME, "{violations:?}");
+    assert_eq!(pending(&store, &subject).await, None);
 }
 
 /// Spend windows on a caller ledger no other test uses: `limit` µ a day,
@@ -411,6 +492,7 @@ for_each_store!(
     first_refusing_log_decides_and_the_earlier_counts_are_taken_back,
     suspension_refuses_in_enforce_and_is_reported_in_monitor,
     lock_takes_back_every_count,
+    a_lock_outlasting_the_refusing_log_is_the_refusal,
     spend_step_reserves_once_the_send_is_counted_and_its_code_stored,
     a_send_without_a_number_log_reserves_where_its_refund_reaches,
     spend_refusal_discards_the_code_and_takes_back_every_count,
