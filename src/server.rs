@@ -148,11 +148,14 @@ impl Application {
             flow = flow.with_spend(spend, config.sms.all_routes());
         }
         let flow = Arc::new(flow);
-        let (listener, local_addr) = bind(config.listen_addr, "OTP_LISTEN_ADDR").await?;
+        // Health first: a client polling the API's port (a probe, a script
+        // waiting for SERVING) connects from an ephemeral port, which could
+        // be the health port if it were still unbound.
         let health_listener = match config.health_addr {
             Some(addr) => Some(bind(addr, "OTP_HEALTH_ADDR").await?),
             None => None,
         };
+        let (listener, local_addr) = bind(config.listen_addr, "OTP_LISTEN_ADDR").await?;
         let (health, _) = tonic_health::server::health_reporter();
         Ok(Self {
             listener,

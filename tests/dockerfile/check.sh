@@ -65,19 +65,33 @@ elif [ "${DOCKERFILE_CHECK_REQUIRE_USER:-}" = 1 ]; then
 else
   echo "dockerfile: WARNING: not root or no setpriv: running as uid $(id -u), not as the image's user" >&2
 fi
-env -i PATH=/usr/bin:/bin "${env_vars[@]}" "${run_as[@]}" "$bin" 2>"$log" >/dev/null &
-pid=$!
+# The Dockerfile's ports are fixed and inside Linux's ephemeral range: on a
+# machine that has just run the whole suite (or while this loop's own
+# grpcurl connects from an ephemeral port), one may be a client socket's
+# local port for a moment. Such a start is tried again, at most twice; any
+# other failure fails at once.
+pid=""
 trap 'kill "$pid" 2>/dev/null || true; rm -f "$log"' EXIT
-
-deadline=$(( $(date +%s) + 20 ))
-until "$grpcurl" -plaintext -d '{"service":"otp.v1.OtpService"}' "127.0.0.1:$port" \
-    grpc.health.v1.Health/Check 2>/dev/null | grep -q '"SERVING"'; do
-  if ! kill -0 "$pid" 2>/dev/null || [ "$(date +%s)" -ge "$deadline" ]; then
-    echo "dockerfile: the binary did not report SERVING with the Dockerfile's env:" >&2
-    cat "$log" >&2
-    exit 1
-  fi
-  sleep 0.1
+for attempt in 1 2 3; do
+  env -i PATH=/usr/bin:/bin "${env_vars[@]}" "${run_as[@]}" "$bin" 2>"$log" >/dev/null &
+  pid=$!
+  deadline=$(( $(date +%s) + 20 ))
+  until "$grpcurl" -plaintext -d '{"service":"otp.v1.OtpService"}' "127.0.0.1:$port" \
+      grpc.health.v1.Health/Check 2>/dev/null | grep -q '"SERVING"'; do
+    if ! kill -0 "$pid" 2>/dev/null || [ "$(date +%s)" -ge "$deadline" ]; then
+      if [ "$attempt" -lt 3 ] && ! kill -0 "$pid" 2>/dev/null \
+          && grep -q 'Address already in use' "$log"; then
+        echo "dockerfile: a fixed port was briefly taken (attempt $attempt): $(grep -o 'cannot listen on [^"]*' "$log")" >&2
+        sleep 1
+        continue 2
+      fi
+      echo "dockerfile: the binary did not report SERVING with the Dockerfile's env:" >&2
+      cat "$log" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+  break
 done
 head -n 1 "$log" | python3 -c 'import json, sys; json.loads(sys.stdin.readline())' \
   || { echo "dockerfile: logs are not JSON as OTP_LOG_FORMAT says" >&2; exit 1; }
