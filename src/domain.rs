@@ -14,7 +14,7 @@ pub use api_key::{ApiKey, ApiKeyError};
 pub use code::{CodeDigest, CodeError, OtpCode};
 pub use key_ring::HmacKeys;
 pub use locale::{Locale, LocaleError, MAX_LOCALE_CHARS};
-pub use phone::{PhoneError, PhoneNumber, national_lengths, split_calling_code};
+pub use phone::{PhoneError, PhoneNumber, split_calling_code};
 pub use region::{RegionError, parse_region};
 pub use request_key::{ClientKey, IdempotencyKey, RequestKeyError};
 pub use secret::{HmacSecret, SubjectKey};

@@ -19,7 +19,7 @@
 
 use std::{fmt, time::Duration};
 
-use crate::domain::{PhoneNumber, national_lengths, split_calling_code};
+use crate::domain::{PhoneNumber, split_calling_code};
 
 /// `OTP_PUMPING_GUARD`: what the guard does when a prefix looks pumped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,30 +98,20 @@ impl PumpingGuardSettings {
     /// Parses a prefix an operator names for the guard: well-formed
     /// ([`DestinationPrefix::parse`]) and one [`Self::prefix_of`] can give,
     /// since the guard matches prefixes exactly: a country calling code and
-    /// `prefix_digits` national digits, or fewer where the country's numbers
-    /// are shorter than twice that (a prefix is never more than half of a
-    /// national number).
+    /// `prefix_digits` national digits, or fewer for a shorter number (a
+    /// prefix is never more than half of a national number, which is 4 to 14
+    /// digits, `PhoneNumber::parse`, whatever kind of number it is: toll-free
+    /// and premium ranges are counted too).
     pub fn counted_prefix(&self, text: &str) -> Result<DestinationPrefix, PrefixError> {
         let prefix = DestinationPrefix::parse(text)?;
         let not_counted = PrefixError::NotCounted {
             prefix_digits: self.prefix_digits,
         };
         let digits = prefix.as_str().trim_start_matches('+');
-        let (code, national) = split_calling_code(digits).ok_or(not_counted.clone())?;
+        let (_, national) = split_calling_code(digits).ok_or(not_counted.clone())?;
         let wanted = usize::from(self.prefix_digits);
-        let counted = |length: usize| wanted.min(length / 2) == national.len();
-        // A national number is 4 to 14 digits (`PhoneNumber::parse`); with no
-        // lengths in the numbering plan, only the configured count is sure.
-        let lengths = national_lengths(code);
-        let fits = if lengths.is_empty() {
-            national.len() == wanted
-        } else {
-            lengths
-                .into_iter()
-                .filter(|length| (4..=14).contains(length))
-                .any(counted)
-        };
-        fits.then_some(prefix).ok_or(not_counted)
+        let counted = (4..=14).any(|length: usize| wanted.min(length / 2) == national.len());
+        counted.then_some(prefix).ok_or(not_counted)
     }
 }
 
@@ -215,8 +205,8 @@ pub enum PrefixError {
     /// ([`PumpingGuardSettings::counted_prefix`]).
     #[error(
         "is not a prefix the pumping guard counts: here a prefix is '+', a country calling code \
-         and the next {prefix_digits} digits (OTP_PUMPING_PREFIX_DIGITS; fewer only where the \
-         country's numbers are shorter than {} digits), e.g. {}",
+         and the next {prefix_digits} digits (OTP_PUMPING_PREFIX_DIGITS; as few as 2 for a \
+         number shorter than {} digits), e.g. {}",
         2 * u32::from(*prefix_digits),
         example_prefix(*prefix_digits)
     )]
@@ -303,12 +293,17 @@ mod tests {
     #[test]
     fn an_operator_may_name_only_a_prefix_the_guard_counts() {
         let guard = settings();
-        for counted in ["+447700", "+44 7700", "+14155", "+354581", "+3545812"] {
+        // Shorter numbers give shorter prefixes: +44 800 1111 (toll-free,
+        // 7 digits) is counted under +44800, as a 6-digit number under +1415.
+        for counted in [
+            "+447700", "+44 7700", "+14155", "+354581", "+3545812", "+44800", "+1415",
+        ] {
             assert!(guard.counted_prefix(counted).is_ok(), "{counted:?}");
         }
         let not_counted = PrefixError::NotCounted { prefix_digits: 4 };
-        // Too long, too short, no such calling code.
-        for never in ["+4477001", "+44770", "+9997700", "+1415"] {
+        // Too long, too short (no number of 4 or more digits gives one
+        // national digit), no such calling code.
+        for never in ["+4477001", "+447", "+9997700"] {
             assert_eq!(
                 guard.counted_prefix(never),
                 Err(not_counted.clone()),
@@ -325,6 +320,34 @@ mod tests {
         let message = not_counted.to_string();
         assert!(message.contains("next 4 digits"), "{message}");
         assert!(message.contains("e.g. +447700"), "{message}");
+    }
+
+    /// Whatever prefix the guard counts a number under, an operator can name.
+    #[test]
+    fn every_prefix_the_guard_counts_can_be_named() {
+        let mut checked = 0;
+        for prefix_digits in 1..=6 {
+            let guard = PumpingGuardSettings {
+                prefix_digits,
+                ..settings()
+            };
+            for country in ["+44", "+1", "+354", "+679"] {
+                for length in 4..=14 {
+                    let Ok(phone) = PhoneNumber::parse(&format!("{country}{}", "8".repeat(length)))
+                    else {
+                        continue;
+                    };
+                    let counted = guard.prefix_of(&phone);
+                    assert_eq!(
+                        guard.counted_prefix(counted.as_str()),
+                        Ok(counted.clone()),
+                        "{phone:?} at {prefix_digits} digits"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 100, "numbers of every length parse: {checked}");
     }
 
     #[test]

@@ -143,30 +143,6 @@ pub fn split_calling_code(digits: &str) -> Option<(u16, &str)> {
     })
 }
 
-/// Every length a mobile or fixed-line number under calling code `code` can
-/// have, by the numbering plan (every region sharing the code): the lines a
-/// code is texted or read to. Freephone, premium and short numbers are left
-/// out (a UK freephone number has 7 digits, no UK line does); empty if the
-/// plan does not say.
-pub fn national_lengths(code: u16) -> Vec<usize> {
-    let mut lengths: Vec<usize> = DATABASE
-        .by_code(&code)
-        .unwrap_or_default()
-        .iter()
-        .flat_map(|region| {
-            let kinds = region.descriptors();
-            [kinds.fixed_line(), kinds.mobile()]
-                .into_iter()
-                .flatten()
-                .flat_map(|kind| kind.possible_length().iter().copied())
-        })
-        .map(usize::from)
-        .collect();
-    lengths.sort_unstable();
-    lengths.dedup();
-    lengths
-}
-
 /// The calling code and E.164 form by the library's full parse (any spelling).
 fn library_e164(raw: &str) -> Result<(u16, String), PhoneError> {
     let parsed = phonenumber::parse(None, raw).map_err(|_| PhoneError::Unparseable)?;
