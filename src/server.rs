@@ -34,7 +34,7 @@ use crate::{
 
 pub use open::open_store;
 use open::{open_gateway, open_store_with_events};
-pub(crate) use startup_log::{caller_spend_cap_holding_nobody, worst_case};
+pub(crate) use startup_log::{caller_spend_cap_holding_nobody, countries_in_both, worst_case};
 use startup_log::{log_caps_in_force, warn_about_development_settings};
 pub(crate) use trust_boundary::open_beyond_loopback;
 use trust_boundary::trust_boundary;

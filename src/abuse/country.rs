@@ -34,9 +34,6 @@ pub enum CountryPolicyError {
     /// "every country", which is what leaving it unset says.
     #[error("names no country (`{1}`); leave it unset for no rule")]
     NoCountry(CountryList, String),
-    /// A country both allowed and denied.
-    #[error("`{0}` is in both lists; a country is either allowed or denied")]
-    Overlap(String),
 }
 
 impl CountryPolicyError {
@@ -44,7 +41,6 @@ impl CountryPolicyError {
     pub fn list(&self) -> CountryList {
         match self {
             Self::BadCode(list, _) | Self::NoCountry(list, _) => *list,
-            Self::Overlap(_) => CountryList::Denied,
         }
     }
 }
@@ -65,15 +61,21 @@ fn parse_list(list: CountryList, raw: &str) -> Result<BTreeSet<String>, CountryP
 
 impl CountryPolicy {
     /// Parses comma-separated lists; an empty one (`""`) sets no rule.
-    /// Every code must be a region of the numbering plan, a list that is
-    /// not empty must name one, and no country may be in both.
+    /// Every code must be a country code, and a list that is not empty must
+    /// name one. A country in both lists is denied (see [`Self::in_both`]).
     pub fn parse(allowed: &str, denied: &str) -> Result<Self, CountryPolicyError> {
         let allowed = parse_list(CountryList::Allowed, allowed)?;
         let denied = parse_list(CountryList::Denied, denied)?;
-        if let Some(both) = allowed.intersection(&denied).next() {
-            return Err(CountryPolicyError::Overlap(both.clone()));
-        }
         Ok(Self { allowed, denied })
+    }
+
+    /// The countries both allowed and denied: denied, as always (fail
+    /// closed), but likely a mistake, so startup and check-config warn.
+    pub fn in_both(&self) -> Vec<&str> {
+        self.allowed
+            .intersection(&self.denied)
+            .map(String::as_str)
+            .collect()
     }
 
     /// Whether `phone` may be texted. A number whose region the numbering
@@ -209,10 +211,19 @@ mod tests {
     }
 
     #[test]
-    fn a_country_both_allowed_and_denied_is_refused() {
-        let err = CountryPolicy::parse("US,GB", "gb").expect_err("overlap");
-        assert_eq!(err, CountryPolicyError::Overlap("GB".into()));
-        assert_eq!(err.list(), CountryList::Denied);
+    fn a_country_both_allowed_and_denied_is_denied_and_named() {
+        let policy = CountryPolicy::parse("US,GB", "gb").expect("denied wins");
+        assert_eq!(policy.in_both(), ["GB"]);
+        let uk = PhoneNumber::parse("+447700900123").expect("valid");
+        let us = PhoneNumber::parse("+14155550123").expect("valid");
+        assert!(!policy.allows(&uk), "denied wins");
+        assert!(policy.allows(&us));
+        assert!(
+            CountryPolicy::parse("US", "GB")
+                .expect("valid")
+                .in_both()
+                .is_empty()
+        );
     }
 
     #[test]

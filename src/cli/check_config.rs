@@ -9,8 +9,8 @@ use crate::{
     config::{Config, EffectiveSettings, SecretSource},
     eviction_guard::EvictionGuard,
     server::{
-        caller_spend_cap_holding_nobody, check_before_start, open_beyond_loopback, open_store,
-        worst_case,
+        caller_spend_cap_holding_nobody, check_before_start, countries_in_both,
+        open_beyond_loopback, open_store, worst_case,
     },
     store::{EvictionPolicy, StoreConfig},
 };
@@ -152,6 +152,7 @@ fn warnings(config: &Config) -> Vec<String> {
         .flatten()
         .map(str::to_owned),
     );
+    warnings.extend(countries_in_both(config));
     let long = config
         .messages
         .multi_segment(config.policy.code_length, config.policy.ttl);

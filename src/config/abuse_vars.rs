@@ -8,8 +8,8 @@ use clap::{Args, value_parser};
 
 use super::ConfigError;
 use crate::abuse::{
-    CountryList, CountryPolicy, CountryPolicyError, DEFAULT_CLIENT_VERIFY_LIMIT,
-    DEFAULT_SHARED_VERIFY_LIMIT, GLOBAL_VERIFIES_PER_SEND, SendLimits, TestNumbers, VerifyLimits,
+    CountryList, CountryPolicy, DEFAULT_CLIENT_VERIFY_LIMIT, DEFAULT_SHARED_VERIFY_LIMIT,
+    GLOBAL_VERIFIES_PER_SEND, SendLimits, TestNumbers, VerifyLimits,
 };
 
 /// Default `OTP_GLOBAL_SEND_LIMIT`, sends per minute across the service: one
@@ -144,13 +144,7 @@ pub(super) fn country_policy(vars: &AbuseVars) -> Result<CountryPolicy, ConfigEr
             CountryList::Allowed => "OTP_ALLOWED_COUNTRIES",
             CountryList::Denied => "OTP_DENIED_COUNTRIES",
         };
-        let problem = match &err {
-            CountryPolicyError::Overlap(code) => {
-                format!("`{code}` is also in OTP_ALLOWED_COUNTRIES; a country is either allowed or denied")
-            }
-            _ => err.to_string(),
-        };
-        ConfigError::new(var, problem)
+        ConfigError::new(var, err.to_string())
     })
 }
 

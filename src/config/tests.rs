@@ -207,15 +207,13 @@ fn a_country_list_of_separators_only_is_refused() {
 }
 
 #[test]
-fn a_country_both_allowed_and_denied_is_refused() {
-    assert_refused(
-        &[
-            ("OTP_ALLOWED_COUNTRIES", "US"),
-            ("OTP_DENIED_COUNTRIES", "US"),
-        ],
-        "OTP_DENIED_COUNTRIES",
-        "`US` is also in OTP_ALLOWED_COUNTRIES",
-    );
+fn a_country_both_allowed_and_denied_starts_denied() {
+    let config = config(&[
+        ("OTP_ALLOWED_COUNTRIES", "US,GB"),
+        ("OTP_DENIED_COUNTRIES", "US"),
+    ])
+    .expect("denied wins, as before: a warning, not a refusal");
+    assert_eq!(config.countries.in_both(), ["US"]);
 }
 
 #[test]

@@ -6,12 +6,12 @@
 use phonenumber::metadata::DATABASE;
 use thiserror::Error;
 
-/// A country code that no number could have: not two letters, or two
-/// letters that are no region of the numbering plan (`UK`, `EU`, `XX`).
+/// A country code that is none: not two letters, or two letters that are
+/// neither a region of the numbering plan nor an ISO region (`UK`, `EU`,
+/// `XX`).
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 #[error(
-    "`{code}` is not a country code of the numbering plan (ISO 3166-1 alpha-2, e.g. US, IN, \
-     GB{hint})",
+    "`{code}` is not a country code (ISO 3166-1 alpha-2, e.g. US, IN, GB{hint})",
     hint = suggestion(code)
 )]
 pub struct RegionError {
@@ -19,13 +19,24 @@ pub struct RegionError {
     pub code: String,
 }
 
+/// ISO 3166-1 regions with no telephone numbers of their own (Antarctica,
+/// Bouvet Island, South Georgia, Heard and McDonald, the Pitcairn Islands,
+/// the French Southern Territories, the US Minor Outlying Islands): the
+/// numbering plan leaves them out, but they are real codes, and deny lists
+/// copied from sanctions or risk lists carry them. Accepted; no number
+/// matches them.
+const ISO_REGIONS_WITHOUT_NUMBERS: [&str; 7] = ["AQ", "BV", "GS", "HM", "PN", "TF", "UM"];
+
 /// `raw` (any case, surrounding blanks ignored) as the upper-case region
-/// code numbers carry (`gb` → `GB`), if the numbering plan has that region.
+/// code numbers carry (`gb` → `GB`), if the numbering plan has that region
+/// or it is an ISO region without numbers ([`ISO_REGIONS_WITHOUT_NUMBERS`]).
 pub fn parse_region(raw: &str) -> Result<String, RegionError> {
     let upper = raw.trim().to_ascii_uppercase();
     // Two letters: the metadata also keys non-geographic entities ("001").
     let two_letters = upper.len() == 2 && upper.bytes().all(|b| b.is_ascii_uppercase());
-    if two_letters && DATABASE.by_id(upper.as_str()).is_some() {
+    let known = DATABASE.by_id(upper.as_str()).is_some()
+        || ISO_REGIONS_WITHOUT_NUMBERS.contains(&upper.as_str());
+    if two_letters && known {
         Ok(upper)
     } else {
         Err(RegionError {
@@ -50,7 +61,14 @@ mod tests {
 
     #[test]
     fn regions_of_the_numbering_plan_are_read_in_any_case() {
-        for (raw, region) in [("US", "US"), ("gb", "GB"), (" in ", "IN"), ("Xk", "XK")] {
+        for (raw, region) in [
+            ("US", "US"),
+            ("gb", "GB"),
+            (" in ", "IN"),
+            ("Xk", "XK"),
+            ("aq", "AQ"),
+            ("UM", "UM"),
+        ] {
             assert_eq!(parse_region(raw).as_deref(), Ok(region), "{raw}");
         }
         // Every region a number reports parses to itself.

@@ -20,6 +20,9 @@ pub(super) fn log_caps_in_force(config: &Config) {
         "caps in force"
     );
     log_spend_in_force(config);
+    if let Some(warning) = countries_in_both(config) {
+        tracing::warn!("{warning}");
+    }
     if config.verify_limits.global_per_minute.is_none() {
         tracing::warn!(
             "OTP_GLOBAL_VERIFY_LIMIT=0: no service-wide verify cap; a VerifyOtp flood with a \
@@ -56,6 +59,17 @@ fn log_spend_in_force(config: &Config) {
     if let Some(warning) = caller_spend_cap_holding_nobody(config) {
         tracing::warn!("{warning}");
     }
+}
+
+/// Countries both allowed and denied: denied, but likely a mistake.
+pub(crate) fn countries_in_both(config: &Config) -> Option<String> {
+    let both = config.countries.in_both();
+    (!both.is_empty()).then(|| {
+        format!(
+            "{} in both OTP_ALLOWED_COUNTRIES and OTP_DENIED_COUNTRIES: denied",
+            both.join(",")
+        )
+    })
 }
 
 /// A per-caller spend cap where no caller is ever authenticated.

@@ -204,11 +204,14 @@ async fn check_config_warns_as_the_server_would_at_startup() {
             ("OTP_MESSAGE_TEMPLATE", &long),
             ("OTP_PRICES_FILE", &prices),
             ("OTP_CALLER_SPEND_LIMIT_PER_DAY", "5"),
+            ("OTP_ALLOWED_COUNTRIES", "US,GB"),
+            ("OTP_DENIED_COUNTRIES", "us"),
         ],
     )
     .await;
     assert_eq!(code, Some(0), "{stderr}");
     for warning in [
+        "warning: US in both OTP_ALLOWED_COUNTRIES and OTP_DENIED_COUNTRIES: denied",
         "warning: no caller authentication",
         "warning: the `default` message template takes 2 SMS segments",
         "warning: OTP_CALLER_SPEND_LIMIT_PER_DAY is set but no caller is ever authenticated",

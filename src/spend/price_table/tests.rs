@@ -96,7 +96,7 @@ fn bad_files_are_refused_with_one_line_naming_the_entry() {
         ("currency = \"USD\"", "lists no provider"),
         (
             "currency = \"USD\"\n[twilio]\nUK = { sms = 1 }",
-            "entry `twilio.UK`: `UK` is not a country code of the numbering plan \
+            "entry `twilio.UK`: `UK` is not a country code \
              (ISO 3166-1 alpha-2, e.g. US, IN, GB; the United Kingdom is GB), nor `\"*\"`",
         ),
         (
