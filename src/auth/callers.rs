@@ -121,8 +121,9 @@ impl CallerList {
     /// Parses the file's text; errors name the line. A file with no caller
     /// line is valid and admits nobody.
     ///
-    /// A credential on two lines is refused: the token or certificate would
-    /// be whichever caller (and role) the lookup met first.
+    /// A credential on two lines for different callers or roles is refused:
+    /// which one a call got would depend on the lookup's order. The same
+    /// line twice is read once.
     pub fn parse(text: &str) -> Result<Self, String> {
         let mut entries: Vec<(Caller, Credential)> = Vec::new();
         let mut lines = Vec::new();
@@ -133,6 +134,9 @@ impl CallerList {
             }
             let entry = parse_line(line).map_err(|why| format!("line {}: {why}", number + 1))?;
             if let Some(earlier) = entries.iter().position(|(_, seen)| *seen == entry.1) {
+                if entries[earlier].0 == entry.0 {
+                    continue; // the same line again: nothing is ambiguous
+                }
                 return Err(format!(
                     "line {}: the same credential as line {}; give each token or \
                      certificate name one line",
@@ -278,5 +282,8 @@ mod tests {
             "b".repeat(64)
         ))
         .expect("a name with two tokens (rotation) is fine");
+        let same = CallerList::parse(&format!("app sha256:{digest}\napp  sha256:{digest}\n"))
+            .expect("the same line twice is not ambiguous");
+        assert_eq!(same.entries.len(), 1);
     }
 }
