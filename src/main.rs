@@ -73,8 +73,13 @@ async fn serve(config: Config) -> ExitCode {
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(err) => {
-            // Logging is up: the line reaches stderr once, in the log's format.
-            tracing::error!("cannot start: {err}");
+            // Once on stderr: in the log's format, or plainly when the log
+            // filter (RUST_LOG=off) would drop it.
+            if tracing::enabled!(tracing::Level::ERROR) {
+                tracing::error!("cannot start: {err}");
+            } else {
+                eprintln!("otp-service: cannot start: {err}");
+            }
             return ExitCode::from(1);
         }
     };

@@ -153,6 +153,9 @@ fn warnings(config: &Config) -> Vec<String> {
         .map(str::to_owned),
     );
     warnings.extend(countries_in_both(config));
+    warnings.extend(config.sms.plain_http_endpoints().into_iter().map(|var| {
+        format!("{var} is plain http: credentials and codes cross the network unencrypted")
+    }));
     let long = config
         .messages
         .multi_segment(config.policy.code_length, config.policy.ttl);

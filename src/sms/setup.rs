@@ -78,6 +78,54 @@ impl SmsConfig {
         self.routed_providers().contains(&ProviderName::Console)
     }
 
+    /// The URL a provider is reached at and the variable that sets it
+    /// (`None` for the console, or a provider without settings).
+    pub fn endpoint(&self, name: ProviderName) -> Option<(&Url, &'static str)> {
+        let settings = &self.providers;
+        match name {
+            ProviderName::Console => None,
+            ProviderName::TextBee => settings
+                .textbee
+                .as_ref()
+                .map(|p| (&p.url, "SMS_SENDER_API")),
+            ProviderName::Twilio => settings
+                .twilio
+                .as_ref()
+                .map(|p| (&p.base_url, "OTP_TWILIO_BASE_URL")),
+            ProviderName::Vonage => settings
+                .vonage
+                .as_ref()
+                .map(|p| (&p.base_url, "OTP_VONAGE_BASE_URL")),
+            ProviderName::Webhook => settings
+                .webhook
+                .as_ref()
+                .map(|p| (&p.url, "OTP_SMS_WEBHOOK_URL")),
+            ProviderName::WhatsAppCloud => settings
+                .whatsapp_cloud
+                .as_ref()
+                .map(|p| (&p.base_url, "OTP_WHATSAPP_CLOUD_BASE_URL")),
+            ProviderName::TwilioWhatsApp => settings
+                .twilio_whatsapp
+                .as_ref()
+                .map(|p| (&p.account.base_url, "OTP_TWILIO_BASE_URL")),
+            ProviderName::TwilioVoice => settings
+                .twilio_voice
+                .as_ref()
+                .map(|p| (&p.account.base_url, "OTP_TWILIO_BASE_URL")),
+        }
+    }
+
+    /// The variables of routed providers' endpoints that are plain http:
+    /// credentials and codes would cross the network unencrypted.
+    pub fn plain_http_endpoints(&self) -> BTreeSet<&'static str> {
+        self.routed_providers()
+            .into_iter()
+            .filter_map(|name| self.endpoint(name))
+            .filter(|(url, _)| url.scheme() == "http")
+            .map(|(_, var)| var)
+            .collect()
+    }
+
     /// Every channel's route table, SMS first.
     pub fn all_routes(&self) -> BTreeMap<Channel, RouteTable> {
         let mut routes = self.channel_routes.clone();
@@ -103,6 +151,9 @@ impl SmsRouter {
         let settings = &config.providers;
         let mut providers = Vec::new();
         for name in config.routed_providers() {
+            if let Some((url, var)) = config.endpoint(name) {
+                announce(name, url, var);
+            }
             let wire: Arc<dyn SmsProvider> = match name {
                 ProviderName::Console => {
                     tracing::warn!(
@@ -114,37 +165,30 @@ impl SmsRouter {
                 }
                 ProviderName::TextBee => {
                     let textbee = require(name, settings.textbee.as_ref())?;
-                    announce(name, &textbee.url, "SMS_SENDER_API");
                     Arc::new(TextBeeGateway::new(textbee, client.clone(), retry)?)
                 }
                 ProviderName::Twilio => {
                     let twilio = require(name, settings.twilio.as_ref())?;
-                    announce(name, &twilio.base_url, "OTP_TWILIO_BASE_URL");
                     Arc::new(TwilioGateway::new(twilio, client.clone(), retry)?)
                 }
                 ProviderName::Vonage => {
                     let vonage = require(name, settings.vonage.as_ref())?;
-                    announce(name, &vonage.base_url, "OTP_VONAGE_BASE_URL");
                     Arc::new(VonageGateway::new(vonage, client.clone(), retry)?)
                 }
                 ProviderName::Webhook => {
                     let webhook = require(name, settings.webhook.as_ref())?;
-                    announce(name, &webhook.url, "OTP_SMS_WEBHOOK_URL");
                     Arc::new(WebhookGateway::new(webhook, client.clone(), retry))
                 }
                 ProviderName::WhatsAppCloud => {
                     let cloud = require(name, settings.whatsapp_cloud.as_ref())?;
-                    announce(name, &cloud.base_url, "OTP_WHATSAPP_CLOUD_BASE_URL");
                     Arc::new(WhatsAppCloudGateway::new(cloud, client.clone(), retry)?)
                 }
                 ProviderName::TwilioWhatsApp => {
                     let whatsapp = require(name, settings.twilio_whatsapp.as_ref())?;
-                    announce(name, &whatsapp.account.base_url, "OTP_TWILIO_BASE_URL");
                     Arc::new(TwilioWhatsAppGateway::new(whatsapp, client.clone(), retry)?)
                 }
                 ProviderName::TwilioVoice => {
                     let voice = require(name, settings.twilio_voice.as_ref())?;
-                    announce(name, &voice.account.base_url, "OTP_TWILIO_BASE_URL");
                     Arc::new(TwilioVoiceGateway::new(voice, client.clone(), retry)?)
                 }
             };

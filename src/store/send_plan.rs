@@ -273,7 +273,15 @@ async fn count_in_logs<S: OtpStore + ?Sized>(
             SendDecision::Refused { violations } => {
                 let code = &plan.code;
                 let lock = store.lock_remaining(code.subject, code.max_attempts);
-                let lock = timed_store("lock_remaining", lock).await?;
+                // The refusal stands without the lock: a failed read must not
+                // turn it into UNAVAILABLE (which says "retry now") nor skip
+                // taking back what was counted.
+                let lock = timed_store("lock_remaining", lock)
+                    .await
+                    .unwrap_or_else(|err| {
+                        tracing::warn!(error = %err, "could not read the number's lock for a refused send");
+                        None
+                    });
                 return Ok(ControlFlow::Break(refusal_of(violations, lock)));
             }
         }

@@ -193,7 +193,7 @@ async fn check_config_warns_as_the_server_would_at_startup() {
     let dir = crate::common::tls::CertDir::new();
     let prices = dir.write(
         "prices.toml",
-        "currency = \"USD\"\n[console]\n\"*\" = { sms = \"0.01\" }\n",
+        "currency = \"USD\"\n[webhook]\n\"*\" = { sms = \"0.01\" }\n",
     );
     let long = "Your {app} code is {code}. ".repeat(8);
     let (code, stdout, stderr) = run(
@@ -206,11 +206,18 @@ async fn check_config_warns_as_the_server_would_at_startup() {
             ("OTP_CALLER_SPEND_LIMIT_PER_DAY", "5"),
             ("OTP_ALLOWED_COUNTRIES", "US,GB"),
             ("OTP_DENIED_COUNTRIES", "us"),
+            ("OTP_SMS_GATEWAY", "webhook"),
+            ("OTP_SMS_WEBHOOK_URL", "http://sms.internal/send"),
+            (
+                "OTP_SMS_WEBHOOK_SECRET",
+                "webhook-secret-webhook-secret-0123456",
+            ),
         ],
     )
     .await;
     assert_eq!(code, Some(0), "{stderr}");
     for warning in [
+        "warning: OTP_SMS_WEBHOOK_URL is plain http",
         "warning: US in both OTP_ALLOWED_COUNTRIES and OTP_DENIED_COUNTRIES: denied",
         "warning: no caller authentication",
         "warning: the `default` message template takes 2 SMS segments",
@@ -317,6 +324,20 @@ async fn a_taken_listen_address_names_its_variable_once() {
     assert!(
         said[0].contains(&format!("{addr} (OTP_LISTEN_ADDR)")),
         "{stderr}"
+    );
+    // With the log off it is still said, once, plainly.
+    let quiet = [
+        ("OTP_LISTEN_ADDR", addr.as_str()),
+        ("OTP_METRICS_ADDR", ""),
+        ("RUST_LOG", "off"),
+    ];
+    let (code, _, stderr) = run(&[], &quiet).await;
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "otp-service: cannot start: cannot listen on {addr} (OTP_LISTEN_ADDR): Address already in use (os error 98)"
+        )
     );
 }
 
