@@ -107,14 +107,20 @@ async fn resend_keeps_the_spent_guess_budget(store: StoreKind) {
     assert_eq!(after.result(), VerifyOtpResult::Locked);
 }
 
-async fn locked_number_gets_no_new_code_until_the_lock_ends(store: StoreKind) {
-    // The lock lasts as long as the locked record: TTL + grace (1 + 1 s here).
+/// A number locked by one wrong guess (`OTP_MAX_ATTEMPTS=1`, the lock lasting
+/// TTL + 1 s of grace) and the send refused right after: the app, the number,
+/// when its code was sent and the refusal.
+async fn lock_a_number(
+    store: StoreKind,
+    ttl_seconds: &str,
+    cooldown_seconds: &str,
+) -> (TestApp, String, Instant, tonic::Status) {
     let app = TestApp::builder()
         .store(store)
         .env(&[
             ("OTP_MAX_ATTEMPTS", "1"),
-            ("OTP_RESEND_COOLDOWN_SECONDS", "0"),
-            ("OTP_TTL_SECONDS", "1"),
+            ("OTP_RESEND_COOLDOWN_SECONDS", cooldown_seconds),
+            ("OTP_TTL_SECONDS", ttl_seconds),
             ("OTP_GRACE_SECONDS", "1"),
         ])
         .spawn()
@@ -126,6 +132,12 @@ async fn locked_number_gets_no_new_code_until_the_lock_ends(store: StoreKind) {
         .await
         .expect("answers");
     let status = app.send(&phone).await.expect_err("locked");
+    (app, phone, sent_at, status)
+}
+
+async fn locked_number_gets_no_new_code_until_the_lock_ends(store: StoreKind) {
+    // The lock lasts as long as the locked record: TTL + grace (1 + 1 s here).
+    let (app, phone, sent_at, status) = lock_a_number(store, "1", "0").await;
     assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
     let details = tonic_types::StatusExt::get_error_details(&status);
     let delay = details
@@ -191,23 +203,7 @@ async fn a_locked_number_in_its_cooldown_is_told_to_wait_for_the_lock(store: Sto
     // The lock lasts as long as the locked code: TTL + grace (4 + 1 s here),
     // the cooldown 2 s of it.
     let lock = Duration::from_secs(5);
-    let app = TestApp::builder()
-        .store(store)
-        .env(&[
-            ("OTP_MAX_ATTEMPTS", "1"),
-            ("OTP_RESEND_COOLDOWN_SECONDS", "2"),
-            ("OTP_TTL_SECONDS", "4"),
-            ("OTP_GRACE_SECONDS", "1"),
-        ])
-        .spawn()
-        .await;
-    let phone = unique_phone();
-    let sent_at = Instant::now();
-    let code = app.send_and_read_code(&phone).await;
-    app.verify(&phone, &wrong_code(&code))
-        .await
-        .expect("answers");
-    let status = app.send(&phone).await.expect_err("locked, in the cooldown");
+    let (app, phone, sent_at, status) = lock_a_number(store, "4", "2").await;
     let answered_at = Instant::now();
     assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
     let details = tonic_types::StatusExt::get_error_details(&status);
