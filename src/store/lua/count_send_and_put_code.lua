@@ -50,19 +50,64 @@
 --   costs Redis more than the caller's division).
 local log_count = tonumber(ARGV[1])
 local record_at = tonumber(ARGV[2])
+local legacy_at = record_at + 1
 local at = 3
 local packed = {}
 local fields = {}
 local tokens = {}
 local next_allowed = {}
 local sent_at = {}
--- Each log's arguments for its step, and where its legacy keys start.
-local log_args = {}
-local log_legacy = {}
-local legacy_at = record_at + 1
 
--- Every log's arguments are read before any step runs: a refusal needs
--- the code's, which follow them and the prefix's.
+-- Takes back the sends counted in the first `count` logs.
+local function take_back_logs(count)
+  for i = 1, count do
+    if packed[i] then
+      refund_packed_send({ KEYS[i] }, { tokens[i], fields[i] })
+    else
+      refund_send({ KEYS[i] }, { tokens[i] })
+    end
+  end
+end
+
+-- record_packed_send on KEYS[i] with its `legacy` keys from KEYS[legacy_at].
+local function count_packed(i, legacy, args)
+  local l = legacy_at
+  legacy_at = legacy_at + legacy
+  if legacy == 2 then
+    return record_packed_send({ KEYS[i], KEYS[l], KEYS[l + 1] }, args)
+  elseif legacy == 1 then
+    return record_packed_send({ KEYS[i], KEYS[l] }, args)
+  end
+  return record_packed_send({ KEYS[i] }, args)
+end
+
+-- On a refusal by log i (its arguments read up to `at`): the number's lock,
+-- which the refusal carries so the caller can tell a lock outlasting it
+-- (store::refusal_of). Reads past the later logs' arguments to the code's
+-- (max attempts, and whether the record has legacy keys, which follow every
+-- packed log's); only a refused send pays this.
+local function number_lock(i, at)
+  local legacy = legacy_at
+  for _ = i + 1, log_count do
+    local is_packed = ARGV[at] == 'p'
+    at = at + 2
+    if is_packed then
+      legacy = legacy + tonumber(ARGV[at + 1])
+      at = at + 2
+    end
+    at = at + 1 + tonumber(ARGV[at]) * 2
+  end
+  local code_at = at + 1
+  if ARGV[at] == '1' then
+    code_at = at + 11
+  end
+  local args = { ARGV[code_at + 2] }
+  if ARGV[code_at + 3] == '2' then
+    return lock_remaining({ KEYS[record_at], KEYS[legacy], KEYS[legacy + 1] }, args)
+  end
+  return lock_remaining({ KEYS[record_at] }, args)
+end
+
 for i = 1, log_count do
   packed[i] = ARGV[at] == 'p'
   local args = { ARGV[at + 1] }
@@ -80,70 +125,23 @@ for i = 1, log_count do
     args[first_rule + j] = ARGV[at + j]
   end
   at = at + 1 + rule_count * 2
-  log_args[i] = args
-  log_legacy[i] = { at = legacy_at, count = legacy }
-  legacy_at = legacy_at + legacy
-end
--- The record's legacy keys follow every packed log's.
-local record_legacy_at = legacy_at
-local prefix_at = at
-local code_at = prefix_at + 1
-if ARGV[prefix_at] == '1' then
-  code_at = prefix_at + 11
-end
-local put_args = { ARGV[code_at], ARGV[code_at + 1], ARGV[code_at + 2] }
-local record_legacy = ARGV[code_at + 3]
-
--- Takes back the sends counted in the first `count` logs.
-local function take_back_logs(count)
-  for i = 1, count do
-    if packed[i] then
-      refund_packed_send({ KEYS[i] }, { tokens[i], fields[i] })
-    else
-      refund_send({ KEYS[i] }, { tokens[i] })
-    end
+  local reply
+  if packed[i] then
+    reply = count_packed(i, legacy, args)
+  else
+    reply = record_send({ KEYS[i] }, args)
   end
-end
-
--- Counts the send in log i: record_packed_send with its legacy keys, or
--- record_send.
-local function count_log(i)
-  local args = log_args[i]
-  if not packed[i] then
-    return record_send({ KEYS[i] }, args)
-  end
-  local l = log_legacy[i].at
-  if log_legacy[i].count == 2 then
-    return record_packed_send({ KEYS[i], KEYS[l], KEYS[l + 1] }, args)
-  elseif log_legacy[i].count == 1 then
-    return record_packed_send({ KEYS[i], KEYS[l] }, args)
-  end
-  return record_packed_send({ KEYS[i] }, args)
-end
-
--- lock_remaining on the number's record: a log's refusal carries it, so
--- the caller can tell a lock outlasting that refusal (store::refusal_of).
-local function number_lock()
-  local args = { put_args[3] }
-  if record_legacy == '2' then
-    return lock_remaining({ KEYS[record_at], KEYS[record_legacy_at], KEYS[record_legacy_at + 1] }, args)
-  end
-  return lock_remaining({ KEYS[record_at] }, args)
-end
-
-for i = 1, log_count do
-  local reply = count_log(i)
   if reply[1] == 'refused' then
     take_back_logs(i - 1)
-    return { 'refused', i - 1, reply, number_lock() }
+    return { 'refused', i - 1, reply, number_lock(i, at) }
   end
   next_allowed[i] = reply[2]
   if packed[i] then
     sent_at[i] = reply[3]
-    tokens[i] = reply[3] .. ':' .. log_args[i][1]
+    tokens[i] = reply[3] .. ':' .. args[1]
   else
     sent_at[i] = 0
-    tokens[i] = log_args[i][1]
+    tokens[i] = args[1]
   end
 end
 
@@ -151,12 +149,12 @@ local prefix_reply = {}
 local prefix_token = nil
 -- The spend keys follow the logs and the prefix's keys, if judged.
 local spend_keys_at = log_count + 1
-if ARGV[prefix_at] == '1' then
+if ARGV[at] == '1' then
   spend_keys_at = spend_keys_at + 7
   local sends = log_count + 1
   local args = {}
   for j = 1, 9 do
-    args[j] = ARGV[prefix_at + j]
+    args[j] = ARGV[at + j]
   end
   -- Counted at the time the number's record logged the send, read in this
   -- call (so it is the step's now too): the approval of its code finds it
@@ -167,7 +165,8 @@ if ARGV[prefix_at] == '1' then
       break
     end
   end
-  local refuse = ARGV[prefix_at + 10] == '1'
+  local refuse = ARGV[at + 10] == '1'
+  at = at + 11
   prefix_reply = count_prefix_send(
     { KEYS[sends], KEYS[sends + 1], KEYS[sends + 2], KEYS[sends + 3], KEYS[sends + 4], KEYS[sends + 5], KEYS[sends + 6] },
     args
@@ -178,11 +177,14 @@ if ARGV[prefix_at] == '1' then
     take_back_logs(log_count)
     return { 'suspended', prefix_reply }
   end
+else
+  at = at + 1
 end
 
+local put_args = { ARGV[at], ARGV[at + 1], ARGV[at + 2] }
 local put_reply
-if record_legacy == '2' then
-  put_reply = put_code({ KEYS[record_at], KEYS[record_legacy_at], KEYS[record_legacy_at + 1] }, put_args)
+if ARGV[at + 3] == '2' then
+  put_reply = put_code({ KEYS[record_at], KEYS[legacy_at], KEYS[legacy_at + 1] }, put_args)
 else
   put_reply = put_code({ KEYS[record_at] }, put_args)
 end
@@ -215,7 +217,7 @@ local function reserve_windows(handed, args)
   return reserve_spend({ KEYS[s], KEYS[s + 1], KEYS[s + 2], KEYS[s + 3], KEYS[s + 4], KEYS[s + 5] }, args)
 end
 
-local spend_at = code_at + 4
+local spend_at = at + 4
 local windows = tonumber(ARGV[spend_at])
 if windows > 0 then
   local handed = record_at - spend_keys_at
