@@ -28,11 +28,20 @@ impl RedisUrl {
             .ok()
             .filter(|_| scheme_ok)
             .ok_or_else(|| {
-                format!(
-                    "must be a redis:// or rediss:// URL such as \
-                     redis://user:password@host:6379/0 (got `{}`)",
-                    mask_password(raw)
-                )
+                if scheme_ok {
+                    // The scheme is right: what is wrong is further on.
+                    format!(
+                        "is not a URL the Redis driver accepts: check the host, the port \
+                         (1-65535) and the database number (got `{}`)",
+                        mask_password(raw)
+                    )
+                } else {
+                    format!(
+                        "must be a redis:// or rediss:// URL such as \
+                         redis://user:password@host:6379/0 (got `{}`)",
+                        mask_password(raw)
+                    )
+                }
             })?;
         let settings = info.redis_settings();
         Ok(Self {
@@ -180,6 +189,15 @@ fn mask_password(raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_right_scheme_with_a_bad_port_says_what_to_check() {
+        let err = RedisUrl::parse("redis://:hunter2@127.0.0.1:99999").expect_err("port");
+        assert!(err.contains("the port (1-65535)"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        let err = RedisUrl::parse("localhost:6379").expect_err("scheme");
+        assert!(err.contains("redis:// or rediss://"), "{err}");
+    }
 
     #[test]
     fn accepts_plain_tls_and_credentialed_urls() {
