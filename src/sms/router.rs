@@ -82,11 +82,8 @@ impl SmsRouter {
             .collect();
         let mut fallbacks = Vec::new();
         for start in self.fallback.channels() {
-            let tried = iter::once(start)
-                .chain(self.fallback.after(start).iter().copied())
-                .filter(|channel| self.routes.contains_key(channel));
             let mut previous: Option<Channel> = None;
-            for channel in tried {
+            for (channel, _) in self.channels_tried(start) {
                 if let Some(from) = previous {
                     fallbacks.push((from.as_str(), channel.as_str()));
                 }
@@ -94,6 +91,15 @@ impl SmsRouter {
             }
         }
         metrics::delivery_at_zero(&providers, &GatewayError::KINDS, &fallbacks);
+    }
+
+    /// The channels a send asking for `start` tries in turn, with their
+    /// routes: `start`, then its fallbacks, each only if it has routes
+    /// (configuration refuses a fallback to a channel without them).
+    fn channels_tried(&self, start: Channel) -> impl Iterator<Item = (Channel, &RouteTable)> {
+        iter::once(start)
+            .chain(self.fallback.after(start).iter().copied())
+            .filter_map(|channel| self.routes.get(&channel).map(|routes| (channel, routes)))
     }
 
     /// The provider called `name`, if configured.
@@ -160,11 +166,7 @@ impl SmsGateway for SmsRouter {
         let deadline = Instant::now() + self.send_timeout;
         let mut last_error = None;
         let mut previous: Option<Channel> = None;
-        let fallback = self.fallback.after(sms.channel).iter().copied();
-        for channel in iter::once(sms.channel).chain(fallback) {
-            let Some(routes) = self.routes.get(&channel) else {
-                continue; // configuration refuses a fallback to a channel without routes
-            };
+        for (channel, routes) in self.channels_tried(sms.channel) {
             if let Some(from) = previous {
                 if Instant::now() + MIN_TRY > deadline {
                     tracing::warn!(channel = channel.as_str(), "no time left to fall through");

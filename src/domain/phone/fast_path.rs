@@ -51,10 +51,7 @@ pub(super) fn parse_e164(raw: &str) -> Option<(u16, String)> {
         return None;
     }
     // The library takes the shortest prefix that is a known calling code.
-    let (code, national) = (1..=3).find_map(|len| {
-        let code = digits.get(..len)?.parse::<u16>().ok()?;
-        DATABASE.by_code(&code).map(|_| (code, &digits[len..]))
-    })?;
+    let (code, national) = super::split_calling_code(digits)?;
     if !(MIN_NATIONAL..=MAX_NATIONAL).contains(&national.len()) {
         return None;
     }
