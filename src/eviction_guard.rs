@@ -45,9 +45,13 @@ impl EvictionGuard {
     }
 
     /// At startup: an error (naming the policy and the opt-out) when the
-    /// store is reachable and evicting, or will not say. An unreachable
-    /// store is left to the health checker, which keeps asking.
-    pub async fn check_at_startup(&self, store: &dyn OtpStore) -> Result<(), String> {
+    /// store is reachable and evicting, or will not say; else the policy
+    /// read (`None`: unreachable, left to the health checker, which keeps
+    /// asking), for check-config to say what the opt-out accepted.
+    pub async fn check_at_startup(
+        &self,
+        store: &dyn OtpStore,
+    ) -> Result<Option<EvictionPolicy>, String> {
         match store.eviction_policy().await {
             Ok(EvictionPolicy::Evicting(policy)) if !self.allowed => {
                 self.record(EVICTING, &policy);
@@ -69,9 +73,9 @@ impl EvictionGuard {
             }
             Ok(policy) => {
                 self.observe(&policy);
-                Ok(())
+                Ok(Some(policy))
             }
-            Err(_) => Ok(()),
+            Err(_) => Ok(None),
         }
     }
 

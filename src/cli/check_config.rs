@@ -89,16 +89,17 @@ async fn check_store(config: &Config) -> Result<Option<String>, String> {
             ));
         }
     }
-    EvictionGuard::new(config.redis_allow_eviction)
+    let policy = EvictionGuard::new(config.redis_allow_eviction)
         .check_at_startup(store.as_ref())
         .await
         .map_err(|why| format!("store: {why}"))?;
-    Ok(match store.eviction_policy().await {
-        Ok(EvictionPolicy::Evicting(policy)) => Some(format!(
+    // Read once: an evicting or unknown policy that got here was accepted.
+    Ok(match policy {
+        Some(EvictionPolicy::Evicting(policy)) => Some(format!(
             "Redis maxmemory-policy is `{policy}`, accepted by OTP_REDIS_ALLOW_EVICTION: \
              wrong-guess counters and locks may be evicted"
         )),
-        Ok(EvictionPolicy::Unknown) => Some(
+        Some(EvictionPolicy::Unknown) => Some(
             "Redis will not tell its maxmemory-policy; trusted by OTP_REDIS_ALLOW_EVICTION"
                 .to_owned(),
         ),

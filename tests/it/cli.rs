@@ -436,3 +436,28 @@ async fn the_example_prices_file_passes_check_config_with_the_defaults() {
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("spend caps in force (USD)"), "{stdout}");
 }
+
+/// An evicting Redis the operator accepted passes check-config, which says
+/// what was accepted (the policy read once, by the same check the server makes).
+#[tokio::test]
+async fn check_config_names_an_evicting_policy_the_opt_out_accepted() {
+    let redis = RedisServer::start_with_args(&["--maxmemory-policy", "allkeys-lru"]).await;
+    let url = redis.url();
+    let vars = [
+        ("REDIS_URL", url.as_str()),
+        ("OTP_HMAC_SECRET", TEST_SECRET),
+        ("OTP_SMS_GATEWAY", "console"),
+    ];
+    let (code, _, stderr) = run(&["check-config"], &vars).await;
+    assert_eq!(code, Some(2), "refused without the opt-out: {stderr}");
+    let mut accepted = vars.to_vec();
+    accepted.push(("OTP_REDIS_ALLOW_EVICTION", "true"));
+    let (code, stdout, stderr) = run(&["check-config"], &accepted).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains(
+            "warning: Redis maxmemory-policy is `allkeys-lru`, accepted by OTP_REDIS_ALLOW_EVICTION"
+        ),
+        "{stdout}"
+    );
+}
