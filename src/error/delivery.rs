@@ -4,7 +4,7 @@
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use super::{ERROR_DOMAIN, bad_request};
+use super::{ERROR_DOMAIN, status::bad_request};
 use crate::sms::{Channel, GatewayError};
 
 /// FAILED_PRECONDITION with an `ErrorInfo` (`CHANNEL_NOT_CONFIGURED`,

@@ -6,7 +6,7 @@
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use super::{ERROR_DOMAIN, whole_seconds};
+use super::{ERROR_DOMAIN, status::whole_seconds};
 use crate::{spend::PriceUnknown, store::SpendRefusal};
 
 /// RESOURCE_EXHAUSTED: `RetryInfo` the longest wait (every cap must have
