@@ -187,30 +187,10 @@ async fn run_steps<S: OtpStore + ?Sized>(
         ControlFlow::Continue(sent_at_ms) => sent_at_ms,
         ControlFlow::Break(refused) => return Ok(refused),
     };
-    let mut monitored = None;
-    if let Some(step) = plan.prefix {
-        // Counted at the time the number's record logged, so the approval
-        // of this send's code finds it by the time the record kept.
-        let sender = PrefixSender {
-            sent_at_ms,
-            ..step.sender
-        };
-        let decision = timed_store(
-            "count_prefix_send",
-            store.count_prefix_send(step.prefix, step.rule, sender),
-        )
-        .await?;
-        match decision {
-            PrefixDecision::Counted { token } => counted.prefix_token = Some(token),
-            PrefixDecision::Suspended { lift_in, verdict } => {
-                let suspension = PrefixSuspension { lift_in, verdict };
-                if step.refuse_suspended {
-                    return Ok(SendOutcome::Suspended(suspension));
-                }
-                monitored = Some(suspension);
-            }
-        }
-    }
+    let monitored = match count_in_prefix(store, plan, sent_at_ms, counted).await? {
+        ControlFlow::Continue(monitored) => monitored,
+        ControlFlow::Break(suspended) => return Ok(suspended),
+    };
     let code = plan.code;
     let put = store.put_code(code.subject, code.digest, code.lifetime, code.max_attempts);
     let attempts_remaining = match timed_store("put_code", put).await? {
@@ -246,6 +226,45 @@ async fn run_steps<S: OtpStore + ?Sized>(
         monitored,
         spend,
     }))
+}
+
+/// The pumping guard's step, if the plan has one: counts the send under its
+/// prefix at `sent_at_ms`, or stops at a suspension it enforces; continues
+/// with a suspension it only monitors.
+async fn count_in_prefix<S: OtpStore + ?Sized>(
+    store: &S,
+    plan: &SendPlan<'_>,
+    sent_at_ms: Option<u64>,
+    counted: &mut Counted,
+) -> Result<ControlFlow<SendOutcome, Option<PrefixSuspension>>, StoreError> {
+    let Some(step) = plan.prefix else {
+        return Ok(ControlFlow::Continue(None));
+    };
+    // Counted at the time the number's record logged, so the approval of
+    // this send's code finds it by the time the record kept.
+    let sender = PrefixSender {
+        sent_at_ms,
+        ..step.sender
+    };
+    let decision = timed_store(
+        "count_prefix_send",
+        store.count_prefix_send(step.prefix, step.rule, sender),
+    )
+    .await?;
+    Ok(match decision {
+        PrefixDecision::Counted { token } => {
+            counted.prefix_token = Some(token);
+            ControlFlow::Continue(None)
+        }
+        PrefixDecision::Suspended { lift_in, verdict } => {
+            let suspension = PrefixSuspension { lift_in, verdict };
+            if step.refuse_suspended {
+                ControlFlow::Break(SendOutcome::Suspended(suspension))
+            } else {
+                ControlFlow::Continue(Some(suspension))
+            }
+        }
+    })
 }
 
 /// Counts the send in each of `plan`'s logs in turn, until one refuses
